@@ -1,0 +1,228 @@
+//! From the process model to a core file: the notes in the order the
+//! kernel writes them, PT_LOAD segments for every mapping, and the write
+//! itself (to a temporary file, renamed into place when complete).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::elf::{self, CoreFile, Extent, Segment, Source};
+use crate::model::{PageSource, Process, ProcessState};
+use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
+
+/// The notes of a process's core, in the kernel's order: each thread's
+/// NT_PRSTATUS; after the first one NT_PRPSINFO, NT_SIGINFO, NT_AUXV and
+/// NT_FILE; then that thread's other register sets.
+pub fn build_notes(p: &Process) -> Vec<Note> {
+    let abi = p.arch.abi();
+    let mut out = Vec::new();
+    for (i, t) in p.threads.iter().enumerate() {
+        let st = PrStatus {
+            cursig: 0,
+            sigpend: t.pending,
+            sighold: t.blocked,
+            pid: t.tid,
+            ppid: p.ppid,
+            pgrp: p.pgid,
+            sid: p.sid,
+        };
+        out.push(Note::new(
+            notes::CORE,
+            nt::PRSTATUS,
+            notes::prstatus(abi, &st, &t.regs.prstatus_regs(), true),
+        ));
+        if i == 0 {
+            out.push(Note::new(
+                notes::CORE,
+                nt::PRPSINFO,
+                notes::prpsinfo(abi, &psinfo(p)),
+            ));
+            out.push(Note::new(notes::CORE, nt::SIGINFO, siginfo(p)));
+            out.push(Note::new(notes::CORE, nt::AUXV, notes::auxv(abi, &p.auxv)));
+            let files = file_mappings(p);
+            if !files.is_empty() {
+                out.push(Note::new(
+                    notes::CORE,
+                    nt::FILE,
+                    notes::file_note(abi, p.page_size, &files),
+                ));
+            }
+        }
+        out.extend(t.regs.regset_notes());
+    }
+    out
+}
+
+/// NT_PRPSINFO's fields.
+pub fn psinfo(p: &Process) -> PrPsInfo {
+    let mut psargs = p.psargs(notes::PSARGS_LEN);
+    if psargs.is_empty() {
+        psargs = p.comm.as_bytes().to_vec();
+    }
+    PrPsInfo {
+        sname: match p.state {
+            ProcessState::Running => b'R',
+            ProcessState::Stopped(_) => b'T',
+        },
+        nice: p.threads.first().map_or(0, |t| t.nice),
+        flag: u64::from(p.flags),
+        uid: p.uid,
+        gid: p.gid,
+        pid: p.pid,
+        ppid: p.ppid,
+        pgrp: p.pgid,
+        sid: p.sid,
+        fname: p.comm.as_bytes().to_vec(),
+        psargs,
+    }
+}
+
+/// NT_SIGINFO: the stop that froze the process for the checkpoint. No
+/// signal killed it, so pr_cursig stays 0; the siginfo names the stop
+/// signal (the one recorded for a stopped task, SIGSTOP otherwise), sent by
+/// the kernel, as a debugger's attach leaves it.
+fn siginfo(p: &Process) -> Vec<u8> {
+    let signo = match p.state {
+        ProcessState::Stopped(Some(s)) => s,
+        _ => p.arch.sigstop(),
+    };
+    notes::siginfo(p.arch.abi(), signo, notes::SI_KERNEL)
+}
+
+/// NT_FILE entries: every mapping with a file behind it.
+pub fn file_mappings(p: &Process) -> Vec<FileMapping> {
+    p.mappings
+        .iter()
+        .filter_map(|m| {
+            let f = m.file.as_ref()?;
+            Some(FileMapping {
+                start: m.start,
+                end: m.end,
+                offset: f.offset,
+                path: f.path.clone(),
+            })
+        })
+        .collect()
+}
+
+/// PT_LOAD segments for every mapping. Where a mapping has pages of unknown
+/// contents, the segment's file data stops there (p_filesz < p_memsz) and a
+/// new segment starts after them, so readers fall back to the mapped file.
+pub fn segments(p: &Process) -> Vec<Segment> {
+    let mut out = Vec::with_capacity(p.mappings.len());
+    for m in &p.mappings {
+        let flags = (if m.prot.read { elf::pf::R } else { 0 })
+            | (if m.prot.write { elf::pf::W } else { 0 })
+            | (if m.prot.exec { elf::pf::X } else { 0 });
+        let mut seg = Segment {
+            vaddr: m.start,
+            memsz: 0,
+            flags,
+            data: Vec::new(),
+        };
+        let mut in_missing = false;
+        for run in &m.runs {
+            let ext = match run.source {
+                PageSource::Missing(_) => {
+                    in_missing = true;
+                    seg.memsz += run.len;
+                    continue;
+                }
+                PageSource::Zero => Extent::Zero(run.len),
+                PageSource::Blob { blob, offset } => Extent::Copy {
+                    source: blob,
+                    offset,
+                    len: run.len,
+                },
+            };
+            if in_missing {
+                let next = seg.vaddr + seg.memsz;
+                out.push(std::mem::replace(
+                    &mut seg,
+                    Segment {
+                        vaddr: next,
+                        memsz: 0,
+                        flags,
+                        data: Vec::new(),
+                    },
+                ));
+                in_missing = false;
+            }
+            seg.push(ext);
+            seg.memsz += run.len;
+        }
+        out.push(seg);
+    }
+    out
+}
+
+/// The complete description of a process's core file.
+pub fn core_file(p: &Process) -> Result<CoreFile> {
+    if p.threads.is_empty() {
+        bail!("pid {} has no threads", p.pid);
+    }
+    Ok(CoreFile {
+        target: p.arch.elf(),
+        page_size: p.page_size,
+        notes: build_notes(p),
+        segments: segments(p),
+        sources: p
+            .blobs
+            .iter()
+            .map(|b| Source {
+                label: b.label.clone(),
+                path: b.path.clone(),
+                offset: b.offset,
+                len: b.len,
+            })
+            .collect(),
+    })
+}
+
+/// What writing one core produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Where the core is.
+    pub path: PathBuf,
+    /// Apparent size.
+    pub size: u64,
+    /// Bytes of memory contents copied into it.
+    pub copied: u64,
+}
+
+/// Writes `core.<pid>` for `p` into `dir`, through a temporary file that is
+/// renamed into place only when complete. An existing core is replaced only
+/// if `force` is set.
+pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
+    let path = dir.join(format!("core.{}", p.pid));
+    if !force && path.symlink_metadata().is_ok() {
+        bail!("{} exists (use --force to replace it)", path.display());
+    }
+    let core = core_file(p)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".core.{}.", p.pid))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let written = elf::write_core(&core, tmp.as_file_mut())
+        .with_context(|| format!("writing {}", path.display()))?;
+    if force {
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot rename into {}", path.display()))?;
+    } else {
+        tmp.persist_noclobber(&path)
+            .map_err(|e| e.error)
+            .with_context(|| {
+                format!(
+                    "cannot rename into {} (use --force to replace it)",
+                    path.display()
+                )
+            })?;
+    }
+    Ok(CoreStats {
+        path,
+        size: written.size,
+        copied: written.copied,
+    })
+}

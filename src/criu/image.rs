@@ -1,0 +1,262 @@
+//! Framing of CRIU protobuf images: a magic header, then entries that are
+//! each a 32-bit little-endian length followed by that many bytes of
+//! protobuf message.
+//!
+//! Nothing read from a file is trusted: every length is checked against the
+//! bytes that remain, so a corrupt image is an error that names the file
+//! and the offset, never a panic or an allocation larger than the file.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use prost::Message;
+
+use super::magic;
+
+/// A CRIU image held in memory, positioned at its next entry.
+#[derive(Clone)]
+pub struct Image {
+    name: String,
+    data: Arc<[u8]>,
+    pos: usize,
+}
+
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    let bytes = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
+}
+
+impl Image {
+    /// Checks the header of `data` against `expected` and positions the
+    /// image at its first entry. `name` is used in every error message.
+    pub fn parse(
+        name: impl Into<String>,
+        data: impl Into<Arc<[u8]>>,
+        expected: u32,
+    ) -> Result<Image> {
+        let name = name.into();
+        let data = data.into();
+        let first = read_u32(&data, 0).with_context(|| {
+            format!(
+                "{name}: too short for an image header ({} bytes)",
+                data.len()
+            )
+        })?;
+        let pos = if first == magic::IMG_COMMON || first == magic::IMG_SERVICE {
+            let second = read_u32(&data, 4).with_context(|| {
+                format!("{name}: truncated image header ({} bytes)", data.len())
+            })?;
+            if second != expected {
+                bail!(
+                    "{name}: offset 4: magic {second:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+                    magic::name(second),
+                    magic::name(expected)
+                );
+            }
+            8
+        } else if first == expected {
+            // inventory.img, and images from CRIU before the common header.
+            4
+        } else {
+            bail!(
+                "{name}: offset 0: magic {first:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+                magic::name(first),
+                magic::name(expected)
+            );
+        };
+        Ok(Image { name, data, pos })
+    }
+
+    /// The name given to [`Image::parse`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Byte offset of the next entry.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether every entry has been read.
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    /// The raw bytes of the next entry and its offset, or `None` at the end.
+    pub fn next_raw(&mut self) -> Result<Option<(usize, &[u8])>> {
+        let at = self.pos;
+        if at >= self.data.len() {
+            return Ok(None);
+        }
+        let len = read_u32(&self.data, at).with_context(|| {
+            format!(
+                "{}: offset {at}: truncated entry header ({} bytes left)",
+                self.name,
+                self.data.len() - at
+            )
+        })? as usize;
+        let start = at + 4;
+        let left = self.data.len() - start;
+        if len > left {
+            bail!(
+                "{}: offset {at}: entry claims {len} bytes but only {left} remain (truncated or corrupt image)",
+                self.name
+            );
+        }
+        self.pos = start + len;
+        Ok(Some((at, &self.data[start..start + len])))
+    }
+
+    /// Decodes the next entry as `M`, or returns `None` at the end.
+    pub fn entry<M: Message + Default>(&mut self) -> Result<Option<M>> {
+        let Some((at, bytes)) = self.next_raw()? else {
+            return Ok(None);
+        };
+        match M::decode(bytes) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "{}: offset {at}: cannot decode {}",
+                self.name,
+                short_type_name::<M>()
+            ))),
+        }
+    }
+
+    /// Decodes the next entry, which must exist.
+    pub fn expect<M: Message + Default>(&mut self) -> Result<M> {
+        let at = self.pos;
+        match self.entry()? {
+            Some(m) => Ok(m),
+            None => bail!(
+                "{}: offset {at}: missing {} entry (image ends here)",
+                self.name,
+                short_type_name::<M>()
+            ),
+        }
+    }
+
+    /// Decodes every remaining entry.
+    pub fn all<M: Message + Default>(&mut self) -> Result<Vec<M>> {
+        let mut out = Vec::new();
+        while let Some(m) = self.entry()? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Skips `len` bytes of raw payload that follow an entry.
+    pub fn skip(&mut self, len: u64) -> Result<()> {
+        let left = (self.data.len() - self.pos.min(self.data.len())) as u64;
+        if len > left {
+            bail!(
+                "{}: offset {}: payload of {len} bytes runs past the end ({left} bytes left)",
+                self.name,
+                self.pos
+            );
+        }
+        self.pos += len as usize;
+        Ok(())
+    }
+}
+
+fn short_type_name<M>() -> &'static str {
+    let full = std::any::type_name::<M>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::PstreeEntry;
+
+    fn framed(magic_words: &[u32], entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in magic_words {
+            out.extend_from_slice(&m.to_le_bytes());
+        }
+        for e in entries {
+            out.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            out.extend_from_slice(e);
+        }
+        out
+    }
+
+    fn pstree(pid: u32) -> Vec<u8> {
+        PstreeEntry {
+            pid,
+            ppid: 0,
+            pgid: pid,
+            sid: pid,
+            threads: vec![pid],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn reads_entries_after_common_header() {
+        let data = framed(&[magic::IMG_COMMON, magic::PSTREE], &[pstree(1), pstree(7)]);
+        let mut img = Image::parse("pstree.img", data, magic::PSTREE).unwrap();
+        let all: Vec<PstreeEntry> = img.all().unwrap();
+        assert_eq!(all.iter().map(|e| e.pid).collect::<Vec<_>>(), vec![1, 7]);
+        assert!(img.at_end());
+    }
+
+    #[test]
+    fn accepts_bare_magic() {
+        let data = framed(&[magic::INVENTORY], &[vec![8, 2]]);
+        let mut img = Image::parse("inventory.img", data, magic::INVENTORY).unwrap();
+        let inv: crate::proto::Inventory = img.expect().unwrap();
+        assert_eq!(inv.img_version, 2);
+    }
+
+    #[test]
+    fn wrong_magic_names_both() {
+        let data = framed(&[magic::IMG_COMMON, magic::MM], &[]);
+        let err = Image::parse("core-1.img", data, magic::CORE)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("core-1.img"), "{err}");
+        assert!(err.contains("mm") && err.contains("core"), "{err}");
+        let err = Image::parse("x.img", vec![1, 2], magic::CORE)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("too short"), "{err}");
+    }
+
+    #[test]
+    fn truncated_entry_is_an_error_with_offset() {
+        let mut data = framed(&[magic::IMG_COMMON, magic::PSTREE], &[pstree(1), pstree(2)]);
+        data.truncate(data.len() - 3);
+        let mut img = Image::parse("pstree.img", data, magic::PSTREE).unwrap();
+        assert!(img.entry::<PstreeEntry>().unwrap().is_some());
+        let err = img.entry::<PstreeEntry>().err().unwrap().to_string();
+        assert!(err.contains("pstree.img: offset 22"), "{err}");
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn huge_length_does_not_allocate() {
+        let mut data = framed(&[magic::IMG_COMMON, magic::PSTREE], &[]);
+        data.extend_from_slice(&u32::MAX.to_le_bytes());
+        data.extend_from_slice(&[0; 16]);
+        let mut img = Image::parse("pstree.img", data, magic::PSTREE).unwrap();
+        let err = img.entry::<PstreeEntry>().err().unwrap().to_string();
+        assert!(
+            err.contains("offset 8") && err.contains("4294967295"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_entry_is_a_decode_error() {
+        let data = framed(&[magic::IMG_COMMON, magic::PSTREE], &[vec![0xff; 5]]);
+        let mut img = Image::parse("pstree.img", data, magic::PSTREE).unwrap();
+        let err = format!("{:#}", img.entry::<PstreeEntry>().err().unwrap());
+        assert!(
+            err.contains("pstree.img: offset 8: cannot decode PstreeEntry"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,617 @@
+//! Turns a process's VMAs and pagemaps into [`Mapping`]s whose page runs say
+//! where every byte comes from: pages-<id>.img of this dump or of a parent
+//! dump, a shared-memory pagemap, a file under the root filesystem, zeros,
+//! or nowhere.
+//!
+//! Each pagemap is read once, front to back, while the VMAs are walked in
+//! address order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use super::files::{self, FileTable};
+use super::image::Image;
+use super::magic;
+use super::pagemap::{Cursor, PagemapReader, PE_LAZY, PE_PARENT, PE_PRESENT};
+use super::store::ImageStore;
+use crate::model::{
+    Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageSource, Prot,
+};
+use crate::proto;
+use crate::rootfs::RootFs;
+
+/// Deepest chain of parent dumps followed.
+pub const MAX_PARENT_DEPTH: usize = 64;
+
+/// VMA status bits (CRIU's VMA_AREA_* / VMA_*_* flags).
+pub mod status {
+    /// Stack.
+    pub const STACK: u32 = 1 << 1;
+    /// vsyscall page.
+    pub const VSYSCALL: u32 = 1 << 2;
+    /// vDSO.
+    pub const VDSO: u32 = 1 << 3;
+    /// brk heap.
+    pub const HEAP: u32 = 1 << 5;
+    /// Private file mapping.
+    pub const FILE_PRIVATE: u32 = 1 << 6;
+    /// Shared file mapping.
+    pub const FILE_SHARED: u32 = 1 << 7;
+    /// Shared anonymous mapping.
+    pub const ANON_SHARED: u32 = 1 << 8;
+    /// Private anonymous mapping.
+    pub const ANON_PRIVATE: u32 = 1 << 9;
+    /// System V shared memory.
+    pub const SYSVIPC: u32 = 1 << 10;
+    /// Packet socket ring.
+    pub const SOCKET: u32 = 1 << 11;
+    /// vDSO data.
+    pub const VVAR: u32 = 1 << 12;
+    /// AIO ring.
+    pub const AIORING: u32 = 1 << 13;
+    /// memfd mapping.
+    pub const MEMFD: u32 = 1 << 14;
+    /// uprobes area.
+    pub const UPROBES: u32 = 1 << 17;
+}
+
+/// Which pagemap an address range is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MapKey {
+    /// The process's own pagemap-<pid>.img, addressed by virtual address.
+    Private,
+    /// pagemap-shmem-<id>.img, addressed by offset in the object.
+    Shmem(u64),
+}
+
+/// What fills the parts of a range that a pagemap does not cover.
+#[derive(Debug, Clone, Copy)]
+enum Gap {
+    Zero,
+    /// The mapped file: address `a` is at file offset `pgoff + (a - start)`.
+    File {
+        file: Option<(BlobId, u64)>,
+        start: u64,
+        pgoff: u64,
+    },
+    /// A shared-memory object: address `a` is at offset `pgoff + (a - start)`.
+    Shmem {
+        id: u64,
+        start: u64,
+        pgoff: u64,
+    },
+}
+
+/// A process's mappings and the files their runs point into.
+#[derive(Debug)]
+pub struct Mapped {
+    /// Mappings in address order.
+    pub mappings: Vec<Mapping>,
+    /// Files the runs point into.
+    pub blobs: Vec<Blob>,
+    /// Things worth telling the user.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the mappings of one process.
+pub struct MemoryBuilder<'a> {
+    pid: u32,
+    page_size: u64,
+    chain: Vec<Arc<dyn ImageStore>>,
+    root: Option<&'a RootFs>,
+    files: &'a FileTable,
+    sysv_keys: Option<HashMap<u64, u32>>,
+    blobs: Vec<Blob>,
+    pages: HashMap<(usize, u32), BlobId>,
+    root_files: HashMap<String, Option<(BlobId, u64)>>,
+    private: Vec<Option<Cursor>>,
+    shmem: HashMap<(usize, u64), Option<Cursor>>,
+    lazy_bytes: u64,
+    parent_holes: u64,
+}
+
+impl<'a> MemoryBuilder<'a> {
+    /// A builder for process `pid` of the dump in `store`.
+    pub fn new(
+        store: Arc<dyn ImageStore>,
+        pid: u32,
+        page_size: u64,
+        files: &'a FileTable,
+        root: Option<&'a RootFs>,
+    ) -> MemoryBuilder<'a> {
+        MemoryBuilder {
+            pid,
+            page_size,
+            chain: vec![store],
+            root,
+            files,
+            sysv_keys: None,
+            blobs: Vec::new(),
+            pages: HashMap::new(),
+            root_files: HashMap::new(),
+            private: Vec::new(),
+            shmem: HashMap::new(),
+            lazy_bytes: 0,
+            parent_holes: 0,
+        }
+    }
+
+    /// The mappings of `vmas`, which must be sorted and disjoint.
+    pub fn build(mut self, vmas: &[proto::Vma], mm_name: &str) -> Result<Mapped> {
+        let mut mappings = Vec::with_capacity(vmas.len());
+        let mut prev_end = 0;
+        for (i, v) in vmas.iter().enumerate() {
+            if v.start >= v.end || v.start % self.page_size != 0 || v.end % self.page_size != 0 {
+                bail!(
+                    "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
+                    v.start,
+                    v.end
+                );
+            }
+            if v.start < prev_end {
+                bail!("{mm_name}: VMA #{i} at {:#x} overlaps or precedes the one before (ending {prev_end:#x})", v.start);
+            }
+            prev_end = v.end;
+            let m = self
+                .mapping(v)
+                .with_context(|| format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end))?;
+            mappings.push(m);
+        }
+        let mut warnings = Vec::new();
+        if let Some(Some(c)) = self.private.first_mut() {
+            let unused = c.finish()?;
+            if unused > 0 {
+                warnings.push(format!(
+                    "{}: {unused} pagemap entries lie outside every VMA; ignored",
+                    c.name()
+                ));
+            }
+        }
+        if self.lazy_bytes > 0 {
+            warnings.push(format!(
+                "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
+                self.lazy_bytes / 1024
+            ));
+        }
+        if self.parent_holes > 0 {
+            warnings.push(format!(
+                "{} KiB marked as in the parent dump are not there; they read as zeros",
+                self.parent_holes / 1024
+            ));
+        }
+        Ok(Mapped {
+            mappings,
+            blobs: self.blobs,
+            warnings,
+        })
+    }
+
+    fn mapping(&mut self, v: &proto::Vma) -> Result<Mapping> {
+        let st = v.status;
+        let prot = Prot {
+            read: v.prot & 1 != 0,
+            write: v.prot & 2 != 0,
+            exec: v.prot & 4 != 0,
+        };
+        let shared = v.flags & 1 != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
+        let (start, end, pgoff) = (v.start, v.end, v.pgoff);
+        let mut runs = Vec::new();
+        let mut file = None;
+        let kind;
+        if st & (status::VSYSCALL | status::VVAR | status::SOCKET | status::UPROBES) != 0 {
+            kind = if st & status::VSYSCALL != 0 {
+                MappingKind::Vsyscall
+            } else if st & status::VVAR != 0 {
+                MappingKind::Vvar
+            } else {
+                MappingKind::Other
+            };
+            runs.push(PageRun {
+                len: end - start,
+                source: PageSource::Missing(Missing::NoContents),
+            });
+        } else if st & status::SYSVIPC != 0 {
+            kind = MappingKind::SysvShm;
+            let key = self.sysv_key(v.shmid)?;
+            file = Some(MappedFile {
+                path: files::sysv_path(key),
+                offset: pgoff,
+            });
+            self.resolve(
+                MapKey::Shmem(v.shmid),
+                0,
+                pgoff,
+                pgoff + (end - start),
+                Gap::Zero,
+                &mut runs,
+            )?;
+        } else if st & status::MEMFD != 0 {
+            let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
+            let inode = self.files.memfd(id)?.clone();
+            kind = if inode.name.starts_with('/') {
+                MappingKind::SharedAnonymous
+            } else {
+                MappingKind::Memfd
+            };
+            file = Some(MappedFile {
+                path: files::memfd_path(&inode),
+                offset: pgoff,
+            });
+            let obj = u64::from(inode.shmid);
+            if shared {
+                self.resolve(
+                    MapKey::Shmem(obj),
+                    0,
+                    pgoff,
+                    pgoff + (end - start),
+                    Gap::Zero,
+                    &mut runs,
+                )?;
+            } else {
+                let gap = Gap::Shmem {
+                    id: obj,
+                    start,
+                    pgoff,
+                };
+                self.resolve(MapKey::Private, 0, start, end, gap, &mut runs)?;
+            }
+        } else if st & status::ANON_SHARED != 0 {
+            kind = MappingKind::SharedAnonymous;
+            file = Some(MappedFile {
+                path: "/dev/zero (deleted)".into(),
+                offset: pgoff,
+            });
+            self.resolve(
+                MapKey::Shmem(v.shmid),
+                0,
+                pgoff,
+                pgoff + (end - start),
+                Gap::Zero,
+                &mut runs,
+            )?;
+        } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
+            kind = MappingKind::File;
+            let id = u32::try_from(v.shmid).context("file id out of range")?;
+            let path = self
+                .files
+                .regular_path(id)
+                .with_context(|| format!("files.img has no regular file id {id}"))?;
+            let deleted = path.ends_with(" (deleted)");
+            let on_disk = if deleted {
+                None
+            } else {
+                self.root_file(&path)?
+            };
+            file = Some(MappedFile {
+                path,
+                offset: pgoff,
+            });
+            let gap = Gap::File {
+                file: on_disk,
+                start,
+                pgoff,
+            };
+            if st & status::FILE_SHARED != 0 {
+                // Shared file pages live in the file; CRIU does not dump them.
+                self.fill_gap(gap, start, end, &mut runs)?;
+            } else {
+                self.resolve(MapKey::Private, 0, start, end, gap, &mut runs)?;
+            }
+        } else {
+            kind = if st & status::VDSO != 0 {
+                MappingKind::Vdso
+            } else if st & status::HEAP != 0 {
+                MappingKind::Heap
+            } else if st & status::STACK != 0 {
+                MappingKind::Stack
+            } else if st & status::AIORING != 0 {
+                MappingKind::Other
+            } else {
+                MappingKind::Anonymous
+            };
+            self.resolve(MapKey::Private, 0, start, end, Gap::Zero, &mut runs)?;
+        }
+        Ok(Mapping {
+            start,
+            end,
+            prot,
+            shared,
+            kind,
+            file,
+            runs,
+        })
+    }
+
+    /// Appends the runs for `start..end` of pagemap `key` at chain `level`.
+    fn resolve(
+        &mut self,
+        key: MapKey,
+        level: usize,
+        start: u64,
+        end: u64,
+        gap: Gap,
+        out: &mut Vec<PageRun>,
+    ) -> Result<()> {
+        let mut pos = start;
+        while pos < end {
+            let Some(cursor) = self.cursor(key, level, pos)? else {
+                return self.fill_gap(gap, pos, end, out);
+            };
+            let found = cursor.find(pos)?;
+            let r = match found {
+                Some(r) if r.start < end => {
+                    cursor.mark_used();
+                    r
+                }
+                _ => return self.fill_gap(gap, pos, end, out),
+            };
+            let pages_id = cursor.pages_id();
+            if r.start > pos {
+                self.fill_gap(gap, pos, r.start, out)?;
+                pos = r.start;
+            }
+            let stop = r.end.min(end);
+            let len = stop - pos;
+            if r.flags & PE_PRESENT != 0 {
+                let blob = self.pages_blob(level, pages_id)?;
+                let offset = r.data + (pos - r.start);
+                let blob_len = self.blobs[blob].len;
+                if offset + len > blob_len {
+                    let label = self.blobs[blob].label.clone();
+                    let name = self
+                        .cursor(key, level, pos)?
+                        .map(|c| c.name().to_string())
+                        .unwrap_or_default();
+                    bail!(
+                        "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
+                        r.at,
+                        offset + len,
+                        label,
+                        blob_len
+                    );
+                }
+                push(
+                    out,
+                    PageRun {
+                        len,
+                        source: PageSource::Blob { blob, offset },
+                    },
+                );
+            } else if r.flags & PE_PARENT != 0 {
+                if level + 1 > MAX_PARENT_DEPTH {
+                    bail!("parent dumps nest deeper than {MAX_PARENT_DEPTH}");
+                }
+                self.resolve(key, level + 1, pos, stop, gap, out)?;
+            } else if r.flags & PE_LAZY != 0 {
+                self.lazy_bytes += len;
+                push(
+                    out,
+                    PageRun {
+                        len,
+                        source: PageSource::Missing(Missing::Lazy),
+                    },
+                );
+            } else {
+                self.fill_gap(gap, pos, stop, out)?;
+            }
+            pos = stop;
+        }
+        Ok(())
+    }
+
+    /// Appends runs for `start..end` that no pagemap entry covers.
+    fn fill_gap(&mut self, gap: Gap, start: u64, end: u64, out: &mut Vec<PageRun>) -> Result<()> {
+        let len = end - start;
+        match gap {
+            Gap::Zero => push(
+                out,
+                PageRun {
+                    len,
+                    source: PageSource::Zero,
+                },
+            ),
+            Gap::File { file: None, .. } => push(
+                out,
+                PageRun {
+                    len,
+                    source: PageSource::Missing(Missing::FileBacked),
+                },
+            ),
+            Gap::File {
+                file: Some((blob, size)),
+                start: vstart,
+                pgoff,
+            } => {
+                let off = pgoff + (start - vstart);
+                let in_file = size.saturating_sub(off).min(len);
+                if in_file > 0 {
+                    push(
+                        out,
+                        PageRun {
+                            len: in_file,
+                            source: PageSource::Blob { blob, offset: off },
+                        },
+                    );
+                }
+                if in_file < len {
+                    push(
+                        out,
+                        PageRun {
+                            len: len - in_file,
+                            source: PageSource::Zero,
+                        },
+                    );
+                }
+            }
+            Gap::Shmem {
+                id,
+                start: vstart,
+                pgoff,
+            } => {
+                let off = pgoff + (start - vstart);
+                self.resolve(MapKey::Shmem(id), 0, off, off + len, Gap::Zero, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The images of dump `level` of the chain (0 is this dump).
+    fn store(&mut self, level: usize) -> Result<Arc<dyn ImageStore>> {
+        while self.chain.len() <= level {
+            let last = self.chain.last().expect("chain starts non-empty").clone();
+            let parent = last.parent()?.with_context(|| {
+                format!(
+                    "pages are in the parent dump, but {} has no parent images",
+                    last.location()
+                )
+            })?;
+            let loc = parent.location();
+            if self.chain.iter().any(|s| s.location() == loc) {
+                bail!("parent images of {} loop back to {loc}", last.location());
+            }
+            self.chain.push(parent);
+        }
+        Ok(self.chain[level].clone())
+    }
+
+    /// The cursor over pagemap `key` at `level`, positioned for `pos`, or
+    /// `None` for a shared-memory object that has no pagemap (no pages).
+    fn cursor(&mut self, key: MapKey, level: usize, pos: u64) -> Result<Option<&mut Cursor>> {
+        let stale = match key {
+            MapKey::Private => self.private.get(level).is_none(),
+            MapKey::Shmem(id) => match self.shmem.get(&(level, id)) {
+                None => true,
+                Some(Some(c)) => c.floor > pos,
+                Some(None) => false,
+            },
+        };
+        if stale {
+            let store = self.store(level)?;
+            let name = match key {
+                MapKey::Private => format!("pagemap-{}.img", self.pid),
+                MapKey::Shmem(id) => format!("pagemap-shmem-{id}.img"),
+            };
+            let cursor = match store.read(&name)? {
+                Some(data) => {
+                    let img =
+                        Image::parse(format!("{}/{name}", store.location()), data, magic::PAGEMAP)?;
+                    Some(Cursor::new(PagemapReader::new(img, self.page_size)?))
+                }
+                None if matches!(key, MapKey::Private) => {
+                    bail!("{}: {name} is missing", store.location())
+                }
+                None => None,
+            };
+            match key {
+                MapKey::Private => {
+                    while self.private.len() <= level {
+                        self.private.push(None);
+                    }
+                    self.private[level] = cursor;
+                }
+                MapKey::Shmem(id) => {
+                    self.shmem.insert((level, id), cursor);
+                }
+            }
+        }
+        Ok(match key {
+            MapKey::Private => self.private[level].as_mut(),
+            MapKey::Shmem(id) => self.shmem.get_mut(&(level, id)).and_then(Option::as_mut),
+        })
+    }
+
+    /// The blob of pages-<id>.img at `level`.
+    fn pages_blob(&mut self, level: usize, pages_id: u32) -> Result<BlobId> {
+        if let Some(&id) = self.pages.get(&(level, pages_id)) {
+            return Ok(id);
+        }
+        let store = self.store(level)?;
+        let name = format!("pages-{pages_id}.img");
+        let blob = store
+            .blob(&name)?
+            .with_context(|| format!("{}: {name} is missing", store.location()))?;
+        self.blobs.push(blob);
+        let id = self.blobs.len() - 1;
+        self.pages.insert((level, pages_id), id);
+        Ok(id)
+    }
+
+    /// The blob and size of `path` under the root filesystem, if any.
+    fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
+        let Some(root) = self.root else {
+            return Ok(None);
+        };
+        if let Some(known) = self.root_files.get(path) {
+            return Ok(*known);
+        }
+        let found = root.resolve(path)?.map(|(full, size)| {
+            self.blobs.push(Blob {
+                label: full.display().to_string(),
+                path: full,
+                offset: 0,
+                len: size,
+            });
+            (self.blobs.len() - 1, size)
+        });
+        self.root_files.insert(path.to_string(), found);
+        Ok(found)
+    }
+
+    /// The IPC key of System V segment `id`, from the ipcns-shm images.
+    fn sysv_key(&mut self, id: u64) -> Result<u32> {
+        if self.sysv_keys.is_none() {
+            let store = self.chain[0].clone();
+            let mut keys = HashMap::new();
+            for name in store.names()? {
+                if !(name.starts_with("ipcns-shm-") && name.ends_with(".img")) {
+                    continue;
+                }
+                let Some(data) = store.read(&name)? else {
+                    continue;
+                };
+                let mut img = Image::parse(
+                    format!("{}/{name}", store.location()),
+                    data,
+                    magic::IPCNS_SHM,
+                )?;
+                while let Some(shm) = img.entry::<proto::IpcShm>()? {
+                    keys.insert(u64::from(shm.desc.id), shm.desc.key);
+                    if shm.in_pagemaps != Some(true) {
+                        // Old images carry the segment's bytes inline, padded to 4 bytes.
+                        img.skip(shm.size.div_ceil(4) * 4)?;
+                    }
+                }
+            }
+            self.sysv_keys = Some(keys);
+        }
+        Ok(self
+            .sysv_keys
+            .as_ref()
+            .and_then(|k| k.get(&id).copied())
+            .unwrap_or(0))
+    }
+}
+
+/// Appends a run, merging it into the previous one where they continue each other.
+fn push(out: &mut Vec<PageRun>, run: PageRun) {
+    if run.len == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        let merged = match (last.source, run.source) {
+            (PageSource::Zero, PageSource::Zero) => true,
+            (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
+            (PageSource::Blob { blob: a, offset: o }, PageSource::Blob { blob: b, offset: p }) => {
+                a == b && o + last.len == p
+            }
+            _ => false,
+        };
+        if merged {
+            last.len += run.len;
+            return;
+        }
+    }
+    out.push(run);
+}

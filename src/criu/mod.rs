@@ -1,0 +1,251 @@
+//! Decoding CRIU images into the process model. Nothing here knows ELF.
+
+pub mod files;
+pub mod image;
+pub mod magic;
+pub mod memory;
+pub mod pagemap;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch::{self, Arch, Registers};
+use crate::model::{Process, ProcessState, Thread};
+use crate::proto;
+use crate::rootfs::RootFs;
+use files::FileTable;
+use image::Image;
+use store::ImageStore;
+
+/// AT_PAGESZ in the auxiliary vector.
+const AT_PAGESZ: u64 = 6;
+
+/// A CRIU checkpoint: its process tree and the images behind it.
+pub struct Checkpoint {
+    store: Arc<dyn ImageStore>,
+    /// inventory.img, if present.
+    pub inventory: Option<proto::Inventory>,
+    /// pstree.img: every process, the root first.
+    pub tree: Vec<proto::PstreeEntry>,
+    files: FileTable,
+}
+
+/// What loading one process found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A process with memory and threads.
+    Process(Box<Process>),
+    /// A zombie: it has exited and has neither memory nor registers.
+    Zombie {
+        /// Its pid.
+        pid: u32,
+        /// Its exit code.
+        exit_code: u32,
+    },
+}
+
+/// Options for loading processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// Root filesystem for the contents of file-backed pages.
+    pub root: Option<&'a RootFs>,
+}
+
+fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
+    let data = store
+        .read(name)?
+        .with_context(|| format!("{}: {name} is missing", store.location()))?;
+    Image::parse(format!("{}/{name}", store.location()), data, magic)
+}
+
+impl Checkpoint {
+    /// Reads the process tree and file tables of the checkpoint in `store`.
+    pub fn open(store: Arc<dyn ImageStore>) -> Result<Checkpoint> {
+        let inventory = match store.read("inventory.img")? {
+            Some(data) => Some(
+                Image::parse(
+                    format!("{}/inventory.img", store.location()),
+                    data,
+                    magic::INVENTORY,
+                )?
+                .expect()?,
+            ),
+            None => None,
+        };
+        let tree: Vec<proto::PstreeEntry> = image(&*store, "pstree.img", magic::PSTREE)?.all()?;
+        if tree.is_empty() {
+            bail!("{}/pstree.img lists no processes", store.location());
+        }
+        let files = FileTable::load(&*store)?;
+        Ok(Checkpoint {
+            store,
+            inventory,
+            tree,
+            files,
+        })
+    }
+
+    /// The images.
+    pub fn store(&self) -> &Arc<dyn ImageStore> {
+        &self.store
+    }
+
+    /// Pids of every process, in pstree order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.tree.iter().map(|e| e.pid).collect()
+    }
+
+    /// Reads one thread's core image.
+    fn core(&self, tid: u32) -> Result<proto::Core> {
+        image(&*self.store, &format!("core-{tid}.img"), magic::CORE)?.expect()
+    }
+
+    /// Decodes process `pid`.
+    pub fn load(&self, pid: u32, opts: LoadOptions<'_>) -> Result<Loaded> {
+        let entry =
+            self.tree.iter().find(|e| e.pid == pid).with_context(|| {
+                format!("pid {pid} is not in {}/pstree.img", self.store.location())
+            })?;
+        let leader = self.core(pid)?;
+        let loc = self.store.location();
+        let tc = leader
+            .tc
+            .as_ref()
+            .with_context(|| format!("{loc}/core-{pid}.img has no task state"))?;
+        let state = match tc.task_state {
+            s if s == proto::TaskState::TaskZombie as u32 => {
+                return Ok(Loaded::Zombie { pid, exit_code: tc.exit_code });
+            }
+            s if s == proto::TaskState::TaskAlive as u32 => ProcessState::Running,
+            s if s == proto::TaskState::TaskStopped as u32 => ProcessState::Stopped(tc.stop_signo),
+            s => bail!("{loc}/core-{pid}.img: task state {s} cannot be converted (only alive, stopped and zombie tasks)"),
+        };
+        if entry.threads.is_empty() {
+            bail!("{loc}/pstree.img lists no threads for pid {pid}");
+        }
+        let arch = arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
+
+        let mut tids = vec![pid];
+        tids.extend(entry.threads.iter().copied().filter(|&t| t != pid));
+        let mut threads = Vec::with_capacity(tids.len());
+        for &tid in &tids {
+            let core = if tid == pid {
+                leader.clone()
+            } else {
+                self.core(tid)?
+            };
+            let t = thread(&core, tid, tc.blk_sigset, arch)
+                .with_context(|| format!("{loc}/core-{tid}.img"))?;
+            threads.push(t);
+        }
+
+        let mm_name = format!("{loc}/mm-{pid}.img");
+        let mm: proto::Mm = image(&*self.store, &format!("mm-{pid}.img"), magic::MM)?.expect()?;
+        if mm.saved_auxv.len() % 2 != 0 {
+            bail!(
+                "{mm_name}: saved auxv has an odd number of words ({})",
+                mm.saved_auxv.len()
+            );
+        }
+        let auxv: Vec<(u64, u64)> = mm
+            .saved_auxv
+            .chunks(2)
+            .map(|p| (p[0], p[1]))
+            .take_while(|p| p.0 != 0)
+            .collect();
+        let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
+            Some(&(_, ps)) if ps.is_power_of_two() && (4096..=1 << 20).contains(&ps) => ps,
+            Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
+            None => arch.default_page_size(),
+        };
+        let mapped =
+            memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
+                .build(&mm.vmas, &mm_name)?;
+
+        let creds = leader.thread_core.as_ref().and_then(|t| t.creds.as_ref());
+        Ok(Loaded::Process(Box::new(Process {
+            pid,
+            ppid: entry.ppid,
+            pgid: entry.pgid,
+            sid: entry.sid,
+            comm: tc.comm.clone(),
+            state,
+            flags: tc.flags,
+            uid: creds.map_or(0, |c| c.uid),
+            gid: creds.map_or(0, |c| c.gid),
+            arch,
+            page_size,
+            threads,
+            shared_pending: pending_mask(tc.signals_shared.as_ref(), arch),
+            auxv,
+            arg_range: (mm.arg_start, mm.arg_end),
+            env_range: (mm.env_start, mm.env_end),
+            exe: self.files.regular_path(mm.exe_file_id),
+            mappings: mapped.mappings,
+            blobs: mapped.blobs,
+            warnings: mapped.warnings,
+        })))
+    }
+}
+
+/// The architecture a core image was dumped on.
+fn arch_of(core: &proto::Core) -> Result<Arch> {
+    use proto::core::Arch as M;
+    Ok(match M::try_from(core.mtype) {
+        Ok(M::X8664) => Arch::X86_64,
+        Ok(other) => bail!(
+            "{} checkpoints are not supported",
+            other.as_str_name().to_lowercase()
+        ),
+        Err(_) => bail!("unknown architecture code {}", core.mtype),
+    })
+}
+
+fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Result<Thread> {
+    let found = arch_of(core)?;
+    if found != arch {
+        bail!(
+            "thread is {} but its process is {}",
+            found.name(),
+            arch.name()
+        );
+    }
+    let regs = match arch {
+        Arch::X86_64 => {
+            let ti = core.x86.as_ref().context("no x86 register state")?;
+            Registers::X86_64(Box::new(arch::x86_64::Regs::from_criu(ti)?))
+        }
+    };
+    let tc = core.thread_core.as_ref();
+    Ok(Thread {
+        tid,
+        comm: tc.and_then(|t| t.comm.clone()),
+        blocked: tc.and_then(|t| t.blk_sigset).unwrap_or(process_blocked),
+        pending: pending_mask(tc.and_then(|t| t.signals_private.as_ref()), arch),
+        nice: tc.and_then(|t| t.sched_nice).unwrap_or(0),
+        regs,
+    })
+}
+
+/// The signal bitmask of a queue of raw siginfos (bit n-1 for signal n).
+fn pending_mask(queue: Option<&proto::SignalQueue>, arch: Arch) -> u64 {
+    let big = arch.abi().big_endian;
+    queue
+        .map(|q| {
+            q.signals
+                .iter()
+                .filter_map(|s| {
+                    let b: [u8; 4] = s.raw.get(..4)?.try_into().ok()?;
+                    let signo = if big {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
+                    };
+                    (1..=64).contains(&signo).then(|| 1u64 << (signo - 1))
+                })
+                .fold(0, |a, b| a | b)
+        })
+        .unwrap_or(0)
+}

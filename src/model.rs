@@ -1,0 +1,310 @@
+//! The process model: what a checkpoint says about one process, in terms
+//! that know nothing of CRIU's images or of ELF. Decoding fills it in; note
+//! building and the core writer read it.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+pub use crate::arch::{Arch, Registers};
+
+/// A byte range of a file on this machine that holds page data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// How to name it in messages.
+    pub label: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// Length of the range.
+    pub len: u64,
+}
+
+/// Index into [`Process::blobs`].
+pub type BlobId = usize;
+
+/// Why the contents of some pages are not available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Unmodified pages of a file mapping: they are in the file, not the
+    /// checkpoint, and no root filesystem was given to read them from.
+    FileBacked,
+    /// Pages left on the source machine by a lazy-migration dump.
+    Lazy,
+    /// Mappings the kernel never dumps (vvar, vsyscall, device memory).
+    NoContents,
+}
+
+/// Where the bytes of a run of pages come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSource {
+    /// Bytes in a blob, starting at `offset` within it.
+    Blob { blob: BlobId, offset: u64 },
+    /// Memory that reads as zeros (anonymous pages never touched or not dumped).
+    Zero,
+    /// Memory whose contents are unknown.
+    Missing(Missing),
+}
+
+/// A run of bytes of a mapping with one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRun {
+    /// Length in bytes.
+    pub len: u64,
+    /// Where the bytes come from.
+    pub source: PageSource,
+}
+
+/// What a mapping is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingKind {
+    /// Private anonymous memory.
+    Anonymous,
+    /// The brk heap.
+    Heap,
+    /// The main thread's stack.
+    Stack,
+    /// A mapped file, private or shared.
+    File,
+    /// MAP_SHARED|MAP_ANONYMOUS memory.
+    SharedAnonymous,
+    /// A memfd.
+    Memfd,
+    /// A System V shared memory segment.
+    SysvShm,
+    /// The vDSO.
+    Vdso,
+    /// The vDSO's data pages.
+    Vvar,
+    /// The legacy vsyscall page.
+    Vsyscall,
+    /// Anything else (AIO rings, packet sockets, uprobes).
+    Other,
+}
+
+/// The file behind a mapping, as the kernel names it in NT_FILE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedFile {
+    /// Path as seen by the process (with " (deleted)" where the kernel adds it).
+    pub path: String,
+    /// Offset in the file, in bytes.
+    pub offset: u64,
+}
+
+/// Page protection of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Prot {
+    /// PROT_READ
+    pub read: bool,
+    /// PROT_WRITE
+    pub write: bool,
+    /// PROT_EXEC
+    pub exec: bool,
+}
+
+/// One mapping (VMA) and where each of its bytes comes from.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Protection.
+    pub prot: Prot,
+    /// MAP_SHARED.
+    pub shared: bool,
+    /// What it is.
+    pub kind: MappingKind,
+    /// The file behind it, if any.
+    pub file: Option<MappedFile>,
+    /// Runs covering `start..end` in order.
+    pub runs: Vec<PageRun>,
+}
+
+impl Mapping {
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether the mapping covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// Bytes whose contents come from the checkpoint or a root filesystem.
+    pub fn stored_bytes(&self) -> u64 {
+        self.runs
+            .iter()
+            .filter(|r| matches!(r.source, PageSource::Blob { .. }))
+            .map(|r| r.len)
+            .sum()
+    }
+}
+
+/// How the process was when it was checkpointed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Running or sleeping.
+    Running,
+    /// Stopped by a signal (SIGSTOP, SIGTSTP, ...), if known which.
+    Stopped(Option<u32>),
+}
+
+/// One thread.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    /// Thread id, in the checkpoint's PID namespace.
+    pub tid: u32,
+    /// The thread's own name, where it has one.
+    pub comm: Option<String>,
+    /// Blocked signal mask (bit n-1 for signal n).
+    pub blocked: u64,
+    /// Signals pending for this thread alone.
+    pub pending: u64,
+    /// Nice value.
+    pub nice: i32,
+    /// Register state.
+    pub regs: Registers,
+}
+
+/// One process of a checkpoint.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// Process id, in the checkpoint's PID namespace.
+    pub pid: u32,
+    /// Parent's pid (0 for the root of the checkpoint).
+    pub ppid: u32,
+    /// Process group.
+    pub pgid: u32,
+    /// Session.
+    pub sid: u32,
+    /// Command name (the kernel's comm, at most 15 bytes).
+    pub comm: String,
+    /// State.
+    pub state: ProcessState,
+    /// Kernel task flags (PF_*).
+    pub flags: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Architecture of the process.
+    pub arch: Arch,
+    /// Page size of the machine it ran on.
+    pub page_size: u64,
+    /// Threads; the group leader first.
+    pub threads: Vec<Thread>,
+    /// Signals pending for the whole process.
+    pub shared_pending: u64,
+    /// Auxiliary vector, without the terminating AT_NULL.
+    pub auxv: Vec<(u64, u64)>,
+    /// Where argv's strings lie in memory.
+    pub arg_range: (u64, u64),
+    /// Where the environment's strings lie in memory.
+    pub env_range: (u64, u64),
+    /// Path of the executable, if known.
+    pub exe: Option<String>,
+    /// Mappings in address order.
+    pub mappings: Vec<Mapping>,
+    /// Files that the page runs point into.
+    pub blobs: Vec<Blob>,
+    /// Things worth telling the user that did not stop decoding.
+    pub warnings: Vec<String>,
+}
+
+impl Process {
+    /// Bytes of memory whose contents the checkpoint (or root) provides.
+    pub fn stored_bytes(&self) -> u64 {
+        self.mappings.iter().map(Mapping::stored_bytes).sum()
+    }
+
+    /// Reads `len` bytes of the process's memory at `addr`. Fails if any of
+    /// them is unmapped or has unknown contents.
+    pub fn read_memory(&self, addr: u64, len: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
+        let end = addr
+            .checked_add(len)
+            .context("address range wraps around")?;
+        let mut pos = addr;
+        let first = self.mappings.partition_point(|m| m.end <= addr);
+        for m in &self.mappings[first..] {
+            if pos >= end {
+                break;
+            }
+            if m.start > pos {
+                bail!("address {pos:#x} is not mapped");
+            }
+            let mut run_start = m.start;
+            for run in &m.runs {
+                let run_end = run_start + run.len;
+                if run_end > pos && run_start < end {
+                    let from = pos - run_start;
+                    let n = run_end.min(end) - pos;
+                    match run.source {
+                        PageSource::Zero => out.resize(out.len() + n as usize, 0),
+                        PageSource::Missing(why) => {
+                            bail!("memory at {pos:#x} is not in the checkpoint ({why:?})")
+                        }
+                        PageSource::Blob { blob, offset } => {
+                            let b = self
+                                .blobs
+                                .get(blob)
+                                .context("page run names an unknown blob")?;
+                            let mut f = File::open(&b.path)
+                                .with_context(|| format!("{}: cannot open", b.label))?;
+                            f.seek(SeekFrom::Start(b.offset + offset + from))?;
+                            let before = out.len();
+                            f.take(n)
+                                .read_to_end(&mut out)
+                                .with_context(|| format!("{}: cannot read", b.label))?;
+                            if (out.len() - before) as u64 != n {
+                                bail!("{}: ends before offset {}", b.label, offset + from + n);
+                            }
+                        }
+                    }
+                    pos += n;
+                }
+                run_start = run_end;
+            }
+        }
+        if pos < end {
+            bail!("address {pos:#x} is not mapped");
+        }
+        Ok(out)
+    }
+
+    /// Reads the NUL-separated strings of a range such as argv or envp.
+    pub fn read_strings(&self, (start, end): (u64, u64)) -> Result<Vec<String>> {
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let bytes = self.read_memory(start, end - start)?;
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+        Ok(bytes
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect())
+    }
+
+    /// The command line as the kernel writes it into NT_PRPSINFO: the first
+    /// `max - 1` bytes of argv with NULs turned into spaces.
+    pub fn psargs(&self, max: usize) -> Vec<u8> {
+        let (start, end) = self.arg_range;
+        let len = end.saturating_sub(start).min(max.saturating_sub(1) as u64);
+        match self.read_memory(start, len) {
+            Ok(mut bytes) => {
+                for b in &mut bytes {
+                    if *b == 0 {
+                        *b = b' ';
+                    }
+                }
+                bytes
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}

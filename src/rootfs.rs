@@ -1,0 +1,139 @@
+//! A root filesystem (a sysroot, or a container's rootfs) that supplies the
+//! contents of file-backed pages a checkpoint does not hold.
+//!
+//! Paths come from checkpoint images and are not trusted: they are resolved
+//! component by component inside the root, symbolic links included, so no
+//! path (`..`, absolute link targets, link loops) reaches outside it.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Most symbolic links followed while resolving one path (as the kernel).
+const MAX_LINKS: usize = 40;
+
+/// A directory used as `/`.
+#[derive(Debug, Clone)]
+pub struct RootFs {
+    dir: PathBuf,
+}
+
+impl RootFs {
+    /// Uses `dir` as the root; it must be a directory.
+    pub fn new(dir: impl AsRef<Path>) -> Result<RootFs> {
+        let dir = fs::canonicalize(dir.as_ref())
+            .with_context(|| format!("{}: cannot open root directory", dir.as_ref().display()))?;
+        if !dir.is_dir() {
+            bail!("{}: not a directory", dir.display());
+        }
+        Ok(RootFs { dir })
+    }
+
+    /// The root directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Resolves `path` as the process saw it to a regular file inside the
+    /// root, with its size. `None` if there is no such file.
+    pub fn resolve(&self, path: &str) -> Result<Option<(PathBuf, u64)>> {
+        let mut todo: VecDeque<OsString> = components(Path::new(path));
+        let mut done: Vec<OsString> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            let candidate = self.join(&done).join(&c);
+            let meta = match fs::symlink_metadata(&candidate) {
+                Ok(m) => m,
+                Err(_) => return Ok(None),
+            };
+            if meta.file_type().is_symlink() {
+                links += 1;
+                if links > MAX_LINKS {
+                    bail!(
+                        "{path}: too many symbolic links under {}",
+                        self.dir.display()
+                    );
+                }
+                let target = fs::read_link(&candidate)
+                    .with_context(|| format!("{}: cannot read link", candidate.display()))?;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                for t in components(&target).into_iter().rev() {
+                    todo.push_front(t);
+                }
+            } else {
+                done.push(c);
+            }
+        }
+        let full = self.join(&done);
+        match fs::metadata(&full) {
+            Ok(m) if m.is_file() => Ok(Some((full, m.len()))),
+            _ => Ok(None),
+        }
+    }
+
+    fn join(&self, parts: &[OsString]) -> PathBuf {
+        let mut p = self.dir.clone();
+        p.extend(parts);
+        p
+    }
+}
+
+/// The normal and `..` components of a path; `/` and `.` vanish.
+fn components(p: &Path) -> VecDeque<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn resolves_links_inside_the_root_only() {
+        let outer = tempfile::tempdir().unwrap();
+        std::fs::write(outer.path().join("secret"), b"outside").unwrap();
+        let root = outer.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/libc.so"), b"libc").unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/lib/libc.so", root.join("abs")).unwrap();
+        symlink("../../secret", root.join("escape")).unwrap();
+        symlink("/../../secret", root.join("escape2")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        let r = RootFs::new(&root).unwrap();
+        let canon = std::fs::canonicalize(&root).unwrap();
+        assert_eq!(
+            r.resolve("/lib/libc.so").unwrap(),
+            Some((canon.join("usr/lib/libc.so"), 4))
+        );
+        assert_eq!(r.resolve("/abs").unwrap().unwrap().1, 4);
+        assert_eq!(
+            r.resolve("/../../../usr/lib/libc.so").unwrap().unwrap().1,
+            4
+        );
+        assert_eq!(r.resolve("/escape").unwrap(), None);
+        assert_eq!(r.resolve("/escape2").unwrap(), None);
+        assert_eq!(r.resolve("/usr/lib").unwrap(), None);
+        assert_eq!(r.resolve("/missing").unwrap(), None);
+        assert!(r
+            .resolve("/loop")
+            .unwrap_err()
+            .to_string()
+            .contains("too many symbolic links"));
+    }
+}
