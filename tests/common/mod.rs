@@ -1,0 +1,252 @@
+//! Shared helpers for the integration tests: the real CRIU fixtures in
+//! gdb-fixtures/, unpacked once per build, and ways to run criu2core and gdb.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One process of a fixture, as processes.tsv describes it.
+#[derive(Debug, Clone)]
+pub struct FixtureProcess {
+    pub pid: u32,
+    pub host_pid: u32,
+    pub comm: String,
+    /// The command line with NULs shown as spaces (trailing NUL included).
+    pub cmdline: String,
+    /// Path of the executable inside the sysroot.
+    pub exe: String,
+}
+
+/// An unpacked fixture.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub processes: Vec<FixtureProcess>,
+    pub markers: Vec<String>,
+}
+
+impl Fixture {
+    pub fn images(&self) -> PathBuf {
+        self.dir.join("images")
+    }
+    pub fn sysroot(&self) -> PathBuf {
+        self.dir.join("sysroot")
+    }
+    pub fn gcore(&self, p: &FixtureProcess) -> PathBuf {
+        self.dir.join(format!("gcore/core.{}", p.host_pid))
+    }
+    pub fn exe(&self, p: &FixtureProcess) -> PathBuf {
+        self.sysroot().join(p.exe.trim_start_matches('/'))
+    }
+}
+
+pub const FIXTURES: [&str; 3] = ["mt-pie", "fork-shared", "static"];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory for this test binary's run.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unpacks gdb-fixtures/NAME.tar.zst (GNU tar keeps the gcore cores sparse)
+/// under the target directory, once.
+pub fn fixture(name: &str) -> Fixture {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    let dir = base.join(name);
+    if !dir.join("processes.tsv").exists() {
+        fs::create_dir_all(&base).unwrap();
+        let tmp = tempfile::tempdir_in(&base).unwrap();
+        let archive = repo().join(format!("gdb-fixtures/{name}.tar.zst"));
+        let st = Command::new("tar")
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(tmp.path())
+            .status()
+            .expect("run tar");
+        assert!(st.success(), "cannot unpack {}", archive.display());
+        // Another test binary may have won the race; either copy is fine.
+        let _ = fs::rename(tmp.path().join(name), &dir);
+    }
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
+    let exes: BTreeMap<u32, String> = read("exe.txt")
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(pid, path)| (pid.parse().unwrap(), path.to_string()))
+        .collect();
+    let processes = read("processes.tsv")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, '\t').collect();
+            let pid = f[0].parse().unwrap();
+            FixtureProcess {
+                pid,
+                host_pid: f[1].parse().unwrap(),
+                comm: f[2].to_string(),
+                cmdline: f[3].to_string(),
+                exe: exes[&pid].clone(),
+            }
+        })
+        .collect();
+    let markers = read("markers.txt").lines().filter(|l| !l.is_empty()).map(String::from).collect();
+    Fixture { name: name.to_string(), dir, processes, markers }
+}
+
+/// Runs criu2core with `args`.
+pub fn criu2core<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_criu2core")).args(args).output().expect("run criu2core")
+}
+
+/// Runs criu2core and insists that it succeeds.
+pub fn convert_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let out = criu2core(args.iter().map(|a| a.as_ref()));
+    assert!(
+        out.status.success(),
+        "criu2core {:?} failed:\n{}",
+        args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Converts a fixture's images (optionally with --root) into a fresh directory.
+pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
+    let out = scratch(&format!("{}-{tag}", fx.name));
+    let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), fx.images().into(), "-o".into(), out.clone().into()];
+    args.extend(extra.iter().map(Into::into));
+    let o = criu2core(&args);
+    assert!(o.status.success(), "convert {} failed: {}", fx.name, String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// Runs gdb in batch mode on `core` with `commands` (each its own -ex, so
+/// one that fails does not stop the rest), returning everything it printed
+/// (stdout and stderr interleaved as a terminal would show them).
+pub fn gdb(sysroot: Option<&Path>, exe: Option<&Path>, core: &Path, commands: &[String]) -> String {
+    let mut args: Vec<String> = ["set pagination off", "set width 0", "set height 0", "set confirm off"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(s) = sysroot {
+        args.push(format!("set sysroot {}", s.display()));
+    }
+    if let Some(e) = exe {
+        args.push(format!("file {}", e.display()));
+    }
+    args.push(format!("core-file {}", core.display()));
+    args.extend(commands.iter().cloned());
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg("exec gdb -nx -batch \"$@\" 2>&1").arg("sh");
+    for a in &args {
+        cmd.arg("-ex").arg(a);
+    }
+    let out = cmd.output().expect("run gdb");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A section of [`sections`] output, empty if gdb never printed it.
+pub fn sec<'a>(map: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    map.get(name).map_or("", String::as_str)
+}
+
+/// Splits gdb output into sections opened by `echo @@NAME\n` commands.
+pub fn sections(out: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut current = String::from("@load");
+    let mut body = String::new();
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("@@") {
+            map.insert(std::mem::replace(&mut current, name.to_string()), std::mem::take(&mut body));
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    map.insert(current, body);
+    map
+}
+
+/// Splits `thread apply all …` output into LWP → lines.
+pub fn per_thread(section: &str) -> BTreeMap<u32, Vec<String>> {
+    let mut map: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut lwp = None;
+    for line in section.lines() {
+        if line.starts_with("Thread ") && line.ends_with("):") {
+            lwp = line.rsplit_once("(LWP ").and_then(|(_, r)| r.split(')').next()?.parse().ok());
+            if let Some(l) = lwp {
+                map.entry(l).or_default();
+            }
+            continue;
+        }
+        if let Some(l) = lwp {
+            if !line.trim().is_empty() {
+                map.entry(l).or_default().push(line.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// The ELF program headers of a core: (vaddr, offset, filesz, memsz, flags) of each PT_LOAD.
+pub fn loads(core: &Path) -> Vec<(u64, u64, u64, u64, u32)> {
+    let data = fs::read(core).unwrap();
+    let elf = goblin::elf::Elf::parse(&data).unwrap();
+    elf.program_headers
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+        .map(|p| (p.p_vaddr, p.p_offset, p.p_filesz, p.p_memsz, p.p_flags))
+        .collect()
+}
+
+/// Every (needle, address) where one of `needles` sits in the file data of a core's PT_LOADs.
+pub fn find_in_core(core: &Path, needles: &[String]) -> Vec<(String, u64)> {
+    let data = fs::read(core).unwrap();
+    let elf = goblin::elf::Elf::parse(&data).unwrap();
+    let mut found = Vec::new();
+    for needle in needles {
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        for p in elf.program_headers.iter().filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD) {
+            let bytes = &data[p.p_offset as usize..(p.p_offset + p.p_filesz) as usize];
+            found.extend(finder.find_iter(bytes).map(|i| (needle.clone(), p.p_vaddr + i as u64)));
+        }
+    }
+    found
+}
+
+/// The notes of a core: (owner, type, desc).
+pub fn notes(core: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let data = fs::read(core).unwrap();
+    let elf = goblin::elf::Elf::parse(&data).unwrap();
+    let mut out = Vec::new();
+    for notes in elf.iter_note_headers(&data).unwrap() {
+        let n = notes.unwrap();
+        out.push((n.name.to_string(), n.n_type, n.desc.to_vec()));
+    }
+    out
+}
+
+/// pr_psargs of a core's NT_PRPSINFO, up to its NUL.
+pub fn prpsinfo_psargs(core: &Path) -> Vec<u8> {
+    let ps = notes(core).into_iter().find(|n| n.1 == 3).expect("NT_PRPSINFO").2;
+    let args = &ps[56..136];
+    args[..args.iter().position(|&b| b == 0).unwrap_or(80)].to_vec()
+}
