@@ -51,7 +51,12 @@ fn commands(markers: &[(String, u64)], arg: (u64, usize)) -> Vec<String> {
         ("solib", "info sharedlibrary"),
     ]
     .iter()
-    .flat_map(|(name, cmd)| [format!("echo @@{name}\\n"), cmd.replace("thread apply all", "thread apply all -c")])
+    .flat_map(|(name, cmd)| {
+        [
+            format!("echo @@{name}\\n"),
+            cmd.replace("thread apply all", "thread apply all -c"),
+        ]
+    })
     .collect();
     for (i, (_, addr)) in markers.iter().enumerate() {
         c.push(format!("echo @@marker{i}\\n"));
@@ -75,14 +80,24 @@ fn registers(lines: &[String]) -> BTreeMap<String, String> {
 }
 
 fn hex(v: &str) -> Option<i64> {
-    u64::from_str_radix(v.strip_prefix("0x")?, 16).ok().map(|x| x as i64)
+    u64::from_str_radix(v.strip_prefix("0x")?, 16)
+        .ok()
+        .map(|x| x as i64)
 }
 
 /// The `$N = value` of each thread, without the history number.
 fn values(section: &str) -> BTreeMap<u32, String> {
     per_thread(section)
         .into_iter()
-        .map(|(lwp, lines)| (lwp, lines.iter().map(|l| l.split_once(" = ").map_or(l.as_str(), |x| x.1)).collect()))
+        .map(|(lwp, lines)| {
+            (
+                lwp,
+                lines
+                    .iter()
+                    .map(|l| l.split_once(" = ").map_or(l.as_str(), |x| x.1))
+                    .collect(),
+            )
+        })
         .collect()
 }
 
@@ -90,14 +105,28 @@ fn values(section: &str) -> BTreeMap<u32, String> {
 fn backtraces(section: &str) -> BTreeMap<u32, Vec<String>> {
     per_thread(section)
         .into_iter()
-        .map(|(lwp, lines)| (lwp, lines.iter().filter(|l| l.starts_with('#')).map(|l| function(l)).collect()))
+        .map(|(lwp, lines)| {
+            (
+                lwp,
+                lines
+                    .iter()
+                    .filter(|l| l.starts_with('#'))
+                    .map(|l| function(l))
+                    .collect(),
+            )
+        })
         .collect()
 }
 
 /// The function a frame line names.
 fn function(line: &str) -> String {
     let rest = line.split_once(" in ").map_or_else(
-        || line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+        || {
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
         |(_, r)| r.to_string(),
     );
     rest.split(" (").next().unwrap_or("").trim().to_string()
@@ -110,13 +139,19 @@ fn thread_rows(section: &str) -> Vec<(String, String)> {
         .filter_map(|l| {
             let start = l.find("Thread 0x")?;
             let end = l[start..].find(')')? + start + 1;
-            Some((l[start..end].to_string(), function(&format!("#0  {}", &l[end..].trim()))))
+            Some((
+                l[start..end].to_string(),
+                function(&format!("#0  {}", &l[end..].trim())),
+            ))
         })
         .collect()
 }
 
 fn warnings(out: &str) -> BTreeSet<String> {
-    out.lines().filter(|l| l.contains("warning:")).map(String::from).collect()
+    out.lines()
+        .filter(|l| l.contains("warning:"))
+        .map(String::from)
+        .collect()
 }
 
 fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &mut Vec<String>) {
@@ -125,10 +160,16 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
     markers.sort();
     let found: BTreeSet<&str> = markers.iter().map(|(m, _)| m.as_str()).collect();
     for m in ALWAYS_PRESENT {
-        assert!(found.contains(m), "{}: marker {m} not in gcore's core: the test would check nothing", fx.name);
+        assert!(
+            found.contains(m),
+            "{}: marker {m} not in gcore's core: the test would check nothing",
+            fx.name
+        );
     }
     let ckpt = Checkpoint::open(Arc::new(DirStore::open(fx.images()).unwrap())).unwrap();
-    let Loaded::Process(model) = ckpt.load(p.pid, LoadOptions::default()).unwrap() else { panic!("zombie") };
+    let Loaded::Process(model) = ckpt.load(p.pid, LoadOptions::default()).unwrap() else {
+        panic!("zombie")
+    };
     let argc = p.cmdline.trim_end().split(' ').count();
     let cmds = commands(&markers, (model.arg_range.0, argc));
     let sysroot = fx.sysroot();
@@ -138,11 +179,16 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
     let (gs, os) = (sections(&g), sections(&o));
     let who = format!("{} pid {}", fx.name, p.pid);
     let mut differ = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-        problems.push(format!("{who}: {what} differ:\n  gcore: {a:?}\n  ours:  {b:?}"));
+        problems.push(format!(
+            "{who}: {what} differ:\n  gcore: {a:?}\n  ours:  {b:?}"
+        ));
     };
 
     // Threads: same LWPs, named through libthread_db, in the same order.
-    let (gt, ot) = (thread_rows(sec(&gs, "threads")), thread_rows(sec(&os, "threads")));
+    let (gt, ot) = (
+        thread_rows(sec(&gs, "threads")),
+        thread_rows(sec(&os, "threads")),
+    );
     assert!(!gt.is_empty(), "{who}: gcore shows no threads:\n{g}");
     if gt != ot {
         differ("threads", &gt, &ot);
@@ -159,9 +205,16 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
         differ("register threads", &gr.keys(), &or.keys());
     }
     for (lwp, glines) in &gr {
-        let (g, o) = (registers(glines), registers(or.get(lwp).map_or(&[][..], |v| v)));
+        let (g, o) = (
+            registers(glines),
+            registers(or.get(lwp).map_or(&[][..], |v| v)),
+        );
         if g.keys().collect::<Vec<_>>() != o.keys().collect::<Vec<_>>() {
-            differ(&format!("register names of LWP {lwp}"), &g.keys(), &o.keys());
+            differ(
+                &format!("register names of LWP {lwp}"),
+                &g.keys(),
+                &o.keys(),
+            );
             continue;
         }
         if g.len() < 24 {
@@ -210,7 +263,11 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
     let psargs = &cmd[..cmd.len().min(79)];
     let note = prpsinfo_psargs(ours_core);
     if note != psargs {
-        differ("pr_psargs", &String::from_utf8_lossy(psargs), &String::from_utf8_lossy(&note));
+        differ(
+            "pr_psargs",
+            &String::from_utf8_lossy(psargs),
+            &String::from_utf8_lossy(&note),
+        );
     }
     // BFD drops one trailing space from pr_psargs when gdb prints it.
     let shown = String::from_utf8_lossy(psargs.strip_suffix(b" ").unwrap_or(psargs));
@@ -218,7 +275,10 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
     if !o.contains(&want) {
         differ("psargs shown", &want, &sec(&os, "@load"));
     }
-    let argv: Vec<&str> = sec(&os, "argv").lines().filter_map(|l| l.split_once('"').map(|x| x.1.trim_end_matches('"'))).collect();
+    let argv: Vec<&str> = sec(&os, "argv")
+        .lines()
+        .filter_map(|l| l.split_once('"').map(|x| x.1.trim_end_matches('"')))
+        .collect();
     if argv.join(" ") != p.cmdline.trim_end() {
         differ("argv in memory", &p.cmdline.trim_end(), &argv.join(" "));
     }
@@ -236,7 +296,12 @@ fn check_fixture(name: &str, tag: &str, extra: &[&str]) {
     for p in &fx.processes {
         check_process(&fx, p, &out.join(format!("core.{}", p.pid)), &mut problems);
     }
-    assert!(problems.is_empty(), "{} difference(s):\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} difference(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]

@@ -103,8 +103,17 @@ pub fn fixture(name: &str) -> Fixture {
             }
         })
         .collect();
-    let markers = read("markers.txt").lines().filter(|l| !l.is_empty()).map(String::from).collect();
-    Fixture { name: name.to_string(), dir, processes, markers }
+    let markers = read("markers.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    Fixture {
+        name: name.to_string(),
+        dir,
+        processes,
+        markers,
+    }
 }
 
 /// Runs criu2core with `args`.
@@ -113,7 +122,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_criu2core")).args(args).output().expect("run criu2core")
+    Command::new(env!("CARGO_BIN_EXE_criu2core"))
+        .args(args)
+        .output()
+        .expect("run criu2core")
 }
 
 /// Runs criu2core and insists that it succeeds.
@@ -122,7 +134,9 @@ pub fn convert_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     assert!(
         out.status.success(),
         "criu2core {:?} failed:\n{}",
-        args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(),
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
         String::from_utf8_lossy(&out.stderr)
     );
     out
@@ -131,10 +145,20 @@ pub fn convert_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 /// Converts a fixture's images (optionally with --root) into a fresh directory.
 pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
     let out = scratch(&format!("{}-{tag}", fx.name));
-    let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), fx.images().into(), "-o".into(), out.clone().into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "convert".into(),
+        fx.images().into(),
+        "-o".into(),
+        out.clone().into(),
+    ];
     args.extend(extra.iter().map(Into::into));
     let o = criu2core(&args);
-    assert!(o.status.success(), "convert {} failed: {}", fx.name, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "convert {} failed: {}",
+        fx.name,
+        String::from_utf8_lossy(&o.stderr)
+    );
     out
 }
 
@@ -142,10 +166,15 @@ pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
 /// one that fails does not stop the rest), returning everything it printed
 /// (stdout and stderr interleaved as a terminal would show them).
 pub fn gdb(sysroot: Option<&Path>, exe: Option<&Path>, core: &Path, commands: &[String]) -> String {
-    let mut args: Vec<String> = ["set pagination off", "set width 0", "set height 0", "set confirm off"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "set pagination off",
+        "set width 0",
+        "set height 0",
+        "set confirm off",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if let Some(s) = sysroot {
         args.push(format!("set sysroot {}", s.display()));
     }
@@ -155,7 +184,9 @@ pub fn gdb(sysroot: Option<&Path>, exe: Option<&Path>, core: &Path, commands: &[
     args.push(format!("core-file {}", core.display()));
     args.extend(commands.iter().cloned());
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg("exec gdb -nx -batch \"$@\" 2>&1").arg("sh");
+    cmd.arg("-c")
+        .arg("exec gdb -nx -batch \"$@\" 2>&1")
+        .arg("sh");
     for a in &args {
         cmd.arg("-ex").arg(a);
     }
@@ -175,7 +206,10 @@ pub fn sections(out: &str) -> BTreeMap<String, String> {
     let mut body = String::new();
     for line in out.lines() {
         if let Some(name) = line.strip_prefix("@@") {
-            map.insert(std::mem::replace(&mut current, name.to_string()), std::mem::take(&mut body));
+            map.insert(
+                std::mem::replace(&mut current, name.to_string()),
+                std::mem::take(&mut body),
+            );
         } else {
             body.push_str(line);
             body.push('\n');
@@ -191,7 +225,9 @@ pub fn per_thread(section: &str) -> BTreeMap<u32, Vec<String>> {
     let mut lwp = None;
     for line in section.lines() {
         if line.starts_with("Thread ") && line.ends_with("):") {
-            lwp = line.rsplit_once("(LWP ").and_then(|(_, r)| r.split(')').next()?.parse().ok());
+            lwp = line
+                .rsplit_once("(LWP ")
+                .and_then(|(_, r)| r.split(')').next()?.parse().ok());
             if let Some(l) = lwp {
                 map.entry(l).or_default();
             }
@@ -224,9 +260,17 @@ pub fn find_in_core(core: &Path, needles: &[String]) -> Vec<(String, u64)> {
     let mut found = Vec::new();
     for needle in needles {
         let finder = memchr::memmem::Finder::new(needle.as_bytes());
-        for p in elf.program_headers.iter().filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD) {
+        for p in elf
+            .program_headers
+            .iter()
+            .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+        {
             let bytes = &data[p.p_offset as usize..(p.p_offset + p.p_filesz) as usize];
-            found.extend(finder.find_iter(bytes).map(|i| (needle.clone(), p.p_vaddr + i as u64)));
+            found.extend(
+                finder
+                    .find_iter(bytes)
+                    .map(|i| (needle.clone(), p.p_vaddr + i as u64)),
+            );
         }
     }
     found
@@ -246,7 +290,76 @@ pub fn notes(core: &Path) -> Vec<(String, u32, Vec<u8>)> {
 
 /// pr_psargs of a core's NT_PRPSINFO, up to its NUL.
 pub fn prpsinfo_psargs(core: &Path) -> Vec<u8> {
-    let ps = notes(core).into_iter().find(|n| n.1 == 3).expect("NT_PRPSINFO").2;
+    let ps = notes(core)
+        .into_iter()
+        .find(|n| n.1 == 3)
+        .expect("NT_PRPSINFO")
+        .2;
     let args = &ps[56..136];
     args[..args.iter().position(|&b| b == 0).unwrap_or(80)].to_vec()
+}
+
+/// A CRIU image split into its header and raw entries.
+#[derive(Debug, Clone)]
+pub struct RawImage {
+    pub header: Vec<u8>,
+    pub entries: Vec<Vec<u8>>,
+}
+
+const IMG_COMMON: u32 = 0x5456_4319;
+const IMG_SERVICE: u32 = 0x5510_5940;
+
+/// Reads an image as header + length-prefixed entries.
+pub fn read_raw(path: &Path) -> RawImage {
+    let data = fs::read(path).unwrap();
+    let first = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    let mut pos = if first == IMG_COMMON || first == IMG_SERVICE {
+        8
+    } else {
+        4
+    };
+    let header = data[..pos].to_vec();
+    let mut entries = Vec::new();
+    while pos < data.len() {
+        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        entries.push(data[pos + 4..pos + 4 + len].to_vec());
+        pos += 4 + len;
+    }
+    RawImage { header, entries }
+}
+
+/// Writes an image back.
+pub fn write_raw(path: &Path, img: &RawImage) {
+    let mut data = img.header.clone();
+    for e in &img.entries {
+        data.extend_from_slice(&(e.len() as u32).to_le_bytes());
+        data.extend_from_slice(e);
+    }
+    fs::write(path, data).unwrap();
+}
+
+/// Decodes, changes and re-encodes every entry of an image as message `M`.
+pub fn edit_image<M: prost::Message + Default>(
+    path: &Path,
+    skip: usize,
+    mut f: impl FnMut(usize, &mut M),
+) {
+    let mut img = read_raw(path);
+    for (i, e) in img.entries.iter_mut().enumerate().skip(skip) {
+        let mut m = M::decode(&e[..]).unwrap();
+        f(i, &mut m);
+        *e = m.encode_to_vec();
+    }
+    write_raw(path, &img);
+}
+
+/// Copies a directory of regular files.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
 }

@@ -1,0 +1,523 @@
+//! Decoding behaviour on real fixture images changed in controlled ways:
+//! incremental dump chains, process states, lazy pages, missing or corrupt
+//! images, and the command line's promises.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use criu2core::convert;
+use criu2core::criu::pagemap::{PE_LAZY, PE_PARENT, PE_PRESENT};
+use criu2core::criu::store::DirStore;
+use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
+use criu2core::proto;
+
+const PAGE: usize = 4096;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn convert_dir(images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "convert".to_string(),
+        images.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    criu2core(&args)
+}
+
+/// Moves the pages of the pagemap entries `pick` selects out of `dir` into
+/// a parent dump: `dir`'s entries become PE_PARENT and its pages file loses
+/// their bytes; `parent` keeps a full copy of the original.
+fn split_into_parent(dir: &Path, pagemap: &str, parent: &Path, pick: impl Fn(usize) -> bool) {
+    copy_dir(dir, parent);
+    let pm_path = dir.join(pagemap);
+    let mut pm = read_raw(&pm_path);
+    let head = <proto::PagemapHead as prost::Message>::decode(&pm.entries[0][..]).unwrap();
+    let pages_path = dir.join(format!("pages-{}.img", head.pages_id));
+    let pages = fs::read(&pages_path).unwrap();
+    let mut kept = Vec::new();
+    let mut off = 0;
+    for (i, raw) in pm.entries.iter_mut().enumerate().skip(1) {
+        let mut e = <proto::PagemapEntry as prost::Message>::decode(&raw[..]).unwrap();
+        let flags = e.flags.unwrap_or(PE_PRESENT);
+        let len = e.nr_pages.unwrap() as usize * PAGE;
+        if flags & PE_PRESENT == 0 {
+            continue;
+        }
+        if pick(i) {
+            e.flags = Some(PE_PARENT);
+            *raw = prost::Message::encode_to_vec(&e);
+        } else {
+            kept.extend_from_slice(&pages[off..off + len]);
+        }
+        off += len;
+    }
+    write_raw(&pm_path, &pm);
+    fs::write(&pages_path, kept).unwrap();
+}
+
+#[test]
+fn incremental_chain_gives_byte_identical_cores() {
+    let fx = fixture("mt-pie");
+    let base = scratch("incremental");
+    let full = base.join("full");
+    convert_dir(&fx.images(), &full, &[]);
+
+    // grandparent: everything; parent: odd entries in grandparent;
+    // child: entries divisible by 3 in parent (and so on down the chain).
+    let (gp, parent, child) = (base.join("gp"), base.join("parent"), base.join("child"));
+    copy_dir(&fx.images(), &child);
+    split_into_parent(&child, "pagemap-12155.img", &parent, |i| i % 3 == 0);
+    copy_dir(&parent, &base.join("tmp"));
+    split_into_parent(&parent, "pagemap-12155.img", &gp, |i| i % 2 == 1);
+    // The shared-memory pagemap moves to the parent too.
+    split_into_parent(
+        &child,
+        "pagemap-shmem-1075.img",
+        &base.join("unused"),
+        |_| true,
+    );
+    fs::copy(
+        fx.images().join("pagemap-shmem-1075.img"),
+        parent.join("pagemap-shmem-1075.img"),
+    )
+    .unwrap();
+    fs::copy(fx.images().join("pages-1.img"), parent.join("pages-1.img")).unwrap();
+    symlink("../parent", child.join("parent")).unwrap();
+    symlink("../gp", parent.join("parent")).unwrap();
+
+    let inc = base.join("inc");
+    let o = convert_dir(&child, &inc, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "unexpected warnings: {}", stderr(&o));
+    let a = fs::read(full.join("core.12155")).unwrap();
+    let b = fs::read(inc.join("core.12155")).unwrap();
+    assert!(a == b, "cores of the full and the incremental dump differ");
+    // The child really did depend on its parents.
+    assert!(
+        fs::metadata(child.join("pages-2.img")).unwrap().len()
+            < fs::metadata(fx.images().join("pages-2.img")).unwrap().len()
+    );
+
+    // Without the parent link the pages are nowhere: a clear error.
+    fs::remove_file(child.join("parent")).unwrap();
+    let o = convert_dir(&child, &base.join("broken"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("parent dump") && stderr(&o).contains("no parent images"),
+        "{}",
+        stderr(&o)
+    );
+    // A loop in the chain is refused.
+    symlink("../child", gp.join("parent")).unwrap();
+    symlink("../parent", child.join("parent")).unwrap();
+    edit_image::<proto::PagemapEntry>(&gp.join("pagemap-12155.img"), 1, |_, e| {
+        e.flags = Some(PE_PARENT)
+    });
+    let o = convert_dir(&child, &base.join("loop"), &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("loop back"), "{}", stderr(&o));
+}
+
+#[test]
+fn stopped_process_converts_with_state_t() {
+    let fx = fixture("mt-pie");
+    let base = scratch("stopped");
+    let images = base.join("images");
+    copy_dir(&fx.images(), &images);
+    edit_image::<proto::Core>(&images.join("core-12155.img"), 0, |_, c| {
+        let tc = c.tc.as_mut().unwrap();
+        tc.task_state = 3;
+        tc.stop_signo = Some(20);
+    });
+    let o = convert_dir(&images, &base.join("out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let core = base.join("out/core.12155");
+    let notes = notes(&core);
+    let ps = &notes.iter().find(|n| n.1 == 3).unwrap().2;
+    assert_eq!((ps[0], ps[1]), (3, b'T'));
+    let si = &notes.iter().find(|n| n.1 == 0x5349_4749).unwrap().2;
+    assert_eq!(u32::from_le_bytes(si[0..4].try_into().unwrap()), 20);
+    let out = gdb(
+        Some(&fx.sysroot()),
+        Some(&fx.exe(&fx.processes[0])),
+        &core,
+        &["thread apply all bt".into()],
+    );
+    assert!(
+        out.contains("worker_leaf") && out.contains("vector_worker"),
+        "{out}"
+    );
+}
+
+#[test]
+fn zombies_dead_thread_lists_and_missing_images_fail_alone() {
+    let fx = fixture("fork-shared");
+    let base = scratch("states");
+
+    // A zombie child: reported, no core, success.
+    let zombie = base.join("zombie");
+    copy_dir(&fx.images(), &zombie);
+    edit_image::<proto::Core>(&zombie.join("core-12225.img"), 0, |_, c| {
+        let tc = c.tc.as_mut().unwrap();
+        tc.task_state = 6;
+        tc.exit_code = 3;
+    });
+    fs::remove_file(zombie.join("mm-12225.img")).unwrap();
+    let o = convert_dir(&zombie, &base.join("zombie-out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pid 12225 is a zombie (exit code 3)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(base.join("zombie-out/core.12223").exists());
+    assert!(!base.join("zombie-out/core.12225").exists());
+
+    // A process whose thread list is empty: an error for it alone.
+    let dead = base.join("dead");
+    copy_dir(&fx.images(), &dead);
+    edit_image::<proto::PstreeEntry>(&dead.join("pstree.img"), 0, |_, e| {
+        if e.pid == 12225 {
+            e.threads.clear();
+        }
+    });
+    let o = convert_dir(&dead, &base.join("dead-out"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("pid 12225") && stderr(&o).contains("no threads"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(base.join("dead-out/core.12223").exists());
+    assert!(!base.join("dead-out/core.12225").exists());
+
+    // A missing image: an error naming it, the other process still converts.
+    let missing = base.join("missing");
+    copy_dir(&fx.images(), &missing);
+    fs::remove_file(missing.join("mm-12225.img")).unwrap();
+    let o = convert_dir(&missing, &base.join("missing-out"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("mm-12225.img is missing"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(base.join("missing-out/core.12223").exists());
+    let leftovers: Vec<_> = fs::read_dir(base.join("missing-out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[test]
+fn lazy_pages_are_left_out_and_reported() {
+    let fx = fixture("mt-pie");
+    let base = scratch("lazy");
+    let images = base.join("images");
+    copy_dir(&fx.images(), &images);
+    // Entry 4 (a thread stack page run) becomes lazy: its pages leave the images.
+    let pm = read_raw(&images.join("pagemap-12155.img"));
+    let mut before = 0;
+    let mut lazy = None;
+    for (i, raw) in pm.entries.iter().enumerate().skip(1) {
+        let e = <proto::PagemapEntry as prost::Message>::decode(&raw[..]).unwrap();
+        let len = e.nr_pages.unwrap() as usize * PAGE;
+        if i == 4 {
+            lazy = Some((e.vaddr, len));
+            break;
+        }
+        before += len;
+    }
+    let (vaddr, len) = lazy.unwrap();
+    edit_image::<proto::PagemapEntry>(&images.join("pagemap-12155.img"), 1, |i, e| {
+        if i == 4 {
+            e.flags = Some(PE_LAZY);
+        }
+    });
+    let pages = fs::read(images.join("pages-2.img")).unwrap();
+    fs::write(
+        images.join("pages-2.img"),
+        [&pages[..before], &pages[before + len..]].concat(),
+    )
+    .unwrap();
+    let o = convert_dir(&images, &base.join("out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lazy-pages dump"), "{}", stderr(&o));
+    let loads = loads(&base.join("out/core.12155"));
+    // The lazy pages are not in the file: a segment stops right before them.
+    assert!(
+        loads.iter().any(|l| l.0 + l.2 == vaddr && l.2 < l.3),
+        "{loads:x?}"
+    );
+    // Everything else is still there.
+    let p = &fx.processes[0];
+    let out = gdb(
+        Some(&fx.sysroot()),
+        Some(&fx.exe(p)),
+        &base.join("out/core.12155"),
+        &["x/s heap_marker".into()],
+    );
+    assert!(out.contains("\"HEAP_MARKER_77\""), "{out}");
+}
+
+#[test]
+fn root_supplies_file_backed_pages() {
+    let fx = fixture("mt-pie");
+    let base = scratch("root");
+    let without = base.join("without");
+    let with = base.join("with");
+    convert_dir(&fx.images(), &without, &[]);
+    let o = convert_dir(
+        &fx.images(),
+        &with,
+        &["--root", fx.sysroot().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Without the executable or libraries at hand, only the core can tell
+    // what instruction a thread stopped at.
+    let cmds = ["x/i $pc".to_string()];
+    let empty = base.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let a = gdb(Some(&empty), None, &without.join("core.12155"), &cmds);
+    let b = gdb(Some(&empty), None, &with.join("core.12155"), &cmds);
+    // (gdb reads pages that are in neither core nor file as zeros.)
+    assert!(!a.contains("syscall"), "{a}");
+    assert!(b.contains(":\tsyscall"), "{b}");
+    // Every file mapping is whole in the core.
+    let ckpt = Checkpoint::open(Arc::new(DirStore::open(fx.images()).unwrap())).unwrap();
+    let Loaded::Process(p) = ckpt.load(12155, LoadOptions::default()).unwrap() else {
+        panic!()
+    };
+    let files = convert::file_mappings(&p);
+    assert!(files.len() >= 15);
+    let loads = loads(&with.join("core.12155"));
+    for f in files.iter().filter(|f| !f.path.ends_with(" (deleted)")) {
+        let l = loads
+            .iter()
+            .find(|l| l.0 == f.start)
+            .unwrap_or_else(|| panic!("no segment at {:#x}", f.start));
+        assert_eq!(
+            (l.2, l.3),
+            (f.end - f.start, f.end - f.start),
+            "{} at {:#x} is not whole",
+            f.path,
+            f.start
+        );
+    }
+}
+
+#[test]
+fn cores_are_sparse() {
+    let fx = fixture("mt-pie");
+    let out = scratch("sparse");
+    convert_dir(&fx.images(), &out, &[]);
+    let meta = fs::metadata(out.join("core.12155")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let allocated = meta.blocks() * 512;
+    let dumped = fs::metadata(fx.images().join("pages-1.img")).unwrap().len()
+        + fs::metadata(fx.images().join("pages-2.img")).unwrap().len();
+    assert!(meta.len() > 256 << 20, "apparent size {}", meta.len());
+    assert!(
+        allocated <= dumped + (256 << 10),
+        "allocated {allocated} for {dumped} dumped bytes"
+    );
+}
+
+#[test]
+fn command_line_behaviour() {
+    let fx = fixture("fork-shared");
+    let base = scratch("cli");
+    // -i/-o as criu-coredump spells them, one line per core, -p filters.
+    let out = base.join("one");
+    let o = criu2core([
+        "convert",
+        "-i",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "12225",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("core.12225") && text.contains("pid 12225 (victim), 1 thread,"),
+        "{text}"
+    );
+    assert!(!out.join("core.12223").exists());
+    // An existing core is kept unless --force.
+    let again = criu2core([
+        "convert",
+        "-i",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "12225",
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists (use --force"),
+        "{}",
+        stderr(&again)
+    );
+    let forced = criu2core([
+        "convert",
+        "-i",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "12225",
+        "-f",
+        "-q",
+    ]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stdout(&forced).is_empty());
+    // A pid that is not there, an input that is not a checkpoint.
+    let o = criu2core([
+        "convert",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        "4",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("pid 4 is not in the checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+    let o = criu2core([
+        "convert",
+        base.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("pstree.img is missing"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing but finished cores is left behind.
+    for e in fs::read_dir(&out).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(name.starts_with("core."), "left behind: {name}");
+    }
+}
+
+/// Runs the whole decode-and-write path in-process on a damaged copy.
+fn try_convert(images: &Path, out: &Path) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::open(Arc::new(DirStore::open(images)?))?;
+    for pid in ckpt.pids() {
+        if let Loaded::Process(p) = ckpt.load(pid, LoadOptions::default())? {
+            convert::write_core(&p, out, true)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn truncated_and_corrupt_images_give_errors_not_panics() {
+    let fx = fixture("mt-pie");
+    let base = scratch("corrupt");
+    let images = base.join("images");
+    let out = base.join("out");
+    fs::create_dir_all(&out).unwrap();
+    copy_dir(&fx.images(), &images);
+    let names: Vec<String> = fs::read_dir(fx.images())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            [
+                "inventory",
+                "pstree",
+                "core-",
+                "mm-",
+                "pagemap-",
+                "files",
+                "memfd",
+            ]
+            .iter()
+            .any(|p| n.starts_with(p))
+        })
+        .collect();
+    let mut checked = 0;
+    for name in &names {
+        let orig = fs::read(fx.images().join(name)).unwrap();
+        let path = images.join(name);
+        // Cut inside the header, inside a length word, and inside an entry body.
+        let mut cuts = vec![2, 6, 10];
+        let mut pos = if orig.len() > 8
+            && u32::from_le_bytes(orig[0..4].try_into().unwrap()) == 0x5456_4319
+        {
+            8
+        } else {
+            4
+        };
+        while pos + 4 <= orig.len() {
+            let len = u32::from_le_bytes(orig[pos..pos + 4].try_into().unwrap()) as usize;
+            cuts.push(pos + 2);
+            cuts.push(pos + 4 + len / 2);
+            pos += 4 + len;
+        }
+        for cut in cuts.into_iter().filter(|&c| c < orig.len()) {
+            fs::write(&path, &orig[..cut]).unwrap();
+            let r = try_convert(&images, &out);
+            let msg = format!(
+                "{:#}",
+                r.expect_err(&format!("{name} cut at {cut} converted"))
+            );
+            assert!(
+                msg.contains(name.as_str()),
+                "{name} cut at {cut}: error does not name the file: {msg}"
+            );
+            checked += 1;
+        }
+        // Bit flips and absurd lengths must never panic.
+        for i in 0..orig.len().min(64) {
+            let mut bad = orig.clone();
+            bad[i] ^= 0xff;
+            fs::write(&path, &bad).unwrap();
+            let _ = try_convert(&images, &out);
+        }
+        if orig.len() >= 12 {
+            for v in [0u32, 1 << 31, u32::MAX] {
+                let mut bad = orig.clone();
+                let at = if u32::from_le_bytes(orig[0..4].try_into().unwrap()) == 0x5456_4319 {
+                    8
+                } else {
+                    4
+                };
+                bad[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                fs::write(&path, &bad).unwrap();
+                let _ = try_convert(&images, &out);
+            }
+        }
+        fs::write(&path, &orig).unwrap();
+    }
+    assert!(checked > 50, "only {checked} truncations tried");
+    // A pages file shorter than the pagemap says.
+    let pages = fs::read(fx.images().join("pages-2.img")).unwrap();
+    fs::write(images.join("pages-2.img"), &pages[..pages.len() - PAGE]).unwrap();
+    let msg = format!("{:#}", try_convert(&images, &out).unwrap_err());
+    assert!(
+        msg.contains("pages-2.img") && msg.contains("holds only"),
+        "{msg}"
+    );
+}
