@@ -109,8 +109,12 @@ pub fn file_mappings(p: &Process) -> Vec<FileMapping> {
 /// contents, the segment's file data stops there (p_filesz < p_memsz) and a
 /// new segment starts after them, so readers fall back to the mapped file.
 pub fn segments(p: &Process) -> Vec<Segment> {
-    let mut out = Vec::with_capacity(p.mappings.len());
-    for m in &p.mappings {
+    segments_of(&p.mappings)
+}
+
+fn segments_of(mappings: &[crate::model::Mapping]) -> Vec<Segment> {
+    let mut out = Vec::with_capacity(mappings.len());
+    for m in mappings {
         let flags = (if m.prot.read { elf::pf::R } else { 0 })
             | (if m.prot.write { elf::pf::W } else { 0 })
             | (if m.prot.exec { elf::pf::X } else { 0 });
@@ -225,4 +229,55 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
         size: written.size,
         copied: written.copied,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Mapping, MappingKind, Missing, PageRun, Prot};
+
+    fn run(len: u64, source: PageSource) -> PageRun {
+        PageRun { len, source }
+    }
+
+    #[test]
+    fn unknown_pages_end_a_segment_and_the_next_starts_after_them() {
+        let m = Mapping {
+            start: 0x10000,
+            end: 0x16000,
+            prot: Prot {
+                read: true,
+                write: false,
+                exec: true,
+            },
+            shared: false,
+            kind: MappingKind::File,
+            file: None,
+            runs: vec![
+                run(0x1000, PageSource::Blob { blob: 0, offset: 0 }),
+                run(0x2000, PageSource::Missing(Missing::FileBacked)),
+                run(0x1000, PageSource::Zero),
+                run(
+                    0x1000,
+                    PageSource::Blob {
+                        blob: 0,
+                        offset: 0x1000,
+                    },
+                ),
+                run(0x1000, PageSource::Missing(Missing::FileBacked)),
+            ],
+        };
+        let segs = segments_of(&[m]);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(
+            (segs[0].vaddr, segs[0].filesz(), segs[0].memsz),
+            (0x10000, 0x1000, 0x3000)
+        );
+        assert_eq!(
+            (segs[1].vaddr, segs[1].filesz(), segs[1].memsz),
+            (0x13000, 0x2000, 0x3000)
+        );
+        assert_eq!(segs[1].data[0], Extent::Zero(0x1000));
+        assert_eq!(segs[0].flags, elf::pf::R | elf::pf::X);
+    }
 }

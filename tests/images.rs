@@ -521,3 +521,66 @@ fn truncated_and_corrupt_images_give_errors_not_panics() {
         "{msg}"
     );
 }
+
+#[test]
+fn sysv_and_shared_file_mappings() {
+    let fx = fixture("mt-pie");
+    let base = scratch("sysv");
+    let images = base.join("images");
+    copy_dir(&fx.images(), &images);
+    // Make the shared anonymous mapping a System V segment (id 1075, whose
+    // pages are in pagemap-shmem-1075.img) and libc's text a shared mapping.
+    edit_image::<proto::Mm>(&images.join("mm-12155.img"), 0, |_, mm| {
+        for v in &mut mm.vmas {
+            if v.status & (1 << 14) != 0 {
+                v.status = 1 | (1 << 10);
+                v.shmid = 1075;
+            } else if v.start == 0x7fdd_cffe_5000 {
+                v.status = 1 | (1 << 7);
+                v.flags = 1;
+            }
+        }
+    });
+    let shm = proto::IpcShm {
+        desc: proto::IpcDesc {
+            key: 0x1234abcd,
+            uid: 0,
+            gid: 0,
+            cuid: 0,
+            cgid: 0,
+            mode: 0o600,
+            id: 1075,
+        },
+        size: 65536,
+        in_pagemaps: Some(true),
+        hugetlb_flag: None,
+    };
+    let mut header = 0x5456_4319u32.to_le_bytes().to_vec();
+    header.extend_from_slice(&0x4628_3044u32.to_le_bytes());
+    write_raw(
+        &images.join("ipcns-shm-9.img"),
+        &RawImage {
+            header,
+            entries: vec![prost::Message::encode_to_vec(&shm)],
+        },
+    );
+    let out = base.join("out");
+    let o = convert_dir(&images, &out, &["--root", fx.sysroot().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let core = out.join("core.12155");
+    let p = &fx.processes[0];
+    let g = gdb(
+        Some(&fx.sysroot()),
+        Some(&fx.exe(p)),
+        &core,
+        &["x/s shared_anon".into(), "info proc mappings".into()],
+    );
+    assert!(g.contains("\"SHARED_ANON_MARKER\""), "{g}");
+    assert!(g.contains("/SYSV1234abcd (deleted)"), "{g}");
+    // The shared file mapping came whole from the root filesystem.
+    let l = loads(&core)
+        .into_iter()
+        .find(|l| l.0 == 0x7fdd_cffe_5000)
+        .unwrap();
+    assert_eq!(l.2, 0x156000);
+}
