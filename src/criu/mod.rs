@@ -6,6 +6,7 @@ pub mod magic;
 pub mod memory;
 pub mod pagemap;
 pub mod store;
+pub mod writer;
 
 use std::sync::Arc;
 
