@@ -281,3 +281,105 @@ mod tests {
         assert_eq!(segs[0].flags, elf::pf::R | elf::pf::X);
     }
 }
+
+/// Options for converting the processes of a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Only these processes (all if empty).
+    pub pids: Vec<u32>,
+    /// Root filesystem for unmodified file-backed pages.
+    pub root: Option<PathBuf>,
+    /// Replace existing cores.
+    pub force: bool,
+}
+
+/// What became of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A core was written.
+    Written {
+        /// The core.
+        stats: CoreStats,
+        /// Number of threads in it.
+        threads: usize,
+    },
+    /// A zombie: nothing to write.
+    Zombie {
+        /// Its exit code.
+        exit_code: u32,
+    },
+    /// Conversion failed.
+    Failed(String),
+}
+
+/// One process's conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessReport {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name, where known.
+    pub comm: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Warnings from decoding.
+    pub warnings: Vec<String>,
+}
+
+/// Writes the cores of `input`'s processes into `out_dir`, calling `report`
+/// as each process is done. A process that fails does not stop the others;
+/// an error that concerns the whole input is returned.
+pub fn convert_input(
+    input: &crate::input::Input,
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    report: &mut dyn FnMut(&ProcessReport),
+) -> Result<Vec<ProcessReport>> {
+    let ckpt = &input.checkpoint;
+    let all = ckpt.pids();
+    for pid in &opts.pids {
+        if !all.contains(pid) {
+            bail!("pid {pid} is not in the checkpoint (it has {all:?})");
+        }
+    }
+    let pids = if opts.pids.is_empty() {
+        all
+    } else {
+        opts.pids.clone()
+    };
+    let roots = input.file_roots(opts.root.as_deref())?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    let mut out = Vec::with_capacity(pids.len());
+    for pid in pids {
+        let mut r = ProcessReport {
+            pid,
+            comm: None,
+            outcome: Outcome::Failed(String::new()),
+            warnings: Vec::new(),
+        };
+        let loaded = ckpt.load(
+            pid,
+            crate::criu::LoadOptions {
+                root: roots.as_ref(),
+            },
+        );
+        r.outcome = match loaded {
+            Err(e) => Outcome::Failed(format!("{e:#}")),
+            Ok(crate::criu::Loaded::Zombie { exit_code, .. }) => Outcome::Zombie { exit_code },
+            Ok(crate::criu::Loaded::Process(p)) => {
+                r.comm = Some(p.comm.clone());
+                r.warnings = p.warnings.clone();
+                match write_core(&p, out_dir, opts.force) {
+                    Ok(stats) => Outcome::Written {
+                        stats,
+                        threads: p.threads.len(),
+                    },
+                    Err(e) => Outcome::Failed(format!("{e:#}")),
+                }
+            }
+        };
+        report(&r);
+        out.push(r);
+    }
+    Ok(out)
+}

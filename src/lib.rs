@@ -7,9 +7,14 @@
 //! [`convert`].
 
 pub mod arch;
+pub mod archive;
+pub mod batch;
+pub mod container;
 pub mod convert;
 pub mod criu;
 pub mod elf;
+pub mod input;
+pub mod inspect;
 pub mod model;
 pub mod notes;
 pub mod rootfs;

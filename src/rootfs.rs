@@ -1,16 +1,19 @@
-//! A root filesystem (a sysroot, or a container's rootfs) that supplies the
-//! contents of file-backed pages a checkpoint does not hold.
+//! Root filesystems (a sysroot, a container's rootfs, the files a container
+//! changed) that supply the contents of file-backed pages a checkpoint does
+//! not hold.
 //!
 //! Paths come from checkpoint images and are not trusted: they are resolved
 //! component by component inside the root, symbolic links included, so no
 //! path (`..`, absolute link targets, link loops) reaches outside it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::model::Blob;
 
 /// Most symbolic links followed while resolving one path (as the kernel).
 const MAX_LINKS: usize = 40;
@@ -84,6 +87,46 @@ impl RootFs {
         let mut p = self.dir.clone();
         p.extend(parts);
         p
+    }
+}
+
+/// Where the files a process mapped can be found: first the files the
+/// container changed (its rootfs-diff.tar, as it saw them), then a root
+/// directory.
+#[derive(Debug, Clone, Default)]
+pub struct FileRoots {
+    /// Files by clean relative path, from a rootfs diff.
+    pub diff: BTreeMap<String, Blob>,
+    /// A root directory.
+    pub dir: Option<RootFs>,
+}
+
+impl FileRoots {
+    /// Whether there is nothing to look in.
+    pub fn is_empty(&self) -> bool {
+        self.diff.is_empty() && self.dir.is_none()
+    }
+
+    /// The contents of `path` as the process saw it, if any layer has it.
+    pub fn resolve(&self, path: &str) -> Result<Option<Blob>> {
+        let key: Vec<String> = components(Path::new(path))
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        if !key.iter().any(|c| c == "..") {
+            if let Some(b) = self.diff.get(&key.join("/")) {
+                return Ok(Some(b.clone()));
+            }
+        }
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        Ok(dir.resolve(path)?.map(|(full, len)| Blob {
+            label: full.display().to_string(),
+            path: full,
+            offset: 0,
+            len,
+        }))
     }
 }
 

@@ -410,7 +410,7 @@ fn command_line_behaviour() {
         out.to_str().unwrap(),
     ]);
     assert!(
-        !o.status.success() && stderr(&o).contains("pstree.img is missing"),
+        !o.status.success() && stderr(&o).contains("not a checkpoint"),
         "{}",
         stderr(&o)
     );

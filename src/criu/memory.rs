@@ -20,7 +20,7 @@ use crate::model::{
     Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageSource, Prot,
 };
 use crate::proto;
-use crate::rootfs::RootFs;
+use crate::rootfs::FileRoots;
 
 /// Deepest chain of parent dumps followed.
 pub const MAX_PARENT_DEPTH: usize = 64;
@@ -100,7 +100,7 @@ pub struct MemoryBuilder<'a> {
     pid: u32,
     page_size: u64,
     chain: Vec<Arc<dyn ImageStore>>,
-    root: Option<&'a RootFs>,
+    root: Option<&'a FileRoots>,
     files: &'a FileTable,
     sysv_keys: Option<HashMap<u64, u32>>,
     blobs: Vec<Blob>,
@@ -119,7 +119,7 @@ impl<'a> MemoryBuilder<'a> {
         pid: u32,
         page_size: u64,
         files: &'a FileTable,
-        root: Option<&'a RootFs>,
+        root: Option<&'a FileRoots>,
     ) -> MemoryBuilder<'a> {
         MemoryBuilder {
             pid,
@@ -538,7 +538,7 @@ impl<'a> MemoryBuilder<'a> {
         Ok(id)
     }
 
-    /// The blob and size of `path` under the root filesystem, if any.
+    /// The blob and size of `path` in the root filesystems, if any.
     fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
         let Some(root) = self.root else {
             return Ok(None);
@@ -546,14 +546,10 @@ impl<'a> MemoryBuilder<'a> {
         if let Some(known) = self.root_files.get(path) {
             return Ok(*known);
         }
-        let found = root.resolve(path)?.map(|(full, size)| {
-            self.blobs.push(Blob {
-                label: full.display().to_string(),
-                path: full,
-                offset: 0,
-                len: size,
-            });
-            (self.blobs.len() - 1, size)
+        let found = root.resolve(path)?.map(|blob| {
+            let len = blob.len;
+            self.blobs.push(blob);
+            (self.blobs.len() - 1, len)
         });
         self.root_files.insert(path.to_string(), found);
         Ok(found)

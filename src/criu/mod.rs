@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::arch::{self, Arch, Registers};
 use crate::model::{Process, ProcessState, Thread};
 use crate::proto;
-use crate::rootfs::RootFs;
+use crate::rootfs::FileRoots;
 use files::FileTable;
 use image::Image;
 use store::ImageStore;
@@ -50,8 +50,8 @@ pub enum Loaded {
 /// Options for loading processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
-    /// Root filesystem for the contents of file-backed pages.
-    pub root: Option<&'a RootFs>,
+    /// Where to find the contents of file-backed pages.
+    pub root: Option<&'a FileRoots>,
 }
 
 fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
