@@ -192,13 +192,17 @@ impl ArchiveStore {
                 let dec =
                     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
                 let mut ar = tar::Archive::new(dec);
-                store.scan(&mut ar, false, path, file_len, spill_dir)
+                store
+                    .scan(&mut ar, false, path, file_len, spill_dir)
+                    .and_then(|()| drain(ar))
             }
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::new(file)
                     .with_context(|| format!("{label}: cannot start zstd"))?;
                 let mut ar = tar::Archive::new(dec);
-                store.scan(&mut ar, false, path, file_len, spill_dir)
+                store
+                    .scan(&mut ar, false, path, file_len, spill_dir)
+                    .and_then(|()| drain(ar))
             }
         };
         result.with_context(|| {
@@ -383,6 +387,14 @@ impl ArchiveStore {
             }
         }
     }
+}
+
+/// Reads a compressed stream to its end after the tar's end marker, so the
+/// decompressor checks the stream's checksum and a corrupt archive is not
+/// taken for a good one.
+fn drain<R: Read>(ar: tar::Archive<R>) -> Result<()> {
+    io::copy(&mut ar.into_inner(), &mut io::sink()).context("the compressed stream is corrupt")?;
+    Ok(())
 }
 
 fn is_page_file(name: &str) -> bool {

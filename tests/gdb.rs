@@ -292,6 +292,11 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
 fn check_fixture(name: &str, tag: &str, extra: &[&str]) {
     let fx = fixture(name);
     let out = convert_fixture(&fx, tag, extra);
+    check_cores(&fx, &out);
+}
+
+fn check_cores(fx: &Fixture, out: &Path) {
+    let fx = fx.clone();
     let mut problems = Vec::new();
     for p in &fx.processes {
         check_process(&fx, p, &out.join(format!("core.{}", p.pid)), &mut problems);
@@ -324,4 +329,16 @@ fn mt_pie_with_root_matches_gcore() {
     let fx = fixture("mt-pie");
     let sysroot = fx.sysroot();
     check_fixture("mt-pie", "root", &["--root", sysroot.to_str().unwrap()]);
+}
+
+#[test]
+fn fork_shared_from_zstd_archive_matches_gcore() {
+    let fx = fixture("fork-shared");
+    let dir = scratch("gdb-archive");
+    let ar = dir.join("checkpoint-fork-shared.tar.zst");
+    std::fs::write(&ar, compress(&podman_tar(&fx.images(), |_| {}), "tar.zst")).unwrap();
+    let out = dir.join("cores");
+    let o = criu2core(["convert", ar.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_cores(&fx, &out);
 }

@@ -363,3 +363,144 @@ pub fn copy_dir(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// Podman's config.dump for a test container.
+pub const CONFIG_DUMP: &str = r#"{"id":"4f1c0de7a9b24b5e8f7d6c5b4a392817","name":"victim-ctr","rootfsImageName":"localhost/victim:latest","runtime":"crun","createdTime":"2026-11-20T10:00:00.5Z","checkpointedTime":"2026-11-20T11:22:33Z","restoredTime":"0001-01-01T00:00:00Z","restored":false}"#;
+/// Podman's spec.dump (the OCI spec; only what identifies the engine).
+pub const SPEC_DUMP: &str =
+    r#"{"ociVersion":"1.0.2-dev","annotations":{"io.container.manager":"libpod"}}"#;
+
+/// Appends a regular file to a tar being built.
+pub fn tar_file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+/// A container checkpoint archive of a fixture in Podman's layout, as
+/// bytes of a plain tar; `extra` may add members.
+pub fn podman_tar(images: &Path, extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut names: Vec<_> = fs::read_dir(images)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for n in names {
+        tar_file(
+            &mut b,
+            &format!("checkpoint/{n}"),
+            &fs::read(images.join(&n)).unwrap(),
+        );
+    }
+    tar_file(&mut b, "config.dump", CONFIG_DUMP.as_bytes());
+    tar_file(&mut b, "spec.dump", SPEC_DUMP.as_bytes());
+    tar_file(
+        &mut b,
+        "stats-dump",
+        &fs::read(images.join("stats-dump")).unwrap_or_default(),
+    );
+    extra(&mut b);
+    b.into_inner().unwrap()
+}
+
+/// Compresses tar bytes: "tar", "tar.gz" or "tar.zst".
+pub fn compress(tar: &[u8], kind: &str) -> Vec<u8> {
+    use std::io::Write;
+    match kind {
+        "tar" => tar.to_vec(),
+        "tar.gz" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        }
+        "tar.zst" => {
+            // With frame checksums, as Podman's and CRI-O's zstd writers do.
+            let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
+            e.include_checksum(true).unwrap();
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        }
+        other => panic!("unknown compression {other}"),
+    }
+}
+
+/// Checks `v` against the subset of JSON Schema our schemas use (type,
+/// const, enum, required, properties, additionalProperties, items,
+/// propertyNames); returns every violation.
+pub fn validate(
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+    errs: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let type_ok = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    };
+    match schema.get("type") {
+        Some(Value::String(t)) if !type_ok(t) => errs.push(format!("{at}: not {t}: {v}")),
+        Some(Value::Array(ts)) if !ts.iter().any(|t| type_ok(t.as_str().unwrap_or(""))) => {
+            errs.push(format!("{at}: not any of {ts:?}: {v}"))
+        }
+        _ => {}
+    }
+    if let Some(c) = schema.get("const") {
+        if c != v {
+            errs.push(format!("{at}: {v} is not {c}"));
+        }
+    }
+    if let Some(Value::Array(e)) = schema.get("enum") {
+        if !e.contains(v) {
+            errs.push(format!("{at}: {v} not in {e:?}"));
+        }
+    }
+    if let Value::Object(obj) = v {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !obj.contains_key(r.as_str().unwrap_or("")) {
+                errs.push(format!("{at}: missing {r}"));
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, val) in obj {
+            if let Some(names) = schema.get("propertyNames") {
+                validate(
+                    names,
+                    &Value::String(k.clone()),
+                    &format!("{at}.{k}(name)"),
+                    errs,
+                );
+            }
+            match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => validate(s, val, &format!("{at}.{k}"), errs),
+                (None, Some(Value::Bool(false))) => {
+                    errs.push(format!("{at}: unexpected field {k}"))
+                }
+                (None, Some(s @ Value::Object(_))) => validate(s, val, &format!("{at}.{k}"), errs),
+                _ => {}
+            }
+        }
+    }
+    if let (Value::Array(items), Some(s)) = (v, schema.get("items")) {
+        for (i, it) in items.iter().enumerate() {
+            validate(s, it, &format!("{at}[{i}]"), errs);
+        }
+    }
+}
