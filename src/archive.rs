@@ -185,24 +185,20 @@ impl ArchiveStore {
         };
         let result = match compression {
             Compression::None => {
+                // Page files are used in place, so seek over them rather than read.
                 let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 16, file));
-                store.scan(&mut ar, true, path, file_len, spill_dir)
+                let entries = ar.entries_with_seek().context("cannot read the archive");
+                entries.and_then(|e| store.scan(e, true, path, file_len, spill_dir))
             }
             Compression::Gzip => {
                 let dec =
                     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-                let mut ar = tar::Archive::new(dec);
-                store
-                    .scan(&mut ar, false, path, file_len, spill_dir)
-                    .and_then(|()| drain(ar))
+                store.scan_stream(tar::Archive::new(dec), path, file_len, spill_dir)
             }
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::new(file)
                     .with_context(|| format!("{label}: cannot start zstd"))?;
-                let mut ar = tar::Archive::new(dec);
-                store
-                    .scan(&mut ar, false, path, file_len, spill_dir)
-                    .and_then(|()| drain(ar))
+                store.scan_stream(tar::Archive::new(dec), path, file_len, spill_dir)
             }
         };
         result.with_context(|| {
@@ -218,16 +214,33 @@ impl ArchiveStore {
         Ok(store)
     }
 
+    /// Scans a compressed archive, then reads the stream to its end so the
+    /// decompressor checks its checksum and a corrupt archive is not taken
+    /// for a good one.
+    fn scan_stream<R: Read>(
+        &mut self,
+        mut ar: tar::Archive<R>,
+        path: &Path,
+        file_len: u64,
+        spill_dir: Option<&Path>,
+    ) -> Result<()> {
+        let entries = ar.entries().context("cannot read the archive")?;
+        self.scan(entries, false, path, file_len, spill_dir)?;
+        io::copy(&mut ar.into_inner(), &mut io::sink())
+            .context("the compressed stream is corrupt")?;
+        Ok(())
+    }
+
     fn scan<R: Read>(
         &mut self,
-        ar: &mut tar::Archive<R>,
+        entries: tar::Entries<'_, R>,
         in_place: bool,
         path: &Path,
         file_len: u64,
         spill_dir: Option<&Path>,
     ) -> Result<()> {
         let mut small_total = 0u64;
-        for (index, entry) in ar.entries().context("cannot read the archive")?.enumerate() {
+        for (index, entry) in entries.enumerate() {
             let mut entry =
                 entry.with_context(|| format!("cannot read the header of member #{index}"))?;
             let raw_path = entry
@@ -387,14 +400,6 @@ impl ArchiveStore {
             }
         }
     }
-}
-
-/// Reads a compressed stream to its end after the tar's end marker, so the
-/// decompressor checks the stream's checksum and a corrupt archive is not
-/// taken for a good one.
-fn drain<R: Read>(ar: tar::Archive<R>) -> Result<()> {
-    io::copy(&mut ar.into_inner(), &mut io::sink()).context("the compressed stream is corrupt")?;
-    Ok(())
 }
 
 fn is_page_file(name: &str) -> bool {
