@@ -204,6 +204,12 @@ impl ArchiveStore {
         result.with_context(|| {
             format!("{label}: broken or unsafe {} archive", compression.suffix())
         })?;
+        tracing::debug!(
+            archive = %label,
+            members = store.members.len(),
+            unpacked = store._spill.is_some(),
+            "read archive"
+        );
         store.prefix = if store.members.contains_key("checkpoint/pstree.img") {
             "checkpoint/".into()
         } else if store.members.contains_key("pstree.img") {

@@ -12,7 +12,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::convert::{self, ConvertOptions, Outcome};
+use crate::convert::{self, ConvertOptions, Outcome, ProcessReport};
 use crate::input::{self, OpenOptions};
 
 /// Identifies the JSON schema of [`Summary`].
@@ -67,6 +67,46 @@ pub struct InputSummary {
     pub error: Option<String>,
     /// Warnings from decoding.
     pub warnings: Vec<String>,
+}
+
+impl InputSummary {
+    /// A summary of `input` converted into `output`, with nothing done yet.
+    pub fn new(input: &Path, output: &Path) -> InputSummary {
+        InputSummary {
+            input: input.display().to_string(),
+            output: output.display().to_string(),
+            status: "failed".into(),
+            processes: 0,
+            cores: Vec::new(),
+            zombies: Vec::new(),
+            duration_ms: 0,
+            error: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Records what became of each process; an error lists the processes
+    /// that failed.
+    pub fn add_reports(&mut self, reports: &[ProcessReport]) -> Result<()> {
+        let mut errors = Vec::new();
+        for r in reports {
+            self.warnings
+                .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
+            match &r.outcome {
+                Outcome::Written { stats, .. } => self.cores.push(CoreSummary {
+                    pid: r.pid,
+                    path: stats.path.display().to_string(),
+                    size: stats.size,
+                }),
+                Outcome::Zombie { .. } => self.zombies.push(r.pid),
+                Outcome::Failed(e) => errors.push(format!("pid {}: {e}", r.pid)),
+            }
+        }
+        if !errors.is_empty() {
+            anyhow::bail!(errors.join("; "));
+        }
+        Ok(())
+    }
 }
 
 /// The whole run, as written to summary.json.
@@ -193,17 +233,7 @@ fn complete(dir: &Path, fp: &str) -> Option<Done> {
 
 fn convert_one(path: &Path, out: &Path, opts: &BatchOptions) -> InputSummary {
     let start = Instant::now();
-    let mut s = InputSummary {
-        input: path.display().to_string(),
-        output: out.display().to_string(),
-        status: "failed".into(),
-        processes: 0,
-        cores: Vec::new(),
-        zombies: Vec::new(),
-        duration_ms: 0,
-        error: None,
-        warnings: Vec::new(),
-    };
+    let mut s = InputSummary::new(path, out);
     let result = (|| -> Result<()> {
         let fp = fingerprint(path)?;
         if !opts.force {
@@ -231,23 +261,7 @@ fn convert_one(path: &Path, out: &Path, opts: &BatchOptions) -> InputSummary {
             force: true,
         };
         let reports = convert::convert_input(&inp, out, &copts, &mut |_| {})?;
-        let mut errors = Vec::new();
-        for r in reports {
-            s.warnings
-                .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
-            match r.outcome {
-                Outcome::Written { stats, .. } => s.cores.push(CoreSummary {
-                    pid: r.pid,
-                    path: stats.path.display().to_string(),
-                    size: stats.size,
-                }),
-                Outcome::Zombie { .. } => s.zombies.push(r.pid),
-                Outcome::Failed(e) => errors.push(format!("pid {}: {e}", r.pid)),
-            }
-        }
-        if !errors.is_empty() {
-            anyhow::bail!(errors.join("; "));
-        }
+        s.add_reports(&reports)?;
         let done = Done {
             fingerprint: fp,
             processes: s.processes,
@@ -265,6 +279,7 @@ fn convert_one(path: &Path, out: &Path, opts: &BatchOptions) -> InputSummary {
         s.error = Some(format!("{e:#}"));
     }
     s.duration_ms = start.elapsed().as_millis() as u64;
+    tracing::info!(input = %path.display(), status = %s.status, ms = s.duration_ms, "batch input done");
     s
 }
 

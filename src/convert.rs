@@ -202,7 +202,14 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
     if !force && path.symlink_metadata().is_ok() {
         bail!("{} exists (use --force to replace it)", path.display());
     }
+    let start = std::time::Instant::now();
     let core = core_file(p)?;
+    tracing::debug!(
+        pid = p.pid,
+        notes = core.notes.len(),
+        segments = core.segments.len(),
+        "core laid out"
+    );
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".core.{}.", p.pid))
         .suffix(".partial")
@@ -224,6 +231,14 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
                 )
             })?;
     }
+    tracing::info!(
+        pid = p.pid,
+        path = %path.display(),
+        size = written.size,
+        copied = written.copied,
+        ms = start.elapsed().as_millis() as u64,
+        "wrote core"
+    );
     Ok(CoreStats {
         path,
         size: written.size,

@@ -130,6 +130,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
         }
     };
     let checkpoint = Checkpoint::open(store)?;
+    tracing::info!(path = %path.display(), kind = kind.name(), processes = checkpoint.tree.len(), "opened checkpoint");
     Ok(Input {
         path: path.to_path_buf(),
         kind,

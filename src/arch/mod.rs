@@ -15,6 +15,9 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture criu2core converts.
+    pub const ALL: &'static [Arch] = &[Arch::X86_64];
+
     /// Name as `uname -m` prints it.
     pub fn name(self) -> &'static str {
         match self {

@@ -165,6 +165,15 @@ impl Checkpoint {
             memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
                 .build(&mm.vmas, &mm_name)?;
 
+        tracing::debug!(
+            pid,
+            arch = arch.name(),
+            threads = threads.len(),
+            vmas = mm.vmas.len(),
+            page_size,
+            blobs = mapped.blobs.len(),
+            "decoded process"
+        );
         let creds = leader.thread_core.as_ref().and_then(|t| t.creds.as_ref());
         Ok(Loaded::Process(Box::new(Process {
             pid,

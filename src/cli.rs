@@ -1,0 +1,412 @@
+//! The command line: `criu2core convert | inspect | batch | completions |
+//! man`, shared by the `criu2core` binary and the checkpointctl plugin.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::batch::{self, BatchOptions, InputSummary};
+use crate::convert::{self, ConvertOptions, Outcome, ProcessReport};
+use crate::input::{self, OpenOptions};
+use crate::inspect::{self, human_bytes};
+
+/// Writes `text` to stdout. When the reader has gone away (`| head`), the
+/// process ends as a SIGPIPE would end it, without a panic.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+/// CRIU image versions this release reads.
+pub const IMAGE_VERSIONS: &str =
+    "CRIU image format v2 (CRIU 3.x and 4.x; v1.1 images of CRIU 1.x-2.x too)";
+
+fn long_version() -> &'static str {
+    let arches: Vec<&str> = crate::arch::Arch::ALL.iter().map(|a| a.name()).collect();
+    let text = format!(
+        "{}\nreads:         {IMAGE_VERSIONS}\narchitectures: {} (on any host)",
+        env!("CARGO_PKG_VERSION"),
+        arches.join(", ")
+    );
+    Box::leak(text.into_boxed_str())
+}
+
+/// Convert CRIU checkpoints into ELF core files for gdb, lldb, eu-stack and drgn.
+#[derive(Parser)]
+#[command(name = "criu2core", version, long_version = long_version(), about, long_about = None)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v, -vv, -vvv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write one core file per process of a checkpoint.
+    #[command(after_help = "\
+Inputs are CRIU image directories, unpacked container checkpoints (a
+directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
+as Podman, CRI-O and the kubelet write them; recognised by content). With
+several inputs, each gets a subdirectory of OUT_DIR named after it.
+
+Examples:
+  criu2core convert -i /var/lib/criu/dump -o cores
+  criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
+  criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
+  gdb /srv/rootfs/usr/bin/app -ex 'set sysroot /srv/rootfs' cores/core.1")]
+    Convert(ConvertArgs),
+    /// Show a checkpoint's container, processes and memory.
+    #[command(after_help = "\
+Examples:
+  criu2core inspect checkpoint.tar.zst
+  criu2core inspect --env /var/lib/criu/dump
+  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'")]
+    Inspect(InspectArgs),
+    /// Convert many checkpoints in parallel, resumably, with a summary.
+    #[command(after_help = "\
+Each input (checkpoint, or a directory of checkpoints) gets OUT_DIR/<name>/;
+OUT_DIR/summary.json says what became of each. A second run skips inputs
+whose cores are complete unless --force. Exits non-zero if any input failed.
+
+Examples:
+  criu2core batch /var/lib/kubelet/checkpoints -o cores
+  criu2core batch a.tar b.tar.zst dump-dir/ -o cores -j 4")]
+    Batch(BatchArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  criu2core completions bash > /etc/bash_completion.d/criu2core
+  criu2core completions zsh > \"${fpath[1]}/_criu2core\"
+  criu2core completions fish > ~/.config/fish/completions/criu2core.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (or write one per subcommand into a directory).
+    #[command(after_help = "\
+Examples:
+  criu2core man | man -l -
+  criu2core man --out-dir /usr/local/share/man/man1")]
+    Man {
+        /// Write criu2core.1 and criu2core-SUBCOMMAND.1 here instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Checkpoints: image directories or archives.
+    #[arg(value_name = "INPUT", required_unless_present = "images_dir")]
+    inputs: Vec<PathBuf>,
+    /// A checkpoint (as criu-coredump's -i); may be repeated.
+    #[arg(short = 'i', long = "images-dir", value_name = "INPUT")]
+    images_dir: Vec<PathBuf>,
+    /// Directory for the core files (created if missing).
+    #[arg(
+        short = 'o',
+        long = "out-dir",
+        value_name = "OUT_DIR",
+        default_value = "."
+    )]
+    out_dir: PathBuf,
+    /// Convert only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pids: Vec<u32>,
+    /// Root filesystem (sysroot or container rootfs) to read unmodified
+    /// file-backed pages from, so the core holds them too. Files in an
+    /// archive's rootfs-diff.tar take precedence.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Replace existing core files.
+    #[arg(short, long)]
+    force: bool,
+    /// Print nothing but errors and warnings.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Where compressed archives are unpacked while converting (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+    /// Print a JSON report (schema criu2core.convert/1) instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A checkpoint: image directory or archive.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// Also show each process's environment.
+    #[arg(long)]
+    env: bool,
+    /// Print JSON (schema in docs/inspect.schema.json).
+    #[arg(long)]
+    json: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// Checkpoints, or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    inputs: Vec<PathBuf>,
+    /// Directory for the cores and summary.json.
+    #[arg(short = 'o', long = "out-dir", value_name = "OUT_DIR")]
+    out_dir: PathBuf,
+    /// Inputs converted at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Convert again inputs whose cores are already complete.
+    #[arg(short, long)]
+    force: bool,
+    /// Root filesystem for unmodified file-backed pages.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+    /// Print the summary (as in summary.json) on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn emit_line(line: String) {
+    // A failed write to stdout other than a closed pipe cannot be reported
+    // anywhere better than stderr.
+    if let Err(e) = emit(&(line + "\n")) {
+        eprintln!("criu2core: {e:#}");
+    }
+}
+
+fn print_report(r: &ProcessReport, quiet: bool) {
+    for w in &r.warnings {
+        eprintln!("criu2core: warning: pid {}: {w}", r.pid);
+    }
+    match &r.outcome {
+        Outcome::Written { stats, threads } if !quiet => emit_line(format!(
+            "{}: pid {} ({}), {} thread{}, {} ({} of memory contents)",
+            stats.path.display(),
+            r.pid,
+            r.comm.as_deref().unwrap_or("?"),
+            threads,
+            if *threads == 1 { "" } else { "s" },
+            human_bytes(stats.size),
+            human_bytes(stats.copied),
+        )),
+        Outcome::Written { .. } => {}
+        Outcome::Zombie { exit_code } => eprintln!(
+            "criu2core: pid {} is a zombie (exit code {exit_code}): it has no memory or registers, no core written",
+            r.pid
+        ),
+        Outcome::Failed(e) => eprintln!("criu2core: pid {}: {e}", r.pid),
+    }
+}
+
+/// What `convert --json` prints.
+#[derive(serde::Serialize)]
+struct ConvertReport {
+    schema: &'static str,
+    inputs: Vec<InputSummary>,
+}
+
+fn convert(args: &ConvertArgs) -> Result<bool> {
+    let inputs: Vec<PathBuf> = args
+        .inputs
+        .iter()
+        .chain(&args.images_dir)
+        .cloned()
+        .collect();
+    if inputs.len() > 1 && !args.pids.is_empty() {
+        bail!("-p/--pid applies to one input at a time");
+    }
+    let names = batch::output_names(&inputs);
+    let opts = ConvertOptions {
+        pids: args.pids.clone(),
+        root: args.root.clone(),
+        force: args.force,
+    };
+    let mut summaries = Vec::new();
+    for (path, name) in inputs.iter().zip(&names) {
+        let out = if inputs.len() == 1 {
+            args.out_dir.clone()
+        } else {
+            args.out_dir.join(name)
+        };
+        let start = std::time::Instant::now();
+        let mut summary = InputSummary::new(path, &out);
+        let quiet = args.quiet || args.json;
+        let result = input::open(
+            path,
+            &OpenOptions {
+                spill_dir: args.tmpdir.clone(),
+            },
+        )
+        .and_then(|inp| {
+            summary.processes = inp.checkpoint.tree.len();
+            let reports =
+                convert::convert_input(&inp, &out, &opts, &mut |r| print_report(r, quiet))?;
+            summary.add_reports(&reports)
+        });
+        match result {
+            Ok(()) => summary.status = "ok".into(),
+            Err(e) => {
+                if summary.error.is_none() && summary.cores.is_empty() {
+                    eprintln!("criu2core: {e:#}");
+                }
+                summary.error = Some(format!("{e:#}"));
+            }
+        }
+        summary.duration_ms = start.elapsed().as_millis() as u64;
+        summaries.push(summary);
+    }
+    if args.json {
+        let report = ConvertReport {
+            schema: "criu2core.convert/1",
+            inputs: summaries.clone(),
+        };
+        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+    }
+    Ok(summaries.iter().all(|s| s.status == "ok"))
+}
+
+fn inspect(args: &InspectArgs) -> Result<bool> {
+    let inp = input::open(
+        &args.input,
+        &OpenOptions {
+            spill_dir: args.tmpdir.clone(),
+        },
+    )?;
+    let report = inspect::inspect(&inp, args.env);
+    if args.json {
+        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+    } else {
+        emit(&report.to_text())?;
+    }
+    Ok(report.processes.iter().all(|p| p.error.is_none()))
+}
+
+fn batch(args: &BatchArgs) -> Result<bool> {
+    let inputs = batch::expand_inputs(&args.inputs)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = BatchOptions {
+        jobs,
+        force: args.force,
+        root: args.root.clone(),
+        spill_dir: args.tmpdir.clone(),
+        progress: !args.quiet && !args.json,
+    };
+    let summary = batch::run(&inputs, &args.out_dir, &opts)?;
+    if args.json {
+        emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    } else if !args.quiet {
+        emit_line(format!(
+            "{} input{}: {} converted, {} already complete, {} failed; summary in {}",
+            summary.inputs.len(),
+            if summary.inputs.len() == 1 { "" } else { "s" },
+            summary.ok,
+            summary.skipped,
+            summary.failed,
+            Path::new(&args.out_dir).join("summary.json").display()
+        ));
+    }
+    for s in summary.inputs.iter().filter(|s| s.status == "failed") {
+        eprintln!(
+            "criu2core: {}: {}",
+            s.input,
+            s.error.as_deref().unwrap_or("failed")
+        );
+    }
+    Ok(summary.failed == 0)
+}
+
+fn man(out_dir: Option<&Path>) -> Result<bool> {
+    let cmd = Cli::command();
+    let Some(dir) = out_dir else {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf)?;
+        emit(&String::from_utf8_lossy(&buf))?;
+        return Ok(true);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut pages = vec![("criu2core".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("criu2core-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(&path, buf).with_context(|| format!("{}: cannot write", path.display()))?;
+        emit_line(path.display().to_string());
+    }
+    Ok(true)
+}
+
+/// Sends diagnostics to stderr: warnings by default, more with each -v,
+/// or whatever RUST_LOG asks for.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "criu2core=info",
+        2 => "criu2core=debug",
+        _ => "criu2core=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line `args` (the program name first).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose);
+    let result = match &cli.command {
+        Command::Convert(a) => convert(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Batch(a) => batch(a),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "criu2core", &mut buf);
+            emit(&String::from_utf8_lossy(&buf)).map(|()| true)
+        }
+        Command::Man { out_dir } => man(out_dir.as_deref()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("criu2core: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
