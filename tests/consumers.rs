@@ -1,0 +1,471 @@
+//! Every consumer reads our cores as it reads gcore's: eu-stack, lldb,
+//! drgn, readelf, eu-readelf and file. Each check runs where the tool is
+//! installed and says so on stderr where it is not (.ci/run installs all).
+//! Also: the checkpointctl plugin protocol, completions, man page, version
+//! and JSON outputs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Whether `tool` is installed. A missing tool skips its check with a
+/// message that the test harness does not swallow — or fails the test
+/// where CRIU2CORE_REQUIRE_TOOLS is set, as .ci/run sets it.
+fn have(tool: &str) -> bool {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!("{tool} is not installed"));
+    }
+    ok
+}
+
+fn skip(why: &str) {
+    use std::io::Write;
+    assert!(
+        std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_none(),
+        "{why}, and CRIU2CORE_REQUIRE_TOOLS is set"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (.ci/run installs it)");
+}
+
+fn sh(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Our cores of a fixture.
+fn cores(name: &str) -> (Fixture, PathBuf) {
+    let fx = fixture(name);
+    let out = convert_fixture(&fx, "consumers", &[]);
+    (fx, out)
+}
+
+/// Our cores of a fixture made with --root: like a kernel core, they carry
+/// the ELF headers of mapped files, which tools that identify modules from
+/// the core's memory (libdwfl's eu-stack, drgn) need for static programs.
+fn cores_with_root(name: &str) -> (Fixture, PathBuf) {
+    let fx = fixture(name);
+    let root = fx.sysroot();
+    let out = convert_fixture(&fx, "consumers-root", &["--root", root.to_str().unwrap()]);
+    (fx, out)
+}
+
+/// tid → function names, from eu-stack's output.
+fn eu_stack(core: &Path, exe: &Path) -> BTreeMap<u32, Vec<String>> {
+    let (_, out, _) = sh(Command::new("eu-stack")
+        .arg("--core")
+        .arg(core)
+        .arg("-e")
+        .arg(exe));
+    let mut map: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut tid = None;
+    for l in out.lines() {
+        if let Some(t) = l.strip_prefix("TID ") {
+            tid = t.trim_end_matches(':').parse().ok();
+            map.entry(tid.unwrap_or(0)).or_default();
+        } else if let (Some(t), true) = (tid, l.starts_with('#')) {
+            map.entry(t)
+                .or_default()
+                .push(l.split_whitespace().nth(2).unwrap_or("").to_string());
+        }
+    }
+    map
+}
+
+#[test]
+fn eu_stack_shows_the_same_threads_and_functions() {
+    if !have("eu-stack") {
+        return;
+    }
+    for (name, with_root) in FIXTURES.iter().flat_map(|n| [(*n, true), (*n, false)]) {
+        // Without the ELF headers, libdwfl cannot place a static program.
+        if name == "static" && !with_root {
+            continue;
+        }
+        let (fx, out) = if with_root {
+            cores_with_root(name)
+        } else {
+            cores(name)
+        };
+        for p in &fx.processes {
+            let g = eu_stack(&fx.gcore(p), &fx.exe(p));
+            let o = eu_stack(&out.join(format!("core.{}", p.pid)), &fx.exe(p));
+            assert!(
+                g.values().any(|f| f.len() > 2),
+                "{name}: eu-stack shows nothing for gcore's core: {g:?}"
+            );
+            assert_eq!(g, o, "{name} pid {} (--root: {with_root})", p.pid);
+        }
+    }
+}
+
+/// (tids, function names of every frame by thread) from lldb.
+fn lldb(core: &Path, exe: &Path) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
+    let (_, out, _) = sh(Command::new("lldb")
+        .arg("--batch")
+        .arg("--no-lldbinit")
+        .arg("-o")
+        .arg(format!(
+            "target create --core {} {}",
+            core.display(),
+            exe.display()
+        ))
+        .arg("-o")
+        .arg("thread list")
+        .arg("-o")
+        .arg("bt all"));
+    let mut tids = Vec::new();
+    let mut frames: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = String::new();
+    for l in out.lines() {
+        let t = l.trim_start_matches(['*', ' ']);
+        if let Some(rest) = t.strip_prefix("thread #") {
+            if let Some(tid) = rest.split("tid = ").nth(1) {
+                tids.push(tid.split(',').next().unwrap_or("").to_string());
+            } else {
+                current = rest.split(',').next().unwrap_or("").to_string();
+            }
+        } else if t.starts_with("frame #") {
+            let f = t
+                .split('`')
+                .nth(1)
+                .map(|s| s.split([' ', '(']).next().unwrap_or("").to_string());
+            frames
+                .entry(current.clone())
+                .or_default()
+                .push(f.unwrap_or_default());
+        }
+    }
+    (tids, frames)
+}
+
+#[test]
+fn lldb_loads_lists_and_backtraces_threads() {
+    if !have("lldb") {
+        return;
+    }
+    for name in FIXTURES {
+        let (fx, out) = cores(name);
+        for p in &fx.processes {
+            let (gt, gf) = lldb(&fx.gcore(p), &fx.exe(p));
+            let (ot, of) = lldb(&out.join(format!("core.{}", p.pid)), &fx.exe(p));
+            assert!(
+                !gt.is_empty() && gf.values().any(|f| f.len() > 2),
+                "{name}: lldb reads nothing from gcore: {gt:?} {gf:?}"
+            );
+            assert_eq!(gt, ot, "{name} pid {}: thread lists", p.pid);
+            assert_eq!(gf, of, "{name} pid {}: backtraces", p.pid);
+        }
+    }
+}
+
+/// A Python that has drgn with its module API (0.0.25 or later).
+fn drgn_python() -> Option<String> {
+    let mut candidates: Vec<String> = std::env::var("DRGN_PYTHON").into_iter().collect();
+    candidates.push(
+        repo()
+            .join("target/ci-venv/bin/python")
+            .display()
+            .to_string(),
+    );
+    candidates.push("python3".into());
+    let found = candidates.into_iter().find(|py| {
+        Command::new(py)
+            .arg("-c")
+            .arg("import drgn; drgn.Program().loaded_modules")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        skip("no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)");
+    }
+    found
+}
+
+const DRGN_SCRIPT: &str = r#"
+import drgn, os, sys
+core, sysroot = sys.argv[1], sys.argv[2]
+prog = drgn.Program()
+prog.set_core_dump(core)
+for module, _ in prog.loaded_modules():
+    path = sysroot + module.name if module.name.startswith("/") else ""
+    if path and os.path.exists(path):
+        module.try_file(path)
+print("flags", prog.flags)
+print("secret", prog["secret"].string_().decode())
+print("threads", sorted(t.tid for t in prog.threads()))
+"#;
+
+#[test]
+fn drgn_reads_a_global_and_the_threads() {
+    let Some(py) = drgn_python() else { return };
+    for name in FIXTURES {
+        let (fx, out) = cores(name);
+        for p in &fx.processes {
+            let run = |core: &Path| {
+                sh(Command::new(&py)
+                    .arg("-c")
+                    .arg(DRGN_SCRIPT)
+                    .arg(core)
+                    .arg(fx.sysroot()))
+            };
+            let (ok, o, err) = run(&out.join(format!("core.{}", p.pid)));
+            assert!(ok, "{name}: drgn failed: {err}");
+            let (_, g, _) = run(&fx.gcore(p));
+            assert!(o.contains("secret RANDOM_1432_KEY"), "{name}: {o}");
+            assert!(
+                !o.contains("IS_LINUX_KERNEL"),
+                "{name}: drgn took it for a kernel: {o}"
+            );
+            let threads = |s: &str| {
+                s.lines()
+                    .find(|l| l.starts_with("threads"))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            assert_eq!(threads(&o), threads(&g), "{name} pid {}", p.pid);
+            assert!(threads(&o).contains(&p.pid.to_string()));
+        }
+    }
+}
+
+#[test]
+fn readelf_and_eu_readelf_list_every_note_without_complaint() {
+    let (fx, out) = cores("mt-pie");
+    let core = out.join(format!("core.{}", fx.processes[0].pid));
+    let want = [
+        "NT_PRSTATUS",
+        "NT_PRPSINFO",
+        "NT_SIGINFO",
+        "NT_AUXV",
+        "NT_FILE",
+        "NT_FPREGSET",
+        "NT_X86_XSTATE",
+    ];
+    if have("readelf") {
+        let (ok, o, e) = sh(Command::new("readelf")
+            .arg("-n")
+            .arg("-l")
+            .arg("-W")
+            .arg(&core));
+        assert!(ok && e.is_empty(), "readelf complained: {e}");
+        for n in want {
+            assert!(o.contains(n), "readelf does not list {n}:\n{o}");
+        }
+        assert!(
+            !o.to_lowercase().contains("unknown") && !o.contains("warning"),
+            "{o}"
+        );
+        assert_eq!(o.matches("NT_PRSTATUS").count(), 4);
+    }
+    if have("eu-readelf") {
+        let (ok, o, e) = sh(Command::new("eu-readelf").arg("-n").arg(&core));
+        assert!(ok && e.is_empty(), "eu-readelf complained: {e}");
+        for n in [
+            "PRSTATUS",
+            "PRPSINFO",
+            "SIGINFO",
+            "AUXV",
+            "FILE",
+            "FPREGSET",
+            "X86_XSTATE",
+        ] {
+            assert!(
+                o.contains(&format!(" {n}")),
+                "eu-readelf does not list {n}:\n{o}"
+            );
+        }
+        assert!(
+            o.contains("psargs: ./victim with a long command line"),
+            "{o}"
+        );
+        assert!(
+            o.contains("sighold: <10,15>"),
+            "blocked SIGUSR1 and SIGTERM: {o}"
+        );
+        assert!(!o.contains("unknown") && !o.contains("invalid"), "{o}");
+    }
+}
+
+#[test]
+fn file_identifies_the_core_and_its_program() {
+    if !have("file") {
+        return;
+    }
+    let (fx, out) = cores("fork-shared");
+    for p in &fx.processes {
+        let (_, o, _) = sh(Command::new("file").arg(out.join(format!("core.{}", p.pid))));
+        assert!(o.contains("ELF 64-bit LSB core file, x86-64"), "{o}");
+        assert!(o.contains("from './victim parent-and-child"), "{o}");
+    }
+}
+
+/// A stand-in for checkpointctl that follows its plugin protocol: plugins
+/// are `checkpointctl-NAME` executables in PATH that answer
+/// `--plugin-description` with one line and exit code 42; `checkpointctl
+/// NAME ARGS...` runs `checkpointctl-NAME ARGS...`.
+const CHECKPOINTCTL: &str = r#"#!/bin/sh
+if [ "$1" = "plugins" ]; then
+    IFS=:
+    for d in $PATH; do
+        for p in "$d"/checkpointctl-*; do
+            [ -x "$p" ] || continue
+            desc=$(timeout 0.5 "$p" --plugin-description 2>/dev/null)
+            [ $? -eq 42 ] && echo "${p##*/checkpointctl-}: $desc"
+        done
+    done
+    exit 0
+fi
+name=$1; shift
+exec "checkpointctl-$name" "$@"
+"#;
+
+#[test]
+fn checkpointctl_coredump_plugin() {
+    let fx = fixture("mt-pie");
+    let base = scratch("plugin");
+    let bin = base.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let ctl = bin.join("checkpointctl");
+    fs::write(&ctl, CHECKPOINTCTL).unwrap();
+    fs::set_permissions(&ctl, fs::Permissions::from_mode(0o755)).unwrap();
+    let plugin = PathBuf::from(env!("CARGO_BIN_EXE_checkpointctl-coredump"));
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        plugin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let ar = base.join("checkpoint.tar");
+    fs::write(&ar, podman_tar(&fx.images(), |_| {})).unwrap();
+
+    let (ok, o, e) = sh(Command::new(&ctl).arg("plugins").env("PATH", &path));
+    assert!(ok, "{e}");
+    assert!(
+        o.contains("coredump: Write ELF core files"),
+        "checkpointctl does not see the plugin: {o}"
+    );
+    let out = base.join("cores");
+    let (ok, o, e) = sh(Command::new(&ctl)
+        .arg("coredump")
+        .arg(&ar)
+        .arg("-o")
+        .arg(&out)
+        .env("PATH", &path));
+    assert!(ok, "{e}");
+    assert!(
+        o.contains("core.12155: pid 12155 (victim), 4 threads"),
+        "{o}"
+    );
+    let reference = convert_fixture(&fx, "plugin-ref", &[]);
+    assert!(
+        fs::read(out.join("core.12155")).unwrap()
+            == fs::read(reference.join("core.12155")).unwrap()
+    );
+    let (ok, _, e) = sh(Command::new(&ctl)
+        .arg("coredump")
+        .arg("--help")
+        .env("PATH", &path));
+    assert!(ok && e.is_empty());
+}
+
+#[test]
+fn completions_man_page_and_version() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = criu2core(["completions", shell]);
+        assert!(o.status.success());
+        let text = String::from_utf8_lossy(&o.stdout);
+        for sub in ["convert", "inspect", "batch"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}");
+        }
+        if shell == "bash" {
+            let dir = scratch("completions");
+            let f = dir.join("c.bash");
+            fs::write(&f, &o.stdout).unwrap();
+            let (ok, _, e) = sh(Command::new("bash").arg("-n").arg(&f));
+            assert!(ok, "bash completion does not parse: {e}");
+        }
+    }
+    let o = criu2core(["man"]);
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        page.contains(".TH criu2core 1") && page.contains("convert"),
+        "{page}"
+    );
+    let dir = scratch("man");
+    let o = criu2core(["man", "--out-dir", dir.to_str().unwrap()]);
+    assert!(o.status.success());
+    for p in [
+        "criu2core.1",
+        "criu2core-convert.1",
+        "criu2core-inspect.1",
+        "criu2core-batch.1",
+    ] {
+        assert!(
+            fs::read_to_string(dir.join(p)).unwrap().contains(".TH"),
+            "{p}"
+        );
+    }
+    let o = criu2core(["--version"]);
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        v.contains(env!("CARGO_PKG_VERSION"))
+            && v.contains("x86_64")
+            && v.contains("image format v2"),
+        "{v}"
+    );
+}
+
+#[test]
+fn stdout_carries_only_results() {
+    let fx = fixture("static");
+    let out = scratch("json-out");
+    // JSON reports, with diagnostics asked for: they go to stderr.
+    let o = criu2core([
+        "-vv",
+        "convert",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
+    assert_eq!(v["schema"], "criu2core.convert/1");
+    assert_eq!(v["inputs"][0]["cores"][0]["pid"], 12329);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrote core"),
+        "no diagnostics with -vv"
+    );
+    let o = criu2core([
+        "batch",
+        fx.images().to_str().unwrap(),
+        "-o",
+        out.join("b").to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
+    assert_eq!(v["schema"], "criu2core.batch/1");
+    assert_eq!(v["ok"], 1);
+    // Without -v, nothing but the result lines.
+    let o = criu2core(["inspect", fx.images().to_str().unwrap()]);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
