@@ -190,7 +190,11 @@ pub fn inspect(input: &Input, env: bool) -> Report {
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
-            Ok(Loaded::Zombie { .. }) => info.state = "zombie".into(),
+            Ok(Loaded::Zombie { .. }) => {
+                // The thread ids CRIU records for a zombie mean nothing.
+                info.state = "zombie".into();
+                info.threads.clear();
+            }
             Ok(Loaded::Process(p)) => {
                 arch.get_or_insert_with(|| p.arch.name().to_string());
                 info.comm = Some(p.comm.clone());

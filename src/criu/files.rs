@@ -139,3 +139,79 @@ pub fn memfd_path(inode: &proto::MemfdInode) -> String {
 pub fn sysv_path(key: u32) -> String {
     format!("/SYSV{key:08x} (deleted)")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criu::store::DirStore;
+    use crate::criu::writer::CheckpointWriter;
+
+    fn reg(id: u32, name: &str) -> proto::FileEntry {
+        proto::FileEntry {
+            r#type: proto::FdType::Reg as i32,
+            id,
+            reg: Some(proto::RegFile {
+                id,
+                name: name.into(),
+                ..Default::default()
+            }),
+            memfd: None,
+        }
+    }
+
+    #[test]
+    fn paths_as_the_kernel_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = CheckpointWriter::create(dir.path(), 4096).unwrap();
+        let memfd = proto::FileEntry {
+            r#type: proto::FdType::Memfd as i32,
+            id: 3,
+            reg: None,
+            memfd: Some(proto::MemfdFile {
+                id: 3,
+                flags: 2,
+                pos: 0,
+                inode_id: 9,
+            }),
+        };
+        w.files(&[reg(1, "/usr/bin/app"), reg(2, "/tmp/gone"), memfd])
+            .unwrap();
+        w.memfd(&[proto::MemfdInode {
+            name: "jit".into(),
+            shmid: 77,
+            inode_id: 9,
+            ..Default::default()
+        }])
+        .unwrap();
+        let remap = proto::RemapFilePath {
+            orig_id: 2,
+            remap_id: 5,
+            remap_type: Some(1),
+        };
+        w.write("remap-fpath.img", magic::REMAP_FPATH, &[remap])
+            .unwrap();
+        let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(t.regular_path(1).as_deref(), Some("/usr/bin/app"));
+        assert_eq!(t.regular_path(2).as_deref(), Some("/tmp/gone (deleted)"));
+        assert_eq!(t.regular_path(3), None);
+        let inode = t.memfd(3).unwrap();
+        assert_eq!(
+            (inode.shmid, memfd_path(inode).as_str()),
+            (77, "/memfd:jit (deleted)")
+        );
+        assert!(t.memfd(1).is_err() && t.memfd(4).is_err());
+        let zero = proto::MemfdInode {
+            name: "/dev/zero".into(),
+            ..Default::default()
+        };
+        assert_eq!(memfd_path(&zero), "/dev/zero (deleted)");
+        assert_eq!(sysv_path(0x1234), "/SYSV00001234 (deleted)");
+    }
+
+    #[test]
+    fn a_checkpoint_without_file_images_has_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
+        assert!(t.get(1).is_none());
+    }
+}
