@@ -54,45 +54,37 @@ const MAX_MEMBERS: usize = 200_000;
 
 /// Recognises a tar archive (plain, gzip or zstd) by its first bytes.
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
-    let mut head = [0u8; 512];
-    let mut f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut n = 0;
-    while n < head.len() {
-        match f
-            .read(&mut head[n..])
-            .with_context(|| format!("{}: cannot read", path.display()))?
-        {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(if n >= 2 && head[..2] == [0x1f, 0x8b] {
+    let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let head = read_head(f, 512).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Some(Compression::Gzip)
-    } else if n >= 4 && head[..4] == [0x28, 0xb5, 0x2f, 0xfd] {
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Some(Compression::Zstd)
-    } else if n >= 262 && &head[257..262] == b"ustar" {
+    } else if is_ustar(&head) {
         Some(Compression::None)
     } else {
         None
     })
 }
 
-/// Whether the bytes of `blob` begin like a plain tar archive.
+/// Whether the bytes of `blob` begin like a plain tar archive (or there are none).
 pub fn sniff_blob(blob: &Blob) -> Result<bool> {
-    let mut head = [0u8; 262];
-    let mut sub = SubFile::open(&blob.path, blob.offset, blob.len)
+    let sub = SubFile::open(&blob.path, blob.offset, blob.len)
         .with_context(|| format!("{}: cannot open", blob.label))?;
-    let mut n = 0;
-    while n < head.len() {
-        match sub
-            .read(&mut head[n..])
-            .with_context(|| format!("{}: cannot read", blob.label))?
-        {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(blob.len == 0 || (n == head.len() && &head[257..262] == b"ustar"))
+    let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
+    Ok(blob.len == 0 || is_ustar(&head))
+}
+
+/// Up to `len` bytes from the start of `r`.
+fn read_head(r: impl Read, len: u64) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(len as usize);
+    r.take(len).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// A tar header block: "ustar" at offset 257 (POSIX and GNU formats).
+fn is_ustar(head: &[u8]) -> bool {
+    head.get(257..262) == Some(b"ustar")
 }
 
 /// Where a member's bytes are.
