@@ -76,29 +76,26 @@ impl Regs {
         gp[SP] = g.sp;
         gp[PC] = g.pc;
         gp[PSTATE] = g.pstate;
-        let pac = match &ti.pac_keys {
-            Some(k) => match &k.address_keys {
-                Some(a) => Some(Pac {
-                    address_keys: [
-                        a.apiakey_lo,
-                        a.apiakey_hi,
-                        a.apibkey_lo,
-                        a.apibkey_hi,
-                        a.apdakey_lo,
-                        a.apdakey_hi,
-                        a.apdbkey_lo,
-                        a.apdbkey_hi,
-                    ],
-                    enabled_keys: a.pac_enabled_key,
-                    generic_key: k
-                        .generic_keys
-                        .as_ref()
-                        .map(|g| [g.apgakey_lo, g.apgakey_hi]),
-                }),
-                None => None,
-            },
-            None => None,
-        };
+        let pac = ti.pac_keys.as_ref().and_then(|k| {
+            let a = k.address_keys.as_ref()?;
+            Some(Pac {
+                address_keys: [
+                    a.apiakey_lo,
+                    a.apiakey_hi,
+                    a.apibkey_lo,
+                    a.apibkey_hi,
+                    a.apdakey_lo,
+                    a.apdakey_hi,
+                    a.apdbkey_lo,
+                    a.apdbkey_hi,
+                ],
+                enabled_keys: a.pac_enabled_key,
+                generic_key: k
+                    .generic_keys
+                    .as_ref()
+                    .map(|g| [g.apgakey_lo, g.apgakey_hi]),
+            })
+        });
         Ok(Regs {
             gp,
             vregs: array("fpsimd.vregs", &ti.fpsimd.vregs).context("fpsimd")?,
