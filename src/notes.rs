@@ -53,6 +53,8 @@ pub mod nt {
     pub const S390_VXRS_HIGH: u32 = 0x30a;
     /// s390 guarded-storage control block
     pub const S390_GS_CB: u32 = 0x30b;
+    /// s390 guarded-storage broadcast control block
+    pub const S390_GS_BC: u32 = 0x30c;
     /// s390 runtime-instrumentation control block
     pub const S390_RI_CB: u32 = 0x30d;
     /// ARM VFP registers

@@ -584,3 +584,43 @@ fn sysv_and_shared_file_mappings() {
         .unwrap();
     assert_eq!(l.2, 0x156000);
 }
+
+#[test]
+fn compat_tasks_and_unsupported_architectures_fail_alone() {
+    let fx = fixture("fork-shared");
+    let base = scratch("arch-errors");
+
+    // A 32-bit x86 task (CRIU's gpregs.mode = COMPAT): a clear error naming
+    // the image; the other process still converts.
+    let compat = base.join("compat");
+    copy_dir(&fx.images(), &compat);
+    edit_image::<proto::Core>(&compat.join("core-12225.img"), 0, |_, c| {
+        c.x86.as_mut().unwrap().gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
+    });
+    let o = convert_dir(&compat, &base.join("compat-out"), &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("core-12225.img") && err.contains("32-bit (compat) x86 tasks"),
+        "{err}"
+    );
+    assert!(base.join("compat-out/core.12223").exists());
+    assert!(!base.join("compat-out/core.12225").exists());
+
+    // An architecture criu2core does not convert, and one whose register
+    // state is missing from the image.
+    for (mtype, want) in [
+        (proto::core::Arch::Arm, "arm checkpoints are not supported"),
+        (proto::core::Arch::Aarch64, "no aarch64 register state"),
+    ] {
+        let dir = base.join(format!("arch-{}", mtype as i32));
+        copy_dir(&fx.images(), &dir);
+        edit_image::<proto::Core>(&dir.join("core-12225.img"), 0, |_, c| {
+            c.mtype = mtype as i32;
+        });
+        let o = convert_dir(&dir, &dir.join("out"), &[]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+        assert!(dir.join("out/core.12223").exists());
+    }
+}

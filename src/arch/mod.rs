@@ -2,16 +2,30 @@
 //! the kernel writes for it. One module per architecture; everything else
 //! is shared.
 
+pub mod aarch64;
+pub mod ppc64;
+pub mod riscv64;
+pub mod s390x;
 pub mod x86_64;
 
+use anyhow::{bail, Result};
+
 pub use crate::elf::ElfTarget;
-use crate::notes::{Abi, Note};
+use crate::notes::{Abi, Enc, Note};
 
 /// An architecture a checkpointed process can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
     /// x86-64.
     X86_64,
+    /// 64-bit Arm.
+    Aarch64,
+    /// 64-bit RISC-V.
+    Riscv64,
+    /// 64-bit little-endian PowerPC (the only PowerPC CRIU runs on).
+    Ppc64le,
+    /// 64-bit IBM Z (big-endian).
+    S390x,
 }
 
 impl Arch {
@@ -22,6 +36,10 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64le",
+            Arch::S390x => "s390x",
         }
     }
 
@@ -29,6 +47,10 @@ impl Arch {
     pub fn elf(self) -> ElfTarget {
         match self {
             Arch::X86_64 => x86_64::ELF,
+            Arch::Aarch64 => aarch64::ELF,
+            Arch::Riscv64 => riscv64::ELF,
+            Arch::Ppc64le => ppc64::ELF,
+            Arch::S390x => s390x::ELF,
         }
     }
 
@@ -36,17 +58,24 @@ impl Arch {
     pub fn abi(self) -> Abi {
         match self {
             Arch::X86_64 => x86_64::ABI,
+            Arch::Aarch64 => aarch64::ABI,
+            Arch::Riscv64 => riscv64::ABI,
+            Arch::Ppc64le => ppc64::ABI,
+            Arch::S390x => s390x::ABI,
         }
     }
 
-    /// The number of SIGSTOP.
+    /// The number of SIGSTOP (19 on every architecture here).
     pub fn sigstop(self) -> u32 {
         19
     }
 
     /// Page size when the checkpoint does not say.
     pub fn default_page_size(self) -> u64 {
-        4096
+        match self {
+            Arch::Ppc64le => 65536,
+            _ => 4096,
+        }
     }
 }
 
@@ -55,6 +84,14 @@ impl Arch {
 pub enum Registers {
     /// x86-64 registers.
     X86_64(Box<x86_64::Regs>),
+    /// AArch64 registers.
+    Aarch64(Box<aarch64::Regs>),
+    /// RISC-V 64 registers.
+    Riscv64(Box<riscv64::Regs>),
+    /// ppc64le registers.
+    Ppc64le(Box<ppc64::Regs>),
+    /// s390x registers.
+    S390x(Box<s390x::Regs>),
 }
 
 impl Registers {
@@ -62,6 +99,10 @@ impl Registers {
     pub fn arch(&self) -> Arch {
         match self {
             Registers::X86_64(_) => Arch::X86_64,
+            Registers::Aarch64(_) => Arch::Aarch64,
+            Registers::Riscv64(_) => Arch::Riscv64,
+            Registers::Ppc64le(_) => Arch::Ppc64le,
+            Registers::S390x(_) => Arch::S390x,
         }
     }
 
@@ -69,6 +110,10 @@ impl Registers {
     pub fn prstatus_regs(&self) -> Vec<u8> {
         match self {
             Registers::X86_64(r) => r.prstatus_regs(),
+            Registers::Aarch64(r) => r.prstatus_regs(),
+            Registers::Riscv64(r) => r.prstatus_regs(),
+            Registers::Ppc64le(r) => r.prstatus_regs(),
+            Registers::S390x(r) => r.prstatus_regs(),
         }
     }
 
@@ -76,6 +121,10 @@ impl Registers {
     pub fn regset_notes(&self) -> Vec<Note> {
         match self {
             Registers::X86_64(r) => r.regset_notes(),
+            Registers::Aarch64(r) => r.regset_notes(),
+            Registers::Riscv64(r) => r.regset_notes(),
+            Registers::Ppc64le(r) => r.regset_notes(),
+            Registers::S390x(r) => r.regset_notes(),
         }
     }
 
@@ -83,6 +132,10 @@ impl Registers {
     pub fn pc(&self) -> u64 {
         match self {
             Registers::X86_64(r) => r.gp[x86_64::RIP],
+            Registers::Aarch64(r) => r.gp[aarch64::PC],
+            Registers::Riscv64(r) => r.gp[riscv64::PC],
+            Registers::Ppc64le(r) => r.gp[ppc64::NIP],
+            Registers::S390x(r) => r.psw_addr,
         }
     }
 
@@ -90,6 +143,27 @@ impl Registers {
     pub fn sp(&self) -> u64 {
         match self {
             Registers::X86_64(r) => r.gp[x86_64::RSP],
+            Registers::Aarch64(r) => r.gp[aarch64::SP],
+            Registers::Riscv64(r) => r.gp[riscv64::SP],
+            Registers::Ppc64le(r) => r.gp[1],
+            Registers::S390x(r) => r.gprs[15],
         }
     }
+}
+
+/// `N` values of a repeated field, or an error naming the field.
+pub(crate) fn array<T: Copy, const N: usize>(what: &str, v: &[T]) -> Result<[T; N]> {
+    match v.try_into() {
+        Ok(a) => Ok(a),
+        Err(_) => bail!("{what} holds {} values, expected {N}", v.len()),
+    }
+}
+
+/// 64-bit words in the byte order of `abi`.
+pub(crate) fn words(abi: Abi, v: &[u64]) -> Vec<u8> {
+    let mut e = Enc::new(abi);
+    for &w in v {
+        e.u64(w);
+    }
+    e.finish()
 }

@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 
+use super::words;
 use crate::elf::ElfTarget;
 use crate::notes::{self, nt, Abi, Note};
 use crate::proto;
@@ -106,10 +107,6 @@ fn le_u32s(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn le_u64s(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn exact<const N: usize>(what: &str, bytes: Vec<u8>) -> Result<[u8; N]> {
     let len = bytes.len();
     match bytes.try_into() {
@@ -145,11 +142,11 @@ impl Regs {
             Some(x) => {
                 let saved: [(u32, Vec<u8>); 7] = [
                     (2, le_u32s(&x.ymmh)),
-                    (3, le_u64s(&x.bndregs)),
-                    (4, le_u64s(&x.bndcsr)),
-                    (5, le_u64s(&x.opmask)),
-                    (6, le_u64s(&x.zmm_hi256)),
-                    (7, le_u64s(&x.hi16_zmm)),
+                    (3, words(ABI, &x.bndregs)),
+                    (4, words(ABI, &x.bndcsr)),
+                    (5, words(ABI, &x.opmask)),
+                    (6, words(ABI, &x.zmm_hi256)),
+                    (7, words(ABI, &x.hi16_zmm)),
                     (9, le_u32s(&x.pkru)),
                 ];
                 let mut xcr0 = 0b11; // x87 and SSE are always enabled
@@ -187,7 +184,7 @@ impl Regs {
 
     /// pr_reg: user_regs_struct.
     pub fn prstatus_regs(&self) -> Vec<u8> {
-        le_u64s(&self.gp)
+        words(ABI, &self.gp)
     }
 
     /// The 416 meaningful bytes of the FXSAVE area.

@@ -205,6 +205,10 @@ fn arch_of(core: &proto::Core) -> Result<Arch> {
     use proto::core::Arch as M;
     Ok(match M::try_from(core.mtype) {
         Ok(M::X8664) => Arch::X86_64,
+        Ok(M::Aarch64) => Arch::Aarch64,
+        Ok(M::Riscv64) => Arch::Riscv64,
+        Ok(M::Ppc64) => Arch::Ppc64le,
+        Ok(M::S390) => Arch::S390x,
         Ok(other) => bail!(
             "{} checkpoints are not supported",
             other.as_str_name().to_lowercase()
@@ -226,6 +230,22 @@ fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Res
         Arch::X86_64 => {
             let ti = core.x86.as_ref().context("no x86 register state")?;
             Registers::X86_64(Box::new(arch::x86_64::Regs::from_criu(ti)?))
+        }
+        Arch::Aarch64 => {
+            let ti = core.aarch64.as_ref().context("no aarch64 register state")?;
+            Registers::Aarch64(Box::new(arch::aarch64::Regs::from_criu(ti)?))
+        }
+        Arch::Riscv64 => {
+            let ti = core.riscv64.as_ref().context("no riscv64 register state")?;
+            Registers::Riscv64(Box::new(arch::riscv64::Regs::from_criu(ti)?))
+        }
+        Arch::Ppc64le => {
+            let ti = core.ppc64.as_ref().context("no ppc64 register state")?;
+            Registers::Ppc64le(Box::new(arch::ppc64::Regs::from_criu(ti)?))
+        }
+        Arch::S390x => {
+            let ti = core.s390.as_ref().context("no s390 register state")?;
+            Registers::S390x(Box::new(arch::s390x::Regs::from_criu(ti)?))
         }
     };
     let tc = core.thread_core.as_ref();

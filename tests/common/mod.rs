@@ -59,21 +59,20 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Unpacks gdb-fixtures/NAME.tar.zst (GNU tar keeps the gcore cores sparse)
-/// under the target directory, once.
-pub fn fixture(name: &str) -> Fixture {
+/// Unpacks `archive` (a .tar.zst holding one directory `name`; GNU tar keeps
+/// sparse files sparse) under the target directory, once, and returns where.
+pub fn unpack(archive: &Path, name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
     let dir = base.join(name);
-    if !dir.join("processes.tsv").exists() {
+    if !dir.exists() {
         fs::create_dir_all(&base).unwrap();
         let tmp = tempfile::tempdir_in(&base).unwrap();
-        let archive = repo().join(format!("gdb-fixtures/{name}.tar.zst"));
         let st = Command::new("tar")
             .arg("--zstd")
             .arg("-xf")
-            .arg(&archive)
+            .arg(archive)
             .arg("-C")
             .arg(tmp.path())
             .status()
@@ -82,6 +81,12 @@ pub fn fixture(name: &str) -> Fixture {
         // Another test binary may have won the race; either copy is fine.
         let _ = fs::rename(tmp.path().join(name), &dir);
     }
+    dir
+}
+
+/// Unpacks gdb-fixtures/NAME.tar.zst under the target directory, once.
+pub fn fixture(name: &str) -> Fixture {
+    let dir = unpack(&repo().join(format!("gdb-fixtures/{name}.tar.zst")), name);
     let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
     let exes: BTreeMap<u32, String> = read("exe.txt")
         .lines()
@@ -166,6 +171,17 @@ pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
 /// one that fails does not stop the rest), returning everything it printed
 /// (stdout and stderr interleaved as a terminal would show them).
 pub fn gdb(sysroot: Option<&Path>, exe: Option<&Path>, core: &Path, commands: &[String]) -> String {
+    run_gdb("gdb", sysroot, exe, core, commands)
+}
+
+/// [`gdb`] with another gdb program (gdb-multiarch).
+pub fn run_gdb(
+    program: &str,
+    sysroot: Option<&Path>,
+    exe: Option<&Path>,
+    core: &Path,
+    commands: &[String],
+) -> String {
     let mut args: Vec<String> = [
         "set pagination off",
         "set width 0",
@@ -185,8 +201,8 @@ pub fn gdb(sysroot: Option<&Path>, exe: Option<&Path>, core: &Path, commands: &[
     args.extend(commands.iter().cloned());
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("exec gdb -nx -batch \"$@\" 2>&1")
-        .arg("sh");
+        .arg("exec \"$0\" -nx -batch \"$@\" 2>&1")
+        .arg(program);
     for a in &args {
         cmd.arg("-ex").arg(a);
     }
