@@ -14,30 +14,6 @@ use std::process::Command;
 
 use common::*;
 
-/// Whether `tool` is installed. A missing tool skips its check with a
-/// message that the test harness does not swallow — or fails the test
-/// where CRIU2CORE_REQUIRE_TOOLS is set, as .ci/run sets it.
-fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!("{tool} is not installed"));
-    }
-    ok
-}
-
-fn skip(why: &str) {
-    use std::io::Write;
-    assert!(
-        std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_none(),
-        "{why}, and CRIU2CORE_REQUIRE_TOOLS is set"
-    );
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (.ci/run installs it)");
-}
-
 fn sh(cmd: &mut Command) -> (bool, String, String) {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     (

@@ -65,10 +65,19 @@ pub fn unpack(archive: &Path, name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
-    let dir = base.join(name);
+    // One directory per version of the archive, so a regenerated fixture is
+    // never served from a stale copy.
+    let meta = fs::metadata(archive).unwrap_or_else(|e| panic!("{}: {e}", archive.display()));
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let version = base.join(format!("{name}.{}-{mtime}", meta.len()));
+    let dir = version.join(name);
     if !dir.exists() {
-        fs::create_dir_all(&base).unwrap();
-        let tmp = tempfile::tempdir_in(&base).unwrap();
+        fs::create_dir_all(&version).unwrap();
+        let tmp = tempfile::tempdir_in(&version).unwrap();
         let st = Command::new("tar")
             .arg("--zstd")
             .arg("-xf")
@@ -206,6 +215,9 @@ pub fn run_gdb(
     for a in &args {
         cmd.arg("-ex").arg(a);
     }
+    // Not from the checkout: gdb would find the fixtures' sources there by
+    // their relative DWARF paths and warn when the checkout is newer.
+    cmd.current_dir(std::env::temp_dir());
     let out = cmd.output().expect("run gdb");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -519,4 +531,30 @@ pub fn validate(
             validate(s, it, &format!("{at}[{i}]"), errs);
         }
     }
+}
+
+/// Whether `tool` is installed. A missing tool skips its check with a
+/// message that the test harness does not swallow, or fails the test where
+/// CRIU2CORE_REQUIRE_TOOLS is set, as .ci/run sets it.
+pub fn have(tool: &str) -> bool {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!("{tool} is not installed"));
+    }
+    ok
+}
+
+/// Reports a skipped check on stderr (past the harness's capture), or
+/// fails where CRIU2CORE_REQUIRE_TOOLS is set.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    assert!(
+        std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_none(),
+        "{why}, and CRIU2CORE_REQUIRE_TOOLS is set"
+    );
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (.ci/run installs it)");
 }
