@@ -30,7 +30,13 @@ pub enum Arch {
 
 impl Arch {
     /// Every architecture criu2core converts.
-    pub const ALL: &'static [Arch] = &[Arch::X86_64];
+    pub const ALL: &'static [Arch] = &[
+        Arch::X86_64,
+        Arch::Aarch64,
+        Arch::Riscv64,
+        Arch::Ppc64le,
+        Arch::S390x,
+    ];
 
     /// Name as `uname -m` prints it.
     pub fn name(self) -> &'static str {
