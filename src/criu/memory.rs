@@ -219,14 +219,7 @@ impl<'a> MemoryBuilder<'a> {
                 path: files::sysv_path(key),
                 offset: pgoff,
             });
-            self.resolve(
-                MapKey::Shmem(v.shmid),
-                0,
-                pgoff,
-                pgoff + (end - start),
-                Gap::Zero,
-                &mut runs,
-            )?;
+            self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
         } else if st & status::MEMFD != 0 {
             let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
             let inode = self.files.memfd(id)?.clone();
@@ -241,14 +234,7 @@ impl<'a> MemoryBuilder<'a> {
             });
             let obj = u64::from(inode.shmid);
             if shared {
-                self.resolve(
-                    MapKey::Shmem(obj),
-                    0,
-                    pgoff,
-                    pgoff + (end - start),
-                    Gap::Zero,
-                    &mut runs,
-                )?;
+                self.shmem(obj, pgoff, end - start, &mut runs)?;
             } else {
                 let gap = Gap::Shmem {
                     id: obj,
@@ -263,14 +249,7 @@ impl<'a> MemoryBuilder<'a> {
                 path: "/dev/zero (deleted)".into(),
                 offset: pgoff,
             });
-            self.resolve(
-                MapKey::Shmem(v.shmid),
-                0,
-                pgoff,
-                pgoff + (end - start),
-                Gap::Zero,
-                &mut runs,
-            )?;
+            self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
         } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
             kind = MappingKind::File;
             let id = u32::try_from(v.shmid).context("file id out of range")?;
@@ -401,6 +380,12 @@ impl<'a> MemoryBuilder<'a> {
         Ok(())
     }
 
+    /// Appends the runs of `len` bytes of shared-memory object `id` from
+    /// `offset`; pages its pagemap does not have are zeros.
+    fn shmem(&mut self, id: u64, offset: u64, len: u64, out: &mut Vec<PageRun>) -> Result<()> {
+        self.resolve(MapKey::Shmem(id), 0, offset, offset + len, Gap::Zero, out)
+    }
+
     /// Appends runs for `start..end` that no pagemap entry covers.
     fn fill_gap(&mut self, gap: Gap, start: u64, end: u64, out: &mut Vec<PageRun>) -> Result<()> {
         let len = end - start;
@@ -449,10 +434,7 @@ impl<'a> MemoryBuilder<'a> {
                 id,
                 start: vstart,
                 pgoff,
-            } => {
-                let off = pgoff + (start - vstart);
-                self.resolve(MapKey::Shmem(id), 0, off, off + len, Gap::Zero, out)?;
-            }
+            } => self.shmem(id, pgoff + (start - vstart), len, out)?,
         }
         Ok(())
     }
