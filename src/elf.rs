@@ -8,7 +8,7 @@
 //! Nothing here knows about CRIU.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -326,20 +326,60 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     Ok(Written { size: end, copied })
 }
 
-/// Copies `len` bytes at `from` in `src` to `to` in `dst`. std's io::copy
-/// turns this into copy_file_range (or sendfile) between the two files, so
-/// the data never passes through this process where the kernel can help.
-fn copy_range(src: &mut File, from: u64, len: u64, dst: &mut File, to: u64) -> io::Result<()> {
-    src.seek(SeekFrom::Start(from))?;
-    dst.seek(SeekFrom::Start(to))?;
-    let mut reader = (&*src).take(len);
-    let mut writer = &*dst;
-    let n = io::copy(&mut reader, &mut writer)?;
-    if n != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("source ended after {n} of {len} bytes"),
-        ));
+/// Copies `len` bytes at `from` in `src` to `to` in `dst` with
+/// copy_file_range, so the data stays in the kernel (and is shared, not
+/// copied, on filesystems that can reflink); falls back to reads and writes
+/// where the kernel cannot copy between the two files.
+fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Result<()> {
+    let (mut off_in, mut off_out, mut left) = (from, to, len);
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), chunk) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("source ended after {} of {len} bytes", len - left),
+                ))
+            }
+            Ok(n) => left -= n as u64,
+            Err(e) if e == rustix::io::Errno::INTR => {}
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::PERM,
+            ) => return copy_by_hand(src, off_in, left, dst, off_out, len),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The read-and-write fallback of [`copy_range`].
+fn copy_by_hand(
+    src: &File,
+    mut from: u64,
+    mut left: u64,
+    dst: &File,
+    mut to: u64,
+    len: u64,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; left.min(1 << 20) as usize];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        let got = src.read_at(&mut buf[..n], from)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("source ended after {} of {len} bytes", len - left),
+            ));
+        }
+        dst.write_all_at(&buf[..got], to)?;
+        from += got as u64;
+        to += got as u64;
+        left -= got as u64;
     }
     Ok(())
 }

@@ -79,6 +79,7 @@ pub mod inspect;
 pub mod model;
 pub mod notes;
 pub mod rootfs;
+pub mod synth;
 
 pub use convert::write_core;
 pub use input::Input;

@@ -116,46 +116,72 @@ impl CheckpointWriter {
         self.write("memfd.img", magic::MEMFD_INODE, entries)
     }
 
-    /// A pagemap image named `pagemap_name` and its pages-<pages_id>.img,
-    /// streaming the page bytes out span by span.
+    /// A pagemap image named `pagemap_name` and its pages-<pages_id>.img
+    /// from spans that carry their bytes.
     pub fn pagemap<'a>(
         &self,
         pagemap_name: &str,
         pages_id: u32,
         spans: impl IntoIterator<Item = PageSpan<'a>>,
     ) -> Result<()> {
+        let spans: Vec<PageSpan<'a>> = spans.into_iter().collect();
+        for s in spans.iter().filter(|s| s.flags & PE_PRESENT != 0) {
+            let len = s.nr_pages * self.page_size;
+            anyhow::ensure!(
+                s.data.len() as u64 == len,
+                "span at {:#x} has {} bytes, not {len}",
+                s.vaddr,
+                s.data.len()
+            );
+        }
+        self.pagemap_with(
+            pagemap_name,
+            pages_id,
+            spans.iter().map(|s| (s.vaddr, s.nr_pages, s.flags)),
+            |i, off, buf| {
+                buf.copy_from_slice(&spans[i].data[off as usize..off as usize + buf.len()])
+            },
+        )
+    }
+
+    /// A pagemap image named `pagemap_name` and its pages-<pages_id>.img
+    /// from `(vaddr, nr_pages, flags)` spans; `fill(span, offset, buf)`
+    /// supplies the bytes of present spans a buffer at a time, so no span
+    /// needs to be in memory whole.
+    pub fn pagemap_with(
+        &self,
+        pagemap_name: &str,
+        pages_id: u32,
+        spans: impl IntoIterator<Item = (u64, u64, u32)>,
+        mut fill: impl FnMut(usize, u64, &mut [u8]),
+    ) -> Result<()> {
         let pages_path = self.dir.join(format!("pages-{pages_id}.img"));
-        let mut pages = std::io::BufWriter::with_capacity(
-            1 << 20,
-            fs::File::create(&pages_path)
-                .with_context(|| format!("{}: cannot create", pages_path.display()))?,
-        );
+        let mut pages = fs::File::create(&pages_path)
+            .with_context(|| format!("{}: cannot create", pages_path.display()))?;
         let mut entries = vec![proto::PagemapHead { pages_id }.encode_to_vec()];
-        for s in spans {
-            if s.flags & PE_PRESENT != 0 {
-                let len = (s.nr_pages * self.page_size) as usize;
-                anyhow::ensure!(
-                    s.data.len() == len,
-                    "span at {:#x} has {} bytes, not {len}",
-                    s.vaddr,
-                    s.data.len()
-                );
-                pages
-                    .write_all(s.data)
-                    .with_context(|| format!("{}: cannot write", pages_path.display()))?;
+        let mut buf = vec![0u8; 1 << 20];
+        for (i, (vaddr, nr_pages, flags)) in spans.into_iter().enumerate() {
+            if flags & PE_PRESENT != 0 {
+                let len = nr_pages * self.page_size;
+                let mut off = 0;
+                while off < len {
+                    let n = (len - off).min(buf.len() as u64) as usize;
+                    fill(i, off, &mut buf[..n]);
+                    pages
+                        .write_all(&buf[..n])
+                        .with_context(|| format!("{}: cannot write", pages_path.display()))?;
+                    off += n as u64;
+                }
             }
             let e = proto::PagemapEntry {
-                vaddr: s.vaddr,
+                vaddr,
                 compat_nr_pages: 0,
                 in_parent: None,
-                flags: Some(s.flags),
-                nr_pages: Some(s.nr_pages),
+                flags: Some(flags),
+                nr_pages: Some(nr_pages),
             };
             entries.push(e.encode_to_vec());
         }
-        pages
-            .flush()
-            .with_context(|| format!("{}: cannot write", pages_path.display()))?;
         let mut out = Vec::new();
         out.extend_from_slice(&magic::IMG_COMMON.to_le_bytes());
         out.extend_from_slice(&magic::PAGEMAP.to_le_bytes());
