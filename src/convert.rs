@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::elf::{self, CoreFile, Extent, Segment, Source};
-use crate::model::{PageSource, Process, ProcessState};
+use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
+use crate::model::{Mapping, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
 
 /// The notes of a process's core, in the kernel's order: each thread's
@@ -105,63 +105,114 @@ pub fn file_mappings(p: &Process) -> Vec<FileMapping> {
         .collect()
 }
 
-/// PT_LOAD segments for every mapping. Where a mapping has pages of unknown
-/// contents, the segment's file data stops there (p_filesz < p_memsz) and a
-/// new segment starts after them, so readers fall back to the mapped file.
-pub fn segments(p: &Process) -> Vec<Segment> {
+/// The PT_LOAD segments of a process: one per mapping, except that where
+/// a mapping has pages of unknown contents the segment's file data stops
+/// there (p_filesz < p_memsz) and a new segment starts after them, so
+/// readers fall back to the mapped file. Held as an index into the
+/// mappings' page runs; extents are made from the runs as they are written.
+pub struct ProcessSegments<'a> {
+    mappings: &'a [Mapping],
+    index: Vec<SegmentIndex>,
+}
+
+/// Segment = runs `first..end` of mapping `mapping`, whose file contents
+/// are runs `first..content` (the rest have unknown contents). Headers are
+/// summed from the runs when asked for, to keep this small.
+#[derive(Debug, Clone, Copy)]
+struct SegmentIndex {
+    mapping: u32,
+    first: u32,
+    content: u32,
+    end: u32,
+}
+
+/// The segments of `p`.
+pub fn segments(p: &Process) -> ProcessSegments<'_> {
     segments_of(&p.mappings)
 }
 
-fn segments_of(mappings: &[crate::model::Mapping]) -> Vec<Segment> {
-    let mut out = Vec::with_capacity(mappings.len());
-    for m in mappings {
+fn segments_of(mappings: &[Mapping]) -> ProcessSegments<'_> {
+    let mut index = Vec::with_capacity(mappings.len());
+    for (mi, m) in mappings.iter().enumerate() {
+        let mapping = mi as u32;
+        let mut seg = SegmentIndex {
+            mapping,
+            first: 0,
+            content: 0,
+            end: 0,
+        };
+        for (ri, run) in m.runs.iter().enumerate() {
+            let ri = ri as u32;
+            let missing = matches!(run.source, PageSource::Missing(_));
+            if !missing && seg.content < seg.end {
+                // Contents again after unknown pages: a new segment.
+                index.push(seg);
+                seg = SegmentIndex {
+                    mapping,
+                    first: ri,
+                    content: ri,
+                    end: ri,
+                };
+            }
+            if !missing {
+                seg.content = ri + 1;
+            }
+            seg.end = ri + 1;
+        }
+        index.push(seg);
+    }
+    ProcessSegments { mappings, index }
+}
+
+impl Segments for ProcessSegments<'_> {
+    fn count(&self) -> usize {
+        self.index.len()
+    }
+
+    fn header(&self, i: usize) -> SegmentHeader {
+        let s = self.index[i];
+        let m = &self.mappings[s.mapping as usize];
+        let len = |r: std::ops::Range<u32>| -> u64 {
+            m.runs[r.start as usize..r.end as usize]
+                .iter()
+                .map(|r| r.len)
+                .sum()
+        };
         let flags = (if m.prot.read { elf::pf::R } else { 0 })
             | (if m.prot.write { elf::pf::W } else { 0 })
             | (if m.prot.exec { elf::pf::X } else { 0 });
-        let mut seg = Segment {
-            vaddr: m.start,
-            memsz: 0,
+        SegmentHeader {
+            vaddr: m.start + len(0..s.first),
+            memsz: if s.end == s.first {
+                m.len()
+            } else {
+                len(s.first..s.end)
+            },
+            filesz: len(s.first..s.content),
             flags,
-            data: Vec::new(),
-        };
-        let mut in_missing = false;
-        for run in &m.runs {
-            let ext = match run.source {
-                PageSource::Missing(_) => {
-                    in_missing = true;
-                    seg.memsz += run.len;
-                    continue;
-                }
+        }
+    }
+
+    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()> {
+        let s = self.index[i];
+        let runs = &self.mappings[s.mapping as usize].runs[s.first as usize..s.content as usize];
+        for run in runs {
+            f(match run.source {
                 PageSource::Zero => Extent::Zero(run.len),
                 PageSource::Blob { blob, offset } => Extent::Copy {
                     source: blob,
                     offset,
                     len: run.len,
                 },
-            };
-            if in_missing {
-                let next = seg.vaddr + seg.memsz;
-                out.push(std::mem::replace(
-                    &mut seg,
-                    Segment {
-                        vaddr: next,
-                        memsz: 0,
-                        flags,
-                        data: Vec::new(),
-                    },
-                ));
-                in_missing = false;
-            }
-            seg.push(ext);
-            seg.memsz += run.len;
+                PageSource::Missing(_) => bail!("a segment's contents include unknown pages"),
+            })?;
         }
-        out.push(seg);
+        Ok(())
     }
-    out
 }
 
 /// The complete description of a process's core file.
-pub fn core_file(p: &Process) -> Result<CoreFile> {
+pub fn core_file<'a>(p: &Process, segments: &'a ProcessSegments<'_>) -> Result<CoreFile<'a>> {
     if p.threads.is_empty() {
         bail!("pid {} has no threads", p.pid);
     }
@@ -169,7 +220,7 @@ pub fn core_file(p: &Process) -> Result<CoreFile> {
         target: p.arch.elf(),
         page_size: p.page_size,
         notes: build_notes(p),
-        segments: segments(p),
+        segments,
         sources: p
             .blobs
             .iter()
@@ -203,11 +254,12 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
         bail!("{} exists (use --force to replace it)", path.display());
     }
     let start = std::time::Instant::now();
-    let core = core_file(p)?;
+    let segments = segments(p);
+    let core = core_file(p, &segments)?;
     tracing::debug!(
         pid = p.pid,
         notes = core.notes.len(),
-        segments = core.segments.len(),
+        segments = core.segments.count(),
         "core laid out"
     );
     let mut tmp = tempfile::Builder::new()
@@ -282,18 +334,30 @@ mod tests {
                 run(0x1000, PageSource::Missing(Missing::FileBacked)),
             ],
         };
-        let segs = segments_of(&[m]);
-        assert_eq!(segs.len(), 2);
+        let mappings = [m];
+        let segs = segments_of(&mappings);
+        assert_eq!(segs.count(), 2);
+        let (a, b) = (segs.header(0), segs.header(1));
+        assert_eq!((a.vaddr, a.filesz, a.memsz), (0x10000, 0x1000, 0x3000));
+        assert_eq!((b.vaddr, b.filesz, b.memsz), (0x13000, 0x2000, 0x3000));
+        assert_eq!(a.flags, elf::pf::R | elf::pf::X);
+        let mut extents = Vec::new();
+        segs.for_each_extent(1, &mut |e| {
+            extents.push(e);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(
-            (segs[0].vaddr, segs[0].filesz(), segs[0].memsz),
-            (0x10000, 0x1000, 0x3000)
+            extents,
+            vec![
+                Extent::Zero(0x1000),
+                Extent::Copy {
+                    source: 0,
+                    offset: 0x1000,
+                    len: 0x1000
+                }
+            ]
         );
-        assert_eq!(
-            (segs[1].vaddr, segs[1].filesz(), segs[1].memsz),
-            (0x13000, 0x2000, 0x3000)
-        );
-        assert_eq!(segs[1].data[0], Extent::Zero(0x1000));
-        assert_eq!(segs[0].flags, elf::pf::R | elf::pf::X);
     }
 }
 

@@ -129,9 +129,53 @@ impl Segment {
     }
 }
 
+/// A PT_LOAD segment's header values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// p_vaddr.
+    pub vaddr: u64,
+    /// p_memsz.
+    pub memsz: u64,
+    /// p_filesz: the total length of the segment's extents.
+    pub filesz: u64,
+    /// p_flags ([`pf`] bits).
+    pub flags: u32,
+}
+
+/// The PT_LOAD segments of a core, asked for one at a time, so that a
+/// description of every extent of every segment need never sit in memory:
+/// the writer reads the headers once, then the extents once, in order.
+pub trait Segments {
+    /// How many segments there are.
+    fn count(&self) -> usize;
+    /// Segment `i`'s header.
+    fn header(&self, i: usize) -> SegmentHeader;
+    /// Calls `f` with each extent of segment `i`'s file contents, in order.
+    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()>;
+}
+
+impl Segments for Vec<Segment> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn header(&self, i: usize) -> SegmentHeader {
+        let s = &self[i];
+        SegmentHeader {
+            vaddr: s.vaddr,
+            memsz: s.memsz,
+            filesz: s.filesz(),
+            flags: s.flags,
+        }
+    }
+
+    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()> {
+        self[i].data.iter().try_for_each(|e| f(*e))
+    }
+}
+
 /// Everything a core file holds.
-#[derive(Debug, Clone)]
-pub struct CoreFile {
+pub struct CoreFile<'a> {
     /// Header values.
     pub target: ElfTarget,
     /// Page size; segment data starts on a page boundary.
@@ -139,7 +183,7 @@ pub struct CoreFile {
     /// PT_NOTE contents, in order.
     pub notes: Vec<Note>,
     /// PT_LOAD segments, in address order.
-    pub segments: Vec<Segment>,
+    pub segments: &'a dyn Segments,
     /// Files that segment data is copied from.
     pub sources: Vec<Source>,
 }
@@ -203,7 +247,9 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
             );
         }
     }
-    let phnum = u32::try_from(core.segments.len() + 1).context("too many segments for ELF")?;
+    let segments = core.segments;
+    let count = segments.count();
+    let phnum = u32::try_from(count + 1).context("too many segments for ELF")?;
     let endian = if t.big_endian {
         Endianness::Big
     } else {
@@ -224,12 +270,10 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     }
     let notes_off = w.reserve(notes_len, 4);
     let data_start = align_up(w.reserved_len(), core.page_size);
-    let mut offsets = Vec::with_capacity(core.segments.len());
     let mut end = data_start;
-    for s in &core.segments {
-        offsets.push(end);
+    for i in 0..count {
         end = end
-            .checked_add(s.filesz())
+            .checked_add(segments.header(i).filesz)
             .context("core file size overflows")?;
     }
     if !t.is_64 && end > u64::from(u32::MAX) {
@@ -257,17 +301,20 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         p_memsz: 0,
         p_align: 4,
     });
-    for (s, &off) in core.segments.iter().zip(&offsets) {
+    let mut off = data_start;
+    for i in 0..count {
+        let h = segments.header(i);
         w.write_program_header(&ProgramHeader {
             p_type: elf::PT_LOAD,
-            p_flags: elf::ProgramFlags(s.flags),
+            p_flags: elf::ProgramFlags(h.flags),
             p_offset: off,
-            p_vaddr: s.vaddr,
+            p_vaddr: h.vaddr,
             p_paddr: 0,
-            p_filesz: s.filesz(),
-            p_memsz: s.memsz,
+            p_filesz: h.filesz,
+            p_memsz: h.memsz,
             p_align: core.page_size,
         });
+        off += h.filesz;
     }
     if extended {
         w.write_null_section_header();
@@ -281,49 +328,124 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         .context("cannot write core headers")?;
 
     // Segment data: copies and holes.
-    let mut files: Vec<Option<File>> = core.sources.iter().map(|_| None).collect();
+    let mut copier = Copier::new(&core.sources);
     let mut copied = 0;
-    for (s, &off) in core.segments.iter().zip(&offsets) {
-        let mut pos = off;
-        for ext in &s.data {
+    let mut pos = data_start;
+    for i in 0..count {
+        let (start, filesz) = (pos, segments.header(i).filesz);
+        segments.for_each_extent(i, &mut |ext| {
             if let Extent::Copy {
                 source,
                 offset,
                 len,
-            } = *ext
+            } = ext
             {
-                let src = core
-                    .sources
-                    .get(source)
-                    .context("extent names an unknown source")?;
-                if offset.checked_add(len).is_none_or(|e| e > src.len) {
-                    bail!(
-                        "{}: range {offset:#x}+{len:#x} lies beyond its {} bytes",
-                        src.label,
-                        src.len
-                    );
-                }
-                let file = match &mut files[source] {
-                    Some(f) => f,
-                    slot => slot.insert(
-                        File::open(&src.path)
-                            .with_context(|| format!("{}: cannot open", src.label))?,
-                    ),
-                };
-                copy_range(file, src.offset + offset, len, out, pos).with_context(|| {
-                    format!(
-                        "{}: cannot copy {len} bytes at offset {}",
-                        src.label,
-                        src.offset + offset
-                    )
-                })?;
+                copier.copy(source, offset, len, out, pos)?;
                 copied += len;
             }
             pos += ext.len();
+            Ok(())
+        })?;
+        if pos - start != filesz {
+            bail!(
+                "segment {i} has {} bytes of extents but p_filesz {filesz}",
+                pos - start
+            );
         }
     }
     out.set_len(end).context("cannot set core file size")?;
     Ok(Written { size: end, copied })
+}
+
+/// Extents at least this long go straight from file to file in the kernel.
+const DIRECT_COPY: u64 = 256 << 10;
+/// How much of a source is read ahead for the shorter extents that follow.
+const WINDOW: u64 = 2 << 20;
+
+/// Moves extent data into the core. Long extents go through
+/// copy_file_range; short ones (a checkpoint of many small mappings, or
+/// pages with holes between them, has thousands) are served from a
+/// read-ahead window over their source, so a run of them costs one read per
+/// window and one write each instead of a system call pair per extent.
+struct Copier<'a> {
+    sources: &'a [Source],
+    files: Vec<Option<File>>,
+    window: Vec<u8>,
+    /// (source, absolute offset) of the window's first byte.
+    window_at: Option<(usize, u64)>,
+}
+
+impl<'a> Copier<'a> {
+    fn new(sources: &'a [Source]) -> Copier<'a> {
+        Copier {
+            sources,
+            files: sources.iter().map(|_| None).collect(),
+            window: Vec::new(),
+            window_at: None,
+        }
+    }
+
+    fn copy(&mut self, source: usize, offset: u64, len: u64, out: &File, pos: u64) -> Result<()> {
+        let src = self
+            .sources
+            .get(source)
+            .context("extent names an unknown source")?;
+        if offset.checked_add(len).is_none_or(|e| e > src.len) {
+            bail!(
+                "{}: range {offset:#x}+{len:#x} lies beyond its {} bytes",
+                src.label,
+                src.len
+            );
+        }
+        let abs = src.offset + offset;
+        let ctx = || format!("{}: cannot copy {len} bytes at offset {abs}", src.label);
+        let file = match &mut self.files[source] {
+            Some(f) => f,
+            slot => slot.insert(
+                File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?,
+            ),
+        };
+        if len >= DIRECT_COPY {
+            return copy_range(file, abs, len, out, pos).with_context(ctx);
+        }
+        let covered = matches!(self.window_at, Some((s, start))
+            if s == source && abs >= start && abs + len <= start + self.window.len() as u64);
+        if !covered {
+            let want = WINDOW.min(src.offset + src.len - abs).max(len) as usize;
+            self.window.resize(want, 0);
+            self.window_at = None;
+            let got = read_at_least(file, &mut self.window, abs, len as usize).with_context(ctx)?;
+            self.window.truncate(got);
+            self.window_at = Some((source, abs));
+        }
+        let start = self.window_at.map_or(abs, |w| w.1);
+        let from = (abs - start) as usize;
+        use std::os::unix::fs::FileExt;
+        out.write_all_at(&self.window[from..from + len as usize], pos)
+            .with_context(ctx)
+    }
+}
+
+/// Reads into `buf` from `file` at `at` until it is full or the file ends;
+/// fails, saying how much there was, if that is less than `min`.
+fn read_at_least(file: &File, buf: &mut [u8], at: u64, min: usize) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if done < min {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("source ended after {done} of {min} bytes"),
+        ));
+    }
+    Ok(done)
 }
 
 /// Copies `len` bytes at `from` in `src` to `to` in `dst` with
@@ -420,19 +542,20 @@ mod tests {
             offset: 4096,
             len: 4096,
         });
+        let segments = vec![
+            seg,
+            Segment {
+                vaddr: 0x20000,
+                memsz: 0x1000,
+                flags: pf::R,
+                data: vec![],
+            },
+        ];
         let core = CoreFile {
             target: target(),
             page_size: 4096,
             notes: vec![Note::new(notes::CORE, 6, vec![1, 2, 3])],
-            segments: vec![
-                seg,
-                Segment {
-                    vaddr: 0x20000,
-                    memsz: 0x1000,
-                    flags: pf::R,
-                    data: vec![],
-                },
-            ],
+            segments: &segments,
             sources: vec![Source {
                 label: "src".into(),
                 path: src,
@@ -505,20 +628,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         std::fs::write(&src, [0u8; 100]).unwrap();
+        let segments = vec![Segment {
+            vaddr: 0,
+            memsz: 4096,
+            flags: 0,
+            data: vec![Extent::Copy {
+                source: 0,
+                offset: 0,
+                len: 4096,
+            }],
+        }];
         let core = CoreFile {
             target: target(),
             page_size: 4096,
             notes: vec![],
-            segments: vec![Segment {
-                vaddr: 0,
-                memsz: 4096,
-                flags: 0,
-                data: vec![Extent::Copy {
-                    source: 0,
-                    offset: 0,
-                    len: 4096,
-                }],
-            }],
+            segments: &segments,
             sources: vec![Source {
                 label: "pages-1.img".into(),
                 path: src,
@@ -537,7 +661,7 @@ mod tests {
     #[test]
     fn many_segments_use_extended_numbering() {
         let dir = tempfile::tempdir().unwrap();
-        let segments = (0..70000u64)
+        let segments: Vec<Segment> = (0..70000u64)
             .map(|i| Segment {
                 vaddr: i * 0x2000,
                 memsz: 0x1000,
@@ -549,7 +673,7 @@ mod tests {
             target: target(),
             page_size: 4096,
             notes: vec![],
-            segments,
+            segments: &segments,
             sources: vec![],
         };
         let path = dir.path().join("core");

@@ -118,8 +118,9 @@ pub struct Mapping {
     pub shared: bool,
     /// What it is.
     pub kind: MappingKind,
-    /// The file behind it, if any.
-    pub file: Option<MappedFile>,
+    /// The file behind it, if any (boxed: most mappings have none, and a
+    /// process can have hundreds of thousands of mappings).
+    pub file: Option<Box<MappedFile>>,
     /// Runs covering `start..end` in order.
     pub runs: Vec<PageRun>,
 }

@@ -159,6 +159,80 @@ impl Image {
     }
 }
 
+/// The submessages with field number `tag` inside a message's bytes, each
+/// with its offset in `bytes`, without decoding the rest: for repeated
+/// fields too large to decode into memory at once.
+pub struct Submessages<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    tag: u64,
+}
+
+impl<'a> Submessages<'a> {
+    /// The field-`tag` submessages of `bytes`.
+    pub fn new(bytes: &'a [u8], tag: u32) -> Submessages<'a> {
+        Submessages {
+            bytes,
+            pos: 0,
+            tag: u64::from(tag),
+        }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.bytes.get(self.pos)?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, n: u64) -> Option<()> {
+        let end = self.pos.checked_add(usize::try_from(n).ok()?)?;
+        (end <= self.bytes.len()).then(|| self.pos = end)
+    }
+}
+
+impl<'a> Iterator for Submessages<'a> {
+    type Item = std::result::Result<(usize, &'a [u8]), usize>;
+
+    /// The next submessage, or `Err(offset)` where the bytes stop making sense.
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.pos < self.bytes.len() {
+            let at = self.pos;
+            let Some(key) = self.varint() else {
+                return Some(Err(at));
+            };
+            let ok = match key & 7 {
+                0 => self.varint().map(|_| ()),
+                1 => self.skip(8),
+                5 => self.skip(4),
+                2 => match self.varint() {
+                    Some(len) if key >> 3 == self.tag => {
+                        let start = self.pos;
+                        match self.skip(len) {
+                            Some(()) => return Some(Ok((start, &self.bytes[start..self.pos]))),
+                            None => None,
+                        }
+                    }
+                    Some(len) => self.skip(len),
+                    None => None,
+                },
+                _ => None,
+            };
+            if ok.is_none() {
+                self.pos = self.bytes.len();
+                return Some(Err(at));
+            }
+        }
+        None
+    }
+}
+
 fn short_type_name<M>() -> &'static str {
     let full = std::any::type_name::<M>();
     full.rsplit("::").next().unwrap_or(full)
@@ -247,6 +321,32 @@ mod tests {
             err.contains("offset 8") && err.contains("4294967295"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn submessages_are_found_without_decoding_the_rest() {
+        use crate::proto::{Mm, Vma};
+        let vma = |start| Vma {
+            start,
+            end: start + 4096,
+            fd: -1,
+            ..Default::default()
+        };
+        let mm = Mm {
+            arg_start: 7,
+            saved_auxv: vec![6, 4096],
+            vmas: vec![vma(0x1000), vma(0x9000)],
+            ..Default::default()
+        };
+        let bytes = mm.encode_to_vec();
+        let found: Vec<u64> = Submessages::new(&bytes, 14)
+            .map(|r| Vma::decode(r.unwrap().1).unwrap().start)
+            .collect();
+        assert_eq!(found, vec![0x1000, 0x9000]);
+        let head = crate::proto::MmHead::decode(&bytes[..]).unwrap();
+        assert_eq!((head.arg_start, head.saved_auxv.len()), (7, 2));
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(Submessages::new(cut, 14).any(|r| r.is_err()));
     }
 
     #[test]

@@ -138,11 +138,18 @@ impl<'a> MemoryBuilder<'a> {
         }
     }
 
-    /// The mappings of `vmas`, which must be sorted and disjoint.
-    pub fn build(mut self, vmas: &[proto::Vma], mm_name: &str) -> Result<Mapped> {
-        let mut mappings = Vec::with_capacity(vmas.len());
+    /// The mappings of `vmas` (about `count` of them), which must be sorted
+    /// and disjoint.
+    pub fn build(
+        mut self,
+        vmas: impl Iterator<Item = Result<proto::Vma>>,
+        count: usize,
+        mm_name: &str,
+    ) -> Result<Mapped> {
+        let mut mappings = Vec::with_capacity(count);
         let mut prev_end = 0;
-        for (i, v) in vmas.iter().enumerate() {
+        for (i, v) in vmas.enumerate() {
+            let v = &v?;
             if v.start >= v.end || v.start % self.page_size != 0 || v.end % self.page_size != 0 {
                 bail!(
                     "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
@@ -215,10 +222,10 @@ impl<'a> MemoryBuilder<'a> {
         } else if st & status::SYSVIPC != 0 {
             kind = MappingKind::SysvShm;
             let key = self.sysv_key(v.shmid)?;
-            file = Some(MappedFile {
+            file = Some(Box::new(MappedFile {
                 path: files::sysv_path(key),
                 offset: pgoff,
-            });
+            }));
             self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
         } else if st & status::MEMFD != 0 {
             let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
@@ -228,10 +235,10 @@ impl<'a> MemoryBuilder<'a> {
             } else {
                 MappingKind::Memfd
             };
-            file = Some(MappedFile {
+            file = Some(Box::new(MappedFile {
                 path: files::memfd_path(&inode),
                 offset: pgoff,
-            });
+            }));
             let obj = u64::from(inode.shmid);
             if shared {
                 self.shmem(obj, pgoff, end - start, &mut runs)?;
@@ -245,10 +252,10 @@ impl<'a> MemoryBuilder<'a> {
             }
         } else if st & status::ANON_SHARED != 0 {
             kind = MappingKind::SharedAnonymous;
-            file = Some(MappedFile {
+            file = Some(Box::new(MappedFile {
                 path: "/dev/zero (deleted)".into(),
                 offset: pgoff,
-            });
+            }));
             self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
         } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
             kind = MappingKind::File;
@@ -263,10 +270,10 @@ impl<'a> MemoryBuilder<'a> {
             } else {
                 self.root_file(&path)?
             };
-            file = Some(MappedFile {
+            file = Some(Box::new(MappedFile {
                 path,
                 offset: pgoff,
-            });
+            }));
             let gap = Gap::File {
                 file: on_disk,
                 start,
@@ -292,6 +299,8 @@ impl<'a> MemoryBuilder<'a> {
             };
             self.resolve(MapKey::Private, 0, start, end, Gap::Zero, &mut runs)?;
         }
+        // Most mappings have a run or two; keep no spare capacity.
+        runs.shrink_to_fit();
         Ok(Mapping {
             start,
             end,

@@ -11,6 +11,7 @@ pub mod writer;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use prost::Message;
 
 use crate::arch::{self, Arch, Registers};
 use crate::model::{Process, ProcessState, Thread};
@@ -143,7 +144,12 @@ impl Checkpoint {
         }
 
         let mm_name = format!("{loc}/mm-{pid}.img");
-        let mm: proto::Mm = image(&*self.store, &format!("mm-{pid}.img"), magic::MM)?.expect()?;
+        let mut mm_img = image(&*self.store, &format!("mm-{pid}.img"), magic::MM)?;
+        let (mm_at, mm_bytes) = mm_img
+            .next_raw()?
+            .with_context(|| format!("{mm_name}: no mm entry"))?;
+        let mm = proto::MmHead::decode(mm_bytes)
+            .with_context(|| format!("{mm_name}: offset {mm_at}: cannot decode mm entry"))?;
         if mm.saved_auxv.len() % 2 != 0 {
             bail!(
                 "{mm_name}: saved auxv has an odd number of words ({})",
@@ -161,15 +167,40 @@ impl Checkpoint {
             Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
             None => arch.default_page_size(),
         };
-        let mapped =
+        // VMAs are decoded one at a time from the entry, never all at once.
+        let entry_start = mm_at + 4;
+        let vmas = image::Submessages::new(mm_bytes, 14).map(|r| match r {
+            Ok((at, b)) => proto::Vma::decode(b).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "{mm_name}: offset {}: cannot decode VMA",
+                    entry_start + at
+                ))
+            }),
+            Err(at) => Err(anyhow::anyhow!(
+                "{mm_name}: offset {}: mm entry is corrupt",
+                entry_start + at
+            )),
+        });
+        let count = image::Submessages::new(mm_bytes, 14).count();
+        let mut mapped =
             memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
-                .build(&mm.vmas, &mm_name)?;
-
+                .build(vmas, count, &mm_name)?;
+        // CRIU does not flag the main stack; the kernel's [stack] is the
+        // mapping that holds mm->start_stack.
+        if let Some(m) = mapped
+            .mappings
+            .iter_mut()
+            .find(|m| m.start <= mm.start_stack && mm.start_stack < m.end)
+        {
+            if m.kind == crate::model::MappingKind::Anonymous {
+                m.kind = crate::model::MappingKind::Stack;
+            }
+        }
         tracing::debug!(
             pid,
             arch = arch.name(),
             threads = threads.len(),
-            vmas = mm.vmas.len(),
+            vmas = count,
             page_size,
             blobs = mapped.blobs.len(),
             "decoded process"

@@ -157,8 +157,16 @@ pub fn convert_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 }
 
 /// Converts a fixture's images (optionally with --root) into a fresh directory.
+/// Each (fixture, tag) is converted once per test binary, however many
+/// tests ask for it at once.
 pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
-    let out = scratch(&format!("{}-{tag}", fx.name));
+    static DONE: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let key = format!("{}-{tag}", fx.name);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(out) = done.get(&key) {
+        return out.clone();
+    }
+    let out = scratch(&key);
     let mut args: Vec<std::ffi::OsString> = vec![
         "convert".into(),
         fx.images().into(),
@@ -173,6 +181,7 @@ pub fn convert_fixture(fx: &Fixture, tag: &str, extra: &[&str]) -> PathBuf {
         fx.name,
         String::from_utf8_lossy(&o.stderr)
     );
+    done.insert(key, out.clone());
     out
 }
 

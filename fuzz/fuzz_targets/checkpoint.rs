@@ -1,0 +1,40 @@
+//! The whole path on a directory of images built from the input: decode
+//! every process and write its core. Input: records of
+//! [name length u8][name][data length u32 LE][data].
+#![no_main]
+
+use std::sync::Arc;
+
+use criu2core::criu::store::DirStore;
+use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rest = data;
+    while let Some((&n, tail)) = rest.split_first() {
+        let n = usize::from(n);
+        if tail.len() < n + 4 {
+            break;
+        }
+        let name = String::from_utf8_lossy(&tail[..n]).into_owned();
+        let len = u32::from_le_bytes(tail[n..n + 4].try_into().unwrap()) as usize;
+        let body = &tail[n + 4..];
+        let body = &body[..len.min(body.len())];
+        rest = &tail[n + 4 + body.len()..];
+        if name.is_empty() || name.contains('/') || name.contains('\0') || name.starts_with('.') {
+            continue;
+        }
+        let _ = std::fs::write(dir.path().join(&name), body);
+    }
+    let Ok(store) = DirStore::open(dir.path()) else { return };
+    let Ok(ckpt) = Checkpoint::open(Arc::new(store)) else { return };
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for pid in ckpt.pids().into_iter().take(8) {
+        if let Ok(Loaded::Process(p)) = ckpt.load(pid, LoadOptions::default()) {
+            let _ = p.read_strings(p.arg_range);
+            let _ = criu2core::write_core(&p, &out, true);
+        }
+    }
+});
