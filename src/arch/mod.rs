@@ -6,6 +6,7 @@ pub mod aarch64;
 pub mod ppc64;
 pub mod riscv64;
 pub mod s390x;
+pub mod x86;
 pub mod x86_64;
 
 use anyhow::{bail, Result};
