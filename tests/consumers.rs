@@ -382,6 +382,7 @@ fn completions_man_page_and_version() {
         env!("CARGO_PKG_VERSION"),
         "image format v2",
         "x86_64",
+        "i386",
         "aarch64",
         "riscv64",
         "ppc64le",

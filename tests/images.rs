@@ -586,26 +586,57 @@ fn sysv_and_shared_file_mappings() {
 }
 
 #[test]
-fn compat_tasks_and_unsupported_architectures_fail_alone() {
+fn impossible_compat_tasks_and_unsupported_architectures_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("arch-errors");
-
-    // A 32-bit x86 task (CRIU's gpregs.mode = COMPAT): a clear error naming
-    // the image; the other process still converts.
-    let compat = base.join("compat");
-    copy_dir(&fx.images(), &compat);
-    edit_image::<proto::Core>(&compat.join("core-12225.img"), 0, |_, c| {
+    let compat = |c: &mut proto::Core| {
         c.x86.as_mut().unwrap().gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
-    });
-    let o = convert_dir(&compat, &base.join("compat-out"), &[]);
+    };
+
+    // A 32-bit x86 task (CRIU's gpregs.mode = COMPAT) converts as i386
+    // (tests/gdb.rs). A leader marked compat among x86-64 threads, and a
+    // compat task with memory above 4 GiB, cannot be: clear errors naming
+    // the image, and the other process still converts.
+    let mixed = base.join("mixed");
+    copy_dir(&fx.images(), &mixed);
+    edit_image::<proto::Core>(&mixed.join("core-12223.img"), 0, |_, c| compat(c));
+    let o = convert_dir(&mixed, &base.join("mixed-out"), &[]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("core-12225.img") && err.contains("32-bit (compat) x86 tasks"),
+        err.contains("core-12226.img") && err.contains("thread is x86_64 but its process is i386"),
         "{err}"
     );
-    assert!(base.join("compat-out/core.12223").exists());
-    assert!(!base.join("compat-out/core.12225").exists());
+    assert!(base.join("mixed-out/core.12225").exists());
+    assert!(!base.join("mixed-out/core.12223").exists());
+
+    let high = base.join("high");
+    copy_dir(&fx.images(), &high);
+    edit_image::<proto::Core>(&high.join("core-12225.img"), 0, |_, c| compat(c));
+    // A compat task's auxiliary vector, as CRIU saves it: two 32-bit words
+    // to a saved word.
+    let o = convert_dir(&high, &base.join("high-auxv-out"), &[]);
+    assert!(
+        stderr(&o).contains("AT_PAGESZ 0 is not a page size"),
+        "{}",
+        stderr(&o)
+    );
+    edit_image::<proto::Mm>(&high.join("mm-12225.img"), 0, |_, mm| {
+        mm.saved_auxv = mm
+            .saved_auxv
+            .chunks(2)
+            .map(|p| p[0] & 0xffff_ffff | p[1] << 32)
+            .collect();
+    });
+    let o = convert_dir(&high, &base.join("high-out"), &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("core.12225") && err.contains("a 32-bit core cannot hold memory at 0x"),
+        "{err}"
+    );
+    assert!(base.join("high-out/core.12223").exists());
+    assert!(!base.join("high-out/core.12225").exists());
 
     // An architecture criu2core does not convert, and one whose register
     // state is missing from the image.

@@ -1,6 +1,7 @@
 //! x86-64: CRIU's `thread_info_x86` → the kernel's x86-64 core notes
 //! (NT_PRSTATUS with user_regs_struct, NT_PRFPREG with the FXSAVE area,
 //! NT_X86_XSTATE in the XSAVE standard format sized for the saved XCR0).
+//! 32-bit (compat) tasks are [`super::i386`].
 
 use anyhow::{bail, Result};
 
@@ -49,7 +50,7 @@ impl Regs {
     /// Decodes CRIU's saved x86-64 thread state.
     pub fn from_criu(ti: &proto::ThreadInfoX86) -> Result<Regs> {
         if is_compat(ti) {
-            bail!("32-bit (compat) x86 tasks are not supported");
+            bail!("the registers are those of a 32-bit (compat) task, not of an x86-64 one");
         }
         let g = &ti.gpregs;
         let gp = [
