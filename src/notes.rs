@@ -422,9 +422,8 @@ mod tests {
         assert_eq!(&be[32..36], &[0, 0, 0, 7]);
     }
 
-    #[test]
-    fn prpsinfo_layouts() {
-        let ps = PrPsInfo {
+    fn sample_psinfo() -> PrPsInfo {
+        PrPsInfo {
             sname: b'T',
             uid: 1000,
             gid: 100,
@@ -435,7 +434,12 @@ mod tests {
             fname: b"victim".to_vec(),
             psargs: vec![b'a'; 200],
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn prpsinfo_layouts() {
+        let ps = sample_psinfo();
         let d = prpsinfo(LP64_LE, &ps);
         assert_eq!(d.len(), 136);
         assert_eq!((d[0], d[1], d[2]), (3, b'T', 0));
@@ -452,15 +456,11 @@ mod tests {
         let ps = PrPsInfo {
             sname: b'R',
             flag: 0x40_0040,
-            uid: 1000,
             gid: 100_000, // beyond 16 bits: the overflow gid
-            pid: 5,
-            ppid: 1,
             pgrp: 6,
             sid: 7,
             fname: b"compat".to_vec(),
-            psargs: vec![b'a'; 200],
-            ..Default::default()
+            ..sample_psinfo()
         };
         let d = prpsinfo(ILP32_LE_UID16, &ps);
         let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
