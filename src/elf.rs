@@ -279,6 +279,18 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     if !t.is_64 && end > u64::from(u32::MAX) {
         bail!("a 32-bit core cannot hold {end} bytes");
     }
+    if !t.is_64 {
+        for i in 0..count {
+            let h = segments.header(i);
+            if h.vaddr.checked_add(h.memsz).is_none_or(|e| e > 1 << 32) {
+                bail!(
+                    "a 32-bit core cannot hold memory at {:#x}-{:#x}",
+                    h.vaddr,
+                    h.vaddr.saturating_add(h.memsz)
+                );
+            }
+        }
+    }
 
     // Phase two: headers and notes, streamed.
     w.write_file_header(&FileHeader {
@@ -577,6 +589,48 @@ mod tests {
         assert!(bytes[8192..12288].iter().all(|&b| b == 0));
         assert_eq!(bytes[12288 + 1], 1); // 4097 as u8
         assert_eq!(w.size, 4096 + 3 * 4096);
+    }
+
+    #[test]
+    fn writes_elf32_cores_and_refuses_memory_past_4_gib() {
+        let dir = tempfile::tempdir().unwrap();
+        let i386 = crate::arch::Arch::I386.elf();
+        let seg = |vaddr, memsz| Segment {
+            vaddr,
+            memsz,
+            flags: pf::R,
+            data: vec![],
+        };
+        let fits = vec![seg(0xffff_e000, 0x2000)];
+        let mut core = CoreFile {
+            target: i386,
+            page_size: 4096,
+            notes: vec![Note::new(notes::CORE, 1, vec![0; 144])],
+            segments: &fits,
+            sources: vec![],
+        };
+        let path = dir.path().join("core");
+        write_core(&core, &mut File::create(&path).unwrap()).unwrap();
+        let b = std::fs::read(&path).unwrap();
+        assert_eq!((b[4], b[5]), (1, 1)); // ELFCLASS32, ELFDATA2LSB
+        assert_eq!(u16::from_le_bytes([b[18], b[19]]), 3); // EM_386
+        assert_eq!(u16::from_le_bytes([b[42], b[43]]), 32); // e_phentsize
+        assert_eq!(u16::from_le_bytes([b[44], b[45]]), 2); // e_phnum
+        let load = 52 + 32; // second program header
+        assert_eq!(
+            u32::from_le_bytes(b[load + 8..load + 12].try_into().unwrap()),
+            0xffff_e000
+        );
+        assert_eq!(
+            u32::from_le_bytes(b[load + 20..load + 24].try_into().unwrap()),
+            0x2000
+        );
+
+        let too_high = vec![seg(0xffff_f000, 0x2000)];
+        core.segments = &too_high;
+        let mut f = File::create(dir.path().join("core2")).unwrap();
+        let err = write_core(&core, &mut f).unwrap_err().to_string();
+        assert!(err.contains("0xfffff000-0x100001000"), "{err}");
     }
 
     #[test]

@@ -297,6 +297,15 @@ pub struct PrPsInfo {
 /// Length of pr_psargs, including its terminating NUL.
 pub const PSARGS_LEN: usize = 80;
 
+/// The kernel's overflow uid and gid (DEFAULT_OVERFLOWUID), which a 16-bit
+/// field shows for an id that does not fit.
+pub const OVERFLOW_ID: u16 = 65534;
+
+/// A uid or gid in a 16-bit field, as the kernel's high2lowuid maps it.
+fn uid16(id: u32) -> u16 {
+    u16::try_from(id).unwrap_or(OVERFLOW_ID)
+}
+
 /// NT_PRPSINFO: `elf_prpsinfo`.
 pub fn prpsinfo(abi: Abi, ps: &PrPsInfo) -> Vec<u8> {
     let state = b"RSDTZW".iter().position(|&c| c == ps.sname).unwrap_or(0) as u8;
@@ -310,7 +319,7 @@ pub fn prpsinfo(abi: Abi, ps: &PrPsInfo) -> Vec<u8> {
     e.align(abi.word);
     e.word(ps.flag);
     if abi.uid_size == 2 {
-        e.u16(ps.uid as u16).u16(ps.gid as u16);
+        e.u16(uid16(ps.uid)).u16(uid16(ps.gid));
     } else {
         e.u32(ps.uid).u32(ps.gid);
     }
@@ -413,9 +422,8 @@ mod tests {
         assert_eq!(&be[32..36], &[0, 0, 0, 7]);
     }
 
-    #[test]
-    fn prpsinfo_layouts() {
-        let ps = PrPsInfo {
+    fn sample_psinfo() -> PrPsInfo {
+        PrPsInfo {
             sname: b'T',
             uid: 1000,
             gid: 100,
@@ -426,7 +434,12 @@ mod tests {
             fname: b"victim".to_vec(),
             psargs: vec![b'a'; 200],
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn prpsinfo_layouts() {
+        let ps = sample_psinfo();
         let d = prpsinfo(LP64_LE, &ps);
         assert_eq!(d.len(), 136);
         assert_eq!((d[0], d[1], d[2]), (3, b'T', 0));
@@ -436,6 +449,84 @@ mod tests {
         assert_eq!(&d[56..56 + 79], &[b'a'; 79][..]);
         assert_eq!(d[135], 0);
         assert_eq!(prpsinfo(ILP32_LE_UID16, &ps).len(), 124);
+    }
+
+    #[test]
+    fn i386_prpsinfo_fields_land_where_compat_elf_prpsinfo_has_them() {
+        let ps = PrPsInfo {
+            sname: b'R',
+            flag: 0x40_0040,
+            gid: 100_000, // beyond 16 bits: the overflow gid
+            pgrp: 6,
+            sid: 7,
+            fname: b"compat".to_vec(),
+            ..sample_psinfo()
+        };
+        let d = prpsinfo(ILP32_LE_UID16, &ps);
+        let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+        assert_eq!(d.len(), 124);
+        assert_eq!((d[0], d[1]), (0, b'R'));
+        assert_eq!(u32_at(4), 0x40_0040); // pr_flag
+        assert_eq!(u16::from_le_bytes([d[8], d[9]]), 1000); // pr_uid
+        assert_eq!(u16::from_le_bytes([d[10], d[11]]), OVERFLOW_ID); // pr_gid
+        assert_eq!(
+            (u32_at(12), u32_at(16), u32_at(20), u32_at(24)),
+            (5, 1, 6, 7)
+        );
+        assert_eq!(&d[28..34], b"compat");
+        assert_eq!(&d[44..44 + 79], &[b'a'; 79][..]);
+        assert_eq!(d[123], 0);
+    }
+
+    #[test]
+    fn i386_prstatus_siginfo_auxv_and_file_use_32_bit_words() {
+        let st = PrStatus {
+            cursig: 19,
+            sigpend: 0x1_0000_0010, // only the low word fits compat_ulong_t
+            sighold: 0x4200,
+            pid: 7,
+            ppid: 1,
+            pgrp: 8,
+            sid: 9,
+        };
+        let d = prstatus(ILP32_LE_UID16, &st, &[0xab; 68], true);
+        let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+        assert_eq!(d.len(), 144);
+        assert_eq!(u32_at(0), 19); // pr_info.si_signo
+        assert_eq!(u16::from_le_bytes([d[12], d[13]]), 19); // pr_cursig
+        assert_eq!((u32_at(16), u32_at(20)), (0x10, 0x4200)); // pr_sigpend, pr_sighold
+        assert_eq!(
+            (u32_at(24), u32_at(28), u32_at(32), u32_at(36)),
+            (7, 1, 8, 9)
+        );
+        assert!(d[40..72].iter().all(|&b| b == 0)); // four old_timeval32
+        assert_eq!((d[72], d[139]), (0xab, 0xab)); // pr_reg
+        assert_eq!(u32_at(140), 1); // pr_fpvalid
+
+        let si = siginfo(ILP32_LE_UID16, 19, SI_KERNEL);
+        assert_eq!(si.len(), 128); // compat_siginfo_t
+        assert_eq!(&si[..12], &[19, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0]);
+
+        assert_eq!(auxv(ILP32_LE_UID16, &[(6, 4096), (0, 0)]), {
+            let mut v = 6u32.to_le_bytes().to_vec();
+            v.extend(4096u32.to_le_bytes());
+            v.extend([0; 8]);
+            v
+        });
+        let f = [FileMapping {
+            start: 0xf7d1_1000,
+            end: 0xf7d3_3000,
+            offset: 0x2000,
+            path: "/usr/lib32/libc.so.6".into(),
+        }];
+        let d = file_note(ILP32_LE_UID16, 4096, &f);
+        let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+        assert_eq!((u32_at(0), u32_at(4)), (1, 4096));
+        assert_eq!(
+            (u32_at(8), u32_at(12), u32_at(16)),
+            (0xf7d1_1000, 0xf7d3_3000, 2)
+        );
+        assert_eq!(&d[20..], b"/usr/lib32/libc.so.6\0");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Every consumer reads our cores as it reads gcore's: eu-stack, lldb,
-//! drgn, readelf, eu-readelf and file. Each check runs where the tool is
-//! installed and says so on stderr where it is not (.ci/run installs all).
+//! drgn, readelf, eu-readelf and file, for the i386 fixture too (but for
+//! drgn, which does not unwind i386 cores). Each check runs where the tool
+//! is installed and says so on stderr where it is not (.ci/run installs all).
 //! Also: the checkpointctl plugin protocol, completions, man page, version
 //! and JSON outputs.
 
@@ -67,7 +68,8 @@ fn eu_stack_shows_the_same_threads_and_functions() {
     if !have("eu-stack") {
         return;
     }
-    for (name, with_root) in FIXTURES.iter().flat_map(|n| [(*n, true), (*n, false)]) {
+    let names = FIXTURES.iter().chain(&["i386"]);
+    for (name, with_root) in names.flat_map(|n| [(*n, true), (*n, false)]) {
         // Without the ELF headers, libdwfl cannot place a static program.
         if name == "static" && !with_root {
             continue;
@@ -134,7 +136,7 @@ fn lldb_loads_lists_and_backtraces_threads() {
     if !have("lldb") {
         return;
     }
-    for name in FIXTURES {
+    for name in FIXTURES.iter().chain(&["i386"]) {
         let (fx, out) = cores(name);
         for p in &fx.processes {
             let (gt, gf) = lldb(&fx.gcore(p), &fx.exe(p));
@@ -199,6 +201,14 @@ fn drgn_reads_a_global_and_the_threads() {
     }
 }
 
+/// `TOOL -n ARGS CORE`'s listing of the notes, which it must print
+/// without complaint.
+fn note_listing(tool: &str, args: &[&str], core: &Path) -> String {
+    let (ok, o, e) = sh(Command::new(tool).arg("-n").args(args).arg(core));
+    assert!(ok && e.is_empty(), "{tool} complained: {e}");
+    o
+}
+
 #[test]
 fn readelf_and_eu_readelf_list_every_note_without_complaint() {
     let (fx, out) = cores("mt-pie");
@@ -213,12 +223,7 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
         "NT_X86_XSTATE",
     ];
     if have("readelf") {
-        let (ok, o, e) = sh(Command::new("readelf")
-            .arg("-n")
-            .arg("-l")
-            .arg("-W")
-            .arg(&core));
-        assert!(ok && e.is_empty(), "readelf complained: {e}");
+        let o = note_listing("readelf", &["-l", "-W"], &core);
         for n in want {
             assert!(o.contains(n), "readelf does not list {n}:\n{o}");
         }
@@ -229,8 +234,7 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
         assert_eq!(o.matches("NT_PRSTATUS").count(), 4);
     }
     if have("eu-readelf") {
-        let (ok, o, e) = sh(Command::new("eu-readelf").arg("-n").arg(&core));
-        assert!(ok && e.is_empty(), "eu-readelf complained: {e}");
+        let o = note_listing("eu-readelf", &[], &core);
         for n in [
             "PRSTATUS",
             "PRPSINFO",
@@ -258,6 +262,45 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
 }
 
 #[test]
+fn readelf_and_eu_readelf_read_every_i386_note() {
+    let (fx, out) = cores("i386");
+    let core = out.join(format!("core.{}", fx.processes[0].pid));
+    if have("readelf") {
+        let o = note_listing("readelf", &["-W"], &core);
+        for (n, count) in [
+            ("NT_PRSTATUS", 4),
+            ("NT_PRPSINFO", 1),
+            ("NT_SIGINFO", 1),
+            ("NT_AUXV", 1),
+            ("NT_FILE", 1),
+            ("NT_FPREGSET", 4),
+            ("NT_PRXFPREG", 4),
+            ("NT_X86_XSTATE", 4),
+            ("NT_386_TLS", 4),
+        ] {
+            assert_eq!(o.matches(n).count(), count, "{n} in:\n{o}");
+        }
+        assert!(!o.to_lowercase().contains("unknown"), "{o}");
+    }
+    if have("eu-readelf") {
+        // eu-readelf knows the i386 layouts and decodes every field.
+        let o = note_listing("eu-readelf", &[], &core);
+        for want in [
+            "psargs: /srv/compat/compat with a command line long enough",
+            "sighold: <10,15>",
+            "orig_eax: 3, fpvalid: 1",
+            "ds: 0x002b  es: 0x002b  fs: 0x0000  gs: 0x0063  cs: 0x0023  ss: 0x002b",
+            "index: 12, base: 0x",
+            "index: 13, base: 0x00000000, limit: 0x00000000, flags: 0x00000028",
+            "PLATFORM: 0x",
+        ] {
+            assert!(o.contains(want), "eu-readelf does not show {want:?}:\n{o}");
+        }
+        assert!(!o.contains("unknown") && !o.contains("invalid"), "{o}");
+    }
+}
+
+#[test]
 fn file_identifies_the_core_and_its_program() {
     if !have("file") {
         return;
@@ -268,6 +311,14 @@ fn file_identifies_the_core_and_its_program() {
         assert!(o.contains("ELF 64-bit LSB core file, x86-64"), "{o}");
         assert!(o.contains("from './victim parent-and-child"), "{o}");
     }
+    let (fx, out) = cores("i386");
+    let (_, o, _) = sh(Command::new("file").arg(out.join(format!("core.{}", fx.processes[0].pid))));
+    assert!(o.contains("ELF 32-bit LSB core file, Intel 80386"), "{o}");
+    assert!(
+        o.contains("from '/srv/compat/compat with a command line"),
+        "{o}"
+    );
+    assert!(o.contains("platform: 'i686'"), "{o}");
 }
 
 /// A stand-in for checkpointctl that follows its plugin protocol: plugins
@@ -382,6 +433,7 @@ fn completions_man_page_and_version() {
         env!("CARGO_PKG_VERSION"),
         "image format v2",
         "x86_64",
+        "i386",
         "aarch64",
         "riscv64",
         "ppc64le",

@@ -586,26 +586,52 @@ fn sysv_and_shared_file_mappings() {
 }
 
 #[test]
-fn compat_tasks_and_unsupported_architectures_fail_alone() {
+fn impossible_compat_tasks_and_unsupported_architectures_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("arch-errors");
-
-    // A 32-bit x86 task (CRIU's gpregs.mode = COMPAT): a clear error naming
-    // the image; the other process still converts.
-    let compat = base.join("compat");
-    copy_dir(&fx.images(), &compat);
-    edit_image::<proto::Core>(&compat.join("core-12225.img"), 0, |_, c| {
+    let compat = |c: &mut proto::Core| {
         c.x86.as_mut().unwrap().gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
-    });
-    let o = convert_dir(&compat, &base.join("compat-out"), &[]);
-    assert!(!o.status.success());
-    let err = stderr(&o);
-    assert!(
-        err.contains("core-12225.img") && err.contains("32-bit (compat) x86 tasks"),
-        "{err}"
+    };
+
+    // A 32-bit x86 task (CRIU's gpregs.mode = COMPAT) converts as i386
+    // (tests/gdb.rs). A leader marked compat among x86-64 threads, and a
+    // compat task with memory above 4 GiB, cannot be: clear errors naming
+    // the image or core, and the other process still converts.
+    let fails_alone = |images: &Path, out: &str, bad: u32, good: u32, want: &[&str]| {
+        let o = convert_dir(images, &base.join(out), &[]);
+        let err = stderr(&o);
+        assert!(!o.status.success());
+        assert!(want.iter().all(|w| err.contains(w)), "{err}");
+        assert!(base.join(format!("{out}/core.{good}")).exists());
+        assert!(!base.join(format!("{out}/core.{bad}")).exists());
+    };
+    let mixed = base.join("mixed");
+    copy_dir(&fx.images(), &mixed);
+    edit_image::<proto::Core>(&mixed.join("core-12223.img"), 0, |_, c| compat(c));
+    let want = ["core-12226.img", "thread is x86_64 but its process is i386"];
+    fails_alone(&mixed, "mixed-out", 12223, 12225, &want);
+
+    let high = base.join("high");
+    copy_dir(&fx.images(), &high);
+    edit_image::<proto::Core>(&high.join("core-12225.img"), 0, |_, c| compat(c));
+    fails_alone(
+        &high,
+        "auxv-out",
+        12225,
+        12223,
+        &["AT_PAGESZ 0 is not a page size"],
     );
-    assert!(base.join("compat-out/core.12223").exists());
-    assert!(!base.join("compat-out/core.12225").exists());
+    // A compat task's auxiliary vector, as CRIU saves it: two 32-bit words
+    // to a saved word.
+    edit_image::<proto::Mm>(&high.join("mm-12225.img"), 0, |_, mm| {
+        mm.saved_auxv = mm
+            .saved_auxv
+            .chunks(2)
+            .map(|p| p[0] & 0xffff_ffff | p[1] << 32)
+            .collect();
+    });
+    let want = ["core.12225", "a 32-bit core cannot hold memory at 0x"];
+    fails_alone(&high, "high-out", 12225, 12223, &want);
 
     // An architecture criu2core does not convert, and one whose register
     // state is missing from the image.

@@ -3,9 +3,11 @@
 //! is shared.
 
 pub mod aarch64;
+pub mod i386;
 pub mod ppc64;
 pub mod riscv64;
 pub mod s390x;
+pub mod x86;
 pub mod x86_64;
 
 use anyhow::{bail, Result};
@@ -18,6 +20,8 @@ use crate::notes::{Abi, Enc, Note};
 pub enum Arch {
     /// x86-64.
     X86_64,
+    /// 32-bit x86: a compat task of an x86-64 checkpoint.
+    I386,
     /// 64-bit Arm.
     Aarch64,
     /// 64-bit RISC-V.
@@ -32,6 +36,7 @@ impl Arch {
     /// Every architecture criu2core converts.
     pub const ALL: &'static [Arch] = &[
         Arch::X86_64,
+        Arch::I386,
         Arch::Aarch64,
         Arch::Riscv64,
         Arch::Ppc64le,
@@ -42,6 +47,7 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
+            Arch::I386 => "i386",
             Arch::Aarch64 => "aarch64",
             Arch::Riscv64 => "riscv64",
             Arch::Ppc64le => "ppc64le",
@@ -53,6 +59,7 @@ impl Arch {
     pub fn elf(self) -> ElfTarget {
         match self {
             Arch::X86_64 => x86_64::ELF,
+            Arch::I386 => i386::ELF,
             Arch::Aarch64 => aarch64::ELF,
             Arch::Riscv64 => riscv64::ELF,
             Arch::Ppc64le => ppc64::ELF,
@@ -64,6 +71,7 @@ impl Arch {
     pub fn abi(self) -> Abi {
         match self {
             Arch::X86_64 => x86_64::ABI,
+            Arch::I386 => i386::ABI,
             Arch::Aarch64 => aarch64::ABI,
             Arch::Riscv64 => riscv64::ABI,
             Arch::Ppc64le => ppc64::ABI,
@@ -90,6 +98,8 @@ impl Arch {
 pub enum Registers {
     /// x86-64 registers.
     X86_64(Box<x86_64::Regs>),
+    /// i386 registers.
+    I386(Box<i386::Regs>),
     /// AArch64 registers.
     Aarch64(Box<aarch64::Regs>),
     /// RISC-V 64 registers.
@@ -105,6 +115,7 @@ impl Registers {
     pub fn arch(&self) -> Arch {
         match self {
             Registers::X86_64(_) => Arch::X86_64,
+            Registers::I386(_) => Arch::I386,
             Registers::Aarch64(_) => Arch::Aarch64,
             Registers::Riscv64(_) => Arch::Riscv64,
             Registers::Ppc64le(_) => Arch::Ppc64le,
@@ -116,6 +127,7 @@ impl Registers {
     pub fn prstatus_regs(&self) -> Vec<u8> {
         match self {
             Registers::X86_64(r) => r.prstatus_regs(),
+            Registers::I386(r) => r.prstatus_regs(),
             Registers::Aarch64(r) => r.prstatus_regs(),
             Registers::Riscv64(r) => r.prstatus_regs(),
             Registers::Ppc64le(r) => r.prstatus_regs(),
@@ -127,6 +139,7 @@ impl Registers {
     pub fn regset_notes(&self) -> Vec<Note> {
         match self {
             Registers::X86_64(r) => r.regset_notes(),
+            Registers::I386(r) => r.regset_notes(),
             Registers::Aarch64(r) => r.regset_notes(),
             Registers::Riscv64(r) => r.regset_notes(),
             Registers::Ppc64le(r) => r.regset_notes(),
@@ -138,6 +151,7 @@ impl Registers {
     pub fn pc(&self) -> u64 {
         match self {
             Registers::X86_64(r) => r.gp[x86_64::RIP],
+            Registers::I386(r) => u64::from(r.gp[i386::EIP]),
             Registers::Aarch64(r) => r.gp[aarch64::PC],
             Registers::Riscv64(r) => r.gp[riscv64::PC],
             Registers::Ppc64le(r) => r.gp[ppc64::NIP],
@@ -149,6 +163,7 @@ impl Registers {
     pub fn sp(&self) -> u64 {
         match self {
             Registers::X86_64(r) => r.gp[x86_64::RSP],
+            Registers::I386(r) => u64::from(r.gp[i386::ESP]),
             Registers::Aarch64(r) => r.gp[aarch64::SP],
             Registers::Riscv64(r) => r.gp[riscv64::SP],
             Registers::Ppc64le(r) => r.gp[1],

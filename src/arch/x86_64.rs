@@ -1,10 +1,12 @@
 //! x86-64: CRIU's `thread_info_x86` → the kernel's x86-64 core notes
 //! (NT_PRSTATUS with user_regs_struct, NT_PRFPREG with the FXSAVE area,
 //! NT_X86_XSTATE in the XSAVE standard format sized for the saved XCR0).
+//! 32-bit (compat) tasks are [`super::i386`].
 
 use anyhow::{bail, Result};
 
 use super::words;
+use super::x86::FpState;
 use crate::elf::ElfTarget;
 use crate::notes::{self, nt, Abi, Note};
 use crate::proto;
@@ -30,156 +32,36 @@ pub const RSP: usize = 19;
 /// Index of fs_base.
 pub const FS_BASE: usize = 21;
 
-/// The FXSAVE legacy area (user_i387_struct without its reserved tail).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fxsave {
-    /// FPU control word.
-    pub cwd: u16,
-    /// FPU status word.
-    pub swd: u16,
-    /// Abridged tag word.
-    pub twd: u16,
-    /// Last FPU opcode.
-    pub fop: u16,
-    /// Last FPU instruction pointer.
-    pub rip: u64,
-    /// Last FPU data pointer.
-    pub rdp: u64,
-    /// SSE control and status.
-    pub mxcsr: u32,
-    /// Valid MXCSR bits.
-    pub mxcsr_mask: u32,
-    /// st0-st7, 16 bytes each.
-    pub st: [u8; 128],
-    /// xmm0-xmm15.
-    pub xmm: [u8; 256],
-}
-
-/// XSAVE state beyond the legacy area.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Xsave {
-    /// XSTATE_BV: components not in their initial state.
-    pub xstate_bv: u64,
-    /// XCR0: the user components the kernel enabled.
-    pub xcr0: u64,
-    /// (feature bit, bytes in XSAVE standard format) for each saved component.
-    pub components: Vec<(u32, Vec<u8>)>,
-}
-
 /// Register state of an x86-64 thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Regs {
     /// General registers in user_regs_struct order (r15 … gs).
     pub gp: [u64; 27],
-    /// x87/SSE state.
-    pub fx: Fxsave,
-    /// Extended state, if the CPU had XSAVE.
-    pub xsave: Option<Xsave>,
+    /// x87, SSE and XSAVE state.
+    pub fp: FpState,
 }
 
-/// (feature bit, offset, size) of the user XSAVE components in the
-/// standard (non-compacted) format, as CPUID leaf 0xD reports them.
-const XSAVE_COMPONENTS: [(u32, usize, usize); 7] = [
-    (2, 576, 256),   // YMM_Hi128
-    (3, 960, 64),    // BNDREGS
-    (4, 1024, 64),   // BNDCSR
-    (5, 1088, 64),   // opmask
-    (6, 1152, 512),  // ZMM_Hi256
-    (7, 1664, 1024), // Hi16_ZMM
-    (9, 2688, 8),    // PKRU
-];
-
-/// Size of the legacy area plus the XSAVE header.
-const XSAVE_BASE: usize = 576;
-/// Offset of the software-reserved bytes where the kernel stores XCR0.
-const SW_RESERVED: usize = 464;
-
-/// Size of NT_X86_XSTATE for a given XCR0, as the kernel sizes it.
-pub fn xstate_size(xcr0: u64) -> usize {
-    XSAVE_COMPONENTS
-        .iter()
-        .filter(|(bit, _, _)| xcr0 & (1 << bit) != 0)
-        .map(|(_, off, size)| off + size)
-        .fold(XSAVE_BASE, usize::max)
-}
-
-fn le_u32s(v: &[u32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn exact<const N: usize>(what: &str, bytes: Vec<u8>) -> Result<[u8; N]> {
-    let len = bytes.len();
-    match bytes.try_into() {
-        Ok(a) => Ok(a),
-        Err(_) => bail!("{what} holds {len} bytes, expected {N}"),
-    }
+/// Whether CRIU marked these registers as those of a 32-bit (compat) task.
+pub fn is_compat(ti: &proto::ThreadInfoX86) -> bool {
+    ti.gpregs.mode == Some(proto::X86RegsMode::Compat as i32)
 }
 
 impl Regs {
     /// Decodes CRIU's saved x86-64 thread state.
     pub fn from_criu(ti: &proto::ThreadInfoX86) -> Result<Regs> {
+        if is_compat(ti) {
+            bail!("the registers are those of a 32-bit (compat) task, not of an x86-64 one");
+        }
         let g = &ti.gpregs;
         let gp = [
             g.r15, g.r14, g.r13, g.r12, g.bp, g.bx, g.r11, g.r10, g.r9, g.r8, g.ax, g.cx, g.dx,
             g.si, g.di, g.orig_ax, g.ip, g.cs, g.flags, g.sp, g.ss, g.fs_base, g.gs_base, g.ds,
             g.es, g.fs, g.gs,
         ];
-        let f = &ti.fpregs;
-        let fx = Fxsave {
-            cwd: f.cwd as u16,
-            swd: f.swd as u16,
-            twd: f.twd as u16,
-            fop: f.fop as u16,
-            rip: f.rip,
-            rdp: f.rdp,
-            mxcsr: f.mxcsr,
-            mxcsr_mask: f.mxcsr_mask,
-            st: exact("fpregs.st_space", le_u32s(&f.st_space))?,
-            xmm: exact("fpregs.xmm_space", le_u32s(&f.xmm_space))?,
-        };
-        let xsave = match &f.xsave {
-            None => None,
-            Some(x) => {
-                let saved: [(u32, Vec<u8>); 7] = [
-                    (2, le_u32s(&x.ymmh)),
-                    (3, words(ABI, &x.bndregs)),
-                    (4, words(ABI, &x.bndcsr)),
-                    (5, words(ABI, &x.opmask)),
-                    (6, words(ABI, &x.zmm_hi256)),
-                    (7, words(ABI, &x.hi16_zmm)),
-                    (9, le_u32s(&x.pkru)),
-                ];
-                let mut xcr0 = 0b11; // x87 and SSE are always enabled
-                let mut components = Vec::new();
-                for (bit, bytes) in saved {
-                    if bytes.is_empty() {
-                        continue;
-                    }
-                    let (_, _, size) = XSAVE_COMPONENTS
-                        .iter()
-                        .find(|c| c.0 == bit)
-                        .copied()
-                        .unwrap_or_default();
-                    if bytes.len() > size {
-                        bail!(
-                            "xsave component {bit} holds {} bytes, more than its {size}",
-                            bytes.len()
-                        );
-                    }
-                    xcr0 |= 1 << bit;
-                    components.push((bit, bytes));
-                }
-                Some(Xsave {
-                    xstate_bv: x.xstate_bv,
-                    xcr0,
-                    components,
-                })
-            }
-        };
-        if ti.gpregs.mode == Some(proto::X86RegsMode::Compat as i32) {
-            bail!("32-bit (compat) x86 tasks are not supported");
-        }
-        Ok(Regs { gp, fx, xsave })
+        Ok(Regs {
+            gp,
+            fp: FpState::from_criu(&ti.fpregs)?,
+        })
     }
 
     /// pr_reg: user_regs_struct.
@@ -187,36 +69,14 @@ impl Regs {
         words(ABI, &self.gp)
     }
 
-    /// The 416 meaningful bytes of the FXSAVE area.
-    fn legacy_area(&self) -> Vec<u8> {
-        let fx = &self.fx;
-        let mut e = notes::Enc::new(ABI);
-        e.u16(fx.cwd).u16(fx.swd).u16(fx.twd).u16(fx.fop);
-        e.u64(fx.rip).u64(fx.rdp).u32(fx.mxcsr).u32(fx.mxcsr_mask);
-        e.bytes(&fx.st).bytes(&fx.xmm);
-        e.finish()
-    }
-
     /// NT_PRFPREG: the 512-byte user_i387_struct.
     pub fn fpregset(&self) -> Vec<u8> {
-        let mut out = self.legacy_area();
-        out.resize(512, 0);
-        out
+        self.fp.fxsave_area()
     }
 
     /// NT_X86_XSTATE: the XSAVE standard format, XCR0 in the software bytes.
     pub fn xstate(&self) -> Option<Vec<u8>> {
-        let x = self.xsave.as_ref()?;
-        let mut out = self.legacy_area();
-        out.resize(xstate_size(x.xcr0), 0);
-        out[SW_RESERVED..SW_RESERVED + 8].copy_from_slice(&x.xcr0.to_le_bytes());
-        out[512..520].copy_from_slice(&(x.xstate_bv & x.xcr0).to_le_bytes());
-        for (bit, bytes) in &x.components {
-            if let Some((_, off, _)) = XSAVE_COMPONENTS.iter().find(|c| c.0 == *bit) {
-                out[*off..off + bytes.len()].copy_from_slice(bytes);
-            }
-        }
-        Some(out)
+        self.fp.xstate()
     }
 
     /// The regset notes the kernel writes after NT_PRSTATUS.
@@ -233,16 +93,6 @@ impl Regs {
 mod tests {
     use super::*;
 
-    #[test]
-    fn xstate_sizes_match_gdb_and_the_kernel() {
-        assert_eq!(xstate_size(0x3), 576); // SSE
-        assert_eq!(xstate_size(0x7), 832); // AVX
-        assert_eq!(xstate_size(0x1f), 1088); // MPX
-        assert_eq!(xstate_size(0xe7), 2688); // AVX-512
-        assert_eq!(xstate_size(0x2e7), 2696); // AVX-512 + PKRU
-        assert_eq!(xstate_size(0x207), 2696); // AVX + PKRU
-    }
-
     fn sample() -> proto::ThreadInfoX86 {
         proto::ThreadInfoX86 {
             clear_tid_addr: 0,
@@ -253,49 +103,31 @@ mod tests {
                 mode: Some(1),
                 ..Default::default()
             },
-            fpregs: proto::X86Fpregs {
-                cwd: 0x37f,
-                mxcsr: 0x1f80,
-                st_space: vec![0; 32],
-                xmm_space: (0..64).collect(),
-                xsave: Some(proto::X86Xsave {
-                    xstate_bv: 0x7,
-                    ymmh: vec![0xdeadbeef; 64],
-                    pkru: vec![0x55555554, 0],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            fpregs: super::super::x86::sample_fpregs(),
             tls: vec![],
         }
     }
 
     #[test]
-    fn decodes_and_lays_out_xstate() {
+    fn decodes_and_writes_the_regsets() {
         let r = Regs::from_criu(&sample()).unwrap();
         assert_eq!(r.gp[0], 15);
         assert_eq!(r.gp[RIP], 0x401000);
-        let x = r.xstate().unwrap();
-        assert_eq!(x.len(), 2696);
-        assert_eq!(u64::from_le_bytes(x[464..472].try_into().unwrap()), 0x207);
-        assert_eq!(u64::from_le_bytes(x[512..520].try_into().unwrap()), 0x7);
-        assert_eq!(&x[576..580], &0xdeadbeefu32.to_le_bytes());
-        assert_eq!(&x[2688..2692], &0x55555554u32.to_le_bytes());
-        assert_eq!(u32::from_le_bytes(x[24..28].try_into().unwrap()), 0x1f80);
-        assert_eq!(u32::from_le_bytes(x[164..168].try_into().unwrap()), 1); // xmm_space[1]
+        assert_eq!(r.prstatus_regs().len(), 27 * 8);
         assert_eq!(r.fpregset().len(), 512);
+        assert_eq!(r.xstate().unwrap().len(), 2696);
         let kinds: Vec<u32> = r.regset_notes().iter().map(|n| n.kind).collect();
         assert_eq!(kinds, vec![nt::PRFPREG, nt::X86_XSTATE]);
     }
 
     #[test]
-    fn short_register_arrays_are_errors() {
+    fn bad_state_is_an_error() {
         let mut ti = sample();
         ti.fpregs.xmm_space.truncate(10);
         let err = Regs::from_criu(&ti).unwrap_err().to_string();
         assert!(err.contains("xmm_space"), "{err}");
         let mut ti = sample();
-        ti.fpregs.xsave.as_mut().unwrap().ymmh = vec![0; 100];
+        ti.gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
         assert!(Regs::from_criu(&ti).is_err());
     }
 }

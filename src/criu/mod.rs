@@ -150,18 +150,7 @@ impl Checkpoint {
             .with_context(|| format!("{mm_name}: no mm entry"))?;
         let mm = proto::MmHead::decode(mm_bytes)
             .with_context(|| format!("{mm_name}: offset {mm_at}: cannot decode mm entry"))?;
-        if mm.saved_auxv.len() % 2 != 0 {
-            bail!(
-                "{mm_name}: saved auxv has an odd number of words ({})",
-                mm.saved_auxv.len()
-            );
-        }
-        let auxv: Vec<(u64, u64)> = mm
-            .saved_auxv
-            .chunks(2)
-            .map(|p| (p[0], p[1]))
-            .take_while(|p| p.0 != 0)
-            .collect();
+        let auxv = auxv_pairs(&mm.saved_auxv, arch).with_context(|| mm_name.clone())?;
         let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
             Some(&(_, ps)) if ps.is_power_of_two() && (4096..=1 << 20).contains(&ps) => ps,
             Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
@@ -231,11 +220,38 @@ impl Checkpoint {
     }
 }
 
-/// The architecture a core image was dumped on.
+/// The auxiliary vector's (key, value) pairs, up to AT_NULL, from mm.img's
+/// saved_auxv. CRIU reads /proc/PID/auxv into 64-bit words whatever the
+/// task; a 32-bit task's vector is made of 32-bit words, so each saved word
+/// of an i386 task holds two of them, the first in its low half.
+fn auxv_pairs(saved: &[u64], arch: Arch) -> Result<Vec<(u64, u64)>> {
+    let words: Vec<u64> = if arch == Arch::I386 {
+        saved
+            .iter()
+            .flat_map(|w| [w & 0xffff_ffff, w >> 32])
+            .collect()
+    } else {
+        if saved.len() % 2 != 0 {
+            bail!("saved auxv has an odd number of words ({})", saved.len());
+        }
+        saved.to_vec()
+    };
+    Ok(words
+        .chunks_exact(2)
+        .map(|p| (p[0], p[1]))
+        .take_while(|p| p.0 != 0)
+        .collect())
+}
+
+/// The architecture a core image was dumped on: x86-64 images hold 32-bit
+/// (compat) tasks too, whose registers CRIU marks with mode COMPAT.
 fn arch_of(core: &proto::Core) -> Result<Arch> {
     use proto::core::Arch as M;
     Ok(match M::try_from(core.mtype) {
-        Ok(M::X8664) => Arch::X86_64,
+        Ok(M::X8664) => match &core.x86 {
+            Some(ti) if arch::x86_64::is_compat(ti) => Arch::I386,
+            _ => Arch::X86_64,
+        },
         Ok(M::Aarch64) => Arch::Aarch64,
         Ok(M::Riscv64) => Arch::Riscv64,
         Ok(M::Ppc64) => Arch::Ppc64le,
@@ -261,6 +277,10 @@ fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Res
         Arch::X86_64 => {
             let ti = core.x86.as_ref().context("no x86 register state")?;
             Registers::X86_64(Box::new(arch::x86_64::Regs::from_criu(ti)?))
+        }
+        Arch::I386 => {
+            let ti = core.x86.as_ref().context("no x86 register state")?;
+            Registers::I386(Box::new(arch::i386::Regs::from_criu(ti)?))
         }
         Arch::Aarch64 => {
             let ti = core.aarch64.as_ref().context("no aarch64 register state")?;
@@ -309,4 +329,41 @@ fn pending_mask(queue: Option<&proto::SignalQueue>, arch: Arch) -> u64 {
                 .fold(0, |a, b| a | b)
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auxv_of_a_compat_task_is_unpacked_from_64_bit_words() {
+        // /proc/PID/auxv of a 32-bit task read as 64-bit words:
+        // (AT_PAGESZ, 4096), (AT_BASE, 0xf7f4d000), (AT_NULL, 0), padding.
+        let saved = [4096 << 32 | 6, 0xf7f4_d000 << 32 | 7, 0, 0];
+        assert_eq!(
+            auxv_pairs(&saved, Arch::I386).unwrap(),
+            [(6, 4096), (7, 0xf7f4_d000)]
+        );
+        // An odd count of words is fine there, not for a 64-bit task.
+        assert_eq!(auxv_pairs(&saved[..3], Arch::I386).unwrap().len(), 2);
+        assert!(auxv_pairs(&saved[..3], Arch::X86_64).is_err());
+        assert_eq!(
+            auxv_pairs(&[6, 4096, 0, 0], Arch::X86_64).unwrap(),
+            [(6, 4096)]
+        );
+    }
+
+    #[test]
+    fn compat_registers_make_an_i386_process() {
+        let mut core = proto::Core {
+            mtype: proto::core::Arch::X8664 as i32,
+            x86: Some(proto::ThreadInfoX86::default()),
+            ..Default::default()
+        };
+        assert_eq!(arch_of(&core).unwrap(), Arch::X86_64);
+        if let Some(ti) = core.x86.as_mut() {
+            ti.gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
+        }
+        assert_eq!(arch_of(&core).unwrap(), Arch::I386);
+    }
 }

@@ -332,7 +332,9 @@ pub fn prpsinfo_psargs(core: &Path) -> Vec<u8> {
         .find(|n| n.1 == 3)
         .expect("NT_PRPSINFO")
         .2;
-    let args = &ps[56..136];
+    // pr_psargs is the last 80 bytes in every layout (56..136 on 64-bit
+    // targets, 44..124 on i386).
+    let args = &ps[ps.len() - 80..];
     args[..args.iter().position(|&b| b == 0).unwrap_or(80)].to_vec()
 }
 
