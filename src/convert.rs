@@ -108,7 +108,9 @@ pub fn file_mappings(p: &Process) -> Vec<FileMapping> {
 /// The PT_LOAD segments of a process: one per mapping, except that where
 /// a mapping has pages of unknown contents the segment's file data stops
 /// there (p_filesz < p_memsz) and a new segment starts after them, so
-/// readers fall back to the mapped file. Held as an index into the
+/// readers fall back to the mapped file. A mapping none of whose pages the
+/// checkpoint holds gets no file data (p_filesz 0), as the kernel writes a
+/// mapping that was never touched. Held as an index into the
 /// mappings' page runs; extents are made from the runs as they are written.
 pub struct ProcessSegments<'a> {
     mappings: &'a [Mapping],
@@ -135,6 +137,19 @@ fn segments_of(mappings: &[Mapping]) -> ProcessSegments<'_> {
     let mut index = Vec::with_capacity(mappings.len());
     for (mi, m) in mappings.iter().enumerate() {
         let mapping = mi as u32;
+        if m.stored_bytes() == 0 {
+            // Nothing of it was ever written (guard pages, reservations):
+            // no file contents at all, as the kernel dumps a mapping that
+            // was never touched. Readers see zeros or the mapped file.
+            let end = m.runs.len() as u32;
+            index.push(SegmentIndex {
+                mapping,
+                first: 0,
+                content: 0,
+                end,
+            });
+            continue;
+        }
         let mut seg = SegmentIndex {
             mapping,
             first: 0,

@@ -22,6 +22,9 @@ use crate::model::{
 use crate::proto;
 use crate::rootfs::FileRoots;
 
+/// Largest mapping any architecture can have (a 57-bit address space).
+pub const MAX_VMA_BYTES: u64 = 1 << 57;
+
 /// Deepest chain of parent dumps followed.
 pub const MAX_PARENT_DEPTH: usize = 64;
 
@@ -153,6 +156,13 @@ impl<'a> MemoryBuilder<'a> {
             if v.start >= v.end || v.start % self.page_size != 0 || v.end % self.page_size != 0 {
                 bail!(
                     "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
+                    v.start,
+                    v.end
+                );
+            }
+            if v.end - v.start > MAX_VMA_BYTES {
+                bail!(
+                    "{mm_name}: VMA #{i} {:#x}-{:#x} is larger than any address space",
                     v.start,
                     v.end
                 );

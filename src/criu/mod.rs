@@ -21,6 +21,9 @@ use files::FileTable;
 use image::Image;
 use store::ImageStore;
 
+/// Most threads a process can have (Linux's largest pid_max).
+const MAX_THREADS: usize = 1 << 22;
+
 /// AT_PAGESZ in the auxiliary vector.
 const AT_PAGESZ: u64 = 6;
 
@@ -129,6 +132,16 @@ impl Checkpoint {
         }
         let arch = arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
 
+        if entry.threads.len() > MAX_THREADS {
+            bail!(
+                "{loc}/pstree.img lists {} threads for pid {pid}, more than Linux allows ({MAX_THREADS})",
+                entry.threads.len()
+            );
+        }
+        let mut seen = std::collections::HashSet::with_capacity(entry.threads.len());
+        if let Some(dup) = entry.threads.iter().find(|t| !seen.insert(**t)) {
+            bail!("{loc}/pstree.img lists thread {dup} of pid {pid} twice");
+        }
         let mut tids = vec![pid];
         tids.extend(entry.threads.iter().copied().filter(|&t| t != pid));
         let mut threads = Vec::with_capacity(tids.len());
