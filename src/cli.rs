@@ -258,18 +258,19 @@ fn convert(args: &ConvertArgs) -> Result<bool> {
         )
         .and_then(|inp| {
             summary.processes = inp.checkpoint.tree.len();
-            let reports =
-                convert::convert_input(&inp, &out, &opts, &mut |r| print_report(r, quiet))?;
-            summary.add_reports(&reports)
+            convert::convert_input(&inp, &out, &opts, &mut |r| print_report(r, quiet))
         });
+        // Failed processes were reported as they failed; whole-input errors not yet.
+        let result = match result {
+            Ok(reports) => summary.add_reports(&reports),
+            Err(e) => {
+                eprintln!("criu2core: {e:#}");
+                Err(e)
+            }
+        };
         match result {
             Ok(()) => summary.status = "ok".into(),
-            Err(e) => {
-                if summary.error.is_none() && summary.cores.is_empty() {
-                    eprintln!("criu2core: {e:#}");
-                }
-                summary.error = Some(format!("{e:#}"));
-            }
+            Err(e) => summary.error = Some(format!("{e:#}")),
         }
         summary.duration_ms = start.elapsed().as_millis() as u64;
         summaries.push(summary);

@@ -191,7 +191,7 @@ impl<'a> Submessages<'a> {
         None
     }
 
-    fn skip(&mut self, n: u64) -> Option<()> {
+    fn advance(&mut self, n: u64) -> Option<()> {
         let end = self.pos.checked_add(usize::try_from(n).ok()?)?;
         (end <= self.bytes.len()).then(|| self.pos = end)
     }
@@ -209,17 +209,17 @@ impl<'a> Iterator for Submessages<'a> {
             };
             let ok = match key & 7 {
                 0 => self.varint().map(|_| ()),
-                1 => self.skip(8),
-                5 => self.skip(4),
+                1 => self.advance(8),
+                5 => self.advance(4),
                 2 => match self.varint() {
                     Some(len) if key >> 3 == self.tag => {
                         let start = self.pos;
-                        match self.skip(len) {
+                        match self.advance(len) {
                             Some(()) => return Some(Ok((start, &self.bytes[start..self.pos]))),
                             None => None,
                         }
                     }
-                    Some(len) => self.skip(len),
+                    Some(len) => self.advance(len),
                     None => None,
                 },
                 _ => None,
@@ -231,6 +231,39 @@ impl<'a> Iterator for Submessages<'a> {
         }
         None
     }
+}
+
+/// How many values repeated scalar field `tag` has in a message's bytes,
+/// packed or not, without decoding them (as many as can be told apart in
+/// bytes that stop making sense).
+pub fn count_scalars(bytes: &[u8], tag: u32) -> usize {
+    let mut r = Submessages::new(bytes, u32::MAX);
+    let mut n = 0;
+    while r.pos < r.bytes.len() {
+        let Some(key) = r.varint() else { break };
+        let ok = match key & 7 {
+            0 => r.varint().map(|_| {
+                if key >> 3 == u64::from(tag) {
+                    n += 1;
+                }
+            }),
+            1 => r.advance(8),
+            5 => r.advance(4),
+            2 => r.varint().and_then(|len| {
+                let start = r.pos;
+                r.advance(len)?;
+                if key >> 3 == u64::from(tag) {
+                    n += r.bytes[start..r.pos].iter().filter(|b| **b < 0x80).count();
+                }
+                Some(())
+            }),
+            _ => None,
+        };
+        if ok.is_none() {
+            break;
+        }
+    }
+    n
 }
 
 fn short_type_name<M>() -> &'static str {
@@ -347,6 +380,25 @@ mod tests {
         assert_eq!((head.arg_start, head.saved_auxv.len()), (7, 2));
         let cut = &bytes[..bytes.len() - 3];
         assert!(Submessages::new(cut, 14).any(|r| r.is_err()));
+    }
+
+    #[test]
+    fn scalars_are_counted_packed_or_not() {
+        let e = PstreeEntry {
+            pid: 1,
+            ppid: 0,
+            pgid: 1,
+            sid: 1,
+            threads: vec![1, 300, 70000],
+        };
+        assert_eq!(count_scalars(&e.encode_to_vec(), 5), 3);
+        // The same list packed: tag 5, wire type 2.
+        let packed = [0x08, 0x01, 0x2a, 0x06, 0x01, 0xac, 0x02, 0xf0, 0xa2, 0x04];
+        assert_eq!(count_scalars(&packed, 5), 3);
+        assert_eq!(
+            PstreeEntry::decode(&packed[..]).unwrap().threads,
+            vec![1, 300, 70000]
+        );
     }
 
     #[test]

@@ -79,7 +79,26 @@ impl Checkpoint {
             ),
             None => None,
         };
-        let tree: Vec<proto::PstreeEntry> = image(&*store, "pstree.img", magic::PSTREE)?.all()?;
+        let mut tree: Vec<proto::PstreeEntry> = Vec::new();
+        let mut pstree = image(&*store, "pstree.img", magic::PSTREE)?;
+        while let Some((at, bytes)) = pstree.next_raw()? {
+            // Refuse an impossible thread list before decoding it.
+            let threads = image::count_scalars(bytes, 5);
+            if threads > MAX_THREADS {
+                bail!(
+                    "{}/pstree.img: offset {at}: {threads} threads in one process, more than Linux allows ({MAX_THREADS})",
+                    store.location()
+                );
+            }
+            let e = proto::PstreeEntry::decode(bytes).with_context(|| {
+                format!(
+                    "{}/pstree.img: offset {at}: cannot decode PstreeEntry",
+                    store.location()
+                )
+            })?;
+            tree.push(e);
+        }
+        drop(pstree);
         if tree.is_empty() {
             bail!("{}/pstree.img lists no processes", store.location());
         }
@@ -138,14 +157,18 @@ impl Checkpoint {
                 entry.threads.len()
             );
         }
-        let mut seen = std::collections::HashSet::with_capacity(entry.threads.len());
-        if let Some(dup) = entry.threads.iter().find(|t| !seen.insert(**t)) {
-            bail!("{loc}/pstree.img lists thread {dup} of pid {pid} twice");
+        let mut sorted = entry.threads.clone();
+        sorted.sort_unstable();
+        if let Some(dup) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            bail!(
+                "{loc}/pstree.img lists thread {} of pid {pid} twice",
+                dup[0]
+            );
         }
-        let mut tids = vec![pid];
-        tids.extend(entry.threads.iter().copied().filter(|&t| t != pid));
-        let mut threads = Vec::with_capacity(tids.len());
-        for &tid in &tids {
+        // The leader first, then the others in pstree order.
+        let tids = std::iter::once(pid).chain(entry.threads.iter().copied().filter(|&t| t != pid));
+        let mut threads = Vec::new();
+        for tid in tids {
             let core = if tid == pid {
                 leader.clone()
             } else {
