@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example make-checkpoint -- OUT_DIR [--size 4G] [--vmas 20000]
-//!     [--processes 1] [--threads 4] [--seed 1]
+//!     [--processes 1] [--threads 4] [--seed 1] [--holes 4]
 //! ```
 
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// One page in N of the anonymous mappings is left untouched (0: none).
+    #[arg(long, default_value_t = 4)]
+    holes: u32,
 }
 
 fn size(s: &str) -> Result<u64> {
@@ -56,6 +59,7 @@ fn main() -> Result<()> {
         threads: a.threads,
         vmas: a.vmas,
         bytes: a.size,
+        holes: a.holes,
     };
     let s = synth::synthesize(&a.out, &spec)?;
     println!(

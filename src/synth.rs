@@ -6,7 +6,8 @@
 //! (text left out of the dump, data dumped), a heap, a shared memfd mapping
 //! whose pages are in a shared-memory pagemap, a vDSO, vvar, a stack that
 //! holds argv and the environment — and as many anonymous mappings as asked
-//! for, of varying sizes, with one page in four never touched (a hole) and
+//! for, of varying sizes, with one page in four (by default) never touched
+//! (a hole) and
 //! pagemap flags mixed as CRIU writes them (present, present|lazy).
 
 use std::path::Path;
@@ -30,6 +31,9 @@ pub struct Spec {
     pub vmas: u32,
     /// Dumped page bytes, in all, spread over the processes.
     pub bytes: u64,
+    /// One page in this many of the anonymous mappings is never touched (a
+    /// hole in the dump); 0 for none.
+    pub holes: u32,
 }
 
 impl Default for Spec {
@@ -40,6 +44,7 @@ impl Default for Spec {
             threads: 2,
             vmas: 32,
             bytes: 1 << 20,
+            holes: 4,
         }
     }
 }
@@ -210,7 +215,14 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
             (share - share / 4 + wobble).min(left)
         };
         left -= dumped;
-        let pages = (dumped + dumped / 3).max(1);
+        // One page in `holes` is never touched: a hole after each run of
+        // `holes - 1` dumped pages.
+        let run_len = if spec.holes >= 2 {
+            u64::from(spec.holes) - 1
+        } else {
+            u64::MAX
+        };
+        let pages = (dumped + dumped / run_len).max(1);
         let prot = if k % 2 == 0 { 3 } else { 1 };
         let mut a = area(
             addr,
@@ -223,16 +235,18 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
         );
         let mut p = 0;
         let mut n = 0;
+        let mut k = 0;
         while p < pages && n < dumped {
-            let run = 3.min(pages - p).min(dumped - n);
-            let flags = if (p / 4) % 2 == 0 {
+            let run = run_len.min(pages - p).min(dumped - n);
+            let flags = if k % 2 == 0 {
                 PE_PRESENT | PE_LAZY
             } else {
                 PE_PRESENT
             };
             a.dumped.push((p, run, flags));
             n += run;
-            p += 4;
+            p = p.saturating_add(run + 1);
+            k += 1;
         }
         addr = a.vma.end + PAGE;
         areas.push(a);
@@ -520,6 +534,7 @@ mod tests {
             threads: 3,
             vmas: 20,
             bytes: 2 << 20,
+            holes: 4,
         };
         let s = synthesize(dir.path(), &spec).unwrap();
         assert_eq!(s.pids, vec![1, 2]);

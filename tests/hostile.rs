@@ -27,6 +27,7 @@ fn base(name: &str) -> PathBuf {
             threads: 3,
             vmas: 12,
             bytes: 256 << 10,
+            holes: 4,
         },
     )
     .unwrap();
