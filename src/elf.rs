@@ -346,12 +346,7 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     for i in 0..count {
         let (start, filesz) = (pos, segments.header(i).filesz);
         segments.for_each_extent(i, &mut |ext| {
-            if let Extent::Copy {
-                source,
-                offset,
-                len,
-            } = ext
-            {
+            if let Extent::Copy { source, offset, len } = ext {
                 copier.copy(source, offset, len, out, pos)?;
                 copied += len;
             }
@@ -359,12 +354,10 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
             Ok(())
         })?;
         if pos - start != filesz {
-            bail!(
-                "segment {i} has {} bytes of extents but p_filesz {filesz}",
-                pos - start
-            );
+            bail!("segment {i} has {} bytes of extents but p_filesz {filesz}", pos - start);
         }
     }
+    copier.flush(out)?;
     out.set_len(end).context("cannot set core file size")?;
     Ok(Written { size: end, copied })
 }
@@ -385,37 +378,51 @@ struct Copier<'a> {
     window: Vec<u8>,
     /// (source, absolute offset) of the window's first byte.
     window_at: Option<(usize, u64)>,
+    /// A copy not yet made: (source, absolute source offset, destination
+    /// offset, length). Extents that continue it in both files join it, so
+    /// mappings dumped whole and laid out back to back (in the pages file
+    /// and in the core alike) are copied in one go.
+    pending: Option<(usize, u64, u64, u64)>,
 }
 
 impl<'a> Copier<'a> {
     fn new(sources: &'a [Source]) -> Copier<'a> {
-        Copier {
-            sources,
-            files: sources.iter().map(|_| None).collect(),
-            window: Vec::new(),
-            window_at: None,
-        }
+        Copier { sources, files: sources.iter().map(|_| None).collect(), window: Vec::new(), window_at: None, pending: None }
     }
 
+    /// Queues `len` bytes at `offset` in `sources[source]` for `pos` in `out`.
     fn copy(&mut self, source: usize, offset: u64, len: u64, out: &File, pos: u64) -> Result<()> {
-        let src = self
-            .sources
-            .get(source)
-            .context("extent names an unknown source")?;
+        let src = self.sources.get(source).context("extent names an unknown source")?;
         if offset.checked_add(len).is_none_or(|e| e > src.len) {
-            bail!(
-                "{}: range {offset:#x}+{len:#x} lies beyond its {} bytes",
-                src.label,
-                src.len
-            );
+            bail!("{}: range {offset:#x}+{len:#x} lies beyond its {} bytes", src.label, src.len);
         }
         let abs = src.offset + offset;
+        if let Some((s, from, to, n)) = &mut self.pending {
+            if *s == source && *from + *n == abs && *to + *n == pos {
+                *n += len;
+                return Ok(());
+            }
+        }
+        self.flush(out)?;
+        self.pending = Some((source, abs, pos, len));
+        Ok(())
+    }
+
+    /// Makes the queued copy.
+    fn flush(&mut self, out: &File) -> Result<()> {
+        let Some((source, abs, pos, len)) = self.pending.take() else {
+            return Ok(());
+        };
+        let src = &self.sources[source];
         let ctx = || format!("{}: cannot copy {len} bytes at offset {abs}", src.label);
         let file = match &mut self.files[source] {
             Some(f) => f,
-            slot => slot.insert(
-                File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?,
-            ),
+            slot => {
+                let f = File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?;
+                // Sources are read front to back: ask for generous readahead.
+                let _ = rustix::fs::fadvise(&f, src.offset, std::num::NonZeroU64::new(src.len), rustix::fs::Advice::Sequential);
+                slot.insert(f)
+            }
         };
         if len >= DIRECT_COPY {
             return copy_range(file, abs, len, out, pos).with_context(ctx);
@@ -433,8 +440,7 @@ impl<'a> Copier<'a> {
         let start = self.window_at.map_or(abs, |w| w.1);
         let from = (abs - start) as usize;
         use std::os::unix::fs::FileExt;
-        out.write_all_at(&self.window[from..from + len as usize], pos)
-            .with_context(ctx)
+        out.write_all_at(&self.window[from..from + len as usize], pos).with_context(ctx)
     }
 }
 
