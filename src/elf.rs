@@ -346,7 +346,12 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     for i in 0..count {
         let (start, filesz) = (pos, segments.header(i).filesz);
         segments.for_each_extent(i, &mut |ext| {
-            if let Extent::Copy { source, offset, len } = ext {
+            if let Extent::Copy {
+                source,
+                offset,
+                len,
+            } = ext
+            {
                 copier.copy(source, offset, len, out, pos)?;
                 copied += len;
             }
@@ -354,7 +359,10 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
             Ok(())
         })?;
         if pos - start != filesz {
-            bail!("segment {i} has {} bytes of extents but p_filesz {filesz}", pos - start);
+            bail!(
+                "segment {i} has {} bytes of extents but p_filesz {filesz}",
+                pos - start
+            );
         }
     }
     copier.flush(out)?;
@@ -362,39 +370,40 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     Ok(Written { size: end, copied })
 }
 
-/// Extents at least this long go straight from file to file in the kernel.
-const DIRECT_COPY: u64 = 256 << 10;
-/// How much of a source is read ahead for the shorter extents that follow.
-const WINDOW: u64 = 2 << 20;
-
-/// Moves extent data into the core. Long extents go through
-/// copy_file_range; short ones (a checkpoint of many small mappings, or
-/// pages with holes between them, has thousands) are served from a
-/// read-ahead window over their source, so a run of them costs one read per
-/// window and one write each instead of a system call pair per extent.
+/// Moves extent data into the core with copy_file_range, so the bytes stay
+/// in the kernel and, on filesystems that can (XFS, btrfs), are shared with
+/// the pages file rather than copied. Extents that continue each other in
+/// both files are joined first: mappings dumped whole, back to back in the
+/// pages file and in the core alike, cost one call.
 struct Copier<'a> {
     sources: &'a [Source],
     files: Vec<Option<File>>,
-    window: Vec<u8>,
-    /// (source, absolute offset) of the window's first byte.
-    window_at: Option<(usize, u64)>,
     /// A copy not yet made: (source, absolute source offset, destination
-    /// offset, length). Extents that continue it in both files join it, so
-    /// mappings dumped whole and laid out back to back (in the pages file
-    /// and in the core alike) are copied in one go.
+    /// offset, length).
     pending: Option<(usize, u64, u64, u64)>,
 }
 
 impl<'a> Copier<'a> {
     fn new(sources: &'a [Source]) -> Copier<'a> {
-        Copier { sources, files: sources.iter().map(|_| None).collect(), window: Vec::new(), window_at: None, pending: None }
+        Copier {
+            sources,
+            files: sources.iter().map(|_| None).collect(),
+            pending: None,
+        }
     }
 
     /// Queues `len` bytes at `offset` in `sources[source]` for `pos` in `out`.
     fn copy(&mut self, source: usize, offset: u64, len: u64, out: &File, pos: u64) -> Result<()> {
-        let src = self.sources.get(source).context("extent names an unknown source")?;
+        let src = self
+            .sources
+            .get(source)
+            .context("extent names an unknown source")?;
         if offset.checked_add(len).is_none_or(|e| e > src.len) {
-            bail!("{}: range {offset:#x}+{len:#x} lies beyond its {} bytes", src.label, src.len);
+            bail!(
+                "{}: range {offset:#x}+{len:#x} lies beyond its {} bytes",
+                src.label,
+                src.len
+            );
         }
         let abs = src.offset + offset;
         if let Some((s, from, to, n)) = &mut self.pending {
@@ -414,56 +423,24 @@ impl<'a> Copier<'a> {
             return Ok(());
         };
         let src = &self.sources[source];
-        let ctx = || format!("{}: cannot copy {len} bytes at offset {abs}", src.label);
         let file = match &mut self.files[source] {
             Some(f) => f,
             slot => {
-                let f = File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?;
+                let f =
+                    File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?;
                 // Sources are read front to back: ask for generous readahead.
-                let _ = rustix::fs::fadvise(&f, src.offset, std::num::NonZeroU64::new(src.len), rustix::fs::Advice::Sequential);
+                let _ = rustix::fs::fadvise(
+                    &f,
+                    src.offset,
+                    std::num::NonZeroU64::new(src.len),
+                    rustix::fs::Advice::Sequential,
+                );
                 slot.insert(f)
             }
         };
-        if len >= DIRECT_COPY {
-            return copy_range(file, abs, len, out, pos).with_context(ctx);
-        }
-        let covered = matches!(self.window_at, Some((s, start))
-            if s == source && abs >= start && abs + len <= start + self.window.len() as u64);
-        if !covered {
-            let want = WINDOW.min(src.offset + src.len - abs).max(len) as usize;
-            self.window.resize(want, 0);
-            self.window_at = None;
-            let got = read_at_least(file, &mut self.window, abs, len as usize).with_context(ctx)?;
-            self.window.truncate(got);
-            self.window_at = Some((source, abs));
-        }
-        let start = self.window_at.map_or(abs, |w| w.1);
-        let from = (abs - start) as usize;
-        use std::os::unix::fs::FileExt;
-        out.write_all_at(&self.window[from..from + len as usize], pos).with_context(ctx)
+        copy_range(file, abs, len, out, pos)
+            .with_context(|| format!("{}: cannot copy {len} bytes at offset {abs}", src.label))
     }
-}
-
-/// Reads into `buf` from `file` at `at` until it is full or the file ends;
-/// fails, saying how much there was, if that is less than `min`.
-fn read_at_least(file: &File, buf: &mut [u8], at: u64, min: usize) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], at + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if done < min {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("source ended after {done} of {min} bytes"),
-        ));
-    }
-    Ok(done)
 }
 
 /// Copies `len` bytes at `from` in `src` to `to` in `dst` with
