@@ -438,6 +438,20 @@ impl ImageStore for ArchiveStore {
         }
     }
 
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+        match self.members.get(&format!("{}{name}", self.prefix)) {
+            Some(Member::Large(b)) => {
+                let f = SubFile::open(&b.path, b.offset, b.len)
+                    .with_context(|| format!("{}: cannot open {name}", self.label))?;
+                Ok(Some((Box::new(f), b.len)))
+            }
+            _ => Ok(self.read(name)?.map(|data| {
+                let len = data.len() as u64;
+                (Box::new(io::Cursor::new(data)) as Box<dyn Read + Send>, len)
+            })),
+        }
+    }
+
     fn parent(&self) -> Result<Option<Arc<dyn ImageStore>>> {
         Ok(None)
     }

@@ -3,7 +3,7 @@
 //! sense.
 #![no_main]
 
-use criu2core::criu::image::Image;
+use criu2core::criu::image::ImageReader;
 use criu2core::criu::magic;
 use criu2core::criu::pagemap::{Cursor, PagemapReader};
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = (usize::from(data[0]) << 8 | usize::from(data[1])).min(data.len() - 2);
     let (image, queries) = data[2..].split_at(split);
-    let Ok(img) = Image::parse("pagemap-1.img", image.to_vec(), magic::PAGEMAP) else { return };
+    let Ok(img) = ImageReader::from_bytes("pagemap-1.img", image.to_vec(), magic::PAGEMAP) else { return };
     let Ok(reader) = PagemapReader::new(img, 4096) else { return };
     let mut cursor = Cursor::new(reader);
     let mut addr = 0u64;

@@ -6,6 +6,7 @@
 //! bytes that remain, so a corrupt image is an error that names the file
 //! and the offset, never a panic or an allocation larger than the file.
 
+use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -26,6 +27,34 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.try_into().ok()?))
 }
 
+/// Where the first entry of an image of `len` bytes starts, given its first
+/// two 32-bit words, after checking its magic against `expected`.
+fn first_entry(name: &str, words: [Option<u32>; 2], len: u64, expected: u32) -> Result<usize> {
+    let first =
+        words[0].with_context(|| format!("{name}: too short for an image header ({len} bytes)"))?;
+    if first == magic::IMG_COMMON || first == magic::IMG_SERVICE {
+        let second =
+            words[1].with_context(|| format!("{name}: truncated image header ({len} bytes)"))?;
+        if second != expected {
+            bail!(
+                "{name}: offset 4: magic {second:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+                magic::name(second),
+                magic::name(expected)
+            );
+        }
+        Ok(8)
+    } else if first == expected {
+        // inventory.img, and images from CRIU before the common header.
+        Ok(4)
+    } else {
+        bail!(
+            "{name}: offset 0: magic {first:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+            magic::name(first),
+            magic::name(expected)
+        );
+    }
+}
+
 impl Image {
     /// Checks the header of `data` against `expected` and positions the
     /// image at its first entry. `name` is used in every error message.
@@ -36,34 +65,8 @@ impl Image {
     ) -> Result<Image> {
         let name = name.into();
         let data = data.into();
-        let first = read_u32(&data, 0).with_context(|| {
-            format!(
-                "{name}: too short for an image header ({} bytes)",
-                data.len()
-            )
-        })?;
-        let pos = if first == magic::IMG_COMMON || first == magic::IMG_SERVICE {
-            let second = read_u32(&data, 4).with_context(|| {
-                format!("{name}: truncated image header ({} bytes)", data.len())
-            })?;
-            if second != expected {
-                bail!(
-                    "{name}: offset 4: magic {second:#010x} ({}) where a {} image ({expected:#010x}) was expected",
-                    magic::name(second),
-                    magic::name(expected)
-                );
-            }
-            8
-        } else if first == expected {
-            // inventory.img, and images from CRIU before the common header.
-            4
-        } else {
-            bail!(
-                "{name}: offset 0: magic {first:#010x} ({}) where a {} image ({expected:#010x}) was expected",
-                magic::name(first),
-                magic::name(expected)
-            );
-        };
+        let words = [read_u32(&data, 0), read_u32(&data, 4)];
+        let pos = first_entry(&name, words, data.len() as u64, expected)?;
         Ok(Image { name, data, pos })
     }
 
@@ -156,6 +159,147 @@ impl Image {
         }
         self.pos += len as usize;
         Ok(())
+    }
+}
+
+/// A CRIU image read entry by entry from a stream, never held whole: for
+/// images that grow with the checkpoint (pagemaps). Entries longer than
+/// `max_entry` are refused, so memory stays bounded whatever the file says.
+pub struct ImageReader {
+    name: String,
+    inner: BufReader<Box<dyn Read + Send>>,
+    len: u64,
+    pos: u64,
+    max_entry: usize,
+    buf: Vec<u8>,
+}
+
+impl ImageReader {
+    /// Checks the header of the `len`-byte image read from `inner` against
+    /// `expected` and positions the reader at its first entry.
+    pub fn new(
+        name: impl Into<String>,
+        inner: Box<dyn Read + Send>,
+        len: u64,
+        expected: u32,
+        max_entry: usize,
+    ) -> Result<ImageReader> {
+        let mut r = ImageReader {
+            name: name.into(),
+            inner: BufReader::with_capacity(64 << 10, inner),
+            len,
+            pos: 0,
+            max_entry,
+            buf: Vec::new(),
+        };
+        let mut word = || -> Result<u32> {
+            let b = r.read_bytes(4)?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let first = if len >= 4 { Some(word()?) } else { None };
+        let common = matches!(first, Some(m) if m == magic::IMG_COMMON || m == magic::IMG_SERVICE);
+        let second = if common && len >= 8 {
+            Some(word()?)
+        } else {
+            None
+        };
+        let start = first_entry(&r.name, [first, second], len, expected)?;
+        r.pos = start as u64;
+        Ok(r)
+    }
+
+    /// An image held in memory, read the same way.
+    pub fn from_bytes(
+        name: impl Into<String>,
+        data: Vec<u8>,
+        expected: u32,
+    ) -> Result<ImageReader> {
+        let len = data.len() as u64;
+        ImageReader::new(
+            name,
+            Box::new(io::Cursor::new(data)),
+            len,
+            expected,
+            usize::MAX,
+        )
+    }
+
+    /// The name given to [`ImageReader::new`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Byte offset of the next entry.
+    pub fn offset(&self) -> u64 {
+        self.pos
+    }
+
+    fn read_bytes(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0; n];
+        self.inner.read_exact(&mut out).with_context(|| {
+            format!("{}: offset {}: cannot read {n} bytes", self.name, self.pos)
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes the next entry as `M`, or returns `None` at the end.
+    pub fn entry<M: Message + Default>(&mut self) -> Result<Option<M>> {
+        let at = self.pos;
+        let left = self.len.saturating_sub(at);
+        if left == 0 {
+            return Ok(None);
+        }
+        if left < 4 {
+            bail!(
+                "{}: offset {at}: truncated entry header ({left} bytes left)",
+                self.name
+            );
+        }
+        let mut word = [0; 4];
+        self.inner
+            .read_exact(&mut word)
+            .with_context(|| format!("{}: offset {at}: cannot read", self.name))?;
+        let len = u32::from_le_bytes(word) as usize;
+        if len as u64 > left - 4 {
+            bail!(
+                "{}: offset {at}: entry claims {len} bytes but only {} remain (truncated or corrupt image)",
+                self.name,
+                left - 4
+            );
+        }
+        if len > self.max_entry {
+            bail!(
+                "{}: offset {at}: entry of {len} bytes is larger than any {} ({} bytes at most)",
+                self.name,
+                short_type_name::<M>(),
+                self.max_entry
+            );
+        }
+        self.buf.resize(len, 0);
+        self.inner
+            .read_exact(&mut self.buf)
+            .with_context(|| format!("{}: offset {at}: cannot read {len} bytes", self.name))?;
+        self.pos = at + 4 + len as u64;
+        M::decode(&self.buf[..]).map(Some).map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "{}: offset {at}: cannot decode {}",
+                self.name,
+                short_type_name::<M>()
+            ))
+        })
+    }
+
+    /// Decodes the next entry, which must exist.
+    pub fn expect<M: Message + Default>(&mut self) -> Result<M> {
+        let at = self.pos;
+        match self.entry()? {
+            Some(m) => Ok(m),
+            None => bail!(
+                "{}: offset {at}: missing {} entry (image ends here)",
+                self.name,
+                short_type_name::<M>()
+            ),
+        }
     }
 }
 
@@ -354,6 +498,51 @@ mod tests {
             err.contains("offset 8") && err.contains("4294967295"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn streamed_images_read_like_held_ones() {
+        let entries = [pstree(1), pstree(2)];
+        for words in [
+            &[magic::IMG_COMMON, magic::PSTREE][..],
+            &[magic::PSTREE][..],
+        ] {
+            let data = framed(words, &entries);
+            let mut held = Image::parse("pstree.img", data.clone(), magic::PSTREE).unwrap();
+            let mut r = ImageReader::from_bytes("pstree.img", data, magic::PSTREE).unwrap();
+            for _ in 0..3 {
+                assert_eq!(held.offset() as u64, r.offset());
+                let a: Option<PstreeEntry> = held.entry().unwrap();
+                assert_eq!(a, r.entry().unwrap());
+            }
+        }
+        let err = |data: Vec<u8>, max: usize| {
+            let len = data.len() as u64;
+            let cur = Box::new(io::Cursor::new(data));
+            let mut r = ImageReader::new("pstree.img", cur, len, magic::PSTREE, max)?;
+            while r.entry::<PstreeEntry>()?.is_some() {}
+            Ok::<_, anyhow::Error>(())
+        };
+        let mut data = framed(&[magic::IMG_COMMON, magic::PSTREE], &entries);
+        let e = err(data.clone(), 4).unwrap_err().to_string();
+        assert!(
+            e.contains("offset 8: entry of 10 bytes is larger than any"),
+            "{e}"
+        );
+        data.truncate(data.len() - 1);
+        let e = err(data.clone(), 100).unwrap_err().to_string();
+        assert!(
+            e.contains("offset 22: entry claims 10 bytes but only 9 remain"),
+            "{e}"
+        );
+        data.truncate(24);
+        let e = err(data, 100).unwrap_err().to_string();
+        assert!(
+            e.contains("offset 22: truncated entry header (2 bytes left)"),
+            "{e}"
+        );
+        let e = err(vec![1, 2], 100).unwrap_err().to_string();
+        assert!(e.contains("too short for an image header"), "{e}");
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use super::files::{self, FileTable};
-use super::image::Image;
+use super::image::{Image, ImageReader};
 use super::magic;
-use super::pagemap::{Cursor, PagemapReader, PE_LAZY, PE_PARENT, PE_PRESENT};
+use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
 use crate::model::{
     Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageSource, Prot,
@@ -494,10 +494,15 @@ impl<'a> MemoryBuilder<'a> {
                 MapKey::Private => format!("pagemap-{}.img", self.pid),
                 MapKey::Shmem(id) => format!("pagemap-shmem-{id}.img"),
             };
-            let cursor = match store.read(&name)? {
-                Some(data) => {
-                    let img =
-                        Image::parse(format!("{}/{name}", store.location()), data, magic::PAGEMAP)?;
+            let cursor = match store.open(&name)? {
+                Some((stream, len)) => {
+                    let img = ImageReader::new(
+                        format!("{}/{name}", store.location()),
+                        stream,
+                        len,
+                        magic::PAGEMAP,
+                        MAX_ENTRY_BYTES,
+                    )?;
                     Some(Cursor::new(PagemapReader::new(img, self.page_size)?))
                 }
                 None if matches!(key, MapKey::Private) => {

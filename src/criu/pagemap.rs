@@ -7,8 +7,11 @@
 
 use anyhow::{bail, Result};
 
-use super::image::Image;
+use super::image::ImageReader;
 use crate::proto;
+
+/// Longest pagemap entry accepted: a real one takes a few dozen bytes.
+pub const MAX_ENTRY_BYTES: usize = 4096;
 
 /// Pages are in the parent (previous) dump of an incremental chain.
 pub const PE_PARENT: u32 = 1 << 0;
@@ -29,13 +32,13 @@ pub struct PageRange {
     /// Where the first page is in the pages file, for PE_PRESENT entries.
     pub data: u64,
     /// Offset of the entry in the image, for messages.
-    pub at: usize,
+    pub at: u64,
 }
 
 /// Reads a pagemap image's entries in order, checking that they are sorted,
 /// aligned and sized sanely.
 pub struct PagemapReader {
-    image: Image,
+    image: ImageReader,
     page_size: u64,
     pages_id: u32,
     next_data: u64,
@@ -44,7 +47,7 @@ pub struct PagemapReader {
 
 impl PagemapReader {
     /// Reads the head of a pagemap image.
-    pub fn new(mut image: Image, page_size: u64) -> Result<PagemapReader> {
+    pub fn new(mut image: ImageReader, page_size: u64) -> Result<PagemapReader> {
         let head: proto::PagemapHead = image.expect()?;
         Ok(PagemapReader {
             image,
@@ -193,7 +196,7 @@ mod tests {
     use crate::criu::magic;
     use prost::Message;
 
-    fn image(entries: &[proto::PagemapEntry]) -> Image {
+    fn image(entries: &[proto::PagemapEntry]) -> ImageReader {
         let mut data = Vec::new();
         data.extend_from_slice(&magic::IMG_COMMON.to_le_bytes());
         data.extend_from_slice(&magic::PAGEMAP.to_le_bytes());
@@ -205,7 +208,7 @@ mod tests {
             data.extend_from_slice(&(b.len() as u32).to_le_bytes());
             data.extend_from_slice(&b);
         }
-        Image::parse("pagemap-1.img", data, magic::PAGEMAP).unwrap()
+        ImageReader::from_bytes("pagemap-1.img", data, magic::PAGEMAP).unwrap()
     }
 
     fn entry(vaddr: u64, nr: u64, flags: u32) -> proto::PagemapEntry {

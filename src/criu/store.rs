@@ -3,7 +3,7 @@
 //! where large raw page files lie.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +24,14 @@ pub trait ImageStore: Send + Sync {
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Locates a raw data file (pages-N.img) without reading it.
     fn blob(&self, name: &str) -> Result<Option<Blob>>;
+    /// Opens an image to be read as a stream, with its length, or `None`
+    /// if the store has no such file: for images too large to hold whole.
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+        Ok(self.read(name)?.map(|data| {
+            let len = data.len() as u64;
+            (Box::new(io::Cursor::new(data)) as Box<dyn Read + Send>, len)
+        }))
+    }
     /// The images of the previous dump of an incremental chain, if any.
     fn parent(&self) -> Result<Option<Arc<dyn ImageStore>>>;
 }
@@ -121,6 +129,15 @@ impl ImageStore for DirStore {
             offset: 0,
             len,
         }))
+    }
+
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+        let Some((path, len)) = self.regular_file(name)? else {
+            return Ok(None);
+        };
+        let f =
+            fs::File::open(&path).with_context(|| format!("{}: cannot open", path.display()))?;
+        Ok(Some((Box::new(f.take(len)), len)))
     }
 
     fn parent(&self) -> Result<Option<Arc<dyn ImageStore>>> {
