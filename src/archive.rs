@@ -438,7 +438,7 @@ impl ImageStore for ArchiveStore {
         }
     }
 
-    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send + Sync>, u64)>> {
         match self.members.get(&format!("{}{name}", self.prefix)) {
             Some(Member::Large(b)) => {
                 let f = SubFile::open(&b.path, b.offset, b.len)
@@ -447,7 +447,10 @@ impl ImageStore for ArchiveStore {
             }
             _ => Ok(self.read(name)?.map(|data| {
                 let len = data.len() as u64;
-                (Box::new(io::Cursor::new(data)) as Box<dyn Read + Send>, len)
+                (
+                    Box::new(io::Cursor::new(data)) as Box<dyn Read + Send + Sync>,
+                    len,
+                )
             })),
         }
     }

@@ -110,119 +110,152 @@ pub fn file_mappings(p: &Process) -> Vec<FileMapping> {
 /// there (p_filesz < p_memsz) and a new segment starts after them, so
 /// readers fall back to the mapped file. A mapping none of whose pages the
 /// checkpoint holds gets no file data (p_filesz 0), as the kernel writes a
-/// mapping that was never touched. Held as an index into the
-/// mappings' page runs; extents are made from the runs as they are written.
+/// mapping that was never touched. Only the headers are held; the extents
+/// are made from a second walk of the page runs as they are written.
 pub struct ProcessSegments<'a> {
-    mappings: &'a [Mapping],
-    index: Vec<SegmentIndex>,
+    process: &'a Process,
+    /// Each segment's mapping and header.
+    headers: Vec<(usize, SegmentHeader)>,
 }
 
-/// Segment = runs `first..end` of mapping `mapping`, whose file contents
-/// are runs `first..content` (the rest have unknown contents). Headers are
-/// summed from the runs when asked for, to keep this small.
-#[derive(Debug, Clone, Copy)]
-struct SegmentIndex {
-    mapping: u32,
-    first: u32,
-    content: u32,
-    end: u32,
-}
-
-/// The segments of `p`.
-pub fn segments(p: &Process) -> ProcessSegments<'_> {
-    segments_of(&p.mappings)
-}
-
-fn segments_of(mappings: &[Mapping]) -> ProcessSegments<'_> {
-    let mut index = Vec::with_capacity(mappings.len());
-    for (mi, m) in mappings.iter().enumerate() {
-        let mapping = mi as u32;
-        if m.stored_bytes() == 0 {
+/// The segments of `p`, from one walk of its page runs.
+pub fn segments(p: &Process) -> Result<ProcessSegments<'_>> {
+    let mut headers = Vec::with_capacity(p.mappings.len());
+    // The mapping being walked, where its next run starts, where its
+    // current segment starts and where that segment's contents end.
+    let (mut current, mut addr, mut seg, mut content) = (None::<usize>, 0, 0, 0);
+    let finish = |headers: &mut Vec<(usize, SegmentHeader)>,
+                  mi: usize,
+                  addr: u64,
+                  seg: u64,
+                  content: u64|
+     -> Result<()> {
+        let m = &p.mappings[mi];
+        if m.stored == 0 {
             // Nothing of it was ever written (guard pages, reservations):
             // no file contents at all, as the kernel dumps a mapping that
             // was never touched. Readers see zeros or the mapped file.
-            let end = m.runs.len() as u32;
-            index.push(SegmentIndex {
-                mapping,
-                first: 0,
-                content: 0,
-                end,
-            });
-            continue;
+            headers.push((mi, header(m, m.start, m.end, m.start)));
+            return Ok(());
         }
-        let mut seg = SegmentIndex {
-            mapping,
-            first: 0,
-            content: 0,
-            end: 0,
-        };
-        for (ri, run) in m.runs.iter().enumerate() {
-            let ri = ri as u32;
-            let missing = matches!(run.source, PageSource::Missing(_));
-            if !missing && seg.content < seg.end {
+        if addr != m.end {
+            bail!(
+                "the page runs of mapping {:#x}-{:#x} stop at {addr:#x}",
+                m.start,
+                m.end
+            );
+        }
+        headers.push((mi, header(m, seg, m.end, content)));
+        Ok(())
+    };
+    p.runs.walk(0, &mut |mi, run| {
+        let m = p
+            .mappings
+            .get(mi)
+            .context("page run of an unknown mapping")?;
+        if current != Some(mi) {
+            // Mappings between the last one and this (none, normally) had
+            // no runs at all.
+            let next = current.map_or(0, |c| c + 1);
+            if let Some(c) = current {
+                finish(&mut headers, c, addr, seg, content)?;
+            }
+            for skipped in next..mi {
+                let s = &p.mappings[skipped];
+                finish(&mut headers, skipped, s.end, s.start, s.start)?;
+            }
+            current = Some(mi);
+            (addr, seg, content) = (m.start, m.start, m.start);
+        }
+        if !matches!(run.source, PageSource::Missing(_)) {
+            if content < addr {
                 // Contents again after unknown pages: a new segment.
-                index.push(seg);
-                seg = SegmentIndex {
-                    mapping,
-                    first: ri,
-                    content: ri,
-                    end: ri,
-                };
+                headers.push((mi, header(m, seg, addr, content)));
+                seg = addr;
             }
-            if !missing {
-                seg.content = ri + 1;
-            }
-            seg.end = ri + 1;
+            content = addr + run.len;
         }
-        index.push(seg);
+        addr += run.len;
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
+    let next = current.map_or(0, |c| c + 1);
+    if let Some(c) = current {
+        finish(&mut headers, c, addr, seg, content)?;
     }
-    ProcessSegments { mappings, index }
+    for skipped in next..p.mappings.len() {
+        let s = &p.mappings[skipped];
+        finish(&mut headers, skipped, s.end, s.start, s.start)?;
+    }
+    Ok(ProcessSegments {
+        process: p,
+        headers,
+    })
+}
+
+/// The header of the segment of `m` from `start` to `end` whose contents
+/// end at `content`.
+fn header(m: &Mapping, start: u64, end: u64, content: u64) -> SegmentHeader {
+    let flags = (if m.prot.read { elf::pf::R } else { 0 })
+        | (if m.prot.write { elf::pf::W } else { 0 })
+        | (if m.prot.exec { elf::pf::X } else { 0 });
+    SegmentHeader {
+        vaddr: start,
+        memsz: end - start,
+        filesz: content - start,
+        flags,
+    }
 }
 
 impl Segments for ProcessSegments<'_> {
     fn count(&self) -> usize {
-        self.index.len()
+        self.headers.len()
     }
 
     fn header(&self, i: usize) -> SegmentHeader {
-        let s = self.index[i];
-        let m = &self.mappings[s.mapping as usize];
-        let len = |r: std::ops::Range<u32>| -> u64 {
-            m.runs[r.start as usize..r.end as usize]
-                .iter()
-                .map(|r| r.len)
-                .sum()
-        };
-        let flags = (if m.prot.read { elf::pf::R } else { 0 })
-            | (if m.prot.write { elf::pf::W } else { 0 })
-            | (if m.prot.exec { elf::pf::X } else { 0 });
-        SegmentHeader {
-            vaddr: m.start + len(0..s.first),
-            memsz: if s.end == s.first {
-                m.len()
-            } else {
-                len(s.first..s.end)
-            },
-            filesz: len(s.first..s.content),
-            flags,
-        }
+        self.headers[i].1
     }
 
-    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()> {
-        let s = self.index[i];
-        let runs = &self.mappings[s.mapping as usize].runs[s.first as usize..s.content as usize];
-        for run in runs {
-            f(match run.source {
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+        let p = self.process;
+        let (mut si, mut current, mut addr) = (0, usize::MAX, 0);
+        p.runs.walk(0, &mut |mi, run| {
+            let m = p
+                .mappings
+                .get(mi)
+                .context("page run of an unknown mapping")?;
+            if mi != current {
+                (current, addr) = (mi, m.start);
+            }
+            let at = addr;
+            addr += run.len;
+            let ext = match run.source {
                 PageSource::Zero => Extent::Zero(run.len),
                 PageSource::Blob { blob, offset } => Extent::Copy {
                     source: blob,
                     offset,
                     len: run.len,
                 },
-                PageSource::Missing(_) => bail!("a segment's contents include unknown pages"),
-            })?;
-        }
-        Ok(())
+                PageSource::Missing(_) => return Ok(std::ops::ControlFlow::Continue(())),
+            };
+            if m.stored == 0 {
+                return Ok(std::ops::ControlFlow::Continue(()));
+            }
+            // The segment whose contents hold this run.
+            while self
+                .headers
+                .get(si)
+                .is_some_and(|&(hm, h)| hm < mi || (hm == mi && h.vaddr + h.filesz <= at))
+            {
+                si += 1;
+            }
+            match self.headers.get(si) {
+                Some(&(hm, h))
+                    if hm == mi && h.vaddr <= at && at + run.len <= h.vaddr + h.filesz => {}
+                _ => bail!("the page runs at {at:#x} changed between walks"),
+            }
+            f(si, ext)?;
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
     }
 }
 
@@ -269,7 +302,7 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
         bail!("{} exists (use --force to replace it)", path.display());
     }
     let start = std::time::Instant::now();
-    let segments = segments(p);
+    let segments = segments(p)?;
     let core = core_file(p, &segments)?;
     tracing::debug!(
         pid = p.pid,
@@ -316,17 +349,16 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mapping, MappingKind, Missing, PageRun, Prot};
+    use crate::model::{MappingKind, Missing, PageRun, Prot, RunList};
 
     fn run(len: u64, source: PageSource) -> PageRun {
         PageRun { len, source }
     }
 
-    #[test]
-    fn unknown_pages_end_a_segment_and_the_next_starts_after_them() {
-        let m = Mapping {
-            start: 0x10000,
-            end: 0x16000,
+    fn mapping(start: u64, end: u64, stored: u64) -> Mapping {
+        Mapping {
+            start,
+            end,
             prot: Prot {
                 read: true,
                 write: false,
@@ -335,43 +367,121 @@ mod tests {
             shared: false,
             kind: MappingKind::File,
             file: None,
-            runs: vec![
-                run(0x1000, PageSource::Blob { blob: 0, offset: 0 }),
-                run(0x2000, PageSource::Missing(Missing::FileBacked)),
-                run(0x1000, PageSource::Zero),
-                run(
-                    0x1000,
-                    PageSource::Blob {
-                        blob: 0,
-                        offset: 0x1000,
-                    },
-                ),
-                run(0x1000, PageSource::Missing(Missing::FileBacked)),
-            ],
-        };
-        let mappings = [m];
-        let segs = segments_of(&mappings);
-        assert_eq!(segs.count(), 2);
-        let (a, b) = (segs.header(0), segs.header(1));
-        assert_eq!((a.vaddr, a.filesz, a.memsz), (0x10000, 0x1000, 0x3000));
-        assert_eq!((b.vaddr, b.filesz, b.memsz), (0x13000, 0x2000, 0x3000));
-        assert_eq!(a.flags, elf::pf::R | elf::pf::X);
-        let mut extents = Vec::new();
-        segs.for_each_extent(1, &mut |e| {
-            extents.push(e);
+            stored,
+        }
+    }
+
+    fn process(mappings: Vec<Mapping>, runs: Vec<Vec<PageRun>>) -> Process {
+        Process {
+            pid: 1,
+            ppid: 0,
+            pgid: 1,
+            sid: 1,
+            comm: "t".into(),
+            state: ProcessState::Running,
+            flags: 0,
+            uid: 0,
+            gid: 0,
+            arch: crate::model::Arch::X86_64,
+            page_size: 4096,
+            threads: Vec::new(),
+            shared_pending: 0,
+            auxv: Vec::new(),
+            arg_range: (0, 0),
+            env_range: (0, 0),
+            exe: None,
+            mappings,
+            runs: std::sync::Arc::new(RunList(runs)),
+            blobs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn extents(segs: &ProcessSegments) -> Vec<(usize, Extent)> {
+        let mut out = Vec::new();
+        segs.for_each_extent(&mut |i, e| {
+            out.push((i, e));
             Ok(())
         })
         .unwrap();
-        assert_eq!(
-            extents,
+        out
+    }
+
+    #[test]
+    fn unknown_pages_end_a_segment_and_the_next_starts_after_them() {
+        let blob = |offset| PageSource::Blob { blob: 0, offset };
+        let missing = PageSource::Missing(Missing::FileBacked);
+        let p = process(
             vec![
-                Extent::Zero(0x1000),
-                Extent::Copy {
-                    source: 0,
-                    offset: 0x1000,
-                    len: 0x1000
-                }
+                mapping(0x10000, 0x16000, 0x2000),
+                mapping(0x20000, 0x22000, 0),
+                mapping(0x30000, 0x33000, 0x1000),
+            ],
+            vec![
+                vec![
+                    run(0x1000, blob(0)),
+                    run(0x2000, missing),
+                    run(0x1000, PageSource::Zero),
+                    run(0x1000, blob(0x1000)),
+                    run(0x1000, missing),
+                ],
+                vec![run(0x2000, PageSource::Zero)],
+                vec![
+                    run(0x1000, missing),
+                    run(0x1000, blob(0x2000)),
+                    run(0x1000, missing),
+                ],
+            ],
+        );
+        let segs = segments(&p).unwrap();
+        let h: Vec<_> = (0..segs.count())
+            .map(|i| {
+                let h = segs.header(i);
+                (h.vaddr, h.filesz, h.memsz)
+            })
+            .collect();
+        assert_eq!(
+            h,
+            [
+                (0x10000, 0x1000, 0x3000),
+                (0x13000, 0x2000, 0x3000),
+                // Never written: no contents, whatever its runs.
+                (0x20000, 0, 0x2000),
+                // Unknown pages first: an empty segment over them.
+                (0x30000, 0, 0x1000),
+                (0x31000, 0x1000, 0x2000),
             ]
+        );
+        assert_eq!(segs.header(0).flags, elf::pf::R | elf::pf::X);
+        let copy = |offset| Extent::Copy {
+            source: 0,
+            offset,
+            len: 0x1000,
+        };
+        assert_eq!(
+            extents(&segs),
+            [
+                (0, copy(0)),
+                (1, Extent::Zero(0x1000)),
+                (1, copy(0x1000)),
+                (4, copy(0x2000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn runs_that_do_not_cover_their_mapping_are_an_error() {
+        let p = process(
+            vec![mapping(0x10000, 0x13000, 0x1000)],
+            vec![vec![
+                run(0x1000, PageSource::Zero),
+                run(0x1000, PageSource::Blob { blob: 0, offset: 0 }),
+            ]],
+        );
+        let e = segments(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("page runs of mapping 0x10000-0x13000 stop at 0x12000"),
+            "{e}"
         );
     }
 }

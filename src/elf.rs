@@ -150,8 +150,9 @@ pub trait Segments {
     fn count(&self) -> usize;
     /// Segment `i`'s header.
     fn header(&self, i: usize) -> SegmentHeader;
-    /// Calls `f` with each extent of segment `i`'s file contents, in order.
-    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()>;
+    /// Calls `f(i, extent)` with each extent of every segment `i`'s file
+    /// contents: the segments in order, each one's extents in order.
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()>;
 }
 
 impl Segments for Vec<Segment> {
@@ -169,8 +170,11 @@ impl Segments for Vec<Segment> {
         }
     }
 
-    fn for_each_extent(&self, i: usize, f: &mut dyn FnMut(Extent) -> Result<()>) -> Result<()> {
-        self[i].data.iter().try_for_each(|e| f(*e))
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+        for (i, s) in self.iter().enumerate() {
+            s.data.iter().try_for_each(|e| f(i, *e))?;
+        }
+        Ok(())
     }
 }
 
@@ -343,27 +347,42 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     let mut copier = Copier::new(&core.sources);
     let mut copied = 0;
     let mut pos = data_start;
-    for i in 0..count {
-        let (start, filesz) = (pos, segments.header(i).filesz);
-        segments.for_each_extent(i, &mut |ext| {
-            if let Extent::Copy {
-                source,
-                offset,
-                len,
-            } = ext
-            {
-                copier.copy(source, offset, len, out, pos)?;
-                copied += len;
-            }
-            pos += ext.len();
-            Ok(())
-        })?;
-        if pos - start != filesz {
+    // The segment extents are arriving for, and where its data starts.
+    let (mut seg, mut seg_start) = (0, data_start);
+    // Checks that segment `seg` got all its bytes; returns where the next starts.
+    let close = |seg: usize, seg_start: u64, pos: u64| -> Result<u64> {
+        let filesz = segments.header(seg).filesz;
+        if pos - seg_start != filesz {
             bail!(
-                "segment {i} has {} bytes of extents but p_filesz {filesz}",
-                pos - start
+                "segment {seg} has {} bytes of extents but p_filesz {filesz}",
+                pos - seg_start
             );
         }
+        Ok(pos)
+    };
+    segments.for_each_extent(&mut |i, ext| {
+        if i < seg || i >= count {
+            bail!("extents of segment {i} come out of order");
+        }
+        while seg < i {
+            seg_start = close(seg, seg_start, pos)?;
+            seg += 1;
+        }
+        if let Extent::Copy {
+            source,
+            offset,
+            len,
+        } = ext
+        {
+            copier.copy(source, offset, len, out, pos)?;
+            copied += len;
+        }
+        pos += ext.len();
+        Ok(())
+    })?;
+    while seg < count {
+        seg_start = close(seg, seg_start, pos)?;
+        seg += 1;
     }
     copier.flush(out)?;
     out.set_len(end).context("cannot set core file size")?;

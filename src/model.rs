@@ -4,7 +4,9 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -22,6 +24,10 @@ pub struct Blob {
     /// Length of the range.
     pub len: u64,
 }
+
+/// Most bytes [`Process::read_strings`] reads: argv and the environment
+/// together take at most a quarter of the stack limit, 2 MiB by default.
+pub const MAX_STRINGS_BYTES: u64 = 64 << 20;
 
 /// Index into [`Process::blobs`].
 pub type BlobId = usize;
@@ -121,8 +127,8 @@ pub struct Mapping {
     /// The file behind it, if any (boxed: most mappings have none, and a
     /// process can have hundreds of thousands of mappings).
     pub file: Option<Box<MappedFile>>,
-    /// Runs covering `start..end` in order.
-    pub runs: Vec<PageRun>,
+    /// Bytes whose contents come from the checkpoint or a root filesystem.
+    pub stored: u64,
 }
 
 impl Mapping {
@@ -138,11 +144,43 @@ impl Mapping {
 
     /// Bytes whose contents come from the checkpoint or a root filesystem.
     pub fn stored_bytes(&self) -> u64 {
-        self.runs
-            .iter()
-            .filter(|r| matches!(r.source, PageSource::Blob { .. }))
-            .map(|r| r.len)
-            .sum()
+        self.stored
+    }
+}
+
+/// Where every byte of a process's mappings comes from, as page runs made
+/// afresh on each walk, front to back, so that they need never be held all
+/// at once: a large fragmented heap has millions of them.
+pub trait PageRuns: std::fmt::Debug + Send + Sync {
+    /// Calls `f` with the index of each mapping from `from` on and each of
+    /// its runs, in address order (each mapping's runs cover it exactly),
+    /// until `f` breaks.
+    fn walk(
+        &self,
+        from: usize,
+        f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
+    ) -> Result<()>;
+}
+
+/// Page runs held in memory, one list per mapping: for processes built by
+/// hand.
+#[derive(Debug, Clone, Default)]
+pub struct RunList(pub Vec<Vec<PageRun>>);
+
+impl PageRuns for RunList {
+    fn walk(
+        &self,
+        from: usize,
+        f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        for (i, runs) in self.0.iter().enumerate().skip(from) {
+            for run in runs {
+                if f(i, *run)?.is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -211,6 +249,8 @@ pub struct Process {
     pub exe: Option<String>,
     /// Mappings in address order.
     pub mappings: Vec<Mapping>,
+    /// Where the bytes of the mappings come from.
+    pub runs: Arc<dyn PageRuns>,
     /// Files that the page runs point into.
     pub blobs: Vec<Blob>,
     /// Things worth telling the user that did not stop decoding.
@@ -232,15 +272,20 @@ impl Process {
             .context("address range wraps around")?;
         let mut pos = addr;
         let first = self.mappings.partition_point(|m| m.end <= addr);
-        for m in &self.mappings[first..] {
-            if pos >= end {
-                break;
-            }
-            if m.start > pos {
-                bail!("address {pos:#x} is not mapped");
-            }
-            let mut run_start = m.start;
-            for run in &m.runs {
+        let (mut current, mut run_start) = (usize::MAX, 0);
+        if len > 0 {
+            self.runs.walk(first, &mut |mi, run| {
+                let m = self
+                    .mappings
+                    .get(mi)
+                    .context("page run of an unknown mapping")?;
+                if mi != current {
+                    current = mi;
+                    run_start = m.start;
+                    if m.start > pos {
+                        bail!("address {pos:#x} is not mapped");
+                    }
+                }
                 let run_end = run_start + run.len;
                 if run_end > pos && run_start < end {
                     let from = pos - run_start;
@@ -270,7 +315,12 @@ impl Process {
                     pos += n;
                 }
                 run_start = run_end;
-            }
+                Ok(if pos >= end {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
         }
         if pos < end {
             bail!("address {pos:#x} is not mapped");
@@ -282,6 +332,12 @@ impl Process {
     pub fn read_strings(&self, (start, end): (u64, u64)) -> Result<Vec<String>> {
         if end <= start {
             return Ok(Vec::new());
+        }
+        if end - start > MAX_STRINGS_BYTES {
+            bail!(
+                "{} bytes of strings at {start:#x} are more than criu2core reads ({MAX_STRINGS_BYTES})",
+                end - start
+            );
         }
         let bytes = self.read_memory(start, end - start)?;
         let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);

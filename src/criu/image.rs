@@ -167,7 +167,7 @@ impl Image {
 /// `max_entry` are refused, so memory stays bounded whatever the file says.
 pub struct ImageReader {
     name: String,
-    inner: BufReader<Box<dyn Read + Send>>,
+    inner: BufReader<Box<dyn Read + Send + Sync>>,
     len: u64,
     pos: u64,
     max_entry: usize,
@@ -179,7 +179,7 @@ impl ImageReader {
     /// `expected` and positions the reader at its first entry.
     pub fn new(
         name: impl Into<String>,
-        inner: Box<dyn Read + Send>,
+        inner: Box<dyn Read + Send + Sync>,
         len: u64,
         expected: u32,
         max_entry: usize,

@@ -7,6 +7,7 @@
 //! address order.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -17,7 +18,7 @@ use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
 use crate::model::{
-    Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageSource, Prot,
+    Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns, PageSource, Prot,
 };
 use crate::proto;
 use crate::rootfs::FileRoots;
@@ -87,32 +88,142 @@ enum Gap {
     },
 }
 
-/// A process's mappings and the files their runs point into.
+/// A process's mappings, where their bytes come from and the files those
+/// point into.
 #[derive(Debug)]
 pub struct Mapped {
     /// Mappings in address order.
     pub mappings: Vec<Mapping>,
+    /// Their page runs, made again from the pagemaps on each walk.
+    pub runs: CriuRuns,
     /// Files the runs point into.
     pub blobs: Vec<Blob>,
     /// Things worth telling the user.
     pub warnings: Vec<String>,
 }
 
-/// Builds the mappings of one process.
-pub struct MemoryBuilder<'a> {
+/// How the bytes of one mapping are found.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// None of them are known (vvar, vsyscall, device memory).
+    NoContents,
+    /// `len` bytes of shared-memory object `id` from `offset`.
+    Shmem { id: u64, offset: u64 },
+    /// The process's own pagemap, with `Gap` where it has nothing.
+    Private(Gap),
+    /// Only what `Gap` gives (shared file mappings).
+    Gap(Gap),
+}
+
+/// The page runs of a process's mappings, made from its pagemaps on each
+/// walk: holds one small plan per mapping, never the runs themselves.
+pub struct CriuRuns {
+    plans: Vec<(u64, u64, Plan)>,
+    walker: Walker,
+}
+
+impl std::fmt::Debug for CriuRuns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CriuRuns")
+            .field("pid", &self.walker.pid)
+            .field("mappings", &self.plans.len())
+            .finish()
+    }
+}
+
+impl PageRuns for CriuRuns {
+    fn walk(
+        &self,
+        from: usize,
+        f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut walker = self.walker.fresh();
+        for (i, &(start, end, plan)) in self.plans.iter().enumerate().skip(from) {
+            let mut emit = |run| f(i, run);
+            let mut sink = Sink::new(&mut emit);
+            walker.runs(plan, start, end, &mut sink)?;
+            sink.finish()?;
+            if sink.stopped {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Receives a mapping's runs, joining those that continue each other.
+struct Sink<'f> {
+    pending: Option<PageRun>,
+    emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>,
+    stopped: bool,
+}
+
+impl<'f> Sink<'f> {
+    fn new(emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>) -> Sink<'f> {
+        Sink {
+            pending: None,
+            emit,
+            stopped: false,
+        }
+    }
+
+    fn push(&mut self, run: PageRun) -> Result<()> {
+        if run.len == 0 || self.stopped {
+            return Ok(());
+        }
+        if let Some(last) = &mut self.pending {
+            let merged = match (last.source, run.source) {
+                (PageSource::Zero, PageSource::Zero) => true,
+                (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
+                (
+                    PageSource::Blob { blob: a, offset: o },
+                    PageSource::Blob { blob: b, offset: p },
+                ) => a == b && o + last.len == p,
+                _ => false,
+            };
+            if merged {
+                last.len += run.len;
+                return Ok(());
+            }
+        }
+        if let Some(last) = self.pending.replace(run) {
+            self.stopped = (self.emit)(last)?.is_break();
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(last) = self.pending.take() {
+            if !self.stopped {
+                self.stopped = (self.emit)(last)?.is_break();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the runs of mappings in pagemaps, walking each pagemap forward.
+/// What it learns of the dump (parent stores, pages files) is kept from
+/// walk to walk; the cursors are not.
+struct Walker {
     pid: u32,
     page_size: u64,
     chain: Vec<Arc<dyn ImageStore>>,
-    root: Option<&'a FileRoots>,
-    files: &'a FileTable,
-    sysv_keys: Option<HashMap<u64, u32>>,
     blobs: Vec<Blob>,
     pages: HashMap<(usize, u32), BlobId>,
-    root_files: HashMap<String, Option<(BlobId, u64)>>,
     private: Vec<Option<Cursor>>,
     shmem: HashMap<(usize, u64), Option<Cursor>>,
     lazy_bytes: u64,
     parent_holes: u64,
+}
+
+/// Builds the mappings of one process.
+pub struct MemoryBuilder<'a> {
+    walker: Walker,
+    root: Option<&'a FileRoots>,
+    files: &'a FileTable,
+    sysv_keys: Option<HashMap<u64, u32>>,
+    root_files: HashMap<String, Option<(BlobId, u64)>>,
 }
 
 impl<'a> MemoryBuilder<'a> {
@@ -125,35 +236,40 @@ impl<'a> MemoryBuilder<'a> {
         root: Option<&'a FileRoots>,
     ) -> MemoryBuilder<'a> {
         MemoryBuilder {
-            pid,
-            page_size,
-            chain: vec![store],
+            walker: Walker {
+                pid,
+                page_size,
+                chain: vec![store],
+                blobs: Vec::new(),
+                pages: HashMap::new(),
+                private: Vec::new(),
+                shmem: HashMap::new(),
+                lazy_bytes: 0,
+                parent_holes: 0,
+            },
             root,
             files,
             sysv_keys: None,
-            blobs: Vec::new(),
-            pages: HashMap::new(),
             root_files: HashMap::new(),
-            private: Vec::new(),
-            shmem: HashMap::new(),
-            lazy_bytes: 0,
-            parent_holes: 0,
         }
     }
 
     /// The mappings of `vmas` (about `count` of them), which must be sorted
-    /// and disjoint.
+    /// and disjoint. Every mapping's runs are walked once here, so that a
+    /// damaged pagemap or pages file is found before anything is written.
     pub fn build(
         mut self,
         vmas: impl Iterator<Item = Result<proto::Vma>>,
         count: usize,
         mm_name: &str,
     ) -> Result<Mapped> {
+        let page_size = self.walker.page_size;
         let mut mappings = Vec::with_capacity(count);
+        let mut plans = Vec::with_capacity(count);
         let mut prev_end = 0;
         for (i, v) in vmas.enumerate() {
             let v = &v?;
-            if v.start >= v.end || v.start % self.page_size != 0 || v.end % self.page_size != 0 {
+            if v.start >= v.end || v.start % page_size != 0 || v.end % page_size != 0 {
                 bail!(
                     "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
                     v.start,
@@ -171,13 +287,27 @@ impl<'a> MemoryBuilder<'a> {
                 bail!("{mm_name}: VMA #{i} at {:#x} overlaps or precedes the one before (ending {prev_end:#x})", v.start);
             }
             prev_end = v.end;
-            let m = self
-                .mapping(v)
-                .with_context(|| format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end))?;
+            let context = || format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end);
+            let (mut m, plan) = self.mapping(v).with_context(context)?;
+            let mut stored = 0;
+            let mut count_stored = |run: PageRun| {
+                if let PageSource::Blob { .. } = run.source {
+                    stored += run.len;
+                }
+                Ok(ControlFlow::Continue(()))
+            };
+            let mut sink = Sink::new(&mut count_stored);
+            self.walker
+                .runs(plan, v.start, v.end, &mut sink)
+                .with_context(context)?;
+            sink.finish()?;
+            m.stored = stored;
             mappings.push(m);
+            plans.push((v.start, v.end, plan));
         }
+        let w = &mut self.walker;
         let mut warnings = Vec::new();
-        if let Some(Some(c)) = self.private.first_mut() {
+        if let Some(Some(c)) = w.private.first_mut() {
             let unused = c.finish()?;
             if unused > 0 {
                 warnings.push(format!(
@@ -186,26 +316,30 @@ impl<'a> MemoryBuilder<'a> {
                 ));
             }
         }
-        if self.lazy_bytes > 0 {
+        if w.lazy_bytes > 0 {
             warnings.push(format!(
                 "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
-                self.lazy_bytes / 1024
+                w.lazy_bytes / 1024
             ));
         }
-        if self.parent_holes > 0 {
+        if w.parent_holes > 0 {
             warnings.push(format!(
-                "{} KiB marked as in the parent dump are not there; they read as zeros",
-                self.parent_holes / 1024
+                "{} KiB marked as in the parent dump are not there; they read as the parent had them (zeros, or the mapped file)",
+                w.parent_holes / 1024
             ));
         }
         Ok(Mapped {
             mappings,
-            blobs: self.blobs,
+            blobs: w.blobs.clone(),
+            runs: CriuRuns {
+                plans,
+                walker: self.walker.fresh(),
+            },
             warnings,
         })
     }
 
-    fn mapping(&mut self, v: &proto::Vma) -> Result<Mapping> {
+    fn mapping(&mut self, v: &proto::Vma) -> Result<(Mapping, Plan)> {
         let st = v.status;
         let prot = Prot {
             read: v.prot & 1 != 0,
@@ -214,9 +348,9 @@ impl<'a> MemoryBuilder<'a> {
         };
         let shared = v.flags & 1 != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
         let (start, end, pgoff) = (v.start, v.end, v.pgoff);
-        let mut runs = Vec::new();
         let mut file = None;
         let kind;
+        let plan;
         if st & (status::VSYSCALL | status::VVAR | status::SOCKET | status::UPROBES) != 0 {
             kind = if st & status::VSYSCALL != 0 {
                 MappingKind::Vsyscall
@@ -225,10 +359,7 @@ impl<'a> MemoryBuilder<'a> {
             } else {
                 MappingKind::Other
             };
-            runs.push(PageRun {
-                len: end - start,
-                source: PageSource::Missing(Missing::NoContents),
-            });
+            plan = Plan::NoContents;
         } else if st & status::SYSVIPC != 0 {
             kind = MappingKind::SysvShm;
             let key = self.sysv_key(v.shmid)?;
@@ -236,7 +367,10 @@ impl<'a> MemoryBuilder<'a> {
                 path: files::sysv_path(key),
                 offset: pgoff,
             }));
-            self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
+            plan = Plan::Shmem {
+                id: v.shmid,
+                offset: pgoff,
+            };
         } else if st & status::MEMFD != 0 {
             let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
             let inode = self.files.memfd(id)?.clone();
@@ -250,23 +384,28 @@ impl<'a> MemoryBuilder<'a> {
                 offset: pgoff,
             }));
             let obj = u64::from(inode.shmid);
-            if shared {
-                self.shmem(obj, pgoff, end - start, &mut runs)?;
+            plan = if shared {
+                Plan::Shmem {
+                    id: obj,
+                    offset: pgoff,
+                }
             } else {
-                let gap = Gap::Shmem {
+                Plan::Private(Gap::Shmem {
                     id: obj,
                     start,
                     pgoff,
-                };
-                self.resolve(MapKey::Private, 0, start, end, gap, &mut runs)?;
-            }
+                })
+            };
         } else if st & status::ANON_SHARED != 0 {
             kind = MappingKind::SharedAnonymous;
             file = Some(Box::new(MappedFile {
                 path: "/dev/zero (deleted)".into(),
                 offset: pgoff,
             }));
-            self.shmem(v.shmid, pgoff, end - start, &mut runs)?;
+            plan = Plan::Shmem {
+                id: v.shmid,
+                offset: pgoff,
+            };
         } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
             kind = MappingKind::File;
             let id = u32::try_from(v.shmid).context("file id out of range")?;
@@ -289,12 +428,12 @@ impl<'a> MemoryBuilder<'a> {
                 start,
                 pgoff,
             };
-            if st & status::FILE_SHARED != 0 {
+            plan = if st & status::FILE_SHARED != 0 {
                 // Shared file pages live in the file; CRIU does not dump them.
-                self.fill_gap(gap, start, end, &mut runs)?;
+                Plan::Gap(gap)
             } else {
-                self.resolve(MapKey::Private, 0, start, end, gap, &mut runs)?;
-            }
+                Plan::Private(gap)
+            };
         } else {
             kind = if st & status::VDSO != 0 {
                 MappingKind::Vdso
@@ -307,22 +446,103 @@ impl<'a> MemoryBuilder<'a> {
             } else {
                 MappingKind::Anonymous
             };
-            self.resolve(MapKey::Private, 0, start, end, Gap::Zero, &mut runs)?;
+            plan = Plan::Private(Gap::Zero);
         }
-        // Most mappings have a run or two; keep no spare capacity.
-        runs.shrink_to_fit();
-        Ok(Mapping {
+        let m = Mapping {
             start,
             end,
             prot,
             shared,
             kind,
             file,
-            runs,
-        })
+            stored: 0,
+        };
+        Ok((m, plan))
     }
 
-    /// Appends the runs for `start..end` of pagemap `key` at chain `level`.
+    /// The blob and size of `path` in the root filesystems, if any.
+    fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
+        let Some(root) = self.root else {
+            return Ok(None);
+        };
+        if let Some(known) = self.root_files.get(path) {
+            return Ok(*known);
+        }
+        let found = root.resolve(path)?.map(|blob| {
+            let len = blob.len;
+            self.walker.blobs.push(blob);
+            (self.walker.blobs.len() - 1, len)
+        });
+        self.root_files.insert(path.to_string(), found);
+        Ok(found)
+    }
+
+    /// The IPC key of System V segment `id`, from the ipcns-shm images.
+    fn sysv_key(&mut self, id: u64) -> Result<u32> {
+        if self.sysv_keys.is_none() {
+            let store = self.walker.chain[0].clone();
+            let mut keys = HashMap::new();
+            for name in store.names()? {
+                if !(name.starts_with("ipcns-shm-") && name.ends_with(".img")) {
+                    continue;
+                }
+                let Some(data) = store.read(&name)? else {
+                    continue;
+                };
+                let mut img = Image::parse(
+                    format!("{}/{name}", store.location()),
+                    data,
+                    magic::IPCNS_SHM,
+                )?;
+                while let Some(shm) = img.entry::<proto::IpcShm>()? {
+                    keys.insert(u64::from(shm.desc.id), shm.desc.key);
+                    if shm.in_pagemaps != Some(true) {
+                        // Old images carry the segment's bytes inline, padded to 4 bytes.
+                        img.skip(shm.size.div_ceil(4) * 4)?;
+                    }
+                }
+            }
+            self.sysv_keys = Some(keys);
+        }
+        Ok(self
+            .sysv_keys
+            .as_ref()
+            .and_then(|k| k.get(&id).copied())
+            .unwrap_or(0))
+    }
+}
+
+impl Walker {
+    /// The same walker with no cursors, ready to walk from the start.
+    fn fresh(&self) -> Walker {
+        Walker {
+            pid: self.pid,
+            page_size: self.page_size,
+            chain: self.chain.clone(),
+            blobs: self.blobs.clone(),
+            pages: self.pages.clone(),
+            private: Vec::new(),
+            shmem: HashMap::new(),
+            lazy_bytes: 0,
+            parent_holes: 0,
+        }
+    }
+
+    /// Gives `out` the runs of the mapping `start..end` found by `plan`.
+    fn runs(&mut self, plan: Plan, start: u64, end: u64, out: &mut Sink) -> Result<()> {
+        match plan {
+            Plan::NoContents => out.push(PageRun {
+                len: end - start,
+                source: PageSource::Missing(Missing::NoContents),
+            }),
+            Plan::Shmem { id, offset } => self.shmem(id, offset, end - start, out),
+            Plan::Private(gap) => self.resolve(MapKey::Private, 0, start, end, gap, out),
+            Plan::Gap(gap) => self.fill_gap(gap, 0, start, end, out),
+        }
+    }
+
+    /// Gives `out` the runs for `start..end` of pagemap `key` at chain
+    /// `level`.
     fn resolve(
         &mut self,
         key: MapKey,
@@ -330,24 +550,23 @@ impl<'a> MemoryBuilder<'a> {
         start: u64,
         end: u64,
         gap: Gap,
-        out: &mut Vec<PageRun>,
+        out: &mut Sink,
     ) -> Result<()> {
         let mut pos = start;
-        while pos < end {
+        while pos < end && !out.stopped {
             let Some(cursor) = self.cursor(key, level, pos)? else {
-                return self.fill_gap(gap, pos, end, out);
+                return self.fill_gap(gap, level, pos, end, out);
             };
-            let found = cursor.find(pos)?;
-            let r = match found {
+            let r = match cursor.find(pos)? {
                 Some(r) if r.start < end => {
                     cursor.mark_used();
                     r
                 }
-                _ => return self.fill_gap(gap, pos, end, out),
+                _ => return self.fill_gap(gap, level, pos, end, out),
             };
-            let pages_id = cursor.pages_id();
+            let (pages_id, name) = (cursor.pages_id(), cursor.name().to_string());
             if r.start > pos {
-                self.fill_gap(gap, pos, r.start, out)?;
+                self.fill_gap(gap, level, pos, r.start, out)?;
                 pos = r.start;
             }
             let stop = r.end.min(end);
@@ -355,28 +574,20 @@ impl<'a> MemoryBuilder<'a> {
             if r.flags & PE_PRESENT != 0 {
                 let blob = self.pages_blob(level, pages_id)?;
                 let offset = r.data + (pos - r.start);
-                let blob_len = self.blobs[blob].len;
-                if offset + len > blob_len {
-                    let label = self.blobs[blob].label.clone();
-                    let name = self
-                        .cursor(key, level, pos)?
-                        .map(|c| c.name().to_string())
-                        .unwrap_or_default();
+                let b = &self.blobs[blob];
+                if offset + len > b.len {
                     bail!(
                         "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
                         r.at,
                         offset + len,
-                        label,
-                        blob_len
+                        b.label,
+                        b.len
                     );
                 }
-                push(
-                    out,
-                    PageRun {
-                        len,
-                        source: PageSource::Blob { blob, offset },
-                    },
-                );
+                out.push(PageRun {
+                    len,
+                    source: PageSource::Blob { blob, offset },
+                })?;
             } else if r.flags & PE_PARENT != 0 {
                 if level + 1 > MAX_PARENT_DEPTH {
                     bail!("parent dumps nest deeper than {MAX_PARENT_DEPTH}");
@@ -384,45 +595,47 @@ impl<'a> MemoryBuilder<'a> {
                 self.resolve(key, level + 1, pos, stop, gap, out)?;
             } else if r.flags & PE_LAZY != 0 {
                 self.lazy_bytes += len;
-                push(
-                    out,
-                    PageRun {
-                        len,
-                        source: PageSource::Missing(Missing::Lazy),
-                    },
-                );
+                out.push(PageRun {
+                    len,
+                    source: PageSource::Missing(Missing::Lazy),
+                })?;
             } else {
-                self.fill_gap(gap, pos, stop, out)?;
+                self.fill_gap(gap, level, pos, stop, out)?;
             }
             pos = stop;
         }
         Ok(())
     }
 
-    /// Appends the runs of `len` bytes of shared-memory object `id` from
-    /// `offset`; pages its pagemap does not have are zeros.
-    fn shmem(&mut self, id: u64, offset: u64, len: u64, out: &mut Vec<PageRun>) -> Result<()> {
+    /// Gives `out` the runs of `len` bytes of shared-memory object `id`
+    /// from `offset`; pages its pagemap does not have are zeros.
+    fn shmem(&mut self, id: u64, offset: u64, len: u64, out: &mut Sink) -> Result<()> {
         self.resolve(MapKey::Shmem(id), 0, offset, offset + len, Gap::Zero, out)
     }
 
-    /// Appends runs for `start..end` that no pagemap entry covers.
-    fn fill_gap(&mut self, gap: Gap, start: u64, end: u64, out: &mut Vec<PageRun>) -> Result<()> {
+    /// Gives `out` runs for `start..end`, which no pagemap entry of dump
+    /// `level` covers (a parent dump that lacks pages it was said to have).
+    fn fill_gap(
+        &mut self,
+        gap: Gap,
+        level: usize,
+        start: u64,
+        end: u64,
+        out: &mut Sink,
+    ) -> Result<()> {
         let len = end - start;
+        if level > 0 {
+            self.parent_holes += len;
+        }
         match gap {
-            Gap::Zero => push(
-                out,
-                PageRun {
-                    len,
-                    source: PageSource::Zero,
-                },
-            ),
-            Gap::File { file: None, .. } => push(
-                out,
-                PageRun {
-                    len,
-                    source: PageSource::Missing(Missing::FileBacked),
-                },
-            ),
+            Gap::Zero => out.push(PageRun {
+                len,
+                source: PageSource::Zero,
+            }),
+            Gap::File { file: None, .. } => out.push(PageRun {
+                len,
+                source: PageSource::Missing(Missing::FileBacked),
+            }),
             Gap::File {
                 file: Some((blob, size)),
                 start: vstart,
@@ -430,32 +643,21 @@ impl<'a> MemoryBuilder<'a> {
             } => {
                 let off = pgoff + (start - vstart);
                 let in_file = size.saturating_sub(off).min(len);
-                if in_file > 0 {
-                    push(
-                        out,
-                        PageRun {
-                            len: in_file,
-                            source: PageSource::Blob { blob, offset: off },
-                        },
-                    );
-                }
-                if in_file < len {
-                    push(
-                        out,
-                        PageRun {
-                            len: len - in_file,
-                            source: PageSource::Zero,
-                        },
-                    );
-                }
+                out.push(PageRun {
+                    len: in_file,
+                    source: PageSource::Blob { blob, offset: off },
+                })?;
+                out.push(PageRun {
+                    len: len - in_file,
+                    source: PageSource::Zero,
+                })
             }
             Gap::Shmem {
                 id,
                 start: vstart,
                 pgoff,
-            } => self.shmem(id, pgoff + (start - vstart), len, out)?,
+            } => self.shmem(id, pgoff + (start - vstart), len, out),
         }
-        Ok(())
     }
 
     /// The images of dump `level` of the chain (0 is this dump).
@@ -543,77 +745,4 @@ impl<'a> MemoryBuilder<'a> {
         self.pages.insert((level, pages_id), id);
         Ok(id)
     }
-
-    /// The blob and size of `path` in the root filesystems, if any.
-    fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
-        let Some(root) = self.root else {
-            return Ok(None);
-        };
-        if let Some(known) = self.root_files.get(path) {
-            return Ok(*known);
-        }
-        let found = root.resolve(path)?.map(|blob| {
-            let len = blob.len;
-            self.blobs.push(blob);
-            (self.blobs.len() - 1, len)
-        });
-        self.root_files.insert(path.to_string(), found);
-        Ok(found)
-    }
-
-    /// The IPC key of System V segment `id`, from the ipcns-shm images.
-    fn sysv_key(&mut self, id: u64) -> Result<u32> {
-        if self.sysv_keys.is_none() {
-            let store = self.chain[0].clone();
-            let mut keys = HashMap::new();
-            for name in store.names()? {
-                if !(name.starts_with("ipcns-shm-") && name.ends_with(".img")) {
-                    continue;
-                }
-                let Some(data) = store.read(&name)? else {
-                    continue;
-                };
-                let mut img = Image::parse(
-                    format!("{}/{name}", store.location()),
-                    data,
-                    magic::IPCNS_SHM,
-                )?;
-                while let Some(shm) = img.entry::<proto::IpcShm>()? {
-                    keys.insert(u64::from(shm.desc.id), shm.desc.key);
-                    if shm.in_pagemaps != Some(true) {
-                        // Old images carry the segment's bytes inline, padded to 4 bytes.
-                        img.skip(shm.size.div_ceil(4) * 4)?;
-                    }
-                }
-            }
-            self.sysv_keys = Some(keys);
-        }
-        Ok(self
-            .sysv_keys
-            .as_ref()
-            .and_then(|k| k.get(&id).copied())
-            .unwrap_or(0))
-    }
-}
-
-/// Appends a run, merging it into the previous one where they continue each other.
-fn push(out: &mut Vec<PageRun>, run: PageRun) {
-    if run.len == 0 {
-        return;
-    }
-    if let Some(last) = out.last_mut() {
-        let merged = match (last.source, run.source) {
-            (PageSource::Zero, PageSource::Zero) => true,
-            (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
-            (PageSource::Blob { blob: a, offset: o }, PageSource::Blob { blob: b, offset: p }) => {
-                a == b && o + last.len == p
-            }
-            _ => false,
-        };
-        if merged {
-            last.len += run.len;
-            return;
-        }
-    }
-    out.push(run);
 }

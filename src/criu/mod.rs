@@ -250,6 +250,7 @@ impl Checkpoint {
             env_range: (mm.env_start, mm.env_end),
             exe: self.files.regular_path(mm.exe_file_id),
             mappings: mapped.mappings,
+            runs: std::sync::Arc::new(mapped.runs),
             blobs: mapped.blobs,
             warnings: mapped.warnings,
         })))

@@ -26,10 +26,13 @@ pub trait ImageStore: Send + Sync {
     fn blob(&self, name: &str) -> Result<Option<Blob>>;
     /// Opens an image to be read as a stream, with its length, or `None`
     /// if the store has no such file: for images too large to hold whole.
-    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send + Sync>, u64)>> {
         Ok(self.read(name)?.map(|data| {
             let len = data.len() as u64;
-            (Box::new(io::Cursor::new(data)) as Box<dyn Read + Send>, len)
+            (
+                Box::new(io::Cursor::new(data)) as Box<dyn Read + Send + Sync>,
+                len,
+            )
         }))
     }
     /// The images of the previous dump of an incremental chain, if any.
@@ -131,7 +134,7 @@ impl ImageStore for DirStore {
         }))
     }
 
-    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
+    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send + Sync>, u64)>> {
         let Some((path, len)) = self.regular_file(name)? else {
             return Ok(None);
         };
