@@ -111,6 +111,23 @@ fn incremental_chain_gives_byte_identical_cores() {
             < fs::metadata(fx.images().join("pages-2.img")).unwrap().len()
     );
 
+    // A parent that lacks pages the child says it has: converted, with
+    // those pages as the parent has them (zeros), and a warning.
+    let (hollow, orphan) = (base.join("hollow"), base.join("orphan"));
+    copy_dir(&parent, &hollow);
+    let mut pm = read_raw(&hollow.join("pagemap-12155.img"));
+    pm.entries.truncate(1);
+    write_raw(&hollow.join("pagemap-12155.img"), &pm);
+    copy_dir(&child, &orphan);
+    symlink("../hollow", orphan.join("parent")).unwrap();
+    let o = convert_dir(&orphan, &base.join("orphan-out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("KiB marked as in the parent dump are not there"),
+        "{}",
+        stderr(&o)
+    );
+
     // Without the parent link the pages are nowhere: a clear error.
     fs::remove_file(child.join("parent")).unwrap();
     let o = convert_dir(&child, &base.join("broken"), &[]);

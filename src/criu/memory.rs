@@ -3,8 +3,9 @@
 //! dump, a shared-memory pagemap, a file under the root filesystem, zeros,
 //! or nowhere.
 //!
-//! Each pagemap is read once, front to back, while the VMAs are walked in
-//! address order.
+//! The runs are never all held: each walk reads every pagemap front to
+//! back, streamed, while the VMAs are visited in address order, and hands
+//! the runs on one by one. A process keeps only one small plan per mapping.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
