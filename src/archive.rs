@@ -3,8 +3,8 @@
 //! `checkpoint/` beside `config.dump`, `spec.dump`, `rootfs-diff.tar` and
 //! friends — plain, gzip- or zstd-compressed (recognised by content).
 //!
-//! Archives are not extracted. Small members are held in memory; page files
-//! and the rootfs diff are used where they lie inside an uncompressed
+//! Archives are not extracted. Small members are held in memory; page files,
+//! pagemaps and the rootfs diff are used where they lie inside an uncompressed
 //! archive, or streamed once into a private temporary directory (removed
 //! when the store is dropped) when the archive is compressed. Member paths
 //! are only ever keys: nothing is written under a name from the archive,
@@ -400,9 +400,11 @@ impl ArchiveStore {
     }
 }
 
+/// Page files and pagemaps, which grow with the checkpoint: read where they
+/// lie (or from a spill file), never held in memory.
 fn is_page_file(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
-    base.starts_with("pages-") && base.ends_with(".img")
+    (base.starts_with("pages-") || base.starts_with("pagemap-")) && base.ends_with(".img")
 }
 
 impl ImageStore for ArchiveStore {
@@ -445,13 +447,10 @@ impl ImageStore for ArchiveStore {
                     .with_context(|| format!("{}: cannot open {name}", self.label))?;
                 Ok(Some((Box::new(f), b.len)))
             }
-            _ => Ok(self.read(name)?.map(|data| {
-                let len = data.len() as u64;
-                (
-                    Box::new(io::Cursor::new(data)) as Box<dyn Read + Send + Sync>,
-                    len,
-                )
-            })),
+            Some(Member::Small(b)) => {
+                Ok(Some((Box::new(io::Cursor::new(b.clone())), b.len() as u64)))
+            }
+            None => Ok(None),
         }
     }
 
