@@ -115,27 +115,16 @@ impl Image {
         let Some((at, bytes)) = self.next_raw()? else {
             return Ok(None);
         };
-        match M::decode(bytes) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) => Err(anyhow::Error::new(e).context(format!(
-                "{}: offset {at}: cannot decode {}",
-                self.name,
-                short_type_name::<M>()
-            ))),
-        }
+        // The entry just read ends where the image now stands.
+        let len = bytes.len();
+        decode(&self.name, at as u64, &self.data[self.pos - len..self.pos]).map(Some)
     }
 
     /// Decodes the next entry, which must exist.
     pub fn expect<M: Message + Default>(&mut self) -> Result<M> {
-        let at = self.pos;
-        match self.entry()? {
-            Some(m) => Ok(m),
-            None => bail!(
-                "{}: offset {at}: missing {} entry (image ends here)",
-                self.name,
-                short_type_name::<M>()
-            ),
-        }
+        let at = self.pos as u64;
+        let m = self.entry()?;
+        present(&self.name, at, m)
     }
 
     /// Decodes every remaining entry.
@@ -280,26 +269,14 @@ impl ImageReader {
             .read_exact(&mut self.buf)
             .with_context(|| format!("{}: offset {at}: cannot read {len} bytes", self.name))?;
         self.pos = at + 4 + len as u64;
-        M::decode(&self.buf[..]).map(Some).map_err(|e| {
-            anyhow::Error::new(e).context(format!(
-                "{}: offset {at}: cannot decode {}",
-                self.name,
-                short_type_name::<M>()
-            ))
-        })
+        decode(&self.name, at, &self.buf).map(Some)
     }
 
     /// Decodes the next entry, which must exist.
     pub fn expect<M: Message + Default>(&mut self) -> Result<M> {
-        let at = self.pos;
-        match self.entry()? {
-            Some(m) => Ok(m),
-            None => bail!(
-                "{}: offset {at}: missing {} entry (image ends here)",
-                self.name,
-                short_type_name::<M>()
-            ),
-        }
+        let at = self.pos as u64;
+        let m = self.entry()?;
+        present(&self.name, at, m)
     }
 }
 
@@ -408,6 +385,26 @@ pub fn count_scalars(bytes: &[u8], tag: u32) -> usize {
         }
     }
     n
+}
+
+/// Decodes the entry at `at` of image `name`.
+fn decode<M: Message + Default>(name: &str, at: u64, bytes: &[u8]) -> Result<M> {
+    M::decode(bytes).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "{name}: offset {at}: cannot decode {}",
+            short_type_name::<M>()
+        ))
+    })
+}
+
+/// The entry an image must have at `at`.
+fn present<M>(name: &str, at: u64, m: Option<M>) -> Result<M> {
+    m.with_context(|| {
+        format!(
+            "{name}: offset {at}: missing {} entry (image ends here)",
+            short_type_name::<M>()
+        )
+    })
 }
 
 fn short_type_name<M>() -> &'static str {
