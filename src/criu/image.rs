@@ -274,7 +274,7 @@ impl ImageReader {
 
     /// Decodes the next entry, which must exist.
     pub fn expect<M: Message + Default>(&mut self) -> Result<M> {
-        let at = self.pos as u64;
+        let at = self.pos;
         let m = self.entry()?;
         present(&self.name, at, m)
     }
