@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: an input (image directory or checkpoint archive,
 //! [`input`], [`archive`]) → CRIU image decoding ([`criu`]) → the process
-//! model ([`model`]: threads, registers, mappings, page sources) → note
+//! model ([`model`]: threads, registers, mappings, and page runs walked on
+//! demand rather than held) → note
 //! building ([`notes`], one module per architecture in [`arch`]) → the ELF
 //! core writer ([`elf`]), tied together by [`convert`].
 //!
