@@ -9,13 +9,13 @@ pub const IMG_SERVICE: u32 = 0x5510_5940;
 pub const INVENTORY: u32 = 0x5831_3116;
 /// pstree.img
 pub const PSTREE: u32 = 0x5027_3030;
-/// pagemap-<pid>.img and pagemap-shmem-<id>.img
+/// `pagemap-<pid>.img` and `pagemap-shmem-<id>.img`
 pub const PAGEMAP: u32 = 0x5608_4025;
-/// core-<tid>.img
+/// `core-<tid>.img`
 pub const CORE: u32 = 0x5505_3847;
-/// ids-<pid>.img
+/// `ids-<pid>.img`
 pub const IDS: u32 = 0x5443_2030;
-/// mm-<pid>.img
+/// `mm-<pid>.img`
 pub const MM: u32 = 0x5749_2820;
 /// files.img
 pub const FILES: u32 = 0x5630_3138;
@@ -25,7 +25,7 @@ pub const REG_FILES: u32 = 0x5036_3636;
 pub const MEMFD_INODE: u32 = 0x4845_3499;
 /// remap-fpath.img
 pub const REMAP_FPATH: u32 = 0x5913_3954;
-/// ipcns-shm-<id>.img
+/// `ipcns-shm-<id>.img`
 pub const IPCNS_SHM: u32 = 0x4628_3044;
 /// stats-dump / stats-restore
 pub const STATS: u32 = 0x5709_3306;

@@ -1,5 +1,5 @@
 //! Turns a process's VMAs and pagemaps into [`Mapping`]s whose page runs say
-//! where every byte comes from: pages-<id>.img of this dump or of a parent
+//! where every byte comes from: `pages-<id>.img` of this dump or of a parent
 //! dump, a shared-memory pagemap, a file under the root filesystem, zeros,
 //! or nowhere.
 //!
@@ -65,9 +65,9 @@ pub mod status {
 /// Which pagemap an address range is looked up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum MapKey {
-    /// The process's own pagemap-<pid>.img, addressed by virtual address.
+    /// The process's own `pagemap-<pid>.img`, addressed by virtual address.
     Private,
-    /// pagemap-shmem-<id>.img, addressed by offset in the object.
+    /// `pagemap-shmem-<id>.img`, addressed by offset in the object.
     Shmem(u64),
 }
 
@@ -731,7 +731,7 @@ impl Walker {
         })
     }
 
-    /// The blob of pages-<id>.img at `level`.
+    /// The blob of `pages-<id>.img` at `level`.
     fn pages_blob(&mut self, level: usize, pages_id: u32) -> Result<BlobId> {
         if let Some(&id) = self.pages.get(&(level, pages_id)) {
             return Ok(id);

@@ -17,7 +17,7 @@ pub const MAX_ENTRY_BYTES: usize = 4096;
 pub const PE_PARENT: u32 = 1 << 0;
 /// Pages may be fetched lazily from the source (lazy migration).
 pub const PE_LAZY: u32 = 1 << 1;
-/// Pages are in this dump's pages-<id>.img.
+/// Pages are in this dump's `pages-<id>.img`.
 pub const PE_PRESENT: u32 = 1 << 2;
 
 /// One pagemap entry, validated.
@@ -63,7 +63,7 @@ impl PagemapReader {
         self.image.name()
     }
 
-    /// The id of the pages-<id>.img that holds this pagemap's data.
+    /// The id of the `pages-<id>.img` that holds this pagemap's data.
     pub fn pages_id(&self) -> u32 {
         self.pages_id
     }

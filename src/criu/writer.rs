@@ -88,7 +88,7 @@ impl CheckpointWriter {
         self.write("pstree.img", magic::PSTREE, entries)
     }
 
-    /// core-<tid>.img.
+    /// `core-<tid>.img`.
     pub fn core(&self, tid: u32, core: &proto::Core) -> Result<()> {
         self.write(
             &format!("core-{tid}.img"),
@@ -97,7 +97,7 @@ impl CheckpointWriter {
         )
     }
 
-    /// mm-<pid>.img.
+    /// `mm-<pid>.img`.
     pub fn mm(&self, pid: u32, mm: &proto::Mm) -> Result<()> {
         self.write(
             &format!("mm-{pid}.img"),
