@@ -108,7 +108,7 @@ pub struct Mapped {
 enum Plan {
     /// None of them are known (vvar, vsyscall, device memory).
     NoContents,
-    /// `len` bytes of shared-memory object `id` from `offset`.
+    /// Shared-memory object `id`, from `offset` on.
     Shmem { id: u64, offset: u64 },
     /// The process's own pagemap, with `Gap` where it has nothing.
     Private(Gap),
