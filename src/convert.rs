@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
-use crate::model::{Mapping, PageSource, Process, ProcessState};
+use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
 
 /// The notes of a process's core, in the kernel's order: each thread's
@@ -120,76 +120,90 @@ pub struct ProcessSegments<'a> {
 
 /// The segments of `p`, from one walk of its page runs.
 pub fn segments(p: &Process) -> Result<ProcessSegments<'_>> {
-    let mut headers = Vec::with_capacity(p.mappings.len());
-    // The mapping being walked, where its next run starts, where its
-    // current segment starts and where that segment's contents end.
-    let (mut current, mut addr, mut seg, mut content) = (None::<usize>, 0, 0, 0);
-    let finish = |headers: &mut Vec<(usize, SegmentHeader)>,
-                  mi: usize,
-                  addr: u64,
-                  seg: u64,
-                  content: u64|
-     -> Result<()> {
-        let m = &p.mappings[mi];
-        if m.stored == 0 {
-            // Nothing of it was ever written (guard pages, reservations):
-            // no file contents at all, as the kernel dumps a mapping that
-            // was never touched. Readers see zeros or the mapped file.
-            headers.push((mi, header(m, m.start, m.end, m.start)));
-            return Ok(());
-        }
-        if addr != m.end {
-            bail!(
-                "the page runs of mapping {:#x}-{:#x} stop at {addr:#x}",
-                m.start,
-                m.end
-            );
-        }
-        headers.push((mi, header(m, seg, m.end, content)));
-        Ok(())
-    };
-    p.runs.walk(0, &mut |mi, run| {
-        let m = p
-            .mappings
-            .get(mi)
-            .context("page run of an unknown mapping")?;
-        if current != Some(mi) {
-            // Mappings between the last one and this (none, normally) had
-            // no runs at all.
-            let next = current.map_or(0, |c| c + 1);
-            if let Some(c) = current {
-                finish(&mut headers, c, addr, seg, content)?;
-            }
-            for skipped in next..mi {
-                let s = &p.mappings[skipped];
-                finish(&mut headers, skipped, s.end, s.start, s.start)?;
-            }
-            current = Some(mi);
-            (addr, seg, content) = (m.start, m.start, m.start);
-        }
-        if !matches!(run.source, PageSource::Missing(_)) {
-            if content < addr {
-                // Contents again after unknown pages: a new segment.
-                headers.push((mi, header(m, seg, addr, content)));
-                seg = addr;
-            }
-            content = addr + run.len;
-        }
-        addr += run.len;
+    let mut cut = Cutter::new(p);
+    p.walk_runs(0, &mut |mi, m, at, run| {
+        cut.run(mi, m, at, run)?;
         Ok(std::ops::ControlFlow::Continue(()))
     })?;
-    let next = current.map_or(0, |c| c + 1);
-    if let Some(c) = current {
-        finish(&mut headers, c, addr, seg, content)?;
-    }
-    for skipped in next..p.mappings.len() {
-        let s = &p.mappings[skipped];
-        finish(&mut headers, skipped, s.end, s.start, s.start)?;
-    }
+    cut.close_to(p.mappings.len())?;
     Ok(ProcessSegments {
         process: p,
-        headers,
+        headers: cut.headers,
     })
+}
+
+/// Cuts a process's mappings into segments as their runs go by.
+struct Cutter<'a> {
+    p: &'a Process,
+    headers: Vec<(usize, SegmentHeader)>,
+    /// The mapping being walked: the first that has no headers yet.
+    next: usize,
+    /// Where its current segment starts, where that segment's contents
+    /// end, and where its runs have reached.
+    seg: u64,
+    content: u64,
+    addr: u64,
+}
+
+impl<'a> Cutter<'a> {
+    fn new(p: &'a Process) -> Cutter<'a> {
+        let start = p.mappings.first().map_or(0, |m| m.start);
+        Cutter {
+            p,
+            headers: Vec::with_capacity(p.mappings.len()),
+            next: 0,
+            seg: start,
+            content: start,
+            addr: start,
+        }
+    }
+
+    fn run(&mut self, mi: usize, m: &Mapping, at: u64, run: PageRun) -> Result<()> {
+        if mi < self.next {
+            bail!("page runs of mapping {mi} come out of order");
+        }
+        self.close_to(mi)?;
+        if !matches!(run.source, PageSource::Missing(_)) {
+            if self.content < at {
+                // Contents again after unknown pages: a new segment.
+                self.headers
+                    .push((mi, header(m, self.seg, at, self.content)));
+                self.seg = at;
+            }
+            self.content = at + run.len;
+        }
+        self.addr = at + run.len;
+        Ok(())
+    }
+
+    /// Ends every mapping before `upto`: the one being walked, and any
+    /// that had no runs at all.
+    fn close_to(&mut self, upto: usize) -> Result<()> {
+        while self.next < upto {
+            let m = &self.p.mappings[self.next];
+            if m.stored == 0 {
+                // Nothing of it was ever written (guard pages, reservations):
+                // no file contents at all, as the kernel dumps a mapping that
+                // was never touched. Readers see zeros or the mapped file.
+                self.headers
+                    .push((self.next, header(m, m.start, m.end, m.start)));
+            } else if self.addr != m.end {
+                bail!(
+                    "the page runs of mapping {:#x}-{:#x} stop at {:#x}",
+                    m.start,
+                    m.end,
+                    self.addr
+                );
+            } else {
+                self.headers
+                    .push((self.next, header(m, self.seg, m.end, self.content)));
+            }
+            self.next += 1;
+            let start = self.p.mappings.get(self.next).map_or(0, |m| m.start);
+            (self.seg, self.content, self.addr) = (start, start, start);
+        }
+        Ok(())
+    }
 }
 
 /// The header of the segment of `m` from `start` to `end` whose contents
@@ -216,18 +230,8 @@ impl Segments for ProcessSegments<'_> {
     }
 
     fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
-        let p = self.process;
-        let (mut si, mut current, mut addr) = (0, usize::MAX, 0);
-        p.runs.walk(0, &mut |mi, run| {
-            let m = p
-                .mappings
-                .get(mi)
-                .context("page run of an unknown mapping")?;
-            if mi != current {
-                (current, addr) = (mi, m.start);
-            }
-            let at = addr;
-            addr += run.len;
+        let mut si = 0;
+        self.process.walk_runs(0, &mut |mi, m, at, run| {
             let ext = match run.source {
                 PageSource::Zero => Extent::Zero(run.len),
                 PageSource::Blob { blob, offset } => Extent::Copy {
@@ -349,7 +353,7 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MappingKind, Missing, PageRun, Prot, RunList};
+    use crate::model::{MappingKind, Missing, Prot, RunList};
 
     fn run(len: u64, source: PageSource) -> PageRun {
         PageRun { len, source }

@@ -162,6 +162,10 @@ pub trait PageRuns: std::fmt::Debug + Send + Sync {
     ) -> Result<()>;
 }
 
+/// What [`Process::walk_runs`] calls with each run: the mapping's index,
+/// the mapping, the address the run starts at, and the run.
+pub type RunVisit<'a> = dyn FnMut(usize, &Mapping, u64, PageRun) -> Result<ControlFlow<()>> + 'a;
+
 /// Page runs held in memory, one list per mapping: for processes built by
 /// hand.
 #[derive(Debug, Clone, Default)]
@@ -263,6 +267,25 @@ impl Process {
         self.mappings.iter().map(Mapping::stored_bytes).sum()
     }
 
+    /// Walks the page runs of the mappings from `from` on, giving `f` each
+    /// run with its mapping's index, the mapping and the address the run
+    /// starts at, until `f` breaks.
+    pub fn walk_runs(&self, from: usize, f: &mut RunVisit<'_>) -> Result<()> {
+        let (mut current, mut addr) = (usize::MAX, 0);
+        self.runs.walk(from, &mut |mi, run| {
+            let m = self
+                .mappings
+                .get(mi)
+                .context("page run of an unknown mapping")?;
+            if mi != current {
+                (current, addr) = (mi, m.start);
+            }
+            let at = addr;
+            addr += run.len;
+            f(mi, m, at, run)
+        })
+    }
+
     /// Reads `len` bytes of the process's memory at `addr`. Fails if any of
     /// them is unmapped or has unknown contents.
     pub fn read_memory(&self, addr: u64, len: u64) -> Result<Vec<u8>> {
@@ -272,19 +295,10 @@ impl Process {
             .context("address range wraps around")?;
         let mut pos = addr;
         let first = self.mappings.partition_point(|m| m.end <= addr);
-        let (mut current, mut run_start) = (usize::MAX, 0);
         if len > 0 {
-            self.runs.walk(first, &mut |mi, run| {
-                let m = self
-                    .mappings
-                    .get(mi)
-                    .context("page run of an unknown mapping")?;
-                if mi != current {
-                    current = mi;
-                    run_start = m.start;
-                    if m.start > pos {
-                        bail!("address {pos:#x} is not mapped");
-                    }
+            self.walk_runs(first, &mut |_, _, run_start, run| {
+                if run_start > pos {
+                    bail!("address {pos:#x} is not mapped");
                 }
                 let run_end = run_start + run.len;
                 if run_end > pos && run_start < end {
@@ -314,7 +328,6 @@ impl Process {
                     }
                     pos += n;
                 }
-                run_start = run_end;
                 Ok(if pos >= end {
                     ControlFlow::Break(())
                 } else {
