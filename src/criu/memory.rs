@@ -120,13 +120,13 @@ enum Plan {
 /// walk: holds one small plan per mapping, never the runs themselves.
 pub struct CriuRuns {
     plans: Vec<(u64, u64, Plan)>,
-    walker: Walker,
+    dump: Dump,
 }
 
 impl std::fmt::Debug for CriuRuns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CriuRuns")
-            .field("pid", &self.walker.pid)
+            .field("pid", &self.dump.pid)
             .field("mappings", &self.plans.len())
             .finish()
     }
@@ -138,7 +138,7 @@ impl PageRuns for CriuRuns {
         from: usize,
         f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let mut walker = self.walker.fresh();
+        let mut walker = Walker::new(self.dump.clone());
         for (i, &(start, end, plan)) in self.plans.iter().enumerate().skip(from) {
             let mut emit = |run| f(i, run);
             let mut sink = Sink::new(&mut emit);
@@ -203,15 +203,20 @@ impl<'f> Sink<'f> {
     }
 }
 
-/// Finds the runs of mappings in pagemaps, walking each pagemap forward.
-/// What it learns of the dump (parent stores, pages files) is kept from
-/// walk to walk; the cursors are not.
-struct Walker {
+/// What walks learn of a process's dump and keep from walk to walk: the
+/// chain of parent stores and the files page runs point into.
+#[derive(Clone)]
+struct Dump {
     pid: u32,
     page_size: u64,
     chain: Vec<Arc<dyn ImageStore>>,
     blobs: Vec<Blob>,
     pages: HashMap<(usize, u32), BlobId>,
+}
+
+/// Finds the runs of mappings in pagemaps, walking each pagemap forward.
+struct Walker {
+    dump: Dump,
     private: Vec<Option<Cursor>>,
     shmem: HashMap<(usize, u64), Option<Cursor>>,
     lazy_bytes: u64,
@@ -237,17 +242,13 @@ impl<'a> MemoryBuilder<'a> {
         root: Option<&'a FileRoots>,
     ) -> MemoryBuilder<'a> {
         MemoryBuilder {
-            walker: Walker {
+            walker: Walker::new(Dump {
                 pid,
                 page_size,
                 chain: vec![store],
                 blobs: Vec::new(),
                 pages: HashMap::new(),
-                private: Vec::new(),
-                shmem: HashMap::new(),
-                lazy_bytes: 0,
-                parent_holes: 0,
-            },
+            }),
             root,
             files,
             sysv_keys: None,
@@ -264,7 +265,7 @@ impl<'a> MemoryBuilder<'a> {
         count: usize,
         mm_name: &str,
     ) -> Result<Mapped> {
-        let page_size = self.walker.page_size;
+        let page_size = self.walker.dump.page_size;
         let mut mappings = Vec::with_capacity(count);
         let mut plans = Vec::with_capacity(count);
         let mut prev_end = 0;
@@ -331,10 +332,10 @@ impl<'a> MemoryBuilder<'a> {
         }
         Ok(Mapped {
             mappings,
-            blobs: w.blobs.clone(),
+            blobs: w.dump.blobs.clone(),
             runs: CriuRuns {
                 plans,
-                walker: self.walker.fresh(),
+                dump: self.walker.dump,
             },
             warnings,
         })
@@ -471,8 +472,8 @@ impl<'a> MemoryBuilder<'a> {
         }
         let found = root.resolve(path)?.map(|blob| {
             let len = blob.len;
-            self.walker.blobs.push(blob);
-            (self.walker.blobs.len() - 1, len)
+            self.walker.dump.blobs.push(blob);
+            (self.walker.dump.blobs.len() - 1, len)
         });
         self.root_files.insert(path.to_string(), found);
         Ok(found)
@@ -481,7 +482,7 @@ impl<'a> MemoryBuilder<'a> {
     /// The IPC key of System V segment `id`, from the ipcns-shm images.
     fn sysv_key(&mut self, id: u64) -> Result<u32> {
         if self.sysv_keys.is_none() {
-            let store = self.walker.chain[0].clone();
+            let store = self.walker.dump.chain[0].clone();
             let mut keys = HashMap::new();
             for name in store.names()? {
                 if !(name.starts_with("ipcns-shm-") && name.ends_with(".img")) {
@@ -514,14 +515,10 @@ impl<'a> MemoryBuilder<'a> {
 }
 
 impl Walker {
-    /// The same walker with no cursors, ready to walk from the start.
-    fn fresh(&self) -> Walker {
+    /// A walker over `dump`, ready to walk from the start.
+    fn new(dump: Dump) -> Walker {
         Walker {
-            pid: self.pid,
-            page_size: self.page_size,
-            chain: self.chain.clone(),
-            blobs: self.blobs.clone(),
-            pages: self.pages.clone(),
+            dump,
             private: Vec::new(),
             shmem: HashMap::new(),
             lazy_bytes: 0,
@@ -575,7 +572,7 @@ impl Walker {
             if r.flags & PE_PRESENT != 0 {
                 let blob = self.pages_blob(level, pages_id)?;
                 let offset = r.data + (pos - r.start);
-                let b = &self.blobs[blob];
+                let b = &self.dump.blobs[blob];
                 if offset + len > b.len {
                     bail!(
                         "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
@@ -663,8 +660,13 @@ impl Walker {
 
     /// The images of dump `level` of the chain (0 is this dump).
     fn store(&mut self, level: usize) -> Result<Arc<dyn ImageStore>> {
-        while self.chain.len() <= level {
-            let last = self.chain.last().expect("chain starts non-empty").clone();
+        while self.dump.chain.len() <= level {
+            let last = self
+                .dump
+                .chain
+                .last()
+                .expect("chain starts non-empty")
+                .clone();
             let parent = last.parent()?.with_context(|| {
                 format!(
                     "pages are in the parent dump, but {} has no parent images",
@@ -672,12 +674,12 @@ impl Walker {
                 )
             })?;
             let loc = parent.location();
-            if self.chain.iter().any(|s| s.location() == loc) {
+            if self.dump.chain.iter().any(|s| s.location() == loc) {
                 bail!("parent images of {} loop back to {loc}", last.location());
             }
-            self.chain.push(parent);
+            self.dump.chain.push(parent);
         }
-        Ok(self.chain[level].clone())
+        Ok(self.dump.chain[level].clone())
     }
 
     /// The cursor over pagemap `key` at `level`, positioned for `pos`, or
@@ -694,7 +696,7 @@ impl Walker {
         if stale {
             let store = self.store(level)?;
             let name = match key {
-                MapKey::Private => format!("pagemap-{}.img", self.pid),
+                MapKey::Private => format!("pagemap-{}.img", self.dump.pid),
                 MapKey::Shmem(id) => format!("pagemap-shmem-{id}.img"),
             };
             let cursor = match store.open(&name)? {
@@ -706,7 +708,7 @@ impl Walker {
                         magic::PAGEMAP,
                         MAX_ENTRY_BYTES,
                     )?;
-                    Some(Cursor::new(PagemapReader::new(img, self.page_size)?))
+                    Some(Cursor::new(PagemapReader::new(img, self.dump.page_size)?))
                 }
                 None if matches!(key, MapKey::Private) => {
                     bail!("{}: {name} is missing", store.location())
@@ -733,7 +735,7 @@ impl Walker {
 
     /// The blob of `pages-<id>.img` at `level`.
     fn pages_blob(&mut self, level: usize, pages_id: u32) -> Result<BlobId> {
-        if let Some(&id) = self.pages.get(&(level, pages_id)) {
+        if let Some(&id) = self.dump.pages.get(&(level, pages_id)) {
             return Ok(id);
         }
         let store = self.store(level)?;
@@ -741,9 +743,9 @@ impl Walker {
         let blob = store
             .blob(&name)?
             .with_context(|| format!("{}: {name} is missing", store.location()))?;
-        self.blobs.push(blob);
-        let id = self.blobs.len() - 1;
-        self.pages.insert((level, pages_id), id);
+        self.dump.blobs.push(blob);
+        let id = self.dump.blobs.len() - 1;
+        self.dump.pages.insert((level, pages_id), id);
         Ok(id)
     }
 }
