@@ -510,7 +510,7 @@ impl Seek for SubFile {
 
 /// The regular files of an uncompressed tar lying inside `blob` (a
 /// rootfs-diff.tar), by clean path, each as a blob of its own.
-pub fn index_tar(blob: &Blob) -> Result<BTreeMap<String, Blob>> {
+pub fn index_tar(blob: &Blob) -> Result<BTreeMap<Vec<u8>, Blob>> {
     let sub = SubFile::open(&blob.path, blob.offset, blob.len)
         .with_context(|| format!("{}: cannot open", blob.label))?;
     let mut ar = tar::Archive::new(sub);
@@ -539,7 +539,7 @@ pub fn index_tar(blob: &Blob) -> Result<BTreeMap<String, Blob>> {
             bail!("{}: member {name} runs past the end of the tar", blob.label);
         }
         out.insert(
-            name.clone(),
+            name.clone().into_bytes(),
             Blob {
                 label: format!("{}:{name}", blob.label),
                 path: blob.path.clone(),

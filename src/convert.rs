@@ -57,7 +57,7 @@ pub fn build_notes(p: &Process) -> Vec<Note> {
 pub fn psinfo(p: &Process) -> PrPsInfo {
     let mut psargs = p.psargs(notes::PSARGS_LEN);
     if psargs.is_empty() {
-        psargs = p.comm.as_bytes().to_vec();
+        psargs = p.comm.clone();
     }
     PrPsInfo {
         sname: match p.state {
@@ -72,7 +72,7 @@ pub fn psinfo(p: &Process) -> PrPsInfo {
         ppid: p.ppid,
         pgrp: p.pgid,
         sid: p.sid,
-        fname: p.comm.as_bytes().to_vec(),
+        fname: p.comm.clone(),
         psargs,
     }
 }
@@ -381,7 +381,7 @@ mod tests {
             ppid: 0,
             pgid: 1,
             sid: 1,
-            comm: "t".into(),
+            comm: b"t".to_vec(),
             state: ProcessState::Running,
             flags: 0,
             uid: 0,
@@ -575,7 +575,7 @@ pub fn convert_input(
             Err(e) => Outcome::Failed(format!("{e:#}")),
             Ok(crate::criu::Loaded::Zombie { exit_code, .. }) => Outcome::Zombie { exit_code },
             Ok(crate::criu::Loaded::Process(p)) => {
-                r.comm = Some(p.comm.clone());
+                r.comm = Some(crate::model::display_bytes(&p.comm).into_owned());
                 r.warnings = p.warnings.clone();
                 match write_core(&p, out_dir, opts.force) {
                     Ok(stats) => Outcome::Written {

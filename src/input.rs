@@ -49,6 +49,9 @@ pub struct Input {
     pub container: Option<ContainerInfo>,
     /// The files the container changed (rootfs-diff.tar), if present.
     pub rootfs_diff: Option<Blob>,
+    /// What is wrong with the input as a whole but did not stop it being
+    /// read: for the user to see before the processes' own warnings.
+    pub warnings: Vec<String>,
 }
 
 /// Options for opening inputs.
@@ -137,6 +140,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
         checkpoint,
         container,
         rootfs_diff,
+        warnings: Vec::new(),
     })
 }
 

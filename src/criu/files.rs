@@ -17,8 +17,8 @@ use crate::proto;
 pub enum FileRef {
     /// A regular file, by its path in the task's mount namespace.
     Regular {
-        /// Path.
-        name: String,
+        /// Path (bytes: a path need not be UTF-8).
+        name: Vec<u8>,
         /// Size when dumped, if recorded.
         size: Option<u64>,
     },
@@ -101,10 +101,10 @@ impl FileTable {
 
     /// The path of a regular file as the kernel shows it (" (deleted)"
     /// appended for files unlinked while open).
-    pub fn regular_path(&self, id: u32) -> Option<String> {
+    pub fn regular_path(&self, id: u32) -> Option<Vec<u8>> {
         match self.files.get(&id)? {
             FileRef::Regular { name, .. } if self.deleted.contains(&id) => {
-                Some(format!("{name} (deleted)"))
+                Some([name, DELETED].concat())
             }
             FileRef::Regular { name, .. } => Some(name.clone()),
             _ => None,
@@ -124,20 +124,23 @@ impl FileTable {
     }
 }
 
+/// What the kernel appends to the path of a file unlinked while open.
+pub const DELETED: &[u8] = b" (deleted)";
+
 /// The path the kernel shows for a memfd: `/memfd:NAME (deleted)`, or for
 /// shared anonymous memory (which CRIU records as a memfd named after the
 /// shmem file) that file's own path, such as `/dev/zero (deleted)`.
-pub fn memfd_path(inode: &proto::MemfdInode) -> String {
-    if inode.name.starts_with('/') {
-        format!("{} (deleted)", inode.name)
+pub fn memfd_path(inode: &proto::MemfdInode) -> Vec<u8> {
+    if inode.name.starts_with(b"/") {
+        [&inode.name[..], DELETED].concat()
     } else {
-        format!("/memfd:{} (deleted)", inode.name)
+        [b"/memfd:", &inode.name[..], DELETED].concat()
     }
 }
 
 /// The path the kernel shows for a System V shared memory segment.
-pub fn sysv_path(key: u32) -> String {
-    format!("/SYSV{key:08x} (deleted)")
+pub fn sysv_path(key: u32) -> Vec<u8> {
+    format!("/SYSV{key:08x} (deleted)").into_bytes()
 }
 
 #[cfg(test)]
@@ -191,21 +194,24 @@ mod tests {
         w.write("remap-fpath.img", magic::REMAP_FPATH, &[remap])
             .unwrap();
         let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
-        assert_eq!(t.regular_path(1).as_deref(), Some("/usr/bin/app"));
-        assert_eq!(t.regular_path(2).as_deref(), Some("/tmp/gone (deleted)"));
+        assert_eq!(t.regular_path(1).as_deref(), Some(&b"/usr/bin/app"[..]));
+        assert_eq!(
+            t.regular_path(2).as_deref(),
+            Some(&b"/tmp/gone (deleted)"[..])
+        );
         assert_eq!(t.regular_path(3), None);
         let inode = t.memfd(3).unwrap();
         assert_eq!(
-            (inode.shmid, memfd_path(inode).as_str()),
-            (77, "/memfd:jit (deleted)")
+            (inode.shmid, &memfd_path(inode)[..]),
+            (77, &b"/memfd:jit (deleted)"[..])
         );
         assert!(t.memfd(1).is_err() && t.memfd(4).is_err());
         let zero = proto::MemfdInode {
             name: "/dev/zero".into(),
             ..Default::default()
         };
-        assert_eq!(memfd_path(&zero), "/dev/zero (deleted)");
-        assert_eq!(sysv_path(0x1234), "/SYSV00001234 (deleted)");
+        assert_eq!(memfd_path(&zero), b"/dev/zero (deleted)");
+        assert_eq!(sysv_path(0x1234), b"/SYSV00001234 (deleted)");
     }
 
     #[test]

@@ -229,7 +229,7 @@ pub struct MemoryBuilder<'a> {
     root: Option<&'a FileRoots>,
     files: &'a FileTable,
     sysv_keys: Option<HashMap<u64, u32>>,
-    root_files: HashMap<String, Option<(BlobId, u64)>>,
+    root_files: HashMap<Vec<u8>, Option<(BlobId, u64)>>,
 }
 
 impl<'a> MemoryBuilder<'a> {
@@ -376,7 +376,7 @@ impl<'a> MemoryBuilder<'a> {
         } else if st & status::MEMFD != 0 {
             let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
             let inode = self.files.memfd(id)?.clone();
-            kind = if inode.name.starts_with('/') {
+            kind = if inode.name.starts_with(b"/") {
                 MappingKind::SharedAnonymous
             } else {
                 MappingKind::Memfd
@@ -401,7 +401,7 @@ impl<'a> MemoryBuilder<'a> {
         } else if st & status::ANON_SHARED != 0 {
             kind = MappingKind::SharedAnonymous;
             file = Some(Box::new(MappedFile {
-                path: "/dev/zero (deleted)".into(),
+                path: b"/dev/zero (deleted)".to_vec(),
                 offset: pgoff,
             }));
             plan = Plan::Shmem {
@@ -415,7 +415,7 @@ impl<'a> MemoryBuilder<'a> {
                 .files
                 .regular_path(id)
                 .with_context(|| format!("files.img has no regular file id {id}"))?;
-            let deleted = path.ends_with(" (deleted)");
+            let deleted = path.ends_with(files::DELETED);
             let on_disk = if deleted {
                 None
             } else {
@@ -463,7 +463,7 @@ impl<'a> MemoryBuilder<'a> {
     }
 
     /// The blob and size of `path` in the root filesystems, if any.
-    fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
+    fn root_file(&mut self, path: &[u8]) -> Result<Option<(BlobId, u64)>> {
         let Some(root) = self.root else {
             return Ok(None);
         };
@@ -475,7 +475,7 @@ impl<'a> MemoryBuilder<'a> {
             self.walker.dump.blobs.push(blob);
             (self.walker.dump.blobs.len() - 1, len)
         });
-        self.root_files.insert(path.to_string(), found);
+        self.root_files.insert(path.to_vec(), found);
         Ok(found)
     }
 
