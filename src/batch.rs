@@ -31,6 +31,9 @@ pub struct BatchOptions {
     pub root: Option<PathBuf>,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
+    /// The most each compressed archive may unpack there (default: half
+    /// of the space free there).
+    pub max_spill: Option<u64>,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
 }
@@ -250,9 +253,12 @@ fn convert_one(path: &Path, out: &Path, opts: &BatchOptions) -> InputSummary {
             path,
             &OpenOptions {
                 spill_dir: opts.spill_dir.clone(),
+                max_spill: opts.max_spill,
+                pages: input::PageUse::All,
             },
         )?;
         s.processes = inp.checkpoint.tree.len();
+        s.warnings.extend(inp.warnings.iter().cloned());
         // Cores already in this input's directory come from an earlier,
         // unfinished run of the same input: replace them.
         let copts = ConvertOptions {

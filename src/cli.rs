@@ -136,6 +136,10 @@ struct ConvertArgs {
     /// Where compressed archives are unpacked while converting (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print a JSON report (schema criu2core.convert/1) instead of lines.
     #[arg(long)]
     json: bool,
@@ -155,6 +159,10 @@ struct InspectArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
 }
 
 #[derive(Args)]
@@ -180,6 +188,10 @@ struct BatchArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
+    /// T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print the summary (as in summary.json) on stdout.
     #[arg(long)]
     json: bool,
@@ -254,10 +266,16 @@ fn convert(args: &ConvertArgs) -> Result<bool> {
             path,
             &OpenOptions {
                 spill_dir: args.tmpdir.clone(),
+                max_spill: args.max_spill,
+                pages: input::PageUse::All,
             },
         )
         .and_then(|inp| {
             summary.processes = inp.checkpoint.tree.len();
+            for w in &inp.warnings {
+                eprintln!("criu2core: warning: {w}");
+            }
+            summary.warnings.extend(inp.warnings.iter().cloned());
             convert::convert_input(&inp, &out, &opts, &mut |r| print_report(r, quiet))
         });
         // Failed processes were reported as they failed; whole-input errors not yet.
@@ -290,6 +308,8 @@ fn inspect(args: &InspectArgs) -> Result<bool> {
         &args.input,
         &OpenOptions {
             spill_dir: args.tmpdir.clone(),
+            max_spill: args.max_spill,
+            pages: input::PageUse::Strings,
         },
     )?;
     let report = inspect::inspect(&inp, args.env);
@@ -311,6 +331,7 @@ fn batch(args: &BatchArgs) -> Result<bool> {
         force: args.force,
         root: args.root.clone(),
         spill_dir: args.tmpdir.clone(),
+        max_spill: args.max_spill,
         progress: !args.quiet && !args.json,
     };
     let summary = batch::run(&inputs, &args.out_dir, &opts)?;

@@ -5,12 +5,24 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use prost::Message;
 
-use super::image::Image;
+use super::image::ImageReader;
 use super::magic;
 use super::store::ImageStore;
 use crate::proto;
+
+/// Most entries each of files.img, reg-files.img, memfd.img and
+/// remap-fpath.img may have: a million open files (the kernel's default
+/// limit of descriptors for one process, `nr_open`), across a checkpoint.
+/// What is held of each is a few dozen bytes and, for a regular file, its
+/// path.
+pub const MAX_FILE_ENTRIES: usize = 1 << 20;
+
+/// Longest entry of those images: a path (at most PATH_MAX) and a few
+/// numbers take far less.
+pub const MAX_FILE_ENTRY_BYTES: usize = 64 << 10;
 
 /// What a file id in files.img refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,59 +51,91 @@ pub struct FileTable {
     deleted: HashSet<u32>,
 }
 
-fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
-    match store.read(name)? {
-        None => Ok(None),
-        Some(data) => Ok(Some(Image::parse(
-            format!("{}/{name}", store.location()),
-            data,
-            magic,
-        )?)),
+/// Calls `f` with each entry of image `name`, read as a stream, never held
+/// whole; more than [`MAX_FILE_ENTRIES`] entries is an error.
+fn each<M: Message + Default>(
+    store: &dyn ImageStore,
+    name: &str,
+    magic: u32,
+    mut f: impl FnMut(M),
+) -> Result<()> {
+    let Some((stream, len)) = store.open(name)? else {
+        return Ok(());
+    };
+    let label = format!("{}/{name}", store.location());
+    let mut img = ImageReader::new(label.clone(), stream, len, magic, MAX_FILE_ENTRY_BYTES)?;
+    let mut count = 0;
+    while let Some(m) = img.entry::<M>()? {
+        count += 1;
+        if count > MAX_FILE_ENTRIES {
+            bail!(
+                "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
+                img.offset()
+            );
+        }
+        f(m);
     }
+    Ok(())
 }
 
 impl FileTable {
-    /// Reads the file images of `store`; missing images mean no such files.
+    /// Reads the file images of `store`, each as a stream; missing images
+    /// mean no such files.
     pub fn load(store: &dyn ImageStore) -> Result<FileTable> {
         let mut t = FileTable::default();
-        if let Some(mut img) = read_image(store, "files.img", magic::FILES)? {
-            while let Some(e) = img.entry::<proto::FileEntry>()? {
-                let r = match (e.reg, e.memfd) {
-                    (Some(reg), _) => FileRef::Regular {
-                        name: reg.name,
-                        size: reg.size,
-                    },
-                    (None, Some(m)) => FileRef::Memfd {
-                        inode_id: u64::from(m.inode_id),
-                    },
-                    (None, None) => FileRef::Other(e.r#type),
-                };
-                t.files.insert(e.id, r);
-            }
-        }
-        if let Some(mut img) = read_image(store, "reg-files.img", magic::REG_FILES)? {
-            while let Some(reg) = img.entry::<proto::RegFile>()? {
+        each(store, "files.img", magic::FILES, |e: proto::FileEntry| {
+            let r = match (e.reg, e.memfd) {
+                (Some(reg), _) => FileRef::Regular {
+                    name: reg.name,
+                    size: reg.size,
+                },
+                (None, Some(m)) => FileRef::Memfd {
+                    inode_id: u64::from(m.inode_id),
+                },
+                (None, None) => FileRef::Other(e.r#type),
+            };
+            t.files.insert(e.id, r);
+        })?;
+        each(
+            store,
+            "reg-files.img",
+            magic::REG_FILES,
+            |reg: proto::RegFile| {
                 t.files.entry(reg.id).or_insert(FileRef::Regular {
                     name: reg.name,
                     size: reg.size,
                 });
-            }
-        }
-        if let Some(mut img) = read_image(store, "memfd.img", magic::MEMFD_INODE)? {
-            while let Some(m) = img.entry::<proto::MemfdInode>()? {
+            },
+        )?;
+        each(
+            store,
+            "memfd.img",
+            magic::MEMFD_INODE,
+            |m: proto::MemfdInode| {
                 t.memfd.insert(m.inode_id, m);
-            }
-        }
-        if let Some(mut img) = read_image(store, "remap-fpath.img", magic::REMAP_FPATH)? {
-            while let Some(r) = img.entry::<proto::RemapFilePath>()? {
+            },
+        )?;
+        each(
+            store,
+            "remap-fpath.img",
+            magic::REMAP_FPATH,
+            |r: proto::RemapFilePath| {
                 // LINKED (0) and GHOST (1) remaps stand for files that were
                 // unlinked while open; PROCFS (2) does not.
                 if r.remap_type.unwrap_or(0) <= 1 {
                     t.deleted.insert(r.orig_id);
                 }
-            }
-        }
+            },
+        )?;
         Ok(t)
+    }
+
+    /// The paths of every regular file, as files.img records them.
+    pub fn regular_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.files.values().filter_map(|f| match f {
+            FileRef::Regular { name, .. } => Some(name.as_slice()),
+            _ => None,
+        })
     }
 
     /// The file with this id.

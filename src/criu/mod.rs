@@ -27,6 +27,27 @@ const MAX_THREADS: usize = 1 << 22;
 /// AT_PAGESZ in the auxiliary vector.
 const AT_PAGESZ: u64 = 6;
 
+/// Smallest and largest page sizes accepted (AT_PAGESZ).
+pub const MIN_PAGE_SIZE: u64 = 4096;
+/// See [`MIN_PAGE_SIZE`].
+pub const MAX_PAGE_SIZE: u64 = 1 << 20;
+
+/// The page size an mm image's auxiliary vector records, read either as a
+/// 64-bit or as a 32-bit (compat) task's vector, where it is a sane one.
+/// For sizing things before the process is decoded; decoding checks it
+/// against the architecture.
+pub fn page_size_hint(mm: &proto::MmHead) -> Option<u64> {
+    let sane =
+        |v: u64| (v.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&v)).then_some(v);
+    [Arch::X86_64, Arch::I386].into_iter().find_map(|a| {
+        auxv_pairs(&mm.saved_auxv, a)
+            .ok()?
+            .into_iter()
+            .find(|p| p.0 == AT_PAGESZ)
+            .and_then(|p| sane(p.1))
+    })
+}
+
 /// A CRIU checkpoint: its process tree and the images behind it.
 pub struct Checkpoint {
     store: Arc<dyn ImageStore>,
@@ -35,6 +56,9 @@ pub struct Checkpoint {
     /// pstree.img: every process, the root first.
     pub tree: Vec<proto::PstreeEntry>,
     files: FileTable,
+    /// What is wrong with the checkpoint as a whole but did not stop it
+    /// being read.
+    pub warnings: Vec<String>,
 }
 
 /// What loading one process found.
@@ -108,7 +132,17 @@ impl Checkpoint {
             inventory,
             tree,
             files,
+            warnings: Vec::new(),
         })
+    }
+
+    /// The paths of the regular files the checkpoint's processes had open
+    /// or mapped, as the keys a rootfs diff is looked up by.
+    pub fn regular_file_keys(&self) -> std::collections::HashSet<Vec<u8>> {
+        self.files
+            .regular_names()
+            .filter_map(crate::rootfs::clean_key)
+            .collect()
     }
 
     /// The images.
@@ -188,7 +222,11 @@ impl Checkpoint {
             .with_context(|| format!("{mm_name}: offset {mm_at}: cannot decode mm entry"))?;
         let auxv = auxv_pairs(&mm.saved_auxv, arch).with_context(|| mm_name.clone())?;
         let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
-            Some(&(_, ps)) if ps.is_power_of_two() && (4096..=1 << 20).contains(&ps) => ps,
+            Some(&(_, ps))
+                if ps.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&ps) =>
+            {
+                ps
+            }
             Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
             None => arch.default_page_size(),
         };
