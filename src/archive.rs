@@ -454,7 +454,8 @@ impl ArchiveStore {
         pages: PageUse,
         learnt: &mut Learnt,
     ) -> Result<()> {
-        let mut r = TarReader::new(ustar::Stream(dec), None);
+        // Headers are read 512 bytes at a time: buffer the decompressor.
+        let mut r = TarReader::new(ustar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
         let spill_diff = true;
         self.scan(&mut r, Some(spill_diff), path, pages, learnt)?;
         io::copy(&mut r.into_inner(), &mut io::sink())

@@ -448,11 +448,15 @@ fn number(b: &[u8]) -> Result<u64> {
 /// as spaces, unsigned (POSIX) or signed (some old tars).
 fn check_sum(h: &[u8; 512]) -> Result<()> {
     let want = number(&h[148..156]).context("checksum field")?;
+    let field: u64 = h[148..156].iter().map(|&b| u64::from(b)).sum();
     let spaces = 8 * u64::from(b' ');
+    let unsigned = h.iter().map(|&b| u64::from(b)).sum::<u64>() - field + spaces;
+    if want == unsigned {
+        return Ok(());
+    }
     let rest = h[..148].iter().chain(&h[156..]);
-    let unsigned: u64 = rest.clone().map(|&b| u64::from(b)).sum::<u64>() + spaces;
     let signed: i64 = rest.map(|&b| i64::from(b as i8)).sum::<i64>() + spaces as i64;
-    if want != unsigned && i64::try_from(want).ok() != Some(signed) {
+    if i64::try_from(want).ok() != Some(signed) {
         bail!("header checksum mismatch (not a tar header)");
     }
     Ok(())

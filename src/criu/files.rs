@@ -39,11 +39,10 @@ pub enum FileRef {
         /// Key into memfd.img.
         inode_id: u64,
     },
-    /// Any other kind of file.
-    Other(i32),
 }
 
-/// Files of a checkpoint.
+/// The files of a checkpoint that memory can map: regular files and
+/// memfds (sockets, pipes and the like are passed over, not held).
 #[derive(Debug, Default)]
 pub struct FileTable {
     files: HashMap<u32, FileRef>,
@@ -92,7 +91,7 @@ impl FileTable {
                 (None, Some(m)) => FileRef::Memfd {
                     inode_id: u64::from(m.inode_id),
                 },
-                (None, None) => FileRef::Other(e.r#type),
+                (None, None) => return,
             };
             t.files.insert(e.id, r);
         })?;
@@ -163,7 +162,7 @@ impl FileTable {
                 .get(inode_id)
                 .with_context(|| format!("memfd.img has no inode {inode_id} (file id {id})")),
             Some(other) => anyhow::bail!("file id {id} is not a memfd but {other:?}"),
-            None => anyhow::bail!("files.img has no file id {id}"),
+            None => anyhow::bail!("files.img has no regular file or memfd with id {id}"),
         }
     }
 }

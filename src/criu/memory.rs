@@ -318,6 +318,32 @@ impl<'a> MemoryBuilder<'a> {
                 ));
             }
         }
+        // Pages no entry claims: a pagemap cut short at an entry boundary
+        // leaves them behind, and the memory they were for reads as zeros.
+        let mut cursors: Vec<&mut Cursor> = w.private.iter_mut().take(1).flatten().collect();
+        let mut shmem: Vec<_> = w
+            .shmem
+            .iter_mut()
+            .filter(|((level, _), _)| *level == 0)
+            .collect();
+        shmem.sort_by_key(|((_, id), _)| *id);
+        cursors.extend(shmem.into_iter().filter_map(|(_, c)| c.as_mut()));
+        let store = w.dump.chain[0].clone();
+        for c in cursors {
+            c.finish()?;
+            let name = format!("pages-{}.img", c.pages_id());
+            if let Some(pages) = store.blob(&name)? {
+                if pages.len > c.claimed() {
+                    warnings.push(format!(
+                        "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
+                        pages.label,
+                        pages.len - c.claimed(),
+                        c.claimed(),
+                        c.name()
+                    ));
+                }
+            }
+        }
         if w.lazy_bytes > 0 {
             warnings.push(format!(
                 "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",

@@ -68,6 +68,11 @@ impl PagemapReader {
         self.pages_id
     }
 
+    /// Bytes of the pages file the entries read so far take.
+    pub fn claimed(&self) -> u64 {
+        self.next_data
+    }
+
     /// The next entry, or `None` at the end.
     pub fn next_range(&mut self) -> Result<Option<PageRange>> {
         let at = self.image.offset();
@@ -215,6 +220,12 @@ impl Cursor {
                 self.done = true;
             }
         }
+    }
+
+    /// Bytes of the pages file the entries read so far take (all of them,
+    /// after [`Cursor::finish`]).
+    pub fn claimed(&self) -> u64 {
+        self.reader.claimed()
     }
 
     /// Records that the current entry's pages were used.
