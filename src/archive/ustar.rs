@@ -209,8 +209,8 @@ impl<S: Source> TarReader<S> {
 
     /// The data of an extension header of `size` bytes, which may be at
     /// most `max`.
-    fn extension(&mut self, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
-        let at = self.pos;
+    /// `at` is where its header is, for messages.
+    fn extension(&mut self, at: u64, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
         if size > max {
             bail!("offset {at}: {what} of {size} bytes, more than {max} (the most accepted)");
         }
@@ -260,7 +260,7 @@ impl<S: Source> TarReader<S> {
                     if slot.is_some() {
                         bail!("offset {at}: two {what}s for one member");
                     }
-                    let mut v = self.extension(header_size, MAX_NAME_BYTES as u64 + 1, what)?;
+                    let mut v = self.extension(at, header_size, MAX_NAME_BYTES as u64 + 1, what)?;
                     while v.last() == Some(&0) {
                         v.pop();
                     }
@@ -273,7 +273,7 @@ impl<S: Source> TarReader<S> {
                     continue;
                 }
                 b'x' | b'g' => {
-                    let data = self.extension(header_size, MAX_PAX_BYTES, "PAX header")?;
+                    let data = self.extension(at, header_size, MAX_PAX_BYTES, "PAX header")?;
                     self.next = self.pos;
                     if flag == b'g' {
                         // Global defaults (a comment, a charset): nothing a
