@@ -3,17 +3,16 @@
 //! little memory, or convert what is sound with a warning; and a failed
 //! write leaves no core behind.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use criu2core::criu::pagemap::PE_PRESENT;
 use criu2core::proto;
 use criu2core::synth::{self, Spec};
+use libtest_mimic::Trial;
 
 /// A small synthetic checkpoint (pid 1, 3 threads, 12 mappings) to damage.
 fn base(name: &str) -> PathBuf {
@@ -95,7 +94,6 @@ fn pagemap_entries(images: &Path, f: impl FnMut(usize, &mut proto::PagemapEntry)
     edit_image::<proto::PagemapEntry>(&images.join("pagemap-1.img"), 1, f);
 }
 
-#[test]
 fn a_pagemap_that_claims_2_to_the_40_pages() {
     let images = base("pages-2-40");
     pagemap_entries(&images, |i, e| {
@@ -109,7 +107,6 @@ fn a_pagemap_that_claims_2_to_the_40_pages() {
     );
 }
 
-#[test]
 fn an_mm_image_that_claims_a_billion_vmas() {
     let images = base("billion-vmas");
     let path = images.join("mm-1.img");
@@ -120,7 +117,6 @@ fn an_mm_image_that_claims_a_billion_vmas() {
     refused(&images, &["mm-1.img: offset 8: entry claims", "remain"]);
 }
 
-#[test]
 fn a_vma_of_2_to_the_63_bytes() {
     let images = base("vma-2-63");
     edit_image::<proto::Mm>(&images.join("mm-1.img"), 0, |_, mm| {
@@ -134,7 +130,6 @@ fn a_vma_of_2_to_the_63_bytes() {
     );
 }
 
-#[test]
 fn overlapping_or_unsorted_vmas() {
     let images = base("overlap");
     edit_image::<proto::Mm>(&images.join("mm-1.img"), 0, |_, mm| {
@@ -149,7 +144,6 @@ fn overlapping_or_unsorted_vmas() {
     refused(&images, &["mm-1.img: VMA #2", "not page-aligned"]);
 }
 
-#[test]
 fn pagemap_entries_outside_every_vma_are_ignored_with_a_warning() {
     let images = base("outside");
     let path = images.join("pagemap-1.img");
@@ -195,7 +189,6 @@ fn pagemap_entries_outside_every_vma_are_ignored_with_a_warning() {
     assert!(err.contains("lie outside every VMA"), "no warning: {err}");
 }
 
-#[test]
 fn pages_missing_from_the_pages_file() {
     let images = base("short-pages");
     let path = images.join("pages-2.img");
@@ -212,7 +205,6 @@ fn pages_missing_from_the_pages_file() {
     );
 }
 
-#[test]
 fn a_million_threads() {
     let images = base("million-threads");
     edit_image::<proto::PstreeEntry>(&images.join("pstree.img"), 0, |_, e| {
@@ -231,7 +223,6 @@ fn a_million_threads() {
     refused(&images, &["more than Linux allows"]);
 }
 
-#[test]
 fn a_full_disk_leaves_no_core_behind() {
     let images = base("full-disk");
     let out = images.parent().unwrap().join("small");
@@ -266,4 +257,18 @@ fn a_full_disk_leaves_no_core_behind() {
     let o = run(false);
     assert!(!o.status.success());
     assert!(!out.join("core.1").exists());
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        a_pagemap_that_claims_2_to_the_40_pages,
+        an_mm_image_that_claims_a_billion_vmas,
+        a_vma_of_2_to_the_63_bytes,
+        overlapping_or_unsorted_vmas,
+        pagemap_entries_outside_every_vma_are_ignored_with_a_warning,
+        pages_missing_from_the_pages_file,
+        a_million_threads,
+        a_full_disk_leaves_no_core_behind,
+    ]
 }
