@@ -29,6 +29,7 @@ mod arches;
 mod archives;
 mod consumers;
 mod gdb;
+mod hashes;
 mod hostile;
 mod images;
 
@@ -110,6 +111,7 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
+        ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
     ];
@@ -130,6 +132,7 @@ fn no_stray_test_attributes() {
         "common.rs",
         "consumers.rs",
         "gdb.rs",
+        "hashes.rs",
         "hostile.rs",
         "images.rs",
     ];
@@ -154,6 +157,7 @@ fn main() {
     tests.extend(archives::tests());
     tests.extend(consumers::tests());
     tests.extend(gdb::tests());
+    tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
     libtest_mimic::run(&args, tests).exit();
