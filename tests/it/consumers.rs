@@ -5,15 +5,15 @@
 //! Also: the checkpointctl plugin protocol, completions, man page, version
 //! and JSON outputs.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
+use crate::Need;
+use libtest_mimic::Trial;
 
 fn sh(cmd: &mut Command) -> (bool, String, String) {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -63,39 +63,7 @@ fn eu_stack(core: &Path, exe: &Path) -> BTreeMap<u32, Vec<String>> {
     map
 }
 
-/// Whether the host holds the libraries a fixture's processes mapped, at
-/// the paths its cores name. Debian 12's eu-stack and lldb take no sysroot
-/// for a core and read them from the host: for the x86-64 fixtures they are
-/// the host's own libc, for the i386 one those of package libc6-i386
-/// (installed by .ci/run). Either tool reads gcore's core and ours from the
-/// same files, so the comparison stands whichever build they are.
-fn host_has_libraries(fx: &Fixture) -> bool {
-    let missing: Vec<PathBuf> = ["usr/lib32", "usr/lib/x86_64-linux-gnu"]
-        .iter()
-        .filter_map(|d| fs::read_dir(fx.sysroot().join(d)).ok())
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".so"))
-        .map(|e| {
-            let rel = e.path();
-            Path::new("/").join(rel.strip_prefix(fx.sysroot()).unwrap())
-        })
-        .filter(|p| !p.exists())
-        .collect();
-    if !missing.is_empty() {
-        skip(&format!(
-            "{}: the host lacks {missing:?}, which eu-stack and lldb read",
-            fx.name
-        ));
-    }
-    missing.is_empty()
-}
-
-#[test]
 fn eu_stack_shows_the_same_threads_and_functions() {
-    if !have("eu-stack") {
-        return;
-    }
     let names = FIXTURES.iter().chain(&["i386"]);
     for (name, with_root) in names.flat_map(|n| [(*n, true), (*n, false)]) {
         // Without the ELF headers, libdwfl cannot place a static program.
@@ -107,9 +75,6 @@ fn eu_stack_shows_the_same_threads_and_functions() {
         } else {
             cores(name)
         };
-        if !host_has_libraries(&fx) {
-            continue;
-        }
         for p in &fx.processes {
             let g = eu_stack(&fx.gcore(p), &fx.exe(p));
             let o = eu_stack(&out.join(format!("core.{}", p.pid)), &fx.exe(p));
@@ -124,7 +89,7 @@ fn eu_stack_shows_the_same_threads_and_functions() {
 
 /// (tids, function names of every frame by thread) from lldb.
 fn lldb(core: &Path, exe: &Path) -> (Vec<String>, BTreeMap<String, Vec<String>>) {
-    let (_, out, _) = sh(Command::new("lldb")
+    let (_, out, _) = sh(Command::new(lldb_program().expect("lldb"))
         .arg("--batch")
         .arg("--no-lldbinit")
         .arg("-o")
@@ -162,16 +127,9 @@ fn lldb(core: &Path, exe: &Path) -> (Vec<String>, BTreeMap<String, Vec<String>>)
     (tids, frames)
 }
 
-#[test]
 fn lldb_loads_lists_and_backtraces_threads() {
-    if !have("lldb") {
-        return;
-    }
     for name in FIXTURES.iter().chain(&["i386"]) {
         let (fx, out) = cores(name);
-        if !host_has_libraries(&fx) {
-            continue;
-        }
         for p in &fx.processes {
             let (gt, gf) = lldb(&fx.gcore(p), &fx.exe(p));
             let (ot, of) = lldb(&out.join(format!("core.{}", p.pid)), &fx.exe(p));
@@ -185,32 +143,8 @@ fn lldb_loads_lists_and_backtraces_threads() {
     }
 }
 
-/// A Python that has drgn with its module API (0.0.25 or later).
-fn drgn_python() -> Option<String> {
-    let mut candidates: Vec<String> = std::env::var("DRGN_PYTHON").into_iter().collect();
-    candidates.push(
-        repo()
-            .join("target/ci-venv/bin/python")
-            .display()
-            .to_string(),
-    );
-    candidates.push("python3".into());
-    let found = candidates.into_iter().find(|py| {
-        Command::new(py)
-            .arg("-c")
-            .arg("import drgn; drgn.Program().loaded_modules")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        skip("no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)");
-    }
-    found
-}
-
-#[test]
 fn drgn_reads_a_global_and_the_threads() {
-    let Some(py) = drgn_python() else { return };
+    let py = drgn_python().expect("drgn");
     let script = repo().join("scripts/drgn-threads.py");
     let tids = |s: &str| {
         let mut t: Vec<String> = s
@@ -243,7 +177,6 @@ fn note_listing(tool: &str, args: &[&str], core: &Path) -> String {
     o
 }
 
-#[test]
 fn readelf_and_eu_readelf_list_every_note_without_complaint() {
     let (fx, out) = cores("mt-pie");
     let core = out.join(format!("core.{}", fx.processes[0].pid));
@@ -256,7 +189,7 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
         "NT_FPREGSET",
         "NT_X86_XSTATE",
     ];
-    if have("readelf") {
+    {
         let o = note_listing("readelf", &["-l", "-W"], &core);
         for n in want {
             assert!(o.contains(n), "readelf does not list {n}:\n{o}");
@@ -267,7 +200,7 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
         );
         assert_eq!(o.matches("NT_PRSTATUS").count(), 4);
     }
-    if have("eu-readelf") {
+    {
         let o = note_listing("eu-readelf", &[], &core);
         for n in [
             "PRSTATUS",
@@ -295,11 +228,10 @@ fn readelf_and_eu_readelf_list_every_note_without_complaint() {
     }
 }
 
-#[test]
 fn readelf_and_eu_readelf_read_every_i386_note() {
     let (fx, out) = cores("i386");
     let core = out.join(format!("core.{}", fx.processes[0].pid));
-    if have("readelf") {
+    {
         let o = note_listing("readelf", &["-W"], &core);
         for (n, count) in [
             ("NT_PRSTATUS", 4),
@@ -316,7 +248,7 @@ fn readelf_and_eu_readelf_read_every_i386_note() {
         }
         assert!(!o.to_lowercase().contains("unknown"), "{o}");
     }
-    if have("eu-readelf") {
+    {
         // eu-readelf knows the i386 layouts and decodes every field.
         let o = note_listing("eu-readelf", &[], &core);
         for want in [
@@ -334,11 +266,7 @@ fn readelf_and_eu_readelf_read_every_i386_note() {
     }
 }
 
-#[test]
 fn file_identifies_the_core_and_its_program() {
-    if !have("file") {
-        return;
-    }
     let (fx, out) = cores("fork-shared");
     for p in &fx.processes {
         let (_, o, _) = sh(Command::new("file").arg(out.join(format!("core.{}", p.pid))));
@@ -375,7 +303,6 @@ name=$1; shift
 exec "checkpointctl-$name" "$@"
 "#;
 
-#[test]
 fn checkpointctl_coredump_plugin() {
     let fx = fixture("mt-pie");
     let base = scratch("plugin");
@@ -424,7 +351,6 @@ fn checkpointctl_coredump_plugin() {
     assert!(ok && e.is_empty());
 }
 
-#[test]
 fn completions_man_page_and_version() {
     for shell in ["bash", "zsh", "fish"] {
         let o = criu2core(["completions", shell]);
@@ -477,7 +403,6 @@ fn completions_man_page_and_version() {
     }
 }
 
-#[test]
 fn stdout_carries_only_results() {
     let fx = fixture("static");
     let out = scratch("json-out");
@@ -515,4 +440,19 @@ fn stdout_carries_only_results() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        eu_stack_shows_the_same_threads_and_functions needs [Need::Tool("eu-stack"), Need::FixtureLibraries],
+        lldb_loads_lists_and_backtraces_threads needs [Need::Lldb, Need::FixtureLibraries],
+        drgn_reads_a_global_and_the_threads needs [Need::Drgn],
+        readelf_and_eu_readelf_list_every_note_without_complaint needs [Need::Tool("readelf"), Need::Tool("eu-readelf")],
+        readelf_and_eu_readelf_read_every_i386_note needs [Need::Tool("readelf"), Need::Tool("eu-readelf")],
+        file_identifies_the_core_and_its_program needs [Need::Tool("file")],
+        checkpointctl_coredump_plugin,
+        completions_man_page_and_version,
+        stdout_carries_only_results,
+    ]
 }

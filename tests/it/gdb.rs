@@ -24,15 +24,14 @@
 //! instruction and operand selectors read cs and ds, since an x86_64 kernel
 //! converts them so (gcore's XSAVE area has 0 in both).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use criu2core::criu::store::DirStore;
 use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
+use libtest_mimic::Trial;
 
 /// What a fixture's ABI names differently in gdb.
 struct Isa {
@@ -390,17 +389,14 @@ fn check_cores(fx: &Fixture, out: &Path) {
     );
 }
 
-#[test]
 fn mt_pie_matches_gcore() {
     check_fixture("mt-pie", "plain", &[]);
 }
 
-#[test]
 fn fork_shared_matches_gcore() {
     check_fixture("fork-shared", "plain", &[]);
 }
 
-#[test]
 fn static_matches_gcore() {
     check_fixture("static", "plain", &[]);
 }
@@ -411,12 +407,10 @@ fn check_fixture_with_root(name: &str) {
     check_fixture(name, "root", &["--root", sysroot.to_str().unwrap()]);
 }
 
-#[test]
 fn mt_pie_with_root_matches_gcore() {
     check_fixture_with_root("mt-pie");
 }
 
-#[test]
 fn fork_shared_from_zstd_archive_matches_gcore() {
     let fx = fixture("fork-shared");
     let dir = scratch("gdb-archive");
@@ -428,12 +422,10 @@ fn fork_shared_from_zstd_archive_matches_gcore() {
     check_cores(&fx, &out);
 }
 
-#[test]
 fn i386_matches_gcore() {
     check_fixture("i386", "plain", &[]);
 }
 
-#[test]
 fn i386_with_root_matches_gcore() {
     check_fixture_with_root("i386");
 }
@@ -473,7 +465,6 @@ fn thread_ids(section: &str) -> BTreeMap<u32, u64> {
         .collect()
 }
 
-#[test]
 fn i386_notes_follow_the_x86_32_view_and_tls_slots_hold_thread_pointers() {
     let (fx, p, core) = i386_core("i386-notes");
     let data = std::fs::read(&core).unwrap();
@@ -571,7 +562,6 @@ fn hide_notes(core: &Path, kinds: &[u32]) {
     f.write_all(&head).unwrap();
 }
 
-#[test]
 fn i386_x87_and_sse_read_from_prxfpreg_and_prfpreg_as_from_xstate() {
     let (fx, p, _) = i386_core("i386-fpu");
     let mut cmds = vec![
@@ -645,4 +635,19 @@ fn i386_x87_and_sse_read_from_prxfpreg_and_prfpreg_as_from_xstate() {
         assert_eq!(want, got, "x87 state of LWP {lwp} from NT_PRFPREG");
     }
     assert!(values(sec(&o, "xmm0")).values().all(|v| v == "void"));
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        mt_pie_matches_gcore,
+        fork_shared_matches_gcore,
+        static_matches_gcore,
+        mt_pie_with_root_matches_gcore,
+        fork_shared_from_zstd_archive_matches_gcore,
+        i386_matches_gcore,
+        i386_with_root_matches_gcore,
+        i386_notes_follow_the_x86_32_view_and_tls_slots_hold_thread_pointers,
+        i386_x87_and_sse_read_from_prxfpreg_and_prfpreg_as_from_xstate,
+    ]
 }

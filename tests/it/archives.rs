@@ -1,12 +1,11 @@
 //! Checkpoint archives (Podman/CRI-O/kubelet layout, each compression),
 //! hostile archives, inspect and batch.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
+use libtest_mimic::Trial;
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -43,7 +42,6 @@ fn archives(fx: &Fixture, dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
 fn archives_give_the_same_cores_as_directories() {
     for name in FIXTURES {
         let fx = fixture(name);
@@ -76,7 +74,6 @@ fn archives_give_the_same_cores_as_directories() {
     }
 }
 
-#[test]
 fn unpacked_checkpoint_directories_and_bare_image_archives() {
     let fx = fixture("mt-pie");
     let base = scratch("layouts");
@@ -106,7 +103,6 @@ fn unpacked_checkpoint_directories_and_bare_image_archives() {
     assert!(fs::read(base.join("b/core.12155")).unwrap() == want);
 }
 
-#[test]
 fn several_inputs_get_one_directory_each() {
     let fx = fixture("fork-shared");
     let base = scratch("multi");
@@ -124,7 +120,6 @@ fn several_inputs_get_one_directory_each() {
     }
 }
 
-#[test]
 fn rootfs_diff_takes_precedence_over_root() {
     let fx = fixture("mt-pie");
     let base = scratch("rootfs-diff");
@@ -185,7 +180,6 @@ fn raw_member(
     b.append(&h, data).unwrap();
 }
 
-#[test]
 fn hostile_archives_are_refused_without_touching_anything_outside() {
     let fx = fixture("mt-pie");
     let base = scratch("hostile");
@@ -327,7 +321,6 @@ fn tids(fx: &Fixture) -> usize {
         .count()
 }
 
-#[test]
 fn inspect_text_and_json() {
     let schema: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(repo().join("docs/inspect.schema.json")).unwrap())
@@ -422,7 +415,6 @@ fn summary(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap()
 }
 
-#[test]
 fn batch_converts_many_in_parallel_resumably() {
     let base = scratch("batch");
     let inputs = base.join("inputs");
@@ -561,7 +553,6 @@ fn batch_converts_many_in_parallel_resumably() {
     }
 }
 
-#[test]
 fn every_subcommand_has_examples_in_its_help() {
     for sub in ["convert", "inspect", "batch"] {
         let o = run(&[sub, "--help"]);
@@ -572,4 +563,18 @@ fn every_subcommand_has_examples_in_its_help() {
             stdout(&o)
         );
     }
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        archives_give_the_same_cores_as_directories,
+        unpacked_checkpoint_directories_and_bare_image_archives,
+        several_inputs_get_one_directory_each,
+        rootfs_diff_takes_precedence_over_root,
+        hostile_archives_are_refused_without_touching_anything_outside,
+        inspect_text_and_json,
+        batch_converts_many_in_parallel_resumably,
+        every_subcommand_has_examples_in_its_help,
+    ]
 }

@@ -544,28 +544,89 @@ pub fn validate(
     }
 }
 
-/// Whether `tool` is installed. A missing tool skips its check with a
-/// message that the test harness does not swallow, or fails the test where
-/// CRIU2CORE_REQUIRE_TOOLS is set, as .ci/run sets it.
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!("{tool} is not installed"));
-    }
-    ok
+/// Whether `tool` is a program on PATH.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            fs::metadata(d.join(tool)).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+    })
 }
 
-/// Reports a skipped check on stderr (past the harness's capture), or
-/// fails where CRIU2CORE_REQUIRE_TOOLS is set.
-pub fn skip(why: &str) {
-    use std::io::Write;
-    assert!(
-        std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_none(),
-        "{why}, and CRIU2CORE_REQUIRE_TOOLS is set"
+/// lldb as this machine names it: `lldb`, or Debian's versioned `lldb-NN`
+/// (the newest) where no plain `lldb` is installed.
+pub fn lldb_program() -> Option<String> {
+    if on_path("lldb") {
+        return Some("lldb".into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let version: u32 = name.strip_prefix("lldb-")?.parse().ok()?;
+            on_path(&name).then_some((version, name))
+        })
+        .max()
+        .map(|(_, name)| name)
+}
+
+/// A Python that has drgn with its module API (0.0.25 or later).
+pub fn drgn_python() -> Option<String> {
+    let mut candidates: Vec<String> = std::env::var("DRGN_PYTHON").into_iter().collect();
+    candidates.push(
+        repo()
+            .join("target/ci-venv/bin/python")
+            .display()
+            .to_string(),
     );
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {why} (.ci/run installs it)");
+    candidates.push("python3".into());
+    candidates.into_iter().find(|py| {
+        Command::new(py)
+            .arg("-c")
+            .arg("import drgn; drgn.Program().loaded_modules")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Fixtures whose mapped libraries tools read from the host.
+pub const HOST_LIBRARY_FIXTURES: [&str; 4] = ["mt-pie", "fork-shared", "static", "i386"];
+
+/// Which shared libraries the fixtures' processes mapped that the host
+/// lacks at the same paths, or `None` if it has them all. Debian 12's
+/// eu-stack and lldb take no sysroot for a core and read them from the
+/// host: for the x86-64 fixtures they are the host's own libc, for the
+/// i386 one those of package libc6-i386 (installed by .ci/run). Either
+/// tool reads gcore's core and ours from the same files, so a comparison
+/// stands whichever build they are.
+pub fn missing_fixture_libraries() -> Option<String> {
+    let mut missing = Vec::new();
+    for name in HOST_LIBRARY_FIXTURES {
+        let fx = fixture(name);
+        missing.extend(
+            ["usr/lib32", "usr/lib/x86_64-linux-gnu"]
+                .iter()
+                .filter_map(|d| fs::read_dir(fx.sysroot().join(d)).ok())
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(".so"))
+                .map(|e| Path::new("/").join(e.path().strip_prefix(fx.sysroot()).unwrap()))
+                .filter(|p| !p.exists())
+                .map(|p| p.display().to_string()),
+        );
+    }
+    missing.sort();
+    missing.dedup();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the host lacks {}, which eu-stack and lldb read (package libc6-i386)",
+            missing.join(", ")
+        )
+    })
 }

@@ -2,19 +2,18 @@
 //! incremental dump chains, process states, lazy pages, missing or corrupt
 //! images, and the command line's promises.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use criu2core::convert;
 use criu2core::criu::pagemap::{PE_LAZY, PE_PARENT, PE_PRESENT};
 use criu2core::criu::store::DirStore;
 use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
 use criu2core::proto;
+use libtest_mimic::Trial;
 
 const PAGE: usize = 4096;
 
@@ -68,7 +67,6 @@ fn split_into_parent(dir: &Path, pagemap: &str, parent: &Path, pick: impl Fn(usi
     fs::write(&pages_path, kept).unwrap();
 }
 
-#[test]
 fn incremental_chain_gives_byte_identical_cores() {
     let fx = fixture("mt-pie");
     let base = scratch("incremental");
@@ -148,7 +146,6 @@ fn incremental_chain_gives_byte_identical_cores() {
     assert!(stderr(&o).contains("loop back"), "{}", stderr(&o));
 }
 
-#[test]
 fn stopped_process_converts_with_state_t() {
     let fx = fixture("mt-pie");
     let base = scratch("stopped");
@@ -179,7 +176,6 @@ fn stopped_process_converts_with_state_t() {
     );
 }
 
-#[test]
 fn zombies_dead_thread_lists_and_missing_images_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("states");
@@ -240,7 +236,6 @@ fn zombies_dead_thread_lists_and_missing_images_fail_alone() {
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
-#[test]
 fn lazy_pages_are_left_out_and_reported() {
     let fx = fixture("mt-pie");
     let base = scratch("lazy");
@@ -294,7 +289,6 @@ fn lazy_pages_are_left_out_and_reported() {
     assert!(out.contains("\"HEAP_MARKER_77\""), "{out}");
 }
 
-#[test]
 fn root_supplies_file_backed_pages() {
     let fx = fixture("mt-pie");
     let base = scratch("root");
@@ -340,7 +334,6 @@ fn root_supplies_file_backed_pages() {
     }
 }
 
-#[test]
 fn cores_are_sparse() {
     let fx = fixture("mt-pie");
     let out = scratch("sparse");
@@ -357,7 +350,6 @@ fn cores_are_sparse() {
     );
 }
 
-#[test]
 fn command_line_behaviour() {
     let fx = fixture("fork-shared");
     let base = scratch("cli");
@@ -452,7 +444,6 @@ fn try_convert(images: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
 fn truncated_and_corrupt_images_give_errors_not_panics() {
     let fx = fixture("mt-pie");
     let base = scratch("corrupt");
@@ -542,7 +533,6 @@ fn truncated_and_corrupt_images_give_errors_not_panics() {
     );
 }
 
-#[test]
 fn sysv_and_shared_file_mappings() {
     let fx = fixture("mt-pie");
     let base = scratch("sysv");
@@ -605,7 +595,6 @@ fn sysv_and_shared_file_mappings() {
     assert_eq!(l.2, 0x156000);
 }
 
-#[test]
 fn impossible_compat_tasks_and_unsupported_architectures_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("arch-errors");
@@ -669,4 +658,20 @@ fn impossible_compat_tasks_and_unsupported_architectures_fail_alone() {
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
         assert!(dir.join("out/core.12223").exists());
     }
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        incremental_chain_gives_byte_identical_cores,
+        stopped_process_converts_with_state_t,
+        zombies_dead_thread_lists_and_missing_images_fail_alone,
+        lazy_pages_are_left_out_and_reported,
+        root_supplies_file_backed_pages,
+        cores_are_sparse,
+        command_line_behaviour,
+        truncated_and_corrupt_images_give_errors_not_panics,
+        sysv_and_shared_file_mappings,
+        impossible_compat_tasks_and_unsupported_architectures_fail_alone,
+    ]
 }

@@ -12,16 +12,16 @@
 //! thread, the command line in NT_PRPSINFO, and the ELF header of the
 //! architecture (byte order included) are checked besides.
 //!
-//! Without gdb-multiarch the tests say why and pass, unless
-//! CRIU2CORE_REQUIRE_TOOLS is set (as in CI).
-
-mod common;
+//! Without gdb-multiarch the tests are ignored, saying why, unless
+//! CRIU2CORE_REQUIRE_TOOLS is set (as in CI), where they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
+use crate::Need;
+use libtest_mimic::Trial;
 
 const GDB: &str = "gdb-multiarch";
 const EXE: &str = "/srv/arches/arches";
@@ -33,10 +33,6 @@ const MARKERS: [&str; 4] = [
     "ENV_MARKER_5150",
     "ARGV_TAIL",
 ];
-
-fn gdb_multiarch_missing() -> bool {
-    !have(GDB)
-}
 
 /// The LWP a thread header or `info threads` row names: "(LWP N)" in a
 /// core, "Thread 1.N" through qemu's stub.
@@ -205,9 +201,6 @@ fn the_core(dir: &Path) -> PathBuf {
 }
 
 fn check(x: Expect) {
-    if gdb_multiarch_missing() {
-        return;
-    }
     let fx = unpacked(x.arch);
     let out = scratch(&format!("arch-{}", x.arch));
     convert_ok(&[&"convert", &fx.join("images"), &"-o", &out]);
@@ -342,7 +335,6 @@ fn check(x: Expect) {
     );
 }
 
-#[test]
 fn aarch64_core_reads_like_the_live_process() {
     let mut registers = names("x", 0..31);
     registers.extend(names("v", 0..32));
@@ -357,7 +349,6 @@ fn aarch64_core_reads_like_the_live_process() {
     });
 }
 
-#[test]
 fn riscv64_core_reads_like_the_live_process() {
     let mut registers: Vec<String> = [
         "pc", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "fp", "s1", "fcsr", "fflags", "frm",
@@ -380,7 +371,6 @@ fn riscv64_core_reads_like_the_live_process() {
     });
 }
 
-#[test]
 fn ppc64le_core_reads_like_the_live_process() {
     let mut registers = names("r", 0..32);
     registers.extend(names("f", 0..32));
@@ -402,7 +392,6 @@ fn ppc64le_core_reads_like_the_live_process() {
     });
 }
 
-#[test]
 fn s390x_core_reads_like_the_live_process() {
     let mut registers = names("r", 0..16);
     registers.extend(names("acr", 0..16));
@@ -417,4 +406,14 @@ fn s390x_core_reads_like_the_live_process() {
         registers,
         thread_pointer: None,
     });
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        aarch64_core_reads_like_the_live_process needs [Need::Tool(GDB)],
+        riscv64_core_reads_like_the_live_process needs [Need::Tool(GDB)],
+        ppc64le_core_reads_like_the_live_process needs [Need::Tool(GDB)],
+        s390x_core_reads_like_the_live_process needs [Need::Tool(GDB)],
+    ]
 }

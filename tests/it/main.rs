@@ -1,0 +1,164 @@
+//! The integration tests, in one binary (one link instead of one per file),
+//! run by libtest-mimic so that a test whose tool is missing is reported as
+//! ignored, with the reason, instead of passing without having checked
+//! anything. Where CRIU2CORE_REQUIRE_TOOLS is set (`.ci/run` sets it), such
+//! a test runs and fails instead.
+//!
+//! Each module lists its tests in `tests()`. A test function that is not
+//! listed there is dead code, which `cargo clippy -- -D warnings` refuses;
+//! and `#[test]` attributes, which this harness would silently drop, are
+//! refused by [`no_stray_test_attributes`].
+
+/// The trials of a module: each test function, optionally followed by
+/// `needs [Need, ...]`.
+macro_rules! trials {
+    ($($f:ident $(needs [$($need:expr),* $(,)?])?),* $(,)?) => {
+        vec![$(
+            crate::trial(
+                concat!(module_path!(), "::", stringify!($f)).trim_start_matches("it::"),
+                $f,
+                &[$($($need),*)?],
+            )
+        ),*]
+    };
+}
+
+mod common;
+
+mod arches;
+mod archives;
+mod consumers;
+mod gdb;
+mod hashes;
+mod hostile;
+mod images;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// Something a test needs that a machine may lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// A program on PATH.
+    Tool(&'static str),
+    /// lldb, under any of Debian's names (lldb, lldb-16, ...).
+    Lldb,
+    /// A Python with drgn 0.0.25 or later.
+    Drgn,
+    /// The host holds the shared libraries the fixtures mapped, at their
+    /// paths (eu-stack and lldb read a core's libraries from the host).
+    FixtureLibraries,
+}
+
+impl Need {
+    /// Why the need is not met, or `None` if it is.
+    fn unmet(self) -> Option<String> {
+        match self {
+            Need::Tool(t) => (!common::on_path(t)).then(|| format!("{t} is not installed")),
+            Need::Lldb => common::lldb_program()
+                .is_none()
+                .then(|| "lldb is not installed".into()),
+            Need::Drgn => common::drgn_python().is_none().then(|| {
+                "no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)".into()
+            }),
+            Need::FixtureLibraries => common::missing_fixture_libraries(),
+        }
+    }
+}
+
+/// Memoised [`Need::unmet`]: each need is probed once per run.
+fn unmet(need: Need) -> Option<String> {
+    static SEEN: Mutex<Option<HashMap<Need, Option<String>>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.get_or_insert_with(HashMap::new)
+        .entry(need)
+        .or_insert_with(|| need.unmet())
+        .clone()
+}
+
+/// A trial for the test function `f`, named `name`, that needs `needs`.
+/// With a need unmet it is ignored (the reason printed on stderr), unless
+/// CRIU2CORE_REQUIRE_TOOLS is set, where it fails saying what is missing.
+pub fn trial(name: &str, f: fn(), needs: &[Need]) -> Trial {
+    let missing: Vec<String> = needs.iter().filter_map(|&n| unmet(n)).collect();
+    if missing.is_empty() {
+        return Trial::test(name, move || {
+            f();
+            Ok(())
+        });
+    }
+    let why = missing.join("; ");
+    if std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_some() {
+        return Trial::test(name, move || {
+            Err(Failed::from(format!(
+                "{why}, and CRIU2CORE_REQUIRE_TOOLS is set"
+            )))
+        });
+    }
+    // libtest-mimic shows no reason beside "ignored": say it here, once.
+    eprintln!("{name}: ignored: {why}");
+    Trial::test(name, || Ok(())).with_ignored_flag(true)
+}
+
+/// The harness drops `#[test]` functions without a word; every test must
+/// be listed in its module's `tests()` instead.
+fn no_stray_test_attributes() {
+    let sources = [
+        ("arches.rs", include_str!("arches.rs")),
+        ("archives.rs", include_str!("archives.rs")),
+        ("common.rs", include_str!("common.rs")),
+        ("consumers.rs", include_str!("consumers.rs")),
+        ("gdb.rs", include_str!("gdb.rs")),
+        ("hashes.rs", include_str!("hashes.rs")),
+        ("hostile.rs", include_str!("hostile.rs")),
+        ("images.rs", include_str!("images.rs")),
+    ];
+    for (file, text) in sources {
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            assert!(
+                !(l.starts_with("#[test") || l.starts_with("#[ignore")),
+                "tests/it/{file}:{}: `{l}` is ignored by this harness; list the test in tests()",
+                i + 1
+            );
+        }
+    }
+    let listed = [
+        include_str!("main.rs"),
+        "arches.rs",
+        "archives.rs",
+        "common.rs",
+        "consumers.rs",
+        "gdb.rs",
+        "hashes.rs",
+        "hostile.rs",
+        "images.rs",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            name == "main.rs" || listed.contains(&name.as_str()),
+            "tests/it/{name} is not checked for #[test] attributes: add it to no_stray_test_attributes"
+        );
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut tests = vec![trial(
+        "no_stray_test_attributes",
+        no_stray_test_attributes,
+        &[],
+    )];
+    tests.extend(arches::tests());
+    tests.extend(archives::tests());
+    tests.extend(consumers::tests());
+    tests.extend(gdb::tests());
+    tests.extend(hashes::tests());
+    tests.extend(hostile::tests());
+    tests.extend(images::tests());
+    libtest_mimic::run(&args, tests).exit();
+}
