@@ -14,7 +14,7 @@
 pub mod ustar;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,6 +368,9 @@ struct Learnt {
     /// Pages members unpacked whole because their pagemap was not known
     /// yet: bounded once the scan is over.
     unbounded: Vec<(String, u32)>,
+    /// Whether some pagemap's head could not be read (so which pages files
+    /// are named by none cannot be told).
+    unreadable_pagemap: bool,
 }
 
 /// What a pages member may be unpacked as.
@@ -605,8 +608,11 @@ impl ArchiveStore {
                 ImageReader::new(key, rd, len, magic::PAGEMAP, MAX_ENTRY_BYTES)?
                     .expect::<proto::PagemapHead>()
             });
-            if let Ok(head) = head {
-                learnt.pagemaps.insert(head.pages_id, key.to_string());
+            match head {
+                Ok(head) => {
+                    learnt.pagemaps.insert(head.pages_id, key.to_string());
+                }
+                Err(_) => learnt.unreadable_pagemap = true,
             }
         }
     }
@@ -640,9 +646,20 @@ impl ArchiveStore {
     }
 
     /// Pages files unpacked before their pagemap was known: cut to what
-    /// it claims, now that it is.
+    /// it claims, now that it is, or dropped if no pagemap names them.
     fn bound_unbounded(&mut self, learnt: &mut Learnt, pages: PageUse) -> Result<()> {
         for (key, id) in std::mem::take(&mut learnt.unbounded) {
+            if !learnt.pagemaps.contains_key(&id) && !learnt.unreadable_pagemap {
+                if let Some(Member::Large(blob)) = self.members.remove(&key) {
+                    fs::remove_file(&blob.path)
+                        .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
+                    self.warnings.push(format!(
+                        "{}: no pagemap names it; its {} bytes are not used",
+                        blob.label, blob.len
+                    ));
+                }
+                continue;
+            }
             let Some(plan) = self.pages_plan(id, learnt, pages) else {
                 continue;
             };

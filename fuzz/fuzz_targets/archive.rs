@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = store.read_member("config.dump");
             if let Some(Diff::Tar(blob)) = store.rootfs_diff() {
-                let wanted = [b"usr/bin/app".to_vec()].into_iter().collect();
+                let wanted = [b"usr/bin/synth".to_vec()].into_iter().collect();
                 let _ = criu2core::archive::index_tar(blob, &wanted);
             }
         }

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         offset: 0,
         len: data.len() as u64,
     };
-    let wanted: HashSet<Vec<u8>> = ["usr/bin/app", "lib/libc.so.6", "a", "etc/hostname"]
+    let wanted: HashSet<Vec<u8>> = ["usr/bin/synth", "lib/libc.so.6", "a", "etc/hostname"]
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect();

@@ -170,8 +170,30 @@ fn check_tree(
     (unsound, warnings)
 }
 
-/// A warning naming the images of processes that the images hold but
-/// pstree.img does not list (they are not converted), if any.
+/// The ids of the pages files the pagemaps of `store` name, or `None` if
+/// some pagemap's head cannot be read (its process's conversion says why).
+fn named_pages(store: &dyn ImageStore) -> Result<Option<HashSet<u32>>> {
+    let mut named = HashSet::new();
+    for name in store.names()? {
+        if !(name.starts_with("pagemap-") && name.ends_with(".img")) {
+            continue;
+        }
+        let Some((stream, len)) = store.open(&name)? else {
+            continue;
+        };
+        let head = ImageReader::new(name.as_str(), stream, len, magic::PAGEMAP, 4096)
+            .and_then(|mut r| r.expect::<proto::PagemapHead>());
+        match head {
+            Ok(h) => named.insert(h.pages_id),
+            Err(_) => return Ok(None),
+        };
+    }
+    Ok(Some(named))
+}
+
+/// Warnings naming the images of processes that the images hold but
+/// pstree.img does not list, and the pages files no pagemap names: none of
+/// them is converted.
 fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Result<Vec<String>> {
     let pids: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
     let tids: HashSet<u32> = tree
@@ -179,7 +201,8 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Resul
         .flat_map(|e| e.threads.iter().copied())
         .chain(pids.iter().copied())
         .collect();
-    let mut stray = Vec::new();
+    let (mut unlisted, mut unnamed) = (Vec::new(), Vec::new());
+    let mut named: Option<Option<HashSet<u32>>> = None;
     for name in store.names()? {
         let num = |prefix: &str| {
             let d = name.strip_prefix(prefix)?.strip_suffix(".img")?;
@@ -187,30 +210,50 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Resul
                 .all(|b| b.is_ascii_digit())
                 .then(|| d.parse::<u32>().ok())?
         };
-        let orphan = match (num("core-"), num("mm-"), num("pagemap-")) {
-            (Some(t), _, _) => !tids.contains(&t),
-            (_, Some(p), _) | (_, _, Some(p)) => !pids.contains(&p),
-            _ => false,
-        };
-        if orphan {
-            stray.push(name);
+        match (num("core-"), num("mm-"), num("pagemap-"), num("pages-")) {
+            (Some(t), _, _, _) if !tids.contains(&t) => unlisted.push(name),
+            (_, Some(p), _, _) | (_, _, Some(p), _) if !pids.contains(&p) => unlisted.push(name),
+            (_, _, _, Some(id)) => {
+                if named.is_none() {
+                    named = Some(named_pages(store)?);
+                }
+                if named
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .is_some_and(|n| !n.contains(&id))
+                {
+                    unnamed.push(name);
+                }
+            }
+            _ => {}
         }
     }
-    if stray.is_empty() {
-        return Ok(Vec::new());
-    }
-    let more = stray.len().saturating_sub(NAMED);
-    stray.truncate(NAMED);
-    Ok(vec![format!(
-        "{}: {}{} belong to no process pstree.img lists; not converted",
-        store.location(),
-        stray.join(", "),
-        if more > 0 {
+    let list = |mut names: Vec<String>| {
+        let more = names.len().saturating_sub(NAMED);
+        names.truncate(NAMED);
+        let more = if more > 0 {
             format!(" and {more} more images")
         } else {
             String::new()
-        }
-    )])
+        };
+        format!("{}{more}", names.join(", "))
+    };
+    let mut out = Vec::new();
+    if !unlisted.is_empty() {
+        out.push(format!(
+            "{}: {} belong to no process pstree.img lists; not converted",
+            store.location(),
+            list(unlisted)
+        ));
+    }
+    if !unnamed.is_empty() {
+        out.push(format!(
+            "{}: {} named by no pagemap; not used",
+            store.location(),
+            list(unnamed)
+        ));
+    }
+    Ok(out)
 }
 
 /// What loading one process found.

@@ -1027,6 +1027,23 @@ fn pages_no_pagemap_entry_claims_are_a_warning() {
         .unwrap();
     f.write_all(&[0x77; 8192]).unwrap();
     warned(&images, &["pages-2.img: 8192 bytes after the"]);
+    // A whole pages file no pagemap names: in a directory, a warning; in a
+    // compressed archive, also dropped from the temporary directory.
+    let c = case("pages-unnamed");
+    let reference = c.reference();
+    fs::copy(c.images.join("pages-2.img"), c.images.join("pages-9.img")).unwrap();
+    warned(&c.images, &["pages-9.img named by no pagemap; not used"]);
+    let ar = c.dir.join("unnamed.tar.zst");
+    fs::write(&ar, compress(&podman_tar(&c.images, |_| {}), "tar.zst")).unwrap();
+    let m = c.run("convert", &ar, &[]);
+    assert!(m.ok(), "{}", m.stderr());
+    assert!(
+        m.stderr()
+            .contains("checkpoint/pages-9.img: no pagemap names it; its 311296 bytes are not used"),
+        "{}",
+        m.stderr()
+    );
+    assert_eq!(fs::read(c.out.join("core.1")).unwrap(), reference);
 }
 
 /// A synthetic checkpoint of two processes (pids 1 and 2) to damage.
