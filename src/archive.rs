@@ -921,15 +921,25 @@ impl SubFile {
 
 impl Read for SubFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.pos);
-        let n = (buf.len() as u64).min(left) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let got = self.file.read(&mut buf[..n])?;
-        self.pos += got as u64;
-        Ok(got)
+        read_before(&mut self.file, buf, &mut self.pos, self.len)
     }
+}
+
+/// Reads from `r`, at `*pos`, no further than `end`, and moves `*pos` on:
+/// a window's read.
+pub(crate) fn read_before(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    pos: &mut u64,
+    end: u64,
+) -> io::Result<usize> {
+    let n = (buf.len() as u64).min(end.saturating_sub(*pos)) as usize;
+    if n == 0 {
+        return Ok(0);
+    }
+    let got = r.read(&mut buf[..n])?;
+    *pos += got as u64;
+    Ok(got)
 }
 
 impl Seek for SubFile {

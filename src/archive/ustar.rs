@@ -377,14 +377,7 @@ impl<S: Source> TarReader<S> {
 /// Reads the data of the current member (nothing after its last byte).
 impl<S: Source> Read for TarReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.data_end.saturating_sub(self.pos);
-        let n = (buf.len() as u64).min(left) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let got = self.src.read(&mut buf[..n])?;
-        self.pos += got as u64;
-        Ok(got)
+        super::read_before(&mut self.src, buf, &mut self.pos, self.data_end)
     }
 }
 

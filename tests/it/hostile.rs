@@ -454,6 +454,23 @@ fn append_file<W: Write>(b: &mut tar::Builder<W>, path: &Path, name: &str) {
     b.append_data(&mut h, name, f).unwrap();
 }
 
+/// Writes the images in `dir` as a container checkpoint .tar.zst, in name
+/// order as engines write them, or with the pages files first.
+fn zst_of_images(dir: &Path, ar: &Path, pages_first: bool) {
+    write_zst(ar, |w| {
+        let mut b = tar::Builder::new(w);
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort_by_key(|n| (pages_first && !n.starts_with("pages-"), n.clone()));
+        for n in names {
+            append_file(&mut b, &dir.join(&n), &format!("checkpoint/{n}"));
+        }
+        b.into_inner().unwrap();
+    });
+}
+
 /// A scratch directory with the synthetic checkpoint's images, an empty
 /// temporary directory and where cores go.
 struct Case {
@@ -606,18 +623,7 @@ fn pages_files_are_unpacked_only_as_far_as_their_pagemap_claims() {
     // As engines write archives, the pagemap comes first: the excess is
     // never written.
     let ar = c.dir.join("bloated.tar.zst");
-    write_zst(&ar, |w| {
-        let mut b = tar::Builder::new(w);
-        let mut names: Vec<String> = fs::read_dir(&bloated)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        for n in names {
-            append_file(&mut b, &bloated.join(&n), &format!("checkpoint/{n}"));
-        }
-        b.into_inner().unwrap();
-    });
+    zst_of_images(&bloated, &ar, false);
     let m = c.run("convert", &ar, &[]);
     assert!(m.ok(), "{}", m.stderr());
     assert!(m.peak_disk < 32 << 20, "{} bytes unpacked", m.peak_disk);
@@ -631,18 +637,7 @@ fn pages_files_are_unpacked_only_as_far_as_their_pagemap_claims() {
     // The pages before their pagemap: unpacked (within --max-spill), then
     // cut; with a small --max-spill, refused, naming the member.
     let ar = c.dir.join("pages-first.tar.zst");
-    write_zst(&ar, |w| {
-        let mut b = tar::Builder::new(w);
-        let mut names: Vec<String> = fs::read_dir(&bloated)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort_by_key(|n| !n.starts_with("pages-"));
-        for n in names {
-            append_file(&mut b, &bloated.join(&n), &format!("checkpoint/{n}"));
-        }
-        b.into_inner().unwrap();
-    });
+    zst_of_images(&bloated, &ar, true);
     let m = c.run("convert", &ar, &["--max-spill", "64M"]);
     assert!(!m.ok());
     assert!(
