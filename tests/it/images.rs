@@ -289,6 +289,81 @@ fn lazy_pages_are_left_out_and_reported() {
     assert!(out.contains("\"HEAP_MARKER_77\""), "{out}");
 }
 
+/// VMA entries as CRIU 4.2 writes them besides the usual ones: guard
+/// regions (madvise(MADV_GUARD_INSTALL)) as entries with only the GUARD
+/// status bit, after every real VMA and inside some of them; and device
+/// mappings whose contents a plugin saves (VMA_EXT_PLUGIN).
+fn guard_and_plugin_vmas_as_criu_writes_them() {
+    const GUARD: u32 = 1 << 16;
+    const EXT_PLUGIN: u32 = 1 << 27;
+    let fx = fixture("mt-pie");
+    let base = scratch("vma-kinds");
+    let plain = convert_fixture(&fx, "plain", &[]);
+
+    // Guard entries change nothing: the pages they cover were not dumped
+    // and read as the rest of their VMA's undumped pages.
+    let guarded = base.join("guarded");
+    copy_dir(&fx.images(), &guarded);
+    edit_image::<proto::Mm>(&guarded.join("mm-12155.img"), 0, |_, mm| {
+        let heap = mm.vmas.iter().find(|v| v.status & (1 << 5) != 0).unwrap();
+        let big = mm.vmas.iter().max_by_key(|v| v.end - v.start).unwrap();
+        let guards: Vec<proto::Vma> = [(heap.start, 0x1000), (big.start + 0x10_0000, 0x4000)]
+            .iter()
+            .map(|&(start, len)| proto::Vma {
+                start,
+                end: start + len,
+                status: GUARD,
+                fd: -1,
+                ..Default::default()
+            })
+            .collect();
+        mm.vmas.extend(guards);
+    });
+    let o = convert_dir(&guarded, &base.join("guarded-out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        fs::read(base.join("guarded-out/core.12155")).unwrap()
+            == fs::read(plain.join("core.12155")).unwrap(),
+        "guard entries changed the core"
+    );
+
+    // A plugin's device mapping has no contents in the core, even with a
+    // root filesystem that has a file at its path, as the kernel dumps none
+    // of a VM_IO mapping; NT_FILE still names it.
+    let plugin = base.join("plugin");
+    copy_dir(&fx.images(), &plugin);
+    let mut first = 0;
+    edit_image::<proto::Mm>(&plugin.join("mm-12155.img"), 0, |_, mm| {
+        mm.vmas[0].status |= EXT_PLUGIN;
+        first = mm.vmas[0].start;
+    });
+    let sysroot = fx.sysroot();
+    let root = ["--root", sysroot.to_str().unwrap()];
+    let o = convert_dir(&plugin, &base.join("plugin-out"), &root);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let with_root = convert_fixture(&fx, "root", &root);
+    let at = |core: &Path| {
+        loads(core)
+            .into_iter()
+            .find(|l| l.0 == first)
+            .map(|l| (l.2, l.3))
+    };
+    let (filesz, memsz) = at(&with_root.join("core.12155")).unwrap();
+    assert!(filesz == memsz && memsz > 0);
+    assert_eq!(at(&base.join("plugin-out/core.12155")), Some((0, memsz)));
+    let g = gdb(
+        None,
+        None,
+        &base.join("plugin-out/core.12155"),
+        &["info proc mappings".into()],
+    );
+    assert!(
+        g.lines()
+            .any(|l| l.contains(&format!("{first:#x}")) && l.contains("/srv/victim/victim")),
+        "{g}"
+    );
+}
+
 fn root_supplies_file_backed_pages() {
     let fx = fixture("mt-pie");
     let base = scratch("root");
@@ -665,6 +740,7 @@ pub fn tests() -> Vec<Trial> {
     trials![
         incremental_chain_gives_byte_identical_cores,
         stopped_process_converts_with_state_t,
+        guard_and_plugin_vmas_as_criu_writes_them,
         zombies_dead_thread_lists_and_missing_images_fail_alone,
         lazy_pages_are_left_out_and_reported,
         root_supplies_file_backed_pages,
