@@ -46,6 +46,17 @@ pub struct CoreSummary {
     pub size: u64,
 }
 
+/// A zombie in the summary: it has no core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZombieSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Its command name.
+    pub comm: Option<String>,
+    /// How it ended.
+    pub exit: crate::criu::ExitStatus,
+}
+
 /// What became of one input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputSummary {
@@ -60,7 +71,7 @@ pub struct InputSummary {
     /// Cores written (or found complete).
     pub cores: Vec<CoreSummary>,
     /// Zombie processes (no core).
-    pub zombies: Vec<u32>,
+    pub zombies: Vec<ZombieSummary>,
     /// Wall time spent on it, in milliseconds.
     pub duration_ms: u64,
     /// What went wrong, if anything.
@@ -98,7 +109,11 @@ impl InputSummary {
                     path: stats.path.display().to_string(),
                     size: stats.size,
                 }),
-                Outcome::Zombie { .. } => self.zombies.push(r.pid),
+                Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
+                    pid: r.pid,
+                    comm: r.comm.clone(),
+                    exit: *exit,
+                }),
                 Outcome::Failed(e) => errors.push(format!("pid {}: {e}", r.pid)),
             }
         }
@@ -132,7 +147,7 @@ struct Done {
     fingerprint: String,
     processes: usize,
     cores: Vec<CoreSummary>,
-    zombies: Vec<u32>,
+    zombies: Vec<ZombieSummary>,
 }
 
 /// Expands the command line's inputs: checkpoints as they are, and the

@@ -209,10 +209,12 @@ fn print_report(r: &ProcessReport, quiet: bool) {
             human_bytes(stats.copied),
         )),
         Outcome::Written { .. } => {}
-        Outcome::Zombie { exit_code } => eprintln!(
-            "criu2core: pid {} is a zombie (exit code {exit_code}): it has no memory or registers, no core written",
-            r.pid
-        ),
+        Outcome::Zombie { exit } if !quiet => emit_line(format!(
+            "pid {} ({}): zombie, {exit}; no core (a zombie has no memory or registers)",
+            r.pid,
+            r.comm.as_deref().unwrap_or("?")
+        )),
+        Outcome::Zombie { .. } => {}
         Outcome::Failed(e) => eprintln!("criu2core: pid {}: {e}", r.pid),
     }
 }

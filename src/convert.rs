@@ -513,8 +513,8 @@ pub enum Outcome {
     },
     /// A zombie: nothing to write.
     Zombie {
-        /// Its exit code.
-        exit_code: u32,
+        /// How it ended.
+        exit: crate::criu::ExitStatus,
     },
     /// Conversion failed.
     Failed(String),
@@ -573,7 +573,10 @@ pub fn convert_input(
         );
         r.outcome = match loaded {
             Err(e) => Outcome::Failed(format!("{e:#}")),
-            Ok(crate::criu::Loaded::Zombie { exit_code, .. }) => Outcome::Zombie { exit_code },
+            Ok(crate::criu::Loaded::Zombie { comm, exit, .. }) => {
+                r.comm = Some(comm);
+                Outcome::Zombie { exit }
+            }
             Ok(crate::criu::Loaded::Process(p)) => {
                 r.comm = Some(p.comm.clone());
                 r.warnings = p.warnings.clone();

@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::container::ContainerInfo;
-use crate::criu::{LoadOptions, Loaded};
+use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
 use crate::model::{MappingKind, Process, ProcessState};
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/1";
+pub const SCHEMA: &str = "criu2core.inspect/2";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +80,8 @@ pub struct ProcessInfo {
     pub environment: Option<Vec<String>>,
     /// Memory summary.
     pub memory: Option<MemoryInfo>,
+    /// How a zombie ended (null for other processes).
+    pub exit: Option<ExitStatus>,
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
 }
@@ -186,14 +188,17 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             argv: None,
             environment: None,
             memory: None,
+            exit: None,
             error: None,
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
-            Ok(Loaded::Zombie { .. }) => {
+            Ok(Loaded::Zombie { comm, exit, .. }) => {
                 // The thread ids CRIU records for a zombie mean nothing.
                 info.state = "zombie".into();
                 info.threads.clear();
+                info.comm = Some(comm);
+                info.exit = Some(exit);
             }
             Ok(Loaded::Process(p)) => {
                 arch.get_or_insert_with(|| p.arch.name().to_string());
@@ -308,11 +313,12 @@ impl Report {
             "PID", "PPID", "STATE", "THREADS", "COMM"
         );
         for p in &self.processes {
-            let cmd = p
-                .argv
-                .as_ref()
-                .map(|a| a.join(" "))
-                .unwrap_or_else(|| "?".into());
+            // A zombie as ps shows one: it has no command line left.
+            let cmd = match (&p.argv, &p.exit) {
+                (Some(a), _) => a.join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt(&p.comm)),
+                (None, None) => "?".into(),
+            };
             let _ = writeln!(
                 o,
                 "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
@@ -326,6 +332,9 @@ impl Report {
         }
         for p in &self.processes {
             let _ = writeln!(o, "\npid {} ({})  exe {}", p.pid, opt(&p.comm), opt(&p.exe));
+            if let Some(exit) = &p.exit {
+                let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
+            }
             if let Some(e) = &p.error {
                 let _ = writeln!(o, "  error    {e}");
             }

@@ -28,6 +28,9 @@ pub struct Fixture {
     pub dir: PathBuf,
     pub processes: Vec<FixtureProcess>,
     pub markers: Vec<String>,
+    /// Zombies (zombies.txt, where the fixture has one): pids with no
+    /// gcore core and no core of ours.
+    pub zombies: Vec<u32>,
 }
 
 impl Fixture {
@@ -122,11 +125,17 @@ pub fn fixture(name: &str) -> Fixture {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
+    let zombies = fs::read_to_string(dir.join("zombies.txt"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     Fixture {
         name: name.to_string(),
         dir,
         processes,
         markers,
+        zombies,
     }
 }
 

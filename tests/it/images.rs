@@ -180,24 +180,41 @@ fn zombies_dead_thread_lists_and_missing_images_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("states");
 
-    // A zombie child: reported, no core, success.
+    // A zombie child with compel's TASK_ZOMBIE (6), which CRIU never
+    // writes (gdb::reaper_with_a_zombie_matches_gcore has a real one, state
+    // 2), killed by SIGSEGV with a core dump (wait status 0x8b): reported,
+    // no core, success.
     let zombie = base.join("zombie");
     copy_dir(&fx.images(), &zombie);
     edit_image::<proto::Core>(&zombie.join("core-12225.img"), 0, |_, c| {
         let tc = c.tc.as_mut().unwrap();
         tc.task_state = 6;
-        tc.exit_code = 3;
+        tc.exit_code = 0x8b;
     });
     fs::remove_file(zombie.join("mm-12225.img")).unwrap();
     let o = convert_dir(&zombie, &base.join("zombie-out"), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("pid 12225 is a zombie (exit code 3)"),
+        stdout(&o).contains(
+            "pid 12225 (victim): zombie, killed by signal 11 (SIGSEGV), core dumped (wait status 139); no core"
+        ),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
     assert!(base.join("zombie-out/core.12223").exists());
     assert!(!base.join("zombie-out/core.12225").exists());
+    // A state CRIU never writes is an error for that process alone.
+    edit_image::<proto::Core>(&zombie.join("core-12225.img"), 0, |_, c| {
+        c.tc.as_mut().unwrap().task_state = 4;
+    });
+    let o = convert_dir(&zombie, &base.join("state-4-out"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("core-12225.img: task state 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(base.join("state-4-out/core.12223").exists());
 
     // A process whose thread list is empty: an error for it alone.
     let dead = base.join("dead");
