@@ -398,6 +398,7 @@ mod tests {
             runs: std::sync::Arc::new(RunList(runs)),
             blobs: Vec::new(),
             warnings: Vec::new(),
+            dumps: Vec::new(),
         }
     }
 

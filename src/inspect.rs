@@ -5,10 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::container::ContainerInfo;
+use crate::criu::memory::MAX_PARENT_DEPTH;
+use crate::criu::store::ImageStore;
 use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
 use crate::model::{MappingKind, Process, ProcessState};
@@ -53,6 +56,9 @@ pub struct CheckpointInfo {
     pub threads: usize,
     /// Bytes of memory contents the images hold.
     pub dumped_bytes: u64,
+    /// Where the images of the parent dumps of an incremental chain are,
+    /// the parent first (following each dump's `parent` link).
+    pub parents: Vec<String>,
 }
 
 /// One process.
@@ -99,6 +105,18 @@ pub struct MemoryInfo {
     pub by_kind: BTreeMap<String, KindInfo>,
     /// Mapped files.
     pub files: Vec<FileInfo>,
+    /// The dumps the contents come from: this one first, then each parent
+    /// dump of an incremental chain that holds some of them.
+    pub dumps: Vec<DumpInfo>,
+}
+
+/// What one dump of an incremental chain holds of a process's memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpInfo {
+    /// Where its images are.
+    pub images: String,
+    /// Bytes of memory contents taken from it.
+    pub dumped_bytes: u64,
 }
 
 /// Mappings of one kind.
@@ -167,7 +185,34 @@ fn memory(p: &Process) -> MemoryInfo {
         dumped_bytes: p.stored_bytes(),
         by_kind,
         files,
+        dumps: p
+            .dumps
+            .iter()
+            .map(|d| DumpInfo {
+                images: d.images.clone(),
+                dumped_bytes: d.bytes,
+            })
+            .collect(),
     }
+}
+
+/// The locations of the parent dumps of `store`, the parent first, as far
+/// as they can be followed.
+fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
+    let mut seen = vec![store.location()];
+    let mut current = store.clone();
+    while seen.len() <= MAX_PARENT_DEPTH {
+        let Ok(Some(parent)) = current.parent() else {
+            break;
+        };
+        let loc = parent.location();
+        if seen.contains(&loc) {
+            break;
+        }
+        seen.push(loc);
+        current = parent;
+    }
+    seen.split_off(1)
 }
 
 /// Builds the report; `env` includes each process's environment.
@@ -236,6 +281,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
                 .filter_map(|p| p.memory.as_ref())
                 .map(|m| m.dumped_bytes)
                 .sum(),
+            parents: parents(ckpt.store()),
         },
         processes,
     }
@@ -307,6 +353,15 @@ impl Report {
             if ck.threads == 1 { "" } else { "s" },
             human_bytes(ck.dumped_bytes)
         );
+        for (i, parent) in ck.parents.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:<12} {} {}",
+                if i == 0 { "parents" } else { "" },
+                i + 1,
+                parent
+            );
+        }
         let _ = writeln!(
             o,
             "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
@@ -346,6 +401,22 @@ impl Report {
                     human_bytes(m.mapped_bytes),
                     human_bytes(m.dumped_bytes)
                 );
+                if m.dumps.len() > 1 {
+                    let from: Vec<String> = m
+                        .dumps
+                        .iter()
+                        .enumerate()
+                        .map(|(level, d)| {
+                            let which = if level == 0 {
+                                "this dump".to_string()
+                            } else {
+                                format!("parent {level}")
+                            };
+                            format!("{} from {which}", human_bytes(d.dumped_bytes))
+                        })
+                        .collect();
+                    let _ = writeln!(o, "  pages    {}", from.join(", "));
+                }
                 let kinds: Vec<String> = m
                     .by_kind
                     .iter()

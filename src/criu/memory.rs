@@ -19,7 +19,8 @@ use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
 use crate::model::{
-    Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns, PageSource, Prot,
+    Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
+    PageSource, Prot,
 };
 use crate::proto;
 use crate::rootfs::FileRoots;
@@ -115,6 +116,9 @@ pub struct Mapped {
     pub blobs: Vec<Blob>,
     /// Things worth telling the user.
     pub warnings: Vec<String>,
+    /// The dumps of an incremental chain the pages came from, this one
+    /// first, with the bytes taken from each.
+    pub dumps: Vec<DumpLevel>,
 }
 
 /// How the bytes of one mapping are found.
@@ -283,6 +287,7 @@ impl<'a> MemoryBuilder<'a> {
         let mut mappings = Vec::with_capacity(count);
         let mut plans = Vec::with_capacity(count);
         let mut prev_end = 0;
+        let mut blob_bytes: HashMap<BlobId, u64> = HashMap::new();
         for (i, v) in vmas.enumerate() {
             let v = &v?;
             if v.status & status::GUARD != 0 {
@@ -312,8 +317,9 @@ impl<'a> MemoryBuilder<'a> {
             let (mut m, plan) = self.mapping(v).with_context(context)?;
             let mut stored = 0;
             let mut count_stored = |run: PageRun| {
-                if let PageSource::Blob { .. } = run.source {
+                if let PageSource::Blob { blob, .. } = run.source {
                     stored += run.len;
+                    *blob_bytes.entry(blob).or_insert(0) += run.len;
                 }
                 Ok(ControlFlow::Continue(()))
             };
@@ -349,8 +355,33 @@ impl<'a> MemoryBuilder<'a> {
                 w.parent_holes / 1024
             ));
         }
+        // Bytes taken from the pages files of each dump of the chain.
+        let mut dumps: Vec<DumpLevel> = w
+            .dump
+            .chain
+            .iter()
+            .map(|store| DumpLevel {
+                images: store.location(),
+                bytes: 0,
+            })
+            .collect();
+        for (&(level, _), blob) in &w.dump.pages {
+            if let Some(d) = dumps.get_mut(level) {
+                d.bytes += blob_bytes.get(blob).copied().unwrap_or(0);
+            }
+        }
+        for (level, d) in dumps.iter().enumerate().skip(1) {
+            tracing::info!(
+                pid = w.dump.pid,
+                level,
+                images = %d.images,
+                bytes = d.bytes,
+                "pages from a parent dump"
+            );
+        }
         Ok(Mapped {
             mappings,
+            dumps,
             blobs: w.dump.blobs.clone(),
             runs: CriuRuns {
                 plans,

@@ -334,6 +334,7 @@ impl Checkpoint {
             runs: std::sync::Arc::new(mapped.runs),
             blobs: mapped.blobs,
             warnings: mapped.warnings,
+            dumps: mapped.dumps,
         })))
     }
 }

@@ -104,10 +104,63 @@ fn incremental_chain_gives_byte_identical_cores() {
     let b = fs::read(inc.join("core.12155")).unwrap();
     assert!(a == b, "cores of the full and the incremental dump differ");
     // The child really did depend on its parents.
-    assert!(
-        fs::metadata(child.join("pages-2.img")).unwrap().len()
-            < fs::metadata(fx.images().join("pages-2.img")).unwrap().len()
+    let child_pages = fs::metadata(child.join("pages-2.img")).unwrap().len();
+    assert!(child_pages < fs::metadata(fx.images().join("pages-2.img")).unwrap().len());
+
+    // inspect shows the chain and what each dump supplied; -v says it too.
+    let o = criu2core(["inspect", "--json", child.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let canon = |p: &Path| fs::canonicalize(p).unwrap().display().to_string();
+    assert_eq!(
+        v["checkpoint"]["parents"],
+        serde_json::json!([canon(&parent), canon(&gp)])
     );
+    let mem = &v["processes"][0]["memory"];
+    let dumps = mem["dumps"].as_array().unwrap();
+    let bytes: Vec<u64> = dumps
+        .iter()
+        .map(|d| d["dumped_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dumps.len(), 3, "{dumps:?}");
+    assert_eq!(dumps[1]["images"], canon(&parent).as_str());
+    assert_eq!(bytes[0], child_pages);
+    assert!(bytes[1] > 0 && bytes[2] > 0, "{bytes:?}");
+    assert_eq!(
+        bytes.iter().sum::<u64>(),
+        mem["dumped_bytes"].as_u64().unwrap()
+    );
+    let o = criu2core(["inspect", child.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "parents      1 {}\n             2 {}\n",
+            canon(&parent),
+            canon(&gp)
+        )),
+        "{text}"
+    );
+    let kib = |b: u64| format!("{:.1} KiB", b as f64 / 1024.0);
+    assert!(
+        text.contains(&format!(
+            "  pages    {} from this dump, {} from parent 1, {} from parent 2\n",
+            kib(bytes[0]),
+            kib(bytes[1]),
+            kib(bytes[2])
+        )),
+        "{text}"
+    );
+    let o = convert_dir(&child, &base.join("inc-v"), &["-v"]);
+    let log = stderr(&o);
+    for (level, dir) in [(1, &parent), (2, &gp)] {
+        assert!(
+            log.lines().any(|l| l.contains("pages from a parent dump")
+                && l.contains(&format!("level={level} "))
+                && l.contains(&format!("images={} ", canon(dir)))
+                && l.contains(&format!("bytes={}", bytes[level]))),
+            "{log}"
+        );
+    }
 
     // A parent that lacks pages the child says it has: converted, with
     // those pages as the parent has them (zeros), and a warning.
