@@ -44,6 +44,9 @@ pub struct CoreSummary {
     pub path: String,
     /// Its size in bytes.
     pub size: u64,
+    /// The shell command that opens it in gdb.
+    #[serde(default)]
+    pub gdb_command: Option<String>,
 }
 
 /// A zombie in the summary: it has no core.
@@ -104,10 +107,13 @@ impl InputSummary {
             self.warnings
                 .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
             match &r.outcome {
-                Outcome::Written { stats, .. } => self.cores.push(CoreSummary {
+                Outcome::Written {
+                    stats, gdb_command, ..
+                } => self.cores.push(CoreSummary {
                     pid: r.pid,
                     path: stats.path.display().to_string(),
                     size: stats.size,
+                    gdb_command: Some(gdb_command.clone()),
                 }),
                 Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
                     pid: r.pid,

@@ -58,11 +58,16 @@ directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
 as Podman, CRI-O and the kubelet write them; recognised by content). With
 several inputs, each gets a subdirectory of OUT_DIR named after it.
 
+After each core, convert prints the gdb command that opens it. With --root
+that is gdb -iex 'set sysroot ROOT' ROOT/EXE CORE: the sysroot must be set
+with -iex (before the core is loaded), not -ex, or gdb cannot place a
+position-independent program.
+
 Examples:
   criu2core convert -i /var/lib/criu/dump -o cores
   criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
   criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
-  gdb /srv/rootfs/usr/bin/app -ex 'set sysroot /srv/rootfs' cores/core.1")]
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1")]
     Convert(ConvertArgs),
     /// Show a checkpoint's container, processes and memory.
     #[command(after_help = "\
@@ -198,8 +203,12 @@ fn print_report(r: &ProcessReport, quiet: bool) {
         eprintln!("criu2core: warning: pid {}: {w}", r.pid);
     }
     match &r.outcome {
-        Outcome::Written { stats, threads } if !quiet => emit_line(format!(
-            "{}: pid {} ({}), {} thread{}, {} ({} of memory contents)",
+        Outcome::Written {
+            stats,
+            threads,
+            gdb_command,
+        } if !quiet => emit_line(format!(
+            "{}: pid {} ({}), {} thread{}, {} ({} of memory contents)\n  {gdb_command}",
             stats.path.display(),
             r.pid,
             r.comm.as_deref().unwrap_or("?"),

@@ -639,3 +639,66 @@ pub fn missing_fixture_libraries() -> Option<String> {
         )
     })
 }
+
+/// Why a private mount namespace with a tmpfs mount cannot be had here
+/// (`unshare -m` needs root or user namespaces), or `None` if it can.
+pub fn mount_namespace_unavailable() -> Option<String> {
+    let dir = tempfile::tempdir().ok()?;
+    let probe = Command::new("unshare")
+        .arg("-m")
+        .arg("mount")
+        .args(["-t", "tmpfs", "none"])
+        .arg(dir.path())
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no private mount namespace (unshare -m: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no private mount namespace (unshare: {e})")),
+    }
+}
+
+/// Runs `script` with sh in a private mount namespace in which each of
+/// `hide` that exists is covered by an empty tmpfs, from `cwd`; returns
+/// what it printed (stdout and stderr) and whether it succeeded.
+pub fn run_hiding(hide: &[&str], cwd: &Path, script: &str) -> (bool, String) {
+    let mut full = String::from("set -e\n");
+    for d in hide {
+        full.push_str(&format!(
+            "if [ -d {d} ]; then mount -t tmpfs none {d}; fi\n"
+        ));
+    }
+    full.push_str(script);
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(&full)
+        .current_dir(cwd)
+        .output()
+        .expect("run unshare");
+    let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), text)
+}
+
+/// A copy of a fixture's sysroot under `dir`, completed as an installed
+/// system is: the program interpreter also at /lib64, its PT_INTERP path
+/// (the fixtures hold it only where the processes mapped it).
+pub fn complete_sysroot(fx: &Fixture, dir: &Path) -> PathBuf {
+    let root = dir.join("sysroot");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fx.sysroot())
+        .arg(&root)
+        .status()
+        .expect("run cp");
+    assert!(st.success());
+    fs::create_dir_all(root.join("usr/lib64")).unwrap();
+    std::os::unix::fs::symlink(
+        "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    root
+}

@@ -512,6 +512,111 @@ fn i386_with_root_matches_gcore() {
     check_fixture_with_root("i386");
 }
 
+/// What gdb must show of mt-pie's core when it can read it as a user
+/// needs: backtraces symbolized, threads named through libthread_db, and
+/// the shared libraries loaded from the root filesystem.
+fn assert_symbolized(g: &str) {
+    let rows: Vec<&str> = g.lines().filter(|l| l.contains(" (LWP ")).collect();
+    assert!(
+        rows.len() >= 4 && rows.iter().all(|r| r.contains("Thread 0x")),
+        "threads not named through libthread_db:\n{g}"
+    );
+    assert!(!g.contains("?? ()"), "unsymbolized frames:\n{g}");
+    for f in [
+        "park ()",
+        "worker_leaf",
+        "main (",
+        "vector_worker",
+        "start_thread",
+    ] {
+        assert!(g.contains(f), "no {f} in the backtraces:\n{g}");
+    }
+    let libs: Vec<&str> = g
+        .lines()
+        .filter(|l| l.contains(".so") && !l.contains("libthread_db"))
+        .collect();
+    assert!(
+        libs.len() == 2
+            && libs
+                .iter()
+                .all(|l| l.contains(" Yes ") && l.contains("sysroot/")),
+        "shared libraries not loaded from the root:\n{g}"
+    );
+}
+
+/// The gdb command convert prints opens the core as a user's machine sees
+/// it: the recorded paths (/srv/victim/...) do not exist there, only the
+/// root filesystem given with --root. Run as printed (relative paths
+/// included) in a mount namespace with /srv hidden, gdb shows symbolized
+/// backtraces, threads named through libthread_db and the shared libraries
+/// loaded from the root. For a core made without --root, the form the
+/// documentation gives (`-iex 'set sysroot R'` before the executable and
+/// core) works too, while the form it gave before (`-ex`, run after the
+/// core is loaded) cannot place the position-independent program.
+fn printed_gdb_command_opens_the_core_where_recorded_paths_do_not_exist() {
+    let fx = fixture("mt-pie");
+    let base = scratch("gdb-command");
+    complete_sysroot(&fx, &base);
+    let convert = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
+            .args(["convert", fx.images().to_str().unwrap()])
+            .args(args)
+            .current_dir(&base)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        stdout
+    };
+    let stdout = convert(&["-o", "cores", "--root", "sysroot"]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "cores/core.12155: pid 12155 (victim), 4 threads, 283.5 MiB (3.2 MiB of memory contents)",
+            "  gdb -iex 'set sysroot sysroot' sysroot/srv/victim/victim cores/core.12155",
+        ]
+    );
+    // The JSON report carries the same command.
+    let json = convert(&["-o", "cores", "--root", "sysroot", "--json", "--force"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["inputs"][0]["cores"][0]["gdb_command"],
+        lines[1].trim_start(),
+        "{json}"
+    );
+    let ask = " -nx -batch -ex 'info threads' -ex 'thread apply all bt' -ex 'info sharedlibrary'\n";
+    let hidden = "test ! -e /srv/victim/victim\n";
+    let (ok, g) = run_hiding(
+        &["/srv"],
+        &base,
+        &format!("{hidden}{}{ask}", lines[1].trim_start()),
+    );
+    assert!(ok, "{g}");
+    assert_symbolized(&g);
+
+    // Without --root: the recorded executable, which is not here.
+    let stdout = convert(&["-o", "plain"]);
+    assert!(
+        stdout.contains("\n  gdb /srv/victim/victim plain/core.12155\n"),
+        "{stdout}"
+    );
+    let early = "gdb -iex 'set sysroot sysroot' sysroot/srv/victim/victim plain/core.12155";
+    let (ok, g) = run_hiding(&["/srv"], &base, &format!("{hidden}{early}{ask}"));
+    assert!(ok, "{g}");
+    assert_symbolized(&g);
+    let late = "gdb -ex 'set sysroot sysroot' sysroot/srv/victim/victim plain/core.12155";
+    let (_, g) = run_hiding(&["/srv"], &base, &format!("{hidden}{late}{ask}"));
+    assert!(
+        g.contains("in ?? ()") && g.contains("No shared libraries loaded"),
+        "the late sysroot worked after all: the test shows nothing\n{g}"
+    );
+}
+
 const NT_PRSTATUS: u32 = 1;
 const NT_PRFPREG: u32 = 2;
 const NT_PRPSINFO: u32 = 3;
@@ -731,6 +836,8 @@ pub fn tests() -> Vec<Trial> {
         i386_with_root_matches_gcore,
         reaper_with_a_zombie_matches_gcore,
         reaper_with_root_matches_gcore,
+        printed_gdb_command_opens_the_core_where_recorded_paths_do_not_exist
+            needs [crate::Need::MountNamespace],
         i386_notes_follow_the_x86_32_view_and_tls_slots_hold_thread_pointers,
         i386_x87_and_sse_read_from_prxfpreg_and_prfpreg_as_from_xstate,
     ]

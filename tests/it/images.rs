@@ -511,9 +511,16 @@ fn command_line_behaviour() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert_eq!(text.lines().count(), 1, "{text}");
+    // One core: its line and the gdb command that opens it.
+    assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
         text.contains("core.12225") && text.contains("pid 12225 (victim), 1 thread,"),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).is_some_and(
+            |l| l.starts_with("  gdb /srv/victim/victim ") && l.ends_with("/core.12225")
+        ),
         "{text}"
     );
     assert!(!out.join("core.12223").exists());

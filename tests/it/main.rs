@@ -50,6 +50,9 @@ pub enum Need {
     /// The host holds the shared libraries the fixtures mapped, at their
     /// paths (eu-stack and lldb read a core's libraries from the host).
     FixtureLibraries,
+    /// A private mount namespace in which tmpfs can be mounted (`unshare
+    /// -m`, as root), to hide directories from a program.
+    MountNamespace,
 }
 
 impl Need {
@@ -64,6 +67,7 @@ impl Need {
                 "no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)".into()
             }),
             Need::FixtureLibraries => common::missing_fixture_libraries(),
+            Need::MountNamespace => common::mount_namespace_unavailable(),
         }
     }
 }
