@@ -331,11 +331,12 @@ pub fn run(inputs: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Su
                 bar.set_message(names[i].clone());
                 let s = convert_one(path, &out_dir.join(&names[i]), opts);
                 if s.status == "failed" {
-                    bar.println(format!(
+                    let line = format!(
                         "{}: {}",
                         path.display(),
                         s.error.as_deref().unwrap_or("failed")
-                    ));
+                    );
+                    bar.println(crate::text::escape(&line));
                 }
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(s);
                 bar.inc(1);

@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::text::escape;
+use std::borrow::Cow;
+
 use crate::container::ContainerInfo;
 use crate::criu::memory::MAX_PARENT_DEPTH;
 use crate::criu::store::ImageStore;
@@ -303,22 +306,34 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn opt(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("-")
+/// A field from the checkpoint, escaped for a terminal; "-" if absent.
+fn opt(s: &Option<String>) -> Cow<'_, str> {
+    s.as_deref().map_or(Cow::Borrowed("-"), escape)
 }
 
 impl Report {
-    /// The report as text for a terminal.
+    /// The report as text for a terminal. Everything that comes from the
+    /// checkpoint is shown through [`escape`]: no control character of a
+    /// command line, path or name reaches the terminal.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "input        {} ({})", self.input.path, self.input.kind);
+        let _ = writeln!(
+            o,
+            "input        {} ({})",
+            escape(&self.input.path),
+            self.input.kind
+        );
         if let Some(c) = &self.container {
+            let id = c.id.as_deref().map(|i| {
+                let short = i.char_indices().nth(12).map_or(i, |(at, _)| &i[..at]);
+                short.to_string()
+            });
             let _ = writeln!(
                 o,
                 "container    {}  engine {}  id {}",
                 opt(&c.name),
                 opt(&c.engine),
-                c.id.as_deref().map_or("-", |i| &i[..i.len().min(12)])
+                opt(&id)
             );
             let _ = writeln!(
                 o,
@@ -359,7 +374,7 @@ impl Report {
                 "{:<12} {} {}",
                 if i == 0 { "parents" } else { "" },
                 i + 1,
-                parent
+                escape(parent)
             );
         }
         let _ = writeln!(
@@ -370,7 +385,7 @@ impl Report {
         for p in &self.processes {
             // A zombie as ps shows one: it has no command line left.
             let cmd = match (&p.argv, &p.exit) {
-                (Some(a), _) => a.join(" "),
+                (Some(a), _) => escape(&a.join(" ")).into_owned(),
                 (None, Some(_)) => format!("[{}] <defunct>", opt(&p.comm)),
                 (None, None) => "?".into(),
             };
@@ -391,7 +406,7 @@ impl Report {
                 let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
             }
             if let Some(e) = &p.error {
-                let _ = writeln!(o, "  error    {e}");
+                let _ = writeln!(o, "  error    {}", escape(e));
             }
             if let Some(m) = &p.memory {
                 let _ = writeln!(
@@ -437,7 +452,7 @@ impl Report {
                         o,
                         "  {:<8} {} ({} mapping{}, {})",
                         if i == 0 { "files" } else { "" },
-                        f.path,
+                        escape(&f.path),
                         f.mappings,
                         if f.mappings == 1 { "" } else { "s" },
                         human_bytes(f.bytes)
@@ -446,7 +461,7 @@ impl Report {
             }
             if let Some(env) = &p.environment {
                 for (i, v) in env.iter().enumerate() {
-                    let _ = writeln!(o, "  {:<8} {v}", if i == 0 { "env" } else { "" });
+                    let _ = writeln!(o, "  {:<8} {}", if i == 0 { "env" } else { "" }, escape(v));
                 }
             }
         }

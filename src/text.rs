@@ -83,6 +83,26 @@ pub fn shell_quote(word: &str) -> Cow<'_, str> {
     Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
 }
 
+/// Serialized JSON with the characters JSON leaves raw but a terminal may
+/// obey (DEL, C1 controls, bidirectional overrides) written as `\uXXXX`
+/// escapes: the same JSON value, safe to print. (Such characters can only
+/// be inside strings, where the escape means the same character.)
+pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
+    let raw = |c: char| c != '\\' && c > '\x1f' && needs_escape(c);
+    if !json.chars().any(raw) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if raw(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A writer that passes text on through [`escape_bytes`], keeping only the
 /// newline that ends each write: for diagnostics (one event per write),
 /// which may quote anything a checkpoint holds.
@@ -145,6 +165,15 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("$(rm -rf ~)"), "'$(rm -rf ~)'");
         assert_eq!(shell_quote("set sysroot /x"), "'set sysroot /x'");
+    }
+
+    #[test]
+    fn json_keeps_its_value_without_raw_controls() {
+        let v = serde_json::json!({"s": "a\u{1b}b\u{7f}c\u{9b}d\u{202e}e\\f\"g ü"});
+        let text = serde_json::to_string(&v).unwrap();
+        let safe = json_for_terminal(&text);
+        assert_eq!(safe, r#"{"s":"a\u001bb\u007fc\u009bd\u202ee\\f\"g ü"}"#);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), v);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod gdb;
 mod hashes;
 mod hostile;
 mod images;
+mod terminal;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -118,6 +119,7 @@ fn no_stray_test_attributes() {
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
+        ("terminal.rs", include_str!("terminal.rs")),
     ];
     for (file, text) in sources {
         for (i, line) in text.lines().enumerate() {
@@ -139,6 +141,7 @@ fn no_stray_test_attributes() {
         "hashes.rs",
         "hostile.rs",
         "images.rs",
+        "terminal.rs",
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -164,5 +167,6 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
+    tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();
 }
