@@ -356,7 +356,9 @@ fn batch(args: &BatchArgs) -> Result<bool> {
 }
 
 fn man(out_dir: Option<&Path>) -> Result<bool> {
-    let cmd = Cli::command();
+    // Pages for what is written: clap's `help` subcommand would be listed
+    // as criu2core-help(1), a page nobody writes (`--help` says the same).
+    let cmd = Cli::command().disable_help_subcommand(true);
     let Some(dir) = out_dir else {
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut buf)?;

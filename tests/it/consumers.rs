@@ -387,6 +387,26 @@ fn completions_man_page_and_version() {
             "{p}"
         );
     }
+    // Every page a page refers to was written.
+    for e in fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let plain = text.replace("\\-", "-");
+        for (i, _) in plain.match_indices("criu2core-") {
+            let name: String = plain[i..]
+                .chars()
+                .take_while(|&c| c.is_ascii_alphanumeric() || c == '-')
+                .collect();
+            if !plain[i + name.len()..].starts_with("(1)") {
+                continue;
+            }
+            assert!(
+                dir.join(format!("{name}.1")).exists(),
+                "{} refers to {name}(1), which was not written",
+                path.display()
+            );
+        }
+    }
     let o = criu2core(["--version"]);
     let v = String::from_utf8_lossy(&o.stdout);
     for want in [
