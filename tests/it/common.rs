@@ -702,3 +702,23 @@ pub fn complete_sysroot(fx: &Fixture, dir: &Path) -> PathBuf {
     .unwrap();
     root
 }
+
+/// A stand-in for checkpointctl that follows its plugin protocol: plugins
+/// are `checkpointctl-NAME` executables in PATH that answer
+/// `--plugin-description` with one line and exit code 42; `checkpointctl
+/// NAME ARGS...` runs `checkpointctl-NAME ARGS...`.
+pub const CHECKPOINTCTL: &str = r#"#!/bin/sh
+if [ "$1" = "plugins" ]; then
+    IFS=:
+    for d in $PATH; do
+        for p in "$d"/checkpointctl-*; do
+            [ -x "$p" ] || continue
+            desc=$(timeout 0.5 "$p" --plugin-description 2>/dev/null)
+            [ $? -eq 42 ] && echo "${p##*/checkpointctl-}: $desc"
+        done
+    done
+    exit 0
+fi
+name=$1; shift
+exec "checkpointctl-$name" "$@"
+"#;

@@ -32,6 +32,7 @@ mod gdb;
 mod hashes;
 mod hostile;
 mod images;
+mod readme;
 mod terminal;
 
 use std::collections::HashMap;
@@ -119,6 +120,7 @@ fn no_stray_test_attributes() {
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
+        ("readme.rs", include_str!("readme.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
     ];
     for (file, text) in sources {
@@ -141,6 +143,7 @@ fn no_stray_test_attributes() {
         "hashes.rs",
         "hostile.rs",
         "images.rs",
+        "readme.rs",
         "terminal.rs",
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
@@ -167,6 +170,7 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
+    tests.extend(readme::tests());
     tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();
 }
