@@ -430,6 +430,15 @@ pub fn tar_file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
 /// A container checkpoint archive of a fixture in Podman's layout, as
 /// bytes of a plain tar; `extra` may add members.
 pub fn podman_tar(images: &Path, extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    podman_tar_with(images, CONFIG_DUMP, extra)
+}
+
+/// [`podman_tar`] with `config` as config.dump.
+pub fn podman_tar_with(
+    images: &Path,
+    config: &str,
+    extra: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut names: Vec<_> = fs::read_dir(images)
         .unwrap()
@@ -443,7 +452,7 @@ pub fn podman_tar(images: &Path, extra: impl FnOnce(&mut tar::Builder<Vec<u8>>))
             &fs::read(images.join(&n)).unwrap(),
         );
     }
-    tar_file(&mut b, "config.dump", CONFIG_DUMP.as_bytes());
+    tar_file(&mut b, "config.dump", config.as_bytes());
     tar_file(&mut b, "spec.dump", SPEC_DUMP.as_bytes());
     tar_file(
         &mut b,

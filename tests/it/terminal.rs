@@ -153,24 +153,7 @@ fn archive_metadata_and_member_names_are_escaped() {
         "checkpointedTime": "2026-11-20T11:22:33Z"
     })
     .to_string();
-    let tar = {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut names: Vec<_> = fs::read_dir(fx.images())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        for n in names {
-            tar_file(
-                &mut b,
-                &format!("checkpoint/{n}"),
-                &fs::read(fx.images().join(&n)).unwrap(),
-            );
-        }
-        tar_file(&mut b, "config.dump", config.as_bytes());
-        tar_file(&mut b, "spec.dump", SPEC_DUMP.as_bytes());
-        b.into_inner().unwrap()
-    };
+    let tar = podman_tar_with(&fx.images(), &config, |_| {});
     let ar = base.join("checkpoint.tar");
     fs::write(&ar, &tar).unwrap();
     let o = criu2core(["inspect", ar.to_str().unwrap()]);
