@@ -328,7 +328,7 @@ pub fn run(inputs: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Su
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(path) = inputs.get(i) else { break };
-                bar.set_message(names[i].clone());
+                bar.set_message(crate::text::escape(&names[i]).into_owned());
                 let s = convert_one(path, &out_dir.join(&names[i]), opts);
                 if s.status == "failed" {
                     let line = format!(
