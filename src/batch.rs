@@ -44,6 +44,20 @@ pub struct CoreSummary {
     pub path: String,
     /// Its size in bytes.
     pub size: u64,
+    /// The shell command that opens it in gdb.
+    #[serde(default)]
+    pub gdb_command: Option<String>,
+}
+
+/// A zombie in the summary: it has no core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZombieSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Its command name.
+    pub comm: Option<String>,
+    /// How it ended.
+    pub exit: crate::criu::ExitStatus,
 }
 
 /// What became of one input.
@@ -60,7 +74,7 @@ pub struct InputSummary {
     /// Cores written (or found complete).
     pub cores: Vec<CoreSummary>,
     /// Zombie processes (no core).
-    pub zombies: Vec<u32>,
+    pub zombies: Vec<ZombieSummary>,
     /// Wall time spent on it, in milliseconds.
     pub duration_ms: u64,
     /// What went wrong, if anything.
@@ -93,12 +107,19 @@ impl InputSummary {
             self.warnings
                 .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
             match &r.outcome {
-                Outcome::Written { stats, .. } => self.cores.push(CoreSummary {
+                Outcome::Written {
+                    stats, gdb_command, ..
+                } => self.cores.push(CoreSummary {
                     pid: r.pid,
                     path: stats.path.display().to_string(),
                     size: stats.size,
+                    gdb_command: Some(gdb_command.clone()),
                 }),
-                Outcome::Zombie { .. } => self.zombies.push(r.pid),
+                Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
+                    pid: r.pid,
+                    comm: r.comm.clone(),
+                    exit: *exit,
+                }),
                 Outcome::Failed(e) => errors.push(format!("pid {}: {e}", r.pid)),
             }
         }
@@ -132,7 +153,7 @@ struct Done {
     fingerprint: String,
     processes: usize,
     cores: Vec<CoreSummary>,
-    zombies: Vec<u32>,
+    zombies: Vec<ZombieSummary>,
 }
 
 /// Expands the command line's inputs: checkpoints as they are, and the
@@ -307,14 +328,15 @@ pub fn run(inputs: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Su
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(path) = inputs.get(i) else { break };
-                bar.set_message(names[i].clone());
+                bar.set_message(crate::text::escape(&names[i]).into_owned());
                 let s = convert_one(path, &out_dir.join(&names[i]), opts);
                 if s.status == "failed" {
-                    bar.println(format!(
+                    let line = format!(
                         "{}: {}",
                         path.display(),
                         s.error.as_deref().unwrap_or("failed")
-                    ));
+                    );
+                    bar.println(crate::text::escape(&line));
                 }
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(s);
                 bar.inc(1);

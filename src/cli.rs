@@ -1,6 +1,7 @@
 //! The command line: `criu2core convert | inspect | batch | completions |
 //! man`, shared by the `criu2core` binary and the checkpointctl plugin.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use crate::batch::{self, BatchOptions, InputSummary};
 use crate::convert::{self, ConvertOptions, Outcome, ProcessReport};
 use crate::input::{self, OpenOptions};
 use crate::inspect::{self, human_bytes};
+use crate::text::{escape, json_for_terminal, EscapingWriter};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
 /// process ends as a SIGPIPE would end it, without a panic.
@@ -58,11 +60,16 @@ directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
 as Podman, CRI-O and the kubelet write them; recognised by content). With
 several inputs, each gets a subdirectory of OUT_DIR named after it.
 
+After each core, convert prints the gdb command that opens it. With --root
+that is gdb -iex 'set sysroot ROOT' ROOT/EXE CORE: the sysroot must be set
+with -iex (before the core is loaded), not -ex, or gdb cannot place a
+position-independent program.
+
 Examples:
   criu2core convert -i /var/lib/criu/dump -o cores
   criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
   criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
-  gdb /srv/rootfs/usr/bin/app -ex 'set sysroot /srv/rootfs' cores/core.1")]
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1")]
     Convert(ConvertArgs),
     /// Show a checkpoint's container, processes and memory.
     #[command(after_help = "\
@@ -189,31 +196,42 @@ fn emit_line(line: String) {
     // A failed write to stdout other than a closed pipe cannot be reported
     // anywhere better than stderr.
     if let Err(e) = emit(&(line + "\n")) {
-        eprintln!("criu2core: {e:#}");
+        error_line(&format!("{e:#}"));
     }
+}
+
+/// Writes `msg` to stderr after the program's name, escaped for a terminal
+/// (errors and warnings quote names from checkpoints).
+fn error_line(msg: &str) {
+    eprintln!("criu2core: {}", escape(msg));
 }
 
 fn print_report(r: &ProcessReport, quiet: bool) {
     for w in &r.warnings {
-        eprintln!("criu2core: warning: pid {}: {w}", r.pid);
+        error_line(&format!("warning: pid {}: {w}", r.pid));
     }
+    let comm = r.comm.as_deref().map_or(Cow::Borrowed("?"), escape);
     match &r.outcome {
-        Outcome::Written { stats, threads } if !quiet => emit_line(format!(
-            "{}: pid {} ({}), {} thread{}, {} ({} of memory contents)",
-            stats.path.display(),
+        Outcome::Written {
+            stats,
+            threads,
+            gdb_command,
+        } if !quiet => emit_line(format!(
+            "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents)\n  {}",
+            escape(&stats.path.to_string_lossy()),
             r.pid,
-            r.comm.as_deref().unwrap_or("?"),
             threads,
             if *threads == 1 { "" } else { "s" },
             human_bytes(stats.size),
             human_bytes(stats.copied),
+            escape(gdb_command),
         )),
-        Outcome::Written { .. } => {}
-        Outcome::Zombie { exit_code } => eprintln!(
-            "criu2core: pid {} is a zombie (exit code {exit_code}): it has no memory or registers, no core written",
+        Outcome::Zombie { exit } if !quiet => emit_line(format!(
+            "pid {} ({comm}): zombie, {exit}; no core (a zombie has no memory or registers)",
             r.pid
-        ),
-        Outcome::Failed(e) => eprintln!("criu2core: pid {}: {e}", r.pid),
+        )),
+        Outcome::Written { .. } | Outcome::Zombie { .. } => {}
+        Outcome::Failed(e) => error_line(&format!("pid {}: {e}", r.pid)),
     }
 }
 
@@ -264,7 +282,7 @@ fn convert(args: &ConvertArgs) -> Result<bool> {
         let result = match result {
             Ok(reports) => summary.add_reports(&reports),
             Err(e) => {
-                eprintln!("criu2core: {e:#}");
+                error_line(&format!("{e:#}"));
                 Err(e)
             }
         };
@@ -280,7 +298,7 @@ fn convert(args: &ConvertArgs) -> Result<bool> {
             schema: "criu2core.convert/1",
             inputs: summaries.clone(),
         };
-        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     }
     Ok(summaries.iter().all(|s| s.status == "ok"))
 }
@@ -294,7 +312,7 @@ fn inspect(args: &InspectArgs) -> Result<bool> {
     )?;
     let report = inspect::inspect(&inp, args.env);
     if args.json {
-        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
         emit(&report.to_text())?;
     }
@@ -315,7 +333,7 @@ fn batch(args: &BatchArgs) -> Result<bool> {
     };
     let summary = batch::run(&inputs, &args.out_dir, &opts)?;
     if args.json {
-        emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&summary)?) + "\n"))?;
     } else if !args.quiet {
         emit_line(format!(
             "{} input{}: {} converted, {} already complete, {} failed; summary in {}",
@@ -328,17 +346,19 @@ fn batch(args: &BatchArgs) -> Result<bool> {
         ));
     }
     for s in summary.inputs.iter().filter(|s| s.status == "failed") {
-        eprintln!(
-            "criu2core: {}: {}",
+        error_line(&format!(
+            "{}: {}",
             s.input,
             s.error.as_deref().unwrap_or("failed")
-        );
+        ));
     }
     Ok(summary.failed == 0)
 }
 
 fn man(out_dir: Option<&Path>) -> Result<bool> {
-    let cmd = Cli::command();
+    // Pages for what is written: clap's `help` subcommand would be listed
+    // as criu2core-help(1), a page nobody writes (`--help` says the same).
+    let cmd = Cli::command().disable_help_subcommand(true);
     let Some(dir) = out_dir else {
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut buf)?;
@@ -372,10 +392,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Events quote what checkpoints hold: every control character is shown
+    // escaped, so there are no colours either.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(|| EscapingWriter(std::io::stderr()))
+        .with_ansi(false)
         .with_target(false)
         .try_init();
 }
@@ -406,7 +428,7 @@ where
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("criu2core: {e:#}");
+            error_line(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -398,6 +398,7 @@ mod tests {
             runs: std::sync::Arc::new(RunList(runs)),
             blobs: Vec::new(),
             warnings: Vec::new(),
+            dumps: Vec::new(),
         }
     }
 
@@ -474,6 +475,47 @@ mod tests {
     }
 
     #[test]
+    fn gdb_commands_quote_every_path_and_use_the_root() {
+        let core = Path::new("out dir/core.7");
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), None),
+            "gdb /usr/bin/app 'out dir/core.7'"
+        );
+        assert_eq!(
+            gdb_command(core, Some("/tmp/x (deleted)"), None),
+            "gdb -c 'out dir/core.7'"
+        );
+        assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("it's root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/app"), b"").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
+        let r = root.display().to_string();
+        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
+            format!(
+                "gdb -iex {} {} 'out dir/core.7'",
+                q(&format!("set sysroot {r}")),
+                q(&format!("{r}/usr/bin/app"))
+            )
+        );
+        // Through a relative link in the root: the path as given.
+        assert!(
+            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
+        );
+        // Through an absolute one, which the host would resolve outside
+        // the root: the file it resolves to inside.
+        let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
+        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
+            .contains(&q(&canon.display().to_string())));
+        // Not in the root: no executable rather than a wrong one.
+        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
+    }
+
+    #[test]
     fn runs_that_do_not_cover_their_mapping_are_an_error() {
         let p = process(
             vec![mapping(0x10000, 0x13000, 0x1000)],
@@ -510,11 +552,13 @@ pub enum Outcome {
         stats: CoreStats,
         /// Number of threads in it.
         threads: usize,
+        /// The shell command that opens it in gdb ([`gdb_command`]).
+        gdb_command: String,
     },
     /// A zombie: nothing to write.
     Zombie {
-        /// Its exit code.
-        exit_code: u32,
+        /// How it ended.
+        exit: crate::criu::ExitStatus,
     },
     /// Conversion failed.
     Failed(String),
@@ -555,6 +599,7 @@ pub fn convert_input(
         opts.pids.clone()
     };
     let roots = input.file_roots(opts.root.as_deref())?;
+    let root_dir = opts.root.as_deref();
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("{}: cannot create", out_dir.display()))?;
     let mut out = Vec::with_capacity(pids.len());
@@ -573,12 +618,16 @@ pub fn convert_input(
         );
         r.outcome = match loaded {
             Err(e) => Outcome::Failed(format!("{e:#}")),
-            Ok(crate::criu::Loaded::Zombie { exit_code, .. }) => Outcome::Zombie { exit_code },
+            Ok(crate::criu::Loaded::Zombie { comm, exit, .. }) => {
+                r.comm = Some(comm);
+                Outcome::Zombie { exit }
+            }
             Ok(crate::criu::Loaded::Process(p)) => {
                 r.comm = Some(p.comm.clone());
                 r.warnings = p.warnings.clone();
                 match write_core(&p, out_dir, opts.force) {
                     Ok(stats) => Outcome::Written {
+                        gdb_command: gdb_command(&stats.path, p.exe.as_deref(), root_dir),
                         stats,
                         threads: p.threads.len(),
                     },
@@ -590,4 +639,46 @@ pub fn convert_input(
         out.push(r);
     }
     Ok(out)
+}
+
+/// The shell command that opens `core` in gdb, its words quoted for a POSIX
+/// shell (it may hold anything a checkpoint names: escape it before a
+/// terminal). With a root filesystem the executable is taken from there,
+/// and gdb is told to look there for the shared libraries with `-iex`, so
+/// that `set sysroot` is in force before the executable and the core are
+/// loaded (set later, gdb cannot place a position-independent program whose
+/// first page a core does not hold). Without one, the executable is named
+/// by the path the process had.
+pub fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> String {
+    use crate::text::shell_quote;
+    // A deleted executable is not at its path any more.
+    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
+    let mut words = vec!["gdb".to_string()];
+    let exe = match root {
+        Some(root) => {
+            words.push("-iex".into());
+            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
+            exe.and_then(|e| exe_in_root(root, e))
+        }
+        None => exe.map(PathBuf::from),
+    };
+    match exe {
+        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
+        None => words.push("-c".into()),
+    }
+    words.push(shell_quote(&core.to_string_lossy()).into_owned());
+    words.join(" ")
+}
+
+/// Where executable `exe` is under `root`: `root/exe` as given where that
+/// is the file, else the file it resolves to inside the root.
+fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
+    let fs = crate::rootfs::RootFs::new(root).ok()?;
+    let (found, _) = fs.resolve(exe).ok()??;
+    let literal = root.join(exe.trim_start_matches('/'));
+    if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
+        Some(literal)
+    } else {
+        Some(found)
+    }
 }

@@ -81,6 +81,7 @@ pub mod model;
 pub mod notes;
 pub mod rootfs;
 pub mod synth;
+pub mod text;
 
 pub use convert::write_core;
 pub use input::Input;

@@ -32,6 +32,8 @@ mod gdb;
 mod hashes;
 mod hostile;
 mod images;
+mod readme;
+mod terminal;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +52,9 @@ pub enum Need {
     /// The host holds the shared libraries the fixtures mapped, at their
     /// paths (eu-stack and lldb read a core's libraries from the host).
     FixtureLibraries,
+    /// A private mount namespace in which tmpfs can be mounted (`unshare
+    /// -m`, as root), to hide directories from a program.
+    MountNamespace,
 }
 
 impl Need {
@@ -64,6 +69,7 @@ impl Need {
                 "no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)".into()
             }),
             Need::FixtureLibraries => common::missing_fixture_libraries(),
+            Need::MountNamespace => common::mount_namespace_unavailable(),
         }
     }
 }
@@ -114,6 +120,8 @@ fn no_stray_test_attributes() {
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
+        ("readme.rs", include_str!("readme.rs")),
+        ("terminal.rs", include_str!("terminal.rs")),
     ];
     for (file, text) in sources {
         for (i, line) in text.lines().enumerate() {
@@ -135,6 +143,8 @@ fn no_stray_test_attributes() {
         "hashes.rs",
         "hostile.rs",
         "images.rs",
+        "readme.rs",
+        "terminal.rs",
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -160,5 +170,7 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
+    tests.extend(readme::tests());
+    tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();
 }
