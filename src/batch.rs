@@ -180,7 +180,7 @@ impl InputSummary {
             match &r.outcome {
                 Outcome::Written { stats, .. } => self.cores.push(CoreSummary {
                     pid: r.pid,
-                    path: stats.path.display().to_string(),
+                    path: absolute(&stats.path).display().to_string(),
                     size: stats.size,
                 }),
                 Outcome::Zombie { .. } => self.zombies.push(r.pid),

@@ -291,7 +291,7 @@ pub fn core_file<'a>(p: &Process, segments: &'a ProcessSegments<'_>) -> Result<C
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
-    /// Where the core is.
+    /// Where the core is, as its directory was named (see [`OutDir::shown`]).
     pub path: PathBuf,
     /// Apparent size.
     pub size: u64,
@@ -333,7 +333,8 @@ pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) ->
     let written = elf::write_core(&core, tmp.as_file_mut())
         .with_context(|| format!("writing {}", path.display()))?;
     cancel.check()?;
-    let path = dir.persist(tmp, &name, force)?;
+    dir.persist(tmp, &name, force)?;
+    let path = dir.shown(&name);
     tracing::info!(
         pid = p.pid,
         path = %path.display(),

@@ -31,6 +31,8 @@ pub fn is_safe_component(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutDir {
     path: PathBuf,
+    /// The same directory as the user named it, for what is printed.
+    shown: PathBuf,
 }
 
 /// Holds an output directory's lock until dropped.
@@ -48,12 +50,21 @@ impl OutDir {
         if !canonical.is_dir() {
             bail!("{}: not a directory", path.display());
         }
-        Ok(OutDir { path: canonical })
+        Ok(OutDir {
+            path: canonical,
+            shown: path.to_path_buf(),
+        })
     }
 
     /// Its canonical path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Entry `name` as the user would spell it (the directory as named on
+    /// the command line, then `name`), for messages; not checked.
+    pub fn shown(&self, name: &str) -> PathBuf {
+        self.shown.join(name)
     }
 
     /// The path of entry `name` of this directory. The one gate every write
@@ -75,7 +86,10 @@ impl OutDir {
         let path = self.join(name)?;
         Ok(fs::symlink_metadata(&path)
             .is_ok_and(|m| m.is_dir())
-            .then_some(OutDir { path }))
+            .then(|| OutDir {
+                path,
+                shown: self.shown(name),
+            }))
     }
 
     /// The directory `name` inside this one, created if missing. A link or
