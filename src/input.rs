@@ -214,6 +214,9 @@ pub fn output_name(path: &Path) -> String {
     }
     if out.starts_with('.') || RESERVED_NAMES.iter().any(|r| out.eq_ignore_ascii_case(r)) {
         out.insert(0, '_');
+        while out.len() > MAX_OUTPUT_NAME {
+            out.pop();
+        }
     }
     out
 }
@@ -250,6 +253,11 @@ mod tests {
         }
         assert_eq!(output_name(Path::new("/")), "checkpoint");
         assert_eq!(output_name(Path::new("a/..")), "checkpoint");
+        // Found by fuzz/naming: a long dot-name, '_' put before it, was
+        // one byte over the bound.
+        let dots = format!(".{}", "a".repeat(300));
+        assert_eq!(output_name(Path::new(&dots)).len(), MAX_OUTPUT_NAME);
+        assert!(output_name(Path::new(&dots)).starts_with("_."));
         let long = "é".repeat(300);
         let got = output_name(Path::new(&long));
         assert!(got.len() <= MAX_OUTPUT_NAME && got.chars().all(|c| c == 'é'));
