@@ -611,7 +611,7 @@ impl Job<'_> {
                 );
             }
             // Only this run writes here now (the output directory is locked).
-            dir.remove_partials()?;
+            dir.remove_partials(None)?;
             if self.batch && rec.summary.options != *self.options && !self.force {
                 // The cores there stay this input's, as they were made.
                 *s = from_record(rec, dir);
@@ -677,7 +677,7 @@ impl Job<'_> {
         let done = || -> Result<()> {
             if fresh && s.cores.is_empty() && s.status == "failed" {
                 dir.remove_file(RECORD)?;
-                dir.remove_partials()?;
+                dir.remove_partials(None)?;
                 if dir.is_empty()? {
                     fs::remove_dir(dir.path())
                         .with_context(|| format!("{}: cannot remove", dir.path().display()))?;
@@ -819,7 +819,8 @@ pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Batc
     let start = Instant::now();
     let out = OutDir::create(out_dir)?;
     let _lock = out.lock()?;
-    out.remove_partials()?;
+    // Only batch's own: a single-input convert may be writing cores here.
+    out.remove_partials(Some(SUMMARY))?;
     let found = expand_inputs(args, Some(out.path()));
     let mut problems: Vec<InputSummary> = Vec::new();
     let options = CoreOptions::new(opts.root.as_deref(), &[]);

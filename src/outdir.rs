@@ -212,13 +212,18 @@ impl OutDir {
             .is_none())
     }
 
-    /// Removes the temporary files (`.*.partial`) an interrupted run left
-    /// here; returns their names. Call it only while holding the lock.
-    pub fn remove_partials(&self) -> Result<Vec<String>> {
+    /// Removes the temporary files an interrupted run left here: every
+    /// `.*.partial`, or with `of`, only those of [`OutDir::temp_file`]`(of)`;
+    /// returns their names. Call it only while holding the lock.
+    pub fn remove_partials(&self, of: Option<&str>) -> Result<Vec<String>> {
+        let prefix = match of {
+            Some(stem) => format!(".{stem}."),
+            None => ".".into(),
+        };
         let stale: Vec<String> = self
             .files()?
             .into_iter()
-            .filter(|n| n.starts_with('.') && n.ends_with(PARTIAL))
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
             .collect();
         for n in &stale {
             self.remove_file(n)?;
@@ -299,7 +304,15 @@ mod tests {
             .keep()
             .unwrap();
         fs::write(out.path().join(".notes.partial.txt"), b"").unwrap();
-        let swept = out.remove_partials().unwrap();
+        let summary = out
+            .temp_file("summary.json")
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
+        assert_eq!(out.remove_partials(Some("summary.json")).unwrap().len(), 1);
+        assert!(kept.exists() && !summary.exists());
+        let swept = out.remove_partials(None).unwrap();
         assert_eq!(swept.len(), 1);
         assert!(!kept.exists());
         assert_eq!(out.files().unwrap(), [".notes.partial.txt", "summary.json"]);
