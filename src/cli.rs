@@ -414,7 +414,8 @@ fn handle_signals(cancel: &Cancel) -> Result<()> {
 fn finish(result: Result<bool>, cancel: &Cancel) -> ExitCode {
     if let Some(sig) = cancel.reason() {
         eprintln!("criu2core: interrupted (signal {sig}); its temporary files are removed");
-        return ExitCode::from(u8::try_from(128 + sig).unwrap_or(130));
+        let status = sig.checked_add(128).and_then(|s| u8::try_from(s).ok());
+        return ExitCode::from(status.unwrap_or(130));
     }
     match result {
         Ok(true) => ExitCode::SUCCESS,
