@@ -20,6 +20,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use tempfile::TempDir;
 
+use crate::cancel::Cancel;
 use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
 use crate::model::Blob;
 
@@ -160,6 +161,16 @@ impl ArchiveStore {
     /// Opens the archive at `path`; `spill_dir` is where compressed page
     /// files are unpacked (the system temporary directory if `None`).
     pub fn open(path: &Path, spill_dir: Option<&Path>) -> Result<ArchiveStore> {
+        Self::open_cancellable(path, spill_dir, &Cancel::new())
+    }
+
+    /// [`ArchiveStore::open`] that stops reading (and removes what it
+    /// unpacked) once `cancel` is set.
+    pub fn open_cancellable(
+        path: &Path,
+        spill_dir: Option<&Path>,
+        cancel: &Cancel,
+    ) -> Result<ArchiveStore> {
         let label = path.display().to_string();
         let compression = sniff(path)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
@@ -168,6 +179,7 @@ impl ArchiveStore {
             .metadata()
             .with_context(|| format!("{label}: cannot stat"))?
             .len();
+        let file = cancel.reader(file);
         let mut store = ArchiveStore {
             label: label.clone(),
             compression,

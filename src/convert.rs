@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cancel::Cancel;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
 use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
+use crate::outdir::OutDir;
 
 /// The notes of a process's core, in the kernel's order: each thread's
 /// NT_PRSTATUS; after the first one NT_PRPSINFO, NT_SIGINFO, NT_AUXV and
@@ -289,7 +291,7 @@ pub fn core_file<'a>(p: &Process, segments: &'a ProcessSegments<'_>) -> Result<C
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
-    /// Where the core is.
+    /// Where the core is, as its directory was named (see [`OutDir::shown`]).
     pub path: PathBuf,
     /// Apparent size.
     pub size: u64,
@@ -297,44 +299,42 @@ pub struct CoreStats {
     pub copied: u64,
 }
 
-/// Writes `core.<pid>` for `p` into `dir`, through a temporary file that is
-/// renamed into place only when complete. An existing core is replaced only
-/// if `force` is set.
+/// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
+/// temporary file that is renamed into place only when complete. An
+/// existing core is replaced only if `force` is set.
 pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
-    let path = dir.join(format!("core.{}", p.pid));
+    write_core_in(p, &OutDir::create(dir)?, force, &Cancel::new())
+}
+
+/// [`write_core`] into an [`OutDir`], stopping (and removing the
+/// temporary file) once `cancel` is set.
+pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) -> Result<CoreStats> {
+    let name = format!("core.{}", p.pid);
+    let path = dir.join(&name)?;
     if !force && path.symlink_metadata().is_ok() {
         bail!("{} exists (use --force to replace it)", path.display());
     }
+    cancel.check()?;
     let start = std::time::Instant::now();
     let segments = segments(p)?;
-    let core = core_file(p, &segments)?;
+    let cancellable = Cancellable {
+        inner: &segments,
+        cancel,
+    };
+    let mut core = core_file(p, &segments)?;
+    core.segments = &cancellable;
     tracing::debug!(
         pid = p.pid,
         notes = core.notes.len(),
         segments = core.segments.count(),
         "core laid out"
     );
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".core.{}.", p.pid))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut tmp = dir.temp_file(&name)?;
     let written = elf::write_core(&core, tmp.as_file_mut())
         .with_context(|| format!("writing {}", path.display()))?;
-    if force {
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot rename into {}", path.display()))?;
-    } else {
-        tmp.persist_noclobber(&path)
-            .map_err(|e| e.error)
-            .with_context(|| {
-                format!(
-                    "cannot rename into {} (use --force to replace it)",
-                    path.display()
-                )
-            })?;
-    }
+    cancel.check()?;
+    dir.persist(tmp, &name, force)?;
+    let path = dir.shown(&name);
     tracing::info!(
         pid = p.pid,
         path = %path.display(),
@@ -348,6 +348,29 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
         size: written.size,
         copied: written.copied,
     })
+}
+
+/// Segments whose extents stop coming once `cancel` is set.
+struct Cancellable<'a> {
+    inner: &'a dyn Segments,
+    cancel: &'a Cancel,
+}
+
+impl Segments for Cancellable<'_> {
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+
+    fn header(&self, i: usize) -> SegmentHeader {
+        self.inner.header(i)
+    }
+
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+        self.inner.for_each_extent(&mut |i, e| {
+            self.cancel.check()?;
+            f(i, e)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -541,6 +564,8 @@ pub struct ConvertOptions {
     pub root: Option<PathBuf>,
     /// Replace existing cores.
     pub force: bool,
+    /// Stops the conversion between processes and extents once set.
+    pub cancel: Cancel,
 }
 
 /// What became of one process.
@@ -579,10 +604,10 @@ pub struct ProcessReport {
 
 /// Writes the cores of `input`'s processes into `out_dir`, calling `report`
 /// as each process is done. A process that fails does not stop the others;
-/// an error that concerns the whole input is returned.
+/// an error that concerns the whole input (or a cancellation) is returned.
 pub fn convert_input(
     input: &crate::input::Input,
-    out_dir: &Path,
+    out_dir: &OutDir,
     opts: &ConvertOptions,
     report: &mut dyn FnMut(&ProcessReport),
 ) -> Result<Vec<ProcessReport>> {
@@ -600,10 +625,9 @@ pub fn convert_input(
     };
     let roots = input.file_roots(opts.root.as_deref())?;
     let root_dir = opts.root.as_deref();
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
+        opts.cancel.check()?;
         let mut r = ProcessReport {
             pid,
             comm: None,
@@ -625,7 +649,7 @@ pub fn convert_input(
             Ok(crate::criu::Loaded::Process(p)) => {
                 r.comm = Some(p.comm.clone());
                 r.warnings = p.warnings.clone();
-                match write_core(&p, out_dir, opts.force) {
+                match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
                     Ok(stats) => Outcome::Written {
                         gdb_command: gdb_command(&stats.path, p.exe.as_deref(), root_dir),
                         stats,

@@ -70,6 +70,7 @@
 pub mod arch;
 pub mod archive;
 pub mod batch;
+pub mod cancel;
 pub mod cli;
 pub mod container;
 pub mod convert;
@@ -79,6 +80,7 @@ pub mod input;
 pub mod inspect;
 pub mod model;
 pub mod notes;
+pub mod outdir;
 pub mod rootfs;
 pub mod synth;
 pub mod text;

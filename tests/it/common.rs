@@ -731,3 +731,15 @@ fi
 name=$1; shift
 exec "checkpointctl-$name" "$@"
 "#;
+
+/// Checks `v` against docs/`schema_file` and panics with every violation.
+pub fn assert_schema(schema_file: &str, v: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo().join("docs").join(schema_file)).unwrap()).unwrap();
+    let mut errs = Vec::new();
+    validate(&schema, v, "$", &mut errs);
+    assert!(
+        errs.is_empty(),
+        "not valid against {schema_file}: {errs:#?}\n{v:#}"
+    );
+}

@@ -27,6 +27,7 @@ mod common;
 
 mod arches;
 mod archives;
+mod batch;
 mod consumers;
 mod gdb;
 mod hashes;
@@ -114,6 +115,7 @@ fn no_stray_test_attributes() {
     let sources = [
         ("arches.rs", include_str!("arches.rs")),
         ("archives.rs", include_str!("archives.rs")),
+        ("batch.rs", include_str!("batch.rs")),
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
@@ -137,6 +139,7 @@ fn no_stray_test_attributes() {
         include_str!("main.rs"),
         "arches.rs",
         "archives.rs",
+        "batch.rs",
         "common.rs",
         "consumers.rs",
         "gdb.rs",
@@ -165,6 +168,7 @@ fn main() {
     )];
     tests.extend(arches::tests());
     tests.extend(archives::tests());
+    tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(gdb::tests());
     tests.extend(hashes::tests());
