@@ -75,6 +75,7 @@ pub mod container;
 pub mod convert;
 pub mod criu;
 pub mod elf;
+pub mod image;
 pub mod input;
 pub mod inspect;
 pub mod model;

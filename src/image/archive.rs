@@ -1,0 +1,1465 @@
+//! Opening an image container (OCI layout directory, OCI archive,
+//! docker-archive), walking it to its images, and selecting one (see the
+//! module documentation of [`crate::image`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use super::digest::{check_bytes, Algorithm, Digest, Expect, VerifyingReader};
+use super::layers::{walk, Layer, Lookup, Tree};
+use super::reference::{self, Selector};
+use super::tar::{Kind, TarReader};
+use super::{
+    decoder, sniff_compression, BlobData, Compression, Options, MAX_ARCHIVE_MEMBERS,
+    MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_BYTES, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_LINKS,
+    MAX_PATH_BYTES, SMALL_MEMBER, SMALL_TOTAL,
+};
+use crate::model::Blob;
+use crate::rootfs::RootFs;
+
+/// Media types criu2core knows.
+pub mod media_type {
+    /// OCI image index.
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// OCI image manifest.
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// OCI image config.
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// Docker manifest list.
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// Docker image manifest, schema 2.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker image config.
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    /// Docker layer (an uncompressed tar), as docker-archive layers are.
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+    /// containerd checkpoint: a tar of the CRIU images and runc's
+    /// descriptors.json.
+    pub const CONTAINERD_CHECKPOINT: &str =
+        "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+    /// containerd checkpoint: the container's config (a protobuf `Any`
+    /// holding the OCI runtime spec as JSON).
+    pub const CONTAINERD_CHECKPOINT_CONFIG: &str =
+        "application/vnd.containerd.container.checkpoint.config.v1+proto";
+    /// containerd checkpoint: the checkpoint options.
+    pub const CONTAINERD_CHECKPOINT_OPTIONS: &str =
+        "application/vnd.containerd.container.checkpoint.options.v1+proto";
+    /// containerd checkpoint: the runtime's options.
+    pub const CONTAINERD_CHECKPOINT_RUNTIME_OPTIONS: &str =
+        "application/vnd.containerd.container.checkpoint.runtime.options+proto";
+    /// containerd's read-write layer of a checkpointed container (older
+    /// containerd; newer ones use an OCI gzip layer).
+    pub const CONTAINERD_RW: &str = "application/vnd.containerd.container.rw.tar";
+}
+
+/// Annotation prefixes of checkpoint images for Kubernetes restore
+/// (Podman's `--create-image`, CRI-O's recipe, `checkpointctl build`).
+const CHECKPOINT_ANNOTATIONS: [&str; 3] = [
+    "io.podman.annotations.checkpoint.",
+    "io.kubernetes.cri-o.annotations.checkpoint.",
+    "org.criu.checkpoint.",
+];
+
+/// What a container holds images as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// An OCI image layout directory.
+    OciLayout,
+    /// A tar of an OCI image layout.
+    OciArchive(Compression),
+    /// A docker-archive (`manifest.json`) tar.
+    DockerArchive(Compression),
+    /// A docker-archive unpacked into a directory.
+    DockerDir,
+}
+
+/// An OS and architecture an image is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux`, ...
+    pub os: String,
+    /// `amd64`, `arm64`, ...
+    pub architecture: String,
+    /// `v8`, ...
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A reference to a blob, as a manifest or index gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Its media type (what it claims to be; content decides).
+    pub media_type: String,
+    /// Its digest; `None` only for docker-archive layers stored under
+    /// names that are no digest (their config's diff_ids check them).
+    pub digest: Option<Digest>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The platform the descriptor names, if any.
+    pub platform: Option<Platform>,
+    /// Where it is inside the container.
+    location: String,
+}
+
+impl Descriptor {
+    /// Where the blob is inside the image container
+    /// (`blobs/sha256/<hex>`, or a docker-archive's member path).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// What an image entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// A manifest with an image config: a runnable image.
+    Image,
+    /// A manifest that is no runnable image: signatures, attestations,
+    /// other artifacts (chosen only when asked for by reference).
+    Artifact,
+    /// An index that lists blobs of its own, as a containerd checkpoint
+    /// does (its criu.tar, rw layer, config).
+    BlobIndex,
+}
+
+/// A checkpoint image, as its content says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointImage {
+    /// containerd's (`ctr image export` of a checkpoint): a blob of media
+    /// type [`media_type::CONTAINERD_CHECKPOINT`].
+    Containerd,
+    /// One made for Kubernetes restore (Podman `--create-image`, CRI-O's
+    /// recipe, `checkpointctl build`): a layer holding a checkpoint
+    /// archive's tree, annotated as such.
+    Archive,
+}
+
+/// One image of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// What it is.
+    pub kind: ImageKind,
+    /// Its names (`org.opencontainers.image.ref.name`,
+    /// `io.containerd.image.name`, docker-archive `RepoTags`), as written.
+    pub names: Vec<String>,
+    /// Digest of its manifest (or blob index); `None` for a docker-archive
+    /// without an OCI layout.
+    pub digest: Option<Digest>,
+    /// Media type of the manifest or index (empty for a docker-archive's).
+    pub media_type: String,
+    /// Its config.
+    pub config: Option<Descriptor>,
+    /// Its layers, lowest first.
+    pub layers: Vec<Descriptor>,
+    /// The other blobs a blob index lists.
+    pub blobs: Vec<Descriptor>,
+    /// The manifest's (or blob index's) own annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Annotations of the descriptors and indexes that lead to it, the
+    /// nearest winning.
+    pub index_annotations: BTreeMap<String, String>,
+    /// Its platform, from the index or its config.
+    pub platform: Option<Platform>,
+    /// Digest of the index that lists it, if not `index.json`.
+    pub parent: Option<Digest>,
+    diff_ids: Vec<Digest>,
+}
+
+impl ImageInfo {
+    /// Whether `text` (a reference, an image ID, a name as written) means
+    /// this image.
+    pub fn matches(&self, text: &str) -> bool {
+        let digests: Vec<&Digest> = self
+            .digest
+            .iter()
+            .chain(self.config.as_ref().and_then(|c| c.digest.as_ref()))
+            .collect();
+        reference::matches(text, &self.names, &digests)
+    }
+
+    /// Descriptors of its config, layers and other blobs with this media type.
+    pub fn descriptors_by_media_type(&self, media_type: &str) -> Vec<&Descriptor> {
+        self.config
+            .iter()
+            .chain(&self.layers)
+            .chain(&self.blobs)
+            .filter(|d| d.media_type == media_type)
+            .collect()
+    }
+
+    /// Whether it is a checkpoint image, and which kind.
+    pub fn checkpoint(&self) -> Option<CheckpointImage> {
+        if !self
+            .descriptors_by_media_type(media_type::CONTAINERD_CHECKPOINT)
+            .is_empty()
+        {
+            return Some(CheckpointImage::Containerd);
+        }
+        self.annotations
+            .keys()
+            .chain(self.index_annotations.keys())
+            .any(|k| CHECKPOINT_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
+            .then_some(CheckpointImage::Archive)
+    }
+
+    /// One line for messages: names, digest, platform (escaped).
+    pub fn describe(&self) -> String {
+        let mut s = if self.names.is_empty() {
+            "(no name)".to_string()
+        } else {
+            self.names
+                .iter()
+                .map(|n| n.escape_debug().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(d) = self
+            .digest
+            .as_ref()
+            .or(self.config.as_ref().and_then(|c| c.digest.as_ref()))
+        {
+            s += &format!(" {d}");
+        }
+        if let Some(p) = &self.platform {
+            s += &format!(" {}", p.to_string().escape_debug());
+        }
+        match self.kind {
+            ImageKind::Image => {}
+            ImageKind::Artifact => s += " (artifact)",
+            ImageKind::BlobIndex => s += " (blob index)",
+        }
+        s
+    }
+}
+
+/// How the image was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// By the reference asked for.
+    Reference(String),
+    /// By this hint (what the checkpoint names).
+    Hint(String),
+    /// The only image there is.
+    Only,
+}
+
+/// A member of an image archive tar.
+#[derive(Debug, Clone)]
+enum Member {
+    Data {
+        index: u32,
+        offset: u64,
+        size: u64,
+        memory: Option<Arc<[u8]>>,
+    },
+    Symlink(Box<[u8]>),
+    HardLink(Vec<u8>),
+    Dir,
+    Other,
+}
+
+struct Members(BTreeMap<Vec<u8>, Member>);
+
+impl Tree for Members {
+    fn lookup(&self, key: &[u8]) -> Lookup<'_> {
+        if key.is_empty() {
+            return Lookup::Dir;
+        }
+        match self.0.get(key) {
+            Some(Member::Data { .. } | Member::HardLink(_)) => Lookup::File,
+            Some(Member::Symlink(t)) => Lookup::Symlink(t),
+            Some(Member::Dir) => Lookup::Dir,
+            Some(Member::Other) => Lookup::Other,
+            None => {
+                let lo = [key, b"/"].concat();
+                let hi = [key, b"0"].concat();
+                if self.0.range(lo..hi).next().is_some() {
+                    Lookup::Dir
+                } else {
+                    Lookup::Missing
+                }
+            }
+        }
+    }
+}
+
+enum Source {
+    Dir(RootFs),
+    Tar {
+        path: PathBuf,
+        compression: Compression,
+        members: Members,
+    },
+}
+
+#[derive(Default)]
+struct Spill {
+    dir: Option<tempfile::TempDir>,
+    used: u64,
+    copies: HashMap<Vec<u8>, Blob>,
+}
+
+struct Inner {
+    label: String,
+    source: Source,
+    opts: Options,
+    /// Keys of the blobs whose digest has been checked.
+    verified: Mutex<HashSet<Vec<u8>>>,
+    spill: Mutex<Spill>,
+}
+
+/// Where a path of the container is.
+enum Loc {
+    Data(BlobData),
+    /// In a compressed archive, not copied out yet.
+    Deferred {
+        index: u32,
+        size: u64,
+    },
+}
+
+/// A member path made relative and clean, or an error if it is absolute
+/// or has `..`.
+fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
+    let shown = || path.escape_ascii().to_string();
+    if path.starts_with(b"/") {
+        bail!("path {} is absolute", shown());
+    }
+    if path.len() > MAX_PATH_BYTES || path.contains(&0) {
+        bail!("path {} is too long or has a NUL byte", shown());
+    }
+    let mut key: Vec<u8> = Vec::new();
+    for c in path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        if c == b".." {
+            bail!("path {} contains '..'", shown());
+        }
+        if !key.is_empty() {
+            key.push(b'/');
+        }
+        key.extend_from_slice(c);
+    }
+    Ok(key)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn member_label(&self, key: &[u8]) -> String {
+        format!("{}:{}", self.label, key.escape_ascii())
+    }
+
+    /// Finds a path of the container (links followed inside it).
+    fn locate(&self, path: &str) -> Result<Option<(Vec<u8>, Loc)>> {
+        let rel = clean_member(path.as_bytes())?;
+        match &self.source {
+            Source::Dir(root) => {
+                let Ok(rel_str) = std::str::from_utf8(&rel) else {
+                    return Ok(None);
+                };
+                Ok(root.resolve(rel_str)?.map(|(full, len)| {
+                    let key = full.as_os_str().as_encoded_bytes().to_vec();
+                    let data = BlobData::File(Blob {
+                        label: self.member_label(&rel),
+                        path: full,
+                        offset: 0,
+                        len,
+                    });
+                    (key, Loc::Data(data))
+                }))
+            }
+            Source::Tar {
+                path,
+                compression,
+                members,
+            } => {
+                let mut key = rel;
+                for _ in 0..=MAX_LINKS {
+                    let Some(k) = walk(members, &key, true, false)? else {
+                        return Ok(None);
+                    };
+                    match members.0.get(&k) {
+                        Some(Member::HardLink(t)) => key = t.clone(),
+                        Some(Member::Data {
+                            index,
+                            offset,
+                            size,
+                            memory,
+                        }) => {
+                            let label = self.member_label(&k);
+                            let loc = if let Some(m) = memory {
+                                Loc::Data(BlobData::Memory(m.clone()))
+                            } else if *compression == Compression::None {
+                                Loc::Data(BlobData::File(Blob {
+                                    label,
+                                    path: path.clone(),
+                                    offset: *offset,
+                                    len: *size,
+                                }))
+                            } else if let Some(b) = lock(&self.spill).copies.get(&k) {
+                                Loc::Data(BlobData::File(b.clone()))
+                            } else {
+                                Loc::Deferred {
+                                    index: *index,
+                                    size: *size,
+                                }
+                            };
+                            return Ok(Some((k, loc)));
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                bail!("{}: too many hard links", self.member_label(&key))
+            }
+        }
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.locate(path)?.is_some())
+    }
+
+    /// Copies members of a compressed archive out, in one pass, checking
+    /// each against what it must be.
+    fn spill(&self, wanted: &[(Vec<u8>, Expect)]) -> Result<()> {
+        let Source::Tar {
+            path, compression, ..
+        } = &self.source
+        else {
+            return Ok(());
+        };
+        let mut todo: BTreeMap<u32, (Vec<u8>, Expect)> = BTreeMap::new();
+        let mut spill = lock(&self.spill);
+        let mut need = spill.used;
+        for (key, expect) in wanted {
+            let Some((k, Loc::Deferred { index, size })) =
+                self.locate(&String::from_utf8_lossy(key))?
+            else {
+                continue;
+            };
+            if todo.contains_key(&index) {
+                continue;
+            }
+            need = need.saturating_add(size);
+            if need > self.opts.spill_cap {
+                bail!(
+                    "{}: copying it out of the compressed archive would pass the cap of {} bytes for copies",
+                    self.member_label(&k),
+                    self.opts.spill_cap
+                );
+            }
+            todo.insert(index, (k, expect.clone()));
+        }
+        let Some(&last) = todo.keys().next_back() else {
+            return Ok(());
+        };
+        if spill.dir.is_none() {
+            spill.dir = Some(self.opts.temp_dir("criu2core-image-")?);
+        }
+        let dir = spill
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default();
+        let file = File::open(path).with_context(|| format!("{}: cannot open", self.label))?;
+        let dec = decoder(
+            BufReader::with_capacity(1 << 16, file),
+            *compression,
+            &self.label,
+        )?;
+        let mut tar = TarReader::new(dec);
+        while let Some(h) = tar
+            .next_header()
+            .with_context(|| format!("{}: broken archive", self.label))?
+        {
+            if h.index > last {
+                break;
+            }
+            let Some((key, expect)) = todo.remove(&h.index) else {
+                continue;
+            };
+            let label = self.member_label(&key);
+            let copy = dir.join(format!("member-{}", h.index));
+            let mut out = File::create_new(&copy)
+                .with_context(|| format!("{}: cannot create", copy.display()))?;
+            let mut check = VerifyingReader::new(&mut tar, label.clone(), expect.clone());
+            let n = io::copy(&mut check, &mut out)
+                .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
+            if n != h.size {
+                bail!(
+                    "{label}: the archive ends inside it ({n} of {} bytes)",
+                    h.size
+                );
+            }
+            spill.used += n;
+            spill.copies.insert(
+                key.clone(),
+                Blob {
+                    label,
+                    path: copy,
+                    offset: 0,
+                    len: n,
+                },
+            );
+            if !expect.is_empty() {
+                lock(&self.verified).insert(key);
+            }
+        }
+        if let Some((key, _)) = todo.into_values().next() {
+            bail!(
+                "{}: the archive changed while it was read",
+                self.member_label(&key)
+            );
+        }
+        Ok(())
+    }
+
+    /// Where a blob is, copied out first if it must be.
+    fn data(&self, path: &str) -> Result<Option<(Vec<u8>, BlobData)>> {
+        match self.locate(path)? {
+            None => Ok(None),
+            Some((k, Loc::Data(d))) => Ok(Some((k, d))),
+            Some((k, Loc::Deferred { .. })) => {
+                self.spill(&[(k, Expect::default())])?;
+                match self.locate(path)? {
+                    Some((k, Loc::Data(d))) => Ok(Some((k, d))),
+                    _ => bail!("{}: cannot copy {path} out", self.label),
+                }
+            }
+        }
+    }
+
+    /// Reads a small blob whole (at most `max` bytes) and checks it.
+    fn read_small(&self, path: &str, expect: &Expect, max: u64) -> Result<Option<Vec<u8>>> {
+        let label = self.member_label(path.as_bytes());
+        let size = match self.locate(path)? {
+            None => return Ok(None),
+            Some((_, Loc::Data(d))) => d.len(),
+            Some((_, Loc::Deferred { size, .. })) => size,
+        };
+        if let Some(want) = expect.size {
+            if want != size {
+                bail!(
+                    "{label}: size mismatch: the descriptor says {want} bytes, the blob has {size}"
+                );
+            }
+        }
+        if size > max {
+            bail!("{label}: {size} bytes, more than such a file may have ({max})");
+        }
+        let Some((key, data)) = self.data(path)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(size as usize);
+        data.open()?
+            .take(max)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{label}: cannot read"))?;
+        if bytes.len() as u64 != size {
+            bail!("{label}: ends after {} of {size} bytes", bytes.len());
+        }
+        check_bytes(&label, &bytes, expect)?;
+        if expect.digest.is_some() {
+            lock(&self.verified).insert(key);
+        }
+        Ok(Some(bytes))
+    }
+}
+
+#[derive(Clone, Deserialize)]
+struct RawPlatform {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+impl RawPlatform {
+    fn platform(self) -> Option<Platform> {
+        (!self.architecture.is_empty() || !self.os.is_empty()).then(|| Platform {
+            os: self.os,
+            architecture: self.architecture,
+            variant: self.variant.filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+#[derive(Clone, Deserialize)]
+struct RawDescriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    digest: String,
+    size: u64,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    platform: Option<RawPlatform>,
+}
+
+impl RawDescriptor {
+    fn descriptor(self) -> Result<Descriptor> {
+        let digest = Digest::parse(&self.digest)?;
+        Ok(Descriptor {
+            media_type: self.media_type.unwrap_or_default(),
+            location: digest.blob_path(),
+            digest: Some(digest),
+            size: self.size,
+            annotations: self.annotations.unwrap_or_default(),
+            platform: self.platform.and_then(RawPlatform::platform),
+        })
+    }
+}
+
+/// An index or a manifest, told apart by content.
+#[derive(Deserialize)]
+struct RawNode {
+    #[serde(default)]
+    manifests: Option<Vec<RawDescriptor>>,
+    #[serde(default)]
+    config: Option<RawDescriptor>,
+    #[serde(default)]
+    layers: Option<Vec<RawDescriptor>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRootfs {
+    #[serde(default)]
+    diff_ids: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    rootfs: Option<RawRootfs>,
+}
+
+#[derive(Deserialize)]
+struct DockerEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct RawLayout {
+    #[serde(rename = "imageLayoutVersion")]
+    version: String,
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).with_context(|| format!("{what}: not what it should be"))
+}
+
+fn walkable(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "" | media_type::OCI_INDEX
+            | media_type::OCI_MANIFEST
+            | media_type::DOCKER_MANIFEST_LIST
+            | media_type::DOCKER_MANIFEST
+    )
+}
+
+/// What descriptors pass on to what they lead to.
+#[derive(Clone, Default)]
+struct Inherit {
+    names: Vec<String>,
+    annotations: BTreeMap<String, String>,
+    platform: Option<Platform>,
+    parent: Option<Digest>,
+}
+
+impl Inherit {
+    fn through(&self, d: &Descriptor) -> Inherit {
+        let mut next = self.clone();
+        for key in [
+            "io.containerd.image.name",
+            "org.opencontainers.image.ref.name",
+        ] {
+            if let Some(n) = d.annotations.get(key) {
+                if !next.names.contains(n) {
+                    next.names.push(n.clone());
+                }
+            }
+        }
+        next.annotations
+            .extend(d.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if d.platform.is_some() {
+            next.platform = d.platform.clone();
+        }
+        next
+    }
+}
+
+/// Reads an OCI layout's index.json and everything it leads to.
+struct Walker<'a> {
+    inner: &'a Inner,
+    visited: usize,
+    nodes: HashMap<Digest, Arc<RawNode>>,
+    images: Vec<ImageInfo>,
+}
+
+impl Walker<'_> {
+    fn index_json(&mut self) -> Result<()> {
+        let label = self.inner.member_label(b"index.json");
+        if let Some(b) = self
+            .inner
+            .read_small("oci-layout", &Expect::default(), MAX_INDEX_BYTES)?
+        {
+            let layout: RawLayout = parse_json(&b, &self.inner.member_label(b"oci-layout"))?;
+            if !layout.version.starts_with("1.") {
+                bail!(
+                    "{}: image layout version {} (criu2core reads 1.x)",
+                    self.inner.label,
+                    layout.version.escape_debug()
+                );
+            }
+        }
+        let bytes = self
+            .inner
+            .read_small("index.json", &Expect::default(), MAX_INDEX_BYTES)?
+            .with_context(|| format!("{label}: missing"))?;
+        let node: RawNode = parse_json(&bytes, &label)?;
+        let list = node
+            .manifests
+            .with_context(|| format!("{label}: no \"manifests\""))?;
+        let top = Inherit {
+            annotations: node.annotations.unwrap_or_default(),
+            ..Default::default()
+        };
+        self.children(list, &top, 1, &mut Vec::new(), &label)?;
+        Ok(())
+    }
+
+    /// Walks the descriptors of an index; gives back those that are
+    /// plain blobs.
+    fn children(
+        &mut self,
+        list: Vec<RawDescriptor>,
+        from: &Inherit,
+        depth: usize,
+        stack: &mut Vec<Digest>,
+        label: &str,
+    ) -> Result<Vec<Descriptor>> {
+        let mut walk_these = Vec::new();
+        let mut blobs = Vec::new();
+        for (i, raw) in list.into_iter().enumerate() {
+            self.visited += 1;
+            if self.visited > MAX_DESCRIPTORS {
+                bail!("{label}: more than {MAX_DESCRIPTORS} descriptors in all");
+            }
+            let d = raw
+                .descriptor()
+                .with_context(|| format!("{label}: descriptor #{i}"))?;
+            if walkable(&d.media_type) {
+                walk_these.push(d);
+            } else {
+                blobs.push(d);
+            }
+        }
+        // The manifests an index of blobs lists (a checkpoint's base
+        // image) are images of their own, not named after it.
+        let base = if blobs.is_empty() {
+            from.clone()
+        } else {
+            Inherit {
+                parent: from.parent.clone(),
+                ..Default::default()
+            }
+        };
+        for d in walk_these {
+            self.node(&d, base.through(&d), depth, stack)?;
+        }
+        Ok(blobs)
+    }
+
+    fn read_node(&mut self, d: &Descriptor) -> Result<Option<Arc<RawNode>>> {
+        let digest = d.digest.clone().context("descriptor without digest")?;
+        if let Some(n) = self.nodes.get(&digest) {
+            return Ok(Some(n.clone()));
+        }
+        let label = self.inner.member_label(d.location.as_bytes());
+        let expect = Expect {
+            digest: Some(digest.clone()),
+            size: Some(d.size),
+        };
+        if d.size > MAX_INDEX_BYTES {
+            bail!(
+                "{label}: the descriptor says {} bytes, more than any index or manifest may have ({MAX_INDEX_BYTES})",
+                d.size
+            );
+        }
+        let Some(bytes) = self
+            .inner
+            .read_small(&d.location, &expect, MAX_INDEX_BYTES)?
+        else {
+            return Ok(None);
+        };
+        let node: Arc<RawNode> = Arc::new(parse_json(&bytes, &label)?);
+        self.nodes.insert(digest, node.clone());
+        Ok(Some(node))
+    }
+
+    fn node(
+        &mut self,
+        d: &Descriptor,
+        inherit: Inherit,
+        depth: usize,
+        stack: &mut Vec<Digest>,
+    ) -> Result<()> {
+        let digest = d.digest.clone().context("descriptor without digest")?;
+        let label = self.inner.member_label(d.location.as_bytes());
+        if stack.contains(&digest) {
+            let chain: Vec<String> = stack.iter().map(|d| d.to_string()).collect();
+            bail!(
+                "{}: index cycle: {} -> {digest}",
+                self.inner.label,
+                chain.join(" -> ")
+            );
+        }
+        if depth > MAX_INDEX_DEPTH {
+            bail!("{label}: indexes nested more than {MAX_INDEX_DEPTH} deep");
+        }
+        let Some(node) = self.read_node(d)? else {
+            tracing::debug!(blob = %label, "manifest or index not in the archive; left out");
+            return Ok(());
+        };
+        if let Some(list) = &node.manifests {
+            let list = list.clone();
+            let mut below = inherit.clone();
+            below.parent = Some(digest.clone());
+            stack.push(digest.clone());
+            let blobs = self.children(list, &below, depth + 1, stack, &label)?;
+            stack.pop();
+            if !blobs.is_empty() {
+                self.images.push(ImageInfo {
+                    kind: ImageKind::BlobIndex,
+                    names: inherit.names,
+                    digest: Some(digest),
+                    media_type: d.media_type.clone(),
+                    config: None,
+                    layers: Vec::new(),
+                    blobs,
+                    annotations: node.annotations.clone().unwrap_or_default(),
+                    index_annotations: inherit.annotations,
+                    platform: inherit.platform,
+                    parent: inherit.parent,
+                    diff_ids: Vec::new(),
+                });
+            }
+            return Ok(());
+        }
+        let Some(config) = &node.config else {
+            bail!("{label}: neither an image index nor a manifest");
+        };
+        let config = config
+            .clone()
+            .descriptor()
+            .with_context(|| format!("{label}: config"))?;
+        let raw_layers = node.layers.as_deref().unwrap_or_default();
+        if raw_layers.len() > MAX_LAYERS {
+            bail!(
+                "{label}: {} layers (at most {MAX_LAYERS})",
+                raw_layers.len()
+            );
+        }
+        let mut layers = Vec::with_capacity(raw_layers.len());
+        for (i, l) in raw_layers.iter().enumerate() {
+            self.visited += 1;
+            layers.push(
+                l.clone()
+                    .descriptor()
+                    .with_context(|| format!("{label}: layer #{i}"))?,
+            );
+        }
+        let image_config = matches!(
+            config.media_type.as_str(),
+            media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
+        );
+        let mut platform = inherit.platform.clone();
+        let mut diff_ids = Vec::new();
+        if image_config {
+            let expect = Expect {
+                digest: config.digest.clone(),
+                size: Some(config.size),
+            };
+            let clabel = self.inner.member_label(config.location.as_bytes());
+            let Some(bytes) = self
+                .inner
+                .read_small(&config.location, &expect, MAX_CONFIG_BYTES)?
+            else {
+                tracing::debug!(blob = %clabel, "config not in the archive; image left out");
+                return Ok(());
+            };
+            let (p, ids) = read_config(&bytes, &clabel)?;
+            platform = platform.or(p);
+            diff_ids = ids;
+        }
+        let annotations = node.annotations.clone().unwrap_or_default();
+        let artifact = !image_config
+            || node.artifact_type.is_some()
+            || annotations.contains_key("vnd.docker.reference.type")
+            || inherit
+                .annotations
+                .contains_key("vnd.docker.reference.type")
+            || platform.as_ref().is_some_and(|p| p.os == "unknown");
+        self.images.push(ImageInfo {
+            kind: if artifact {
+                ImageKind::Artifact
+            } else {
+                ImageKind::Image
+            },
+            names: inherit.names,
+            digest: Some(digest),
+            media_type: d.media_type.clone(),
+            config: Some(config),
+            layers,
+            blobs: Vec::new(),
+            annotations,
+            index_annotations: inherit.annotations,
+            platform,
+            parent: inherit.parent,
+            diff_ids,
+        });
+        Ok(())
+    }
+}
+
+/// The platform and diff_ids of an image config.
+fn read_config(bytes: &[u8], label: &str) -> Result<(Option<Platform>, Vec<Digest>)> {
+    let c: RawConfig = parse_json(bytes, label)?;
+    let platform = RawPlatform {
+        architecture: c.architecture,
+        os: c.os,
+        variant: c.variant,
+    }
+    .platform();
+    let ids = c
+        .rootfs
+        .and_then(|r| r.diff_ids)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| Digest::parse(s))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{label}: rootfs.diff_ids"))?;
+    Ok((platform, ids))
+}
+
+/// The digest a docker-archive path carries: `blobs/<alg>/<hex>`, or
+/// (`config` only) `<hex>.json`.
+fn path_digest(path: &str, config: bool) -> Option<Digest> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["blobs", alg, hex] => Digest::parse(&format!("{alg}:{hex}")).ok(),
+        [name] if config => Digest::parse(&format!("sha256:{}", name.strip_suffix(".json")?)).ok(),
+        _ => None,
+    }
+}
+
+/// An image container, opened.
+pub struct ImageArchive {
+    inner: Arc<Inner>,
+    format: ArchiveFormat,
+    images: Vec<ImageInfo>,
+}
+
+impl fmt::Debug for ImageArchive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageArchive")
+            .field("label", &self.inner.label)
+            .field("format", &self.format)
+            .field("images", &self.images.len())
+            .finish()
+    }
+}
+
+impl ImageArchive {
+    /// Opens `path`: an OCI image layout directory, a tar of one (plain,
+    /// gzip or zstd), or a docker-archive, recognised by content; reads
+    /// and checks its index, manifests and configs.
+    pub fn open(path: &Path, opts: &Options) -> Result<ImageArchive> {
+        let label = path.display().to_string();
+        let meta = fs::metadata(path).with_context(|| format!("{label}: cannot open"))?;
+        let source = if meta.is_dir() {
+            Source::Dir(RootFs::new(path)?)
+        } else if meta.is_file() {
+            index_tar(path, &label, meta.len())
+                .with_context(|| format!("{label}: not a readable image archive"))?
+        } else {
+            bail!("{label}: neither a directory nor a file");
+        };
+        let inner = Inner {
+            label: label.clone(),
+            source,
+            opts: opts.clone(),
+            verified: Mutex::new(HashSet::new()),
+            spill: Mutex::new(Spill::default()),
+        };
+        let compression = match &inner.source {
+            Source::Dir(_) => None,
+            Source::Tar { compression, .. } => Some(*compression),
+        };
+        let oci = inner.exists("index.json")?;
+        let docker = inner.exists("manifest.json")?;
+        let format = match (oci, docker, compression) {
+            (true, _, None) => ArchiveFormat::OciLayout,
+            (true, _, Some(c)) => ArchiveFormat::OciArchive(c),
+            (false, true, None) => ArchiveFormat::DockerDir,
+            (false, true, Some(c)) => ArchiveFormat::DockerArchive(c),
+            (false, false, _) => bail!(
+                "{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"
+            ),
+        };
+        let mut w = Walker {
+            inner: &inner,
+            visited: 0,
+            nodes: HashMap::new(),
+            images: Vec::new(),
+        };
+        if oci {
+            w.index_json()?;
+        }
+        if docker {
+            w.docker(oci)?;
+        }
+        let images = w.images;
+        tracing::debug!(archive = %label, ?format, images = images.len(), "read image archive");
+        Ok(ImageArchive {
+            inner: Arc::new(inner),
+            format,
+            images,
+        })
+    }
+
+    /// What it is.
+    pub fn format(&self) -> ArchiveFormat {
+        self.format
+    }
+
+    /// The images it holds, in the order it lists them.
+    pub fn images(&self) -> &[ImageInfo] {
+        &self.images
+    }
+
+    /// Chooses one image: the one `sel.reference` names; else the one the
+    /// first matching hint names; else the only image (artifacts aside).
+    /// Of a compressed archive, the chosen image's blobs are copied out.
+    pub fn select(&self, sel: &Selector) -> Result<SelectedImage> {
+        let label = &self.inner.label;
+        let arch_ok = |i: &&ImageInfo| match (&sel.architecture, &i.platform) {
+            (Some(a), Some(p)) => &p.architecture == a,
+            _ => true,
+        };
+        let candidates: Vec<&ImageInfo> = self.images.iter().filter(arch_ok).collect();
+        let usable: Vec<&ImageInfo> = candidates
+            .iter()
+            .copied()
+            .filter(|i| i.kind != ImageKind::Artifact)
+            .collect();
+        let list = |v: &[&ImageInfo]| {
+            v.iter()
+                .map(|i| format!("\n  {}", i.describe()))
+                .collect::<String>()
+        };
+        let (chosen, selection) = if let Some(r) = &sel.reference {
+            let all: Vec<&ImageInfo> = candidates
+                .iter()
+                .copied()
+                .filter(|i| i.matches(r))
+                .collect();
+            let images: Vec<&ImageInfo> = all
+                .iter()
+                .copied()
+                .filter(|i| i.kind != ImageKind::Artifact)
+                .collect();
+            let m = if images.is_empty() { all } else { images };
+            match m.as_slice() {
+                [one] => (*one, Selection::Reference(r.clone())),
+                [] => bail!(
+                    "{label}: no image matches {}; it holds:{}",
+                    r.escape_debug(),
+                    list(&candidates)
+                ),
+                many => bail!(
+                    "{label}: {} matches {} images (name one by digest, or give an architecture):{}",
+                    r.escape_debug(),
+                    many.len(),
+                    list(many)
+                ),
+            }
+        } else {
+            let by_hint = sel.hints.iter().find_map(|h| {
+                let m: Vec<&ImageInfo> = usable.iter().copied().filter(|i| i.matches(h)).collect();
+                (m.len() == 1).then(|| (m[0], Selection::Hint(h.clone())))
+            });
+            match (by_hint, usable.as_slice()) {
+                (Some(found), _) => found,
+                (None, [one]) => (*one, Selection::Only),
+                (None, []) => bail!("{label}: holds no image{}", list(&candidates)),
+                (None, many) => bail!(
+                    "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...:{}",
+                    many.len(),
+                    list(many)
+                ),
+            }
+        };
+        let hint_match = sel.hints.iter().find(|h| chosen.matches(h)).cloned();
+        if let Source::Tar {
+            compression: Compression::Gzip | Compression::Zstd,
+            ..
+        } = &self.inner.source
+        {
+            let wanted: Vec<(Vec<u8>, Expect)> = chosen
+                .config
+                .iter()
+                .chain(&chosen.layers)
+                .chain(&chosen.blobs)
+                .map(|d| {
+                    (
+                        d.location.as_bytes().to_vec(),
+                        Expect {
+                            digest: d.digest.clone(),
+                            size: Some(d.size),
+                        },
+                    )
+                })
+                .collect();
+            self.inner.spill(&wanted)?;
+        }
+        tracing::debug!(archive = %label, image = %chosen.describe(), ?selection, "selected image");
+        Ok(SelectedImage {
+            info: chosen.clone(),
+            selection,
+            hint_match,
+            inner: self.inner.clone(),
+        })
+    }
+}
+
+impl Walker<'_> {
+    /// Reads a docker-archive's manifest.json: images of their own, or
+    /// (`oci`) names for the images index.json gave.
+    fn docker(&mut self, oci: bool) -> Result<()> {
+        let label = self.inner.member_label(b"manifest.json");
+        let bytes = self
+            .inner
+            .read_small("manifest.json", &Expect::default(), MAX_INDEX_BYTES)?
+            .with_context(|| format!("{label}: missing"))?;
+        let entries: Vec<DockerEntry> = parse_json(&bytes, &label)?;
+        if entries.len() > MAX_DESCRIPTORS {
+            bail!("{label}: more than {MAX_DESCRIPTORS} images");
+        }
+        for (i, e) in entries.into_iter().enumerate() {
+            let what = format!("{label}: image #{i}");
+            let config_path = String::from_utf8(
+                clean_member(e.config.as_bytes()).with_context(|| what.clone())?,
+            )?;
+            let tags = e.repo_tags.unwrap_or_default();
+            let config_digest = path_digest(&config_path, true);
+            if oci {
+                for img in &mut self.images {
+                    let same = img.config.as_ref().and_then(|c| c.digest.as_ref())
+                        == config_digest.as_ref();
+                    if same && config_digest.is_some() {
+                        for t in &tags {
+                            if !img.names.contains(t) {
+                                img.names.push(t.clone());
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let clabel = self.inner.member_label(config_path.as_bytes());
+            let expect = Expect {
+                digest: config_digest.clone(),
+                size: None,
+            };
+            let bytes = self
+                .inner
+                .read_small(&config_path, &expect, MAX_CONFIG_BYTES)?
+                .with_context(|| format!("{clabel}: missing"))?;
+            let (platform, diff_ids) = read_config(&bytes, &clabel)?;
+            let digest = config_digest.unwrap_or_else(|| Digest::of(Algorithm::Sha256, &bytes));
+            let paths = e.layers.unwrap_or_default();
+            if paths.len() > MAX_LAYERS {
+                bail!("{what}: {} layers (at most {MAX_LAYERS})", paths.len());
+            }
+            let mut layers = Vec::with_capacity(paths.len());
+            for p in paths {
+                let p =
+                    String::from_utf8(clean_member(p.as_bytes()).with_context(|| what.clone())?)?;
+                let size = match self.inner.locate(&p)? {
+                    Some((_, Loc::Data(d))) => d.len(),
+                    Some((_, Loc::Deferred { size, .. })) => size,
+                    None => bail!("{}: layer missing", self.inner.member_label(p.as_bytes())),
+                };
+                layers.push(Descriptor {
+                    media_type: media_type::DOCKER_LAYER.to_string(),
+                    digest: path_digest(&p, false),
+                    size,
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                    location: p,
+                });
+            }
+            self.images.push(ImageInfo {
+                kind: ImageKind::Image,
+                names: tags,
+                digest: None,
+                media_type: String::new(),
+                config: Some(Descriptor {
+                    media_type: media_type::DOCKER_CONFIG.to_string(),
+                    digest: Some(digest),
+                    size: bytes.len() as u64,
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                    location: config_path,
+                }),
+                layers,
+                blobs: Vec::new(),
+                annotations: BTreeMap::new(),
+                index_annotations: BTreeMap::new(),
+                platform,
+                parent: None,
+                diff_ids,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Lists the members of an image archive tar.
+fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
+    let open = || File::open(path).with_context(|| format!("{label}: cannot open"));
+    let mut head = Vec::new();
+    open()?.take(8).read_to_end(&mut head)?;
+    let compression = sniff_compression(&head, label)?;
+    let mut members = BTreeMap::new();
+    let reader = BufReader::with_capacity(1 << 16, open()?);
+    match compression {
+        Compression::None => {
+            add_members(TarReader::seekable(reader, len), &mut members, false)?;
+        }
+        _ => {
+            let mut dec = decoder(reader, compression, label)?;
+            add_members(TarReader::new(&mut dec), &mut members, true)?;
+            io::copy(&mut dec, &mut io::sink()).context("the compressed stream is corrupt")?;
+        }
+    }
+    Ok(Source::Tar {
+        path: path.to_path_buf(),
+        compression,
+        members: Members(members),
+    })
+}
+
+fn add_members<R: Read>(
+    mut tar: TarReader<R>,
+    members: &mut BTreeMap<Vec<u8>, Member>,
+    keep_small: bool,
+) -> Result<()> {
+    let mut small_total = 0u64;
+    while let Some(h) = tar.next_header()? {
+        let at = || format!("member #{} {}", h.index, h.path.escape_ascii());
+        let key = clean_member(&h.path).with_context(at)?;
+        if key.is_empty() {
+            continue;
+        }
+        if members.len() >= MAX_ARCHIVE_MEMBERS {
+            bail!("more than {MAX_ARCHIVE_MEMBERS} members");
+        }
+        let member = match h.kind {
+            Kind::Dir => Member::Dir,
+            Kind::Symlink => {
+                if h.link.len() > MAX_PATH_BYTES || h.link.contains(&0) {
+                    bail!("{}: bad link target", at());
+                }
+                Member::Symlink(h.link.clone().into())
+            }
+            Kind::HardLink => Member::HardLink(clean_member(&h.link).with_context(at)?),
+            Kind::Other => Member::Other,
+            Kind::File if h.sparse => Member::Other,
+            Kind::File => {
+                let memory = if keep_small
+                    && h.size <= SMALL_MEMBER
+                    && small_total + h.size <= SMALL_TOTAL
+                {
+                    let mut buf = Vec::with_capacity(h.size as usize);
+                    tar.read_to_end(&mut buf).with_context(at)?;
+                    small_total += h.size;
+                    Some(buf.into())
+                } else {
+                    None
+                };
+                Member::Data {
+                    index: h.index,
+                    offset: h.offset,
+                    size: h.size,
+                    memory,
+                }
+            }
+        };
+        match members.get(&key) {
+            Some(Member::Dir) if matches!(member, Member::Dir) => {}
+            Some(_) => bail!("{} appears twice", at()),
+            None => {
+                members.insert(key, member);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The image [`ImageArchive::select`] chose.
+#[derive(Clone)]
+pub struct SelectedImage {
+    info: ImageInfo,
+    selection: Selection,
+    hint_match: Option<String>,
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SelectedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectedImage")
+            .field("image", &self.info.describe())
+            .field("selection", &self.selection)
+            .field("hint_match", &self.hint_match)
+            .finish()
+    }
+}
+
+impl SelectedImage {
+    /// The image.
+    pub fn info(&self) -> &ImageInfo {
+        &self.info
+    }
+
+    /// How it was chosen.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// The first hint that names this image: whether it is the image the
+    /// checkpoint names.
+    pub fn hint_match(&self) -> Option<&str> {
+        self.hint_match.as_deref()
+    }
+
+    /// Its layers, lowest first, for [`LayerView`](super::LayerView): each
+    /// with the digest and size its descriptor gives and the config's
+    /// diff_id, checked as the view reads it.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        let ids = &self.info.diff_ids;
+        if !ids.is_empty() && ids.len() != self.info.layers.len() {
+            bail!(
+                "{}: the config lists {} diff_ids for {} layers",
+                self.inner.label,
+                ids.len(),
+                self.info.layers.len()
+            );
+        }
+        let verified = lock(&self.inner.verified).clone();
+        let mut out = Vec::with_capacity(self.info.layers.len());
+        for (i, d) in self.info.layers.iter().enumerate() {
+            let label = self.inner.member_label(d.location.as_bytes());
+            let (key, data) = self
+                .inner
+                .data(&d.location)?
+                .with_context(|| format!("{label}: layer missing"))?;
+            let mut layer = Layer::new(label, data);
+            if !verified.contains(&key) {
+                layer = layer.expect(Expect {
+                    digest: d.digest.clone(),
+                    size: Some(d.size),
+                });
+            }
+            if let Some(id) = ids.get(i) {
+                layer = layer.diff_id(id.clone());
+            }
+            out.push(layer);
+        }
+        Ok(out)
+    }
+
+    /// Descriptors of its config, layers and other blobs with this media type.
+    pub fn descriptors_by_media_type(&self, media_type: &str) -> Vec<&Descriptor> {
+        self.info.descriptors_by_media_type(media_type)
+    }
+
+    /// Where the blob of `d` is, after checking it against `d` (hashed
+    /// once, however often it is asked for): in place in the archive
+    /// where it lies uncompressed, else a private copy.
+    pub fn blob(&self, d: &Descriptor) -> Result<BlobData> {
+        let label = self.inner.member_label(d.location.as_bytes());
+        let (key, data) = self
+            .inner
+            .data(&d.location)?
+            .with_context(|| format!("{label}: missing"))?;
+        if !lock(&self.inner.verified).contains(&key) {
+            let expect = Expect {
+                digest: d.digest.clone(),
+                size: Some(d.size),
+            };
+            VerifyingReader::new(data.open()?, label, expect.clone()).finish()?;
+            if expect.digest.is_some() {
+                lock(&self.inner.verified).insert(key);
+            }
+        }
+        Ok(data)
+    }
+
+    /// The bytes of a small blob (at most `max`), checked against `d`.
+    pub fn read_blob(&self, d: &Descriptor, max: u64) -> Result<Vec<u8>> {
+        let expect = Expect {
+            digest: d.digest.clone(),
+            size: Some(d.size),
+        };
+        self.inner
+            .read_small(&d.location, &expect, max)?
+            .with_context(|| {
+                format!(
+                    "{}: missing",
+                    self.inner.member_label(d.location.as_bytes())
+                )
+            })
+    }
+}
