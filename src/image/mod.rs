@@ -138,8 +138,8 @@ pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
 pub const MAX_LINKS: usize = 40;
 
 /// Members of a compressed image archive kept in memory up to this size
-/// each (every JSON blob fits)...
-const SMALL_MEMBER: u64 = MAX_CONFIG_BYTES;
+/// each (indexes, manifests and configs are far smaller)...
+const SMALL_MEMBER: u64 = 1 << 20;
 /// ...and this much in all.
 const SMALL_TOTAL: u64 = 64 << 20;
 
