@@ -2,7 +2,7 @@
 //! docker-archive), walking it to its images, and selecting one (see the
 //! module documentation of [`crate::image`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
@@ -10,16 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 
-use super::digest::{check_bytes, Algorithm, Digest, Expect, VerifyingReader};
+use super::digest::{check_bytes, Digest, Expect, VerifyingReader};
 use super::layers::{walk, Layer, Lookup, Tree};
 use super::reference::{self, Selector};
 use super::tar::{Kind, TarReader};
+use super::walk::Walker;
 use super::{
-    decoder, sniff_compression, BlobData, Compression, Options, MAX_ARCHIVE_MEMBERS,
-    MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_BYTES, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_LINKS,
-    MAX_PATH_BYTES, SMALL_MEMBER, SMALL_TOTAL,
+    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
+    MAX_LINKS, MAX_PATH_BYTES, SMALL_MEMBER, SMALL_TOTAL,
 };
 use crate::model::Blob;
 use crate::rootfs::RootFs;
@@ -117,7 +116,7 @@ pub struct Descriptor {
     /// The platform the descriptor names, if any.
     pub platform: Option<Platform>,
     /// Where it is inside the container.
-    location: String,
+    pub(super) location: String,
 }
 
 impl Descriptor {
@@ -181,7 +180,7 @@ pub struct ImageInfo {
     pub platform: Option<Platform>,
     /// Digest of the index that lists it, if not `index.json`.
     pub parent: Option<Digest>,
-    diff_ids: Vec<Digest>,
+    pub(super) diff_ids: Vec<Digest>,
 }
 
 impl ImageInfo {
@@ -311,24 +310,17 @@ enum Source {
     },
 }
 
-#[derive(Default)]
-struct Spill {
-    dir: Option<tempfile::TempDir>,
-    used: u64,
-    copies: HashMap<Vec<u8>, Blob>,
-}
-
-struct Inner {
-    label: String,
+pub(super) struct Inner {
+    pub(super) label: String,
     source: Source,
     opts: Options,
     /// Keys of the blobs whose digest has been checked.
     verified: Mutex<HashSet<Vec<u8>>>,
-    spill: Mutex<Spill>,
+    spill: Mutex<Spill<Vec<u8>>>,
 }
 
 /// Where a path of the container is.
-enum Loc {
+pub(super) enum Loc {
     Data(BlobData),
     /// In a compressed archive, not copied out yet.
     Deferred {
@@ -339,7 +331,7 @@ enum Loc {
 
 /// A member path made relative and clean, or an error if it is absolute
 /// or has `..`.
-fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
+pub(super) fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
     let shown = || path.escape_ascii().to_string();
     if path.starts_with(b"/") {
         bail!("path {} is absolute", shown());
@@ -368,12 +360,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    fn member_label(&self, key: &[u8]) -> String {
+    /// An image layout directory, opened for a test of the walk.
+    #[cfg(test)]
+    pub(super) fn test_dir(path: &Path) -> Inner {
+        Inner {
+            label: path.display().to_string(),
+            source: Source::Dir(RootFs::new(path).unwrap()),
+            opts: Options::default(),
+            verified: Mutex::new(HashSet::new()),
+            spill: Mutex::new(Spill::default()),
+        }
+    }
+
+    pub(super) fn member_label(&self, key: &[u8]) -> String {
         format!("{}:{}", self.label, key.escape_ascii())
     }
 
     /// Finds a path of the container (links followed inside it).
-    fn locate(&self, path: &str) -> Result<Option<(Vec<u8>, Loc)>> {
+    pub(super) fn locate(&self, path: &str) -> Result<Option<(Vec<u8>, Loc)>> {
         let rel = clean_member(path.as_bytes())?;
         match &self.source {
             Source::Dir(root) => {
@@ -437,7 +441,7 @@ impl Inner {
         }
     }
 
-    fn exists(&self, path: &str) -> Result<bool> {
+    pub(super) fn exists(&self, path: &str) -> Result<bool> {
         Ok(self.locate(path)?.is_some())
     }
 
@@ -476,14 +480,6 @@ impl Inner {
         };
         // Held from here on; `locate` takes it too, so not before.
         let mut spill = lock(&self.spill);
-        if spill.dir.is_none() {
-            spill.dir = Some(self.opts.temp_dir("criu2core-image-")?);
-        }
-        let dir = spill
-            .dir
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-            .unwrap_or_default();
         let file = File::open(path).with_context(|| format!("{}: cannot open", self.label))?;
         let dec = decoder(
             BufReader::with_capacity(1 << 16, file),
@@ -502,28 +498,9 @@ impl Inner {
                 continue;
             };
             let label = self.member_label(&key);
-            let copy = dir.join(format!("member-{}", h.index));
-            let mut out = File::create_new(&copy)
-                .with_context(|| format!("{}: cannot create", copy.display()))?;
             let mut check = VerifyingReader::new(&mut tar, label.clone(), expect.clone());
-            let n = io::copy(&mut check, &mut out)
-                .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
-            if n != h.size {
-                bail!(
-                    "{label}: the archive ends inside it ({n} of {} bytes)",
-                    h.size
-                );
-            }
-            spill.used += n;
-            spill.copies.insert(
-                key.clone(),
-                Blob {
-                    label,
-                    path: copy,
-                    offset: 0,
-                    len: n,
-                },
-            );
+            let name = format!("member-{}", h.index);
+            spill.copy(&self.opts, key.clone(), &name, label, h.size, &mut check)?;
             if !expect.is_empty() {
                 lock(&self.verified).insert(key);
             }
@@ -553,7 +530,12 @@ impl Inner {
     }
 
     /// Reads a small blob whole (at most `max` bytes) and checks it.
-    fn read_small(&self, path: &str, expect: &Expect, max: u64) -> Result<Option<Vec<u8>>> {
+    pub(super) fn read_small(
+        &self,
+        path: &str,
+        expect: &Expect,
+        max: u64,
+    ) -> Result<Option<Vec<u8>>> {
         let label = self.member_label(path.as_bytes());
         let size = match self.locate(path)? {
             None => return Ok(None),
@@ -586,411 +568,6 @@ impl Inner {
             lock(&self.verified).insert(key);
         }
         Ok(Some(bytes))
-    }
-}
-
-#[derive(Clone, Deserialize)]
-struct RawPlatform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-impl RawPlatform {
-    fn platform(self) -> Option<Platform> {
-        (!self.architecture.is_empty() || !self.os.is_empty()).then(|| Platform {
-            os: self.os,
-            architecture: self.architecture,
-            variant: self.variant.filter(|v| !v.is_empty()),
-        })
-    }
-}
-
-#[derive(Clone, Deserialize)]
-struct RawDescriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: Option<String>,
-    digest: String,
-    size: u64,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    platform: Option<RawPlatform>,
-}
-
-impl RawDescriptor {
-    fn descriptor(self) -> Result<Descriptor> {
-        let digest = Digest::parse(&self.digest)?;
-        Ok(Descriptor {
-            media_type: self.media_type.unwrap_or_default(),
-            location: digest.blob_path(),
-            digest: Some(digest),
-            size: self.size,
-            annotations: self.annotations.unwrap_or_default(),
-            platform: self.platform.and_then(RawPlatform::platform),
-        })
-    }
-}
-
-/// An index or a manifest, told apart by content.
-#[derive(Deserialize)]
-struct RawNode {
-    #[serde(default)]
-    manifests: Option<Vec<RawDescriptor>>,
-    #[serde(default)]
-    config: Option<RawDescriptor>,
-    #[serde(default)]
-    layers: Option<Vec<RawDescriptor>>,
-    #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(rename = "artifactType", default)]
-    artifact_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawRootfs {
-    #[serde(default)]
-    diff_ids: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct RawConfig {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-    #[serde(default)]
-    rootfs: Option<RawRootfs>,
-}
-
-#[derive(Deserialize)]
-struct DockerEntry {
-    #[serde(rename = "Config")]
-    config: String,
-    #[serde(rename = "RepoTags", default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Layers", default)]
-    layers: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct RawLayout {
-    #[serde(rename = "imageLayoutVersion")]
-    version: String,
-}
-
-fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T> {
-    serde_json::from_slice(bytes).with_context(|| format!("{what}: not what it should be"))
-}
-
-fn walkable(media_type: &str) -> bool {
-    matches!(
-        media_type,
-        "" | media_type::OCI_INDEX
-            | media_type::OCI_MANIFEST
-            | media_type::DOCKER_MANIFEST_LIST
-            | media_type::DOCKER_MANIFEST
-    )
-}
-
-/// What descriptors pass on to what they lead to.
-#[derive(Clone, Default)]
-struct Inherit {
-    names: Vec<String>,
-    annotations: BTreeMap<String, String>,
-    platform: Option<Platform>,
-    parent: Option<Digest>,
-}
-
-impl Inherit {
-    fn through(&self, d: &Descriptor) -> Inherit {
-        let mut next = self.clone();
-        for key in [
-            "io.containerd.image.name",
-            "org.opencontainers.image.ref.name",
-        ] {
-            if let Some(n) = d.annotations.get(key) {
-                if !next.names.contains(n) {
-                    next.names.push(n.clone());
-                }
-            }
-        }
-        next.annotations
-            .extend(d.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if d.platform.is_some() {
-            next.platform = d.platform.clone();
-        }
-        next
-    }
-}
-
-/// Reads an OCI layout's index.json and everything it leads to.
-struct Walker<'a> {
-    inner: &'a Inner,
-    visited: usize,
-    nodes: HashMap<Digest, Arc<RawNode>>,
-    images: Vec<ImageInfo>,
-}
-
-impl Walker<'_> {
-    fn index_json(&mut self) -> Result<()> {
-        let label = self.inner.member_label(b"index.json");
-        if let Some(b) = self
-            .inner
-            .read_small("oci-layout", &Expect::default(), MAX_INDEX_BYTES)?
-        {
-            let layout: RawLayout = parse_json(&b, &self.inner.member_label(b"oci-layout"))?;
-            if !layout.version.starts_with("1.") {
-                bail!(
-                    "{}: image layout version {} (criu2core reads 1.x)",
-                    self.inner.label,
-                    layout.version.escape_debug()
-                );
-            }
-        }
-        let bytes = self
-            .inner
-            .read_small("index.json", &Expect::default(), MAX_INDEX_BYTES)?
-            .with_context(|| format!("{label}: missing"))?;
-        let node: RawNode = parse_json(&bytes, &label)?;
-        let list = node
-            .manifests
-            .with_context(|| format!("{label}: no \"manifests\""))?;
-        let top = Inherit {
-            annotations: node.annotations.unwrap_or_default(),
-            ..Default::default()
-        };
-        self.children(list, &top, 1, &mut Vec::new(), &label)?;
-        Ok(())
-    }
-
-    /// Walks the descriptors of an index; gives back those that are
-    /// plain blobs.
-    fn children(
-        &mut self,
-        list: Vec<RawDescriptor>,
-        from: &Inherit,
-        depth: usize,
-        stack: &mut Vec<Digest>,
-        label: &str,
-    ) -> Result<Vec<Descriptor>> {
-        let mut walk_these = Vec::new();
-        let mut blobs = Vec::new();
-        for (i, raw) in list.into_iter().enumerate() {
-            self.visited += 1;
-            if self.visited > MAX_DESCRIPTORS {
-                bail!("{label}: more than {MAX_DESCRIPTORS} descriptors in all");
-            }
-            let d = raw
-                .descriptor()
-                .with_context(|| format!("{label}: descriptor #{i}"))?;
-            if walkable(&d.media_type) {
-                walk_these.push(d);
-            } else {
-                blobs.push(d);
-            }
-        }
-        // The manifests an index of blobs lists (a checkpoint's base
-        // image) are images of their own, not named after it.
-        let base = if blobs.is_empty() {
-            from.clone()
-        } else {
-            Inherit {
-                parent: from.parent.clone(),
-                ..Default::default()
-            }
-        };
-        for d in walk_these {
-            self.node(&d, base.through(&d), depth, stack)?;
-        }
-        Ok(blobs)
-    }
-
-    fn read_node(&mut self, d: &Descriptor) -> Result<Option<Arc<RawNode>>> {
-        let digest = d.digest.clone().context("descriptor without digest")?;
-        if let Some(n) = self.nodes.get(&digest) {
-            return Ok(Some(n.clone()));
-        }
-        let label = self.inner.member_label(d.location.as_bytes());
-        let expect = Expect {
-            digest: Some(digest.clone()),
-            size: Some(d.size),
-        };
-        if d.size > MAX_INDEX_BYTES {
-            bail!(
-                "{label}: the descriptor says {} bytes, more than any index or manifest may have ({MAX_INDEX_BYTES})",
-                d.size
-            );
-        }
-        let Some(bytes) = self
-            .inner
-            .read_small(&d.location, &expect, MAX_INDEX_BYTES)?
-        else {
-            return Ok(None);
-        };
-        let node: Arc<RawNode> = Arc::new(parse_json(&bytes, &label)?);
-        self.nodes.insert(digest, node.clone());
-        Ok(Some(node))
-    }
-
-    fn node(
-        &mut self,
-        d: &Descriptor,
-        inherit: Inherit,
-        depth: usize,
-        stack: &mut Vec<Digest>,
-    ) -> Result<()> {
-        let digest = d.digest.clone().context("descriptor without digest")?;
-        let label = self.inner.member_label(d.location.as_bytes());
-        if stack.contains(&digest) {
-            let chain: Vec<String> = stack.iter().map(|d| d.to_string()).collect();
-            bail!(
-                "{}: index cycle: {} -> {digest}",
-                self.inner.label,
-                chain.join(" -> ")
-            );
-        }
-        if depth > MAX_INDEX_DEPTH {
-            bail!("{label}: indexes nested more than {MAX_INDEX_DEPTH} deep");
-        }
-        let Some(node) = self.read_node(d)? else {
-            tracing::debug!(blob = %label, "manifest or index not in the archive; left out");
-            return Ok(());
-        };
-        if let Some(list) = &node.manifests {
-            let list = list.clone();
-            let mut below = inherit.clone();
-            below.parent = Some(digest.clone());
-            stack.push(digest.clone());
-            let blobs = self.children(list, &below, depth + 1, stack, &label)?;
-            stack.pop();
-            if !blobs.is_empty() {
-                self.images.push(ImageInfo {
-                    kind: ImageKind::BlobIndex,
-                    names: inherit.names,
-                    digest: Some(digest),
-                    media_type: d.media_type.clone(),
-                    config: None,
-                    layers: Vec::new(),
-                    blobs,
-                    annotations: node.annotations.clone().unwrap_or_default(),
-                    index_annotations: inherit.annotations,
-                    platform: inherit.platform,
-                    parent: inherit.parent,
-                    diff_ids: Vec::new(),
-                });
-            }
-            return Ok(());
-        }
-        let Some(config) = &node.config else {
-            bail!("{label}: neither an image index nor a manifest");
-        };
-        let config = config
-            .clone()
-            .descriptor()
-            .with_context(|| format!("{label}: config"))?;
-        let raw_layers = node.layers.as_deref().unwrap_or_default();
-        if raw_layers.len() > MAX_LAYERS {
-            bail!(
-                "{label}: {} layers (at most {MAX_LAYERS})",
-                raw_layers.len()
-            );
-        }
-        let mut layers = Vec::with_capacity(raw_layers.len());
-        for (i, l) in raw_layers.iter().enumerate() {
-            self.visited += 1;
-            layers.push(
-                l.clone()
-                    .descriptor()
-                    .with_context(|| format!("{label}: layer #{i}"))?,
-            );
-        }
-        let image_config = matches!(
-            config.media_type.as_str(),
-            media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
-        );
-        let mut platform = inherit.platform.clone();
-        let mut diff_ids = Vec::new();
-        if image_config {
-            let expect = Expect {
-                digest: config.digest.clone(),
-                size: Some(config.size),
-            };
-            let clabel = self.inner.member_label(config.location.as_bytes());
-            let Some(bytes) = self
-                .inner
-                .read_small(&config.location, &expect, MAX_CONFIG_BYTES)?
-            else {
-                tracing::debug!(blob = %clabel, "config not in the archive; image left out");
-                return Ok(());
-            };
-            let (p, ids) = read_config(&bytes, &clabel)?;
-            platform = platform.or(p);
-            diff_ids = ids;
-        }
-        let annotations = node.annotations.clone().unwrap_or_default();
-        let artifact = !image_config
-            || node.artifact_type.is_some()
-            || annotations.contains_key("vnd.docker.reference.type")
-            || inherit
-                .annotations
-                .contains_key("vnd.docker.reference.type")
-            || platform.as_ref().is_some_and(|p| p.os == "unknown");
-        self.images.push(ImageInfo {
-            kind: if artifact {
-                ImageKind::Artifact
-            } else {
-                ImageKind::Image
-            },
-            names: inherit.names,
-            digest: Some(digest),
-            media_type: d.media_type.clone(),
-            config: Some(config),
-            layers,
-            blobs: Vec::new(),
-            annotations,
-            index_annotations: inherit.annotations,
-            platform,
-            parent: inherit.parent,
-            diff_ids,
-        });
-        Ok(())
-    }
-}
-
-/// The platform and diff_ids of an image config.
-fn read_config(bytes: &[u8], label: &str) -> Result<(Option<Platform>, Vec<Digest>)> {
-    let c: RawConfig = parse_json(bytes, label)?;
-    let platform = RawPlatform {
-        architecture: c.architecture,
-        os: c.os,
-        variant: c.variant,
-    }
-    .platform();
-    let ids = c
-        .rootfs
-        .and_then(|r| r.diff_ids)
-        .unwrap_or_default()
-        .iter()
-        .map(|s| Digest::parse(s))
-        .collect::<Result<Vec<_>>>()
-        .with_context(|| format!("{label}: rootfs.diff_ids"))?;
-    Ok((platform, ids))
-}
-
-/// The digest a docker-archive path carries: `blobs/<alg>/<hex>`, or
-/// (`config` only) `<hex>.json`.
-fn path_digest(path: &str, config: bool) -> Option<Digest> {
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["blobs", alg, hex] => Digest::parse(&format!("{alg}:{hex}")).ok(),
-        [name] if config => Digest::parse(&format!("sha256:{}", name.strip_suffix(".json")?)).ok(),
-        _ => None,
     }
 }
 
@@ -1048,12 +625,7 @@ impl ImageArchive {
                 "{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"
             ),
         };
-        let mut w = Walker {
-            inner: &inner,
-            visited: 0,
-            nodes: HashMap::new(),
-            images: Vec::new(),
-        };
+        let mut w = Walker::new(&inner);
         if oci {
             w.index_json()?;
         }
@@ -1171,99 +743,6 @@ impl ImageArchive {
             hint_match,
             inner: self.inner.clone(),
         })
-    }
-}
-
-impl Walker<'_> {
-    /// Reads a docker-archive's manifest.json: images of their own, or
-    /// (`oci`) names for the images index.json gave.
-    fn docker(&mut self, oci: bool) -> Result<()> {
-        let label = self.inner.member_label(b"manifest.json");
-        let bytes = self
-            .inner
-            .read_small("manifest.json", &Expect::default(), MAX_INDEX_BYTES)?
-            .with_context(|| format!("{label}: missing"))?;
-        let entries: Vec<DockerEntry> = parse_json(&bytes, &label)?;
-        if entries.len() > MAX_DESCRIPTORS {
-            bail!("{label}: more than {MAX_DESCRIPTORS} images");
-        }
-        for (i, e) in entries.into_iter().enumerate() {
-            let what = format!("{label}: image #{i}");
-            let config_path = String::from_utf8(
-                clean_member(e.config.as_bytes()).with_context(|| what.clone())?,
-            )?;
-            let tags = e.repo_tags.unwrap_or_default();
-            let config_digest = path_digest(&config_path, true);
-            if oci {
-                for img in &mut self.images {
-                    let same = img.config.as_ref().and_then(|c| c.digest.as_ref())
-                        == config_digest.as_ref();
-                    if same && config_digest.is_some() {
-                        for t in &tags {
-                            if !img.names.contains(t) {
-                                img.names.push(t.clone());
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            let clabel = self.inner.member_label(config_path.as_bytes());
-            let expect = Expect {
-                digest: config_digest.clone(),
-                size: None,
-            };
-            let bytes = self
-                .inner
-                .read_small(&config_path, &expect, MAX_CONFIG_BYTES)?
-                .with_context(|| format!("{clabel}: missing"))?;
-            let (platform, diff_ids) = read_config(&bytes, &clabel)?;
-            let digest = config_digest.unwrap_or_else(|| Digest::of(Algorithm::Sha256, &bytes));
-            let paths = e.layers.unwrap_or_default();
-            if paths.len() > MAX_LAYERS {
-                bail!("{what}: {} layers (at most {MAX_LAYERS})", paths.len());
-            }
-            let mut layers = Vec::with_capacity(paths.len());
-            for p in paths {
-                let p =
-                    String::from_utf8(clean_member(p.as_bytes()).with_context(|| what.clone())?)?;
-                let size = match self.inner.locate(&p)? {
-                    Some((_, Loc::Data(d))) => d.len(),
-                    Some((_, Loc::Deferred { size, .. })) => size,
-                    None => bail!("{}: layer missing", self.inner.member_label(p.as_bytes())),
-                };
-                layers.push(Descriptor {
-                    media_type: media_type::DOCKER_LAYER.to_string(),
-                    digest: path_digest(&p, false),
-                    size,
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                    location: p,
-                });
-            }
-            self.images.push(ImageInfo {
-                kind: ImageKind::Image,
-                names: tags,
-                digest: None,
-                media_type: String::new(),
-                config: Some(Descriptor {
-                    media_type: media_type::DOCKER_CONFIG.to_string(),
-                    digest: Some(digest),
-                    size: bytes.len() as u64,
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                    location: config_path,
-                }),
-                layers,
-                blobs: Vec::new(),
-                annotations: BTreeMap::new(),
-                index_annotations: BTreeMap::new(),
-                platform,
-                parent: None,
-                diff_ids,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -1467,6 +946,7 @@ impl SelectedImage {
 
 #[cfg(test)]
 mod tests {
+    use super::super::digest::Algorithm;
     use super::super::tar::tests::build;
     use super::super::LayerView;
     use super::*;
@@ -1725,37 +1205,6 @@ mod tests {
         top["size"] = json!(fs::metadata(l.path().join(a.blob_path())).unwrap().len());
         l.index(vec![top]);
         assert!(open_err(&l).contains("digest mismatch"), "{}", open_err(&l));
-        // The walk refuses a cycle anyway (here past the digest check).
-        let src = Inner {
-            label: "x".into(),
-            source: Source::Dir(RootFs::new(l.path()).unwrap()),
-            opts: Options::default(),
-            verified: Mutex::new(HashSet::new()),
-            spill: Mutex::new(Spill::default()),
-        };
-        let mut w = Walker {
-            inner: &src,
-            visited: 0,
-            nodes: HashMap::new(),
-            images: Vec::new(),
-        };
-        for (me, other) in [(&a, &b), (&b, &a)] {
-            let node: RawNode =
-                serde_json::from_value(json!({"manifests": [desc(other)]})).unwrap();
-            w.nodes.insert(me.clone(), Arc::new(node));
-        }
-        let d = RawDescriptor::deserialize(desc(&a))
-            .unwrap()
-            .descriptor()
-            .unwrap();
-        let err = w
-            .node(&d, Inherit::default(), 1, &mut Vec::new())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(&format!("index cycle: {a} -> {b} -> {a}")),
-            "{err}"
-        );
 
         // 100 indexes nested in each other, each with a true digest.
         let l = Layout::new();
@@ -1897,6 +1346,51 @@ mod tests {
             !err.contains('\u{1b}') && err.contains("x\\u{1b}[2J"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_image_many_names() {
+        // Two tags of one image, and a docker save that writes both an OCI
+        // layout and manifest.json: one image with every name.
+        let l = Layout::new();
+        let (lower, _) = two_layers();
+        let m = l.image(&[("", lower.clone())], &[&lower]);
+        let mut containerd = m.clone();
+        containerd["annotations"] = json!({"io.containerd.image.name": "docker.io/library/app:1",
+            "org.opencontainers.image.ref.name": "1"});
+        l.index(vec![named(m.clone(), "app:latest"), containerd]);
+        let manifest: Value = serde_json::from_slice(
+            &fs::read(
+                l.path().join(
+                    Digest::parse(m["digest"].as_str().unwrap())
+                        .unwrap()
+                        .blob_path(),
+                ),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let config = Digest::parse(manifest["config"]["digest"].as_str().unwrap()).unwrap();
+        let layer = Digest::parse(manifest["layers"][0]["digest"].as_str().unwrap()).unwrap();
+        fs::write(
+            l.path().join("manifest.json"),
+            json!([{"Config": config.blob_path(), "RepoTags": ["app:2"], "Layers": [layer.blob_path()]}]).to_string(),
+        )
+        .unwrap();
+        let ar = l.open().unwrap();
+        assert_eq!(ar.format(), ArchiveFormat::OciLayout);
+        assert_eq!(ar.images().len(), 1);
+        assert_eq!(
+            ar.images()[0].names,
+            ["app:latest", "docker.io/library/app:1", "1", "app:2"]
+        );
+        for r in ["app", "app:1", "app:2", config.hex()] {
+            let sel = Selector {
+                reference: Some(r.into()),
+                ..Default::default()
+            };
+            assert!(ar.select(&sel).is_ok(), "{r}");
+        }
     }
 
     /// A tar of a directory's files (regular files and links).
@@ -2064,19 +1558,19 @@ mod tests {
         };
         // Old docker save: <id>/layer.tar, a repeated layer as a link to
         // the first.
-        let m = manifest(&cfg_name, &["aaa/layer.tar", "bbb/layer.tar"]);
         let path = dir.path().join("d.tar");
-        fs::write(
-            &path,
-            build(&[
+        let write = |layers: &[&str]| {
+            let m = manifest(&cfg_name, layers);
+            let members: [(&[u8], Kind, &[u8]); 5] = [
                 (b"aaa/layer.tar", F, &lower),
                 (b"bbb/layer.tar", F, &upper),
                 (cfg_name.as_bytes(), F, config.as_bytes()),
                 (b"manifest.json", F, m.as_bytes()),
                 (b"ccc/layer.tar", Kind::Symlink, b"../aaa/layer.tar"),
-            ]),
-        )
-        .unwrap();
+            ];
+            fs::write(&path, build(&members)).unwrap();
+        };
+        write(&["aaa/layer.tar", "bbb/layer.tar"]);
         let ar = ImageArchive::open(&path, &Options::default()).unwrap();
         assert_eq!(ar.format(), ArchiveFormat::DockerArchive(Compression::None));
         let img = ar
@@ -2088,18 +1582,7 @@ mod tests {
         let v = LayerView::new(img.layers().unwrap(), &Options::default()).unwrap();
         assert_eq!(read(&v, "etc/os-release").unwrap(), b"upper");
         // Layers reached through links, as containers/image writes them.
-        let m = manifest(&cfg_name, &["ccc/layer.tar", "bbb/layer.tar"]);
-        fs::write(
-            &path,
-            build(&[
-                (b"aaa/layer.tar", F, &lower),
-                (b"bbb/layer.tar", F, &upper),
-                (cfg_name.as_bytes(), F, config.as_bytes()),
-                (b"manifest.json", F, m.as_bytes()),
-                (b"ccc/layer.tar", Kind::Symlink, b"../aaa/layer.tar"),
-            ]),
-        )
-        .unwrap();
+        write(&["ccc/layer.tar", "bbb/layer.tar"]);
         let ar = ImageArchive::open(&path, &Options::default()).unwrap();
         let v = LayerView::new(
             ar.select(&Selector::default()).unwrap().layers().unwrap(),

@@ -1,8 +1,7 @@
 //! The file view an ordered list of tar layers makes (see the module
 //! documentation of [`crate::image`] for the rules and limits).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::Mutex;
 
@@ -11,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use super::digest::{Digest, Expect, VerifyingReader};
 use super::tar::{Header, Kind, TarReader};
 use super::{
-    decoder, sniff_compression, BlobData, Compression, Options, MAX_LAYERS, MAX_LAYER_MEMBERS,
-    MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES,
+    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
+    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES,
 };
 use crate::archive::SubFile;
 use crate::model::Blob;
@@ -224,19 +223,12 @@ struct LayerState {
     compression: Compression,
 }
 
-#[derive(Default)]
-struct Spill {
-    dir: Option<tempfile::TempDir>,
-    used: u64,
-    copies: HashMap<(u32, u32), Blob>,
-}
-
 /// The files of a stack of layers, as a container sees them.
 pub struct LayerView {
     layers: Vec<LayerState>,
     entries: BTreeMap<Vec<u8>, Entry>,
     opts: Options,
-    spill: Mutex<Spill>,
+    spill: Mutex<Spill<(u32, u32)>>,
 }
 
 impl std::fmt::Debug for LayerView {
@@ -587,7 +579,7 @@ impl LayerView {
     /// One pass over a layer, copying the wanted members not copied yet.
     fn copy_out(
         &self,
-        spill: &mut Spill,
+        spill: &mut Spill<(u32, u32)>,
         layer: u32,
         members: &BTreeMap<u32, &FileRef>,
     ) -> Result<()> {
@@ -600,14 +592,6 @@ impl LayerView {
             return Ok(());
         };
         let l = &self.layers[layer as usize];
-        if spill.dir.is_none() {
-            spill.dir = Some(self.opts.temp_dir("criu2core-layers-")?);
-        }
-        let dir = spill
-            .dir
-            .as_ref()
-            .map(|d| d.path().to_path_buf())
-            .unwrap_or_default();
         let dec = decoder(l.data.open()?, l.compression, &l.label)?;
         let mut tar = TarReader::new(dec);
         let mut found = 0;
@@ -625,27 +609,8 @@ impl LayerView {
             if h.offset != f.data.offset || h.size != f.data.size {
                 bail!("{label}: the layer changed since it was indexed");
             }
-            let copy = dir.join(format!("layer{layer}-member{}", h.index));
-            let mut out = File::create_new(&copy)
-                .with_context(|| format!("{}: cannot create", copy.display()))?;
-            let n = io::copy(&mut tar, &mut out)
-                .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
-            if n != h.size {
-                bail!(
-                    "{label}: the layer ends inside it ({n} of {} bytes)",
-                    h.size
-                );
-            }
-            spill.used += n;
-            spill.copies.insert(
-                (layer, h.index),
-                Blob {
-                    label,
-                    path: copy,
-                    offset: 0,
-                    len: n,
-                },
-            );
+            let name = format!("layer{layer}-member{}", h.index);
+            spill.copy(&self.opts, (layer, h.index), &name, label, h.size, &mut tar)?;
             found += 1;
         }
         if found != todo.len() {

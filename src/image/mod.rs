@@ -95,9 +95,10 @@ pub mod digest;
 mod layers;
 pub mod reference;
 mod tar;
+mod walk;
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -173,6 +174,66 @@ impl Options {
                 .with_context(|| format!("{}: cannot create a temporary directory", p.display())),
             None => b.tempdir().context("cannot create a temporary directory"),
         }
+    }
+}
+
+/// Private copies of members of compressed archives or layers, in a
+/// temporary directory removed with it; `K` says which member a copy is.
+struct Spill<K> {
+    dir: Option<tempfile::TempDir>,
+    used: u64,
+    copies: std::collections::HashMap<K, Blob>,
+}
+
+impl<K> Default for Spill<K> {
+    fn default() -> Self {
+        Spill {
+            dir: None,
+            used: 0,
+            copies: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Spill<K> {
+    /// Copies `data`, which must be `size` bytes, into the file `name` of
+    /// the directory (made on first use in `opts.spill_dir`); `label`
+    /// names the member in messages and in the blob.
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        opts: &Options,
+        key: K,
+        name: &str,
+        label: String,
+        size: u64,
+        data: &mut impl Read,
+    ) -> Result<Blob> {
+        if self.dir.is_none() {
+            self.dir = Some(opts.temp_dir("criu2core-")?);
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("."));
+        let copy = dir.join(name);
+        let mut out = std::fs::File::create_new(&copy)
+            .with_context(|| format!("{}: cannot create", copy.display()))?;
+        let n = io::copy(data, &mut out)
+            .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
+        if n != size {
+            bail!("{label}: the archive ends inside it ({n} of {size} bytes)");
+        }
+        self.used += n;
+        let blob = Blob {
+            label,
+            path: copy,
+            offset: 0,
+            len: n,
+        };
+        self.copies.insert(key, blob.clone());
+        Ok(blob)
     }
 }
 
