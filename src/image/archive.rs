@@ -80,6 +80,24 @@ pub enum ArchiveFormat {
     DockerDir,
 }
 
+impl ArchiveFormat {
+    /// A short name: `oci-layout`, `oci-archive` (`.gz`, `.zst`),
+    /// `docker-archive` (`.gz`, `.zst`), `docker-dir`.
+    pub fn name(self) -> String {
+        let suffix = |c: Compression| match c {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+        };
+        match self {
+            ArchiveFormat::OciLayout => "oci-layout".into(),
+            ArchiveFormat::OciArchive(c) => format!("oci-archive{}", suffix(c)),
+            ArchiveFormat::DockerArchive(c) => format!("docker-archive{}", suffix(c)),
+            ArchiveFormat::DockerDir => "docker-dir".into(),
+        }
+    }
+}
+
 /// An OS and architecture an image is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
