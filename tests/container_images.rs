@@ -645,6 +645,13 @@ fn containerd_checkpoint_image() {
         }
     }
     assert!(found, "no pstree.img in criu.tar");
+    // Or read once as a stream, checked as it goes.
+    let mut streamed = Vec::new();
+    img.open_blob(criu_desc[0])
+        .unwrap()
+        .read_to_end(&mut streamed)
+        .unwrap();
+    assert_eq!(streamed, criu);
     // The spec, out of its protobuf Any.
     let cfg = img.descriptors_by_media_type(media_type::CONTAINERD_CHECKPOINT_CONFIG)[0];
     let any: Any = prost::Message::decode(&img.read_blob(cfg, 1 << 20).unwrap()[..]).unwrap();
@@ -677,6 +684,16 @@ fn containerd_checkpoint_image() {
         .unwrap();
     let d = img.descriptors_by_media_type(media_type::CONTAINERD_CHECKPOINT)[0].clone();
     let err = img.blob(&d).unwrap_err().to_string();
+    assert!(
+        err.contains("digest mismatch") && err.contains(d.location()),
+        "{err}"
+    );
+    let err = img
+        .open_blob(&d)
+        .unwrap()
+        .read_to_end(&mut Vec::new())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("digest mismatch") && err.contains(d.location()),
         "{err}"

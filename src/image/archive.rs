@@ -945,6 +945,23 @@ impl SelectedImage {
         Ok(data)
     }
 
+    /// Reads the blob of `d` as a stream, checked as it goes: reading
+    /// past the size `d` gives, or to the end of bytes that are not what
+    /// `d` says, is an error naming the blob. For one pass over a blob
+    /// too big to check before it is used.
+    pub fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        let label = self.inner.member_label(d.location.as_bytes());
+        let (_, data) = self
+            .inner
+            .data(&d.location)?
+            .with_context(|| format!("{label}: missing"))?;
+        let expect = Expect {
+            digest: d.digest.clone(),
+            size: Some(d.size),
+        };
+        Ok(Box::new(VerifyingReader::new(data.open()?, label, expect)))
+    }
+
     /// The bytes of a small blob (at most `max`), checked against `d`.
     pub fn read_blob(&self, d: &Descriptor, max: u64) -> Result<Vec<u8>> {
         let expect = Expect {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,61 @@ use super::{
 };
 use crate::archive::SubFile;
 use crate::model::Blob;
+
+/// A path as bytes: `str`, `[u8]`, `OsStr`, `Path` and their owned forms
+/// (paths from checkpoints need not be UTF-8).
+pub trait PathBytes {
+    /// The bytes of the path.
+    fn path_bytes(&self) -> &[u8];
+}
+
+impl PathBytes for [u8] {
+    fn path_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PathBytes for Vec<u8> {
+    fn path_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PathBytes for str {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for String {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::ffi::OsStr {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::ffi::OsString {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::path::Path {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_os_str().as_bytes()
+    }
+}
+
+impl PathBytes for std::path::PathBuf {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_os_str().as_bytes()
+    }
+}
 
 /// One layer: a tar, plain or compressed, with what its bytes must be.
 #[derive(Debug, Clone)]
@@ -459,8 +515,8 @@ impl LayerView {
     /// (Podman's `deleted.files`): parents resolve through the view's
     /// links, a last component that is a link is removed itself. Says
     /// whether anything was there.
-    pub fn delete(&mut self, path: impl AsRef<[u8]>) -> Result<bool> {
-        let path = clean(path.as_ref())?;
+    pub fn delete<P: PathBytes + ?Sized>(&mut self, path: &P) -> Result<bool> {
+        let path = clean(path.path_bytes())?;
         let Some(base) = components(&path).next_back() else {
             return Ok(false);
         };
@@ -474,13 +530,13 @@ impl LayerView {
         Ok(had)
     }
 
-    /// Resolves `path` (bytes, as a process saw it; relative paths start
+    /// Resolves `path` (as a process saw it, as bytes or any path type; relative paths start
     /// at the root) to a regular file of the view: symbolic links
     /// followed inside the view, `..` stopped at its root. `None` if there
     /// is no such file, or something that is not a regular file. An error
     /// only for more than [`MAX_LINKS`] links.
-    pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<FileRef>> {
-        let Some(key) = walk(self, path.as_ref(), true, false)? else {
+    pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> Result<Option<FileRef>> {
+        let Some(key) = walk(self, path.path_bytes(), true, false)? else {
             return Ok(None);
         };
         Ok(match self.entries.get(&key).map(|e| &e.node) {
@@ -853,6 +909,29 @@ mod tests {
             v.resolve("/usr/lib/libnew.so").unwrap().unwrap().path(),
             b"usr/lib/libnew.so"
         );
+    }
+
+    #[test]
+    fn paths_are_bytes() {
+        let v = view(vec![mem(
+            "l",
+            &[(b"dir/\xff\xfe", F, b"latin"), (b"l\x80", S, b"dir")],
+        )]);
+        let os = std::ffi::OsStr::from_bytes(b"/l\x80/\xff\xfe");
+        for f in [
+            v.resolve(&b"/dir/\xff\xfe"[..]).unwrap(),
+            v.resolve(os).unwrap(),
+            v.resolve(std::path::Path::new(os)).unwrap(),
+        ] {
+            assert_eq!(f.unwrap().path(), b"dir/\xff\xfe");
+        }
+        // Messages show such names escaped.
+        let err = LayerView::new(
+            vec![mem("l", &[(b"\x1b[2J", F, b""), (b"\x1b[2J/x", F, b"")])],
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("\\x1b[2J/x"), "{err:#}");
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub use archive::{
     Platform, SelectedImage, Selection,
 };
 pub use digest::{Algorithm, Digest, Expect};
-pub use layers::{parse_deleted_files, FileRef, Layer, LayerView};
+pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes};
 pub use reference::Selector;
 pub use tar::MAX_EXTENSION_BYTES;
 
