@@ -12,7 +12,7 @@ use super::digest::{Digest, Expect, VerifyingReader};
 use super::tar::{Header, Kind, TarReader};
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
-    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES,
+    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::archive::SubFile;
 use crate::model::Blob;
@@ -197,18 +197,34 @@ pub(crate) fn walk<T: Tree + ?Sized>(
     follow_last: bool,
     create: bool,
 ) -> Result<Option<Vec<u8>>> {
+    let mut budget = u64::MAX;
+    Ok(walk_counted(tree, path, follow_last, create, &mut budget)?.map(|(k, _)| k))
+}
+
+/// [`walk`], taking one from `budget` for each lookup (an error when it
+/// runs out), and saying whether it followed a link.
+fn walk_counted<T: Tree + ?Sized>(
+    tree: &T,
+    path: &[u8],
+    follow_last: bool,
+    create: bool,
+    budget: &mut u64,
+) -> Result<Option<(Vec<u8>, bool)>> {
     let mut todo: VecDeque<Vec<u8>> = components(path).map(<[u8]>::to_vec).collect();
-    let mut done: Vec<u8> = Vec::new();
+    let mut done: Vec<u8> = Vec::with_capacity(path.len());
     let mut links = 0;
     while let Some(c) = todo.pop_front() {
         if c == b".." {
             pop_component(&mut done);
             continue;
         }
-        let mut candidate = done.clone();
-        push_component(&mut candidate, &c);
+        *budget = budget
+            .checked_sub(1)
+            .context("paths too costly to resolve")?;
+        let before = done.len();
+        push_component(&mut done, &c);
         let last = todo.is_empty();
-        match tree.lookup(&candidate) {
+        match tree.lookup(&done) {
             Lookup::Symlink(target) if !last || follow_last => {
                 links += 1;
                 if links > MAX_LINKS {
@@ -220,21 +236,28 @@ pub(crate) fn walk<T: Tree + ?Sized>(
                 if target.is_empty() {
                     return Ok(None);
                 }
+                let target = target.to_vec();
+                done.truncate(before);
                 if target.starts_with(b"/") {
                     done.clear();
                 }
-                for t in components(target).rev() {
+                for t in components(&target).rev() {
                     todo.push_front(t.to_vec());
                 }
             }
-            Lookup::Dir | Lookup::Symlink(_) => done = candidate,
-            Lookup::File | Lookup::Other if last => done = candidate,
+            Lookup::Dir | Lookup::Symlink(_) => {}
+            Lookup::File | Lookup::Other if last => {}
             Lookup::File | Lookup::Other => return Ok(None),
-            Lookup::Missing if create => done = candidate,
+            Lookup::Missing if create => {}
             Lookup::Missing => return Ok(None),
         }
     }
-    Ok(Some(done))
+    Ok(Some((done, links > 0)))
+}
+
+/// Whether `x` is `key` or one of its ancestors (the root is everyone's).
+fn is_ancestor_or_self(x: &[u8], key: &[u8]) -> bool {
+    x.is_empty() || key == x || (key.starts_with(x) && key.get(x.len()) == Some(&b'/'))
 }
 
 /// A regular file of a [`LayerView`], as [`LayerView::resolve`] found it.
@@ -283,6 +306,11 @@ pub struct LayerView {
     /// whiteouts, which delete from lower layers only, visit nothing else:
     /// each lower path is visited once, when it is deleted.
     current: Map,
+    /// The last parent directory resolved while indexing (raw, resolved),
+    /// when no link was followed: members of one directory come together.
+    parent: Option<(Vec<u8>, Vec<u8>)>,
+    /// Lookups left for resolving members' parents.
+    budget: u64,
     opts: Options,
     spill: Mutex<Spill<(u32, u32)>>,
 }
@@ -346,6 +374,8 @@ impl LayerView {
             layers: Vec::with_capacity(layers.len()),
             entries: BTreeMap::new(),
             current: BTreeMap::new(),
+            parent: None,
+            budget: MAX_WALK_LOOKUPS,
             opts: opts.clone(),
             spill: Mutex::new(Spill::default()),
         };
@@ -416,6 +446,7 @@ impl LayerView {
         }
         let layer = std::mem::take(&mut self.current);
         self.entries.extend(layer);
+        self.parent = None;
         Ok(())
     }
 
@@ -431,12 +462,11 @@ impl LayerView {
         if let Some(target) = base.strip_prefix(b".wh.") {
             // A whiteout under something that is not a directory has
             // nothing to delete.
-            let Some(dir) = walk(self, parent, true, true)?
-                .filter(|k| matches!(self.lookup(k), Lookup::Dir | Lookup::Missing))
-            else {
+            let Some(dir) = self.parent_dir(parent)? else {
                 return Ok(());
             };
             if target == b".wh..opq" {
+                self.touch(&dir);
                 remove_under(&mut self.entries, &dir);
             } else if !(target.is_empty()
                 || target == b"."
@@ -445,13 +475,14 @@ impl LayerView {
             {
                 let mut key = dir;
                 push_component(&mut key, target);
+                self.touch(&key);
                 self.entries.remove(&key);
                 remove_under(&mut self.entries, &key);
             }
             return Ok(());
         }
-        let mut key = walk(self, parent, true, true)?
-            .filter(|k| matches!(self.lookup(k), Lookup::Dir | Lookup::Missing))
+        let mut key = self
+            .parent_dir(parent)?
             .context("a parent directory is not a directory in the view")?;
         push_component(&mut key, base);
         let node = match h.kind {
@@ -472,8 +503,8 @@ impl LayerView {
             // A hard link shares what its target is (link(2) does not
             // follow a last symbolic link); a link to nothing is a file
             // that cannot be read, never a way to what lies below.
-            Kind::HardLink => match walk(self, &clean(&h.link)?, false, false)? {
-                Some(t) => match self.node(&t) {
+            Kind::HardLink => match self.walk_budgeted(&clean(&h.link)?, false, false)? {
+                Some((t, _)) => match self.node(&t) {
                     Some(n @ (Node::File(_) | Node::Symlink(_))) => n.clone(),
                     _ => Node::Other,
                 },
@@ -484,12 +515,58 @@ impl LayerView {
         self.insert(key, node)
     }
 
+    /// Where the directory `parent` (a cleaned member path) is, resolved
+    /// through the view's links as extracting would; `None` if it is not
+    /// a directory.
+    fn parent_dir(&mut self, parent: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some((raw, key)) = &self.parent {
+            if raw == parent {
+                return Ok(Some(key.clone()));
+            }
+        }
+        let Some((key, linked)) = self.walk_budgeted(parent, true, true)? else {
+            return Ok(None);
+        };
+        if !matches!(self.lookup(&key), Lookup::Dir | Lookup::Missing) {
+            return Ok(None);
+        }
+        // Without links, only the directories on the way were looked at:
+        // the answer holds until one of them changes (see `touch`).
+        self.parent = (!linked).then(|| (parent.to_vec(), key.clone()));
+        Ok(Some(key))
+    }
+
+    /// [`walk_counted`] on the view's budget.
+    fn walk_budgeted(
+        &mut self,
+        path: &[u8],
+        follow_last: bool,
+        create: bool,
+    ) -> Result<Option<(Vec<u8>, bool)>> {
+        let mut budget = self.budget;
+        let found = walk_counted(self, path, follow_last, create, &mut budget);
+        self.budget = budget;
+        found.context("the layers' paths cost too many lookups to resolve (MAX_WALK_LOOKUPS)")
+    }
+
+    /// Notes a change at `key` (or under it).
+    fn touch(&mut self, key: &[u8]) {
+        if self
+            .parent
+            .as_ref()
+            .is_some_and(|(_, k)| is_ancestor_or_self(key, k))
+        {
+            self.parent = None;
+        }
+    }
+
     /// Puts a member of the layer being indexed at `key`: a directory
     /// over a directory merges with it; anything else replaces what was
     /// there, and all under it.
     fn insert(&mut self, key: Vec<u8>, node: Node) -> Result<()> {
         let dir_over_dir = matches!(node, Node::Dir) && matches!(self.node(&key), Some(Node::Dir));
         if !dir_over_dir {
+            self.touch(&key);
             self.entries.remove(&key);
             self.current.remove(&key);
             if !matches!(node, Node::Dir) {
@@ -703,6 +780,44 @@ mod tests {
 
     fn view(layers: Vec<Layer>) -> LayerView {
         LayerView::new(layers, &Options::default()).unwrap()
+    }
+
+    #[test]
+    fn parent_lookups_are_bounded() {
+        // Members of two deep directories: listed directory by directory,
+        // each directory is resolved once; alternating, every member
+        // costs the whole depth, and the budget runs out.
+        let deep = |c: char| (0..50).map(|i| format!("{c}{i}/")).collect::<String>();
+        let names = |alternate: bool| -> Vec<Vec<u8>> {
+            (0..2000)
+                .map(|i| {
+                    let dir = if alternate { i % 2 } else { i / 1000 };
+                    format!("{}f{i}", deep(if dir == 0 { 'a' } else { 'b' })).into_bytes()
+                })
+                .collect()
+        };
+        for alternate in [false, true] {
+            let names = names(alternate);
+            let members: Vec<Member> = names.iter().map(|n| (&n[..], F, &b"x"[..])).collect();
+            let mut v = LayerView {
+                layers: Vec::new(),
+                entries: BTreeMap::new(),
+                current: BTreeMap::new(),
+                parent: None,
+                budget: 10_000,
+                opts: Options::default(),
+                spill: Mutex::new(Spill::default()),
+            };
+            let got = v.add_layer(0, mem("deep", &members));
+            if alternate {
+                let err = format!("{:#}", got.unwrap_err());
+                assert!(err.contains("too many lookups"), "{err}");
+            } else {
+                got.unwrap();
+                assert_eq!(v.files().count(), 2000);
+                assert!(v.budget > 9_000, "{} lookups", 10_000 - v.budget);
+            }
+        }
     }
 
     fn read(v: &LayerView, path: &str) -> Option<Vec<u8>> {

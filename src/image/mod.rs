@@ -135,6 +135,11 @@ pub const MAX_VIEW_ENTRIES: usize = 4 << 20;
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Most members of an image archive (a tar of a layout or a docker-archive).
 pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
+/// Most lookups a view may spend resolving its members' parent
+/// directories, all layers together (a member costs one lookup per
+/// component of its directory, none when it follows a member of the same
+/// directory).
+pub const MAX_WALK_LOOKUPS: u64 = 1 << 26;
 /// Most symbolic links followed resolving one path (as the kernel).
 pub const MAX_LINKS: usize = 40;
 
