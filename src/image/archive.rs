@@ -1525,6 +1525,45 @@ mod tests {
     }
 
     #[test]
+    fn damaged_archives_never_panic() {
+        // Every few bytes of an OCI archive changed in turn (headers,
+        // index.json, manifest, config, layers): errors or images, no
+        // panics, whatever is asked of them next.
+        let l = Layout::new();
+        let (lower, upper) = two_layers();
+        let m = l.image(
+            &[("", lower.clone()), ("", gzip(&upper))],
+            &[&lower, &upper],
+        );
+        l.index(vec![named(m, "app:1")]);
+        let tar = tar_dir(l.path());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar");
+        let mut x: u32 = 11;
+        for i in (0..tar.len()).step_by(5) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let mut bad = tar.clone();
+            bad[i] ^= (x >> 24) as u8 | 1;
+            fs::write(&path, &bad).unwrap();
+            let Ok(ar) = ImageArchive::open(&path, &Options::default()) else {
+                continue;
+            };
+            let Ok(img) = ar.select(&Selector::default()) else {
+                continue;
+            };
+            for d in img.info().layers.iter().chain(&img.info().config) {
+                let _ = img.blob(d);
+            }
+            if let Ok(v) = img
+                .layers()
+                .and_then(|l| LayerView::new(l, &Options::default()))
+            {
+                let _ = v.materialize(&v.files().collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
     fn hostile_archive_members() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tar");

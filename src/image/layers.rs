@@ -672,9 +672,12 @@ impl LayerView {
                         bail!("{label}: not from this view");
                     }
                     out[n] = Some(Blob {
-                        label,
                         path: b.path.clone(),
-                        offset: b.offset + f.data.offset,
+                        offset: b
+                            .offset
+                            .checked_add(f.data.offset)
+                            .with_context(|| format!("{label}: not from this view"))?,
+                        label,
                         len: f.data.size,
                     });
                 }
@@ -1049,6 +1052,40 @@ mod tests {
         assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
         assert_eq!(v.files().count(), 20_000);
         assert!(v.resolve("d/lower").unwrap().is_none());
+    }
+
+    #[test]
+    fn damaged_layers_never_panic() {
+        // Every byte of a small layer (long names, PAX, links, whiteouts)
+        // changed in turn, plain and as gzip: errors or views, no panics.
+        let long = [b"x/".repeat(60).as_slice(), b"f"].concat();
+        let tar = build(&[
+            (b"d/", D, b""),
+            (b"d/f", F, b"data"),
+            (&long, F, b"deep"),
+            (b"d/.wh.g", F, b""),
+            (b"d/.wh..wh..opq", F, b""),
+            (b"s", S, &[b"../".repeat(50).as_slice(), b"d"].concat()),
+            (b"h", H, b"d/f"),
+        ]);
+        let mut x: u32 = 7;
+        for (i, _) in tar.iter().enumerate().step_by(3) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let mut bad = tar.clone();
+            bad[i] ^= (x >> 24) as u8 | 1;
+            for bytes in [bad.clone(), gzip(&bad)] {
+                let layers = vec![
+                    mem("l0", &[(b"d/g", F, b"g")]),
+                    Layer::new("bad", BlobData::Memory(bytes.into())),
+                ];
+                if let Ok(v) = LayerView::new(layers, &Options::default()) {
+                    for f in v.files().collect::<Vec<_>>() {
+                        let _ = v.materialize(&[f]);
+                    }
+                    let _ = v.resolve("s/f");
+                }
+            }
+        }
     }
 
     #[test]

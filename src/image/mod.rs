@@ -84,9 +84,12 @@
 //! what its own layer holds; a member replaces what lower layers had at
 //! its path (a directory over a directory merges). Parent directories of a
 //! member resolve through the symbolic links of the view, as extracting
-//! the layer would. Member paths are only keys: `..` and `/` are clamped at
-//! the view's root, whiteouts of `.` or `..` and other `.wh..wh.` names
-//! are ignored, and nothing is ever written under a name from an image.
+//! the layer would; resolving them costs at most [`MAX_WALK_LOOKUPS`]
+//! lookups per view (none for a member that follows one of the same
+//! directory), and a whiteout costs the paths it deletes. Member paths
+//! are only keys: `..` and `/` are clamped at the view's root, whiteouts
+//! of `.` or `..` and other `.wh..wh.` names are ignored, and nothing is
+//! ever written under a name from an image.
 //!
 //! [`Blob`]: crate::model::Blob
 

@@ -174,7 +174,10 @@ impl<R: Read> TarReader<R> {
         if self.done {
             return Ok(None);
         }
-        let rest = self.left + self.pad;
+        let rest = self
+            .left
+            .checked_add(self.pad)
+            .with_context(|| format!("offset {}: member too large", self.pos))?;
         self.left = 0;
         self.pad = 0;
         self.skip_bytes(rest)?;
@@ -626,6 +629,17 @@ pub(crate) mod tests {
         let mut t = header(b"f", b'0', 4096).to_vec();
         t.extend([1u8; 100]);
         assert!(all(&t).is_err());
+        // A base-256 size of 2^64 - 1: an error when skipped, not an
+        // overflow.
+        let mut h = header(b"f", b'0', 0);
+        h[124..128].copy_from_slice(&[0x80, 0, 0, 0]);
+        h[128..136].copy_from_slice(&[0xff; 8]);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut r = TarReader::new(&h[..]);
+        assert_eq!(r.next_header().unwrap().unwrap().size, u64::MAX);
+        assert!(r.next_header().is_err());
         // An extension header with nothing after it.
         let t = header(b"././@LongLink", b'L', 3).to_vec();
         let t = [t, padded(b"abc")].concat();
