@@ -352,6 +352,39 @@ fn layers_built_by_buildah_read_alike_through_every_transport() {
         views.iter().all(|w| w == &views[0]),
         "the transports differ"
     );
+    // A checkpoint's rootfs-diff.tar (what the container wrote, here
+    // gzip) and deleted.files (what it removed) on top of the image.
+    let mut diff = tar::Builder::new(Vec::new());
+    tar_file(&mut diff, "etc/written", b"by the container");
+    tar_file(
+        &mut diff,
+        "usr/lib/x86_64-linux-gnu/libc.so.6",
+        b"patched libc",
+    );
+    let diff_path = two.join("rootfs-diff.tar.gz");
+    fs::write(&diff_path, gzip(&diff.into_inner().unwrap())).unwrap();
+    let ar = ImageArchive::open(&pushed[0], &Options::default()).unwrap();
+    let mut layers = ar.select(&sel).unwrap().layers().unwrap();
+    let len = fs::metadata(&diff_path).unwrap().len();
+    layers.push(criu2core::image::Layer::new(
+        "rootfs-diff.tar.gz",
+        BlobData::File(Blob {
+            label: "rootfs-diff.tar.gz".into(),
+            path: diff_path,
+            offset: 0,
+            len,
+        }),
+    ));
+    let mut v = LayerView::new(layers, &Options::default()).unwrap();
+    for p in criu2core::image::parse_deleted_files(br#"["/srv/victim/victim"]"#).unwrap() {
+        assert!(v.delete(&p).unwrap());
+    }
+    assert_eq!(view_file(&v, "/etc/written").unwrap(), b"by the container");
+    assert_eq!(
+        view_file(&v, "/lib/x86_64-linux-gnu/libc.so.6").unwrap(),
+        b"patched libc"
+    );
+    assert!(v.resolve("/srv/victim/victim").unwrap().is_none());
     // The manifest annotation buildah was told to set.
     let (ar, _) = open_view(&pushed[0], &sel);
     assert_eq!(
