@@ -29,6 +29,7 @@ mod arches;
 mod archives;
 mod batch;
 mod consumers;
+mod container_images;
 mod gdb;
 mod hashes;
 mod hostile;
@@ -118,6 +119,7 @@ fn no_stray_test_attributes() {
         ("batch.rs", include_str!("batch.rs")),
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
+        ("container_images.rs", include_str!("container_images.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
@@ -135,20 +137,7 @@ fn no_stray_test_attributes() {
             );
         }
     }
-    let listed = [
-        include_str!("main.rs"),
-        "arches.rs",
-        "archives.rs",
-        "batch.rs",
-        "common.rs",
-        "consumers.rs",
-        "gdb.rs",
-        "hashes.rs",
-        "hostile.rs",
-        "images.rs",
-        "readme.rs",
-        "terminal.rs",
-    ];
+    let listed: Vec<&str> = sources.iter().map(|&(file, _)| file).collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -170,6 +159,7 @@ fn main() {
     tests.extend(archives::tests());
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
+    tests.extend(container_images::tests());
     tests.extend(gdb::tests());
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
