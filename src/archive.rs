@@ -23,6 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use tempfile::TempDir;
 
+use crate::cancel::Cancel;
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
 use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
@@ -128,6 +129,8 @@ pub struct ArchiveOptions {
     pub max_spill: Option<u64>,
     /// Which page data will be used.
     pub pages: PageUse,
+    /// Stops reading once set.
+    pub cancel: Cancel,
 }
 
 /// Where a member's bytes are.
@@ -383,8 +386,10 @@ struct PagesPlan {
 
 impl ArchiveStore {
     /// Opens the archive at `path`. Members are only ever keys: nothing is
-    /// written under a name from the archive.
+    /// written under a name from the archive. Reading stops (and what was
+    /// unpacked is removed) once `opts.cancel` is set.
     pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
+        let cancel = &opts.cancel;
         let label = path.display().to_string();
         let compression = sniff(path)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
@@ -393,6 +398,7 @@ impl ArchiveStore {
             .metadata()
             .with_context(|| format!("{label}: cannot stat"))?
             .len();
+        let file = cancel.reader(file);
         let mut store = ArchiveStore {
             label: label.clone(),
             compression,

@@ -1,6 +1,7 @@
 //! The command line: `criu2core convert | inspect | batch | completions |
 //! man`, shared by the `criu2core` binary and the checkpointctl plugin.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,10 +9,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::batch::{self, BatchOptions, InputSummary};
-use crate::convert::{self, ConvertOptions, Outcome, ProcessReport};
+use crate::batch::{self, BatchOptions, EachOptions, InputSummary};
+use crate::cancel::Cancel;
+use crate::convert::{ConvertOptions, Outcome, ProcessReport};
 use crate::input::{self, OpenOptions};
 use crate::inspect::{self, human_bytes};
+use crate::text::{escape, json_for_terminal, EscapingWriter};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
 /// process ends as a SIGPIPE would end it, without a panic.
@@ -56,13 +59,19 @@ enum Command {
 Inputs are CRIU image directories, unpacked container checkpoints (a
 directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
 as Podman, CRI-O and the kubelet write them; recognised by content). With
-several inputs, each gets a subdirectory of OUT_DIR named after it.
+several inputs, each gets a subdirectory of OUT_DIR named after it (the
+README gives the rule).
+
+After each core, convert prints the gdb command that opens it. With --root
+that is gdb -iex 'set sysroot ROOT' ROOT/EXE CORE: the sysroot must be set
+with -iex (before the core is loaded), not -ex, or gdb cannot place a
+position-independent program.
 
 Examples:
   criu2core convert -i /var/lib/criu/dump -o cores
   criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
   criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
-  gdb /srv/rootfs/usr/bin/app -ex 'set sysroot /srv/rootfs' cores/core.1")]
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1")]
     Convert(ConvertArgs),
     /// Show a checkpoint's container, processes and memory.
     #[command(after_help = "\
@@ -73,9 +82,11 @@ Examples:
     Inspect(InspectArgs),
     /// Convert many checkpoints in parallel, resumably, with a summary.
     #[command(after_help = "\
-Each input (checkpoint, or a directory of checkpoints) gets OUT_DIR/<name>/;
-OUT_DIR/summary.json says what became of each. A second run skips inputs
-whose cores are complete unless --force. Exits non-zero if any input failed.
+Each input (checkpoint, or a directory searched for checkpoints 8 levels
+deep) gets OUT_DIR/<name>/, named after it and kept for it on later runs;
+OUT_DIR/summary.json says what became of every input there. A later run
+skips inputs whose cores are complete, and refuses to replace cores made
+with other options, unless --force. Exits non-zero if any input failed.
 
 Examples:
   criu2core batch /var/lib/kubelet/checkpoints -o cores
@@ -140,7 +151,7 @@ struct ConvertArgs {
     /// default: half of the space free there).
     #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
     max_spill: Option<u64>,
-    /// Print a JSON report (schema criu2core.convert/1) instead of lines.
+    /// Print a JSON report (schema criu2core.convert/2) instead of lines.
     #[arg(long)]
     json: bool,
 }
@@ -176,7 +187,8 @@ struct BatchArgs {
     /// Inputs converted at once (default: number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
-    /// Convert again inputs whose cores are already complete.
+    /// Convert again inputs whose cores are already complete, and replace
+    /// cores made with other options.
     #[arg(short, long)]
     force: bool,
     /// Root filesystem for unmodified file-backed pages.
@@ -201,31 +213,42 @@ fn emit_line(line: String) {
     // A failed write to stdout other than a closed pipe cannot be reported
     // anywhere better than stderr.
     if let Err(e) = emit(&(line + "\n")) {
-        eprintln!("criu2core: {e:#}");
+        error_line(&format!("{e:#}"));
     }
+}
+
+/// Writes `msg` to stderr after the program's name, escaped for a terminal
+/// (errors and warnings quote names from checkpoints).
+fn error_line(msg: &str) {
+    eprintln!("criu2core: {}", escape(msg));
 }
 
 fn print_report(r: &ProcessReport, quiet: bool) {
     for w in &r.warnings {
-        eprintln!("criu2core: warning: pid {}: {w}", r.pid);
+        error_line(&format!("warning: pid {}: {w}", r.pid));
     }
+    let comm = r.comm.as_deref().map_or(Cow::Borrowed("?"), escape);
     match &r.outcome {
-        Outcome::Written { stats, threads } if !quiet => emit_line(format!(
-            "{}: pid {} ({}), {} thread{}, {} ({} of memory contents)",
-            stats.path.display(),
+        Outcome::Written {
+            stats,
+            threads,
+            gdb_command,
+        } if !quiet => emit_line(format!(
+            "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents)\n  {}",
+            escape(&stats.path.to_string_lossy()),
             r.pid,
-            r.comm.as_deref().unwrap_or("?"),
             threads,
             if *threads == 1 { "" } else { "s" },
             human_bytes(stats.size),
             human_bytes(stats.copied),
+            escape(gdb_command),
         )),
-        Outcome::Written { .. } => {}
-        Outcome::Zombie { exit_code } => eprintln!(
-            "criu2core: pid {} is a zombie (exit code {exit_code}): it has no memory or registers, no core written",
+        Outcome::Zombie { exit } if !quiet => emit_line(format!(
+            "pid {} ({comm}): zombie, {exit}; no core (a zombie has no memory or registers)",
             r.pid
-        ),
-        Outcome::Failed(e) => eprintln!("criu2core: pid {}: {e}", r.pid),
+        )),
+        Outcome::Written { .. } | Outcome::Zombie { .. } => {}
+        Outcome::Failed(e) => error_line(&format!("pid {}: {e}", r.pid)),
     }
 }
 
@@ -236,7 +259,7 @@ struct ConvertReport {
     inputs: Vec<InputSummary>,
 }
 
-fn convert(args: &ConvertArgs) -> Result<bool> {
+fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     let inputs: Vec<PathBuf> = args
         .inputs
         .iter()
@@ -246,83 +269,59 @@ fn convert(args: &ConvertArgs) -> Result<bool> {
     if inputs.len() > 1 && !args.pids.is_empty() {
         bail!("-p/--pid applies to one input at a time");
     }
-    let names = batch::output_names(&inputs);
-    let opts = ConvertOptions {
-        pids: args.pids.clone(),
-        root: args.root.clone(),
-        force: args.force,
-    };
-    let mut summaries = Vec::new();
-    for (path, name) in inputs.iter().zip(&names) {
-        let out = if inputs.len() == 1 {
-            args.out_dir.clone()
-        } else {
-            args.out_dir.join(name)
-        };
-        let start = std::time::Instant::now();
-        let mut summary = InputSummary::new(path, &out);
-        let quiet = args.quiet || args.json;
-        let result = input::open(
-            path,
-            &OpenOptions {
-                spill_dir: args.tmpdir.clone(),
-                max_spill: args.max_spill,
-                pages: input::PageUse::All,
+    let quiet = args.quiet || args.json;
+    let summaries = batch::convert_each(
+        &inputs,
+        &args.out_dir,
+        EachOptions {
+            convert: ConvertOptions {
+                pids: args.pids.clone(),
+                root: args.root.clone(),
+                force: args.force,
+                cancel: cancel.clone(),
             },
-        )
-        .and_then(|inp| {
-            summary.processes = inp.checkpoint.tree.len();
-            for w in &inp.warnings {
-                eprintln!("criu2core: warning: {w}");
-            }
-            summary.warnings.extend(inp.warnings.iter().cloned());
-            convert::convert_input(&inp, &out, &opts, &mut |r| print_report(r, quiet))
-        });
-        // Failed processes were reported as they failed; whole-input errors not yet.
-        let result = match result {
-            Ok(reports) => summary.add_reports(&reports),
-            Err(e) => {
-                eprintln!("criu2core: {e:#}");
-                Err(e)
-            }
-        };
-        match result {
-            Ok(()) => summary.status = "ok".into(),
-            Err(e) => summary.error = Some(format!("{e:#}")),
-        }
-        summary.duration_ms = start.elapsed().as_millis() as u64;
-        summaries.push(summary);
-    }
+            spill_dir: args.tmpdir.clone(),
+            max_spill: args.max_spill,
+            warn: &mut |w| error_line(&format!("warning: {w}")),
+            report: &mut |r| print_report(r, quiet),
+            // Failed processes were reported as they failed; whole-input errors here.
+            failed: &mut |s| {
+                if !cancel.is_cancelled() {
+                    error_line(s.error.as_deref().unwrap_or("failed"));
+                }
+            },
+        },
+    )?;
     if args.json {
         let report = ConvertReport {
-            schema: "criu2core.convert/1",
+            schema: batch::CONVERT_SCHEMA,
             inputs: summaries.clone(),
         };
-        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     }
     Ok(summaries.iter().all(|s| s.status == "ok"))
 }
 
-fn inspect(args: &InspectArgs) -> Result<bool> {
+fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
     let inp = input::open(
         &args.input,
         &OpenOptions {
             spill_dir: args.tmpdir.clone(),
             max_spill: args.max_spill,
             pages: input::PageUse::Strings,
+            cancel: cancel.clone(),
         },
     )?;
     let report = inspect::inspect(&inp, args.env);
     if args.json {
-        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
         emit(&report.to_text())?;
     }
     Ok(report.processes.iter().all(|p| p.error.is_none()))
 }
 
-fn batch(args: &BatchArgs) -> Result<bool> {
-    let inputs = batch::expand_inputs(&args.inputs)?;
+fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -333,33 +332,42 @@ fn batch(args: &BatchArgs) -> Result<bool> {
         spill_dir: args.tmpdir.clone(),
         max_spill: args.max_spill,
         progress: !args.quiet && !args.json,
+        cancel: cancel.clone(),
     };
-    let summary = batch::run(&inputs, &args.out_dir, &opts)?;
+    let done = batch::run(&args.inputs, &args.out_dir, &opts)?;
+    let (summary, run) = (&done.summary, &done.summary.run);
     if args.json {
-        emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(summary)?) + "\n"))?;
     } else if !args.quiet {
         emit_line(format!(
             "{} input{}: {} converted, {} already complete, {} failed; summary in {}",
-            summary.inputs.len(),
-            if summary.inputs.len() == 1 { "" } else { "s" },
-            summary.ok,
-            summary.skipped,
-            summary.failed,
-            Path::new(&args.out_dir).join("summary.json").display()
+            run.inputs,
+            if run.inputs == 1 { "" } else { "s" },
+            run.ok,
+            run.skipped,
+            run.failed,
+            escape(
+                &Path::new(&summary.out_dir)
+                    .join(batch::SUMMARY)
+                    .display()
+                    .to_string()
+            )
         ));
     }
-    for s in summary.inputs.iter().filter(|s| s.status == "failed") {
-        eprintln!(
-            "criu2core: {}: {}",
+    for s in done.this_run.iter().filter(|s| s.status == "failed") {
+        error_line(&format!(
+            "{}: {}",
             s.input,
             s.error.as_deref().unwrap_or("failed")
-        );
+        ));
     }
-    Ok(summary.failed == 0)
+    Ok(run.failed == 0)
 }
 
 fn man(out_dir: Option<&Path>) -> Result<bool> {
-    let cmd = Cli::command();
+    // Pages for what is written: clap's `help` subcommand would be listed
+    // as criu2core-help(1), a page nobody writes (`--help` says the same).
+    let cmd = Cli::command().disable_help_subcommand(true);
     let Some(dir) = out_dir else {
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut buf)?;
@@ -393,12 +401,53 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Events quote what checkpoints hold: every control character is shown
+    // escaped, so there are no colours either.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(|| EscapingWriter(std::io::stderr()))
+        .with_ansi(false)
         .with_target(false)
         .try_init();
+}
+
+/// Installs the process's signal handlers: SIGINT, SIGTERM and SIGHUP set
+/// `cancel` to their number, so that the work in hand stops and removes
+/// its temporary files; a second one ends the process at once with
+/// 128 + its number. SIGXFSZ is caught and does nothing, so a write past
+/// `ulimit -f` fails with "File too large" instead of killing the process.
+fn handle_signals(cancel: &Cancel) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
+    use signal_hook::flag;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let armed = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // The shutdown first: it acts only once a first signal has armed it.
+        flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&armed))?;
+        flag::register(sig, Arc::clone(&armed))?;
+        flag::register_usize(sig, cancel.flag(), sig as usize)?;
+    }
+    flag::register(SIGXFSZ, Arc::new(AtomicBool::new(false)))?;
+    Ok(())
+}
+
+/// The exit status for `result`: 128 + the signal's number once a signal
+/// cancelled the work.
+fn finish(result: Result<bool>, cancel: &Cancel) -> ExitCode {
+    if let Some(sig) = cancel.reason() {
+        eprintln!("criu2core: interrupted (signal {sig}); its temporary files are removed");
+        let status = sig.checked_add(128).and_then(|s| u8::try_from(s).ok());
+        return ExitCode::from(status.unwrap_or(130));
+    }
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            error_line(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs the command line `args` (the program name first).
@@ -412,10 +461,11 @@ where
         Err(e) => e.exit(),
     };
     init_logging(cli.verbose);
+    let cancel = Cancel::new();
     let result = match &cli.command {
-        Command::Convert(a) => convert(a),
-        Command::Inspect(a) => inspect(a),
-        Command::Batch(a) => batch(a),
+        Command::Convert(a) => handle_signals(&cancel).and_then(|()| convert(a, &cancel)),
+        Command::Inspect(a) => handle_signals(&cancel).and_then(|()| inspect(a, &cancel)),
+        Command::Batch(a) => handle_signals(&cancel).and_then(|()| batch(a, &cancel)),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "criu2core", &mut buf);
@@ -423,12 +473,48 @@ where
         }
         Command::Man { out_dir } => man(out_dir.as_deref()),
     };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("criu2core: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    finish(result, &cancel)
+}
+
+/// `checkpointctl coredump`: criu2core convert as a checkpointctl plugin.
+#[derive(Parser)]
+#[command(
+    name = "checkpointctl-coredump",
+    bin_name = "checkpointctl coredump",
+    version,
+    about = "Write one ELF core file per process of a checkpoint, for gdb, lldb, eu-stack and drgn.",
+    after_help = "\
+Inputs are checkpoint archives (.tar, .tar.gz, .tar.zst as Podman, CRI-O
+and the kubelet write them; recognised by content), unpacked container
+checkpoints and CRIU image directories. With several inputs, each gets a
+subdirectory of OUT_DIR named after it (criu2core's README gives the rule).
+
+Examples:
+  checkpointctl coredump checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
+  checkpointctl coredump checkpoint.tar.zst -o cores -p 1 --root /srv/rootfs
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1"
+)]
+struct PluginCli {
+    /// More diagnostics on stderr (-v, -vv, -vvv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    convert: ConvertArgs,
+}
+
+/// Runs the checkpointctl plugin's command line `args` (the program name
+/// first): the options and behaviour of `criu2core convert`.
+pub fn run_plugin<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match PluginCli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose);
+    let cancel = Cancel::new();
+    let result = handle_signals(&cancel).and_then(|()| convert(&cli.convert, &cancel));
+    finish(result, &cancel)
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cancel::Cancel;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
 use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
+use crate::outdir::OutDir;
 
 /// The notes of a process's core, in the kernel's order: each thread's
 /// NT_PRSTATUS; after the first one NT_PRPSINFO, NT_SIGINFO, NT_AUXV and
@@ -322,7 +324,7 @@ pub fn core_file<'a>(
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
-    /// Where the core is.
+    /// Where the core is, as its directory was named (see [`OutDir::shown`]).
     pub path: PathBuf,
     /// Apparent size.
     pub size: u64,
@@ -330,45 +332,43 @@ pub struct CoreStats {
     pub copied: u64,
 }
 
-/// Writes `core.<pid>` for `p` into `dir`, through a temporary file that is
-/// renamed into place only when complete. An existing core is replaced only
-/// if `force` is set.
+/// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
+/// temporary file that is renamed into place only when complete. An
+/// existing core is replaced only if `force` is set.
 pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
-    let path = dir.join(format!("core.{}", p.pid));
+    write_core_in(p, &OutDir::create(dir)?, force, &Cancel::new())
+}
+
+/// [`write_core`] into an [`OutDir`], stopping (and removing the
+/// temporary file) once `cancel` is set.
+pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) -> Result<CoreStats> {
+    let name = format!("core.{}", p.pid);
+    let path = dir.join(&name)?;
     if !force && path.symlink_metadata().is_ok() {
         bail!("{} exists (use --force to replace it)", path.display());
     }
+    cancel.check()?;
     let start = std::time::Instant::now();
     let segments = segments(p)?;
+    let cancellable = Cancellable {
+        inner: &segments,
+        cancel,
+    };
     let notes = ProcessNotes::new(p);
-    let core = core_file(p, &notes, &segments)?;
+    let mut core = core_file(p, &notes, &segments)?;
+    core.segments = &cancellable;
     tracing::debug!(
         pid = p.pid,
         threads = p.threads.len(),
         segments = core.segments.count(),
         "core laid out"
     );
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".core.{}.", p.pid))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut tmp = dir.temp_file(&name)?;
     let written = elf::write_core(&core, tmp.as_file_mut())
         .with_context(|| format!("writing {}", path.display()))?;
-    if force {
-        tmp.persist(&path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot rename into {}", path.display()))?;
-    } else {
-        tmp.persist_noclobber(&path)
-            .map_err(|e| e.error)
-            .with_context(|| {
-                format!(
-                    "cannot rename into {} (use --force to replace it)",
-                    path.display()
-                )
-            })?;
-    }
+    cancel.check()?;
+    dir.persist(tmp, &name, force)?;
+    let path = dir.shown(&name);
     tracing::info!(
         pid = p.pid,
         path = %path.display(),
@@ -382,6 +382,29 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
         size: written.size,
         copied: written.copied,
     })
+}
+
+/// Segments whose extents stop coming once `cancel` is set.
+struct Cancellable<'a> {
+    inner: &'a dyn Segments,
+    cancel: &'a Cancel,
+}
+
+impl Segments for Cancellable<'_> {
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+
+    fn header(&self, i: usize) -> SegmentHeader {
+        self.inner.header(i)
+    }
+
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+        self.inner.for_each_extent(&mut |i, e| {
+            self.cancel.check()?;
+            f(i, e)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -432,6 +455,7 @@ mod tests {
             runs: std::sync::Arc::new(RunList(runs)),
             blobs: Vec::new(),
             warnings: Vec::new(),
+            dumps: Vec::new(),
         }
     }
 
@@ -508,6 +532,47 @@ mod tests {
     }
 
     #[test]
+    fn gdb_commands_quote_every_path_and_use_the_root() {
+        let core = Path::new("out dir/core.7");
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), None),
+            "gdb /usr/bin/app 'out dir/core.7'"
+        );
+        assert_eq!(
+            gdb_command(core, Some("/tmp/x (deleted)"), None),
+            "gdb -c 'out dir/core.7'"
+        );
+        assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("it's root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/app"), b"").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
+        let r = root.display().to_string();
+        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
+            format!(
+                "gdb -iex {} {} 'out dir/core.7'",
+                q(&format!("set sysroot {r}")),
+                q(&format!("{r}/usr/bin/app"))
+            )
+        );
+        // Through a relative link in the root: the path as given.
+        assert!(
+            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
+        );
+        // Through an absolute one, which the host would resolve outside
+        // the root: the file it resolves to inside.
+        let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
+        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
+            .contains(&q(&canon.display().to_string())));
+        // Not in the root: no executable rather than a wrong one.
+        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
+    }
+
+    #[test]
     fn runs_that_do_not_cover_their_mapping_are_an_error() {
         let p = process(
             vec![mapping(0x10000, 0x13000, 0x1000)],
@@ -533,6 +598,8 @@ pub struct ConvertOptions {
     pub root: Option<PathBuf>,
     /// Replace existing cores.
     pub force: bool,
+    /// Stops the conversion between processes and extents once set.
+    pub cancel: Cancel,
 }
 
 /// What became of one process.
@@ -544,11 +611,13 @@ pub enum Outcome {
         stats: CoreStats,
         /// Number of threads in it.
         threads: usize,
+        /// The shell command that opens it in gdb ([`gdb_command`]).
+        gdb_command: String,
     },
     /// A zombie: nothing to write.
     Zombie {
-        /// Its exit code.
-        exit_code: u32,
+        /// How it ended.
+        exit: crate::criu::ExitStatus,
     },
     /// Conversion failed.
     Failed(String),
@@ -569,10 +638,10 @@ pub struct ProcessReport {
 
 /// Writes the cores of `input`'s processes into `out_dir`, calling `report`
 /// as each process is done. A process that fails does not stop the others;
-/// an error that concerns the whole input is returned.
+/// an error that concerns the whole input (or a cancellation) is returned.
 pub fn convert_input(
     input: &crate::input::Input,
-    out_dir: &Path,
+    out_dir: &OutDir,
     opts: &ConvertOptions,
     report: &mut dyn FnMut(&ProcessReport),
 ) -> Result<Vec<ProcessReport>> {
@@ -589,10 +658,10 @@ pub fn convert_input(
         opts.pids.clone()
     };
     let roots = input.file_roots(opts.root.as_deref())?;
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    let root_dir = opts.root.as_deref();
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
+        opts.cancel.check()?;
         let mut r = ProcessReport {
             pid,
             comm: None,
@@ -607,12 +676,22 @@ pub fn convert_input(
         );
         r.outcome = match loaded {
             Err(e) => Outcome::Failed(format!("{e:#}")),
-            Ok(crate::criu::Loaded::Zombie { exit_code, .. }) => Outcome::Zombie { exit_code },
+            Ok(crate::criu::Loaded::Zombie { comm, exit, .. }) => {
+                r.comm = Some(crate::model::display_bytes(&comm).into_owned());
+                Outcome::Zombie { exit }
+            }
             Ok(crate::criu::Loaded::Process(p)) => {
                 r.comm = Some(crate::model::display_bytes(&p.comm).into_owned());
                 r.warnings = p.warnings.clone();
-                match write_core(&p, out_dir, opts.force) {
+                match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
                     Ok(stats) => Outcome::Written {
+                        // A command line is text: an executable whose path is
+                        // not UTF-8 is left for gdb to find from the core.
+                        gdb_command: gdb_command(
+                            &stats.path,
+                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            root_dir,
+                        ),
                         stats,
                         threads: p.threads.len(),
                     },
@@ -624,4 +703,46 @@ pub fn convert_input(
         out.push(r);
     }
     Ok(out)
+}
+
+/// The shell command that opens `core` in gdb, its words quoted for a POSIX
+/// shell (it may hold anything a checkpoint names: escape it before a
+/// terminal). With a root filesystem the executable is taken from there,
+/// and gdb is told to look there for the shared libraries with `-iex`, so
+/// that `set sysroot` is in force before the executable and the core are
+/// loaded (set later, gdb cannot place a position-independent program whose
+/// first page a core does not hold). Without one, the executable is named
+/// by the path the process had.
+pub fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> String {
+    use crate::text::shell_quote;
+    // A deleted executable is not at its path any more.
+    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
+    let mut words = vec!["gdb".to_string()];
+    let exe = match root {
+        Some(root) => {
+            words.push("-iex".into());
+            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
+            exe.and_then(|e| exe_in_root(root, e))
+        }
+        None => exe.map(PathBuf::from),
+    };
+    match exe {
+        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
+        None => words.push("-c".into()),
+    }
+    words.push(shell_quote(&core.to_string_lossy()).into_owned());
+    words.join(" ")
+}
+
+/// Where executable `exe` is under `root`: `root/exe` as given where that
+/// is the file, else the file it resolves to inside the root.
+fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
+    let fs = crate::rootfs::RootFs::new(root).ok()?;
+    let (found, _) = fs.resolve(exe).ok()??;
+    let literal = root.join(exe.trim_start_matches('/'));
+    if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
+        Some(literal)
+    } else {
+        Some(found)
+    }
 }

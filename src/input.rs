@@ -3,6 +3,8 @@
 //! checkpoint archive (.tar, .tar.gz, .tar.zst, recognised by content).
 
 use std::fs;
+#[cfg(test)]
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 pub use crate::archive::PageUse;
 use crate::archive::{self, ArchiveOptions, ArchiveStore, Compression, Diff, DiffIndex};
+use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Checkpoint;
@@ -93,6 +96,9 @@ pub struct OpenOptions {
     /// Which page data will be used: all of it to convert, only the
     /// command lines and environments to inspect.
     pub pages: PageUse,
+    /// Stops reading an archive once set (the partly unpacked files are
+    /// removed).
+    pub cancel: Cancel,
 }
 
 /// What a path is, without opening it fully: `None` if it is no checkpoint.
@@ -241,6 +247,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
                     spill_dir: opts.spill_dir.clone(),
                     max_spill: opts.max_spill,
                     pages: opts.pages,
+                    cancel: opts.cancel.clone(),
                 },
             )?;
             warnings.extend(ar.warnings().iter().cloned());
@@ -301,26 +308,104 @@ impl Input {
     }
 }
 
+/// Suffixes taken off an input's file name to make its output name
+/// (compared without regard to ASCII case).
+pub const ARCHIVE_SUFFIXES: [&str; 6] =
+    [".tar.zst", ".tar.zstd", ".tar.gz", ".tgz", ".tzst", ".tar"];
+/// Names batch keeps for its own files in an output directory besides
+/// dot-names (compared without regard to ASCII case).
+pub const RESERVED_NAMES: [&str; 1] = ["summary.json"];
+/// Longest output name before a digest suffix, in bytes.
+pub const MAX_OUTPUT_NAME: usize = 200;
+
 /// The name of the directory a batch or multi-input run writes an input's
-/// cores into: its file name without archive suffixes.
+/// cores into, before any digest suffix: the input's file name without an
+/// archive suffix, with every character but ASCII letters, digits and
+/// punctuation (except `/`) and non-ASCII letters and digits replaced by
+/// `_`, `_` put before a leading `.` and before a reserved name (see
+/// [`RESERVED_NAMES`]), cut to [`MAX_OUTPUT_NAME`] bytes; `checkpoint`
+/// where nothing is left. Always a single safe path component
+/// ([`crate::outdir::is_safe_component`]) that starts with neither `.`
+/// nor a reserved name. Pass a canonical path: `..` has no file name.
 pub fn output_name(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    for suffix in [".tar.zst", ".tar.gz", ".tgz", ".tzst", ".tar"] {
-        if let Some(stem) = name.strip_suffix(suffix) {
-            if !stem.is_empty() {
-                return stem.to_string();
-            }
+        .unwrap_or_default();
+    let mut stem = name.as_str();
+    for suffix in ARCHIVE_SUFFIXES {
+        let cut = name.len().saturating_sub(suffix.len());
+        if cut > 0 && name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(suffix) {
+            stem = &name[..cut];
+            break;
         }
     }
-    name
+    let mut out = String::with_capacity(stem.len());
+    for c in stem.chars() {
+        let keep = if c.is_ascii() {
+            c.is_ascii_graphic() && c != '/'
+        } else {
+            c.is_alphanumeric()
+        };
+        let c = if keep { c } else { '_' };
+        if out.len() + c.len_utf8() > MAX_OUTPUT_NAME {
+            break;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return "checkpoint".into();
+    }
+    if out.starts_with('.') || RESERVED_NAMES.iter().any(|r| out.eq_ignore_ascii_case(r)) {
+        out.insert(0, '_');
+        while out.len() > MAX_OUTPUT_NAME {
+            out.pop();
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_names_are_safe_whatever_the_input_is_called() {
+        let cases: [(&[u8], &str); 16] = [
+            (b"checkpoint-web.tar.zst", "checkpoint-web"),
+            (b"dump", "dump"),
+            (b"a.TAR.GZ", "a"),
+            (b"x.tgz", "x"),
+            (b"...tar.zst", "_.."),
+            (b"..tar", "_."),
+            (b".tar", "_.tar"),
+            (b"..tar.gz", "_."),
+            (b"...tgz", "_.."),
+            (b"summary.json.tar", "_summary.json"),
+            (b"SUMMARY.JSON", "_SUMMARY.JSON"),
+            (b".criu2core.lock.tar", "_.criu2core.lock"),
+            (b"a\x1b[2Jb\nc.tar", "a_[2Jb_c"),
+            (b"sp ace\x7f\xff.tar", "sp_ace__"),
+            (b"caf\xc3\xa9-\xe2\x80\xae.tar", "caf\u{e9}-_"),
+            (b"ab\x00", "ab_"),
+        ];
+        for (raw, want) in cases {
+            let p = Path::new(std::ffi::OsStr::from_bytes(raw));
+            let got = output_name(p);
+            assert_eq!(got, want, "{raw:?}");
+            assert!(crate::outdir::is_safe_component(&got), "{raw:?}");
+        }
+        assert_eq!(output_name(Path::new("/")), "checkpoint");
+        assert_eq!(output_name(Path::new("a/..")), "checkpoint");
+        // Found by fuzz/naming: a long dot-name, '_' put before it, was
+        // one byte over the bound.
+        let dots = format!(".{}", "a".repeat(300));
+        assert_eq!(output_name(Path::new(&dots)).len(), MAX_OUTPUT_NAME);
+        assert!(output_name(Path::new(&dots)).starts_with("_."));
+        let long = "é".repeat(300);
+        let got = output_name(Path::new(&long));
+        assert!(got.len() <= MAX_OUTPUT_NAME && got.chars().all(|c| c == 'é'));
+    }
 
     #[test]
     fn sizes() {

@@ -6,13 +6,18 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::text::{escape, escape_bytes};
+
 use crate::container::ContainerInfo;
-use crate::criu::{LoadOptions, Loaded};
+use crate::criu::memory::MAX_PARENT_DEPTH;
+use crate::criu::store::ImageStore;
+use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
-use crate::model::{display_bytes, MappingKind, Process, ProcessState};
+use crate::model::{MappingKind, Process, ProcessState};
 
 /// Bytes from a checkpoint (a name, a path, an argument), which a process
 /// chose and which need not be UTF-8. In JSON they are exact: a string
@@ -22,9 +27,10 @@ use crate::model::{display_bytes, MappingKind, Process, ProcessState};
 pub struct Bytes(pub Vec<u8>);
 
 impl Bytes {
-    /// As text for people (see [`display_bytes`]).
+    /// As text for a terminal: escaped, bytes that are not UTF-8 as `\xNN`
+    /// (see [`escape_bytes`]).
     pub fn display(&self) -> Cow<'_, str> {
-        display_bytes(&self.0)
+        escape_bytes(&self.0)
     }
 }
 
@@ -65,7 +71,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/2";
+pub const SCHEMA: &str = "criu2core.inspect/3";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +113,9 @@ pub struct CheckpointInfo {
     pub threads: usize,
     /// Bytes of memory contents the images hold.
     pub dumped_bytes: u64,
+    /// Where the images of the parent dumps of an incremental chain are,
+    /// the parent first (following each dump's `parent` link).
+    pub parents: Vec<String>,
 }
 
 /// One process.
@@ -134,6 +143,8 @@ pub struct ProcessInfo {
     pub environment: Option<Vec<Bytes>>,
     /// Memory summary.
     pub memory: Option<MemoryInfo>,
+    /// How a zombie ended (null for other processes).
+    pub exit: Option<ExitStatus>,
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
     /// What decoding it found wrong without failing.
@@ -153,6 +164,18 @@ pub struct MemoryInfo {
     pub by_kind: BTreeMap<String, KindInfo>,
     /// Mapped files.
     pub files: Vec<FileInfo>,
+    /// The dumps the contents come from: this one first, then each parent
+    /// dump of an incremental chain that holds some of them.
+    pub dumps: Vec<DumpInfo>,
+}
+
+/// What one dump of an incremental chain holds of a process's memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpInfo {
+    /// Where its images are.
+    pub images: String,
+    /// Bytes of memory contents taken from it.
+    pub dumped_bytes: u64,
 }
 
 /// Mappings of one kind.
@@ -221,7 +244,34 @@ fn memory(p: &Process) -> MemoryInfo {
         dumped_bytes: p.stored_bytes(),
         by_kind,
         files,
+        dumps: p
+            .dumps
+            .iter()
+            .map(|d| DumpInfo {
+                images: d.images.clone(),
+                dumped_bytes: d.bytes,
+            })
+            .collect(),
     }
+}
+
+/// The locations of the parent dumps of `store`, the parent first, as far
+/// as they can be followed.
+fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
+    let mut seen = vec![store.location()];
+    let mut current = store.clone();
+    while seen.len() <= MAX_PARENT_DEPTH {
+        let Ok(Some(parent)) = current.parent() else {
+            break;
+        };
+        let loc = parent.location();
+        if seen.contains(&loc) {
+            break;
+        }
+        seen.push(loc);
+        current = parent;
+    }
+    seen.split_off(1)
 }
 
 /// Builds the report; `env` includes each process's environment.
@@ -242,15 +292,18 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             argv: None,
             environment: None,
             memory: None,
+            exit: None,
             error: None,
             warnings: Vec::new(),
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
-            Ok(Loaded::Zombie { .. }) => {
+            Ok(Loaded::Zombie { comm, exit, .. }) => {
                 // The thread ids CRIU records for a zombie mean nothing.
                 info.state = "zombie".into();
                 info.threads.clear();
+                info.comm = Some(Bytes(comm));
+                info.exit = Some(exit);
             }
             Ok(Loaded::Process(p)) => {
                 arch.get_or_insert_with(|| p.arch.name().to_string());
@@ -294,6 +347,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
                 .filter_map(|p| p.memory.as_ref())
                 .map(|m| m.dumped_bytes)
                 .sum(),
+            parents: parents(ckpt.store()),
         },
         processes,
         warnings: input.warnings.clone(),
@@ -316,8 +370,9 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn opt(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("-")
+/// A field from the checkpoint, escaped for a terminal; "-" if absent.
+fn opt(s: &Option<String>) -> Cow<'_, str> {
+    s.as_deref().map_or(Cow::Borrowed("-"), escape)
 }
 
 fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
@@ -325,17 +380,28 @@ fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
 }
 
 impl Report {
-    /// The report as text for a terminal.
+    /// The report as text for a terminal. Everything that comes from the
+    /// checkpoint is shown through [`escape`]: no control character of a
+    /// command line, path or name reaches the terminal.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "input        {} ({})", self.input.path, self.input.kind);
+        let _ = writeln!(
+            o,
+            "input        {} ({})",
+            escape(&self.input.path),
+            self.input.kind
+        );
         if let Some(c) = &self.container {
+            let id = c.id.as_deref().map(|i| {
+                let short = i.char_indices().nth(12).map_or(i, |(at, _)| &i[..at]);
+                short.to_string()
+            });
             let _ = writeln!(
                 o,
                 "container    {}  engine {}  id {}",
                 opt(&c.name),
                 opt(&c.engine),
-                c.id.as_deref().map_or("-", |i| &i[..i.len().min(12)])
+                opt(&id)
             );
             let _ = writeln!(
                 o,
@@ -370,8 +436,22 @@ impl Report {
             if ck.threads == 1 { "" } else { "s" },
             human_bytes(ck.dumped_bytes)
         );
+        for (i, parent) in ck.parents.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:<12} {} {}",
+                if i == 0 { "parents" } else { "" },
+                i + 1,
+                escape(parent)
+            );
+        }
         for (i, w) in self.warnings.iter().enumerate() {
-            let _ = writeln!(o, "{:<12} {w}", if i == 0 { "warning" } else { "" });
+            let _ = writeln!(
+                o,
+                "{:<12} {}",
+                if i == 0 { "warning" } else { "" },
+                escape(w)
+            );
         }
         let _ = writeln!(
             o,
@@ -379,11 +459,12 @@ impl Report {
             "PID", "PPID", "STATE", "THREADS", "COMM"
         );
         for p in &self.processes {
-            let cmd = p
-                .argv
-                .as_ref()
-                .map(|a| a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "))
-                .unwrap_or_else(|| "?".into());
+            // A zombie as ps shows one: it has no command line left.
+            let cmd = match (&p.argv, &p.exit) {
+                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
+                (None, None) => "?".into(),
+            };
             let _ = writeln!(
                 o,
                 "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
@@ -403,11 +484,19 @@ impl Report {
                 opt_bytes(&p.comm),
                 opt_bytes(&p.exe)
             );
+            if let Some(exit) = &p.exit {
+                let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
+            }
             if let Some(e) = &p.error {
-                let _ = writeln!(o, "  error    {e}");
+                let _ = writeln!(o, "  error    {}", escape(e));
             }
             for (i, w) in p.warnings.iter().enumerate() {
-                let _ = writeln!(o, "  {:<8} {w}", if i == 0 { "warning" } else { "" });
+                let _ = writeln!(
+                    o,
+                    "  {:<8} {}",
+                    if i == 0 { "warning" } else { "" },
+                    escape(w)
+                );
             }
             if let Some(m) = &p.memory {
                 let _ = writeln!(
@@ -417,6 +506,22 @@ impl Report {
                     human_bytes(m.mapped_bytes),
                     human_bytes(m.dumped_bytes)
                 );
+                if m.dumps.len() > 1 {
+                    let from: Vec<String> = m
+                        .dumps
+                        .iter()
+                        .enumerate()
+                        .map(|(level, d)| {
+                            let which = if level == 0 {
+                                "this dump".to_string()
+                            } else {
+                                format!("parent {level}")
+                            };
+                            format!("{} from {which}", human_bytes(d.dumped_bytes))
+                        })
+                        .collect();
+                    let _ = writeln!(o, "  pages    {}", from.join(", "));
+                }
                 let kinds: Vec<String> = m
                     .by_kind
                     .iter()
@@ -478,6 +583,6 @@ mod tests {
         ] {
             assert_eq!(base64(raw), b64);
         }
-        assert_eq!(Bytes(b"caf\xe9".to_vec()).display(), "caf\u{fffd}");
+        assert_eq!(Bytes(b"caf\xe9\x1b".to_vec()).display(), "caf\\xe9\\x1b");
     }
 }

@@ -6,7 +6,9 @@
 //! model ([`model`]: threads, registers, mappings, and page runs walked on
 //! demand rather than held) → note
 //! building ([`notes`], one module per architecture in [`arch`]) → the ELF
-//! core writer ([`elf`]), tied together by [`convert`].
+//! core writer ([`elf`]), tied together by [`convert`]. Container images
+//! (OCI layouts and archives, docker-archives) and the file view their
+//! layers make are read by [`image`].
 //!
 //! # Reading a checkpoint and writing cores
 //!
@@ -70,17 +72,21 @@
 pub mod arch;
 pub mod archive;
 pub mod batch;
+pub mod cancel;
 pub mod cli;
 pub mod container;
 pub mod convert;
 pub mod criu;
 pub mod elf;
+pub mod image;
 pub mod input;
 pub mod inspect;
 pub mod model;
 pub mod notes;
+pub mod outdir;
 pub mod rootfs;
 pub mod synth;
+pub mod text;
 
 pub use convert::write_core;
 pub use input::Input;

@@ -198,6 +198,16 @@ impl PageRuns for RunList {
     }
 }
 
+/// One dump of an incremental chain (`criu dump --prev-images-dir`) that
+/// a process's pages come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpLevel {
+    /// Where its images are.
+    pub images: String,
+    /// Bytes of the process's memory contents taken from its pages files.
+    pub bytes: u64,
+}
+
 /// How the process was when it was checkpointed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessState {
@@ -269,6 +279,10 @@ pub struct Process {
     pub blobs: Vec<Blob>,
     /// Things worth telling the user that did not stop decoding.
     pub warnings: Vec<String>,
+    /// The dumps its pages were read from: this dump first, then each
+    /// parent dump of an incremental chain that supplied pages (empty for
+    /// a process built by hand).
+    pub dumps: Vec<DumpLevel>,
 }
 
 impl Process {

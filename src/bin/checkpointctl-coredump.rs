@@ -1,7 +1,8 @@
 //! `checkpointctl coredump CHECKPOINT.tar [OPTIONS]`: a checkpointctl
 //! plugin. checkpointctl runs `checkpointctl-<name>` executables found in
 //! PATH; asked `--plugin-description`, a plugin prints one line and exits
-//! with code 42. Everything else is `criu2core convert`.
+//! with code 42. Everything else is `criu2core convert`, under the
+//! plugin's own name in its usage and help.
 
 use std::process::ExitCode;
 
@@ -9,12 +10,10 @@ use std::process::ExitCode;
 const DESCRIPTION_EXIT: u8 = 42;
 
 fn main() -> ExitCode {
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if args.first().is_some_and(|a| a == "--plugin-description") {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--plugin-description") {
         println!("Write ELF core files of a checkpoint's processes for gdb (criu2core convert)");
         return ExitCode::from(DESCRIPTION_EXIT);
     }
-    args.insert(0, "convert".into());
-    args.insert(0, "checkpointctl coredump".into());
-    criu2core::cli::run(args)
+    criu2core::cli::run_plugin(args)
 }

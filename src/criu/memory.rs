@@ -19,7 +19,8 @@ use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
 use crate::model::{
-    Blob, BlobId, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns, PageSource, Prot,
+    Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
+    PageSource, Prot,
 };
 use crate::proto;
 use crate::rootfs::FileRoots;
@@ -30,7 +31,13 @@ pub const MAX_VMA_BYTES: u64 = 1 << 57;
 /// Deepest chain of parent dumps followed.
 pub const MAX_PARENT_DEPTH: usize = 64;
 
-/// VMA status bits (CRIU's VMA_AREA_* / VMA_*_* flags).
+/// VMA status bits (CRIU's VMA_AREA_* / VMA_*_* flags), as CRIU writes
+/// them: VMA_AREA_REGULAR with one of the FILE/ANON bits and at most one
+/// kind; vsyscall without REGULAR; an AIO ring with only its own bit; and
+/// since CRIU 4.2 MADV_GUARD_INSTALL ranges as entries with only the GUARD
+/// bit, after every real VMA and inside some of them. CRIU never writes
+/// STACK (the stack is found from mm's start_stack) nor UPROBES (it skips
+/// those areas).
 pub mod status {
     /// Stack.
     pub const STACK: u32 = 1 << 1;
@@ -58,8 +65,16 @@ pub mod status {
     pub const AIORING: u32 = 1 << 13;
     /// memfd mapping.
     pub const MEMFD: u32 = 1 << 14;
+    /// x86 shadow stack (anonymous, private; its pages are dumped).
+    pub const SHSTK: u32 = 1 << 15;
+    /// Not a mapping: pages of the VMA around it made guard pages by
+    /// `madvise(MADV_GUARD_INSTALL)`.
+    pub const GUARD: u32 = 1 << 16;
     /// uprobes area.
     pub const UPROBES: u32 = 1 << 17;
+    /// A device mapping whose contents a CRIU plugin saves elsewhere
+    /// (GPU memory): not in the pagemap.
+    pub const EXT_PLUGIN: u32 = 1 << 27;
 }
 
 /// Which pagemap an address range is looked up in.
@@ -101,6 +116,9 @@ pub struct Mapped {
     pub blobs: Vec<Blob>,
     /// Things worth telling the user.
     pub warnings: Vec<String>,
+    /// The dumps of an incremental chain the pages came from, this one
+    /// first, with the bytes taken from each.
+    pub dumps: Vec<DumpLevel>,
 }
 
 /// How the bytes of one mapping are found.
@@ -269,8 +287,14 @@ impl<'a> MemoryBuilder<'a> {
         let mut mappings = Vec::with_capacity(count);
         let mut plans = Vec::with_capacity(count);
         let mut prev_end = 0;
+        let mut blob_bytes: HashMap<BlobId, u64> = HashMap::new();
         for (i, v) in vmas.enumerate() {
             let v = &v?;
+            if v.status & status::GUARD != 0 {
+                // Guard pages inside a real VMA, which CRIU did not dump:
+                // they read as that VMA's other undumped pages do.
+                continue;
+            }
             if v.start >= v.end || v.start % page_size != 0 || v.end % page_size != 0 {
                 bail!(
                     "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
@@ -293,8 +317,9 @@ impl<'a> MemoryBuilder<'a> {
             let (mut m, plan) = self.mapping(v).with_context(context)?;
             let mut stored = 0;
             let mut count_stored = |run: PageRun| {
-                if let PageSource::Blob { .. } = run.source {
+                if let PageSource::Blob { blob, .. } = run.source {
                     stored += run.len;
+                    *blob_bytes.entry(blob).or_insert(0) += run.len;
                 }
                 Ok(ControlFlow::Continue(()))
             };
@@ -356,8 +381,33 @@ impl<'a> MemoryBuilder<'a> {
                 w.parent_holes / 1024
             ));
         }
+        // Bytes taken from the pages files of each dump of the chain.
+        let mut dumps: Vec<DumpLevel> = w
+            .dump
+            .chain
+            .iter()
+            .map(|store| DumpLevel {
+                images: store.location(),
+                bytes: 0,
+            })
+            .collect();
+        for (&(level, _), blob) in &w.dump.pages {
+            if let Some(d) = dumps.get_mut(level) {
+                d.bytes += blob_bytes.get(blob).copied().unwrap_or(0);
+            }
+        }
+        for (level, d) in dumps.iter().enumerate().skip(1) {
+            tracing::info!(
+                pid = w.dump.pid,
+                level,
+                images = %d.images,
+                bytes = d.bytes,
+                "pages from a parent dump"
+            );
+        }
         Ok(Mapped {
             mappings,
+            dumps,
             blobs: w.dump.blobs.clone(),
             runs: CriuRuns {
                 plans,
@@ -387,6 +437,18 @@ impl<'a> MemoryBuilder<'a> {
             } else {
                 MappingKind::Other
             };
+            plan = Plan::NoContents;
+        } else if st & status::EXT_PLUGIN != 0 {
+            // Device memory: the kernel dumps none of it either. The device
+            // file is still named, as NT_FILE names it.
+            kind = MappingKind::Other;
+            let id = u32::try_from(v.shmid).context("file id out of range")?;
+            file = self.files.regular_path(id).map(|path| {
+                Box::new(MappedFile {
+                    path,
+                    offset: pgoff,
+                })
+            });
             plan = Plan::NoContents;
         } else if st & status::SYSVIPC != 0 {
             kind = MappingKind::SysvShm;

@@ -265,9 +265,79 @@ pub enum Loaded {
     Zombie {
         /// Its pid.
         pid: u32,
-        /// Its exit code.
-        exit_code: u32,
+        /// Its command name (bytes, as the kernel keeps it).
+        comm: Vec<u8>,
+        /// How it ended: the wait status CRIU recorded as `exit_code`.
+        exit: ExitStatus,
     },
+}
+
+/// How a zombie ended, from the wait status CRIU records for it in
+/// `TaskCore.exit_code` (the `exit_code` field of /proc/PID/stat, as
+/// `waitpid` would return it: `exit(3)` is 768).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExitStatus {
+    /// The wait status as recorded.
+    pub wait_status: u32,
+    /// The status it exited with (`WEXITSTATUS`), if it exited.
+    pub exit_status: Option<u32>,
+    /// The signal that killed it (`WTERMSIG`), if one did.
+    pub signal: Option<u32>,
+    /// Whether it dumped core as it died (`WCOREDUMP`).
+    pub core_dumped: bool,
+}
+
+impl ExitStatus {
+    /// Decodes a wait status.
+    pub fn from_wait_status(wait_status: u32) -> ExitStatus {
+        let low = wait_status & 0x7f;
+        ExitStatus {
+            wait_status,
+            exit_status: (low == 0).then_some((wait_status >> 8) & 0xff),
+            signal: (low != 0 && low != 0x7f).then_some(low),
+            core_dumped: low != 0 && low != 0x7f && wait_status & 0x80 != 0,
+        }
+    }
+}
+
+/// Names of the signals whose numbers every Linux architecture shares.
+fn signal_name(signo: u32) -> Option<&'static str> {
+    Some(match signo {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// "exited with status 3 (wait status 768)", "killed by signal 9
+    /// (SIGKILL) (wait status 9)", with ", core dumped" where it did.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.exit_status, self.signal) {
+            (Some(code), _) => write!(f, "exited with status {code}")?,
+            (None, Some(sig)) => {
+                write!(f, "killed by signal {sig}")?;
+                if let Some(name) = signal_name(sig) {
+                    write!(f, " ({name})")?;
+                }
+                if self.core_dumped {
+                    write!(f, ", core dumped")?;
+                }
+            }
+            (None, None) => write!(f, "ended")?,
+        }
+        write!(f, " (wait status {})", self.wait_status)
+    }
 }
 
 /// Options for loading processes.
@@ -394,13 +464,24 @@ impl Checkpoint {
             .tc
             .as_ref()
             .with_context(|| format!("{loc}/core-{pid}.img has no task state"))?;
-        let state = match tc.task_state {
-            s if s == proto::TaskState::TaskZombie as u32 => {
-                return Ok(Loaded::Zombie { pid, exit_code: tc.exit_code });
+        // CRIU writes TASK_ALIVE, TASK_STOPPED, and TASK_DEAD for a zombie
+        // (cr-dump.c, dump_one_zombie; its restore makes a zombie of state
+        // 2). TASK_ZOMBIE (6) is compel's answer while seizing, never
+        // written, but means the same.
+        let state = match proto::TaskState::try_from(tc.task_state as i32) {
+            Ok(proto::TaskState::TaskDead | proto::TaskState::TaskZombie) => {
+                return Ok(Loaded::Zombie {
+                    pid,
+                    comm: tc.comm.clone(),
+                    exit: ExitStatus::from_wait_status(tc.exit_code),
+                });
             }
-            s if s == proto::TaskState::TaskAlive as u32 => ProcessState::Running,
-            s if s == proto::TaskState::TaskStopped as u32 => ProcessState::Stopped(tc.stop_signo),
-            s => bail!("{loc}/core-{pid}.img: task state {s} cannot be converted (only alive, stopped and zombie tasks)"),
+            Ok(proto::TaskState::TaskAlive) => ProcessState::Running,
+            Ok(proto::TaskState::TaskStopped) => ProcessState::Stopped(tc.stop_signo),
+            _ => bail!(
+                "{loc}/core-{pid}.img: task state {} is none CRIU writes (alive 1, dead 2, stopped 3)",
+                tc.task_state
+            ),
         };
         if entry.threads.is_empty() {
             bail!("{loc}/pstree.img lists no threads for pid {pid}");
@@ -516,6 +597,7 @@ impl Checkpoint {
             runs: std::sync::Arc::new(mapped.runs),
             blobs: mapped.blobs,
             warnings: mapped.warnings,
+            dumps: mapped.dumps,
         })))
     }
 }

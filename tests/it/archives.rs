@@ -110,7 +110,10 @@ fn several_inputs_get_one_directory_each() {
     let out = base.join("out");
     let o = run(&["convert", s(&ars[0]), s(&ars[2]), "-o", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
+    // Four cores, each with its line and the gdb command under it.
+    let text = stdout(&o);
+    let gdb = text.lines().filter(|l| l.starts_with("  gdb ")).count();
+    assert_eq!((text.lines().count(), gdb), (8, 4), "{text}");
     for ar in [&ars[0], &ars[2]] {
         let name = ar.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -404,15 +407,69 @@ fn inspect_text_and_json() {
     let mut errs = Vec::new();
     validate(
         &schema,
-        &serde_json::json!({"schema": "criu2core.inspect/1", "extra": 1}),
+        &serde_json::json!({"schema": "criu2core.inspect/2", "extra": 1}),
         "$",
         &mut errs,
     );
     assert!(errs.len() >= 5, "{errs:?}");
 }
 
+/// The reaper fixture's zombie (task state 2, as CRIU writes it) in
+/// inspect's JSON and in batch's summary.json, first run and rerun.
+fn zombies_in_inspect_json_and_the_batch_summary() {
+    let fx = fixture("reaper");
+    let exit = serde_json::json!({
+        "wait_status": 768, "exit_status": 3, "signal": null, "core_dumped": false
+    });
+    let schema: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(repo().join("docs/inspect.schema.json")).unwrap())
+            .unwrap();
+    let o = run(&["inspect", "--json", s(&fx.images())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut errs = Vec::new();
+    validate(&schema, &v, "$", &mut errs);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let states: Vec<&str> = v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["running", "zombie", "stopped"]);
+    let z = &v["processes"][1];
+    assert_eq!(
+        (&z["pid"], &z["comm"], &z["exit"]),
+        (&29664.into(), &"reaper".into(), &exit)
+    );
+    assert!(v["processes"][0]["exit"].is_null());
+
+    let out = scratch("batch-reaper");
+    for (round, status) in [(1, "ok"), (2, "skipped")] {
+        let o = run(&["batch", s(&fx.images()), "-o", s(&out)]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        let sum = summary(&out);
+        let input = &sum["inputs"][0];
+        assert_eq!(input["status"], status, "round {round}: {sum}");
+        assert_eq!(
+            input["zombies"],
+            serde_json::json!([{"pid": 29664, "comm": "reaper", "exit": exit}]),
+            "round {round}"
+        );
+        let cores: Vec<u64> = input["cores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["pid"].as_u64().unwrap())
+            .collect();
+        assert_eq!(cores, [29661, 29665], "round {round}");
+    }
+}
+
 fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap()
+    let v = serde_json::from_slice(&fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_schema("batch.schema.json", &v);
+    v
 }
 
 fn batch_converts_many_in_parallel_resumably() {
@@ -450,7 +507,7 @@ fn batch_converts_many_in_parallel_resumably() {
     let o = run(&["batch", s(&inputs), "-o", s(&out), "-j", "2"]);
     assert!(!o.status.success(), "a failed input must fail the run");
     let sm = summary(&out);
-    assert_eq!(sm["schema"], "criu2core.batch/1");
+    assert_eq!(sm["schema"], "criu2core.batch/2");
     assert_eq!(
         (
             sm["ok"].as_u64(),
@@ -478,7 +535,11 @@ fn batch_converts_many_in_parallel_resumably() {
     for (name, pids) in &expected {
         let item = items
             .iter()
-            .find(|i| i["output"].as_str().unwrap().ends_with(name.as_str()))
+            .find(|i| {
+                i["output"]
+                    .as_str()
+                    .is_some_and(|o| o.ends_with(name.as_str()))
+            })
             .unwrap();
         assert_eq!(item["status"], "ok", "{item:#}");
         assert_eq!(item["processes"], pids.len());
@@ -575,6 +636,7 @@ pub fn tests() -> Vec<Trial> {
         hostile_archives_are_refused_without_touching_anything_outside,
         inspect_text_and_json,
         batch_converts_many_in_parallel_resumably,
+        zombies_in_inspect_json_and_the_batch_summary,
         every_subcommand_has_examples_in_its_help,
     ]
 }

@@ -28,6 +28,9 @@ pub struct Fixture {
     pub dir: PathBuf,
     pub processes: Vec<FixtureProcess>,
     pub markers: Vec<String>,
+    /// Zombies (zombies.txt, where the fixture has one): pids with no
+    /// gcore core and no core of ours.
+    pub zombies: Vec<u32>,
 }
 
 impl Fixture {
@@ -122,11 +125,17 @@ pub fn fixture(name: &str) -> Fixture {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
+    let zombies = fs::read_to_string(dir.join("zombies.txt"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     Fixture {
         name: name.to_string(),
         dir,
         processes,
         markers,
+        zombies,
     }
 }
 
@@ -421,6 +430,15 @@ pub fn tar_file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
 /// A container checkpoint archive of a fixture in Podman's layout, as
 /// bytes of a plain tar; `extra` may add members.
 pub fn podman_tar(images: &Path, extra: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    podman_tar_with(images, CONFIG_DUMP, extra)
+}
+
+/// [`podman_tar`] with `config` as config.dump.
+pub fn podman_tar_with(
+    images: &Path,
+    config: &str,
+    extra: impl FnOnce(&mut tar::Builder<Vec<u8>>),
+) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut names: Vec<_> = fs::read_dir(images)
         .unwrap()
@@ -434,7 +452,7 @@ pub fn podman_tar(images: &Path, extra: impl FnOnce(&mut tar::Builder<Vec<u8>>))
             &fs::read(images.join(&n)).unwrap(),
         );
     }
-    tar_file(&mut b, "config.dump", CONFIG_DUMP.as_bytes());
+    tar_file(&mut b, "config.dump", config.as_bytes());
     tar_file(&mut b, "spec.dump", SPEC_DUMP.as_bytes());
     tar_file(
         &mut b,
@@ -629,4 +647,99 @@ pub fn missing_fixture_libraries() -> Option<String> {
             missing.join(", ")
         )
     })
+}
+
+/// Why a private mount namespace with a tmpfs mount cannot be had here
+/// (`unshare -m` needs root or user namespaces), or `None` if it can.
+pub fn mount_namespace_unavailable() -> Option<String> {
+    let dir = tempfile::tempdir().ok()?;
+    let probe = Command::new("unshare")
+        .arg("-m")
+        .arg("mount")
+        .args(["-t", "tmpfs", "none"])
+        .arg(dir.path())
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "no private mount namespace (unshare -m: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no private mount namespace (unshare: {e})")),
+    }
+}
+
+/// Runs `script` with sh in a private mount namespace in which each of
+/// `hide` that exists is covered by an empty tmpfs, from `cwd`; returns
+/// what it printed (stdout and stderr) and whether it succeeded.
+pub fn run_hiding(hide: &[&str], cwd: &Path, script: &str) -> (bool, String) {
+    let mut full = String::from("set -e\n");
+    for d in hide {
+        full.push_str(&format!(
+            "if [ -d {d} ]; then mount -t tmpfs none {d}; fi\n"
+        ));
+    }
+    full.push_str(script);
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(&full)
+        .current_dir(cwd)
+        .output()
+        .expect("run unshare");
+    let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&o.stderr));
+    (o.status.success(), text)
+}
+
+/// A copy of a fixture's sysroot under `dir`, completed as an installed
+/// system is: the program interpreter also at /lib64, its PT_INTERP path
+/// (the fixtures hold it only where the processes mapped it).
+pub fn complete_sysroot(fx: &Fixture, dir: &Path) -> PathBuf {
+    let root = dir.join("sysroot");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fx.sysroot())
+        .arg(&root)
+        .status()
+        .expect("run cp");
+    assert!(st.success());
+    fs::create_dir_all(root.join("usr/lib64")).unwrap();
+    std::os::unix::fs::symlink(
+        "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    root
+}
+
+/// A stand-in for checkpointctl that follows its plugin protocol: plugins
+/// are `checkpointctl-NAME` executables in PATH that answer
+/// `--plugin-description` with one line and exit code 42; `checkpointctl
+/// NAME ARGS...` runs `checkpointctl-NAME ARGS...`.
+pub const CHECKPOINTCTL: &str = r#"#!/bin/sh
+if [ "$1" = "plugins" ]; then
+    IFS=:
+    for d in $PATH; do
+        for p in "$d"/checkpointctl-*; do
+            [ -x "$p" ] || continue
+            desc=$(timeout 0.5 "$p" --plugin-description 2>/dev/null)
+            [ $? -eq 42 ] && echo "${p##*/checkpointctl-}: $desc"
+        done
+    done
+    exit 0
+fi
+name=$1; shift
+exec "checkpointctl-$name" "$@"
+"#;
+
+/// Checks `v` against docs/`schema_file` and panics with every violation.
+pub fn assert_schema(schema_file: &str, v: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo().join("docs").join(schema_file)).unwrap()).unwrap();
+    let mut errs = Vec::new();
+    validate(&schema, v, "$", &mut errs);
+    assert!(
+        errs.is_empty(),
+        "not valid against {schema_file}: {errs:#?}\n{v:#}"
+    );
 }

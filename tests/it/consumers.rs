@@ -283,26 +283,7 @@ fn file_identifies_the_core_and_its_program() {
     assert!(o.contains("platform: 'i686'"), "{o}");
 }
 
-/// A stand-in for checkpointctl that follows its plugin protocol: plugins
-/// are `checkpointctl-NAME` executables in PATH that answer
-/// `--plugin-description` with one line and exit code 42; `checkpointctl
-/// NAME ARGS...` runs `checkpointctl-NAME ARGS...`.
-const CHECKPOINTCTL: &str = r#"#!/bin/sh
-if [ "$1" = "plugins" ]; then
-    IFS=:
-    for d in $PATH; do
-        for p in "$d"/checkpointctl-*; do
-            [ -x "$p" ] || continue
-            desc=$(timeout 0.5 "$p" --plugin-description 2>/dev/null)
-            [ $? -eq 42 ] && echo "${p##*/checkpointctl-}: $desc"
-        done
-    done
-    exit 0
-fi
-name=$1; shift
-exec "checkpointctl-$name" "$@"
-"#;
-
+/// The plugin through a stand-in checkpointctl ([`CHECKPOINTCTL`]).
 fn checkpointctl_coredump_plugin() {
     let fx = fixture("mt-pie");
     let base = scratch("plugin");
@@ -387,6 +368,26 @@ fn completions_man_page_and_version() {
             "{p}"
         );
     }
+    // Every page a page refers to was written.
+    for e in fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let plain = text.replace("\\-", "-");
+        for (i, _) in plain.match_indices("criu2core-") {
+            let name: String = plain[i..]
+                .chars()
+                .take_while(|&c| c.is_ascii_alphanumeric() || c == '-')
+                .collect();
+            if !plain[i + name.len()..].starts_with("(1)") {
+                continue;
+            }
+            assert!(
+                dir.join(format!("{name}.1")).exists(),
+                "{} refers to {name}(1), which was not written",
+                path.display()
+            );
+        }
+    }
     let o = criu2core(["--version"]);
     let v = String::from_utf8_lossy(&o.stdout);
     for want in [
@@ -417,7 +418,8 @@ fn stdout_carries_only_results() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
-    assert_eq!(v["schema"], "criu2core.convert/1");
+    assert_schema("convert.schema.json", &v);
+    assert_eq!(v["schema"], "criu2core.convert/2");
     assert_eq!(v["inputs"][0]["cores"][0]["pid"], 12329);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("wrote core"),
@@ -431,7 +433,8 @@ fn stdout_carries_only_results() {
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
-    assert_eq!(v["schema"], "criu2core.batch/1");
+    assert_schema("batch.schema.json", &v);
+    assert_eq!(v["schema"], "criu2core.batch/2");
     assert_eq!(v["ok"], 1);
     // Without -v, nothing but the result lines.
     let o = criu2core(["inspect", fx.images().to_str().unwrap()]);

@@ -15,7 +15,7 @@ use libtest_mimic::Trial;
 
 /// The cases: a name, the fixture archive under gdb-fixtures/, the fixture
 /// directory's name, and whether to read file pages from its sysroot.
-const CASES: [(&str, &str, &str, bool); 16] = [
+const CASES: [(&str, &str, &str, bool); 18] = [
     ("mt-pie", "mt-pie.tar.zst", "mt-pie", false),
     ("mt-pie-root", "mt-pie.tar.zst", "mt-pie", true),
     ("fork-shared", "fork-shared.tar.zst", "fork-shared", false),
@@ -29,6 +29,8 @@ const CASES: [(&str, &str, &str, bool); 16] = [
     ("static-root", "static.tar.zst", "static", true),
     ("i386", "i386.tar.zst", "i386", false),
     ("i386-root", "i386.tar.zst", "i386", true),
+    ("reaper", "reaper.tar.zst", "reaper", false),
+    ("reaper-root", "reaper.tar.zst", "reaper", true),
     ("aarch64", "arches/aarch64.tar.zst", "aarch64", false),
     ("aarch64-root", "arches/aarch64.tar.zst", "aarch64", true),
     ("riscv64", "arches/riscv64.tar.zst", "riscv64", false),

@@ -104,10 +104,63 @@ fn incremental_chain_gives_byte_identical_cores() {
     let b = fs::read(inc.join("core.12155")).unwrap();
     assert!(a == b, "cores of the full and the incremental dump differ");
     // The child really did depend on its parents.
-    assert!(
-        fs::metadata(child.join("pages-2.img")).unwrap().len()
-            < fs::metadata(fx.images().join("pages-2.img")).unwrap().len()
+    let child_pages = fs::metadata(child.join("pages-2.img")).unwrap().len();
+    assert!(child_pages < fs::metadata(fx.images().join("pages-2.img")).unwrap().len());
+
+    // inspect shows the chain and what each dump supplied; -v says it too.
+    let o = criu2core(["inspect", "--json", child.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let canon = |p: &Path| fs::canonicalize(p).unwrap().display().to_string();
+    assert_eq!(
+        v["checkpoint"]["parents"],
+        serde_json::json!([canon(&parent), canon(&gp)])
     );
+    let mem = &v["processes"][0]["memory"];
+    let dumps = mem["dumps"].as_array().unwrap();
+    let bytes: Vec<u64> = dumps
+        .iter()
+        .map(|d| d["dumped_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dumps.len(), 3, "{dumps:?}");
+    assert_eq!(dumps[1]["images"], canon(&parent).as_str());
+    assert_eq!(bytes[0], child_pages);
+    assert!(bytes[1] > 0 && bytes[2] > 0, "{bytes:?}");
+    assert_eq!(
+        bytes.iter().sum::<u64>(),
+        mem["dumped_bytes"].as_u64().unwrap()
+    );
+    let o = criu2core(["inspect", child.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "parents      1 {}\n             2 {}\n",
+            canon(&parent),
+            canon(&gp)
+        )),
+        "{text}"
+    );
+    let kib = |b: u64| format!("{:.1} KiB", b as f64 / 1024.0);
+    assert!(
+        text.contains(&format!(
+            "  pages    {} from this dump, {} from parent 1, {} from parent 2\n",
+            kib(bytes[0]),
+            kib(bytes[1]),
+            kib(bytes[2])
+        )),
+        "{text}"
+    );
+    let o = convert_dir(&child, &base.join("inc-v"), &["-v"]);
+    let log = stderr(&o);
+    for (level, dir) in [(1, &parent), (2, &gp)] {
+        assert!(
+            log.lines().any(|l| l.contains("pages from a parent dump")
+                && l.contains(&format!("level={level} "))
+                && l.contains(&format!("images={} ", canon(dir)))
+                && l.contains(&format!("bytes={}", bytes[level]))),
+            "{log}"
+        );
+    }
 
     // A parent that lacks pages the child says it has: converted, with
     // those pages as the parent has them (zeros), and a warning.
@@ -180,24 +233,41 @@ fn zombies_dead_thread_lists_and_missing_images_fail_alone() {
     let fx = fixture("fork-shared");
     let base = scratch("states");
 
-    // A zombie child: reported, no core, success.
+    // A zombie child with compel's TASK_ZOMBIE (6), which CRIU never
+    // writes (gdb::reaper_with_a_zombie_matches_gcore has a real one, state
+    // 2), killed by SIGSEGV with a core dump (wait status 0x8b): reported,
+    // no core, success.
     let zombie = base.join("zombie");
     copy_dir(&fx.images(), &zombie);
     edit_image::<proto::Core>(&zombie.join("core-12225.img"), 0, |_, c| {
         let tc = c.tc.as_mut().unwrap();
         tc.task_state = 6;
-        tc.exit_code = 3;
+        tc.exit_code = 0x8b;
     });
     fs::remove_file(zombie.join("mm-12225.img")).unwrap();
     let o = convert_dir(&zombie, &base.join("zombie-out"), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("pid 12225 is a zombie (exit code 3)"),
+        stdout(&o).contains(
+            "pid 12225 (victim): zombie, killed by signal 11 (SIGSEGV), core dumped (wait status 139); no core"
+        ),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
     assert!(base.join("zombie-out/core.12223").exists());
     assert!(!base.join("zombie-out/core.12225").exists());
+    // A state CRIU never writes is an error for that process alone.
+    edit_image::<proto::Core>(&zombie.join("core-12225.img"), 0, |_, c| {
+        c.tc.as_mut().unwrap().task_state = 4;
+    });
+    let o = convert_dir(&zombie, &base.join("state-4-out"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("core-12225.img: task state 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(base.join("state-4-out/core.12223").exists());
 
     // A process whose thread list is empty: an error for it alone.
     let dead = base.join("dead");
@@ -289,6 +359,81 @@ fn lazy_pages_are_left_out_and_reported() {
     assert!(out.contains("\"HEAP_MARKER_77\""), "{out}");
 }
 
+/// VMA entries as CRIU 4.2 writes them besides the usual ones: guard
+/// regions (madvise(MADV_GUARD_INSTALL)) as entries with only the GUARD
+/// status bit, after every real VMA and inside some of them; and device
+/// mappings whose contents a plugin saves (VMA_EXT_PLUGIN).
+fn guard_and_plugin_vmas_as_criu_writes_them() {
+    const GUARD: u32 = 1 << 16;
+    const EXT_PLUGIN: u32 = 1 << 27;
+    let fx = fixture("mt-pie");
+    let base = scratch("vma-kinds");
+    let plain = convert_fixture(&fx, "plain", &[]);
+
+    // Guard entries change nothing: the pages they cover were not dumped
+    // and read as the rest of their VMA's undumped pages.
+    let guarded = base.join("guarded");
+    copy_dir(&fx.images(), &guarded);
+    edit_image::<proto::Mm>(&guarded.join("mm-12155.img"), 0, |_, mm| {
+        let heap = mm.vmas.iter().find(|v| v.status & (1 << 5) != 0).unwrap();
+        let big = mm.vmas.iter().max_by_key(|v| v.end - v.start).unwrap();
+        let guards: Vec<proto::Vma> = [(heap.start, 0x1000), (big.start + 0x10_0000, 0x4000)]
+            .iter()
+            .map(|&(start, len)| proto::Vma {
+                start,
+                end: start + len,
+                status: GUARD,
+                fd: -1,
+                ..Default::default()
+            })
+            .collect();
+        mm.vmas.extend(guards);
+    });
+    let o = convert_dir(&guarded, &base.join("guarded-out"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        fs::read(base.join("guarded-out/core.12155")).unwrap()
+            == fs::read(plain.join("core.12155")).unwrap(),
+        "guard entries changed the core"
+    );
+
+    // A plugin's device mapping has no contents in the core, even with a
+    // root filesystem that has a file at its path, as the kernel dumps none
+    // of a VM_IO mapping; NT_FILE still names it.
+    let plugin = base.join("plugin");
+    copy_dir(&fx.images(), &plugin);
+    let mut first = 0;
+    edit_image::<proto::Mm>(&plugin.join("mm-12155.img"), 0, |_, mm| {
+        mm.vmas[0].status |= EXT_PLUGIN;
+        first = mm.vmas[0].start;
+    });
+    let sysroot = fx.sysroot();
+    let root = ["--root", sysroot.to_str().unwrap()];
+    let o = convert_dir(&plugin, &base.join("plugin-out"), &root);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let with_root = convert_fixture(&fx, "root", &root);
+    let at = |core: &Path| {
+        loads(core)
+            .into_iter()
+            .find(|l| l.0 == first)
+            .map(|l| (l.2, l.3))
+    };
+    let (filesz, memsz) = at(&with_root.join("core.12155")).unwrap();
+    assert!(filesz == memsz && memsz > 0);
+    assert_eq!(at(&base.join("plugin-out/core.12155")), Some((0, memsz)));
+    let g = gdb(
+        None,
+        None,
+        &base.join("plugin-out/core.12155"),
+        &["info proc mappings".into()],
+    );
+    assert!(
+        g.lines()
+            .any(|l| l.contains(&format!("{first:#x}")) && l.contains("/srv/victim/victim")),
+        "{g}"
+    );
+}
+
 fn root_supplies_file_backed_pages() {
     let fx = fixture("mt-pie");
     let base = scratch("root");
@@ -366,9 +511,16 @@ fn command_line_behaviour() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert_eq!(text.lines().count(), 1, "{text}");
+    // One core: its line and the gdb command that opens it.
+    assert_eq!(text.lines().count(), 2, "{text}");
     assert!(
         text.contains("core.12225") && text.contains("pid 12225 (victim), 1 thread,"),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).is_some_and(
+            |l| l.starts_with("  gdb /srv/victim/victim ") && l.ends_with("/core.12225")
+        ),
         "{text}"
     );
     assert!(!out.join("core.12223").exists());
@@ -665,6 +817,7 @@ pub fn tests() -> Vec<Trial> {
     trials![
         incremental_chain_gives_byte_identical_cores,
         stopped_process_converts_with_state_t,
+        guard_and_plugin_vmas_as_criu_writes_them,
         zombies_dead_thread_lists_and_missing_images_fail_alone,
         lazy_pages_are_left_out_and_reported,
         root_supplies_file_backed_pages,

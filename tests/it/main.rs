@@ -27,11 +27,15 @@ mod common;
 
 mod arches;
 mod archives;
+mod batch;
 mod consumers;
+mod container_images;
 mod gdb;
 mod hashes;
 mod hostile;
 mod images;
+mod readme;
+mod terminal;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +54,9 @@ pub enum Need {
     /// The host holds the shared libraries the fixtures mapped, at their
     /// paths (eu-stack and lldb read a core's libraries from the host).
     FixtureLibraries,
+    /// A private mount namespace in which tmpfs can be mounted (`unshare
+    /// -m`, as root), to hide directories from a program.
+    MountNamespace,
 }
 
 impl Need {
@@ -64,6 +71,7 @@ impl Need {
                 "no Python with drgn >= 0.0.25 (target/ci-venv, DRGN_PYTHON or python3)".into()
             }),
             Need::FixtureLibraries => common::missing_fixture_libraries(),
+            Need::MountNamespace => common::mount_namespace_unavailable(),
         }
     }
 }
@@ -108,12 +116,16 @@ fn no_stray_test_attributes() {
     let sources = [
         ("arches.rs", include_str!("arches.rs")),
         ("archives.rs", include_str!("archives.rs")),
+        ("batch.rs", include_str!("batch.rs")),
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
+        ("container_images.rs", include_str!("container_images.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
+        ("readme.rs", include_str!("readme.rs")),
+        ("terminal.rs", include_str!("terminal.rs")),
     ];
     for (file, text) in sources {
         for (i, line) in text.lines().enumerate() {
@@ -125,17 +137,7 @@ fn no_stray_test_attributes() {
             );
         }
     }
-    let listed = [
-        include_str!("main.rs"),
-        "arches.rs",
-        "archives.rs",
-        "common.rs",
-        "consumers.rs",
-        "gdb.rs",
-        "hashes.rs",
-        "hostile.rs",
-        "images.rs",
-    ];
+    let listed: Vec<&str> = sources.iter().map(|&(file, _)| file).collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -155,10 +157,14 @@ fn main() {
     )];
     tests.extend(arches::tests());
     tests.extend(archives::tests());
+    tests.extend(batch::tests());
     tests.extend(consumers::tests());
+    tests.extend(container_images::tests());
     tests.extend(gdb::tests());
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
+    tests.extend(readme::tests());
+    tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();
 }

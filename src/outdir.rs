@@ -1,0 +1,330 @@
+//! The output directory. Everything convert and batch write — cores,
+//! records, summary.json, temporary files — goes through [`OutDir`], which
+//! joins only single, checked names to its own path ([`OutDir::join`]), so
+//! nothing derived from an input's name can land outside it.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tempfile::NamedTempFile;
+
+/// Suffix of every temporary file written into an output directory; a
+/// file named `.*.partial` there is debris of an interrupted run.
+pub const PARTIAL: &str = ".partial";
+/// The lock file of an output directory (see [`OutDir::lock`]).
+pub const LOCK: &str = ".criu2core.lock";
+
+/// Whether `name` can name an entry directly inside an output directory:
+/// one path component, not `.` or `..`, without `/`, NUL or other control
+/// characters, at most 255 bytes.
+pub fn is_safe_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name.chars().any(|c| c == '/' || c.is_control())
+}
+
+/// A directory criu2core writes into, by its canonical path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutDir {
+    path: PathBuf,
+    /// The same directory as the user named it, for what is printed.
+    shown: PathBuf,
+}
+
+/// Holds an output directory's lock until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl OutDir {
+    /// The directory at `path`, created (with its parents) if missing.
+    pub fn create(path: &Path) -> Result<OutDir> {
+        fs::create_dir_all(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        let canonical = fs::canonicalize(path)
+            .with_context(|| format!("{}: cannot resolve", path.display()))?;
+        if !canonical.is_dir() {
+            bail!("{}: not a directory", path.display());
+        }
+        Ok(OutDir {
+            path: canonical,
+            shown: path.to_path_buf(),
+        })
+    }
+
+    /// Its canonical path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Entry `name` as the user would spell it (the directory as named on
+    /// the command line, then `name`), for messages; not checked.
+    pub fn shown(&self, name: &str) -> PathBuf {
+        self.shown.join(name)
+    }
+
+    /// The path of entry `name` of this directory. The one gate every write
+    /// passes: a name that is not a single safe component (see
+    /// [`is_safe_component`]) is refused.
+    pub fn join(&self, name: &str) -> Result<PathBuf> {
+        if !is_safe_component(name) {
+            bail!(
+                "{}: refusing to write {name:?}, which is not a single name inside it",
+                self.path.display()
+            );
+        }
+        Ok(self.path.join(name))
+    }
+
+    /// The real directory `name` inside this one, if there is one (a link
+    /// to a directory is not one).
+    pub fn existing_subdir(&self, name: &str) -> Result<Option<OutDir>> {
+        let path = self.join(name)?;
+        Ok(fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.is_dir())
+            .then(|| OutDir {
+                path,
+                shown: self.shown(name),
+            }))
+    }
+
+    /// The directory `name` inside this one, created if missing. A link or
+    /// anything else but a real directory under that name is refused.
+    pub fn subdir(&self, name: &str) -> Result<OutDir> {
+        let path = self.join(name)?;
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot create", path.display())),
+        }
+        match self.existing_subdir(name)? {
+            Some(d) => Ok(d),
+            None => bail!(
+                "{}: not a directory (a link or a file); refusing to write into it",
+                path.display()
+            ),
+        }
+    }
+
+    /// Whether nothing at all is named `name` here (not even a dangling link).
+    pub fn is_free(&self, name: &str) -> Result<bool> {
+        Ok(fs::symlink_metadata(self.join(name)?).is_err())
+    }
+
+    /// A new temporary file `.<stem>.XXXXXX.partial` here, removed when
+    /// dropped unless [`OutDir::persist`]ed.
+    pub fn temp_file(&self, stem: &str) -> Result<NamedTempFile> {
+        self.join(&format!(".{stem}.{PARTIAL}"))?;
+        tempfile::Builder::new()
+            .prefix(&format!(".{stem}."))
+            .suffix(PARTIAL)
+            .tempfile_in(&self.path)
+            .with_context(|| format!("{}: cannot create a temporary file", self.path.display()))
+    }
+
+    /// Renames a complete temporary file of this directory to `name`; an
+    /// existing `name` is replaced only if `replace`.
+    pub fn persist(&self, tmp: NamedTempFile, name: &str, replace: bool) -> Result<PathBuf> {
+        let path = self.join(name)?;
+        if replace {
+            tmp.persist(&path)
+                .map_err(|e| e.error)
+                .with_context(|| format!("cannot rename into {}", path.display()))?;
+        } else {
+            tmp.persist_noclobber(&path)
+                .map_err(|e| e.error)
+                .with_context(|| {
+                    format!(
+                        "cannot rename into {} (use --force to replace it)",
+                        path.display()
+                    )
+                })?;
+        }
+        Ok(path)
+    }
+
+    /// Writes `bytes` to `name` (mode 0644: summaries and records, not
+    /// memory) through a temporary file, replacing what was there only once
+    /// the new contents are complete.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut tmp = self.temp_file(name)?;
+        tmp.as_file_mut()
+            .write_all(bytes)
+            .and_then(|()| {
+                tmp.as_file()
+                    .set_permissions(fs::Permissions::from_mode(0o644))
+            })
+            .with_context(|| format!("{}: cannot write", tmp.path().display()))?;
+        self.persist(tmp, name, true)
+    }
+
+    /// The contents of the regular file `name` (not a link), if there is
+    /// one of at most `limit` bytes.
+    pub fn read_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.join(name)?;
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        File::open(&path)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        Ok((buf.len() as u64 <= limit).then_some(buf))
+    }
+
+    /// Removes the file (or link) `name`, if there is one.
+    pub fn remove_file(&self, name: &str) -> Result<()> {
+        let path = self.join(name)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("{}: cannot remove", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Names of the entries here that are regular files, sorted.
+    pub fn files(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let list = || format!("{}: cannot list", self.path.display());
+        for e in fs::read_dir(&self.path).with_context(list)? {
+            let e = e.with_context(list)?;
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                if let Ok(n) = e.file_name().into_string() {
+                    names.push(n);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether the directory has no entries at all.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(fs::read_dir(&self.path)
+            .with_context(|| format!("{}: cannot list", self.path.display()))?
+            .next()
+            .is_none())
+    }
+
+    /// Removes the temporary files an interrupted run left here: every
+    /// `.*.partial`, or with `of`, only those of [`OutDir::temp_file`]`(of)`;
+    /// returns their names. Call it only while holding the lock.
+    pub fn remove_partials(&self, of: Option<&str>) -> Result<Vec<String>> {
+        let prefix = match of {
+            Some(stem) => format!(".{stem}."),
+            None => ".".into(),
+        };
+        let stale: Vec<String> = self
+            .files()?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(PARTIAL))
+            .collect();
+        for n in &stale {
+            self.remove_file(n)?;
+            tracing::info!(dir = %self.path.display(), file = %n, "removed a stale temporary file");
+        }
+        Ok(stale)
+    }
+
+    /// Takes this directory's lock (`.criu2core.lock`, an advisory lock
+    /// that ends with the process), so that two runs never write into it
+    /// at once; fails at once if another run holds it.
+    pub fn lock(&self) -> Result<Lock> {
+        let path = self.join(LOCK)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Lock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+                "{}: another criu2core run is writing into this directory",
+                self.path.display()
+            ),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot lock", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_single_safe_names_are_joined() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::create(&dir.path().join("out")).unwrap();
+        for bad in [
+            "", ".", "..", "a/b", "/etc", "a\0b", "a\nb", "\x1b[31m", "a\u{85}",
+        ] {
+            assert!(out.join(bad).is_err(), "{bad:?}");
+            assert!(out.subdir(bad).is_err(), "{bad:?}");
+            assert!(out.write_file(bad, b"x").is_err(), "{bad:?}");
+        }
+        assert!(out.join(&"x".repeat(256)).is_err());
+        for good in ["...", "core.1", "images-1a2b3c4d", "_..", "ünï"] {
+            assert_eq!(out.join(good).unwrap(), out.path().join(good));
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn links_are_not_directories_to_write_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::create(&dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), out.path().join("link")).unwrap();
+        assert!(out.subdir("link").is_err());
+        assert!(out.existing_subdir("link").unwrap().is_none());
+        assert!(!out.is_free("link").unwrap());
+        let sub = out.subdir("sub").unwrap();
+        assert_eq!(out.subdir("sub").unwrap(), sub);
+        assert!(sub.is_empty().unwrap());
+    }
+
+    #[test]
+    fn files_are_replaced_whole_and_partials_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::create(dir.path()).unwrap();
+        out.write_file("summary.json", b"one").unwrap();
+        out.write_file("summary.json", b"two").unwrap();
+        assert_eq!(out.read_file("summary.json", 16).unwrap().unwrap(), b"two");
+        assert_eq!(out.read_file("summary.json", 2).unwrap(), None);
+        let kept = out
+            .temp_file("core.7")
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
+        fs::write(out.path().join(".notes.partial.txt"), b"").unwrap();
+        let summary = out
+            .temp_file("summary.json")
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
+        assert_eq!(out.remove_partials(Some("summary.json")).unwrap().len(), 1);
+        assert!(kept.exists() && !summary.exists());
+        let swept = out.remove_partials(None).unwrap();
+        assert_eq!(swept.len(), 1);
+        assert!(!kept.exists());
+        assert_eq!(out.files().unwrap(), [".notes.partial.txt", "summary.json"]);
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_while_the_first_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::create(dir.path()).unwrap();
+        let first = out.lock().unwrap();
+        assert!(out.lock().is_err());
+        drop(first);
+        out.lock().unwrap();
+    }
+}

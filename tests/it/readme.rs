@@ -1,0 +1,344 @@
+//! The README's transcripts are real output: each fenced block after a
+//! `<!-- transcript: NAME -->` line is run, command by command, on the
+//! bundled example as `scripts/demo` builds it (`scripts/demo-archive`, the
+//! same script), and what the README shows must be what the commands
+//! print. A line `...` stands for any number of lines; absolute paths of
+//! the test's directory show as `/…`, and trailing blanks are ignored.
+//! A `$ gdb ...` command is run in batch mode with the `(gdb) QUESTION`
+//! lines that follow it as commands, each echoed first, as scripts/demo
+//! runs gdb. Where a private mount namespace can be had, everything runs
+//! with /srv (where the example's recorded executable lived) hidden, as on
+//! a machine that never had it.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use crate::Need;
+use libtest_mimic::Trial;
+
+/// A transcript block of the README.
+struct Block {
+    name: String,
+    /// Its first line's number in README.md.
+    line: usize,
+    lines: Vec<String>,
+}
+
+fn readme() -> String {
+    fs::read_to_string(repo().join("README.md")).unwrap()
+}
+
+/// Every transcript block of the README, in order.
+fn blocks() -> Vec<Block> {
+    let text = readme();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(name) = lines[i]
+            .strip_prefix("<!-- transcript: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        else {
+            i += 1;
+            continue;
+        };
+        assert!(
+            lines.get(i + 1).is_some_and(|l| l.starts_with("```")),
+            "README.md:{}: a transcript marker not followed by a code block",
+            i + 1
+        );
+        let start = i + 2;
+        let end = (start..lines.len())
+            .find(|&j| lines[j].starts_with("```"))
+            .unwrap_or_else(|| panic!("README.md:{}: unclosed block", i + 1));
+        out.push(Block {
+            name: name.to_string(),
+            line: start + 1,
+            lines: lines[start..end].iter().map(|l| l.to_string()).collect(),
+        });
+        i = end + 1;
+    }
+    out
+}
+
+/// One command of a block and what the README says it prints.
+struct Step {
+    command: String,
+    /// For gdb: the questions asked after loading.
+    questions: Vec<String>,
+    expected: Vec<String>,
+}
+
+fn steps(block: &Block) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    for l in &block.lines {
+        if let Some(cmd) = l.strip_prefix("$ ") {
+            out.push(Step {
+                command: cmd.to_string(),
+                questions: Vec::new(),
+                expected: Vec::new(),
+            });
+            continue;
+        }
+        let step = out.last_mut().unwrap_or_else(|| {
+            panic!(
+                "README.md:{}: transcript {} does not start with a command",
+                block.line, block.name
+            )
+        });
+        if step.command.starts_with("gdb ") {
+            if let Some(q) = l.strip_prefix("(gdb) ") {
+                step.questions.push(q.to_string());
+            }
+        }
+        step.expected.push(l.clone());
+    }
+    // A blank line before the next command only separates them.
+    for step in &mut out {
+        while step.expected.last().is_some_and(|l| l.trim().is_empty()) {
+            step.expected.pop();
+        }
+    }
+    out
+}
+
+/// Whether `expected` (with `...` lines matching any run of lines) matches
+/// `actual`.
+fn matches(expected: &[String], actual: &[String]) -> bool {
+    // reach[j]: expected[..i] can match actual[..j].
+    let mut reach = vec![false; actual.len() + 1];
+    reach[0] = true;
+    for e in expected {
+        let mut next = vec![false; actual.len() + 1];
+        if e == "..." {
+            let mut any = false;
+            for j in 0..=actual.len() {
+                any |= reach[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 0..actual.len() {
+                if reach[j] && actual[j] == *e {
+                    next[j + 1] = true;
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[actual.len()]
+}
+
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A directory with the example as scripts/demo leaves it before its
+/// first command, or (`after_demo`) after its conversions.
+fn example(name: &str, after_demo: bool) -> PathBuf {
+    let base = scratch(&format!("readme-{name}"));
+    let st = Command::new(repo().join("scripts/demo-archive"))
+        .arg("target/demo")
+        .current_dir(&base)
+        .status()
+        .expect("run scripts/demo-archive");
+    assert!(st.success(), "scripts/demo-archive failed");
+    if after_demo {
+        let ar = "target/demo/checkpoint-victim.tar.zst";
+        for extra in [
+            &["-o", "target/demo/cores"][..],
+            &[
+                "-o",
+                "target/demo/cores-root",
+                "--root",
+                "target/demo/mt-pie/sysroot",
+            ],
+        ] {
+            let o = Command::new(env!("CARGO_BIN_EXE_criu2core"))
+                .args(["convert", ar])
+                .args(extra)
+                .current_dir(&base)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    // The fixtures, for commands that name them.
+    std::os::unix::fs::symlink(repo().join("gdb-fixtures"), base.join("gdb-fixtures")).unwrap();
+    // What checkpointctl does with a plugin, for the plugin's transcript.
+    let bin = base.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let ctl = bin.join("checkpointctl");
+    fs::write(&ctl, CHECKPOINTCTL).unwrap();
+    fs::set_permissions(&ctl, fs::Permissions::from_mode(0o755)).unwrap();
+    base
+}
+
+/// Runs a step's command in `base` as a user's shell would, stdout and
+/// stderr together, and returns its lines as the README shows them.
+fn run(base: &Path, step: &Step) -> Vec<String> {
+    let mut cmd = step.command.clone();
+    if let Some(rest) = cmd.strip_prefix("lldb ") {
+        cmd = format!("{} {rest}", lldb_program().expect("lldb"));
+    }
+    if cmd.starts_with("gdb ") {
+        cmd.push_str(" -nx -batch");
+        for q in &step.questions {
+            cmd.push_str(&format!(
+                " -ex {} -ex {}",
+                shell_word(&format!("echo (gdb) {q}\\n")),
+                shell_word(q)
+            ));
+        }
+    }
+    let bins: Vec<String> = [
+        PathBuf::from(env!("CARGO_BIN_EXE_criu2core")),
+        PathBuf::from(env!("CARGO_BIN_EXE_checkpointctl-coredump")),
+    ]
+    .iter()
+    .map(|b| b.parent().unwrap().display().to_string())
+    .chain([base.join("bin").display().to_string()])
+    .collect();
+    let script = format!(
+        "export PATH={}:\"$PATH\"\n{{ {cmd}\n}} 2>&1\n",
+        shell_word(&bins.join(":"))
+    );
+    let text = if mount_namespace_unavailable().is_none() {
+        run_hiding(&["/srv"], base, &format!("test ! -e /srv/victim\n{script}")).1
+    } else {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(base)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let abs = base.display().to_string();
+    text.lines()
+        .map(|l| l.replace(&abs, "/…").trim_end().to_string())
+        .collect()
+}
+
+/// Runs transcript `name` (there must be one) and compares.
+fn check(name: &str, after_demo: bool) {
+    let blocks: Vec<Block> = blocks().into_iter().filter(|b| b.name == name).collect();
+    assert!(!blocks.is_empty(), "README.md has no transcript {name}");
+    let base = example(name, after_demo);
+    let mut problems = Vec::new();
+    for b in &blocks {
+        for step in steps(b) {
+            let actual = run(&base, &step);
+            let expected: Vec<String> = step
+                .expected
+                .iter()
+                .map(|l| l.trim_end().to_string())
+                .collect();
+            if !matches(&expected, &actual) {
+                problems.push(format!(
+                    "README.md:{} ({name}): `{}` prints:\n{}\n",
+                    b.line,
+                    step.command,
+                    actual.join("\n")
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The transcripts, by name, and whether they start where scripts/demo
+/// ends (cores converted) rather than where it starts.
+const TRANSCRIPTS: [(&str, bool); 8] = [
+    ("intro", false),
+    ("demo", false),
+    ("reaper", false),
+    ("eu-stack", true),
+    ("lldb", true),
+    ("drgn", true),
+    ("readelf", true),
+    ("checkpointctl", true),
+];
+
+fn every_transcript_is_checked_and_no_stale_advice_remains() {
+    for b in blocks() {
+        assert!(
+            TRANSCRIPTS.iter().any(|t| t.0 == b.name),
+            "README.md:{}: transcript {} is checked by no test",
+            b.line,
+            b.name
+        );
+    }
+    let text = readme();
+    // gdb runs -ex after loading the core: too late for the sysroot.
+    assert!(
+        !text.contains("gdb -ex 'set sysroot"),
+        "README advises gdb -ex 'set sysroot ...'"
+    );
+    assert!(
+        text.contains("cargo install --locked --path ."),
+        "README installs without --locked"
+    );
+    // Nor does --help, nor the demo.
+    let help = String::from_utf8_lossy(&criu2core(["convert", "--help"]).stdout).into_owned();
+    let demo = fs::read_to_string(repo().join("scripts/demo")).unwrap();
+    for (what, text) in [("convert --help", &help), ("scripts/demo", &demo)] {
+        assert!(
+            !text.contains("-ex 'set sysroot"),
+            "{what} advises -ex 'set sysroot'"
+        );
+    }
+    assert!(help.contains("gdb -iex 'set sysroot"), "{help}");
+}
+
+fn matching_treats_dots_as_any_lines() {
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert!(matches(&v(&["a", "...", "d"]), &v(&["a", "b", "c", "d"])));
+    assert!(matches(&v(&["a", "...", "d"]), &v(&["a", "d"])));
+    assert!(!matches(&v(&["a", "d"]), &v(&["a", "b", "d"])));
+    assert!(!matches(&v(&["a", "..."]), &v(&["b"])));
+    assert!(!matches(&v(&["a"]), &v(&["a", "b"])));
+}
+
+fn intro() {
+    check("intro", false);
+}
+fn demo() {
+    check("demo", false);
+}
+fn reaper() {
+    check("reaper", false);
+}
+fn eu_stack() {
+    check("eu-stack", true);
+}
+fn lldb() {
+    check("lldb", true);
+}
+fn drgn() {
+    check("drgn", true);
+}
+fn readelf() {
+    check("readelf", true);
+}
+fn checkpointctl() {
+    check("checkpointctl", true);
+}
+
+/// This module's tests.
+pub fn tests() -> Vec<Trial> {
+    trials![
+        every_transcript_is_checked_and_no_stale_advice_remains,
+        matching_treats_dots_as_any_lines,
+        intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
+        demo needs [Need::Tool("gdb"), Need::Tool("zstd")],
+        reaper needs [Need::Tool("zstd")],
+        eu_stack needs [Need::Tool("eu-stack"), Need::Tool("zstd"), Need::FixtureLibraries],
+        lldb needs [Need::Lldb, Need::Tool("zstd"), Need::FixtureLibraries],
+        drgn needs [Need::Drgn, Need::Tool("zstd")],
+        readelf needs [Need::Tool("readelf"), Need::Tool("file"), Need::Tool("zstd")],
+        checkpointctl needs [Need::Tool("zstd")],
+    ]
+}
