@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
             spill_dir: Some(spill.clone()),
             max_spill: Some(MAX_SPILL),
             pages,
+            cancel: Default::default(),
         };
         if let Ok(store) = ArchiveStore::open(&path, &opts) {
             assert!(store.unpacked_bytes() <= MAX_SPILL);
