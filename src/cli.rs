@@ -147,6 +147,10 @@ struct ConvertArgs {
     /// Where compressed archives are unpacked while converting (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print a JSON report (schema criu2core.convert/2) instead of lines.
     #[arg(long)]
     json: bool,
@@ -166,6 +170,10 @@ struct InspectArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
 }
 
 #[derive(Args)]
@@ -192,6 +200,10 @@ struct BatchArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
+    /// T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print the summary (as in summary.json) on stdout.
     #[arg(long)]
     json: bool,
@@ -269,6 +281,8 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
                 cancel: cancel.clone(),
             },
             spill_dir: args.tmpdir.clone(),
+            max_spill: args.max_spill,
+            warn: &mut |w| error_line(&format!("warning: {w}")),
             report: &mut |r| print_report(r, quiet),
             // Failed processes were reported as they failed; whole-input errors here.
             failed: &mut |s| {
@@ -293,6 +307,8 @@ fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
         &args.input,
         &OpenOptions {
             spill_dir: args.tmpdir.clone(),
+            max_spill: args.max_spill,
+            pages: input::PageUse::Strings,
             cancel: cancel.clone(),
         },
     )?;
@@ -314,6 +330,7 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         force: args.force,
         root: args.root.clone(),
         spill_dir: args.tmpdir.clone(),
+        max_spill: args.max_spill,
         progress: !args.quiet && !args.json,
         cancel: cancel.clone(),
     };

@@ -3,14 +3,14 @@
 //! and each process's memory — as text for a terminal or as JSON with a
 //! stable schema (docs/inspect.schema.json).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::text::escape;
-use std::borrow::Cow;
+use crate::text::{escape, escape_bytes};
 
 use crate::container::ContainerInfo;
 use crate::criu::memory::MAX_PARENT_DEPTH;
@@ -19,8 +19,59 @@ use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
 use crate::model::{MappingKind, Process, ProcessState};
 
+/// Bytes from a checkpoint (a name, a path, an argument), which a process
+/// chose and which need not be UTF-8. In JSON they are exact: a string
+/// where they are UTF-8, otherwise `{"base64": "..."}` (standard alphabet,
+/// padded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Bytes {
+    /// As text for a terminal: escaped, bytes that are not UTF-8 as `\xNN`
+    /// (see [`escape_bytes`]).
+    pub fn display(&self) -> Cow<'_, str> {
+        escape_bytes(&self.0)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("base64", &base64(&self.0))?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648, padded).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/2";
+pub const SCHEMA: &str = "criu2core.inspect/3";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +86,9 @@ pub struct Report {
     pub checkpoint: CheckpointInfo,
     /// Every process, in pstree order.
     pub processes: Vec<ProcessInfo>,
+    /// What is wrong with the checkpoint as a whole but did not stop it
+    /// being read (images no process uses, an inconsistent process tree...).
+    pub warnings: Vec<String>,
 }
 
 /// The input.
@@ -76,23 +130,25 @@ pub struct ProcessInfo {
     /// Session.
     pub sid: u32,
     /// Command name.
-    pub comm: Option<String>,
+    pub comm: Option<Bytes>,
     /// "running", "stopped", "zombie" or "error".
     pub state: String,
     /// Thread ids, the leader first.
     pub threads: Vec<u32>,
     /// Executable path.
-    pub exe: Option<String>,
+    pub exe: Option<Bytes>,
     /// argv, read from the dumped memory.
-    pub argv: Option<Vec<String>>,
+    pub argv: Option<Vec<Bytes>>,
     /// The environment (only when asked for).
-    pub environment: Option<Vec<String>>,
+    pub environment: Option<Vec<Bytes>>,
     /// Memory summary.
     pub memory: Option<MemoryInfo>,
     /// How a zombie ended (null for other processes).
     pub exit: Option<ExitStatus>,
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
+    /// What decoding it found wrong without failing.
+    pub warnings: Vec<String>,
 }
 
 /// A process's memory.
@@ -137,7 +193,7 @@ pub struct KindInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileInfo {
     /// Path as the process saw it.
-    pub path: String,
+    pub path: Bytes,
     /// Number of mappings of it.
     pub mappings: usize,
     /// Bytes mapped.
@@ -169,13 +225,13 @@ fn memory(p: &Process) -> MemoryInfo {
         k.bytes += m.len();
         k.dumped_bytes += m.stored_bytes();
         if let Some(f) = &m.file {
-            match files.iter_mut().find(|x| x.path == f.path) {
+            match files.iter_mut().find(|x| x.path.0 == f.path) {
                 Some(x) => {
                     x.mappings += 1;
                     x.bytes += m.len();
                 }
                 None => files.push(FileInfo {
-                    path: f.path.clone(),
+                    path: Bytes(f.path.clone()),
                     mappings: 1,
                     bytes: m.len(),
                 }),
@@ -238,6 +294,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             memory: None,
             exit: None,
             error: None,
+            warnings: Vec::new(),
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
@@ -245,24 +302,30 @@ pub fn inspect(input: &Input, env: bool) -> Report {
                 // The thread ids CRIU records for a zombie mean nothing.
                 info.state = "zombie".into();
                 info.threads.clear();
-                info.comm = Some(comm);
+                info.comm = Some(Bytes(comm));
                 info.exit = Some(exit);
             }
             Ok(Loaded::Process(p)) => {
                 arch.get_or_insert_with(|| p.arch.name().to_string());
-                info.comm = Some(p.comm.clone());
+                info.comm = Some(Bytes(p.comm.clone()));
                 info.state = match p.state {
                     ProcessState::Running => "running",
                     ProcessState::Stopped(_) => "stopped",
                 }
                 .into();
                 info.threads = p.threads.iter().map(|t| t.tid).collect();
-                info.exe = p.exe.clone();
-                info.argv = p.read_strings(p.arg_range).ok();
+                info.exe = p.exe.clone().map(Bytes);
+                let strings = |range| {
+                    p.read_byte_strings(range)
+                        .ok()
+                        .map(|v| v.into_iter().map(Bytes).collect())
+                };
+                info.argv = strings(p.arg_range);
                 if env {
-                    info.environment = p.read_strings(p.env_range).ok();
+                    info.environment = strings(p.env_range);
                 }
                 info.memory = Some(memory(&p));
+                info.warnings = p.warnings.clone();
             }
         }
         processes.push(info);
@@ -287,6 +350,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             parents: parents(ckpt.store()),
         },
         processes,
+        warnings: input.warnings.clone(),
     }
 }
 
@@ -309,6 +373,10 @@ pub fn human_bytes(bytes: u64) -> String {
 /// A field from the checkpoint, escaped for a terminal; "-" if absent.
 fn opt(s: &Option<String>) -> Cow<'_, str> {
     s.as_deref().map_or(Cow::Borrowed("-"), escape)
+}
+
+fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
+    b.as_ref().map_or(Cow::Borrowed("-"), Bytes::display)
 }
 
 impl Report {
@@ -377,6 +445,14 @@ impl Report {
                 escape(parent)
             );
         }
+        for (i, w) in self.warnings.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:<12} {}",
+                if i == 0 { "warning" } else { "" },
+                escape(w)
+            );
+        }
         let _ = writeln!(
             o,
             "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
@@ -385,8 +461,8 @@ impl Report {
         for p in &self.processes {
             // A zombie as ps shows one: it has no command line left.
             let cmd = match (&p.argv, &p.exit) {
-                (Some(a), _) => escape(&a.join(" ")).into_owned(),
-                (None, Some(_)) => format!("[{}] <defunct>", opt(&p.comm)),
+                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
                 (None, None) => "?".into(),
             };
             let _ = writeln!(
@@ -396,17 +472,31 @@ impl Report {
                 p.ppid,
                 p.state,
                 p.threads.len(),
-                opt(&p.comm),
+                opt_bytes(&p.comm),
                 cmd
             );
         }
         for p in &self.processes {
-            let _ = writeln!(o, "\npid {} ({})  exe {}", p.pid, opt(&p.comm), opt(&p.exe));
+            let _ = writeln!(
+                o,
+                "\npid {} ({})  exe {}",
+                p.pid,
+                opt_bytes(&p.comm),
+                opt_bytes(&p.exe)
+            );
             if let Some(exit) = &p.exit {
                 let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
             }
             if let Some(e) = &p.error {
                 let _ = writeln!(o, "  error    {}", escape(e));
+            }
+            for (i, w) in p.warnings.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "  {:<8} {}",
+                    if i == 0 { "warning" } else { "" },
+                    escape(w)
+                );
             }
             if let Some(m) = &p.memory {
                 let _ = writeln!(
@@ -452,7 +542,7 @@ impl Report {
                         o,
                         "  {:<8} {} ({} mapping{}, {})",
                         if i == 0 { "files" } else { "" },
-                        escape(&f.path),
+                        f.path.display(),
                         f.mappings,
                         if f.mappings == 1 { "" } else { "s" },
                         human_bytes(f.bytes)
@@ -461,10 +551,38 @@ impl Report {
             }
             if let Some(env) = &p.environment {
                 for (i, v) in env.iter().enumerate() {
-                    let _ = writeln!(o, "  {:<8} {}", if i == 0 { "env" } else { "" }, escape(v));
+                    let _ = writeln!(
+                        o,
+                        "  {:<8} {}",
+                        if i == 0 { "env" } else { "" },
+                        v.display()
+                    );
                 }
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_exact_in_json() {
+        let json = |b: &[u8]| serde_json::to_string(&Bytes(b.to_vec())).unwrap();
+        assert_eq!(json(b"/usr/bin/app"), r#""/usr/bin/app""#);
+        assert_eq!(json("/tmp/café".as_bytes()), "\"/tmp/café\"");
+        // Latin-1 "café": not UTF-8, so base64 of the very bytes.
+        assert_eq!(json(b"/tmp/caf\xe9"), r#"{"base64":"L3RtcC9jYWbp"}"#);
+        for (raw, b64) in [
+            (&b""[..], ""),
+            (b"\xff", "/w=="),
+            (b"\xff\xfe", "//4="),
+            (b"\xff\xfe\xfd", "//79"),
+        ] {
+            assert_eq!(base64(raw), b64);
+        }
+        assert_eq!(Bytes(b"caf\xe9\x1b".to_vec()).display(), "caf\\xe9\\x1b");
     }
 }
