@@ -32,7 +32,7 @@ pub const IMAGE_VERSIONS: &str =
     "CRIU image format v2 (CRIU 3.x and 4.x; v1.1 images of CRIU 1.x-2.x too)";
 
 fn long_version() -> &'static str {
-    let arches: Vec<&str> = crate::arch::Arch::ALL.iter().map(|a| a.name()).collect();
+    let arches: Vec<&str> = crate::model::Arch::ALL.iter().map(|a| a.name()).collect();
     let text = format!(
         "{}\nreads:         {IMAGE_VERSIONS}\narchitectures: {} (on any host)",
         env!("CARGO_PKG_VERSION"),

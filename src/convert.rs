@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::arch;
 use crate::cancel::Cancel;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
 use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
@@ -26,7 +27,7 @@ pub struct ProcessNotes<'a> {
 impl<'a> ProcessNotes<'a> {
     /// The notes of `p` (the process-wide ones made now).
     pub fn new(p: &'a Process) -> ProcessNotes<'a> {
-        let abi = p.arch.abi();
+        let abi = arch::abi(p.arch);
         let mut process = vec![
             Note::new(notes::CORE, nt::PRPSINFO, notes::prpsinfo(abi, &psinfo(p))),
             Note::new(notes::CORE, nt::SIGINFO, siginfo(p)),
@@ -47,7 +48,7 @@ impl<'a> ProcessNotes<'a> {
 impl elf::Notes for ProcessNotes<'_> {
     fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
         let p = self.p;
-        let abi = p.arch.abi();
+        let abi = arch::abi(p.arch);
         for (i, t) in p.threads.iter().enumerate() {
             let st = PrStatus {
                 cursig: 0,
@@ -58,15 +59,12 @@ impl elf::Notes for ProcessNotes<'_> {
                 pgrp: p.pgid,
                 sid: p.sid,
             };
-            f(&Note::new(
-                notes::CORE,
-                nt::PRSTATUS,
-                notes::prstatus(abi, &st, &t.regs.prstatus_regs(), true),
-            ))?;
+            let (prstatus, regsets) = arch::thread_notes(abi, &st, &t.regs);
+            f(&prstatus)?;
             if i == 0 {
                 self.process.iter().try_for_each(&mut *f)?;
             }
-            t.regs.regset_notes().iter().try_for_each(&mut *f)?;
+            regsets.iter().try_for_each(&mut *f)?;
         }
         Ok(())
     }
@@ -117,7 +115,7 @@ fn siginfo(p: &Process) -> Vec<u8> {
         ProcessState::Stopped(Some(s)) => s,
         _ => p.arch.sigstop(),
     };
-    notes::siginfo(p.arch.abi(), signo, notes::SI_KERNEL)
+    notes::siginfo(arch::abi(p.arch), signo, notes::SI_KERNEL)
 }
 
 /// NT_FILE entries: every mapping with a file behind it.
@@ -304,7 +302,7 @@ pub fn core_file<'a>(
         bail!("pid {} has no threads", p.pid);
     }
     Ok(CoreFile {
-        target: p.arch.elf(),
+        target: arch::elf_target(p.arch),
         page_size: p.page_size,
         notes,
         segments,

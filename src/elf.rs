@@ -625,7 +625,7 @@ mod tests {
     #[test]
     fn writes_elf32_cores_and_refuses_memory_past_4_gib() {
         let dir = tempfile::tempdir().unwrap();
-        let i386 = crate::arch::Arch::I386.elf();
+        let i386 = crate::arch::elf_target(crate::model::Arch::I386);
         let seg = |vaddr, memsz| Segment {
             vaddr,
             memsz,

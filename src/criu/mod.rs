@@ -5,6 +5,7 @@ pub mod image;
 pub mod magic;
 pub mod memory;
 pub mod pagemap;
+pub(crate) mod regs;
 pub mod store;
 pub mod writer;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 
-use crate::arch::{self, Arch, Registers};
+use crate::model::Arch;
 use crate::model::{Process, ProcessState, Thread};
 use crate::proto;
 use crate::rootfs::FileRoots;
@@ -486,7 +487,7 @@ impl Checkpoint {
         if entry.threads.is_empty() {
             bail!("{loc}/pstree.img lists no threads for pid {pid}");
         }
-        let arch = arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
+        let arch = regs::arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
 
         if entry.threads.len() > MAX_THREADS {
             bail!(
@@ -625,62 +626,8 @@ fn auxv_pairs(saved: &[u64], arch: Arch) -> Result<Vec<(u64, u64)>> {
         .collect())
 }
 
-/// The architecture a core image was dumped on: x86-64 images hold 32-bit
-/// (compat) tasks too, whose registers CRIU marks with mode COMPAT.
-fn arch_of(core: &proto::Core) -> Result<Arch> {
-    use proto::core::Arch as M;
-    Ok(match M::try_from(core.mtype) {
-        Ok(M::X8664) => match &core.x86 {
-            Some(ti) if arch::x86_64::is_compat(ti) => Arch::I386,
-            _ => Arch::X86_64,
-        },
-        Ok(M::Aarch64) => Arch::Aarch64,
-        Ok(M::Riscv64) => Arch::Riscv64,
-        Ok(M::Ppc64) => Arch::Ppc64le,
-        Ok(M::S390) => Arch::S390x,
-        Ok(other) => bail!(
-            "{} checkpoints are not supported",
-            other.as_str_name().to_lowercase()
-        ),
-        Err(_) => bail!("unknown architecture code {}", core.mtype),
-    })
-}
-
 fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Result<Thread> {
-    let found = arch_of(core)?;
-    if found != arch {
-        bail!(
-            "thread is {} but its process is {}",
-            found.name(),
-            arch.name()
-        );
-    }
-    let regs = match arch {
-        Arch::X86_64 => {
-            let ti = core.x86.as_ref().context("no x86 register state")?;
-            Registers::X86_64(Box::new(arch::x86_64::Regs::from_criu(ti)?))
-        }
-        Arch::I386 => {
-            let ti = core.x86.as_ref().context("no x86 register state")?;
-            Registers::I386(Box::new(arch::i386::Regs::from_criu(ti)?))
-        }
-        Arch::Aarch64 => {
-            let ti = core.aarch64.as_ref().context("no aarch64 register state")?;
-            Registers::Aarch64(Box::new(arch::aarch64::Regs::from_criu(ti)?))
-        }
-        Arch::Riscv64 => {
-            let ti = core.riscv64.as_ref().context("no riscv64 register state")?;
-            Registers::Riscv64(Box::new(arch::riscv64::Regs::from_criu(ti)?))
-        }
-        Arch::Ppc64le => {
-            let ti = core.ppc64.as_ref().context("no ppc64 register state")?;
-            Registers::Ppc64le(Box::new(arch::ppc64::Regs::from_criu(ti)?))
-        }
-        Arch::S390x => {
-            let ti = core.s390.as_ref().context("no s390 register state")?;
-            Registers::S390x(Box::new(arch::s390x::Regs::from_criu(ti)?))
-        }
-    };
+    let regs = regs::registers(core, arch)?;
     let tc = core.thread_core.as_ref();
     Ok(Thread {
         tid,
@@ -694,7 +641,7 @@ fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Res
 
 /// The signal bitmask of a queue of raw siginfos (bit n-1 for signal n).
 fn pending_mask(queue: Option<&proto::SignalQueue>, arch: Arch) -> u64 {
-    let big = arch.abi().big_endian;
+    let big = arch.big_endian();
     queue
         .map(|q| {
             q.signals
@@ -733,19 +680,5 @@ mod tests {
             auxv_pairs(&[6, 4096, 0, 0], Arch::X86_64).unwrap(),
             [(6, 4096)]
         );
-    }
-
-    #[test]
-    fn compat_registers_make_an_i386_process() {
-        let mut core = proto::Core {
-            mtype: proto::core::Arch::X8664 as i32,
-            x86: Some(proto::ThreadInfoX86::default()),
-            ..Default::default()
-        };
-        assert_eq!(arch_of(&core).unwrap(), Arch::X86_64);
-        if let Some(ti) = core.x86.as_mut() {
-            ti.gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
-        }
-        assert_eq!(arch_of(&core).unwrap(), Arch::I386);
     }
 }

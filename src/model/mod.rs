@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-pub use crate::arch::{Arch, Registers};
+pub mod regs;
+
+pub use regs::{Arch, Registers};
 
 /// A byte range of a file on this machine that holds page data.
 #[derive(Debug, Clone, PartialEq, Eq)]
