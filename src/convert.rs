@@ -2,13 +2,16 @@
 //! kernel writes them, PT_LOAD segments for every mapping, and the write
 //! itself (to a temporary file, renamed into place when complete).
 
+use std::fs::File;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use crate::arch;
 use crate::cancel::Cancel;
-use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments, Source};
+pub use crate::elf::Written;
+use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments};
 use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
 use crate::outdir::OutDir;
@@ -68,18 +71,6 @@ impl elf::Notes for ProcessNotes<'_> {
         }
         Ok(())
     }
-}
-
-/// Every note of a process's core, in the kernel's order, held at once
-/// (the writer uses [`ProcessNotes`], which makes them thread by thread).
-pub fn build_notes(p: &Process) -> Vec<Note> {
-    let mut out = Vec::new();
-    let notes = ProcessNotes::new(p);
-    let _ = elf::Notes::for_each(&notes, &mut |n| {
-        out.push(n.clone());
-        Ok(())
-    });
-    out
 }
 
 /// NT_PRPSINFO's fields.
@@ -292,33 +283,6 @@ impl Segments for ProcessSegments<'_> {
     }
 }
 
-/// The complete description of a process's core file.
-pub fn core_file<'a>(
-    p: &Process,
-    notes: &'a ProcessNotes<'_>,
-    segments: &'a ProcessSegments<'_>,
-) -> Result<CoreFile<'a>> {
-    if p.threads.is_empty() {
-        bail!("pid {} has no threads", p.pid);
-    }
-    Ok(CoreFile {
-        target: arch::elf_target(p.arch),
-        page_size: p.page_size,
-        notes,
-        segments,
-        sources: p
-            .blobs
-            .iter()
-            .map(|b| Source {
-                label: b.label.clone(),
-                path: b.path.clone(),
-                offset: b.offset,
-                len: b.len,
-            })
-            .collect(),
-    })
-}
-
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
@@ -328,6 +292,110 @@ pub struct CoreStats {
     pub size: u64,
     /// Bytes of memory contents copied into it.
     pub copied: u64,
+}
+
+/// Writes one process's core: its notes and segments are laid out when it
+/// is made (the page runs are walked once), and written by one of its
+/// `write` methods (walked again while copying).
+pub struct CoreWriter<'a> {
+    p: &'a Process,
+    notes: ProcessNotes<'a>,
+    segments: ProcessSegments<'a>,
+    cancel: Cancel,
+}
+
+impl<'a> CoreWriter<'a> {
+    /// Lays out the core of `p`.
+    pub fn new(p: &'a Process) -> Result<CoreWriter<'a>> {
+        if p.threads.is_empty() {
+            bail!("pid {} has no threads", p.pid);
+        }
+        let segments = segments(p)?;
+        tracing::debug!(
+            pid = p.pid,
+            threads = p.threads.len(),
+            segments = segments.count(),
+            "core laid out"
+        );
+        Ok(CoreWriter {
+            p,
+            notes: ProcessNotes::new(p),
+            segments,
+            cancel: Cancel::new(),
+        })
+    }
+
+    /// Stops writing (and removes the temporary file of
+    /// [`CoreWriter::write_into`]) once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: &Cancel) -> CoreWriter<'a> {
+        self.cancel = cancel.clone();
+        self
+    }
+
+    fn write(&self, out: &mut dyn elf::Output) -> Result<Written> {
+        let cancellable = Cancellable {
+            inner: &self.segments,
+            cancel: &self.cancel,
+        };
+        let core = CoreFile {
+            target: arch::elf_target(self.p.arch),
+            page_size: self.p.page_size,
+            notes: &self.notes,
+            segments: &cancellable,
+            sources: &self.p.blobs,
+        };
+        self.cancel.check()?;
+        let written = elf::write_core(&core, out)?;
+        self.cancel.check()?;
+        Ok(written)
+    }
+
+    /// Writes the core into `file`, which must be empty: page data is
+    /// copied with copy_file_range (shared with the pages files where the
+    /// filesystem can), and pages of zeros are left as holes.
+    pub fn write_to_file(&self, file: &File) -> Result<Written> {
+        self.write(&mut elf::FileOutput(file))
+    }
+
+    /// Writes the core into `out`, which must be empty: anything that can
+    /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
+    /// zeros are seeked over.
+    pub fn write_to(&self, out: impl Write + Seek) -> Result<Written> {
+        self.write(&mut elf::SeekOutput::new(out))
+    }
+
+    /// Writes `core.<pid>` into `dir` through a temporary file that is
+    /// renamed into place only when complete; an existing core is replaced
+    /// only if `force` is set.
+    pub fn write_into(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
+        let p = self.p;
+        let name = format!("core.{}", p.pid);
+        let path = dir.join(&name)?;
+        if !force && path.symlink_metadata().is_ok() {
+            bail!("{} exists (use --force to replace it)", path.display());
+        }
+        self.cancel.check()?;
+        let start = std::time::Instant::now();
+        let tmp = dir.temp_file(&name)?;
+        let written = self
+            .write_to_file(tmp.as_file())
+            .with_context(|| format!("writing {}", path.display()))?;
+        dir.persist(tmp, &name, force)?;
+        let path = dir.shown(&name);
+        tracing::info!(
+            pid = p.pid,
+            path = %path.display(),
+            size = written.size,
+            copied = written.copied,
+            ms = start.elapsed().as_millis() as u64,
+            "wrote core"
+        );
+        Ok(CoreStats {
+            path,
+            size: written.size,
+            copied: written.copied,
+        })
+    }
 }
 
 /// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
@@ -340,46 +408,10 @@ pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
 /// [`write_core`] into an [`OutDir`], stopping (and removing the
 /// temporary file) once `cancel` is set.
 pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) -> Result<CoreStats> {
-    let name = format!("core.{}", p.pid);
-    let path = dir.join(&name)?;
-    if !force && path.symlink_metadata().is_ok() {
-        bail!("{} exists (use --force to replace it)", path.display());
-    }
     cancel.check()?;
-    let start = std::time::Instant::now();
-    let segments = segments(p)?;
-    let cancellable = Cancellable {
-        inner: &segments,
-        cancel,
-    };
-    let notes = ProcessNotes::new(p);
-    let mut core = core_file(p, &notes, &segments)?;
-    core.segments = &cancellable;
-    tracing::debug!(
-        pid = p.pid,
-        threads = p.threads.len(),
-        segments = core.segments.count(),
-        "core laid out"
-    );
-    let mut tmp = dir.temp_file(&name)?;
-    let written = elf::write_core(&core, tmp.as_file_mut())
-        .with_context(|| format!("writing {}", path.display()))?;
-    cancel.check()?;
-    dir.persist(tmp, &name, force)?;
-    let path = dir.shown(&name);
-    tracing::info!(
-        pid = p.pid,
-        path = %path.display(),
-        size = written.size,
-        copied = written.copied,
-        ms = start.elapsed().as_millis() as u64,
-        "wrote core"
-    );
-    Ok(CoreStats {
-        path,
-        size: written.size,
-        copied: written.copied,
-    })
+    CoreWriter::new(p)?
+        .with_cancel(cancel)
+        .write_into(dir, force)
 }
 
 /// Segments whose extents stop coming once `cancel` is set.

@@ -81,6 +81,7 @@ pub mod elf;
 pub mod image;
 pub mod input;
 pub mod inspect;
+pub(crate) mod join;
 pub mod model;
 pub mod notes;
 pub mod outdir;

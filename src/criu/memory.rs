@@ -18,6 +18,7 @@ use super::image::{Image, ImageReader};
 use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
+use crate::join::Joiner;
 use crate::model::{
     Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
     PageSource, Prot,
@@ -170,9 +171,10 @@ impl PageRuns for CriuRuns {
     }
 }
 
-/// Receives a mapping's runs, joining those that continue each other.
+/// Receives a mapping's runs, joining those that continue each other,
+/// until its receiver breaks.
 struct Sink<'f> {
-    pending: Option<PageRun>,
+    pending: Joiner<PageRun>,
     emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>,
     stopped: bool,
 }
@@ -180,7 +182,7 @@ struct Sink<'f> {
 impl<'f> Sink<'f> {
     fn new(emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>) -> Sink<'f> {
         Sink {
-            pending: None,
+            pending: Joiner::new(),
             emit,
             stopped: false,
         }
@@ -190,23 +192,8 @@ impl<'f> Sink<'f> {
         if run.len == 0 || self.stopped {
             return Ok(());
         }
-        if let Some(last) = &mut self.pending {
-            let merged = match (last.source, run.source) {
-                (PageSource::Zero, PageSource::Zero) => true,
-                (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
-                (
-                    PageSource::Blob { blob: a, offset: o },
-                    PageSource::Blob { blob: b, offset: p },
-                ) => a == b && o + last.len == p,
-                _ => false,
-            };
-            if merged {
-                last.len += run.len;
-                return Ok(());
-            }
-        }
-        if let Some(last) = self.pending.replace(run) {
-            self.stopped = (self.emit)(last)?.is_break();
+        if let Some(done) = self.pending.push(run) {
+            self.stopped = (self.emit)(done)?.is_break();
         }
         Ok(())
     }

@@ -75,6 +75,25 @@ pub struct PageRun {
     pub source: PageSource,
 }
 
+impl crate::join::Join for PageRun {
+    /// Runs join where the second continues the first: zeros after zeros,
+    /// the same kind of unknown contents, or the next bytes of one blob.
+    fn join(&mut self, next: &PageRun) -> bool {
+        let ok = match (self.source, next.source) {
+            (PageSource::Zero, PageSource::Zero) => true,
+            (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
+            (PageSource::Blob { blob: a, offset: o }, PageSource::Blob { blob: b, offset: p }) => {
+                a == b && o + self.len == p
+            }
+            _ => false,
+        };
+        if ok {
+            self.len += next.len;
+        }
+        ok
+    }
+}
+
 /// What a mapping is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MappingKind {
