@@ -24,10 +24,9 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use criu2core::criu::memory::status;
-use criu2core::criu::pagemap::PE_PRESENT;
-use criu2core::criu::writer::{CheckpointWriter, PageSpan};
-use criu2core::proto;
+use criu2core::testkit::flags::{status, PE_PRESENT};
+use criu2core::testkit::proto;
+use criu2core::testkit::{CheckpointWriter, PageSpan};
 
 /// One thread's registers: name → value bytes, most significant first.
 type Regs = HashMap<String, Vec<u8>>;
@@ -646,7 +645,7 @@ fn main() -> Result<()> {
         let prot = (m.perms.contains('r') as u32)
             | (m.perms.contains('w') as u32) << 1
             | (m.perms.contains('x') as u32) << 2;
-        let mut st = 1; // VMA_AREA_REGULAR
+        let mut st = status::REGULAR;
         st |= if file.is_some() {
             status::FILE_PRIVATE
         } else {

@@ -165,7 +165,6 @@ pub enum Diff {
 /// A checkpoint archive opened for reading.
 pub struct ArchiveStore {
     label: String,
-    compression: Compression,
     prefix: String,
     members: BTreeMap<String, Member>,
     diff: Option<Diff>,
@@ -401,7 +400,6 @@ impl ArchiveStore {
         let file = cancel.reader(file);
         let mut store = ArchiveStore {
             label: label.clone(),
-            compression,
             prefix: String::new(),
             members: BTreeMap::new(),
             diff: None,
@@ -798,11 +796,6 @@ impl ArchiveStore {
         }
     }
 
-    /// The compression of the archive.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-
     /// Whether the archive has a container checkpoint's layout (images
     /// under `checkpoint/`) rather than bare images.
     pub fn is_container_checkpoint(&self) -> bool {
@@ -819,14 +812,15 @@ impl ArchiveStore {
         self.diff.as_ref()
     }
 
+    /// Bytes unpacked into the temporary directory.
+    #[cfg(feature = "testkit")]
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.spill.used
+    }
+
     /// What reading the archive found wrong without refusing it.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// Bytes unpacked into the temporary directory.
-    pub fn unpacked_bytes(&self) -> u64 {
-        self.spill.used
     }
 
     fn read_path(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -12,6 +12,7 @@ use crate::arch;
 use crate::cancel::Cancel;
 pub use crate::elf::Written;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments};
+use crate::error::{fault, Error, ErrorKind};
 use crate::model::{Mapping, PageRun, PageSource, Process, ProcessState};
 use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
 use crate::outdir::OutDir;
@@ -286,7 +287,7 @@ impl Segments for ProcessSegments<'_> {
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
-    /// Where the core is, as its directory was named (see [`OutDir::shown`]).
+    /// Where the core is, under the directory as it was named.
     pub path: PathBuf,
     /// Apparent size.
     pub size: u64,
@@ -306,7 +307,11 @@ pub struct CoreWriter<'a> {
 
 impl<'a> CoreWriter<'a> {
     /// Lays out the core of `p`.
-    pub fn new(p: &'a Process) -> Result<CoreWriter<'a>> {
+    pub fn new(p: &'a Process) -> crate::Result<CoreWriter<'a>> {
+        CoreWriter::lay_out(p).map_err(Error::new)
+    }
+
+    fn lay_out(p: &'a Process) -> Result<CoreWriter<'a>> {
         if p.threads.is_empty() {
             bail!("pid {} has no threads", p.pid);
         }
@@ -353,32 +358,43 @@ impl<'a> CoreWriter<'a> {
     /// Writes the core into `file`, which must be empty: page data is
     /// copied with copy_file_range (shared with the pages files where the
     /// filesystem can), and pages of zeros are left as holes.
-    pub fn write_to_file(&self, file: &File) -> Result<Written> {
-        self.write(&mut elf::FileOutput(file))
+    pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
+        self.write(&mut elf::FileOutput(file)).map_err(Error::new)
     }
 
     /// Writes the core into `out`, which must be empty: anything that can
     /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
-    /// zeros are seeked over.
-    pub fn write_to(&self, out: impl Write + Seek) -> Result<Written> {
+    /// zeros are seeked over, so they read as zeros.
+    pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
         self.write(&mut elf::SeekOutput::new(out))
+            .map_err(Error::new)
     }
 
-    /// Writes `core.<pid>` into `dir` through a temporary file that is
-    /// renamed into place only when complete; an existing core is replaced
-    /// only if `force` is set.
-    pub fn write_into(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
+    /// Writes `core.<pid>` into directory `dir` (created if missing)
+    /// through a temporary file that is renamed into place only when
+    /// complete; an existing core is replaced only if `force` is set.
+    pub fn write_into(&self, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
+        OutDir::create(dir.as_ref())
+            .and_then(|dir| self.write_into_outdir(&dir, force))
+            .map_err(Error::new)
+    }
+
+    /// [`CoreWriter::write_into`] an [`OutDir`].
+    pub(crate) fn write_into_outdir(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
         let p = self.p;
         let name = format!("core.{}", p.pid);
         let path = dir.join(&name)?;
         if !force && path.symlink_metadata().is_ok() {
-            bail!("{} exists (use --force to replace it)", path.display());
+            return Err(fault(
+                ErrorKind::Exists,
+                format!("{} exists (use --force to replace it)", path.display()),
+            ));
         }
         self.cancel.check()?;
         let start = std::time::Instant::now();
         let tmp = dir.temp_file(&name)?;
         let written = self
-            .write_to_file(tmp.as_file())
+            .write(&mut elf::FileOutput(tmp.as_file()))
             .with_context(|| format!("writing {}", path.display()))?;
         dir.persist(tmp, &name, force)?;
         let path = dir.shown(&name);
@@ -401,17 +417,22 @@ impl<'a> CoreWriter<'a> {
 /// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
 /// temporary file that is renamed into place only when complete. An
 /// existing core is replaced only if `force` is set.
-pub fn write_core(p: &Process, dir: &Path, force: bool) -> Result<CoreStats> {
-    write_core_in(p, &OutDir::create(dir)?, force, &Cancel::new())
+pub fn write_core(p: &Process, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
+    CoreWriter::new(p)?.write_into(dir, force)
 }
 
 /// [`write_core`] into an [`OutDir`], stopping (and removing the
 /// temporary file) once `cancel` is set.
-pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) -> Result<CoreStats> {
+pub(crate) fn write_core_in(
+    p: &Process,
+    dir: &OutDir,
+    force: bool,
+    cancel: &Cancel,
+) -> Result<CoreStats> {
     cancel.check()?;
-    CoreWriter::new(p)?
+    CoreWriter::lay_out(p)?
         .with_cancel(cancel)
-        .write_into(dir, force)
+        .write_into_outdir(dir, force)
 }
 
 /// Segments whose extents stop coming once `cancel` is set.
@@ -562,47 +583,6 @@ mod tests {
     }
 
     #[test]
-    fn gdb_commands_quote_every_path_and_use_the_root() {
-        let core = Path::new("out dir/core.7");
-        assert_eq!(
-            gdb_command(core, Some("/usr/bin/app"), None),
-            "gdb /usr/bin/app 'out dir/core.7'"
-        );
-        assert_eq!(
-            gdb_command(core, Some("/tmp/x (deleted)"), None),
-            "gdb -c 'out dir/core.7'"
-        );
-        assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("it's root");
-        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-        std::fs::write(root.join("usr/bin/app"), b"").unwrap();
-        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
-        std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
-        let r = root.display().to_string();
-        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        assert_eq!(
-            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
-            format!(
-                "gdb -iex {} {} 'out dir/core.7'",
-                q(&format!("set sysroot {r}")),
-                q(&format!("{r}/usr/bin/app"))
-            )
-        );
-        // Through a relative link in the root: the path as given.
-        assert!(
-            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
-        );
-        // Through an absolute one, which the host would resolve outside
-        // the root: the file it resolves to inside.
-        let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
-        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
-            .contains(&q(&canon.display().to_string())));
-        // Not in the root: no executable rather than a wrong one.
-        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
-    }
-
-    #[test]
     fn runs_that_do_not_cover_their_mapping_are_an_error() {
         let p = process(
             vec![mapping(0x10000, 0x13000, 0x1000)],
@@ -616,163 +596,5 @@ mod tests {
             e.contains("page runs of mapping 0x10000-0x13000 stop at 0x12000"),
             "{e}"
         );
-    }
-}
-
-/// Options for converting the processes of a checkpoint.
-#[derive(Debug, Clone, Default)]
-pub struct ConvertOptions {
-    /// Only these processes (all if empty).
-    pub pids: Vec<u32>,
-    /// Root filesystem for unmodified file-backed pages.
-    pub root: Option<PathBuf>,
-    /// Replace existing cores.
-    pub force: bool,
-    /// Stops the conversion between processes and extents once set.
-    pub cancel: Cancel,
-}
-
-/// What became of one process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A core was written.
-    Written {
-        /// The core.
-        stats: CoreStats,
-        /// Number of threads in it.
-        threads: usize,
-        /// The shell command that opens it in gdb ([`gdb_command`]).
-        gdb_command: String,
-    },
-    /// A zombie: nothing to write.
-    Zombie {
-        /// How it ended.
-        exit: crate::criu::ExitStatus,
-    },
-    /// Conversion failed.
-    Failed(String),
-}
-
-/// One process's conversion.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessReport {
-    /// Its pid.
-    pub pid: u32,
-    /// Its command name, where known.
-    pub comm: Option<String>,
-    /// What happened.
-    pub outcome: Outcome,
-    /// Warnings from decoding.
-    pub warnings: Vec<String>,
-}
-
-/// Writes the cores of `input`'s processes into `out_dir`, calling `report`
-/// as each process is done. A process that fails does not stop the others;
-/// an error that concerns the whole input (or a cancellation) is returned.
-pub fn convert_input(
-    input: &crate::input::Input,
-    out_dir: &OutDir,
-    opts: &ConvertOptions,
-    report: &mut dyn FnMut(&ProcessReport),
-) -> Result<Vec<ProcessReport>> {
-    let ckpt = &input.checkpoint;
-    let all = ckpt.pids();
-    for pid in &opts.pids {
-        if !all.contains(pid) {
-            bail!("pid {pid} is not in the checkpoint (it has {all:?})");
-        }
-    }
-    let pids = if opts.pids.is_empty() {
-        all
-    } else {
-        opts.pids.clone()
-    };
-    let roots = input.file_roots(opts.root.as_deref())?;
-    let root_dir = opts.root.as_deref();
-    let mut out = Vec::with_capacity(pids.len());
-    for pid in pids {
-        opts.cancel.check()?;
-        let mut r = ProcessReport {
-            pid,
-            comm: None,
-            outcome: Outcome::Failed(String::new()),
-            warnings: Vec::new(),
-        };
-        let loaded = ckpt.load(
-            pid,
-            crate::criu::LoadOptions {
-                root: roots.as_ref(),
-            },
-        );
-        r.outcome = match loaded {
-            Err(e) => Outcome::Failed(format!("{e:#}")),
-            Ok(crate::criu::Loaded::Zombie { comm, exit, .. }) => {
-                r.comm = Some(crate::model::display_bytes(&comm).into_owned());
-                Outcome::Zombie { exit }
-            }
-            Ok(crate::criu::Loaded::Process(p)) => {
-                r.comm = Some(crate::model::display_bytes(&p.comm).into_owned());
-                r.warnings = p.warnings.clone();
-                match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
-                    Ok(stats) => Outcome::Written {
-                        // A command line is text: an executable whose path is
-                        // not UTF-8 is left for gdb to find from the core.
-                        gdb_command: gdb_command(
-                            &stats.path,
-                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
-                            root_dir,
-                        ),
-                        stats,
-                        threads: p.threads.len(),
-                    },
-                    Err(e) => Outcome::Failed(format!("{e:#}")),
-                }
-            }
-        };
-        report(&r);
-        out.push(r);
-    }
-    Ok(out)
-}
-
-/// The shell command that opens `core` in gdb, its words quoted for a POSIX
-/// shell (it may hold anything a checkpoint names: escape it before a
-/// terminal). With a root filesystem the executable is taken from there,
-/// and gdb is told to look there for the shared libraries with `-iex`, so
-/// that `set sysroot` is in force before the executable and the core are
-/// loaded (set later, gdb cannot place a position-independent program whose
-/// first page a core does not hold). Without one, the executable is named
-/// by the path the process had.
-pub fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> String {
-    use crate::text::shell_quote;
-    // A deleted executable is not at its path any more.
-    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
-    let mut words = vec!["gdb".to_string()];
-    let exe = match root {
-        Some(root) => {
-            words.push("-iex".into());
-            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
-            exe.and_then(|e| exe_in_root(root, e))
-        }
-        None => exe.map(PathBuf::from),
-    };
-    match exe {
-        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
-        None => words.push("-c".into()),
-    }
-    words.push(shell_quote(&core.to_string_lossy()).into_owned());
-    words.join(" ")
-}
-
-/// Where executable `exe` is under `root`: `root/exe` as given where that
-/// is the file, else the file it resolves to inside the root.
-fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
-    let fs = crate::rootfs::RootFs::new(root).ok()?;
-    let (found, _) = fs.resolve(exe).ok()??;
-    let literal = root.join(exe.trim_start_matches('/'));
-    if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
-        Some(literal)
-    } else {
-        Some(found)
     }
 }

@@ -10,14 +10,12 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::text::{escape, escape_bytes};
-
 use crate::container::ContainerInfo;
 use crate::criu::memory::MAX_PARENT_DEPTH;
 use crate::criu::store::ImageStore;
-use crate::criu::{ExitStatus, LoadOptions, Loaded};
-use crate::input::Input;
-use crate::model::{MappingKind, Process, ProcessState};
+use crate::input::{Checkpoint, LoadOptions};
+use crate::model::{ExitStatus, Loaded, Process, ProcessState, TreeEntry};
+use crate::text::{escape, escape_bytes, human_bytes};
 
 /// Bytes from a checkpoint (a name, a path, an argument), which a process
 /// chose and which need not be UTF-8. In JSON they are exact: a string
@@ -73,8 +71,52 @@ fn base64(bytes: &[u8]) -> String {
 /// Identifies the JSON schema of [`Report`].
 pub const SCHEMA: &str = "criu2core.inspect/3";
 
+/// What to put into a [`Report`] besides what is always there.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct InspectOptions {
+    /// Each process's environment.
+    pub env: bool,
+}
+
+impl InspectOptions {
+    /// With each process's environment, or not.
+    pub fn env(mut self, env: bool) -> InspectOptions {
+        self.env = env;
+        self
+    }
+}
+
+/// What state a process is in, as the report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProcessStatus {
+    /// Running or sleeping.
+    Running,
+    /// Stopped by a signal.
+    Stopped,
+    /// Exited and not reaped.
+    Zombie,
+    /// Could not be read (see [`ProcessInfo::error`]).
+    Error,
+}
+
+impl ProcessStatus {
+    /// "running", "stopped", "zombie" or "error".
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessStatus::Running => "running",
+            ProcessStatus::Stopped => "stopped",
+            ProcessStatus::Zombie => "zombie",
+            ProcessStatus::Error => "error",
+        }
+    }
+}
+
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: &'static str,
@@ -93,6 +135,7 @@ pub struct Report {
 
 /// The input.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct InputInfo {
     /// Path as given.
     pub path: String,
@@ -102,6 +145,7 @@ pub struct InputInfo {
 
 /// The checkpoint as a whole.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct CheckpointInfo {
     /// CRIU image version, from inventory.img.
     pub image_version: Option<u32>,
@@ -120,6 +164,7 @@ pub struct CheckpointInfo {
 
 /// One process.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ProcessInfo {
     /// Pid in the checkpoint's namespace.
     pub pid: u32,
@@ -131,8 +176,8 @@ pub struct ProcessInfo {
     pub sid: u32,
     /// Command name.
     pub comm: Option<Bytes>,
-    /// "running", "stopped", "zombie" or "error".
-    pub state: String,
+    /// Its state.
+    pub state: ProcessStatus,
     /// Thread ids, the leader first.
     pub threads: Vec<u32>,
     /// Executable path.
@@ -153,6 +198,7 @@ pub struct ProcessInfo {
 
 /// A process's memory.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct MemoryInfo {
     /// Number of mappings.
     pub mappings: usize,
@@ -171,6 +217,7 @@ pub struct MemoryInfo {
 
 /// What one dump of an incremental chain holds of a process's memory.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DumpInfo {
     /// Where its images are.
     pub images: String,
@@ -180,6 +227,7 @@ pub struct DumpInfo {
 
 /// Mappings of one kind.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct KindInfo {
     /// How many.
     pub count: usize,
@@ -191,6 +239,7 @@ pub struct KindInfo {
 
 /// One mapped file.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct FileInfo {
     /// Path as the process saw it.
     pub path: Bytes,
@@ -200,27 +249,11 @@ pub struct FileInfo {
     pub bytes: u64,
 }
 
-fn kind_name(k: MappingKind) -> &'static str {
-    match k {
-        MappingKind::Anonymous => "anonymous",
-        MappingKind::Heap => "heap",
-        MappingKind::Stack => "stack",
-        MappingKind::File => "file",
-        MappingKind::SharedAnonymous => "shared-anonymous",
-        MappingKind::Memfd => "memfd",
-        MappingKind::SysvShm => "sysv-shm",
-        MappingKind::Vdso => "vdso",
-        MappingKind::Vvar => "vvar",
-        MappingKind::Vsyscall => "vsyscall",
-        MappingKind::Other => "other",
-    }
-}
-
 fn memory(p: &Process) -> MemoryInfo {
     let mut by_kind: BTreeMap<String, KindInfo> = BTreeMap::new();
     let mut files: Vec<FileInfo> = Vec::new();
     for m in &p.mappings {
-        let k = by_kind.entry(kind_name(m.kind).to_string()).or_default();
+        let k = by_kind.entry(m.kind.name().to_string()).or_default();
         k.count += 1;
         k.bytes += m.len();
         k.dumped_bytes += m.stored_bytes();
@@ -274,100 +307,100 @@ fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
     seen.split_off(1)
 }
 
-/// Builds the report; `env` includes each process's environment.
-pub fn inspect(input: &Input, env: bool) -> Report {
-    let ckpt = &input.checkpoint;
-    let mut processes = Vec::new();
-    let mut arch = None;
-    for e in &ckpt.tree {
-        let mut info = ProcessInfo {
-            pid: e.pid,
-            ppid: e.ppid,
-            pgid: e.pgid,
-            sid: e.sid,
-            comm: None,
-            state: "error".into(),
-            threads: e.threads.clone(),
-            exe: None,
-            argv: None,
-            environment: None,
-            memory: None,
-            exit: None,
-            error: None,
-            warnings: Vec::new(),
-        };
-        match ckpt.load(e.pid, LoadOptions::default()) {
-            Err(err) => info.error = Some(format!("{err:#}")),
-            Ok(Loaded::Zombie { comm, exit, .. }) => {
-                // The thread ids CRIU records for a zombie mean nothing.
-                info.state = "zombie".into();
-                info.threads.clear();
-                info.comm = Some(Bytes(comm));
-                info.exit = Some(exit);
-            }
-            Ok(Loaded::Process(p)) => {
-                arch.get_or_insert_with(|| p.arch.name().to_string());
-                info.comm = Some(Bytes(p.comm.clone()));
-                info.state = match p.state {
-                    ProcessState::Running => "running",
-                    ProcessState::Stopped(_) => "stopped",
-                }
-                .into();
-                info.threads = p.threads.iter().map(|t| t.tid).collect();
-                info.exe = p.exe.clone().map(Bytes);
-                let strings = |range| {
-                    p.read_byte_strings(range)
-                        .ok()
-                        .map(|v| v.into_iter().map(Bytes).collect())
-                };
-                info.argv = strings(p.arg_range);
-                if env {
-                    info.environment = strings(p.env_range);
-                }
-                info.memory = Some(memory(&p));
-                info.warnings = p.warnings.clone();
-            }
+impl Checkpoint {
+    /// What `criu2core inspect` shows: the container, the process tree with
+    /// full command lines, and each process's memory. A process that
+    /// cannot be read is in the report with its error.
+    pub fn inspect(&self, opts: &InspectOptions) -> Report {
+        let mut processes = Vec::new();
+        let mut arch = None;
+        for e in self.processes() {
+            let info = process_info(self, e, opts, &mut arch);
+            processes.push(info);
         }
-        processes.push(info);
-    }
-    Report {
-        schema: SCHEMA,
-        input: InputInfo {
-            path: input.path.display().to_string(),
-            kind: input.kind.name().into(),
-        },
-        container: input.container.clone(),
-        checkpoint: CheckpointInfo {
-            image_version: ckpt.inventory.as_ref().map(|i| i.img_version),
-            arch,
-            processes: processes.len(),
-            threads: processes.iter().map(|p| p.threads.len()).sum(),
-            dumped_bytes: processes
-                .iter()
-                .filter_map(|p| p.memory.as_ref())
-                .map(|m| m.dumped_bytes)
-                .sum(),
-            parents: parents(ckpt.store()),
-        },
-        processes,
-        warnings: input.warnings.clone(),
+        Report {
+            schema: SCHEMA,
+            input: InputInfo {
+                path: self.path().display().to_string(),
+                kind: self.kind().name().into(),
+            },
+            container: self.container().cloned(),
+            checkpoint: CheckpointInfo {
+                image_version: self.image_version(),
+                arch,
+                processes: processes.len(),
+                threads: processes.iter().map(|p| p.threads.len()).sum(),
+                dumped_bytes: processes
+                    .iter()
+                    .filter_map(|p| p.memory.as_ref())
+                    .map(|m| m.dumped_bytes)
+                    .sum(),
+                parents: parents(self.images.store()),
+            },
+            processes,
+            warnings: self.warnings().to_vec(),
+        }
     }
 }
 
-/// A byte count for people: "281.5 MiB".
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+/// The report's entry for process `e`; `arch` is set from the first
+/// process that has one.
+fn process_info(
+    ckpt: &Checkpoint,
+    e: &TreeEntry,
+    opts: &InspectOptions,
+    arch: &mut Option<String>,
+) -> ProcessInfo {
+    let mut info = ProcessInfo {
+        pid: e.pid,
+        ppid: e.ppid,
+        pgid: e.pgid,
+        sid: e.sid,
+        comm: None,
+        state: ProcessStatus::Error,
+        threads: e.threads.clone(),
+        exe: None,
+        argv: None,
+        environment: None,
+        memory: None,
+        exit: None,
+        error: None,
+        warnings: Vec::new(),
+    };
+    // Only the strings are read: no root filesystem is needed.
+    let load = LoadOptions::default().rootfs_diff(false);
+    match ckpt.load(e.pid, &load) {
+        Err(err) => info.error = Some(err.to_string()),
+        Ok(Loaded::Zombie(z)) => {
+            // The thread ids CRIU records for a zombie mean nothing.
+            info.state = ProcessStatus::Zombie;
+            info.threads.clear();
+            info.comm = Some(Bytes(z.comm));
+            info.exit = Some(z.exit);
+        }
+        Ok(Loaded::Process(p)) => {
+            arch.get_or_insert_with(|| p.arch.name().to_string());
+            info.comm = Some(Bytes(p.comm.clone()));
+            info.state = match p.state {
+                ProcessState::Running => ProcessStatus::Running,
+                ProcessState::Stopped(_) => ProcessStatus::Stopped,
+            };
+            info.threads = p.threads.iter().map(|t| t.tid).collect();
+            info.exe = p.exe.clone().map(Bytes);
+            let strings = |range| {
+                p.read_byte_strings(range)
+                    .ok()
+                    .map(|v| v.into_iter().map(Bytes).collect())
+            };
+            info.argv = strings(p.arg_range);
+            if opts.env {
+                info.environment = strings(p.env_range);
+            }
+            info.memory = Some(memory(&p));
+            info.warnings = p.warnings.clone();
+        }
     }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    info
 }
 
 /// A field from the checkpoint, escaped for a terminal; "-" if absent.
@@ -392,38 +425,40 @@ impl Report {
             self.input.kind
         );
         if let Some(c) = &self.container {
-            let id = c.id.as_deref().map(|i| {
-                let short = i.char_indices().nth(12).map_or(i, |(at, _)| &i[..at]);
-                short.to_string()
-            });
+            container_text(&mut o, c);
+        }
+        self.checkpoint_text(&mut o);
+        let _ = writeln!(
+            o,
+            "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
+            "PID", "PPID", "STATE", "THREADS", "COMM"
+        );
+        for p in &self.processes {
+            // A zombie as ps shows one: it has no command line left.
+            let cmd = match (&p.argv, &p.exit) {
+                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
+                (None, None) => "?".into(),
+            };
             let _ = writeln!(
                 o,
-                "container    {}  engine {}  id {}",
-                opt(&c.name),
-                opt(&c.engine),
-                opt(&id)
-            );
-            let _ = writeln!(
-                o,
-                "             image {}  runtime {}",
-                opt(&c.image),
-                opt(&c.runtime)
-            );
-            if c.pod.is_some() || c.namespace.is_some() {
-                let _ = writeln!(
-                    o,
-                    "             pod {}  namespace {}",
-                    opt(&c.pod),
-                    opt(&c.namespace)
-                );
-            }
-            let _ = writeln!(
-                o,
-                "             created {}  checkpointed {}",
-                opt(&c.created),
-                opt(&c.checkpointed)
+                "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
+                p.pid,
+                p.ppid,
+                p.state.name(),
+                p.threads.len(),
+                opt_bytes(&p.comm),
+                cmd
             );
         }
+        for p in &self.processes {
+            process_text(&mut o, p);
+        }
+        o
+    }
+
+    /// The checkpoint line, its parent dumps and its warnings.
+    fn checkpoint_text(&self, o: &mut String) {
         let ck = &self.checkpoint;
         let _ = writeln!(
             o,
@@ -445,123 +480,130 @@ impl Report {
                 escape(parent)
             );
         }
-        for (i, w) in self.warnings.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "{:<12} {}",
-                if i == 0 { "warning" } else { "" },
-                escape(w)
-            );
-        }
+        labelled(o, 12, "warning", self.warnings.iter().map(|w| escape(w)));
+    }
+}
+
+/// Lines of `items`, the first labelled `label` in a column of `width`.
+fn labelled<T: std::fmt::Display>(
+    o: &mut String,
+    width: usize,
+    label: &str,
+    items: impl Iterator<Item = T>,
+) {
+    let indent = if width < 12 { "  " } else { "" };
+    for (i, item) in items.enumerate() {
         let _ = writeln!(
             o,
-            "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
-            "PID", "PPID", "STATE", "THREADS", "COMM"
+            "{indent}{:<width$} {item}",
+            if i == 0 { label } else { "" }
         );
-        for p in &self.processes {
-            // A zombie as ps shows one: it has no command line left.
-            let cmd = match (&p.argv, &p.exit) {
-                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
-                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
-                (None, None) => "?".into(),
-            };
-            let _ = writeln!(
-                o,
-                "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
-                p.pid,
-                p.ppid,
-                p.state,
-                p.threads.len(),
-                opt_bytes(&p.comm),
-                cmd
-            );
-        }
-        for p in &self.processes {
-            let _ = writeln!(
-                o,
-                "\npid {} ({})  exe {}",
-                p.pid,
-                opt_bytes(&p.comm),
-                opt_bytes(&p.exe)
-            );
-            if let Some(exit) = &p.exit {
-                let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
-            }
-            if let Some(e) = &p.error {
-                let _ = writeln!(o, "  error    {}", escape(e));
-            }
-            for (i, w) in p.warnings.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "  {:<8} {}",
-                    if i == 0 { "warning" } else { "" },
-                    escape(w)
-                );
-            }
-            if let Some(m) = &p.memory {
-                let _ = writeln!(
-                    o,
-                    "  memory   {} mappings, {} mapped, {} dumped",
-                    m.mappings,
-                    human_bytes(m.mapped_bytes),
-                    human_bytes(m.dumped_bytes)
-                );
-                if m.dumps.len() > 1 {
-                    let from: Vec<String> = m
-                        .dumps
-                        .iter()
-                        .enumerate()
-                        .map(|(level, d)| {
-                            let which = if level == 0 {
-                                "this dump".to_string()
-                            } else {
-                                format!("parent {level}")
-                            };
-                            format!("{} from {which}", human_bytes(d.dumped_bytes))
-                        })
-                        .collect();
-                    let _ = writeln!(o, "  pages    {}", from.join(", "));
-                }
-                let kinds: Vec<String> = m
-                    .by_kind
-                    .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{k} {} ({}, {} dumped)",
-                            v.count,
-                            human_bytes(v.bytes),
-                            human_bytes(v.dumped_bytes)
-                        )
-                    })
-                    .collect();
-                for (i, k) in kinds.iter().enumerate() {
-                    let _ = writeln!(o, "  {:<8} {k}", if i == 0 { "kinds" } else { "" });
-                }
-                for (i, f) in m.files.iter().enumerate() {
-                    let _ = writeln!(
-                        o,
-                        "  {:<8} {} ({} mapping{}, {})",
-                        if i == 0 { "files" } else { "" },
-                        f.path.display(),
-                        f.mappings,
-                        if f.mappings == 1 { "" } else { "s" },
-                        human_bytes(f.bytes)
-                    );
-                }
-            }
-            if let Some(env) = &p.environment {
-                for (i, v) in env.iter().enumerate() {
-                    let _ = writeln!(
-                        o,
-                        "  {:<8} {}",
-                        if i == 0 { "env" } else { "" },
-                        v.display()
-                    );
-                }
-            }
-        }
-        o
     }
+}
+
+/// The container's lines.
+fn container_text(o: &mut String, c: &ContainerInfo) {
+    let id = c.id.as_deref().map(|i| {
+        let short = i.char_indices().nth(12).map_or(i, |(at, _)| &i[..at]);
+        short.to_string()
+    });
+    let _ = writeln!(
+        o,
+        "container    {}  engine {}  id {}",
+        opt(&c.name),
+        opt(&c.engine),
+        opt(&id)
+    );
+    let _ = writeln!(
+        o,
+        "             image {}  runtime {}",
+        opt(&c.image),
+        opt(&c.runtime)
+    );
+    if c.pod.is_some() || c.namespace.is_some() {
+        let _ = writeln!(
+            o,
+            "             pod {}  namespace {}",
+            opt(&c.pod),
+            opt(&c.namespace)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "             created {}  checkpointed {}",
+        opt(&c.created),
+        opt(&c.checkpointed)
+    );
+}
+
+/// One process's section.
+fn process_text(o: &mut String, p: &ProcessInfo) {
+    let _ = writeln!(
+        o,
+        "\npid {} ({})  exe {}",
+        p.pid,
+        opt_bytes(&p.comm),
+        opt_bytes(&p.exe)
+    );
+    if let Some(exit) = &p.exit {
+        let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
+    }
+    if let Some(e) = &p.error {
+        let _ = writeln!(o, "  error    {}", escape(e));
+    }
+    labelled(o, 8, "warning", p.warnings.iter().map(|w| escape(w)));
+    if let Some(m) = &p.memory {
+        memory_text(o, m);
+    }
+    if let Some(env) = &p.environment {
+        labelled(o, 8, "env", env.iter().map(Bytes::display));
+    }
+}
+
+/// A process's memory lines.
+fn memory_text(o: &mut String, m: &MemoryInfo) {
+    let _ = writeln!(
+        o,
+        "  memory   {} mappings, {} mapped, {} dumped",
+        m.mappings,
+        human_bytes(m.mapped_bytes),
+        human_bytes(m.dumped_bytes)
+    );
+    if m.dumps.len() > 1 {
+        let from: Vec<String> = m
+            .dumps
+            .iter()
+            .enumerate()
+            .map(|(level, d)| {
+                let which = if level == 0 {
+                    "this dump".to_string()
+                } else {
+                    format!("parent {level}")
+                };
+                format!("{} from {which}", human_bytes(d.dumped_bytes))
+            })
+            .collect();
+        let _ = writeln!(o, "  pages    {}", from.join(", "));
+    }
+    let kinds = m.by_kind.iter().map(|(k, v)| {
+        format!(
+            "{k} {} ({}, {} dumped)",
+            v.count,
+            human_bytes(v.bytes),
+            human_bytes(v.dumped_bytes)
+        )
+    });
+    labelled(o, 8, "kinds", kinds);
+    let files = m.files.iter().map(|f| {
+        format!(
+            "{} ({} mapping{}, {})",
+            f.path.display(),
+            f.mappings,
+            if f.mappings == 1 { "" } else { "s" },
+            human_bytes(f.bytes)
+        )
+    });
+    labelled(o, 8, "files", files);
 }
 
 #[cfg(test)]

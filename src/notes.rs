@@ -191,11 +191,6 @@ impl Enc {
         self.buf.len()
     }
 
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     /// The bytes.
     pub fn finish(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)

@@ -137,11 +137,6 @@ impl FileTable {
         })
     }
 
-    /// The file with this id.
-    pub fn get(&self, id: u32) -> Option<&FileRef> {
-        self.files.get(&id)
-    }
-
     /// The path of a regular file as the kernel shows it (" (deleted)"
     /// appended for files unlinked while open).
     pub fn regular_path(&self, id: u32) -> Option<Vec<u8>> {
@@ -190,7 +185,7 @@ pub fn sysv_path(key: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::criu::store::DirStore;
-    use crate::criu::writer::CheckpointWriter;
+    use crate::testkit::CheckpointWriter;
 
     fn reg(id: u32, name: &str) -> proto::FileEntry {
         proto::FileEntry {
@@ -261,6 +256,6 @@ mod tests {
     fn a_checkpoint_without_file_images_has_no_files() {
         let dir = tempfile::tempdir().unwrap();
         let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
-        assert!(t.get(1).is_none());
+        assert!(t.regular_path(1).is_none());
     }
 }

@@ -40,6 +40,10 @@ pub const MAX_PARENT_DEPTH: usize = 64;
 /// STACK (the stack is found from mm's start_stack) nor UPROBES (it skips
 /// those areas).
 pub mod status {
+    /// A VMA CRIU dumps and restores (every real mapping but vsyscall).
+    /// Named for those who write images; reading needs only the kind bits.
+    #[allow(dead_code)]
+    pub const REGULAR: u32 = 1 << 0;
     /// Stack.
     pub const STACK: u32 = 1 << 1;
     /// vsyscall page.
@@ -77,6 +81,64 @@ pub mod status {
     /// (GPU memory): not in the pagemap.
     pub const EXT_PLUGIN: u32 = 1 << 27;
 }
+
+/// PROT_* bits of a VMA's `prot`.
+const PROT_READ: u32 = 1;
+const PROT_WRITE: u32 = 2;
+const PROT_EXEC: u32 = 4;
+/// MAP_SHARED in a VMA's `flags`.
+const MAP_SHARED: u32 = 1;
+
+/// Where the contents of a kind of mapping are found.
+#[derive(Debug, Clone, Copy)]
+enum Contents {
+    /// Nowhere: the kernel dumps none (vvar, vsyscall, sockets' rings,
+    /// uprobes).
+    None,
+    /// Nowhere either, but the device file is named (a CRIU plugin saved
+    /// the memory elsewhere).
+    Plugin,
+    /// A System V segment's pagemap.
+    SysvShm,
+    /// A memfd's pagemap (through the process's own, if private).
+    Memfd,
+    /// A shared anonymous object's pagemap.
+    SharedAnonymous,
+    /// The process's pagemap, then the mapped file.
+    File,
+    /// The process's pagemap, then zeros.
+    Anonymous,
+}
+
+/// Status bits → what a mapping is and where its contents are: the first
+/// entry whose bit is set wins (CRIU sets one kind bit besides REGULAR and
+/// a FILE/ANON one); a VMA with none of them is private anonymous memory.
+const BY_STATUS: [(u32, MappingKind, Contents); 16] = [
+    (status::VSYSCALL, MappingKind::Vsyscall, Contents::None),
+    (status::VVAR, MappingKind::Vvar, Contents::None),
+    (status::SOCKET, MappingKind::Other, Contents::None),
+    (status::UPROBES, MappingKind::Other, Contents::None),
+    (status::EXT_PLUGIN, MappingKind::Other, Contents::Plugin),
+    (status::SYSVIPC, MappingKind::SysvShm, Contents::SysvShm),
+    (status::MEMFD, MappingKind::Memfd, Contents::Memfd),
+    (
+        status::ANON_SHARED,
+        MappingKind::SharedAnonymous,
+        Contents::SharedAnonymous,
+    ),
+    (status::FILE_SHARED, MappingKind::File, Contents::File),
+    (status::FILE_PRIVATE, MappingKind::File, Contents::File),
+    (status::VDSO, MappingKind::Vdso, Contents::Anonymous),
+    (status::HEAP, MappingKind::Heap, Contents::Anonymous),
+    (status::STACK, MappingKind::Stack, Contents::Anonymous),
+    (status::AIORING, MappingKind::Other, Contents::Anonymous),
+    (status::SHSTK, MappingKind::Anonymous, Contents::Anonymous),
+    (
+        status::ANON_PRIVATE,
+        MappingKind::Anonymous,
+        Contents::Anonymous,
+    ),
+];
 
 /// Which pagemap an address range is looked up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -406,129 +468,100 @@ impl<'a> MemoryBuilder<'a> {
 
     fn mapping(&mut self, v: &proto::Vma) -> Result<(Mapping, Plan)> {
         let st = v.status;
-        let prot = Prot {
-            read: v.prot & 1 != 0,
-            write: v.prot & 2 != 0,
-            exec: v.prot & 4 != 0,
-        };
-        let shared = v.flags & 1 != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
+        let shared =
+            v.flags & MAP_SHARED != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
+        let (mut kind, contents) = BY_STATUS.iter().find(|(bit, _, _)| st & bit != 0).map_or(
+            (MappingKind::Anonymous, Contents::Anonymous),
+            |&(_, k, c)| (k, c),
+        );
         let (start, end, pgoff) = (v.start, v.end, v.pgoff);
-        let mut file = None;
-        let kind;
-        let plan;
-        if st & (status::VSYSCALL | status::VVAR | status::SOCKET | status::UPROBES) != 0 {
-            kind = if st & status::VSYSCALL != 0 {
-                MappingKind::Vsyscall
-            } else if st & status::VVAR != 0 {
-                MappingKind::Vvar
-            } else {
-                MappingKind::Other
-            };
-            plan = Plan::NoContents;
-        } else if st & status::EXT_PLUGIN != 0 {
-            // Device memory: the kernel dumps none of it either. The device
-            // file is still named, as NT_FILE names it.
-            kind = MappingKind::Other;
-            let id = u32::try_from(v.shmid).context("file id out of range")?;
-            file = self.files.regular_path(id).map(|path| {
-                Box::new(MappedFile {
-                    path,
-                    offset: pgoff,
-                })
-            });
-            plan = Plan::NoContents;
-        } else if st & status::SYSVIPC != 0 {
-            kind = MappingKind::SysvShm;
-            let key = self.sysv_key(v.shmid)?;
-            file = Some(Box::new(MappedFile {
-                path: files::sysv_path(key),
-                offset: pgoff,
-            }));
-            plan = Plan::Shmem {
-                id: v.shmid,
-                offset: pgoff,
-            };
-        } else if st & status::MEMFD != 0 {
-            let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
-            let inode = self.files.memfd(id)?.clone();
-            kind = if inode.name.starts_with(b"/") {
-                MappingKind::SharedAnonymous
-            } else {
-                MappingKind::Memfd
-            };
-            file = Some(Box::new(MappedFile {
-                path: files::memfd_path(&inode),
-                offset: pgoff,
-            }));
-            let obj = u64::from(inode.shmid);
-            plan = if shared {
-                Plan::Shmem {
-                    id: obj,
-                    offset: pgoff,
-                }
-            } else {
-                Plan::Private(Gap::Shmem {
-                    id: obj,
-                    start,
-                    pgoff,
-                })
-            };
-        } else if st & status::ANON_SHARED != 0 {
-            kind = MappingKind::SharedAnonymous;
-            file = Some(Box::new(MappedFile {
-                path: b"/dev/zero (deleted)".to_vec(),
-                offset: pgoff,
-            }));
-            plan = Plan::Shmem {
-                id: v.shmid,
-                offset: pgoff,
-            };
-        } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
-            kind = MappingKind::File;
-            let id = u32::try_from(v.shmid).context("file id out of range")?;
-            let path = self
-                .files
-                .regular_path(id)
-                .with_context(|| format!("files.img has no regular file id {id}"))?;
-            let deleted = path.ends_with(files::DELETED);
-            let on_disk = if deleted {
-                None
-            } else {
-                self.root_file(&path)?
-            };
-            file = Some(Box::new(MappedFile {
+        let named = |path| {
+            Some(Box::new(MappedFile {
                 path,
                 offset: pgoff,
-            }));
-            let gap = Gap::File {
-                file: on_disk,
-                start,
-                pgoff,
-            };
-            plan = if st & status::FILE_SHARED != 0 {
-                // Shared file pages live in the file; CRIU does not dump them.
-                Plan::Gap(gap)
-            } else {
-                Plan::Private(gap)
-            };
-        } else {
-            kind = if st & status::VDSO != 0 {
-                MappingKind::Vdso
-            } else if st & status::HEAP != 0 {
-                MappingKind::Heap
-            } else if st & status::STACK != 0 {
-                MappingKind::Stack
-            } else if st & status::AIORING != 0 {
-                MappingKind::Other
-            } else {
-                MappingKind::Anonymous
-            };
-            plan = Plan::Private(Gap::Zero);
-        }
+            }))
+        };
+        let (file, plan) = match contents {
+            Contents::None => (None, Plan::NoContents),
+            Contents::Plugin => {
+                // Device memory: the kernel dumps none of it either. The
+                // device file is still named, as NT_FILE names it.
+                let id = u32::try_from(v.shmid).context("file id out of range")?;
+                (
+                    self.files.regular_path(id).and_then(named),
+                    Plan::NoContents,
+                )
+            }
+            Contents::SysvShm => {
+                let key = self.sysv_key(v.shmid)?;
+                let plan = Plan::Shmem {
+                    id: v.shmid,
+                    offset: pgoff,
+                };
+                (named(files::sysv_path(key)), plan)
+            }
+            Contents::Memfd => {
+                let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
+                let inode = self.files.memfd(id)?.clone();
+                if inode.name.starts_with(b"/") {
+                    kind = MappingKind::SharedAnonymous;
+                }
+                let obj = u64::from(inode.shmid);
+                let plan = if shared {
+                    Plan::Shmem {
+                        id: obj,
+                        offset: pgoff,
+                    }
+                } else {
+                    Plan::Private(Gap::Shmem {
+                        id: obj,
+                        start,
+                        pgoff,
+                    })
+                };
+                (named(files::memfd_path(&inode)), plan)
+            }
+            Contents::SharedAnonymous => {
+                let plan = Plan::Shmem {
+                    id: v.shmid,
+                    offset: pgoff,
+                };
+                (named(b"/dev/zero (deleted)".to_vec()), plan)
+            }
+            Contents::File => {
+                let id = u32::try_from(v.shmid).context("file id out of range")?;
+                let path = self
+                    .files
+                    .regular_path(id)
+                    .with_context(|| format!("files.img has no regular file id {id}"))?;
+                let on_disk = if path.ends_with(files::DELETED) {
+                    None
+                } else {
+                    self.root_file(&path)?
+                };
+                let gap = Gap::File {
+                    file: on_disk,
+                    start,
+                    pgoff,
+                };
+                let plan = if st & status::FILE_SHARED != 0 {
+                    // Shared file pages live in the file; CRIU does not dump them.
+                    Plan::Gap(gap)
+                } else {
+                    Plan::Private(gap)
+                };
+                (named(path), plan)
+            }
+            Contents::Anonymous => (None, Plan::Private(Gap::Zero)),
+        };
         let m = Mapping {
             start,
             end,
-            prot,
+            prot: Prot {
+                read: v.prot & PROT_READ != 0,
+                write: v.prot & PROT_WRITE != 0,
+                exec: v.prot & PROT_EXEC != 0,
+            },
             shared,
             kind,
             file,

@@ -59,11 +59,6 @@ impl DirStore {
         })
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The path of an image, refusing names that would leave the directory,
     /// or `None` if there is no such file. Only regular files are images.
     fn regular_file(&self, name: &str) -> Result<Option<(PathBuf, u64)>> {

@@ -47,35 +47,38 @@ impl Digest {
     /// Parses `algorithm:hex`. Anything else is refused: unknown
     /// algorithms, hex of the wrong length or case, separators or path
     /// characters.
-    pub fn parse(s: &str) -> Result<Digest> {
-        let shown = || s.escape_debug().to_string();
-        let Some((alg, hex)) = s.split_once(':') else {
-            bail!("digest \"{}\" has no algorithm", shown());
-        };
-        let algorithm = match alg {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            _ => bail!(
-                "digest \"{}\": algorithm {:?} is not supported (sha256, sha512)",
-                shown(),
-                alg.escape_debug().to_string()
-            ),
-        };
-        if hex.len() != algorithm.hex_len()
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            bail!(
-                "digest \"{}\" is not {} lowercase hex digits",
-                shown(),
-                algorithm.hex_len()
-            );
-        }
-        Ok(Digest {
-            algorithm,
-            hex: hex.to_string(),
-        })
+    pub fn parse(s: &str) -> crate::Result<Digest> {
+        (|| -> Result<Digest> {
+            let shown = || s.escape_debug().to_string();
+            let Some((alg, hex)) = s.split_once(':') else {
+                bail!("digest \"{}\" has no algorithm", shown());
+            };
+            let algorithm = match alg {
+                "sha256" => Algorithm::Sha256,
+                "sha512" => Algorithm::Sha512,
+                _ => bail!(
+                    "digest \"{}\": algorithm {:?} is not supported (sha256, sha512)",
+                    shown(),
+                    alg.escape_debug().to_string()
+                ),
+            };
+            if hex.len() != algorithm.hex_len()
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                bail!(
+                    "digest \"{}\" is not {} lowercase hex digits",
+                    shown(),
+                    algorithm.hex_len()
+                );
+            }
+            Ok(Digest {
+                algorithm,
+                hex: hex.to_string(),
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// The digest of `bytes`.

@@ -278,14 +278,17 @@ impl BlobData {
     }
 
     /// Reads the bytes from the start (unchecked).
-    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobData::File(b) => Box::new(
-                SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open", b.label))?,
-            ),
-            BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
-        })
+    pub fn open(&self) -> crate::Result<Box<dyn Read + Send>> {
+        (|| -> Result<Box<dyn Read + Send>> {
+            Ok(match self {
+                BlobData::File(b) => Box::new(
+                    SubFile::open(&b.path, b.offset, b.len)
+                        .with_context(|| format!("{}: cannot open", b.label))?,
+                ),
+                BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Up to `n` bytes from the start.

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::Need;
-use criu2core::criu::pagemap::PE_PRESENT;
-use criu2core::proto;
-use criu2core::synth::{self, Spec};
+use criu2core::testkit::flags::PE_PRESENT;
+use criu2core::testkit::proto;
+use criu2core::testkit::synth::{self, Spec};
 use libtest_mimic::Trial;
 
 /// A small synthetic checkpoint (pid 1, 3 threads, 12 mappings) to damage.

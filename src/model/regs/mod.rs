@@ -1,8 +1,8 @@
 //! The register state of a thread, one module per architecture: the
 //! values themselves, in the order and widths the architecture's kernel
 //! gives them, with no trace of how CRIU stores them or of the notes a
-//! core carries them in ([`crate::criu`] decodes into these types, the
-//! crate's note builders lay them out).
+//! core carries them in (the crate's CRIU decoders fill these types in,
+//! its note builders lay them out).
 
 pub mod aarch64;
 pub mod i386;
