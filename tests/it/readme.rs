@@ -165,8 +165,10 @@ fn example(name: &str, after_demo: bool) -> PathBuf {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
     }
-    // The fixtures, for commands that name them.
-    std::os::unix::fs::symlink(repo().join("gdb-fixtures"), base.join("gdb-fixtures")).unwrap();
+    // The fixtures and scripts, for commands that name them.
+    for dir in ["gdb-fixtures", "scripts"] {
+        std::os::unix::fs::symlink(repo().join(dir), base.join(dir)).unwrap();
+    }
     // What checkpointctl does with a plugin, for the plugin's transcript.
     let bin = base.join("bin");
     fs::create_dir_all(&bin).unwrap();
@@ -182,6 +184,10 @@ fn run(base: &Path, step: &Step) -> Vec<String> {
     let mut cmd = step.command.clone();
     if let Some(rest) = cmd.strip_prefix("lldb ") {
         cmd = format!("{} {rest}", lldb_program().expect("lldb"));
+    }
+    // The Python that has drgn, which need not be the first python3.
+    if let Some(rest) = cmd.strip_prefix("python3 ") {
+        cmd = format!("{} {rest}", shell_word(&drgn_python().expect("drgn")));
     }
     if cmd.starts_with("gdb ") {
         cmd.push_str(" -nx -batch");
