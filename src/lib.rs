@@ -76,12 +76,15 @@ pub mod container;
 pub mod convert;
 pub mod criu;
 pub mod elf;
+pub mod grep;
 pub mod input;
 pub mod inspect;
 pub mod model;
 pub mod notes;
 pub mod outdir;
+pub mod read;
 pub mod rootfs;
+pub mod search;
 pub mod synth;
 pub mod text;
 

@@ -30,6 +30,7 @@ mod archives;
 mod batch;
 mod consumers;
 mod gdb;
+mod grep;
 mod hashes;
 mod hostile;
 mod images;
@@ -119,6 +120,7 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
+        ("grep.rs", include_str!("grep.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
@@ -143,6 +145,7 @@ fn no_stray_test_attributes() {
         "common.rs",
         "consumers.rs",
         "gdb.rs",
+        "grep.rs",
         "hashes.rs",
         "hostile.rs",
         "images.rs",
@@ -171,6 +174,7 @@ fn main() {
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(gdb::tests());
+    tests.extend(grep::tests());
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
