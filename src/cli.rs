@@ -81,7 +81,9 @@ Examples:
 Examples:
   criu2core inspect checkpoint.tar.zst
   criu2core inspect --env /var/lib/criu/dump
-  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'")]
+  criu2core inspect --sockets checkpoint.tar.zst
+  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'
+  criu2core inspect --json --sockets ck.tar | jq '.processes[].sockets[].remote.address'")]
     Inspect(InspectArgs),
     /// Search the memory of checkpointed processes.
     #[command(after_help = "\
@@ -187,6 +189,18 @@ struct InspectArgs {
     /// Also show each process's environment.
     #[arg(long)]
     env: bool,
+    /// Also show each process's open file descriptors and directories.
+    #[arg(long)]
+    fds: bool,
+    /// Also show each process's sockets: protocol, state, addresses, queues.
+    #[arg(long)]
+    sockets: bool,
+    /// Also show the mounts of each mount namespace.
+    #[arg(long)]
+    mounts: bool,
+    /// All of the above: --env --fds --sockets --mounts.
+    #[arg(long)]
+    all: bool,
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     json: bool,
@@ -437,13 +451,22 @@ fn open_input(path: &Path, tmpdir: &Option<PathBuf>, cancel: &Cancel) -> Result<
 
 fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
     let inp = open_input(&args.input, &args.tmpdir, cancel)?;
-    let report = inspect::inspect(&inp, args.env);
+    let report = inspect::inspect(
+        &inp,
+        &inspect::InspectOptions {
+            env: args.env || args.all,
+            fds: args.fds || args.all,
+            sockets: args.sockets || args.all,
+            mounts: args.mounts || args.all,
+        },
+    );
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
         emit(&report.to_text())?;
     }
-    Ok(report.processes.iter().all(|p| p.error.is_none()))
+    let mounts_ok = report.mounts.iter().flatten().all(|ns| ns.error.is_none());
+    Ok(report.processes.iter().all(|p| p.error.is_none()) && mounts_ok)
 }
 
 /// Whether `e` comes from writing to a pipe whose reader has gone.

@@ -1,7 +1,8 @@
 //! `criu2core inspect`: what an analyst wants to know first about a
 //! checkpoint — the container, the process tree with full command lines,
-//! and each process's memory — as text for a terminal or as JSON with a
-//! stable schema (docs/inspect.schema.json).
+//! each process's memory, and on request its open files, sockets and the
+//! container's mounts — as text for a terminal or as JSON with a stable
+//! schema (docs/inspect.schema.json).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,14 +14,17 @@ use crate::text::escape;
 use std::borrow::Cow;
 
 use crate::container::ContainerInfo;
+use crate::criu::fds::{FileObject, FileTables, OpenFile};
 use crate::criu::memory::MAX_PARENT_DEPTH;
+use crate::criu::mounts::{self, Mount};
+use crate::criu::sockets::{endpoint_text, Endpoint, Socket};
 use crate::criu::store::ImageStore;
 use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
 use crate::model::{MappingKind, Process, ProcessState};
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/2";
+pub const SCHEMA: &str = "criu2core.inspect/3";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +39,138 @@ pub struct Report {
     pub checkpoint: CheckpointInfo,
     /// Every process, in pstree order.
     pub processes: Vec<ProcessInfo>,
+    /// The mount namespaces of the processes (only when asked for).
+    pub mounts: Option<Vec<MountNamespace>>,
+}
+
+/// What to report besides the process tree and memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InspectOptions {
+    /// Each process's environment.
+    pub env: bool,
+    /// Each process's open file descriptors, working and root directory.
+    pub fds: bool,
+    /// Each process's sockets.
+    pub sockets: bool,
+    /// The mounts of each mount namespace.
+    pub mounts: bool,
+}
+
+/// An open file descriptor.
+#[derive(Debug, Clone, Serialize)]
+pub struct FdInfo {
+    /// Its number.
+    pub fd: u32,
+    /// "file", "dir", "pipe", "fifo", "tcp", "udp6", "unix/stream", "netlink",
+    /// "packet", "eventfd", "epoll", "inotify", "fanotify", "signalfd",
+    /// "timerfd", "tty", "memfd", "ns", "tun", "bpf-map", "pidfd",
+    /// "external" or "unknown".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// FD_CLOEXEC.
+    pub cloexec: bool,
+    /// The path, where it has one.
+    pub path: Option<String>,
+    /// "r", "w" or "rw" for files opened with an access mode.
+    pub mode: Option<&'static str>,
+    /// open(2) flags.
+    pub flags: Option<u32>,
+    /// File position.
+    pub pos: Option<u64>,
+    /// Inode of a pipe or socket (both ends of a pipe share it).
+    pub inode: Option<u32>,
+    /// Bytes queued unread (pipes, fifos, sockets).
+    pub queued: Option<u64>,
+    /// The rest, as the text report shows it.
+    pub detail: String,
+}
+
+/// One end of a socket.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketAddress {
+    /// As ss writes it: `127.0.0.1:80`, `[::1]:80`, a path, `@name` for an
+    /// abstract unix name, `*` for an unnamed one, `PORTID/GROUP` for
+    /// netlink.
+    pub address: String,
+    /// The IP address.
+    pub ip: Option<String>,
+    /// The port (a netlink socket's port id).
+    pub port: Option<u32>,
+    /// A unix socket's name, exactly (an abstract name starts with NUL).
+    pub path: Option<String>,
+}
+
+/// A socket.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketInfo {
+    /// The descriptor.
+    pub fd: u32,
+    /// "inet", "inet6", "unix", "netlink" or "packet".
+    pub family: &'static str,
+    /// "stream", "dgram", "seqpacket", "raw", ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "tcp", "udp", ..., "unix", the netlink family, a packet socket's ethertype.
+    pub protocol: String,
+    /// "ESTABLISHED", "LISTEN", "UNCONN", ... as ss shows them.
+    pub state: String,
+    /// The local end.
+    pub local: Option<SocketAddress>,
+    /// The remote end (a unix socket's peer's name, where it has one).
+    pub remote: Option<SocketAddress>,
+    /// Bytes received and not read, where recorded.
+    pub recv_queue: Option<u64>,
+    /// Bytes written and not sent or acknowledged, where recorded.
+    pub send_queue: Option<u64>,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// The socket's inode.
+    pub inode: u32,
+    /// A unix socket's peer, by inode.
+    pub peer_inode: Option<u32>,
+}
+
+/// One mount.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountInfo {
+    /// Mount id.
+    pub id: u32,
+    /// The mount it is on.
+    pub parent: u32,
+    /// Where.
+    pub mountpoint: String,
+    /// Filesystem type ("unsupported" where CRIU recorded none).
+    #[serde(rename = "type")]
+    pub fstype: String,
+    /// Source.
+    pub source: String,
+    /// The directory of the filesystem mounted there.
+    pub root: String,
+    /// Superblock options.
+    pub options: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// The key of an external (bind) mount.
+    pub external: Option<String>,
+    /// Shared peer group (0: private).
+    pub shared: u32,
+    /// Master peer group (0: none).
+    pub master: u32,
+}
+
+/// A mount namespace and its mounts.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountNamespace {
+    /// Its id in the checkpoint (the N of mountpoints-N.img).
+    pub id: u32,
+    /// The processes in it.
+    pub processes: Vec<u32>,
+    /// Its mounts, each after the one it is mounted on; null if the
+    /// checkpoint holds none (the processes shared the mount namespace of
+    /// the host CRIU ran on) or they could not be read.
+    pub mounts: Option<Vec<MountInfo>>,
+    /// Why its mounts could not be read, if they could not.
+    pub error: Option<String>,
 }
 
 /// The input.
@@ -93,6 +229,14 @@ pub struct ProcessInfo {
     pub exit: Option<ExitStatus>,
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
+    /// Open file descriptors (only when asked for).
+    pub fds: Option<Vec<FdInfo>>,
+    /// Working directory (with the descriptors).
+    pub cwd: Option<String>,
+    /// Root directory (with the descriptors).
+    pub root: Option<String>,
+    /// Sockets (only when asked for).
+    pub sockets: Option<Vec<SocketInfo>>,
 }
 
 /// A process's memory.
@@ -218,11 +362,277 @@ fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
     seen.split_off(1)
 }
 
-/// Builds the report; `env` includes each process's environment.
-pub fn inspect(input: &Input, env: bool) -> Report {
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn access_mode(flags: u32) -> &'static str {
+    match flags & 3 {
+        0 => "r",
+        1 => "w",
+        _ => "rw",
+    }
+}
+
+fn fd_info(f: &OpenFile) -> FdInfo {
+    let mut i = FdInfo {
+        fd: f.fd,
+        kind: f.object.kind_name(),
+        cloexec: f.cloexec,
+        path: None,
+        mode: None,
+        flags: None,
+        pos: None,
+        inode: None,
+        queued: None,
+        detail: String::new(),
+    };
+    let queue = |n: u64| {
+        if n > 0 {
+            format!(", {n} bytes queued")
+        } else {
+            String::new()
+        }
+    };
+    i.detail = match &f.object {
+        FileObject::Regular {
+            path,
+            flags,
+            pos,
+            size,
+            directory,
+        } => {
+            (i.path, i.mode, i.flags, i.pos) = (
+                Some(lossy(path)),
+                Some(access_mode(*flags)),
+                Some(*flags),
+                Some(*pos),
+            );
+            let size = size.map(|s| format!(", size {s}")).unwrap_or_default();
+            if *directory {
+                format!("{} ({})", lossy(path), access_mode(*flags))
+            } else {
+                format!("{} ({}, pos {pos}{size})", lossy(path), access_mode(*flags))
+            }
+        }
+        FileObject::Pipe {
+            inode,
+            write,
+            queued,
+        } => {
+            (i.inode, i.queued, i.mode) = (
+                Some(*inode),
+                Some(*queued),
+                Some(if *write { "w" } else { "r" }),
+            );
+            format!(
+                "pipe:[{inode}] {} end{}",
+                if *write { "write" } else { "read" },
+                queue(*queued)
+            )
+        }
+        FileObject::Fifo {
+            inode,
+            path,
+            queued,
+        } => {
+            (i.inode, i.queued, i.path) = (Some(*inode), Some(*queued), path.as_deref().map(lossy));
+            format!(
+                "{} (pipe:[{inode}]{})",
+                path.as_deref().map_or("?".into(), lossy),
+                queue(*queued)
+            )
+        }
+        FileObject::Socket(s) => {
+            i.inode = Some(s.inode);
+            i.queued = s.queues.map(|q| q.recv + q.send);
+            socket_text(s)
+        }
+        FileObject::Eventfd { counter } => format!("counter {counter}"),
+        FileObject::Eventpoll { targets } => {
+            let t: Vec<String> = targets.iter().map(u32::to_string).collect();
+            format!(
+                "watching fds {}",
+                if t.is_empty() {
+                    "none".into()
+                } else {
+                    t.join(", ")
+                }
+            )
+        }
+        FileObject::Inotify { watches } => format!("{} watches", watches.len()),
+        FileObject::Fanotify => String::new(),
+        FileObject::Signalfd { mask } => format!("signals {mask:#x}"),
+        FileObject::Timerfd {
+            clock,
+            value,
+            interval,
+        } => format!(
+            "clock {clock}, next in {}.{:09} s, interval {}.{:09} s",
+            value.0, value.1, interval.0, interval.1
+        ),
+        FileObject::Tty {
+            path,
+            kind,
+            index,
+            master,
+        } => {
+            i.path = path.as_deref().map(lossy);
+            let mut d = path.as_deref().map_or_else(|| "?".into(), lossy);
+            d.push_str(&format!(" ({kind}"));
+            if let Some(n) = index {
+                d.push_str(&format!(" {n}"));
+            }
+            if *master {
+                d.push_str(", master");
+            }
+            d.push(')');
+            d
+        }
+        FileObject::Memfd { name, pos } => {
+            i.pos = Some(*pos);
+            format!("memfd:{} (pos {pos})", lossy(name))
+        }
+        FileObject::Namespace { kind } => format!("{kind} namespace"),
+        FileObject::Tun { device } => device.as_deref().map_or("detached".into(), lossy),
+        FileObject::BpfMap { name, id } => format!("{} (id {id})", lossy(name)),
+        FileObject::Pidfd { pid } => format!("pid {pid}"),
+        FileObject::External => "left to the restorer (--external)".into(),
+        FileObject::Unknown { type_code } => format!("CRIU file type {type_code}"),
+    };
+    i
+}
+
+/// A socket as one line: state, local end, remote end, queues.
+fn socket_text(s: &Socket) -> String {
+    let mut t = format!(
+        "{} {}",
+        s.state,
+        s.local.as_ref().map_or("*".into(), endpoint_text)
+    );
+    if let Some(r) = &s.remote {
+        t.push_str(&format!(" -> {}", endpoint_text(r)));
+    } else if let Some(p) = s.peer {
+        t.push_str(&format!(" -> socket:[{p}]"));
+    }
+    if let Some(q) = s.queues {
+        t.push_str(&format!(" (recv-q {}, send-q {})", q.recv, q.send));
+    }
+    t
+}
+
+fn address(e: &Endpoint) -> SocketAddress {
+    let mut a = SocketAddress {
+        address: endpoint_text(e),
+        ip: None,
+        port: None,
+        path: None,
+    };
+    match e {
+        Endpoint::Inet { addr, port } => {
+            (a.ip, a.port) = (Some(addr.to_string()), Some(u32::from(*port)));
+        }
+        Endpoint::Unix(name) => a.path = Some(lossy(name)),
+        Endpoint::Netlink { portid, .. } => a.port = Some(*portid),
+    }
+    a
+}
+
+fn socket_info(fd: u32, s: &Socket) -> SocketInfo {
+    SocketInfo {
+        fd,
+        family: s.family.name(),
+        kind: s.kind.clone(),
+        protocol: s.protocol.clone(),
+        state: s.state.clone(),
+        local: s.local.as_ref().map(address),
+        remote: s.remote.as_ref().map(address),
+        recv_queue: s.queues.map(|q| q.recv),
+        send_queue: s.queues.map(|q| q.send),
+        backlog: s.backlog,
+        inode: s.inode,
+        peer_inode: s.peer,
+    }
+}
+
+fn mount_info(m: &Mount) -> MountInfo {
+    MountInfo {
+        id: m.id,
+        parent: m.parent,
+        mountpoint: lossy(&m.mountpoint),
+        fstype: m.fstype.clone(),
+        source: lossy(&m.source),
+        root: lossy(&m.root),
+        options: lossy(&m.options),
+        read_only: m.read_only,
+        external: m.external.as_deref().map(lossy),
+        shared: m.shared,
+        master: m.master,
+    }
+}
+
+/// Fills in what `opts` ask for of process `info`'s files.
+fn add_files(
+    info: &mut ProcessInfo,
+    tables: &FileTables,
+    store: &dyn ImageStore,
+    big_endian: bool,
+    opts: &InspectOptions,
+    namespaces: &mut BTreeMap<u32, Vec<u32>>,
+) {
+    match tables.process(store, info.pid, big_endian) {
+        Err(e) => {
+            let msg = format!("open files: {e:#}");
+            info.error = Some(match info.error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+        }
+        Ok(files) => {
+            if opts.fds {
+                info.fds = Some(files.fds.iter().map(fd_info).collect());
+                info.cwd = files.cwd.as_deref().map(lossy);
+                info.root = files.root.as_deref().map(lossy);
+            }
+            if opts.sockets {
+                info.sockets = Some(
+                    files
+                        .fds
+                        .iter()
+                        .filter_map(|f| match &f.object {
+                            FileObject::Socket(s) => Some(socket_info(f.fd, s)),
+                            _ => None,
+                        })
+                        .collect(),
+                );
+            }
+            if let Some(ns) = files.mount_namespace {
+                namespaces.entry(ns).or_default().push(info.pid);
+            }
+        }
+    }
+}
+
+/// Builds the report of what `opts` ask for.
+pub fn inspect(input: &Input, opts: &InspectOptions) -> Report {
+    let env = opts.env;
     let ckpt = &input.checkpoint;
+    let store = ckpt.store().clone();
     let mut processes = Vec::new();
     let mut arch = None;
+    let mut namespaces: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut mounts_error = None;
+    let tables = if opts.fds || opts.sockets || opts.mounts {
+        match FileTables::load(&*store) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                mounts_error = Some(format!("{e:#}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     for e in &ckpt.tree {
         let mut info = ProcessInfo {
             pid: e.pid,
@@ -238,6 +648,10 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             memory: None,
             exit: None,
             error: None,
+            fds: None,
+            cwd: None,
+            root: None,
+            sockets: None,
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
@@ -263,10 +677,41 @@ pub fn inspect(input: &Input, env: bool) -> Report {
                     info.environment = p.read_strings(p.env_range).ok();
                 }
                 info.memory = Some(memory(&p));
+                match &tables {
+                    Some(t) => add_files(
+                        &mut info,
+                        t,
+                        &*store,
+                        p.arch.abi().big_endian,
+                        opts,
+                        &mut namespaces,
+                    ),
+                    None if opts.fds || opts.sockets => {
+                        info.error = mounts_error.as_ref().map(|e| format!("open files: {e}"));
+                    }
+                    None => {}
+                }
             }
         }
         processes.push(info);
     }
+    let mounts = opts.mounts.then(|| {
+        namespaces
+            .iter()
+            .map(|(&id, pids)| {
+                let (mounts, error) = match mounts::load(&*store, id) {
+                    Ok(m) => (m.map(|m| m.iter().map(mount_info).collect()), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                };
+                MountNamespace {
+                    id,
+                    processes: pids.clone(),
+                    mounts,
+                    error,
+                }
+            })
+            .collect()
+    });
     Report {
         schema: SCHEMA,
         input: InputInfo {
@@ -287,6 +732,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             parents: parents(ckpt.store()),
         },
         processes,
+        mounts,
     }
 }
 
@@ -459,9 +905,130 @@ impl Report {
                     );
                 }
             }
+            if let Some(fds) = &p.fds {
+                for (i, f) in fds.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "  {:<8} {:<4} {:<11} {}",
+                        if i == 0 { "fds" } else { "" },
+                        f.fd,
+                        f.kind,
+                        escape(&f.detail)
+                    );
+                }
+                if fds.is_empty() {
+                    let _ = writeln!(o, "  fds      none");
+                }
+                if let Some(cwd) = &p.cwd {
+                    let _ = writeln!(o, "  cwd      {}", escape(cwd));
+                }
+                if let Some(root) = p.root.as_ref().filter(|r| r.as_str() != "/") {
+                    let _ = writeln!(o, "  root     {}", escape(root));
+                }
+            }
+            if let Some(socks) = &p.sockets {
+                if socks.is_empty() {
+                    let _ = writeln!(o, "  sockets  none");
+                } else {
+                    let _ = writeln!(
+                        o,
+                        "  sockets  {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} REMOTE",
+                        "FD", "PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL"
+                    );
+                }
+                for s in socks {
+                    let q = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+                    // As ss shows a listener: its backlog as the send queue.
+                    let send = if s.state == "LISTEN" {
+                        s.backlog.to_string()
+                    } else {
+                        q(s.send_queue)
+                    };
+                    let remote = match (&s.remote, s.peer_inode) {
+                        (Some(r), _) => escape(&r.address).into_owned(),
+                        (None, Some(p)) => format!("socket:[{p}]"),
+                        (None, None) => "*".into(),
+                    };
+                    let proto = match s.family {
+                        "inet6" => format!("{}6", s.protocol),
+                        "unix" => format!("unix/{}", s.kind),
+                        "inet" => s.protocol.clone(),
+                        f => f.to_string(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        "           {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} {}",
+                        s.fd,
+                        proto,
+                        s.state,
+                        q(s.recv_queue),
+                        send,
+                        s.local.as_ref().map_or("*".into(), |l| escape(&l.address)),
+                        remote
+                    );
+                }
+            }
             if let Some(env) = &p.environment {
                 for (i, v) in env.iter().enumerate() {
                     let _ = writeln!(o, "  {:<8} {}", if i == 0 { "env" } else { "" }, escape(v));
+                }
+            }
+        }
+        if let Some(spaces) = &self.mounts {
+            if spaces.is_empty() {
+                let _ = writeln!(o, "\nmounts       none recorded");
+            }
+            for ns in spaces {
+                let pids: Vec<String> = ns.processes.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    o,
+                    "\nmount namespace {} (pid{} {})",
+                    ns.id,
+                    if pids.len() == 1 { "" } else { "s" },
+                    pids.join(", ")
+                );
+                if let Some(e) = &ns.error {
+                    let _ = writeln!(o, "  error    {}", escape(e));
+                }
+                match &ns.mounts {
+                    None if ns.error.is_none() => {
+                        let _ = writeln!(
+                            o,
+                            "  none recorded: the processes shared the mount namespace of the host CRIU ran on"
+                        );
+                    }
+                    None => {}
+                    Some(ms) => {
+                        let _ = writeln!(
+                            o,
+                            "  {:<5} {:<6} {:<12} {:<20} {:<12} OPTIONS",
+                            "ID", "PARENT", "TYPE", "MOUNTPOINT", "SOURCE"
+                        );
+                        for m in ms {
+                            let mut opts = format!(
+                                "{}{}{}",
+                                if m.read_only { "ro" } else { "rw" },
+                                if m.options.is_empty() { "" } else { "," },
+                                m.options
+                            );
+                            if m.root != "/" {
+                                opts.push_str(&format!(" (root {})", m.root));
+                            }
+                            if let Some(k) = &m.external {
+                                opts.push_str(&format!(" (external {k})"));
+                            }
+                            let _ = writeln!(
+                                o,
+                                "  {:<5} {:<6} {:<12} {:<20} {:<12} {}",
+                                m.id,
+                                m.parent,
+                                escape(&m.fstype),
+                                escape(&m.mountpoint),
+                                escape(&m.source),
+                                escape(&opts)
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -29,6 +29,7 @@ mod arches;
 mod archives;
 mod batch;
 mod consumers;
+mod fds;
 mod gdb;
 mod grep;
 mod hashes;
@@ -119,6 +120,7 @@ fn no_stray_test_attributes() {
         ("batch.rs", include_str!("batch.rs")),
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
+        ("fds.rs", include_str!("fds.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
         ("grep.rs", include_str!("grep.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
@@ -144,6 +146,7 @@ fn no_stray_test_attributes() {
         "batch.rs",
         "common.rs",
         "consumers.rs",
+        "fds.rs",
         "gdb.rs",
         "grep.rs",
         "hashes.rs",
@@ -173,6 +176,7 @@ fn main() {
     tests.extend(archives::tests());
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
+    tests.extend(fds::tests());
     tests.extend(gdb::tests());
     tests.extend(grep::tests());
     tests.extend(hashes::tests());
