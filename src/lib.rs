@@ -6,7 +6,9 @@
 //! model ([`model`]: threads, registers, mappings, and page runs walked on
 //! demand rather than held) → note
 //! building ([`notes`], one module per architecture in [`arch`]) → the ELF
-//! core writer ([`elf`]), tied together by [`convert`].
+//! core writer ([`elf`]), tied together by [`convert`]. Container images
+//! (OCI layouts and archives, docker-archives) and the file view their
+//! layers make are read by [`image`].
 //!
 //! # Reading a checkpoint and writing cores
 //!
@@ -77,6 +79,7 @@ pub mod convert;
 pub mod criu;
 pub mod elf;
 pub mod grep;
+pub mod image;
 pub mod input;
 pub mod inspect;
 pub mod model;

@@ -1,0 +1,1259 @@
+//! The file view an ordered list of tar layers makes (see the module
+//! documentation of [`crate::image`] for the rules and limits).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+
+use super::digest::{Digest, Expect, VerifyingReader};
+use super::tar::{Header, Kind, TarReader};
+use super::{
+    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
+    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
+};
+use crate::archive::SubFile;
+use crate::model::Blob;
+
+/// A path as bytes: `str`, `[u8]`, `OsStr`, `Path` and their owned forms
+/// (paths from checkpoints need not be UTF-8).
+pub trait PathBytes {
+    /// The bytes of the path.
+    fn path_bytes(&self) -> &[u8];
+}
+
+impl PathBytes for [u8] {
+    fn path_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PathBytes for Vec<u8> {
+    fn path_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PathBytes for str {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for String {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::ffi::OsStr {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::ffi::OsString {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PathBytes for std::path::Path {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_os_str().as_bytes()
+    }
+}
+
+impl PathBytes for std::path::PathBuf {
+    fn path_bytes(&self) -> &[u8] {
+        self.as_os_str().as_bytes()
+    }
+}
+
+/// One layer: a tar, plain or compressed, with what its bytes must be.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    label: String,
+    data: BlobData,
+    expect: Expect,
+    diff_id: Option<Digest>,
+}
+
+impl Layer {
+    /// A layer whose bytes are `data`; `label` names it in messages.
+    pub fn new(label: impl Into<String>, data: BlobData) -> Layer {
+        Layer {
+            label: label.into(),
+            data,
+            expect: Expect::default(),
+            diff_id: None,
+        }
+    }
+
+    /// Requires the stored bytes to have this digest and/or size.
+    pub fn expect(mut self, expect: Expect) -> Layer {
+        self.expect = expect;
+        self
+    }
+
+    /// Requires the uncompressed tar to have this digest (an image
+    /// config's `rootfs.diff_ids` entry).
+    pub fn diff_id(mut self, digest: Digest) -> Layer {
+        self.diff_id = Some(digest);
+        self
+    }
+
+    /// How messages name it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Where its bytes are.
+    pub fn data(&self) -> &BlobData {
+        &self.data
+    }
+}
+
+/// Where a regular file's bytes are in its layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Data {
+    layer: u32,
+    member: u32,
+    offset: u64,
+    size: u64,
+    sparse: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Dir,
+    File(Data),
+    Symlink(Box<[u8]>),
+    /// Present but not a regular file: a device, a fifo, a broken hard link.
+    Other,
+}
+
+/// What a path is in a tree of paths.
+pub(crate) enum Lookup<'a> {
+    Missing,
+    Dir,
+    File,
+    Symlink(&'a [u8]),
+    Other,
+}
+
+/// A tree of relative paths (`a/b/c`, the root is empty) with symbolic links.
+pub(crate) trait Tree {
+    fn lookup(&self, key: &[u8]) -> Lookup<'_>;
+}
+
+fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+}
+
+fn push_component(key: &mut Vec<u8>, c: &[u8]) {
+    if !key.is_empty() {
+        key.push(b'/');
+    }
+    key.extend_from_slice(c);
+}
+
+fn pop_component(key: &mut Vec<u8>) {
+    let cut = key.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    key.truncate(cut);
+}
+
+/// `path` made relative to the root with `..` clamped there, lexically.
+pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
+    if path.contains(&0) {
+        bail!("path contains a NUL byte");
+    }
+    if path.len() > MAX_PATH_BYTES {
+        bail!("path of {} bytes (at most {MAX_PATH_BYTES})", path.len());
+    }
+    let mut key = Vec::with_capacity(path.len());
+    for c in components(path) {
+        if c == b".." {
+            pop_component(&mut key);
+        } else {
+            push_component(&mut key, c);
+        }
+    }
+    Ok(key)
+}
+
+/// Resolves `path` in `tree` the way the kernel resolves a path with the
+/// tree as its root: symbolic links are followed (absolute ones from the
+/// root, the last component only if `follow_last`), `..` stops at the
+/// root, at most [`MAX_LINKS`] links. Gives the key reached, or `None` if a
+/// component is missing (unless `create`, which takes missing components
+/// as directories to be made) or is not a directory.
+pub(crate) fn walk<T: Tree + ?Sized>(
+    tree: &T,
+    path: &[u8],
+    follow_last: bool,
+    create: bool,
+) -> Result<Option<Vec<u8>>> {
+    let mut budget = u64::MAX;
+    Ok(walk_counted(tree, path, follow_last, create, &mut budget)?.map(|(k, _)| k))
+}
+
+/// [`walk`], taking one from `budget` for each lookup (an error when it
+/// runs out), and saying whether it followed a link.
+fn walk_counted<T: Tree + ?Sized>(
+    tree: &T,
+    path: &[u8],
+    follow_last: bool,
+    create: bool,
+    budget: &mut u64,
+) -> Result<Option<(Vec<u8>, bool)>> {
+    let mut todo: VecDeque<Vec<u8>> = components(path).map(<[u8]>::to_vec).collect();
+    let mut done: Vec<u8> = Vec::with_capacity(path.len());
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == b".." {
+            pop_component(&mut done);
+            continue;
+        }
+        *budget = budget
+            .checked_sub(1)
+            .context("paths too costly to resolve")?;
+        let before = done.len();
+        push_component(&mut done, &c);
+        let last = todo.is_empty();
+        match tree.lookup(&done) {
+            Lookup::Symlink(target) if !last || follow_last => {
+                links += 1;
+                if links > MAX_LINKS {
+                    bail!(
+                        "{}: more than {MAX_LINKS} symbolic links",
+                        path.escape_ascii()
+                    );
+                }
+                if target.is_empty() {
+                    return Ok(None);
+                }
+                let target = target.to_vec();
+                done.truncate(before);
+                if target.starts_with(b"/") {
+                    done.clear();
+                }
+                for t in components(&target).rev() {
+                    todo.push_front(t.to_vec());
+                }
+            }
+            Lookup::Dir | Lookup::Symlink(_) => {}
+            Lookup::File | Lookup::Other if last => {}
+            Lookup::File | Lookup::Other => return Ok(None),
+            Lookup::Missing if create => {}
+            Lookup::Missing => return Ok(None),
+        }
+    }
+    Ok(Some((done, links > 0)))
+}
+
+/// Whether `x` is `key` or one of its ancestors (the root is everyone's).
+fn is_ancestor_or_self(x: &[u8], key: &[u8]) -> bool {
+    x.is_empty() || key == x || (key.starts_with(x) && key.get(x.len()) == Some(&b'/'))
+}
+
+/// A regular file of a [`LayerView`], as [`LayerView::resolve`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    path: Box<[u8]>,
+    data: Data,
+}
+
+impl FileRef {
+    /// Its path in the view, all links resolved (relative to the root).
+    pub fn path(&self) -> &[u8] {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.data.size
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.size == 0
+    }
+
+    /// The layer it comes from (0 is the lowest).
+    pub fn layer(&self) -> usize {
+        self.data.layer as usize
+    }
+}
+
+struct LayerState {
+    label: String,
+    data: BlobData,
+    compression: Compression,
+}
+
+type Map = BTreeMap<Vec<u8>, Node>;
+
+/// The files of a stack of layers, as a container sees them.
+pub struct LayerView {
+    layers: Vec<LayerState>,
+    /// What the layers indexed so far make.
+    entries: Map,
+    /// What the layer being indexed puts over that. Kept apart so that
+    /// whiteouts, which delete from lower layers only, visit nothing else:
+    /// each lower path is visited once, when it is deleted.
+    current: Map,
+    /// The last parent directory resolved while indexing (raw, resolved),
+    /// when no link was followed: members of one directory come together.
+    parent: Option<(Vec<u8>, Vec<u8>)>,
+    /// Lookups left for resolving members' parents.
+    budget: u64,
+    opts: Options,
+    spill: Mutex<Spill<(u32, u32)>>,
+}
+
+impl std::fmt::Debug for LayerView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerView")
+            .field("layers", &self.layers.len())
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Tree for LayerView {
+    fn lookup(&self, key: &[u8]) -> Lookup<'_> {
+        if key.is_empty() {
+            return Lookup::Dir;
+        }
+        match self.node(key) {
+            Some(n) => match n {
+                Node::Dir => Lookup::Dir,
+                Node::File(_) => Lookup::File,
+                Node::Symlink(t) => Lookup::Symlink(t),
+                Node::Other => Lookup::Other,
+            },
+            // A directory no member names, made for what is under it.
+            None if self.has_children(key) => Lookup::Dir,
+            None => Lookup::Missing,
+        }
+    }
+}
+
+/// The keys under `key`: from `key/` up to (not including) `key0`.
+fn under(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    ([key, b"/"].concat(), [key, b"0"].concat())
+}
+
+/// Removes `key`'s descendants from `map` (everything for the root);
+/// costs what it removes.
+fn remove_under(map: &mut Map, key: &[u8]) {
+    if key.is_empty() {
+        map.clear();
+        return;
+    }
+    let (lo, hi) = under(key);
+    let doomed: Vec<Vec<u8>> = map.range(lo..hi).map(|(k, _)| k.clone()).collect();
+    for k in doomed {
+        map.remove(&k);
+    }
+}
+
+impl LayerView {
+    /// Indexes `layers`, lowest first, each in one pass that also checks
+    /// its digest, size and diff_id; `opts` bounds what
+    /// [`materialize`](Self::materialize) copies.
+    pub fn new(layers: Vec<Layer>, opts: &Options) -> Result<LayerView> {
+        if layers.len() > MAX_LAYERS {
+            bail!("{} layers (at most {MAX_LAYERS})", layers.len());
+        }
+        let mut view = LayerView {
+            layers: Vec::with_capacity(layers.len()),
+            entries: BTreeMap::new(),
+            current: BTreeMap::new(),
+            parent: None,
+            budget: MAX_WALK_LOOKUPS,
+            opts: opts.clone(),
+            spill: Mutex::new(Spill::default()),
+        };
+        for (i, layer) in layers.into_iter().enumerate() {
+            view.add_layer(i as u32, layer)?;
+        }
+        Ok(view)
+    }
+
+    fn add_layer(&mut self, i: u32, layer: Layer) -> Result<()> {
+        let what = layer.label.clone();
+        let compression = sniff_compression(&layer.data.head(8)?, &what)?;
+        let unchecked = layer.expect.is_empty() && layer.diff_id.is_none();
+        match (&layer.data, compression) {
+            // Nothing to verify: seek over the data of a plain tar.
+            (BlobData::File(b), Compression::None) if unchecked => {
+                let sub = SubFile::open(&b.path, b.offset, b.len)
+                    .with_context(|| format!("{what}: cannot open"))?;
+                let tar = TarReader::seekable(io::BufReader::new(sub), b.len);
+                self.index(i, tar, &what)?;
+            }
+            _ => {
+                // An uncompressed layer's diff_id is its digest: hash once.
+                let diff_id = layer.diff_id.clone().filter(|d| {
+                    compression != Compression::None || Some(d) != layer.expect.digest.as_ref()
+                });
+                let mut raw = VerifyingReader::new(layer.data.open()?, &what, layer.expect.clone());
+                {
+                    let dec = decoder(&mut raw, compression, &what)?;
+                    let mut plain = VerifyingReader::new(
+                        dec,
+                        format!("{what} (uncompressed, against the config's diff_id)"),
+                        Expect {
+                            digest: diff_id,
+                            size: None,
+                        },
+                    );
+                    self.index(i, TarReader::new(&mut plain), &what)?;
+                    // What follows the end of the tar counts for the diff_id.
+                    plain
+                        .finish()
+                        .with_context(|| format!("{what}: broken layer"))?;
+                }
+                raw.finish()
+                    .with_context(|| format!("{what}: broken layer"))?;
+            }
+        }
+        tracing::debug!(layer = %what, ?compression, entries = self.entries.len(), "indexed layer");
+        self.layers.push(LayerState {
+            label: layer.label,
+            data: layer.data,
+            compression,
+        });
+        Ok(())
+    }
+
+    fn index<R: io::Read>(&mut self, i: u32, mut tar: TarReader<R>, what: &str) -> Result<()> {
+        while let Some(h) = tar
+            .next_header()
+            .with_context(|| format!("{what}: broken tar"))?
+        {
+            if h.index >= MAX_LAYER_MEMBERS {
+                bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
+            }
+            self.apply(i, &h).with_context(|| {
+                format!("{what}: member #{} {}", h.index, h.path.escape_ascii())
+            })?;
+        }
+        let layer = std::mem::take(&mut self.current);
+        self.entries.extend(layer);
+        self.parent = None;
+        Ok(())
+    }
+
+    fn apply(&mut self, i: u32, h: &Header) -> Result<()> {
+        let path = clean(&h.path)?;
+        if path.is_empty() {
+            return Ok(());
+        }
+        let (parent, base) = match path.iter().rposition(|&b| b == b'/') {
+            Some(p) => (&path[..p], &path[p + 1..]),
+            None => (&path[..0], &path[..]),
+        };
+        if let Some(target) = base.strip_prefix(b".wh.") {
+            // A whiteout under something that is not a directory has
+            // nothing to delete.
+            let Some(dir) = self.parent_dir(parent)? else {
+                return Ok(());
+            };
+            if target == b".wh..opq" {
+                self.touch(&dir);
+                remove_under(&mut self.entries, &dir);
+            } else if !(target.is_empty()
+                || target == b"."
+                || target == b".."
+                || target.starts_with(b".wh."))
+            {
+                let mut key = dir;
+                push_component(&mut key, target);
+                self.touch(&key);
+                self.entries.remove(&key);
+                remove_under(&mut self.entries, &key);
+            }
+            return Ok(());
+        }
+        let mut key = self
+            .parent_dir(parent)?
+            .context("a parent directory is not a directory in the view")?;
+        push_component(&mut key, base);
+        let node = match h.kind {
+            Kind::Dir => Node::Dir,
+            Kind::File => Node::File(Data {
+                layer: i,
+                member: h.index,
+                offset: h.offset,
+                size: h.size,
+                sparse: h.sparse,
+            }),
+            Kind::Symlink => {
+                if h.link.len() > MAX_PATH_BYTES || h.link.contains(&0) {
+                    bail!("bad symbolic link target");
+                }
+                Node::Symlink(h.link.clone().into())
+            }
+            // A hard link shares what its target is (link(2) does not
+            // follow a last symbolic link); a link to nothing is a file
+            // that cannot be read, never a way to what lies below.
+            Kind::HardLink => match self.walk_budgeted(&clean(&h.link)?, false, false)? {
+                Some((t, _)) => match self.node(&t) {
+                    Some(n @ (Node::File(_) | Node::Symlink(_))) => n.clone(),
+                    _ => Node::Other,
+                },
+                None => Node::Other,
+            },
+            Kind::Other => Node::Other,
+        };
+        self.insert(key, node)
+    }
+
+    /// Where the directory `parent` (a cleaned member path) is, resolved
+    /// through the view's links as extracting would; `None` if it is not
+    /// a directory.
+    fn parent_dir(&mut self, parent: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some((raw, key)) = &self.parent {
+            if raw == parent {
+                return Ok(Some(key.clone()));
+            }
+        }
+        let Some((key, linked)) = self.walk_budgeted(parent, true, true)? else {
+            return Ok(None);
+        };
+        if !matches!(self.lookup(&key), Lookup::Dir | Lookup::Missing) {
+            return Ok(None);
+        }
+        // Without links, only the directories on the way were looked at:
+        // the answer holds until one of them changes (see `touch`).
+        self.parent = (!linked).then(|| (parent.to_vec(), key.clone()));
+        Ok(Some(key))
+    }
+
+    /// [`walk_counted`] on the view's budget.
+    fn walk_budgeted(
+        &mut self,
+        path: &[u8],
+        follow_last: bool,
+        create: bool,
+    ) -> Result<Option<(Vec<u8>, bool)>> {
+        let mut budget = self.budget;
+        let found = walk_counted(self, path, follow_last, create, &mut budget);
+        self.budget = budget;
+        found.context("the layers' paths cost too many lookups to resolve (MAX_WALK_LOOKUPS)")
+    }
+
+    /// Notes a change at `key` (or under it).
+    fn touch(&mut self, key: &[u8]) {
+        if self
+            .parent
+            .as_ref()
+            .is_some_and(|(_, k)| is_ancestor_or_self(key, k))
+        {
+            self.parent = None;
+        }
+    }
+
+    /// Puts a member of the layer being indexed at `key`: a directory
+    /// over a directory merges with it; anything else replaces what was
+    /// there, and all under it.
+    fn insert(&mut self, key: Vec<u8>, node: Node) -> Result<()> {
+        let dir_over_dir = matches!(node, Node::Dir) && matches!(self.node(&key), Some(Node::Dir));
+        if !dir_over_dir {
+            self.touch(&key);
+            self.entries.remove(&key);
+            self.current.remove(&key);
+            if !matches!(node, Node::Dir) {
+                remove_under(&mut self.entries, &key);
+                remove_under(&mut self.current, &key);
+            }
+        }
+        if self.entries.len() + self.current.len() >= MAX_VIEW_ENTRIES {
+            bail!("more than {MAX_VIEW_ENTRIES} paths in the view");
+        }
+        self.current.insert(key, node);
+        Ok(())
+    }
+
+    /// What is at `key`: the current layer's, else the lower layers'.
+    fn node(&self, key: &[u8]) -> Option<&Node> {
+        self.current.get(key).or_else(|| self.entries.get(key))
+    }
+
+    fn has_children(&self, key: &[u8]) -> bool {
+        let (lo, hi) = under(key);
+        self.current.range(lo.clone()..hi.clone()).next().is_some()
+            || self.entries.range(lo..hi).next().is_some()
+    }
+
+    /// Deletes `path` and all under it, as a container that removed it
+    /// (Podman's `deleted.files`): parents resolve through the view's
+    /// links, a last component that is a link is removed itself. Says
+    /// whether anything was there.
+    pub fn delete<P: PathBytes + ?Sized>(&mut self, path: &P) -> Result<bool> {
+        let path = clean(path.path_bytes())?;
+        let Some(base) = components(&path).next_back() else {
+            return Ok(false);
+        };
+        let parent = &path[..path.len() - base.len()];
+        let Some(mut key) = walk(self, parent, true, false)? else {
+            return Ok(false);
+        };
+        push_component(&mut key, base);
+        let had = self.entries.remove(&key).is_some() | self.has_children(&key);
+        remove_under(&mut self.entries, &key);
+        Ok(had)
+    }
+
+    /// Resolves `path` (as a process saw it, as bytes or any path type; relative paths start
+    /// at the root) to a regular file of the view: symbolic links
+    /// followed inside the view, `..` stopped at its root. `None` if there
+    /// is no such file, or something that is not a regular file. An error
+    /// only for more than [`MAX_LINKS`] links.
+    pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> Result<Option<FileRef>> {
+        let Some(key) = walk(self, path.path_bytes(), true, false)? else {
+            return Ok(None);
+        };
+        Ok(match self.node(&key) {
+            Some(Node::File(d)) => Some(FileRef {
+                path: key.into(),
+                data: *d,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Every regular file of the view, in path order.
+    pub fn files(&self) -> impl Iterator<Item = FileRef> + '_ {
+        self.entries.iter().filter_map(|(k, n)| match n {
+            Node::File(d) => Some(FileRef {
+                path: k.clone().into(),
+                data: *d,
+            }),
+            _ => None,
+        })
+    }
+
+    /// How many layers it has.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The bytes of `files` (from this view), in the same order: in place
+    /// where the layer is an uncompressed file, else copied, once, into a
+    /// private temporary directory that lives as long as the view, in one
+    /// streaming pass per layer. Fails naming the file when the copies
+    /// would pass [`Options::spill_cap`].
+    pub fn materialize(&self, files: &[FileRef]) -> Result<Vec<Blob>> {
+        let mut out: Vec<Option<Blob>> = vec![None; files.len()];
+        let mut wanted: BTreeMap<u32, BTreeMap<u32, &FileRef>> = BTreeMap::new();
+        for (n, f) in files.iter().enumerate() {
+            let l = self
+                .layers
+                .get(f.layer())
+                .context("a file that is not from this view")?;
+            let label = format!("{}:{}", l.label, f.path.escape_ascii());
+            if f.data.sparse {
+                bail!("{label}: a sparse file in a layer, which criu2core does not read");
+            }
+            match (&l.data, l.compression) {
+                (BlobData::File(b), Compression::None) => {
+                    if f.data
+                        .offset
+                        .checked_add(f.data.size)
+                        .is_none_or(|e| e > b.len)
+                    {
+                        bail!("{label}: not from this view");
+                    }
+                    out[n] = Some(Blob {
+                        path: b.path.clone(),
+                        offset: b
+                            .offset
+                            .checked_add(f.data.offset)
+                            .with_context(|| format!("{label}: not from this view"))?,
+                        label,
+                        len: f.data.size,
+                    });
+                }
+                _ => {
+                    wanted
+                        .entry(f.data.layer)
+                        .or_default()
+                        .insert(f.data.member, f);
+                }
+            }
+        }
+        let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let mut need = spill.used;
+        for (&layer, members) in &wanted {
+            for (&member, f) in members {
+                if spill.copies.contains_key(&(layer, member)) {
+                    continue;
+                }
+                need = need.saturating_add(f.data.size);
+                if need > self.opts.spill_cap {
+                    bail!(
+                        "{}:{}: copying it out of its compressed layer would pass the cap of {} bytes for copies",
+                        self.layers[layer as usize].label,
+                        f.path.escape_ascii(),
+                        self.opts.spill_cap
+                    );
+                }
+            }
+        }
+        for (&layer, members) in &wanted {
+            self.copy_out(&mut spill, layer, members)?;
+        }
+        for (n, f) in files.iter().enumerate() {
+            if out[n].is_none() {
+                out[n] = spill.copies.get(&(f.data.layer, f.data.member)).cloned();
+            }
+        }
+        out.into_iter()
+            .map(|b| b.context("a file was not copied"))
+            .collect()
+    }
+
+    /// One pass over a layer, copying the wanted members not copied yet.
+    fn copy_out(
+        &self,
+        spill: &mut Spill<(u32, u32)>,
+        layer: u32,
+        members: &BTreeMap<u32, &FileRef>,
+    ) -> Result<()> {
+        let todo: BTreeMap<u32, &FileRef> = members
+            .iter()
+            .filter(|(&m, _)| !spill.copies.contains_key(&(layer, m)))
+            .map(|(&m, &f)| (m, f))
+            .collect();
+        let Some(&last) = todo.keys().next_back() else {
+            return Ok(());
+        };
+        let l = &self.layers[layer as usize];
+        let dec = decoder(l.data.open()?, l.compression, &l.label)?;
+        let mut tar = TarReader::new(dec);
+        let mut found = 0;
+        while let Some(h) = tar
+            .next_header()
+            .with_context(|| format!("{}: broken tar", l.label))?
+        {
+            if h.index > last {
+                break;
+            }
+            let Some(f) = todo.get(&h.index) else {
+                continue;
+            };
+            let label = format!("{}:{}", l.label, f.path.escape_ascii());
+            if h.offset != f.data.offset || h.size != f.data.size {
+                bail!("{label}: the layer changed since it was indexed");
+            }
+            let name = format!("layer{layer}-member{}", h.index);
+            spill.copy(&self.opts, (layer, h.index), &name, label, h.size, &mut tar)?;
+            found += 1;
+        }
+        if found != todo.len() {
+            bail!("{}: the layer changed since it was indexed", l.label);
+        }
+        Ok(())
+    }
+}
+
+/// The paths of Podman's `deleted.files` (a JSON array of strings).
+pub fn parse_deleted_files(bytes: &[u8]) -> Result<Vec<String>> {
+    serde_json::from_slice(bytes).context("deleted.files: not a JSON array of paths")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tar::tests::build;
+    use super::*;
+    use std::io::{Read, Write};
+
+    type Member<'a> = (&'a [u8], Kind, &'a [u8]);
+
+    fn mem(label: &str, members: &[Member]) -> Layer {
+        Layer::new(label, BlobData::Memory(build(members).into()))
+    }
+
+    fn view(layers: Vec<Layer>) -> LayerView {
+        LayerView::new(layers, &Options::default()).unwrap()
+    }
+
+    #[test]
+    fn parent_lookups_are_bounded() {
+        // Members of two deep directories: listed directory by directory,
+        // each directory is resolved once; alternating, every member
+        // costs the whole depth, and the budget runs out.
+        let deep = |c: char| (0..50).map(|i| format!("{c}{i}/")).collect::<String>();
+        let names = |alternate: bool| -> Vec<Vec<u8>> {
+            (0..2000)
+                .map(|i| {
+                    let dir = if alternate { i % 2 } else { i / 1000 };
+                    format!("{}f{i}", deep(if dir == 0 { 'a' } else { 'b' })).into_bytes()
+                })
+                .collect()
+        };
+        for alternate in [false, true] {
+            let names = names(alternate);
+            let members: Vec<Member> = names.iter().map(|n| (&n[..], F, &b"x"[..])).collect();
+            let mut v = LayerView {
+                layers: Vec::new(),
+                entries: BTreeMap::new(),
+                current: BTreeMap::new(),
+                parent: None,
+                budget: 10_000,
+                opts: Options::default(),
+                spill: Mutex::new(Spill::default()),
+            };
+            let got = v.add_layer(0, mem("deep", &members));
+            if alternate {
+                let err = format!("{:#}", got.unwrap_err());
+                assert!(err.contains("too many lookups"), "{err}");
+            } else {
+                got.unwrap();
+                assert_eq!(v.files().count(), 2000);
+                assert!(v.budget > 9_000, "{} lookups", 10_000 - v.budget);
+            }
+        }
+    }
+
+    fn read(v: &LayerView, path: &str) -> Option<Vec<u8>> {
+        let f = v.resolve(path).unwrap()?;
+        let b = v.materialize(std::slice::from_ref(&f)).unwrap().remove(0);
+        let mut s = Vec::new();
+        SubFile::open(&b.path, b.offset, b.len)
+            .unwrap()
+            .read_to_end(&mut s)
+            .unwrap();
+        Some(s)
+    }
+
+    const F: Kind = Kind::File;
+    const D: Kind = Kind::Dir;
+    const S: Kind = Kind::Symlink;
+    const H: Kind = Kind::HardLink;
+
+    #[test]
+    fn whiteouts_and_opaque_directories() {
+        let lower = mem(
+            "lower",
+            &[
+                (b"etc/", D, b""),
+                (b"etc/passwd", F, b"lower passwd"),
+                (b"etc/gone", F, b"deleted"),
+                (b"etc/dir/a", F, b"a"),
+                (b"opq/old", F, b"old"),
+                (b"opq/sub/old", F, b"old"),
+                (b"keep/x", F, b"x"),
+                (b"same", F, b"lower same"),
+            ],
+        );
+        let upper = mem(
+            "upper",
+            &[
+                (b"etc/passwd", F, b"upper passwd"),
+                (b"etc/.wh.gone", F, b""),
+                (b"etc/.wh.dir", F, b""),
+                // A whiteout in the layer that also has the file: the file
+                // stays, before or after the whiteout.
+                (b"same", F, b"upper same"),
+                (b".wh.same", F, b""),
+                (b".wh.new", F, b""),
+                (b"new", F, b"new"),
+                (b"opq/", D, b""),
+                (b"opq/.wh..wh..opq", F, b""),
+                (b"opq/fresh", F, b"fresh"),
+            ],
+        );
+        let v = view(vec![lower, upper]);
+        assert_eq!(read(&v, "/etc/passwd").unwrap(), b"upper passwd");
+        assert_eq!(read(&v, "etc/passwd").unwrap(), b"upper passwd");
+        assert!(v.resolve("/etc/gone").unwrap().is_none());
+        assert!(v.resolve("/etc/dir/a").unwrap().is_none());
+        assert_eq!(read(&v, "/same").unwrap(), b"upper same");
+        assert_eq!(read(&v, "/new").unwrap(), b"new");
+        assert!(v.resolve("/opq/old").unwrap().is_none());
+        assert!(v.resolve("/opq/sub/old").unwrap().is_none());
+        assert_eq!(read(&v, "/opq/fresh").unwrap(), b"fresh");
+        assert_eq!(read(&v, "/keep/x").unwrap(), b"x");
+        assert_eq!(v.resolve("/etc/passwd").unwrap().unwrap().layer(), 1);
+        // Whiteout markers are not files of the view.
+        let names: Vec<Vec<u8>> = v.files().map(|f| f.path().to_vec()).collect();
+        assert!(
+            names.iter().all(|n| !n.windows(4).any(|w| w == b".wh.")),
+            "{names:?}"
+        );
+        // A third layer brings a whited-out file back.
+        let v = view(vec![
+            mem("l0", &[(b"a/b", F, b"0")]),
+            mem("l1", &[(b".wh.a", F, b"")]),
+            mem("l2", &[(b"a/c", F, b"2")]),
+        ]);
+        assert!(v.resolve("a/b").unwrap().is_none());
+        assert_eq!(read(&v, "a/c").unwrap(), b"2");
+    }
+
+    #[test]
+    fn replacing_types() {
+        let v = view(vec![
+            mem("l0", &[(b"d/f", F, b"f"), (b"x", F, b"x"), (b"s", S, b"d")]),
+            // A file over a directory hides what was in it; a directory
+            // over a file replaces it; a directory over a link too.
+            mem(
+                "l1",
+                &[
+                    (b"d", F, b"now a file"),
+                    (b"x/", D, b""),
+                    (b"x/y", F, b"y"),
+                    (b"s/", D, b""),
+                ],
+            ),
+        ]);
+        assert_eq!(read(&v, "d").unwrap(), b"now a file");
+        assert!(v.resolve("d/f").unwrap().is_none());
+        assert_eq!(read(&v, "x/y").unwrap(), b"y");
+        assert!(v.resolve("s/f").unwrap().is_none());
+    }
+
+    #[test]
+    fn hostile_names() {
+        let v = view(vec![
+            mem(
+                "l0",
+                &[
+                    (b"etc/passwd", F, b"p"),
+                    (b"a/b", F, b"b"),
+                    (b"top", F, b"t"),
+                ],
+            ),
+            mem(
+                "l1",
+                &[
+                    // Whiteouts of `..` and `.` delete nothing.
+                    (b"a/.wh...", F, b""),
+                    (b"a/.wh..", F, b""),
+                    (b".wh..", F, b""),
+                    (b".wh.", F, b""),
+                    (b"etc/.wh..wh.plnk", F, b""),
+                    // `..` in member names stays inside the view.
+                    (b"../../../escaped", F, b"e"),
+                    (b"a/../../../etc/../top", F, b"new top"),
+                ],
+            ),
+        ]);
+        assert_eq!(read(&v, "/etc/passwd").unwrap(), b"p");
+        assert_eq!(read(&v, "/a/b").unwrap(), b"b");
+        assert_eq!(read(&v, "/escaped").unwrap(), b"e");
+        assert_eq!(read(&v, "/top").unwrap(), b"new top");
+        // A member under a file is an error naming it.
+        let err = LayerView::new(
+            vec![mem("l", &[(b"f", F, b""), (b"f/x", F, b"")])],
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("l: member #1 f/x"), "{err:#}");
+        // Member paths with NUL bytes or too long are refused.
+        assert!(clean(b"a\0b").is_err());
+        assert!(clean(&vec![b'a'; MAX_PATH_BYTES + 1]).is_err());
+        assert_eq!(clean(b"/./a//b/../../../c/").unwrap(), b"c");
+    }
+
+    #[test]
+    fn symlinks_stay_inside() {
+        let v = view(vec![mem(
+            "l",
+            &[
+                (b"usr/lib/libc.so.6", F, b"libc"),
+                (b"lib", S, b"usr/lib"),
+                (b"abs", S, b"/usr/lib/libc.so.6"),
+                (b"up", S, b"../../../../usr/lib/libc.so.6"),
+                (b"rootup", S, b"/../../usr/lib"),
+                (b"etc/shadow", S, b"../../../../../secret"),
+                (b"etc/passwd", S, b"../../../../../etc/passwd"),
+                (b"loop", S, b"loop"),
+                (b"ping", S, b"pong"),
+                (b"pong", S, b"/ping"),
+                (b"empty", S, b""),
+                (b"dirlink", S, b"usr/lib"),
+                (b"hard", H, b"usr/lib/libc.so.6"),
+                (b"hardlink-to-link", H, b"lib"),
+                (b"hard-missing", H, b"nowhere"),
+                (b"fifo", Kind::Other, b""),
+            ],
+        )]);
+        for p in [
+            "/lib/libc.so.6",
+            "/abs",
+            "/up",
+            "rootup/libc.so.6",
+            "/usr/../../lib/./libc.so.6",
+            "hard",
+            "hardlink-to-link/libc.so.6",
+        ] {
+            assert_eq!(read(&v, p).as_deref(), Some(&b"libc"[..]), "{p}");
+        }
+        assert_eq!(
+            v.resolve("/lib/libc.so.6").unwrap().unwrap().path(),
+            b"usr/lib/libc.so.6"
+        );
+        // A link out of the view leads to the view's own /secret, which
+        // does not exist; one to the host's /etc/passwd leads to itself.
+        assert!(v.resolve("/etc/shadow").unwrap().is_none());
+        for p in ["/loop", "/ping", "/etc/passwd"] {
+            let err = v.resolve(p).unwrap_err().to_string();
+            assert!(err.contains("more than 40 symbolic links"), "{err}");
+        }
+        for p in [
+            "/empty",
+            "/dirlink",
+            "/usr",
+            "/",
+            "",
+            "/hard-missing",
+            "/fifo",
+            "/usr/lib/libc.so.6/x",
+        ] {
+            assert!(v.resolve(p).unwrap().is_none(), "{p}");
+        }
+        // A member whose parent is a link lands where the link points, as
+        // extracting the layer would put it.
+        let v = view(vec![
+            mem("l0", &[(b"usr/lib/", D, b""), (b"lib", S, b"/usr/lib")]),
+            mem("l1", &[(b"lib/libnew.so", F, b"new")]),
+        ]);
+        assert_eq!(
+            v.resolve("/usr/lib/libnew.so").unwrap().unwrap().path(),
+            b"usr/lib/libnew.so"
+        );
+    }
+
+    #[test]
+    fn whiteouts_cost_what_they_delete() {
+        // A layer that whites out the same directory 20,000 times over
+        // 20,000 files of its own: each whiteout visits only what lower
+        // layers have there (once), never the layer's own files.
+        let names: Vec<Vec<u8>> = (0..20_000)
+            .map(|i| format!("d/f{i}").into_bytes())
+            .collect();
+        let mut upper: Vec<Member> = names.iter().map(|n| (&n[..], F, &b"x"[..])).collect();
+        upper.extend(std::iter::repeat_n((&b".wh.d"[..], F, &b""[..]), 20_000));
+        upper.extend(std::iter::repeat_n(
+            (&b"d/.wh..wh..opq"[..], F, &b""[..]),
+            20_000,
+        ));
+        let start = std::time::Instant::now();
+        let v = view(vec![mem("l0", &[(b"d/lower", F, b"l")]), mem("l1", &upper)]);
+        assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+        assert_eq!(v.files().count(), 20_000);
+        assert!(v.resolve("d/lower").unwrap().is_none());
+    }
+
+    #[test]
+    fn damaged_layers_never_panic() {
+        // Every byte of a small layer (long names, PAX, links, whiteouts)
+        // changed in turn, plain and as gzip: errors or views, no panics.
+        let long = [b"x/".repeat(60).as_slice(), b"f"].concat();
+        let tar = build(&[
+            (b"d/", D, b""),
+            (b"d/f", F, b"data"),
+            (&long, F, b"deep"),
+            (b"d/.wh.g", F, b""),
+            (b"d/.wh..wh..opq", F, b""),
+            (b"s", S, &[b"../".repeat(50).as_slice(), b"d"].concat()),
+            (b"h", H, b"d/f"),
+        ]);
+        let mut x: u32 = 7;
+        for (i, _) in tar.iter().enumerate().step_by(3) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let mut bad = tar.clone();
+            bad[i] ^= (x >> 24) as u8 | 1;
+            for bytes in [bad.clone(), gzip(&bad)] {
+                let layers = vec![
+                    mem("l0", &[(b"d/g", F, b"g")]),
+                    Layer::new("bad", BlobData::Memory(bytes.into())),
+                ];
+                if let Ok(v) = LayerView::new(layers, &Options::default()) {
+                    for f in v.files().collect::<Vec<_>>() {
+                        let _ = v.materialize(&[f]);
+                    }
+                    let _ = v.resolve("s/f");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paths_are_bytes() {
+        let v = view(vec![mem(
+            "l",
+            &[(b"dir/\xff\xfe", F, b"latin"), (b"l\x80", S, b"dir")],
+        )]);
+        let os = std::ffi::OsStr::from_bytes(b"/l\x80/\xff\xfe");
+        for f in [
+            v.resolve(&b"/dir/\xff\xfe"[..]).unwrap(),
+            v.resolve(os).unwrap(),
+            v.resolve(std::path::Path::new(os)).unwrap(),
+        ] {
+            assert_eq!(f.unwrap().path(), b"dir/\xff\xfe");
+        }
+        // Messages show such names escaped.
+        let err = LayerView::new(
+            vec![mem("l", &[(b"\x1b[2J", F, b""), (b"\x1b[2J/x", F, b"")])],
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("\\x1b[2J/x"), "{err:#}");
+    }
+
+    #[test]
+    fn deleted_files() {
+        let mut v = view(vec![mem(
+            "l",
+            &[
+                (b"a/b", F, b"b"),
+                (b"a/c", F, b"c"),
+                (b"d/e", F, b"e"),
+                (b"l", S, b"d"),
+            ],
+        )]);
+        let paths = parse_deleted_files(br#"["/a/b", "/l/e", "/nothing"]"#).unwrap();
+        let deleted: Vec<bool> = paths.iter().map(|p| v.delete(p).unwrap()).collect();
+        assert_eq!(deleted, [true, true, false]);
+        assert!(v.resolve("/a/b").unwrap().is_none());
+        assert!(v.resolve("/d/e").unwrap().is_none());
+        assert!(v.resolve("/a/c").unwrap().is_some());
+        assert!(v.delete("/a").unwrap());
+        assert!(v.resolve("/a/c").unwrap().is_none());
+        assert!(parse_deleted_files(b"{}").is_err());
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn compression_by_content_and_digests() {
+        let tar = build(&[(b"f", F, b"contents"), (b"g", F, b"more")]);
+        let gz = gzip(&tar);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let sha = |b: &[u8]| Digest::of(super::super::Algorithm::Sha256, b);
+        for (name, bytes) in [("plain", &tar), ("gzip", &gz), ("zstd", &zst)] {
+            let layer = Layer::new(name, BlobData::Memory(bytes.clone().into()))
+                .expect(Expect {
+                    digest: Some(sha(bytes)),
+                    size: Some(bytes.len() as u64),
+                })
+                .diff_id(sha(&tar));
+            let v = view(vec![layer]);
+            assert_eq!(read(&v, "g").unwrap(), b"more", "{name}");
+            // The wrong digest, size or diff_id is an error naming the layer.
+            let bad = Layer::new(name, BlobData::Memory(bytes.clone().into())).expect(Expect {
+                digest: Some(sha(b"other")),
+                size: None,
+            });
+            let err = format!(
+                "{:#}",
+                LayerView::new(vec![bad], &Options::default()).unwrap_err()
+            );
+            assert!(err.contains(&format!("{name}: digest mismatch")), "{err}");
+            let bad = Layer::new(name, BlobData::Memory(bytes.clone().into())).expect(Expect {
+                digest: None,
+                size: Some(bytes.len() as u64 - 1),
+            });
+            let err = format!(
+                "{:#}",
+                LayerView::new(vec![bad], &Options::default()).unwrap_err()
+            );
+            assert!(err.contains(&format!("{name}: size mismatch")), "{err}");
+            let bad = Layer::new(name, BlobData::Memory(bytes.clone().into())).diff_id(sha(b"x"));
+            let err = format!(
+                "{:#}",
+                LayerView::new(vec![bad], &Options::default()).unwrap_err()
+            );
+            assert!(err.contains("against the config's diff_id"), "{err}");
+        }
+        // A corrupt compressed stream is an error, not a shorter layer.
+        let mut broken = gz.clone();
+        let n = broken.len();
+        broken[n - 5] ^= 0xff;
+        assert!(LayerView::new(
+            vec![Layer::new("x", BlobData::Memory(broken.into()))],
+            &Options::default()
+        )
+        .is_err());
+        let err = LayerView::new(
+            vec![Layer::new(
+                "x",
+                BlobData::Memory(b"BZh91AY&SY".to_vec().into()),
+            )],
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bzip2"), "{err}");
+    }
+
+    #[test]
+    fn in_place_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = build(&[(b"a", F, b"aaaa"), (b"b", F, b"bb")]);
+        let plain = dir.path().join("plain");
+        let mut padded = b"HEAD".to_vec();
+        padded.extend(&tar);
+        std::fs::write(&plain, &padded).unwrap();
+        let gz = dir.path().join("gz");
+        std::fs::write(&gz, gzip(&build(&[(b"c", F, b"cccccc"), (b"d", F, b"d")]))).unwrap();
+        let blob = |p: &std::path::Path, offset: u64| {
+            let len = std::fs::metadata(p).unwrap().len() - offset;
+            BlobData::File(Blob {
+                label: p.display().to_string(),
+                path: p.to_path_buf(),
+                offset,
+                len,
+            })
+        };
+        let spill = dir.path().join("spill");
+        std::fs::create_dir(&spill).unwrap();
+        let opts = Options {
+            spill_dir: Some(spill.clone()),
+            spill_cap: 6,
+        };
+        let v = LayerView::new(
+            vec![
+                Layer::new("plain", blob(&plain, 4)),
+                Layer::new("gz", blob(&gz, 0)),
+            ],
+            &opts,
+        )
+        .unwrap();
+        let a = v.resolve("a").unwrap().unwrap();
+        let c = v.resolve("c").unwrap().unwrap();
+        let d = v.resolve("d").unwrap().unwrap();
+        let got = v.materialize(&[a.clone(), c.clone()]).unwrap();
+        // In place in the plain layer: the file's range of the layer file.
+        assert_eq!(got[0].path, plain);
+        assert_eq!(&padded[got[0].offset as usize..][..4], b"aaaa");
+        assert!(got[1].path.starts_with(&spill));
+        assert_eq!(std::fs::read(&got[1].path).unwrap(), b"cccccc");
+        // Copied once: asking again costs nothing; the cap is then reached.
+        assert_eq!(v.materialize(&[c]).unwrap()[0], got[1]);
+        let err = v.materialize(&[d]).unwrap_err().to_string();
+        assert!(
+            err.contains("gz:d") && err.contains("cap of 6 bytes"),
+            "{err}"
+        );
+        drop(v);
+        assert_eq!(
+            std::fs::read_dir(&spill).unwrap().count(),
+            0,
+            "copies left behind"
+        );
+    }
+}

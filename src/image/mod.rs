@@ -1,0 +1,329 @@
+//! Container images: OCI image layouts (a directory, or a tar of one as
+//! `buildah push oci-archive:` and `ctr image export` write), and
+//! docker-archives (`docker save`, `podman save`), read without extracting
+//! them, and the file view their layers make.
+//!
+//! - [`ImageArchive`] opens one of these by content, never by name, lists
+//!   the images it holds and selects one ([`Selector`]). A
+//!   [`SelectedImage`] gives its layers in order and its other
+//!   descriptors by media type — where a containerd checkpoint image keeps
+//!   its `criu.tar`, a Podman checkpoint image its checkpoint layer.
+//! - [`LayerView`] applies a list of tar layers (an image's, then a
+//!   checkpoint's `rootfs-diff.tar`) and Podman's `deleted.files`, resolves
+//!   paths as a process inside saw them, and hands out the files' bytes
+//!   as [`Blob`]s: in place where a layer is an uncompressed file, or
+//!   copied out of a compressed layer in one streaming pass.
+//!
+//! # Reading an image layout
+//!
+//! `index.json` (at most [`MAX_INDEX_BYTES`]) is walked through nested image
+//! indexes and manifests, by media type: an index (OCI, or Docker's
+//! manifest list) is read and its descriptors walked; a manifest (OCI, or
+//! Docker's schema 2) is an image, and so is an index that lists blobs
+//! which are neither (a containerd checkpoint). A descriptor without a
+//! media type, or one that lies about it, is classified by what the blob
+//! holds (`manifests` makes an index, `config` a manifest). Walks go at
+//! most [`MAX_INDEX_DEPTH`] deep and visit at most [`MAX_DESCRIPTORS`]
+//! descriptors; an index that contains itself, directly or not, is an
+//! error. Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
+//! a validated digest (sha256 or sha512): a descriptor naming anything
+//! else is refused, so no descriptor reaches outside `blobs/`. Every blob
+//! read is checked against its descriptor's size and digest (a mismatch
+//! is an error naming the blob), each byte hashed once: JSON blobs
+//! (indexes, manifests at most [`MAX_INDEX_BYTES`], configs at most
+//! [`MAX_CONFIG_BYTES`]) when they are read, layers while [`LayerView`]
+//! indexes them (also against the config's `rootfs.diff_ids`), other
+//! blobs by [`SelectedImage::blob`]. A manifest whose blob is absent (a
+//! multi-platform index exported for one platform) is left out of the
+//! list.
+//!
+//! A docker-archive's `manifest.json` (`[{"Config", "RepoTags",
+//! "Layers"}]`, paths inside the archive) gives one image per entry, its
+//! config checked against the digest its name carries (`<hex>.json`,
+//! `blobs/sha256/<hex>`), its layers against the config's `diff_ids`.
+//! Newer `docker save` writes an OCI layout too: then `index.json` is
+//! walked and the `RepoTags` are added to the names of the image with the
+//! same config.
+//!
+//! In an uncompressed tar, blobs are used where they lie. A gzip or zstd
+//! compressed tar is read once to list it and keep the small members
+//! (JSON); selecting an image reads it once more to copy that image's
+//! blobs into a private temporary directory, at most [`Options::spill_cap`]
+//! bytes in all. Symbolic and hard links between members (a docker-archive
+//! has them) are followed inside the archive only; members with absolute
+//! paths or `..` are refused.
+//!
+//! # Names
+//!
+//! An image's names come from the `org.opencontainers.image.ref.name` and
+//! `io.containerd.image.name` annotations of the descriptors that lead to
+//! it (through indexes that only list other indexes and manifests), or a
+//! docker-archive's `RepoTags`. A reference matches a name when, after
+//! normalising both, their repositories and tags are equal, where:
+//! a first component with a `.` or `:`, or `localhost`, is a registry
+//! (`index.docker.io` and `registry-1.docker.io` are `docker.io`); a
+//! reference without a registry matches that repository in any registry
+//! (`victim:1` matches `localhost/victim:1` and `docker.io/library/victim:1`,
+//! as Podman names local images `localhost/...`); `library/` is implied
+//! for one-component Docker Hub names; a missing tag is `latest`. A
+//! reference with a digest (`NAME@sha256:...`, `sha256:...`, or the 64 hex
+//! digits of an image ID as Podman's `rootfsImageRef` has it) matches the
+//! image whose manifest or config has that digest, whatever the name.
+//! Text equal to a name also matches it.
+//!
+//! # Layers
+//!
+//! Each layer is a tar, plain, gzip or zstd as its first bytes say
+//! (whatever its media type claims). Its members are indexed in one pass
+//! (path, type, size, link target, and the data offset), at most
+//! [`MAX_LAYER_MEMBERS`] per layer, [`MAX_VIEW_ENTRIES`] in the view,
+//! [`MAX_LAYERS`] layers, paths of at most [`MAX_PATH_BYTES`]. They are
+//! applied as the OCI image spec says a changeset is: a `.wh.NAME` member
+//! deletes `NAME` (and all under it) from lower layers, `.wh..wh..opq`
+//! hides all that lower layers put in its directory, and neither touches
+//! what its own layer holds; a member replaces what lower layers had at
+//! its path (a directory over a directory merges). Parent directories of a
+//! member resolve through the symbolic links of the view, as extracting
+//! the layer would; resolving them costs at most [`MAX_WALK_LOOKUPS`]
+//! lookups per view (none for a member that follows one of the same
+//! directory), and a whiteout costs the paths it deletes. Member paths
+//! are only keys: `..` and `/` are clamped at the view's root, whiteouts
+//! of `.` or `..` and other `.wh..wh.` names are ignored, and nothing is
+//! ever written under a name from an image.
+//!
+//! [`Blob`]: crate::model::Blob
+
+mod archive;
+pub mod digest;
+mod layers;
+pub mod reference;
+mod tar;
+mod walk;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+pub use crate::archive::Compression;
+use crate::archive::SubFile;
+use crate::model::Blob;
+
+pub use archive::{
+    media_type, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind,
+    Platform, SelectedImage, Selection,
+};
+pub use digest::{Algorithm, Digest, Expect};
+pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes};
+pub use reference::Selector;
+pub use tar::MAX_EXTENSION_BYTES;
+
+/// Most bytes of `index.json`, `manifest.json`, an image index or a
+/// manifest (registries refuse manifests over 4 MiB).
+pub const MAX_INDEX_BYTES: u64 = 4 << 20;
+/// Most bytes of an image config.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Most levels of indexes between `index.json` and a manifest.
+pub const MAX_INDEX_DEPTH: usize = 16;
+/// Most descriptors one walk of an image layout visits.
+pub const MAX_DESCRIPTORS: usize = 10_000;
+/// Most layers of one image or view.
+pub const MAX_LAYERS: usize = 256;
+/// Most members of one layer.
+pub const MAX_LAYER_MEMBERS: u32 = 1 << 20;
+/// Most paths a layer view holds, all layers together.
+pub const MAX_VIEW_ENTRIES: usize = 4 << 20;
+/// Longest path or link target in a layer (Linux's PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Most members of an image archive (a tar of a layout or a docker-archive).
+pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
+/// Most lookups a view may spend resolving its members' parent
+/// directories, all layers together (a member costs one lookup per
+/// component of its directory, none when it follows a member of the same
+/// directory).
+pub const MAX_WALK_LOOKUPS: u64 = 1 << 26;
+/// Most symbolic links followed resolving one path (as the kernel).
+pub const MAX_LINKS: usize = 40;
+
+/// Members of a compressed image archive kept in memory up to this size
+/// each (indexes, manifests and configs are far smaller)...
+const SMALL_MEMBER: u64 = 1 << 20;
+/// ...and this much in all.
+const SMALL_TOTAL: u64 = 64 << 20;
+
+/// Options for reading images.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where blobs of compressed archives and files of compressed layers
+    /// are copied (the system temporary directory if `None`); the copies
+    /// are removed when the archive or view is dropped.
+    pub spill_dir: Option<PathBuf>,
+    /// Most bytes copied there, per archive and per view.
+    pub spill_cap: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            spill_dir: None,
+            spill_cap: 4 << 30,
+        }
+    }
+}
+
+impl Options {
+    fn temp_dir(&self, what: &str) -> Result<tempfile::TempDir> {
+        let mut b = tempfile::Builder::new();
+        b.prefix(what);
+        match &self.spill_dir {
+            Some(p) => b
+                .tempdir_in(p)
+                .with_context(|| format!("{}: cannot create a temporary directory", p.display())),
+            None => b.tempdir().context("cannot create a temporary directory"),
+        }
+    }
+}
+
+/// Private copies of members of compressed archives or layers, in a
+/// temporary directory removed with it; `K` says which member a copy is.
+struct Spill<K> {
+    dir: Option<tempfile::TempDir>,
+    used: u64,
+    copies: std::collections::HashMap<K, Blob>,
+}
+
+impl<K> Default for Spill<K> {
+    fn default() -> Self {
+        Spill {
+            dir: None,
+            used: 0,
+            copies: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Spill<K> {
+    /// Copies `data`, which must be `size` bytes, into the file `name` of
+    /// the directory (made on first use in `opts.spill_dir`); `label`
+    /// names the member in messages and in the blob.
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        opts: &Options,
+        key: K,
+        name: &str,
+        label: String,
+        size: u64,
+        data: &mut impl Read,
+    ) -> Result<Blob> {
+        if self.dir.is_none() {
+            self.dir = Some(opts.temp_dir("criu2core-")?);
+        }
+        let dir = self
+            .dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("."));
+        let copy = dir.join(name);
+        let mut out = std::fs::File::create_new(&copy)
+            .with_context(|| format!("{}: cannot create", copy.display()))?;
+        let n = io::copy(data, &mut out)
+            .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
+        if n != size {
+            bail!("{label}: the archive ends inside it ({n} of {size} bytes)");
+        }
+        self.used += n;
+        let blob = Blob {
+            label,
+            path: copy,
+            offset: 0,
+            len: n,
+        };
+        self.copies.insert(key, blob.clone());
+        Ok(blob)
+    }
+}
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobData {
+    /// A byte range of a file: in place in a layout or uncompressed tar,
+    /// or a private copy.
+    File(Blob),
+    /// In memory (small members of a compressed archive).
+    Memory(Arc<[u8]>),
+}
+
+impl BlobData {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            BlobData::File(b) => b.len,
+            BlobData::Memory(m) => m.len() as u64,
+        }
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The byte range, when the bytes are in a file.
+    pub fn file(&self) -> Option<&Blob> {
+        match self {
+            BlobData::File(b) => Some(b),
+            BlobData::Memory(_) => None,
+        }
+    }
+
+    /// Reads the bytes from the start (unchecked).
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        Ok(match self {
+            BlobData::File(b) => Box::new(
+                SubFile::open(&b.path, b.offset, b.len)
+                    .with_context(|| format!("{}: cannot open", b.label))?,
+            ),
+            BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
+        })
+    }
+
+    /// Up to `n` bytes from the start.
+    fn head(&self, n: u64) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open()?.take(n).read_to_end(&mut v)?;
+        Ok(v)
+    }
+}
+
+/// What a stream's first bytes say it is: gzip, zstd, or (anything else)
+/// a plain tar. Compressions no image tool writes today are refused.
+fn sniff_compression(head: &[u8], what: &str) -> Result<Compression> {
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else if head.starts_with(b"BZh") {
+        bail!("{what}: bzip2-compressed, which criu2core does not read");
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        bail!("{what}: xz-compressed, which criu2core does not read");
+    } else {
+        Compression::None
+    })
+}
+
+/// Decompresses `raw` as `compression` says.
+fn decoder<'a, R: Read + 'a>(
+    raw: R,
+    compression: Compression,
+    what: &str,
+) -> Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(raw)
+                .with_context(|| format!("{what}: cannot start zstd"))?,
+        ),
+    })
+}
