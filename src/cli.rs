@@ -218,7 +218,7 @@ struct GrepArgs {
     #[arg(value_name = "INPUT", required = true)]
     inputs: Vec<PathBuf>,
     /// PATTERN is a regular expression over bytes (the regex crate's syntax).
-    #[arg(short = 'E', long = "regexp")]
+    #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
     regex: bool,
     /// Letters match either case.
     #[arg(short = 'i', long)]
