@@ -145,6 +145,14 @@ struct State {
     slots: Vec<Slot>,
     next_input: usize,
     ready: BTreeMap<(usize, usize), Unit>,
+    /// The input the printer is at: inputs far beyond it wait, so that
+    /// the output of finished ones does not pile up.
+    printing: usize,
+}
+
+/// How many inputs past the one being printed may be opened.
+fn lookahead(jobs: usize) -> usize {
+    (2 * jobs).max(8)
 }
 
 /// Searches `inputs` (checkpoints, or directories searched for them) and
@@ -173,6 +181,7 @@ pub fn grep(
         slots: paths.iter().map(|_| Slot::Waiting).collect(),
         next_input: 0,
         ready: BTreeMap::new(),
+        printing: 0,
     });
     let changed = Condvar::new();
     let jobs = opts.jobs.max(1);
@@ -218,6 +227,8 @@ fn print_in_order(
     for i in 0..inputs {
         let slot = {
             let mut st = lock(state);
+            st.printing = i;
+            changed.notify_all();
             while matches!(st.slots[i], Slot::Waiting) {
                 st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
             }
@@ -268,6 +279,10 @@ fn worker(
         }
         if st.next_input >= paths.len() {
             return;
+        }
+        if st.next_input >= st.printing + lookahead(opts.jobs) {
+            drop(changed.wait(st).unwrap_or_else(|e| e.into_inner()));
+            continue;
         }
         let i = st.next_input;
         st.next_input += 1;

@@ -1022,6 +1022,61 @@ fn read_refuses_raw_bytes_on_a_terminal() {
     );
 }
 
+/// SIGINT while a compressed archive is unpacked or searched: exit 130,
+/// and nothing left in --tmpdir.
+fn an_interrupted_search_leaves_nothing_behind() {
+    let dir = scratch("grep-interrupt");
+    let ck = dir.join("ck");
+    criu2core::synth::synthesize(
+        &ck,
+        &criu2core::synth::Spec {
+            bytes: 160 << 20,
+            vmas: 64,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ar = dir.join("ck.tar.zst");
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("tar -C \"$1\" -cf - . | zstd -1 -q -o \"$2\"")
+        .arg("sh")
+        .arg(&ck)
+        .arg(&ar)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tmp = dir.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
+        .args(["grep", "-c", "NOWHERE", "--tmpdir"])
+        .arg(&tmp)
+        .arg(&ar)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it is unpacking, interrupt it.
+    let start = std::time::Instant::now();
+    while fs::read_dir(&tmp).unwrap().next().is_none() {
+        assert!(start.elapsed().as_secs() < 60, "it never started unpacking");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", err(&out));
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files left behind"
+    );
+}
+
 /// This module's tests.
 pub fn tests() -> Vec<Trial> {
     trials![
@@ -1035,5 +1090,6 @@ pub fn tests() -> Vec<Trial> {
         text_output_and_exit_statuses,
         read_bytes_holes_and_mappings,
         read_refuses_raw_bytes_on_a_terminal needs [Need::Tool("script")],
+        an_interrupted_search_leaves_nothing_behind needs [Need::Tool("tar"), Need::Tool("zstd"), Need::Tool("kill")],
     ]
 }
