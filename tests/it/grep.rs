@@ -1048,7 +1048,7 @@ fn an_interrupted_search_leaves_nothing_behind() {
     assert!(st.success());
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
         .args(["grep", "-c", "NOWHERE", "--tmpdir"])
         .arg(&tmp)
         .arg(&ar)
