@@ -568,7 +568,7 @@ impl FileTables {
                 None => missing(),
             },
             Ok(T::Packetsk) => match &f.psk {
-                Some(e) => FileObject::Socket(Box::new(sockets::packet(e))),
+                Some(e) => FileObject::Socket(Box::new(sockets::packet(e, big_endian))),
                 None => missing(),
             },
             Ok(T::Eventfd) => match &f.efd {

@@ -291,10 +291,12 @@ pub fn netlink(e: &proto::NetlinkSkEntry) -> Socket {
     }
 }
 
-/// A packet socket.
-pub fn packet(e: &proto::PacketSockEntry) -> Socket {
-    // The protocol is an ethertype in network byte order.
-    let ethertype = (e.protocol as u16).swap_bytes();
+/// A packet socket; `big_endian`: the byte order of the dumping host.
+pub fn packet(e: &proto::PacketSockEntry, big_endian: bool) -> Socket {
+    // CRIU records the ethertype as socket(2) takes it: in network byte
+    // order, as a 16-bit number of the dumping host.
+    let raw = e.protocol as u16;
+    let ethertype = if big_endian { raw } else { raw.swap_bytes() };
     Socket {
         inode: 0,
         family: Family::Packet,
@@ -384,6 +386,37 @@ mod tests {
         );
         assert_eq!(endpoint_text(s.local.as_ref().unwrap()), "[::1]:80");
         assert_eq!(s.remote, None);
+    }
+
+    #[test]
+    fn netlink_and_packet_sockets() {
+        let n = netlink(&proto::NetlinkSkEntry {
+            ino: 9,
+            protocol: 0,
+            portid: 1234,
+            groups: vec![1],
+            ..Default::default()
+        });
+        assert_eq!(
+            (n.short_name().as_str(), n.protocol.as_str()),
+            ("netlink", "route")
+        );
+        assert_eq!(endpoint_text(n.local.as_ref().unwrap()), "1234/1");
+        assert_eq!(n.remote, None);
+        // ETH_P_ALL (0x0003), in network byte order as the kernel keeps it.
+        let mut e = proto::PacketSockEntry {
+            r#type: 3,
+            protocol: 0x0300,
+            ifindex: 2,
+            ..Default::default()
+        };
+        let p = packet(&e, false);
+        assert_eq!(
+            (p.protocol.as_str(), p.kind.as_str(), p.ifindex),
+            ("0x0003", "raw", Some(2))
+        );
+        e.protocol = 0x0800;
+        assert_eq!(packet(&e, true).protocol, "0x0800");
     }
 
     #[test]

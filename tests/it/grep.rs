@@ -144,6 +144,49 @@ fn markers_are_found_exactly_where_gcore_has_them() {
     }
 }
 
+/// The checkpoints of other architectures (images of a state captured
+/// under qemu-user; no gcore there): each marker where our core of them
+/// holds it, big-endian s390x included.
+fn markers_of_other_architectures_are_where_their_cores_hold_them() {
+    for arch in ["aarch64", "riscv64", "ppc64le", "s390x"] {
+        let dir = unpack(
+            &repo().join(format!("gdb-fixtures/arches/{arch}.tar.zst")),
+            arch,
+        );
+        let images = dir.join("images");
+        let out = scratch(&format!("grep-arch-{arch}"));
+        let o = criu2core(["convert", path_str(&images), "-o", path_str(&out)]);
+        assert!(o.status.success(), "{}", err(&o));
+        let core = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("core.")
+            })
+            .unwrap();
+        for m in [
+            "RANDOM_ARCH_KEY_6",
+            "HEAP_MARKER_77",
+            "ENV_MARKER_5150",
+            "ARGV_TAIL",
+        ] {
+            let want: BTreeSet<u64> = find_in_core(&core, &[m.to_string()])
+                .into_iter()
+                .map(|x| x.1)
+                .collect();
+            assert!(!want.is_empty(), "{arch}: {m} not in the core");
+            let got: BTreeSet<u64> = grep_json(&[m, path_str(&images)], 0)
+                .iter()
+                .map(|v| v["address"].as_u64().unwrap())
+                .collect();
+            assert_eq!(got, want, "{arch}: {m}");
+        }
+    }
+}
+
 /// With the fixture's sysroot as root filesystem and --files, the search
 /// finds what our --root core holds, file pages included (`GNU C Library`
 /// sits only in libc's unmodified pages); without --files, what our plain
@@ -1081,6 +1124,7 @@ fn an_interrupted_search_leaves_nothing_behind() {
 pub fn tests() -> Vec<Trial> {
     trials![
         markers_are_found_exactly_where_gcore_has_them needs [Need::Tool("tar"), Need::Tool("zstd")],
+        markers_of_other_architectures_are_where_their_cores_hold_them needs [Need::Tool("tar"), Need::Tool("zstd")],
         file_pages_are_searched_with_root_and_files_only needs [Need::Tool("tar"), Need::Tool("zstd")],
         archives_and_directories_are_searched_in_place needs [Need::Tool("tar"), Need::Tool("zstd")],
         parallel_output_is_the_same_as_serial needs [Need::Tool("tar"), Need::Tool("zstd")],
