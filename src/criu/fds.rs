@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{Context, Result};
 use prost::Message;
 
-use super::image::Image;
+use super::files::read_image;
 use super::magic;
 use super::sockets::{self, Queues, Socket};
 
@@ -213,17 +213,6 @@ pub struct FileTables {
     unix_names: HashMap<u32, Vec<u8>>,
 }
 
-fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
-    match store.read(name)? {
-        None => Ok(None),
-        Some(data) => Ok(Some(Image::parse(
-            format!("{}/{name}", store.location()),
-            data,
-            magic,
-        )?)),
-    }
-}
-
 /// Decodes every entry of image `name` as `M`, if the store has it.
 fn entries<M: Message + Default>(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Vec<M>> {
     match read_image(store, name, magic)? {
@@ -321,129 +310,31 @@ impl FileTables {
             Ok(())
         }
         use proto::FdType as T;
-        add::<proto::RegFileDesc>(
-            self,
-            store,
-            "reg-files.img",
-            magic::REG_FILES,
-            T::Reg,
-            |m, e| {
-                let id = m.id;
-                e.reg = Some(m);
-                id
-            },
-        )?;
-        add::<proto::InetSkEntry>(
-            self,
-            store,
-            "inetsk.img",
-            magic::INETSK,
-            T::Inetsk,
-            |m, e| {
-                let id = m.id;
-                e.isk = Some(m);
-                id
-            },
-        )?;
-        add::<proto::UnixSkEntry>(
-            self,
-            store,
-            "unixsk.img",
-            magic::UNIXSK,
-            T::Unixsk,
-            |m, e| {
-                let id = m.id;
-                e.usk = Some(m);
-                id
-            },
-        )?;
-        add::<proto::PacketSockEntry>(
-            self,
-            store,
-            "packetsk.img",
-            magic::PACKETSK,
-            T::Packetsk,
-            |m, e| {
-                let id = m.id;
-                e.psk = Some(m);
-                id
-            },
-        )?;
-        add::<proto::NetlinkSkEntry>(
-            self,
-            store,
-            "netlinksk.img",
-            magic::NETLINK_SK,
-            T::Netlinksk,
-            |m, e| {
-                let id = m.id;
-                e.nlsk = Some(m);
-                id
-            },
-        )?;
-        add::<proto::PipeEntry>(self, store, "pipes.img", magic::PIPES, T::Pipe, |m, e| {
-            let id = m.id;
-            e.pipe = Some(m);
-            id
-        })?;
-        add::<proto::FifoEntry>(self, store, "fifo.img", magic::FIFO, T::Fifo, |m, e| {
-            let id = m.id;
-            e.fifo = Some(m);
-            id
-        })?;
-        add::<proto::EventfdFileEntry>(
-            self,
-            store,
-            "eventfd.img",
-            magic::EVENTFD_FILE,
-            T::Eventfd,
-            |m, e| {
-                let id = m.id;
-                e.efd = Some(m);
-                id
-            },
-        )?;
-        add::<proto::SignalfdEntry>(
-            self,
-            store,
-            "signalfd.img",
-            magic::SIGNALFD,
-            T::Signalfd,
-            |m, e| {
-                let id = m.id;
-                e.sgfd = Some(m);
-                id
-            },
-        )?;
-        add::<proto::TimerfdEntry>(
-            self,
-            store,
-            "timerfd.img",
-            magic::TIMERFD,
-            T::Timerfd,
-            |m, e| {
-                let id = m.id;
-                e.tfd = Some(m);
-                id
-            },
-        )?;
-        add::<proto::TtyFileEntry>(self, store, "tty.img", magic::TTY_FILES, T::Tty, |m, e| {
-            let id = m.id;
-            e.tty = Some(m);
-            id
-        })?;
-        add::<proto::NsFileEntry>(
-            self,
-            store,
-            "ns-files.img",
-            magic::NS_FILES,
-            T::Ns,
-            |m, e| {
-                let id = m.id;
-                e.nsf = Some(m);
-                id
-            },
-        )
+        // (image, magic, message, type, the field of file_entry it fills)
+        macro_rules! per_kind {
+            ($($name:literal, $magic:ident, $msg:ident, $kind:ident, $field:ident;)*) => {$(
+                add::<proto::$msg>(self, store, $name, magic::$magic, T::$kind, |m, e| {
+                    let id = m.id;
+                    e.$field = Some(m);
+                    id
+                })?;
+            )*};
+        }
+        per_kind! {
+            "reg-files.img", REG_FILES, RegFileDesc, Reg, reg;
+            "inetsk.img", INETSK, InetSkEntry, Inetsk, isk;
+            "unixsk.img", UNIXSK, UnixSkEntry, Unixsk, usk;
+            "packetsk.img", PACKETSK, PacketSockEntry, Packetsk, psk;
+            "netlinksk.img", NETLINK_SK, NetlinkSkEntry, Netlinksk, nlsk;
+            "pipes.img", PIPES, PipeEntry, Pipe, pipe;
+            "fifo.img", FIFO, FifoEntry, Fifo, fifo;
+            "eventfd.img", EVENTFD_FILE, EventfdFileEntry, Eventfd, efd;
+            "signalfd.img", SIGNALFD, SignalfdEntry, Signalfd, sgfd;
+            "timerfd.img", TIMERFD, TimerfdEntry, Timerfd, tfd;
+            "tty.img", TTY_FILES, TtyFileEntry, Tty, tty;
+            "ns-files.img", NS_FILES, NsFileEntry, Ns, nsf;
+        }
+        Ok(())
     }
 
     /// The path of regular file `id`, as the kernel shows it.

@@ -39,7 +39,9 @@ pub struct FileTable {
     deleted: HashSet<u32>,
 }
 
-fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
+/// Image `name` of `store`, checked against `magic`, or `None` if the store
+/// has no such image.
+pub(super) fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
     match store.read(name)? {
         None => Ok(None),
         Some(data) => Ok(Some(Image::parse(

@@ -349,32 +349,21 @@ fn fds_agree_with_crit() {
                 assert!(ns["mounts"].is_null(), "{name}");
                 continue;
             }
-            let mut theirs: Vec<(u64, String, String)> = crit(&img)["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| {
-                    (
-                        m["mnt_id"].as_u64().unwrap(),
-                        m["mountpoint"].as_str().unwrap().to_string(),
-                        m["source"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            let mut ours: Vec<(u64, String, String)> = ns["mounts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| {
-                    (
-                        m["id"].as_u64().unwrap(),
-                        m["mountpoint"].as_str().unwrap().to_string(),
-                        m["source"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            theirs.sort();
-            ours.sort();
+            let triples = |list: &Value, id: &str| {
+                let mut v: Vec<(u64, String, String)> = list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| {
+                        let text = |k: &str| m[k].as_str().unwrap().to_string();
+                        (m[id].as_u64().unwrap(), text("mountpoint"), text("source"))
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            let theirs = triples(&crit(&img)["entries"], "mnt_id");
+            let ours = triples(&ns["mounts"], "id");
             assert_eq!(ours, theirs, "{name}");
         }
         if name != "net" {
