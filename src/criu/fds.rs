@@ -12,10 +12,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use prost::Message;
 
 use super::files::read_image;
+use super::image::Image;
 use super::magic;
 use super::sockets::{self, Queues, Socket};
 
@@ -198,11 +201,101 @@ pub struct ProcessFiles {
     pub mount_namespace: Option<u32>,
 }
 
+/// Most descriptors listed for one process: Linux's default limit on
+/// open files (fs.nr_open).
+pub const MAX_FDS: usize = 1 << 20;
+
+/// The entries of one image, kept as the image's bytes and decoded one at
+/// a time when asked for. The index costs 12 bytes an entry (an entry
+/// takes at least 6), so what is held stays in proportion to the image,
+/// whatever its entries claim.
+struct Indexed {
+    name: String,
+    data: Arc<[u8]>,
+    /// (key, where the entry's message starts, its length), by key; the
+    /// first entry of a key wins.
+    index: Vec<(u32, u32, u32)>,
+}
+
+impl Indexed {
+    /// Indexes image `name` by the key `key` takes from each entry decoded
+    /// as `K`; `None` if the store has no such image.
+    fn load<K: Message + Default>(
+        store: &dyn ImageStore,
+        name: &str,
+        magic: u32,
+        key: impl Fn(&K) -> u32,
+    ) -> Result<Option<Indexed>> {
+        let Some(data) = store.read(name)? else {
+            return Ok(None);
+        };
+        let full = format!("{}/{name}", store.location());
+        let data: Arc<[u8]> = data.into();
+        let mut img = Image::parse(full.clone(), Arc::clone(&data), magic)?;
+        let mut index = Vec::new();
+        while let Some((at, bytes)) = img.next_raw()? {
+            let k = K::decode(bytes)
+                .with_context(|| format!("{full}: offset {at}: cannot decode entry"))?;
+            let (start, len) = (u32::try_from(at + 4), u32::try_from(bytes.len()));
+            let (Ok(start), Ok(len)) = (start, len) else {
+                bail!("{full}: offset {at}: beyond 4 GiB, larger than any image criu2core reads");
+            };
+            index.push((key(&k), start, len));
+        }
+        index.sort_by_key(|e| e.0);
+        index.dedup_by_key(|e| e.0);
+        Ok(Some(Indexed {
+            name: full,
+            data,
+            index,
+        }))
+    }
+
+    /// The raw message of entry `key`, with its offset.
+    fn raw(&self, key: u32) -> Option<(usize, &[u8])> {
+        let i = self.index.binary_search_by_key(&key, |e| e.0).ok()?;
+        let (_, start, len) = self.index[i];
+        let (start, len) = (start as usize, len as usize);
+        Some((start - 4, self.data.get(start..start + len)?))
+    }
+
+    /// Entry `key` decoded as `M`.
+    fn get<M: Message + Default>(&self, key: u32) -> Result<Option<M>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some((at, bytes)) => M::decode(bytes)
+                .map(Some)
+                .with_context(|| format!("{}: offset {at}: cannot decode entry", self.name)),
+        }
+    }
+
+    /// Every entry's raw message, by key.
+    fn all(&self) -> impl Iterator<Item = (u32, usize, &[u8])> + '_ {
+        self.index.iter().filter_map(|&(k, start, len)| {
+            let (start, len) = (start as usize, len as usize);
+            Some((k, start - 4, self.data.get(start..start + len)?))
+        })
+    }
+}
+
+impl std::fmt::Debug for Indexed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexed")
+            .field("name", &self.name)
+            .field("entries", &self.index.len())
+            .finish()
+    }
+}
+
 /// The file images of a checkpoint, read once for all its processes.
 #[derive(Debug, Default)]
 pub struct FileTables {
-    files: HashMap<u32, proto::FileDescEntry>,
-    ttys: HashMap<u32, proto::TtyInfoEntry>,
+    /// files.img, by file id.
+    files: Option<Indexed>,
+    /// The per-kind images of CRIU before files.img, by file id.
+    per_kind: Vec<(proto::FdType, Indexed)>,
+    /// tty-info.img, by id.
+    ttys: Option<Indexed>,
     memfd_names: HashMap<u64, Vec<u8>>,
     deleted: HashSet<u32>,
     /// Bytes queued for a socket (by its file id), from sk-queues.img.
@@ -240,23 +333,75 @@ fn queued<M: Message + Default>(
     Ok(())
 }
 
+/// The per-kind images of CRIU before files.img: (image, magic, kind).
+const PER_KIND: [(&str, u32, proto::FdType); 12] = [
+    ("reg-files.img", magic::REG_FILES, proto::FdType::Reg),
+    ("inetsk.img", magic::INETSK, proto::FdType::Inetsk),
+    ("unixsk.img", magic::UNIXSK, proto::FdType::Unixsk),
+    ("packetsk.img", magic::PACKETSK, proto::FdType::Packetsk),
+    ("netlinksk.img", magic::NETLINK_SK, proto::FdType::Netlinksk),
+    ("pipes.img", magic::PIPES, proto::FdType::Pipe),
+    ("fifo.img", magic::FIFO, proto::FdType::Fifo),
+    ("eventfd.img", magic::EVENTFD_FILE, proto::FdType::Eventfd),
+    ("signalfd.img", magic::SIGNALFD, proto::FdType::Signalfd),
+    ("timerfd.img", magic::TIMERFD, proto::FdType::Timerfd),
+    ("tty.img", magic::TTY_FILES, proto::FdType::Tty),
+    ("ns-files.img", magic::NS_FILES, proto::FdType::Ns),
+];
+
 impl FileTables {
     /// Reads the file images of `store`; images it lacks mean no such files.
     pub fn load(store: &dyn ImageStore) -> Result<FileTables> {
-        let mut t = FileTables::default();
-        for e in entries::<proto::FileDescEntry>(store, "files.img", magic::FILES)? {
-            t.files.insert(e.id, e);
+        let mut t = FileTables {
+            files: Indexed::load::<proto::FileEntryKey>(store, "files.img", magic::FILES, |k| {
+                k.id.unwrap_or(0)
+            })?,
+            ttys: Indexed::load::<proto::EntryId>(store, "tty-info.img", magic::TTY_INFO, |k| {
+                k.id.unwrap_or(0)
+            })?,
+            ..Default::default()
+        };
+        for (name, magic, kind) in PER_KIND {
+            if let Some(idx) =
+                Indexed::load::<proto::EntryId>(store, name, magic, |k| k.id.unwrap_or(0))?
+            {
+                t.per_kind.push((kind, idx));
+            }
         }
-        t.load_per_kind_images(store)?;
-        for u in t.files.values().filter_map(|f| f.usk.as_ref()) {
-            if let Some(sockets::Endpoint::Unix(name)) = sockets::unix(u).local {
-                if !name.is_empty() {
-                    t.unix_names.insert(u.ino, name);
+        // The names of unix sockets, for their peers' remote ends.
+        let unix = proto::FdType::Unixsk as u32;
+        let mut names = HashMap::new();
+        for (_, at, bytes) in t.files.iter().flat_map(Indexed::all) {
+            let key = proto::FileEntryKey::decode(bytes).unwrap_or_default();
+            if key.r#type != Some(unix) {
+                continue;
+            }
+            let e = proto::FileDescEntry::decode(bytes).with_context(|| {
+                format!(
+                    "{}: offset {at}: cannot decode entry",
+                    t.files.as_ref().map_or("", |f| f.name.as_str())
+                )
+            })?;
+            if let Some(u) = e.usk {
+                names.insert(u.ino, sockets::unix(&u));
+            }
+        }
+        for (kind, idx) in &t.per_kind {
+            if *kind == proto::FdType::Unixsk {
+                for (_, at, bytes) in idx.all() {
+                    let u = proto::UnixSkEntry::decode(bytes).with_context(|| {
+                        format!("{}: offset {at}: cannot decode entry", idx.name)
+                    })?;
+                    names.entry(u.ino).or_insert_with(|| sockets::unix(&u));
                 }
             }
         }
-        for e in entries::<proto::TtyInfoEntry>(store, "tty-info.img", magic::TTY_INFO)? {
-            t.ttys.insert(e.id, e);
+        for (ino, s) in names {
+            if let Some(sockets::Endpoint::Unix(name)) = s.local {
+                if !name.is_empty() {
+                    t.unix_names.insert(ino, name);
+                }
+            }
         }
         for m in entries::<proto::MemfdInodeDesc>(store, "memfd.img", magic::MEMFD_INODE)? {
             t.memfd_names.insert(m.inode_id, m.name);
@@ -289,62 +434,57 @@ impl FileTables {
         Ok(t)
     }
 
-    /// The images CRIU wrote before files.img, one per kind of file.
-    fn load_per_kind_images(&mut self, store: &dyn ImageStore) -> Result<()> {
-        fn add<M: Message + Default>(
-            t: &mut FileTables,
-            store: &dyn ImageStore,
-            name: &str,
-            magic: u32,
-            kind: proto::FdType,
-            wrap: impl Fn(M, &mut proto::FileDescEntry) -> u32,
-        ) -> Result<()> {
-            for m in entries::<M>(store, name, magic)? {
-                let mut e = proto::FileDescEntry {
-                    r#type: kind as i32,
-                    ..Default::default()
-                };
-                e.id = wrap(m, &mut e);
-                t.files.entry(e.id).or_insert(e);
-            }
-            Ok(())
+    /// File `id`: its files.img entry, or one made of its entry in a
+    /// per-kind image.
+    fn entry(&self, id: u32) -> Result<Option<proto::FileDescEntry>> {
+        if let Some(e) = self
+            .files
+            .as_ref()
+            .map(|f| f.get(id))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(Some(e));
         }
         use proto::FdType as T;
-        // (image, magic, message, type, the field of file_entry it fills)
-        macro_rules! per_kind {
-            ($($name:literal, $magic:ident, $msg:ident, $kind:ident, $field:ident;)*) => {$(
-                add::<proto::$msg>(self, store, $name, magic::$magic, T::$kind, |m, e| {
-                    let id = m.id;
-                    e.$field = Some(m);
-                    id
-                })?;
-            )*};
+        for (kind, idx) in &self.per_kind {
+            let mut e = proto::FileDescEntry {
+                r#type: *kind as i32,
+                id,
+                ..Default::default()
+            };
+            let found = match kind {
+                T::Reg => idx.get(id)?.map(|m| e.reg = Some(m)),
+                T::Inetsk => idx.get(id)?.map(|m| e.isk = Some(m)),
+                T::Unixsk => idx.get(id)?.map(|m| e.usk = Some(m)),
+                T::Packetsk => idx.get(id)?.map(|m| e.psk = Some(m)),
+                T::Netlinksk => idx.get(id)?.map(|m| e.nlsk = Some(m)),
+                T::Pipe => idx.get(id)?.map(|m| e.pipe = Some(m)),
+                T::Fifo => idx.get(id)?.map(|m| e.fifo = Some(m)),
+                T::Eventfd => idx.get(id)?.map(|m| e.efd = Some(m)),
+                T::Signalfd => idx.get(id)?.map(|m| e.sgfd = Some(m)),
+                T::Timerfd => idx.get(id)?.map(|m| e.tfd = Some(m)),
+                T::Tty => idx.get(id)?.map(|m| e.tty = Some(m)),
+                T::Ns => idx.get(id)?.map(|m| e.nsf = Some(m)),
+                _ => None,
+            };
+            if found.is_some() {
+                return Ok(Some(e));
+            }
         }
-        per_kind! {
-            "reg-files.img", REG_FILES, RegFileDesc, Reg, reg;
-            "inetsk.img", INETSK, InetSkEntry, Inetsk, isk;
-            "unixsk.img", UNIXSK, UnixSkEntry, Unixsk, usk;
-            "packetsk.img", PACKETSK, PacketSockEntry, Packetsk, psk;
-            "netlinksk.img", NETLINK_SK, NetlinkSkEntry, Netlinksk, nlsk;
-            "pipes.img", PIPES, PipeEntry, Pipe, pipe;
-            "fifo.img", FIFO, FifoEntry, Fifo, fifo;
-            "eventfd.img", EVENTFD_FILE, EventfdFileEntry, Eventfd, efd;
-            "signalfd.img", SIGNALFD, SignalfdEntry, Signalfd, sgfd;
-            "timerfd.img", TIMERFD, TimerfdEntry, Timerfd, tfd;
-            "tty.img", TTY_FILES, TtyFileEntry, Tty, tty;
-            "ns-files.img", NS_FILES, NsFileEntry, Ns, nsf;
-        }
-        Ok(())
+        Ok(None)
     }
 
     /// The path of regular file `id`, as the kernel shows it.
-    fn path(&self, id: u32) -> Option<Vec<u8>> {
-        let reg = self.files.get(&id)?.reg.as_ref()?;
-        let mut p = reg.name.clone();
+    fn path(&self, id: u32) -> Result<Option<Vec<u8>>> {
+        let Some(reg) = self.entry(id)?.and_then(|e| e.reg) else {
+            return Ok(None);
+        };
+        let mut p = reg.name;
         if self.deleted.contains(&id) {
             p.extend_from_slice(b" (deleted)");
         }
-        Some(p)
+        Ok(Some(p))
     }
 
     /// What process `pid` had open; `big_endian`: the byte order of the
@@ -363,22 +503,26 @@ impl FileTables {
         // CRIU before ids images named the fd table after the pid.
         let table = ids.as_ref().map_or(pid, |i| i.files_id);
         let name = format!("fdinfo-{table}.img");
-        let fdinfo: Vec<proto::FdinfoEntry> = entries(store, &name, magic::FDINFO)?;
-        let mut fds = Vec::with_capacity(fdinfo.len());
-        for e in fdinfo {
-            let object = match self.files.get(&e.id) {
-                Some(f) => self
-                    .object(store, f, big_endian)
-                    .with_context(|| format!("{loc}/{name}: fd {}: file id {}", e.fd, e.id))?,
-                None => FileObject::Unknown {
-                    type_code: e.r#type,
-                },
-            };
-            fds.push(OpenFile {
-                fd: e.fd,
-                cloexec: e.flags & 1 != 0,
-                object,
-            });
+        let mut fds = Vec::new();
+        if let Some(mut img) = read_image(store, &name, magic::FDINFO)? {
+            while let Some(e) = img.entry::<proto::FdinfoEntry>()? {
+                if fds.len() >= MAX_FDS {
+                    bail!("{loc}/{name}: more than {MAX_FDS} descriptors, Linux's default limit (fs.nr_open); not listed");
+                }
+                let object = match self.entry(e.id)? {
+                    Some(f) => self
+                        .object(store, &f, big_endian)
+                        .with_context(|| format!("{loc}/{name}: fd {}: file id {}", e.fd, e.id))?,
+                    None => FileObject::Unknown {
+                        type_code: e.r#type,
+                    },
+                };
+                fds.push(OpenFile {
+                    fd: e.fd,
+                    cloexec: e.flags & 1 != 0,
+                    object,
+                });
+            }
         }
         fds.sort_by_key(|f| f.fd);
         let fs = match read_image(store, &format!("fs-{pid}.img"), magic::FS)? {
@@ -387,8 +531,8 @@ impl FileTables {
         };
         Ok(ProcessFiles {
             fds,
-            cwd: fs.as_ref().and_then(|f| self.path(f.cwd_id)),
-            root: fs.as_ref().and_then(|f| self.path(f.root_id)),
+            cwd: self.regf_path(fs.as_ref().map(|f| f.cwd_id))?,
+            root: self.regf_path(fs.as_ref().map(|f| f.root_id))?,
             mount_namespace: ids.and_then(|i| i.mnt_ns_id),
         })
     }
@@ -406,7 +550,7 @@ impl FileTables {
         Ok(match T::try_from(f.r#type) {
             Ok(T::Reg) => match &f.reg {
                 Some(r) => FileObject::Regular {
-                    path: self.path(f.id).unwrap_or_else(|| r.name.clone()),
+                    path: self.path(f.id)?.unwrap_or_else(|| r.name.clone()),
                     flags: r.flags,
                     pos: r.pos,
                     size: r.size,
@@ -425,7 +569,7 @@ impl FileTables {
             Ok(T::Fifo) => match &f.fifo {
                 Some(p) => FileObject::Fifo {
                     inode: p.pipe_id,
-                    path: p.regf_id.and_then(|id| self.path(id)),
+                    path: self.regf_path(p.regf_id)?,
                     queued: self.pipe_queued.get(&p.pipe_id).copied().unwrap_or(0),
                 },
                 None => missing(),
@@ -492,7 +636,7 @@ impl FileTables {
                 None => missing(),
             },
             Ok(T::Tty) => match &f.tty {
-                Some(t) => self.tty(t),
+                Some(t) => self.tty(t)?,
                 None => missing(),
             },
             Ok(T::Memfd) => match &f.memfd {
@@ -554,8 +698,20 @@ impl FileTables {
             .map(|&recv| Queues { recv, send: 0 }))
     }
 
-    fn tty(&self, t: &proto::TtyFileEntry) -> FileObject {
-        let info = self.ttys.get(&t.tty_info_id);
+    /// The path of regular file `id`, if there is an id.
+    fn regf_path(&self, id: Option<u32>) -> Result<Option<Vec<u8>>> {
+        match id {
+            Some(id) => self.path(id),
+            None => Ok(None),
+        }
+    }
+
+    fn tty(&self, t: &proto::TtyFileEntry) -> Result<FileObject> {
+        let info: Option<proto::TtyInfoEntry> = match &self.ttys {
+            Some(idx) => idx.get(t.tty_info_id)?,
+            None => None,
+        };
+        let info = info.as_ref();
         let kind = match info.map(|i| i.r#type) {
             Some(1) => "pty",
             Some(2) => "console",
@@ -571,12 +727,12 @@ impl FileTables {
             (rdev & 0xfff00) >> 8,
             (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
         );
-        FileObject::Tty {
-            path: t.regf_id.and_then(|id| self.path(id)),
+        Ok(FileObject::Tty {
+            path: self.regf_path(t.regf_id)?,
             kind,
             index: info.and_then(|i| i.pty.as_ref()).map(|p| p.index),
             master: kind == "pty" && major == 5 && minor == 2,
-        }
+        })
     }
 }
 

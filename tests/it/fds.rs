@@ -480,6 +480,27 @@ fn hostile_names_and_damaged_images() {
     assert!(!o.status.success());
     let t = String::from_utf8_lossy(&o.stdout);
     assert!(t.contains("mountpoints-9.img"), "{t}");
+    // More descriptors than Linux allows by default: refused, named.
+    copy_dir(&fx.images(), &dir);
+    let many: Vec<proto::FdinfoEntry> = (0..(1u32 << 20) + 1)
+        .map(|fd| proto::FdinfoEntry {
+            id: 4,
+            flags: 0,
+            r#type: proto::FdType::Reg as i32,
+            fd,
+        })
+        .collect();
+    CheckpointWriter::create(&dir, 4096)
+        .unwrap()
+        .write("fdinfo-2.img", magic::FDINFO, &many)
+        .unwrap();
+    let o = criu2core(["inspect", "--fds", s(&dir)]);
+    assert!(!o.status.success());
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("fdinfo-2.img: more than 1048576 descriptors"),
+        "{t}"
+    );
 }
 
 /// From a Podman archive as from its images, and grep finds the secrets
