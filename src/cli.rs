@@ -732,12 +732,17 @@ where
         Command::Grep(a) => {
             // grep's own statuses: 0 found, 1 nothing found, 2 an error.
             let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
+            // A closed pipe stops the workers through `cancel` too.
+            if let Err(e) = &status {
+                if broken_pipe(e) {
+                    return ExitCode::from(141);
+                }
+            }
             if cancel.reason().is_some() {
                 return finish(Ok(false), &cancel);
             }
             return match status {
                 Ok(code) => ExitCode::from(code),
-                Err(e) if broken_pipe(&e) => ExitCode::from(141),
                 Err(e) => {
                     error_line(&format!("{e:#}"));
                     ExitCode::from(2)

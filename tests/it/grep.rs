@@ -960,6 +960,16 @@ fn text_output_and_exit_statuses() {
     ] {
         assert_eq!(grep(bad).status.code(), Some(2), "{bad:?}");
     }
+    // A reader that goes away (`| head -1`) ends grep as SIGPIPE would,
+    // quietly.
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("\"$0\" grep -j 2 -E '[a-z]' \"$1\" \"$1\" | head -1 >/dev/null; echo \"${PIPESTATUS[0]}\"")
+        .arg(env!("CARGO_BIN_EXE_criu2core"))
+        .arg(images)
+        .output()
+        .unwrap();
+    assert_eq!((text(&o).trim(), err(&o).as_str()), ("141", ""));
     // A damaged pages file: an error naming it, exit 2.
     let dir = scratch("grep-damaged");
     copy_dir(&syn.images, &dir);
