@@ -17,7 +17,7 @@ use crate::grep::{Format, GrepOptions, Mode};
 use crate::input::{self, OpenOptions};
 use crate::inspect::{self, human_bytes};
 use crate::search::{Filter, Glob, Pattern, PatternOptions};
-use crate::text::{escape, json_for_terminal, EscapingWriter, Hexdump};
+use crate::text::{escape, json_for_terminal, EscapingWriter};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
 /// process ends as a SIGPIPE would end it, without a panic.
@@ -534,7 +534,7 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
 }
 
 fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
-    use std::io::{IsTerminal, Write};
+    use std::io::IsTerminal;
     if !args.hexdump && std::io::stdout().is_terminal() {
         bail!("refusing to write raw memory to a terminal: use --hexdump, or redirect stdout (> FILE, | xxd)");
     }
@@ -549,36 +549,24 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
         Loaded::Process(p) => p,
         Loaded::Zombie { .. } => bail!("pid {} is a zombie: it has no memory left", args.pid),
     };
-    let (addr, len) = match (args.mapping, args.addr) {
-        (Some(a), _) => {
-            let m = crate::read::mapping_at(&p, a)?;
-            (m.start, m.len())
-        }
-        (None, Some(a)) => (a, args.len.unwrap_or(256)),
+    let what = match (args.mapping, args.addr) {
+        (Some(a), _) => crate::read::What::Mapping(a),
+        (None, Some(a)) => crate::read::What::Range(a, args.len.unwrap_or(256)),
         (None, None) => bail!("give ADDR or --mapping ADDR"),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let mut dump = args.hexdump.then(|| Hexdump::new(addr, ""));
-    let mut text = String::new();
-    crate::read::read(&p, addr, len, args.zeros, &mut |bytes| {
-        cancel.check()?;
-        match &mut dump {
-            Some(h) => {
-                h.feed(bytes, &mut text);
-                out.write_all(text.as_bytes())?;
-                text.clear();
-            }
-            None => out.write_all(bytes)?,
-        }
-        Ok(())
-    })
+    crate::read::write(
+        &p,
+        what,
+        &crate::read::ReadOptions {
+            zeros: args.zeros,
+            hexdump: args.hexdump,
+            cancel: cancel.clone(),
+        },
+        &mut out,
+    )
     .with_context(|| format!("{}: pid {}", inp.path.display(), args.pid))?;
-    if let Some(h) = dump {
-        h.finish(&mut text);
-        out.write_all(text.as_bytes())?;
-    }
-    out.flush()?;
     Ok(true)
 }
 

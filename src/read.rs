@@ -6,14 +6,16 @@
 //! fails with nothing written, and says which addresses and why.
 
 use std::fs::File;
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cancel::Cancel;
 use crate::model::{Mapping, Missing, PageSource, Process};
 use crate::search::mapping_path;
-use crate::text::escape_bytes;
+use crate::text::{escape_bytes, Hexdump};
 
 /// Bytes read and handed on at a time.
 const CHUNK: u64 = 1 << 20;
@@ -172,6 +174,58 @@ pub fn read(
         }
         Ok(())
     })
+}
+
+/// Which bytes to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// `len` bytes from an address.
+    Range(u64, u64),
+    /// The whole mapping that holds an address.
+    Mapping(u64),
+}
+
+/// How to read and write them.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Undumped anonymous pages read as zeros.
+    pub zeros: bool,
+    /// Write a hex dump instead of the raw bytes.
+    pub hexdump: bool,
+    /// Checked between pieces.
+    pub cancel: Cancel,
+}
+
+/// Writes the bytes `what` names to `out` (raw, or as a hex dump), after
+/// checking them all; nothing is written if any is unreadable.
+pub fn write(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write) -> Result<()> {
+    let (addr, len) = match what {
+        What::Range(a, n) => (a, n),
+        What::Mapping(a) => {
+            let m = mapping_at(p, a)?;
+            (m.start, m.len())
+        }
+    };
+    let mut dump = opts.hexdump.then(|| Hexdump::new(addr, ""));
+    let mut text = String::new();
+    read(p, addr, len, opts.zeros, &mut |bytes| {
+        opts.cancel.check()?;
+        match &mut dump {
+            Some(h) => {
+                h.feed(bytes, &mut text);
+                out.write_all(text.as_bytes())?;
+                text.clear();
+            }
+            None => out.write_all(bytes)?,
+        }
+        Ok(())
+    })?;
+    if let Some(h) = dump {
+        h.finish(&mut text);
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]
