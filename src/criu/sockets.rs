@@ -1,6 +1,6 @@
 //! Sockets as a checkpoint records them (inet, unix, netlink and packet
 //! entries of files.img, or of the separate images of older CRIU), with
-//! the queued bytes of tcp-stream-<ino>.img and sk-queues.img, turned into
+//! the queued bytes of `tcp-stream-<ino>.img` and sk-queues.img, turned into
 //! a model that names no CRIU type.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
