@@ -233,6 +233,70 @@ fn file_pages_are_searched_with_root_and_files_only() {
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
 }
 
+/// A real fixture made an incremental chain (every other pagemap entry's
+/// pages moved to the parent dump): the same matches as the full dump.
+fn an_incremental_chain_is_searched_through_its_parent() {
+    let fx = fixture("mt-pie");
+    let base = scratch("grep-chain");
+    let (child, parent) = (base.join("child"), base.join("parent"));
+    copy_dir(&fx.images(), &child);
+    copy_dir(&fx.images(), &parent);
+    let pid = fx.processes[0].pid;
+    let pm_path = child.join(format!("pagemap-{pid}.img"));
+    let mut pm = read_raw(&pm_path);
+    let head = <proto::PagemapHead as prost::Message>::decode(&pm.entries[0][..]).unwrap();
+    let pages_path = child.join(format!("pages-{}.img", head.pages_id));
+    let pages = fs::read(&pages_path).unwrap();
+    let (mut kept, mut off, mut moved) = (Vec::new(), 0, 0);
+    for (i, raw) in pm.entries.iter_mut().enumerate().skip(1) {
+        let mut e = <proto::PagemapEntry as prost::Message>::decode(&raw[..]).unwrap();
+        if e.flags.unwrap_or(PE_PRESENT) & PE_PRESENT == 0 {
+            continue;
+        }
+        let len = e.nr_pages.unwrap() as usize * 4096;
+        if i % 2 == 1 {
+            e.flags = Some(PE_PARENT);
+            *raw = prost::Message::encode_to_vec(&e);
+            moved += 1;
+        } else {
+            kept.extend_from_slice(&pages[off..off + len]);
+        }
+        off += len;
+    }
+    assert!(moved > 3);
+    let from_parent = fx
+        .markers
+        .iter()
+        .filter(|m| memchr::memmem::find(&pages, m.as_bytes()).is_some())
+        .filter(|m| memchr::memmem::find(&kept, m.as_bytes()).is_none())
+        .count();
+    assert!(
+        from_parent > 0,
+        "no marker left only in the parent: nothing checked"
+    );
+    write_raw(&pm_path, &pm);
+    fs::write(&pages_path, kept).unwrap();
+    symlink("../parent", child.join("parent")).unwrap();
+    let all = fx.markers.join("|");
+    let strip = |v: Vec<Value>| -> Vec<(u64, String)> {
+        v.iter()
+            .map(|v| {
+                (
+                    v["address"].as_u64().unwrap(),
+                    v["match"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let full = strip(grep_json(&["-E", &all, path_str(&fx.images())], 0));
+    assert_eq!(strip(grep_json(&["-E", &all, path_str(&child)], 0)), full);
+    assert_eq!(
+        full.len(),
+        fx.markers.len() - 1,
+        "WRITTEN_BY_CHILD is not in mt-pie"
+    );
+}
+
 /// The same matches from the image directory, and from Podman archives
 /// in each compression, searched in place; and from a directory that holds
 /// them (searched recursively), in a fixed order.
@@ -1136,6 +1200,7 @@ pub fn tests() -> Vec<Trial> {
         markers_are_found_exactly_where_gcore_has_them needs [Need::Tool("tar"), Need::Tool("zstd")],
         markers_of_other_architectures_are_where_their_cores_hold_them needs [Need::Tool("tar"), Need::Tool("zstd")],
         file_pages_are_searched_with_root_and_files_only needs [Need::Tool("tar"), Need::Tool("zstd")],
+        an_incremental_chain_is_searched_through_its_parent needs [Need::Tool("tar"), Need::Tool("zstd")],
         archives_and_directories_are_searched_in_place needs [Need::Tool("tar"), Need::Tool("zstd")],
         parallel_output_is_the_same_as_serial needs [Need::Tool("tar"), Need::Tool("zstd")],
         read_gives_what_gdb_reads_from_our_core needs [Need::Tool("gdb"), Need::Tool("tar"), Need::Tool("zstd")],
