@@ -586,14 +586,18 @@ fn format_match(
             } else {
                 ("", "")
             };
-            let shown = if hit.utf16 {
-                format!("{} (UTF-16LE)", crate::text::escape(&match_text(hit)))
+            // A UTF-16 match shows decoded, and says so at the end.
+            let (shown, note) = if hit.utf16 {
+                (
+                    crate::text::escape(&match_text(hit)).into_owned(),
+                    " (UTF-16LE)",
+                )
             } else {
-                escape_bytes(&hit.bytes).into_owned()
+                (escape_bytes(&hit.bytes).into_owned(), "")
             };
             let _ = writeln!(
                 line,
-                ": {}{on}{shown}{off}{}",
+                ": {}{on}{shown}{off}{}{note}",
                 escape_bytes(&hit.before),
                 escape_bytes(&hit.after)
             );
