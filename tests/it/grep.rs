@@ -1002,6 +1002,12 @@ fn text_output_and_exit_statuses() {
                 .as_str()
         ]
     );
+    let o = grep(&["--utf16", "-C", "4", "Password", images]);
+    assert!(
+        text(&o).ends_with(" rw-p anon]: ....Password.... (UTF-16LE)\n"),
+        "{}",
+        text(&o)
+    );
     let o = grep(&["-c", "SECRET", images]);
     assert_eq!(
         text(&o),
