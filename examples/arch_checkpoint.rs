@@ -577,14 +577,14 @@ fn main() -> Result<()> {
                 gid: id("Gid", 1000),
                 ..Default::default()
             }),
-            comm: Some(comm.clone()),
+            comm: Some(comm.clone().into_bytes()),
             blk_sigset: blocked.filter(|_| i > 0),
             ..Default::default()
         });
         if i == 0 {
             core.tc = Some(proto::TaskCore {
                 task_state: proto::TaskState::TaskAlive as u32,
-                comm: comm.clone(),
+                comm: comm.clone().into_bytes(),
                 blk_sigset: blocked.unwrap_or(0),
                 ..Default::default()
             });
@@ -624,7 +624,7 @@ fn main() -> Result<()> {
                     id: i as u32 + 1,
                     reg: Some(proto::RegFile {
                         id: i as u32 + 1,
-                        name: name.clone(),
+                        name: name.clone().into_bytes(),
                         size: Some(size),
                         ..Default::default()
                     }),

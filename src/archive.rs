@@ -11,18 +11,28 @@
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Component, Path};
+pub mod ustar;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use prost::Message;
 use tempfile::TempDir;
 
 use crate::cancel::Cancel;
+use crate::criu::files::FileTable;
+use crate::criu::image::{Image, ImageReader};
+use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
 use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
-use crate::model::Blob;
+use crate::criu::{self, magic};
+use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
+use crate::proto;
+use crate::rootfs::clean_key;
+use ustar::{Kind, Source, TarReader};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +56,20 @@ impl Compression {
     }
 }
 
-/// Members kept in memory up to this size each...
+/// Metadata members kept in memory up to this size each...
 const SMALL_MEMBER: u64 = 8 << 20;
-/// ...and this much in all; larger members go to files.
-const SMALL_TOTAL: u64 = 256 << 20;
-/// Most members an archive may have.
-const MAX_MEMBERS: usize = 200_000;
+/// ...and this much in all; larger ones go to files.
+const SMALL_TOTAL: u64 = 64 << 20;
+/// Most members an archive may have: a checkpoint has a few images per
+/// process and one per thread.
+pub const MAX_MEMBERS: usize = 200_000;
+/// Most members a rootfs-diff.tar may have. Only the files the
+/// checkpoint's processes mapped are kept (their paths and where they
+/// lie), so this bounds the time spent reading headers, not memory.
+pub const MAX_DIFF_MEMBERS: usize = 1 << 20;
+/// How many members of a rootfs diff with `..` in their paths are named
+/// in its warning (the rest are counted).
+const NAMED_BAD_MEMBERS: usize = 5;
 
 /// Recognises a tar archive (plain, gzip or zstd) by its first bytes.
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
@@ -88,6 +106,33 @@ fn is_ustar(head: &[u8]) -> bool {
     head.get(257..262) == Some(b"ustar")
 }
 
+/// Which page data the reader of an archive will use, so that only that is
+/// unpacked from a compressed one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PageUse {
+    /// All of it, as a conversion does.
+    #[default]
+    All,
+    /// Only the pages holding each process's command line and environment,
+    /// as `inspect` does; the rest of each pages file reads as zeros.
+    Strings,
+}
+
+/// How to open an archive.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveOptions {
+    /// Where members of a compressed archive are unpacked (the system
+    /// temporary directory if `None`).
+    pub spill_dir: Option<PathBuf>,
+    /// The most bytes unpacked into it (default: half of the space free
+    /// there when the first member is unpacked).
+    pub max_spill: Option<u64>,
+    /// Which page data will be used.
+    pub pages: PageUse,
+    /// Stops reading once set.
+    pub cancel: Cancel,
+}
+
 /// Where a member's bytes are.
 #[derive(Debug, Clone)]
 enum Member {
@@ -97,13 +142,35 @@ enum Member {
     Large(Blob),
 }
 
+/// The files of a container's rootfs-diff.tar that a checkpoint's
+/// processes mapped, each where its bytes lie.
+#[derive(Debug, Clone, Default)]
+pub struct DiffIndex {
+    /// Files by their clean path ([`crate::rootfs::clean_key`]).
+    pub files: BTreeMap<Vec<u8>, Blob>,
+    /// What was wrong with the diff (members skipped, and why).
+    pub warnings: Vec<String>,
+}
+
+/// A rootfs-diff.tar as an archive holds it.
+#[derive(Debug, Clone)]
+pub enum Diff {
+    /// The tar itself, to be indexed once the checkpoint's files are known.
+    Tar(Blob),
+    /// Already indexed (and its wanted files unpacked) while a compressed
+    /// archive streamed by.
+    Indexed(DiffIndex),
+}
+
 /// A checkpoint archive opened for reading.
 pub struct ArchiveStore {
     label: String,
     compression: Compression,
     prefix: String,
     members: BTreeMap<String, Member>,
-    _spill: Option<TempDir>,
+    diff: Option<Diff>,
+    warnings: Vec<String>,
+    spill: Spill,
 }
 
 impl std::fmt::Debug for ArchiveStore {
@@ -115,62 +182,251 @@ impl std::fmt::Debug for ArchiveStore {
     }
 }
 
-/// A member's path made relative and clean, or an error if it would leave
-/// the archive. `None` for the archive root itself.
-fn clean_path(p: &Path) -> Result<Option<String>> {
-    let mut parts = Vec::new();
-    for c in p.components() {
+/// A member's path made relative and clean (bytes), or an error if it
+/// would leave the archive. `None` for the archive root itself.
+fn clean_path(p: &[u8]) -> Result<Option<Vec<u8>>> {
+    if p.starts_with(b"/") {
+        bail!("path {} is absolute", display_bytes(p));
+    }
+    let mut out = Vec::with_capacity(p.len());
+    for c in p.split(|&b| b == b'/') {
         match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            Component::ParentDir => bail!("path {} contains '..'", p.display()),
-            Component::RootDir | Component::Prefix(_) => bail!("path {} is absolute", p.display()),
+            b"" | b"." => {}
+            b".." => bail!("path {} contains '..'", display_bytes(p)),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
         }
     }
-    Ok(if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    })
+    Ok((!out.is_empty()).then_some(out))
 }
 
 /// Checks that a link target stays inside the archive when followed from `dir`.
-fn check_link(dir: &str, target: &Path) -> Result<()> {
-    if target.is_absolute() {
-        bail!("links to absolute path {}", target.display());
+fn check_link(dir: &[u8], target: &[u8]) -> Result<()> {
+    if target.starts_with(b"/") {
+        bail!("links to absolute path {}", display_bytes(target));
     }
     let mut depth: i64 = if dir.is_empty() {
         0
     } else {
-        dir.split('/').count() as i64
+        dir.split(|&b| b == b'/').count() as i64
     };
-    for c in target.components() {
+    for c in target.split(|&b| b == b'/') {
         match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            _ => {}
+            b"" | b"." => {}
+            b".." => depth -= 1,
+            _ => depth += 1,
         }
         if depth < 0 {
-            bail!("links to {}, outside the archive", target.display());
+            bail!("links to {}, outside the archive", display_bytes(target));
         }
     }
     Ok(())
 }
 
-impl ArchiveStore {
-    /// Opens the archive at `path`; `spill_dir` is where compressed page
-    /// files are unpacked (the system temporary directory if `None`).
-    pub fn open(path: &Path, spill_dir: Option<&Path>) -> Result<ArchiveStore> {
-        Self::open_cancellable(path, spill_dir, &Cancel::new())
+/// What a member is to a checkpoint, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// An image criu2core decodes, or config.dump / spec.dump.
+    Metadata,
+    /// A pagemap (a process's or a shared-memory object's).
+    Pagemap,
+    /// `pages-<id>.img`.
+    Pages(u32),
+    /// The container's changed files.
+    RootfsDiff,
+    /// Anything else: read past, never stored.
+    Unused,
+}
+
+/// The number in an image name such as `core-<n>.img`.
+fn image_number(base: &str, prefix: &str) -> Option<u32> {
+    let digits = base.strip_prefix(prefix)?.strip_suffix(".img")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The hexadecimal number in an image name such as `tcp-stream-<x>.img`.
+fn image_hex(base: &str, prefix: &str) -> Option<u32> {
+    let digits = base.strip_prefix(prefix)?.strip_suffix(".img")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// The images `inspect --fds --sockets --mounts` decodes (criu::fds,
+/// criu::mounts), besides those memory decoding needs.
+const FILE_IMAGES: [&str; 15] = [
+    "tty-info.img",
+    "sk-queues.img",
+    "pipes-data.img",
+    "fifo-data.img",
+    "inetsk.img",
+    "unixsk.img",
+    "packetsk.img",
+    "netlinksk.img",
+    "pipes.img",
+    "fifo.img",
+    "eventfd.img",
+    "signalfd.img",
+    "timerfd.img",
+    "tty.img",
+    "ns-files.img",
+];
+
+/// The role of an image named `base` (no directory).
+fn image_role(base: &str) -> Role {
+    let num = |prefix| image_number(base, prefix);
+    match base {
+        "inventory.img" | "pstree.img" | "files.img" | "reg-files.img" | "memfd.img"
+        | "remap-fpath.img" => Role::Metadata,
+        _ if FILE_IMAGES.contains(&base) => Role::Metadata,
+        _ if num("core-").is_some() || num("mm-").is_some() || num("ipcns-shm-").is_some() => {
+            Role::Metadata
+        }
+        _ if ["ids-", "fs-", "fdinfo-", "mountpoints-"]
+            .iter()
+            .any(|p| num(p).is_some())
+            || image_hex(base, "tcp-stream-").is_some() =>
+        {
+            Role::Metadata
+        }
+        _ if num("pagemap-").is_some() || num("pagemap-shmem-").is_some() => Role::Pagemap,
+        _ => num("pages-").map_or(Role::Unused, Role::Pages),
+    }
+}
+
+/// The role of a member by its clean name: images at the top (a tar of
+/// bare images) or under `checkpoint/`, and a container checkpoint's
+/// files at the top.
+fn role(name: &str) -> Role {
+    match name {
+        "config.dump" | "spec.dump" => Role::Metadata,
+        "rootfs-diff.tar" => Role::RootfsDiff,
+        _ => match name.strip_prefix("checkpoint/").unwrap_or(name) {
+            base if base.contains('/') => Role::Unused,
+            base => image_role(base),
+        },
+    }
+}
+
+/// The temporary directory compressed members are unpacked into, and how
+/// much may go there.
+struct Spill {
+    parent: Option<PathBuf>,
+    dir: Option<TempDir>,
+    max: Option<u64>,
+    used: u64,
+    files: usize,
+}
+
+impl Spill {
+    /// The directory, created on first use, and the most it may hold.
+    fn dir(&mut self) -> Result<(&Path, u64)> {
+        if self.dir.is_none() {
+            let mut b = tempfile::Builder::new();
+            b.prefix("criu2core-");
+            let d = match &self.parent {
+                Some(p) => b.tempdir_in(p),
+                None => b.tempdir(),
+            }
+            .context("cannot create a temporary directory")?;
+            if self.max.is_none() {
+                let st = rustix::fs::statvfs(d.path()).with_context(|| {
+                    format!("{}: cannot read the free space", d.path().display())
+                })?;
+                self.max = Some(st.f_bavail.saturating_mul(st.f_frsize) / 2);
+            }
+            self.dir = Some(d);
+        }
+        match (&self.dir, self.max) {
+            (Some(d), Some(max)) => Ok((d.path(), max)),
+            _ => bail!("no temporary directory"),
+        }
     }
 
-    /// [`ArchiveStore::open`] that stops reading (and removes what it
-    /// unpacked) once `cancel` is set.
-    pub fn open_cancellable(
-        path: &Path,
-        spill_dir: Option<&Path>,
-        cancel: &Cancel,
-    ) -> Result<ArchiveStore> {
+    /// A new file in the directory (named by a counter, never by the archive).
+    fn create(&mut self) -> Result<(File, PathBuf)> {
+        let n = self.files;
+        self.files += 1;
+        let (dir, _) = self.dir()?;
+        let path = dir.join(format!("member-{n}"));
+        let f =
+            File::create(&path).with_context(|| format!("{}: cannot create", path.display()))?;
+        Ok((f, path))
+    }
+
+    /// Copies `len` bytes from `from` to `to` at `at`, counting them
+    /// against the limit.
+    fn copy(&mut self, from: &mut impl Read, to: &mut File, at: u64, len: u64) -> Result<u64> {
+        let (_, max) = self.dir()?;
+        to.seek(SeekFrom::Start(at))?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(buf.len() as u64) as usize;
+            let n = match from.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("cannot read"),
+            };
+            if self.used + n as u64 > max {
+                bail!(
+                    "unpacking it would put more than {max} bytes into the temporary directory \
+                     (--max-spill; {} already there)",
+                    self.used
+                );
+            }
+            to.write_all(&buf[..n]).context("cannot unpack")?;
+            self.used += n as u64;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+}
+
+/// A process's page size (AT_PAGESZ, if its mm image says) and where its
+/// argv and environment are.
+type MmFacts = (Option<u64>, [(u64, u64); 2]);
+
+/// What the scan of an archive has learnt so far, to bound the page data
+/// it unpacks by what the checkpoint can use.
+#[derive(Default)]
+struct Learnt {
+    /// Per pid: its page size (AT_PAGESZ) and where its argv and
+    /// environment are.
+    mm: HashMap<u32, MmFacts>,
+    /// The pagemap member naming each pages file.
+    pagemaps: HashMap<u32, String>,
+    /// Pages members unpacked whole because their pagemap was not known
+    /// yet: bounded once the scan is over.
+    unbounded: Vec<(String, u32)>,
+    /// Whether some pagemap's head could not be read (so which pages files
+    /// are named by none cannot be told).
+    unreadable_pagemap: bool,
+}
+
+/// What a pages member may be unpacked as.
+struct PagesPlan {
+    /// The bytes its pagemap claims.
+    claimed: u64,
+    /// Only these ranges are written (inspect), if set.
+    ranges: Option<Vec<(u64, u64)>>,
+}
+
+impl ArchiveStore {
+    /// Opens the archive at `path`. Members are only ever keys: nothing is
+    /// written under a name from the archive. Reading stops (and what was
+    /// unpacked is removed) once `opts.cancel` is set.
+    pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
+        let cancel = &opts.cancel;
         let label = path.display().to_string();
         let compression = sniff(path)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
@@ -185,33 +441,43 @@ impl ArchiveStore {
             compression,
             prefix: String::new(),
             members: BTreeMap::new(),
-            _spill: None,
+            diff: None,
+            warnings: Vec::new(),
+            spill: Spill {
+                parent: opts.spill_dir.clone(),
+                dir: None,
+                max: opts.max_spill,
+                used: 0,
+                files: 0,
+            },
         };
+        let mut learnt = Learnt::default();
         let result = match compression {
             Compression::None => {
-                // Page files are used in place, so seek over them rather than read.
-                let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 16, file));
-                let entries = ar.entries_with_seek().context("cannot read the archive");
-                entries.and_then(|e| store.scan(e, true, path, file_len, spill_dir))
+                // Page files are used where they lie, so seek over them.
+                let src = ustar::Seekable(BufReader::with_capacity(1 << 16, file));
+                let mut r = TarReader::new(src, Some(file_len));
+                store.scan(&mut r, None, path, opts.pages, &mut learnt)
             }
             Compression::Gzip => {
                 let dec =
                     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-                store.scan_stream(tar::Archive::new(dec), path, file_len, spill_dir)
+                store.scan_stream(dec, path, opts.pages, &mut learnt)
             }
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::new(file)
                     .with_context(|| format!("{label}: cannot start zstd"))?;
-                store.scan_stream(tar::Archive::new(dec), path, file_len, spill_dir)
+                store.scan_stream(dec, path, opts.pages, &mut learnt)
             }
         };
         result.with_context(|| {
             format!("{label}: broken or unsafe {} archive", compression.suffix())
         })?;
+        store.bound_unbounded(&mut learnt, opts.pages)?;
         tracing::debug!(
             archive = %label,
             members = store.members.len(),
-            unpacked = store._spill.is_some(),
+            unpacked = store.spill.used,
             "read archive"
         );
         store.prefix = if store.members.contains_key("checkpoint/pstree.img") {
@@ -229,135 +495,344 @@ impl ArchiveStore {
     /// for a good one.
     fn scan_stream<R: Read>(
         &mut self,
-        mut ar: tar::Archive<R>,
+        dec: R,
         path: &Path,
-        file_len: u64,
-        spill_dir: Option<&Path>,
+        pages: PageUse,
+        learnt: &mut Learnt,
     ) -> Result<()> {
-        let entries = ar.entries().context("cannot read the archive")?;
-        self.scan(entries, false, path, file_len, spill_dir)?;
-        io::copy(&mut ar.into_inner(), &mut io::sink())
+        // Headers are read 512 bytes at a time: buffer the decompressor.
+        let mut r = TarReader::new(ustar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
+        let spill_diff = true;
+        self.scan(&mut r, Some(spill_diff), path, pages, learnt)?;
+        io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
     }
 
-    fn scan<R: Read>(
+    /// Reads every member's header, keeping what a checkpoint can use:
+    /// metadata in memory (or a file when large), page data where it lies
+    /// in a plain archive (`streamed` is `None`) or unpacked from a
+    /// compressed one, only as much as its pagemap claims.
+    fn scan<S: Source>(
         &mut self,
-        entries: tar::Entries<'_, R>,
-        in_place: bool,
+        r: &mut TarReader<S>,
+        streamed: Option<bool>,
         path: &Path,
-        file_len: u64,
-        spill_dir: Option<&Path>,
+        pages: PageUse,
+        learnt: &mut Learnt,
     ) -> Result<()> {
         let mut small_total = 0u64;
-        for (index, entry) in entries.enumerate() {
-            let mut entry =
-                entry.with_context(|| format!("cannot read the header of member #{index}"))?;
-            let raw_path = entry
-                .path()
-                .with_context(|| format!("member #{index}: unreadable path"))?
-                .into_owned();
-            let Some(name) = clean_path(&raw_path).with_context(|| format!("member #{index}"))?
+        while let Some(m) = r.next_member()? {
+            if m.index >= MAX_MEMBERS {
+                bail!("more than {MAX_MEMBERS} members, more than any checkpoint has");
+            }
+            let index = m.index;
+            let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))?
             else {
                 continue;
             };
-            let kind = entry.header().entry_type();
-            let ctx = || format!("member {name}");
-            if kind.is_dir() {
+            let shown = display_bytes(&name).into_owned();
+            match m.kind {
+                Kind::Dir | Kind::Other(_) => continue,
+                Kind::Symlink | Kind::HardLink => {
+                    let dir = match (m.kind, name.iter().rposition(|&b| b == b'/')) {
+                        (Kind::Symlink, Some(i)) => &name[..i],
+                        _ => &b""[..],
+                    };
+                    check_link(dir, &m.link).with_context(|| format!("member {shown}"))?;
+                    continue;
+                }
+                Kind::Device | Kind::Fifo => {
+                    bail!("member {shown}: device or fifo in a checkpoint archive")
+                }
+                Kind::File | Kind::Sparse { .. } => {}
+            }
+            // A name that is not UTF-8 is no image: read past.
+            let Ok(key) = String::from_utf8(name) else {
+                continue;
+            };
+            let role = role(&key);
+            if role == Role::Unused {
                 continue;
             }
-            if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry
-                    .link_name()
-                    .with_context(ctx)?
-                    .with_context(|| format!("member {name}: link without target"))?;
-                let dir = if kind.is_symlink() {
-                    name.rsplit_once('/').map_or("", |d| d.0)
-                } else {
-                    ""
-                };
-                check_link(dir, &target).with_context(ctx)?;
-                continue;
-            }
-            if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+            if let Kind::Sparse { real_size } = m.kind {
                 bail!(
-                    "member {name}: device or fifo ({:?}) in a checkpoint archive",
-                    kind
+                    "member {key}: a sparse file ({real_size} bytes once expanded from {} stored); \
+                     criu2core does not expand sparse members",
+                    m.size
                 );
             }
-            if !(kind.is_file() || kind.is_contiguous() || kind.is_gnu_sparse()) {
-                continue;
+            if self.members.contains_key(&key) || (role == Role::RootfsDiff && self.diff.is_some())
+            {
+                bail!("member {key} appears twice");
             }
-            if self.members.contains_key(&name) {
-                bail!("member {name} appears twice");
-            }
-            if self.members.len() >= MAX_MEMBERS {
-                bail!("more than {MAX_MEMBERS} members");
-            }
-            let size = entry.size();
-            let large = is_page_file(&name)
-                || name == "rootfs-diff.tar"
-                || size > SMALL_MEMBER
-                || small_total + size > SMALL_TOTAL;
-            let member = if !large {
-                let mut buf = Vec::with_capacity(size as usize);
-                (&mut entry)
-                    .take(size)
-                    .read_to_end(&mut buf)
-                    .with_context(ctx)?;
-                if buf.len() as u64 != size {
-                    bail!(
-                        "member {name}: archive ends inside it ({} of {size} bytes)",
-                        buf.len()
-                    );
-                }
-                small_total += size;
-                Member::Small(buf.into())
-            } else if in_place && !kind.is_gnu_sparse() {
-                let offset = entry.raw_file_position();
-                if offset.checked_add(size).is_none_or(|end| end > file_len) {
-                    bail!("member {name}: claims {size} bytes at offset {offset}, past the archive's end ({file_len})");
-                }
-                Member::Large(Blob {
-                    label: format!("{}:{name}", path.display()),
-                    path: path.to_path_buf(),
-                    offset,
-                    len: size,
-                })
-            } else {
-                let dir = match &self._spill {
-                    Some(d) => d,
-                    None => {
-                        let mut b = tempfile::Builder::new();
-                        b.prefix("criu2core-");
-                        let d = match spill_dir {
-                            Some(p) => b.tempdir_in(p),
-                            None => b.tempdir(),
-                        }
-                        .context("cannot create a temporary directory")?;
-                        self._spill.insert(d)
-                    }
-                };
-                let spill = dir.path().join(format!("member-{index}"));
-                let mut out = File::create(&spill)
-                    .with_context(|| format!("{}: cannot create", spill.display()))?;
-                let copied =
-                    io::copy(&mut (&mut entry).take(size), &mut out).with_context(|| {
-                        format!("member {name}: cannot unpack into {}", spill.display())
-                    })?;
-                if copied != size {
-                    bail!("member {name}: archive ends inside it ({copied} of {size} bytes)");
-                }
-                Member::Large(Blob {
-                    label: format!("{}:{name}", path.display()),
-                    path: spill,
-                    offset: 0,
-                    len: size,
-                })
+            let ctx = || format!("member {key}");
+            let in_place = || Blob {
+                label: format!("{}:{key}", path.display()),
+                path: path.to_path_buf(),
+                offset: m.data_offset,
+                len: m.size,
             };
-            self.members.insert(name, member);
+            let member = match (role, streamed) {
+                (Role::RootfsDiff, None) => {
+                    self.diff = Some(Diff::Tar(in_place()));
+                    continue;
+                }
+                (Role::RootfsDiff, Some(_)) => {
+                    let diff = self.stream_diff(r, &m, &key, path, pages).with_context(ctx)?;
+                    self.diff = Some(diff);
+                    continue;
+                }
+                (Role::Metadata, _) if m.size > MAX_IMAGE_BYTES => bail!(
+                    "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                    m.size
+                ),
+                (Role::Metadata, _)
+                    if m.size <= SMALL_MEMBER && small_total + m.size <= SMALL_TOTAL =>
+                {
+                    let mut buf = Vec::with_capacity(m.size as usize);
+                    (&mut *r).take(m.size).read_to_end(&mut buf).with_context(ctx)?;
+                    if buf.len() as u64 != m.size {
+                        bail!(
+                            "member {key}: archive ends inside it ({} of {} bytes)",
+                            buf.len(),
+                            m.size
+                        );
+                    }
+                    small_total += m.size;
+                    Member::Small(buf.into())
+                }
+                (_, None) => Member::Large(in_place()),
+                (Role::Pages(id), Some(_)) => {
+                    let plan = self.pages_plan(id, learnt, pages);
+                    let (blob, excess) = self
+                        .unpack(r, &m, &key, path, plan.as_ref())
+                        .with_context(ctx)?;
+                    match &plan {
+                        None => learnt.unbounded.push((key.clone(), id)),
+                        Some(p) if excess > 0 => self.warnings.push(format!(
+                            "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
+                            path.display(),
+                            p.claimed
+                        )),
+                        Some(_) => {}
+                    }
+                    Member::Large(blob)
+                }
+                (_, Some(_)) => Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0),
+            };
+            self.members.insert(key.clone(), member);
+            self.learn(&key, learnt);
         }
         Ok(())
+    }
+
+    /// Notes what bounds page data: each process's page size and strings
+    /// (from its mm image, when it is held in memory) and which pagemap
+    /// names each pages file.
+    fn learn(&self, key: &str, learnt: &mut Learnt) {
+        let base = key.rsplit('/').next().unwrap_or(key);
+        if let Some(pid) = image_number(base, "mm-") {
+            let Some(Member::Small(data)) = self.members.get(key) else {
+                return;
+            };
+            let Ok(mut img) = Image::parse(key, data.clone(), magic::MM) else {
+                return;
+            };
+            if let Ok(Some((_, bytes))) = img.next_raw() {
+                if let Ok(mm) = proto::MmHead::decode(bytes) {
+                    let ranges = [(mm.arg_start, mm.arg_end), (mm.env_start, mm.env_end)]
+                        .map(|(a, b)| (a, b.min(a.saturating_add(MAX_STRINGS_BYTES))));
+                    learnt.mm.insert(pid, (criu::page_size_hint(&mm), ranges));
+                }
+            }
+        } else if role(key) == Role::Pagemap {
+            let head = self.member_reader(key).and_then(|(rd, len)| {
+                ImageReader::new(key, rd, len, magic::PAGEMAP, MAX_ENTRY_BYTES)?
+                    .expect::<proto::PagemapHead>()
+            });
+            match head {
+                Ok(head) => {
+                    learnt.pagemaps.insert(head.pages_id, key.to_string());
+                }
+                Err(_) => learnt.unreadable_pagemap = true,
+            }
+        }
+    }
+
+    /// How much of `pages-<id>.img` the checkpoint can use, where its
+    /// pagemap (and its process's page size) are known by now.
+    fn pages_plan(&self, id: u32, learnt: &Learnt, pages: PageUse) -> Option<PagesPlan> {
+        let key = learnt.pagemaps.get(&id)?;
+        let base = key.rsplit('/').next().unwrap_or(key);
+        let mm = image_number(base, "pagemap-").and_then(|pid| learnt.mm.get(&pid));
+        // A shared-memory pagemap counts in the pages of the processes
+        // that map it, which share one page size.
+        let page_size = match mm {
+            Some(&(ps, _)) => ps?,
+            None => learnt.mm.values().filter_map(|m| m.0).max()?,
+        };
+        let wanted = match (pages, mm) {
+            (PageUse::Strings, Some((_, ranges))) => &ranges[..],
+            _ => &[],
+        };
+        let (rd, len) = self.member_reader(key).ok()?;
+        let img = ImageReader::new(key, rd, len, magic::PAGEMAP, MAX_ENTRY_BYTES).ok()?;
+        let c = pagemap::claims(PagemapReader::new(img, page_size).ok()?, wanted).ok()?;
+        if c.pages_id != id {
+            return None;
+        }
+        Some(PagesPlan {
+            claimed: c.bytes,
+            ranges: (pages == PageUse::Strings).then_some(c.ranges),
+        })
+    }
+
+    /// Pages files unpacked before their pagemap was known: cut to what
+    /// it claims, now that it is, or dropped if no pagemap names them.
+    fn bound_unbounded(&mut self, learnt: &mut Learnt, pages: PageUse) -> Result<()> {
+        for (key, id) in std::mem::take(&mut learnt.unbounded) {
+            if !learnt.pagemaps.contains_key(&id) && !learnt.unreadable_pagemap {
+                if let Some(Member::Large(blob)) = self.members.remove(&key) {
+                    fs::remove_file(&blob.path)
+                        .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
+                    self.warnings.push(format!(
+                        "{}: no pagemap names it; its {} bytes are not used",
+                        blob.label, blob.len
+                    ));
+                }
+                continue;
+            }
+            let Some(plan) = self.pages_plan(id, learnt, pages) else {
+                continue;
+            };
+            let Some(Member::Large(blob)) = self.members.get_mut(&key) else {
+                continue;
+            };
+            if blob.len > plan.claimed {
+                let excess = blob.len - plan.claimed;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&blob.path)
+                    .and_then(|f| f.set_len(plan.claimed))
+                    .with_context(|| format!("{}: cannot truncate", blob.path.display()))?;
+                blob.len = plan.claimed;
+                self.warnings.push(format!(
+                    "{}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; dropped",
+                    blob.label, plan.claimed
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks the current member into a file of the temporary directory:
+    /// all of it, or (with a plan) no more than its pagemap claims, or only
+    /// the ranges the plan names. Returns where it is and how many of its
+    /// bytes were left out.
+    fn unpack<S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        m: &ustar::Member,
+        key: &str,
+        path: &Path,
+        plan: Option<&PagesPlan>,
+    ) -> Result<(Blob, u64)> {
+        let (mut out, spill) = self.spill.create()?;
+        let keep = plan.map_or(m.size, |p| p.claimed.min(m.size));
+        let mut pos = 0;
+        match plan.and_then(|p| p.ranges.as_ref()) {
+            None => pos = self.spill.copy(r, &mut out, 0, keep)?,
+            Some(ranges) => {
+                for &(off, len) in ranges {
+                    let end = off.saturating_add(len).min(keep);
+                    let start = off.max(pos);
+                    if start >= end {
+                        continue;
+                    }
+                    pos += io::copy(&mut (&mut *r).take(start - pos), &mut io::sink())?;
+                    if pos < start {
+                        break;
+                    }
+                    pos += self.spill.copy(r, &mut out, start, end - start)?;
+                }
+                if pos < keep {
+                    pos += io::copy(&mut (&mut *r).take(keep - pos), &mut io::sink())?;
+                }
+                out.set_len(keep).context("cannot unpack")?;
+            }
+        }
+        if pos < keep {
+            bail!("archive ends inside it ({pos} of {} bytes)", m.size);
+        }
+        Ok((
+            Blob {
+                label: format!("{}:{key}", path.display()),
+                path: spill,
+                offset: 0,
+                len: keep,
+            },
+            m.size - keep,
+        ))
+    }
+
+    /// Reads a rootfs-diff.tar as it streams by: with the checkpoint's file
+    /// table known, only the files its processes mapped are unpacked (none
+    /// for `inspect`); without, the whole tar is, to be indexed later.
+    fn stream_diff<S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        m: &ustar::Member,
+        key: &str,
+        path: &Path,
+        pages: PageUse,
+    ) -> Result<Diff> {
+        let wanted = match pages {
+            PageUse::Strings => Some(HashSet::new()),
+            PageUse::All => self.wanted_files()?,
+        };
+        let Some(wanted) = wanted else {
+            return Ok(Diff::Tar(self.unpack(r, m, key, path, None)?.0));
+        };
+        let label = format!("{}:{key}", path.display());
+        let mut inner = TarReader::new(ustar::Stream((&mut *r).take(m.size)), Some(m.size));
+        let index = index_members(&mut inner, &label, &wanted, &mut |member, data| {
+            let name = display_bytes(&member.name).into_owned();
+            let (blob, _) = self
+                .unpack(data, member, key, path, None)
+                .with_context(|| format!("{key} member {name}"))?;
+            Ok(Blob {
+                label: format!("{label}:{name}"),
+                ..blob
+            })
+        })?;
+        io::copy(&mut inner.into_inner(), &mut io::sink())?;
+        Ok(Diff::Indexed(index))
+    }
+
+    /// The clean paths of every regular file the checkpoint's file images
+    /// (read so far) name, or `None` if there are none yet.
+    fn wanted_files(&mut self) -> Result<Option<HashSet<Vec<u8>>>> {
+        let saved = std::mem::replace(&mut self.prefix, "checkpoint/".into());
+        let known = ["files.img", "reg-files.img"]
+            .iter()
+            .any(|n| self.members.contains_key(&format!("checkpoint/{n}")));
+        let table = known.then(|| FileTable::load(self)).transpose();
+        self.prefix = saved;
+        Ok(table?.map(|t| t.regular_names().filter_map(clean_key).collect()))
+    }
+
+    /// A member's bytes as a stream, with their length.
+    fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
+        match self.members.get(key) {
+            Some(Member::Large(b)) => {
+                let f = SubFile::open(&b.path, b.offset, b.len)
+                    .with_context(|| format!("{}: cannot open", b.label))?;
+                Ok((Box::new(f), b.len))
+            }
+            Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
+            None => bail!("{}: no member {key}", self.label),
+        }
     }
 
     /// The compression of the archive.
@@ -376,12 +851,19 @@ impl ArchiveStore {
         self.read_path(name)
     }
 
-    /// Where `rootfs-diff.tar` lies, if the archive has one.
-    pub fn rootfs_diff(&self) -> Option<Blob> {
-        match self.members.get("rootfs-diff.tar")? {
-            Member::Large(b) => Some(b.clone()),
-            Member::Small(_) => None,
-        }
+    /// The archive's rootfs-diff.tar, if it has one.
+    pub fn rootfs_diff(&self) -> Option<&Diff> {
+        self.diff.as_ref()
+    }
+
+    /// What reading the archive found wrong without refusing it.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Bytes unpacked into the temporary directory.
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.spill.used
     }
 
     fn read_path(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -410,13 +892,6 @@ impl ArchiveStore {
             }
         }
     }
-}
-
-/// Page files and pagemaps, which grow with the checkpoint: read where they
-/// lie (or from a spill file), never held in memory.
-fn is_page_file(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    (base.starts_with("pages-") || base.starts_with("pagemap-")) && base.ends_with(".img")
 }
 
 impl ImageStore for ArchiveStore {
@@ -453,17 +928,11 @@ impl ImageStore for ArchiveStore {
     }
 
     fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send + Sync>, u64)>> {
-        match self.members.get(&format!("{}{name}", self.prefix)) {
-            Some(Member::Large(b)) => {
-                let f = SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open {name}", self.label))?;
-                Ok(Some((Box::new(f), b.len)))
-            }
-            Some(Member::Small(b)) => {
-                Ok(Some((Box::new(io::Cursor::new(b.clone())), b.len() as u64)))
-            }
-            None => Ok(None),
+        let key = format!("{}{name}", self.prefix);
+        if !self.members.contains_key(&key) {
+            return Ok(None);
         }
+        self.member_reader(&key).map(Some)
     }
 
     fn parent(&self) -> Result<Option<Arc<dyn ImageStore>>> {
@@ -495,15 +964,25 @@ impl SubFile {
 
 impl Read for SubFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.pos);
-        let n = (buf.len() as u64).min(left) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let got = self.file.read(&mut buf[..n])?;
-        self.pos += got as u64;
-        Ok(got)
+        read_before(&mut self.file, buf, &mut self.pos, self.len)
     }
+}
+
+/// Reads from `r`, at `*pos`, no further than `end`, and moves `*pos` on:
+/// a window's read.
+pub(crate) fn read_before(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    pos: &mut u64,
+    end: u64,
+) -> io::Result<usize> {
+    let n = (buf.len() as u64).min(end.saturating_sub(*pos)) as usize;
+    if n == 0 {
+        return Ok(0);
+    }
+    let got = r.read(&mut buf[..n])?;
+    *pos += got as u64;
+    Ok(got)
 }
 
 impl Seek for SubFile {
@@ -520,45 +999,83 @@ impl Seek for SubFile {
     }
 }
 
-/// The regular files of an uncompressed tar lying inside `blob` (a
-/// rootfs-diff.tar), by clean path, each as a blob of its own.
-pub fn index_tar(blob: &Blob) -> Result<BTreeMap<String, Blob>> {
+/// The files of an uncompressed tar lying inside `blob` (a
+/// rootfs-diff.tar) whose clean paths are in `wanted`, each where its bytes
+/// lie.
+pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
     let sub = SubFile::open(&blob.path, blob.offset, blob.len)
         .with_context(|| format!("{}: cannot open", blob.label))?;
-    let mut ar = tar::Archive::new(sub);
-    let mut out = BTreeMap::new();
-    for (index, entry) in ar
-        .entries_with_seek()
-        .with_context(|| format!("{}: cannot read", blob.label))?
-        .enumerate()
+    let mut r = TarReader::new(ustar::Seekable(sub), Some(blob.len));
+    index_members(&mut r, &blob.label, wanted, &mut |m, _| {
+        Ok(Blob {
+            label: format!("{}:{}", blob.label, display_bytes(&m.name)),
+            path: blob.path.clone(),
+            offset: blob.offset + m.data_offset,
+            len: m.size,
+        })
+    })
+}
+
+/// What [`index_members`] calls to keep a wanted member: it gets the
+/// member and the reader positioned at its data.
+type Keep<'k, S> = dyn FnMut(&ustar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
+
+/// Reads the members of a rootfs diff, keeping (through `keep`) the regular
+/// files whose clean paths are in `wanted`. A member with `..` in its path
+/// is skipped with a warning, never used; so is a sparse one that is
+/// wanted (it would have to be expanded). The later of two members with one
+/// path wins, as when the tar is unpacked.
+fn index_members<S: Source>(
+    r: &mut TarReader<S>,
+    label: &str,
+    wanted: &HashSet<Vec<u8>>,
+    keep: &mut Keep<'_, S>,
+) -> Result<DiffIndex> {
+    let mut out = DiffIndex::default();
+    let mut dotdot = Vec::new();
+    let mut dotdot_count = 0usize;
+    while let Some(m) = r
+        .next_member()
+        .with_context(|| format!("{label}: cannot read"))?
     {
-        let entry = entry.with_context(|| format!("{}: member #{index}", blob.label))?;
-        let kind = entry.header().entry_type();
-        if !(kind.is_file() || kind.is_contiguous()) {
-            continue;
+        if m.index >= MAX_DIFF_MEMBERS {
+            bail!("{label}: more than {MAX_DIFF_MEMBERS} members, more than criu2core reads");
         }
-        let path = entry
-            .path()
-            .with_context(|| format!("{}: member #{index}", blob.label))?
-            .into_owned();
-        let Some(name) =
-            clean_path(&path).with_context(|| format!("{}: member #{index}", blob.label))?
-        else {
+        let Some(key) = clean_key(&m.name) else {
+            dotdot_count += 1;
+            if dotdot.len() < NAMED_BAD_MEMBERS {
+                dotdot.push(format!("#{} {:?}", m.index, display_bytes(&m.name)));
+            }
             continue;
         };
-        let (offset, len) = (entry.raw_file_position(), entry.size());
-        if offset.checked_add(len).is_none_or(|e| e > blob.len) {
-            bail!("{}: member {name} runs past the end of the tar", blob.label);
+        if !wanted.contains(&key) {
+            continue;
         }
-        out.insert(
-            name.clone(),
-            Blob {
-                label: format!("{}:{name}", blob.label),
-                path: blob.path.clone(),
-                offset: blob.offset + offset,
-                len,
-            },
-        );
+        match m.kind {
+            Kind::File => {
+                let blob = keep(&m, r)?;
+                out.files.insert(key, blob);
+            }
+            Kind::Sparse { .. } => out.warnings.push(format!(
+                "{label}: {} is a sparse file, which criu2core does not expand; its pages come from --root, if given",
+                display_bytes(&m.name)
+            )),
+            _ => {}
+        }
+    }
+    if dotdot_count > 0 {
+        let more = dotdot_count - dotdot.len();
+        out.warnings.push(format!(
+            "{label}: {dotdot_count} member{} with '..' in {} path skipped: {}{}",
+            if dotdot_count == 1 { "" } else { "s" },
+            if dotdot_count == 1 { "its" } else { "their" },
+            dotdot.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
     }
     Ok(out)
 }
@@ -570,21 +1087,47 @@ mod tests {
     #[test]
     fn paths_are_cleaned_or_refused() {
         assert_eq!(
-            clean_path(Path::new("./checkpoint/pstree.img"))
-                .unwrap()
-                .unwrap(),
-            "checkpoint/pstree.img"
+            clean_path(b"./checkpoint//pstree.img").unwrap().unwrap(),
+            b"checkpoint/pstree.img"
         );
-        assert_eq!(clean_path(Path::new("./")).unwrap(), None);
-        assert!(clean_path(Path::new("/etc/passwd")).is_err());
-        assert!(clean_path(Path::new("checkpoint/../../x")).is_err());
+        assert_eq!(clean_path(b"./").unwrap(), None);
+        assert!(clean_path(b"/etc/passwd").is_err());
+        assert!(clean_path(b"checkpoint/../../x").is_err());
     }
 
     #[test]
     fn links_must_stay_inside() {
-        assert!(check_link("checkpoint", Path::new("../config.dump")).is_ok());
-        assert!(check_link("checkpoint", Path::new("../../etc")).is_err());
-        assert!(check_link("", Path::new("/etc/passwd")).is_err());
-        assert!(check_link("", Path::new("a/../../b")).is_err());
+        assert!(check_link(b"checkpoint", b"../config.dump").is_ok());
+        assert!(check_link(b"checkpoint", b"../../etc").is_err());
+        assert!(check_link(b"", b"/etc/passwd").is_err());
+        assert!(check_link(b"", b"a/../../b").is_err());
+    }
+
+    #[test]
+    fn members_are_kept_by_role() {
+        for (name, r) in [
+            ("checkpoint/pstree.img", Role::Metadata),
+            ("pstree.img", Role::Metadata),
+            ("checkpoint/core-101.img", Role::Metadata),
+            ("checkpoint/ipcns-shm-9.img", Role::Metadata),
+            ("config.dump", Role::Metadata),
+            ("checkpoint/pagemap-1.img", Role::Pagemap),
+            ("checkpoint/pagemap-shmem-77.img", Role::Pagemap),
+            ("checkpoint/pages-3.img", Role::Pages(3)),
+            ("rootfs-diff.tar", Role::RootfsDiff),
+            ("checkpoint/pages-x.img", Role::Unused),
+            ("checkpoint/core-.img", Role::Unused),
+            ("checkpoint/fdinfo-2.img", Role::Metadata),
+            ("checkpoint/tcp-stream-3bd2c.img", Role::Metadata),
+            ("checkpoint/tcp-stream-xyz.img", Role::Unused),
+            ("checkpoint/mountpoints-9.img", Role::Metadata),
+            ("checkpoint/tty-info.img", Role::Metadata),
+            ("checkpoint/fs-12.img", Role::Metadata),
+            ("checkpoint/sub/pstree.img", Role::Unused),
+            ("stats-dump", Role::Unused),
+            ("checkpoint/core-99999999999.img", Role::Unused),
+        ] {
+            assert_eq!(role(name), r, "{name}");
+        }
     }
 }

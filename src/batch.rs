@@ -75,6 +75,9 @@ pub struct BatchOptions {
     pub root: Option<PathBuf>,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
+    /// The most each compressed archive may unpack there (default: half
+    /// of the space free there).
+    pub max_spill: Option<u64>,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
     /// Stops the run: no new input is started, the current ones stop.
@@ -577,6 +580,7 @@ struct Job<'a> {
     options: &'a CoreOptions,
     convert: ConvertOptions,
     spill_dir: Option<PathBuf>,
+    max_spill: Option<u64>,
     /// batch: skip what is complete, replace cores of the same input, and
     /// refuse other options without force. convert: none of that.
     batch: bool,
@@ -584,13 +588,19 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn run(&self, report: &mut dyn FnMut(&ProcessReport)) -> InputSummary {
+    /// Converts the input; `warn` hears what is wrong with it as a whole,
+    /// `report` each process as it is done.
+    fn run(
+        &self,
+        report: &mut dyn FnMut(&ProcessReport),
+        warn: &mut dyn FnMut(&str),
+    ) -> InputSummary {
         let start = Instant::now();
         let dir_path = self.out.path().join(self.name);
         let mut s = InputSummary::new(&self.id.path, Some(&dir_path), self.options.clone());
         let mut claimed = None;
         let mut fresh = false;
-        let result = self.convert(&mut s, &mut claimed, &mut fresh, report);
+        let result = self.convert(&mut s, &mut claimed, &mut fresh, report, warn);
         if let Err(e) = result {
             s.status = "failed".into();
             s.error = Some(if self.convert.cancel.is_cancelled() {
@@ -618,6 +628,7 @@ impl Job<'_> {
         claimed: &mut Option<OutDir>,
         fresh: &mut bool,
         report: &mut dyn FnMut(&ProcessReport),
+        warn: &mut dyn FnMut(&str),
     ) -> Result<()> {
         self.convert.cancel.check()?;
         let fp = fingerprint(&self.id.path)?;
@@ -682,10 +693,14 @@ impl Job<'_> {
             &self.id.path,
             &OpenOptions {
                 spill_dir: self.spill_dir.clone(),
+                max_spill: self.max_spill,
+                pages: input::PageUse::All,
                 cancel: self.convert.cancel.clone(),
             },
         )?;
         s.processes = inp.checkpoint.tree.len();
+        inp.warnings.iter().for_each(|w| warn(w));
+        s.warnings.extend(inp.warnings.iter().cloned());
         let reports = convert::convert_input(&inp, dir, &self.convert, report)?;
         s.add_reports(&reports)?;
         s.status = "ok".into();
@@ -729,6 +744,12 @@ pub struct EachOptions<'a> {
     pub convert: ConvertOptions,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
+    /// The most each compressed archive may unpack there (default: half
+    /// of the space free there).
+    pub max_spill: Option<u64>,
+    /// Called with what is wrong with an input as a whole (each process's
+    /// warnings come with its report).
+    pub warn: &'a mut dyn FnMut(&str),
     /// Called as each process is done.
     pub report: &'a mut dyn FnMut(&ProcessReport),
     /// Called for an input that failed as a whole (it could not be
@@ -754,11 +775,15 @@ pub fn convert_each(
             single,
             &OpenOptions {
                 spill_dir: opts.spill_dir.clone(),
+                max_spill: opts.max_spill,
+                pages: input::PageUse::All,
                 cancel: opts.convert.cancel.clone(),
             },
         )
         .and_then(|inp| {
             s.processes = inp.checkpoint.tree.len();
+            inp.warnings.iter().for_each(|w| (opts.warn)(w));
+            s.warnings.extend(inp.warnings.iter().cloned());
             convert::convert_input(&inp, &out, &opts.convert, opts.report)
         });
         match result {
@@ -789,10 +814,11 @@ pub fn convert_each(
                 options: &options,
                 convert: opts.convert.clone(),
                 spill_dir: opts.spill_dir.clone(),
+                max_spill: opts.max_spill,
                 batch: false,
                 force: opts.convert.force,
             }
-            .run(opts.report),
+            .run(opts.report, opts.warn),
         };
         if s.status == "failed" && s.cores.is_empty() {
             (opts.failed)(&s);
@@ -897,10 +923,11 @@ pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Batc
                             options: &options,
                             convert: convert.clone(),
                             spill_dir: opts.spill_dir.clone(),
+                            max_spill: opts.max_spill,
                             batch: true,
                             force: opts.force,
                         }
-                        .run(&mut |_| {})
+                        .run(&mut |_| {}, &mut |_| {})
                     }
                 };
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(s);

@@ -176,6 +176,10 @@ struct ConvertArgs {
     /// Where compressed archives are unpacked while converting (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print a JSON report (schema criu2core.convert/2) instead of lines.
     #[arg(long)]
     json: bool,
@@ -207,6 +211,10 @@ struct InspectArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
 }
 
 #[derive(Args)]
@@ -281,6 +289,10 @@ struct GrepArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
 }
 
 fn parse_kind(s: &str) -> Result<crate::search::Kind> {
@@ -316,6 +328,10 @@ struct ReadArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
 }
 
 #[derive(Args)]
@@ -342,6 +358,10 @@ struct BatchArgs {
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
+    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
+    /// T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
     /// Print the summary (as in summary.json) on stdout.
     #[arg(long)]
     json: bool,
@@ -419,6 +439,8 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
                 cancel: cancel.clone(),
             },
             spill_dir: args.tmpdir.clone(),
+            max_spill: args.max_spill,
+            warn: &mut |w| error_line(&format!("warning: {w}")),
             report: &mut |r| print_report(r, quiet),
             // Failed processes were reported as they failed; whole-input errors here.
             failed: &mut |s| {
@@ -438,19 +460,34 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     Ok(summaries.iter().all(|s| s.status == "ok"))
 }
 
-/// Opens one input, unpacking a compressed archive into `tmpdir`.
-fn open_input(path: &Path, tmpdir: &Option<PathBuf>, cancel: &Cancel) -> Result<input::Input> {
+/// Opens one input, unpacking what `pages` needs of a compressed archive
+/// into `tmpdir`, at most `max_spill` bytes.
+fn open_input(
+    path: &Path,
+    tmpdir: &Option<PathBuf>,
+    max_spill: Option<u64>,
+    pages: input::PageUse,
+    cancel: &Cancel,
+) -> Result<input::Input> {
     input::open(
         path,
         &OpenOptions {
             spill_dir: tmpdir.clone(),
+            max_spill,
+            pages,
             cancel: cancel.clone(),
         },
     )
 }
 
 fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
-    let inp = open_input(&args.input, &args.tmpdir, cancel)?;
+    let inp = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        input::PageUse::Strings,
+        cancel,
+    )?;
     let report = inspect::inspect(
         &inp,
         &inspect::InspectOptions {
@@ -525,6 +562,7 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         root: args.root.clone(),
         spill_dir: args.tmpdir.clone(),
+        max_spill: args.max_spill,
         cancel: cancel.clone(),
     };
     let stdout = std::io::stdout();
@@ -538,7 +576,13 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
     if !args.hexdump && std::io::stdout().is_terminal() {
         bail!("refusing to write raw memory to a terminal: use --hexdump, or redirect stdout (> FILE, | xxd)");
     }
-    let inp = open_input(&args.input, &args.tmpdir, cancel)?;
+    let inp = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        input::PageUse::All,
+        cancel,
+    )?;
     let roots = inp.file_roots(args.root.as_deref())?;
     let p = match inp.checkpoint.load(
         args.pid,
@@ -579,6 +623,7 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         force: args.force,
         root: args.root.clone(),
         spill_dir: args.tmpdir.clone(),
+        max_spill: args.max_spill,
         progress: !args.quiet && !args.json,
         cancel: cancel.clone(),
     };

@@ -14,44 +14,73 @@ use crate::outdir::OutDir;
 
 /// The notes of a process's core, in the kernel's order: each thread's
 /// NT_PRSTATUS; after the first one NT_PRPSINFO, NT_SIGINFO, NT_AUXV and
-/// NT_FILE; then that thread's other register sets.
-pub fn build_notes(p: &Process) -> Vec<Note> {
-    let abi = p.arch.abi();
-    let mut out = Vec::new();
-    for (i, t) in p.threads.iter().enumerate() {
-        let st = PrStatus {
-            cursig: 0,
-            sigpend: t.pending,
-            sighold: t.blocked,
-            pid: t.tid,
-            ppid: p.ppid,
-            pgrp: p.pgid,
-            sid: p.sid,
-        };
-        out.push(Note::new(
-            notes::CORE,
-            nt::PRSTATUS,
-            notes::prstatus(abi, &st, &t.regs.prstatus_regs(), true),
-        ));
-        if i == 0 {
-            out.push(Note::new(
+/// NT_FILE; then that thread's other register sets. Only the process-wide
+/// notes are held; each thread's are made when they are asked for, so a
+/// process with many threads never has all their notes in memory.
+pub struct ProcessNotes<'a> {
+    p: &'a Process,
+    /// NT_PRPSINFO, NT_SIGINFO, NT_AUXV and NT_FILE.
+    process: Vec<Note>,
+}
+
+impl<'a> ProcessNotes<'a> {
+    /// The notes of `p` (the process-wide ones made now).
+    pub fn new(p: &'a Process) -> ProcessNotes<'a> {
+        let abi = p.arch.abi();
+        let mut process = vec![
+            Note::new(notes::CORE, nt::PRPSINFO, notes::prpsinfo(abi, &psinfo(p))),
+            Note::new(notes::CORE, nt::SIGINFO, siginfo(p)),
+            Note::new(notes::CORE, nt::AUXV, notes::auxv(abi, &p.auxv)),
+        ];
+        let files = file_mappings(p);
+        if !files.is_empty() {
+            process.push(Note::new(
                 notes::CORE,
-                nt::PRPSINFO,
-                notes::prpsinfo(abi, &psinfo(p)),
+                nt::FILE,
+                notes::file_note(abi, p.page_size, &files),
             ));
-            out.push(Note::new(notes::CORE, nt::SIGINFO, siginfo(p)));
-            out.push(Note::new(notes::CORE, nt::AUXV, notes::auxv(abi, &p.auxv)));
-            let files = file_mappings(p);
-            if !files.is_empty() {
-                out.push(Note::new(
-                    notes::CORE,
-                    nt::FILE,
-                    notes::file_note(abi, p.page_size, &files),
-                ));
-            }
         }
-        out.extend(t.regs.regset_notes());
+        ProcessNotes { p, process }
     }
+}
+
+impl elf::Notes for ProcessNotes<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
+        let p = self.p;
+        let abi = p.arch.abi();
+        for (i, t) in p.threads.iter().enumerate() {
+            let st = PrStatus {
+                cursig: 0,
+                sigpend: t.pending,
+                sighold: t.blocked,
+                pid: t.tid,
+                ppid: p.ppid,
+                pgrp: p.pgid,
+                sid: p.sid,
+            };
+            f(&Note::new(
+                notes::CORE,
+                nt::PRSTATUS,
+                notes::prstatus(abi, &st, &t.regs.prstatus_regs(), true),
+            ))?;
+            if i == 0 {
+                self.process.iter().try_for_each(&mut *f)?;
+            }
+            t.regs.regset_notes().iter().try_for_each(&mut *f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every note of a process's core, in the kernel's order, held at once
+/// (the writer uses [`ProcessNotes`], which makes them thread by thread).
+pub fn build_notes(p: &Process) -> Vec<Note> {
+    let mut out = Vec::new();
+    let notes = ProcessNotes::new(p);
+    let _ = elf::Notes::for_each(&notes, &mut |n| {
+        out.push(n.clone());
+        Ok(())
+    });
     out
 }
 
@@ -59,7 +88,7 @@ pub fn build_notes(p: &Process) -> Vec<Note> {
 pub fn psinfo(p: &Process) -> PrPsInfo {
     let mut psargs = p.psargs(notes::PSARGS_LEN);
     if psargs.is_empty() {
-        psargs = p.comm.as_bytes().to_vec();
+        psargs = p.comm.clone();
     }
     PrPsInfo {
         sname: match p.state {
@@ -74,7 +103,7 @@ pub fn psinfo(p: &Process) -> PrPsInfo {
         ppid: p.ppid,
         pgrp: p.pgid,
         sid: p.sid,
-        fname: p.comm.as_bytes().to_vec(),
+        fname: p.comm.clone(),
         psargs,
     }
 }
@@ -266,14 +295,18 @@ impl Segments for ProcessSegments<'_> {
 }
 
 /// The complete description of a process's core file.
-pub fn core_file<'a>(p: &Process, segments: &'a ProcessSegments<'_>) -> Result<CoreFile<'a>> {
+pub fn core_file<'a>(
+    p: &Process,
+    notes: &'a ProcessNotes<'_>,
+    segments: &'a ProcessSegments<'_>,
+) -> Result<CoreFile<'a>> {
     if p.threads.is_empty() {
         bail!("pid {} has no threads", p.pid);
     }
     Ok(CoreFile {
         target: p.arch.elf(),
         page_size: p.page_size,
-        notes: build_notes(p),
+        notes,
         segments,
         sources: p
             .blobs
@@ -321,11 +354,12 @@ pub fn write_core_in(p: &Process, dir: &OutDir, force: bool, cancel: &Cancel) ->
         inner: &segments,
         cancel,
     };
-    let mut core = core_file(p, &segments)?;
+    let notes = ProcessNotes::new(p);
+    let mut core = core_file(p, &notes, &segments)?;
     core.segments = &cancellable;
     tracing::debug!(
         pid = p.pid,
-        notes = core.notes.len(),
+        threads = p.threads.len(),
         segments = core.segments.count(),
         "core laid out"
     );
@@ -404,7 +438,7 @@ mod tests {
             ppid: 0,
             pgid: 1,
             sid: 1,
-            comm: "t".into(),
+            comm: b"t".to_vec(),
             state: ProcessState::Running,
             flags: 0,
             uid: 0,
@@ -643,15 +677,21 @@ pub fn convert_input(
         r.outcome = match loaded {
             Err(e) => Outcome::Failed(format!("{e:#}")),
             Ok(crate::criu::Loaded::Zombie { comm, exit, .. }) => {
-                r.comm = Some(comm);
+                r.comm = Some(crate::model::display_bytes(&comm).into_owned());
                 Outcome::Zombie { exit }
             }
             Ok(crate::criu::Loaded::Process(p)) => {
-                r.comm = Some(p.comm.clone());
+                r.comm = Some(crate::model::display_bytes(&p.comm).into_owned());
                 r.warnings = p.warnings.clone();
                 match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
                     Ok(stats) => Outcome::Written {
-                        gdb_command: gdb_command(&stats.path, p.exe.as_deref(), root_dir),
+                        // A command line is text: an executable whose path is
+                        // not UTF-8 is left for gdb to find from the core.
+                        gdb_command: gdb_command(
+                            &stats.path,
+                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            root_dir,
+                        ),
                         stats,
                         threads: p.threads.len(),
                     },

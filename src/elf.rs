@@ -178,6 +178,21 @@ impl Segments for Vec<Segment> {
     }
 }
 
+/// The PT_NOTE contents of a core, made one at a time and as often as
+/// asked, so that a process with many threads never has every thread's
+/// notes in memory at once: the writer goes through them once to size the
+/// PT_NOTE segment and once to write it.
+pub trait Notes {
+    /// Calls `f` with each note, in order; the same notes on every call.
+    fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()>;
+}
+
+impl Notes for Vec<Note> {
+    fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
+        self.iter().try_for_each(f)
+    }
+}
+
 /// Everything a core file holds.
 pub struct CoreFile<'a> {
     /// Header values.
@@ -185,7 +200,7 @@ pub struct CoreFile<'a> {
     /// Page size; segment data starts on a page boundary.
     pub page_size: u64,
     /// PT_NOTE contents, in order.
-    pub notes: Vec<Note>,
+    pub notes: &'a dyn Notes,
     /// PT_LOAD segments, in address order.
     pub segments: &'a dyn Segments,
     /// Files that segment data is copied from.
@@ -213,8 +228,9 @@ fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
-fn encode_notes(notes: &[Note], big_endian: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The bytes of one note: its header, its owner's name and its contents,
+/// each padded to 4 bytes.
+fn encode_note(n: &Note, big_endian: bool, out: &mut Vec<u8>) {
     let u32b = |v: u32| {
         if big_endian {
             v.to_be_bytes()
@@ -222,17 +238,14 @@ fn encode_notes(notes: &[Note], big_endian: bool) -> Vec<u8> {
             v.to_le_bytes()
         }
     };
-    for n in notes {
-        out.extend_from_slice(&u32b(n.name.len() as u32 + 1));
-        out.extend_from_slice(&u32b(n.desc.len() as u32));
-        out.extend_from_slice(&u32b(n.kind));
-        out.extend_from_slice(n.name.as_bytes());
-        out.push(0);
-        out.resize(align4(out.len() as u64) as usize, 0);
-        out.extend_from_slice(&n.desc);
-        out.resize(align4(out.len() as u64) as usize, 0);
-    }
-    out
+    out.extend_from_slice(&u32b(n.name.len() as u32 + 1));
+    out.extend_from_slice(&u32b(n.desc.len() as u32));
+    out.extend_from_slice(&u32b(n.kind));
+    out.extend_from_slice(n.name.as_bytes());
+    out.push(0);
+    out.resize(align4(out.len() as u64) as usize, 0);
+    out.extend_from_slice(&n.desc);
+    out.resize(align4(out.len() as u64) as usize, 0);
 }
 
 /// Writes `core` to `out`, which must be empty and positioned at 0.
@@ -241,8 +254,8 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     if !core.page_size.is_power_of_two() {
         bail!("page size {} is not a power of two", core.page_size);
     }
-    let notes_len: u64 = core.notes.iter().map(note_len).sum();
-    for n in &core.notes {
+    let mut notes_len = 0u64;
+    core.notes.for_each(&mut |n| {
         if n.desc.len() > u32::MAX as usize {
             bail!(
                 "note {:#x} is too large for ELF ({} bytes)",
@@ -250,7 +263,9 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
                 n.desc.len()
             );
         }
-    }
+        notes_len += note_len(n);
+        Ok(())
+    })?;
     let segments = core.segments;
     let count = segments.count();
     let phnum = u32::try_from(count + 1).context("too many segments for ELF")?;
@@ -336,7 +351,21 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         w.write_null_section_header();
     }
     w.write_align(4);
-    w.write(&encode_notes(&core.notes, t.big_endian));
+    // One note at a time, through a buffer reused for each.
+    let (mut note, mut written) = (Vec::new(), 0u64);
+    core.notes.for_each(&mut |n| {
+        note.clear();
+        encode_note(n, t.big_endian, &mut note);
+        written += note.len() as u64;
+        if written > notes_len {
+            bail!("the notes grew between sizing and writing");
+        }
+        w.write(&note);
+        Ok(())
+    })?;
+    if written != notes_len {
+        bail!("the notes shrank between sizing and writing");
+    }
     buffer.result().context("cannot write core headers")?;
     buffer
         .into_inner()
@@ -568,7 +597,7 @@ mod tests {
         let core = CoreFile {
             target: target(),
             page_size: 4096,
-            notes: vec![Note::new(notes::CORE, 6, vec![1, 2, 3])],
+            notes: &vec![Note::new(notes::CORE, 6, vec![1, 2, 3])],
             segments: &segments,
             sources: vec![Source {
                 label: "src".into(),
@@ -607,7 +636,7 @@ mod tests {
         let mut core = CoreFile {
             target: i386,
             page_size: 4096,
-            notes: vec![Note::new(notes::CORE, 1, vec![0; 144])],
+            notes: &vec![Note::new(notes::CORE, 1, vec![0; 144])],
             segments: &fits,
             sources: vec![],
         };
@@ -697,7 +726,7 @@ mod tests {
         let core = CoreFile {
             target: target(),
             page_size: 4096,
-            notes: vec![],
+            notes: &Vec::new(),
             segments: &segments,
             sources: vec![Source {
                 label: "pages-1.img".into(),
@@ -728,7 +757,7 @@ mod tests {
         let core = CoreFile {
             target: target(),
             page_size: 4096,
-            notes: vec![],
+            notes: &Vec::new(),
             segments: &segments,
             sources: vec![],
         };

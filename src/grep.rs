@@ -23,6 +23,7 @@ use crate::batch;
 use crate::cancel::Cancel;
 use crate::criu::{LoadOptions, Loaded};
 use crate::input::{self, Input, OpenOptions};
+use crate::inspect::Bytes;
 use crate::model::{Mapping, Process};
 use crate::rootfs::FileRoots;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
@@ -80,6 +81,8 @@ pub struct GrepOptions {
     pub root: Option<PathBuf>,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
+    /// The most bytes unpacked there (default: half of its free space).
+    pub max_spill: Option<u64>,
     /// Stops the search.
     pub cancel: Cancel,
 }
@@ -329,6 +332,8 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
         path,
         &OpenOptions {
             spill_dir: opts.spill_dir.clone(),
+            max_spill: opts.max_spill,
+            pages: input::PageUse::All,
             cancel: opts.cancel.clone(),
         },
     )?;
@@ -447,7 +452,7 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
 struct Who<'a> {
     input: &'a str,
     pid: u32,
-    comm: &'a str,
+    comm: &'a [u8],
 }
 
 /// `rw-p` as /proc/PID/maps shows a mapping's protection.
@@ -464,12 +469,12 @@ fn prot_text(m: &Mapping) -> String {
 
 /// A mapping as the JSON Lines show it.
 #[derive(Serialize)]
-struct MappingJson<'a> {
+struct MappingJson {
     start: u64,
     end: u64,
     prot: String,
     kind: &'static str,
-    path: Option<std::borrow::Cow<'a, str>>,
+    path: Option<Bytes>,
     offset: Option<u64>,
 }
 
@@ -479,10 +484,10 @@ struct MatchJson<'a> {
     schema: &'static str,
     input: &'a str,
     pid: u32,
-    comm: &'a str,
+    comm: Bytes,
     address: u64,
     length: usize,
-    mapping: MappingJson<'a>,
+    mapping: MappingJson,
     #[serde(rename = "match")]
     text: String,
     match_hex: String,
@@ -499,7 +504,7 @@ struct CountJson<'a> {
     schema: &'static str,
     input: &'a str,
     pid: u32,
-    comm: &'a str,
+    comm: Bytes,
     count: u64,
 }
 
@@ -533,7 +538,7 @@ fn format_match(
                 schema: SCHEMA,
                 input: who.input,
                 pid: who.pid,
-                comm: who.comm,
+                comm: Bytes(who.comm.to_vec()),
                 address: hit.addr,
                 length: hit.bytes.len(),
                 mapping: MappingJson {
@@ -541,7 +546,7 @@ fn format_match(
                     end: m.end,
                     prot: prot_text(m),
                     kind: Kind::of(m.kind).name(),
-                    path: path.map(String::from_utf8_lossy),
+                    path: path.map(|p| Bytes(p.to_vec())),
                     offset: m.file.as_ref().map(|f| f.offset),
                 },
                 text: match_text(hit),
@@ -560,7 +565,7 @@ fn format_match(
                 "{}: pid {} ({}) {:#x} [{:x}-{:x} {} {}",
                 escape_bytes(who.input.as_bytes()),
                 who.pid,
-                escape_bytes(who.comm.as_bytes()),
+                escape_bytes(who.comm),
                 hit.addr,
                 m.start,
                 m.end,
@@ -613,7 +618,7 @@ fn format_count(who: &Who<'_>, count: u64, opts: &GrepOptions) -> String {
                 schema: SCHEMA,
                 input: who.input,
                 pid: who.pid,
-                comm: who.comm,
+                comm: Bytes(who.comm.to_vec()),
                 count,
             };
             json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned() + "\n"
@@ -623,7 +628,7 @@ fn format_count(who: &Who<'_>, count: u64, opts: &GrepOptions) -> String {
                 "{}: pid {} ({})",
                 escape_bytes(who.input.as_bytes()),
                 who.pid,
-                escape_bytes(who.comm.as_bytes())
+                escape_bytes(who.comm)
             );
             if opts.mode == Mode::Count {
                 format!("{head}: {count}\n")

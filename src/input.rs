@@ -10,13 +10,40 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, ArchiveStore, Compression};
+pub use crate::archive::PageUse;
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Compression, Diff, DiffIndex};
 use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Checkpoint;
 use crate::model::Blob;
 use crate::rootfs::{FileRoots, RootFs};
+
+/// Largest config.dump or spec.dump read: a container's description takes
+/// a few dozen KiB. A larger one is left out, with a warning.
+pub const MAX_CONTAINER_DUMP_BYTES: u64 = 1 << 20;
+
+/// Parses a byte count as `--max-spill` takes it: a number, optionally
+/// followed by K, M, G or T (powers of 1024; "KiB", "MB" and the like mean
+/// the same).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (a number, with K, M, G or T)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("{text:?}: unknown unit (K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
 
 /// What kind of input it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +77,12 @@ pub struct Input {
     pub checkpoint: Checkpoint,
     /// The container, where the input says.
     pub container: Option<ContainerInfo>,
-    /// The files the container changed (rootfs-diff.tar), if present.
-    pub rootfs_diff: Option<Blob>,
+    /// The files the container changed (its rootfs-diff.tar) that the
+    /// checkpoint's processes mapped, if it has a diff.
+    pub rootfs_diff: Option<DiffIndex>,
+    /// What is wrong with the input as a whole but did not stop it being
+    /// read: for the user to see before the processes' own warnings.
+    pub warnings: Vec<String>,
 }
 
 /// Options for opening inputs.
@@ -60,6 +91,11 @@ pub struct OpenOptions {
     /// Where compressed archives' page files are unpacked (system temporary
     /// directory if `None`); removed when the input is dropped.
     pub spill_dir: Option<PathBuf>,
+    /// The most bytes unpacked there (default: half of its free space).
+    pub max_spill: Option<u64>,
+    /// Which page data will be used: all of it to convert, only the
+    /// command lines and environments to inspect.
+    pub pages: PageUse,
     /// Stops reading an archive once set (the partly unpacked files are
     /// removed).
     pub cancel: Cancel,
@@ -83,11 +119,85 @@ pub fn detect(path: &Path) -> Result<Option<InputKind>> {
     }
 }
 
-fn read_opt(path: &Path) -> Option<Vec<u8>> {
-    let meta = fs::metadata(path).ok()?;
-    (meta.is_file() && meta.len() <= 16 << 20)
-        .then(|| fs::read(path).ok())
-        .flatten()
+/// `name` in the directory `dir`, if it is there: a regular file (or a
+/// directory, for `want_dir`), or a symbolic link to one that stays inside
+/// `dir`. A link that leaves `dir` is an error, as a linked image is: what
+/// a checkpoint directory holds must come from the checkpoint.
+fn inside(dir: &Path, name: &str, want_dir: bool) -> Result<Option<PathBuf>> {
+    let path = dir.join(name);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot stat", path.display())),
+    };
+    let real = if meta.file_type().is_symlink() {
+        let target = fs::canonicalize(&path)
+            .with_context(|| format!("{}: symbolic link to nowhere", path.display()))?;
+        let base =
+            fs::canonicalize(dir).with_context(|| format!("{}: cannot open", dir.display()))?;
+        if !target.starts_with(&base) {
+            bail!(
+                "{}: symbolic link out of the checkpoint directory (to {}); refused",
+                path.display(),
+                target.display()
+            );
+        }
+        target
+    } else {
+        path.clone()
+    };
+    let meta = fs::metadata(&real).with_context(|| format!("{}: cannot stat", path.display()))?;
+    if want_dir && !meta.is_dir() {
+        bail!("{}: not a directory", path.display());
+    }
+    if !want_dir && !meta.is_file() {
+        bail!("{}: not a regular file", path.display());
+    }
+    Ok(Some(real))
+}
+
+/// A container description (config.dump, spec.dump) of at most
+/// [`MAX_CONTAINER_DUMP_BYTES`], or a warning about why it is left out.
+fn container_dump(
+    name: &str,
+    data: Result<Option<Vec<u8>>>,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<u8>> {
+    match data {
+        Ok(Some(d)) if d.len() as u64 <= MAX_CONTAINER_DUMP_BYTES => Some(d),
+        Ok(Some(d)) => {
+            warnings.push(format!(
+                "{name}: {} bytes, more than any container description takes ({MAX_CONTAINER_DUMP_BYTES}); left out",
+                d.len()
+            ));
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            warnings.push(format!("{e:#}; left out"));
+            None
+        }
+    }
+}
+
+/// A file of a checkpoint directory, read whole if it is small enough for
+/// a container description (its size is checked before it is read).
+fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
+    let len = fs::metadata(path)
+        .with_context(|| format!("{}: cannot stat", path.display()))?
+        .len();
+    if len > MAX_CONTAINER_DUMP_BYTES {
+        bail!(
+            "{}: {len} bytes, more than any container description takes ({MAX_CONTAINER_DUMP_BYTES})",
+            path.display()
+        );
+    }
+    let mut data = Vec::new();
+    use std::io::Read;
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONTAINER_DUMP_BYTES).read_to_end(&mut data))
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(Some(data))
 }
 
 /// Opens a checkpoint in any of the forms criu2core reads.
@@ -98,44 +208,80 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
             path.display()
         )
     })?;
-    let (store, container, rootfs_diff): (Arc<dyn ImageStore>, _, _) = match kind {
+    let mut warnings = Vec::new();
+    let (store, container, diff): (Arc<dyn ImageStore>, _, _) = match kind {
         InputKind::Images => (Arc::new(DirStore::open(path)?), None, None),
         InputKind::CheckpointDir => {
-            let diff = path.join("rootfs-diff.tar");
-            let rootfs_diff = fs::metadata(&diff)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| Blob {
-                    label: diff.display().to_string(),
-                    path: diff.clone(),
-                    offset: 0,
-                    len: m.len(),
-                });
-            let container = ContainerInfo::from_dumps(
-                read_opt(&path.join("config.dump")).as_deref(),
-                read_opt(&path.join("spec.dump")).as_deref(),
-            );
-            (
-                Arc::new(DirStore::open(path.join("checkpoint"))?),
-                container,
-                rootfs_diff,
-            )
+            let images = inside(path, "checkpoint", true)?
+                .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
+            let rootfs_diff = match inside(path, "rootfs-diff.tar", false)? {
+                Some(diff) => {
+                    let len = fs::metadata(&diff)
+                        .with_context(|| format!("{}: cannot stat", diff.display()))?
+                        .len();
+                    Some(Diff::Tar(Blob {
+                        label: path.join("rootfs-diff.tar").display().to_string(),
+                        path: diff,
+                        offset: 0,
+                        len,
+                    }))
+                }
+                None => None,
+            };
+            let mut dump = |name: &str| -> Result<Option<Vec<u8>>> {
+                let data = match inside(path, name, false)? {
+                    Some(p) => read_small(&p),
+                    None => Ok(None),
+                };
+                Ok(container_dump(name, data, &mut warnings))
+            };
+            let config = dump("config.dump")?;
+            let spec = dump("spec.dump")?;
+            let container = ContainerInfo::from_dumps(config.as_deref(), spec.as_deref());
+            (Arc::new(DirStore::open(images)?), container, rootfs_diff)
         }
         InputKind::Archive(_) => {
-            let ar = ArchiveStore::open_cancellable(path, opts.spill_dir.as_deref(), &opts.cancel)?;
+            let ar = ArchiveStore::open(
+                path,
+                &ArchiveOptions {
+                    spill_dir: opts.spill_dir.clone(),
+                    max_spill: opts.max_spill,
+                    pages: opts.pages,
+                    cancel: opts.cancel.clone(),
+                },
+            )?;
+            warnings.extend(ar.warnings().iter().cloned());
             let container = if ar.is_container_checkpoint() {
-                ContainerInfo::from_dumps(
-                    ar.read_member("config.dump")?.as_deref(),
-                    ar.read_member("spec.dump")?.as_deref(),
-                )
+                let config =
+                    container_dump("config.dump", ar.read_member("config.dump"), &mut warnings);
+                let spec = container_dump("spec.dump", ar.read_member("spec.dump"), &mut warnings);
+                ContainerInfo::from_dumps(config.as_deref(), spec.as_deref())
             } else {
                 None
             };
-            let diff = ar.rootfs_diff();
+            let diff = ar.rootfs_diff().cloned();
             (Arc::new(ar), container, diff)
         }
     };
     let checkpoint = Checkpoint::open(store)?;
+    let rootfs_diff = match diff {
+        None => None,
+        Some(Diff::Indexed(ix)) => Some(ix),
+        Some(Diff::Tar(blob)) if archive::sniff_blob(&blob)? => {
+            Some(archive::index_tar(&blob, &checkpoint.regular_file_keys())?)
+        }
+        Some(Diff::Tar(blob)) => {
+            warnings.push(format!(
+                "{}: not an uncompressed tar; the files in it are not used",
+                blob.label
+            ));
+            None
+        }
+    };
+    if let Some(d) = &rootfs_diff {
+        warnings.extend(d.warnings.iter().cloned());
+    }
+    warnings.extend(checkpoint.warnings.iter().cloned());
     tracing::info!(path = %path.display(), kind = kind.name(), processes = checkpoint.tree.len(), "opened checkpoint");
     Ok(Input {
         path: path.to_path_buf(),
@@ -143,6 +289,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
         checkpoint,
         container,
         rootfs_diff,
+        warnings,
     })
 }
 
@@ -152,10 +299,7 @@ impl Input {
     pub fn file_roots(&self, root: Option<&Path>) -> Result<Option<FileRoots>> {
         let mut roots = FileRoots::default();
         if let Some(diff) = &self.rootfs_diff {
-            match archive::sniff_blob(diff)? {
-                true => roots.diff = archive::index_tar(diff)?,
-                false => bail!("{}: not an uncompressed tar", diff.label),
-            }
+            roots.diff = diff.files.clone();
         }
         if let Some(r) = root {
             roots.dir = Some(RootFs::new(r)?);
@@ -261,5 +405,17 @@ mod tests {
         let long = "é".repeat(300);
         let got = output_name(Path::new(&long));
         assert!(got.len() <= MAX_OUTPUT_NAME && got.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size(" 2 t "), Ok(2 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

@@ -4,27 +4,78 @@
 //! container's mounts — as text for a terminal or as JSON with a stable
 //! schema (docs/inspect.schema.json).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::text::escape;
-use std::borrow::Cow;
+use crate::text::{escape, escape_bytes};
 
 use crate::container::ContainerInfo;
 use crate::criu::fds::{FileObject, FileTables, OpenFile};
 use crate::criu::memory::MAX_PARENT_DEPTH;
 use crate::criu::mounts::{self, Mount};
-use crate::criu::sockets::{endpoint_text, Endpoint, Socket};
+use crate::criu::sockets::{endpoint_bytes, Endpoint, Socket};
 use crate::criu::store::ImageStore;
 use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
 use crate::model::{MappingKind, Process, ProcessState};
 
+/// Bytes from a checkpoint (a name, a path, an argument), which a process
+/// chose and which need not be UTF-8. In JSON they are exact: a string
+/// where they are UTF-8, otherwise `{"base64": "..."}` (standard alphabet,
+/// padded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Bytes {
+    /// As text for a terminal: escaped, bytes that are not UTF-8 as `\xNN`
+    /// (see [`escape_bytes`]).
+    pub fn display(&self) -> Cow<'_, str> {
+        escape_bytes(&self.0)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("base64", &base64(&self.0))?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648, padded).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/3";
+pub const SCHEMA: &str = "criu2core.inspect/4";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +92,9 @@ pub struct Report {
     pub processes: Vec<ProcessInfo>,
     /// The mount namespaces of the processes (only when asked for).
     pub mounts: Option<Vec<MountNamespace>>,
+    /// What is wrong with the checkpoint as a whole but did not stop it
+    /// being read (images no process uses, an inconsistent process tree...).
+    pub warnings: Vec<String>,
 }
 
 /// What to report besides the process tree and memory.
@@ -70,7 +124,7 @@ pub struct FdInfo {
     /// FD_CLOEXEC.
     pub cloexec: bool,
     /// The path, where it has one.
-    pub path: Option<String>,
+    pub path: Option<Bytes>,
     /// "r", "w" or "rw" for files opened with an access mode.
     pub mode: Option<&'static str>,
     /// open(2) flags.
@@ -81,7 +135,7 @@ pub struct FdInfo {
     pub inode: Option<u32>,
     /// Bytes queued unread (pipes, fifos, sockets).
     pub queued: Option<u64>,
-    /// The rest, as the text report shows it.
+    /// The rest, as the text report shows it (escaped).
     pub detail: String,
 }
 
@@ -90,14 +144,14 @@ pub struct FdInfo {
 pub struct SocketAddress {
     /// As ss writes it: `127.0.0.1:80`, `[::1]:80`, a path, `@name` for an
     /// abstract unix name, `*` for an unnamed one, `PORTID/GROUP` for
-    /// netlink.
+    /// netlink (escaped as the text report shows it).
     pub address: String,
     /// The IP address.
     pub ip: Option<String>,
     /// The port (a netlink socket's port id).
     pub port: Option<u32>,
     /// A unix socket's name, exactly (an abstract name starts with NUL).
-    pub path: Option<String>,
+    pub path: Option<Bytes>,
 }
 
 /// A socket.
@@ -138,20 +192,20 @@ pub struct MountInfo {
     /// The mount it is on.
     pub parent: u32,
     /// Where.
-    pub mountpoint: String,
+    pub mountpoint: Bytes,
     /// Filesystem type ("unsupported" where CRIU recorded none).
     #[serde(rename = "type")]
     pub fstype: String,
     /// Source.
-    pub source: String,
+    pub source: Bytes,
     /// The directory of the filesystem mounted there.
-    pub root: String,
+    pub root: Bytes,
     /// Superblock options.
-    pub options: String,
+    pub options: Bytes,
     /// Mounted read-only.
     pub read_only: bool,
     /// The key of an external (bind) mount.
-    pub external: Option<String>,
+    pub external: Option<Bytes>,
     /// Shared peer group (0: private).
     pub shared: u32,
     /// Master peer group (0: none).
@@ -212,29 +266,31 @@ pub struct ProcessInfo {
     /// Session.
     pub sid: u32,
     /// Command name.
-    pub comm: Option<String>,
+    pub comm: Option<Bytes>,
     /// "running", "stopped", "zombie" or "error".
     pub state: String,
     /// Thread ids, the leader first.
     pub threads: Vec<u32>,
     /// Executable path.
-    pub exe: Option<String>,
+    pub exe: Option<Bytes>,
     /// argv, read from the dumped memory.
-    pub argv: Option<Vec<String>>,
+    pub argv: Option<Vec<Bytes>>,
     /// The environment (only when asked for).
-    pub environment: Option<Vec<String>>,
+    pub environment: Option<Vec<Bytes>>,
     /// Memory summary.
     pub memory: Option<MemoryInfo>,
     /// How a zombie ended (null for other processes).
     pub exit: Option<ExitStatus>,
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
+    /// What decoding it found wrong without failing.
+    pub warnings: Vec<String>,
     /// Open file descriptors (only when asked for).
     pub fds: Option<Vec<FdInfo>>,
     /// Working directory (with the descriptors).
-    pub cwd: Option<String>,
+    pub cwd: Option<Bytes>,
     /// Root directory (with the descriptors).
-    pub root: Option<String>,
+    pub root: Option<Bytes>,
     /// Sockets (only when asked for).
     pub sockets: Option<Vec<SocketInfo>>,
 }
@@ -281,7 +337,7 @@ pub struct KindInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileInfo {
     /// Path as the process saw it.
-    pub path: String,
+    pub path: Bytes,
     /// Number of mappings of it.
     pub mappings: usize,
     /// Bytes mapped.
@@ -313,13 +369,13 @@ fn memory(p: &Process) -> MemoryInfo {
         k.bytes += m.len();
         k.dumped_bytes += m.stored_bytes();
         if let Some(f) = &m.file {
-            match files.iter_mut().find(|x| x.path == f.path) {
+            match files.iter_mut().find(|x| x.path.0 == f.path) {
                 Some(x) => {
                     x.mappings += 1;
                     x.bytes += m.len();
                 }
                 None => files.push(FileInfo {
-                    path: f.path.clone(),
+                    path: Bytes(f.path.clone()),
                     mappings: 1,
                     bytes: m.len(),
                 }),
@@ -362,8 +418,9 @@ fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
     seen.split_off(1)
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// Bytes from the checkpoint as the text shows them.
+fn esc(b: &[u8]) -> String {
+    escape_bytes(b).into_owned()
 }
 
 fn access_mode(flags: u32) -> &'static str {
@@ -394,6 +451,7 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             String::new()
         }
     };
+    let bytes = |p: &[u8]| Some(Bytes(p.to_vec()));
     i.detail = match &f.object {
         FileObject::Regular {
             path,
@@ -403,16 +461,16 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             directory,
         } => {
             (i.path, i.mode, i.flags, i.pos) = (
-                Some(lossy(path)),
+                bytes(path),
                 Some(access_mode(*flags)),
                 Some(*flags),
                 Some(*pos),
             );
             let size = size.map(|s| format!(", size {s}")).unwrap_or_default();
             if *directory {
-                format!("{} ({})", lossy(path), access_mode(*flags))
+                format!("{} ({})", esc(path), access_mode(*flags))
             } else {
-                format!("{} ({}, pos {pos}{size})", lossy(path), access_mode(*flags))
+                format!("{} ({}, pos {pos}{size})", esc(path), access_mode(*flags))
             }
         }
         FileObject::Pipe {
@@ -436,10 +494,11 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             path,
             queued,
         } => {
-            (i.inode, i.queued, i.path) = (Some(*inode), Some(*queued), path.as_deref().map(lossy));
+            (i.inode, i.queued, i.path) =
+                (Some(*inode), Some(*queued), path.as_deref().and_then(bytes));
             format!(
                 "{} (pipe:[{inode}]{})",
-                path.as_deref().map_or("?".into(), lossy),
+                path.as_deref().map_or("?".into(), esc),
                 queue(*queued)
             )
         }
@@ -477,8 +536,8 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             index,
             master,
         } => {
-            i.path = path.as_deref().map(lossy);
-            let mut d = path.as_deref().map_or_else(|| "?".into(), lossy);
+            i.path = path.as_deref().and_then(bytes);
+            let mut d = path.as_deref().map_or_else(|| "?".into(), esc);
             d.push_str(&format!(" ({kind}"));
             if let Some(n) = index {
                 d.push_str(&format!(" {n}"));
@@ -491,11 +550,11 @@ fn fd_info(f: &OpenFile) -> FdInfo {
         }
         FileObject::Memfd { name, pos } => {
             i.pos = Some(*pos);
-            format!("memfd:{} (pos {pos})", lossy(name))
+            format!("memfd:{} (pos {pos})", esc(name))
         }
         FileObject::Namespace { kind } => format!("{kind} namespace"),
-        FileObject::Tun { device } => device.as_deref().map_or("detached".into(), lossy),
-        FileObject::BpfMap { name, id } => format!("{} (id {id})", lossy(name)),
+        FileObject::Tun { device } => device.as_deref().map_or("detached".into(), esc),
+        FileObject::BpfMap { name, id } => format!("{} (id {id})", esc(name)),
         FileObject::Pidfd { pid } => format!("pid {pid}"),
         FileObject::External => "left to the restorer (--external)".into(),
         FileObject::Unknown { type_code } => format!("CRIU file type {type_code}"),
@@ -503,15 +562,17 @@ fn fd_info(f: &OpenFile) -> FdInfo {
     i
 }
 
-/// A socket as one line: state, local end, remote end, queues.
+/// A socket as one line: state, local end, remote end, queues (escaped).
 fn socket_text(s: &Socket) -> String {
     let mut t = format!(
         "{} {}",
         s.state,
-        s.local.as_ref().map_or("*".into(), endpoint_text)
+        s.local
+            .as_ref()
+            .map_or("*".into(), |e| esc(&endpoint_bytes(e)))
     );
     if let Some(r) = &s.remote {
-        t.push_str(&format!(" -> {}", endpoint_text(r)));
+        t.push_str(&format!(" -> {}", esc(&endpoint_bytes(r))));
     } else if let Some(p) = s.peer {
         t.push_str(&format!(" -> socket:[{p}]"));
     }
@@ -523,7 +584,7 @@ fn socket_text(s: &Socket) -> String {
 
 fn address(e: &Endpoint) -> SocketAddress {
     let mut a = SocketAddress {
-        address: endpoint_text(e),
+        address: esc(&endpoint_bytes(e)),
         ip: None,
         port: None,
         path: None,
@@ -532,7 +593,7 @@ fn address(e: &Endpoint) -> SocketAddress {
         Endpoint::Inet { addr, port } => {
             (a.ip, a.port) = (Some(addr.to_string()), Some(u32::from(*port)));
         }
-        Endpoint::Unix(name) => a.path = Some(lossy(name)),
+        Endpoint::Unix(name) => a.path = Some(Bytes(name.clone())),
         Endpoint::Netlink { portid, .. } => a.port = Some(*portid),
     }
     a
@@ -559,13 +620,13 @@ fn mount_info(m: &Mount) -> MountInfo {
     MountInfo {
         id: m.id,
         parent: m.parent,
-        mountpoint: lossy(&m.mountpoint),
+        mountpoint: Bytes(m.mountpoint.clone()),
         fstype: m.fstype.clone(),
-        source: lossy(&m.source),
-        root: lossy(&m.root),
-        options: lossy(&m.options),
+        source: Bytes(m.source.clone()),
+        root: Bytes(m.root.clone()),
+        options: Bytes(m.options.clone()),
         read_only: m.read_only,
-        external: m.external.as_deref().map(lossy),
+        external: m.external.clone().map(Bytes),
         shared: m.shared,
         master: m.master,
     }
@@ -591,8 +652,8 @@ fn add_files(
         Ok(files) => {
             if opts.fds {
                 info.fds = Some(files.fds.iter().map(fd_info).collect());
-                info.cwd = files.cwd.as_deref().map(lossy);
-                info.root = files.root.as_deref().map(lossy);
+                info.cwd = files.cwd.clone().map(Bytes);
+                info.root = files.root.clone().map(Bytes);
             }
             if opts.sockets {
                 info.sockets = Some(
@@ -648,6 +709,7 @@ pub fn inspect(input: &Input, opts: &InspectOptions) -> Report {
             memory: None,
             exit: None,
             error: None,
+            warnings: Vec::new(),
             fds: None,
             cwd: None,
             root: None,
@@ -659,24 +721,30 @@ pub fn inspect(input: &Input, opts: &InspectOptions) -> Report {
                 // The thread ids CRIU records for a zombie mean nothing.
                 info.state = "zombie".into();
                 info.threads.clear();
-                info.comm = Some(comm);
+                info.comm = Some(Bytes(comm));
                 info.exit = Some(exit);
             }
             Ok(Loaded::Process(p)) => {
                 arch.get_or_insert_with(|| p.arch.name().to_string());
-                info.comm = Some(p.comm.clone());
+                info.comm = Some(Bytes(p.comm.clone()));
                 info.state = match p.state {
                     ProcessState::Running => "running",
                     ProcessState::Stopped(_) => "stopped",
                 }
                 .into();
                 info.threads = p.threads.iter().map(|t| t.tid).collect();
-                info.exe = p.exe.clone();
-                info.argv = p.read_strings(p.arg_range).ok();
+                info.exe = p.exe.clone().map(Bytes);
+                let strings = |range| {
+                    p.read_byte_strings(range)
+                        .ok()
+                        .map(|v| v.into_iter().map(Bytes).collect())
+                };
+                info.argv = strings(p.arg_range);
                 if env {
-                    info.environment = p.read_strings(p.env_range).ok();
+                    info.environment = strings(p.env_range);
                 }
                 info.memory = Some(memory(&p));
+                info.warnings = p.warnings.clone();
                 match &tables {
                     Some(t) => add_files(
                         &mut info,
@@ -732,6 +800,7 @@ pub fn inspect(input: &Input, opts: &InspectOptions) -> Report {
             parents: parents(ckpt.store()),
         },
         processes,
+        warnings: input.warnings.clone(),
         mounts,
     }
 }
@@ -755,6 +824,10 @@ pub fn human_bytes(bytes: u64) -> String {
 /// A field from the checkpoint, escaped for a terminal; "-" if absent.
 fn opt(s: &Option<String>) -> Cow<'_, str> {
     s.as_deref().map_or(Cow::Borrowed("-"), escape)
+}
+
+fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
+    b.as_ref().map_or(Cow::Borrowed("-"), Bytes::display)
 }
 
 impl Report {
@@ -823,6 +896,14 @@ impl Report {
                 escape(parent)
             );
         }
+        for (i, w) in self.warnings.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:<12} {}",
+                if i == 0 { "warning" } else { "" },
+                escape(w)
+            );
+        }
         let _ = writeln!(
             o,
             "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
@@ -831,8 +912,8 @@ impl Report {
         for p in &self.processes {
             // A zombie as ps shows one: it has no command line left.
             let cmd = match (&p.argv, &p.exit) {
-                (Some(a), _) => escape(&a.join(" ")).into_owned(),
-                (None, Some(_)) => format!("[{}] <defunct>", opt(&p.comm)),
+                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
                 (None, None) => "?".into(),
             };
             let _ = writeln!(
@@ -842,17 +923,31 @@ impl Report {
                 p.ppid,
                 p.state,
                 p.threads.len(),
-                opt(&p.comm),
+                opt_bytes(&p.comm),
                 cmd
             );
         }
         for p in &self.processes {
-            let _ = writeln!(o, "\npid {} ({})  exe {}", p.pid, opt(&p.comm), opt(&p.exe));
+            let _ = writeln!(
+                o,
+                "\npid {} ({})  exe {}",
+                p.pid,
+                opt_bytes(&p.comm),
+                opt_bytes(&p.exe)
+            );
             if let Some(exit) = &p.exit {
                 let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
             }
             if let Some(e) = &p.error {
                 let _ = writeln!(o, "  error    {}", escape(e));
+            }
+            for (i, w) in p.warnings.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "  {:<8} {}",
+                    if i == 0 { "warning" } else { "" },
+                    escape(w)
+                );
             }
             if let Some(m) = &p.memory {
                 let _ = writeln!(
@@ -898,7 +993,7 @@ impl Report {
                         o,
                         "  {:<8} {} ({} mapping{}, {})",
                         if i == 0 { "files" } else { "" },
-                        escape(&f.path),
+                        f.path.display(),
                         f.mappings,
                         if f.mappings == 1 { "" } else { "s" },
                         human_bytes(f.bytes)
@@ -913,17 +1008,17 @@ impl Report {
                         if i == 0 { "fds" } else { "" },
                         f.fd,
                         f.kind,
-                        escape(&f.detail)
+                        f.detail
                     );
                 }
                 if fds.is_empty() {
                     let _ = writeln!(o, "  fds      none");
                 }
                 if let Some(cwd) = &p.cwd {
-                    let _ = writeln!(o, "  cwd      {}", escape(cwd));
+                    let _ = writeln!(o, "  cwd      {}", cwd.display());
                 }
-                if let Some(root) = p.root.as_ref().filter(|r| r.as_str() != "/") {
-                    let _ = writeln!(o, "  root     {}", escape(root));
+                if let Some(root) = p.root.as_ref().filter(|r| r.0 != b"/") {
+                    let _ = writeln!(o, "  root     {}", root.display());
                 }
             }
             if let Some(socks) = &p.sockets {
@@ -945,7 +1040,7 @@ impl Report {
                         q(s.send_queue)
                     };
                     let remote = match (&s.remote, s.peer_inode) {
-                        (Some(r), _) => escape(&r.address).into_owned(),
+                        (Some(r), _) => r.address.clone(),
                         (None, Some(p)) => format!("socket:[{p}]"),
                         (None, None) => "*".into(),
                     };
@@ -963,14 +1058,19 @@ impl Report {
                         s.state,
                         q(s.recv_queue),
                         send,
-                        s.local.as_ref().map_or("*".into(), |l| escape(&l.address)),
+                        s.local.as_ref().map_or("*", |l| l.address.as_str()),
                         remote
                     );
                 }
             }
             if let Some(env) = &p.environment {
                 for (i, v) in env.iter().enumerate() {
-                    let _ = writeln!(o, "  {:<8} {}", if i == 0 { "env" } else { "" }, escape(v));
+                    let _ = writeln!(
+                        o,
+                        "  {:<8} {}",
+                        if i == 0 { "env" } else { "" },
+                        v.display()
+                    );
                 }
             }
         }
@@ -1008,14 +1108,14 @@ impl Report {
                             let mut opts = format!(
                                 "{}{}{}",
                                 if m.read_only { "ro" } else { "rw" },
-                                if m.options.is_empty() { "" } else { "," },
-                                m.options
+                                if m.options.0.is_empty() { "" } else { "," },
+                                m.options.display()
                             );
-                            if m.root != "/" {
-                                opts.push_str(&format!(" (root {})", m.root));
+                            if m.root.0 != b"/" {
+                                opts.push_str(&format!(" (root {})", m.root.display()));
                             }
                             if let Some(k) = &m.external {
-                                opts.push_str(&format!(" (external {k})"));
+                                opts.push_str(&format!(" (external {})", k.display()));
                             }
                             let _ = writeln!(
                                 o,
@@ -1023,9 +1123,9 @@ impl Report {
                                 m.id,
                                 m.parent,
                                 escape(&m.fstype),
-                                escape(&m.mountpoint),
-                                escape(&m.source),
-                                escape(&opts)
+                                m.mountpoint.display(),
+                                m.source.display(),
+                                opts
                             );
                         }
                     }
@@ -1033,5 +1133,28 @@ impl Report {
             }
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_exact_in_json() {
+        let json = |b: &[u8]| serde_json::to_string(&Bytes(b.to_vec())).unwrap();
+        assert_eq!(json(b"/usr/bin/app"), r#""/usr/bin/app""#);
+        assert_eq!(json("/tmp/café".as_bytes()), "\"/tmp/café\"");
+        // Latin-1 "café": not UTF-8, so base64 of the very bytes.
+        assert_eq!(json(b"/tmp/caf\xe9"), r#"{"base64":"L3RtcC9jYWbp"}"#);
+        for (raw, b64) in [
+            (&b""[..], ""),
+            (b"\xff", "/w=="),
+            (b"\xff\xfe", "//4="),
+            (b"\xff\xfe\xfd", "//79"),
+        ] {
+            assert_eq!(base64(raw), b64);
+        }
+        assert_eq!(Bytes(b"caf\xe9\x1b".to_vec()).display(), "caf\\xe9\\x1b");
     }
 }

@@ -2,6 +2,7 @@
 //! that know nothing of CRIU's images or of ELF. Decoding fills it in; note
 //! building and the core writer read it.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
@@ -23,6 +24,14 @@ pub struct Blob {
     pub offset: u64,
     /// Length of the range.
     pub len: u64,
+}
+
+/// Bytes from a checkpoint (a name, a path, an argument) as text for
+/// people. Processes name themselves and their files whatever they like,
+/// so the model keeps those as bytes, and this is the one place where they
+/// become text: bytes that are not UTF-8 show as U+FFFD.
+pub fn display_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 /// Most bytes [`Process::read_strings`] reads: argv and the environment
@@ -94,8 +103,9 @@ pub enum MappingKind {
 /// The file behind a mapping, as the kernel names it in NT_FILE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedFile {
-    /// Path as seen by the process (with " (deleted)" where the kernel adds it).
-    pub path: String,
+    /// Path as seen by the process (with " (deleted)" where the kernel adds
+    /// it), as bytes: a path need not be UTF-8.
+    pub path: Vec<u8>,
     /// Offset in the file, in bytes.
     pub offset: u64,
 }
@@ -212,8 +222,8 @@ pub enum ProcessState {
 pub struct Thread {
     /// Thread id, in the checkpoint's PID namespace.
     pub tid: u32,
-    /// The thread's own name, where it has one.
-    pub comm: Option<String>,
+    /// The thread's own name, where it has one (bytes, as the kernel keeps it).
+    pub comm: Option<Vec<u8>>,
     /// Blocked signal mask (bit n-1 for signal n).
     pub blocked: u64,
     /// Signals pending for this thread alone.
@@ -235,8 +245,8 @@ pub struct Process {
     pub pgid: u32,
     /// Session.
     pub sid: u32,
-    /// Command name (the kernel's comm, at most 15 bytes).
-    pub comm: String,
+    /// Command name (the kernel's comm, at most 15 bytes, not necessarily UTF-8).
+    pub comm: Vec<u8>,
     /// State.
     pub state: ProcessState,
     /// Kernel task flags (PF_*).
@@ -259,8 +269,8 @@ pub struct Process {
     pub arg_range: (u64, u64),
     /// Where the environment's strings lie in memory.
     pub env_range: (u64, u64),
-    /// Path of the executable, if known.
-    pub exe: Option<String>,
+    /// Path of the executable, if known (bytes, like every path).
+    pub exe: Option<Vec<u8>>,
     /// Mappings in address order.
     pub mappings: Vec<Mapping>,
     /// Where the bytes of the mappings come from.
@@ -355,8 +365,20 @@ impl Process {
         Ok(out)
     }
 
-    /// Reads the NUL-separated strings of a range such as argv or envp.
-    pub fn read_strings(&self, (start, end): (u64, u64)) -> Result<Vec<String>> {
+    /// Reads the NUL-separated strings of a range such as argv or envp, as
+    /// text (bytes that are not UTF-8 become U+FFFD; see
+    /// [`Process::read_byte_strings`] for the bytes themselves).
+    pub fn read_strings(&self, range: (u64, u64)) -> Result<Vec<String>> {
+        Ok(self
+            .read_byte_strings(range)?
+            .iter()
+            .map(|s| display_bytes(s).into_owned())
+            .collect())
+    }
+
+    /// Reads the NUL-separated strings of a range such as argv or envp,
+    /// exactly as they are in memory.
+    pub fn read_byte_strings(&self, (start, end): (u64, u64)) -> Result<Vec<Vec<u8>>> {
         if end <= start {
             return Ok(Vec::new());
         }
@@ -368,10 +390,7 @@ impl Process {
         }
         let bytes = self.read_memory(start, end - start)?;
         let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
-        Ok(bytes
-            .split(|&b| b == 0)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect())
+        Ok(bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
     }
 
     /// The command line as the kernel writes it into NT_PRPSINFO: the first

@@ -363,8 +363,8 @@ pub struct FileMapping {
     pub end: u64,
     /// Offset in the file, in bytes.
     pub offset: u64,
-    /// Path.
-    pub path: String,
+    /// Path, as bytes (written as they are).
+    pub path: Vec<u8>,
 }
 
 /// NT_FILE: count, page size, (start, end, offset in pages) triples, then the
@@ -376,7 +376,7 @@ pub fn file_note(abi: Abi, page_size: u64, files: &[FileMapping]) -> Vec<u8> {
         e.word(f.start).word(f.end).word(f.offset / page_size);
     }
     for f in files {
-        e.bytes(f.path.as_bytes()).bytes(&[0]);
+        e.bytes(&f.path).bytes(&[0]);
     }
     e.finish()
 }
@@ -517,7 +517,7 @@ mod tests {
             start: 0xf7d1_1000,
             end: 0xf7d3_3000,
             offset: 0x2000,
-            path: "/usr/lib32/libc.so.6".into(),
+            path: b"/usr/lib32/libc.so.6".to_vec(),
         }];
         let d = file_note(ILP32_LE_UID16, 4096, &f);
         let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
@@ -542,7 +542,7 @@ mod tests {
             start: 0x1000,
             end: 0x3000,
             offset: 0x2000,
-            path: "/bin/x".into(),
+            path: b"/bin/x".to_vec(),
         }];
         let d = file_note(LP64_LE, 4096, &f);
         assert_eq!(d.len(), 16 + 24 + 7);

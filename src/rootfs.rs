@@ -7,13 +7,14 @@
 //! path (`..`, absolute link targets, link loops) reaches outside it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::Blob;
+use crate::model::{display_bytes, Blob};
 
 /// Most symbolic links followed while resolving one path (as the kernel).
 const MAX_LINKS: usize = 40;
@@ -40,10 +41,12 @@ impl RootFs {
         &self.dir
     }
 
-    /// Resolves `path` as the process saw it to a regular file inside the
-    /// root, with its size. `None` if there is no such file.
-    pub fn resolve(&self, path: &str) -> Result<Option<(PathBuf, u64)>> {
-        let mut todo: VecDeque<OsString> = components(Path::new(path));
+    /// Resolves `path` as the process saw it (bytes, not necessarily
+    /// UTF-8) to a regular file inside the root, with its size. `None` if
+    /// there is no such file.
+    pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<(PathBuf, u64)>> {
+        let path = path.as_ref();
+        let mut todo: VecDeque<OsString> = components(Path::new(OsStr::from_bytes(path)));
         let mut done: Vec<OsString> = Vec::new();
         let mut links = 0;
         while let Some(c) = todo.pop_front() {
@@ -60,7 +63,8 @@ impl RootFs {
                 links += 1;
                 if links > MAX_LINKS {
                     bail!(
-                        "{path}: too many symbolic links under {}",
+                        "{}: too many symbolic links under {}",
+                        display_bytes(path),
                         self.dir.display()
                     );
                 }
@@ -95,8 +99,8 @@ impl RootFs {
 /// directory.
 #[derive(Debug, Clone, Default)]
 pub struct FileRoots {
-    /// Files by clean relative path, from a rootfs diff.
-    pub diff: BTreeMap<String, Blob>,
+    /// Files by clean relative path ([`clean_key`]), from a rootfs diff.
+    pub diff: BTreeMap<Vec<u8>, Blob>,
     /// A root directory.
     pub dir: Option<RootFs>,
 }
@@ -108,15 +112,9 @@ impl FileRoots {
     }
 
     /// The contents of `path` as the process saw it, if any layer has it.
-    pub fn resolve(&self, path: &str) -> Result<Option<Blob>> {
-        let key: Vec<String> = components(Path::new(path))
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect();
-        if !key.iter().any(|c| c == "..") {
-            if let Some(b) = self.diff.get(&key.join("/")) {
-                return Ok(Some(b.clone()));
-            }
+    pub fn resolve(&self, path: &[u8]) -> Result<Option<Blob>> {
+        if let Some(b) = clean_key(path).and_then(|key| self.diff.get(&key)) {
+            return Ok(Some(b.clone()));
         }
         let Some(dir) = &self.dir else {
             return Ok(None);
@@ -128,6 +126,26 @@ impl FileRoots {
             len,
         }))
     }
+}
+
+/// A path as the key a rootfs diff's members are found by: its normal
+/// components joined by `/` (`/` and `.` vanish), or `None` if it has a
+/// `..` (which no diff member is stored under).
+pub fn clean_key(path: &[u8]) -> Option<Vec<u8>> {
+    let mut key = Vec::with_capacity(path.len());
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return None,
+            c => {
+                if !key.is_empty() {
+                    key.push(b'/');
+                }
+                key.extend_from_slice(c);
+            }
+        }
+    }
+    Some(key)
 }
 
 /// The normal and `..` components of a path; `/` and `.` vanish.

@@ -477,7 +477,7 @@ pub struct Filter {
 
 /// The path a mapping shows, as bytes.
 pub fn mapping_path(m: &Mapping) -> Option<&[u8]> {
-    m.file.as_ref().map(|f| f.path.as_bytes())
+    m.file.as_ref().map(|f| f.path.as_slice())
 }
 
 impl Filter {

@@ -369,7 +369,7 @@ fn thread_core(spec: &Spec, i: u32, t: u32) -> proto::Core {
         }),
         thread_core: Some(proto::ThreadCore {
             blk_sigset: Some(1 << 9),
-            comm: Some(comm),
+            comm: Some(comm.into_bytes()),
             creds: Some(proto::Creds {
                 uid: 1000,
                 gid: 1000,

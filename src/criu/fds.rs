@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 
-use super::files::read_image;
+use super::files::MAX_FILE_ENTRIES;
 use super::image::Image;
 use super::magic;
 use super::sockets::{self, Queues, Socket};
@@ -201,6 +201,19 @@ pub struct ProcessFiles {
     pub mount_namespace: Option<u32>,
 }
 
+/// Image `name` of `store`, checked against `magic`, or `None` if the store
+/// has no such image.
+fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
+    match store.read(name)? {
+        None => Ok(None),
+        Some(data) => Ok(Some(Image::parse(
+            format!("{}/{name}", store.location()),
+            data,
+            magic,
+        )?)),
+    }
+}
+
 /// Most descriptors listed for one process: Linux's default limit on
 /// open files (fs.nr_open).
 pub const MAX_FDS: usize = 1 << 20;
@@ -240,6 +253,9 @@ impl Indexed {
             let (Ok(start), Ok(len)) = (start, len) else {
                 bail!("{full}: offset {at}: beyond 4 GiB, larger than any image criu2core reads");
             };
+            if index.len() >= MAX_FILE_ENTRIES {
+                bail!("{full}: offset {at}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads");
+            }
             index.push((key(&k), start, len));
         }
         index.sort_by_key(|e| e.0);

@@ -5,20 +5,32 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use prost::Message;
 
-use super::image::Image;
+use super::image::ImageReader;
 use super::magic;
 use super::store::ImageStore;
 use crate::proto;
+
+/// Most entries each of files.img, reg-files.img, memfd.img and
+/// remap-fpath.img may have: a million open files (the kernel's default
+/// limit of descriptors for one process, `nr_open`), across a checkpoint.
+/// What is held of each is a few dozen bytes and, for a regular file, its
+/// path.
+pub const MAX_FILE_ENTRIES: usize = 1 << 20;
+
+/// Longest entry of those images: a path (at most PATH_MAX) and a few
+/// numbers take far less.
+pub const MAX_FILE_ENTRY_BYTES: usize = 64 << 10;
 
 /// What a file id in files.img refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileRef {
     /// A regular file, by its path in the task's mount namespace.
     Regular {
-        /// Path.
-        name: String,
+        /// Path (bytes: a path need not be UTF-8).
+        name: Vec<u8>,
         /// Size when dumped, if recorded.
         size: Option<u64>,
     },
@@ -27,11 +39,10 @@ pub enum FileRef {
         /// Key into memfd.img.
         inode_id: u64,
     },
-    /// Any other kind of file.
-    Other(i32),
 }
 
-/// Files of a checkpoint.
+/// The files of a checkpoint that memory can map: regular files and
+/// memfds (sockets, pipes and the like are passed over, not held).
 #[derive(Debug, Default)]
 pub struct FileTable {
     files: HashMap<u32, FileRef>,
@@ -39,61 +50,91 @@ pub struct FileTable {
     deleted: HashSet<u32>,
 }
 
-/// Image `name` of `store`, checked against `magic`, or `None` if the store
-/// has no such image.
-pub(super) fn read_image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Option<Image>> {
-    match store.read(name)? {
-        None => Ok(None),
-        Some(data) => Ok(Some(Image::parse(
-            format!("{}/{name}", store.location()),
-            data,
-            magic,
-        )?)),
+/// Calls `f` with each entry of image `name`, read as a stream, never held
+/// whole; more than [`MAX_FILE_ENTRIES`] entries is an error.
+fn each<M: Message + Default>(
+    store: &dyn ImageStore,
+    name: &str,
+    magic: u32,
+    mut f: impl FnMut(M),
+) -> Result<()> {
+    let Some((stream, len)) = store.open(name)? else {
+        return Ok(());
+    };
+    let label = format!("{}/{name}", store.location());
+    let mut img = ImageReader::new(label.clone(), stream, len, magic, MAX_FILE_ENTRY_BYTES)?;
+    let mut count = 0;
+    while let Some(m) = img.entry::<M>()? {
+        count += 1;
+        if count > MAX_FILE_ENTRIES {
+            bail!(
+                "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
+                img.offset()
+            );
+        }
+        f(m);
     }
+    Ok(())
 }
 
 impl FileTable {
-    /// Reads the file images of `store`; missing images mean no such files.
+    /// Reads the file images of `store`, each as a stream; missing images
+    /// mean no such files.
     pub fn load(store: &dyn ImageStore) -> Result<FileTable> {
         let mut t = FileTable::default();
-        if let Some(mut img) = read_image(store, "files.img", magic::FILES)? {
-            while let Some(e) = img.entry::<proto::FileEntry>()? {
-                let r = match (e.reg, e.memfd) {
-                    (Some(reg), _) => FileRef::Regular {
-                        name: reg.name,
-                        size: reg.size,
-                    },
-                    (None, Some(m)) => FileRef::Memfd {
-                        inode_id: u64::from(m.inode_id),
-                    },
-                    (None, None) => FileRef::Other(e.r#type),
-                };
-                t.files.insert(e.id, r);
-            }
-        }
-        if let Some(mut img) = read_image(store, "reg-files.img", magic::REG_FILES)? {
-            while let Some(reg) = img.entry::<proto::RegFile>()? {
+        each(store, "files.img", magic::FILES, |e: proto::FileEntry| {
+            let r = match (e.reg, e.memfd) {
+                (Some(reg), _) => FileRef::Regular {
+                    name: reg.name,
+                    size: reg.size,
+                },
+                (None, Some(m)) => FileRef::Memfd {
+                    inode_id: u64::from(m.inode_id),
+                },
+                (None, None) => return,
+            };
+            t.files.insert(e.id, r);
+        })?;
+        each(
+            store,
+            "reg-files.img",
+            magic::REG_FILES,
+            |reg: proto::RegFile| {
                 t.files.entry(reg.id).or_insert(FileRef::Regular {
                     name: reg.name,
                     size: reg.size,
                 });
-            }
-        }
-        if let Some(mut img) = read_image(store, "memfd.img", magic::MEMFD_INODE)? {
-            while let Some(m) = img.entry::<proto::MemfdInode>()? {
+            },
+        )?;
+        each(
+            store,
+            "memfd.img",
+            magic::MEMFD_INODE,
+            |m: proto::MemfdInode| {
                 t.memfd.insert(m.inode_id, m);
-            }
-        }
-        if let Some(mut img) = read_image(store, "remap-fpath.img", magic::REMAP_FPATH)? {
-            while let Some(r) = img.entry::<proto::RemapFilePath>()? {
+            },
+        )?;
+        each(
+            store,
+            "remap-fpath.img",
+            magic::REMAP_FPATH,
+            |r: proto::RemapFilePath| {
                 // LINKED (0) and GHOST (1) remaps stand for files that were
                 // unlinked while open; PROCFS (2) does not.
                 if r.remap_type.unwrap_or(0) <= 1 {
                     t.deleted.insert(r.orig_id);
                 }
-            }
-        }
+            },
+        )?;
         Ok(t)
+    }
+
+    /// The paths of every regular file, as files.img records them.
+    pub fn regular_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.files.values().filter_map(|f| match f {
+            FileRef::Regular { name, .. } => Some(name.as_slice()),
+            _ => None,
+        })
     }
 
     /// The file with this id.
@@ -103,10 +144,10 @@ impl FileTable {
 
     /// The path of a regular file as the kernel shows it (" (deleted)"
     /// appended for files unlinked while open).
-    pub fn regular_path(&self, id: u32) -> Option<String> {
+    pub fn regular_path(&self, id: u32) -> Option<Vec<u8>> {
         match self.files.get(&id)? {
             FileRef::Regular { name, .. } if self.deleted.contains(&id) => {
-                Some(format!("{name} (deleted)"))
+                Some([name, DELETED].concat())
             }
             FileRef::Regular { name, .. } => Some(name.clone()),
             _ => None,
@@ -121,25 +162,28 @@ impl FileTable {
                 .get(inode_id)
                 .with_context(|| format!("memfd.img has no inode {inode_id} (file id {id})")),
             Some(other) => anyhow::bail!("file id {id} is not a memfd but {other:?}"),
-            None => anyhow::bail!("files.img has no file id {id}"),
+            None => anyhow::bail!("files.img has no regular file or memfd with id {id}"),
         }
     }
 }
 
+/// What the kernel appends to the path of a file unlinked while open.
+pub const DELETED: &[u8] = b" (deleted)";
+
 /// The path the kernel shows for a memfd: `/memfd:NAME (deleted)`, or for
 /// shared anonymous memory (which CRIU records as a memfd named after the
 /// shmem file) that file's own path, such as `/dev/zero (deleted)`.
-pub fn memfd_path(inode: &proto::MemfdInode) -> String {
-    if inode.name.starts_with('/') {
-        format!("{} (deleted)", inode.name)
+pub fn memfd_path(inode: &proto::MemfdInode) -> Vec<u8> {
+    if inode.name.starts_with(b"/") {
+        [&inode.name[..], DELETED].concat()
     } else {
-        format!("/memfd:{} (deleted)", inode.name)
+        [b"/memfd:", &inode.name[..], DELETED].concat()
     }
 }
 
 /// The path the kernel shows for a System V shared memory segment.
-pub fn sysv_path(key: u32) -> String {
-    format!("/SYSV{key:08x} (deleted)")
+pub fn sysv_path(key: u32) -> Vec<u8> {
+    format!("/SYSV{key:08x} (deleted)").into_bytes()
 }
 
 #[cfg(test)]
@@ -193,21 +237,24 @@ mod tests {
         w.write("remap-fpath.img", magic::REMAP_FPATH, &[remap])
             .unwrap();
         let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
-        assert_eq!(t.regular_path(1).as_deref(), Some("/usr/bin/app"));
-        assert_eq!(t.regular_path(2).as_deref(), Some("/tmp/gone (deleted)"));
+        assert_eq!(t.regular_path(1).as_deref(), Some(&b"/usr/bin/app"[..]));
+        assert_eq!(
+            t.regular_path(2).as_deref(),
+            Some(&b"/tmp/gone (deleted)"[..])
+        );
         assert_eq!(t.regular_path(3), None);
         let inode = t.memfd(3).unwrap();
         assert_eq!(
-            (inode.shmid, memfd_path(inode).as_str()),
-            (77, "/memfd:jit (deleted)")
+            (inode.shmid, &memfd_path(inode)[..]),
+            (77, &b"/memfd:jit (deleted)"[..])
         );
         assert!(t.memfd(1).is_err() && t.memfd(4).is_err());
         let zero = proto::MemfdInode {
             name: "/dev/zero".into(),
             ..Default::default()
         };
-        assert_eq!(memfd_path(&zero), "/dev/zero (deleted)");
-        assert_eq!(sysv_path(0x1234), "/SYSV00001234 (deleted)");
+        assert_eq!(memfd_path(&zero), b"/dev/zero (deleted)");
+        assert_eq!(sysv_path(0x1234), b"/SYSV00001234 (deleted)");
     }
 
     #[test]

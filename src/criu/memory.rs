@@ -247,7 +247,7 @@ pub struct MemoryBuilder<'a> {
     root: Option<&'a FileRoots>,
     files: &'a FileTable,
     sysv_keys: Option<HashMap<u64, u32>>,
-    root_files: HashMap<String, Option<(BlobId, u64)>>,
+    root_files: HashMap<Vec<u8>, Option<(BlobId, u64)>>,
 }
 
 impl<'a> MemoryBuilder<'a> {
@@ -341,6 +341,32 @@ impl<'a> MemoryBuilder<'a> {
                     "{}: {unused} pagemap entries lie outside every VMA; ignored",
                     c.name()
                 ));
+            }
+        }
+        // Pages no entry claims: a pagemap cut short at an entry boundary
+        // leaves them behind, and the memory they were for reads as zeros.
+        let mut cursors: Vec<&mut Cursor> = w.private.iter_mut().take(1).flatten().collect();
+        let mut shmem: Vec<_> = w
+            .shmem
+            .iter_mut()
+            .filter(|((level, _), _)| *level == 0)
+            .collect();
+        shmem.sort_by_key(|((_, id), _)| *id);
+        cursors.extend(shmem.into_iter().filter_map(|(_, c)| c.as_mut()));
+        let store = w.dump.chain[0].clone();
+        for c in cursors {
+            c.finish()?;
+            let name = format!("pages-{}.img", c.pages_id());
+            if let Some(pages) = store.blob(&name)? {
+                if pages.len > c.claimed() {
+                    warnings.push(format!(
+                        "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
+                        pages.label,
+                        pages.len - c.claimed(),
+                        c.claimed(),
+                        c.name()
+                    ));
+                }
             }
         }
         if w.lazy_bytes > 0 {
@@ -438,7 +464,7 @@ impl<'a> MemoryBuilder<'a> {
         } else if st & status::MEMFD != 0 {
             let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
             let inode = self.files.memfd(id)?.clone();
-            kind = if inode.name.starts_with('/') {
+            kind = if inode.name.starts_with(b"/") {
                 MappingKind::SharedAnonymous
             } else {
                 MappingKind::Memfd
@@ -463,7 +489,7 @@ impl<'a> MemoryBuilder<'a> {
         } else if st & status::ANON_SHARED != 0 {
             kind = MappingKind::SharedAnonymous;
             file = Some(Box::new(MappedFile {
-                path: "/dev/zero (deleted)".into(),
+                path: b"/dev/zero (deleted)".to_vec(),
                 offset: pgoff,
             }));
             plan = Plan::Shmem {
@@ -477,7 +503,7 @@ impl<'a> MemoryBuilder<'a> {
                 .files
                 .regular_path(id)
                 .with_context(|| format!("files.img has no regular file id {id}"))?;
-            let deleted = path.ends_with(" (deleted)");
+            let deleted = path.ends_with(files::DELETED);
             let on_disk = if deleted {
                 None
             } else {
@@ -525,7 +551,7 @@ impl<'a> MemoryBuilder<'a> {
     }
 
     /// The blob and size of `path` in the root filesystems, if any.
-    fn root_file(&mut self, path: &str) -> Result<Option<(BlobId, u64)>> {
+    fn root_file(&mut self, path: &[u8]) -> Result<Option<(BlobId, u64)>> {
         let Some(root) = self.root else {
             return Ok(None);
         };
@@ -537,7 +563,7 @@ impl<'a> MemoryBuilder<'a> {
             self.walker.dump.blobs.push(blob);
             (self.walker.dump.blobs.len() - 1, len)
         });
-        self.root_files.insert(path.to_string(), found);
+        self.root_files.insert(path.to_vec(), found);
         Ok(found)
     }
 

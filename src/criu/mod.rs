@@ -11,6 +11,7 @@ pub mod sockets;
 pub mod store;
 pub mod writer;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -21,14 +22,54 @@ use crate::model::{Process, ProcessState, Thread};
 use crate::proto;
 use crate::rootfs::FileRoots;
 use files::FileTable;
-use image::Image;
+use image::{Image, ImageReader};
 use store::ImageStore;
 
-/// Most threads a process can have (Linux's largest pid_max).
-const MAX_THREADS: usize = 1 << 22;
+/// Most threads one process may have. Linux allows up to pid_max (2^22),
+/// but a real process has at most thousands; criu2core holds each
+/// thread's registers (up to about 3 KiB with AVX-512) while it writes a
+/// core, so this bounds that to about 200 MiB.
+pub const MAX_THREADS: usize = 1 << 16;
+
+/// Most processes and threads a checkpoint may list in all: they share one
+/// PID namespace, which holds at most 2^22 ids (PID_MAX_LIMIT).
+pub const MAX_PIDS: usize = 1 << 22;
+
+/// Longest pstree.img entry accepted: a process's ids and [`MAX_THREADS`]
+/// thread ids of at most 6 bytes each.
+const MAX_PSTREE_ENTRY_BYTES: usize = MAX_THREADS * 6 + 64;
+
+/// Most VMAs one process may have: Linux's default vm.max_map_count is
+/// 65,530 and tuned databases raise it to a few hundred thousand. Each
+/// mapping takes about 150 bytes while its process is converted.
+pub const MAX_VMAS: usize = 1 << 21;
+
+/// How many pids or images a warning names (the rest are counted).
+const NAMED: usize = 8;
 
 /// AT_PAGESZ in the auxiliary vector.
 const AT_PAGESZ: u64 = 6;
+
+/// Smallest and largest page sizes accepted (AT_PAGESZ).
+pub const MIN_PAGE_SIZE: u64 = 4096;
+/// See [`MIN_PAGE_SIZE`].
+pub const MAX_PAGE_SIZE: u64 = 1 << 20;
+
+/// The page size an mm image's auxiliary vector records, read either as a
+/// 64-bit or as a 32-bit (compat) task's vector, where it is a sane one.
+/// For sizing things before the process is decoded; decoding checks it
+/// against the architecture.
+pub fn page_size_hint(mm: &proto::MmHead) -> Option<u64> {
+    let sane =
+        |v: u64| (v.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&v)).then_some(v);
+    [Arch::X86_64, Arch::I386].into_iter().find_map(|a| {
+        auxv_pairs(&mm.saved_auxv, a)
+            .ok()?
+            .into_iter()
+            .find(|p| p.0 == AT_PAGESZ)
+            .and_then(|p| sane(p.1))
+    })
+}
 
 /// A CRIU checkpoint: its process tree and the images behind it.
 pub struct Checkpoint {
@@ -38,6 +79,184 @@ pub struct Checkpoint {
     /// pstree.img: every process, the root first.
     pub tree: Vec<proto::PstreeEntry>,
     files: FileTable,
+    /// Pids whose pstree entries contradict each other or another's, with
+    /// why: loading them is an error.
+    unsound: HashMap<u32, String>,
+    /// What is wrong with the checkpoint as a whole but did not stop it
+    /// being read.
+    pub warnings: Vec<String>,
+}
+
+/// Checks the process tree: a pid listed twice, a thread listed by two
+/// processes, a process that is its own ancestor. Returns the pids that
+/// cannot be converted soundly (with why) and warnings.
+fn check_tree(
+    tree: &[proto::PstreeEntry],
+    at: &[u64],
+    loc: &str,
+) -> (HashMap<u32, String>, Vec<String>) {
+    let name = format!("{loc}/pstree.img");
+    let mut unsound: HashMap<u32, String> = HashMap::new();
+    let mut warnings = Vec::new();
+    let mut first: HashMap<u32, usize> = HashMap::with_capacity(tree.len());
+    for (i, e) in tree.iter().enumerate() {
+        match first.get(&e.pid) {
+            None => {
+                first.insert(e.pid, i);
+            }
+            Some(&j) if tree[j] == *e => warnings.push(format!(
+                "{name}: pid {} is listed twice (offsets {} and {}), the same both times; converted once",
+                e.pid, at[j], at[i]
+            )),
+            Some(&j) => {
+                unsound.entry(e.pid).or_insert_with(|| {
+                    format!(
+                        "{name}: pid {} is listed twice, differently (offsets {} and {}); which is right cannot be told",
+                        e.pid, at[j], at[i]
+                    )
+                });
+            }
+        }
+    }
+    // Every thread id belongs to one process (its leader's pid included).
+    let mut owner: HashMap<u32, u32> = HashMap::new();
+    for (i, e) in tree.iter().enumerate() {
+        if first.get(&e.pid) != Some(&i) {
+            continue;
+        }
+        for tid in std::iter::once(e.pid).chain(e.threads.iter().copied().filter(|&t| t != e.pid)) {
+            match owner.insert(tid, e.pid) {
+                Some(other) if other != e.pid => {
+                    let why = format!(
+                        "{name}: thread {tid} is listed by pid {other} and by pid {}; its registers cannot belong to both",
+                        e.pid
+                    );
+                    unsound.entry(other).or_insert_with(|| why.clone());
+                    unsound.entry(e.pid).or_insert(why);
+                }
+                _ => {}
+            }
+        }
+    }
+    // Parents: following ppid must leave the tree (0, or a pid outside it).
+    let parent: HashMap<u32, u32> = first.keys().map(|&p| (p, tree[first[&p]].ppid)).collect();
+    let mut done: HashSet<u32> = HashSet::new();
+    let mut pids: Vec<u32> = first.keys().copied().collect();
+    pids.sort_unstable();
+    for start in pids {
+        let mut path = Vec::new();
+        let mut on_path = HashSet::new();
+        let mut p = start;
+        while parent.contains_key(&p) && !done.contains(&p) {
+            if !on_path.insert(p) {
+                let from = path.iter().position(|&q| q == p).unwrap_or(0);
+                let ring: Vec<String> = path[from..]
+                    .iter()
+                    .chain(std::iter::once(&p))
+                    .map(u32::to_string)
+                    .collect();
+                warnings.push(if ring.len() == 2 {
+                    format!("{name}: pid {p} is its own parent")
+                } else {
+                    format!(
+                        "{name}: pids {} are each other's ancestors",
+                        ring.join(" -> ")
+                    )
+                });
+                break;
+            }
+            path.push(p);
+            p = parent[&p];
+        }
+        done.extend(path);
+    }
+    (unsound, warnings)
+}
+
+/// The ids of the pages files the pagemaps of `store` name, or `None` if
+/// some pagemap's head cannot be read (its process's conversion says why).
+fn named_pages(store: &dyn ImageStore) -> Result<Option<HashSet<u32>>> {
+    let mut named = HashSet::new();
+    for name in store.names()? {
+        if !(name.starts_with("pagemap-") && name.ends_with(".img")) {
+            continue;
+        }
+        let Some((stream, len)) = store.open(&name)? else {
+            continue;
+        };
+        let head = ImageReader::new(name.as_str(), stream, len, magic::PAGEMAP, 4096)
+            .and_then(|mut r| r.expect::<proto::PagemapHead>());
+        match head {
+            Ok(h) => named.insert(h.pages_id),
+            Err(_) => return Ok(None),
+        };
+    }
+    Ok(Some(named))
+}
+
+/// Warnings naming the images of processes that the images hold but
+/// pstree.img does not list, and the pages files no pagemap names: none of
+/// them is converted.
+fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Result<Vec<String>> {
+    let pids: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
+    let tids: HashSet<u32> = tree
+        .iter()
+        .flat_map(|e| e.threads.iter().copied())
+        .chain(pids.iter().copied())
+        .collect();
+    let (mut unlisted, mut unnamed) = (Vec::new(), Vec::new());
+    let mut named: Option<Option<HashSet<u32>>> = None;
+    for name in store.names()? {
+        let num = |prefix: &str| {
+            let d = name.strip_prefix(prefix)?.strip_suffix(".img")?;
+            d.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| d.parse::<u32>().ok())?
+        };
+        match (num("core-"), num("mm-"), num("pagemap-"), num("pages-")) {
+            (Some(t), _, _, _) if !tids.contains(&t) => unlisted.push(name),
+            (_, Some(p), _, _) | (_, _, Some(p), _) if !pids.contains(&p) => unlisted.push(name),
+            (_, _, _, Some(id)) => {
+                if named.is_none() {
+                    named = Some(named_pages(store)?);
+                }
+                if named
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .is_some_and(|n| !n.contains(&id))
+                {
+                    unnamed.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    let list = |mut names: Vec<String>| {
+        let more = names.len().saturating_sub(NAMED);
+        names.truncate(NAMED);
+        let more = if more > 0 {
+            format!(" and {more} more images")
+        } else {
+            String::new()
+        };
+        format!("{}{more}", names.join(", "))
+    };
+    let mut out = Vec::new();
+    if !unlisted.is_empty() {
+        out.push(format!(
+            "{}: {} belong to no process pstree.img lists; not converted",
+            store.location(),
+            list(unlisted)
+        ));
+    }
+    if !unnamed.is_empty() {
+        out.push(format!(
+            "{}: {} named by no pagemap; not used",
+            store.location(),
+            list(unnamed)
+        ));
+    }
+    Ok(out)
 }
 
 /// What loading one process found.
@@ -49,8 +268,8 @@ pub enum Loaded {
     Zombie {
         /// Its pid.
         pid: u32,
-        /// Its command name.
-        comm: String,
+        /// Its command name (bytes, as the kernel keeps it).
+        comm: Vec<u8>,
         /// How it ended: the wait status CRIU recorded as `exit_code`.
         exit: ExitStatus,
     },
@@ -152,36 +371,65 @@ impl Checkpoint {
             ),
             None => None,
         };
+        let loc = store.location();
+        let (stream, len) = store
+            .open("pstree.img")?
+            .with_context(|| format!("{loc}: pstree.img is missing"))?;
+        let mut pstree = ImageReader::new(
+            format!("{loc}/pstree.img"),
+            stream,
+            len,
+            magic::PSTREE,
+            MAX_PSTREE_ENTRY_BYTES,
+        )?;
         let mut tree: Vec<proto::PstreeEntry> = Vec::new();
-        let mut pstree = image(&*store, "pstree.img", magic::PSTREE)?;
-        while let Some((at, bytes)) = pstree.next_raw()? {
-            // Refuse an impossible thread list before decoding it.
-            let threads = image::count_scalars(bytes, 5);
-            if threads > MAX_THREADS {
+        let mut at = Vec::new();
+        let mut ids = 0usize;
+        loop {
+            let offset = pstree.offset();
+            let Some(e) = pstree.entry::<proto::PstreeEntry>()? else {
+                break;
+            };
+            if e.threads.len() > MAX_THREADS {
                 bail!(
-                    "{}/pstree.img: offset {at}: {threads} threads in one process, more than Linux allows ({MAX_THREADS})",
-                    store.location()
+                    "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
+                    e.pid,
+                    e.threads.len()
                 );
             }
-            let e = proto::PstreeEntry::decode(bytes).with_context(|| {
-                format!(
-                    "{}/pstree.img: offset {at}: cannot decode PstreeEntry",
-                    store.location()
-                )
-            })?;
+            ids += e.threads.len().max(1);
+            if ids > MAX_PIDS {
+                bail!(
+                    "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
+                );
+            }
             tree.push(e);
+            at.push(offset);
         }
         drop(pstree);
         if tree.is_empty() {
-            bail!("{}/pstree.img lists no processes", store.location());
+            bail!("{loc}/pstree.img lists no processes");
         }
+        let (unsound, mut warnings) = check_tree(&tree, &at, &loc);
+        warnings.extend(unlisted_images(&*store, &tree)?);
         let files = FileTable::load(&*store)?;
         Ok(Checkpoint {
             store,
             inventory,
             tree,
             files,
+            unsound,
+            warnings,
         })
+    }
+
+    /// The paths of the regular files the checkpoint's processes had open
+    /// or mapped, as the keys a rootfs diff is looked up by.
+    pub fn regular_file_keys(&self) -> std::collections::HashSet<Vec<u8>> {
+        self.files
+            .regular_names()
+            .filter_map(crate::rootfs::clean_key)
+            .collect()
     }
 
     /// The images.
@@ -189,9 +437,14 @@ impl Checkpoint {
         &self.store
     }
 
-    /// Pids of every process, in pstree order.
+    /// Pids of every process, in pstree order, each once.
     pub fn pids(&self) -> Vec<u32> {
-        self.tree.iter().map(|e| e.pid).collect()
+        let mut seen = HashSet::new();
+        self.tree
+            .iter()
+            .map(|e| e.pid)
+            .filter(|p| seen.insert(*p))
+            .collect()
     }
 
     /// Reads one thread's core image.
@@ -205,6 +458,9 @@ impl Checkpoint {
             self.tree.iter().find(|e| e.pid == pid).with_context(|| {
                 format!("pid {pid} is not in {}/pstree.img", self.store.location())
             })?;
+        if let Some(why) = self.unsound.get(&pid) {
+            bail!("{why}");
+        }
         let leader = self.core(pid)?;
         let loc = self.store.location();
         let tc = leader
@@ -272,7 +528,11 @@ impl Checkpoint {
             .with_context(|| format!("{mm_name}: offset {mm_at}: cannot decode mm entry"))?;
         let auxv = auxv_pairs(&mm.saved_auxv, arch).with_context(|| mm_name.clone())?;
         let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
-            Some(&(_, ps)) if ps.is_power_of_two() && (4096..=1 << 20).contains(&ps) => ps,
+            Some(&(_, ps))
+                if ps.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&ps) =>
+            {
+                ps
+            }
             Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
             None => arch.default_page_size(),
         };
@@ -291,6 +551,9 @@ impl Checkpoint {
             )),
         });
         let count = image::Submessages::new(mm_bytes, 14).count();
+        if count > MAX_VMAS {
+            bail!("{mm_name}: {count} VMAs, more than criu2core converts ({MAX_VMAS})");
+        }
         let mut mapped =
             memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
                 .build(vmas, count, &mm_name)?;

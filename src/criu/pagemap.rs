@@ -68,6 +68,11 @@ impl PagemapReader {
         self.pages_id
     }
 
+    /// Bytes of the pages file the entries read so far take.
+    pub fn claimed(&self) -> u64 {
+        self.next_data
+    }
+
     /// The next entry, or `None` at the end.
     pub fn next_range(&mut self) -> Result<Option<PageRange>> {
         let at = self.image.offset();
@@ -116,6 +121,45 @@ impl PagemapReader {
             at,
         }))
     }
+}
+
+/// What a pagemap says of its pages file, read front to back without
+/// being held: for bounding a pages file by what can use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The `pages-<id>.img` its pages are in.
+    pub pages_id: u32,
+    /// Bytes of that file its present entries take.
+    pub bytes: u64,
+    /// Where in that file the pages of the `wanted` address ranges are
+    /// (offset, length), in order.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+/// Reads `reader` to its end: what its present entries claim of its pages
+/// file, and where in that file the pages of `wanted` lie (ranges of
+/// addresses, each taken whole). Only present pages count: pages in a
+/// parent dump or left on the source are not in this dump's file.
+pub fn claims(mut reader: PagemapReader, wanted: &[(u64, u64)]) -> Result<Claims> {
+    let mut out = Claims {
+        pages_id: reader.pages_id(),
+        bytes: 0,
+        ranges: Vec::new(),
+    };
+    while let Some(r) = reader.next_range()? {
+        if r.flags & PE_PRESENT == 0 {
+            continue;
+        }
+        out.bytes += r.end - r.start;
+        for &(lo, hi) in wanted {
+            let (a, b) = (lo.max(r.start), hi.min(r.end));
+            if a < b {
+                out.ranges.push((r.data + (a - r.start), b - a));
+            }
+        }
+    }
+    out.ranges.sort_unstable();
+    Ok(out)
 }
 
 /// Walks a pagemap for ascending addresses.
@@ -176,6 +220,12 @@ impl Cursor {
                 self.done = true;
             }
         }
+    }
+
+    /// Bytes of the pages file the entries read so far take (all of them,
+    /// after [`Cursor::finish`]).
+    pub fn claimed(&self) -> u64 {
+        self.reader.claimed()
     }
 
     /// Records that the current entry's pages were used.
@@ -280,6 +330,24 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn claims_count_present_pages_and_find_wanted_ones() {
+        let img = image(&[
+            entry(0x1000, 2, PE_PRESENT),
+            entry(0x4000, 1, PE_PARENT),
+            entry(0x8000, 3, PE_PRESENT),
+        ]);
+        let c = claims(
+            PagemapReader::new(img, 4096).unwrap(),
+            &[(0x9800, 0x9900), (0x1000, 0x1001)],
+        )
+        .unwrap();
+        assert_eq!(c.pages_id, 3);
+        assert_eq!(c.bytes, 5 * 4096);
+        // 0x9800 is 0x1800 into the entry whose pages start at 0x2000.
+        assert_eq!(c.ranges, [(0, 1), (0x3800, 0x100)]);
     }
 
     #[test]

@@ -312,25 +312,31 @@ pub fn packet(e: &proto::PacketSockEntry, big_endian: bool) -> Socket {
     }
 }
 
-/// Writes an endpoint as ss does: `127.0.0.1:80`, `[::1]:80`, a path,
-/// `@name` for an abstract name, `*` for an unnamed unix socket.
-pub fn endpoint_text(e: &Endpoint) -> String {
+/// An endpoint as ss writes it: `127.0.0.1:80`, `[::1]:80`, a path,
+/// `@name` for an abstract name, `*` for an unnamed unix socket; as bytes,
+/// since a unix socket's name need not be UTF-8.
+pub fn endpoint_bytes(e: &Endpoint) -> Vec<u8> {
     match e {
         Endpoint::Inet {
             addr: IpAddr::V4(a),
             port,
-        } => format!("{a}:{}", port_text(*port)),
+        } => format!("{a}:{}", port_text(*port)).into_bytes(),
         Endpoint::Inet {
             addr: IpAddr::V6(a),
             port,
-        } => format!("[{a}]:{}", port_text(*port)),
-        Endpoint::Unix(name) if name.is_empty() => "*".into(),
+        } => format!("[{a}]:{}", port_text(*port)).into_bytes(),
+        Endpoint::Unix(name) if name.is_empty() => b"*".to_vec(),
         Endpoint::Unix(name) => match name.strip_prefix(&[0]) {
-            Some(abs) => format!("@{}", String::from_utf8_lossy(abs)),
-            None => String::from_utf8_lossy(name).into_owned(),
+            Some(abs) => [&b"@"[..], abs].concat(),
+            None => name.clone(),
         },
-        Endpoint::Netlink { portid, group } => format!("{portid}/{group}"),
+        Endpoint::Netlink { portid, group } => format!("{portid}/{group}").into_bytes(),
     }
+}
+
+/// [`endpoint_bytes`] as text (bytes that are not UTF-8 as U+FFFD).
+pub fn endpoint_text(e: &Endpoint) -> String {
+    String::from_utf8_lossy(&endpoint_bytes(e)).into_owned()
 }
 
 fn port_text(p: u16) -> String {

@@ -15,7 +15,7 @@ use libtest_mimic::Trial;
 
 /// The cases: a name, the fixture archive under gdb-fixtures/, the fixture
 /// directory's name, and whether to read file pages from its sysroot.
-const CASES: [(&str, &str, &str, bool); 14] = [
+const CASES: [(&str, &str, &str, bool); 18] = [
     ("mt-pie", "mt-pie.tar.zst", "mt-pie", false),
     ("mt-pie-root", "mt-pie.tar.zst", "mt-pie", true),
     ("fork-shared", "fork-shared.tar.zst", "fork-shared", false),
@@ -32,9 +32,13 @@ const CASES: [(&str, &str, &str, bool); 14] = [
     ("reaper", "reaper.tar.zst", "reaper", false),
     ("reaper-root", "reaper.tar.zst", "reaper", true),
     ("aarch64", "arches/aarch64.tar.zst", "aarch64", false),
+    ("aarch64-root", "arches/aarch64.tar.zst", "aarch64", true),
     ("riscv64", "arches/riscv64.tar.zst", "riscv64", false),
+    ("riscv64-root", "arches/riscv64.tar.zst", "riscv64", true),
     ("ppc64le", "arches/ppc64le.tar.zst", "ppc64le", false),
+    ("ppc64le-root", "arches/ppc64le.tar.zst", "ppc64le", true),
     ("s390x", "arches/s390x.tar.zst", "s390x", false),
+    ("s390x-root", "arches/s390x.tar.zst", "s390x", true),
 ];
 
 fn sha256(path: &Path) -> String {

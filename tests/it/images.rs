@@ -464,7 +464,7 @@ fn root_supplies_file_backed_pages() {
     let files = convert::file_mappings(&p);
     assert!(files.len() >= 15);
     let loads = loads(&with.join("core.12155"));
-    for f in files.iter().filter(|f| !f.path.ends_with(" (deleted)")) {
+    for f in files.iter().filter(|f| !f.path.ends_with(b" (deleted)")) {
         let l = loads
             .iter()
             .find(|l| l.0 == f.start)
@@ -473,7 +473,7 @@ fn root_supplies_file_backed_pages() {
             (l.2, l.3),
             (f.end - f.start, f.end - f.start),
             "{} at {:#x} is not whole",
-            f.path,
+            String::from_utf8_lossy(&f.path),
             f.start
         );
     }

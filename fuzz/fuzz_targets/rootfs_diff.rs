@@ -1,0 +1,41 @@
+//! A container's rootfs-diff.tar, and the tar reader under it: any bytes,
+//! read where they lie and as a stream, must be indexed or refused
+//! cleanly; what is indexed lies inside the tar and was asked for.
+#![no_main]
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use criu2core::archive::index_tar;
+use criu2core::archive::ustar::{Stream, TarReader, MAX_NAME_BYTES};
+use criu2core::model::Blob;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rootfs-diff.tar");
+    std::fs::write(&path, data).unwrap();
+    let blob = Blob {
+        label: "rootfs-diff.tar".into(),
+        path: path.clone(),
+        offset: 0,
+        len: data.len() as u64,
+    };
+    let wanted: HashSet<Vec<u8>> = ["usr/bin/synth", "lib/libc.so.6", "a", "etc/hostname"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    if let Ok(ix) = index_tar(&blob, &wanted) {
+        for (key, b) in &ix.files {
+            assert!(wanted.contains(key));
+            assert!(b.offset + b.len <= data.len() as u64, "{b:?} past the tar");
+        }
+    }
+    // The same bytes as a stream, each member's data read.
+    let mut r = TarReader::new(Stream(data), None);
+    while let Ok(Some(m)) = r.next_member() {
+        assert!(m.name.len() <= MAX_NAME_BYTES && m.link.len() <= MAX_NAME_BYTES);
+        let got = std::io::copy(&mut (&mut r).take(1 << 20), &mut std::io::sink()).unwrap_or(0);
+        assert!(got <= m.size);
+    }
+});
