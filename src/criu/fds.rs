@@ -419,7 +419,7 @@ impl FileTables {
                 }
             }
         }
-        for m in entries::<proto::MemfdInodeDesc>(store, "memfd.img", magic::MEMFD_INODE)? {
+        for m in entries::<proto::MemfdInode>(store, "memfd.img", magic::MEMFD_INODE)? {
             t.memfd_names.insert(m.inode_id, m.name);
         }
         for r in entries::<proto::RemapFilePath>(store, "remap-fpath.img", magic::REMAP_FPATH)? {
