@@ -1,5 +1,5 @@
-//! The command line: `criu2core convert | inspect | batch | completions |
-//! man`, shared by the `criu2core` binary and the checkpointctl plugin.
+//! The command line: `criu2core convert | inspect | grep | read | batch |
+//! completions | man`, shared by the `criu2core` binary and the checkpointctl plugin.
 
 use std::borrow::Cow;
 use std::ffi::OsString;
@@ -12,8 +12,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::batch::{self, BatchOptions, EachOptions, InputSummary};
 use crate::cancel::Cancel;
 use crate::convert::{ConvertOptions, Outcome, ProcessReport};
+use crate::criu::{LoadOptions, Loaded};
+use crate::grep::{Format, GrepOptions, Mode};
 use crate::input::{self, OpenOptions};
 use crate::inspect::{self, human_bytes};
+use crate::search::{Filter, Glob, Pattern, PatternOptions};
 use crate::text::{escape, json_for_terminal, EscapingWriter};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
@@ -78,8 +81,34 @@ Examples:
 Examples:
   criu2core inspect checkpoint.tar.zst
   criu2core inspect --env /var/lib/criu/dump
-  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'")]
+  criu2core inspect --sockets checkpoint.tar.zst
+  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'
+  criu2core inspect --json --sockets ck.tar | jq '.processes[].sockets[].remote.address'")]
     Inspect(InspectArgs),
+    /// Search the memory of checkpointed processes.
+    #[command(after_help = "\
+Searches each process's memory as its core would hold it: dumped pages,
+shared memory, pages of parent dumps; never across an unmapped gap or an
+anonymous hole CRIU did not dump. A line per match: input, pid, comm,
+address, and the mapping [start-end prot kind path +file-offset].
+
+Exit status: 0 something matched, 1 nothing did, 2 an error.
+
+Examples:
+  criu2core grep RANDOM_1432_KEY checkpoint.tar.zst
+  criu2core grep -E 'AKIA[0-9A-Z]{16}' --kind heap --kind anon /var/lib/kubelet/checkpoints
+  criu2core grep --utf16 -i password -C 32 dump/
+  criu2core grep --hex 'de ad be ef' --prot rw --json dump/ | jq .address")]
+    Grep(GrepArgs),
+    /// Write the bytes at an address of a checkpointed process's memory.
+    #[command(after_help = "\
+Writes raw bytes to stdout (refused when stdout is a terminal: use
+--hexdump, or redirect). Addresses are hexadecimal with 0x, else decimal.
+
+Examples:
+  criu2core read dump/ --pid 1 0x7f3a5c000000 64 --hexdump
+  criu2core read dump/ --pid 1 --mapping 0x55a1500d50c0 > data.bin")]
+    Read(ReadArgs),
     /// Convert many checkpoints in parallel, resumably, with a summary.
     #[command(after_help = "\
 Each input (checkpoint, or a directory searched for checkpoints 8 levels
@@ -164,9 +193,138 @@ struct InspectArgs {
     /// Also show each process's environment.
     #[arg(long)]
     env: bool,
+    /// Also show each process's open file descriptors and directories.
+    #[arg(long)]
+    fds: bool,
+    /// Also show each process's sockets: protocol, state, addresses, queues.
+    #[arg(long)]
+    sockets: bool,
+    /// Also show the mounts of each mount namespace.
+    #[arg(long)]
+    mounts: bool,
+    /// All of the above: --env --fds --sockets --mounts.
+    #[arg(long)]
+    all: bool,
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     json: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
+}
+
+#[derive(Args)]
+struct GrepArgs {
+    /// What to look for: a literal (default), a regular expression (-E) or hex bytes (--hex).
+    #[arg(value_name = "PATTERN")]
+    pattern: String,
+    /// Checkpoints (image directories, archives), or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    inputs: Vec<PathBuf>,
+    /// PATTERN is a regular expression over bytes (the regex crate's syntax).
+    #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
+    regex: bool,
+    /// Letters match either case.
+    #[arg(short = 'i', long)]
+    ignore_case: bool,
+    /// PATTERN is bytes in hex: 'de ad be ef', deadbeef, 0xde,0xad.
+    #[arg(long, conflicts_with = "regex")]
+    hex: bool,
+    /// Also find the UTF-16LE form of PATTERN (Java, .NET and Windows strings).
+    #[arg(long, conflicts_with = "regex")]
+    utf16: bool,
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pids: Vec<u32>,
+    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    kinds: Vec<crate::search::Kind>,
+    /// Only mappings with this protection: letters (rw: at least readable
+    /// and writable) or three columns (r-x: exactly).
+    #[arg(long, value_name = "PROT", value_parser = crate::search::ProtFilter::parse)]
+    prot: Option<crate::search::ProtFilter>,
+    /// Only mappings whose path matches this glob (repeatable; * matches / too).
+    #[arg(long = "path", value_name = "GLOB")]
+    paths: Vec<String>,
+    /// Only addresses from START up to END (hex with 0x, or decimal).
+    #[arg(long, value_name = "START-END", value_parser = crate::search::parse_range)]
+    range: Option<(u64, u64)>,
+    /// Show N bytes of context before and after each match.
+    #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
+    context: usize,
+    /// Print the number of matches of each process instead.
+    #[arg(short = 'c', long, conflicts_with_all = ["list", "hexdump"])]
+    count: bool,
+    /// Print only the processes with a match.
+    #[arg(short = 'l', long = "list", conflicts_with = "hexdump")]
+    list: bool,
+    /// Stop after N matches in each process.
+    #[arg(short = 'm', long = "max-count", value_name = "N")]
+    max_count: Option<u64>,
+    /// Show each match and its context as a hex dump.
+    #[arg(long, conflicts_with = "json")]
+    hexdump: bool,
+    /// Print JSON Lines (schema in docs/grep.schema.json).
+    #[arg(long)]
+    json: bool,
+    /// Processes searched at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Also search the unmodified pages of mapped files, read from this root filesystem.
+    #[arg(long, value_name = "DIR", requires = "files")]
+    root: Option<PathBuf>,
+    /// Search file pages from --root too (the same in every copy of a program).
+    #[arg(long, requires = "root")]
+    files: bool,
+    /// Longest regular-expression match found whole across a read boundary.
+    #[arg(long, value_name = "BYTES")]
+    span: Option<usize>,
+    /// Colour matches: auto (on a terminal), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = input::parse_size)]
+    max_spill: Option<u64>,
+}
+
+fn parse_kind(s: &str) -> Result<crate::search::Kind> {
+    crate::search::Kind::parse(s)
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    /// A checkpoint: image directory or archive.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// The process.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pid: u32,
+    /// Where to start (hex with 0x, or decimal).
+    #[arg(value_name = "ADDR", value_parser = crate::search::parse_address, required_unless_present = "mapping")]
+    addr: Option<u64>,
+    /// How many bytes (default 256).
+    #[arg(value_name = "LEN", value_parser = crate::search::parse_address)]
+    len: Option<u64>,
+    /// Read the whole mapping that holds this address.
+    #[arg(long, value_name = "ADDR", value_parser = crate::search::parse_address, conflicts_with_all = ["addr", "len"])]
+    mapping: Option<u64>,
+    /// Write a hex dump instead of raw bytes.
+    #[arg(long)]
+    hexdump: bool,
+    /// Read anonymous pages CRIU did not dump as zeros, as a core holds them.
+    #[arg(long)]
+    zeros: bool,
+    /// Root filesystem to read unmodified file-backed pages from.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     tmpdir: Option<PathBuf>,
@@ -302,23 +460,158 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     Ok(summaries.iter().all(|s| s.status == "ok"))
 }
 
-fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
-    let inp = input::open(
-        &args.input,
+/// Opens one input, unpacking what `pages` needs of a compressed archive
+/// into `tmpdir`, at most `max_spill` bytes.
+fn open_input(
+    path: &Path,
+    tmpdir: &Option<PathBuf>,
+    max_spill: Option<u64>,
+    pages: input::PageUse,
+    cancel: &Cancel,
+) -> Result<input::Input> {
+    input::open(
+        path,
         &OpenOptions {
-            spill_dir: args.tmpdir.clone(),
-            max_spill: args.max_spill,
-            pages: input::PageUse::Strings,
+            spill_dir: tmpdir.clone(),
+            max_spill,
+            pages,
             cancel: cancel.clone(),
         },
+    )
+}
+
+fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
+    let inp = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        input::PageUse::Strings,
+        cancel,
     )?;
-    let report = inspect::inspect(&inp, args.env);
+    let report = inspect::inspect(
+        &inp,
+        &inspect::InspectOptions {
+            env: args.env || args.all,
+            fds: args.fds || args.all,
+            sockets: args.sockets || args.all,
+            mounts: args.mounts || args.all,
+        },
+    );
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
         emit(&report.to_text())?;
     }
-    Ok(report.processes.iter().all(|p| p.error.is_none()))
+    let mounts_ok = report.mounts.iter().flatten().all(|ns| ns.error.is_none());
+    Ok(report.processes.iter().all(|p| p.error.is_none()) && mounts_ok)
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
+    use std::io::IsTerminal;
+    let pattern = Pattern::new(
+        &args.pattern,
+        &PatternOptions {
+            regex: args.regex,
+            hex: args.hex,
+            ignore_case: args.ignore_case,
+            utf16: args.utf16,
+            span: args.span,
+        },
+    )?;
+    let color = match args.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let opts = GrepOptions {
+        pattern,
+        filter: Filter {
+            kinds: args.kinds.clone(),
+            prot: args.prot,
+            paths: args.paths.iter().map(|g| Glob::new(g)).collect(),
+            range: args.range,
+        },
+        pids: args.pids.clone(),
+        context: args.context,
+        max_count: args.max_count,
+        mode: if args.count {
+            Mode::Count
+        } else if args.list {
+            Mode::List
+        } else {
+            Mode::Matches
+        },
+        format: if args.json {
+            Format::Json
+        } else if args.hexdump {
+            Format::Hexdump
+        } else {
+            Format::Text
+        },
+        color: color && !args.json,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        root: args.root.clone(),
+        spill_dir: args.tmpdir.clone(),
+        max_spill: args.max_spill,
+        cancel: cancel.clone(),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let outcome = crate::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    Ok(outcome.exit_status())
+}
+
+fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
+    use std::io::IsTerminal;
+    if !args.hexdump && std::io::stdout().is_terminal() {
+        bail!("refusing to write raw memory to a terminal: use --hexdump, or redirect stdout (> FILE, | xxd)");
+    }
+    let inp = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        input::PageUse::All,
+        cancel,
+    )?;
+    let roots = inp.file_roots(args.root.as_deref())?;
+    let p = match inp.checkpoint.load(
+        args.pid,
+        LoadOptions {
+            root: roots.as_ref(),
+        },
+    )? {
+        Loaded::Process(p) => p,
+        Loaded::Zombie { .. } => bail!("pid {} is a zombie: it has no memory left", args.pid),
+    };
+    let what = match (args.mapping, args.addr) {
+        (Some(a), _) => crate::read::What::Mapping(a),
+        (None, Some(a)) => crate::read::What::Range(a, args.len.unwrap_or(256)),
+        (None, None) => bail!("give ADDR or --mapping ADDR"),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    crate::read::write(
+        &p,
+        what,
+        &crate::read::ReadOptions {
+            zeros: args.zeros,
+            hexdump: args.hexdump,
+            cancel: cancel.clone(),
+        },
+        &mut out,
+    )
+    .with_context(|| format!("{}: pid {}", inp.path.display(), args.pid))?;
+    Ok(true)
 }
 
 fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
@@ -443,6 +736,8 @@ fn finish(result: Result<bool>, cancel: &Cancel) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // The reader has gone (`| head`): end as a SIGPIPE would end it.
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             error_line(&format!("{e:#}"));
             ExitCode::FAILURE
@@ -466,6 +761,27 @@ where
         Command::Convert(a) => handle_signals(&cancel).and_then(|()| convert(a, &cancel)),
         Command::Inspect(a) => handle_signals(&cancel).and_then(|()| inspect(a, &cancel)),
         Command::Batch(a) => handle_signals(&cancel).and_then(|()| batch(a, &cancel)),
+        Command::Read(a) => handle_signals(&cancel).and_then(|()| read(a, &cancel)),
+        Command::Grep(a) => {
+            // grep's own statuses: 0 found, 1 nothing found, 2 an error.
+            let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
+            // A closed pipe stops the workers through `cancel` too.
+            if let Err(e) = &status {
+                if broken_pipe(e) {
+                    return ExitCode::from(141);
+                }
+            }
+            if cancel.reason().is_some() {
+                return finish(Ok(false), &cancel);
+            }
+            return match status {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    error_line(&format!("{e:#}"));
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "criu2core", &mut buf);

@@ -1,7 +1,8 @@
 //! `criu2core inspect`: what an analyst wants to know first about a
 //! checkpoint — the container, the process tree with full command lines,
-//! and each process's memory — as text for a terminal or as JSON with a
-//! stable schema (docs/inspect.schema.json).
+//! each process's memory, and on request its open files, sockets and the
+//! container's mounts — as text for a terminal or as JSON with a stable
+//! schema (docs/inspect.schema.json).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,7 +14,10 @@ use serde::{Serialize, Serializer};
 use crate::text::{escape, escape_bytes};
 
 use crate::container::ContainerInfo;
+use crate::criu::fds::{FileObject, FileTables, OpenFile};
 use crate::criu::memory::MAX_PARENT_DEPTH;
+use crate::criu::mounts::{self, Mount};
+use crate::criu::sockets::{endpoint_bytes, Endpoint, Socket};
 use crate::criu::store::ImageStore;
 use crate::criu::{ExitStatus, LoadOptions, Loaded};
 use crate::input::Input;
@@ -71,7 +75,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/3";
+pub const SCHEMA: &str = "criu2core.inspect/4";
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -86,9 +90,141 @@ pub struct Report {
     pub checkpoint: CheckpointInfo,
     /// Every process, in pstree order.
     pub processes: Vec<ProcessInfo>,
+    /// The mount namespaces of the processes (only when asked for).
+    pub mounts: Option<Vec<MountNamespace>>,
     /// What is wrong with the checkpoint as a whole but did not stop it
     /// being read (images no process uses, an inconsistent process tree...).
     pub warnings: Vec<String>,
+}
+
+/// What to report besides the process tree and memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InspectOptions {
+    /// Each process's environment.
+    pub env: bool,
+    /// Each process's open file descriptors, working and root directory.
+    pub fds: bool,
+    /// Each process's sockets.
+    pub sockets: bool,
+    /// The mounts of each mount namespace.
+    pub mounts: bool,
+}
+
+/// An open file descriptor.
+#[derive(Debug, Clone, Serialize)]
+pub struct FdInfo {
+    /// Its number.
+    pub fd: u32,
+    /// "file", "dir", "pipe", "fifo", "tcp", "udp6", "unix/stream", "netlink",
+    /// "packet", "eventfd", "epoll", "inotify", "fanotify", "signalfd",
+    /// "timerfd", "tty", "memfd", "ns", "tun", "bpf-map", "pidfd",
+    /// "external" or "unknown".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// FD_CLOEXEC.
+    pub cloexec: bool,
+    /// The path, where it has one.
+    pub path: Option<Bytes>,
+    /// "r", "w" or "rw" for files opened with an access mode.
+    pub mode: Option<&'static str>,
+    /// open(2) flags.
+    pub flags: Option<u32>,
+    /// File position.
+    pub pos: Option<u64>,
+    /// Inode of a pipe or socket (both ends of a pipe share it).
+    pub inode: Option<u32>,
+    /// Bytes queued unread (pipes, fifos, sockets).
+    pub queued: Option<u64>,
+    /// The rest, as the text report shows it (escaped).
+    pub detail: String,
+}
+
+/// One end of a socket.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketAddress {
+    /// As ss writes it: `127.0.0.1:80`, `[::1]:80`, a path, `@name` for an
+    /// abstract unix name, `*` for an unnamed one, `PORTID/GROUP` for
+    /// netlink (escaped as the text report shows it).
+    pub address: String,
+    /// The IP address.
+    pub ip: Option<String>,
+    /// The port (a netlink socket's port id).
+    pub port: Option<u32>,
+    /// A unix socket's name, exactly (an abstract name starts with NUL).
+    pub path: Option<Bytes>,
+}
+
+/// A socket.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketInfo {
+    /// The descriptor.
+    pub fd: u32,
+    /// "inet", "inet6", "unix", "netlink" or "packet".
+    pub family: &'static str,
+    /// "stream", "dgram", "seqpacket", "raw", ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "tcp", "udp", ..., "unix", the netlink family, a packet socket's ethertype.
+    pub protocol: String,
+    /// "ESTABLISHED", "LISTEN", "UNCONN", ... as ss shows them.
+    pub state: String,
+    /// The local end.
+    pub local: Option<SocketAddress>,
+    /// The remote end (a unix socket's peer's name, where it has one).
+    pub remote: Option<SocketAddress>,
+    /// Bytes received and not read, where recorded.
+    pub recv_queue: Option<u64>,
+    /// Bytes written and not sent or acknowledged, where recorded.
+    pub send_queue: Option<u64>,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// The socket's inode.
+    pub inode: u32,
+    /// A unix socket's peer, by inode.
+    pub peer_inode: Option<u32>,
+}
+
+/// One mount.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountInfo {
+    /// Mount id.
+    pub id: u32,
+    /// The mount it is on.
+    pub parent: u32,
+    /// Where.
+    pub mountpoint: Bytes,
+    /// Filesystem type ("unsupported" where CRIU recorded none).
+    #[serde(rename = "type")]
+    pub fstype: String,
+    /// Source.
+    pub source: Bytes,
+    /// The directory of the filesystem mounted there.
+    pub root: Bytes,
+    /// Superblock options.
+    pub options: Bytes,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// The key of an external (bind) mount.
+    pub external: Option<Bytes>,
+    /// Shared peer group (0: private).
+    pub shared: u32,
+    /// Master peer group (0: none).
+    pub master: u32,
+}
+
+/// A mount namespace and its mounts.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountNamespace {
+    /// Its id in the checkpoint (the N of mountpoints-N.img).
+    pub id: u32,
+    /// The processes in it.
+    pub processes: Vec<u32>,
+    /// Its mounts, each after the one it is mounted on; null if the
+    /// checkpoint holds none (the processes shared the mount namespace of
+    /// the host CRIU ran on) or they could not be read.
+    pub mounts: Option<Vec<MountInfo>>,
+    /// Why its mounts could not be read, if they could not.
+    pub error: Option<String>,
 }
 
 /// The input.
@@ -149,6 +285,14 @@ pub struct ProcessInfo {
     pub error: Option<String>,
     /// What decoding it found wrong without failing.
     pub warnings: Vec<String>,
+    /// Open file descriptors (only when asked for).
+    pub fds: Option<Vec<FdInfo>>,
+    /// Working directory (with the descriptors).
+    pub cwd: Option<Bytes>,
+    /// Root directory (with the descriptors).
+    pub root: Option<Bytes>,
+    /// Sockets (only when asked for).
+    pub sockets: Option<Vec<SocketInfo>>,
 }
 
 /// A process's memory.
@@ -274,11 +418,282 @@ fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
     seen.split_off(1)
 }
 
-/// Builds the report; `env` includes each process's environment.
-pub fn inspect(input: &Input, env: bool) -> Report {
+/// Bytes from the checkpoint as the text shows them.
+fn esc(b: &[u8]) -> String {
+    escape_bytes(b).into_owned()
+}
+
+fn access_mode(flags: u32) -> &'static str {
+    match flags & 3 {
+        0 => "r",
+        1 => "w",
+        _ => "rw",
+    }
+}
+
+fn fd_info(f: &OpenFile) -> FdInfo {
+    let mut i = FdInfo {
+        fd: f.fd,
+        kind: f.object.kind_name(),
+        cloexec: f.cloexec,
+        path: None,
+        mode: None,
+        flags: None,
+        pos: None,
+        inode: None,
+        queued: None,
+        detail: String::new(),
+    };
+    let queue = |n: u64| {
+        if n > 0 {
+            format!(", {n} bytes queued")
+        } else {
+            String::new()
+        }
+    };
+    let bytes = |p: &[u8]| Some(Bytes(p.to_vec()));
+    i.detail = match &f.object {
+        FileObject::Regular {
+            path,
+            flags,
+            pos,
+            size,
+            directory,
+        } => {
+            (i.path, i.mode, i.flags, i.pos) = (
+                bytes(path),
+                Some(access_mode(*flags)),
+                Some(*flags),
+                Some(*pos),
+            );
+            let size = size.map(|s| format!(", size {s}")).unwrap_or_default();
+            if *directory {
+                format!("{} ({})", esc(path), access_mode(*flags))
+            } else {
+                format!("{} ({}, pos {pos}{size})", esc(path), access_mode(*flags))
+            }
+        }
+        FileObject::Pipe {
+            inode,
+            write,
+            queued,
+        } => {
+            (i.inode, i.queued, i.mode) = (
+                Some(*inode),
+                Some(*queued),
+                Some(if *write { "w" } else { "r" }),
+            );
+            format!(
+                "pipe:[{inode}] {} end{}",
+                if *write { "write" } else { "read" },
+                queue(*queued)
+            )
+        }
+        FileObject::Fifo {
+            inode,
+            path,
+            queued,
+        } => {
+            (i.inode, i.queued, i.path) =
+                (Some(*inode), Some(*queued), path.as_deref().and_then(bytes));
+            format!(
+                "{} (pipe:[{inode}]{})",
+                path.as_deref().map_or("?".into(), esc),
+                queue(*queued)
+            )
+        }
+        FileObject::Socket(s) => {
+            i.inode = Some(s.inode);
+            i.queued = s.queues.map(|q| q.recv + q.send);
+            socket_text(s)
+        }
+        FileObject::Eventfd { counter } => format!("counter {counter}"),
+        FileObject::Eventpoll { targets } => {
+            let t: Vec<String> = targets.iter().map(u32::to_string).collect();
+            format!(
+                "watching fds {}",
+                if t.is_empty() {
+                    "none".into()
+                } else {
+                    t.join(", ")
+                }
+            )
+        }
+        FileObject::Inotify { watches } => format!("{} watches", watches.len()),
+        FileObject::Fanotify => String::new(),
+        FileObject::Signalfd { mask } => format!("signals {mask:#x}"),
+        FileObject::Timerfd {
+            clock,
+            value,
+            interval,
+        } => format!(
+            "clock {clock}, next in {}.{:09} s, interval {}.{:09} s",
+            value.0, value.1, interval.0, interval.1
+        ),
+        FileObject::Tty {
+            path,
+            kind,
+            index,
+            master,
+        } => {
+            i.path = path.as_deref().and_then(bytes);
+            let mut d = path.as_deref().map_or_else(|| "?".into(), esc);
+            d.push_str(&format!(" ({kind}"));
+            if let Some(n) = index {
+                d.push_str(&format!(" {n}"));
+            }
+            if *master {
+                d.push_str(", master");
+            }
+            d.push(')');
+            d
+        }
+        FileObject::Memfd { name, pos } => {
+            i.pos = Some(*pos);
+            format!("memfd:{} (pos {pos})", esc(name))
+        }
+        FileObject::Namespace { kind } => format!("{kind} namespace"),
+        FileObject::Tun { device } => device.as_deref().map_or("detached".into(), esc),
+        FileObject::BpfMap { name, id } => format!("{} (id {id})", esc(name)),
+        FileObject::Pidfd { pid } => format!("pid {pid}"),
+        FileObject::External => "left to the restorer (--external)".into(),
+        FileObject::Unknown { type_code } => format!("CRIU file type {type_code}"),
+    };
+    i
+}
+
+/// A socket as one line: state, local end, remote end, queues (escaped).
+fn socket_text(s: &Socket) -> String {
+    let mut t = format!(
+        "{} {}",
+        s.state,
+        s.local
+            .as_ref()
+            .map_or("*".into(), |e| esc(&endpoint_bytes(e)))
+    );
+    if let Some(r) = &s.remote {
+        t.push_str(&format!(" -> {}", esc(&endpoint_bytes(r))));
+    } else if let Some(p) = s.peer {
+        t.push_str(&format!(" -> socket:[{p}]"));
+    }
+    if let Some(q) = s.queues {
+        t.push_str(&format!(" (recv-q {}, send-q {})", q.recv, q.send));
+    }
+    t
+}
+
+fn address(e: &Endpoint) -> SocketAddress {
+    let mut a = SocketAddress {
+        address: esc(&endpoint_bytes(e)),
+        ip: None,
+        port: None,
+        path: None,
+    };
+    match e {
+        Endpoint::Inet { addr, port } => {
+            (a.ip, a.port) = (Some(addr.to_string()), Some(u32::from(*port)));
+        }
+        Endpoint::Unix(name) => a.path = Some(Bytes(name.clone())),
+        Endpoint::Netlink { portid, .. } => a.port = Some(*portid),
+    }
+    a
+}
+
+fn socket_info(fd: u32, s: &Socket) -> SocketInfo {
+    SocketInfo {
+        fd,
+        family: s.family.name(),
+        kind: s.kind.clone(),
+        protocol: s.protocol.clone(),
+        state: s.state.clone(),
+        local: s.local.as_ref().map(address),
+        remote: s.remote.as_ref().map(address),
+        recv_queue: s.queues.map(|q| q.recv),
+        send_queue: s.queues.map(|q| q.send),
+        backlog: s.backlog,
+        inode: s.inode,
+        peer_inode: s.peer,
+    }
+}
+
+fn mount_info(m: &Mount) -> MountInfo {
+    MountInfo {
+        id: m.id,
+        parent: m.parent,
+        mountpoint: Bytes(m.mountpoint.clone()),
+        fstype: m.fstype.clone(),
+        source: Bytes(m.source.clone()),
+        root: Bytes(m.root.clone()),
+        options: Bytes(m.options.clone()),
+        read_only: m.read_only,
+        external: m.external.clone().map(Bytes),
+        shared: m.shared,
+        master: m.master,
+    }
+}
+
+/// Fills in what `opts` ask for of process `info`'s files.
+fn add_files(
+    info: &mut ProcessInfo,
+    tables: &FileTables,
+    store: &dyn ImageStore,
+    big_endian: bool,
+    opts: &InspectOptions,
+    namespaces: &mut BTreeMap<u32, Vec<u32>>,
+) {
+    match tables.process(store, info.pid, big_endian) {
+        Err(e) => {
+            let msg = format!("open files: {e:#}");
+            info.error = Some(match info.error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+        }
+        Ok(files) => {
+            if opts.fds {
+                info.fds = Some(files.fds.iter().map(fd_info).collect());
+                info.cwd = files.cwd.clone().map(Bytes);
+                info.root = files.root.clone().map(Bytes);
+            }
+            if opts.sockets {
+                info.sockets = Some(
+                    files
+                        .fds
+                        .iter()
+                        .filter_map(|f| match &f.object {
+                            FileObject::Socket(s) => Some(socket_info(f.fd, s)),
+                            _ => None,
+                        })
+                        .collect(),
+                );
+            }
+            if let Some(ns) = files.mount_namespace {
+                namespaces.entry(ns).or_default().push(info.pid);
+            }
+        }
+    }
+}
+
+/// Builds the report of what `opts` ask for.
+pub fn inspect(input: &Input, opts: &InspectOptions) -> Report {
+    let env = opts.env;
     let ckpt = &input.checkpoint;
+    let store = ckpt.store().clone();
     let mut processes = Vec::new();
     let mut arch = None;
+    let mut namespaces: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut mounts_error = None;
+    let tables = if opts.fds || opts.sockets || opts.mounts {
+        match FileTables::load(&*store) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                mounts_error = Some(format!("{e:#}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     for e in &ckpt.tree {
         let mut info = ProcessInfo {
             pid: e.pid,
@@ -295,6 +710,10 @@ pub fn inspect(input: &Input, env: bool) -> Report {
             exit: None,
             error: None,
             warnings: Vec::new(),
+            fds: None,
+            cwd: None,
+            root: None,
+            sockets: None,
         };
         match ckpt.load(e.pid, LoadOptions::default()) {
             Err(err) => info.error = Some(format!("{err:#}")),
@@ -326,10 +745,41 @@ pub fn inspect(input: &Input, env: bool) -> Report {
                 }
                 info.memory = Some(memory(&p));
                 info.warnings = p.warnings.clone();
+                match &tables {
+                    Some(t) => add_files(
+                        &mut info,
+                        t,
+                        &*store,
+                        p.arch.abi().big_endian,
+                        opts,
+                        &mut namespaces,
+                    ),
+                    None if opts.fds || opts.sockets => {
+                        info.error = mounts_error.as_ref().map(|e| format!("open files: {e}"));
+                    }
+                    None => {}
+                }
             }
         }
         processes.push(info);
     }
+    let mounts = opts.mounts.then(|| {
+        namespaces
+            .iter()
+            .map(|(&id, pids)| {
+                let (mounts, error) = match mounts::load(&*store, id) {
+                    Ok(m) => (m.map(|m| m.iter().map(mount_info).collect()), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                };
+                MountNamespace {
+                    id,
+                    processes: pids.clone(),
+                    mounts,
+                    error,
+                }
+            })
+            .collect()
+    });
     Report {
         schema: SCHEMA,
         input: InputInfo {
@@ -351,6 +801,7 @@ pub fn inspect(input: &Input, env: bool) -> Report {
         },
         processes,
         warnings: input.warnings.clone(),
+        mounts,
     }
 }
 
@@ -549,6 +1000,69 @@ impl Report {
                     );
                 }
             }
+            if let Some(fds) = &p.fds {
+                for (i, f) in fds.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "  {:<8} {:<4} {:<11} {}",
+                        if i == 0 { "fds" } else { "" },
+                        f.fd,
+                        f.kind,
+                        f.detail
+                    );
+                }
+                if fds.is_empty() {
+                    let _ = writeln!(o, "  fds      none");
+                }
+                if let Some(cwd) = &p.cwd {
+                    let _ = writeln!(o, "  cwd      {}", cwd.display());
+                }
+                if let Some(root) = p.root.as_ref().filter(|r| r.0 != b"/") {
+                    let _ = writeln!(o, "  root     {}", root.display());
+                }
+            }
+            if let Some(socks) = &p.sockets {
+                if socks.is_empty() {
+                    let _ = writeln!(o, "  sockets  none");
+                } else {
+                    let _ = writeln!(
+                        o,
+                        "  sockets  {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} REMOTE",
+                        "FD", "PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL"
+                    );
+                }
+                for s in socks {
+                    let q = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+                    // As ss shows a listener: its backlog as the send queue.
+                    let send = if s.state == "LISTEN" {
+                        s.backlog.to_string()
+                    } else {
+                        q(s.send_queue)
+                    };
+                    let remote = match (&s.remote, s.peer_inode) {
+                        (Some(r), _) => r.address.clone(),
+                        (None, Some(p)) => format!("socket:[{p}]"),
+                        (None, None) => "*".into(),
+                    };
+                    let proto = match s.family {
+                        "inet6" => format!("{}6", s.protocol),
+                        "unix" => format!("unix/{}", s.kind),
+                        "inet" => s.protocol.clone(),
+                        f => f.to_string(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        "           {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} {}",
+                        s.fd,
+                        proto,
+                        s.state,
+                        q(s.recv_queue),
+                        send,
+                        s.local.as_ref().map_or("*", |l| l.address.as_str()),
+                        remote
+                    );
+                }
+            }
             if let Some(env) = &p.environment {
                 for (i, v) in env.iter().enumerate() {
                     let _ = writeln!(
@@ -557,6 +1071,64 @@ impl Report {
                         if i == 0 { "env" } else { "" },
                         v.display()
                     );
+                }
+            }
+        }
+        if let Some(spaces) = &self.mounts {
+            if spaces.is_empty() {
+                let _ = writeln!(o, "\nmounts       none recorded");
+            }
+            for ns in spaces {
+                let pids: Vec<String> = ns.processes.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    o,
+                    "\nmount namespace {} (pid{} {})",
+                    ns.id,
+                    if pids.len() == 1 { "" } else { "s" },
+                    pids.join(", ")
+                );
+                if let Some(e) = &ns.error {
+                    let _ = writeln!(o, "  error    {}", escape(e));
+                }
+                match &ns.mounts {
+                    None if ns.error.is_none() => {
+                        let _ = writeln!(
+                            o,
+                            "  none recorded: the processes shared the mount namespace of the host CRIU ran on"
+                        );
+                    }
+                    None => {}
+                    Some(ms) => {
+                        let _ = writeln!(
+                            o,
+                            "  {:<5} {:<6} {:<12} {:<20} {:<12} OPTIONS",
+                            "ID", "PARENT", "TYPE", "MOUNTPOINT", "SOURCE"
+                        );
+                        for m in ms {
+                            let mut opts = format!(
+                                "{}{}{}",
+                                if m.read_only { "ro" } else { "rw" },
+                                if m.options.0.is_empty() { "" } else { "," },
+                                m.options.display()
+                            );
+                            if m.root.0 != b"/" {
+                                opts.push_str(&format!(" (root {})", m.root.display()));
+                            }
+                            if let Some(k) = &m.external {
+                                opts.push_str(&format!(" (external {})", k.display()));
+                            }
+                            let _ = writeln!(
+                                o,
+                                "  {:<5} {:<6} {:<12} {:<20} {:<12} {}",
+                                m.id,
+                                m.parent,
+                                escape(&m.fstype),
+                                m.mountpoint.display(),
+                                m.source.display(),
+                                opts
+                            );
+                        }
+                    }
                 }
             }
         }

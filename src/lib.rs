@@ -10,6 +10,12 @@
 //! (OCI layouts and archives, docker-archives) and the file view their
 //! layers make are read by [`image`].
 //!
+//! The same model serves forensics without a core: [`search`] finds bytes
+//! in a process's memory as its core would hold it, streaming the pages
+//! files ([`grep`] runs it over many checkpoints in parallel, [`read`]
+//! reads an address range), and [`criu::fds`], [`criu::sockets`] and
+//! [`criu::mounts`] decode open files, sockets and mounts for [`inspect`].
+//!
 //! # Reading a checkpoint and writing cores
 //!
 //! ```no_run
@@ -78,13 +84,16 @@ pub mod container;
 pub mod convert;
 pub mod criu;
 pub mod elf;
+pub mod grep;
 pub mod image;
 pub mod input;
 pub mod inspect;
 pub mod model;
 pub mod notes;
 pub mod outdir;
+pub mod read;
 pub mod rootfs;
+pub mod search;
 pub mod synth;
 pub mod text;
 

@@ -1,10 +1,13 @@
 //! Decoding CRIU images into the process model. Nothing here knows ELF.
 
+pub mod fds;
 pub mod files;
 pub mod image;
 pub mod magic;
 pub mod memory;
+pub mod mounts;
 pub mod pagemap;
+pub mod sockets;
 pub mod store;
 pub mod writer;
 

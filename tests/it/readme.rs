@@ -257,10 +257,12 @@ fn check(name: &str, after_demo: bool) {
 
 /// The transcripts, by name, and whether they start where scripts/demo
 /// ends (cores converted) rather than where it starts.
-const TRANSCRIPTS: [(&str, bool); 8] = [
+const TRANSCRIPTS: [(&str, bool); 10] = [
     ("intro", false),
     ("demo", false),
     ("reaper", false),
+    ("sockets", false),
+    ("secrets", false),
     ("eu-stack", true),
     ("lldb", true),
     ("drgn", true),
@@ -317,6 +319,12 @@ fn demo() {
 fn reaper() {
     check("reaper", false);
 }
+fn sockets() {
+    check("sockets", false);
+}
+fn secrets() {
+    check("secrets", false);
+}
 fn eu_stack() {
     check("eu-stack", true);
 }
@@ -341,6 +349,8 @@ pub fn tests() -> Vec<Trial> {
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
         demo needs [Need::Tool("gdb"), Need::Tool("zstd")],
         reaper needs [Need::Tool("zstd")],
+        sockets needs [Need::Tool("zstd")],
+        secrets needs [Need::Tool("zstd")],
         eu_stack needs [Need::Tool("eu-stack"), Need::Tool("zstd"), Need::FixtureLibraries],
         lldb needs [Need::Lldb, Need::Tool("zstd"), Need::FixtureLibraries],
         drgn needs [Need::Drgn, Need::Tool("zstd")],
