@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "mm.proto",
         "tree.proto",
         "files.proto",
+        "fds.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed=proto/{f}");

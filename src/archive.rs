@@ -250,13 +250,50 @@ fn image_number(base: &str, prefix: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The hexadecimal number in an image name such as `tcp-stream-<x>.img`.
+fn image_hex(base: &str, prefix: &str) -> Option<u32> {
+    let digits = base.strip_prefix(prefix)?.strip_suffix(".img")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// The images `inspect --fds --sockets --mounts` decodes (criu::fds,
+/// criu::mounts), besides those memory decoding needs.
+const FILE_IMAGES: [&str; 15] = [
+    "tty-info.img",
+    "sk-queues.img",
+    "pipes-data.img",
+    "fifo-data.img",
+    "inetsk.img",
+    "unixsk.img",
+    "packetsk.img",
+    "netlinksk.img",
+    "pipes.img",
+    "fifo.img",
+    "eventfd.img",
+    "signalfd.img",
+    "timerfd.img",
+    "tty.img",
+    "ns-files.img",
+];
+
 /// The role of an image named `base` (no directory).
 fn image_role(base: &str) -> Role {
     let num = |prefix| image_number(base, prefix);
     match base {
         "inventory.img" | "pstree.img" | "files.img" | "reg-files.img" | "memfd.img"
         | "remap-fpath.img" => Role::Metadata,
+        _ if FILE_IMAGES.contains(&base) => Role::Metadata,
         _ if num("core-").is_some() || num("mm-").is_some() || num("ipcns-shm-").is_some() => {
+            Role::Metadata
+        }
+        _ if ["ids-", "fs-", "fdinfo-", "mountpoints-"]
+            .iter()
+            .any(|p| num(p).is_some())
+            || image_hex(base, "tcp-stream-").is_some() =>
+        {
             Role::Metadata
         }
         _ if num("pagemap-").is_some() || num("pagemap-shmem-").is_some() => Role::Pagemap,
@@ -1074,7 +1111,12 @@ mod tests {
             ("rootfs-diff.tar", Role::RootfsDiff),
             ("checkpoint/pages-x.img", Role::Unused),
             ("checkpoint/core-.img", Role::Unused),
-            ("checkpoint/fdinfo-2.img", Role::Unused),
+            ("checkpoint/fdinfo-2.img", Role::Metadata),
+            ("checkpoint/tcp-stream-3bd2c.img", Role::Metadata),
+            ("checkpoint/tcp-stream-xyz.img", Role::Unused),
+            ("checkpoint/mountpoints-9.img", Role::Metadata),
+            ("checkpoint/tty-info.img", Role::Metadata),
+            ("checkpoint/fs-12.img", Role::Metadata),
             ("checkpoint/sub/pstree.img", Role::Unused),
             ("stats-dump", Role::Unused),
             ("checkpoint/core-99999999999.img", Role::Unused),

@@ -22,7 +22,12 @@
 //! - [`CoreWriter`] writes a process's core into a file, any seekable
 //!   writer, or `core.<pid>` in a directory (as [`write_core`] does).
 //! - [`Checkpoint::inspect`] builds the [`inspect::Report`] that
-//!   `criu2core inspect` prints, as text or JSON.
+//!   `criu2core inspect` prints, as text or JSON: processes, memory, and
+//!   where asked open files, sockets and mounts.
+//! - [`search`] finds bytes in a process's memory as its core would hold
+//!   them, streaming the pages files ([`Process::search`]); [`grep`] runs
+//!   it over many checkpoints in parallel and [`read`] writes an address
+//!   range, as `criu2core grep` and `criu2core read` do.
 //! - [`batch`] converts many checkpoints into one directory, resumably,
 //!   as `criu2core convert` and `criu2core batch` do.
 //! - [`image`] reads container images (OCI layouts and archives,
@@ -83,6 +88,7 @@ mod convert;
 mod criu;
 mod elf;
 mod error;
+pub mod grep;
 pub mod image;
 mod input;
 pub mod inspect;
@@ -90,7 +96,9 @@ mod join;
 pub mod model;
 mod notes;
 mod outdir;
+pub mod read;
 mod rootfs;
+pub mod search;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod text;

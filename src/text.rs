@@ -68,6 +68,132 @@ pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `bytes` as exact text for JSON: valid UTF-8 as it is (JSON escapes
+/// control characters itself), a backslash doubled, and each byte that is
+/// not part of valid UTF-8 written `\xNN`, so that the text says which
+/// bytes they were.
+pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !s.contains('\\') {
+            return Cow::Borrowed(s);
+        }
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Lower-case hexadecimal of `bytes`, two digits a byte.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// A hex dump for a terminal, as `hexdump -C` lays it out but with
+/// addresses of the process's memory: rows of 16 bytes aligned on 16, hex
+/// then the printable ASCII characters (others as `.`), and a row that
+/// repeats the one before shown once as `*`. Bytes are fed in pieces of
+/// any size; memory stays a row.
+#[derive(Debug)]
+pub struct Hexdump {
+    indent: &'static str,
+    row_addr: u64,
+    row: Vec<u8>,
+    skip: usize,
+    last: Option<Vec<u8>>,
+    squeezing: bool,
+    next: u64,
+}
+
+impl Hexdump {
+    /// A dump of bytes starting at address `addr`, each line after `indent`.
+    pub fn new(addr: u64, indent: &'static str) -> Hexdump {
+        let row_addr = addr & !15;
+        Hexdump {
+            indent,
+            row_addr,
+            row: Vec::with_capacity(16),
+            skip: (addr - row_addr) as usize,
+            last: None,
+            squeezing: false,
+            next: addr,
+        }
+    }
+
+    fn line(&self, row: &[u8], skip: usize) -> String {
+        let mut o = format!("{}{:016x}  ", self.indent, self.row_addr);
+        for i in 0..16usize {
+            if i == 8 {
+                o.push(' ');
+            }
+            match i.checked_sub(skip).and_then(|j| row.get(j)) {
+                Some(b) => {
+                    let _ = write!(o, "{b:02x} ");
+                }
+                None => o.push_str("   "),
+            }
+        }
+        o.push_str(" |");
+        o.extend(std::iter::repeat_n(' ', skip));
+        o.extend(row.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        o.push_str("|\n");
+        o
+    }
+
+    fn flush_row(&mut self, out: &mut String) {
+        let row = std::mem::take(&mut self.row);
+        let full = self.skip == 0 && row.len() == 16;
+        if full && self.last.as_deref() == Some(&row[..]) {
+            if !self.squeezing {
+                out.push_str(self.indent);
+                out.push_str("*\n");
+                self.squeezing = true;
+            }
+        } else {
+            out.push_str(&self.line(&row, self.skip));
+            self.squeezing = false;
+        }
+        self.last = full.then_some(row);
+        self.skip = 0;
+        self.row_addr += 16;
+    }
+
+    /// Adds bytes, appending finished lines to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut String) {
+        for &b in bytes {
+            self.row.push(b);
+            if self.skip + self.row.len() == 16 {
+                self.flush_row(out);
+            }
+        }
+        self.next += bytes.len() as u64;
+    }
+
+    /// Ends the dump: the last partial row, and the end address where the
+    /// last row was squeezed.
+    pub fn finish(mut self, out: &mut String) {
+        if !self.row.is_empty() {
+            self.flush_row(out);
+        } else if self.squeezing {
+            let _ = writeln!(out, "{}{:016x}", self.indent, self.next);
+        }
+    }
+}
+
 /// `word` quoted for a POSIX shell: as it is where it holds only
 /// characters no shell treats specially, else in single quotes (an
 /// embedded single quote as `'\''`). The result is exact, control
@@ -171,6 +297,42 @@ mod tests {
         assert!(shown
             .chars()
             .all(|c| !c.is_control() && !('\u{80}'..='\u{9f}').contains(&c)));
+    }
+
+    #[test]
+    fn json_text_keeps_valid_utf8_and_names_invalid_bytes() {
+        assert_eq!(escape_invalid_utf8(b"a\nb"), "a\nb");
+        assert_eq!(escape_invalid_utf8(b"a\\b\xff\x00"), "a\\\\b\\xff\x00");
+        assert_eq!(hex(b"\x00\xabZ"), "00ab5a");
+    }
+
+    #[test]
+    fn hexdumps_align_rows_and_squeeze_repeats() {
+        let mut out = String::new();
+        let mut h = Hexdump::new(0x1003, "");
+        h.feed(b"ABC", &mut out);
+        h.feed(&[0; 60], &mut out);
+        h.finish(&mut out);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "0000000000001000           41 42 43 00 00  00 00 00 00 00 00 00 00  |   ABC..........|"
+        );
+        assert_eq!(lines[1], "0000000000001010  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|");
+        assert_eq!(lines[2], "*");
+        assert_eq!(
+            lines[3],
+            "0000000000001040  00 00                                             |..|"
+        );
+        assert_eq!(lines.len(), 4);
+        let mut out = String::new();
+        let mut h = Hexdump::new(0x2000, "  ");
+        h.feed(&[7; 48], &mut out);
+        h.finish(&mut out);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>()[1..],
+            ["  *", "  0000000000002030"]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //!   `summary.json` and dot-names, which no input's directory can take.
 
 mod convert;
-mod find;
+pub(crate) mod find;
 mod job;
 pub(crate) mod naming;
 mod record;

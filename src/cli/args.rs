@@ -81,8 +81,34 @@ Examples:
 Examples:
   criu2core inspect checkpoint.tar.zst
   criu2core inspect --env /var/lib/criu/dump
-  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'")]
+  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'
+  criu2core inspect --json --sockets ck.tar | jq '.processes[].sockets[].remote.address'")]
     Inspect(InspectArgs),
+    /// Search the memory of checkpointed processes.
+    #[command(after_help = "\
+Searches each process's memory as its core would hold it: dumped pages,
+shared memory, pages of parent dumps; never across an unmapped gap or an
+anonymous hole CRIU did not dump. A line per match: input, pid, comm,
+address, and the mapping [start-end prot kind path +file-offset].
+
+Exit status: 0 something matched, 1 nothing did, 2 an error.
+
+Examples:
+  criu2core grep RANDOM_1432_KEY checkpoint.tar.zst
+  criu2core grep -E 'AKIA[0-9A-Z]{16}' --kind heap --kind anon /var/lib/kubelet/checkpoints
+  criu2core grep --utf16 -i password -C 32 dump/
+  criu2core grep --hex 'de ad be ef' --prot rw --json dump/ | jq .address")]
+    Grep(GrepArgs),
+    /// Write the bytes at an address of a checkpointed process's memory.
+    #[command(after_help = "\
+Writes raw bytes to stdout (refused when stdout is a terminal: use
+--hexdump, or redirect). Addresses are hexadecimal with 0x, else decimal.
+
+Examples:
+  criu2core read dump/ --pid 1 0x7f3a5c000000 64 --hexdump
+  criu2core read dump/ --pid 1 --mapping 0x55a1500d50c0 > data.bin")]
+    Read(ReadArgs),
+
     /// Convert many checkpoints in parallel, resumably, with a summary.
     #[command(after_help = "\
 Each input (checkpoint, or a directory searched for checkpoints 8 levels
@@ -167,9 +193,138 @@ pub struct InspectArgs {
     /// Also show each process's environment.
     #[arg(long)]
     pub env: bool,
+    /// Also show each process's open file descriptors and directories.
+    #[arg(long)]
+    pub fds: bool,
+    /// Also show each process's sockets: protocol, state, addresses, queues.
+    #[arg(long)]
+    pub sockets: bool,
+    /// Also show the mounts of each mount namespace.
+    #[arg(long)]
+    pub mounts: bool,
+    /// All of the above: --env --fds --sockets --mounts.
+    #[arg(long)]
+    pub all: bool,
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct GrepArgs {
+    /// What to look for: a literal (default), a regular expression (-E) or hex bytes (--hex).
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Checkpoints (image directories, archives), or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// PATTERN is a regular expression over bytes (the regex crate's syntax).
+    #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
+    pub regex: bool,
+    /// Letters match either case.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// PATTERN is bytes in hex: 'de ad be ef', deadbeef, 0xde,0xad.
+    #[arg(long, conflicts_with = "regex")]
+    pub hex: bool,
+    /// Also find the UTF-16LE form of PATTERN (Java, .NET and Windows strings).
+    #[arg(long, conflicts_with = "regex")]
+    pub utf16: bool,
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    pub kinds: Vec<criu2core::search::Kind>,
+    /// Only mappings with this protection: letters (rw: at least readable
+    /// and writable) or three columns (r-x: exactly).
+    #[arg(long, value_name = "PROT", value_parser = criu2core::search::ProtFilter::parse)]
+    pub prot: Option<criu2core::search::ProtFilter>,
+    /// Only mappings whose path matches this glob (repeatable; * matches / too).
+    #[arg(long = "path", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Only addresses from START up to END (hex with 0x, or decimal).
+    #[arg(long, value_name = "START-END", value_parser = criu2core::search::parse_range)]
+    pub range: Option<(u64, u64)>,
+    /// Show N bytes of context before and after each match.
+    #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
+    pub context: usize,
+    /// Print the number of matches of each process instead.
+    #[arg(short = 'c', long, conflicts_with_all = ["list", "hexdump"])]
+    pub count: bool,
+    /// Print only the processes with a match.
+    #[arg(short = 'l', long = "list", conflicts_with = "hexdump")]
+    pub list: bool,
+    /// Stop after N matches in each process.
+    #[arg(short = 'm', long = "max-count", value_name = "N")]
+    pub max_count: Option<u64>,
+    /// Show each match and its context as a hex dump.
+    #[arg(long, conflicts_with = "json")]
+    pub hexdump: bool,
+    /// Print JSON Lines (schema in docs/grep.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Processes searched at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also search the unmodified pages of mapped files, read from this root filesystem.
+    #[arg(long, value_name = "DIR", requires = "files")]
+    pub root: Option<PathBuf>,
+    /// Search file pages from --root too (the same in every copy of a program).
+    #[arg(long, requires = "root")]
+    pub files: bool,
+    /// Longest regular-expression match found whole across a read boundary.
+    #[arg(long, value_name = "BYTES")]
+    pub span: Option<usize>,
+    /// Colour matches: auto (on a terminal), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
+fn parse_kind(s: &str) -> Result<criu2core::search::Kind, criu2core::Error> {
+    criu2core::search::Kind::parse(s)
+}
+
+#[derive(Args)]
+pub struct ReadArgs {
+    /// A checkpoint: image directory or archive.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// The process.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: u32,
+    /// Where to start (hex with 0x, or decimal).
+    #[arg(value_name = "ADDR", value_parser = criu2core::search::parse_address, required_unless_present = "mapping")]
+    pub addr: Option<u64>,
+    /// How many bytes (default 256).
+    #[arg(value_name = "LEN", value_parser = criu2core::search::parse_address)]
+    pub len: Option<u64>,
+    /// Read the whole mapping that holds this address.
+    #[arg(long, value_name = "ADDR", value_parser = criu2core::search::parse_address, conflicts_with_all = ["addr", "len"])]
+    pub mapping: Option<u64>,
+    /// Write a hex dump instead of raw bytes.
+    #[arg(long)]
+    pub hexdump: bool,
+    /// Read anonymous pages CRIU did not dump as zeros, as a core holds them.
+    #[arg(long)]
+    pub zeros: bool,
+    /// Root filesystem to read unmodified file-backed pages from.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,

@@ -29,6 +29,17 @@ pub fn handle_signals(cancel: &Cancel) -> Result<()> {
     Ok(())
 }
 
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+pub fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            c.downcast_ref::<criu2core::Error>()
+                .and_then(criu2core::Error::io_error)
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The exit status for `result`: 128 + the signal's number once a signal
 /// cancelled the work.
 pub fn finish(result: Result<bool>, cancel: &Cancel) -> ExitCode {
@@ -40,6 +51,8 @@ pub fn finish(result: Result<bool>, cancel: &Cancel) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        // The reader has gone (`| head`): end as a SIGPIPE would end it.
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             error_line(&format!("{e:#}"));
             ExitCode::FAILURE

@@ -148,6 +148,15 @@ impl Image {
         present(&self.name, at, m)
     }
 
+    /// Decodes every remaining entry.
+    pub fn all<M: Message + Default>(&mut self) -> Result<Vec<M>> {
+        let mut out = Vec::new();
+        while let Some(m) = self.entry()? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
     /// Skips `len` bytes of raw payload that follow an entry.
     pub fn skip(&mut self, len: u64) -> Result<()> {
         let left = (self.data.len() - self.pos.min(self.data.len())) as u64;

@@ -30,6 +30,45 @@ pub const IPCNS_SHM: u32 = 0x4628_3044;
 /// stats-dump / stats-restore
 pub const STATS: u32 = 0x5709_3306;
 
+/// `fdinfo-<files_id>.img`
+pub const FDINFO: u32 = 0x5621_3732;
+/// `fs-<pid>.img`
+pub const FS: u32 = 0x5140_3912;
+/// `mountpoints-<mnt_ns_id>.img`
+pub const MNTS: u32 = 0x5556_3928;
+/// `tcp-stream-<ino>.img`
+pub const TCP_STREAM: u32 = 0x5146_5506;
+/// sk-queues.img
+pub const SK_QUEUES: u32 = 0x5626_4026;
+/// pipes-data.img
+pub const PIPES_DATA: u32 = 0x5645_3709;
+/// fifo-data.img
+pub const FIFO_DATA: u32 = 0x5933_3054;
+/// tty-info.img
+pub const TTY_INFO: u32 = 0x5945_3036;
+/// inetsk.img (CRIU before files.img)
+pub const INETSK: u32 = 0x5644_3851;
+/// unixsk.img (CRIU before files.img)
+pub const UNIXSK: u32 = 0x5437_3943;
+/// packetsk.img (CRIU before files.img)
+pub const PACKETSK: u32 = 0x6045_4618;
+/// netlinksk.img (CRIU before files.img)
+pub const NETLINK_SK: u32 = 0x5800_5614;
+/// pipes.img (CRIU before files.img)
+pub const PIPES: u32 = 0x5651_3555;
+/// fifo.img (CRIU before files.img)
+pub const FIFO: u32 = 0x5836_4939;
+/// eventfd.img (CRIU before files.img)
+pub const EVENTFD_FILE: u32 = 0x4452_3722;
+/// signalfd.img (CRIU before files.img)
+pub const SIGNALFD: u32 = 0x5732_3820;
+/// timerfd.img (CRIU before files.img)
+pub const TIMERFD: u32 = 0x5049_3712;
+/// tty.img (CRIU before files.img)
+pub const TTY_FILES: u32 = 0x5943_3025;
+/// ns-files.img (CRIU before files.img)
+pub const NS_FILES: u32 = 0x6139_4011;
+
 /// A readable name for a magic number, for error messages.
 pub fn name(magic: u32) -> &'static str {
     match magic {
@@ -47,6 +86,25 @@ pub fn name(magic: u32) -> &'static str {
         REMAP_FPATH => "remap-fpath",
         IPCNS_SHM => "ipcns-shm",
         STATS => "stats",
+        FDINFO => "fdinfo",
+        FS => "fs",
+        MNTS => "mountpoints",
+        TCP_STREAM => "tcp-stream",
+        SK_QUEUES => "sk-queues",
+        PIPES_DATA => "pipes-data",
+        FIFO_DATA => "fifo-data",
+        TTY_INFO => "tty-info",
+        INETSK => "inetsk",
+        UNIXSK => "unixsk",
+        PACKETSK => "packetsk",
+        NETLINK_SK => "netlinksk",
+        PIPES => "pipes",
+        FIFO => "fifo",
+        EVENTFD_FILE => "eventfd",
+        SIGNALFD => "signalfd",
+        TIMERFD => "timerfd",
+        TTY_FILES => "tty",
+        NS_FILES => "ns-files",
         _ => "unknown image type",
     }
 }

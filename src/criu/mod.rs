@@ -5,12 +5,15 @@
 //! through one implementation of image framing ([`image`]) over a store of
 //! image files ([`store`]). Nothing here knows ELF.
 
+pub mod fds;
 pub mod files;
 pub mod image;
 pub mod magic;
 pub mod memory;
+pub mod mounts;
 pub mod pagemap;
 pub(crate) mod regs;
+pub mod sockets;
 pub mod store;
 
 /// Messages of CRIU's image format, generated from `proto/*.proto`.

@@ -407,7 +407,7 @@ fn inspect_text_and_json() {
     let mut errs = Vec::new();
     validate(
         &schema,
-        &serde_json::json!({"schema": "criu2core.inspect/2", "extra": 1}),
+        &serde_json::json!({"schema": "criu2core.inspect/4", "extra": 1}),
         "$",
         &mut errs,
     );

@@ -486,7 +486,7 @@ pub fn compress(tar: &[u8], kind: &str) -> Vec<u8> {
 
 /// Checks `v` against the subset of JSON Schema our schemas use (type,
 /// const, enum, required, properties, additionalProperties, items,
-/// propertyNames); returns every violation.
+/// propertyNames, oneOf); returns every violation.
 pub fn validate(
     schema: &serde_json::Value,
     v: &serde_json::Value,
@@ -510,6 +510,21 @@ pub fn validate(
             errs.push(format!("{at}: not any of {ts:?}: {v}"))
         }
         _ => {}
+    }
+    if let Some(Value::Array(alts)) = schema.get("oneOf") {
+        let fits: Vec<Vec<String>> = alts
+            .iter()
+            .map(|alt| {
+                let mut e = Vec::new();
+                validate(alt, v, at, &mut e);
+                e
+            })
+            .collect();
+        match fits.iter().filter(|e| e.is_empty()).count() {
+            1 => {}
+            0 => errs.push(format!("{at}: fits none of oneOf: {fits:?}")),
+            n => errs.push(format!("{at}: fits {n} of oneOf's alternatives")),
+        }
     }
     if let Some(c) = schema.get("const") {
         if c != v {

@@ -30,7 +30,9 @@ mod archives;
 mod batch;
 mod consumers;
 mod container_images;
+mod fds;
 mod gdb;
+mod grep;
 mod hashes;
 mod hostile;
 mod images;
@@ -120,7 +122,9 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("container_images.rs", include_str!("container_images.rs")),
+        ("fds.rs", include_str!("fds.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
+        ("grep.rs", include_str!("grep.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
@@ -160,7 +164,9 @@ fn main() {
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(container_images::tests());
+    tests.extend(fds::tests());
     tests.extend(gdb::tests());
+    tests.extend(grep::tests());
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());

@@ -165,8 +165,10 @@ fn example(name: &str, after_demo: bool) -> PathBuf {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
     }
-    // The fixtures, for commands that name them.
-    std::os::unix::fs::symlink(repo().join("gdb-fixtures"), base.join("gdb-fixtures")).unwrap();
+    // The fixtures and scripts, for commands that name them.
+    for dir in ["gdb-fixtures", "scripts"] {
+        std::os::unix::fs::symlink(repo().join(dir), base.join(dir)).unwrap();
+    }
     // What checkpointctl does with a plugin, for the plugin's transcript.
     let bin = base.join("bin");
     fs::create_dir_all(&bin).unwrap();
@@ -182,6 +184,10 @@ fn run(base: &Path, step: &Step) -> Vec<String> {
     let mut cmd = step.command.clone();
     if let Some(rest) = cmd.strip_prefix("lldb ") {
         cmd = format!("{} {rest}", lldb_program().expect("lldb"));
+    }
+    // The Python that has drgn, which need not be the first python3.
+    if let Some(rest) = cmd.strip_prefix("python3 ") {
+        cmd = format!("{} {rest}", shell_word(&drgn_python().expect("drgn")));
     }
     if cmd.starts_with("gdb ") {
         cmd.push_str(" -nx -batch");
@@ -251,10 +257,12 @@ fn check(name: &str, after_demo: bool) {
 
 /// The transcripts, by name, and whether they start where scripts/demo
 /// ends (cores converted) rather than where it starts.
-const TRANSCRIPTS: [(&str, bool); 8] = [
+const TRANSCRIPTS: [(&str, bool); 10] = [
     ("intro", false),
     ("demo", false),
     ("reaper", false),
+    ("sockets", false),
+    ("secrets", false),
     ("eu-stack", true),
     ("lldb", true),
     ("drgn", true),
@@ -311,6 +319,12 @@ fn demo() {
 fn reaper() {
     check("reaper", false);
 }
+fn sockets() {
+    check("sockets", false);
+}
+fn secrets() {
+    check("secrets", false);
+}
 fn eu_stack() {
     check("eu-stack", true);
 }
@@ -335,6 +349,8 @@ pub fn tests() -> Vec<Trial> {
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
         demo needs [Need::Tool("gdb"), Need::Tool("zstd")],
         reaper needs [Need::Tool("zstd")],
+        sockets needs [Need::Tool("zstd")],
+        secrets needs [Need::Tool("zstd")],
         eu_stack needs [Need::Tool("eu-stack"), Need::Tool("zstd"), Need::FixtureLibraries],
         lldb needs [Need::Lldb, Need::Tool("zstd"), Need::FixtureLibraries],
         drgn needs [Need::Drgn, Need::Tool("zstd")],

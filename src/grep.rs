@@ -1,0 +1,671 @@
+//! `criu2core grep`: search the memory of every process of many
+//! checkpoints at once, in parallel, with the output in a fixed order
+//! (input, pid, address) whatever the number of jobs.
+//!
+//! Inputs are opened and processes searched by a pool of workers that
+//! always take the earliest piece of work there is; each process writes
+//! its output into a bounded channel that the printer drains in order, so
+//! memory stays bounded however much a process matches, and a process
+//! whose turn has not come waits for the printer rather than piling up.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::batch::find::expand_inputs;
+use crate::cancel::Cancel;
+use crate::error::Error;
+use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
+use crate::inspect::Bytes;
+use crate::model::{Loaded, Mapping, Process};
+use crate::rootfs::FileRoots;
+use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
+use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
+
+/// Identifies the JSON Lines that `grep --json` prints.
+pub const SCHEMA: &str = "criu2core.grep/1";
+
+/// What to print for each process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// A line per match.
+    #[default]
+    Matches,
+    /// The number of matches of each process searched (`-c`).
+    Count,
+    /// The processes with a match (`-l`).
+    List,
+}
+
+/// How to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// Lines for a terminal, text escaped.
+    #[default]
+    Text,
+    /// A hex dump of each match and its context.
+    Hexdump,
+    /// JSON Lines (docs/grep.schema.json).
+    Json,
+}
+
+/// Everything `grep` needs besides its inputs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct GrepOptions {
+    /// The pattern.
+    pub pattern: Pattern,
+    /// Which mappings and addresses.
+    pub filter: Filter,
+    /// Only these processes (all, if empty).
+    pub pids: Vec<u32>,
+    /// Bytes of context each side of a match.
+    pub context: usize,
+    /// At most this many matches per process.
+    pub max_count: Option<u64>,
+    /// What to print.
+    pub mode: Mode,
+    /// How to print it.
+    pub format: Format,
+    /// Show matches in colour (text only).
+    pub color: bool,
+    /// Processes searched at once.
+    pub jobs: usize,
+    /// Root filesystem whose unmodified file pages are searched too.
+    pub root: Option<PathBuf>,
+    /// Where compressed archives are unpacked.
+    pub spill_dir: Option<PathBuf>,
+    /// The most bytes unpacked there (default: half of its free space).
+    pub max_spill: Option<u64>,
+    /// Stops the search.
+    pub cancel: Cancel,
+}
+
+impl GrepOptions {
+    /// Options that search for `pattern` everywhere, a line per match,
+    /// one process at a time.
+    pub fn new(pattern: Pattern) -> GrepOptions {
+        GrepOptions {
+            pattern,
+            filter: Filter::default(),
+            pids: Vec::new(),
+            context: 0,
+            max_count: None,
+            mode: Mode::default(),
+            format: Format::default(),
+            color: false,
+            jobs: 1,
+            root: None,
+            spill_dir: None,
+            max_spill: None,
+            cancel: Cancel::default(),
+        }
+    }
+}
+
+/// What a whole `grep` found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Matches reported (or, with [`Mode::List`], processes listed).
+    pub matches: u64,
+    /// Inputs or processes that could not be searched.
+    pub errors: u64,
+}
+
+impl Outcome {
+    /// grep's exit status: 0 something matched, 1 nothing did, 2 an error
+    /// (which wins).
+    pub fn exit_status(&self) -> u8 {
+        if self.errors > 0 {
+            2
+        } else if self.matches > 0 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// A piece of a process's output.
+enum Piece {
+    Out(Vec<u8>),
+    Err(String),
+    Found(u64),
+}
+
+/// Output pieces are sent once this many bytes are gathered.
+const PIECE_BYTES: usize = 64 << 10;
+/// Pieces a process may have waiting for the printer.
+const PIECES_QUEUED: usize = 16;
+
+/// An input, as the workers leave it for the printer.
+enum Slot {
+    Waiting,
+    Failed(String),
+    Opened(Vec<Receiver<Piece>>),
+    Done,
+}
+
+/// A process to search.
+struct Unit {
+    input: Arc<Opened>,
+    pid: u32,
+    tx: SyncSender<Piece>,
+}
+
+struct Opened {
+    input: Checkpoint,
+    roots: Option<FileRoots>,
+    /// The input's name as printed.
+    name: String,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    next_input: usize,
+    ready: BTreeMap<(usize, usize), Unit>,
+    /// The input the printer is at: inputs far beyond it wait, so that
+    /// the output of finished ones does not pile up.
+    printing: usize,
+}
+
+/// How many inputs past the one being printed may be opened.
+fn lookahead(jobs: usize) -> usize {
+    (2 * jobs).max(8)
+}
+
+/// Searches `inputs` (checkpoints, or directories searched for them) and
+/// writes what `opts` ask for to `out`; errors are given to `error` in
+/// their place in the order.
+pub fn grep(
+    inputs: &[PathBuf],
+    opts: &GrepOptions,
+    out: &mut dyn Write,
+    error: &mut dyn FnMut(&str),
+) -> crate::Result<Outcome> {
+    grep_inputs(inputs, opts, out, error).map_err(Error::new)
+}
+
+fn grep_inputs(
+    inputs: &[PathBuf],
+    opts: &GrepOptions,
+    out: &mut dyn Write,
+    error: &mut dyn FnMut(&str),
+) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let found = expand_inputs(inputs, None);
+    let mut paths = Vec::new();
+    for f in found {
+        match f.problem {
+            Some(p) => {
+                error(&p);
+                outcome.errors += 1;
+            }
+            None => paths.push(f.path),
+        }
+    }
+    let seen: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+    let state = Mutex::new(State {
+        slots: paths.iter().map(|_| Slot::Waiting).collect(),
+        next_input: 0,
+        ready: BTreeMap::new(),
+        printing: 0,
+    });
+    let changed = Condvar::new();
+    let jobs = opts.jobs.max(1);
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..jobs.min(paths.len().max(1)) {
+            scope.spawn(|| worker(&paths, opts, &state, &changed, &seen));
+        }
+        let result = print_in_order(paths.len(), &state, &changed, out, error, &mut outcome);
+        if result.is_err() {
+            // Nobody will read what the workers still have: let them stop.
+            opts.cancel.cancel(usize::MAX);
+            let mut st = lock(&state);
+            st.ready.clear();
+            st.slots.iter_mut().for_each(|s| *s = Slot::Done);
+            st.next_input = paths.len();
+            changed.notify_all();
+        }
+        result
+    })?;
+    let seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    for pid in &opts.pids {
+        if !seen.contains(pid) {
+            error(&format!("pid {pid} is in no checkpoint searched"));
+            outcome.errors += 1;
+        }
+    }
+    Ok(outcome)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The printer: each input in turn, each of its processes in turn.
+fn print_in_order(
+    inputs: usize,
+    state: &Mutex<State>,
+    changed: &Condvar,
+    out: &mut dyn Write,
+    error: &mut dyn FnMut(&str),
+    outcome: &mut Outcome,
+) -> Result<()> {
+    for i in 0..inputs {
+        let slot = {
+            let mut st = lock(state);
+            st.printing = i;
+            changed.notify_all();
+            while matches!(st.slots[i], Slot::Waiting) {
+                st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            std::mem::replace(&mut st.slots[i], Slot::Done)
+        };
+        match slot {
+            Slot::Failed(e) => {
+                error(&e);
+                outcome.errors += 1;
+            }
+            Slot::Opened(receivers) => {
+                for rx in receivers {
+                    while let Ok(piece) = rx.recv() {
+                        match piece {
+                            Piece::Out(bytes) => {
+                                out.write_all(&bytes).context("cannot write to stdout")?
+                            }
+                            Piece::Err(e) => {
+                                out.flush().context("cannot write to stdout")?;
+                                error(&e);
+                                outcome.errors += 1;
+                            }
+                            Piece::Found(n) => outcome.matches += n,
+                        }
+                    }
+                }
+            }
+            Slot::Waiting | Slot::Done => {}
+        }
+    }
+    out.flush().context("cannot write to stdout")
+}
+
+/// A worker: searches the earliest process ready, else opens the next input.
+fn worker(
+    paths: &[PathBuf],
+    opts: &GrepOptions,
+    state: &Mutex<State>,
+    changed: &Condvar,
+    seen: &Mutex<BTreeSet<u32>>,
+) {
+    loop {
+        let mut st = lock(state);
+        if let Some((_, unit)) = st.ready.pop_first() {
+            drop(st);
+            search_unit(unit, opts);
+            continue;
+        }
+        if st.next_input >= paths.len() {
+            return;
+        }
+        if st.next_input >= st.printing + lookahead(opts.jobs) {
+            drop(changed.wait(st).unwrap_or_else(|e| e.into_inner()));
+            continue;
+        }
+        let i = st.next_input;
+        st.next_input += 1;
+        drop(st);
+        let slot = match open(&paths[i], opts) {
+            Err(e) => Slot::Failed(format!("{e:#}")),
+            Ok(opened) => {
+                let pids: Vec<u32> = {
+                    let mut all = opened.input.pids();
+                    all.sort_unstable();
+                    all.dedup();
+                    all.retain(|p| opts.pids.is_empty() || opts.pids.contains(p));
+                    all
+                };
+                lock(seen).extend(pids.iter().copied());
+                let opened = Arc::new(opened);
+                let mut receivers = Vec::new();
+                let mut st = lock(state);
+                for (k, pid) in pids.into_iter().enumerate() {
+                    let (tx, rx) = sync_channel(PIECES_QUEUED);
+                    receivers.push(rx);
+                    let unit = Unit {
+                        input: Arc::clone(&opened),
+                        pid,
+                        tx,
+                    };
+                    st.ready.insert((i, k), unit);
+                }
+                drop(st);
+                Slot::Opened(receivers)
+            }
+        };
+        let mut st = lock(state);
+        if matches!(st.slots[i], Slot::Waiting) {
+            st.slots[i] = slot;
+        }
+        changed.notify_all();
+    }
+}
+
+fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
+    opts.cancel.check()?;
+    let input = input::open(
+        path,
+        &OpenOptions {
+            spill_dir: opts.spill_dir.clone(),
+            max_spill: opts.max_spill,
+            pages: PageUse::All,
+            cancel: opts.cancel.clone(),
+        },
+    )?;
+    // File pages are searched only from a root filesystem (with the
+    // container's changed files over it).
+    let roots = match &opts.root {
+        Some(r) => input.file_roots(&LoadOptions::default().root(r))?,
+        None => None,
+    };
+    Ok(Opened {
+        name: input.path().display().to_string(),
+        input,
+        roots,
+    })
+}
+
+/// Searches one process, sending its output to the printer.
+fn search_unit(unit: Unit, opts: &GrepOptions) {
+    let tx = unit.tx.clone();
+    let mut sink = Sink {
+        tx: unit.tx,
+        buf: Vec::new(),
+        gone: false,
+    };
+    if let Err(e) = search_one(&unit.input, unit.pid, opts, &mut sink) {
+        sink.flush();
+        let _ = tx.send(Piece::Err(format!(
+            "{}: pid {}: {e:#}",
+            unit.input.name, unit.pid
+        )));
+    }
+    sink.flush();
+}
+
+/// Output of one process on its way to the printer.
+struct Sink {
+    tx: SyncSender<Piece>,
+    buf: Vec<u8>,
+    gone: bool,
+}
+
+impl Sink {
+    fn push(&mut self, text: &str) -> Result<()> {
+        self.buf.extend_from_slice(text.as_bytes());
+        if self.buf.len() >= PIECE_BYTES {
+            self.flush();
+        }
+        if self.gone {
+            bail!("output closed");
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() && !self.gone {
+            let bytes = std::mem::take(&mut self.buf);
+            self.gone = self.tx.send(Piece::Out(bytes)).is_err();
+        }
+    }
+}
+
+fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) -> Result<()> {
+    opts.cancel.check()?;
+    let p = match opened.input.load_with(pid, opened.roots.as_ref())? {
+        Loaded::Process(p) => p,
+        // A zombie has no memory left to search.
+        Loaded::Zombie(_) => return Ok(()),
+    };
+    let who = Who {
+        input: &opened.name,
+        pid,
+        comm: &p.comm,
+    };
+    let sopts = SearchOptions {
+        context: if opts.mode == Mode::Matches {
+            opts.context
+        } else {
+            0
+        },
+        max_matches: match opts.mode {
+            Mode::List => Some(1),
+            _ => opts.max_count,
+        },
+        cancel: opts.cancel.clone(),
+    };
+    let mut err = None;
+    let searched =
+        search::search_process(&p, &opts.pattern, &opts.filter, &sopts, &mut |m, hit| {
+            if opts.mode == Mode::Matches {
+                if let Err(e) = sink.push(&format_match(&who, &p, m, &hit, opts)) {
+                    err = Some(e);
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    match opts.mode {
+        Mode::Matches => {}
+        Mode::Count => sink.push(&format_count(&who, searched.matches, opts))?,
+        Mode::List if searched.matches > 0 => sink.push(&format_count(&who, 1, opts))?,
+        Mode::List => {}
+    }
+    tracing::debug!(input = %opened.name, pid, bytes = searched.bytes, matches = searched.matches, "searched");
+    sink.flush();
+    let _ = sink.tx.send(Piece::Found(searched.matches));
+    Ok(())
+}
+
+/// Whose memory it is.
+struct Who<'a> {
+    input: &'a str,
+    pid: u32,
+    comm: &'a [u8],
+}
+
+/// `rw-p` as /proc/PID/maps shows a mapping's protection.
+fn prot_text(m: &Mapping) -> String {
+    let p = m.prot;
+    format!(
+        "{}{}{}{}",
+        if p.read { 'r' } else { '-' },
+        if p.write { 'w' } else { '-' },
+        if p.exec { 'x' } else { '-' },
+        if m.shared { 's' } else { 'p' }
+    )
+}
+
+/// A mapping as the JSON Lines show it.
+#[derive(Serialize)]
+struct MappingJson {
+    start: u64,
+    end: u64,
+    prot: String,
+    kind: &'static str,
+    path: Option<Bytes>,
+    offset: Option<u64>,
+}
+
+/// One JSON line of a match.
+#[derive(Serialize)]
+struct MatchJson<'a> {
+    schema: &'static str,
+    input: &'a str,
+    pid: u32,
+    comm: Bytes,
+    address: u64,
+    length: usize,
+    mapping: MappingJson,
+    #[serde(rename = "match")]
+    text: String,
+    match_hex: String,
+    utf16: bool,
+    before: String,
+    before_hex: String,
+    after: String,
+    after_hex: String,
+}
+
+/// One JSON line of `-c` or `-l`.
+#[derive(Serialize)]
+struct CountJson<'a> {
+    schema: &'static str,
+    input: &'a str,
+    pid: u32,
+    comm: Bytes,
+    count: u64,
+}
+
+/// The text of a match: a UTF-16 one decoded.
+fn match_text(hit: &Match) -> String {
+    if hit.utf16 {
+        let units: Vec<u16> = hit
+            .bytes
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else {
+        escape_invalid_utf8(&hit.bytes).into_owned()
+    }
+}
+
+fn format_match(
+    who: &Who<'_>,
+    p: &Process,
+    m: &Mapping,
+    hit: &Match,
+    opts: &GrepOptions,
+) -> String {
+    let _ = p;
+    let path = mapping_path(m);
+    let file_offset = m.file.as_ref().map(|f| f.offset + (hit.addr - m.start));
+    match opts.format {
+        Format::Json => {
+            let j = MatchJson {
+                schema: SCHEMA,
+                input: who.input,
+                pid: who.pid,
+                comm: Bytes(who.comm.to_vec()),
+                address: hit.addr,
+                length: hit.bytes.len(),
+                mapping: MappingJson {
+                    start: m.start,
+                    end: m.end,
+                    prot: prot_text(m),
+                    kind: Kind::of(m.kind).name(),
+                    path: path.map(|p| Bytes(p.to_vec())),
+                    offset: m.file.as_ref().map(|f| f.offset),
+                },
+                text: match_text(hit),
+                match_hex: hex(&hit.bytes),
+                utf16: hit.utf16,
+                before: escape_invalid_utf8(&hit.before).into_owned(),
+                before_hex: hex(&hit.before),
+                after: escape_invalid_utf8(&hit.after).into_owned(),
+                after_hex: hex(&hit.after),
+            };
+            let line = serde_json::to_string(&j).unwrap_or_default();
+            json_for_terminal(&line).into_owned() + "\n"
+        }
+        Format::Text | Format::Hexdump => {
+            let mut line = format!(
+                "{}: pid {} ({}) {:#x} [{:x}-{:x} {} {}",
+                escape_bytes(who.input.as_bytes()),
+                who.pid,
+                escape_bytes(who.comm),
+                hit.addr,
+                m.start,
+                m.end,
+                prot_text(m),
+                Kind::of(m.kind).name(),
+            );
+            if let (Some(path), Some(off)) = (path, file_offset) {
+                let _ = write!(line, " {} +{off:#x}", escape_bytes(path));
+            }
+            line.push(']');
+            if opts.format == Format::Hexdump {
+                line.push_str(":\n");
+                let start = hit.addr - hit.before.len() as u64;
+                let mut h = Hexdump::new(start, "  ");
+                h.feed(&hit.before, &mut line);
+                h.feed(&hit.bytes, &mut line);
+                h.feed(&hit.after, &mut line);
+                h.finish(&mut line);
+                return line;
+            }
+            let (on, off) = if opts.color {
+                ("\x1b[1;31m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
+            // A UTF-16 match shows decoded, and says so at the end.
+            let (shown, note) = if hit.utf16 {
+                (
+                    crate::text::escape(&match_text(hit)).into_owned(),
+                    " (UTF-16LE)",
+                )
+            } else {
+                (escape_bytes(&hit.bytes).into_owned(), "")
+            };
+            let _ = writeln!(
+                line,
+                ": {}{on}{shown}{off}{}{note}",
+                escape_bytes(&hit.before),
+                escape_bytes(&hit.after)
+            );
+            line
+        }
+    }
+}
+
+fn format_count(who: &Who<'_>, count: u64, opts: &GrepOptions) -> String {
+    match opts.format {
+        Format::Json => {
+            let j = CountJson {
+                schema: SCHEMA,
+                input: who.input,
+                pid: who.pid,
+                comm: Bytes(who.comm.to_vec()),
+                count,
+            };
+            json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned() + "\n"
+        }
+        Format::Text | Format::Hexdump => {
+            let head = format!(
+                "{}: pid {} ({})",
+                escape_bytes(who.input.as_bytes()),
+                who.pid,
+                escape_bytes(who.comm)
+            );
+            if opts.mode == Mode::Count {
+                format!("{head}: {count}\n")
+            } else {
+                head + "\n"
+            }
+        }
+    }
+}

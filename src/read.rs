@@ -1,0 +1,344 @@
+//! `criu2core read`: the bytes of a process's memory at an address, as
+//! the process saw them (and as its core holds them), streamed.
+//!
+//! A range is checked whole before a byte is given out, so a range that
+//! runs into unmapped memory or into pages the checkpoint does not hold
+//! fails with nothing written, and says which addresses and why.
+
+use std::fs::File;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cancel::Cancel;
+use crate::model::{Mapping, Missing, PageSource, Process};
+use crate::search::mapping_path;
+use crate::text::{escape_bytes, Hexdump};
+
+/// Bytes read and handed on at a time.
+const CHUNK: u64 = 1 << 20;
+
+/// The mapping of `p` that holds `addr`, or an error naming the nearest.
+pub(crate) fn mapping_at(p: &Process, addr: u64) -> Result<&Mapping> {
+    let i = p.mappings.partition_point(|m| m.end <= addr);
+    match p.mappings.get(i) {
+        Some(m) if m.start <= addr => Ok(m),
+        next => {
+            let prev = i.checked_sub(1).and_then(|j| p.mappings.get(j));
+            let near: Vec<String> = prev
+                .into_iter()
+                .chain(next)
+                .map(|m| format!("{:x}-{:x}", m.start, m.end))
+                .collect();
+            if near.is_empty() {
+                bail!(
+                    "address {addr:#x} is not mapped in pid {} (it has no mappings)",
+                    p.pid
+                );
+            }
+            bail!(
+                "address {addr:#x} is not mapped in pid {} (nearest mappings: {})",
+                p.pid,
+                near.join(", ")
+            )
+        }
+    }
+}
+
+fn describe(m: &Mapping) -> String {
+    match mapping_path(m) {
+        Some(path) => format!("{:x}-{:x} ({})", m.start, m.end, escape_bytes(path)),
+        None => format!("{:x}-{:x}", m.start, m.end),
+    }
+}
+
+/// Why the bytes `from..to` of mapping `m` cannot be read.
+fn unreadable(m: &Mapping, from: u64, to: u64, source: PageSource) -> String {
+    let what = format!(
+        "{from:#x}-{to:#x} ({} bytes) of mapping {}",
+        to - from,
+        describe(m)
+    );
+    match source {
+        PageSource::Zero => format!(
+            "{what} were not dumped: anonymous memory never written, or left out by CRIU; a core holds zeros there (--zeros reads them so)"
+        ),
+        PageSource::Missing(Missing::FileBacked) => format!(
+            "{what} are unmodified pages of the mapped file, which a checkpoint does not hold (--root DIR reads them from a root filesystem)"
+        ),
+        PageSource::Missing(Missing::Lazy) => {
+            format!("{what} were left on the source machine by a lazy-pages dump")
+        }
+        PageSource::Missing(Missing::NoContents) => {
+            format!("{what} have no contents (vvar, vsyscall or device memory)")
+        }
+        PageSource::Blob { .. } => what,
+    }
+}
+
+/// Walks the runs of `addr..addr+len`, giving `f` each piece (address,
+/// length, source) in order; fails where the range is not mapped.
+fn pieces(
+    p: &Process,
+    addr: u64,
+    len: u64,
+    f: &mut dyn FnMut(&Mapping, u64, u64, PageSource) -> Result<()>,
+) -> Result<()> {
+    let end = addr
+        .checked_add(len)
+        .context("the address range wraps around")?;
+    if len == 0 {
+        return Ok(());
+    }
+    let first = p.mappings.partition_point(|m| m.end <= addr);
+    mapping_at(p, addr)?;
+    let mut pos = addr;
+    p.walk_runs(first, &mut |_, m, at, run| {
+        if at > pos {
+            mapping_at(p, pos)?;
+        }
+        let run_end = at + run.len;
+        if run_end > pos {
+            let to = run_end.min(end);
+            let source = match run.source {
+                PageSource::Blob { blob, offset } => PageSource::Blob {
+                    blob,
+                    offset: offset + (pos - at),
+                },
+                other => other,
+            };
+            f(m, pos, to, source)?;
+            pos = to;
+        }
+        Ok(if pos >= end {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    if pos < end {
+        mapping_at(p, pos)?;
+    }
+    Ok(())
+}
+
+/// Checks that `len` bytes at `addr` can be read (holes only if `zeros`).
+pub(crate) fn check(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<()> {
+    pieces(p, addr, len, &mut |m, from, to, source| match source {
+        PageSource::Blob { .. } => Ok(()),
+        PageSource::Zero if zeros => Ok(()),
+        other => bail!("{}", unreadable(m, from, to, other)),
+    })
+}
+
+/// Gives `out` the `len` bytes at `addr`, in pieces of at most 1 MiB, after
+/// checking them all ([`check`]); holes of undumped memory read as zeros
+/// where `zeros`.
+pub(crate) fn read(
+    p: &Process,
+    addr: u64,
+    len: u64,
+    zeros: bool,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    check(p, addr, len, zeros)?;
+    let mut buf = Vec::new();
+    let mut open: Option<(usize, File)> = None;
+    pieces(p, addr, len, &mut |_, from, to, source| {
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(CHUNK);
+            buf.clear();
+            buf.resize(n as usize, 0);
+            if let PageSource::Blob { blob, offset } = source {
+                let b = p
+                    .blobs
+                    .get(blob)
+                    .context("page run names an unknown blob")?;
+                if open.as_ref().is_none_or(|(id, _)| *id != blob) {
+                    let f =
+                        File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?;
+                    open = Some((blob, f));
+                }
+                let at = offset + (pos - from);
+                if let Some((_, f)) = &open {
+                    f.read_exact_at(&mut buf, b.offset + at).with_context(|| {
+                        format!("{}: cannot read {n} bytes at offset {at}", b.label)
+                    })?;
+                }
+            }
+            out(&buf)?;
+            pos += n;
+        }
+        Ok(())
+    })
+}
+
+/// Which bytes to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum What {
+    /// `len` bytes from an address.
+    Range(u64, u64),
+    /// The whole mapping that holds an address.
+    Mapping(u64),
+}
+
+/// How to read and write them.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Undumped anonymous pages read as zeros.
+    pub zeros: bool,
+    /// Write a hex dump instead of the raw bytes.
+    pub hexdump: bool,
+    /// Checked between pieces.
+    pub cancel: Cancel,
+}
+
+/// Writes the bytes `what` names to `out` (raw, or as a hex dump), after
+/// checking them all; nothing is written if any is unreadable.
+pub fn write(
+    p: &Process,
+    what: What,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+) -> crate::Result<()> {
+    write_bytes(p, what, opts, out).map_err(crate::Error::new)
+}
+
+fn write_bytes(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write) -> Result<()> {
+    let (addr, len) = match what {
+        What::Range(a, n) => (a, n),
+        What::Mapping(a) => {
+            let m = mapping_at(p, a)?;
+            (m.start, m.len())
+        }
+    };
+    let mut dump = opts.hexdump.then(|| Hexdump::new(addr, ""));
+    let mut text = String::new();
+    read(p, addr, len, opts.zeros, &mut |bytes| {
+        opts.cancel.check()?;
+        match &mut dump {
+            Some(h) => {
+                h.feed(bytes, &mut text);
+                out.write_all(text.as_bytes())?;
+                text.clear();
+            }
+            None => out.write_all(bytes)?,
+        }
+        Ok(())
+    })?;
+    if let Some(h) = dump {
+        h.finish(&mut text);
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Blob, MappingKind, PageRun, Prot, RunList};
+    use std::sync::Arc;
+
+    fn process(dir: &std::path::Path) -> Process {
+        let path = dir.join("pages");
+        std::fs::write(&path, b"0123456789abcdef").unwrap();
+        let m = |start, end| Mapping {
+            start,
+            end,
+            prot: Prot::default(),
+            shared: false,
+            kind: MappingKind::Anonymous,
+            file: None,
+            stored: 0,
+        };
+        let blob = |offset| PageSource::Blob { blob: 0, offset };
+        Process {
+            pid: 7,
+            ppid: 0,
+            pgid: 7,
+            sid: 7,
+            comm: "t".into(),
+            state: crate::model::ProcessState::Running,
+            flags: 0,
+            uid: 0,
+            gid: 0,
+            arch: crate::model::Arch::X86_64,
+            page_size: 4,
+            threads: Vec::new(),
+            shared_pending: 0,
+            auxv: Vec::new(),
+            arg_range: (0, 0),
+            env_range: (0, 0),
+            exe: None,
+            mappings: vec![m(0x100, 0x10c), m(0x10c, 0x110), m(0x200, 0x204)],
+            runs: Arc::new(RunList(vec![
+                vec![
+                    PageRun {
+                        len: 4,
+                        source: blob(0),
+                    },
+                    PageRun {
+                        len: 4,
+                        source: PageSource::Zero,
+                    },
+                    PageRun {
+                        len: 4,
+                        source: blob(4),
+                    },
+                ],
+                vec![PageRun {
+                    len: 4,
+                    source: blob(12),
+                }],
+                vec![PageRun {
+                    len: 4,
+                    source: PageSource::Missing(Missing::FileBacked),
+                }],
+            ])),
+            blobs: vec![Blob {
+                label: "pages".into(),
+                path,
+                offset: 0,
+                len: 16,
+            }],
+            warnings: Vec::new(),
+            dumps: Vec::new(),
+        }
+    }
+
+    fn read_all(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        read(p, addr, len, zeros, &mut |b| {
+            v.extend_from_slice(b);
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    #[test]
+    fn reads_across_runs_and_mappings_and_refuses_what_is_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = process(dir.path());
+        assert_eq!(read_all(&p, 0x101, 2, false).unwrap(), b"12");
+        assert_eq!(read_all(&p, 0x10a, 4, false).unwrap(), b"67cd");
+        let e = read_all(&p, 0x102, 4, false).unwrap_err().to_string();
+        assert!(e.contains("0x104-0x106") && e.contains("--zeros"), "{e}");
+        assert_eq!(read_all(&p, 0x102, 8, true).unwrap(), b"23\0\0\0\x0045");
+        let e = read_all(&p, 0x10e, 4, false).unwrap_err().to_string();
+        assert!(
+            e.contains("0x110 is not mapped") && e.contains("10c-110, 200-204"),
+            "{e}"
+        );
+        let e = read_all(&p, 0x200, 1, true).unwrap_err().to_string();
+        assert!(e.contains("--root"), "{e}");
+        assert!(read_all(&p, 0x50, 1, true).is_err());
+        assert!(read_all(&p, u64::MAX, 2, true).is_err());
+        assert_eq!(mapping_at(&p, 0x10f).unwrap().start, 0x10c);
+    }
+}

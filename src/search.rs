@@ -1,0 +1,970 @@
+//! Searching a process's memory as its core would hold it, at the speed of
+//! reading the pages files.
+//!
+//! The search walks each mapping's page runs ([`Process::walk`]) and
+//! reads the bytes of its dumped runs sequentially, a chunk at a time into
+//! one reused buffer, never the whole process. Bytes that follow each other
+//! in the address space form a *window*: consecutive runs with contents
+//! inside one mapping (pages of this dump, of a parent dump, of a shared
+//! memory object, and with a root filesystem the unmodified file pages).
+//! Between chunks of a window only the bytes a later match or its context
+//! can need are carried over, so a match that spans two pagemap entries is
+//! found, while nothing matches across a mapping boundary, an unmapped gap,
+//! an anonymous hole CRIU did not dump (it reads as zeros in a core but
+//! holds nothing) or pages whose contents the checkpoint lacks.
+//!
+//! Occurrences are reported front to back and do not overlap (as `grep -o`
+//! shows them). A literal pattern is found with SIMD substring search
+//! (memchr's memmem) and found exactly wherever it is; a regular
+//! expression (the regex crate, over bytes) is found in full where it is at
+//! most [`Pattern::span`] bytes long: longer matches that cross a chunk
+//! boundary may be cut short or missed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::ControlFlow;
+use std::os::unix::fs::FileExt;
+
+use anyhow::{bail, Context, Result};
+use memchr::memmem;
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::cancel::Cancel;
+use crate::model::{Mapping, MappingKind, PageSource, Process, Prot};
+
+/// Bytes read from a pages file at a time.
+pub(crate) const CHUNK: usize = 1 << 20;
+/// Longest regular-expression match found whole across a chunk boundary,
+/// unless [`PatternOptions::span`] says otherwise.
+pub const DEFAULT_SPAN: usize = 4096;
+/// Largest `span` accepted.
+pub const MAX_SPAN: usize = 16 << 20;
+/// Most bytes of context on each side of a match.
+pub const MAX_CONTEXT: usize = 1 << 20;
+/// Longest pattern accepted, in bytes.
+pub const MAX_PATTERN: usize = 1 << 20;
+/// Bytes kept before a regular expression's search start, so that
+/// look-behind assertions (`\b`, `^` in multi-line mode) see what precedes
+/// it (a UTF-8 character at most).
+const LOOK_BEHIND: u64 = 4;
+
+/// How the pattern text is to be read.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PatternOptions {
+    /// The pattern is a regular expression over bytes (the regex crate's
+    /// syntax; `(?-u)` makes `.` and classes match single bytes).
+    pub regex: bool,
+    /// The pattern is bytes written in hexadecimal (`de ad be ef`,
+    /// `deadbeef`, `0xde 0xad`).
+    pub hex: bool,
+    /// Letters match either case (for a literal: Unicode case folding of
+    /// its UTF-8 form, ASCII folding of its UTF-16 form).
+    pub ignore_case: bool,
+    /// Also find the UTF-16LE form of a literal, as Java and .NET keep
+    /// strings.
+    pub utf16: bool,
+    /// For regular expressions: longest match guaranteed to be found whole
+    /// across a chunk boundary (default [`DEFAULT_SPAN`]).
+    pub span: Option<usize>,
+}
+
+enum Engine {
+    Literal(Box<memmem::Finder<'static>>),
+    Regex(Regex),
+}
+
+/// A compiled search pattern.
+pub struct Pattern {
+    engine: Engine,
+    /// Longest match possible, or the span a regular expression is found
+    /// within.
+    span: usize,
+    /// Recognises a whole match that is the UTF-16LE form (with --utf16).
+    utf16: Option<Regex>,
+}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pattern")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses bytes written in hexadecimal: pairs of hex digits, optionally
+/// separated by blanks, commas or colons, each optionally prefixed `0x`.
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for word in text.split(|c: char| c.is_ascii_whitespace() || c == ',' || c == ':') {
+        let w = word
+            .strip_prefix("0x")
+            .or_else(|| word.strip_prefix("0X"))
+            .unwrap_or(word);
+        if w.len() % 2 != 0 {
+            bail!("hex pattern {text:?}: {word:?} is not a whole number of bytes");
+        }
+        for pair in w.as_bytes().chunks(2) {
+            let s = std::str::from_utf8(pair).unwrap_or("");
+            let b = u8::from_str_radix(s, 16)
+                .with_context(|| format!("hex pattern {text:?}: {s:?} is not a hex byte"))?;
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// A regular expression that matches exactly `bytes`, ASCII letters in
+/// either case where `fold`.
+fn bytes_regex(bytes: &[u8], fold: bool) -> String {
+    let mut s = String::from(if fold { "(?i-u:" } else { "(?-u:" });
+    for b in bytes {
+        s.push_str(&format!("\\x{b:02x}"));
+    }
+    s.push(')');
+    s
+}
+
+/// The UTF-16LE form of `text`.
+fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn compile(re: &str, ignore_case: bool) -> Result<Regex> {
+    RegexBuilder::new(re)
+        .case_insensitive(ignore_case)
+        .size_limit(64 << 20)
+        .build()
+        .with_context(|| format!("invalid regular expression {re:?}"))
+}
+
+impl Pattern {
+    /// Compiles `text` as `opts` say.
+    pub fn new(text: &str, opts: &PatternOptions) -> crate::Result<Pattern> {
+        (|| -> Result<Pattern> {
+            if text.len() > MAX_PATTERN {
+                bail!("the pattern is longer than {MAX_PATTERN} bytes");
+            }
+            if opts.regex && (opts.hex || opts.utf16) {
+                bail!("a regular expression (-E) cannot be combined with --hex or --utf16");
+            }
+            if opts.hex && opts.ignore_case {
+                bail!("-i does not apply to --hex patterns");
+            }
+            let span = opts.span.unwrap_or(DEFAULT_SPAN);
+            if span == 0 || span > MAX_SPAN {
+                bail!("--span must be between 1 and {MAX_SPAN}");
+            }
+            if opts.regex {
+                if text.is_empty() {
+                    bail!("the pattern is empty");
+                }
+                return Ok(Pattern {
+                    engine: Engine::Regex(compile(text, opts.ignore_case)?),
+                    span,
+                    utf16: None,
+                });
+            }
+            let bytes = if opts.hex {
+                parse_hex(text)?
+            } else {
+                text.as_bytes().to_vec()
+            };
+            if bytes.is_empty() {
+                bail!("the pattern is empty");
+            }
+            let wide = opts.utf16.then(|| match opts.hex {
+                // Bytes as they are, each widened as a Latin-1 character.
+                true => bytes.iter().flat_map(|&b| [b, 0]).collect::<Vec<u8>>(),
+                false => utf16le(text),
+            });
+            if !opts.ignore_case && wide.is_none() {
+                return Ok(Pattern {
+                    span: bytes.len(),
+                    engine: Engine::Literal(Box::new(memmem::Finder::new(&bytes).into_owned())),
+                    utf16: None,
+                });
+            }
+            // Case folding in UTF-8 can change a character's length (K and
+            // the Kelvin sign): four bytes per character bound every variant.
+            let mut re = if opts.ignore_case {
+                format!("(?i:{})", regex::escape(text))
+            } else {
+                bytes_regex(&bytes, false)
+            };
+            let mut longest = if opts.ignore_case {
+                text.chars().count() * 4
+            } else {
+                bytes.len()
+            };
+            let mut utf16 = None;
+            if let Some(w) = &wide {
+                let form = bytes_regex(w, opts.ignore_case);
+                re = format!("{re}|{form}");
+                longest = longest.max(w.len());
+                utf16 = Some(compile(&format!("^(?:{form})$"), false)?);
+            }
+            Ok(Pattern {
+                engine: Engine::Regex(compile(&re, false)?),
+                span: longest,
+                utf16,
+            })
+        })()
+        .map_err(crate::Error::new)
+    }
+
+    /// The longest match found whole wherever it lies: a literal's length,
+    /// or the span a regular expression is guaranteed within.
+    pub fn span(&self) -> usize {
+        self.span
+    }
+
+    /// Whether the pattern is a regular expression (with its bounded span)
+    /// rather than a literal.
+    fn is_regex(&self) -> bool {
+        matches!(self.engine, Engine::Regex(_)) && self.utf16.is_none()
+    }
+
+    /// The first match in `hay` that starts at or after `from`, as a range
+    /// of `hay` (context before `from` is seen by look-behind assertions).
+    fn find(&self, hay: &[u8], from: usize) -> Option<(usize, usize)> {
+        match &self.engine {
+            Engine::Literal(f) => f
+                .find(&hay[from..])
+                .map(|i| (from + i, from + i + f.needle().len())),
+            Engine::Regex(r) => r.find_at(hay, from).map(|m| (m.start(), m.end())),
+        }
+    }
+
+    /// Whether `m`, a whole match, is the UTF-16LE form.
+    pub fn is_utf16(&self, m: &[u8]) -> bool {
+        self.utf16.as_ref().is_some_and(|r| r.is_match(m))
+    }
+}
+
+/// A kind of mapping as `--kind` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Private anonymous memory.
+    Anon,
+    /// The brk heap.
+    Heap,
+    /// The main thread's stack.
+    Stack,
+    /// Mapped files.
+    File,
+    /// Shared anonymous memory, memfds and System V segments.
+    Shmem,
+    /// The vDSO.
+    Vdso,
+    /// Anything else (AIO rings and the like).
+    Other,
+}
+
+impl Kind {
+    /// Every kind, by name.
+    pub const NAMES: [(&'static str, Kind); 7] = [
+        ("anon", Kind::Anon),
+        ("heap", Kind::Heap),
+        ("stack", Kind::Stack),
+        ("file", Kind::File),
+        ("shmem", Kind::Shmem),
+        ("vdso", Kind::Vdso),
+        ("other", Kind::Other),
+    ];
+
+    /// The kind `name` names.
+    pub fn parse(name: &str) -> crate::Result<Kind> {
+        Kind::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+            .with_context(|| {
+                let names: Vec<&str> = Kind::NAMES.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "unknown mapping kind {name:?} (one of {})",
+                    names.join(", ")
+                )
+            })
+            .map_err(crate::Error::new)
+    }
+
+    /// The kind of a mapping.
+    pub fn of(k: MappingKind) -> Kind {
+        match k {
+            MappingKind::Anonymous => Kind::Anon,
+            MappingKind::Heap => Kind::Heap,
+            MappingKind::Stack => Kind::Stack,
+            MappingKind::File => Kind::File,
+            MappingKind::SharedAnonymous | MappingKind::Memfd | MappingKind::SysvShm => Kind::Shmem,
+            MappingKind::Vdso => Kind::Vdso,
+            MappingKind::Vvar | MappingKind::Vsyscall | MappingKind::Other => Kind::Other,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        Kind::NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("other", |(n, _)| *n)
+    }
+}
+
+/// A protection filter: `rw` (at least readable and writable), `x`, or an
+/// exact `r-x` as /proc/PID/maps writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtFilter {
+    want: Prot,
+    exact: bool,
+}
+
+impl ProtFilter {
+    /// Parses a protection filter.
+    pub fn parse(s: &str) -> crate::Result<ProtFilter> {
+        (|| -> Result<ProtFilter> {
+            let b = s.as_bytes();
+            let bad = || {
+                format!("--prot {s:?}: use letters r, w, x (at least those), or three columns as in r-x (exactly)")
+            };
+            if b.len() == 3 && b.contains(&b'-') {
+                let col = |i: usize, c: u8| match b[i] {
+                    x if x == c => Ok(true),
+                    b'-' => Ok(false),
+                    _ => bail!(bad()),
+                };
+                return Ok(ProtFilter {
+                    want: Prot {
+                        read: col(0, b'r')?,
+                        write: col(1, b'w')?,
+                        exec: col(2, b'x')?,
+                    },
+                    exact: true,
+                });
+            }
+            let mut want = Prot::default();
+            if b.is_empty() {
+                bail!(bad());
+            }
+            for c in b {
+                match c {
+                    b'r' => want.read = true,
+                    b'w' => want.write = true,
+                    b'x' => want.exec = true,
+                    _ => bail!(bad()),
+                }
+            }
+            Ok(ProtFilter { want, exact: false })
+        })()
+        .map_err(crate::Error::new)
+    }
+
+    /// Whether `p` passes.
+    pub fn accepts(&self, p: Prot) -> bool {
+        if self.exact {
+            p == self.want
+        } else {
+            (!self.want.read || p.read)
+                && (!self.want.write || p.write)
+                && (!self.want.exec || p.exec)
+        }
+    }
+}
+
+/// A shell-style pattern over a path's bytes: `*` (any bytes, `/`
+/// included), `?` (any one byte), `[abc]`, `[a-z]`, `[!a-z]` or `[^a-z]`,
+/// and `\` to take the next character as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob(Vec<u8>);
+
+impl Glob {
+    /// A glob from its text.
+    pub fn new(pattern: &str) -> Glob {
+        Glob(pattern.as_bytes().to_vec())
+    }
+
+    /// Whether `s` matches the whole pattern.
+    pub fn matches(&self, s: &[u8]) -> bool {
+        let p = &self.0;
+        let (mut pi, mut si) = (0, 0);
+        // Where to resume after the last `*`: (pattern index, text index).
+        let mut star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            if pi < p.len() {
+                match p[pi] {
+                    b'*' => {
+                        star = Some((pi + 1, si));
+                        pi += 1;
+                        continue;
+                    }
+                    b'?' => {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                    b'[' => {
+                        if let Some((hit, next)) = class(p, pi, s[si]) {
+                            if hit {
+                                pi = next;
+                                si += 1;
+                                continue;
+                            }
+                        } else if s[si] == b'[' {
+                            pi += 1;
+                            si += 1;
+                            continue;
+                        }
+                    }
+                    b'\\' if pi + 1 < p.len() && p[pi + 1] == s[si] => {
+                        pi += 2;
+                        si += 1;
+                        continue;
+                    }
+                    b'\\' if pi + 1 < p.len() => {}
+                    c if c == s[si] => {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match &mut star {
+                Some((sp, ss)) => {
+                    *ss += 1;
+                    pi = *sp;
+                    si = *ss;
+                }
+                None => return false,
+            }
+        }
+        p[pi..].iter().all(|&c| c == b'*')
+    }
+}
+
+/// Whether byte `c` is in the bracket expression at `p[at]` (`[`), and the
+/// index after it; `None` if the bracket is not closed (a plain `[`).
+fn class(p: &[u8], at: usize, c: u8) -> Option<(bool, usize)> {
+    let mut i = at + 1;
+    let negate = matches!(p.get(i), Some(b'!' | b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let lo = *p.get(i)?;
+        if lo == b']' && !first {
+            return Some((hit != negate, i + 1));
+        }
+        first = false;
+        if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&h| h != b']') {
+            let hi = p[i + 2];
+            hit |= lo <= c && c <= hi;
+            i += 3;
+        } else {
+            hit |= lo == c;
+            i += 1;
+        }
+    }
+}
+
+/// Which mappings and addresses are searched.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Filter {
+    /// Kinds of mapping (any, if empty).
+    pub kinds: Vec<Kind>,
+    /// Protection.
+    pub prot: Option<ProtFilter>,
+    /// Paths of mapped files (any mapping, if empty; else only mappings
+    /// whose path matches one).
+    pub paths: Vec<Glob>,
+    /// Only addresses in `start..end`.
+    pub range: Option<(u64, u64)>,
+}
+
+/// The path a mapping shows, as bytes.
+pub(crate) fn mapping_path(m: &Mapping) -> Option<&[u8]> {
+    m.file.as_ref().map(|f| f.path.as_slice())
+}
+
+impl Filter {
+    /// Whether mapping `m` is searched at all.
+    pub fn accepts(&self, m: &Mapping) -> bool {
+        (self.kinds.is_empty() || self.kinds.contains(&Kind::of(m.kind)))
+            && self.prot.is_none_or(|p| p.accepts(m.prot))
+            && (self.paths.is_empty()
+                || mapping_path(m).is_some_and(|path| self.paths.iter().any(|g| g.matches(path))))
+            && self
+                .range
+                .is_none_or(|(start, end)| m.start < end && start < m.end)
+    }
+}
+
+/// Parses an address: `0x` hexadecimal or decimal.
+pub fn parse_address(s: &str) -> crate::Result<u64> {
+    let t = s.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => t.replace('_', "").parse(),
+    };
+    r.with_context(|| format!("{s:?} is not an address (0x... hexadecimal, or decimal)"))
+        .map_err(crate::Error::new)
+}
+
+/// Parses `START-END` (each as [`parse_address`]): the addresses from
+/// START up to, not including, END.
+pub fn parse_range(s: &str) -> crate::Result<(u64, u64)> {
+    (|| -> Result<(u64, u64)> {
+        let (a, b) = s
+            .split_once('-')
+            .with_context(|| format!("--range {s:?}: write START-END"))?;
+        let (start, end) = (parse_address(a)?, parse_address(b)?);
+        if start >= end {
+            bail!("--range {s:?}: START must be below END");
+        }
+        Ok((start, end))
+    })()
+    .map_err(crate::Error::new)
+}
+
+/// How much to report.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SearchOptions {
+    /// Bytes of context wanted on each side of a match (within its window).
+    pub context: usize,
+    /// Stop after this many matches in the process.
+    pub max_matches: Option<u64>,
+    /// Checked between chunks.
+    pub cancel: Cancel,
+}
+
+/// One occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Match {
+    /// Its address.
+    pub addr: u64,
+    /// Index of its mapping in [`Process::mappings`].
+    pub mapping: usize,
+    /// The bytes matched.
+    pub bytes: Vec<u8>,
+    /// Up to [`SearchOptions::context`] bytes before it, within its window.
+    pub before: Vec<u8>,
+    /// Up to [`SearchOptions::context`] bytes after it, within its window.
+    pub after: Vec<u8>,
+    /// Whether it is the UTF-16LE form of the pattern.
+    pub utf16: bool,
+}
+
+/// What a search of one process found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Searched {
+    /// Matches reported.
+    pub matches: u64,
+    /// Bytes searched.
+    pub bytes: u64,
+}
+
+/// The bytes of one window being searched: `buf` holds the window's bytes
+/// from address `base` on.
+struct Window<'p> {
+    pattern: &'p Pattern,
+    context: u64,
+    /// Where the window starts (no context before it).
+    start: u64,
+    base: u64,
+    buf: Vec<u8>,
+    /// The next match may start here (matches do not overlap).
+    from: u64,
+    mapping: usize,
+    open: bool,
+}
+
+impl<'p> Window<'p> {
+    fn new(pattern: &'p Pattern, context: usize) -> Window<'p> {
+        Window {
+            pattern,
+            context: context as u64,
+            start: 0,
+            base: 0,
+            buf: Vec::with_capacity(CHUNK + 2 * context + pattern.span + 64),
+            from: 0,
+            mapping: 0,
+            open: false,
+        }
+    }
+
+    fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    /// Whether bytes at `addr` of mapping `mapping` continue the window.
+    fn continues(&self, mapping: usize, addr: u64) -> bool {
+        self.open && self.mapping == mapping && self.end() == addr
+    }
+
+    fn begin(&mut self, mapping: usize, addr: u64) {
+        self.buf.clear();
+        (self.start, self.base, self.from, self.mapping, self.open) =
+            (addr, addr, addr, mapping, true);
+    }
+
+    /// Reports the matches in the buffer; when not `last`, those whose
+    /// extent or context may still grow with the bytes to come are left
+    /// for the next round, and the buffer is cut to what it needs.
+    fn scan(
+        &mut self,
+        last: bool,
+        found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
+    ) -> Result<ControlFlow<()>> {
+        let end = self.end();
+        let span = self.pattern.span as u64;
+        let regex = self.pattern.is_regex();
+        // Bytes after a match that must be here before it is reported.
+        let need_after = if regex {
+            self.context.max(span)
+        } else {
+            self.context
+        };
+        let mut pos = self.from;
+        let mut deferred = None;
+        let mut flow = ControlFlow::Continue(());
+        while pos < end {
+            let Some((s, e)) = self.pattern.find(&self.buf, (pos - self.base) as usize) else {
+                break;
+            };
+            let (s, e) = (self.base + s as u64, self.base + e as u64);
+            if s == e {
+                // An empty match of a regular expression says nothing.
+                pos = s + 1;
+                continue;
+            }
+            if !last && e + need_after > end && s + need_after + span >= end {
+                deferred = Some(s);
+                break;
+            }
+            let at = |a: u64| (a - self.base) as usize;
+            let before_from = s
+                .saturating_sub(self.context)
+                .max(self.start)
+                .max(self.base);
+            let after_to = e.saturating_add(self.context).min(end);
+            let bytes = self.buf[at(s)..at(e)].to_vec();
+            let m = Match {
+                addr: s,
+                mapping: self.mapping,
+                utf16: self.pattern.is_utf16(&bytes),
+                bytes,
+                before: self.buf[at(before_from)..at(s)].to_vec(),
+                after: self.buf[at(e)..at(after_to)].to_vec(),
+            };
+            self.from = e;
+            pos = e;
+            flow = found(m)?;
+            if flow.is_break() {
+                break;
+            }
+        }
+        if last || flow.is_break() {
+            self.open = false;
+            self.buf.clear();
+            return Ok(flow);
+        }
+        // Where the next round's matches can start: the match left for it,
+        // or (none) the last bytes a match can start in and still reach
+        // new bytes (for a regular expression, its span).
+        let overlap = if regex { span } else { span - 1 };
+        self.from = deferred.unwrap_or(self.from.max(end.saturating_sub(overlap)));
+        let look_behind = if regex { LOOK_BEHIND } else { 0 };
+        let keep_from = self
+            .from
+            .saturating_sub(self.context + look_behind)
+            .max(self.base);
+        let cut = (keep_from - self.base) as usize;
+        self.buf.drain(..cut);
+        self.base = keep_from;
+        Ok(flow)
+    }
+}
+
+/// Searches the memory of `p` for `pattern` in the mappings `filter`
+/// accepts, calling `found` with each match in address order until it
+/// breaks or [`SearchOptions::max_matches`] are reported.
+pub(crate) fn search_process(
+    p: &Process,
+    pattern: &Pattern,
+    filter: &Filter,
+    opts: &SearchOptions,
+    found: &mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+) -> Result<Searched> {
+    if opts.context > MAX_CONTEXT {
+        bail!(
+            "-C {} is more context than {MAX_CONTEXT} bytes",
+            opts.context
+        );
+    }
+    let mut stats = Searched::default();
+    if opts.max_matches == Some(0) {
+        return Ok(stats);
+    }
+    let wanted: Vec<bool> = p.mappings.iter().map(|m| filter.accepts(m)).collect();
+    let Some(first) = wanted.iter().position(|&w| w) else {
+        return Ok(stats);
+    };
+    let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
+    let mut files: HashMap<usize, File> = HashMap::new();
+    let mut win = Window::new(pattern, opts.context);
+    let mut stopped = false;
+    let mut report = |m: Match, stats: &mut Searched| -> Result<ControlFlow<()>> {
+        let mapping = &p.mappings[m.mapping];
+        stats.matches += 1;
+        let flow = found(mapping, m)?;
+        if opts.max_matches.is_some_and(|n| stats.matches >= n) {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(flow)
+    };
+    p.walk_runs(first, &mut |mi, _m, at, run| {
+        let (s, e) = (at.max(lo), (at + run.len).min(hi));
+        let PageSource::Blob { blob, offset } = run.source else {
+            // A hole, unknown contents or another mapping ends a window.
+            if win.open && win.scan(true, &mut |m| report(m, &mut stats))?.is_break() {
+                stopped = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            return Ok(ControlFlow::Continue(()));
+        };
+        if !wanted[mi] || s >= e {
+            return Ok(ControlFlow::Continue(()));
+        }
+        if !win.continues(mi, s) {
+            if win.open && win.scan(true, &mut |m| report(m, &mut stats))?.is_break() {
+                stopped = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            win.begin(mi, s);
+        }
+        let b = p
+            .blobs
+            .get(blob)
+            .context("page run names an unknown blob")?;
+        let f = match files.entry(blob) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?)
+            }
+        };
+        let mut pos = s;
+        while pos < e {
+            opts.cancel.check()?;
+            let n = (e - pos).min(CHUNK as u64) as usize;
+            let at_file = b.offset + offset + (pos - at);
+            let old = win.buf.len();
+            win.buf.resize(old + n, 0);
+            f.read_exact_at(&mut win.buf[old..], at_file)
+                .with_context(|| {
+                    format!(
+                        "{}: cannot read {n} bytes at offset {}",
+                        b.label,
+                        offset + (pos - at)
+                    )
+                })?;
+            stats.bytes += n as u64;
+            pos += n as u64;
+            if win.scan(false, &mut |m| report(m, &mut stats))?.is_break() {
+                stopped = true;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if !stopped && win.open {
+        let _ = win.scan(true, &mut |m| report(m, &mut stats))?;
+    }
+    Ok(stats)
+}
+
+impl Process {
+    /// Searches the memory of the process for `pattern` in the mappings
+    /// `filter` accepts, as its core would hold it, streaming the pages
+    /// files: `found` gets each match in address order until it breaks or
+    /// [`SearchOptions::max_matches`] are reported.
+    pub fn search(
+        &self,
+        pattern: &Pattern,
+        filter: &Filter,
+        opts: &SearchOptions,
+        found: &mut dyn FnMut(&Mapping, Match) -> ControlFlow<()>,
+    ) -> crate::Result<Searched> {
+        search_process(self, pattern, filter, opts, &mut |m, hit| Ok(found(m, hit)))
+            .map_err(crate::Error::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_as_the_shell_does_with_slashes_as_any_byte() {
+        let m = |p: &str, s: &str| Glob::new(p).matches(s.as_bytes());
+        assert!(m("*libc*", "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(m("/usr/lib/*.so.?", "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(!m("/usr/lib/*.so.?", "/usr/lib/libc.so.16"));
+        assert!(m("[!a]b", "cb") && !m("[!a]b", "ab") && m("[^a]b", "cb"));
+        assert!(m("[a-c]x", "bx") && !m("[a-c]x", "dx"));
+        assert!(m("[]]", "]") && m("a[", "a["));
+        assert!(m("\\*", "*") && !m("\\*", "a"));
+        assert!(m("*", "") && m("**a**", "xxaxx") && !m("a*b", "acbd"));
+    }
+
+    #[test]
+    fn prot_filters_take_letters_or_exact_columns() {
+        let rw = Prot {
+            read: true,
+            write: true,
+            exec: false,
+        };
+        let rx = Prot {
+            read: true,
+            write: false,
+            exec: true,
+        };
+        assert!(ProtFilter::parse("rw").unwrap().accepts(rw));
+        assert!(!ProtFilter::parse("rw").unwrap().accepts(rx));
+        assert!(ProtFilter::parse("x").unwrap().accepts(rx));
+        assert!(ProtFilter::parse("r-x").unwrap().accepts(rx));
+        assert!(!ProtFilter::parse("r--").unwrap().accepts(rx));
+        assert!(ProtFilter::parse("q").is_err() && ProtFilter::parse("").is_err());
+        assert!(ProtFilter::parse("x-r").is_err());
+    }
+
+    #[test]
+    fn hex_patterns_and_addresses_parse() {
+        assert_eq!(parse_hex("de ad be ef").unwrap(), [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(
+            parse_hex("0xdead,0xBE:ef").unwrap(),
+            [0xde, 0xad, 0xbe, 0xef]
+        );
+        assert!(parse_hex("abc").is_err() && parse_hex("zz").is_err());
+        assert_eq!(parse_address("0x10").unwrap(), 16);
+        assert_eq!(parse_address("4096").unwrap(), 4096);
+        assert!(parse_address("0xg").is_err());
+        assert_eq!(parse_range("0x1000-0x2000").unwrap(), (0x1000, 0x2000));
+        assert!(parse_range("0x2000-0x1000").is_err());
+    }
+
+    /// Runs a window over `data` fed in pieces of `piece` bytes.
+    fn run(pattern: &Pattern, data: &[u8], piece: usize, context: usize) -> Vec<Match> {
+        let mut w = Window::new(pattern, context);
+        let mut out = Vec::new();
+        w.begin(0, 0x1000);
+        for chunk in data.chunks(piece) {
+            w.buf.extend_from_slice(chunk);
+            let _ = w
+                .scan(false, &mut |m| {
+                    out.push(m);
+                    Ok(ControlFlow::Continue(()))
+                })
+                .unwrap();
+        }
+        let _ = w
+            .scan(true, &mut |m| {
+                out.push(m);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn matches_are_the_same_however_the_bytes_arrive() {
+        let mut data = Vec::new();
+        for i in 0..400u32 {
+            data.extend_from_slice(format!("xx{i}SECRETyy-AAAA-").as_bytes());
+        }
+        let cases = [
+            (
+                Pattern::new("SECRET", &PatternOptions::default()).unwrap(),
+                400,
+            ),
+            (
+                Pattern::new(
+                    "secret",
+                    &PatternOptions {
+                        ignore_case: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+                400,
+            ),
+            (
+                Pattern::new(
+                    "[0-9]+SEC",
+                    &PatternOptions {
+                        regex: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+                400,
+            ),
+            // Non-overlapping: AAAA holds two AA, not three.
+            (Pattern::new("AA", &PatternOptions::default()).unwrap(), 800),
+        ];
+        for (p, count) in &cases {
+            let whole = run(p, &data, data.len(), 5);
+            assert_eq!(whole.len(), *count, "{p:?}");
+            for piece in [1, 2, 3, 7, 64, 1000] {
+                assert_eq!(run(p, &data, piece, 5), whole, "{p:?} in pieces of {piece}");
+            }
+        }
+        let m = &run(&cases[0].0, &data, 3, 4)[1];
+        assert_eq!(
+            (m.addr, &m.before[..], &m.bytes[..], &m.after[..]),
+            (0x1000 + 20, &b"-xx1"[..], &b"SECRET"[..], &b"yy-A"[..])
+        );
+    }
+
+    #[test]
+    fn context_stays_inside_the_window_and_utf16_is_told_apart() {
+        let p = Pattern::new(
+            "Key",
+            &PatternOptions {
+                utf16: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let data = b"Key..K\0e\0y\0";
+        let got = run(&p, data, 2, 100);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].addr, got[0].utf16), (0x1000, false));
+        assert_eq!((got[1].addr, got[1].utf16), (0x1005, true));
+        assert_eq!(got[0].before, b"");
+        assert_eq!(got[1].before, b"Key..");
+        assert_eq!(got[0].after, b"..K\0e\0y\0");
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        let o = |regex, hex, utf16, ignore_case| PatternOptions {
+            regex,
+            hex,
+            utf16,
+            ignore_case,
+            span: None,
+        };
+        assert!(Pattern::new("a", &o(true, false, true, false)).is_err());
+        assert!(Pattern::new("aa", &o(false, true, false, true)).is_err());
+        assert!(Pattern::new("", &o(false, false, false, false)).is_err());
+        assert!(Pattern::new("(", &o(true, false, false, false)).is_err());
+        let hex = Pattern::new("41 42", &o(false, true, true, false)).unwrap();
+        assert!(hex.is_utf16(b"A\0B\0") && !hex.is_utf16(b"AB"));
+    }
+}
