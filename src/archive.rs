@@ -29,6 +29,7 @@ use crate::criu::image::{Image, ImageReader};
 use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
 use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
 use crate::criu::{self, magic};
+use crate::error::{fault, ErrorKind, Fault};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
 use crate::rootfs::clean_key;
@@ -377,11 +378,14 @@ impl Spill {
                 Err(e) => return Err(e).context("cannot read"),
             };
             if self.used + n as u64 > max {
-                bail!(
-                    "unpacking it would put more than {max} bytes into the temporary directory \
-                     (--max-spill; {} already there)",
-                    self.used
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "unpacking it would put more than {max} bytes into the temporary directory \
+                         (--max-spill; {} already there)",
+                        self.used
+                    ),
+                ));
             }
             to.write_all(&buf[..n]).context("cannot unpack")?;
             self.used += n as u64;
@@ -468,8 +472,11 @@ impl ArchiveStore {
                 store.scan_stream(dec, path, opts.pages, &mut learnt)
             }
         };
-        result.with_context(|| {
-            format!("{label}: broken or unsafe {} archive", compression.suffix())
+        result.map_err(|e| {
+            e.context(Fault::new(
+                ErrorKind::BadArchive,
+                format!("{label}: broken or unsafe {} archive", compression.suffix()),
+            ))
         })?;
         store.bound_unbounded(&mut learnt, opts.pages)?;
         tracing::debug!(
@@ -483,7 +490,10 @@ impl ArchiveStore {
         } else if store.members.contains_key("pstree.img") {
             String::new()
         } else {
-            bail!("{label}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)");
+            return Err(fault(
+                ErrorKind::NotACheckpoint,
+                format!("{label}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)"),
+            ));
         };
         Ok(store)
     }
@@ -522,7 +532,10 @@ impl ArchiveStore {
         let mut small_total = 0u64;
         while let Some(m) = r.next_member()? {
             if m.index >= MAX_MEMBERS {
-                bail!("more than {MAX_MEMBERS} members, more than any checkpoint has");
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
+                ));
             }
             let index = m.index;
             let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))?
@@ -581,10 +594,15 @@ impl ArchiveStore {
                     self.diff = Some(diff);
                     continue;
                 }
-                (Role::Metadata, _) if m.size > MAX_IMAGE_BYTES => bail!(
-                    "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
-                    m.size
-                ),
+                (Role::Metadata, _) if m.size > MAX_IMAGE_BYTES => {
+                    return Err(fault(
+                        ErrorKind::Limit,
+                        format!(
+                            "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                            m.size
+                        ),
+                    ))
+                }
                 (Role::Metadata, _)
                     if m.size <= SMALL_MEMBER && small_total + m.size <= SMALL_TOTAL =>
                 {
@@ -1033,7 +1051,10 @@ fn index_members<S: Source>(
         .with_context(|| format!("{label}: cannot read"))?
     {
         if m.index >= MAX_DIFF_MEMBERS {
-            bail!("{label}: more than {MAX_DIFF_MEMBERS} members, more than criu2core reads");
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("{label}: more than {MAX_DIFF_MEMBERS} members, more than criu2core reads"),
+            ));
         }
         let Some(key) = clean_key(&m.name) else {
             dotdot_count += 1;

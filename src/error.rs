@@ -102,12 +102,36 @@ impl fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+impl Fault {
+    /// A failure of `kind` saying `message`: to raise with
+    /// [`anyhow::Error::new`] or to add as context to the error underneath
+    /// (whose kind it then decides).
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Fault {
+        Fault {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A damaged image, as [`corrupt`] makes one.
+    pub(crate) fn corrupt(
+        file: impl Into<String>,
+        offset: Option<u64>,
+        what: impl Into<String>,
+    ) -> Fault {
+        Fault::new(
+            ErrorKind::CorruptImage {
+                file: file.into(),
+                offset,
+            },
+            what,
+        )
+    }
+}
+
 /// An error of `kind` saying `message`.
 pub(crate) fn fault(kind: ErrorKind, message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Fault {
-        kind,
-        message: message.into(),
-    })
+    anyhow::Error::new(Fault::new(kind, message))
 }
 
 /// A damaged image: `file`, at `offset` where known; `what` is the whole
@@ -117,13 +141,7 @@ pub(crate) fn corrupt(
     offset: Option<u64>,
     what: impl Into<String>,
 ) -> anyhow::Error {
-    fault(
-        ErrorKind::CorruptImage {
-            file: file.into(),
-            offset,
-        },
-        what,
-    )
+    anyhow::Error::new(Fault::corrupt(file, offset, what))
 }
 
 /// The kind of an internal error: the [`Fault`], cancellation or public

@@ -14,6 +14,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use anyhow::{bail, Context, Result};
 
+use crate::error::{fault, ErrorKind};
 use crate::model::display_bytes;
 
 /// Longest member name or link target accepted: Linux's PATH_MAX. Names
@@ -212,7 +213,10 @@ impl<S: Source> TarReader<S> {
     /// `at` is where its header is, for messages.
     fn extension(&mut self, at: u64, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
         if size > max {
-            bail!("offset {at}: {what} of {size} bytes, more than {max} (the most accepted)");
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("offset {at}: {what} of {size} bytes, more than {max} (the most accepted)"),
+            ));
         }
         let mut data = vec![0u8; size as usize];
         if self.fill(&mut data)? as u64 != size {
@@ -326,20 +330,26 @@ impl<S: Source> TarReader<S> {
                 (None, None, None) => header_name(&h),
             };
             if name.len() > MAX_NAME_BYTES {
-                bail!(
-                    "offset {at}: a name of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                    name.len()
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "offset {at}: a name of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
+                        name.len()
+                    ),
+                ));
             }
             let link = match (pax.linkpath, pending.link) {
                 (Some(l), _) | (None, Some(l)) => l,
                 (None, None) => field(&h[157..257]).to_vec(),
             };
             if link.len() > MAX_NAME_BYTES {
-                bail!(
-                    "offset {at}: a link target of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                    link.len()
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "offset {at}: a link target of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
+                        link.len()
+                    ),
+                ));
             }
             // Links and directories have no data whatever their size field
             // says, as in GNU tar.

@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use crate::error::{fault, ErrorKind};
 use prost::Message;
 
 use super::image::ImageReader;
@@ -67,10 +69,13 @@ fn each<M: Message + Default>(
     while let Some(m) = img.entry::<M>()? {
         count += 1;
         if count > MAX_FILE_ENTRIES {
-            bail!(
-                "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
-                img.offset()
-            );
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
+                    img.offset()
+                ),
+            ));
         }
         f(m);
     }

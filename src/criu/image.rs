@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use prost::Message;
 
 use super::magic;
-use crate::error::corrupt;
+use crate::error::{corrupt, Fault};
 
 /// A CRIU image held in memory, positioned at its next entry.
 #[derive(Clone)]
@@ -374,7 +374,7 @@ impl<'a> Iterator for Submessages<'a> {
 /// Decodes the entry at `at` of image `name`.
 fn decode<M: Message + Default>(name: &str, at: u64, bytes: &[u8]) -> Result<M> {
     M::decode(bytes).map_err(|e| {
-        anyhow::Error::new(e).context(corrupt(
+        anyhow::Error::new(e).context(Fault::corrupt(
             name,
             Some(at),
             format!(

@@ -18,6 +18,7 @@ use super::image::{Image, ImageReader};
 use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
+use crate::error::corrupt;
 use crate::join::Joiner;
 use crate::model::{
     Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
@@ -345,21 +346,27 @@ impl<'a> MemoryBuilder<'a> {
                 continue;
             }
             if v.start >= v.end || v.start % page_size != 0 || v.end % page_size != 0 {
-                bail!(
-                    "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
-                    v.start,
-                    v.end
-                );
+                return Err(corrupt(
+                    mm_name,
+                    None,
+                    format!(
+                        "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
+                        v.start, v.end
+                    ),
+                ));
             }
             if v.end - v.start > MAX_VMA_BYTES {
-                bail!(
-                    "{mm_name}: VMA #{i} {:#x}-{:#x} is larger than any address space",
-                    v.start,
-                    v.end
-                );
+                return Err(corrupt(
+                    mm_name,
+                    None,
+                    format!(
+                        "{mm_name}: VMA #{i} {:#x}-{:#x} is larger than any address space",
+                        v.start, v.end
+                    ),
+                ));
             }
             if v.start < prev_end {
-                bail!("{mm_name}: VMA #{i} at {:#x} overlaps or precedes the one before (ending {prev_end:#x})", v.start);
+                return Err(corrupt(mm_name, None, format!("{mm_name}: VMA #{i} at {:#x} overlaps or precedes the one before (ending {prev_end:#x})", v.start)));
             }
             prev_end = v.end;
             let context = || format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end);
@@ -682,13 +689,17 @@ impl Walker {
                 let offset = r.data + (pos - r.start);
                 let b = &self.dump.blobs[blob];
                 if offset + len > b.len {
-                    bail!(
-                        "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
-                        r.at,
-                        offset + len,
-                        b.label,
-                        b.len
-                    );
+                    return Err(corrupt(
+                        &name,
+                        Some(r.at),
+                        format!(
+                            "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
+                            r.at,
+                            offset + len,
+                            b.label,
+                            b.len
+                        ),
+                    ));
                 }
                 out.push(PageRun {
                     len,

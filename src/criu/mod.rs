@@ -28,7 +28,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 
-use crate::error::{corrupt, fault, ErrorKind};
+use crate::error::{corrupt, fault, ErrorKind, Fault};
 use crate::model::Arch;
 use crate::model::{
     ExitStatus, Loaded, MappingKind, Process, ProcessState, Thread, TreeEntry, Zombie,
@@ -317,17 +317,23 @@ impl Images {
                 break;
             };
             if e.threads.len() > MAX_THREADS {
-                bail!(
-                    "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
-                    e.pid,
-                    e.threads.len()
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
+                        e.pid,
+                        e.threads.len()
+                    ),
+                ));
             }
             ids += e.threads.len().max(1);
             if ids > MAX_PIDS {
-                bail!(
-                    "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
+                    ),
+                ));
             }
             tree.push(TreeEntry {
                 pid: e.pid,
@@ -521,7 +527,7 @@ impl Images {
             .next_raw()?
             .ok_or_else(|| corrupt(&mm_name, None, format!("{mm_name}: no mm entry")))?;
         let mm = proto::MmHead::decode(mm_bytes).map_err(|e| {
-            anyhow::Error::new(e).context(corrupt(
+            anyhow::Error::new(e).context(Fault::corrupt(
                 &mm_name,
                 Some(mm_at as u64),
                 format!("{mm_name}: offset {mm_at}: cannot decode mm entry"),
@@ -591,7 +597,7 @@ fn vmas<'a>(
         Ok((at, b)) => {
             let at = entry_start + at as u64;
             proto::Vma::decode(b).map_err(|e| {
-                anyhow::Error::new(e).context(corrupt(
+                anyhow::Error::new(e).context(Fault::corrupt(
                     mm_name,
                     Some(at),
                     format!("{mm_name}: offset {at}: cannot decode VMA"),

@@ -12,6 +12,7 @@ pub(crate) mod x86_64;
 
 use anyhow::{bail, Context, Result};
 
+use crate::error::{fault, ErrorKind};
 use crate::model::{Arch, Registers};
 use crate::proto;
 
@@ -36,11 +37,21 @@ pub(crate) fn arch_of(core: &proto::Core) -> Result<Arch> {
         Ok(M::Riscv64) => Arch::Riscv64,
         Ok(M::Ppc64) => Arch::Ppc64le,
         Ok(M::S390) => Arch::S390x,
-        Ok(other) => bail!(
-            "{} checkpoints are not supported",
-            other.as_str_name().to_lowercase()
-        ),
-        Err(_) => bail!("unknown architecture code {}", core.mtype),
+        Ok(other) => {
+            return Err(fault(
+                ErrorKind::UnsupportedArch,
+                format!(
+                    "{} checkpoints are not supported",
+                    other.as_str_name().to_lowercase()
+                ),
+            ))
+        }
+        Err(_) => {
+            return Err(fault(
+                ErrorKind::UnsupportedArch,
+                format!("unknown architecture code {}", core.mtype),
+            ))
+        }
     })
 }
 
