@@ -11,8 +11,6 @@
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
 
-pub mod ustar;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -33,7 +31,7 @@ use crate::error::{fault, ErrorKind, Fault};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
 use crate::rootfs::clean_key;
-use ustar::{Kind, Source, TarReader};
+use crate::tar::{self, Kind, Source, TarReader};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,7 +455,7 @@ impl ArchiveStore {
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
-                let src = ustar::Seekable(BufReader::with_capacity(1 << 16, file));
+                let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(file_len));
                 store.scan(&mut r, None, path, opts.pages, &mut learnt)
             }
@@ -509,7 +507,7 @@ impl ArchiveStore {
         learnt: &mut Learnt,
     ) -> Result<()> {
         // Headers are read 512 bytes at a time: buffer the decompressor.
-        let mut r = TarReader::new(ustar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
+        let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
         let spill_diff = true;
         self.scan(&mut r, Some(spill_diff), path, pages, learnt)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
@@ -749,7 +747,7 @@ impl ArchiveStore {
     fn unpack<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        m: &ustar::Member,
+        m: &tar::Member,
         key: &str,
         path: &Path,
         plan: Option<&PagesPlan>,
@@ -798,7 +796,7 @@ impl ArchiveStore {
     fn stream_diff<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        m: &ustar::Member,
+        m: &tar::Member,
         key: &str,
         path: &Path,
         pages: PageUse,
@@ -811,7 +809,7 @@ impl ArchiveStore {
             return Ok(Diff::Tar(self.unpack(r, m, key, path, None)?.0));
         };
         let label = format!("{}:{key}", path.display());
-        let mut inner = TarReader::new(ustar::Stream((&mut *r).take(m.size)), Some(m.size));
+        let mut inner = TarReader::new(tar::Stream((&mut *r).take(m.size)), Some(m.size));
         let index = index_members(&mut inner, &label, &wanted, &mut |member, data| {
             let name = display_bytes(&member.name).into_owned();
             let (blob, _) = self
@@ -982,12 +980,7 @@ impl Read for SubFile {
 
 /// Reads from `r`, at `*pos`, no further than `end`, and moves `*pos` on:
 /// a window's read.
-pub(crate) fn read_before(
-    r: &mut impl Read,
-    buf: &mut [u8],
-    pos: &mut u64,
-    end: u64,
-) -> io::Result<usize> {
+fn read_before(r: &mut impl Read, buf: &mut [u8], pos: &mut u64, end: u64) -> io::Result<usize> {
     let n = (buf.len() as u64).min(end.saturating_sub(*pos)) as usize;
     if n == 0 {
         return Ok(0);
@@ -1017,7 +1010,7 @@ impl Seek for SubFile {
 pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
     let sub = SubFile::open(&blob.path, blob.offset, blob.len)
         .with_context(|| format!("{}: cannot open", blob.label))?;
-    let mut r = TarReader::new(ustar::Seekable(sub), Some(blob.len));
+    let mut r = TarReader::new(tar::Seekable(sub), Some(blob.len));
     index_members(&mut r, &blob.label, wanted, &mut |m, _| {
         Ok(Blob {
             label: format!("{}:{}", blob.label, display_bytes(&m.name)),
@@ -1030,7 +1023,7 @@ pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
 
 /// What [`index_members`] calls to keep a wanted member: it gets the
 /// member and the reader positioned at its data.
-type Keep<'k, S> = dyn FnMut(&ustar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
+type Keep<'k, S> = dyn FnMut(&tar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
 
 /// Reads the members of a rootfs diff, keeping (through `keep`) the regular
 /// files whose clean paths are in `wanted`. A member with `..` in its path

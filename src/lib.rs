@@ -99,6 +99,7 @@ mod outdir;
 pub mod read;
 mod rootfs;
 pub mod search;
+mod tar;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod text;
@@ -116,7 +117,6 @@ use criu::proto;
 /// input (or, for one process's bounds, that process) is refused with an
 /// [`ErrorKind::Limit`] error naming the file, the number and the bound.
 pub mod limits {
-    pub use crate::archive::ustar::{MAX_NAME_BYTES, MAX_PAX_BYTES};
     pub use crate::archive::{MAX_DIFF_MEMBERS, MAX_MEMBERS};
     pub use crate::criu::files::{MAX_FILE_ENTRIES, MAX_FILE_ENTRY_BYTES};
     pub use crate::criu::memory::{MAX_PARENT_DEPTH, MAX_VMA_BYTES};
@@ -125,4 +125,5 @@ pub mod limits {
     pub use crate::criu::{MAX_PAGE_SIZE, MAX_PIDS, MAX_THREADS, MAX_VMAS, MIN_PAGE_SIZE};
     pub use crate::input::MAX_CONTAINER_DUMP_BYTES;
     pub use crate::model::MAX_STRINGS_BYTES;
+    pub use crate::tar::{MAX_NAME_BYTES, MAX_PAX_BYTES};
 }

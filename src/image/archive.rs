@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use super::digest::{check_bytes, Digest, Expect, VerifyingReader};
 use super::layers::{walk, Layer, Lookup, Tree};
 use super::reference::{self, Selector};
-use super::tar::{Kind, TarReader};
 use super::walk::Walker;
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
@@ -22,6 +21,7 @@ use super::{
 };
 use crate::model::Blob;
 use crate::rootfs::RootFs;
+use crate::tar::{self, Kind, Seekable, Stream, TarReader};
 
 /// Media types criu2core knows.
 pub mod media_type {
@@ -504,20 +504,21 @@ impl Inner {
             *compression,
             &self.label,
         )?;
-        let mut tar = TarReader::new(dec);
+        let mut tar = TarReader::new(Stream(dec), None);
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{}: broken archive", self.label))?
         {
-            if h.index > last {
+            let index = member_index(h.index)?;
+            if index > last {
                 break;
             }
-            let Some((key, expect)) = todo.remove(&h.index) else {
+            let Some((key, expect)) = todo.remove(&index) else {
                 continue;
             };
             let label = self.member_label(&key);
             let mut check = VerifyingReader::new(&mut tar, label.clone(), expect.clone());
-            let name = format!("member-{}", h.index);
+            let name = format!("member-{index}");
             spill.copy(&self.opts, key.clone(), &name, label, h.size, &mut check)?;
             if !expect.is_empty() {
                 lock(&self.verified).insert(key);
@@ -780,11 +781,15 @@ fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
     let reader = BufReader::with_capacity(1 << 16, open()?);
     match compression {
         Compression::None => {
-            add_members(TarReader::seekable(reader, len), &mut members, false)?;
+            add_members(
+                TarReader::new(Seekable(reader), Some(len)),
+                &mut members,
+                false,
+            )?;
         }
         _ => {
             let mut dec = decoder(reader, compression, label)?;
-            add_members(TarReader::new(&mut dec), &mut members, true)?;
+            add_members(TarReader::new(Stream(&mut dec), None), &mut members, true)?;
             io::copy(&mut dec, &mut io::sink()).context("the compressed stream is corrupt")?;
         }
     }
@@ -795,15 +800,20 @@ fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
     })
 }
 
-fn add_members<R: Read>(
-    mut tar: TarReader<R>,
+/// A member's position as the image module keeps it.
+fn member_index(index: usize) -> Result<u32> {
+    u32::try_from(index).context("more members than a tar of an image has")
+}
+
+fn add_members<S: tar::Source>(
+    mut tar: TarReader<S>,
     members: &mut BTreeMap<Vec<u8>, Member>,
     keep_small: bool,
 ) -> Result<()> {
     let mut small_total = 0u64;
-    while let Some(h) = tar.next_header()? {
-        let at = || format!("member #{} {}", h.index, h.path.escape_ascii());
-        let key = clean_member(&h.path).with_context(at)?;
+    while let Some(h) = tar.next_member()? {
+        let at = || format!("member #{} {}", h.index, h.name.escape_ascii());
+        let key = clean_member(&h.name).with_context(at)?;
         if key.is_empty() {
             continue;
         }
@@ -819,8 +829,7 @@ fn add_members<R: Read>(
                 Member::Symlink(h.link.clone().into())
             }
             Kind::HardLink => Member::HardLink(clean_member(&h.link).with_context(at)?),
-            Kind::Other => Member::Other,
-            Kind::File if h.sparse => Member::Other,
+            Kind::Device | Kind::Fifo | Kind::Sparse { .. } | Kind::Other(_) => Member::Other,
             Kind::File => {
                 let memory = if keep_small
                     && h.size <= SMALL_MEMBER
@@ -834,8 +843,8 @@ fn add_members<R: Read>(
                     None
                 };
                 Member::Data {
-                    index: h.index,
-                    offset: h.offset,
+                    index: member_index(h.index)?,
+                    offset: h.data_offset,
                     size: h.size,
                     memory,
                 }
@@ -1000,9 +1009,9 @@ impl SelectedImage {
 #[cfg(test)]
 mod tests {
     use super::super::digest::Algorithm;
-    use super::super::tar::tests::build;
     use super::super::LayerView;
     use super::*;
+    use crate::tar::tests::build;
     use serde_json::{json, Value};
     use std::io::Write;
 

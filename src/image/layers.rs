@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 
 use super::digest::{Digest, Expect, VerifyingReader};
-use super::tar::{Header, Kind, TarReader};
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
     MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::archive::SubFile;
 use crate::model::Blob;
+use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
 
 /// A path as bytes: `str`, `[u8]`, `OsStr`, `Path` and their owned forms
 /// (paths from checkpoints need not be UTF-8).
@@ -397,7 +397,7 @@ impl LayerView {
             (BlobData::File(b), Compression::None) if unchecked => {
                 let sub = SubFile::open(&b.path, b.offset, b.len)
                     .with_context(|| format!("{what}: cannot open"))?;
-                let tar = TarReader::seekable(io::BufReader::new(sub), b.len);
+                let tar = TarReader::new(Seekable(io::BufReader::new(sub)), Some(b.len));
                 self.index(i, tar, &what)?;
             }
             _ => {
@@ -416,7 +416,7 @@ impl LayerView {
                             size: None,
                         },
                     );
-                    self.index(i, TarReader::new(&mut plain), &what)?;
+                    self.index(i, TarReader::new(Stream(&mut plain), None), &what)?;
                     // What follows the end of the tar counts for the diff_id.
                     plain
                         .finish()
@@ -435,16 +435,16 @@ impl LayerView {
         Ok(())
     }
 
-    fn index<R: io::Read>(&mut self, i: u32, mut tar: TarReader<R>, what: &str) -> Result<()> {
+    fn index<S: Source>(&mut self, i: u32, mut tar: TarReader<S>, what: &str) -> Result<()> {
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{what}: broken tar"))?
         {
-            if h.index >= MAX_LAYER_MEMBERS {
+            if h.index >= MAX_LAYER_MEMBERS as usize {
                 bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
             }
             self.apply(i, &h).with_context(|| {
-                format!("{what}: member #{} {}", h.index, h.path.escape_ascii())
+                format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
             })?;
         }
         let layer = std::mem::take(&mut self.current);
@@ -453,8 +453,8 @@ impl LayerView {
         Ok(())
     }
 
-    fn apply(&mut self, i: u32, h: &Header) -> Result<()> {
-        let path = clean(&h.path)?;
+    fn apply(&mut self, i: u32, h: &tar::Member) -> Result<()> {
+        let path = clean(&h.name)?;
         if path.is_empty() {
             return Ok(());
         }
@@ -490,12 +490,13 @@ impl LayerView {
         push_component(&mut key, base);
         let node = match h.kind {
             Kind::Dir => Node::Dir,
-            Kind::File => Node::File(Data {
+            Kind::File | Kind::Sparse { .. } => Node::File(Data {
                 layer: i,
-                member: h.index,
-                offset: h.offset,
+                // Below MAX_LAYER_MEMBERS, checked by the caller.
+                member: h.index as u32,
+                offset: h.data_offset,
                 size: h.size,
-                sparse: h.sparse,
+                sparse: matches!(h.kind, Kind::Sparse { .. }),
             }),
             Kind::Symlink => {
                 if h.link.len() > MAX_PATH_BYTES || h.link.contains(&0) {
@@ -513,7 +514,7 @@ impl LayerView {
                 },
                 None => Node::Other,
             },
-            Kind::Other => Node::Other,
+            Kind::Device | Kind::Fifo | Kind::Other(_) => Node::Other,
         };
         self.insert(key, node)
     }
@@ -749,24 +750,27 @@ impl LayerView {
         };
         let l = &self.layers[layer as usize];
         let dec = decoder(l.data.open()?, l.compression, &l.label)?;
-        let mut tar = TarReader::new(dec);
+        let mut tar = TarReader::new(Stream(dec), None);
         let mut found = 0;
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{}: broken tar", l.label))?
         {
-            if h.index > last {
+            let Ok(index) = u32::try_from(h.index) else {
+                break;
+            };
+            if index > last {
                 break;
             }
-            let Some(f) = todo.get(&h.index) else {
+            let Some(f) = todo.get(&index) else {
                 continue;
             };
             let label = format!("{}:{}", l.label, f.path.escape_ascii());
-            if h.offset != f.data.offset || h.size != f.data.size {
+            if h.data_offset != f.data.offset || h.size != f.data.size {
                 bail!("{label}: the layer changed since it was indexed");
             }
-            let name = format!("layer{layer}-member{}", h.index);
-            spill.copy(&self.opts, (layer, h.index), &name, label, h.size, &mut tar)?;
+            let name = format!("layer{layer}-member{index}");
+            spill.copy(&self.opts, (layer, index), &name, label, h.size, &mut tar)?;
             found += 1;
         }
         if found != todo.len() {
@@ -785,8 +789,8 @@ pub fn parse_deleted_files(bytes: &[u8]) -> crate::Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tar::tests::build;
     use super::*;
+    use crate::tar::tests::build;
     use std::io::{Read, Write};
 
     type Member<'a> = (&'a [u8], Kind, &'a [u8]);
@@ -998,7 +1002,7 @@ mod tests {
                 (b"hard", H, b"usr/lib/libc.so.6"),
                 (b"hardlink-to-link", H, b"lib"),
                 (b"hard-missing", H, b"nowhere"),
-                (b"fifo", Kind::Other, b""),
+                (b"fifo", Kind::Fifo, b""),
             ],
         )]);
         for p in [

@@ -97,7 +97,6 @@ mod archive;
 pub mod digest;
 mod layers;
 pub mod reference;
-mod tar;
 mod walk;
 
 use std::io::{self, Read};
@@ -117,7 +116,6 @@ pub use archive::{
 pub use digest::{Algorithm, Digest, Expect};
 pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes};
 pub use reference::Selector;
-pub use tar::MAX_EXTENSION_BYTES;
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
 /// manifest (registries refuse manifests over 4 MiB).

@@ -19,11 +19,11 @@ pub mod flags {
 
 /// The decoders fuzz targets feed directly.
 pub mod decode {
-    pub use crate::archive::ustar::{Stream, TarReader};
     pub use crate::archive::{index_tar, ArchiveOptions, ArchiveStore, Diff};
     pub use crate::criu::image::{Image, ImageReader};
     pub use crate::criu::pagemap::{Cursor, PagemapReader};
     pub use crate::criu::store::{DirStore, ImageStore};
+    pub use crate::tar::{Stream, TarReader};
 }
 
 /// How batch names output directories.

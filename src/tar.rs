@@ -1,14 +1,20 @@
-//! A tar reader for archives from hosts that may be compromised: it reads
-//! headers one by one, holds no more than one member's name (bounded by
-//! [`MAX_NAME_BYTES`]) and one PAX header (bounded by [`MAX_PAX_BYTES`]),
-//! and never expands a sparse member: it only says what the member claims.
+//! The one tar reader, for checkpoint archives, rootfs diffs, image
+//! archives and image layers alike, all of which may come from hosts that
+//! are compromised: it reads headers one by one, holds no more than one
+//! member's name (bounded by [`MAX_NAME_BYTES`]) and one PAX header
+//! (bounded by [`MAX_PAX_BYTES`]), and never expands a sparse member: it
+//! only says what the member claims.
 //!
 //! It reads the POSIX ustar and GNU formats and the extensions real
 //! archives use: GNU long names and link targets (`L`, `K`), PAX headers
 //! (`x`, with `path`, `linkpath` and `size`; global `g` headers are read
-//! and ignored), GNU sparse members (`S`, and PAX sparse formats) and
-//! base-256 sizes. Members are handed out in archive order; the data of the
-//! current one can be read through the reader itself.
+//! and ignored), GNU sparse members (`S`, and PAX sparse formats), GNU
+//! directory dumps (`D`, a directory), old headers whose regular file
+//! name ends in `/` (a directory) and base-256 sizes. As GNU tar and Go's
+//! archive/tar, links, directories, devices and fifos carry no data
+//! whatever their size field says. Members are handed out in archive
+//! order; the data of the current one can be read through the reader
+//! itself, and a source that ends inside it is an error.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -34,7 +40,8 @@ pub trait Source: Read {
     fn skip(&mut self, n: u64) -> io::Result<u64>;
 }
 
-/// A stream that can only be read (a decompressor): skipping reads.
+/// A stream that can only be read (a decompressor, or a hashing reader that
+/// must see every byte): skipping reads.
 pub struct Stream<R>(pub R);
 
 impl<R: Read> Read for Stream<R> {
@@ -300,7 +307,7 @@ impl<S: Source> TarReader<S> {
                 b'1' => Kind::HardLink,
                 b'2' => Kind::Symlink,
                 b'3' | b'4' => Kind::Device,
-                b'5' => Kind::Dir,
+                b'5' | b'D' => Kind::Dir,
                 b'6' => Kind::Fifo,
                 b'S' => Kind::Sparse {
                     real_size: number(&h[483..495])
@@ -351,10 +358,16 @@ impl<S: Source> TarReader<S> {
                     ),
                 ));
             }
-            // Links and directories have no data whatever their size field
-            // says, as in GNU tar.
-            let size = match kind {
-                Kind::HardLink | Kind::Symlink | Kind::Dir | Kind::Device | Kind::Fifo => 0,
+            // An old header's regular file whose name ends in `/` is a
+            // directory (GNU tar reads it so).
+            if kind == Kind::File && name.ends_with(b"/") {
+                kind = Kind::Dir;
+            }
+            // Links, directories, devices and fifos have no data whatever
+            // their size field says, as in GNU tar; a GNU directory dump
+            // (`D`) carries its listing, which is read past.
+            let size = match flag {
+                b'1' | b'2' | b'3' | b'4' | b'5' | b'6' => 0,
                 _ => pax.size.unwrap_or(header_size),
             };
             let data_offset = self.pos;
@@ -387,7 +400,23 @@ impl<S: Source> TarReader<S> {
 /// Reads the data of the current member (nothing after its last byte).
 impl<S: Source> Read for TarReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::read_before(&mut self.src, buf, &mut self.pos, self.data_end)
+        let n = (buf.len() as u64).min(self.data_end.saturating_sub(self.pos)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.src.read(&mut buf[..n])?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "offset {}: the archive ends inside member {}",
+                    self.pos,
+                    display_bytes(&self.current)
+                ),
+            ));
+        }
+        self.pos += got as u64;
+        Ok(got)
     }
 }
 
@@ -515,8 +544,49 @@ fn pax(data: &[u8]) -> Result<Pax> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A tar built with the tar crate (GNU headers, long names and links
+    /// as GNU records) from `(path, kind, data or link target)`; a device
+    /// or anything else is written as a fifo.
+    pub(crate) fn build(members: &[(&[u8], Kind, &[u8])]) -> Vec<u8> {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let mut b = tar::Builder::new(Vec::new());
+        for &(path, kind, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            let link = matches!(kind, Kind::Symlink | Kind::HardLink);
+            let (ty, body): (tar::EntryType, &[u8]) = match kind {
+                Kind::File => (tar::EntryType::Regular, data),
+                Kind::Dir => (tar::EntryType::Directory, b""),
+                Kind::Symlink => (tar::EntryType::Symlink, b""),
+                Kind::HardLink => (tar::EntryType::Link, b""),
+                _ => (tar::EntryType::Fifo, b""),
+            };
+            h.set_entry_type(ty);
+            h.set_size(body.len() as u64);
+            let p = OsStr::from_bytes(path);
+            // Raw names and targets: the tar crate refuses `..` and empty
+            // link targets, which hostile archives have.
+            if path.len() > 100 || (link && data.len() > 100) {
+                if link {
+                    b.append_link(&mut h, p, OsStr::from_bytes(data)).unwrap();
+                } else {
+                    b.append_data(&mut h, p, body).unwrap();
+                }
+                continue;
+            }
+            h.as_old_mut().name[..path.len()].copy_from_slice(path);
+            if link {
+                h.as_old_mut().linkname[..data.len()].copy_from_slice(data);
+            }
+            h.set_cksum();
+            b.append(&h, body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
 
     /// A header block for `name` of type `flag` with `size` bytes of data.
     fn header(name: &[u8], flag: u8, size: u64) -> [u8; 512] {
@@ -685,5 +755,59 @@ mod tests {
         assert!(number(&b256).is_err());
         assert!(number(b"0000000009\0\0").is_err());
         assert!(number(&[0xff; 12]).is_err());
+    }
+
+    #[test]
+    fn links_dirs_and_directory_dumps() {
+        let mut t = Vec::new();
+        // A symlink whose size field claims data: the next header follows
+        // right after it, as GNU tar and Go's archive/tar read it.
+        t.extend_from_slice(&header(b"l", b'2', 600));
+        // A GNU directory dump carries its listing, read past.
+        member(&mut t, b"dump", b'D', b"Yfile\0\0");
+        // An old header's regular file named with a trailing slash.
+        member(&mut t, b"old/", b'0', b"");
+        member(&mut t, b"f", b'0', b"ok");
+        t.extend([0u8; 1024]);
+        let got = all(&t).unwrap();
+        let kinds: Vec<(&[u8], Kind, u64)> = got
+            .iter()
+            .map(|(m, _)| (&m.name[..], m.kind, m.size))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (&b"l"[..], Kind::Symlink, 0),
+                (b"dump", Kind::Dir, 7),
+                (b"old/", Kind::Dir, 0),
+                (b"f", Kind::File, 2),
+            ]
+        );
+        assert_eq!(got[3].1, b"ok");
+        // What the tar crate writes, read from a stream that must be read
+        // through (a hashing reader's case).
+        let data = build(&[
+            (b"./a/", Kind::Dir, b""),
+            (b"a/h", Kind::HardLink, b"a/f"),
+            (b"a/p", Kind::Fifo, b""),
+        ]);
+        let mut r = TarReader::new(Stream(&data[..]), None);
+        let mut kinds = Vec::new();
+        while let Some(m) = r.next_member().unwrap() {
+            kinds.push(m.kind);
+        }
+        assert_eq!(kinds, [Kind::Dir, Kind::HardLink, Kind::Fifo]);
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_member_is_an_error() {
+        let mut t = header(b"f", b'0', 4096).to_vec();
+        t.extend([1u8; 100]);
+        let mut r = TarReader::new(Stream(&t[..]), None);
+        let m = r.next_member().unwrap().unwrap();
+        assert_eq!(m.size, 4096);
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("ends inside member f"), "{e}");
     }
 }
