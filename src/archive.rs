@@ -422,6 +422,59 @@ struct PagesPlan {
     ranges: Option<Vec<(u64, u64)>>,
 }
 
+/// The name and role of member `m` where a checkpoint can use it; `None`
+/// for a member that is read past (directories, links that stay inside
+/// the archive, names that are no image's). Paths that leave the archive,
+/// devices and fifos, sparse members a checkpoint would use and metadata
+/// images too large for any are refused.
+fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
+    let index = m.index;
+    let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))? else {
+        return Ok(None);
+    };
+    let shown = display_bytes(&name).into_owned();
+    match m.kind {
+        Kind::Dir | Kind::Other(_) => return Ok(None),
+        Kind::Symlink | Kind::HardLink => {
+            let dir = match (m.kind, name.iter().rposition(|&b| b == b'/')) {
+                (Kind::Symlink, Some(i)) => &name[..i],
+                _ => &b""[..],
+            };
+            check_link(dir, &m.link).with_context(|| format!("member {shown}"))?;
+            return Ok(None);
+        }
+        Kind::Device | Kind::Fifo => {
+            bail!("member {shown}: device or fifo in a checkpoint archive")
+        }
+        Kind::File | Kind::Sparse { .. } => {}
+    }
+    // A name that is not UTF-8 is no image: read past.
+    let Ok(key) = String::from_utf8(name) else {
+        return Ok(None);
+    };
+    let role = role(&key);
+    if role == Role::Unused {
+        return Ok(None);
+    }
+    if let Kind::Sparse { real_size } = m.kind {
+        bail!(
+            "member {key}: a sparse file ({real_size} bytes once expanded from {} stored); \
+             criu2core does not expand sparse members",
+            m.size
+        );
+    }
+    if role == Role::Metadata && m.size > MAX_IMAGE_BYTES {
+        return Err(fault(
+            ErrorKind::Limit,
+            format!(
+                "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                m.size
+            ),
+        ));
+    }
+    Ok(Some((key, role)))
+}
+
 impl ArchiveStore {
     /// Opens the archive at `path`. Members are only ever keys: nothing is
     /// written under a name from the archive. Reading stops (and what was
@@ -457,7 +510,7 @@ impl ArchiveStore {
                 // Page files are used where they lie, so seek over them.
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(file_len));
-                store.scan(&mut r, None, path, opts.pages, &mut learnt)
+                store.scan(&mut r, false, path, opts.pages, &mut learnt)
             }
             Compression::Gzip => {
                 let dec =
@@ -508,8 +561,7 @@ impl ArchiveStore {
     ) -> Result<()> {
         // Headers are read 512 bytes at a time: buffer the decompressor.
         let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        let spill_diff = true;
-        self.scan(&mut r, Some(spill_diff), path, pages, learnt)?;
+        self.scan(&mut r, true, path, pages, learnt)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
@@ -517,12 +569,12 @@ impl ArchiveStore {
 
     /// Reads every member's header, keeping what a checkpoint can use:
     /// metadata in memory (or a file when large), page data where it lies
-    /// in a plain archive (`streamed` is `None`) or unpacked from a
-    /// compressed one, only as much as its pagemap claims.
+    /// in a plain archive or, from a compressed one (`streamed`), unpacked
+    /// only as much as its pagemap claims.
     fn scan<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        streamed: Option<bool>,
+        streamed: bool,
         path: &Path,
         pages: PageUse,
         learnt: &mut Learnt,
@@ -535,42 +587,9 @@ impl ArchiveStore {
                     format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
                 ));
             }
-            let index = m.index;
-            let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))?
-            else {
+            let Some((key, role)) = wanted(&m)? else {
                 continue;
             };
-            let shown = display_bytes(&name).into_owned();
-            match m.kind {
-                Kind::Dir | Kind::Other(_) => continue,
-                Kind::Symlink | Kind::HardLink => {
-                    let dir = match (m.kind, name.iter().rposition(|&b| b == b'/')) {
-                        (Kind::Symlink, Some(i)) => &name[..i],
-                        _ => &b""[..],
-                    };
-                    check_link(dir, &m.link).with_context(|| format!("member {shown}"))?;
-                    continue;
-                }
-                Kind::Device | Kind::Fifo => {
-                    bail!("member {shown}: device or fifo in a checkpoint archive")
-                }
-                Kind::File | Kind::Sparse { .. } => {}
-            }
-            // A name that is not UTF-8 is no image: read past.
-            let Ok(key) = String::from_utf8(name) else {
-                continue;
-            };
-            let role = role(&key);
-            if role == Role::Unused {
-                continue;
-            }
-            if let Kind::Sparse { real_size } = m.kind {
-                bail!(
-                    "member {key}: a sparse file ({real_size} bytes once expanded from {} stored); \
-                     criu2core does not expand sparse members",
-                    m.size
-                );
-            }
             if self.members.contains_key(&key) || (role == Role::RootfsDiff && self.diff.is_some())
             {
                 bail!("member {key} appears twice");
@@ -583,62 +602,71 @@ impl ArchiveStore {
                 len: m.size,
             };
             let member = match (role, streamed) {
-                (Role::RootfsDiff, None) => {
+                (Role::RootfsDiff, false) => {
                     self.diff = Some(Diff::Tar(in_place()));
                     continue;
                 }
-                (Role::RootfsDiff, Some(_)) => {
-                    let diff = self.stream_diff(r, &m, &key, path, pages).with_context(ctx)?;
+                (Role::RootfsDiff, true) => {
+                    let diff = self
+                        .stream_diff(r, &m, &key, path, pages)
+                        .with_context(ctx)?;
                     self.diff = Some(diff);
                     continue;
-                }
-                (Role::Metadata, _) if m.size > MAX_IMAGE_BYTES => {
-                    return Err(fault(
-                        ErrorKind::Limit,
-                        format!(
-                            "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
-                            m.size
-                        ),
-                    ))
                 }
                 (Role::Metadata, _)
                     if m.size <= SMALL_MEMBER && small_total + m.size <= SMALL_TOTAL =>
                 {
                     let mut buf = Vec::with_capacity(m.size as usize);
-                    (&mut *r).take(m.size).read_to_end(&mut buf).with_context(ctx)?;
-                    if buf.len() as u64 != m.size {
-                        bail!(
-                            "member {key}: archive ends inside it ({} of {} bytes)",
-                            buf.len(),
-                            m.size
-                        );
-                    }
+                    (&mut *r)
+                        .take(m.size)
+                        .read_to_end(&mut buf)
+                        .with_context(ctx)?;
                     small_total += m.size;
                     Member::Small(buf.into())
                 }
-                (_, None) => Member::Large(in_place()),
-                (Role::Pages(id), Some(_)) => {
-                    let plan = self.pages_plan(id, learnt, pages);
-                    let (blob, excess) = self
-                        .unpack(r, &m, &key, path, plan.as_ref())
+                (_, false) => Member::Large(in_place()),
+                (Role::Pages(id), true) => {
+                    let blob = self
+                        .unpack_pages(r, &m, &key, id, path, pages, learnt)
                         .with_context(ctx)?;
-                    match &plan {
-                        None => learnt.unbounded.push((key.clone(), id)),
-                        Some(p) if excess > 0 => self.warnings.push(format!(
-                            "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
-                            path.display(),
-                            p.claimed
-                        )),
-                        Some(_) => {}
-                    }
                     Member::Large(blob)
                 }
-                (_, Some(_)) => Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0),
+                (_, true) => {
+                    Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0)
+                }
             };
             self.members.insert(key.clone(), member);
             self.learn(&key, learnt);
         }
         Ok(())
+    }
+
+    /// Unpacks `pages-<id>.img` from a compressed archive: no more than its
+    /// pagemap claims where the pagemap is known by now (what is left out
+    /// is warned about), else all of it, to be cut once it is.
+    #[allow(clippy::too_many_arguments)]
+    fn unpack_pages<S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        m: &tar::Member,
+        key: &str,
+        id: u32,
+        path: &Path,
+        pages: PageUse,
+        learnt: &mut Learnt,
+    ) -> Result<Blob> {
+        let plan = self.pages_plan(id, learnt, pages);
+        let (blob, excess) = self.unpack(r, m, key, path, plan.as_ref())?;
+        match &plan {
+            None => learnt.unbounded.push((key.to_string(), id)),
+            Some(p) if excess > 0 => self.warnings.push(format!(
+                "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
+                path.display(),
+                p.claimed
+            )),
+            Some(_) => {}
+        }
+        Ok(blob)
     }
 
     /// Notes what bounds page data: each process's page size and strings

@@ -253,147 +253,165 @@ impl<S: Source> TarReader<S> {
                 return Ok(None);
             }
             check_sum(&h).with_context(|| format!("offset {at}"))?;
-            let flag = h[156];
             let header_size =
                 number(&h[124..136]).with_context(|| format!("offset {at}: size field"))?;
-            match flag {
-                b'L' | b'K' => {
-                    let what = if flag == b'L' {
-                        "long name"
-                    } else {
-                        "long link target"
-                    };
-                    let slot = if flag == b'L' {
-                        &pending.name
-                    } else {
-                        &pending.link
-                    };
-                    if slot.is_some() {
-                        bail!("offset {at}: two {what}s for one member");
-                    }
-                    let mut v = self.extension(at, header_size, MAX_NAME_BYTES as u64 + 1, what)?;
-                    while v.last() == Some(&0) {
-                        v.pop();
-                    }
-                    if flag == b'L' {
-                        pending.name = Some(v);
-                    } else {
-                        pending.link = Some(v);
-                    }
-                    self.next = self.pos;
-                    continue;
+            if self.extension_header(&h, at, header_size, &mut pending)? {
+                continue;
+            }
+            return self.member(&h, at, header_size, pending).map(Some);
+        }
+    }
+
+    /// Reads the extension header `h` (at `at`) into `pending`: a GNU long
+    /// name or link target, or a PAX header (a global one is read past).
+    /// False if `h` is a member's own header.
+    fn extension_header(
+        &mut self,
+        h: &[u8; 512],
+        at: u64,
+        size: u64,
+        pending: &mut Pending,
+    ) -> Result<bool> {
+        let flag = h[156];
+        match flag {
+            b'L' | b'K' => {
+                let (what, slot) = if flag == b'L' {
+                    ("long name", &mut pending.name)
+                } else {
+                    ("long link target", &mut pending.link)
+                };
+                if slot.is_some() {
+                    bail!("offset {at}: two {what}s for one member");
                 }
-                b'x' | b'g' => {
-                    let data = self.extension(at, header_size, MAX_PAX_BYTES, "PAX header")?;
-                    self.next = self.pos;
-                    if flag == b'g' {
-                        // Global defaults (a comment, a charset): nothing a
-                        // member's identity depends on here.
-                        continue;
-                    }
+                let mut v = self.extension(at, size, MAX_NAME_BYTES as u64 + 1, what)?;
+                while v.last() == Some(&0) {
+                    v.pop();
+                }
+                *slot = Some(v);
+            }
+            b'x' | b'g' => {
+                let data = self.extension(at, size, MAX_PAX_BYTES, "PAX header")?;
+                // Global defaults (a comment, a charset): nothing a member's
+                // identity depends on here.
+                if flag == b'x' {
                     if pending.pax.is_some() {
                         bail!("offset {at}: two PAX headers for one member");
                     }
                     pending.pax = Some(pax(&data).with_context(|| format!("offset {at}"))?);
-                    continue;
-                }
-                _ => {}
-            }
-            let index = self.members;
-            self.members += 1;
-            let pax = pending.pax.unwrap_or_default();
-            let mut kind = match flag {
-                b'0' | 0 | b'7' => Kind::File,
-                b'1' => Kind::HardLink,
-                b'2' => Kind::Symlink,
-                b'3' | b'4' => Kind::Device,
-                b'5' | b'D' => Kind::Dir,
-                b'6' => Kind::Fifo,
-                b'S' => Kind::Sparse {
-                    real_size: number(&h[483..495])
-                        .with_context(|| format!("offset {at}: sparse size field"))?,
-                },
-                other => Kind::Other(other),
-            };
-            if flag == b'S' && h[482] != 0 {
-                // Further sparse maps follow in blocks of their own.
-                loop {
-                    let ext_at = self.pos;
-                    let ext = self.block()?.with_context(|| {
-                        format!("offset {ext_at}: the archive ends inside a sparse map")
-                    })?;
-                    if ext[504] == 0 {
-                        break;
-                    }
                 }
             }
-            if pax.sparse {
-                kind = Kind::Sparse {
-                    real_size: pax.sparse_size.unwrap_or(0),
-                };
-            }
-            let name = match (pax.sparse_name, pax.path, pending.name) {
-                (Some(n), _, _) | (None, Some(n), _) | (None, None, Some(n)) => n,
-                (None, None, None) => header_name(&h),
-            };
-            if name.len() > MAX_NAME_BYTES {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!(
-                        "offset {at}: a name of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                        name.len()
-                    ),
-                ));
-            }
-            let link = match (pax.linkpath, pending.link) {
-                (Some(l), _) | (None, Some(l)) => l,
-                (None, None) => field(&h[157..257]).to_vec(),
-            };
-            if link.len() > MAX_NAME_BYTES {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!(
-                        "offset {at}: a link target of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                        link.len()
-                    ),
-                ));
-            }
-            // An old header's regular file whose name ends in `/` is a
-            // directory (GNU tar reads it so).
-            if kind == Kind::File && name.ends_with(b"/") {
-                kind = Kind::Dir;
-            }
-            // Links, directories, devices and fifos have no data whatever
-            // their size field says, as in GNU tar; a GNU directory dump
-            // (`D`) carries its listing, which is read past.
-            let size = match flag {
-                b'1' | b'2' | b'3' | b'4' | b'5' | b'6' => 0,
-                _ => pax.size.unwrap_or(header_size),
-            };
-            let data_offset = self.pos;
-            let data_end = data_offset
-                .checked_add(size)
-                .with_context(|| format!("offset {at}: size {size} overflows"))?;
-            if let Some(limit) = self.limit {
-                if data_end > limit {
-                    bail!(
-                        "offset {at}: member {} claims {size} bytes at offset {data_offset}, past the archive's end ({limit})",
-                        display_bytes(&name)
-                    );
-                }
-            }
-            self.data_end = data_end;
-            self.next = round_up(data_end)?;
-            self.current.clone_from(&name);
-            return Ok(Some(Member {
-                index,
-                name,
-                link,
-                kind,
-                size,
-                data_offset,
-            }));
+            _ => return Ok(false),
         }
+        self.next = self.pos;
+        Ok(true)
+    }
+
+    /// The member whose own header is `h` (at `at`), with what the
+    /// extension headers before it said.
+    fn member(
+        &mut self,
+        h: &[u8; 512],
+        at: u64,
+        header_size: u64,
+        pending: Pending,
+    ) -> Result<Member> {
+        let flag = h[156];
+        let index = self.members;
+        self.members += 1;
+        let pax = pending.pax.unwrap_or_default();
+        let mut kind = self.kind(h, at, &pax)?;
+        let name = match (pax.sparse_name, pax.path, pending.name) {
+            (Some(n), _, _) | (None, Some(n), _) | (None, None, Some(n)) => n,
+            (None, None, None) => header_name(h),
+        };
+        let link = match (pax.linkpath, pending.link) {
+            (Some(l), _) | (None, Some(l)) => l,
+            (None, None) => field(&h[157..257]).to_vec(),
+        };
+        for (what, v) in [("name", &name), ("link target", &link)] {
+            if v.len() > MAX_NAME_BYTES {
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "offset {at}: a {what} of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
+                        v.len()
+                    ),
+                ));
+            }
+        }
+        // An old header's regular file whose name ends in `/` is a
+        // directory (GNU tar reads it so).
+        if kind == Kind::File && name.ends_with(b"/") {
+            kind = Kind::Dir;
+        }
+        // Links, directories, devices and fifos have no data whatever their
+        // size field says, as in GNU tar; a GNU directory dump (`D`)
+        // carries its listing, which is read past.
+        let size = match flag {
+            b'1' | b'2' | b'3' | b'4' | b'5' | b'6' => 0,
+            _ => pax.size.unwrap_or(header_size),
+        };
+        let data_offset = self.pos;
+        let data_end = data_offset
+            .checked_add(size)
+            .with_context(|| format!("offset {at}: size {size} overflows"))?;
+        if let Some(limit) = self.limit {
+            if data_end > limit {
+                bail!(
+                    "offset {at}: member {} claims {size} bytes at offset {data_offset}, past the archive's end ({limit})",
+                    display_bytes(&name)
+                );
+            }
+        }
+        self.data_end = data_end;
+        self.next = round_up(data_end)?;
+        self.current.clone_from(&name);
+        Ok(Member {
+            index,
+            name,
+            link,
+            kind,
+            size,
+            data_offset,
+        })
+    }
+
+    /// What the member with header `h` is, reading past the blocks of a
+    /// GNU sparse map.
+    fn kind(&mut self, h: &[u8; 512], at: u64, pax: &Pax) -> Result<Kind> {
+        let flag = h[156];
+        let kind = match flag {
+            b'0' | 0 | b'7' => Kind::File,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' | b'4' => Kind::Device,
+            b'5' | b'D' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            b'S' => Kind::Sparse {
+                real_size: number(&h[483..495])
+                    .with_context(|| format!("offset {at}: sparse size field"))?,
+            },
+            other => Kind::Other(other),
+        };
+        if flag == b'S' && h[482] != 0 {
+            // Further sparse maps follow in blocks of their own.
+            loop {
+                let ext_at = self.pos;
+                let ext = self.block()?.with_context(|| {
+                    format!("offset {ext_at}: the archive ends inside a sparse map")
+                })?;
+                if ext[504] == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(if pax.sparse {
+            Kind::Sparse {
+                real_size: pax.sparse_size.unwrap_or(0),
+            }
+        } else {
+            kind
+        })
     }
 }
 
