@@ -50,6 +50,8 @@ static void load_pattern(int i) {
     __asm__ volatile("vldmia %0, {d30-d31}" : : "r"(p) : "d30", "d31", "memory");
 #elif defined(__mips__)
     __asm__ volatile("ldc1 $f31, 0(%0)\n\tldc1 $f30, 8(%0)" : : "r"(p) : "$f31", "$f30", "memory");
+#elif defined(__loongarch__)
+    __asm__ volatile("fld.d $f31, %0, 0\n\tfld.d $f30, %0, 8" : : "r"(p) : "$f31", "$f30", "memory");
 #endif
 }
 

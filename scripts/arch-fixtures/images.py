@@ -9,7 +9,7 @@ of CRIU's format by criu2core cannot be mirrored here.
 Needs crit from CRIU 4.2 on PATH or in $CRIT.
 
 Usage: images.py ARCH CAPTURE_DIR EXE EXE_PATH OUT_DIR ARGV...
-  ARCH      aarch64, armv7, mips64el, ppc64le, riscv64 or s390x
+  ARCH      aarch64, armv7, loongarch64, mips64el, ppc64le, riscv64 or s390x
   EXE       the executable on this machine; EXE_PATH its path in the process
   OUT_DIR   where images/ (the images) and json/ (what crit encoded) go
   ARGV      the command line the process ran with
@@ -20,7 +20,8 @@ Where a value comes from, field by field:
   compel_get_task_regs() (its system-call restart fix-ups, which need
   values qemu's stub does not show, so they never apply here). Fields CRIU
   leaves at zero stay zero (arm fpexc/fpinst/fpinst2, mips fpregs lo/hi, s390
-  orig_gpr2). Values no emulated view has are 0: clear_tid_addr (qemu 7.2
+  orig_gpr2; loongarch64 f0-f31, which CRIU 4.2 does not copy, hold the
+  values it means to). Values no emulated view has are 0: clear_tid_addr (qemu 7.2
   implements no PR_GET_TID_ADDRESS), ppc64 orig_gpr3 and trap, s390
   system_call, arm orig_r0. The thread pointer where the stub shows none
   (mips UserLocal) is the one the thread recorded (thread_pointers[]).
@@ -80,6 +81,9 @@ ARCHES = {
                     auxv_words=54, rlimits=GENERIC_RLIMITS, o=(0o200000, 0o2000, 0o4000)),
     "riscv64": dict(march="RISCV64", ti="ti_riscv64", bits=64, big=False, anon=0x20, growsdown=0x100,
                     auxv_words=64, rlimits=GENERIC_RLIMITS, o=(0o100000, 0o2000, 0o4000)),
+    "loongarch64": dict(march="LOONGARCH64", ti="ti_loongarch64", bits=64, big=False, anon=0x20,
+                        growsdown=0x100, auxv_words=44, rlimits=GENERIC_RLIMITS,
+                        o=(0o100000, 0o2000, 0o4000)),
     "s390x": dict(march="S390", ti="ti_s390", bits=64, big=True, anon=0x20, growsdown=0x100,
                   auxv_words=44, rlimits=GENERIC_RLIMITS, o=(0o100000, 0o2000, 0o4000)),
 }
@@ -224,6 +228,18 @@ def thread_info(arch, r, tp, bits):
         fp = {"r%d" % i: r["f%d" % i] for i in range(32)}
         fp.update(lo=0, hi=0, fpu_fcr31=r["fsr"], fpu_id=r["fir"])
         return {"clear_tid_addr": 0, "tls": tp, "gpregs": g, "fpregs": fp}
+    if arch == "loongarch64":
+        g = {"regs": regs(numbered("r", range(32))), "pc": r["pc"]}
+        loongarch_restart(g, r["orig_a0"])
+        # CRIU 4.2's save_task_regs() means to copy f0-f31 here but copies
+        # the ptrace buffer onto itself (assign_reg(fpregs, fpregs, ...)),
+        # leaving what xmalloc() returned; these are the values it means.
+        return {
+            "clear_tid_addr": 0,
+            "tls": r["r2"],  # arch_get_tls(): $tp
+            "gpregs": g,
+            "fpregs": {"regs": regs(numbered("f", range(32))), "fcc": r["fcc"], "fcsr": r["fcsr"]},
+        }
     fail("unknown architecture " + arch)
 
 
@@ -247,6 +263,17 @@ def mips_restart(g):
         elif v0 == ERESTART_RESTARTBLOCK:
             g["r2"] = -EINTR % 2**64
         g["r0"] = 0
+
+
+def loongarch_restart(g, orig_a0):
+    r = g["regs"]
+    if r[0]:
+        a0 = signed(r[4], 64)
+        if a0 in (-ERESTARTNOHAND, -ERESTARTSYS, -ERESTARTNOINTR):
+            r[4], g["pc"] = orig_a0, (g["pc"] - 4) % 2**64
+        elif a0 == -ERESTART_RESTARTBLOCK:
+            r[4], r[11], g["pc"] = orig_a0, 128, (g["pc"] - 4) % 2**64  # __NR_restart_syscall
+        r[0] = 0
 
 
 def s390_restart(g):
@@ -486,11 +513,13 @@ def main():
 
     # Memory.
     maps = maps_lines(read(os.path.join(cap, "state.maps")))
-    sps = [infos[t]["gpregs"].get("sp", 0) for t, _ in regs]
-    sp_reg = {"ppc64le": ("gpr", 1), "s390x": ("gprs", 15), "mips64el": ("r29", None)}.get(arch)
-    if sp_reg:
-        sps = [(infos[t]["gpregs"][sp_reg[0]] if sp_reg[1] is None else infos[t]["gpregs"][sp_reg[0]][sp_reg[1]])
-               for t, _ in regs]
+    # Each thread's stack pointer, as compel's REG_SP() reads it.
+    sp_of = {
+        "aarch64": lambda g: g["sp"], "armv7": lambda g: g["sp"], "riscv64": lambda g: g["sp"],
+        "ppc64le": lambda g: g["gpr"][1], "s390x": lambda g: g["gprs"][15],
+        "mips64el": lambda g: g["r29"], "loongarch64": lambda g: g["regs"][3],
+    }[arch]
+    sps = [sp_of(infos[t]["gpregs"]) for t, _ in regs]
     vmas, runs = [], []
     arg = env = None
     for m in maps:
