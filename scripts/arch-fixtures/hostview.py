@@ -19,14 +19,17 @@ capture() writes into OUT:
                 page, `-` not present. Needs root (page frame numbers).
   mem/ADDR.bin  the bytes of every readable mapping of OUT/state.maps, as
                 read_memory(start, length) reads them from the guest, after
-                the pagemap (reading could change it); every present page
-                is checked to hold the same bytes at its host address.
+                the pagemap (reading could change it); in anonymous
+                mappings only the present pages are read, the others being
+                zeros; every present page is checked to hold the same bytes
+                at its host address.
 """
 import ctypes
 import fcntl
 import json
 import mmap
 import os
+import re
 import struct
 
 HOST_PAGE = 4096
@@ -149,15 +152,25 @@ def capture(out, qpid, host_exe, tids, read_memory):
     # could change.
     os.makedirs(os.path.join(out, "mem"), exist_ok=True)
     with open(proc + "/mem", "rb") as host_mem:
-        for start, end, perms, _, _ in guest_maps:
+        for start, end, perms, _, path in guest_maps:
             if perms[0] != "r":
                 continue
-            data = read_memory(start, end - start)
+            letters = pages["%x" % start]
+            if path.startswith("/"):
+                data = read_memory(start, end - start)
+            else:
+                # Anonymous memory that is not present, or is the zero page,
+                # reads as zeros: only the rest is read (a stub reads slowly).
+                data = bytearray(end - start)
+                for run in re.finditer("[af]+", letters):
+                    a, b = run.start() * HOST_PAGE, run.end() * HOST_PAGE
+                    data[a:b] = read_memory(start + a, b - a)
+                data = bytes(data)
             with open(os.path.join(out, "mem", "%x.bin" % start), "wb") as m:
                 m.write(data)
             # guest_base is right: the present pages' bytes are the same at
             # the host address.
-            for i, letter in enumerate(pages["%x" % start]):
+            for i, letter in enumerate(letters):
                 if letter in "af":
                     host_mem.seek(start + guest_base + i * HOST_PAGE)
                     if host_mem.read(HOST_PAGE) != data[i * HOST_PAGE:(i + 1) * HOST_PAGE]:
