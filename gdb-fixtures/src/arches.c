@@ -2,7 +2,10 @@
  * Cross-compiled statically for each architecture and run under qemu-user,
  * it starts two workers that block in read(2) three frames deep, loads a
  * known pattern into a vector (or floating-point) register of each thread,
- * writes its memory map and auxiliary vector to $ARCHES_OUT.maps and .auxv, and calls checkpoint_here(), where the capture script stops it. */
+ * records each thread's id and thread pointer and the program break, writes
+ * its memory map, auxiliary vector and stat to $ARCHES_OUT.maps, .auxv and
+ * .stat (as qemu-user shows them to the guest), and calls checkpoint_here(),
+ * where the capture script stops it. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 char secret[64] = "RANDOM_ARCH_KEY_6";      /* .data                       */
 char *heap_marker;                          /* a string on the heap        */
 __thread long tls_value;                    /* per-thread                  */
 void *volatile thread_pointers[3];          /* each thread's TLS pointer   */
+volatile long thread_tids[3];               /* and its thread id           */
+void *volatile program_break;               /* sbrk(0) at the checkpoint   */
 volatile int parked;
 static int block_pipe[2];
 
@@ -40,6 +46,12 @@ static void load_pattern(int i) {
     __asm__ volatile("vl %%v31, 0(%0)\n\tld %%f15, 8(%0)" : : "a"(p) : "v31", "f15", "memory");
 #elif defined(__i386__)
     __asm__ volatile("movdqu (%0), %%xmm7" : : "r"(p) : "xmm7", "memory");
+#elif defined(__arm__)
+    __asm__ volatile("vldmia %0, {d30-d31}" : : "r"(p) : "d30", "d31", "memory");
+#elif defined(__mips__)
+    __asm__ volatile("ldc1 $f31, 0(%0)\n\tldc1 $f30, 8(%0)" : : "r"(p) : "$f31", "$f30", "memory");
+#elif defined(__loongarch__)
+    __asm__ volatile("fld.d $f31, %0, 0\n\tfld.d $f30, %0, 8" : : "r"(p) : "$f31", "$f30", "memory");
 #endif
 }
 
@@ -69,6 +81,7 @@ __attribute__((noinline)) void park(int i) {
 __attribute__((noinline)) void worker_leaf(long id) {
     tls_value = 1000 + id;
     thread_pointers[id] = thread_pointer();
+    thread_tids[id] = syscall(SYS_gettid);
     park((int)id);
     __asm__ volatile("" ::: "memory");
 }
@@ -114,6 +127,7 @@ int main(int argc, char **argv) {
     strcpy(heap_marker, "HEAP_MARKER_77");
     tls_value = 42;
     thread_pointers[0] = thread_pointer();
+    thread_tids[0] = syscall(SYS_gettid);
     if (pipe(block_pipe))
         return 1;
     for (long i = 1; i <= 2; i++)
@@ -125,6 +139,9 @@ int main(int argc, char **argv) {
     save("/proc/self/maps", path);
     snprintf(path, sizeof path, "%s.auxv", out);
     save("/proc/self/auxv", path);
+    snprintf(path, sizeof path, "%s.stat", out);
+    save("/proc/self/stat", path);
+    program_break = sbrk(0);
     load_pattern(0);
     checkpoint_here();
     return 0;

@@ -3,7 +3,8 @@
 //!
 //! The fixtures in gdb-fixtures/arches/ (made by scripts/make-arch-fixtures)
 //! hold a statically linked three-thread program per architecture, the CRIU
-//! images of it stopped at checkpoint_here() under qemu-user, and `live.txt`:
+//! images of it stopped at checkpoint_here() under qemu-user (written by
+//! CRIU's own serializer, `crit encode`), and `live.txt`:
 //! gdb's answers to gdb-fixtures/arches/commands.txt through qemu's gdb
 //! stub at that moment. The core must give the same answers: threads and
 //! their frames, backtraces through the program's real frames, every

@@ -21,8 +21,8 @@
 //!   looked for). Where gcore shows a k register as 0, ours must show
 //!   exactly the value of that thread's core-TID.img.
 //!
-//! The i386 fixture (a 32-bit compat process, its images written as CRIU
-//! writes them, see gdb-fixtures/README.md) is held to the same checks with
+//! The i386 fixture (a 32-bit compat process dumped by CRIU 4.2, see
+//! gdb-fixtures/README.md) is held to the same checks with
 //! eip, eax and orig_eax, and to more of its own: the notes of the kernel's
 //! x86_32 view with their sizes, NT_386_TLS giving every thread its
 //! libthread_db thread pointer, and gdb reading the x87/SSE state from
