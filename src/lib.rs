@@ -84,7 +84,7 @@ mod archive;
 pub mod batch;
 mod cancel;
 mod container;
-mod convert;
+mod coredump;
 mod criu;
 mod elf;
 mod error;
@@ -106,7 +106,7 @@ pub mod text;
 
 pub use cancel::Cancel;
 pub use container::ContainerInfo;
-pub use convert::{write_core, CoreStats, CoreWriter, Written};
+pub use coredump::{write_core, CoreStats, CoreWriter, Written};
 pub use error::{Error, ErrorKind, Result};
 pub use input::{open, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
 pub use model::{Loaded, Process, Zombie};

@@ -14,7 +14,7 @@ use super::naming::{choose_names, occupant, InputId};
 use super::summary::{CoreOptions, InputSummary, Status};
 use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
-use crate::convert::{write_core_in, CoreStats};
+use crate::coredump::{write_core_in, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
 use crate::model::{display_bytes, ExitStatus, Loaded};

@@ -1,4 +1,4 @@
-//! `criu2core batch` ([`run`]) and `criu2core convert` ([`convert`]):
+//! `criu2core batch` ([`run`]) and `criu2core convert` ([`convert()`]):
 //! checkpoints into one output directory. With several inputs each gets a
 //! directory of its own that is named stably from the input, recorded,
 //! resumable, and summarised in `summary.json`.

@@ -2,8 +2,9 @@
 //! tables of a set of images ([`Images`]), each process's threads
 //! ([`regs`]: their register state, one module per architecture) and
 //! memory ([`memory`]: mappings, and the page runs the pagemaps describe),
-//! through one implementation of image framing ([`image`]) over a store of
-//! image files ([`store`]). Nothing here knows ELF.
+//! through one implementation of image framing ([`mod@image`]) over a store of
+//! image files ([`store`]); and, for inspect, the open files, sockets and
+//! mounts ([`fds`], [`sockets`], [`mounts`]). Nothing here knows ELF.
 
 pub mod fds;
 pub mod files;
