@@ -79,6 +79,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The README's Rust example, compiled and run by `cargo test`; the other
+/// blocks there are shell sessions and text, which rustdoc leaves alone.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod arch;
 mod archive;
 pub mod batch;
