@@ -271,7 +271,6 @@ mod tests {
             arch: crate::model::Arch::X86_64,
             page_size: 4,
             threads: Vec::new(),
-            shared_pending: 0,
             auxv: Vec::new(),
             arg_range: (0, 0),
             env_range: (0, 0),

@@ -458,7 +458,6 @@ impl Images {
             arch,
             page_size: mem.page_size,
             threads,
-            shared_pending: pending_mask(tc.signals_shared.as_ref(), arch),
             auxv: mem.auxv,
             arg_range: (mm.arg_start, mm.arg_end),
             env_range: (mm.env_start, mm.env_end),
@@ -663,7 +662,6 @@ fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Res
     let tc = core.thread_core.as_ref();
     Ok(Thread {
         tid,
-        comm: tc.and_then(|t| t.comm.clone()),
         blocked: tc.and_then(|t| t.blk_sigset).unwrap_or(process_blocked),
         pending: pending_mask(tc.and_then(|t| t.signals_private.as_ref()), arch),
         nice: tc.and_then(|t| t.sched_nice).unwrap_or(0),

@@ -281,8 +281,6 @@ pub enum ProcessState {
 pub struct Thread {
     /// Thread id, in the checkpoint's PID namespace.
     pub tid: u32,
-    /// The thread's own name, where it has one (bytes, as the kernel keeps it).
-    pub comm: Option<Vec<u8>>,
     /// Blocked signal mask (bit n-1 for signal n).
     pub blocked: u64,
     /// Signals pending for this thread alone.
@@ -323,8 +321,6 @@ pub struct Process {
     pub page_size: u64,
     /// Threads; the group leader first.
     pub threads: Vec<Thread>,
-    /// Signals pending for the whole process.
-    pub shared_pending: u64,
     /// Auxiliary vector, without the terminating AT_NULL.
     pub auxv: Vec<(u64, u64)>,
     /// Where argv's strings lie in memory.
