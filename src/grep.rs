@@ -186,6 +186,20 @@ fn lookahead(jobs: usize) -> usize {
 /// Searches `inputs` (checkpoints, or directories searched for them) and
 /// writes what `opts` ask for to `out`; errors are given to `error` in
 /// their place in the order.
+///
+/// ```
+/// use criu2core::grep::{grep, GrepOptions, Mode};
+/// use criu2core::search::{Pattern, PatternOptions};
+///
+/// let pattern = Pattern::new("ENV_MARKER_5150", &PatternOptions::default())?;
+/// let mut opts = GrepOptions::new(pattern);
+/// opts.mode = Mode::Count;
+/// let mut out = Vec::new();
+/// let found = grep(&["gdb-fixtures/example.tar.zst".into()], &opts, &mut out, &mut |e| eprintln!("{e}"))?;
+/// assert_eq!(found.exit_status(), 0);
+/// assert!(String::from_utf8_lossy(&out).contains("12155"));
+/// # Ok::<(), criu2core::Error>(())
+/// ```
 pub fn grep(
     inputs: &[PathBuf],
     opts: &GrepOptions,

@@ -254,6 +254,19 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Opens a checkpoint in any of the forms criu2core reads: an image
 /// directory, an unpacked container checkpoint, or a checkpoint archive
 /// (plain, gzip or zstd), told apart by content.
+///
+/// ```
+/// use criu2core::{open, ErrorKind, OpenOptions, PageUse};
+///
+/// // Unpack no page data but the command lines' (as inspect does).
+/// let opts = OpenOptions::default().pages(PageUse::Strings);
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &opts)?;
+/// assert_eq!(ckpt.kind().name(), "tar.zst");
+/// assert_eq!(ckpt.pids(), [12155]);
+/// let e = open("Cargo.toml", &opts).unwrap_err();
+/// assert_eq!(e.kind(), &ErrorKind::NotACheckpoint);
+/// # Ok::<(), criu2core::Error>(())
+/// ```
 pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpoint> {
     open_input(path.as_ref(), opts).map_err(Error::new)
 }
@@ -396,6 +409,20 @@ impl Checkpoint {
     /// Decodes process `pid`: its threads, registers and memory, with file
     /// pages read from the archive's rootfs-diff.tar and `opts.root` as
     /// asked. A zombie has neither memory nor registers.
+    ///
+    /// ```
+    /// use criu2core::model::Registers;
+    /// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else {
+    ///     panic!("a zombie")
+    /// };
+    /// assert_eq!((p.comm.as_slice(), p.threads.len()), (&b"victim"[..], 4));
+    /// let Registers::X86_64(regs) = &p.threads[0].regs else { panic!() };
+    /// println!("rip {:#x}", regs.gp[criu2core::model::regs::x86_64::RIP]);
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
     pub fn load(&self, pid: u32, opts: &LoadOptions) -> crate::Result<Loaded> {
         let roots = self.file_roots(opts).map_err(Error::new)?;
         self.load_with(pid, roots.as_ref()).map_err(Error::new)

@@ -200,6 +200,18 @@ pub struct ReadOptions {
 
 /// Writes the bytes `what` names to `out` (raw, or as a hex dump), after
 /// checking them all; nothing is written if any is unreadable.
+///
+/// ```
+/// use criu2core::read::{write, ReadOptions, What};
+/// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+///
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+/// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+/// let mut out = Vec::new();
+/// write(&p, What::Range(p.arg_range.0, 8), &ReadOptions::default(), &mut out)?;
+/// assert_eq!(out, b"./victim");
+/// # Ok::<(), criu2core::Error>(())
+/// ```
 pub fn write(
     p: &Process,
     what: What,

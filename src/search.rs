@@ -793,6 +793,28 @@ impl Process {
     /// `filter` accepts, as its core would hold it, streaming the pages
     /// files: `found` gets each match in address order until it breaks or
     /// [`SearchOptions::max_matches`] are reported.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use criu2core::search::{Filter, Kind, Pattern, PatternOptions, SearchOptions};
+    /// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+    /// let mut opts = PatternOptions::default();
+    /// opts.regex = true;
+    /// let marker = Pattern::new(r"HEAP_MARKER_\d+", &opts)?;
+    /// let mut heap = Filter::default();
+    /// heap.kinds = vec![Kind::Heap, Kind::Anon];
+    /// let mut found = Vec::new();
+    /// p.search(&marker, &heap, &SearchOptions::default(), &mut |_, hit| {
+    ///     found.push((hit.addr, hit.bytes));
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(found[0].1, b"HEAP_MARKER_77");
+    /// assert_eq!(p.read_memory(found[0].0, 14)?, b"HEAP_MARKER_77");
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
     pub fn search(
         &self,
         pattern: &Pattern,

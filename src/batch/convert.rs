@@ -185,6 +185,18 @@ fn convert_process(
     r
 }
 
+/// ```
+/// use criu2core::batch::{self, ConvertOptions, Status};
+///
+/// let out = tempfile::tempdir()?;
+/// let inputs = ["gdb-fixtures/example.tar.zst".into()];
+/// let done = batch::convert(&inputs, out.path(), &ConvertOptions::default(), &mut ())?;
+/// assert_eq!(done[0].status, Status::Ok);
+/// assert_eq!(done[0].cores[0].pid, 12155);
+/// assert!(out.path().join("core.12155").is_file());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// `criu2core convert`: one input's cores go into `out_dir` itself;
 /// several inputs get a directory each, named and recorded as batch names
 /// and records them (but nothing is skipped, and existing cores are

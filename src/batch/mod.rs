@@ -150,6 +150,24 @@ pub struct BatchRun {
 /// Converts every input (checkpoints, or directories holding them) into
 /// `out_dir/<name>/`, `opts.jobs` at a time, and writes
 /// `out_dir/summary.json`.
+///
+/// ```
+/// use criu2core::batch::{self, BatchOptions};
+///
+/// let (checkpoints, out) = (tempfile::tempdir()?, tempfile::tempdir()?);
+/// std::fs::copy("gdb-fixtures/example.tar.zst", checkpoints.path().join("web.tar.zst"))?;
+/// // A directory is searched for checkpoints.
+/// let inputs = [checkpoints.path().to_path_buf()];
+/// let mut opts = BatchOptions::default();
+/// opts.jobs = 2;
+/// let first = batch::run(&inputs, out.path(), &opts)?;
+/// assert_eq!((first.summary.run.ok, first.summary.run.failed), (1, 0));
+/// assert!(out.path().join("web/core.12155").is_file());
+/// // A second run finds the cores complete.
+/// let again = batch::run(&inputs, out.path(), &opts)?;
+/// assert_eq!(again.summary.run.skipped, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> crate::Result<BatchRun> {
     run_batch(args, out_dir, opts).map_err(Error::new)
 }

@@ -37,6 +37,23 @@ pub struct CoreStats {
 /// Writes one process's core: its notes and segments are laid out when it
 /// is made (the page runs are walked once), and written by one of its
 /// `write` methods (walked again while copying).
+///
+/// ```
+/// use criu2core::{open, CoreWriter, LoadOptions, Loaded, OpenOptions};
+///
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+/// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+/// // Into memory (holes read as zeros)...
+/// let mut core = std::io::Cursor::new(Vec::new());
+/// let written = CoreWriter::new(&p)?.write_to(&mut core)?;
+/// assert_eq!(&core.get_ref()[..4], b"\x7fELF");
+/// assert_eq!(core.get_ref().len() as u64, written.size);
+/// // ...or as core.12155 in a directory, sparse.
+/// let dir = tempfile::tempdir()?;
+/// let stats = CoreWriter::new(&p)?.write_into(dir.path(), false)?;
+/// assert_eq!(stats.size, written.size);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct CoreWriter<'a> {
     p: &'a Process,
     notes: ProcessNotes<'a>,

@@ -219,6 +219,20 @@ impl Checkpoint {
     /// What `criu2core inspect` shows: the container, the process tree with
     /// full command lines, each process's memory, and what `opts` ask for.
     /// A process that cannot be read is in the report with its error.
+    ///
+    /// ```
+    /// use criu2core::inspect::{InspectOptions, ProcessStatus};
+    /// use criu2core::{open, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let report = ckpt.inspect(&InspectOptions::default().env(true));
+    /// let p = &report.processes[0];
+    /// assert_eq!(p.state, ProcessStatus::Running);
+    /// assert!(report.to_text().contains("SECRET_TOKEN=ENV_MARKER_5150"));
+    /// let json = serde_json::to_value(&report).unwrap();
+    /// assert_eq!(json["container"]["engine"], "Podman");
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
     pub fn inspect(&self, opts: &InspectOptions) -> Report {
         let store = self.images.store().clone();
         let mut files = Files {
