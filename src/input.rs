@@ -282,66 +282,118 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         )
     })?;
     let mut warnings = Vec::new();
-    let (store, container, diff): (Arc<dyn ImageStore>, _, _) = match kind {
-        InputKind::Images => (Arc::new(DirStore::open(path)?), None, None),
-        InputKind::CheckpointDir => {
-            let images = inside(path, "checkpoint", true)?
-                .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
-            let rootfs_diff = match inside(path, "rootfs-diff.tar", false)? {
-                Some(diff) => {
-                    let len = fs::metadata(&diff)
-                        .with_context(|| format!("{}: cannot stat", diff.display()))?
-                        .len();
-                    Some(Diff::Tar(Blob {
-                        label: path.join("rootfs-diff.tar").display().to_string(),
-                        path: diff,
-                        offset: 0,
-                        len,
-                    }))
-                }
-                None => None,
-            };
-            let mut dump = |name: &str| -> Result<Option<Vec<u8>>> {
-                let data = match inside(path, name, false)? {
-                    Some(p) => read_small(&p),
-                    None => Ok(None),
-                };
-                Ok(container_dump(name, data, &mut warnings))
-            };
-            let config = dump("config.dump")?;
-            let spec = dump("spec.dump")?;
-            let container = ContainerInfo::from_dumps(config.as_deref(), spec.as_deref());
-            (Arc::new(DirStore::open(images)?), container, rootfs_diff)
-        }
-        InputKind::Archive(_) => {
-            let ar = ArchiveStore::open(
-                path,
-                &ArchiveOptions {
-                    spill_dir: opts.spill_dir.clone(),
-                    max_spill: opts.max_spill,
-                    pages: opts.pages,
-                    cancel: opts.cancel.clone(),
-                },
-            )?;
-            warnings.extend(ar.warnings().iter().cloned());
-            let container = if ar.is_container_checkpoint() {
-                let config =
-                    container_dump("config.dump", ar.read_member("config.dump"), &mut warnings);
-                let spec = container_dump("spec.dump", ar.read_member("spec.dump"), &mut warnings);
-                ContainerInfo::from_dumps(config.as_deref(), spec.as_deref())
-            } else {
-                None
-            };
-            let diff = ar.rootfs_diff().cloned();
-            (Arc::new(ar), container, diff)
-        }
+    // Each kind of input: where its images are, what it says of its
+    // container, and its rootfs diff.
+    let parts = match kind {
+        InputKind::Images => Parts {
+            store: Arc::new(DirStore::open(path)?),
+            container: None,
+            diff: None,
+        },
+        InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
+        InputKind::Archive(_) => archive_input(path, opts, &mut warnings)?,
     };
-    let checkpoint = Images::open(store)?;
-    let rootfs_diff = match diff {
+    let images = Images::open(parts.store)?;
+    let rootfs_diff = index_diff(parts.diff, &images, &mut warnings)?;
+    warnings.extend(images.warnings.iter().cloned());
+    tracing::info!(path = %path.display(), kind = kind.name(), processes = images.tree.len(), "opened checkpoint");
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        kind,
+        images,
+        container: parts.container,
+        rootfs_diff,
+        warnings,
+    })
+}
+
+/// What an input holds besides its images' contents.
+struct Parts {
+    /// Its images.
+    store: Arc<dyn ImageStore>,
+    /// Its container, where it says.
+    container: Option<ContainerInfo>,
+    /// Its rootfs-diff.tar, if it has one.
+    diff: Option<Diff>,
+}
+
+/// An unpacked container checkpoint: `checkpoint/`, and beside it
+/// `config.dump`, `spec.dump` and `rootfs-diff.tar`, each a file of the
+/// directory (or a link inside it).
+fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
+    let images = inside(path, "checkpoint", true)?
+        .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
+    let diff = match inside(path, "rootfs-diff.tar", false)? {
+        Some(diff) => {
+            let len = fs::metadata(&diff)
+                .with_context(|| format!("{}: cannot stat", diff.display()))?
+                .len();
+            Some(Diff::Tar(Blob {
+                label: path.join("rootfs-diff.tar").display().to_string(),
+                path: diff,
+                offset: 0,
+                len,
+            }))
+        }
+        None => None,
+    };
+    let mut dump = |name: &str| -> Result<Option<Vec<u8>>> {
+        let data = match inside(path, name, false)? {
+            Some(p) => read_small(&p),
+            None => Ok(None),
+        };
+        Ok(container_dump(name, data, warnings))
+    };
+    let config = dump("config.dump")?;
+    let spec = dump("spec.dump")?;
+    Ok(Parts {
+        store: Arc::new(DirStore::open(images)?),
+        container: ContainerInfo::from_dumps(config.as_deref(), spec.as_deref()),
+        diff,
+    })
+}
+
+/// A checkpoint archive, read (and unpacked as far as `opts` let it) in
+/// one pass.
+fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) -> Result<Parts> {
+    let ar = ArchiveStore::open(
+        path,
+        &ArchiveOptions {
+            spill_dir: opts.spill_dir.clone(),
+            max_spill: opts.max_spill,
+            pages: opts.pages,
+            cancel: opts.cancel.clone(),
+        },
+    )?;
+    warnings.extend(ar.warnings().iter().cloned());
+    let container = if ar.is_container_checkpoint() {
+        let config = container_dump("config.dump", ar.read_member("config.dump"), warnings);
+        let spec = container_dump("spec.dump", ar.read_member("spec.dump"), warnings);
+        ContainerInfo::from_dumps(config.as_deref(), spec.as_deref())
+    } else {
+        None
+    };
+    let diff = ar.rootfs_diff().cloned();
+    Ok(Parts {
+        store: Arc::new(ar),
+        container,
+        diff,
+    })
+}
+
+/// The files of a rootfs diff that the checkpoint's processes had open or
+/// mapped, where they lie (a diff that is no plain tar is left out, with
+/// a warning).
+fn index_diff(
+    diff: Option<Diff>,
+    images: &Images,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DiffIndex>> {
+    let index = match diff {
         None => None,
         Some(Diff::Indexed(ix)) => Some(ix),
         Some(Diff::Tar(blob)) if archive::sniff_blob(&blob)? => {
-            Some(archive::index_tar(&blob, &checkpoint.regular_file_keys())?)
+            Some(archive::index_tar(&blob, &images.regular_file_keys())?)
         }
         Some(Diff::Tar(blob)) => {
             warnings.push(format!(
@@ -351,19 +403,10 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
             None
         }
     };
-    if let Some(d) = &rootfs_diff {
+    if let Some(d) = &index {
         warnings.extend(d.warnings.iter().cloned());
     }
-    warnings.extend(checkpoint.warnings.iter().cloned());
-    tracing::info!(path = %path.display(), kind = kind.name(), processes = checkpoint.tree.len(), "opened checkpoint");
-    Ok(Checkpoint {
-        path: path.to_path_buf(),
-        kind,
-        images: checkpoint,
-        container,
-        rootfs_diff,
-        warnings,
-    })
+    Ok(index)
 }
 
 impl Checkpoint {

@@ -195,6 +195,40 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     let ids = unique_ids(good.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
     let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    let mut this_run = convert_all(&ids, &names, &out, &options, opts);
+    this_run.extend(problems);
+    let count = |v: &[InputSummary], st: Status| v.iter().filter(|s| s.status == st).count();
+    let run = RunTotals {
+        inputs: this_run.len(),
+        ok: count(&this_run, Status::Ok),
+        failed: count(&this_run, Status::Failed),
+        skipped: count(&this_run, Status::Skipped),
+        duration_ms: start.elapsed().as_millis() as u64,
+    };
+    let inputs = everything_in(&out, this_run.clone())?;
+    let summary = Summary {
+        schema: SCHEMA.into(),
+        out_dir: out.path().display().to_string(),
+        ok: count(&inputs, Status::Ok),
+        failed: count(&inputs, Status::Failed),
+        skipped: count(&inputs, Status::Skipped),
+        run,
+        inputs,
+    };
+    out.write_file(SUMMARY, &serde_json::to_vec_pretty(&summary)?)?;
+    Ok(BatchRun { summary, this_run })
+}
+
+/// Converts the inputs `ids` into the directories `names` gives them,
+/// `opts.jobs` at a time; returns how each ended, in no particular order
+/// (none of those a cancellation left unstarted).
+fn convert_all(
+    ids: &[InputId],
+    names: &[Option<String>],
+    out: &OutDir,
+    options: &CoreOptions,
+    opts: &BatchOptions,
+) -> Vec<InputSummary> {
     let progress = opts.progress.as_deref();
     if let Some(p) = progress {
         p.start(ids.len());
@@ -225,9 +259,9 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
                         }
                         Job {
                             id,
-                            out: &out,
+                            out,
                             name,
-                            options: &options,
+                            options,
                             convert: convert.clone(),
                             batch: true,
                             force: opts.force,
@@ -245,33 +279,12 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     if let Some(p) = progress {
         p.finish();
     }
-    let mut this_run: Vec<InputSummary> = results
+    results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
         .flatten()
-        .collect();
-    this_run.extend(problems);
-    let count = |v: &[InputSummary], st: Status| v.iter().filter(|s| s.status == st).count();
-    let run = RunTotals {
-        inputs: this_run.len(),
-        ok: count(&this_run, Status::Ok),
-        failed: count(&this_run, Status::Failed),
-        skipped: count(&this_run, Status::Skipped),
-        duration_ms: start.elapsed().as_millis() as u64,
-    };
-    let inputs = everything_in(&out, this_run.clone())?;
-    let summary = Summary {
-        schema: SCHEMA.into(),
-        out_dir: out.path().display().to_string(),
-        ok: count(&inputs, Status::Ok),
-        failed: count(&inputs, Status::Failed),
-        skipped: count(&inputs, Status::Skipped),
-        run,
-        inputs,
-    };
-    out.write_file(SUMMARY, &serde_json::to_vec_pretty(&summary)?)?;
-    Ok(BatchRun { summary, this_run })
+        .collect()
 }
 
 /// This run's entries, and those of every other input with a directory in
