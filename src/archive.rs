@@ -35,6 +35,7 @@ use crate::tar::{self, Kind, Source, TarReader};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
     /// A plain tar.
     None,
@@ -108,6 +109,7 @@ fn is_ustar(head: &[u8]) -> bool {
 /// Which page data the reader of an archive will use, so that only that is
 /// unpacked from a compressed one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageUse {
     /// All of it, as a conversion does.
     #[default]

@@ -69,6 +69,7 @@ const CHECKPOINT_ANNOTATIONS: [&str; 3] = [
 
 /// What a container holds images as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ArchiveFormat {
     /// An OCI image layout directory.
     OciLayout,
@@ -147,6 +148,7 @@ impl Descriptor {
 
 /// What an image entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageKind {
     /// A manifest with an image config: a runnable image.
     Image,
@@ -160,6 +162,7 @@ pub enum ImageKind {
 
 /// A checkpoint image, as its content says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckpointImage {
     /// containerd's (`ctr image export` of a checkpoint): a blob of media
     /// type [`media_type::CONTAINERD_CHECKPOINT`].
@@ -270,6 +273,7 @@ impl ImageInfo {
 
 /// How the image was chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Selection {
     /// By the reference asked for.
     Reference(String),

@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 /// A digest algorithm criu2core can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// SHA-256, the algorithm of nearly every image.
     Sha256,

@@ -152,6 +152,7 @@ const SMALL_TOTAL: u64 = 64 << 20;
 
 /// Options for reading images.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Where blobs of compressed archives and files of compressed layers
     /// are copied (the system temporary directory if `None`); the copies
@@ -245,6 +246,7 @@ impl<K: std::hash::Hash + Eq> Spill<K> {
 
 /// Where a blob's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BlobData {
     /// A byte range of a file: in place in a layout or uncompressed tar,
     /// or a private copy.
