@@ -51,7 +51,7 @@ pub struct CoreOptions {
 
 impl CoreOptions {
     /// The options of a conversion with `root` and `pids`.
-    pub fn new(root: Option<&Path>, pids: &[u32]) -> CoreOptions {
+    pub(crate) fn new(root: Option<&Path>, pids: &[u32]) -> CoreOptions {
         let mut pids = pids.to_vec();
         pids.sort_unstable();
         pids.dedup();
@@ -128,7 +128,7 @@ pub struct InputSummary {
 impl InputSummary {
     /// A summary of `input` converted into `output` with `options`, with
     /// nothing done yet.
-    pub fn new(input: &Path, output: Option<&Path>, options: CoreOptions) -> InputSummary {
+    pub(crate) fn new(input: &Path, output: Option<&Path>, options: CoreOptions) -> InputSummary {
         InputSummary {
             input: input.display().to_string(),
             output: output.map(|o| o.display().to_string()),
@@ -145,7 +145,7 @@ impl InputSummary {
 
     /// Records what became of each process; an error lists the processes
     /// that failed.
-    pub fn add_reports(&mut self, reports: &[ProcessReport]) -> Result<()> {
+    pub(crate) fn add_reports(&mut self, reports: &[ProcessReport]) -> Result<()> {
         let mut errors = Vec::new();
         for r in reports {
             self.warnings
