@@ -1,4 +1,4 @@
-//! Writes a synthetic CRIU checkpoint (see `criu2core::synth`):
+//! Writes a synthetic CRIU checkpoint (see `criu2core::testkit::synth`):
 //!
 //! ```text
 //! cargo run --release --example make-checkpoint -- OUT_DIR [--size 4G] [--vmas 20000]
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use criu2core::synth::{self, Spec};
+use criu2core::testkit::synth::{self, Spec};
 
 /// Write a synthetic CRIU checkpoint, deterministic from its seed.
 #[derive(Parser)]

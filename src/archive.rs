@@ -11,8 +11,6 @@
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
 
-pub mod ustar;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -29,13 +27,15 @@ use crate::criu::image::{Image, ImageReader};
 use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
 use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
 use crate::criu::{self, magic};
+use crate::error::{fault, ErrorKind, Fault};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
 use crate::rootfs::clean_key;
-use ustar::{Kind, Source, TarReader};
+use crate::tar::{self, Kind, Source, TarReader};
 
 /// How an archive is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Compression {
     /// A plain tar.
     None,
@@ -109,6 +109,7 @@ fn is_ustar(head: &[u8]) -> bool {
 /// Which page data the reader of an archive will use, so that only that is
 /// unpacked from a compressed one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageUse {
     /// All of it, as a conversion does.
     #[default]
@@ -165,7 +166,6 @@ pub enum Diff {
 /// A checkpoint archive opened for reading.
 pub struct ArchiveStore {
     label: String,
-    compression: Compression,
     prefix: String,
     members: BTreeMap<String, Member>,
     diff: Option<Diff>,
@@ -378,11 +378,14 @@ impl Spill {
                 Err(e) => return Err(e).context("cannot read"),
             };
             if self.used + n as u64 > max {
-                bail!(
-                    "unpacking it would put more than {max} bytes into the temporary directory \
-                     (--max-spill; {} already there)",
-                    self.used
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "unpacking it would put more than {max} bytes into the temporary directory \
+                         (--max-spill; {} already there)",
+                        self.used
+                    ),
+                ));
             }
             to.write_all(&buf[..n]).context("cannot unpack")?;
             self.used += n as u64;
@@ -421,6 +424,59 @@ struct PagesPlan {
     ranges: Option<Vec<(u64, u64)>>,
 }
 
+/// The name and role of member `m` where a checkpoint can use it; `None`
+/// for a member that is read past (directories, links that stay inside
+/// the archive, names that are no image's). Paths that leave the archive,
+/// devices and fifos, sparse members a checkpoint would use and metadata
+/// images too large for any are refused.
+fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
+    let index = m.index;
+    let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))? else {
+        return Ok(None);
+    };
+    let shown = display_bytes(&name).into_owned();
+    match m.kind {
+        Kind::Dir | Kind::Other(_) => return Ok(None),
+        Kind::Symlink | Kind::HardLink => {
+            let dir = match (m.kind, name.iter().rposition(|&b| b == b'/')) {
+                (Kind::Symlink, Some(i)) => &name[..i],
+                _ => &b""[..],
+            };
+            check_link(dir, &m.link).with_context(|| format!("member {shown}"))?;
+            return Ok(None);
+        }
+        Kind::Device | Kind::Fifo => {
+            bail!("member {shown}: device or fifo in a checkpoint archive")
+        }
+        Kind::File | Kind::Sparse { .. } => {}
+    }
+    // A name that is not UTF-8 is no image: read past.
+    let Ok(key) = String::from_utf8(name) else {
+        return Ok(None);
+    };
+    let role = role(&key);
+    if role == Role::Unused {
+        return Ok(None);
+    }
+    if let Kind::Sparse { real_size } = m.kind {
+        bail!(
+            "member {key}: a sparse file ({real_size} bytes once expanded from {} stored); \
+             criu2core does not expand sparse members",
+            m.size
+        );
+    }
+    if role == Role::Metadata && m.size > MAX_IMAGE_BYTES {
+        return Err(fault(
+            ErrorKind::Limit,
+            format!(
+                "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                m.size
+            ),
+        ));
+    }
+    Ok(Some((key, role)))
+}
+
 impl ArchiveStore {
     /// Opens the archive at `path`. Members are only ever keys: nothing is
     /// written under a name from the archive. Reading stops (and what was
@@ -438,7 +494,6 @@ impl ArchiveStore {
         let file = cancel.reader(file);
         let mut store = ArchiveStore {
             label: label.clone(),
-            compression,
             prefix: String::new(),
             members: BTreeMap::new(),
             diff: None,
@@ -455,9 +510,9 @@ impl ArchiveStore {
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
-                let src = ustar::Seekable(BufReader::with_capacity(1 << 16, file));
+                let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(file_len));
-                store.scan(&mut r, None, path, opts.pages, &mut learnt)
+                store.scan(&mut r, false, path, opts.pages, &mut learnt)
             }
             Compression::Gzip => {
                 let dec =
@@ -470,8 +525,11 @@ impl ArchiveStore {
                 store.scan_stream(dec, path, opts.pages, &mut learnt)
             }
         };
-        result.with_context(|| {
-            format!("{label}: broken or unsafe {} archive", compression.suffix())
+        result.map_err(|e| {
+            e.context(Fault::new(
+                ErrorKind::BadArchive,
+                format!("{label}: broken or unsafe {} archive", compression.suffix()),
+            ))
         })?;
         store.bound_unbounded(&mut learnt, opts.pages)?;
         tracing::debug!(
@@ -485,7 +543,10 @@ impl ArchiveStore {
         } else if store.members.contains_key("pstree.img") {
             String::new()
         } else {
-            bail!("{label}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)");
+            return Err(fault(
+                ErrorKind::NotACheckpoint,
+                format!("{label}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)"),
+            ));
         };
         Ok(store)
     }
@@ -501,9 +562,8 @@ impl ArchiveStore {
         learnt: &mut Learnt,
     ) -> Result<()> {
         // Headers are read 512 bytes at a time: buffer the decompressor.
-        let mut r = TarReader::new(ustar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        let spill_diff = true;
-        self.scan(&mut r, Some(spill_diff), path, pages, learnt)?;
+        let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
+        self.scan(&mut r, true, path, pages, learnt)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
@@ -511,12 +571,12 @@ impl ArchiveStore {
 
     /// Reads every member's header, keeping what a checkpoint can use:
     /// metadata in memory (or a file when large), page data where it lies
-    /// in a plain archive (`streamed` is `None`) or unpacked from a
-    /// compressed one, only as much as its pagemap claims.
+    /// in a plain archive or, from a compressed one (`streamed`), unpacked
+    /// only as much as its pagemap claims.
     fn scan<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        streamed: Option<bool>,
+        streamed: bool,
         path: &Path,
         pages: PageUse,
         learnt: &mut Learnt,
@@ -524,44 +584,14 @@ impl ArchiveStore {
         let mut small_total = 0u64;
         while let Some(m) = r.next_member()? {
             if m.index >= MAX_MEMBERS {
-                bail!("more than {MAX_MEMBERS} members, more than any checkpoint has");
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
+                ));
             }
-            let index = m.index;
-            let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))?
-            else {
+            let Some((key, role)) = wanted(&m)? else {
                 continue;
             };
-            let shown = display_bytes(&name).into_owned();
-            match m.kind {
-                Kind::Dir | Kind::Other(_) => continue,
-                Kind::Symlink | Kind::HardLink => {
-                    let dir = match (m.kind, name.iter().rposition(|&b| b == b'/')) {
-                        (Kind::Symlink, Some(i)) => &name[..i],
-                        _ => &b""[..],
-                    };
-                    check_link(dir, &m.link).with_context(|| format!("member {shown}"))?;
-                    continue;
-                }
-                Kind::Device | Kind::Fifo => {
-                    bail!("member {shown}: device or fifo in a checkpoint archive")
-                }
-                Kind::File | Kind::Sparse { .. } => {}
-            }
-            // A name that is not UTF-8 is no image: read past.
-            let Ok(key) = String::from_utf8(name) else {
-                continue;
-            };
-            let role = role(&key);
-            if role == Role::Unused {
-                continue;
-            }
-            if let Kind::Sparse { real_size } = m.kind {
-                bail!(
-                    "member {key}: a sparse file ({real_size} bytes once expanded from {} stored); \
-                     criu2core does not expand sparse members",
-                    m.size
-                );
-            }
             if self.members.contains_key(&key) || (role == Role::RootfsDiff && self.diff.is_some())
             {
                 bail!("member {key} appears twice");
@@ -574,57 +604,71 @@ impl ArchiveStore {
                 len: m.size,
             };
             let member = match (role, streamed) {
-                (Role::RootfsDiff, None) => {
+                (Role::RootfsDiff, false) => {
                     self.diff = Some(Diff::Tar(in_place()));
                     continue;
                 }
-                (Role::RootfsDiff, Some(_)) => {
-                    let diff = self.stream_diff(r, &m, &key, path, pages).with_context(ctx)?;
+                (Role::RootfsDiff, true) => {
+                    let diff = self
+                        .stream_diff(r, &m, &key, path, pages)
+                        .with_context(ctx)?;
                     self.diff = Some(diff);
                     continue;
                 }
-                (Role::Metadata, _) if m.size > MAX_IMAGE_BYTES => bail!(
-                    "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
-                    m.size
-                ),
                 (Role::Metadata, _)
                     if m.size <= SMALL_MEMBER && small_total + m.size <= SMALL_TOTAL =>
                 {
                     let mut buf = Vec::with_capacity(m.size as usize);
-                    (&mut *r).take(m.size).read_to_end(&mut buf).with_context(ctx)?;
-                    if buf.len() as u64 != m.size {
-                        bail!(
-                            "member {key}: archive ends inside it ({} of {} bytes)",
-                            buf.len(),
-                            m.size
-                        );
-                    }
+                    (&mut *r)
+                        .take(m.size)
+                        .read_to_end(&mut buf)
+                        .with_context(ctx)?;
                     small_total += m.size;
                     Member::Small(buf.into())
                 }
-                (_, None) => Member::Large(in_place()),
-                (Role::Pages(id), Some(_)) => {
-                    let plan = self.pages_plan(id, learnt, pages);
-                    let (blob, excess) = self
-                        .unpack(r, &m, &key, path, plan.as_ref())
+                (_, false) => Member::Large(in_place()),
+                (Role::Pages(id), true) => {
+                    let blob = self
+                        .unpack_pages(r, &m, &key, id, path, pages, learnt)
                         .with_context(ctx)?;
-                    match &plan {
-                        None => learnt.unbounded.push((key.clone(), id)),
-                        Some(p) if excess > 0 => self.warnings.push(format!(
-                            "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
-                            path.display(),
-                            p.claimed
-                        )),
-                        Some(_) => {}
-                    }
                     Member::Large(blob)
                 }
-                (_, Some(_)) => Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0),
+                (_, true) => {
+                    Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0)
+                }
             };
             self.members.insert(key.clone(), member);
             self.learn(&key, learnt);
         }
         Ok(())
+    }
+
+    /// Unpacks `pages-<id>.img` from a compressed archive: no more than its
+    /// pagemap claims where the pagemap is known by now (what is left out
+    /// is warned about), else all of it, to be cut once it is.
+    #[allow(clippy::too_many_arguments)]
+    fn unpack_pages<S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        m: &tar::Member,
+        key: &str,
+        id: u32,
+        path: &Path,
+        pages: PageUse,
+        learnt: &mut Learnt,
+    ) -> Result<Blob> {
+        let plan = self.pages_plan(id, learnt, pages);
+        let (blob, excess) = self.unpack(r, m, key, path, plan.as_ref())?;
+        match &plan {
+            None => learnt.unbounded.push((key.to_string(), id)),
+            Some(p) if excess > 0 => self.warnings.push(format!(
+                "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
+                path.display(),
+                p.claimed
+            )),
+            Some(_) => {}
+        }
+        Ok(blob)
     }
 
     /// Notes what bounds page data: each process's page size and strings
@@ -733,7 +777,7 @@ impl ArchiveStore {
     fn unpack<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        m: &ustar::Member,
+        m: &tar::Member,
         key: &str,
         path: &Path,
         plan: Option<&PagesPlan>,
@@ -782,7 +826,7 @@ impl ArchiveStore {
     fn stream_diff<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
-        m: &ustar::Member,
+        m: &tar::Member,
         key: &str,
         path: &Path,
         pages: PageUse,
@@ -795,7 +839,7 @@ impl ArchiveStore {
             return Ok(Diff::Tar(self.unpack(r, m, key, path, None)?.0));
         };
         let label = format!("{}:{key}", path.display());
-        let mut inner = TarReader::new(ustar::Stream((&mut *r).take(m.size)), Some(m.size));
+        let mut inner = TarReader::new(tar::Stream((&mut *r).take(m.size)), Some(m.size));
         let index = index_members(&mut inner, &label, &wanted, &mut |member, data| {
             let name = display_bytes(&member.name).into_owned();
             let (blob, _) = self
@@ -835,11 +879,6 @@ impl ArchiveStore {
         }
     }
 
-    /// The compression of the archive.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-
     /// Whether the archive has a container checkpoint's layout (images
     /// under `checkpoint/`) rather than bare images.
     pub fn is_container_checkpoint(&self) -> bool {
@@ -856,14 +895,15 @@ impl ArchiveStore {
         self.diff.as_ref()
     }
 
+    /// Bytes unpacked into the temporary directory.
+    #[cfg(feature = "testkit")]
+    pub fn unpacked_bytes(&self) -> u64 {
+        self.spill.used
+    }
+
     /// What reading the archive found wrong without refusing it.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// Bytes unpacked into the temporary directory.
-    pub fn unpacked_bytes(&self) -> u64 {
-        self.spill.used
     }
 
     fn read_path(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -970,12 +1010,7 @@ impl Read for SubFile {
 
 /// Reads from `r`, at `*pos`, no further than `end`, and moves `*pos` on:
 /// a window's read.
-pub(crate) fn read_before(
-    r: &mut impl Read,
-    buf: &mut [u8],
-    pos: &mut u64,
-    end: u64,
-) -> io::Result<usize> {
+fn read_before(r: &mut impl Read, buf: &mut [u8], pos: &mut u64, end: u64) -> io::Result<usize> {
     let n = (buf.len() as u64).min(end.saturating_sub(*pos)) as usize;
     if n == 0 {
         return Ok(0);
@@ -1005,7 +1040,7 @@ impl Seek for SubFile {
 pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
     let sub = SubFile::open(&blob.path, blob.offset, blob.len)
         .with_context(|| format!("{}: cannot open", blob.label))?;
-    let mut r = TarReader::new(ustar::Seekable(sub), Some(blob.len));
+    let mut r = TarReader::new(tar::Seekable(sub), Some(blob.len));
     index_members(&mut r, &blob.label, wanted, &mut |m, _| {
         Ok(Blob {
             label: format!("{}:{}", blob.label, display_bytes(&m.name)),
@@ -1018,7 +1053,7 @@ pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
 
 /// What [`index_members`] calls to keep a wanted member: it gets the
 /// member and the reader positioned at its data.
-type Keep<'k, S> = dyn FnMut(&ustar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
+type Keep<'k, S> = dyn FnMut(&tar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
 
 /// Reads the members of a rootfs diff, keeping (through `keep`) the regular
 /// files whose clean paths are in `wanted`. A member with `..` in its path
@@ -1039,7 +1074,10 @@ fn index_members<S: Source>(
         .with_context(|| format!("{label}: cannot read"))?
     {
         if m.index >= MAX_DIFF_MEMBERS {
-            bail!("{label}: more than {MAX_DIFF_MEMBERS} members, more than criu2core reads");
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("{label}: more than {MAX_DIFF_MEMBERS} members, more than criu2core reads"),
+            ));
         }
         let Some(key) = clean_key(&m.name) else {
             dotdot_count += 1;

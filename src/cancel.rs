@@ -61,7 +61,7 @@ impl Cancel {
     }
 
     /// `Err(Cancelled)` once cancelled.
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         match self.reason() {
             None => Ok(()),
             Some(r) => Err(Cancelled(r).into()),
@@ -69,7 +69,7 @@ impl Cancel {
     }
 
     /// `inner`, whose reads fail once this is cancelled.
-    pub fn reader<R>(&self, inner: R) -> CancelReader<R> {
+    pub(crate) fn reader<R>(&self, inner: R) -> CancelReader<R> {
         CancelReader {
             inner,
             cancel: self.clone(),
@@ -80,7 +80,7 @@ impl Cancel {
 /// A reader that fails with [`Cancelled`] once its [`Cancel`] is set, so a
 /// long read (unpacking a compressed archive) stops at the next call.
 #[derive(Debug)]
-pub struct CancelReader<R> {
+pub(crate) struct CancelReader<R> {
     inner: R,
     cancel: Cancel,
 }

@@ -2,14 +2,16 @@
 //! (header values, notes, segments and where each segment's bytes come
 //! from) and writes it in one forward pass: every offset is reserved first
 //! with `object`'s ELF writer, then the headers and notes are streamed out,
-//! then the segment data is copied from its source files (copy_file_range
-//! where the kernel allows) while zero runs are left as holes.
+//! then the segment data is copied from its source files while zero runs
+//! are left as holes. Into a file the copies are made with
+//! copy_file_range where the kernel allows; into any other seekable
+//! writer, through a buffer.
 //!
 //! Nothing here knows about CRIU.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 
 use anyhow::{bail, Context, Result};
 use object::elf;
@@ -17,11 +19,13 @@ use object::write::elf::{FileHeader, ProgramHeader, Writer};
 use object::write::StreamingBuffer;
 use object::Endianness;
 
+use crate::join::{Join, Joiner};
+use crate::model::Blob;
 use crate::notes::Note;
 
 /// Values for the ELF header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ElfTarget {
+pub(crate) struct ElfTarget {
     /// ELFCLASS64 (true) or ELFCLASS32.
     pub is_64: bool,
     /// ELFDATA2MSB (true) or ELFDATA2LSB.
@@ -33,7 +37,7 @@ pub struct ElfTarget {
 }
 
 /// Segment permission bits (p_flags).
-pub mod pf {
+pub(crate) mod pf {
     /// Executable.
     pub const X: u32 = 1;
     /// Writable.
@@ -42,22 +46,9 @@ pub mod pf {
     pub const R: u32 = 4;
 }
 
-/// A byte range of a file that segment data is copied from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    /// Name for messages.
-    pub label: String,
-    /// The file.
-    pub path: PathBuf,
-    /// Start of the range within the file.
-    pub offset: u64,
-    /// Length of the range.
-    pub len: u64,
-}
-
 /// A piece of a segment's file contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Extent {
+pub(crate) enum Extent {
     /// `len` bytes from `sources[source]`, starting `offset` bytes into its range.
     Copy {
         /// Index into [`CoreFile::sources`].
@@ -73,65 +64,16 @@ pub enum Extent {
 
 impl Extent {
     /// Byte count.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match *self {
             Extent::Copy { len, .. } | Extent::Zero(len) => len,
-        }
-    }
-
-    /// Whether the extent is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A PT_LOAD segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
-    /// p_vaddr.
-    pub vaddr: u64,
-    /// p_memsz.
-    pub memsz: u64,
-    /// p_flags ([`pf`] bits).
-    pub flags: u32,
-    /// The file contents; their total length is p_filesz.
-    pub data: Vec<Extent>,
-}
-
-impl Segment {
-    /// p_filesz.
-    pub fn filesz(&self) -> u64 {
-        self.data.iter().map(Extent::len).sum()
-    }
-
-    /// Appends an extent, merging it with the last one where they continue
-    /// each other.
-    pub fn push(&mut self, ext: Extent) {
-        if ext.is_empty() {
-            return;
-        }
-        match (self.data.last_mut(), ext) {
-            (Some(Extent::Zero(a)), Extent::Zero(b)) => *a += b,
-            (
-                Some(Extent::Copy {
-                    source: s1,
-                    offset: o1,
-                    len: l1,
-                }),
-                Extent::Copy {
-                    source: s2,
-                    offset: o2,
-                    len: l2,
-                },
-            ) if *s1 == s2 && *o1 + *l1 == o2 => *l1 += l2,
-            _ => self.data.push(ext),
         }
     }
 }
 
 /// A PT_LOAD segment's header values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SegmentHeader {
+pub(crate) struct SegmentHeader {
     /// p_vaddr.
     pub vaddr: u64,
     /// p_memsz.
@@ -145,7 +87,7 @@ pub struct SegmentHeader {
 /// The PT_LOAD segments of a core, asked for one at a time, so that a
 /// description of every extent of every segment need never sit in memory:
 /// the writer reads the headers once, then the extents once, in order.
-pub trait Segments {
+pub(crate) trait Segments {
     /// How many segments there are.
     fn count(&self) -> usize;
     /// Segment `i`'s header.
@@ -155,46 +97,17 @@ pub trait Segments {
     fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()>;
 }
 
-impl Segments for Vec<Segment> {
-    fn count(&self) -> usize {
-        self.len()
-    }
-
-    fn header(&self, i: usize) -> SegmentHeader {
-        let s = &self[i];
-        SegmentHeader {
-            vaddr: s.vaddr,
-            memsz: s.memsz,
-            filesz: s.filesz(),
-            flags: s.flags,
-        }
-    }
-
-    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
-        for (i, s) in self.iter().enumerate() {
-            s.data.iter().try_for_each(|e| f(i, *e))?;
-        }
-        Ok(())
-    }
-}
-
 /// The PT_NOTE contents of a core, made one at a time and as often as
 /// asked, so that a process with many threads never has every thread's
 /// notes in memory at once: the writer goes through them once to size the
 /// PT_NOTE segment and once to write it.
-pub trait Notes {
+pub(crate) trait Notes {
     /// Calls `f` with each note, in order; the same notes on every call.
     fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()>;
 }
 
-impl Notes for Vec<Note> {
-    fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
-        self.iter().try_for_each(f)
-    }
-}
-
 /// Everything a core file holds.
-pub struct CoreFile<'a> {
+pub(crate) struct CoreFile<'a> {
     /// Header values.
     pub target: ElfTarget,
     /// Page size; segment data starts on a page boundary.
@@ -204,33 +117,100 @@ pub struct CoreFile<'a> {
     /// PT_LOAD segments, in address order.
     pub segments: &'a dyn Segments,
     /// Files that segment data is copied from.
-    pub sources: Vec<Source>,
+    pub sources: &'a [Blob],
 }
 
-/// What writing produced.
+/// What writing a core produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Written {
-    /// Apparent size of the file.
+    /// Apparent size of the core.
     pub size: u64,
-    /// Bytes copied into it (the rest are holes or headers).
+    /// Bytes of memory contents copied into it (the rest are holes or
+    /// headers).
     pub copied: u64,
 }
 
-fn note_len(n: &Note) -> u64 {
-    12 + align4(n.name.len() as u64 + 1) + align4(n.desc.len() as u64)
+/// Where a core is written: its headers and notes from its start, then
+/// each copy of segment data at its offset, holes left unwritten.
+pub(crate) trait Output {
+    /// A writer positioned at the start of the core.
+    fn start(&mut self) -> io::Result<&mut dyn Write>;
+    /// Copies `len` bytes at `from` in `src` to `to` in the core.
+    fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()>;
+    /// Ends the core at `len` bytes (the last bytes may be a hole).
+    fn finish(&mut self, len: u64) -> io::Result<()>;
 }
 
-fn align4(v: u64) -> u64 {
-    (v + 3) & !3
+/// An empty file, written with copy_file_range: the bytes stay in the
+/// kernel and, on filesystems that can (XFS, btrfs), are shared with the
+/// pages file rather than copied; holes stay holes.
+pub(crate) struct FileOutput<'a>(pub &'a File);
+
+impl Output for FileOutput<'_> {
+    fn start(&mut self) -> io::Result<&mut dyn Write> {
+        Ok(&mut self.0)
+    }
+
+    fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()> {
+        copy_range(src, from, len, self.0, to)
+    }
+
+    fn finish(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
 }
 
-fn align_up(v: u64, a: u64) -> u64 {
-    v.div_ceil(a) * a
+/// Any empty seekable writer: copies go through a buffer, holes are
+/// seeked over (and read as zeros, as they do in a file or a `Cursor`).
+pub(crate) struct SeekOutput<W> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write + Seek> SeekOutput<W> {
+    /// Writes into `inner`, which must be empty.
+    pub(crate) fn new(inner: W) -> SeekOutput<W> {
+        SeekOutput {
+            inner,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<W: Write + Seek> Output for SeekOutput<W> {
+    fn start(&mut self) -> io::Result<&mut dyn Write> {
+        self.inner.seek(SeekFrom::Start(0))?;
+        Ok(&mut self.inner)
+    }
+
+    fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()> {
+        self.inner.seek(SeekFrom::Start(to))?;
+        let inner = &mut self.inner;
+        copy_through(src, from, len, &mut self.buf, &mut |bytes, _| {
+            inner.write_all(bytes)
+        })
+    }
+
+    fn finish(&mut self, len: u64) -> io::Result<()> {
+        // A hole at the end is made by writing its last byte.
+        if len > 0 && self.inner.seek(SeekFrom::End(0))? < len {
+            self.inner.seek(SeekFrom::Start(len - 1))?;
+            self.inner.write_all(&[0])?;
+        }
+        self.inner.flush()
+    }
 }
 
 /// The bytes of one note: its header, its owner's name and its contents,
 /// each padded to 4 bytes.
-fn encode_note(n: &Note, big_endian: bool, out: &mut Vec<u8>) {
+fn encode_note(n: &Note, big_endian: bool, out: &mut Vec<u8>) -> Result<()> {
+    let desc_len = u32::try_from(n.desc.len()).with_context(|| {
+        format!(
+            "note {:#x} is too large for ELF ({} bytes)",
+            n.kind,
+            n.desc.len()
+        )
+    })?;
     let u32b = |v: u32| {
         if big_endian {
             v.to_be_bytes()
@@ -238,46 +218,71 @@ fn encode_note(n: &Note, big_endian: bool, out: &mut Vec<u8>) {
             v.to_le_bytes()
         }
     };
+    let pad4 = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
     out.extend_from_slice(&u32b(n.name.len() as u32 + 1));
-    out.extend_from_slice(&u32b(n.desc.len() as u32));
+    out.extend_from_slice(&u32b(desc_len));
     out.extend_from_slice(&u32b(n.kind));
     out.extend_from_slice(n.name.as_bytes());
     out.push(0);
-    out.resize(align4(out.len() as u64) as usize, 0);
+    pad4(out);
     out.extend_from_slice(&n.desc);
-    out.resize(align4(out.len() as u64) as usize, 0);
+    pad4(out);
+    Ok(())
 }
 
-/// Writes `core` to `out`, which must be empty and positioned at 0.
-pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
-    let t = core.target;
+/// Calls `f` with the bytes of each note, encoded one at a time into one
+/// reused buffer.
+fn each_encoded(core: &CoreFile, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let mut buf = Vec::new();
+    core.notes.for_each(&mut |n| {
+        buf.clear();
+        encode_note(n, core.target.big_endian, &mut buf)?;
+        f(&buf)
+    })
+}
+
+/// Writes `core` to `out`.
+pub(crate) fn write_core(core: &CoreFile, out: &mut dyn Output) -> Result<Written> {
     if !core.page_size.is_power_of_two() {
         bail!("page size {} is not a power of two", core.page_size);
     }
+    // PT_NOTE is sized by encoding the notes: what is reserved is what the
+    // encoder writes.
     let mut notes_len = 0u64;
-    core.notes.for_each(&mut |n| {
-        if n.desc.len() > u32::MAX as usize {
-            bail!(
-                "note {:#x} is too large for ELF ({} bytes)",
-                n.kind,
-                n.desc.len()
-            );
-        }
-        notes_len += note_len(n);
+    each_encoded(core, &mut |bytes| {
+        notes_len += bytes.len() as u64;
         Ok(())
     })?;
+    let head = out.start().context("cannot write core headers")?;
+    let mut buffer = StreamingBuffer::new(BufWriter::with_capacity(1 << 20, head));
+    let (data_start, end) = write_head(core, notes_len, &mut buffer)?;
+    buffer.result().context("cannot write core headers")?;
+    buffer
+        .into_inner()
+        .flush()
+        .context("cannot write core headers")?;
+    let copied = write_data(core, data_start, out)?;
+    out.finish(end).context("cannot set core file size")?;
+    Ok(Written { size: end, copied })
+}
+
+/// Where the parts of a core go, as `object`'s writer reserved them.
+struct Layout {
+    /// Whether the real phnum is in the first section header (PN_XNUM).
+    extended: bool,
+    /// Where the notes start.
+    notes_off: u64,
+    /// Where segment data starts (a page boundary).
+    data_start: u64,
+    /// The core's size.
+    end: u64,
+}
+
+/// Reserves every range of the core and computes every offset.
+fn reserve(core: &CoreFile, notes_len: u64, w: &mut Writer) -> Result<Layout> {
     let segments = core.segments;
     let count = segments.count();
     let phnum = u32::try_from(count + 1).context("too many segments for ELF")?;
-    let endian = if t.big_endian {
-        Endianness::Big
-    } else {
-        Endianness::Little
-    };
-
-    // Phase one: reserve every range, compute every offset.
-    let mut buffer = StreamingBuffer::new(BufWriter::with_capacity(1 << 20, &*out));
-    let mut w = Writer::new(endian, t.is_64, &mut buffer);
     w.reserve_file_header();
     w.reserve_program_headers(phnum);
     let extended = phnum >= u32::from(elf::PN_XNUM);
@@ -288,30 +293,58 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         w.reserve_section_headers();
     }
     let notes_off = w.reserve(notes_len, 4);
-    let data_start = align_up(w.reserved_len(), core.page_size);
+    let data_start = w.reserved_len().next_multiple_of(core.page_size);
     let mut end = data_start;
     for i in 0..count {
         end = end
             .checked_add(segments.header(i).filesz)
             .context("core file size overflows")?;
     }
-    if !t.is_64 && end > u64::from(u32::MAX) {
+    if !core.target.is_64 {
+        check_fits_32_bits(segments, end)?;
+    }
+    Ok(Layout {
+        extended,
+        notes_off,
+        data_start,
+        end,
+    })
+}
+
+/// Refuses what a 32-bit core cannot describe: a file past 4 GiB, memory
+/// above 4 GiB.
+fn check_fits_32_bits(segments: &dyn Segments, end: u64) -> Result<()> {
+    if end > u64::from(u32::MAX) {
         bail!("a 32-bit core cannot hold {end} bytes");
     }
-    if !t.is_64 {
-        for i in 0..count {
-            let h = segments.header(i);
-            if h.vaddr.checked_add(h.memsz).is_none_or(|e| e > 1 << 32) {
-                bail!(
-                    "a 32-bit core cannot hold memory at {:#x}-{:#x}",
-                    h.vaddr,
-                    h.vaddr.saturating_add(h.memsz)
-                );
-            }
+    for i in 0..segments.count() {
+        let h = segments.header(i);
+        if h.vaddr.checked_add(h.memsz).is_none_or(|e| e > 1 << 32) {
+            bail!(
+                "a 32-bit core cannot hold memory at {:#x}-{:#x}",
+                h.vaddr,
+                h.vaddr.saturating_add(h.memsz)
+            );
         }
     }
+    Ok(())
+}
 
-    // Phase two: headers and notes, streamed.
+/// Writes the ELF header, the program headers and the notes; returns
+/// where segment data starts and where the core ends.
+fn write_head(
+    core: &CoreFile,
+    notes_len: u64,
+    buffer: &mut StreamingBuffer<impl Write>,
+) -> Result<(u64, u64)> {
+    let t = core.target;
+    let endian = if t.big_endian {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    };
+    let mut w = Writer::new(endian, t.is_64, buffer);
+    let layout = reserve(core, notes_len, &mut w)?;
     w.write_file_header(&FileHeader {
         os_abi: elf::ELFOSABI_NONE,
         abi_version: 0,
@@ -325,16 +358,16 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
     w.write_program_header(&ProgramHeader {
         p_type: elf::PT_NOTE,
         p_flags: elf::ProgramFlags(0),
-        p_offset: notes_off,
+        p_offset: layout.notes_off,
         p_vaddr: 0,
         p_paddr: 0,
         p_filesz: notes_len,
         p_memsz: 0,
         p_align: 4,
     });
-    let mut off = data_start;
-    for i in 0..count {
-        let h = segments.header(i);
+    let mut off = layout.data_start;
+    for i in 0..core.segments.count() {
+        let h = core.segments.header(i);
         w.write_program_header(&ProgramHeader {
             p_type: elf::PT_LOAD,
             p_flags: elf::ProgramFlags(h.flags),
@@ -347,35 +380,32 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         });
         off += h.filesz;
     }
-    if extended {
+    if layout.extended {
         w.write_null_section_header();
     }
     w.write_align(4);
-    // One note at a time, through a buffer reused for each.
-    let (mut note, mut written) = (Vec::new(), 0u64);
-    core.notes.for_each(&mut |n| {
-        note.clear();
-        encode_note(n, t.big_endian, &mut note);
-        written += note.len() as u64;
+    let mut written = 0u64;
+    each_encoded(core, &mut |bytes| {
+        written += bytes.len() as u64;
         if written > notes_len {
             bail!("the notes grew between sizing and writing");
         }
-        w.write(&note);
+        w.write(bytes);
         Ok(())
     })?;
     if written != notes_len {
         bail!("the notes shrank between sizing and writing");
     }
-    buffer.result().context("cannot write core headers")?;
-    buffer
-        .into_inner()
-        .flush()
-        .context("cannot write core headers")?;
+    Ok((layout.data_start, layout.end))
+}
 
-    // Segment data: copies and holes.
-    let mut copier = Copier::new(&core.sources);
-    let mut copied = 0;
-    let mut pos = data_start;
+/// Writes every segment's extents from `data_start` on, checking that each
+/// segment gets exactly its p_filesz bytes; returns the bytes copied.
+fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<u64> {
+    let segments = core.segments;
+    let count = segments.count();
+    let mut copier = Copier::new(core.sources);
+    let (mut copied, mut pos) = (0, data_start);
     // The segment extents are arriving for, and where its data starts.
     let (mut seg, mut seg_start) = (0, data_start);
     // Checks that segment `seg` got all its bytes; returns where the next starts.
@@ -403,7 +433,7 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
             len,
         } = ext
         {
-            copier.copy(source, offset, len, out, pos)?;
+            copier.copy(source, offset, len, pos, out)?;
             copied += len;
         }
         pos += ext.len();
@@ -414,34 +444,60 @@ pub fn write_core(core: &CoreFile, out: &mut File) -> Result<Written> {
         seg += 1;
     }
     copier.flush(out)?;
-    out.set_len(end).context("cannot set core file size")?;
-    Ok(Written { size: end, copied })
+    Ok(copied)
 }
 
-/// Moves extent data into the core with copy_file_range, so the bytes stay
-/// in the kernel and, on filesystems that can (XFS, btrfs), are shared with
-/// the pages file rather than copied. Extents that continue each other in
-/// both files are joined first: mappings dumped whole, back to back in the
-/// pages file and in the core alike, cost one call.
+/// A copy of segment data: `len` bytes at absolute offset `from` of source
+/// `source` to offset `to` of the core.
+#[derive(Debug, Clone, Copy)]
+struct Copy {
+    source: usize,
+    from: u64,
+    to: u64,
+    len: u64,
+}
+
+impl Join for Copy {
+    /// Copies that continue each other in both files are one: mappings
+    /// dumped whole, back to back in the pages file and in the core alike,
+    /// cost one call.
+    fn join(&mut self, next: &Copy) -> bool {
+        let ok = self.source == next.source
+            && self.from + self.len == next.from
+            && self.to + self.len == next.to;
+        if ok {
+            self.len += next.len;
+        }
+        ok
+    }
+}
+
+/// Moves extent data into the core, joining copies that continue each
+/// other first.
 struct Copier<'a> {
-    sources: &'a [Source],
+    sources: &'a [Blob],
     files: Vec<Option<File>>,
-    /// A copy not yet made: (source, absolute source offset, destination
-    /// offset, length).
-    pending: Option<(usize, u64, u64, u64)>,
+    pending: Joiner<Copy>,
 }
 
 impl<'a> Copier<'a> {
-    fn new(sources: &'a [Source]) -> Copier<'a> {
+    fn new(sources: &'a [Blob]) -> Copier<'a> {
         Copier {
             sources,
             files: sources.iter().map(|_| None).collect(),
-            pending: None,
+            pending: Joiner::new(),
         }
     }
 
-    /// Queues `len` bytes at `offset` in `sources[source]` for `pos` in `out`.
-    fn copy(&mut self, source: usize, offset: u64, len: u64, out: &File, pos: u64) -> Result<()> {
+    /// Queues `len` bytes at `offset` in `sources[source]` for `pos` in the core.
+    fn copy(
+        &mut self,
+        source: usize,
+        offset: u64,
+        len: u64,
+        pos: u64,
+        out: &mut dyn Output,
+    ) -> Result<()> {
         let src = self
             .sources
             .get(source)
@@ -453,25 +509,29 @@ impl<'a> Copier<'a> {
                 src.len
             );
         }
-        let abs = src.offset + offset;
-        if let Some((s, from, to, n)) = &mut self.pending {
-            if *s == source && *from + *n == abs && *to + *n == pos {
-                *n += len;
-                return Ok(());
-            }
+        let copy = Copy {
+            source,
+            from: src.offset + offset,
+            to: pos,
+            len,
+        };
+        match self.pending.push(copy) {
+            Some(done) => self.make(done, out),
+            None => Ok(()),
         }
-        self.flush(out)?;
-        self.pending = Some((source, abs, pos, len));
-        Ok(())
     }
 
     /// Makes the queued copy.
-    fn flush(&mut self, out: &File) -> Result<()> {
-        let Some((source, abs, pos, len)) = self.pending.take() else {
-            return Ok(());
-        };
-        let src = &self.sources[source];
-        let file = match &mut self.files[source] {
+    fn flush(&mut self, out: &mut dyn Output) -> Result<()> {
+        match self.pending.take() {
+            Some(done) => self.make(done, out),
+            None => Ok(()),
+        }
+    }
+
+    fn make(&mut self, c: Copy, out: &mut dyn Output) -> Result<()> {
+        let src = &self.sources[c.source];
+        let file = match &mut self.files[c.source] {
             Some(f) => f,
             slot => {
                 let f =
@@ -486,8 +546,12 @@ impl<'a> Copier<'a> {
                 slot.insert(f)
             }
         };
-        copy_range(file, abs, len, out, pos)
-            .with_context(|| format!("{}: cannot copy {len} bytes at offset {abs}", src.label))
+        out.copy(file, c.from, c.len, c.to).with_context(|| {
+            format!(
+                "{}: cannot copy {} bytes at offset {}",
+                src.label, c.len, c.from
+            )
+        })
     }
 }
 
@@ -500,12 +564,7 @@ fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Resul
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
         match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), chunk) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("source ended after {} of {len} bytes", len - left),
-                ))
-            }
+            Ok(0) => return Err(ended(len, left)),
             Ok(n) => left -= n as u64,
             Err(e) if e == rustix::io::Errno::INTR => {}
             Err(
@@ -514,37 +573,45 @@ fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Resul
                 | rustix::io::Errno::INVAL
                 | rustix::io::Errno::OPNOTSUPP
                 | rustix::io::Errno::PERM,
-            ) => return copy_by_hand(src, off_in, left, dst, off_out, len),
+            ) => {
+                let mut buf = Vec::new();
+                return copy_through(src, off_in, left, &mut buf, &mut |bytes, at| {
+                    dst.write_all_at(bytes, off_out + at)
+                });
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// The read-and-write fallback of [`copy_range`].
-fn copy_by_hand(
+/// The error of a source that ended with `left` of `len` bytes to copy.
+fn ended(len: u64, left: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("source ended after {} of {len} bytes", len - left),
+    )
+}
+
+/// Reads `len` bytes at `from` in `src` through `buf` and hands each piece
+/// to `write` with its offset from the start of the copy.
+fn copy_through(
     src: &File,
-    mut from: u64,
-    mut left: u64,
-    dst: &File,
-    mut to: u64,
+    from: u64,
     len: u64,
+    buf: &mut Vec<u8>,
+    write: &mut dyn FnMut(&[u8], u64) -> io::Result<()>,
 ) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; left.min(1 << 20) as usize];
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        let got = src.read_at(&mut buf[..n], from)?;
+    buf.resize(len.min(1 << 20) as usize, 0);
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        let got = src.read_at(&mut buf[..n], from + done)?;
         if got == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("source ended after {} of {len} bytes", len - left),
-            ));
+            return Err(ended(len, len - done));
         }
-        dst.write_all_at(&buf[..got], to)?;
-        from += got as u64;
-        to += got as u64;
-        left -= got as u64;
+        write(&buf[..got], done)?;
+        done += got as u64;
     }
     Ok(())
 }
@@ -553,6 +620,38 @@ fn copy_by_hand(
 mod tests {
     use super::*;
     use crate::notes::{self, Note};
+
+    /// Segments held in memory: header values and extents.
+    struct Held(Vec<(u64, u64, u32, Vec<Extent>)>);
+
+    impl Segments for Held {
+        fn count(&self) -> usize {
+            self.0.len()
+        }
+
+        fn header(&self, i: usize) -> SegmentHeader {
+            let (vaddr, memsz, flags, data) = &self.0[i];
+            SegmentHeader {
+                vaddr: *vaddr,
+                memsz: *memsz,
+                filesz: data.iter().map(Extent::len).sum(),
+                flags: *flags,
+            }
+        }
+
+        fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+            for (i, s) in self.0.iter().enumerate() {
+                s.3.iter().try_for_each(|e| f(i, *e))?;
+            }
+            Ok(())
+        }
+    }
+
+    impl Notes for Vec<Note> {
+        fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
+            self.iter().try_for_each(f)
+        }
+    }
 
     fn target() -> ElfTarget {
         ElfTarget {
@@ -563,52 +662,49 @@ mod tests {
         }
     }
 
+    fn copy(offset: u64, len: u64) -> Extent {
+        Extent::Copy {
+            source: 0,
+            offset,
+            len,
+        }
+    }
+
+    fn blob(path: &std::path::Path, len: u64) -> Blob {
+        Blob {
+            label: "src".into(),
+            path: path.to_path_buf(),
+            offset: 0,
+            len,
+        }
+    }
+
+    /// Two segments, the first with data, a hole and data again.
+    fn sample(src: &std::path::Path) -> (Held, Vec<Note>, Vec<Blob>) {
+        std::fs::write(src, (0..8192u32).map(|i| i as u8).collect::<Vec<_>>()).unwrap();
+        let data = vec![copy(0, 4096), Extent::Zero(4096), copy(4096, 4096)];
+        let segments = Held(vec![
+            (0x10000, 0x3000, pf::R | pf::W, data),
+            (0x20000, 0x1000, pf::R, vec![]),
+        ]);
+        let notes = vec![Note::new(notes::CORE, 6, vec![1, 2, 3])];
+        (segments, notes, vec![blob(src, 8192)])
+    }
+
     #[test]
     fn writes_headers_notes_data_and_holes() {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::write(&src, (0..8192u32).map(|i| i as u8).collect::<Vec<_>>()).unwrap();
-        let mut seg = Segment {
-            vaddr: 0x10000,
-            memsz: 0x3000,
-            flags: pf::R | pf::W,
-            data: vec![],
-        };
-        seg.push(Extent::Copy {
-            source: 0,
-            offset: 0,
-            len: 4096,
-        });
-        seg.push(Extent::Zero(4096));
-        seg.push(Extent::Copy {
-            source: 0,
-            offset: 4096,
-            len: 4096,
-        });
-        let segments = vec![
-            seg,
-            Segment {
-                vaddr: 0x20000,
-                memsz: 0x1000,
-                flags: pf::R,
-                data: vec![],
-            },
-        ];
+        let (segments, notes, sources) = sample(&dir.path().join("src"));
         let core = CoreFile {
             target: target(),
             page_size: 4096,
-            notes: &vec![Note::new(notes::CORE, 6, vec![1, 2, 3])],
+            notes: &notes,
             segments: &segments,
-            sources: vec![Source {
-                label: "src".into(),
-                path: src,
-                offset: 0,
-                len: 8192,
-            }],
+            sources: &sources,
         };
         let path = dir.path().join("core");
-        let mut f = File::create(&path).unwrap();
-        let w = write_core(&core, &mut f).unwrap();
+        let f = File::create(&path).unwrap();
+        let w = write_core(&core, &mut FileOutput(&f)).unwrap();
         assert_eq!(w.copied, 8192);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, w.size);
@@ -620,28 +716,51 @@ mod tests {
         assert!(bytes[8192..12288].iter().all(|&b| b == 0));
         assert_eq!(bytes[12288 + 1], 1); // 4097 as u8
         assert_eq!(w.size, 4096 + 3 * 4096);
+
+        // Any seekable writer gets the same bytes.
+        let mut buf = io::Cursor::new(Vec::new());
+        let w2 = write_core(&core, &mut SeekOutput::new(&mut buf)).unwrap();
+        assert_eq!(w2, w);
+        assert!(buf.into_inner() == bytes);
+    }
+
+    #[test]
+    fn a_trailing_hole_still_sizes_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Held(vec![(0, 0x2000, pf::R, vec![Extent::Zero(0x2000)])]);
+        let core = CoreFile {
+            target: target(),
+            page_size: 4096,
+            notes: &Vec::new(),
+            segments: &segments,
+            sources: &[],
+        };
+        let f = File::create(dir.path().join("core")).unwrap();
+        let w = write_core(&core, &mut FileOutput(&f)).unwrap();
+        let mut buf = io::Cursor::new(Vec::new());
+        write_core(&core, &mut SeekOutput::new(&mut buf)).unwrap();
+        assert_eq!(buf.get_ref().len() as u64, w.size);
+        assert_eq!(
+            std::fs::read(dir.path().join("core")).unwrap(),
+            buf.into_inner()
+        );
     }
 
     #[test]
     fn writes_elf32_cores_and_refuses_memory_past_4_gib() {
         let dir = tempfile::tempdir().unwrap();
-        let i386 = crate::arch::Arch::I386.elf();
-        let seg = |vaddr, memsz| Segment {
-            vaddr,
-            memsz,
-            flags: pf::R,
-            data: vec![],
-        };
-        let fits = vec![seg(0xffff_e000, 0x2000)];
+        let i386 = crate::arch::elf_target(crate::model::Arch::I386);
+        let fits = Held(vec![(0xffff_e000, 0x2000, pf::R, vec![])]);
+        let notes = vec![Note::new(notes::CORE, 1, vec![0; 144])];
         let mut core = CoreFile {
             target: i386,
             page_size: 4096,
-            notes: &vec![Note::new(notes::CORE, 1, vec![0; 144])],
+            notes: &notes,
             segments: &fits,
-            sources: vec![],
+            sources: &[],
         };
         let path = dir.path().join("core");
-        write_core(&core, &mut File::create(&path).unwrap()).unwrap();
+        write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
         let b = std::fs::read(&path).unwrap();
         assert_eq!((b[4], b[5]), (1, 1)); // ELFCLASS32, ELFDATA2LSB
         assert_eq!(u16::from_le_bytes([b[18], b[19]]), 3); // EM_386
@@ -657,55 +776,43 @@ mod tests {
             0x2000
         );
 
-        let too_high = vec![seg(0xffff_f000, 0x2000)];
+        let too_high = Held(vec![(0xffff_f000, 0x2000, pf::R, vec![])]);
         core.segments = &too_high;
-        let mut f = File::create(dir.path().join("core2")).unwrap();
-        let err = write_core(&core, &mut f).unwrap_err().to_string();
+        let f = File::create(dir.path().join("core2")).unwrap();
+        let err = write_core(&core, &mut FileOutput(&f))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("0xfffff000-0x100001000"), "{err}");
     }
 
     #[test]
-    fn extents_merge() {
-        let mut s = Segment {
-            vaddr: 0,
-            memsz: 0,
-            flags: 0,
-            data: vec![],
-        };
-        s.push(Extent::Copy {
+    fn copies_that_continue_each_other_are_one() {
+        let mut a = Copy {
             source: 1,
-            offset: 0,
+            from: 0,
+            to: 100,
             len: 10,
-        });
-        s.push(Extent::Copy {
+        };
+        assert!(a.join(&Copy {
             source: 1,
-            offset: 10,
-            len: 5,
-        });
-        s.push(Extent::Zero(3));
-        s.push(Extent::Zero(4));
-        s.push(Extent::Copy {
+            from: 10,
+            to: 110,
+            len: 5
+        }));
+        assert_eq!(a.len, 15);
+        // Contiguous in the source only (a hole between them in the core).
+        assert!(!a.join(&Copy {
             source: 1,
-            offset: 99,
-            len: 1,
-        });
-        assert_eq!(
-            s.data,
-            vec![
-                Extent::Copy {
-                    source: 1,
-                    offset: 0,
-                    len: 15
-                },
-                Extent::Zero(7),
-                Extent::Copy {
-                    source: 1,
-                    offset: 99,
-                    len: 1
-                }
-            ]
-        );
-        assert_eq!(s.filesz(), 23);
+            from: 15,
+            to: 200,
+            len: 5
+        }));
+        assert!(!a.join(&Copy {
+            source: 2,
+            from: 15,
+            to: 115,
+            len: 5
+        }));
     }
 
     #[test]
@@ -713,30 +820,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         std::fs::write(&src, [0u8; 100]).unwrap();
-        let segments = vec![Segment {
-            vaddr: 0,
-            memsz: 4096,
-            flags: 0,
-            data: vec![Extent::Copy {
-                source: 0,
-                offset: 0,
-                len: 4096,
-            }],
-        }];
+        let segments = Held(vec![(0, 4096, 0, vec![copy(0, 4096)])]);
+        let mut sources = vec![blob(&src, 4096)];
+        sources[0].label = "pages-1.img".into();
         let core = CoreFile {
             target: target(),
             page_size: 4096,
             notes: &Vec::new(),
             segments: &segments,
-            sources: vec![Source {
-                label: "pages-1.img".into(),
-                path: src,
-                offset: 0,
-                len: 4096,
-            }],
+            sources: &sources,
         };
-        let mut f = File::create(dir.path().join("core")).unwrap();
-        let err = format!("{:#}", write_core(&core, &mut f).unwrap_err());
+        let f = File::create(dir.path().join("core")).unwrap();
+        let err = format!("{:#}", write_core(&core, &mut FileOutput(&f)).unwrap_err());
         assert!(
             err.contains("pages-1.img") && err.contains("ended after 100"),
             "{err}"
@@ -746,24 +841,20 @@ mod tests {
     #[test]
     fn many_segments_use_extended_numbering() {
         let dir = tempfile::tempdir().unwrap();
-        let segments: Vec<Segment> = (0..70000u64)
-            .map(|i| Segment {
-                vaddr: i * 0x2000,
-                memsz: 0x1000,
-                flags: pf::R,
-                data: vec![],
-            })
-            .collect();
+        let segments = Held(
+            (0..70000u64)
+                .map(|i| (i * 0x2000, 0x1000, pf::R, vec![]))
+                .collect(),
+        );
         let core = CoreFile {
             target: target(),
             page_size: 4096,
             notes: &Vec::new(),
             segments: &segments,
-            sources: vec![],
+            sources: &[],
         };
         let path = dir.path().join("core");
-        let mut f = File::create(&path).unwrap();
-        write_core(&core, &mut f).unwrap();
+        write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(u16::from_le_bytes([bytes[56], bytes[57]]), 0xffff);
         let shoff = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;

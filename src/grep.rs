@@ -19,12 +19,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::batch;
+use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
-use crate::criu::{LoadOptions, Loaded};
-use crate::input::{self, Input, OpenOptions};
+use crate::error::Error;
+use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
 use crate::inspect::Bytes;
-use crate::model::{Mapping, Process};
+use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileRoots;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
 use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
@@ -34,6 +34,7 @@ pub const SCHEMA: &str = "criu2core.grep/1";
 
 /// What to print for each process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Mode {
     /// A line per match.
     #[default]
@@ -46,6 +47,7 @@ pub enum Mode {
 
 /// How to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Format {
     /// Lines for a terminal, text escaped.
     #[default]
@@ -58,6 +60,7 @@ pub enum Format {
 
 /// Everything `grep` needs besides its inputs.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct GrepOptions {
     /// The pattern.
     pub pattern: Pattern,
@@ -85,6 +88,28 @@ pub struct GrepOptions {
     pub max_spill: Option<u64>,
     /// Stops the search.
     pub cancel: Cancel,
+}
+
+impl GrepOptions {
+    /// Options that search for `pattern` everywhere, a line per match,
+    /// one process at a time.
+    pub fn new(pattern: Pattern) -> GrepOptions {
+        GrepOptions {
+            pattern,
+            filter: Filter::default(),
+            pids: Vec::new(),
+            context: 0,
+            max_count: None,
+            mode: Mode::default(),
+            format: Format::default(),
+            color: false,
+            jobs: 1,
+            root: None,
+            spill_dir: None,
+            max_spill: None,
+            cancel: Cancel::default(),
+        }
+    }
 }
 
 /// What a whole `grep` found.
@@ -138,7 +163,7 @@ struct Unit {
 }
 
 struct Opened {
-    input: Input,
+    input: Checkpoint,
     roots: Option<FileRoots>,
     /// The input's name as printed.
     name: String,
@@ -161,14 +186,37 @@ fn lookahead(jobs: usize) -> usize {
 /// Searches `inputs` (checkpoints, or directories searched for them) and
 /// writes what `opts` ask for to `out`; errors are given to `error` in
 /// their place in the order.
+///
+/// ```
+/// use criu2core::grep::{grep, GrepOptions, Mode};
+/// use criu2core::search::{Pattern, PatternOptions};
+///
+/// let pattern = Pattern::new("ENV_MARKER_5150", &PatternOptions::default())?;
+/// let mut opts = GrepOptions::new(pattern);
+/// opts.mode = Mode::Count;
+/// let mut out = Vec::new();
+/// let found = grep(&["gdb-fixtures/example.tar.zst".into()], &opts, &mut out, &mut |e| eprintln!("{e}"))?;
+/// assert_eq!(found.exit_status(), 0);
+/// assert!(String::from_utf8_lossy(&out).contains("12155"));
+/// # Ok::<(), criu2core::Error>(())
+/// ```
 pub fn grep(
+    inputs: &[PathBuf],
+    opts: &GrepOptions,
+    out: &mut dyn Write,
+    error: &mut dyn FnMut(&str),
+) -> crate::Result<Outcome> {
+    grep_inputs(inputs, opts, out, error).map_err(Error::new)
+}
+
+fn grep_inputs(
     inputs: &[PathBuf],
     opts: &GrepOptions,
     out: &mut dyn Write,
     error: &mut dyn FnMut(&str),
 ) -> Result<Outcome> {
     let mut outcome = Outcome::default();
-    let found = batch::expand_inputs(inputs, None);
+    let found = expand_inputs(inputs, None);
     let mut paths = Vec::new();
     for f in found {
         match f.problem {
@@ -294,7 +342,7 @@ fn worker(
             Err(e) => Slot::Failed(format!("{e:#}")),
             Ok(opened) => {
                 let pids: Vec<u32> = {
-                    let mut all = opened.input.checkpoint.pids();
+                    let mut all = opened.input.pids();
                     all.sort_unstable();
                     all.dedup();
                     all.retain(|p| opts.pids.is_empty() || opts.pids.contains(p));
@@ -333,16 +381,18 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
         &OpenOptions {
             spill_dir: opts.spill_dir.clone(),
             max_spill: opts.max_spill,
-            pages: input::PageUse::All,
+            pages: PageUse::All,
             cancel: opts.cancel.clone(),
         },
     )?;
+    // File pages are searched only from a root filesystem (with the
+    // container's changed files over it).
     let roots = match &opts.root {
-        Some(r) => input.file_roots(Some(r))?,
+        Some(r) => input.file_roots(&LoadOptions::default().root(r))?,
         None => None,
     };
     Ok(Opened {
-        name: input.path.display().to_string(),
+        name: input.path().display().to_string(),
         input,
         roots,
     })
@@ -395,15 +445,10 @@ impl Sink {
 
 fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) -> Result<()> {
     opts.cancel.check()?;
-    let p = match opened.input.checkpoint.load(
-        pid,
-        LoadOptions {
-            root: opened.roots.as_ref(),
-        },
-    )? {
+    let p = match opened.input.load_with(pid, opened.roots.as_ref())? {
         Loaded::Process(p) => p,
         // A zombie has no memory left to search.
-        Loaded::Zombie { .. } => return Ok(()),
+        Loaded::Zombie(_) => return Ok(()),
     };
     let who = Who {
         input: &opened.name,

@@ -1,52 +1,33 @@
-//! Opening what a user points criu2core at: a CRIU image directory, an
+//! Opening what a user points criu2core at — a CRIU image directory, an
 //! unpacked container checkpoint (a directory with `checkpoint/`), or a
-//! checkpoint archive (.tar, .tar.gz, .tar.zst, recognised by content).
+//! checkpoint archive (.tar, .tar.gz, .tar.zst, recognised by content) —
+//! as a [`Checkpoint`]: its process tree, container and warnings, and its
+//! processes loaded on demand. Every kind of input is told apart and opened
+//! here ([`InputKind`], [`detect`], [`open`]).
 
 use std::fs;
-#[cfg(test)]
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-pub use crate::archive::PageUse;
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Compression, Diff, DiffIndex};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
+pub use crate::archive::{Compression, PageUse};
 use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
-use crate::criu::Checkpoint;
-use crate::model::Blob;
+use crate::criu::Images;
+use crate::error::{fault, Error, ErrorKind};
+use crate::model::{Blob, Loaded, TreeEntry};
 use crate::rootfs::{FileRoots, RootFs};
 
 /// Largest config.dump or spec.dump read: a container's description takes
 /// a few dozen KiB. A larger one is left out, with a warning.
 pub const MAX_CONTAINER_DUMP_BYTES: u64 = 1 << 20;
 
-/// Parses a byte count as `--max-spill` takes it: a number, optionally
-/// followed by K, M, G or T (powers of 1024; "KiB", "MB" and the like mean
-/// the same).
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (a number, with K, M, G or T)"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        _ => return Err(format!("{text:?}: unknown unit (K, M, G or T)")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 /// What kind of input it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InputKind {
     /// A directory of CRIU images.
     Images,
@@ -67,38 +48,108 @@ impl InputKind {
     }
 }
 
-/// An opened checkpoint with what surrounds it.
-pub struct Input {
-    /// The path given.
-    pub path: PathBuf,
-    /// What it is.
-    pub kind: InputKind,
-    /// The CRIU checkpoint.
-    pub checkpoint: Checkpoint,
-    /// The container, where the input says.
-    pub container: Option<ContainerInfo>,
+/// An opened checkpoint: its process tree, the container around it, what
+/// is wrong with it, and its processes, loaded one at a time
+/// ([`Checkpoint::load`]). What a compressed archive unpacked is removed
+/// when it is dropped.
+pub struct Checkpoint {
+    path: PathBuf,
+    kind: InputKind,
+    pub(crate) images: Images,
+    container: Option<ContainerInfo>,
     /// The files the container changed (its rootfs-diff.tar) that the
     /// checkpoint's processes mapped, if it has a diff.
-    pub rootfs_diff: Option<DiffIndex>,
-    /// What is wrong with the input as a whole but did not stop it being
-    /// read: for the user to see before the processes' own warnings.
-    pub warnings: Vec<String>,
+    rootfs_diff: Option<DiffIndex>,
+    warnings: Vec<String>,
 }
 
-/// Options for opening inputs.
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("kind", &self.kind)
+            .field("processes", &self.images.tree.len())
+            .finish()
+    }
+}
+
+/// How to open a checkpoint.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct OpenOptions {
-    /// Where compressed archives' page files are unpacked (system temporary
-    /// directory if `None`); removed when the input is dropped.
+    /// Where compressed archives are unpacked (the system temporary
+    /// directory if `None`); what is unpacked is removed when the
+    /// checkpoint is dropped.
     pub spill_dir: Option<PathBuf>,
     /// The most bytes unpacked there (default: half of its free space).
     pub max_spill: Option<u64>,
-    /// Which page data will be used: all of it to convert, only the
+    /// Which page data will be used: all of it to write cores, only the
     /// command lines and environments to inspect.
     pub pages: PageUse,
     /// Stops reading an archive once set (the partly unpacked files are
     /// removed).
     pub cancel: Cancel,
+}
+
+impl OpenOptions {
+    /// Unpacks compressed archives into `dir`.
+    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> OpenOptions {
+        self.spill_dir = Some(dir.into());
+        self
+    }
+
+    /// Unpacks at most `bytes` from a compressed archive.
+    pub fn max_spill(mut self, bytes: u64) -> OpenOptions {
+        self.max_spill = Some(bytes);
+        self
+    }
+
+    /// Unpacks only the page data `pages` says will be used.
+    pub fn pages(mut self, pages: PageUse) -> OpenOptions {
+        self.pages = pages;
+        self
+    }
+
+    /// Stops reading once `cancel` is set.
+    pub fn cancel(mut self, cancel: &Cancel) -> OpenOptions {
+        self.cancel = cancel.clone();
+        self
+    }
+}
+
+/// How to load a process.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// A root filesystem (a sysroot, a container's rootfs) to read the
+    /// unmodified pages of mapped files from, so that a core holds them.
+    pub root: Option<PathBuf>,
+    /// Whether to read mapped files from the archive's rootfs-diff.tar
+    /// (the files the container changed), before `root` (default: yes).
+    pub rootfs_diff: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            root: None,
+            rootfs_diff: true,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Reads unmodified file pages from the root filesystem `dir`.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> LoadOptions {
+        self.root = Some(dir.into());
+        self
+    }
+
+    /// Whether to read mapped files from the archive's rootfs-diff.tar.
+    pub fn rootfs_diff(mut self, use_it: bool) -> LoadOptions {
+        self.rootfs_diff = use_it;
+        self
+    }
 }
 
 /// What a path is, without opening it fully: `None` if it is no checkpoint.
@@ -200,75 +251,149 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(data))
 }
 
-/// Opens a checkpoint in any of the forms criu2core reads.
-pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
-    let kind = detect(path)?.with_context(|| {
-        format!(
-            "{}: not a checkpoint (no pstree.img or checkpoint/pstree.img, and not a tar/tar.gz/tar.zst archive)",
-            path.display()
+/// Opens a checkpoint in any of the forms criu2core reads: an image
+/// directory, an unpacked container checkpoint, or a checkpoint archive
+/// (plain, gzip or zstd), told apart by content.
+///
+/// ```
+/// use criu2core::{open, ErrorKind, OpenOptions, PageUse};
+///
+/// // Unpack no page data but the command lines' (as inspect does).
+/// let opts = OpenOptions::default().pages(PageUse::Strings);
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &opts)?;
+/// assert_eq!(ckpt.kind().name(), "tar.zst");
+/// assert_eq!(ckpt.pids(), [12155]);
+/// let e = open("Cargo.toml", &opts).unwrap_err();
+/// assert_eq!(e.kind(), &ErrorKind::NotACheckpoint);
+/// # Ok::<(), criu2core::Error>(())
+/// ```
+pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpoint> {
+    open_input(path.as_ref(), opts).map_err(Error::new)
+}
+
+fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
+    let kind = detect(path)?.ok_or_else(|| {
+        fault(
+            ErrorKind::NotACheckpoint,
+            format!(
+                "{}: not a checkpoint (no pstree.img or checkpoint/pstree.img, and not a tar/tar.gz/tar.zst archive)",
+                path.display()
+            ),
         )
     })?;
     let mut warnings = Vec::new();
-    let (store, container, diff): (Arc<dyn ImageStore>, _, _) = match kind {
-        InputKind::Images => (Arc::new(DirStore::open(path)?), None, None),
-        InputKind::CheckpointDir => {
-            let images = inside(path, "checkpoint", true)?
-                .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
-            let rootfs_diff = match inside(path, "rootfs-diff.tar", false)? {
-                Some(diff) => {
-                    let len = fs::metadata(&diff)
-                        .with_context(|| format!("{}: cannot stat", diff.display()))?
-                        .len();
-                    Some(Diff::Tar(Blob {
-                        label: path.join("rootfs-diff.tar").display().to_string(),
-                        path: diff,
-                        offset: 0,
-                        len,
-                    }))
-                }
-                None => None,
-            };
-            let mut dump = |name: &str| -> Result<Option<Vec<u8>>> {
-                let data = match inside(path, name, false)? {
-                    Some(p) => read_small(&p),
-                    None => Ok(None),
-                };
-                Ok(container_dump(name, data, &mut warnings))
-            };
-            let config = dump("config.dump")?;
-            let spec = dump("spec.dump")?;
-            let container = ContainerInfo::from_dumps(config.as_deref(), spec.as_deref());
-            (Arc::new(DirStore::open(images)?), container, rootfs_diff)
-        }
-        InputKind::Archive(_) => {
-            let ar = ArchiveStore::open(
-                path,
-                &ArchiveOptions {
-                    spill_dir: opts.spill_dir.clone(),
-                    max_spill: opts.max_spill,
-                    pages: opts.pages,
-                    cancel: opts.cancel.clone(),
-                },
-            )?;
-            warnings.extend(ar.warnings().iter().cloned());
-            let container = if ar.is_container_checkpoint() {
-                let config =
-                    container_dump("config.dump", ar.read_member("config.dump"), &mut warnings);
-                let spec = container_dump("spec.dump", ar.read_member("spec.dump"), &mut warnings);
-                ContainerInfo::from_dumps(config.as_deref(), spec.as_deref())
-            } else {
-                None
-            };
-            let diff = ar.rootfs_diff().cloned();
-            (Arc::new(ar), container, diff)
-        }
+    // Each kind of input: where its images are, what it says of its
+    // container, and its rootfs diff.
+    let parts = match kind {
+        InputKind::Images => Parts {
+            store: Arc::new(DirStore::open(path)?),
+            container: None,
+            diff: None,
+        },
+        InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
+        InputKind::Archive(_) => archive_input(path, opts, &mut warnings)?,
     };
-    let checkpoint = Checkpoint::open(store)?;
-    let rootfs_diff = match diff {
+    let images = Images::open(parts.store)?;
+    let rootfs_diff = index_diff(parts.diff, &images, &mut warnings)?;
+    warnings.extend(images.warnings.iter().cloned());
+    tracing::info!(path = %path.display(), kind = kind.name(), processes = images.tree.len(), "opened checkpoint");
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        kind,
+        images,
+        container: parts.container,
+        rootfs_diff,
+        warnings,
+    })
+}
+
+/// What an input holds besides its images' contents.
+struct Parts {
+    /// Its images.
+    store: Arc<dyn ImageStore>,
+    /// Its container, where it says.
+    container: Option<ContainerInfo>,
+    /// Its rootfs-diff.tar, if it has one.
+    diff: Option<Diff>,
+}
+
+/// An unpacked container checkpoint: `checkpoint/`, and beside it
+/// `config.dump`, `spec.dump` and `rootfs-diff.tar`, each a file of the
+/// directory (or a link inside it).
+fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
+    let images = inside(path, "checkpoint", true)?
+        .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
+    let diff = match inside(path, "rootfs-diff.tar", false)? {
+        Some(diff) => {
+            let len = fs::metadata(&diff)
+                .with_context(|| format!("{}: cannot stat", diff.display()))?
+                .len();
+            Some(Diff::Tar(Blob {
+                label: path.join("rootfs-diff.tar").display().to_string(),
+                path: diff,
+                offset: 0,
+                len,
+            }))
+        }
+        None => None,
+    };
+    let mut dump = |name: &str| -> Result<Option<Vec<u8>>> {
+        let data = match inside(path, name, false)? {
+            Some(p) => read_small(&p),
+            None => Ok(None),
+        };
+        Ok(container_dump(name, data, warnings))
+    };
+    let config = dump("config.dump")?;
+    let spec = dump("spec.dump")?;
+    Ok(Parts {
+        store: Arc::new(DirStore::open(images)?),
+        container: ContainerInfo::from_dumps(config.as_deref(), spec.as_deref()),
+        diff,
+    })
+}
+
+/// A checkpoint archive, read (and unpacked as far as `opts` let it) in
+/// one pass.
+fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) -> Result<Parts> {
+    let ar = ArchiveStore::open(
+        path,
+        &ArchiveOptions {
+            spill_dir: opts.spill_dir.clone(),
+            max_spill: opts.max_spill,
+            pages: opts.pages,
+            cancel: opts.cancel.clone(),
+        },
+    )?;
+    warnings.extend(ar.warnings().iter().cloned());
+    let container = if ar.is_container_checkpoint() {
+        let config = container_dump("config.dump", ar.read_member("config.dump"), warnings);
+        let spec = container_dump("spec.dump", ar.read_member("spec.dump"), warnings);
+        ContainerInfo::from_dumps(config.as_deref(), spec.as_deref())
+    } else {
+        None
+    };
+    let diff = ar.rootfs_diff().cloned();
+    Ok(Parts {
+        store: Arc::new(ar),
+        container,
+        diff,
+    })
+}
+
+/// The files of a rootfs diff that the checkpoint's processes had open or
+/// mapped, where they lie (a diff that is no plain tar is left out, with
+/// a warning).
+fn index_diff(
+    diff: Option<Diff>,
+    images: &Images,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DiffIndex>> {
+    let index = match diff {
         None => None,
         Some(Diff::Indexed(ix)) => Some(ix),
         Some(Diff::Tar(blob)) if archive::sniff_blob(&blob)? => {
-            Some(archive::index_tar(&blob, &checkpoint.regular_file_keys())?)
+            Some(archive::index_tar(&blob, &images.regular_file_keys())?)
         }
         Some(Diff::Tar(blob)) => {
             warnings.push(format!(
@@ -278,144 +403,91 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Input> {
             None
         }
     };
-    if let Some(d) = &rootfs_diff {
+    if let Some(d) = &index {
         warnings.extend(d.warnings.iter().cloned());
     }
-    warnings.extend(checkpoint.warnings.iter().cloned());
-    tracing::info!(path = %path.display(), kind = kind.name(), processes = checkpoint.tree.len(), "opened checkpoint");
-    Ok(Input {
-        path: path.to_path_buf(),
-        kind,
-        checkpoint,
-        container,
-        rootfs_diff,
-        warnings,
-    })
+    Ok(index)
 }
 
-impl Input {
+impl Checkpoint {
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What kind of input it is.
+    pub fn kind(&self) -> InputKind {
+        self.kind
+    }
+
+    /// The container, where the input describes one (config.dump,
+    /// spec.dump).
+    pub fn container(&self) -> Option<&ContainerInfo> {
+        self.container.as_ref()
+    }
+
+    /// Every process of the process tree, the root first.
+    pub fn processes(&self) -> &[TreeEntry] {
+        &self.images.tree
+    }
+
+    /// The pid of every process, in tree order, each once.
+    pub fn pids(&self) -> Vec<u32> {
+        self.images.pids()
+    }
+
+    /// The CRIU image format version (inventory.img), if recorded.
+    pub fn image_version(&self) -> Option<u32> {
+        self.images.inventory.as_ref().map(|i| i.img_version)
+    }
+
+    /// What is wrong with the checkpoint as a whole but did not stop it
+    /// being read (images no process owns, an inconsistent process tree,
+    /// skipped archive members...): for people to see before the
+    /// processes' own warnings.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Decodes process `pid`: its threads, registers and memory, with file
+    /// pages read from the archive's rootfs-diff.tar and `opts.root` as
+    /// asked. A zombie has neither memory nor registers.
+    ///
+    /// ```
+    /// use criu2core::model::Registers;
+    /// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else {
+    ///     panic!("a zombie")
+    /// };
+    /// assert_eq!((p.comm.as_slice(), p.threads.len()), (&b"victim"[..], 4));
+    /// let Registers::X86_64(regs) = &p.threads[0].regs else { panic!() };
+    /// println!("rip {:#x}", regs.gp[criu2core::model::regs::x86_64::RIP]);
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
+    pub fn load(&self, pid: u32, opts: &LoadOptions) -> crate::Result<Loaded> {
+        let roots = self.file_roots(opts).map_err(Error::new)?;
+        self.load_with(pid, roots.as_ref()).map_err(Error::new)
+    }
+
+    /// [`Checkpoint::load`] with the file roots made once for many
+    /// processes.
+    pub(crate) fn load_with(&self, pid: u32, roots: Option<&FileRoots>) -> Result<Loaded> {
+        self.images
+            .load(pid, crate::criu::LoadOptions { root: roots })
+    }
+
     /// Where file-backed pages can be read from: the container's changed
-    /// files first, then `root`. `None` if neither exists.
-    pub fn file_roots(&self, root: Option<&Path>) -> Result<Option<FileRoots>> {
+    /// files first, then the root. `None` if neither exists.
+    pub(crate) fn file_roots(&self, opts: &LoadOptions) -> Result<Option<FileRoots>> {
         let mut roots = FileRoots::default();
-        if let Some(diff) = &self.rootfs_diff {
+        if let (Some(diff), true) = (&self.rootfs_diff, opts.rootfs_diff) {
             roots.diff = diff.files.clone();
         }
-        if let Some(r) = root {
+        if let Some(r) = &opts.root {
             roots.dir = Some(RootFs::new(r)?);
         }
         Ok((!roots.is_empty()).then_some(roots))
-    }
-}
-
-/// Suffixes taken off an input's file name to make its output name
-/// (compared without regard to ASCII case).
-pub const ARCHIVE_SUFFIXES: [&str; 6] =
-    [".tar.zst", ".tar.zstd", ".tar.gz", ".tgz", ".tzst", ".tar"];
-/// Names batch keeps for its own files in an output directory besides
-/// dot-names (compared without regard to ASCII case).
-pub const RESERVED_NAMES: [&str; 1] = ["summary.json"];
-/// Longest output name before a digest suffix, in bytes.
-pub const MAX_OUTPUT_NAME: usize = 200;
-
-/// The name of the directory a batch or multi-input run writes an input's
-/// cores into, before any digest suffix: the input's file name without an
-/// archive suffix, with every character but ASCII letters, digits and
-/// punctuation (except `/`) and non-ASCII letters and digits replaced by
-/// `_`, `_` put before a leading `.` and before a reserved name (see
-/// [`RESERVED_NAMES`]), cut to [`MAX_OUTPUT_NAME`] bytes; `checkpoint`
-/// where nothing is left. Always a single safe path component
-/// ([`crate::outdir::is_safe_component`]) that starts with neither `.`
-/// nor a reserved name. Pass a canonical path: `..` has no file name.
-pub fn output_name(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut stem = name.as_str();
-    for suffix in ARCHIVE_SUFFIXES {
-        let cut = name.len().saturating_sub(suffix.len());
-        if cut > 0 && name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(suffix) {
-            stem = &name[..cut];
-            break;
-        }
-    }
-    let mut out = String::with_capacity(stem.len());
-    for c in stem.chars() {
-        let keep = if c.is_ascii() {
-            c.is_ascii_graphic() && c != '/'
-        } else {
-            c.is_alphanumeric()
-        };
-        let c = if keep { c } else { '_' };
-        if out.len() + c.len_utf8() > MAX_OUTPUT_NAME {
-            break;
-        }
-        out.push(c);
-    }
-    if out.is_empty() {
-        return "checkpoint".into();
-    }
-    if out.starts_with('.') || RESERVED_NAMES.iter().any(|r| out.eq_ignore_ascii_case(r)) {
-        out.insert(0, '_');
-        while out.len() > MAX_OUTPUT_NAME {
-            out.pop();
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_names_are_safe_whatever_the_input_is_called() {
-        let cases: [(&[u8], &str); 16] = [
-            (b"checkpoint-web.tar.zst", "checkpoint-web"),
-            (b"dump", "dump"),
-            (b"a.TAR.GZ", "a"),
-            (b"x.tgz", "x"),
-            (b"...tar.zst", "_.."),
-            (b"..tar", "_."),
-            (b".tar", "_.tar"),
-            (b"..tar.gz", "_."),
-            (b"...tgz", "_.."),
-            (b"summary.json.tar", "_summary.json"),
-            (b"SUMMARY.JSON", "_SUMMARY.JSON"),
-            (b".criu2core.lock.tar", "_.criu2core.lock"),
-            (b"a\x1b[2Jb\nc.tar", "a_[2Jb_c"),
-            (b"sp ace\x7f\xff.tar", "sp_ace__"),
-            (b"caf\xc3\xa9-\xe2\x80\xae.tar", "caf\u{e9}-_"),
-            (b"ab\x00", "ab_"),
-        ];
-        for (raw, want) in cases {
-            let p = Path::new(std::ffi::OsStr::from_bytes(raw));
-            let got = output_name(p);
-            assert_eq!(got, want, "{raw:?}");
-            assert!(crate::outdir::is_safe_component(&got), "{raw:?}");
-        }
-        assert_eq!(output_name(Path::new("/")), "checkpoint");
-        assert_eq!(output_name(Path::new("a/..")), "checkpoint");
-        // Found by fuzz/naming: a long dot-name, '_' put before it, was
-        // one byte over the bound.
-        let dots = format!(".{}", "a".repeat(300));
-        assert_eq!(output_name(Path::new(&dots)).len(), MAX_OUTPUT_NAME);
-        assert!(output_name(Path::new(&dots)).starts_with("_."));
-        let long = "é".repeat(300);
-        let got = output_name(Path::new(&long));
-        assert!(got.len() <= MAX_OUTPUT_NAME && got.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
-        assert_eq!(parse_size(" 2 t "), Ok(2 << 40));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("1.5G").is_err());
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999T").is_err());
     }
 }

@@ -1,115 +1,135 @@
 //! criu2core turns CRIU checkpoints into ELF core files that gdb, lldb,
-//! eu-stack and drgn read as they read a core the kernel wrote.
+//! eu-stack and drgn read as they read a core the kernel wrote, and tells
+//! people what a checkpoint holds. This is the library the `criu2core`
+//! command is made of.
 //!
-//! Data flows one way: an input (image directory or checkpoint archive,
-//! [`input`], [`archive`]) → CRIU image decoding ([`criu`]) → the process
-//! model ([`model`]: threads, registers, mappings, and page runs walked on
-//! demand rather than held) → note
-//! building ([`notes`], one module per architecture in [`arch`]) → the ELF
-//! core writer ([`elf`]), tied together by [`convert`]. Container images
-//! (OCI layouts and archives, docker-archives) and the file view their
-//! layers make are read by [`image`].
+//! # The library in one page
 //!
-//! The same model serves forensics without a core: [`search`] finds bytes
-//! in a process's memory as its core would hold it, streaming the pages
-//! files ([`grep`] runs it over many checkpoints in parallel, [`read`]
-//! reads an address range), and [`criu::fds`], [`criu::sockets`] and
-//! [`criu::mounts`] decode open files, sockets and mounts for [`inspect`].
+//! - [`open`] reads any checkpoint — a CRIU image directory, an unpacked
+//!   container checkpoint, a Podman, CRI-O or kubelet checkpoint archive
+//!   (plain, gzip or zstd) — into a [`Checkpoint`] ([`OpenOptions`]: where
+//!   a compressed archive is unpacked, and how much of it).
+//! - A [`Checkpoint`] lists its [processes](Checkpoint::processes), its
+//!   [container](Checkpoint::container) and what is
+//!   [wrong with it](Checkpoint::warnings), and
+//!   [loads](Checkpoint::load) a process with the options the command line
+//!   has ([`LoadOptions`]: a root filesystem, the archive's rootfs diff)
+//!   as a [`Loaded::Process`] or a [`Loaded::Zombie`].
+//! - A [`Process`] ([`model`]) has its threads and their registers
+//!   ([`model::regs`], one module per architecture), its mappings, and its
+//!   memory, described rather than held: [`Process::read_memory`],
+//!   [`Process::argv`], [`Process::walk`].
+//! - [`CoreWriter`] writes a process's core into a file, any seekable
+//!   writer, or `core.<pid>` in a directory (as [`write_core`] does).
+//! - [`Checkpoint::inspect`] builds the [`inspect::Report`] that
+//!   `criu2core inspect` prints, as text or JSON: processes, memory, and
+//!   where asked open files, sockets and mounts.
+//! - [`search`] finds bytes in a process's memory as its core would hold
+//!   them, streaming the pages files ([`Process::search`]); [`grep`] runs
+//!   it over many checkpoints in parallel and [`read`] writes an address
+//!   range, as `criu2core grep` and `criu2core read` do.
+//! - [`batch`] converts many checkpoints into one directory, resumably,
+//!   as `criu2core convert` and `criu2core batch` do.
+//! - [`image`] reads container images (OCI layouts and archives,
+//!   docker-archives) and the file view their layers make.
+//! - [`Cancel`] stops any of it from another thread or a signal handler;
+//!   [`Error`] says what went wrong, naming the file and offset, and its
+//!   [`ErrorKind`] lets a caller tell a file that is no checkpoint from a
+//!   damaged image, an unsupported architecture, a bound exceeded or I/O.
+//! - [`text`] makes what a checkpoint names safe for a terminal;
+//!   [`limits`] lists the bounds hostile input meets.
 //!
-//! # Reading a checkpoint and writing cores
+//! How the images are decoded and the cores laid out is the README's
+//! Layout section.
 //!
-//! ```no_run
-//! use criu2core::criu::{LoadOptions, Loaded};
+//! # Example
 //!
-//! # fn main() -> anyhow::Result<()> {
-//! let input = criu2core::open("checkpoint-web_default-app.tar.zst".as_ref())?;
-//! for pid in input.checkpoint.pids() {
-//!     match input.checkpoint.load(pid, LoadOptions::default())? {
+//! Opens the bundled checkpoint archive, lists its processes and writes
+//! their cores. The archive's `rootfs-diff.tar` holds the program the
+//! container ran, so the core carries its pages too, as the command line's
+//! does:
+//!
+//! ```
+//! use criu2core::{open, CoreWriter, LoadOptions, Loaded, OpenOptions};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+//! let name = ckpt.container().and_then(|c| c.name.as_deref());
+//! println!("container {}", name.unwrap_or("-"));
+//! let cores = tempfile::tempdir()?;
+//! for entry in ckpt.processes() {
+//!     match ckpt.load(entry.pid, &LoadOptions::default())? {
 //!         Loaded::Process(p) => {
-//!             println!("{} {:?}: {} threads", p.pid, p.read_strings(p.arg_range)?, p.threads.len());
-//!             let core = criu2core::write_core(&p, "cores".as_ref(), false)?;
-//!             println!("wrote {}", core.path.display());
+//!             let argv = p.argv()?;
+//!             println!("{}: {} threads, {}", p.pid, p.threads.len(), String::from_utf8_lossy(&argv[0]));
+//!             let core = CoreWriter::new(&p)?.write_into(cores.path(), false)?;
+//!             println!("{}: {} bytes", core.path.display(), core.size);
+//!             // Without the rootfs diff, the program's pages are not in it.
+//!             let bare = ckpt.load(entry.pid, &LoadOptions::default().rootfs_diff(false))?;
+//!             let Loaded::Process(bare) = bare else { unreachable!() };
+//!             assert!(p.stored_bytes() > bare.stored_bytes());
 //!         }
-//!         Loaded::Zombie { pid, .. } => println!("{pid} is a zombie"),
+//!         Loaded::Zombie(z) => println!("{}: zombie, {}", z.pid, z.exit),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
 //! ```
-//!
-//! # A whole checkpoint, end to end
-//!
-//! This builds a one-thread checkpoint with [`criu::writer`], reads it back
-//! into the process model, and writes its core:
-//!
-//! ```
-//! use criu2core::criu::pagemap::PE_PRESENT;
-//! use criu2core::criu::writer::{CheckpointWriter, PageSpan};
-//! use criu2core::criu::{LoadOptions, Loaded};
-//! use criu2core::proto;
-//!
-//! # fn main() -> anyhow::Result<()> {
-//! let dir = tempfile::tempdir()?;
-//! let w = CheckpointWriter::create(dir.path().join("images"), 4096)?;
-//! w.inventory()?;
-//! w.pstree(&[proto::PstreeEntry { pid: 1, ppid: 0, pgid: 1, sid: 1, threads: vec![1] }])?;
-//! let regs = proto::X86Regs { ip: 0x40_1000, sp: 0x7ff0_0ff0, cs: 0x33, ss: 0x2b, ..Default::default() };
-//! let fpregs = proto::X86Fpregs { st_space: vec![0; 32], xmm_space: vec![0; 64], ..Default::default() };
-//! w.core(1, &proto::Core {
-//!     mtype: proto::core::Arch::X8664 as i32,
-//!     x86: Some(proto::ThreadInfoX86 { clear_tid_addr: 0, gpregs: regs, fpregs, tls: vec![] }),
-//!     tc: Some(proto::TaskCore { task_state: 1, comm: "app".into(), ..Default::default() }),
-//!     ..Default::default()
-//! })?;
-//! // One page of stack: anonymous, private (status VMA_AREA_REGULAR | VMA_ANON_PRIVATE).
-//! let stack = proto::Vma { start: 0x7ff0_0000, end: 0x7ff0_1000, prot: 3, flags: 0x22, status: 0x201, fd: -1, ..Default::default() };
-//! w.mm(1, &proto::Mm { vmas: vec![stack], arg_start: 0x7ff0_0f00, arg_end: 0x7ff0_0f04, ..Default::default() })?;
-//! let mut page = vec![0u8; 4096];
-//! page[0xf00..0xf04].copy_from_slice(b"app\0");
-//! w.pagemap("pagemap-1.img", 1, [PageSpan { vaddr: 0x7ff0_0000, nr_pages: 1, flags: PE_PRESENT, data: &page }])?;
-//!
-//! let input = criu2core::open(&dir.path().join("images"))?;
-//! let Loaded::Process(p) = input.checkpoint.load(1, LoadOptions::default())? else { unreachable!() };
-//! assert_eq!(p.read_strings(p.arg_range)?, ["app"]);
-//! let core = criu2core::write_core(&p, dir.path(), false)?;
-//! assert_eq!(&std::fs::read(&core.path)?[..4], b"\x7fELF");
-//! # Ok(()) }
-//! ```
 
-pub mod arch;
-pub mod archive;
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// The README's Rust example, compiled and run by `cargo test`; the other
+/// blocks there are shell sessions and text, which rustdoc leaves alone.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+mod arch;
+mod archive;
 pub mod batch;
-pub mod cancel;
-pub mod cli;
-pub mod container;
-pub mod convert;
-pub mod criu;
-pub mod elf;
+mod cancel;
+mod container;
+mod coredump;
+mod criu;
+mod elf;
+mod error;
 pub mod grep;
 pub mod image;
-pub mod input;
+mod input;
 pub mod inspect;
+mod join;
 pub mod model;
-pub mod notes;
-pub mod outdir;
+mod notes;
+mod outdir;
 pub mod read;
-pub mod rootfs;
+mod rootfs;
 pub mod search;
-pub mod synth;
+mod tar;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod text;
 
-pub use convert::write_core;
-pub use input::Input;
-pub use model::Process;
+pub use cancel::Cancel;
+pub use container::ContainerInfo;
+pub use coredump::{write_core, CoreStats, CoreWriter, Written};
+pub use error::{Error, ErrorKind, Result};
+pub use input::{open, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
+pub use model::{Loaded, Process, Zombie};
 
-/// Opens a checkpoint: an image directory, an unpacked container
-/// checkpoint, or a checkpoint archive (compressed archives are unpacked
-/// into the system temporary directory while the [`Input`] lives).
-pub fn open(path: &std::path::Path) -> anyhow::Result<Input> {
-    input::open(path, &input::OpenOptions::default())
-}
+use criu::proto;
 
-/// Messages of CRIU's image format, generated from `proto/*.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/criu.rs"));
+/// The bounds criu2core sets on what a checkpoint may claim. Past one, the
+/// input (or, for one process's bounds, that process) is refused with an
+/// [`ErrorKind::Limit`] error naming the file, the number and the bound.
+pub mod limits {
+    pub use crate::archive::{MAX_DIFF_MEMBERS, MAX_MEMBERS};
+    pub use crate::criu::files::{MAX_FILE_ENTRIES, MAX_FILE_ENTRY_BYTES};
+    pub use crate::criu::memory::{MAX_PARENT_DEPTH, MAX_VMA_BYTES};
+    pub use crate::criu::pagemap::MAX_ENTRY_BYTES as MAX_PAGEMAP_ENTRY_BYTES;
+    pub use crate::criu::store::MAX_IMAGE_BYTES;
+    pub use crate::criu::{MAX_PAGE_SIZE, MAX_PIDS, MAX_THREADS, MAX_VMAS, MIN_PAGE_SIZE};
+    pub use crate::input::MAX_CONTAINER_DUMP_BYTES;
+    pub use crate::model::MAX_STRINGS_BYTES;
+    pub use crate::tar::{MAX_NAME_BYTES, MAX_PAX_BYTES};
 }

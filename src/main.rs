@@ -1,5 +1,9 @@
 //! The `criu2core` command.
 
+#![forbid(unsafe_code)]
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    criu2core::cli::run(std::env::args_os())
+    cli::run(std::env::args_os())
 }

@@ -3,8 +3,6 @@
 //! `fs/binfmt_elf.c` writes them for a given word size and byte order.
 //! Register contents come from the architecture modules.
 
-use byteorder::{BigEndian, ByteOrder, LittleEndian};
-
 /// Note type numbers (from the kernel's include/uapi/linux/elf.h).
 pub mod nt {
     /// struct elf_prstatus
@@ -29,22 +27,6 @@ pub mod nt {
     pub const PPC_VMX: u32 = 0x100;
     /// PowerPC VSX registers (low halves of vsr0-31)
     pub const PPC_VSX: u32 = 0x102;
-    /// PowerPC target address register
-    pub const PPC_TAR: u32 = 0x103;
-    /// s390 upper halves of the general registers
-    pub const S390_HIGH_GPRS: u32 = 0x300;
-    /// s390 timer
-    pub const S390_TIMER: u32 = 0x301;
-    /// s390 TOD comparator
-    pub const S390_TODCMP: u32 = 0x302;
-    /// s390 TOD programmable register
-    pub const S390_TODPREG: u32 = 0x303;
-    /// s390 control registers
-    pub const S390_CTRS: u32 = 0x304;
-    /// s390 prefix register
-    pub const S390_PREFIX: u32 = 0x305;
-    /// s390 breaking-event-address
-    pub const S390_LAST_BREAK: u32 = 0x306;
     /// s390 system call information
     pub const S390_SYSTEM_CALL: u32 = 0x307;
     /// s390 vector registers 0-15, low halves
@@ -57,12 +39,8 @@ pub mod nt {
     pub const S390_GS_BC: u32 = 0x30c;
     /// s390 runtime-instrumentation control block
     pub const S390_RI_CB: u32 = 0x30d;
-    /// ARM VFP registers
-    pub const ARM_VFP: u32 = 0x400;
     /// AArch64 TLS register (tpidr_el0)
     pub const ARM_TLS: u32 = 0x401;
-    /// AArch64 system call number
-    pub const ARM_SYSTEM_CALL: u32 = 0x404;
     /// AArch64 pointer-authentication masks
     pub const ARM_PAC_MASK: u32 = 0x406;
     /// AArch64 pointer-authentication address keys
@@ -71,8 +49,6 @@ pub mod nt {
     pub const ARM_PACG_KEYS: u32 = 0x408;
     /// AArch64 pointer-authentication enabled keys
     pub const ARM_PAC_ENABLED_KEYS: u32 = 0x40a;
-    /// RISC-V CSRs
-    pub const RISCV_CSR: u32 = 0x900;
 }
 
 /// Note owner names.
@@ -146,38 +122,32 @@ impl Enc {
 
     /// Appends a 16-bit value.
     pub fn u16(&mut self, v: u16) -> &mut Enc {
-        let mut b = [0; 2];
-        if self.abi.big_endian {
-            BigEndian::write_u16(&mut b, v)
+        let b = if self.abi.big_endian {
+            v.to_be_bytes()
         } else {
-            LittleEndian::write_u16(&mut b, v)
-        }
-        self.buf.extend_from_slice(&b);
-        self
+            v.to_le_bytes()
+        };
+        self.bytes(&b)
     }
 
     /// Appends a 32-bit value.
     pub fn u32(&mut self, v: u32) -> &mut Enc {
-        let mut b = [0; 4];
-        if self.abi.big_endian {
-            BigEndian::write_u32(&mut b, v)
+        let b = if self.abi.big_endian {
+            v.to_be_bytes()
         } else {
-            LittleEndian::write_u32(&mut b, v)
-        }
-        self.buf.extend_from_slice(&b);
-        self
+            v.to_le_bytes()
+        };
+        self.bytes(&b)
     }
 
     /// Appends a 64-bit value.
     pub fn u64(&mut self, v: u64) -> &mut Enc {
-        let mut b = [0; 8];
-        if self.abi.big_endian {
-            BigEndian::write_u64(&mut b, v)
+        let b = if self.abi.big_endian {
+            v.to_be_bytes()
         } else {
-            LittleEndian::write_u64(&mut b, v)
-        }
-        self.buf.extend_from_slice(&b);
-        self
+            v.to_le_bytes()
+        };
+        self.bytes(&b)
     }
 
     /// Appends a `long` (truncated to 32 bits on 32-bit targets).
@@ -219,11 +189,6 @@ impl Enc {
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
-    }
-
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
     }
 
     /// The bytes.

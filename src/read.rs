@@ -21,7 +21,7 @@ use crate::text::{escape_bytes, Hexdump};
 const CHUNK: u64 = 1 << 20;
 
 /// The mapping of `p` that holds `addr`, or an error naming the nearest.
-pub fn mapping_at(p: &Process, addr: u64) -> Result<&Mapping> {
+pub(crate) fn mapping_at(p: &Process, addr: u64) -> Result<&Mapping> {
     let i = p.mappings.partition_point(|m| m.end <= addr);
     match p.mappings.get(i) {
         Some(m) if m.start <= addr => Ok(m),
@@ -125,7 +125,7 @@ fn pieces(
 }
 
 /// Checks that `len` bytes at `addr` can be read (holes only if `zeros`).
-pub fn check(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<()> {
+pub(crate) fn check(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<()> {
     pieces(p, addr, len, &mut |m, from, to, source| match source {
         PageSource::Blob { .. } => Ok(()),
         PageSource::Zero if zeros => Ok(()),
@@ -136,7 +136,7 @@ pub fn check(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<()> {
 /// Gives `out` the `len` bytes at `addr`, in pieces of at most 1 MiB, after
 /// checking them all ([`check`]); holes of undumped memory read as zeros
 /// where `zeros`.
-pub fn read(
+pub(crate) fn read(
     p: &Process,
     addr: u64,
     len: u64,
@@ -178,6 +178,7 @@ pub fn read(
 
 /// Which bytes to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum What {
     /// `len` bytes from an address.
     Range(u64, u64),
@@ -187,6 +188,7 @@ pub enum What {
 
 /// How to read and write them.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ReadOptions {
     /// Undumped anonymous pages read as zeros.
     pub zeros: bool,
@@ -198,7 +200,28 @@ pub struct ReadOptions {
 
 /// Writes the bytes `what` names to `out` (raw, or as a hex dump), after
 /// checking them all; nothing is written if any is unreadable.
-pub fn write(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write) -> Result<()> {
+///
+/// ```
+/// use criu2core::read::{write, ReadOptions, What};
+/// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+///
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+/// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+/// let mut out = Vec::new();
+/// write(&p, What::Range(p.arg_range.0, 8), &ReadOptions::default(), &mut out)?;
+/// assert_eq!(out, b"./victim");
+/// # Ok::<(), criu2core::Error>(())
+/// ```
+pub fn write(
+    p: &Process,
+    what: What,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+) -> crate::Result<()> {
+    write_bytes(p, what, opts, out).map_err(crate::Error::new)
+}
+
+fn write_bytes(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write) -> Result<()> {
     let (addr, len) = match what {
         What::Range(a, n) => (a, n),
         What::Mapping(a) => {
@@ -260,7 +283,6 @@ mod tests {
             arch: crate::model::Arch::X86_64,
             page_size: 4,
             threads: Vec::new(),
-            shared_pending: 0,
             auxv: Vec::new(),
             arg_range: (0, 0),
             env_range: (0, 0),

@@ -36,11 +36,6 @@ impl RootFs {
         Ok(RootFs { dir })
     }
 
-    /// The root directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Resolves `path` as the process saw it (bytes, not necessarily
     /// UTF-8) to a regular file inside the root, with its size. `None` if
     /// there is no such file.

@@ -1,7 +1,7 @@
 //! Searching a process's memory as its core would hold it, at the speed of
 //! reading the pages files.
 //!
-//! The search walks each mapping's page runs ([`Process::walk_runs`]) and
+//! The search walks each mapping's page runs ([`Process::walk`]) and
 //! reads the bytes of its dumped runs sequentially, a chunk at a time into
 //! one reused buffer, never the whole process. Bytes that follow each other
 //! in the address space form a *window*: consecutive runs with contents
@@ -33,7 +33,7 @@ use crate::cancel::Cancel;
 use crate::model::{Mapping, MappingKind, PageSource, Process, Prot};
 
 /// Bytes read from a pages file at a time.
-pub const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// Longest regular-expression match found whole across a chunk boundary,
 /// unless [`PatternOptions::span`] says otherwise.
 pub const DEFAULT_SPAN: usize = 4096;
@@ -50,6 +50,7 @@ const LOOK_BEHIND: u64 = 4;
 
 /// How the pattern text is to be read.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PatternOptions {
     /// The pattern is a regular expression over bytes (the regex crate's
     /// syntax; `(?-u)` makes `.` and classes match single bytes).
@@ -93,7 +94,7 @@ impl std::fmt::Debug for Pattern {
 
 /// Parses bytes written in hexadecimal: pairs of hex digits, optionally
 /// separated by blanks, commas or colons, each optionally prefixed `0x`.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for word in text.split(|c: char| c.is_ascii_whitespace() || c == ',' || c == ':') {
         let w = word
@@ -139,74 +140,77 @@ fn compile(re: &str, ignore_case: bool) -> Result<Regex> {
 
 impl Pattern {
     /// Compiles `text` as `opts` say.
-    pub fn new(text: &str, opts: &PatternOptions) -> Result<Pattern> {
-        if text.len() > MAX_PATTERN {
-            bail!("the pattern is longer than {MAX_PATTERN} bytes");
-        }
-        if opts.regex && (opts.hex || opts.utf16) {
-            bail!("a regular expression (-E) cannot be combined with --hex or --utf16");
-        }
-        if opts.hex && opts.ignore_case {
-            bail!("-i does not apply to --hex patterns");
-        }
-        let span = opts.span.unwrap_or(DEFAULT_SPAN);
-        if span == 0 || span > MAX_SPAN {
-            bail!("--span must be between 1 and {MAX_SPAN}");
-        }
-        if opts.regex {
-            if text.is_empty() {
+    pub fn new(text: &str, opts: &PatternOptions) -> crate::Result<Pattern> {
+        (|| -> Result<Pattern> {
+            if text.len() > MAX_PATTERN {
+                bail!("the pattern is longer than {MAX_PATTERN} bytes");
+            }
+            if opts.regex && (opts.hex || opts.utf16) {
+                bail!("a regular expression (-E) cannot be combined with --hex or --utf16");
+            }
+            if opts.hex && opts.ignore_case {
+                bail!("-i does not apply to --hex patterns");
+            }
+            let span = opts.span.unwrap_or(DEFAULT_SPAN);
+            if span == 0 || span > MAX_SPAN {
+                bail!("--span must be between 1 and {MAX_SPAN}");
+            }
+            if opts.regex {
+                if text.is_empty() {
+                    bail!("the pattern is empty");
+                }
+                return Ok(Pattern {
+                    engine: Engine::Regex(compile(text, opts.ignore_case)?),
+                    span,
+                    utf16: None,
+                });
+            }
+            let bytes = if opts.hex {
+                parse_hex(text)?
+            } else {
+                text.as_bytes().to_vec()
+            };
+            if bytes.is_empty() {
                 bail!("the pattern is empty");
             }
-            return Ok(Pattern {
-                engine: Engine::Regex(compile(text, opts.ignore_case)?),
-                span,
-                utf16: None,
+            let wide = opts.utf16.then(|| match opts.hex {
+                // Bytes as they are, each widened as a Latin-1 character.
+                true => bytes.iter().flat_map(|&b| [b, 0]).collect::<Vec<u8>>(),
+                false => utf16le(text),
             });
-        }
-        let bytes = if opts.hex {
-            parse_hex(text)?
-        } else {
-            text.as_bytes().to_vec()
-        };
-        if bytes.is_empty() {
-            bail!("the pattern is empty");
-        }
-        let wide = opts.utf16.then(|| match opts.hex {
-            // Bytes as they are, each widened as a Latin-1 character.
-            true => bytes.iter().flat_map(|&b| [b, 0]).collect::<Vec<u8>>(),
-            false => utf16le(text),
-        });
-        if !opts.ignore_case && wide.is_none() {
-            return Ok(Pattern {
-                span: bytes.len(),
-                engine: Engine::Literal(Box::new(memmem::Finder::new(&bytes).into_owned())),
-                utf16: None,
-            });
-        }
-        // Case folding in UTF-8 can change a character's length (K and
-        // the Kelvin sign): four bytes per character bound every variant.
-        let mut re = if opts.ignore_case {
-            format!("(?i:{})", regex::escape(text))
-        } else {
-            bytes_regex(&bytes, false)
-        };
-        let mut longest = if opts.ignore_case {
-            text.chars().count() * 4
-        } else {
-            bytes.len()
-        };
-        let mut utf16 = None;
-        if let Some(w) = &wide {
-            let form = bytes_regex(w, opts.ignore_case);
-            re = format!("{re}|{form}");
-            longest = longest.max(w.len());
-            utf16 = Some(compile(&format!("^(?:{form})$"), false)?);
-        }
-        Ok(Pattern {
-            engine: Engine::Regex(compile(&re, false)?),
-            span: longest,
-            utf16,
-        })
+            if !opts.ignore_case && wide.is_none() {
+                return Ok(Pattern {
+                    span: bytes.len(),
+                    engine: Engine::Literal(Box::new(memmem::Finder::new(&bytes).into_owned())),
+                    utf16: None,
+                });
+            }
+            // Case folding in UTF-8 can change a character's length (K and
+            // the Kelvin sign): four bytes per character bound every variant.
+            let mut re = if opts.ignore_case {
+                format!("(?i:{})", regex::escape(text))
+            } else {
+                bytes_regex(&bytes, false)
+            };
+            let mut longest = if opts.ignore_case {
+                text.chars().count() * 4
+            } else {
+                bytes.len()
+            };
+            let mut utf16 = None;
+            if let Some(w) = &wide {
+                let form = bytes_regex(w, opts.ignore_case);
+                re = format!("{re}|{form}");
+                longest = longest.max(w.len());
+                utf16 = Some(compile(&format!("^(?:{form})$"), false)?);
+            }
+            Ok(Pattern {
+                engine: Engine::Regex(compile(&re, false)?),
+                span: longest,
+                utf16,
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// The longest match found whole wherever it lies: a literal's length,
@@ -240,6 +244,7 @@ impl Pattern {
 
 /// A kind of mapping as `--kind` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kind {
     /// Private anonymous memory.
     Anon,
@@ -270,7 +275,7 @@ impl Kind {
     ];
 
     /// The kind `name` names.
-    pub fn parse(name: &str) -> Result<Kind> {
+    pub fn parse(name: &str) -> crate::Result<Kind> {
         Kind::NAMES
             .iter()
             .find(|(n, _)| *n == name)
@@ -282,6 +287,7 @@ impl Kind {
                     names.join(", ")
                 )
             })
+            .map_err(crate::Error::new)
     }
 
     /// The kind of a mapping.
@@ -316,39 +322,42 @@ pub struct ProtFilter {
 
 impl ProtFilter {
     /// Parses a protection filter.
-    pub fn parse(s: &str) -> Result<ProtFilter> {
-        let b = s.as_bytes();
-        let bad = || {
-            format!("--prot {s:?}: use letters r, w, x (at least those), or three columns as in r-x (exactly)")
-        };
-        if b.len() == 3 && b.contains(&b'-') {
-            let col = |i: usize, c: u8| match b[i] {
-                x if x == c => Ok(true),
-                b'-' => Ok(false),
-                _ => bail!(bad()),
+    pub fn parse(s: &str) -> crate::Result<ProtFilter> {
+        (|| -> Result<ProtFilter> {
+            let b = s.as_bytes();
+            let bad = || {
+                format!("--prot {s:?}: use letters r, w, x (at least those), or three columns as in r-x (exactly)")
             };
-            return Ok(ProtFilter {
-                want: Prot {
-                    read: col(0, b'r')?,
-                    write: col(1, b'w')?,
-                    exec: col(2, b'x')?,
-                },
-                exact: true,
-            });
-        }
-        let mut want = Prot::default();
-        if b.is_empty() {
-            bail!(bad());
-        }
-        for c in b {
-            match c {
-                b'r' => want.read = true,
-                b'w' => want.write = true,
-                b'x' => want.exec = true,
-                _ => bail!(bad()),
+            if b.len() == 3 && b.contains(&b'-') {
+                let col = |i: usize, c: u8| match b[i] {
+                    x if x == c => Ok(true),
+                    b'-' => Ok(false),
+                    _ => bail!(bad()),
+                };
+                return Ok(ProtFilter {
+                    want: Prot {
+                        read: col(0, b'r')?,
+                        write: col(1, b'w')?,
+                        exec: col(2, b'x')?,
+                    },
+                    exact: true,
+                });
             }
-        }
-        Ok(ProtFilter { want, exact: false })
+            let mut want = Prot::default();
+            if b.is_empty() {
+                bail!(bad());
+            }
+            for c in b {
+                match c {
+                    b'r' => want.read = true,
+                    b'w' => want.write = true,
+                    b'x' => want.exec = true,
+                    _ => bail!(bad()),
+                }
+            }
+            Ok(ProtFilter { want, exact: false })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Whether `p` passes.
@@ -463,6 +472,7 @@ fn class(p: &[u8], at: usize, c: u8) -> Option<(bool, usize)> {
 
 /// Which mappings and addresses are searched.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Filter {
     /// Kinds of mapping (any, if empty).
     pub kinds: Vec<Kind>,
@@ -476,7 +486,7 @@ pub struct Filter {
 }
 
 /// The path a mapping shows, as bytes.
-pub fn mapping_path(m: &Mapping) -> Option<&[u8]> {
+pub(crate) fn mapping_path(m: &Mapping) -> Option<&[u8]> {
     m.file.as_ref().map(|f| f.path.as_slice())
 }
 
@@ -494,30 +504,35 @@ impl Filter {
 }
 
 /// Parses an address: `0x` hexadecimal or decimal.
-pub fn parse_address(s: &str) -> Result<u64> {
+pub fn parse_address(s: &str) -> crate::Result<u64> {
     let t = s.trim();
     let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
         None => t.replace('_', "").parse(),
     };
     r.with_context(|| format!("{s:?} is not an address (0x... hexadecimal, or decimal)"))
+        .map_err(crate::Error::new)
 }
 
 /// Parses `START-END` (each as [`parse_address`]): the addresses from
 /// START up to, not including, END.
-pub fn parse_range(s: &str) -> Result<(u64, u64)> {
-    let (a, b) = s
-        .split_once('-')
-        .with_context(|| format!("--range {s:?}: write START-END"))?;
-    let (start, end) = (parse_address(a)?, parse_address(b)?);
-    if start >= end {
-        bail!("--range {s:?}: START must be below END");
-    }
-    Ok((start, end))
+pub fn parse_range(s: &str) -> crate::Result<(u64, u64)> {
+    (|| -> Result<(u64, u64)> {
+        let (a, b) = s
+            .split_once('-')
+            .with_context(|| format!("--range {s:?}: write START-END"))?;
+        let (start, end) = (parse_address(a)?, parse_address(b)?);
+        if start >= end {
+            bail!("--range {s:?}: START must be below END");
+        }
+        Ok((start, end))
+    })()
+    .map_err(crate::Error::new)
 }
 
 /// How much to report.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SearchOptions {
     /// Bytes of context wanted on each side of a match (within its window).
     pub context: usize,
@@ -529,6 +544,7 @@ pub struct SearchOptions {
 
 /// One occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Match {
     /// Its address.
     pub addr: u64,
@@ -678,7 +694,7 @@ impl<'p> Window<'p> {
 /// Searches the memory of `p` for `pattern` in the mappings `filter`
 /// accepts, calling `found` with each match in address order until it
 /// breaks or [`SearchOptions::max_matches`] are reported.
-pub fn search_process(
+pub(crate) fn search_process(
     p: &Process,
     pattern: &Pattern,
     filter: &Filter,
@@ -770,6 +786,45 @@ pub fn search_process(
         let _ = win.scan(true, &mut |m| report(m, &mut stats))?;
     }
     Ok(stats)
+}
+
+impl Process {
+    /// Searches the memory of the process for `pattern` in the mappings
+    /// `filter` accepts, as its core would hold it, streaming the pages
+    /// files: `found` gets each match in address order until it breaks or
+    /// [`SearchOptions::max_matches`] are reported.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use criu2core::search::{Filter, Kind, Pattern, PatternOptions, SearchOptions};
+    /// use criu2core::{open, LoadOptions, Loaded, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+    /// let mut opts = PatternOptions::default();
+    /// opts.regex = true;
+    /// let marker = Pattern::new(r"HEAP_MARKER_\d+", &opts)?;
+    /// let mut heap = Filter::default();
+    /// heap.kinds = vec![Kind::Heap, Kind::Anon];
+    /// let mut found = Vec::new();
+    /// p.search(&marker, &heap, &SearchOptions::default(), &mut |_, hit| {
+    ///     found.push((hit.addr, hit.bytes));
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(found[0].1, b"HEAP_MARKER_77");
+    /// assert_eq!(p.read_memory(found[0].0, 14)?, b"HEAP_MARKER_77");
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
+    pub fn search(
+        &self,
+        pattern: &Pattern,
+        filter: &Filter,
+        opts: &SearchOptions,
+        found: &mut dyn FnMut(&Mapping, Match) -> ControlFlow<()>,
+    ) -> crate::Result<Searched> {
+        search_process(self, pattern, filter, opts, &mut |m, hit| Ok(found(m, hit)))
+            .map_err(crate::Error::new)
+    }
 }
 
 #[cfg(test)]

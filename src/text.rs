@@ -72,7 +72,7 @@ pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
 /// control characters itself), a backslash doubled, and each byte that is
 /// not part of valid UTF-8 written `\xNN`, so that the text says which
 /// bytes they were.
-pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
+pub(crate) fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes) {
         if !s.contains('\\') {
             return Cow::Borrowed(s);
@@ -89,7 +89,7 @@ pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// Lower-case hexadecimal of `bytes`, two digits a byte.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         let _ = write!(out, "{b:02x}");
@@ -103,7 +103,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// repeats the one before shown once as `*`. Bytes are fed in pieces of
 /// any size; memory stays a row.
 #[derive(Debug)]
-pub struct Hexdump {
+pub(crate) struct Hexdump {
     indent: &'static str,
     row_addr: u64,
     row: Vec<u8>,
@@ -248,6 +248,22 @@ impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
+    }
+}
+
+/// A byte count for people: "281.5 MiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 

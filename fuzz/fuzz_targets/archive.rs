@@ -3,8 +3,8 @@
 //! the spill directory.
 #![no_main]
 
-use criu2core::archive::{ArchiveOptions, ArchiveStore, Diff, PageUse};
-use criu2core::criu::store::ImageStore;
+use criu2core::testkit::decode::{index_tar, ArchiveOptions, ArchiveStore, Diff, ImageStore};
+use criu2core::PageUse;
 use libfuzzer_sys::fuzz_target;
 
 /// What a fuzzed archive may unpack.
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = store.read_member("config.dump");
             if let Some(Diff::Tar(blob)) = store.rootfs_diff() {
                 let wanted = [b"usr/bin/synth".to_vec()].into_iter().collect();
-                let _ = criu2core::archive::index_tar(blob, &wanted);
+                let _ = index_tar(blob, &wanted);
             }
         }
         // Only the archive, the spill directory and what is inside it.

@@ -3,10 +3,7 @@
 //! [name length u8][name][data length u32 LE][data].
 #![no_main]
 
-use std::sync::Arc;
-
-use criu2core::criu::store::DirStore;
-use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
+use criu2core::{open, LoadOptions, Loaded, OpenOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,13 +24,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = std::fs::write(dir.path().join(&name), body);
     }
-    let Ok(store) = DirStore::open(dir.path()) else { return };
-    let Ok(ckpt) = Checkpoint::open(Arc::new(store)) else { return };
+    let Ok(ckpt) = open(dir.path(), &OpenOptions::default()) else { return };
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     for pid in ckpt.pids().into_iter().take(8) {
-        if let Ok(Loaded::Process(p)) = ckpt.load(pid, LoadOptions::default()) {
-            let _ = p.read_strings(p.arg_range);
+        if let Ok(Loaded::Process(p)) = ckpt.load(pid, &LoadOptions::default()) {
+            let _ = p.argv();
             let _ = criu2core::write_core(&p, &out, true);
         }
     }

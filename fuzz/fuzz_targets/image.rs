@@ -2,9 +2,8 @@
 //! of image, must decode or fail cleanly.
 #![no_main]
 
-use criu2core::criu::image::Image;
-use criu2core::criu::magic;
-use criu2core::proto;
+use criu2core::testkit::decode::Image;
+use criu2core::testkit::{magic, proto};
 use libfuzzer_sys::fuzz_target;
 
 fn all<M: prost::Message + Default>(data: &[u8], m: u32) {

@@ -8,9 +8,10 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use criu2core::batch::{choose_names, InputId, Occupant};
-use criu2core::input::{output_name, MAX_OUTPUT_NAME, RESERVED_NAMES};
-use criu2core::outdir::is_safe_component;
+use criu2core::testkit::naming::{
+    choose_names, is_safe_component, output_name, InputId, Occupant, MAX_OUTPUT_NAME,
+    RESERVED_NAMES,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

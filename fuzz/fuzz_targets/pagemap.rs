@@ -3,9 +3,8 @@
 //! sense.
 #![no_main]
 
-use criu2core::criu::image::ImageReader;
-use criu2core::criu::magic;
-use criu2core::criu::pagemap::{Cursor, PagemapReader};
+use criu2core::testkit::decode::{Cursor, ImageReader, PagemapReader};
+use criu2core::testkit::magic;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

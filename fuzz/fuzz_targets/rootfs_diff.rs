@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 use std::io::Read;
 
-use criu2core::archive::index_tar;
-use criu2core::archive::ustar::{Stream, TarReader, MAX_NAME_BYTES};
+use criu2core::limits::MAX_NAME_BYTES;
 use criu2core::model::Blob;
+use criu2core::testkit::decode::{index_tar, Stream, TarReader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,183 +1,111 @@
-//! Architectures: their register state, how CRIU stores it, and the notes
-//! the kernel writes for it. One module per architecture; everything else
-//! is shared.
+//! The notes the kernel writes for each architecture's register state, one
+//! module per architecture: the ELF header values of its cores, the layout
+//! of the shared note structures, NT_PRSTATUS's `pr_reg`, and the register
+//! sets that follow NT_PRSTATUS, in the order of the architecture's regset
+//! table. Register values come from the model ([`crate::model::regs`]);
+//! nothing here knows CRIU.
 
-pub mod aarch64;
-pub mod i386;
-pub mod ppc64;
-pub mod riscv64;
-pub mod s390x;
-pub mod x86;
-pub mod x86_64;
+pub(crate) mod aarch64;
+pub(crate) mod i386;
+pub(crate) mod ppc64;
+pub(crate) mod riscv64;
+pub(crate) mod s390x;
+pub(crate) mod x86;
+pub(crate) mod x86_64;
 
-use anyhow::{bail, Result};
+use crate::elf::ElfTarget;
+use crate::model::{Arch, Registers};
+use crate::notes::{self, nt, Abi, Enc, Note, PrStatus};
 
-pub use crate::elf::ElfTarget;
-use crate::notes::{Abi, Enc, Note};
-
-/// An architecture a checkpointed process can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Arch {
-    /// x86-64.
-    X86_64,
-    /// 32-bit x86: a compat task of an x86-64 checkpoint.
-    I386,
-    /// 64-bit Arm.
-    Aarch64,
-    /// 64-bit RISC-V.
-    Riscv64,
-    /// 64-bit little-endian PowerPC (the only PowerPC CRIU runs on).
-    Ppc64le,
-    /// 64-bit IBM Z (big-endian).
-    S390x,
-}
-
-impl Arch {
-    /// Every architecture criu2core converts.
-    pub const ALL: &'static [Arch] = &[
-        Arch::X86_64,
-        Arch::I386,
-        Arch::Aarch64,
-        Arch::Riscv64,
-        Arch::Ppc64le,
-        Arch::S390x,
-    ];
-
-    /// Name as `uname -m` prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::I386 => "i386",
-            Arch::Aarch64 => "aarch64",
-            Arch::Riscv64 => "riscv64",
-            Arch::Ppc64le => "ppc64le",
-            Arch::S390x => "s390x",
-        }
-    }
-
-    /// ELF header values of its cores.
-    pub fn elf(self) -> ElfTarget {
-        match self {
-            Arch::X86_64 => x86_64::ELF,
-            Arch::I386 => i386::ELF,
-            Arch::Aarch64 => aarch64::ELF,
-            Arch::Riscv64 => riscv64::ELF,
-            Arch::Ppc64le => ppc64::ELF,
-            Arch::S390x => s390x::ELF,
-        }
-    }
-
-    /// Layout of the shared note structures.
-    pub fn abi(self) -> Abi {
-        match self {
-            Arch::X86_64 => x86_64::ABI,
-            Arch::I386 => i386::ABI,
-            Arch::Aarch64 => aarch64::ABI,
-            Arch::Riscv64 => riscv64::ABI,
-            Arch::Ppc64le => ppc64::ABI,
-            Arch::S390x => s390x::ABI,
-        }
-    }
-
-    /// The number of SIGSTOP (19 on every architecture here).
-    pub fn sigstop(self) -> u32 {
-        19
-    }
-
-    /// Page size when the checkpoint does not say.
-    pub fn default_page_size(self) -> u64 {
-        match self {
-            Arch::Ppc64le => 65536,
-            _ => 4096,
-        }
+/// ELF header values of the cores of `arch`.
+pub(crate) fn elf_target(arch: Arch) -> ElfTarget {
+    match arch {
+        Arch::X86_64 => x86_64::ELF,
+        Arch::I386 => i386::ELF,
+        Arch::Aarch64 => aarch64::ELF,
+        Arch::Riscv64 => riscv64::ELF,
+        Arch::Ppc64le => ppc64::ELF,
+        Arch::S390x => s390x::ELF,
     }
 }
 
-/// The register state of one thread.
+/// Layout of the shared note structures of `arch`.
+pub(crate) fn abi(arch: Arch) -> Abi {
+    match arch {
+        Arch::X86_64 => x86_64::ABI,
+        Arch::I386 => i386::ABI,
+        Arch::Aarch64 => aarch64::ABI,
+        Arch::Riscv64 => riscv64::ABI,
+        Arch::Ppc64le => ppc64::ABI,
+        Arch::S390x => s390x::ABI,
+    }
+}
+
+/// One register set the kernel writes after NT_PRSTATUS: its note type and
+/// contents. Its owner name and what it means for NT_PRSTATUS are decided
+/// in one place, [`thread_notes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Registers {
-    /// x86-64 registers.
-    X86_64(Box<x86_64::Regs>),
-    /// i386 registers.
-    I386(Box<i386::Regs>),
-    /// AArch64 registers.
-    Aarch64(Box<aarch64::Regs>),
-    /// RISC-V 64 registers.
-    Riscv64(Box<riscv64::Regs>),
-    /// ppc64le registers.
-    Ppc64le(Box<ppc64::Regs>),
-    /// s390x registers.
-    S390x(Box<s390x::Regs>),
+pub(crate) struct Regset {
+    /// Note type.
+    pub kind: u32,
+    /// Contents.
+    pub desc: Vec<u8>,
 }
 
-impl Registers {
-    /// The architecture these registers belong to.
-    pub fn arch(&self) -> Arch {
-        match self {
-            Registers::X86_64(_) => Arch::X86_64,
-            Registers::I386(_) => Arch::I386,
-            Registers::Aarch64(_) => Arch::Aarch64,
-            Registers::Riscv64(_) => Arch::Riscv64,
-            Registers::Ppc64le(_) => Arch::Ppc64le,
-            Registers::S390x(_) => Arch::S390x,
-        }
-    }
-
-    /// pr_reg of NT_PRSTATUS.
-    pub fn prstatus_regs(&self) -> Vec<u8> {
-        match self {
-            Registers::X86_64(r) => r.prstatus_regs(),
-            Registers::I386(r) => r.prstatus_regs(),
-            Registers::Aarch64(r) => r.prstatus_regs(),
-            Registers::Riscv64(r) => r.prstatus_regs(),
-            Registers::Ppc64le(r) => r.prstatus_regs(),
-            Registers::S390x(r) => r.prstatus_regs(),
-        }
-    }
-
-    /// The notes that follow NT_PRSTATUS for this thread, in kernel order.
-    pub fn regset_notes(&self) -> Vec<Note> {
-        match self {
-            Registers::X86_64(r) => r.regset_notes(),
-            Registers::I386(r) => r.regset_notes(),
-            Registers::Aarch64(r) => r.regset_notes(),
-            Registers::Riscv64(r) => r.regset_notes(),
-            Registers::Ppc64le(r) => r.regset_notes(),
-            Registers::S390x(r) => r.regset_notes(),
-        }
-    }
-
-    /// The program counter.
-    pub fn pc(&self) -> u64 {
-        match self {
-            Registers::X86_64(r) => r.gp[x86_64::RIP],
-            Registers::I386(r) => u64::from(r.gp[i386::EIP]),
-            Registers::Aarch64(r) => r.gp[aarch64::PC],
-            Registers::Riscv64(r) => r.gp[riscv64::PC],
-            Registers::Ppc64le(r) => r.gp[ppc64::NIP],
-            Registers::S390x(r) => r.psw_addr,
-        }
-    }
-
-    /// The stack pointer.
-    pub fn sp(&self) -> u64 {
-        match self {
-            Registers::X86_64(r) => r.gp[x86_64::RSP],
-            Registers::I386(r) => u64::from(r.gp[i386::ESP]),
-            Registers::Aarch64(r) => r.gp[aarch64::SP],
-            Registers::Riscv64(r) => r.gp[riscv64::SP],
-            Registers::Ppc64le(r) => r.gp[1],
-            Registers::S390x(r) => r.gprs[15],
-        }
+impl Regset {
+    pub(crate) fn new(kind: u32, desc: Vec<u8>) -> Regset {
+        Regset { kind, desc }
     }
 }
 
-/// `N` values of a repeated field, or an error naming the field.
-pub(crate) fn array<T: Copy, const N: usize>(what: &str, v: &[T]) -> Result<[T; N]> {
-    match v.try_into() {
-        Ok(a) => Ok(a),
-        Err(_) => bail!("{what} holds {} values, expected {N}", v.len()),
+/// pr_reg of NT_PRSTATUS.
+fn prstatus_regs(r: &Registers) -> Vec<u8> {
+    match r {
+        Registers::X86_64(r) => x86_64::prstatus_regs(r),
+        Registers::I386(r) => i386::prstatus_regs(r),
+        Registers::Aarch64(r) => aarch64::prstatus_regs(r),
+        Registers::Riscv64(r) => riscv64::prstatus_regs(r),
+        Registers::Ppc64le(r) => ppc64::prstatus_regs(r),
+        Registers::S390x(r) => s390x::prstatus_regs(r),
     }
+}
+
+/// The register sets written after NT_PRSTATUS, in the kernel's order.
+fn regsets(r: &Registers) -> Vec<Regset> {
+    match r {
+        Registers::X86_64(r) => x86_64::regsets(r),
+        Registers::I386(r) => i386::regsets(r),
+        Registers::Aarch64(r) => aarch64::regsets(r),
+        Registers::Riscv64(r) => riscv64::regsets(r),
+        Registers::Ppc64le(r) => ppc64::regsets(r),
+        Registers::S390x(r) => s390x::regsets(r),
+    }
+}
+
+/// A thread's NT_PRSTATUS and the register-set notes that follow it. As
+/// the kernel's fill_thread_core_info does, NT_PRFPREG is owned by "CORE"
+/// and every other set by "LINUX", and pr_fpvalid says whether there is an
+/// NT_PRFPREG.
+pub(crate) fn thread_notes(abi: Abi, st: &PrStatus, regs: &Registers) -> (Note, Vec<Note>) {
+    let sets = regsets(regs);
+    let fpvalid = sets.iter().any(|s| s.kind == nt::PRFPREG);
+    let prstatus = Note::new(
+        notes::CORE,
+        nt::PRSTATUS,
+        notes::prstatus(abi, st, &prstatus_regs(regs), fpvalid),
+    );
+    let sets = sets
+        .into_iter()
+        .map(|s| {
+            let owner = if s.kind == nt::PRFPREG {
+                notes::CORE
+            } else {
+                notes::LINUX
+            };
+            Note::new(owner, s.kind, s.desc)
+        })
+        .collect();
+    (prstatus, sets)
 }
 
 /// 64-bit words in the byte order of `abi`.
@@ -187,4 +115,40 @@ pub(crate) fn words(abi: Abi, v: &[u64]) -> Vec<u8> {
         e.u64(w);
     }
     e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criu::regs;
+
+    fn owners_and_fpvalid(r: &Registers) -> (Vec<(&'static str, u32)>, u32) {
+        let (pr, sets) = thread_notes(abi(Arch::Ppc64le), &PrStatus::default(), r);
+        let fpvalid = u32::from_le_bytes(pr.desc[pr.desc.len() - 8..][..4].try_into().unwrap());
+        (sets.iter().map(|n| (n.name, n.kind)).collect(), fpvalid)
+    }
+
+    #[test]
+    fn pr_fpvalid_and_owners_follow_the_register_sets() {
+        let r = Registers::Ppc64le(Box::new(
+            regs::ppc64::decode(&regs::ppc64::sample()).unwrap(),
+        ));
+        let (sets, fpvalid) = owners_and_fpvalid(&r);
+        assert_eq!(
+            sets,
+            [
+                ("CORE", nt::PRFPREG),
+                ("LINUX", nt::PPC_VMX),
+                ("LINUX", nt::PPC_VSX)
+            ]
+        );
+        assert_eq!(fpvalid, 1);
+        // Without FP state there is no NT_PRFPREG, and pr_fpvalid says so.
+        let mut ti = regs::ppc64::sample();
+        ti.fpstate = None;
+        let r = Registers::Ppc64le(Box::new(regs::ppc64::decode(&ti).unwrap()));
+        let (sets, fpvalid) = owners_and_fpvalid(&r);
+        assert_eq!(sets, [("LINUX", nt::PPC_VMX), ("LINUX", nt::PPC_VSX)]);
+        assert_eq!(fpvalid, 0);
+    }
 }

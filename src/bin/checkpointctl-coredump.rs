@@ -4,7 +4,14 @@
 //! with code 42. Everything else is `criu2core convert`, under the
 //! plugin's own name in its usage and help.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
+
+// The command line criu2core has; the plugin runs its `convert` alone.
+#[allow(dead_code)]
+#[path = "../cli/mod.rs"]
+mod cli;
 
 /// checkpointctl's exit code for "this is my description".
 const DESCRIPTION_EXIT: u8 = 42;
@@ -15,5 +22,5 @@ fn main() -> ExitCode {
         println!("Write ELF core files of a checkpoint's processes for gdb (criu2core convert)");
         return ExitCode::from(DESCRIPTION_EXIT);
     }
-    criu2core::cli::run_plugin(args)
+    cli::run_plugin(args)
 }

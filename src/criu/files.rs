@@ -5,7 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+
+use crate::error::{fault, ErrorKind};
 use prost::Message;
 
 use super::image::ImageReader;
@@ -67,10 +69,13 @@ fn each<M: Message + Default>(
     while let Some(m) = img.entry::<M>()? {
         count += 1;
         if count > MAX_FILE_ENTRIES {
-            bail!(
-                "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
-                img.offset()
-            );
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{label}: offset {}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads",
+                    img.offset()
+                ),
+            ));
         }
         f(m);
     }
@@ -137,11 +142,6 @@ impl FileTable {
         })
     }
 
-    /// The file with this id.
-    pub fn get(&self, id: u32) -> Option<&FileRef> {
-        self.files.get(&id)
-    }
-
     /// The path of a regular file as the kernel shows it (" (deleted)"
     /// appended for files unlinked while open).
     pub fn regular_path(&self, id: u32) -> Option<Vec<u8>> {
@@ -190,7 +190,7 @@ pub fn sysv_path(key: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::criu::store::DirStore;
-    use crate::criu::writer::CheckpointWriter;
+    use crate::testkit::CheckpointWriter;
 
     fn reg(id: u32, name: &str) -> proto::FileEntry {
         proto::FileEntry {
@@ -261,6 +261,6 @@ mod tests {
     fn a_checkpoint_without_file_images_has_no_files() {
         let dir = tempfile::tempdir().unwrap();
         let t = FileTable::load(&DirStore::open(dir.path()).unwrap()).unwrap();
-        assert!(t.get(1).is_none());
+        assert!(t.regular_path(1).is_none());
     }
 }

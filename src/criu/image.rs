@@ -1,18 +1,22 @@
 //! Framing of CRIU protobuf images: a magic header, then entries that are
 //! each a 32-bit little-endian length followed by that many bytes of
-//! protobuf message.
+//! protobuf message. The header is checked by one function
+//! ([`first_entry`]) and each entry's length by one other ([`entry_len`]),
+//! whether the image is held in memory ([`Image`]) or streamed
+//! ([`ImageReader`]).
 //!
 //! Nothing read from a file is trusted: every length is checked against the
 //! bytes that remain, so a corrupt image is an error that names the file
 //! and the offset, never a panic or an allocation larger than the file.
 
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use prost::Message;
 
 use super::magic;
+use crate::error::{corrupt, Fault};
 
 /// A CRIU image held in memory, positioned at its next entry.
 #[derive(Clone)]
@@ -30,29 +34,71 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
 /// Where the first entry of an image of `len` bytes starts, given its first
 /// two 32-bit words, after checking its magic against `expected`.
 fn first_entry(name: &str, words: [Option<u32>; 2], len: u64, expected: u32) -> Result<usize> {
-    let first =
-        words[0].with_context(|| format!("{name}: too short for an image header ({len} bytes)"))?;
+    let bad = |at, what: String| corrupt(name, Some(at), what);
+    let first = words[0].ok_or_else(|| {
+        bad(
+            0,
+            format!("{name}: too short for an image header ({len} bytes)"),
+        )
+    })?;
     if first == magic::IMG_COMMON || first == magic::IMG_SERVICE {
-        let second =
-            words[1].with_context(|| format!("{name}: truncated image header ({len} bytes)"))?;
+        let second = words[1]
+            .ok_or_else(|| bad(4, format!("{name}: truncated image header ({len} bytes)")))?;
         if second != expected {
-            bail!(
-                "{name}: offset 4: magic {second:#010x} ({}) where a {} image ({expected:#010x}) was expected",
-                magic::name(second),
-                magic::name(expected)
-            );
+            return Err(bad(
+                4,
+                format!(
+                    "{name}: offset 4: magic {second:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+                    magic::name(second),
+                    magic::name(expected)
+                ),
+            ));
         }
         Ok(8)
     } else if first == expected {
         // inventory.img, and images from CRIU before the common header.
         Ok(4)
     } else {
-        bail!(
-            "{name}: offset 0: magic {first:#010x} ({}) where a {} image ({expected:#010x}) was expected",
-            magic::name(first),
-            magic::name(expected)
-        );
+        Err(bad(
+            0,
+            format!(
+                "{name}: offset 0: magic {first:#010x} ({}) where a {} image ({expected:#010x}) was expected",
+                magic::name(first),
+                magic::name(expected)
+            ),
+        ))
     }
+}
+
+/// The length of the entry at `at` of image `name`, whose length word is
+/// `word` (`None` if fewer than 4 bytes are left) and after which `left`
+/// bytes remain; an entry may have at most `max` bytes (a `what`).
+fn entry_len(
+    name: &str,
+    at: u64,
+    word: Option<[u8; 4]>,
+    left: u64,
+    max: usize,
+    what: &str,
+) -> Result<usize> {
+    let bad = |what: String| corrupt(name, Some(at), what);
+    let word = word.ok_or_else(|| {
+        bad(format!(
+            "{name}: offset {at}: truncated entry header ({left} bytes left)"
+        ))
+    })?;
+    let len = u32::from_le_bytes(word) as usize;
+    if len as u64 > left {
+        return Err(bad(format!(
+            "{name}: offset {at}: entry claims {len} bytes but only {left} remain (truncated or corrupt image)"
+        )));
+    }
+    if len > max {
+        return Err(bad(format!(
+            "{name}: offset {at}: entry of {len} bytes is larger than any {what} ({max} bytes at most)"
+        )));
+    }
+    Ok(len)
 }
 
 impl Image {
@@ -70,42 +116,17 @@ impl Image {
         Ok(Image { name, data, pos })
     }
 
-    /// The name given to [`Image::parse`].
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Byte offset of the next entry.
-    pub fn offset(&self) -> usize {
-        self.pos
-    }
-
-    /// Whether every entry has been read.
-    pub fn at_end(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
     /// The raw bytes of the next entry and its offset, or `None` at the end.
     pub fn next_raw(&mut self) -> Result<Option<(usize, &[u8])>> {
         let at = self.pos;
         if at >= self.data.len() {
             return Ok(None);
         }
-        let len = read_u32(&self.data, at).with_context(|| {
-            format!(
-                "{}: offset {at}: truncated entry header ({} bytes left)",
-                self.name,
-                self.data.len() - at
-            )
-        })? as usize;
+        let rest = (self.data.len() - at) as u64;
+        let word = self.data.get(at..at + 4).and_then(|w| w.try_into().ok());
+        let left = if word.is_some() { rest - 4 } else { rest };
+        let len = entry_len(&self.name, at as u64, word, left, usize::MAX, "entry")?;
         let start = at + 4;
-        let left = self.data.len() - start;
-        if len > left {
-            bail!(
-                "{}: offset {at}: entry claims {len} bytes but only {left} remain (truncated or corrupt image)",
-                self.name
-            );
-        }
         self.pos = start + len;
         Ok(Some((at, &self.data[start..start + len])))
     }
@@ -140,11 +161,14 @@ impl Image {
     pub fn skip(&mut self, len: u64) -> Result<()> {
         let left = (self.data.len() - self.pos.min(self.data.len())) as u64;
         if len > left {
-            bail!(
-                "{}: offset {}: payload of {len} bytes runs past the end ({left} bytes left)",
-                self.name,
-                self.pos
-            );
+            return Err(corrupt(
+                &self.name,
+                Some(self.pos as u64),
+                format!(
+                    "{}: offset {}: payload of {len} bytes runs past the end ({left} bytes left)",
+                    self.name, self.pos
+                ),
+            ));
         }
         self.pos += len as usize;
         Ok(())
@@ -198,6 +222,7 @@ impl ImageReader {
     }
 
     /// An image held in memory, read the same way.
+    #[cfg(feature = "testkit")]
     pub fn from_bytes(
         name: impl Into<String>,
         data: Vec<u8>,
@@ -206,7 +231,7 @@ impl ImageReader {
         let len = data.len() as u64;
         ImageReader::new(
             name,
-            Box::new(io::Cursor::new(data)),
+            Box::new(std::io::Cursor::new(data)),
             len,
             expected,
             usize::MAX,
@@ -238,32 +263,24 @@ impl ImageReader {
         if left == 0 {
             return Ok(None);
         }
-        if left < 4 {
-            bail!(
-                "{}: offset {at}: truncated entry header ({left} bytes left)",
-                self.name
-            );
-        }
-        let mut word = [0; 4];
-        self.inner
-            .read_exact(&mut word)
-            .with_context(|| format!("{}: offset {at}: cannot read", self.name))?;
-        let len = u32::from_le_bytes(word) as usize;
-        if len as u64 > left - 4 {
-            bail!(
-                "{}: offset {at}: entry claims {len} bytes but only {} remain (truncated or corrupt image)",
-                self.name,
-                left - 4
-            );
-        }
-        if len > self.max_entry {
-            bail!(
-                "{}: offset {at}: entry of {len} bytes is larger than any {} ({} bytes at most)",
-                self.name,
-                short_type_name::<M>(),
-                self.max_entry
-            );
-        }
+        let word = if left < 4 {
+            None
+        } else {
+            let mut word = [0; 4];
+            self.inner
+                .read_exact(&mut word)
+                .with_context(|| format!("{}: offset {at}: cannot read", self.name))?;
+            Some(word)
+        };
+        let rest = if word.is_some() { left - 4 } else { left };
+        let len = entry_len(
+            &self.name,
+            at,
+            word,
+            rest,
+            self.max_entry,
+            short_type_name::<M>(),
+        )?;
         self.buf.resize(len, 0);
         self.inner
             .read_exact(&mut self.buf)
@@ -354,55 +371,30 @@ impl<'a> Iterator for Submessages<'a> {
     }
 }
 
-/// How many values repeated scalar field `tag` has in a message's bytes,
-/// packed or not, without decoding them (as many as can be told apart in
-/// bytes that stop making sense).
-pub fn count_scalars(bytes: &[u8], tag: u32) -> usize {
-    let mut r = Submessages::new(bytes, u32::MAX);
-    let mut n = 0;
-    while r.pos < r.bytes.len() {
-        let Some(key) = r.varint() else { break };
-        let ok = match key & 7 {
-            0 => r.varint().map(|_| {
-                if key >> 3 == u64::from(tag) {
-                    n += 1;
-                }
-            }),
-            1 => r.advance(8),
-            5 => r.advance(4),
-            2 => r.varint().and_then(|len| {
-                let start = r.pos;
-                r.advance(len)?;
-                if key >> 3 == u64::from(tag) {
-                    n += r.bytes[start..r.pos].iter().filter(|b| **b < 0x80).count();
-                }
-                Some(())
-            }),
-            _ => None,
-        };
-        if ok.is_none() {
-            break;
-        }
-    }
-    n
-}
-
 /// Decodes the entry at `at` of image `name`.
 fn decode<M: Message + Default>(name: &str, at: u64, bytes: &[u8]) -> Result<M> {
     M::decode(bytes).map_err(|e| {
-        anyhow::Error::new(e).context(format!(
-            "{name}: offset {at}: cannot decode {}",
-            short_type_name::<M>()
+        anyhow::Error::new(e).context(Fault::corrupt(
+            name,
+            Some(at),
+            format!(
+                "{name}: offset {at}: cannot decode {}",
+                short_type_name::<M>()
+            ),
         ))
     })
 }
 
 /// The entry an image must have at `at`.
 fn present<M>(name: &str, at: u64, m: Option<M>) -> Result<M> {
-    m.with_context(|| {
-        format!(
-            "{name}: offset {at}: missing {} entry (image ends here)",
-            short_type_name::<M>()
+    m.ok_or_else(|| {
+        corrupt(
+            name,
+            Some(at),
+            format!(
+                "{name}: offset {at}: missing {} entry (image ends here)",
+                short_type_name::<M>()
+            ),
         )
     })
 }
@@ -444,9 +436,11 @@ mod tests {
     fn reads_entries_after_common_header() {
         let data = framed(&[magic::IMG_COMMON, magic::PSTREE], &[pstree(1), pstree(7)]);
         let mut img = Image::parse("pstree.img", data, magic::PSTREE).unwrap();
-        let all: Vec<PstreeEntry> = img.all().unwrap();
-        assert_eq!(all.iter().map(|e| e.pid).collect::<Vec<_>>(), vec![1, 7]);
-        assert!(img.at_end());
+        let mut all = Vec::new();
+        while let Some(e) = img.entry::<PstreeEntry>().unwrap() {
+            all.push(e.pid);
+        }
+        assert_eq!(all, vec![1, 7]);
     }
 
     #[test]
@@ -508,14 +502,14 @@ mod tests {
             let mut held = Image::parse("pstree.img", data.clone(), magic::PSTREE).unwrap();
             let mut r = ImageReader::from_bytes("pstree.img", data, magic::PSTREE).unwrap();
             for _ in 0..3 {
-                assert_eq!(held.offset() as u64, r.offset());
+                assert_eq!(held.pos as u64, r.offset());
                 let a: Option<PstreeEntry> = held.entry().unwrap();
                 assert_eq!(a, r.entry().unwrap());
             }
         }
         let err = |data: Vec<u8>, max: usize| {
             let len = data.len() as u64;
-            let cur = Box::new(io::Cursor::new(data));
+            let cur = Box::new(std::io::Cursor::new(data));
             let mut r = ImageReader::new("pstree.img", cur, len, magic::PSTREE, max)?;
             while r.entry::<PstreeEntry>()?.is_some() {}
             Ok::<_, anyhow::Error>(())
@@ -566,25 +560,6 @@ mod tests {
         assert_eq!((head.arg_start, head.saved_auxv.len()), (7, 2));
         let cut = &bytes[..bytes.len() - 3];
         assert!(Submessages::new(cut, 14).any(|r| r.is_err()));
-    }
-
-    #[test]
-    fn scalars_are_counted_packed_or_not() {
-        let e = PstreeEntry {
-            pid: 1,
-            ppid: 0,
-            pgid: 1,
-            sid: 1,
-            threads: vec![1, 300, 70000],
-        };
-        assert_eq!(count_scalars(&e.encode_to_vec(), 5), 3);
-        // The same list packed: tag 5, wire type 2.
-        let packed = [0x08, 0x01, 0x2a, 0x06, 0x01, 0xac, 0x02, 0xf0, 0xa2, 0x04];
-        assert_eq!(count_scalars(&packed, 5), 3);
-        assert_eq!(
-            PstreeEntry::decode(&packed[..]).unwrap().threads,
-            vec![1, 300, 70000]
-        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::image::{Image, ImageReader};
 use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
+use crate::error::corrupt;
+use crate::join::Joiner;
 use crate::model::{
     Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
     PageSource, Prot,
@@ -39,6 +41,10 @@ pub const MAX_PARENT_DEPTH: usize = 64;
 /// STACK (the stack is found from mm's start_stack) nor UPROBES (it skips
 /// those areas).
 pub mod status {
+    /// A VMA CRIU dumps and restores (every real mapping but vsyscall).
+    /// Named for those who write images; reading needs only the kind bits.
+    #[allow(dead_code)]
+    pub const REGULAR: u32 = 1 << 0;
     /// Stack.
     pub const STACK: u32 = 1 << 1;
     /// vsyscall page.
@@ -76,6 +82,64 @@ pub mod status {
     /// (GPU memory): not in the pagemap.
     pub const EXT_PLUGIN: u32 = 1 << 27;
 }
+
+/// PROT_* bits of a VMA's `prot`.
+const PROT_READ: u32 = 1;
+const PROT_WRITE: u32 = 2;
+const PROT_EXEC: u32 = 4;
+/// MAP_SHARED in a VMA's `flags`.
+const MAP_SHARED: u32 = 1;
+
+/// Where the contents of a kind of mapping are found.
+#[derive(Debug, Clone, Copy)]
+enum Contents {
+    /// Nowhere: the kernel dumps none (vvar, vsyscall, sockets' rings,
+    /// uprobes).
+    None,
+    /// Nowhere either, but the device file is named (a CRIU plugin saved
+    /// the memory elsewhere).
+    Plugin,
+    /// A System V segment's pagemap.
+    SysvShm,
+    /// A memfd's pagemap (through the process's own, if private).
+    Memfd,
+    /// A shared anonymous object's pagemap.
+    SharedAnonymous,
+    /// The process's pagemap, then the mapped file.
+    File,
+    /// The process's pagemap, then zeros.
+    Anonymous,
+}
+
+/// Status bits → what a mapping is and where its contents are: the first
+/// entry whose bit is set wins (CRIU sets one kind bit besides REGULAR and
+/// a FILE/ANON one); a VMA with none of them is private anonymous memory.
+const BY_STATUS: [(u32, MappingKind, Contents); 16] = [
+    (status::VSYSCALL, MappingKind::Vsyscall, Contents::None),
+    (status::VVAR, MappingKind::Vvar, Contents::None),
+    (status::SOCKET, MappingKind::Other, Contents::None),
+    (status::UPROBES, MappingKind::Other, Contents::None),
+    (status::EXT_PLUGIN, MappingKind::Other, Contents::Plugin),
+    (status::SYSVIPC, MappingKind::SysvShm, Contents::SysvShm),
+    (status::MEMFD, MappingKind::Memfd, Contents::Memfd),
+    (
+        status::ANON_SHARED,
+        MappingKind::SharedAnonymous,
+        Contents::SharedAnonymous,
+    ),
+    (status::FILE_SHARED, MappingKind::File, Contents::File),
+    (status::FILE_PRIVATE, MappingKind::File, Contents::File),
+    (status::VDSO, MappingKind::Vdso, Contents::Anonymous),
+    (status::HEAP, MappingKind::Heap, Contents::Anonymous),
+    (status::STACK, MappingKind::Stack, Contents::Anonymous),
+    (status::AIORING, MappingKind::Other, Contents::Anonymous),
+    (status::SHSTK, MappingKind::Anonymous, Contents::Anonymous),
+    (
+        status::ANON_PRIVATE,
+        MappingKind::Anonymous,
+        Contents::Anonymous,
+    ),
+];
 
 /// Which pagemap an address range is looked up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,9 +234,10 @@ impl PageRuns for CriuRuns {
     }
 }
 
-/// Receives a mapping's runs, joining those that continue each other.
+/// Receives a mapping's runs, joining those that continue each other,
+/// until its receiver breaks.
 struct Sink<'f> {
-    pending: Option<PageRun>,
+    pending: Joiner<PageRun>,
     emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>,
     stopped: bool,
 }
@@ -180,7 +245,7 @@ struct Sink<'f> {
 impl<'f> Sink<'f> {
     fn new(emit: &'f mut dyn FnMut(PageRun) -> Result<ControlFlow<()>>) -> Sink<'f> {
         Sink {
-            pending: None,
+            pending: Joiner::new(),
             emit,
             stopped: false,
         }
@@ -190,23 +255,8 @@ impl<'f> Sink<'f> {
         if run.len == 0 || self.stopped {
             return Ok(());
         }
-        if let Some(last) = &mut self.pending {
-            let merged = match (last.source, run.source) {
-                (PageSource::Zero, PageSource::Zero) => true,
-                (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
-                (
-                    PageSource::Blob { blob: a, offset: o },
-                    PageSource::Blob { blob: b, offset: p },
-                ) => a == b && o + last.len == p,
-                _ => false,
-            };
-            if merged {
-                last.len += run.len;
-                return Ok(());
-            }
-        }
-        if let Some(last) = self.pending.replace(run) {
-            self.stopped = (self.emit)(last)?.is_break();
+        if let Some(done) = self.pending.push(run) {
+            self.stopped = (self.emit)(done)?.is_break();
         }
         Ok(())
     }
@@ -283,7 +333,6 @@ impl<'a> MemoryBuilder<'a> {
         count: usize,
         mm_name: &str,
     ) -> Result<Mapped> {
-        let page_size = self.walker.dump.page_size;
         let mut mappings = Vec::with_capacity(count);
         let mut plans = Vec::with_capacity(count);
         let mut prev_end = 0;
@@ -295,23 +344,7 @@ impl<'a> MemoryBuilder<'a> {
                 // they read as that VMA's other undumped pages do.
                 continue;
             }
-            if v.start >= v.end || v.start % page_size != 0 || v.end % page_size != 0 {
-                bail!(
-                    "{mm_name}: VMA #{i} {:#x}-{:#x} is empty or not page-aligned",
-                    v.start,
-                    v.end
-                );
-            }
-            if v.end - v.start > MAX_VMA_BYTES {
-                bail!(
-                    "{mm_name}: VMA #{i} {:#x}-{:#x} is larger than any address space",
-                    v.start,
-                    v.end
-                );
-            }
-            if v.start < prev_end {
-                bail!("{mm_name}: VMA #{i} at {:#x} overlaps or precedes the one before (ending {prev_end:#x})", v.start);
-            }
+            check_vma(v, i, prev_end, self.walker.dump.page_size, mm_name)?;
             prev_end = v.end;
             let context = || format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end);
             let (mut m, plan) = self.mapping(v).with_context(context)?;
@@ -332,83 +365,12 @@ impl<'a> MemoryBuilder<'a> {
             mappings.push(m);
             plans.push((v.start, v.end, plan));
         }
-        let w = &mut self.walker;
-        let mut warnings = Vec::new();
-        if let Some(Some(c)) = w.private.first_mut() {
-            let unused = c.finish()?;
-            if unused > 0 {
-                warnings.push(format!(
-                    "{}: {unused} pagemap entries lie outside every VMA; ignored",
-                    c.name()
-                ));
-            }
-        }
-        // Pages no entry claims: a pagemap cut short at an entry boundary
-        // leaves them behind, and the memory they were for reads as zeros.
-        let mut cursors: Vec<&mut Cursor> = w.private.iter_mut().take(1).flatten().collect();
-        let mut shmem: Vec<_> = w
-            .shmem
-            .iter_mut()
-            .filter(|((level, _), _)| *level == 0)
-            .collect();
-        shmem.sort_by_key(|((_, id), _)| *id);
-        cursors.extend(shmem.into_iter().filter_map(|(_, c)| c.as_mut()));
-        let store = w.dump.chain[0].clone();
-        for c in cursors {
-            c.finish()?;
-            let name = format!("pages-{}.img", c.pages_id());
-            if let Some(pages) = store.blob(&name)? {
-                if pages.len > c.claimed() {
-                    warnings.push(format!(
-                        "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
-                        pages.label,
-                        pages.len - c.claimed(),
-                        c.claimed(),
-                        c.name()
-                    ));
-                }
-            }
-        }
-        if w.lazy_bytes > 0 {
-            warnings.push(format!(
-                "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
-                w.lazy_bytes / 1024
-            ));
-        }
-        if w.parent_holes > 0 {
-            warnings.push(format!(
-                "{} KiB marked as in the parent dump are not there; they read as the parent had them (zeros, or the mapped file)",
-                w.parent_holes / 1024
-            ));
-        }
-        // Bytes taken from the pages files of each dump of the chain.
-        let mut dumps: Vec<DumpLevel> = w
-            .dump
-            .chain
-            .iter()
-            .map(|store| DumpLevel {
-                images: store.location(),
-                bytes: 0,
-            })
-            .collect();
-        for (&(level, _), blob) in &w.dump.pages {
-            if let Some(d) = dumps.get_mut(level) {
-                d.bytes += blob_bytes.get(blob).copied().unwrap_or(0);
-            }
-        }
-        for (level, d) in dumps.iter().enumerate().skip(1) {
-            tracing::info!(
-                pid = w.dump.pid,
-                level,
-                images = %d.images,
-                bytes = d.bytes,
-                "pages from a parent dump"
-            );
-        }
+        let warnings = self.walker.warnings()?;
+        let dumps = self.walker.dumps(&blob_bytes);
         Ok(Mapped {
             mappings,
             dumps,
-            blobs: w.dump.blobs.clone(),
+            blobs: self.walker.dump.blobs.clone(),
             runs: CriuRuns {
                 plans,
                 dump: self.walker.dump,
@@ -419,135 +381,130 @@ impl<'a> MemoryBuilder<'a> {
 
     fn mapping(&mut self, v: &proto::Vma) -> Result<(Mapping, Plan)> {
         let st = v.status;
-        let prot = Prot {
-            read: v.prot & 1 != 0,
-            write: v.prot & 2 != 0,
-            exec: v.prot & 4 != 0,
-        };
-        let shared = v.flags & 1 != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
+        let shared =
+            v.flags & MAP_SHARED != 0 || st & (status::FILE_SHARED | status::ANON_SHARED) != 0;
+        let (mut kind, contents) = BY_STATUS.iter().find(|(bit, _, _)| st & bit != 0).map_or(
+            (MappingKind::Anonymous, Contents::Anonymous),
+            |&(_, k, c)| (k, c),
+        );
         let (start, end, pgoff) = (v.start, v.end, v.pgoff);
-        let mut file = None;
-        let kind;
-        let plan;
-        if st & (status::VSYSCALL | status::VVAR | status::SOCKET | status::UPROBES) != 0 {
-            kind = if st & status::VSYSCALL != 0 {
-                MappingKind::Vsyscall
-            } else if st & status::VVAR != 0 {
-                MappingKind::Vvar
-            } else {
-                MappingKind::Other
-            };
-            plan = Plan::NoContents;
-        } else if st & status::EXT_PLUGIN != 0 {
-            // Device memory: the kernel dumps none of it either. The device
-            // file is still named, as NT_FILE names it.
-            kind = MappingKind::Other;
-            let id = u32::try_from(v.shmid).context("file id out of range")?;
-            file = self.files.regular_path(id).map(|path| {
-                Box::new(MappedFile {
-                    path,
-                    offset: pgoff,
-                })
-            });
-            plan = Plan::NoContents;
-        } else if st & status::SYSVIPC != 0 {
-            kind = MappingKind::SysvShm;
-            let key = self.sysv_key(v.shmid)?;
-            file = Some(Box::new(MappedFile {
-                path: files::sysv_path(key),
-                offset: pgoff,
-            }));
-            plan = Plan::Shmem {
-                id: v.shmid,
-                offset: pgoff,
-            };
-        } else if st & status::MEMFD != 0 {
-            let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
-            let inode = self.files.memfd(id)?.clone();
-            kind = if inode.name.starts_with(b"/") {
-                MappingKind::SharedAnonymous
-            } else {
-                MappingKind::Memfd
-            };
-            file = Some(Box::new(MappedFile {
-                path: files::memfd_path(&inode),
-                offset: pgoff,
-            }));
-            let obj = u64::from(inode.shmid);
-            plan = if shared {
-                Plan::Shmem {
-                    id: obj,
-                    offset: pgoff,
-                }
-            } else {
-                Plan::Private(Gap::Shmem {
-                    id: obj,
-                    start,
-                    pgoff,
-                })
-            };
-        } else if st & status::ANON_SHARED != 0 {
-            kind = MappingKind::SharedAnonymous;
-            file = Some(Box::new(MappedFile {
-                path: b"/dev/zero (deleted)".to_vec(),
-                offset: pgoff,
-            }));
-            plan = Plan::Shmem {
-                id: v.shmid,
-                offset: pgoff,
-            };
-        } else if st & (status::FILE_SHARED | status::FILE_PRIVATE) != 0 {
-            kind = MappingKind::File;
-            let id = u32::try_from(v.shmid).context("file id out of range")?;
-            let path = self
-                .files
-                .regular_path(id)
-                .with_context(|| format!("files.img has no regular file id {id}"))?;
-            let deleted = path.ends_with(files::DELETED);
-            let on_disk = if deleted {
-                None
-            } else {
-                self.root_file(&path)?
-            };
-            file = Some(Box::new(MappedFile {
+        let named = |path| {
+            Some(Box::new(MappedFile {
                 path,
                 offset: pgoff,
-            }));
-            let gap = Gap::File {
-                file: on_disk,
-                start,
-                pgoff,
-            };
-            plan = if st & status::FILE_SHARED != 0 {
-                // Shared file pages live in the file; CRIU does not dump them.
-                Plan::Gap(gap)
-            } else {
-                Plan::Private(gap)
-            };
-        } else {
-            kind = if st & status::VDSO != 0 {
-                MappingKind::Vdso
-            } else if st & status::HEAP != 0 {
-                MappingKind::Heap
-            } else if st & status::STACK != 0 {
-                MappingKind::Stack
-            } else if st & status::AIORING != 0 {
-                MappingKind::Other
-            } else {
-                MappingKind::Anonymous
-            };
-            plan = Plan::Private(Gap::Zero);
-        }
+            }))
+        };
+        let (file, plan) = match contents {
+            Contents::None => (None, Plan::NoContents),
+            Contents::Plugin => {
+                // Device memory: the kernel dumps none of it either. The
+                // device file is still named, as NT_FILE names it.
+                let id = u32::try_from(v.shmid).context("file id out of range")?;
+                (
+                    self.files.regular_path(id).and_then(named),
+                    Plan::NoContents,
+                )
+            }
+            Contents::SysvShm => {
+                let key = self.sysv_key(v.shmid)?;
+                let plan = Plan::Shmem {
+                    id: v.shmid,
+                    offset: pgoff,
+                };
+                (named(files::sysv_path(key)), plan)
+            }
+            Contents::Memfd => {
+                let (file, plan, anon) = self.memfd(v, shared)?;
+                if anon {
+                    kind = MappingKind::SharedAnonymous;
+                }
+                (Some(file), plan)
+            }
+            Contents::SharedAnonymous => {
+                let plan = Plan::Shmem {
+                    id: v.shmid,
+                    offset: pgoff,
+                };
+                (named(b"/dev/zero (deleted)".to_vec()), plan)
+            }
+            Contents::File => {
+                let (file, plan) = self.file(v)?;
+                (Some(file), plan)
+            }
+            Contents::Anonymous => (None, Plan::Private(Gap::Zero)),
+        };
         let m = Mapping {
             start,
             end,
-            prot,
+            prot: Prot {
+                read: v.prot & PROT_READ != 0,
+                write: v.prot & PROT_WRITE != 0,
+                exec: v.prot & PROT_EXEC != 0,
+            },
             shared,
             kind,
             file,
             stored: 0,
         };
         Ok((m, plan))
+    }
+
+    /// A memfd mapping: its name, how its pages are found, and whether the
+    /// memfd is really shared anonymous memory (its name starts with `/`,
+    /// as the kernel names the object behind MAP_SHARED|MAP_ANONYMOUS).
+    fn memfd(&mut self, v: &proto::Vma, shared: bool) -> Result<(Box<MappedFile>, Plan, bool)> {
+        let id = u32::try_from(v.shmid).context("memfd file id out of range")?;
+        let inode = self.files.memfd(id)?.clone();
+        let obj = u64::from(inode.shmid);
+        let plan = if shared {
+            Plan::Shmem {
+                id: obj,
+                offset: v.pgoff,
+            }
+        } else {
+            Plan::Private(Gap::Shmem {
+                id: obj,
+                start: v.start,
+                pgoff: v.pgoff,
+            })
+        };
+        let file = Box::new(MappedFile {
+            path: files::memfd_path(&inode),
+            offset: v.pgoff,
+        });
+        Ok((file, plan, inode.name.starts_with(b"/")))
+    }
+
+    /// A file mapping: its path, and how its pages are found (the
+    /// process's pagemap first for a private one, then the file under the
+    /// root, where there is one and the file was not deleted).
+    fn file(&mut self, v: &proto::Vma) -> Result<(Box<MappedFile>, Plan)> {
+        let id = u32::try_from(v.shmid).context("file id out of range")?;
+        let path = self
+            .files
+            .regular_path(id)
+            .with_context(|| format!("files.img has no regular file id {id}"))?;
+        let on_disk = if path.ends_with(files::DELETED) {
+            None
+        } else {
+            self.root_file(&path)?
+        };
+        let gap = Gap::File {
+            file: on_disk,
+            start: v.start,
+            pgoff: v.pgoff,
+        };
+        let plan = if v.status & status::FILE_SHARED != 0 {
+            // Shared file pages live in the file; CRIU does not dump them.
+            Plan::Gap(gap)
+        } else {
+            Plan::Private(gap)
+        };
+        let file = Box::new(MappedFile {
+            path,
+            offset: v.pgoff,
+        });
+        Ok((file, plan))
     }
 
     /// The blob and size of `path` in the root filesystems, if any.
@@ -602,6 +559,37 @@ impl<'a> MemoryBuilder<'a> {
     }
 }
 
+/// Refuses VMA #`i` unless it is page-aligned, not empty, no larger than
+/// an address space, and after the one before (which ended at `prev_end`).
+fn check_vma(v: &proto::Vma, i: usize, prev_end: u64, page_size: u64, mm_name: &str) -> Result<()> {
+    let bad = |what: String| {
+        Err(corrupt(
+            mm_name,
+            None,
+            format!("{mm_name}: VMA #{i} {what}"),
+        ))
+    };
+    if v.start >= v.end || v.start % page_size != 0 || v.end % page_size != 0 {
+        return bad(format!(
+            "{:#x}-{:#x} is empty or not page-aligned",
+            v.start, v.end
+        ));
+    }
+    if v.end - v.start > MAX_VMA_BYTES {
+        return bad(format!(
+            "{:#x}-{:#x} is larger than any address space",
+            v.start, v.end
+        ));
+    }
+    if v.start < prev_end {
+        return bad(format!(
+            "at {:#x} overlaps or precedes the one before (ending {prev_end:#x})",
+            v.start
+        ));
+    }
+    Ok(())
+}
+
 impl Walker {
     /// A walker over `dump`, ready to walk from the start.
     fn new(dump: Dump) -> Walker {
@@ -612,6 +600,89 @@ impl Walker {
             lazy_bytes: 0,
             parent_holes: 0,
         }
+    }
+
+    /// What the walk of every mapping found wrong: pagemap entries outside
+    /// every VMA, pages no entry claims (what a pagemap cut short at an
+    /// entry boundary leaves; the memory they were for reads as zeros),
+    /// lazy pages, and pages a parent dump lacks.
+    fn warnings(&mut self) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let Some(Some(c)) = self.private.first_mut() {
+            let unused = c.finish()?;
+            if unused > 0 {
+                warnings.push(format!(
+                    "{}: {unused} pagemap entries lie outside every VMA; ignored",
+                    c.name()
+                ));
+            }
+        }
+        let mut cursors: Vec<&mut Cursor> = self.private.iter_mut().take(1).flatten().collect();
+        let mut shmem: Vec<_> = self
+            .shmem
+            .iter_mut()
+            .filter(|((level, _), _)| *level == 0)
+            .collect();
+        shmem.sort_by_key(|((_, id), _)| *id);
+        cursors.extend(shmem.into_iter().filter_map(|(_, c)| c.as_mut()));
+        let store = self.dump.chain[0].clone();
+        for c in cursors {
+            c.finish()?;
+            let name = format!("pages-{}.img", c.pages_id());
+            if let Some(pages) = store.blob(&name)? {
+                if pages.len > c.claimed() {
+                    warnings.push(format!(
+                        "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
+                        pages.label,
+                        pages.len - c.claimed(),
+                        c.claimed(),
+                        c.name()
+                    ));
+                }
+            }
+        }
+        if self.lazy_bytes > 0 {
+            warnings.push(format!(
+                "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
+                self.lazy_bytes / 1024
+            ));
+        }
+        if self.parent_holes > 0 {
+            warnings.push(format!(
+                "{} KiB marked as in the parent dump are not there; they read as the parent had them (zeros, or the mapped file)",
+                self.parent_holes / 1024
+            ));
+        }
+        Ok(warnings)
+    }
+
+    /// The bytes taken from the pages files of each dump of the chain,
+    /// given the bytes taken from each blob.
+    fn dumps(&self, blob_bytes: &HashMap<BlobId, u64>) -> Vec<DumpLevel> {
+        let mut dumps: Vec<DumpLevel> = self
+            .dump
+            .chain
+            .iter()
+            .map(|store| DumpLevel {
+                images: store.location(),
+                bytes: 0,
+            })
+            .collect();
+        for (&(level, _), blob) in &self.dump.pages {
+            if let Some(d) = dumps.get_mut(level) {
+                d.bytes += blob_bytes.get(blob).copied().unwrap_or(0);
+            }
+        }
+        for (level, d) in dumps.iter().enumerate().skip(1) {
+            tracing::info!(
+                pid = self.dump.pid,
+                level,
+                images = %d.images,
+                bytes = d.bytes,
+                "pages from a parent dump"
+            );
+        }
+        dumps
     }
 
     /// Gives `out` the runs of the mapping `start..end` found by `plan`.
@@ -662,13 +733,17 @@ impl Walker {
                 let offset = r.data + (pos - r.start);
                 let b = &self.dump.blobs[blob];
                 if offset + len > b.len {
-                    bail!(
-                        "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
-                        r.at,
-                        offset + len,
-                        b.label,
-                        b.len
-                    );
+                    return Err(corrupt(
+                        &name,
+                        Some(r.at),
+                        format!(
+                            "{name}: offset {}: pages at {pos:#x} need bytes {offset}..{} of {}, which holds only {}",
+                            r.at,
+                            offset + len,
+                            b.label,
+                            b.len
+                        ),
+                    ));
                 }
                 out.push(PageRun {
                     len,
@@ -835,5 +910,307 @@ impl Walker {
         let id = self.dump.blobs.len() - 1;
         self.dump.pages.insert((level, pages_id), id);
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::criu::store::DirStore;
+    use crate::rootfs::RootFs;
+    use crate::testkit::{CheckpointWriter, PageSpan};
+
+    const P: u64 = 4096;
+
+    fn run(len: u64, source: PageSource) -> PageRun {
+        PageRun { len, source }
+    }
+
+    fn blob(blob: BlobId, offset: u64) -> PageSource {
+        PageSource::Blob { blob, offset }
+    }
+
+    fn vma(start: u64, pages: u64, st: u32, shmid: u64) -> proto::Vma {
+        proto::Vma {
+            start,
+            end: start + pages * P,
+            pgoff: 0,
+            shmid,
+            prot: PROT_READ | PROT_WRITE,
+            flags: if st & status::ANON_SHARED != 0 { 1 } else { 2 },
+            status: status::REGULAR | st,
+            fd: -1,
+            madv: None,
+            fdflags: None,
+        }
+    }
+
+    /// The mappings of `vmas` in the images in `dir`, for pid 1.
+    fn build(dir: &std::path::Path, vmas: &[proto::Vma], root: Option<&FileRoots>) -> Mapped {
+        let store: Arc<dyn ImageStore> = Arc::new(DirStore::open(dir).unwrap());
+        let files = FileTable::load(&*store).unwrap();
+        MemoryBuilder::new(store, 1, P, &files, root)
+            .build(vmas.iter().cloned().map(Ok), vmas.len(), "mm-1.img")
+            .unwrap()
+    }
+
+    /// Every run of every mapping from `from` on.
+    fn runs(m: &Mapped, from: usize) -> Vec<(usize, PageRun)> {
+        let mut out = Vec::new();
+        m.runs
+            .walk(from, &mut |i, r| {
+                out.push((i, r));
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        out
+    }
+
+    fn page(byte: u8) -> Vec<u8> {
+        vec![byte; P as usize]
+    }
+
+    #[test]
+    fn the_sink_joins_what_continues_and_stops_when_told() {
+        let mut got = Vec::new();
+        let mut emit = |r: PageRun| {
+            got.push(r);
+            Ok(if got.len() == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        };
+        let mut s = Sink::new(&mut emit);
+        for r in [
+            run(10, PageSource::Zero),
+            run(0, blob(3, 0)), // empty: dropped
+            run(5, PageSource::Zero),
+            run(4, blob(0, 0)),
+            run(4, blob(0, 4)),
+            run(1, blob(0, 9)), // a gap in the blob: a new run
+            run(7, PageSource::Missing(Missing::Lazy)),
+        ] {
+            s.push(r).unwrap();
+        }
+        s.finish().unwrap();
+        assert!(s.stopped);
+        assert_eq!(got, [run(15, PageSource::Zero), run(8, blob(0, 0))]);
+        // Unknown contents of different kinds stay apart.
+        let mut got = Vec::new();
+        let mut emit = |r: PageRun| {
+            got.push(r);
+            Ok(ControlFlow::Continue(()))
+        };
+        let mut s = Sink::new(&mut emit);
+        s.push(run(1, PageSource::Missing(Missing::Lazy))).unwrap();
+        s.push(run(1, PageSource::Missing(Missing::FileBacked)))
+            .unwrap();
+        s.finish().unwrap();
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn pagemaps_give_dumped_pages_holes_parent_pages_and_lazy_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (parent, child) = (dir.path().join("1"), dir.path().join("2"));
+        let w = CheckpointWriter::create(&parent, P).unwrap();
+        let b = page(b'B');
+        w.pagemap(
+            "pagemap-1.img",
+            7,
+            [PageSpan {
+                vaddr: 0x11000,
+                nr_pages: 1,
+                flags: PE_PRESENT,
+                data: &b,
+            }],
+        )
+        .unwrap();
+        let w = CheckpointWriter::create(&child, P).unwrap();
+        std::os::unix::fs::symlink("../1", child.join("parent")).unwrap();
+        let a = page(b'A');
+        let spans = [
+            PageSpan {
+                vaddr: 0x10000,
+                nr_pages: 1,
+                flags: PE_PRESENT,
+                data: &a,
+            },
+            PageSpan {
+                vaddr: 0x11000,
+                nr_pages: 1,
+                flags: PE_PARENT,
+                data: &[],
+            },
+            // 0x12000: in no entry, a hole that reads as zeros.
+            PageSpan {
+                vaddr: 0x13000,
+                nr_pages: 1,
+                flags: PE_LAZY,
+                data: &[],
+            },
+        ];
+        w.pagemap("pagemap-1.img", 8, spans).unwrap();
+        let m = build(&child, &[vma(0x10000, 4, status::ANON_PRIVATE, 0)], None);
+        let [pages8, pages7] = [0, 1].map(|i| m.blobs[i].label.clone());
+        assert!(pages8.ends_with("2/pages-8.img") && pages7.ends_with("1/pages-7.img"));
+        assert_eq!(
+            runs(&m, 0),
+            [
+                (0, run(P, blob(0, 0))),
+                (0, run(P, blob(1, 0))),
+                (0, run(P, PageSource::Zero)),
+                (0, run(P, PageSource::Missing(Missing::Lazy))),
+            ]
+        );
+        assert_eq!(m.mappings[0].stored, 2 * P);
+        let bytes: Vec<u64> = m.dumps.iter().map(|d| d.bytes).collect();
+        assert_eq!(bytes, [P, P]);
+        assert!(
+            m.warnings.iter().any(|w| w.contains("lazy-pages")),
+            "{:?}",
+            m.warnings
+        );
+        // The same runs on every walk.
+        assert_eq!(runs(&m, 0), runs(&m, 0));
+    }
+
+    #[test]
+    fn file_pages_come_from_the_root_and_shared_memory_from_its_pagemap() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        let w = CheckpointWriter::create(&images, P).unwrap();
+        w.files(&[proto::FileEntry {
+            r#type: proto::FdType::Reg as i32,
+            id: 1,
+            reg: Some(proto::RegFile {
+                id: 1,
+                name: "/lib/x.so".into(),
+                ..Default::default()
+            }),
+            memfd: None,
+        }])
+        .unwrap();
+        let (c, s) = (page(b'C'), page(b'S'));
+        w.pagemap(
+            "pagemap-1.img",
+            1,
+            [PageSpan {
+                vaddr: 0x20000,
+                nr_pages: 1,
+                flags: PE_PRESENT,
+                data: &c,
+            }],
+        )
+        .unwrap();
+        w.pagemap(
+            "pagemap-shmem-9.img",
+            2,
+            [PageSpan {
+                vaddr: P,
+                nr_pages: 1,
+                flags: PE_PRESENT,
+                data: &s,
+            }],
+        )
+        .unwrap();
+        let vmas = [
+            vma(0x20000, 3, status::FILE_PRIVATE, 1),
+            vma(0x30000, 2, status::ANON_SHARED, 9),
+        ];
+        // Without a root, the file's unmodified pages are unknown.
+        let m = build(&images, &vmas, None);
+        assert_eq!(
+            runs(&m, 0),
+            [
+                (0, run(P, blob(0, 0))),
+                (0, run(2 * P, PageSource::Missing(Missing::FileBacked))),
+                (1, run(P, PageSource::Zero)),
+                (1, run(P, blob(1, 0))),
+            ]
+        );
+        assert_eq!(m.mappings[0].kind, MappingKind::File);
+        assert_eq!(m.mappings[1].kind, MappingKind::SharedAnonymous);
+        // With one holding the file (one page and a half long): its pages,
+        // then zeros past its end.
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("lib")).unwrap();
+        std::fs::write(root.join("lib/x.so"), vec![b'F'; 6144]).unwrap();
+        let roots = FileRoots {
+            diff: Default::default(),
+            dir: Some(RootFs::new(&root).unwrap()),
+        };
+        let m = build(&images, &vmas, Some(&roots));
+        let file = m
+            .blobs
+            .iter()
+            .position(|b| b.path.ends_with("lib/x.so"))
+            .unwrap();
+        let pages = m
+            .blobs
+            .iter()
+            .position(|b| b.label.ends_with("pages-1.img"))
+            .unwrap();
+        assert_eq!(
+            runs(&m, 0)[..3],
+            [
+                (0, run(P, blob(pages, 0))),
+                (0, run(2048, blob(file, P))),
+                (0, run(P + 2048, PageSource::Zero)),
+            ]
+        );
+        assert_eq!(m.mappings[0].stored, P + 2048);
+        // Walking from the second mapping gives only its runs, and a walk
+        // stops where its receiver breaks.
+        assert_eq!(runs(&m, 1).len(), 2);
+        let mut seen = 0;
+        m.runs
+            .walk(0, &mut |_, _| {
+                seen += 1;
+                Ok(ControlFlow::Break(()))
+            })
+            .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn entries_outside_every_vma_and_unclaimed_pages_are_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = CheckpointWriter::create(dir.path(), P).unwrap();
+        let pages = [page(1), page(2)];
+        w.pagemap(
+            "pagemap-1.img",
+            3,
+            [
+                PageSpan {
+                    vaddr: 0x10000,
+                    nr_pages: 1,
+                    flags: PE_PRESENT,
+                    data: &pages[0],
+                },
+                PageSpan {
+                    vaddr: 0x90000,
+                    nr_pages: 1,
+                    flags: PE_PRESENT,
+                    data: &pages[1],
+                },
+            ],
+        )
+        .unwrap();
+        // A page no entry claims, after the pages the entries claim.
+        let path = dir.path().join("pages-3.img");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend(page(3));
+        std::fs::write(&path, bytes).unwrap();
+        let m = build(
+            dir.path(),
+            &[vma(0x10000, 1, status::ANON_PRIVATE, 0)],
+            None,
+        );
+        assert_eq!(runs(&m, 0), [(0, run(P, blob(0, 0)))]);
+        let w = m.warnings.join("\n");
+        assert!(w.contains("1 pagemap entries lie outside every VMA"), "{w}");
+        assert!(w.contains("4096 bytes after the 8192"), "{w}");
     }
 }

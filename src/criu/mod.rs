@@ -1,4 +1,10 @@
-//! Decoding CRIU images into the process model. Nothing here knows ELF.
+//! Decoding CRIU images into the process model: the process tree and file
+//! tables of a set of images ([`Images`]), each process's threads
+//! ([`regs`]: their register state, one module per architecture) and
+//! memory ([`memory`]: mappings, and the page runs the pagemaps describe),
+//! through one implementation of image framing ([`mod@image`]) over a store of
+//! image files ([`store`]); and, for inspect, the open files, sockets and
+//! mounts ([`fds`], [`sockets`], [`mounts`]). Nothing here knows ELF.
 
 pub mod fds;
 pub mod files;
@@ -7,9 +13,15 @@ pub mod magic;
 pub mod memory;
 pub mod mounts;
 pub mod pagemap;
+pub(crate) mod regs;
 pub mod sockets;
 pub mod store;
-pub mod writer;
+
+/// Messages of CRIU's image format, generated from `proto/*.proto`.
+#[allow(missing_docs, dead_code, clippy::all, clippy::pedantic)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/criu.rs"));
+}
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,9 +29,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 
-use crate::arch::{self, Arch, Registers};
-use crate::model::{Process, ProcessState, Thread};
-use crate::proto;
+use crate::error::{corrupt, fault, ErrorKind, Fault};
+use crate::model::Arch;
+use crate::model::{
+    ExitStatus, Loaded, MappingKind, Process, ProcessState, Thread, TreeEntry, Zombie,
+};
 use crate::rootfs::FileRoots;
 use files::FileTable;
 use image::{Image, ImageReader};
@@ -71,13 +85,14 @@ pub fn page_size_hint(mm: &proto::MmHead) -> Option<u64> {
     })
 }
 
-/// A CRIU checkpoint: its process tree and the images behind it.
-pub struct Checkpoint {
+/// A set of CRIU images: the process tree, file tables and the store
+/// behind them.
+pub struct Images {
     store: Arc<dyn ImageStore>,
     /// inventory.img, if present.
     pub inventory: Option<proto::Inventory>,
     /// pstree.img: every process, the root first.
-    pub tree: Vec<proto::PstreeEntry>,
+    pub tree: Vec<TreeEntry>,
     files: FileTable,
     /// Pids whose pstree entries contradict each other or another's, with
     /// why: loading them is an error.
@@ -90,11 +105,7 @@ pub struct Checkpoint {
 /// Checks the process tree: a pid listed twice, a thread listed by two
 /// processes, a process that is its own ancestor. Returns the pids that
 /// cannot be converted soundly (with why) and warnings.
-fn check_tree(
-    tree: &[proto::PstreeEntry],
-    at: &[u64],
-    loc: &str,
-) -> (HashMap<u32, String>, Vec<String>) {
+fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String>, Vec<String>) {
     let name = format!("{loc}/pstree.img");
     let mut unsound: HashMap<u32, String> = HashMap::new();
     let mut warnings = Vec::new();
@@ -197,7 +208,7 @@ fn named_pages(store: &dyn ImageStore) -> Result<Option<HashSet<u32>>> {
 /// Warnings naming the images of processes that the images hold but
 /// pstree.img does not list, and the pages files no pagemap names: none of
 /// them is converted.
-fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Result<Vec<String>> {
+fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<String>> {
     let pids: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
     let tids: HashSet<u32> = tree
         .iter()
@@ -259,90 +270,6 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[proto::PstreeEntry]) -> Resul
     Ok(out)
 }
 
-/// What loading one process found.
-#[derive(Debug)]
-pub enum Loaded {
-    /// A process with memory and threads.
-    Process(Box<Process>),
-    /// A zombie: it has exited and has neither memory nor registers.
-    Zombie {
-        /// Its pid.
-        pid: u32,
-        /// Its command name (bytes, as the kernel keeps it).
-        comm: Vec<u8>,
-        /// How it ended: the wait status CRIU recorded as `exit_code`.
-        exit: ExitStatus,
-    },
-}
-
-/// How a zombie ended, from the wait status CRIU records for it in
-/// `TaskCore.exit_code` (the `exit_code` field of /proc/PID/stat, as
-/// `waitpid` would return it: `exit(3)` is 768).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ExitStatus {
-    /// The wait status as recorded.
-    pub wait_status: u32,
-    /// The status it exited with (`WEXITSTATUS`), if it exited.
-    pub exit_status: Option<u32>,
-    /// The signal that killed it (`WTERMSIG`), if one did.
-    pub signal: Option<u32>,
-    /// Whether it dumped core as it died (`WCOREDUMP`).
-    pub core_dumped: bool,
-}
-
-impl ExitStatus {
-    /// Decodes a wait status.
-    pub fn from_wait_status(wait_status: u32) -> ExitStatus {
-        let low = wait_status & 0x7f;
-        ExitStatus {
-            wait_status,
-            exit_status: (low == 0).then_some((wait_status >> 8) & 0xff),
-            signal: (low != 0 && low != 0x7f).then_some(low),
-            core_dumped: low != 0 && low != 0x7f && wait_status & 0x80 != 0,
-        }
-    }
-}
-
-/// Names of the signals whose numbers every Linux architecture shares.
-fn signal_name(signo: u32) -> Option<&'static str> {
-    Some(match signo {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return None,
-    })
-}
-
-impl std::fmt::Display for ExitStatus {
-    /// "exited with status 3 (wait status 768)", "killed by signal 9
-    /// (SIGKILL) (wait status 9)", with ", core dumped" where it did.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.exit_status, self.signal) {
-            (Some(code), _) => write!(f, "exited with status {code}")?,
-            (None, Some(sig)) => {
-                write!(f, "killed by signal {sig}")?;
-                if let Some(name) = signal_name(sig) {
-                    write!(f, " ({name})")?;
-                }
-                if self.core_dumped {
-                    write!(f, ", core dumped")?;
-                }
-            }
-            (None, None) => write!(f, "ended")?,
-        }
-        write!(f, " (wait status {})", self.wait_status)
-    }
-}
-
 /// Options for loading processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
@@ -357,9 +284,9 @@ fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
     Image::parse(format!("{}/{name}", store.location()), data, magic)
 }
 
-impl Checkpoint {
-    /// Reads the process tree and file tables of the checkpoint in `store`.
-    pub fn open(store: Arc<dyn ImageStore>) -> Result<Checkpoint> {
+impl Images {
+    /// Reads the process tree and file tables of the images in `store`.
+    pub fn open(store: Arc<dyn ImageStore>) -> Result<Images> {
         let inventory = match store.read("inventory.img")? {
             Some(data) => Some(
                 Image::parse(
@@ -382,7 +309,7 @@ impl Checkpoint {
             magic::PSTREE,
             MAX_PSTREE_ENTRY_BYTES,
         )?;
-        let mut tree: Vec<proto::PstreeEntry> = Vec::new();
+        let mut tree: Vec<TreeEntry> = Vec::new();
         let mut at = Vec::new();
         let mut ids = 0usize;
         loop {
@@ -391,19 +318,31 @@ impl Checkpoint {
                 break;
             };
             if e.threads.len() > MAX_THREADS {
-                bail!(
-                    "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
-                    e.pid,
-                    e.threads.len()
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
+                        e.pid,
+                        e.threads.len()
+                    ),
+                ));
             }
             ids += e.threads.len().max(1);
             if ids > MAX_PIDS {
-                bail!(
-                    "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
-                );
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
+                    ),
+                ));
             }
-            tree.push(e);
+            tree.push(TreeEntry {
+                pid: e.pid,
+                ppid: e.ppid,
+                pgid: e.pgid,
+                sid: e.sid,
+                threads: e.threads,
+            });
             at.push(offset);
         }
         drop(pstree);
@@ -413,7 +352,7 @@ impl Checkpoint {
         let (unsound, mut warnings) = check_tree(&tree, &at, &loc);
         warnings.extend(unlisted_images(&*store, &tree)?);
         let files = FileTable::load(&*store)?;
-        Ok(Checkpoint {
+        Ok(Images {
             store,
             inventory,
             tree,
@@ -452,132 +391,60 @@ impl Checkpoint {
         image(&*self.store, &format!("core-{tid}.img"), magic::CORE)?.expect()
     }
 
+    /// The tree entry of `pid`, if it is there and sound.
+    fn entry(&self, pid: u32) -> Result<&TreeEntry> {
+        let entry = self.tree.iter().find(|e| e.pid == pid).ok_or_else(|| {
+            fault(
+                ErrorKind::NoSuchProcess,
+                format!("pid {pid} is not in {}/pstree.img", self.store.location()),
+            )
+        })?;
+        if let Some(why) = self.unsound.get(&pid) {
+            return Err(corrupt(
+                format!("{}/pstree.img", self.store.location()),
+                None,
+                why.clone(),
+            ));
+        }
+        Ok(entry)
+    }
+
     /// Decodes process `pid`.
     pub fn load(&self, pid: u32, opts: LoadOptions<'_>) -> Result<Loaded> {
-        let entry =
-            self.tree.iter().find(|e| e.pid == pid).with_context(|| {
-                format!("pid {pid} is not in {}/pstree.img", self.store.location())
-            })?;
-        if let Some(why) = self.unsound.get(&pid) {
-            bail!("{why}");
-        }
+        let entry = self.entry(pid)?;
         let leader = self.core(pid)?;
         let loc = self.store.location();
         let tc = leader
             .tc
             .as_ref()
             .with_context(|| format!("{loc}/core-{pid}.img has no task state"))?;
-        // CRIU writes TASK_ALIVE, TASK_STOPPED, and TASK_DEAD for a zombie
-        // (cr-dump.c, dump_one_zombie; its restore makes a zombie of state
-        // 2). TASK_ZOMBIE (6) is compel's answer while seizing, never
-        // written, but means the same.
-        let state = match proto::TaskState::try_from(tc.task_state as i32) {
-            Ok(proto::TaskState::TaskDead | proto::TaskState::TaskZombie) => {
-                return Ok(Loaded::Zombie {
+        let state = match task_state(tc).with_context(|| format!("{loc}/core-{pid}.img"))? {
+            Ok(state) => state,
+            Err(exit) => {
+                return Ok(Loaded::Zombie(Zombie {
                     pid,
                     comm: tc.comm.clone(),
-                    exit: ExitStatus::from_wait_status(tc.exit_code),
-                });
+                    exit,
+                }))
             }
-            Ok(proto::TaskState::TaskAlive) => ProcessState::Running,
-            Ok(proto::TaskState::TaskStopped) => ProcessState::Stopped(tc.stop_signo),
-            _ => bail!(
-                "{loc}/core-{pid}.img: task state {} is none CRIU writes (alive 1, dead 2, stopped 3)",
-                tc.task_state
-            ),
         };
         if entry.threads.is_empty() {
             bail!("{loc}/pstree.img lists no threads for pid {pid}");
         }
-        let arch = arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
-
-        if entry.threads.len() > MAX_THREADS {
-            bail!(
-                "{loc}/pstree.img lists {} threads for pid {pid}, more than Linux allows ({MAX_THREADS})",
-                entry.threads.len()
-            );
-        }
-        let mut sorted = entry.threads.clone();
-        sorted.sort_unstable();
-        if let Some(dup) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            bail!(
-                "{loc}/pstree.img lists thread {} of pid {pid} twice",
-                dup[0]
-            );
-        }
-        // The leader first, then the others in pstree order.
-        let tids = std::iter::once(pid).chain(entry.threads.iter().copied().filter(|&t| t != pid));
-        let mut threads = Vec::new();
-        for tid in tids {
-            let core = if tid == pid {
-                leader.clone()
-            } else {
-                self.core(tid)?
-            };
-            let t = thread(&core, tid, tc.blk_sigset, arch)
-                .with_context(|| format!("{loc}/core-{tid}.img"))?;
-            threads.push(t);
-        }
-
-        let mm_name = format!("{loc}/mm-{pid}.img");
-        let mut mm_img = image(&*self.store, &format!("mm-{pid}.img"), magic::MM)?;
-        let (mm_at, mm_bytes) = mm_img
-            .next_raw()?
-            .with_context(|| format!("{mm_name}: no mm entry"))?;
-        let mm = proto::MmHead::decode(mm_bytes)
-            .with_context(|| format!("{mm_name}: offset {mm_at}: cannot decode mm entry"))?;
-        let auxv = auxv_pairs(&mm.saved_auxv, arch).with_context(|| mm_name.clone())?;
-        let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
-            Some(&(_, ps))
-                if ps.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&ps) =>
-            {
-                ps
-            }
-            Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
-            None => arch.default_page_size(),
-        };
-        // VMAs are decoded one at a time from the entry, never all at once.
-        let entry_start = mm_at + 4;
-        let vmas = image::Submessages::new(mm_bytes, 14).map(|r| match r {
-            Ok((at, b)) => proto::Vma::decode(b).map_err(|e| {
-                anyhow::Error::new(e).context(format!(
-                    "{mm_name}: offset {}: cannot decode VMA",
-                    entry_start + at
-                ))
-            }),
-            Err(at) => Err(anyhow::anyhow!(
-                "{mm_name}: offset {}: mm entry is corrupt",
-                entry_start + at
-            )),
-        });
-        let count = image::Submessages::new(mm_bytes, 14).count();
-        if count > MAX_VMAS {
-            bail!("{mm_name}: {count} VMAs, more than criu2core converts ({MAX_VMAS})");
-        }
-        let mut mapped =
-            memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
-                .build(vmas, count, &mm_name)?;
-        // CRIU does not flag the main stack; the kernel's [stack] is the
-        // mapping that holds mm->start_stack.
-        if let Some(m) = mapped
-            .mappings
-            .iter_mut()
-            .find(|m| m.start <= mm.start_stack && mm.start_stack < m.end)
-        {
-            if m.kind == crate::model::MappingKind::Anonymous {
-                m.kind = crate::model::MappingKind::Stack;
-            }
-        }
+        let arch = regs::arch_of(&leader).with_context(|| format!("{loc}/core-{pid}.img"))?;
+        let threads = self.threads(entry, &leader, tc.blk_sigset, arch)?;
+        let mem = self.memory(pid, arch, opts)?;
         tracing::debug!(
             pid,
             arch = arch.name(),
             threads = threads.len(),
-            vmas = count,
-            page_size,
-            blobs = mapped.blobs.len(),
+            vmas = mem.mapped.mappings.len(),
+            page_size = mem.page_size,
+            blobs = mem.mapped.blobs.len(),
             "decoded process"
         );
         let creds = leader.thread_core.as_ref().and_then(|t| t.creds.as_ref());
+        let mm = &mem.mm;
         Ok(Loaded::Process(Box::new(Process {
             pid,
             ppid: entry.ppid,
@@ -589,20 +456,182 @@ impl Checkpoint {
             uid: creds.map_or(0, |c| c.uid),
             gid: creds.map_or(0, |c| c.gid),
             arch,
-            page_size,
+            page_size: mem.page_size,
             threads,
-            shared_pending: pending_mask(tc.signals_shared.as_ref(), arch),
-            auxv,
+            auxv: mem.auxv,
             arg_range: (mm.arg_start, mm.arg_end),
             env_range: (mm.env_start, mm.env_end),
             exe: self.files.regular_path(mm.exe_file_id),
-            mappings: mapped.mappings,
-            runs: std::sync::Arc::new(mapped.runs),
-            blobs: mapped.blobs,
-            warnings: mapped.warnings,
-            dumps: mapped.dumps,
+            mappings: mem.mapped.mappings,
+            runs: std::sync::Arc::new(mem.mapped.runs),
+            blobs: mem.mapped.blobs,
+            warnings: mem.mapped.warnings,
+            dumps: mem.mapped.dumps,
         })))
     }
+
+    /// The threads of `entry`, the leader (whose core image is `leader`)
+    /// first, then the others in pstree order.
+    fn threads(
+        &self,
+        entry: &TreeEntry,
+        leader: &proto::Core,
+        process_blocked: u64,
+        arch: Arch,
+    ) -> Result<Vec<Thread>> {
+        let (pid, loc) = (entry.pid, self.store.location());
+        if entry.threads.len() > MAX_THREADS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{loc}/pstree.img lists {} threads for pid {pid}, more than Linux allows ({MAX_THREADS})",
+                    entry.threads.len()
+                ),
+            ));
+        }
+        let mut sorted = entry.threads.clone();
+        sorted.sort_unstable();
+        if let Some(dup) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(corrupt(
+                format!("{loc}/pstree.img"),
+                None,
+                format!(
+                    "{loc}/pstree.img lists thread {} of pid {pid} twice",
+                    dup[0]
+                ),
+            ));
+        }
+        let tids = std::iter::once(pid).chain(entry.threads.iter().copied().filter(|&t| t != pid));
+        let mut threads = Vec::new();
+        for tid in tids {
+            let other;
+            let core = if tid == pid {
+                leader
+            } else {
+                other = self.core(tid)?;
+                &other
+            };
+            let t = thread(core, tid, process_blocked, arch)
+                .with_context(|| format!("{loc}/core-{tid}.img"))?;
+            threads.push(t);
+        }
+        Ok(threads)
+    }
+
+    /// The memory of process `pid`: its mm entry, auxiliary vector, page
+    /// size and mappings.
+    fn memory(&self, pid: u32, arch: Arch, opts: LoadOptions<'_>) -> Result<Memory> {
+        let mm_name = format!("{}/mm-{pid}.img", self.store.location());
+        let mut mm_img = image(&*self.store, &format!("mm-{pid}.img"), magic::MM)?;
+        let (mm_at, mm_bytes) = mm_img
+            .next_raw()?
+            .ok_or_else(|| corrupt(&mm_name, None, format!("{mm_name}: no mm entry")))?;
+        let mm = proto::MmHead::decode(mm_bytes).map_err(|e| {
+            anyhow::Error::new(e).context(Fault::corrupt(
+                &mm_name,
+                Some(mm_at as u64),
+                format!("{mm_name}: offset {mm_at}: cannot decode mm entry"),
+            ))
+        })?;
+        let auxv = auxv_pairs(&mm.saved_auxv, arch).with_context(|| mm_name.clone())?;
+        let page_size = match auxv.iter().find(|p| p.0 == AT_PAGESZ) {
+            Some(&(_, ps))
+                if ps.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&ps) =>
+            {
+                ps
+            }
+            Some(&(_, ps)) => bail!("{mm_name}: AT_PAGESZ {ps} is not a page size"),
+            None => arch.default_page_size(),
+        };
+        let count = image::Submessages::new(mm_bytes, MM_VMAS_FIELD).count();
+        if count > MAX_VMAS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("{mm_name}: {count} VMAs, more than criu2core converts ({MAX_VMAS})"),
+            ));
+        }
+        let vmas = vmas(&mm_name, mm_bytes, mm_at as u64 + 4);
+        let mut mapped =
+            memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
+                .build(vmas, count, &mm_name)?;
+        // CRIU does not flag the main stack; the kernel's [stack] is the
+        // mapping that holds mm->start_stack.
+        if let Some(m) = mapped
+            .mappings
+            .iter_mut()
+            .find(|m| m.start <= mm.start_stack && mm.start_stack < m.end)
+        {
+            if m.kind == MappingKind::Anonymous {
+                m.kind = MappingKind::Stack;
+            }
+        }
+        Ok(Memory {
+            mm,
+            auxv,
+            page_size,
+            mapped,
+        })
+    }
+}
+
+/// What a process's mm image says about its memory.
+struct Memory {
+    mm: proto::MmHead,
+    auxv: Vec<(u64, u64)>,
+    page_size: u64,
+    mapped: memory::Mapped,
+}
+
+/// Field number of `vmas` in CRIU's MmEntry.
+const MM_VMAS_FIELD: u32 = 14;
+
+/// The VMAs in the bytes of an mm entry that starts at `entry_start` in
+/// `mm_name`, decoded one at a time as they are asked for, never all at
+/// once.
+fn vmas<'a>(
+    mm_name: &'a str,
+    mm_bytes: &'a [u8],
+    entry_start: u64,
+) -> impl Iterator<Item = Result<proto::Vma>> + 'a {
+    image::Submessages::new(mm_bytes, MM_VMAS_FIELD).map(move |r| match r {
+        Ok((at, b)) => {
+            let at = entry_start + at as u64;
+            proto::Vma::decode(b).map_err(|e| {
+                anyhow::Error::new(e).context(Fault::corrupt(
+                    mm_name,
+                    Some(at),
+                    format!("{mm_name}: offset {at}: cannot decode VMA"),
+                ))
+            })
+        }
+        Err(at) => {
+            let at = entry_start + at as u64;
+            Err(corrupt(
+                mm_name,
+                Some(at),
+                format!("{mm_name}: offset {at}: mm entry is corrupt"),
+            ))
+        }
+    })
+}
+
+/// The state of a task, from its core image: `Err` with how it ended for a
+/// zombie. CRIU writes TASK_ALIVE, TASK_STOPPED, and TASK_DEAD for a zombie
+/// (cr-dump.c, dump_one_zombie; its restore makes a zombie of state 2).
+/// TASK_ZOMBIE (6) is compel's answer while seizing, never written, but
+/// means the same.
+fn task_state(tc: &proto::TaskCore) -> Result<std::result::Result<ProcessState, ExitStatus>> {
+    Ok(match proto::TaskState::try_from(tc.task_state as i32) {
+        Ok(proto::TaskState::TaskDead | proto::TaskState::TaskZombie) => {
+            Err(ExitStatus::from_wait_status(tc.exit_code))
+        }
+        Ok(proto::TaskState::TaskAlive) => Ok(ProcessState::Running),
+        Ok(proto::TaskState::TaskStopped) => Ok(ProcessState::Stopped(tc.stop_signo)),
+        _ => bail!(
+            "task state {} is none CRIU writes (alive 1, dead 2, stopped 3)",
+            tc.task_state
+        ),
+    })
 }
 
 /// The auxiliary vector's (key, value) pairs, up to AT_NULL, from mm.img's
@@ -628,66 +657,11 @@ fn auxv_pairs(saved: &[u64], arch: Arch) -> Result<Vec<(u64, u64)>> {
         .collect())
 }
 
-/// The architecture a core image was dumped on: x86-64 images hold 32-bit
-/// (compat) tasks too, whose registers CRIU marks with mode COMPAT.
-fn arch_of(core: &proto::Core) -> Result<Arch> {
-    use proto::core::Arch as M;
-    Ok(match M::try_from(core.mtype) {
-        Ok(M::X8664) => match &core.x86 {
-            Some(ti) if arch::x86_64::is_compat(ti) => Arch::I386,
-            _ => Arch::X86_64,
-        },
-        Ok(M::Aarch64) => Arch::Aarch64,
-        Ok(M::Riscv64) => Arch::Riscv64,
-        Ok(M::Ppc64) => Arch::Ppc64le,
-        Ok(M::S390) => Arch::S390x,
-        Ok(other) => bail!(
-            "{} checkpoints are not supported",
-            other.as_str_name().to_lowercase()
-        ),
-        Err(_) => bail!("unknown architecture code {}", core.mtype),
-    })
-}
-
 fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Result<Thread> {
-    let found = arch_of(core)?;
-    if found != arch {
-        bail!(
-            "thread is {} but its process is {}",
-            found.name(),
-            arch.name()
-        );
-    }
-    let regs = match arch {
-        Arch::X86_64 => {
-            let ti = core.x86.as_ref().context("no x86 register state")?;
-            Registers::X86_64(Box::new(arch::x86_64::Regs::from_criu(ti)?))
-        }
-        Arch::I386 => {
-            let ti = core.x86.as_ref().context("no x86 register state")?;
-            Registers::I386(Box::new(arch::i386::Regs::from_criu(ti)?))
-        }
-        Arch::Aarch64 => {
-            let ti = core.aarch64.as_ref().context("no aarch64 register state")?;
-            Registers::Aarch64(Box::new(arch::aarch64::Regs::from_criu(ti)?))
-        }
-        Arch::Riscv64 => {
-            let ti = core.riscv64.as_ref().context("no riscv64 register state")?;
-            Registers::Riscv64(Box::new(arch::riscv64::Regs::from_criu(ti)?))
-        }
-        Arch::Ppc64le => {
-            let ti = core.ppc64.as_ref().context("no ppc64 register state")?;
-            Registers::Ppc64le(Box::new(arch::ppc64::Regs::from_criu(ti)?))
-        }
-        Arch::S390x => {
-            let ti = core.s390.as_ref().context("no s390 register state")?;
-            Registers::S390x(Box::new(arch::s390x::Regs::from_criu(ti)?))
-        }
-    };
+    let regs = regs::registers(core, arch)?;
     let tc = core.thread_core.as_ref();
     Ok(Thread {
         tid,
-        comm: tc.and_then(|t| t.comm.clone()),
         blocked: tc.and_then(|t| t.blk_sigset).unwrap_or(process_blocked),
         pending: pending_mask(tc.and_then(|t| t.signals_private.as_ref()), arch),
         nice: tc.and_then(|t| t.sched_nice).unwrap_or(0),
@@ -697,7 +671,7 @@ fn thread(core: &proto::Core, tid: u32, process_blocked: u64, arch: Arch) -> Res
 
 /// The signal bitmask of a queue of raw siginfos (bit n-1 for signal n).
 fn pending_mask(queue: Option<&proto::SignalQueue>, arch: Arch) -> u64 {
-    let big = arch.abi().big_endian;
+    let big = arch.big_endian();
     queue
         .map(|q| {
             q.signals
@@ -736,19 +710,5 @@ mod tests {
             auxv_pairs(&[6, 4096, 0, 0], Arch::X86_64).unwrap(),
             [(6, 4096)]
         );
-    }
-
-    #[test]
-    fn compat_registers_make_an_i386_process() {
-        let mut core = proto::Core {
-            mtype: proto::core::Arch::X8664 as i32,
-            x86: Some(proto::ThreadInfoX86::default()),
-            ..Default::default()
-        };
-        assert_eq!(arch_of(&core).unwrap(), Arch::X86_64);
-        if let Some(ti) = core.x86.as_mut() {
-            ti.gpregs.mode = Some(proto::X86RegsMode::Compat as i32);
-        }
-        assert_eq!(arch_of(&core).unwrap(), Arch::I386);
     }
 }

@@ -5,9 +5,10 @@
 //! this address?" for addresses that only grow, which is how VMAs are
 //! walked, so conversion needs no per-page lookups and no index in memory.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::image::ImageReader;
+use crate::error::corrupt;
 use crate::proto;
 
 /// Longest pagemap entry accepted: a real one takes a few dozen bytes.
@@ -87,26 +88,34 @@ impl PagemapReader {
             PE_PRESENT
         });
         if nr_pages == 0 {
-            bail!("{name}: offset {at}: entry at {:#x} has no pages", e.vaddr);
+            return Err(corrupt(
+                name,
+                Some(at),
+                format!("{name}: offset {at}: entry at {:#x} has no pages", e.vaddr),
+            ));
         }
         if e.vaddr % self.page_size != 0 {
-            bail!(
-                "{name}: offset {at}: address {:#x} is not page-aligned",
-                e.vaddr
-            );
+            return Err(corrupt(
+                name,
+                Some(at),
+                format!(
+                    "{name}: offset {at}: address {:#x} is not page-aligned",
+                    e.vaddr
+                ),
+            ));
         }
         let Some(end) = nr_pages
             .checked_mul(self.page_size)
             .and_then(|len| e.vaddr.checked_add(len))
         else {
-            bail!("{name}: offset {at}: {nr_pages} pages at {:#x} run past the end of the address space", e.vaddr);
+            return Err(corrupt(name, Some(at), format!("{name}: offset {at}: {nr_pages} pages at {:#x} run past the end of the address space", e.vaddr)));
         };
         if e.vaddr < self.prev_end {
-            bail!(
+            return Err(corrupt(name, Some(at), format!(
                 "{name}: offset {at}: entry at {:#x} overlaps or precedes the previous one (ending at {:#x})",
                 e.vaddr,
                 self.prev_end
-            );
+            )));
         }
         self.prev_end = end;
         let data = self.next_data;

@@ -335,7 +335,8 @@ pub fn endpoint_bytes(e: &Endpoint) -> Vec<u8> {
 }
 
 /// [`endpoint_bytes`] as text (bytes that are not UTF-8 as U+FFFD).
-pub fn endpoint_text(e: &Endpoint) -> String {
+#[cfg(test)]
+fn endpoint_text(e: &Endpoint) -> String {
     String::from_utf8_lossy(&endpoint_bytes(e)).into_owned()
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
+use crate::error::{fault, ErrorKind};
+
 use crate::model::Blob;
 
 /// Largest metadata image read into memory (page data is never read whole).
@@ -59,11 +61,6 @@ impl DirStore {
         })
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The path of an image, refusing names that would leave the directory,
     /// or `None` if there is no such file. Only regular files are images.
     fn regular_file(&self, name: &str) -> Result<Option<(PathBuf, u64)>> {
@@ -107,10 +104,13 @@ impl ImageStore for DirStore {
             return Ok(None);
         };
         if len > MAX_IMAGE_BYTES {
-            bail!(
-                "{}: {len} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
-                path.display()
-            );
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{}: {len} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                    path.display()
+                ),
+            ));
         }
         let mut data = Vec::with_capacity(len as usize);
         fs::File::open(&path)

@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use super::digest::{check_bytes, Digest, Expect, VerifyingReader};
 use super::layers::{walk, Layer, Lookup, Tree};
 use super::reference::{self, Selector};
-use super::tar::{Kind, TarReader};
 use super::walk::Walker;
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
@@ -22,6 +21,7 @@ use super::{
 };
 use crate::model::Blob;
 use crate::rootfs::RootFs;
+use crate::tar::{self, Kind, Seekable, Stream, TarReader};
 
 /// Media types criu2core knows.
 pub mod media_type {
@@ -69,6 +69,7 @@ const CHECKPOINT_ANNOTATIONS: [&str; 3] = [
 
 /// What a container holds images as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ArchiveFormat {
     /// An OCI image layout directory.
     OciLayout,
@@ -147,6 +148,7 @@ impl Descriptor {
 
 /// What an image entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ImageKind {
     /// A manifest with an image config: a runnable image.
     Image,
@@ -160,6 +162,7 @@ pub enum ImageKind {
 
 /// A checkpoint image, as its content says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckpointImage {
     /// containerd's (`ctr image export` of a checkpoint): a blob of media
     /// type [`media_type::CONTAINERD_CHECKPOINT`].
@@ -270,6 +273,7 @@ impl ImageInfo {
 
 /// How the image was chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Selection {
     /// By the reference asked for.
     Reference(String),
@@ -504,20 +508,21 @@ impl Inner {
             *compression,
             &self.label,
         )?;
-        let mut tar = TarReader::new(dec);
+        let mut tar = TarReader::new(Stream(dec), None);
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{}: broken archive", self.label))?
         {
-            if h.index > last {
+            let index = member_index(h.index)?;
+            if index > last {
                 break;
             }
-            let Some((key, expect)) = todo.remove(&h.index) else {
+            let Some((key, expect)) = todo.remove(&index) else {
                 continue;
             };
             let label = self.member_label(&key);
             let mut check = VerifyingReader::new(&mut tar, label.clone(), expect.clone());
-            let name = format!("member-{}", h.index);
+            let name = format!("member-{index}");
             spill.copy(&self.opts, key.clone(), &name, label, h.size, &mut check)?;
             if !expect.is_empty() {
                 lock(&self.verified).insert(key);
@@ -610,53 +615,56 @@ impl ImageArchive {
     /// Opens `path`: an OCI image layout directory, a tar of one (plain,
     /// gzip or zstd), or a docker-archive, recognised by content; reads
     /// and checks its index, manifests and configs.
-    pub fn open(path: &Path, opts: &Options) -> Result<ImageArchive> {
-        let label = path.display().to_string();
-        let meta = fs::metadata(path).with_context(|| format!("{label}: cannot open"))?;
-        let source = if meta.is_dir() {
-            Source::Dir(RootFs::new(path)?)
-        } else if meta.is_file() {
-            index_tar(path, &label, meta.len())
-                .with_context(|| format!("{label}: not a readable image archive"))?
-        } else {
-            bail!("{label}: neither a directory nor a file");
-        };
-        let inner = Inner {
-            label: label.clone(),
-            source,
-            opts: opts.clone(),
-            verified: Mutex::new(HashSet::new()),
-            spill: Mutex::new(Spill::default()),
-        };
-        let compression = match &inner.source {
-            Source::Dir(_) => None,
-            Source::Tar { compression, .. } => Some(*compression),
-        };
-        let oci = inner.exists("index.json")?;
-        let docker = inner.exists("manifest.json")?;
-        let format = match (oci, docker, compression) {
-            (true, _, None) => ArchiveFormat::OciLayout,
-            (true, _, Some(c)) => ArchiveFormat::OciArchive(c),
-            (false, true, None) => ArchiveFormat::DockerDir,
-            (false, true, Some(c)) => ArchiveFormat::DockerArchive(c),
-            (false, false, _) => bail!(
-                "{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"
-            ),
-        };
-        let mut w = Walker::new(&inner);
-        if oci {
-            w.index_json()?;
-        }
-        if docker {
-            w.docker(oci)?;
-        }
-        let images = w.images;
-        tracing::debug!(archive = %label, ?format, images = images.len(), "read image archive");
-        Ok(ImageArchive {
-            inner: Arc::new(inner),
-            format,
-            images,
-        })
+    pub fn open(path: &Path, opts: &Options) -> crate::Result<ImageArchive> {
+        (|| -> Result<ImageArchive> {
+            let label = path.display().to_string();
+            let meta = fs::metadata(path).with_context(|| format!("{label}: cannot open"))?;
+            let source = if meta.is_dir() {
+                Source::Dir(RootFs::new(path)?)
+            } else if meta.is_file() {
+                index_tar(path, &label, meta.len())
+                    .with_context(|| format!("{label}: not a readable image archive"))?
+            } else {
+                bail!("{label}: neither a directory nor a file");
+            };
+            let inner = Inner {
+                label: label.clone(),
+                source,
+                opts: opts.clone(),
+                verified: Mutex::new(HashSet::new()),
+                spill: Mutex::new(Spill::default()),
+            };
+            let compression = match &inner.source {
+                Source::Dir(_) => None,
+                Source::Tar { compression, .. } => Some(*compression),
+            };
+            let oci = inner.exists("index.json")?;
+            let docker = inner.exists("manifest.json")?;
+            let format = match (oci, docker, compression) {
+                (true, _, None) => ArchiveFormat::OciLayout,
+                (true, _, Some(c)) => ArchiveFormat::OciArchive(c),
+                (false, true, None) => ArchiveFormat::DockerDir,
+                (false, true, Some(c)) => ArchiveFormat::DockerArchive(c),
+                (false, false, _) => bail!(
+                    "{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"
+                ),
+            };
+            let mut w = Walker::new(&inner);
+            if oci {
+                w.index_json()?;
+            }
+            if docker {
+                w.docker(oci)?;
+            }
+            let images = w.images;
+            tracing::debug!(archive = %label, ?format, images = images.len(), "read image archive");
+            Ok(ImageArchive {
+                inner: Arc::new(inner),
+                format,
+                images,
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// What it is.
@@ -672,95 +680,98 @@ impl ImageArchive {
     /// Chooses one image: the one `sel.reference` names; else the one the
     /// first matching hint names; else the only image (artifacts aside).
     /// Of a compressed archive, the chosen image's blobs are copied out.
-    pub fn select(&self, sel: &Selector) -> Result<SelectedImage> {
-        let label = &self.inner.label;
-        let arch_ok = |i: &&ImageInfo| match (&sel.architecture, &i.platform) {
-            (Some(a), Some(p)) => &p.architecture == a,
-            _ => true,
-        };
-        let candidates: Vec<&ImageInfo> = self.images.iter().filter(arch_ok).collect();
-        let usable: Vec<&ImageInfo> = candidates
-            .iter()
-            .copied()
-            .filter(|i| i.kind != ImageKind::Artifact)
-            .collect();
-        let list = |v: &[&ImageInfo]| {
-            v.iter()
-                .map(|i| format!("\n  {}", i.describe()))
-                .collect::<String>()
-        };
-        let (chosen, selection) = if let Some(r) = &sel.reference {
-            let all: Vec<&ImageInfo> = candidates
-                .iter()
-                .copied()
-                .filter(|i| i.matches(r))
-                .collect();
-            let images: Vec<&ImageInfo> = all
+    pub fn select(&self, sel: &Selector) -> crate::Result<SelectedImage> {
+        (|| -> Result<SelectedImage> {
+            let label = &self.inner.label;
+            let arch_ok = |i: &&ImageInfo| match (&sel.architecture, &i.platform) {
+                (Some(a), Some(p)) => &p.architecture == a,
+                _ => true,
+            };
+            let candidates: Vec<&ImageInfo> = self.images.iter().filter(arch_ok).collect();
+            let usable: Vec<&ImageInfo> = candidates
                 .iter()
                 .copied()
                 .filter(|i| i.kind != ImageKind::Artifact)
                 .collect();
-            let m = if images.is_empty() { all } else { images };
-            match m.as_slice() {
-                [one] => (*one, Selection::Reference(r.clone())),
-                [] => bail!(
-                    "{label}: no image matches {}; it holds:{}",
-                    r.escape_debug(),
-                    list(&candidates)
-                ),
-                many => bail!(
-                    "{label}: {} matches {} images (name one by digest, or give an architecture):{}",
-                    r.escape_debug(),
-                    many.len(),
-                    list(many)
-                ),
+            let list = |v: &[&ImageInfo]| {
+                v.iter()
+                    .map(|i| format!("\n  {}", i.describe()))
+                    .collect::<String>()
+            };
+            let (chosen, selection) = if let Some(r) = &sel.reference {
+                let all: Vec<&ImageInfo> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|i| i.matches(r))
+                    .collect();
+                let images: Vec<&ImageInfo> = all
+                    .iter()
+                    .copied()
+                    .filter(|i| i.kind != ImageKind::Artifact)
+                    .collect();
+                let m = if images.is_empty() { all } else { images };
+                match m.as_slice() {
+                    [one] => (*one, Selection::Reference(r.clone())),
+                    [] => bail!(
+                        "{label}: no image matches {}; it holds:{}",
+                        r.escape_debug(),
+                        list(&candidates)
+                    ),
+                    many => bail!(
+                        "{label}: {} matches {} images (name one by digest, or give an architecture):{}",
+                        r.escape_debug(),
+                        many.len(),
+                        list(many)
+                    ),
+                }
+            } else {
+                let by_hint = sel.hints.iter().find_map(|h| {
+                    let m: Vec<&ImageInfo> = usable.iter().copied().filter(|i| i.matches(h)).collect();
+                    (m.len() == 1).then(|| (m[0], Selection::Hint(h.clone())))
+                });
+                match (by_hint, usable.as_slice()) {
+                    (Some(found), _) => found,
+                    (None, [one]) => (*one, Selection::Only),
+                    (None, []) => bail!("{label}: holds no image{}", list(&candidates)),
+                    (None, many) => bail!(
+                        "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...:{}",
+                        many.len(),
+                        list(many)
+                    ),
+                }
+            };
+            let hint_match = sel.hints.iter().find(|h| chosen.matches(h)).cloned();
+            if let Source::Tar {
+                compression: Compression::Gzip | Compression::Zstd,
+                ..
+            } = &self.inner.source
+            {
+                let wanted: Vec<(Vec<u8>, Expect)> = chosen
+                    .config
+                    .iter()
+                    .chain(&chosen.layers)
+                    .chain(&chosen.blobs)
+                    .map(|d| {
+                        (
+                            d.location.as_bytes().to_vec(),
+                            Expect {
+                                digest: d.digest.clone(),
+                                size: Some(d.size),
+                            },
+                        )
+                    })
+                    .collect();
+                self.inner.spill(&wanted)?;
             }
-        } else {
-            let by_hint = sel.hints.iter().find_map(|h| {
-                let m: Vec<&ImageInfo> = usable.iter().copied().filter(|i| i.matches(h)).collect();
-                (m.len() == 1).then(|| (m[0], Selection::Hint(h.clone())))
-            });
-            match (by_hint, usable.as_slice()) {
-                (Some(found), _) => found,
-                (None, [one]) => (*one, Selection::Only),
-                (None, []) => bail!("{label}: holds no image{}", list(&candidates)),
-                (None, many) => bail!(
-                    "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...:{}",
-                    many.len(),
-                    list(many)
-                ),
-            }
-        };
-        let hint_match = sel.hints.iter().find(|h| chosen.matches(h)).cloned();
-        if let Source::Tar {
-            compression: Compression::Gzip | Compression::Zstd,
-            ..
-        } = &self.inner.source
-        {
-            let wanted: Vec<(Vec<u8>, Expect)> = chosen
-                .config
-                .iter()
-                .chain(&chosen.layers)
-                .chain(&chosen.blobs)
-                .map(|d| {
-                    (
-                        d.location.as_bytes().to_vec(),
-                        Expect {
-                            digest: d.digest.clone(),
-                            size: Some(d.size),
-                        },
-                    )
-                })
-                .collect();
-            self.inner.spill(&wanted)?;
-        }
-        tracing::debug!(archive = %label, image = %chosen.describe(), ?selection, "selected image");
-        Ok(SelectedImage {
-            info: chosen.clone(),
-            selection,
-            hint_match,
-            inner: self.inner.clone(),
-        })
+            tracing::debug!(archive = %label, image = %chosen.describe(), ?selection, "selected image");
+            Ok(SelectedImage {
+                info: chosen.clone(),
+                selection,
+                hint_match,
+                inner: self.inner.clone(),
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 }
 
@@ -774,11 +785,15 @@ fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
     let reader = BufReader::with_capacity(1 << 16, open()?);
     match compression {
         Compression::None => {
-            add_members(TarReader::seekable(reader, len), &mut members, false)?;
+            add_members(
+                TarReader::new(Seekable(reader), Some(len)),
+                &mut members,
+                false,
+            )?;
         }
         _ => {
             let mut dec = decoder(reader, compression, label)?;
-            add_members(TarReader::new(&mut dec), &mut members, true)?;
+            add_members(TarReader::new(Stream(&mut dec), None), &mut members, true)?;
             io::copy(&mut dec, &mut io::sink()).context("the compressed stream is corrupt")?;
         }
     }
@@ -789,15 +804,20 @@ fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
     })
 }
 
-fn add_members<R: Read>(
-    mut tar: TarReader<R>,
+/// A member's position as the image module keeps it.
+fn member_index(index: usize) -> Result<u32> {
+    u32::try_from(index).context("more members than a tar of an image has")
+}
+
+fn add_members<S: tar::Source>(
+    mut tar: TarReader<S>,
     members: &mut BTreeMap<Vec<u8>, Member>,
     keep_small: bool,
 ) -> Result<()> {
     let mut small_total = 0u64;
-    while let Some(h) = tar.next_header()? {
-        let at = || format!("member #{} {}", h.index, h.path.escape_ascii());
-        let key = clean_member(&h.path).with_context(at)?;
+    while let Some(h) = tar.next_member()? {
+        let at = || format!("member #{} {}", h.index, h.name.escape_ascii());
+        let key = clean_member(&h.name).with_context(at)?;
         if key.is_empty() {
             continue;
         }
@@ -813,8 +833,7 @@ fn add_members<R: Read>(
                 Member::Symlink(h.link.clone().into())
             }
             Kind::HardLink => Member::HardLink(clean_member(&h.link).with_context(at)?),
-            Kind::Other => Member::Other,
-            Kind::File if h.sparse => Member::Other,
+            Kind::Device | Kind::Fifo | Kind::Sparse { .. } | Kind::Other(_) => Member::Other,
             Kind::File => {
                 let memory = if keep_small
                     && h.size <= SMALL_MEMBER
@@ -828,8 +847,8 @@ fn add_members<R: Read>(
                     None
                 };
                 Member::Data {
-                    index: h.index,
-                    offset: h.offset,
+                    index: member_index(h.index)?,
+                    offset: h.data_offset,
                     size: h.size,
                     memory,
                 }
@@ -885,37 +904,40 @@ impl SelectedImage {
     /// Its layers, lowest first, for [`LayerView`](super::LayerView): each
     /// with the digest and size its descriptor gives and the config's
     /// diff_id, checked as the view reads it.
-    pub fn layers(&self) -> Result<Vec<Layer>> {
-        let ids = &self.info.diff_ids;
-        if !ids.is_empty() && ids.len() != self.info.layers.len() {
-            bail!(
-                "{}: the config lists {} diff_ids for {} layers",
-                self.inner.label,
-                ids.len(),
-                self.info.layers.len()
-            );
-        }
-        let verified = lock(&self.inner.verified).clone();
-        let mut out = Vec::with_capacity(self.info.layers.len());
-        for (i, d) in self.info.layers.iter().enumerate() {
-            let label = self.inner.member_label(d.location.as_bytes());
-            let (key, data) = self
-                .inner
-                .data(&d.location)?
-                .with_context(|| format!("{label}: layer missing"))?;
-            let mut layer = Layer::new(label, data);
-            if !verified.contains(&key) {
-                layer = layer.expect(Expect {
-                    digest: d.digest.clone(),
-                    size: Some(d.size),
-                });
+    pub fn layers(&self) -> crate::Result<Vec<Layer>> {
+        (|| -> Result<Vec<Layer>> {
+            let ids = &self.info.diff_ids;
+            if !ids.is_empty() && ids.len() != self.info.layers.len() {
+                bail!(
+                    "{}: the config lists {} diff_ids for {} layers",
+                    self.inner.label,
+                    ids.len(),
+                    self.info.layers.len()
+                );
             }
-            if let Some(id) = ids.get(i) {
-                layer = layer.diff_id(id.clone());
+            let verified = lock(&self.inner.verified).clone();
+            let mut out = Vec::with_capacity(self.info.layers.len());
+            for (i, d) in self.info.layers.iter().enumerate() {
+                let label = self.inner.member_label(d.location.as_bytes());
+                let (key, data) = self
+                    .inner
+                    .data(&d.location)?
+                    .with_context(|| format!("{label}: layer missing"))?;
+                let mut layer = Layer::new(label, data);
+                if !verified.contains(&key) {
+                    layer = layer.expect(Expect {
+                        digest: d.digest.clone(),
+                        size: Some(d.size),
+                    });
+                }
+                if let Some(id) = ids.get(i) {
+                    layer = layer.diff_id(id.clone());
+                }
+                out.push(layer);
             }
-            out.push(layer);
-        }
-        Ok(out)
+            Ok(out)
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Descriptors of its config, layers and other blobs with this media type.
@@ -926,65 +948,74 @@ impl SelectedImage {
     /// Where the blob of `d` is, after checking it against `d` (hashed
     /// once, however often it is asked for): in place in the archive
     /// where it lies uncompressed, else a private copy.
-    pub fn blob(&self, d: &Descriptor) -> Result<BlobData> {
-        let label = self.inner.member_label(d.location.as_bytes());
-        let (key, data) = self
-            .inner
-            .data(&d.location)?
-            .with_context(|| format!("{label}: missing"))?;
-        if !lock(&self.inner.verified).contains(&key) {
-            let expect = Expect {
-                digest: d.digest.clone(),
-                size: Some(d.size),
-            };
-            VerifyingReader::new(data.open()?, label, expect.clone()).finish()?;
-            if expect.digest.is_some() {
-                lock(&self.inner.verified).insert(key);
+    pub fn blob(&self, d: &Descriptor) -> crate::Result<BlobData> {
+        (|| -> Result<BlobData> {
+            let label = self.inner.member_label(d.location.as_bytes());
+            let (key, data) = self
+                .inner
+                .data(&d.location)?
+                .with_context(|| format!("{label}: missing"))?;
+            if !lock(&self.inner.verified).contains(&key) {
+                let expect = Expect {
+                    digest: d.digest.clone(),
+                    size: Some(d.size),
+                };
+                VerifyingReader::new(data.open()?, label, expect.clone()).finish()?;
+                if expect.digest.is_some() {
+                    lock(&self.inner.verified).insert(key);
+                }
             }
-        }
-        Ok(data)
+            Ok(data)
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Reads the blob of `d` as a stream, checked as it goes: reading
     /// past the size `d` gives, or to the end of bytes that are not what
     /// `d` says, is an error naming the blob. For one pass over a blob
     /// too big to check before it is used.
-    pub fn open_blob(&self, d: &Descriptor) -> Result<Box<dyn Read + Send>> {
-        let label = self.inner.member_label(d.location.as_bytes());
-        let (_, data) = self
-            .inner
-            .data(&d.location)?
-            .with_context(|| format!("{label}: missing"))?;
-        let expect = Expect {
-            digest: d.digest.clone(),
-            size: Some(d.size),
-        };
-        Ok(Box::new(VerifyingReader::new(data.open()?, label, expect)))
+    pub fn open_blob(&self, d: &Descriptor) -> crate::Result<Box<dyn Read + Send>> {
+        (|| -> Result<Box<dyn Read + Send>> {
+            let label = self.inner.member_label(d.location.as_bytes());
+            let (_, data) = self
+                .inner
+                .data(&d.location)?
+                .with_context(|| format!("{label}: missing"))?;
+            let expect = Expect {
+                digest: d.digest.clone(),
+                size: Some(d.size),
+            };
+            Ok(Box::new(VerifyingReader::new(data.open()?, label, expect)))
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// The bytes of a small blob (at most `max`), checked against `d`.
-    pub fn read_blob(&self, d: &Descriptor, max: u64) -> Result<Vec<u8>> {
-        let expect = Expect {
-            digest: d.digest.clone(),
-            size: Some(d.size),
-        };
-        self.inner
-            .read_small(&d.location, &expect, max)?
-            .with_context(|| {
-                format!(
-                    "{}: missing",
-                    self.inner.member_label(d.location.as_bytes())
-                )
-            })
+    pub fn read_blob(&self, d: &Descriptor, max: u64) -> crate::Result<Vec<u8>> {
+        (|| -> Result<Vec<u8>> {
+            let expect = Expect {
+                digest: d.digest.clone(),
+                size: Some(d.size),
+            };
+            self.inner
+                .read_small(&d.location, &expect, max)?
+                .with_context(|| {
+                    format!(
+                        "{}: missing",
+                        self.inner.member_label(d.location.as_bytes())
+                    )
+                })
+        })()
+        .map_err(crate::Error::new)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::digest::Algorithm;
-    use super::super::tar::tests::build;
     use super::super::LayerView;
     use super::*;
+    use crate::tar::tests::build;
     use serde_json::{json, Value};
     use std::io::Write;
 
@@ -1055,7 +1086,7 @@ mod tests {
         }
 
         fn open(&self) -> Result<ImageArchive> {
-            ImageArchive::open(self.path(), &Options::default())
+            Ok(ImageArchive::open(self.path(), &Options::default())?)
         }
     }
 

@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 /// A digest algorithm criu2core can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Algorithm {
     /// SHA-256, the algorithm of nearly every image.
     Sha256,
@@ -47,35 +48,38 @@ impl Digest {
     /// Parses `algorithm:hex`. Anything else is refused: unknown
     /// algorithms, hex of the wrong length or case, separators or path
     /// characters.
-    pub fn parse(s: &str) -> Result<Digest> {
-        let shown = || s.escape_debug().to_string();
-        let Some((alg, hex)) = s.split_once(':') else {
-            bail!("digest \"{}\" has no algorithm", shown());
-        };
-        let algorithm = match alg {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            _ => bail!(
-                "digest \"{}\": algorithm {:?} is not supported (sha256, sha512)",
-                shown(),
-                alg.escape_debug().to_string()
-            ),
-        };
-        if hex.len() != algorithm.hex_len()
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            bail!(
-                "digest \"{}\" is not {} lowercase hex digits",
-                shown(),
-                algorithm.hex_len()
-            );
-        }
-        Ok(Digest {
-            algorithm,
-            hex: hex.to_string(),
-        })
+    pub fn parse(s: &str) -> crate::Result<Digest> {
+        (|| -> Result<Digest> {
+            let shown = || s.escape_debug().to_string();
+            let Some((alg, hex)) = s.split_once(':') else {
+                bail!("digest \"{}\" has no algorithm", shown());
+            };
+            let algorithm = match alg {
+                "sha256" => Algorithm::Sha256,
+                "sha512" => Algorithm::Sha512,
+                _ => bail!(
+                    "digest \"{}\": algorithm {:?} is not supported (sha256, sha512)",
+                    shown(),
+                    alg.escape_debug().to_string()
+                ),
+            };
+            if hex.len() != algorithm.hex_len()
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                bail!(
+                    "digest \"{}\" is not {} lowercase hex digits",
+                    shown(),
+                    algorithm.hex_len()
+                );
+            }
+            Ok(Digest {
+                algorithm,
+                hex: hex.to_string(),
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// The digest of `bytes`.

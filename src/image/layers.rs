@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 
 use super::digest::{Digest, Expect, VerifyingReader};
-use super::tar::{Header, Kind, TarReader};
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
     MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::archive::SubFile;
 use crate::model::Blob;
+use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
 
 /// A path as bytes: `str`, `[u8]`, `OsStr`, `Path` and their owned forms
 /// (paths from checkpoints need not be UTF-8).
@@ -366,23 +366,26 @@ impl LayerView {
     /// Indexes `layers`, lowest first, each in one pass that also checks
     /// its digest, size and diff_id; `opts` bounds what
     /// [`materialize`](Self::materialize) copies.
-    pub fn new(layers: Vec<Layer>, opts: &Options) -> Result<LayerView> {
-        if layers.len() > MAX_LAYERS {
-            bail!("{} layers (at most {MAX_LAYERS})", layers.len());
-        }
-        let mut view = LayerView {
-            layers: Vec::with_capacity(layers.len()),
-            entries: BTreeMap::new(),
-            current: BTreeMap::new(),
-            parent: None,
-            budget: MAX_WALK_LOOKUPS,
-            opts: opts.clone(),
-            spill: Mutex::new(Spill::default()),
-        };
-        for (i, layer) in layers.into_iter().enumerate() {
-            view.add_layer(i as u32, layer)?;
-        }
-        Ok(view)
+    pub fn new(layers: Vec<Layer>, opts: &Options) -> crate::Result<LayerView> {
+        (|| -> Result<LayerView> {
+            if layers.len() > MAX_LAYERS {
+                bail!("{} layers (at most {MAX_LAYERS})", layers.len());
+            }
+            let mut view = LayerView {
+                layers: Vec::with_capacity(layers.len()),
+                entries: BTreeMap::new(),
+                current: BTreeMap::new(),
+                parent: None,
+                budget: MAX_WALK_LOOKUPS,
+                opts: opts.clone(),
+                spill: Mutex::new(Spill::default()),
+            };
+            for (i, layer) in layers.into_iter().enumerate() {
+                view.add_layer(i as u32, layer)?;
+            }
+            Ok(view)
+        })()
+        .map_err(crate::Error::new)
     }
 
     fn add_layer(&mut self, i: u32, layer: Layer) -> Result<()> {
@@ -394,7 +397,7 @@ impl LayerView {
             (BlobData::File(b), Compression::None) if unchecked => {
                 let sub = SubFile::open(&b.path, b.offset, b.len)
                     .with_context(|| format!("{what}: cannot open"))?;
-                let tar = TarReader::seekable(io::BufReader::new(sub), b.len);
+                let tar = TarReader::new(Seekable(io::BufReader::new(sub)), Some(b.len));
                 self.index(i, tar, &what)?;
             }
             _ => {
@@ -413,7 +416,7 @@ impl LayerView {
                             size: None,
                         },
                     );
-                    self.index(i, TarReader::new(&mut plain), &what)?;
+                    self.index(i, TarReader::new(Stream(&mut plain), None), &what)?;
                     // What follows the end of the tar counts for the diff_id.
                     plain
                         .finish()
@@ -432,16 +435,16 @@ impl LayerView {
         Ok(())
     }
 
-    fn index<R: io::Read>(&mut self, i: u32, mut tar: TarReader<R>, what: &str) -> Result<()> {
+    fn index<S: Source>(&mut self, i: u32, mut tar: TarReader<S>, what: &str) -> Result<()> {
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{what}: broken tar"))?
         {
-            if h.index >= MAX_LAYER_MEMBERS {
+            if h.index >= MAX_LAYER_MEMBERS as usize {
                 bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
             }
             self.apply(i, &h).with_context(|| {
-                format!("{what}: member #{} {}", h.index, h.path.escape_ascii())
+                format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
             })?;
         }
         let layer = std::mem::take(&mut self.current);
@@ -450,8 +453,8 @@ impl LayerView {
         Ok(())
     }
 
-    fn apply(&mut self, i: u32, h: &Header) -> Result<()> {
-        let path = clean(&h.path)?;
+    fn apply(&mut self, i: u32, h: &tar::Member) -> Result<()> {
+        let path = clean(&h.name)?;
         if path.is_empty() {
             return Ok(());
         }
@@ -487,12 +490,13 @@ impl LayerView {
         push_component(&mut key, base);
         let node = match h.kind {
             Kind::Dir => Node::Dir,
-            Kind::File => Node::File(Data {
+            Kind::File | Kind::Sparse { .. } => Node::File(Data {
                 layer: i,
-                member: h.index,
-                offset: h.offset,
+                // Below MAX_LAYER_MEMBERS, checked by the caller.
+                member: h.index as u32,
+                offset: h.data_offset,
                 size: h.size,
-                sparse: h.sparse,
+                sparse: matches!(h.kind, Kind::Sparse { .. }),
             }),
             Kind::Symlink => {
                 if h.link.len() > MAX_PATH_BYTES || h.link.contains(&0) {
@@ -510,7 +514,7 @@ impl LayerView {
                 },
                 None => Node::Other,
             },
-            Kind::Other => Node::Other,
+            Kind::Device | Kind::Fifo | Kind::Other(_) => Node::Other,
         };
         self.insert(key, node)
     }
@@ -596,19 +600,22 @@ impl LayerView {
     /// (Podman's `deleted.files`): parents resolve through the view's
     /// links, a last component that is a link is removed itself. Says
     /// whether anything was there.
-    pub fn delete<P: PathBytes + ?Sized>(&mut self, path: &P) -> Result<bool> {
-        let path = clean(path.path_bytes())?;
-        let Some(base) = components(&path).next_back() else {
-            return Ok(false);
-        };
-        let parent = &path[..path.len() - base.len()];
-        let Some(mut key) = walk(self, parent, true, false)? else {
-            return Ok(false);
-        };
-        push_component(&mut key, base);
-        let had = self.entries.remove(&key).is_some() | self.has_children(&key);
-        remove_under(&mut self.entries, &key);
-        Ok(had)
+    pub fn delete<P: PathBytes + ?Sized>(&mut self, path: &P) -> crate::Result<bool> {
+        (|| -> Result<bool> {
+            let path = clean(path.path_bytes())?;
+            let Some(base) = components(&path).next_back() else {
+                return Ok(false);
+            };
+            let parent = &path[..path.len() - base.len()];
+            let Some(mut key) = walk(self, parent, true, false)? else {
+                return Ok(false);
+            };
+            push_component(&mut key, base);
+            let had = self.entries.remove(&key).is_some() | self.has_children(&key);
+            remove_under(&mut self.entries, &key);
+            Ok(had)
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Resolves `path` (as a process saw it, as bytes or any path type; relative paths start
@@ -616,17 +623,20 @@ impl LayerView {
     /// followed inside the view, `..` stopped at its root. `None` if there
     /// is no such file, or something that is not a regular file. An error
     /// only for more than [`MAX_LINKS`] links.
-    pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> Result<Option<FileRef>> {
-        let Some(key) = walk(self, path.path_bytes(), true, false)? else {
-            return Ok(None);
-        };
-        Ok(match self.node(&key) {
-            Some(Node::File(d)) => Some(FileRef {
-                path: key.into(),
-                data: *d,
-            }),
-            _ => None,
-        })
+    pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> crate::Result<Option<FileRef>> {
+        (|| -> Result<Option<FileRef>> {
+            let Some(key) = walk(self, path.path_bytes(), true, false)? else {
+                return Ok(None);
+            };
+            Ok(match self.node(&key) {
+                Some(Node::File(d)) => Some(FileRef {
+                    path: key.into(),
+                    data: *d,
+                }),
+                _ => None,
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Every regular file of the view, in path order.
@@ -650,74 +660,77 @@ impl LayerView {
     /// private temporary directory that lives as long as the view, in one
     /// streaming pass per layer. Fails naming the file when the copies
     /// would pass [`Options::spill_cap`].
-    pub fn materialize(&self, files: &[FileRef]) -> Result<Vec<Blob>> {
-        let mut out: Vec<Option<Blob>> = vec![None; files.len()];
-        let mut wanted: BTreeMap<u32, BTreeMap<u32, &FileRef>> = BTreeMap::new();
-        for (n, f) in files.iter().enumerate() {
-            let l = self
-                .layers
-                .get(f.layer())
-                .context("a file that is not from this view")?;
-            let label = format!("{}:{}", l.label, f.path.escape_ascii());
-            if f.data.sparse {
-                bail!("{label}: a sparse file in a layer, which criu2core does not read");
-            }
-            match (&l.data, l.compression) {
-                (BlobData::File(b), Compression::None) => {
-                    if f.data
-                        .offset
-                        .checked_add(f.data.size)
-                        .is_none_or(|e| e > b.len)
-                    {
-                        bail!("{label}: not from this view");
-                    }
-                    out[n] = Some(Blob {
-                        path: b.path.clone(),
-                        offset: b
+    pub fn materialize(&self, files: &[FileRef]) -> crate::Result<Vec<Blob>> {
+        (|| -> Result<Vec<Blob>> {
+            let mut out: Vec<Option<Blob>> = vec![None; files.len()];
+            let mut wanted: BTreeMap<u32, BTreeMap<u32, &FileRef>> = BTreeMap::new();
+            for (n, f) in files.iter().enumerate() {
+                let l = self
+                    .layers
+                    .get(f.layer())
+                    .context("a file that is not from this view")?;
+                let label = format!("{}:{}", l.label, f.path.escape_ascii());
+                if f.data.sparse {
+                    bail!("{label}: a sparse file in a layer, which criu2core does not read");
+                }
+                match (&l.data, l.compression) {
+                    (BlobData::File(b), Compression::None) => {
+                        if f.data
                             .offset
-                            .checked_add(f.data.offset)
-                            .with_context(|| format!("{label}: not from this view"))?,
-                        label,
-                        len: f.data.size,
-                    });
-                }
-                _ => {
-                    wanted
-                        .entry(f.data.layer)
-                        .or_default()
-                        .insert(f.data.member, f);
-                }
-            }
-        }
-        let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
-        let mut need = spill.used;
-        for (&layer, members) in &wanted {
-            for (&member, f) in members {
-                if spill.copies.contains_key(&(layer, member)) {
-                    continue;
-                }
-                need = need.saturating_add(f.data.size);
-                if need > self.opts.spill_cap {
-                    bail!(
-                        "{}:{}: copying it out of its compressed layer would pass the cap of {} bytes for copies",
-                        self.layers[layer as usize].label,
-                        f.path.escape_ascii(),
-                        self.opts.spill_cap
-                    );
+                            .checked_add(f.data.size)
+                            .is_none_or(|e| e > b.len)
+                        {
+                            bail!("{label}: not from this view");
+                        }
+                        out[n] = Some(Blob {
+                            path: b.path.clone(),
+                            offset: b
+                                .offset
+                                .checked_add(f.data.offset)
+                                .with_context(|| format!("{label}: not from this view"))?,
+                            label,
+                            len: f.data.size,
+                        });
+                    }
+                    _ => {
+                        wanted
+                            .entry(f.data.layer)
+                            .or_default()
+                            .insert(f.data.member, f);
+                    }
                 }
             }
-        }
-        for (&layer, members) in &wanted {
-            self.copy_out(&mut spill, layer, members)?;
-        }
-        for (n, f) in files.iter().enumerate() {
-            if out[n].is_none() {
-                out[n] = spill.copies.get(&(f.data.layer, f.data.member)).cloned();
+            let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+            let mut need = spill.used;
+            for (&layer, members) in &wanted {
+                for (&member, f) in members {
+                    if spill.copies.contains_key(&(layer, member)) {
+                        continue;
+                    }
+                    need = need.saturating_add(f.data.size);
+                    if need > self.opts.spill_cap {
+                        bail!(
+                            "{}:{}: copying it out of its compressed layer would pass the cap of {} bytes for copies",
+                            self.layers[layer as usize].label,
+                            f.path.escape_ascii(),
+                            self.opts.spill_cap
+                        );
+                    }
+                }
             }
-        }
-        out.into_iter()
-            .map(|b| b.context("a file was not copied"))
-            .collect()
+            for (&layer, members) in &wanted {
+                self.copy_out(&mut spill, layer, members)?;
+            }
+            for (n, f) in files.iter().enumerate() {
+                if out[n].is_none() {
+                    out[n] = spill.copies.get(&(f.data.layer, f.data.member)).cloned();
+                }
+            }
+            out.into_iter()
+                .map(|b| b.context("a file was not copied"))
+                .collect()
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// One pass over a layer, copying the wanted members not copied yet.
@@ -737,24 +750,27 @@ impl LayerView {
         };
         let l = &self.layers[layer as usize];
         let dec = decoder(l.data.open()?, l.compression, &l.label)?;
-        let mut tar = TarReader::new(dec);
+        let mut tar = TarReader::new(Stream(dec), None);
         let mut found = 0;
         while let Some(h) = tar
-            .next_header()
+            .next_member()
             .with_context(|| format!("{}: broken tar", l.label))?
         {
-            if h.index > last {
+            let Ok(index) = u32::try_from(h.index) else {
+                break;
+            };
+            if index > last {
                 break;
             }
-            let Some(f) = todo.get(&h.index) else {
+            let Some(f) = todo.get(&index) else {
                 continue;
             };
             let label = format!("{}:{}", l.label, f.path.escape_ascii());
-            if h.offset != f.data.offset || h.size != f.data.size {
+            if h.data_offset != f.data.offset || h.size != f.data.size {
                 bail!("{label}: the layer changed since it was indexed");
             }
-            let name = format!("layer{layer}-member{}", h.index);
-            spill.copy(&self.opts, (layer, h.index), &name, label, h.size, &mut tar)?;
+            let name = format!("layer{layer}-member{index}");
+            spill.copy(&self.opts, (layer, index), &name, label, h.size, &mut tar)?;
             found += 1;
         }
         if found != todo.len() {
@@ -765,14 +781,16 @@ impl LayerView {
 }
 
 /// The paths of Podman's `deleted.files` (a JSON array of strings).
-pub fn parse_deleted_files(bytes: &[u8]) -> Result<Vec<String>> {
-    serde_json::from_slice(bytes).context("deleted.files: not a JSON array of paths")
+pub fn parse_deleted_files(bytes: &[u8]) -> crate::Result<Vec<String>> {
+    serde_json::from_slice(bytes)
+        .context("deleted.files: not a JSON array of paths")
+        .map_err(crate::Error::new)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tar::tests::build;
     use super::*;
+    use crate::tar::tests::build;
     use std::io::{Read, Write};
 
     type Member<'a> = (&'a [u8], Kind, &'a [u8]);
@@ -984,7 +1002,7 @@ mod tests {
                 (b"hard", H, b"usr/lib/libc.so.6"),
                 (b"hardlink-to-link", H, b"lib"),
                 (b"hard-missing", H, b"nowhere"),
-                (b"fifo", Kind::Other, b""),
+                (b"fifo", Kind::Fifo, b""),
             ],
         )]);
         for p in [

@@ -97,7 +97,6 @@ mod archive;
 pub mod digest;
 mod layers;
 pub mod reference;
-mod tar;
 mod walk;
 
 use std::io::{self, Read};
@@ -117,7 +116,6 @@ pub use archive::{
 pub use digest::{Algorithm, Digest, Expect};
 pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes};
 pub use reference::Selector;
-pub use tar::MAX_EXTENSION_BYTES;
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
 /// manifest (registries refuse manifests over 4 MiB).
@@ -154,6 +152,7 @@ const SMALL_TOTAL: u64 = 64 << 20;
 
 /// Options for reading images.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Where blobs of compressed archives and files of compressed layers
     /// are copied (the system temporary directory if `None`); the copies
@@ -247,6 +246,7 @@ impl<K: std::hash::Hash + Eq> Spill<K> {
 
 /// Where a blob's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BlobData {
     /// A byte range of a file: in place in a layout or uncompressed tar,
     /// or a private copy.
@@ -278,14 +278,17 @@ impl BlobData {
     }
 
     /// Reads the bytes from the start (unchecked).
-    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobData::File(b) => Box::new(
-                SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open", b.label))?,
-            ),
-            BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
-        })
+    pub fn open(&self) -> crate::Result<Box<dyn Read + Send>> {
+        (|| -> Result<Box<dyn Read + Send>> {
+            Ok(match self {
+                BlobData::File(b) => Box::new(
+                    SubFile::open(&b.path, b.offset, b.len)
+                        .with_context(|| format!("{}: cannot open", b.label))?,
+                ),
+                BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
+            })
+        })()
+        .map_err(crate::Error::new)
     }
 
     /// Up to `n` bytes from the start.

@@ -422,7 +422,7 @@ fn read_config(bytes: &[u8], label: &str) -> Result<(Option<Platform>, Vec<Diges
         .unwrap_or_default()
         .iter()
         .map(|s| Digest::parse(s))
-        .collect::<Result<Vec<_>>>()
+        .collect::<crate::Result<Vec<_>>>()
         .with_context(|| format!("{label}: rootfs.diff_ids"))?;
     Ok((platform, ids))
 }

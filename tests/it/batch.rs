@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::*;
 use crate::Need;
-use criu2core::synth::{self, Spec};
+use criu2core::testkit::synth::{self, Spec};
 use libtest_mimic::Trial;
 use serde_json::Value;
 

@@ -15,9 +15,7 @@ use std::path::Path;
 
 use crate::common::*;
 use crate::Need;
-use criu2core::criu::magic;
-use criu2core::criu::writer::CheckpointWriter;
-use criu2core::proto;
+use criu2core::testkit::{magic, proto, CheckpointWriter};
 use libtest_mimic::Trial;
 use serde_json::Value;
 

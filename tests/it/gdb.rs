@@ -33,11 +33,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::common::*;
-use criu2core::criu::store::DirStore;
-use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
+use criu2core::{open, LoadOptions, Loaded, OpenOptions};
 use libtest_mimic::Trial;
 
 /// What a fixture's ABI names differently in gdb.
@@ -250,8 +248,8 @@ fn check_process(fx: &Fixture, p: &FixtureProcess, ours_core: &Path, problems: &
             fx.name
         );
     }
-    let ckpt = Checkpoint::open(Arc::new(DirStore::open(fx.images()).unwrap())).unwrap();
-    let Loaded::Process(model) = ckpt.load(p.pid, LoadOptions::default()).unwrap() else {
+    let ckpt = open(fx.images(), &OpenOptions::default()).unwrap();
+    let Loaded::Process(model) = ckpt.load(p.pid, &LoadOptions::default()).unwrap() else {
         panic!("zombie")
     };
     let argc = p.cmdline.trim_end().split(' ').count();
@@ -398,7 +396,8 @@ fn opmask_index(name: &str) -> Option<usize> {
 /// k0-k7 of thread `tid` as the fixture's core-TID.img holds them.
 fn image_opmask(fx: &Fixture, tid: u32) -> Vec<u64> {
     let raw = read_raw(&fx.images().join(format!("core-{tid}.img")));
-    let core = <criu2core::proto::Core as prost::Message>::decode(&raw.entries[0][..]).unwrap();
+    let core =
+        <criu2core::testkit::proto::Core as prost::Message>::decode(&raw.entries[0][..]).unwrap();
     let mut k = core
         .x86
         .and_then(|x| x.fpregs.xsave)

@@ -24,9 +24,8 @@ use std::sync::OnceLock;
 
 use crate::common::*;
 use crate::Need;
-use criu2core::criu::pagemap::{PE_PARENT, PE_PRESENT};
-use criu2core::criu::writer::{CheckpointWriter, PageSpan};
-use criu2core::proto;
+use criu2core::testkit::flags::{PE_PARENT, PE_PRESENT};
+use criu2core::testkit::{proto, CheckpointWriter, PageSpan};
 use libtest_mimic::Trial;
 use serde_json::Value;
 
@@ -1150,9 +1149,9 @@ fn read_refuses_raw_bytes_on_a_terminal() {
 fn an_interrupted_search_leaves_nothing_behind() {
     let dir = scratch("grep-interrupt");
     let ck = dir.join("ck");
-    criu2core::synth::synthesize(
+    criu2core::testkit::synth::synthesize(
         &ck,
-        &criu2core::synth::Spec {
+        &criu2core::testkit::synth::Spec {
             bytes: 160 << 20,
             vmas: 64,
             ..Default::default()

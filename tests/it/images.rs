@@ -5,14 +5,11 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::common::*;
-use criu2core::convert;
-use criu2core::criu::pagemap::{PE_LAZY, PE_PARENT, PE_PRESENT};
-use criu2core::criu::store::DirStore;
-use criu2core::criu::{Checkpoint, LoadOptions, Loaded};
-use criu2core::proto;
+use criu2core::testkit::flags::{PE_LAZY, PE_PARENT, PE_PRESENT};
+use criu2core::testkit::proto;
+use criu2core::{open, write_core, LoadOptions, Loaded, OpenOptions};
 use libtest_mimic::Trial;
 
 const PAGE: usize = 4096;
@@ -457,24 +454,31 @@ fn root_supplies_file_backed_pages() {
     assert!(!a.contains("syscall"), "{a}");
     assert!(b.contains(":\tsyscall"), "{b}");
     // Every file mapping is whole in the core.
-    let ckpt = Checkpoint::open(Arc::new(DirStore::open(fx.images()).unwrap())).unwrap();
-    let Loaded::Process(p) = ckpt.load(12155, LoadOptions::default()).unwrap() else {
+    let ckpt = open(fx.images(), &OpenOptions::default()).unwrap();
+    let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default()).unwrap() else {
         panic!()
     };
-    let files = convert::file_mappings(&p);
+    let files: Vec<_> = p
+        .mappings
+        .iter()
+        .filter_map(|m| Some((m, m.file.as_ref()?)))
+        .collect();
     assert!(files.len() >= 15);
     let loads = loads(&with.join("core.12155"));
-    for f in files.iter().filter(|f| !f.path.ends_with(b" (deleted)")) {
+    for (m, f) in files
+        .iter()
+        .filter(|(_, f)| !f.path.ends_with(b" (deleted)"))
+    {
         let l = loads
             .iter()
-            .find(|l| l.0 == f.start)
-            .unwrap_or_else(|| panic!("no segment at {:#x}", f.start));
+            .find(|l| l.0 == m.start)
+            .unwrap_or_else(|| panic!("no segment at {:#x}", m.start));
         assert_eq!(
             (l.2, l.3),
-            (f.end - f.start, f.end - f.start),
+            (m.len(), m.len()),
             "{} at {:#x} is not whole",
             String::from_utf8_lossy(&f.path),
-            f.start
+            m.start
         );
     }
 }
@@ -586,11 +590,11 @@ fn command_line_behaviour() {
 }
 
 /// Runs the whole decode-and-write path in-process on a damaged copy.
-fn try_convert(images: &Path, out: &Path) -> anyhow::Result<()> {
-    let ckpt = Checkpoint::open(Arc::new(DirStore::open(images)?))?;
+fn try_convert(images: &Path, out: &Path) -> criu2core::Result<()> {
+    let ckpt = open(images, &OpenOptions::default())?;
     for pid in ckpt.pids() {
-        if let Loaded::Process(p) = ckpt.load(pid, LoadOptions::default())? {
-            convert::write_core(&p, out, true)?;
+        if let Loaded::Process(p) = ckpt.load(pid, &LoadOptions::default())? {
+            write_core(&p, out, true)?;
         }
     }
     Ok(())

@@ -36,6 +36,7 @@ mod grep;
 mod hashes;
 mod hostile;
 mod images;
+mod library;
 mod readme;
 mod terminal;
 
@@ -128,6 +129,7 @@ fn no_stray_test_attributes() {
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
+        ("library.rs", include_str!("library.rs")),
         ("readme.rs", include_str!("readme.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
     ];
@@ -170,6 +172,7 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
+    tests.extend(library::tests());
     tests.extend(readme::tests());
     tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
-use criu2core::proto;
+use criu2core::testkit::proto;
 use libtest_mimic::Trial;
 
 /// What no byte stream for a terminal may hold: ESC, BEL, CSI as a C1

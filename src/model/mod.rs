@@ -1,6 +1,7 @@
-//! The process model: what a checkpoint says about one process, in terms
-//! that know nothing of CRIU's images or of ELF. Decoding fills it in; note
-//! building and the core writer read it.
+//! The process model: what a checkpoint says about one process — its
+//! threads and their registers, its mappings and where each of their bytes
+//! comes from — in terms that name neither CRIU's images nor ELF. Decoding
+//! CRIU's images fills it in; the core writer reads it.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -9,9 +10,13 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context};
 
-pub use crate::arch::{Arch, Registers};
+use crate::error::{fault, Error, ErrorKind, Result};
+
+pub mod regs;
+
+pub use regs::{Arch, Registers};
 
 /// A byte range of a file on this machine that holds page data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +35,20 @@ pub struct Blob {
 /// people. Processes name themselves and their files whatever they like,
 /// so the model keeps those as bytes, and this is the one place where they
 /// become text: bytes that are not UTF-8 show as U+FFFD.
-pub fn display_bytes(bytes: &[u8]) -> Cow<'_, str> {
+pub(crate) fn display_bytes(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
 
-/// Most bytes [`Process::read_strings`] reads: argv and the environment
+/// Most bytes [`Process::read_byte_strings`] reads: argv and the environment
 /// together take at most a quarter of the stack limit, 2 MiB by default.
 pub const MAX_STRINGS_BYTES: u64 = 64 << 20;
 
-/// Index into [`Process::blobs`].
+/// Identifies a [`Blob`] of a process ([`Process::blob`]).
 pub type BlobId = usize;
 
 /// Why the contents of some pages are not available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Missing {
     /// Unmodified pages of a file mapping: they are in the file, not the
     /// checkpoint, and no root filesystem was given to read them from.
@@ -55,9 +61,15 @@ pub enum Missing {
 
 /// Where the bytes of a run of pages come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PageSource {
-    /// Bytes in a blob, starting at `offset` within it.
-    Blob { blob: BlobId, offset: u64 },
+    /// Bytes in a file ([`Process::blob`]).
+    Blob {
+        /// The file.
+        blob: BlobId,
+        /// Where the run's bytes start within it.
+        offset: u64,
+    },
     /// Memory that reads as zeros (anonymous pages never touched or not dumped).
     Zero,
     /// Memory whose contents are unknown.
@@ -73,8 +85,28 @@ pub struct PageRun {
     pub source: PageSource,
 }
 
+impl crate::join::Join for PageRun {
+    /// Runs join where the second continues the first: zeros after zeros,
+    /// the same kind of unknown contents, or the next bytes of one blob.
+    fn join(&mut self, next: &PageRun) -> bool {
+        let ok = match (self.source, next.source) {
+            (PageSource::Zero, PageSource::Zero) => true,
+            (PageSource::Missing(a), PageSource::Missing(b)) => a == b,
+            (PageSource::Blob { blob: a, offset: o }, PageSource::Blob { blob: b, offset: p }) => {
+                a == b && o + self.len == p
+            }
+            _ => false,
+        };
+        if ok {
+            self.len += next.len;
+        }
+        ok
+    }
+}
+
 /// What a mapping is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum MappingKind {
     /// Private anonymous memory.
     Anonymous,
@@ -100,6 +132,27 @@ pub enum MappingKind {
     Other,
 }
 
+impl MappingKind {
+    /// A short name: "anonymous", "heap", "stack", "file",
+    /// "shared-anonymous", "memfd", "sysv-shm", "vdso", "vvar",
+    /// "vsyscall" or "other".
+    pub fn name(self) -> &'static str {
+        match self {
+            MappingKind::Anonymous => "anonymous",
+            MappingKind::Heap => "heap",
+            MappingKind::Stack => "stack",
+            MappingKind::File => "file",
+            MappingKind::SharedAnonymous => "shared-anonymous",
+            MappingKind::Memfd => "memfd",
+            MappingKind::SysvShm => "sysv-shm",
+            MappingKind::Vdso => "vdso",
+            MappingKind::Vvar => "vvar",
+            MappingKind::Vsyscall => "vsyscall",
+            MappingKind::Other => "other",
+        }
+    }
+}
+
 /// The file behind a mapping, as the kernel names it in NT_FILE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedFile {
@@ -121,8 +174,9 @@ pub struct Prot {
     pub exec: bool,
 }
 
-/// One mapping (VMA) and where each of its bytes comes from.
+/// One mapping (VMA).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Mapping {
     /// First address.
     pub start: u64,
@@ -138,7 +192,7 @@ pub struct Mapping {
     /// process can have hundreds of thousands of mappings).
     pub file: Option<Box<MappedFile>>,
     /// Bytes whose contents come from the checkpoint or a root filesystem.
-    pub stored: u64,
+    pub(crate) stored: u64,
 }
 
 impl Mapping {
@@ -161,32 +215,34 @@ impl Mapping {
 /// Where every byte of a process's mappings comes from, as page runs made
 /// afresh on each walk, front to back, so that they need never be held all
 /// at once: a large fragmented heap has millions of them.
-pub trait PageRuns: std::fmt::Debug + Send + Sync {
+pub(crate) trait PageRuns: std::fmt::Debug + Send + Sync {
     /// Calls `f` with the index of each mapping from `from` on and each of
     /// its runs, in address order (each mapping's runs cover it exactly),
     /// until `f` breaks.
     fn walk(
         &self,
         from: usize,
-        f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
-    ) -> Result<()>;
+        f: &mut dyn FnMut(usize, PageRun) -> anyhow::Result<ControlFlow<()>>,
+    ) -> anyhow::Result<()>;
 }
 
 /// What [`Process::walk_runs`] calls with each run: the mapping's index,
 /// the mapping, the address the run starts at, and the run.
-pub type RunVisit<'a> = dyn FnMut(usize, &Mapping, u64, PageRun) -> Result<ControlFlow<()>> + 'a;
+pub(crate) type RunVisit<'a> =
+    dyn FnMut(usize, &Mapping, u64, PageRun) -> anyhow::Result<ControlFlow<()>> + 'a;
 
-/// Page runs held in memory, one list per mapping: for processes built by
-/// hand.
+/// Page runs held in memory, one list per mapping (for tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct RunList(pub Vec<Vec<PageRun>>);
+pub(crate) struct RunList(pub Vec<Vec<PageRun>>);
 
+#[cfg(test)]
 impl PageRuns for RunList {
     fn walk(
         &self,
         from: usize,
-        f: &mut dyn FnMut(usize, PageRun) -> Result<ControlFlow<()>>,
-    ) -> Result<()> {
+        f: &mut dyn FnMut(usize, PageRun) -> anyhow::Result<ControlFlow<()>>,
+    ) -> anyhow::Result<()> {
         for (i, runs) in self.0.iter().enumerate().skip(from) {
             for run in runs {
                 if f(i, *run)?.is_break() {
@@ -201,6 +257,7 @@ impl PageRuns for RunList {
 /// One dump of an incremental chain (`criu dump --prev-images-dir`) that
 /// a process's pages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DumpLevel {
     /// Where its images are.
     pub images: String,
@@ -210,6 +267,7 @@ pub struct DumpLevel {
 
 /// How the process was when it was checkpointed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProcessState {
     /// Running or sleeping.
     Running,
@@ -219,11 +277,10 @@ pub enum ProcessState {
 
 /// One thread.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Thread {
     /// Thread id, in the checkpoint's PID namespace.
     pub tid: u32,
-    /// The thread's own name, where it has one (bytes, as the kernel keeps it).
-    pub comm: Option<Vec<u8>>,
     /// Blocked signal mask (bit n-1 for signal n).
     pub blocked: u64,
     /// Signals pending for this thread alone.
@@ -234,8 +291,11 @@ pub struct Thread {
     pub regs: Registers,
 }
 
-/// One process of a checkpoint.
+/// One process of a checkpoint, as [`crate::Checkpoint::load`] reads it.
+/// Its memory is described, not held: [`Process::read_memory`] and
+/// [`Process::walk`] read it where it lies.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Process {
     /// Process id, in the checkpoint's PID namespace.
     pub pid: u32,
@@ -261,8 +321,6 @@ pub struct Process {
     pub page_size: u64,
     /// Threads; the group leader first.
     pub threads: Vec<Thread>,
-    /// Signals pending for the whole process.
-    pub shared_pending: u64,
     /// Auxiliary vector, without the terminating AT_NULL.
     pub auxv: Vec<(u64, u64)>,
     /// Where argv's strings lie in memory.
@@ -274,9 +332,9 @@ pub struct Process {
     /// Mappings in address order.
     pub mappings: Vec<Mapping>,
     /// Where the bytes of the mappings come from.
-    pub runs: Arc<dyn PageRuns>,
+    pub(crate) runs: Arc<dyn PageRuns>,
     /// Files that the page runs point into.
-    pub blobs: Vec<Blob>,
+    pub(crate) blobs: Vec<Blob>,
     /// Things worth telling the user that did not stop decoding.
     pub warnings: Vec<String>,
     /// The dumps its pages were read from: this dump first, then each
@@ -291,10 +349,28 @@ impl Process {
         self.mappings.iter().map(Mapping::stored_bytes).sum()
     }
 
+    /// The file a [`PageSource::Blob`] run's bytes are in.
+    pub fn blob(&self, id: BlobId) -> Option<&Blob> {
+        self.blobs.get(id)
+    }
+
+    /// Walks where the bytes of the mappings come from, front to back from
+    /// mapping `from` on: `f` gets each mapping's runs in order, with the
+    /// mapping and the address each run starts at, until it breaks. The
+    /// runs are made as they are walked, never held.
+    pub fn walk(
+        &self,
+        from: usize,
+        f: &mut dyn FnMut(&Mapping, u64, PageRun) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.walk_runs(from, &mut |_, m, at, run| Ok(f(m, at, run)))
+            .map_err(Error::new)
+    }
+
     /// Walks the page runs of the mappings from `from` on, giving `f` each
     /// run with its mapping's index, the mapping and the address the run
     /// starts at, until `f` breaks.
-    pub fn walk_runs(&self, from: usize, f: &mut RunVisit<'_>) -> Result<()> {
+    pub(crate) fn walk_runs(&self, from: usize, f: &mut RunVisit<'_>) -> anyhow::Result<()> {
         let (mut current, mut addr) = (usize::MAX, 0);
         self.runs.walk(from, &mut |mi, run| {
             let m = self
@@ -313,6 +389,10 @@ impl Process {
     /// Reads `len` bytes of the process's memory at `addr`. Fails if any of
     /// them is unmapped or has unknown contents.
     pub fn read_memory(&self, addr: u64, len: u64) -> Result<Vec<u8>> {
+        self.read(addr, len).map_err(Error::new)
+    }
+
+    fn read(&self, addr: u64, len: u64) -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
         let end = addr
             .checked_add(len)
@@ -365,17 +445,6 @@ impl Process {
         Ok(out)
     }
 
-    /// Reads the NUL-separated strings of a range such as argv or envp, as
-    /// text (bytes that are not UTF-8 become U+FFFD; see
-    /// [`Process::read_byte_strings`] for the bytes themselves).
-    pub fn read_strings(&self, range: (u64, u64)) -> Result<Vec<String>> {
-        Ok(self
-            .read_byte_strings(range)?
-            .iter()
-            .map(|s| display_bytes(s).into_owned())
-            .collect())
-    }
-
     /// Reads the NUL-separated strings of a range such as argv or envp,
     /// exactly as they are in memory.
     pub fn read_byte_strings(&self, (start, end): (u64, u64)) -> Result<Vec<Vec<u8>>> {
@@ -383,22 +452,35 @@ impl Process {
             return Ok(Vec::new());
         }
         if end - start > MAX_STRINGS_BYTES {
-            bail!(
-                "{} bytes of strings at {start:#x} are more than criu2core reads ({MAX_STRINGS_BYTES})",
-                end - start
-            );
+            return Err(Error::new(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{} bytes of strings at {start:#x} are more than criu2core reads ({MAX_STRINGS_BYTES})",
+                    end - start
+                ),
+            )));
         }
         let bytes = self.read_memory(start, end - start)?;
         let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
         Ok(bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
     }
 
+    /// argv, read from memory (see [`Process::read_byte_strings`]).
+    pub fn argv(&self) -> Result<Vec<Vec<u8>>> {
+        self.read_byte_strings(self.arg_range)
+    }
+
+    /// The environment, read from memory (see [`Process::read_byte_strings`]).
+    pub fn environment(&self) -> Result<Vec<Vec<u8>>> {
+        self.read_byte_strings(self.env_range)
+    }
+
     /// The command line as the kernel writes it into NT_PRPSINFO: the first
     /// `max - 1` bytes of argv with NULs turned into spaces.
-    pub fn psargs(&self, max: usize) -> Vec<u8> {
+    pub(crate) fn psargs(&self, max: usize) -> Vec<u8> {
         let (start, end) = self.arg_range;
         let len = end.saturating_sub(start).min(max.saturating_sub(1) as u64);
-        match self.read_memory(start, len) {
+        match self.read(start, len) {
             Ok(mut bytes) => {
                 for b in &mut bytes {
                     if *b == 0 {
@@ -409,5 +491,121 @@ impl Process {
             }
             Err(_) => Vec::new(),
         }
+    }
+}
+
+/// What loading a process found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Loaded {
+    /// A process with memory and threads.
+    Process(Box<Process>),
+    /// A zombie: it has exited and has neither memory nor registers.
+    Zombie(Zombie),
+}
+
+/// An entry of a checkpoint's process tree: a process and its threads,
+/// whatever state it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TreeEntry {
+    /// Process id, in the checkpoint's PID namespace.
+    pub pid: u32,
+    /// Parent's pid (0: outside the checkpoint).
+    pub ppid: u32,
+    /// Process group.
+    pub pgid: u32,
+    /// Session.
+    pub sid: u32,
+    /// Thread ids as the checkpoint lists them (for a zombie they mean
+    /// nothing).
+    pub threads: Vec<u32>,
+}
+
+/// A process that had exited but was not yet reaped: it has neither
+/// memory nor registers, so no core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Zombie {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name (bytes, as the kernel keeps it).
+    pub comm: Vec<u8>,
+    /// How it ended.
+    pub exit: ExitStatus,
+}
+
+/// How a zombie ended, from its wait status (as `waitpid` returns it:
+/// `exit(3)` is 768).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct ExitStatus {
+    /// The wait status as recorded.
+    pub wait_status: u32,
+    /// The status it exited with (`WEXITSTATUS`), if it exited.
+    pub exit_status: Option<u32>,
+    /// The signal that killed it (`WTERMSIG`), if one did.
+    pub signal: Option<u32>,
+    /// Whether it dumped core as it died (`WCOREDUMP`).
+    pub core_dumped: bool,
+}
+
+/// Bits of a wait status (`WTERMSIG`'s mask, `WCOREDUMP`'s flag, and the
+/// low byte of a stopped, not ended, task).
+const WAIT_SIGNAL_MASK: u32 = 0x7f;
+const WAIT_CORE_DUMPED: u32 = 0x80;
+const WAIT_STOPPED: u32 = 0x7f;
+
+impl ExitStatus {
+    /// Decodes a wait status.
+    pub fn from_wait_status(wait_status: u32) -> ExitStatus {
+        let low = wait_status & WAIT_SIGNAL_MASK;
+        let killed = low != 0 && low != WAIT_STOPPED;
+        ExitStatus {
+            wait_status,
+            exit_status: (low == 0).then_some((wait_status >> 8) & 0xff),
+            signal: killed.then_some(low),
+            core_dumped: killed && wait_status & WAIT_CORE_DUMPED != 0,
+        }
+    }
+}
+
+/// Names of the signals whose numbers every Linux architecture shares.
+fn signal_name(signo: u32) -> Option<&'static str> {
+    Some(match signo {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+impl std::fmt::Display for ExitStatus {
+    /// "exited with status 3 (wait status 768)", "killed by signal 9
+    /// (SIGKILL) (wait status 9)", with ", core dumped" where it did.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.exit_status, self.signal) {
+            (Some(code), _) => write!(f, "exited with status {code}")?,
+            (None, Some(sig)) => {
+                write!(f, "killed by signal {sig}")?;
+                if let Some(name) = signal_name(sig) {
+                    write!(f, " ({name})")?;
+                }
+                if self.core_dumped {
+                    write!(f, ", core dumped")?;
+                }
+            }
+            (None, None) => write!(f, "ended")?,
+        }
+        write!(f, " (wait status {})", self.wait_status)
     }
 }

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use anyhow::{ensure, Result};
 
+use super::writer::CheckpointWriter;
 use crate::criu::pagemap::{PE_LAZY, PE_PRESENT};
-use crate::criu::writer::CheckpointWriter;
 use crate::proto;
 
 /// What to synthesize.
@@ -124,8 +124,9 @@ struct Area {
     dumped: Vec<(u64, u64, u32)>,
 }
 
-const REGULAR: u32 = 1;
-const ANON_PRIVATE: u32 = 1 << 9;
+use crate::criu::memory::status::{
+    ANON_PRIVATE, FILE_PRIVATE, FILE_SHARED, HEAP, MEMFD, REGULAR, VDSO, VVAR,
+};
 const MAP_PRIVATE_ANON: u32 = 0x22;
 
 fn area(
@@ -170,13 +171,13 @@ pub fn command_line(i: u32) -> (Vec<String>, Vec<String>) {
 fn layout(spec: &Spec, i: u32) -> Vec<Area> {
     let mut areas = Vec::new();
     // The executable: text never dumped, one page of data dumped.
-    areas.push(area(EXE_BASE, 4, 5, 0x2, REGULAR | (1 << 6), 1, 0));
+    areas.push(area(EXE_BASE, 4, 5, 0x2, REGULAR | FILE_PRIVATE, 1, 0));
     let mut data = area(
         EXE_BASE + 4 * PAGE,
         1,
         3,
         0x2,
-        REGULAR | (1 << 6),
+        REGULAR | FILE_PRIVATE,
         1,
         4 * PAGE,
     );
@@ -187,7 +188,7 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
         8,
         3,
         MAP_PRIVATE_ANON,
-        REGULAR | (1 << 5) | ANON_PRIVATE,
+        REGULAR | HEAP | ANON_PRIVATE,
         0,
         0,
     );
@@ -257,7 +258,7 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
         SHMEM_PAGES,
         3,
         0x1,
-        REGULAR | (1 << 7) | (1 << 14),
+        REGULAR | FILE_SHARED | MEMFD,
         2,
         0,
     );
@@ -267,7 +268,7 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
         4,
         1,
         MAP_PRIVATE_ANON,
-        REGULAR | (1 << 12) | ANON_PRIVATE,
+        REGULAR | VVAR | ANON_PRIVATE,
         0,
         0,
     );
@@ -278,7 +279,7 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
         2,
         5,
         MAP_PRIVATE_ANON,
-        REGULAR | (1 << 3) | ANON_PRIVATE,
+        REGULAR | VDSO | ANON_PRIVATE,
         0,
         0,
     );
@@ -521,9 +522,7 @@ pub fn synthesize(dir: &Path, spec: &Spec) -> Result<Summary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::criu::store::DirStore;
-    use crate::criu::{Checkpoint, LoadOptions, Loaded};
-    use std::sync::Arc;
+    use crate::{open, LoadOptions, Loaded, OpenOptions};
 
     #[test]
     fn synthesized_checkpoints_decode_and_hold_their_data() {
@@ -543,17 +542,18 @@ mod tests {
             (2 << 20..(2 << 20) + 64 * PAGE).contains(&dumped),
             "{dumped}"
         );
-        let ckpt = Checkpoint::open(Arc::new(DirStore::open(dir.path()).unwrap())).unwrap();
+        let ckpt = open(dir.path(), &OpenOptions::default()).unwrap();
         for (i, p) in s.pids.iter().enumerate() {
-            let Loaded::Process(proc_) = ckpt.load(*p, LoadOptions::default()).unwrap() else {
+            let Loaded::Process(proc_) = ckpt.load(*p, &LoadOptions::default()).unwrap() else {
                 panic!()
             };
             assert_eq!(proc_.threads.len(), 3);
             assert_eq!(proc_.mappings.len(), 20);
             assert!(proc_.warnings.is_empty(), "{:?}", proc_.warnings);
             let (argv, env) = command_line(i as u32);
-            assert_eq!(proc_.read_strings(proc_.arg_range).unwrap(), argv);
-            assert_eq!(proc_.read_strings(proc_.env_range).unwrap(), env);
+            let bytes = |v: Vec<String>| v.into_iter().map(String::into_bytes).collect::<Vec<_>>();
+            assert_eq!(proc_.argv().unwrap(), bytes(argv));
+            assert_eq!(proc_.environment().unwrap(), bytes(env));
             let a = ANON_BASE + 8;
             let got = proc_.read_memory(a, 8).unwrap();
             assert_eq!(u64::from_le_bytes(got.try_into().unwrap()), word(7, *p, a));

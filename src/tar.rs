@@ -1,19 +1,26 @@
-//! A tar reader for archives from hosts that may be compromised: it reads
-//! headers one by one, holds no more than one member's name (bounded by
-//! [`MAX_NAME_BYTES`]) and one PAX header (bounded by [`MAX_PAX_BYTES`]),
-//! and never expands a sparse member: it only says what the member claims.
+//! The one tar reader, for checkpoint archives, rootfs diffs, image
+//! archives and image layers alike, all of which may come from hosts that
+//! are compromised: it reads headers one by one, holds no more than one
+//! member's name (bounded by [`MAX_NAME_BYTES`]) and one PAX header
+//! (bounded by [`MAX_PAX_BYTES`]), and never expands a sparse member: it
+//! only says what the member claims.
 //!
 //! It reads the POSIX ustar and GNU formats and the extensions real
 //! archives use: GNU long names and link targets (`L`, `K`), PAX headers
 //! (`x`, with `path`, `linkpath` and `size`; global `g` headers are read
-//! and ignored), GNU sparse members (`S`, and PAX sparse formats) and
-//! base-256 sizes. Members are handed out in archive order; the data of the
-//! current one can be read through the reader itself.
+//! and ignored), GNU sparse members (`S`, and PAX sparse formats), GNU
+//! directory dumps (`D`, a directory), old headers whose regular file
+//! name ends in `/` (a directory) and base-256 sizes. As GNU tar and Go's
+//! archive/tar, links, directories, devices and fifos carry no data
+//! whatever their size field says. Members are handed out in archive
+//! order; the data of the current one can be read through the reader
+//! itself, and a source that ends inside it is an error.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
 use anyhow::{bail, Context, Result};
 
+use crate::error::{fault, ErrorKind};
 use crate::model::display_bytes;
 
 /// Longest member name or link target accepted: Linux's PATH_MAX. Names
@@ -33,7 +40,8 @@ pub trait Source: Read {
     fn skip(&mut self, n: u64) -> io::Result<u64>;
 }
 
-/// A stream that can only be read (a decompressor): skipping reads.
+/// A stream that can only be read (a decompressor, or a hashing reader that
+/// must see every byte): skipping reads.
 pub struct Stream<R>(pub R);
 
 impl<R: Read> Read for Stream<R> {
@@ -212,7 +220,10 @@ impl<S: Source> TarReader<S> {
     /// `at` is where its header is, for messages.
     fn extension(&mut self, at: u64, size: u64, max: u64, what: &str) -> Result<Vec<u8>> {
         if size > max {
-            bail!("offset {at}: {what} of {size} bytes, more than {max} (the most accepted)");
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("offset {at}: {what} of {size} bytes, more than {max} (the most accepted)"),
+            ));
         }
         let mut data = vec![0u8; size as usize];
         if self.fill(&mut data)? as u64 != size {
@@ -242,142 +253,188 @@ impl<S: Source> TarReader<S> {
                 return Ok(None);
             }
             check_sum(&h).with_context(|| format!("offset {at}"))?;
-            let flag = h[156];
             let header_size =
                 number(&h[124..136]).with_context(|| format!("offset {at}: size field"))?;
-            match flag {
-                b'L' | b'K' => {
-                    let what = if flag == b'L' {
-                        "long name"
-                    } else {
-                        "long link target"
-                    };
-                    let slot = if flag == b'L' {
-                        &pending.name
-                    } else {
-                        &pending.link
-                    };
-                    if slot.is_some() {
-                        bail!("offset {at}: two {what}s for one member");
-                    }
-                    let mut v = self.extension(at, header_size, MAX_NAME_BYTES as u64 + 1, what)?;
-                    while v.last() == Some(&0) {
-                        v.pop();
-                    }
-                    if flag == b'L' {
-                        pending.name = Some(v);
-                    } else {
-                        pending.link = Some(v);
-                    }
-                    self.next = self.pos;
-                    continue;
+            if self.extension_header(&h, at, header_size, &mut pending)? {
+                continue;
+            }
+            return self.member(&h, at, header_size, pending).map(Some);
+        }
+    }
+
+    /// Reads the extension header `h` (at `at`) into `pending`: a GNU long
+    /// name or link target, or a PAX header (a global one is read past).
+    /// False if `h` is a member's own header.
+    fn extension_header(
+        &mut self,
+        h: &[u8; 512],
+        at: u64,
+        size: u64,
+        pending: &mut Pending,
+    ) -> Result<bool> {
+        let flag = h[156];
+        match flag {
+            b'L' | b'K' => {
+                let (what, slot) = if flag == b'L' {
+                    ("long name", &mut pending.name)
+                } else {
+                    ("long link target", &mut pending.link)
+                };
+                if slot.is_some() {
+                    bail!("offset {at}: two {what}s for one member");
                 }
-                b'x' | b'g' => {
-                    let data = self.extension(at, header_size, MAX_PAX_BYTES, "PAX header")?;
-                    self.next = self.pos;
-                    if flag == b'g' {
-                        // Global defaults (a comment, a charset): nothing a
-                        // member's identity depends on here.
-                        continue;
-                    }
+                let mut v = self.extension(at, size, MAX_NAME_BYTES as u64 + 1, what)?;
+                while v.last() == Some(&0) {
+                    v.pop();
+                }
+                *slot = Some(v);
+            }
+            b'x' | b'g' => {
+                let data = self.extension(at, size, MAX_PAX_BYTES, "PAX header")?;
+                // Global defaults (a comment, a charset): nothing a member's
+                // identity depends on here.
+                if flag == b'x' {
                     if pending.pax.is_some() {
                         bail!("offset {at}: two PAX headers for one member");
                     }
                     pending.pax = Some(pax(&data).with_context(|| format!("offset {at}"))?);
-                    continue;
-                }
-                _ => {}
-            }
-            let index = self.members;
-            self.members += 1;
-            let pax = pending.pax.unwrap_or_default();
-            let mut kind = match flag {
-                b'0' | 0 | b'7' => Kind::File,
-                b'1' => Kind::HardLink,
-                b'2' => Kind::Symlink,
-                b'3' | b'4' => Kind::Device,
-                b'5' => Kind::Dir,
-                b'6' => Kind::Fifo,
-                b'S' => Kind::Sparse {
-                    real_size: number(&h[483..495])
-                        .with_context(|| format!("offset {at}: sparse size field"))?,
-                },
-                other => Kind::Other(other),
-            };
-            if flag == b'S' && h[482] != 0 {
-                // Further sparse maps follow in blocks of their own.
-                loop {
-                    let ext_at = self.pos;
-                    let ext = self.block()?.with_context(|| {
-                        format!("offset {ext_at}: the archive ends inside a sparse map")
-                    })?;
-                    if ext[504] == 0 {
-                        break;
-                    }
                 }
             }
-            if pax.sparse {
-                kind = Kind::Sparse {
-                    real_size: pax.sparse_size.unwrap_or(0),
-                };
-            }
-            let name = match (pax.sparse_name, pax.path, pending.name) {
-                (Some(n), _, _) | (None, Some(n), _) | (None, None, Some(n)) => n,
-                (None, None, None) => header_name(&h),
-            };
-            if name.len() > MAX_NAME_BYTES {
-                bail!(
-                    "offset {at}: a name of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                    name.len()
-                );
-            }
-            let link = match (pax.linkpath, pending.link) {
-                (Some(l), _) | (None, Some(l)) => l,
-                (None, None) => field(&h[157..257]).to_vec(),
-            };
-            if link.len() > MAX_NAME_BYTES {
-                bail!(
-                    "offset {at}: a link target of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
-                    link.len()
-                );
-            }
-            // Links and directories have no data whatever their size field
-            // says, as in GNU tar.
-            let size = match kind {
-                Kind::HardLink | Kind::Symlink | Kind::Dir | Kind::Device | Kind::Fifo => 0,
-                _ => pax.size.unwrap_or(header_size),
-            };
-            let data_offset = self.pos;
-            let data_end = data_offset
-                .checked_add(size)
-                .with_context(|| format!("offset {at}: size {size} overflows"))?;
-            if let Some(limit) = self.limit {
-                if data_end > limit {
-                    bail!(
-                        "offset {at}: member {} claims {size} bytes at offset {data_offset}, past the archive's end ({limit})",
-                        display_bytes(&name)
-                    );
-                }
-            }
-            self.data_end = data_end;
-            self.next = round_up(data_end)?;
-            self.current.clone_from(&name);
-            return Ok(Some(Member {
-                index,
-                name,
-                link,
-                kind,
-                size,
-                data_offset,
-            }));
+            _ => return Ok(false),
         }
+        self.next = self.pos;
+        Ok(true)
+    }
+
+    /// The member whose own header is `h` (at `at`), with what the
+    /// extension headers before it said.
+    fn member(
+        &mut self,
+        h: &[u8; 512],
+        at: u64,
+        header_size: u64,
+        pending: Pending,
+    ) -> Result<Member> {
+        let flag = h[156];
+        let index = self.members;
+        self.members += 1;
+        let pax = pending.pax.unwrap_or_default();
+        let mut kind = self.kind(h, at, &pax)?;
+        let name = match (pax.sparse_name, pax.path, pending.name) {
+            (Some(n), _, _) | (None, Some(n), _) | (None, None, Some(n)) => n,
+            (None, None, None) => header_name(h),
+        };
+        let link = match (pax.linkpath, pending.link) {
+            (Some(l), _) | (None, Some(l)) => l,
+            (None, None) => field(&h[157..257]).to_vec(),
+        };
+        for (what, v) in [("name", &name), ("link target", &link)] {
+            if v.len() > MAX_NAME_BYTES {
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!(
+                        "offset {at}: a {what} of {} bytes, more than {MAX_NAME_BYTES} (the most accepted)",
+                        v.len()
+                    ),
+                ));
+            }
+        }
+        // An old header's regular file whose name ends in `/` is a
+        // directory (GNU tar reads it so).
+        if kind == Kind::File && name.ends_with(b"/") {
+            kind = Kind::Dir;
+        }
+        // Links, directories, devices and fifos have no data whatever their
+        // size field says, as in GNU tar; a GNU directory dump (`D`)
+        // carries its listing, which is read past.
+        let size = match flag {
+            b'1' | b'2' | b'3' | b'4' | b'5' | b'6' => 0,
+            _ => pax.size.unwrap_or(header_size),
+        };
+        let data_offset = self.pos;
+        let data_end = data_offset
+            .checked_add(size)
+            .with_context(|| format!("offset {at}: size {size} overflows"))?;
+        if let Some(limit) = self.limit {
+            if data_end > limit {
+                bail!(
+                    "offset {at}: member {} claims {size} bytes at offset {data_offset}, past the archive's end ({limit})",
+                    display_bytes(&name)
+                );
+            }
+        }
+        self.data_end = data_end;
+        self.next = round_up(data_end)?;
+        self.current.clone_from(&name);
+        Ok(Member {
+            index,
+            name,
+            link,
+            kind,
+            size,
+            data_offset,
+        })
+    }
+
+    /// What the member with header `h` is, reading past the blocks of a
+    /// GNU sparse map.
+    fn kind(&mut self, h: &[u8; 512], at: u64, pax: &Pax) -> Result<Kind> {
+        let flag = h[156];
+        let kind = match flag {
+            b'0' | 0 | b'7' => Kind::File,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' | b'4' => Kind::Device,
+            b'5' | b'D' => Kind::Dir,
+            b'6' => Kind::Fifo,
+            b'S' => Kind::Sparse {
+                real_size: number(&h[483..495])
+                    .with_context(|| format!("offset {at}: sparse size field"))?,
+            },
+            other => Kind::Other(other),
+        };
+        if flag == b'S' && h[482] != 0 {
+            // Further sparse maps follow in blocks of their own.
+            loop {
+                let ext_at = self.pos;
+                let ext = self.block()?.with_context(|| {
+                    format!("offset {ext_at}: the archive ends inside a sparse map")
+                })?;
+                if ext[504] == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(if pax.sparse {
+            Kind::Sparse {
+                real_size: pax.sparse_size.unwrap_or(0),
+            }
+        } else {
+            kind
+        })
     }
 }
 
 /// Reads the data of the current member (nothing after its last byte).
 impl<S: Source> Read for TarReader<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::read_before(&mut self.src, buf, &mut self.pos, self.data_end)
+        let n = (buf.len() as u64).min(self.data_end.saturating_sub(self.pos)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.src.read(&mut buf[..n])?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "offset {}: the archive ends inside member {}",
+                    self.pos,
+                    display_bytes(&self.current)
+                ),
+            ));
+        }
+        self.pos += got as u64;
+        Ok(got)
     }
 }
 
@@ -505,8 +562,49 @@ fn pax(data: &[u8]) -> Result<Pax> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A tar built with the tar crate (GNU headers, long names and links
+    /// as GNU records) from `(path, kind, data or link target)`; a device
+    /// or anything else is written as a fifo.
+    pub(crate) fn build(members: &[(&[u8], Kind, &[u8])]) -> Vec<u8> {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let mut b = tar::Builder::new(Vec::new());
+        for &(path, kind, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            let link = matches!(kind, Kind::Symlink | Kind::HardLink);
+            let (ty, body): (tar::EntryType, &[u8]) = match kind {
+                Kind::File => (tar::EntryType::Regular, data),
+                Kind::Dir => (tar::EntryType::Directory, b""),
+                Kind::Symlink => (tar::EntryType::Symlink, b""),
+                Kind::HardLink => (tar::EntryType::Link, b""),
+                _ => (tar::EntryType::Fifo, b""),
+            };
+            h.set_entry_type(ty);
+            h.set_size(body.len() as u64);
+            let p = OsStr::from_bytes(path);
+            // Raw names and targets: the tar crate refuses `..` and empty
+            // link targets, which hostile archives have.
+            if path.len() > 100 || (link && data.len() > 100) {
+                if link {
+                    b.append_link(&mut h, p, OsStr::from_bytes(data)).unwrap();
+                } else {
+                    b.append_data(&mut h, p, body).unwrap();
+                }
+                continue;
+            }
+            h.as_old_mut().name[..path.len()].copy_from_slice(path);
+            if link {
+                h.as_old_mut().linkname[..data.len()].copy_from_slice(data);
+            }
+            h.set_cksum();
+            b.append(&h, body).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
 
     /// A header block for `name` of type `flag` with `size` bytes of data.
     fn header(name: &[u8], flag: u8, size: u64) -> [u8; 512] {
@@ -675,5 +773,59 @@ mod tests {
         assert!(number(&b256).is_err());
         assert!(number(b"0000000009\0\0").is_err());
         assert!(number(&[0xff; 12]).is_err());
+    }
+
+    #[test]
+    fn links_dirs_and_directory_dumps() {
+        let mut t = Vec::new();
+        // A symlink whose size field claims data: the next header follows
+        // right after it, as GNU tar and Go's archive/tar read it.
+        t.extend_from_slice(&header(b"l", b'2', 600));
+        // A GNU directory dump carries its listing, read past.
+        member(&mut t, b"dump", b'D', b"Yfile\0\0");
+        // An old header's regular file named with a trailing slash.
+        member(&mut t, b"old/", b'0', b"");
+        member(&mut t, b"f", b'0', b"ok");
+        t.extend([0u8; 1024]);
+        let got = all(&t).unwrap();
+        let kinds: Vec<(&[u8], Kind, u64)> = got
+            .iter()
+            .map(|(m, _)| (&m.name[..], m.kind, m.size))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (&b"l"[..], Kind::Symlink, 0),
+                (b"dump", Kind::Dir, 7),
+                (b"old/", Kind::Dir, 0),
+                (b"f", Kind::File, 2),
+            ]
+        );
+        assert_eq!(got[3].1, b"ok");
+        // What the tar crate writes, read from a stream that must be read
+        // through (a hashing reader's case).
+        let data = build(&[
+            (b"./a/", Kind::Dir, b""),
+            (b"a/h", Kind::HardLink, b"a/f"),
+            (b"a/p", Kind::Fifo, b""),
+        ]);
+        let mut r = TarReader::new(Stream(&data[..]), None);
+        let mut kinds = Vec::new();
+        while let Some(m) = r.next_member().unwrap() {
+            kinds.push(m.kind);
+        }
+        assert_eq!(kinds, [Kind::Dir, Kind::HardLink, Kind::Fifo]);
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_member_is_an_error() {
+        let mut t = header(b"f", b'0', 4096).to_vec();
+        t.extend([1u8; 100]);
+        let mut r = TarReader::new(Stream(&t[..]), None);
+        let m = r.next_member().unwrap().unwrap();
+        assert_eq!(m.size, 4096);
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("ends inside member f"), "{e}");
     }
 }

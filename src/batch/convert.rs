@@ -1,0 +1,377 @@
+//! Converting the processes of checkpoints into cores: one input's
+//! processes into a directory ([`convert_input`]), and the inputs of
+//! `criu2core convert` ([`convert`]): one input's cores into the output
+//! directory itself, several inputs each into a directory of its own,
+//! named and recorded as batch names and records them.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use super::job::Job;
+use super::naming::{choose_names, occupant, InputId};
+use super::summary::{CoreOptions, InputSummary, Status};
+use super::{absolute, no_name, unique_ids};
+use crate::cancel::Cancel;
+use crate::coredump::{write_core_in, CoreStats};
+use crate::error::{fault, Error, ErrorKind};
+use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
+use crate::model::{display_bytes, ExitStatus, Loaded};
+use crate::outdir::OutDir;
+
+/// How to convert the processes of a checkpoint.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConvertOptions {
+    /// Only these processes (all if empty).
+    pub pids: Vec<u32>,
+    /// Root filesystem for unmodified file-backed pages (files in an
+    /// archive's rootfs-diff.tar take precedence).
+    pub root: Option<PathBuf>,
+    /// Replace existing cores.
+    pub force: bool,
+    /// Where compressed archives are unpacked (the system temporary
+    /// directory if `None`).
+    pub spill_dir: Option<PathBuf>,
+    /// The most each compressed archive may unpack there (default: half
+    /// of the space free there).
+    pub max_spill: Option<u64>,
+    /// Stops the conversion between processes and extents once set.
+    pub cancel: Cancel,
+}
+
+impl ConvertOptions {
+    /// How each input is opened.
+    pub(crate) fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            spill_dir: self.spill_dir.clone(),
+            max_spill: self.max_spill,
+            pages: PageUse::All,
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// What became of one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A core was written.
+    Written {
+        /// The core.
+        stats: CoreStats,
+        /// Number of threads in it.
+        threads: usize,
+        /// The shell command that opens it in gdb, its words quoted for a
+        /// POSIX shell (it may hold anything the checkpoint names: escape
+        /// it before a terminal).
+        gdb_command: String,
+    },
+    /// A zombie: nothing to write.
+    Zombie {
+        /// How it ended.
+        exit: ExitStatus,
+    },
+    /// Conversion failed, for this reason.
+    Failed(String),
+}
+
+/// One process's conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessReport {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name, where known.
+    pub comm: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Warnings from decoding.
+    pub warnings: Vec<String>,
+}
+
+/// Hears how [`convert`] goes, as it goes.
+pub trait Listener {
+    /// What is wrong with an input as a whole (each process's warnings
+    /// come with its report).
+    fn warning(&mut self, _text: &str) {}
+    /// A process is done.
+    fn process(&mut self, _report: &ProcessReport) {}
+    /// An input failed as a whole (it could not be opened, or had no free
+    /// name).
+    fn failed(&mut self, _input: &InputSummary) {}
+}
+
+impl Listener for () {}
+
+/// Writes the cores of `ckpt`'s processes into `out_dir`, calling `report`
+/// as each process is done. A process that fails does not stop the others;
+/// an error that concerns the whole input (or a cancellation) is returned.
+pub(crate) fn convert_input(
+    ckpt: &Checkpoint,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+    report: &mut dyn FnMut(&ProcessReport),
+) -> Result<Vec<ProcessReport>> {
+    let all = ckpt.pids();
+    for pid in &opts.pids {
+        if !all.contains(pid) {
+            return Err(fault(
+                ErrorKind::NoSuchProcess,
+                format!("pid {pid} is not in the checkpoint (it has {all:?})"),
+            ));
+        }
+    }
+    let pids = if opts.pids.is_empty() {
+        all
+    } else {
+        opts.pids.clone()
+    };
+    let load = LoadOptions {
+        root: opts.root.clone(),
+        rootfs_diff: true,
+    };
+    let roots = ckpt.file_roots(&load)?;
+    let mut out = Vec::with_capacity(pids.len());
+    for pid in pids {
+        opts.cancel.check()?;
+        let r = convert_process(ckpt, pid, roots.as_ref(), out_dir, opts);
+        report(&r);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Loads process `pid` and writes its core.
+fn convert_process(
+    ckpt: &Checkpoint,
+    pid: u32,
+    roots: Option<&crate::rootfs::FileRoots>,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+) -> ProcessReport {
+    let mut r = ProcessReport {
+        pid,
+        comm: None,
+        outcome: Outcome::Failed(String::new()),
+        warnings: Vec::new(),
+    };
+    r.outcome = match ckpt.load_with(pid, roots) {
+        Err(e) => Outcome::Failed(format!("{e:#}")),
+        Ok(Loaded::Zombie(z)) => {
+            r.comm = Some(display_bytes(&z.comm).into_owned());
+            Outcome::Zombie { exit: z.exit }
+        }
+        Ok(Loaded::Process(p)) => {
+            r.comm = Some(display_bytes(&p.comm).into_owned());
+            r.warnings = p.warnings.clone();
+            match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
+                Ok(stats) => Outcome::Written {
+                    // A command line is text: an executable whose path is
+                    // not UTF-8 is left for gdb to find from the core.
+                    gdb_command: gdb_command(
+                        &stats.path,
+                        p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                        opts.root.as_deref(),
+                    ),
+                    stats,
+                    threads: p.threads.len(),
+                },
+                Err(e) => Outcome::Failed(format!("{e:#}")),
+            }
+        }
+    };
+    r
+}
+
+/// ```
+/// use criu2core::batch::{self, ConvertOptions, Status};
+///
+/// let out = tempfile::tempdir()?;
+/// let inputs = ["gdb-fixtures/example.tar.zst".into()];
+/// let done = batch::convert(&inputs, out.path(), &ConvertOptions::default(), &mut ())?;
+/// assert_eq!(done[0].status, Status::Ok);
+/// assert_eq!(done[0].cores[0].pid, 12155);
+/// assert!(out.path().join("core.12155").is_file());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `criu2core convert`: one input's cores go into `out_dir` itself;
+/// several inputs get a directory each, named and recorded as batch names
+/// and records them (but nothing is skipped, and existing cores are
+/// replaced only with `force`). `listener` hears each process as it is
+/// done. Returns each input's summary; an error is one that stopped the
+/// whole run (the output directory, a cancellation).
+pub fn convert(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    listener: &mut dyn Listener,
+) -> crate::Result<Vec<InputSummary>> {
+    convert_inputs(inputs, out_dir, opts, listener).map_err(Error::new)
+}
+
+fn convert_inputs(
+    inputs: &[PathBuf],
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    listener: &mut dyn Listener,
+) -> Result<Vec<InputSummary>> {
+    let out = OutDir::create(out_dir)?;
+    let options = CoreOptions::new(opts.root.as_deref(), &opts.pids);
+    if let [single] = inputs {
+        return Ok(vec![convert_one(single, &out, opts, options, listener)]);
+    }
+    if !opts.pids.is_empty() {
+        bail!("pids apply to one input at a time");
+    }
+    let _lock = out.lock()?;
+    let ids = unique_ids(inputs.iter());
+    let refs: Vec<&InputId> = ids.iter().collect();
+    let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    let mut summaries = Vec::new();
+    for (id, name) in ids.iter().zip(&names) {
+        let s = match name {
+            None => no_name(id, options.clone()),
+            Some(name) => Job {
+                id,
+                out: &out,
+                name,
+                options: &options,
+                convert: opts.clone(),
+                batch: false,
+                force: opts.force,
+            }
+            .run(listener),
+        };
+        if s.status == Status::Failed && s.cores.is_empty() {
+            listener.failed(&s);
+        }
+        summaries.push(s);
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(summaries)
+}
+
+/// Converts one input into `out` itself.
+fn convert_one(
+    path: &Path,
+    out: &OutDir,
+    opts: &ConvertOptions,
+    options: CoreOptions,
+    listener: &mut dyn Listener,
+) -> InputSummary {
+    let start = Instant::now();
+    let mut s = InputSummary::new(&absolute(path), Some(out.path()), options);
+    let result = input::open(path, &opts.open_options())
+        .map_err(anyhow::Error::new)
+        .and_then(|ckpt| {
+            s.processes = ckpt.processes().len();
+            ckpt.warnings().iter().for_each(|w| listener.warning(w));
+            s.warnings.extend(ckpt.warnings().iter().cloned());
+            convert_input(&ckpt, out, opts, &mut |r| listener.process(r))
+        });
+    match result {
+        Ok(reports) => match s.add_reports(&reports) {
+            Ok(()) => s.status = Status::Ok,
+            Err(e) => s.error = Some(format!("{e:#}")),
+        },
+        Err(e) => {
+            s.error = Some(format!("{e:#}"));
+            listener.failed(&s);
+        }
+    }
+    s.duration_ms = start.elapsed().as_millis() as u64;
+    s
+}
+
+/// The shell command that opens `core` in gdb, its words quoted for a POSIX
+/// shell (it may hold anything a checkpoint names: escape it before a
+/// terminal). With a root filesystem the executable is taken from there,
+/// and gdb is told to look there for the shared libraries with `-iex`, so
+/// that `set sysroot` is in force before the executable and the core are
+/// loaded (set later, gdb cannot place a position-independent program whose
+/// first page a core does not hold). Without one, the executable is named
+/// by the path the process had.
+pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> String {
+    use crate::text::shell_quote;
+    // A deleted executable is not at its path any more.
+    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
+    let mut words = vec!["gdb".to_string()];
+    let exe = match root {
+        Some(root) => {
+            words.push("-iex".into());
+            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
+            exe.and_then(|e| exe_in_root(root, e))
+        }
+        None => exe.map(PathBuf::from),
+    };
+    match exe {
+        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
+        None => words.push("-c".into()),
+    }
+    words.push(shell_quote(&core.to_string_lossy()).into_owned());
+    words.join(" ")
+}
+
+/// Where executable `exe` is under `root`: `root/exe` as given where that
+/// is the file, else the file it resolves to inside the root.
+fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
+    let fs = crate::rootfs::RootFs::new(root).ok()?;
+    let (found, _) = fs.resolve(exe).ok()??;
+    let literal = root.join(exe.trim_start_matches('/'));
+    if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
+        Some(literal)
+    } else {
+        Some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdb_commands_quote_every_path_and_use_the_root() {
+        let core = Path::new("out dir/core.7");
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), None),
+            "gdb /usr/bin/app 'out dir/core.7'"
+        );
+        assert_eq!(
+            gdb_command(core, Some("/tmp/x (deleted)"), None),
+            "gdb -c 'out dir/core.7'"
+        );
+        assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("it's root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/app"), b"").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
+        let r = root.display().to_string();
+        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        assert_eq!(
+            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
+            format!(
+                "gdb -iex {} {} 'out dir/core.7'",
+                q(&format!("set sysroot {r}")),
+                q(&format!("{r}/usr/bin/app"))
+            )
+        );
+        // Through a relative link in the root: the path as given.
+        assert!(
+            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
+        );
+        // Through an absolute one, which the host would resolve outside
+        // the root: the file it resolves to inside.
+        let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
+        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
+            .contains(&q(&canon.display().to_string())));
+        // Not in the root: no executable rather than a wrong one.
+        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
+    }
+}

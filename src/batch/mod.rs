@@ -1,0 +1,322 @@
+//! `criu2core batch` ([`run`]) and `criu2core convert` ([`convert()`]):
+//! checkpoints into one output directory. With several inputs each gets a
+//! directory of its own that is named stably from the input, recorded,
+//! resumable, and summarised in `summary.json`.
+//!
+//! The rules, which README's batch section repeats:
+//!
+//! - An input is known by its canonical path. Its directory is named after
+//!   its file name (README's batch section gives the rule); when two inputs
+//!   of one run would share that name, each gets `-` and the first 8 hex digits of the SHA-256 of its
+//!   canonical path appended (16 if even that is taken). A directory that
+//!   already holds an input's record (`.criu2core.json`) stays that input's on
+//!   every later run, whatever the order or the other inputs; a directory
+//!   that holds another input's record, or anything without a record, is
+//!   never written into.
+//! - The record says which input (SHA-256 of its canonical path, and a
+//!   fingerprint of sizes and modification times) and which options (those
+//!   that change a core: `--root`, `--pid`) made the cores, and whether the
+//!   conversion finished. Same input, same options, finished, cores intact:
+//!   skipped. Different options: refused without `--force`. Changed input
+//!   or unfinished run: converted again, after removing the old cores so
+//!   that old and new never mix.
+//! - `summary.json` describes every input that has a directory in the
+//!   output directory (from the records), and this run's inputs that have
+//!   none because they failed before writing anything. Paths in it are
+//!   absolute. batch's own files in the output directory are
+//!   `summary.json` and dot-names, which no input's directory can take.
+
+mod convert;
+pub(crate) mod find;
+mod job;
+pub(crate) mod naming;
+mod record;
+mod summary;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
+use find::expand_inputs;
+pub use find::{MAX_DEPTH, MAX_FOUND};
+use job::Job;
+use naming::{choose_names, occupant, InputId};
+use record::{from_record, read_record};
+pub use summary::{
+    CoreOptions, CoreSummary, InputSummary, RunTotals, Status, Summary, ZombieSummary,
+};
+
+use crate::cancel::Cancel;
+use crate::error::Error;
+use crate::outdir::OutDir;
+
+/// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
+pub const SCHEMA: &str = "criu2core.batch/2";
+/// Identifies the JSON schema of `convert --json` (docs/convert.schema.json).
+pub const CONVERT_SCHEMA: &str = "criu2core.convert/2";
+/// The summary batch writes into the output directory.
+pub const SUMMARY: &str = "summary.json";
+
+/// Hears how a batch run goes, from its worker threads (the command line
+/// draws a progress bar).
+pub trait Progress: Send + Sync {
+    /// The run has `inputs` inputs to go through.
+    fn start(&self, _inputs: usize) {}
+    /// A worker started on the input that gets the output directory
+    /// `name` (as the input named it: escape it before a terminal).
+    fn input_started(&self, _name: &str) {}
+    /// An input is done.
+    fn input_done(&self) {}
+    /// Every input is done.
+    fn finish(&self) {}
+}
+
+/// Options for a batch run.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct BatchOptions {
+    /// Worker threads (at least 1).
+    pub jobs: usize,
+    /// Convert inputs again even when their cores are complete, and replace
+    /// cores made with other options.
+    pub force: bool,
+    /// Root filesystem for file-backed pages.
+    pub root: Option<PathBuf>,
+    /// Where compressed archives are unpacked.
+    pub spill_dir: Option<PathBuf>,
+    /// The most each compressed archive may unpack there (default: half
+    /// of the space free there when it is opened).
+    pub max_spill: Option<u64>,
+    /// Hears how the run goes.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Stops the run: no new input is started, the current ones stop.
+    pub cancel: Cancel,
+}
+
+impl std::fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("jobs", &self.jobs)
+            .field("force", &self.force)
+            .field("root", &self.root)
+            .field("spill_dir", &self.spill_dir)
+            .field("max_spill", &self.max_spill)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// A path made absolute: canonical where it can be resolved.
+pub(crate) fn absolute(p: &Path) -> PathBuf {
+    fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The inputs, identified, each once, in their first order.
+pub(crate) fn unique_ids<'a>(paths: impl Iterator<Item = &'a PathBuf>) -> Vec<InputId> {
+    let mut seen = HashSet::new();
+    paths
+        .map(|p| InputId::new(p))
+        .filter(|id| seen.insert(id.sha256.clone()))
+        .collect()
+}
+
+pub(crate) fn no_name(id: &InputId, options: CoreOptions) -> InputSummary {
+    let mut s = InputSummary::new(&id.path, None, options);
+    s.error = Some(format!(
+        "{}: no free output directory name ({} and its digest-suffixed forms are taken by other inputs or other files)",
+        id.path.display(),
+        id.base
+    ));
+    s
+}
+
+/// What a batch run did.
+#[derive(Debug, Clone)]
+pub struct BatchRun {
+    /// What it wrote into summary.json.
+    pub summary: Summary,
+    /// This run's inputs as they ended, in no particular order.
+    pub this_run: Vec<InputSummary>,
+}
+
+/// Converts every input (checkpoints, or directories holding them) into
+/// `out_dir/<name>/`, `opts.jobs` at a time, and writes
+/// `out_dir/summary.json`.
+///
+/// ```
+/// use criu2core::batch::{self, BatchOptions};
+///
+/// let (checkpoints, out) = (tempfile::tempdir()?, tempfile::tempdir()?);
+/// std::fs::copy("gdb-fixtures/example.tar.zst", checkpoints.path().join("web.tar.zst"))?;
+/// // A directory is searched for checkpoints.
+/// let inputs = [checkpoints.path().to_path_buf()];
+/// let mut opts = BatchOptions::default();
+/// opts.jobs = 2;
+/// let first = batch::run(&inputs, out.path(), &opts)?;
+/// assert_eq!((first.summary.run.ok, first.summary.run.failed), (1, 0));
+/// assert!(out.path().join("web/core.12155").is_file());
+/// // A second run finds the cores complete.
+/// let again = batch::run(&inputs, out.path(), &opts)?;
+/// assert_eq!(again.summary.run.skipped, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> crate::Result<BatchRun> {
+    run_batch(args, out_dir, opts).map_err(Error::new)
+}
+
+fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<BatchRun> {
+    let start = Instant::now();
+    let out = OutDir::create(out_dir)?;
+    let _lock = out.lock()?;
+    // Only batch's own: a single-input convert may be writing cores here.
+    out.remove_partials(Some(SUMMARY))?;
+    let found = expand_inputs(args, Some(out.path()));
+    let mut problems: Vec<InputSummary> = Vec::new();
+    let options = CoreOptions::new(opts.root.as_deref(), &[]);
+    let mut good = Vec::new();
+    for f in found {
+        match f.problem {
+            Some(p) => {
+                let mut s = InputSummary::new(&absolute(&f.path), None, options.clone());
+                s.error = Some(p);
+                problems.push(s);
+            }
+            None => good.push(f.path),
+        }
+    }
+    let ids = unique_ids(good.iter());
+    let refs: Vec<&InputId> = ids.iter().collect();
+    let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    let mut this_run = convert_all(&ids, &names, &out, &options, opts);
+    this_run.extend(problems);
+    let count = |v: &[InputSummary], st: Status| v.iter().filter(|s| s.status == st).count();
+    let run = RunTotals {
+        inputs: this_run.len(),
+        ok: count(&this_run, Status::Ok),
+        failed: count(&this_run, Status::Failed),
+        skipped: count(&this_run, Status::Skipped),
+        duration_ms: start.elapsed().as_millis() as u64,
+    };
+    let inputs = everything_in(&out, this_run.clone())?;
+    let summary = Summary {
+        schema: SCHEMA.into(),
+        out_dir: out.path().display().to_string(),
+        ok: count(&inputs, Status::Ok),
+        failed: count(&inputs, Status::Failed),
+        skipped: count(&inputs, Status::Skipped),
+        run,
+        inputs,
+    };
+    out.write_file(SUMMARY, &serde_json::to_vec_pretty(&summary)?)?;
+    Ok(BatchRun { summary, this_run })
+}
+
+/// Converts the inputs `ids` into the directories `names` gives them,
+/// `opts.jobs` at a time; returns how each ended, in no particular order
+/// (none of those a cancellation left unstarted).
+fn convert_all(
+    ids: &[InputId],
+    names: &[Option<String>],
+    out: &OutDir,
+    options: &CoreOptions,
+    opts: &BatchOptions,
+) -> Vec<InputSummary> {
+    let progress = opts.progress.as_deref();
+    if let Some(p) = progress {
+        p.start(ids.len());
+    }
+    let convert = ConvertOptions {
+        pids: Vec::new(),
+        root: opts.root.clone(),
+        force: true,
+        spill_dir: opts.spill_dir.clone(),
+        max_spill: opts.max_spill,
+        cancel: opts.cancel.clone(),
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<InputSummary>>> = Mutex::new(vec![None; ids.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1).min(ids.len().max(1)) {
+            scope.spawn(|| loop {
+                if opts.cancel.is_cancelled() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let s = match &names[i] {
+                    None => no_name(id, options.clone()),
+                    Some(name) => {
+                        if let Some(p) = progress {
+                            p.input_started(name);
+                        }
+                        Job {
+                            id,
+                            out,
+                            name,
+                            options,
+                            convert: convert.clone(),
+                            batch: true,
+                            force: opts.force,
+                        }
+                        .run(&mut ())
+                    }
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(s);
+                if let Some(p) = progress {
+                    p.input_done();
+                }
+            });
+        }
+    });
+    if let Some(p) = progress {
+        p.finish();
+    }
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// This run's entries, and those of every other input with a directory in
+/// `out` (as its record says, with paths where `out` is now), sorted by
+/// output directory.
+fn everything_in(out: &OutDir, this_run: Vec<InputSummary>) -> Result<Vec<InputSummary>> {
+    let mut by_output: BTreeMap<(String, String), InputSummary> = BTreeMap::new();
+    let mut mine = HashSet::new();
+    for s in this_run {
+        if let Some(o) = &s.output {
+            mine.insert(o.clone());
+        }
+        by_output.insert((s.output.clone().unwrap_or_default(), s.input.clone()), s);
+    }
+    let list = || format!("{}: cannot list", out.path().display());
+    for e in fs::read_dir(out.path()).with_context(list)? {
+        let e = e.with_context(list)?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Ok(Some(dir)) = out.existing_subdir(&name) else {
+            continue;
+        };
+        let output = dir.path().display().to_string();
+        if mine.contains(&output) {
+            continue;
+        }
+        let Some(rec) = read_record(&dir) else {
+            continue;
+        };
+        let s = from_record(&rec, &dir);
+        by_output.insert((output, s.input.clone()), s);
+    }
+    Ok(by_output.into_values().collect())
+}

@@ -1,0 +1,210 @@
+//! What batch reports: one entry per input ([`InputSummary`]), and the
+//! whole output directory ([`Summary`], written as `summary.json`).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::absolute;
+use super::convert::{Outcome, ProcessReport};
+use crate::model::ExitStatus;
+
+/// How an input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Status {
+    /// Every core was written.
+    Ok,
+    /// The input, or some of its processes, could not be converted.
+    Failed,
+    /// Its cores were already complete (batch without `--force`).
+    Skipped,
+}
+
+impl Status {
+    /// "ok", "failed" or "skipped", as summary.json has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The options that change a core, as recorded beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreOptions {
+    /// `--root`, as a canonical path.
+    pub root: Option<String>,
+    /// `--pid`s, sorted; empty for all processes.
+    pub pids: Vec<u32>,
+}
+
+impl CoreOptions {
+    /// The options of a conversion with `root` and `pids`.
+    pub(crate) fn new(root: Option<&Path>, pids: &[u32]) -> CoreOptions {
+        let mut pids = pids.to_vec();
+        pids.sort_unstable();
+        pids.dedup();
+        CoreOptions {
+            root: root.map(|r| absolute(r).display().to_string()),
+            pids,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = vec![match &self.root {
+            Some(r) => format!("--root {r}"),
+            None => "no --root".into(),
+        }];
+        if !self.pids.is_empty() {
+            let pids: Vec<String> = self.pids.iter().map(|p| format!("--pid {p}")).collect();
+            parts.push(pids.join(" "));
+        }
+        parts.join(" ")
+    }
+}
+
+/// One core in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Absolute path of the core.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The shell command that opens it in gdb.
+    #[serde(default)]
+    pub gdb_command: Option<String>,
+}
+
+/// A zombie in the summary: it has no core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZombieSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Its command name.
+    pub comm: Option<String>,
+    /// How it ended.
+    pub exit: ExitStatus,
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSummary {
+    /// The input's canonical path (absolute where it cannot be resolved).
+    pub input: String,
+    /// The absolute path of the directory its cores are in; `None` when
+    /// it has none.
+    pub output: Option<String>,
+    /// How it ended.
+    pub status: Status,
+    /// The options its cores were (or were to be) made with.
+    pub options: CoreOptions,
+    /// Processes in the checkpoint.
+    pub processes: usize,
+    /// Cores written (or found complete).
+    pub cores: Vec<CoreSummary>,
+    /// Zombie processes (no core).
+    pub zombies: Vec<ZombieSummary>,
+    /// Wall time spent on it, in milliseconds.
+    pub duration_ms: u64,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// Warnings from decoding.
+    pub warnings: Vec<String>,
+}
+
+impl InputSummary {
+    /// A summary of `input` converted into `output` with `options`, with
+    /// nothing done yet.
+    pub(crate) fn new(input: &Path, output: Option<&Path>, options: CoreOptions) -> InputSummary {
+        InputSummary {
+            input: input.display().to_string(),
+            output: output.map(|o| o.display().to_string()),
+            status: Status::Failed,
+            options,
+            processes: 0,
+            cores: Vec::new(),
+            zombies: Vec::new(),
+            duration_ms: 0,
+            error: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Records what became of each process; an error lists the processes
+    /// that failed.
+    pub(crate) fn add_reports(&mut self, reports: &[ProcessReport]) -> Result<()> {
+        let mut errors = Vec::new();
+        for r in reports {
+            self.warnings
+                .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
+            match &r.outcome {
+                Outcome::Written {
+                    stats, gdb_command, ..
+                } => self.cores.push(CoreSummary {
+                    pid: r.pid,
+                    path: absolute(&stats.path).display().to_string(),
+                    size: stats.size,
+                    gdb_command: Some(gdb_command.clone()),
+                }),
+                Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
+                    pid: r.pid,
+                    comm: r.comm.clone(),
+                    exit: *exit,
+                }),
+                Outcome::Failed(e) => errors.push(format!("pid {}: {e}", r.pid)),
+            }
+        }
+        if !errors.is_empty() {
+            bail!(errors.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTotals {
+    /// Inputs this run was given (after expanding directories).
+    pub inputs: usize,
+    /// Of those, converted.
+    pub ok: usize,
+    /// Failed, entirely or in part.
+    pub failed: usize,
+    /// Skipped because their cores were complete.
+    pub skipped: usize,
+    /// Wall time of the run, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What summary.json holds: every input with cores in the output directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Always [`super::SCHEMA`].
+    pub schema: String,
+    /// The output directory, absolute.
+    pub out_dir: String,
+    /// Entries of `inputs` whose status is "ok".
+    pub ok: usize,
+    /// Entries whose status is "failed".
+    pub failed: usize,
+    /// Entries whose status is "skipped".
+    pub skipped: usize,
+    /// The run that wrote this summary.
+    pub run: RunTotals,
+    /// Per input, sorted by output directory: this run's inputs as they
+    /// ended, the others as their last run left them.
+    pub inputs: Vec<InputSummary>,
+}

@@ -1,0 +1,411 @@
+//! The command line's definitions: subcommands, options, help texts, and
+//! how the option values are parsed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// CRIU image versions this release reads.
+pub const IMAGE_VERSIONS: &str =
+    "CRIU image format v2 (CRIU 3.x and 4.x; v1.1 images of CRIU 1.x-2.x too)";
+
+pub(crate) fn long_version() -> &'static str {
+    let arches: Vec<&str> = criu2core::model::Arch::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    let text = format!(
+        "{}\nreads:         {IMAGE_VERSIONS}\narchitectures: {} (on any host)",
+        env!("CARGO_PKG_VERSION"),
+        arches.join(", ")
+    );
+    Box::leak(text.into_boxed_str())
+}
+
+/// Parses a byte count as `--max-spill` takes it: a number, optionally
+/// followed by K, M, G or T (powers of 1024; "KiB", "MB" and the like mean
+/// the same).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (a number, with K, M, G or T)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("{text:?}: unknown unit (K, M, G or T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Convert CRIU checkpoints into ELF core files for gdb, lldb, eu-stack and drgn.
+#[derive(Parser)]
+#[command(name = "criu2core", version, long_version = long_version(), about, long_about = None)]
+pub struct Cli {
+    /// More diagnostics on stderr (-v, -vv, -vvv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write one core file per process of a checkpoint.
+    #[command(after_help = "\
+Inputs are CRIU image directories, unpacked container checkpoints (a
+directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
+as Podman, CRI-O and the kubelet write them; recognised by content). With
+several inputs, each gets a subdirectory of OUT_DIR named after it (the
+README gives the rule).
+
+After each core, convert prints the gdb command that opens it. With --root
+that is gdb -iex 'set sysroot ROOT' ROOT/EXE CORE: the sysroot must be set
+with -iex (before the core is loaded), not -ex, or gdb cannot place a
+position-independent program.
+
+Examples:
+  criu2core convert -i /var/lib/criu/dump -o cores
+  criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
+  criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1")]
+    Convert(ConvertArgs),
+    /// Show a checkpoint's container, processes and memory.
+    #[command(after_help = "\
+Examples:
+  criu2core inspect checkpoint.tar.zst
+  criu2core inspect --env /var/lib/criu/dump
+  criu2core inspect --json checkpoint.tar | jq '.processes[].argv'
+  criu2core inspect --json --sockets ck.tar | jq '.processes[].sockets[].remote.address'")]
+    Inspect(InspectArgs),
+    /// Search the memory of checkpointed processes.
+    #[command(after_help = "\
+Searches each process's memory as its core would hold it: dumped pages,
+shared memory, pages of parent dumps; never across an unmapped gap or an
+anonymous hole CRIU did not dump. A line per match: input, pid, comm,
+address, and the mapping [start-end prot kind path +file-offset].
+
+Exit status: 0 something matched, 1 nothing did, 2 an error.
+
+Examples:
+  criu2core grep RANDOM_1432_KEY checkpoint.tar.zst
+  criu2core grep -E 'AKIA[0-9A-Z]{16}' --kind heap --kind anon /var/lib/kubelet/checkpoints
+  criu2core grep --utf16 -i password -C 32 dump/
+  criu2core grep --hex 'de ad be ef' --prot rw --json dump/ | jq .address")]
+    Grep(GrepArgs),
+    /// Write the bytes at an address of a checkpointed process's memory.
+    #[command(after_help = "\
+Writes raw bytes to stdout (refused when stdout is a terminal: use
+--hexdump, or redirect). Addresses are hexadecimal with 0x, else decimal.
+
+Examples:
+  criu2core read dump/ --pid 1 0x7f3a5c000000 64 --hexdump
+  criu2core read dump/ --pid 1 --mapping 0x55a1500d50c0 > data.bin")]
+    Read(ReadArgs),
+
+    /// Convert many checkpoints in parallel, resumably, with a summary.
+    #[command(after_help = "\
+Each input (checkpoint, or a directory searched for checkpoints 8 levels
+deep) gets OUT_DIR/<name>/, named after it and kept for it on later runs;
+OUT_DIR/summary.json says what became of every input there. A later run
+skips inputs whose cores are complete, and refuses to replace cores made
+with other options, unless --force. Exits non-zero if any input failed.
+
+Examples:
+  criu2core batch /var/lib/kubelet/checkpoints -o cores
+  criu2core batch a.tar b.tar.zst dump-dir/ -o cores -j 4")]
+    Batch(BatchArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  criu2core completions bash > /etc/bash_completion.d/criu2core
+  criu2core completions zsh > \"${fpath[1]}/_criu2core\"
+  criu2core completions fish > ~/.config/fish/completions/criu2core.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (or write one per subcommand into a directory).
+    #[command(after_help = "\
+Examples:
+  criu2core man | man -l -
+  criu2core man --out-dir /usr/local/share/man/man1")]
+    Man {
+        /// Write criu2core.1 and criu2core-SUBCOMMAND.1 here instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// Checkpoints: image directories or archives.
+    #[arg(value_name = "INPUT", required_unless_present = "images_dir")]
+    pub inputs: Vec<PathBuf>,
+    /// A checkpoint (as criu-coredump's -i); may be repeated.
+    #[arg(short = 'i', long = "images-dir", value_name = "INPUT")]
+    pub images_dir: Vec<PathBuf>,
+    /// Directory for the core files (created if missing).
+    #[arg(
+        short = 'o',
+        long = "out-dir",
+        value_name = "OUT_DIR",
+        default_value = "."
+    )]
+    pub out_dir: PathBuf,
+    /// Convert only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Root filesystem (sysroot or container rootfs) to read unmodified
+    /// file-backed pages from, so the core holds them too. Files in an
+    /// archive's rootfs-diff.tar take precedence.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Replace existing core files.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Print nothing but errors and warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Where compressed archives are unpacked while converting (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+    /// Print a JSON report (schema criu2core.convert/2) instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// A checkpoint: image directory or archive.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Also show each process's environment.
+    #[arg(long)]
+    pub env: bool,
+    /// Also show each process's open file descriptors and directories.
+    #[arg(long)]
+    pub fds: bool,
+    /// Also show each process's sockets: protocol, state, addresses, queues.
+    #[arg(long)]
+    pub sockets: bool,
+    /// Also show the mounts of each mount namespace.
+    #[arg(long)]
+    pub mounts: bool,
+    /// All of the above: --env --fds --sockets --mounts.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (schema in docs/inspect.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct GrepArgs {
+    /// What to look for: a literal (default), a regular expression (-E) or hex bytes (--hex).
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Checkpoints (image directories, archives), or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// PATTERN is a regular expression over bytes (the regex crate's syntax).
+    #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
+    pub regex: bool,
+    /// Letters match either case.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// PATTERN is bytes in hex: 'de ad be ef', deadbeef, 0xde,0xad.
+    #[arg(long, conflicts_with = "regex")]
+    pub hex: bool,
+    /// Also find the UTF-16LE form of PATTERN (Java, .NET and Windows strings).
+    #[arg(long, conflicts_with = "regex")]
+    pub utf16: bool,
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    pub kinds: Vec<criu2core::search::Kind>,
+    /// Only mappings with this protection: letters (rw: at least readable
+    /// and writable) or three columns (r-x: exactly).
+    #[arg(long, value_name = "PROT", value_parser = criu2core::search::ProtFilter::parse)]
+    pub prot: Option<criu2core::search::ProtFilter>,
+    /// Only mappings whose path matches this glob (repeatable; * matches / too).
+    #[arg(long = "path", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Only addresses from START up to END (hex with 0x, or decimal).
+    #[arg(long, value_name = "START-END", value_parser = criu2core::search::parse_range)]
+    pub range: Option<(u64, u64)>,
+    /// Show N bytes of context before and after each match.
+    #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
+    pub context: usize,
+    /// Print the number of matches of each process instead.
+    #[arg(short = 'c', long, conflicts_with_all = ["list", "hexdump"])]
+    pub count: bool,
+    /// Print only the processes with a match.
+    #[arg(short = 'l', long = "list", conflicts_with = "hexdump")]
+    pub list: bool,
+    /// Stop after N matches in each process.
+    #[arg(short = 'm', long = "max-count", value_name = "N")]
+    pub max_count: Option<u64>,
+    /// Show each match and its context as a hex dump.
+    #[arg(long, conflicts_with = "json")]
+    pub hexdump: bool,
+    /// Print JSON Lines (schema in docs/grep.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Processes searched at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also search the unmodified pages of mapped files, read from this root filesystem.
+    #[arg(long, value_name = "DIR", requires = "files")]
+    pub root: Option<PathBuf>,
+    /// Search file pages from --root too (the same in every copy of a program).
+    #[arg(long, requires = "root")]
+    pub files: bool,
+    /// Longest regular-expression match found whole across a read boundary.
+    #[arg(long, value_name = "BYTES")]
+    pub span: Option<usize>,
+    /// Colour matches: auto (on a terminal), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
+fn parse_kind(s: &str) -> Result<criu2core::search::Kind, criu2core::Error> {
+    criu2core::search::Kind::parse(s)
+}
+
+#[derive(Args)]
+pub struct ReadArgs {
+    /// A checkpoint: image directory or archive.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// The process.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: u32,
+    /// Where to start (hex with 0x, or decimal).
+    #[arg(value_name = "ADDR", value_parser = criu2core::search::parse_address, required_unless_present = "mapping")]
+    pub addr: Option<u64>,
+    /// How many bytes (default 256).
+    #[arg(value_name = "LEN", value_parser = criu2core::search::parse_address)]
+    pub len: Option<u64>,
+    /// Read the whole mapping that holds this address.
+    #[arg(long, value_name = "ADDR", value_parser = criu2core::search::parse_address, conflicts_with_all = ["addr", "len"])]
+    pub mapping: Option<u64>,
+    /// Write a hex dump instead of raw bytes.
+    #[arg(long)]
+    pub hexdump: bool,
+    /// Read anonymous pages CRIU did not dump as zeros, as a core holds them.
+    #[arg(long)]
+    pub zeros: bool,
+    /// Root filesystem to read unmodified file-backed pages from.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
+    /// default: half of the space free there).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct BatchArgs {
+    /// Checkpoints, or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for the cores and summary.json.
+    #[arg(short = 'o', long = "out-dir", value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+    /// Inputs converted at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Convert again inputs whose cores are already complete, and replace
+    /// cores made with other options.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Root filesystem for unmodified file-backed pages.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
+    /// T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+    /// Print the summary (as in summary.json) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `checkpointctl coredump`: criu2core convert as a checkpointctl plugin.
+#[derive(Parser)]
+#[command(
+    name = "checkpointctl-coredump",
+    bin_name = "checkpointctl coredump",
+    version,
+    about = "Write one ELF core file per process of a checkpoint, for gdb, lldb, eu-stack and drgn.",
+    after_help = "\
+Inputs are checkpoint archives (.tar, .tar.gz, .tar.zst as Podman, CRI-O
+and the kubelet write them; recognised by content), unpacked container
+checkpoints and CRIU image directories. With several inputs, each gets a
+subdirectory of OUT_DIR named after it (criu2core's README gives the rule).
+
+Examples:
+  checkpointctl coredump checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
+  checkpointctl coredump checkpoint.tar.zst -o cores -p 1 --root /srv/rootfs
+  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1"
+)]
+pub struct PluginCli {
+    /// More diagnostics on stderr (-v, -vv, -vvv); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(flatten)]
+    pub convert: ConvertArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size(" 2 t "), Ok(2 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}

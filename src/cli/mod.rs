@@ -1,0 +1,352 @@
+//! The command line: `criu2core convert | inspect | grep | read | batch |
+//! completions | man`, and the checkpointctl plugin's `checkpointctl
+//! coredump`. Both
+//! binaries include this module; the library does the work, this parses
+//! options, prints results, draws the progress bar, sets up logging and
+//! signal handling, and decides the exit status.
+
+mod args;
+mod logging;
+mod output;
+mod progress;
+mod signals;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use criu2core::batch::{self, BatchOptions, ConvertOptions, InputSummary, Listener, Status};
+use criu2core::grep::{Format, GrepOptions, Mode};
+use criu2core::inspect::InspectOptions;
+use criu2core::search::{Filter, Glob, Pattern, PatternOptions};
+use criu2core::text::{escape, json_for_terminal};
+use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
+
+use args::{BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs};
+use logging::init_logging;
+use output::{emit, emit_line, error_line, print_report};
+use signals::{broken_pipe, finish, handle_signals};
+
+/// What `convert --json` prints.
+#[derive(serde::Serialize)]
+struct ConvertReport {
+    schema: &'static str,
+    inputs: Vec<InputSummary>,
+}
+
+/// Prints what `convert` does as it does it.
+struct Printer<'a> {
+    quiet: bool,
+    cancel: &'a Cancel,
+}
+
+impl Listener for Printer<'_> {
+    fn warning(&mut self, text: &str) {
+        error_line(&format!("warning: {text}"));
+    }
+
+    fn process(&mut self, report: &batch::ProcessReport) {
+        print_report(report, self.quiet);
+    }
+
+    fn failed(&mut self, input: &InputSummary) {
+        // Failed processes were reported as they failed; whole-input
+        // errors here.
+        if !self.cancel.is_cancelled() {
+            error_line(input.error.as_deref().unwrap_or("failed"));
+        }
+    }
+}
+
+fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
+    let inputs: Vec<PathBuf> = args
+        .inputs
+        .iter()
+        .chain(&args.images_dir)
+        .cloned()
+        .collect();
+    if inputs.len() > 1 && !args.pids.is_empty() {
+        bail!("-p/--pid applies to one input at a time");
+    }
+    let mut opts = ConvertOptions::default();
+    opts.pids.clone_from(&args.pids);
+    opts.root.clone_from(&args.root);
+    opts.force = args.force;
+    opts.spill_dir.clone_from(&args.tmpdir);
+    opts.max_spill = args.max_spill;
+    opts.cancel = cancel.clone();
+    let mut printer = Printer {
+        quiet: args.quiet || args.json,
+        cancel,
+    };
+    let summaries = batch::convert(&inputs, &args.out_dir, &opts, &mut printer)?;
+    if args.json {
+        let report = ConvertReport {
+            schema: batch::CONVERT_SCHEMA,
+            inputs: summaries.clone(),
+        };
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
+    }
+    Ok(summaries.iter().all(|s| s.status == Status::Ok))
+}
+
+/// Opens one input, unpacking what `pages` needs of a compressed archive
+/// into `tmpdir`, at most `max_spill` bytes.
+fn open_input(
+    path: &Path,
+    tmpdir: &Option<PathBuf>,
+    max_spill: Option<u64>,
+    pages: PageUse,
+    cancel: &Cancel,
+) -> Result<criu2core::Checkpoint> {
+    let mut opts = OpenOptions::default().pages(pages).cancel(cancel);
+    opts.spill_dir.clone_from(tmpdir);
+    opts.max_spill = max_spill;
+    Ok(criu2core::open(path, &opts)?)
+}
+
+fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
+    let ckpt = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        PageUse::Strings,
+        cancel,
+    )?;
+    let report = ckpt.inspect(
+        &InspectOptions::default()
+            .env(args.env || args.all)
+            .fds(args.fds || args.all)
+            .sockets(args.sockets || args.all)
+            .mounts(args.mounts || args.all),
+    );
+    if args.json {
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
+    } else {
+        emit(&report.to_text())?;
+    }
+    let mounts_ok = report.mounts.iter().flatten().all(|ns| ns.error.is_none());
+    Ok(report.processes.iter().all(|p| p.error.is_none()) && mounts_ok)
+}
+
+fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
+    let mut pattern = PatternOptions::default();
+    pattern.regex = args.regex;
+    pattern.hex = args.hex;
+    pattern.ignore_case = args.ignore_case;
+    pattern.utf16 = args.utf16;
+    pattern.span = args.span;
+    let pattern = Pattern::new(&args.pattern, &pattern)?;
+    let color = match args.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut filter = Filter::default();
+    filter.kinds.clone_from(&args.kinds);
+    filter.prot = args.prot;
+    filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
+    filter.range = args.range;
+    let mut opts = GrepOptions::new(pattern);
+    opts.filter = filter;
+    opts.pids.clone_from(&args.pids);
+    opts.context = args.context;
+    opts.max_count = args.max_count;
+    opts.mode = if args.count {
+        Mode::Count
+    } else if args.list {
+        Mode::List
+    } else {
+        Mode::Matches
+    };
+    opts.format = if args.json {
+        Format::Json
+    } else if args.hexdump {
+        Format::Hexdump
+    } else {
+        Format::Text
+    };
+    opts.color = color && !args.json;
+    opts.jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    opts.root.clone_from(&args.root);
+    opts.spill_dir.clone_from(&args.tmpdir);
+    opts.max_spill = args.max_spill;
+    opts.cancel = cancel.clone();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let outcome = criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    Ok(outcome.exit_status())
+}
+
+fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
+    if !args.hexdump && std::io::stdout().is_terminal() {
+        bail!("refusing to write raw memory to a terminal: use --hexdump, or redirect stdout (> FILE, | xxd)");
+    }
+    let ckpt = open_input(
+        &args.input,
+        &args.tmpdir,
+        args.max_spill,
+        PageUse::All,
+        cancel,
+    )?;
+    let mut load = LoadOptions::default();
+    load.root.clone_from(&args.root);
+    let p = match ckpt.load(args.pid, &load)? {
+        Loaded::Process(p) => p,
+        _ => bail!("pid {} is a zombie: it has no memory left", args.pid),
+    };
+    let what = match (args.mapping, args.addr) {
+        (Some(a), _) => criu2core::read::What::Mapping(a),
+        (None, Some(a)) => criu2core::read::What::Range(a, args.len.unwrap_or(256)),
+        (None, None) => bail!("give ADDR or --mapping ADDR"),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut opts = criu2core::read::ReadOptions::default();
+    opts.zeros = args.zeros;
+    opts.hexdump = args.hexdump;
+    opts.cancel = cancel.clone();
+    criu2core::read::write(&p, what, &opts, &mut out)
+        .with_context(|| format!("{}: pid {}", ckpt.path().display(), args.pid))?;
+    Ok(true)
+}
+
+fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
+    let mut opts = BatchOptions::default();
+    opts.jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    opts.force = args.force;
+    opts.root.clone_from(&args.root);
+    opts.spill_dir.clone_from(&args.tmpdir);
+    opts.max_spill = args.max_spill;
+    opts.cancel = cancel.clone();
+    if !args.quiet && !args.json && std::io::stderr().is_terminal() {
+        opts.progress = Some(Arc::new(progress::Bar::new()));
+    }
+    let done = batch::run(&args.inputs, &args.out_dir, &opts)?;
+    let (summary, run) = (&done.summary, &done.summary.run);
+    if args.json {
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(summary)?) + "\n"))?;
+    } else if !args.quiet {
+        emit_line(format!(
+            "{} input{}: {} converted, {} already complete, {} failed; summary in {}",
+            run.inputs,
+            if run.inputs == 1 { "" } else { "s" },
+            run.ok,
+            run.skipped,
+            run.failed,
+            escape(
+                &Path::new(&summary.out_dir)
+                    .join(batch::SUMMARY)
+                    .display()
+                    .to_string()
+            )
+        ));
+    }
+    for s in done.this_run.iter().filter(|s| s.status == Status::Failed) {
+        error_line(&format!(
+            "{}: {}",
+            s.input,
+            s.error.as_deref().unwrap_or("failed")
+        ));
+    }
+    Ok(run.failed == 0)
+}
+
+fn man(out_dir: Option<&Path>) -> Result<bool> {
+    // Pages for what is written: clap's `help` subcommand would be listed
+    // as criu2core-help(1), a page nobody writes (`--help` says the same).
+    let cmd = Cli::command().disable_help_subcommand(true);
+    let Some(dir) = out_dir else {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf)?;
+        emit(&String::from_utf8_lossy(&buf))?;
+        return Ok(true);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut pages = vec![("criu2core".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("criu2core-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(&path, buf).with_context(|| format!("{}: cannot write", path.display()))?;
+        emit_line(path.display().to_string());
+    }
+    Ok(true)
+}
+
+/// Runs the command line `args` (the program name first).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose);
+    let cancel = Cancel::new();
+    let result = match &cli.command {
+        Command::Convert(a) => handle_signals(&cancel).and_then(|()| convert(a, &cancel)),
+        Command::Inspect(a) => handle_signals(&cancel).and_then(|()| inspect(a, &cancel)),
+        Command::Batch(a) => handle_signals(&cancel).and_then(|()| batch(a, &cancel)),
+        Command::Read(a) => handle_signals(&cancel).and_then(|()| read(a, &cancel)),
+        Command::Grep(a) => {
+            // grep's own statuses: 0 found, 1 nothing found, 2 an error.
+            let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
+            // A closed pipe stops the workers through `cancel` too.
+            if let Err(e) = &status {
+                if broken_pipe(e) {
+                    return ExitCode::from(141);
+                }
+            }
+            if cancel.reason().is_some() {
+                return finish(Ok(false), &cancel);
+            }
+            return match status {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    error_line(&format!("{e:#}"));
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "criu2core", &mut buf);
+            emit(&String::from_utf8_lossy(&buf)).map(|()| true)
+        }
+        Command::Man { out_dir } => man(out_dir.as_deref()),
+    };
+    finish(result, &cancel)
+}
+
+/// Runs the checkpointctl plugin's command line `args` (the program name
+/// first): the options and behaviour of `criu2core convert`.
+#[allow(dead_code)] // the entry point of src/bin/checkpointctl-coredump.rs
+pub fn run_plugin<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match PluginCli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose);
+    let cancel = Cancel::new();
+    let result = handle_signals(&cancel).and_then(|()| convert(&cli.convert, &cancel));
+    finish(result, &cancel)
+}

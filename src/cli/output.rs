@@ -1,0 +1,65 @@
+//! What the command line prints: results on stdout, errors and warnings
+//! on stderr, everything that comes from a checkpoint escaped.
+
+use std::borrow::Cow;
+
+use anyhow::{Context, Result};
+use criu2core::batch::{Outcome, ProcessReport};
+use criu2core::text::{escape, human_bytes};
+
+/// Writes `text` to stdout. When the reader has gone away (`| head`), the
+/// process ends as a SIGPIPE would end it, without a panic.
+pub fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        r => r.context("cannot write to stdout"),
+    }
+}
+
+/// Writes `line` and a newline to stdout.
+pub fn emit_line(line: String) {
+    // A failed write to stdout other than a closed pipe cannot be reported
+    // anywhere better than stderr.
+    if let Err(e) = emit(&(line + "\n")) {
+        error_line(&format!("{e:#}"));
+    }
+}
+
+/// Writes `msg` to stderr after the program's name, escaped for a terminal
+/// (errors and warnings quote names from checkpoints).
+pub fn error_line(msg: &str) {
+    eprintln!("criu2core: {}", escape(msg));
+}
+
+/// What `convert` prints for one process: its core and the gdb command
+/// that opens it, a zombie's end, or why it failed (always).
+pub fn print_report(r: &ProcessReport, quiet: bool) {
+    for w in &r.warnings {
+        error_line(&format!("warning: pid {}: {w}", r.pid));
+    }
+    let comm = r.comm.as_deref().map_or(Cow::Borrowed("?"), escape);
+    match &r.outcome {
+        Outcome::Written {
+            stats,
+            threads,
+            gdb_command,
+        } if !quiet => emit_line(format!(
+            "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents)\n  {}",
+            escape(&stats.path.to_string_lossy()),
+            r.pid,
+            threads,
+            if *threads == 1 { "" } else { "s" },
+            human_bytes(stats.size),
+            human_bytes(stats.copied),
+            escape(gdb_command),
+        )),
+        Outcome::Zombie { exit } if !quiet => emit_line(format!(
+            "pid {} ({comm}): zombie, {exit}; no core (a zombie has no memory or registers)",
+            r.pid
+        )),
+        Outcome::Failed(e) => error_line(&format!("pid {}: {e}", r.pid)),
+        _ => {}
+    }
+}

@@ -1,0 +1,215 @@
+//! From the process model to a core file: the notes in the order the
+//! kernel writes them ([`notes`]), PT_LOAD segments for every mapping
+//! ([`mod@segments`]), and the write itself ([`CoreWriter`]: into a file, any
+//! seekable writer, or `core.<pid>` in a directory through a temporary file
+//! renamed into place when complete).
+
+mod notes;
+mod segments;
+
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::arch;
+use crate::cancel::Cancel;
+pub use crate::elf::Written;
+use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments};
+use crate::error::{fault, Error, ErrorKind};
+use crate::model::Process;
+use crate::outdir::OutDir;
+use notes::ProcessNotes;
+use segments::{segments, ProcessSegments};
+
+/// What writing one core produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Where the core is, under the directory as it was named.
+    pub path: PathBuf,
+    /// Apparent size.
+    pub size: u64,
+    /// Bytes of memory contents copied into it.
+    pub copied: u64,
+}
+
+/// Writes one process's core: its notes and segments are laid out when it
+/// is made (the page runs are walked once), and written by one of its
+/// `write` methods (walked again while copying).
+///
+/// ```
+/// use criu2core::{open, CoreWriter, LoadOptions, Loaded, OpenOptions};
+///
+/// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+/// let Loaded::Process(p) = ckpt.load(12155, &LoadOptions::default())? else { panic!() };
+/// // Into memory (holes read as zeros)...
+/// let mut core = std::io::Cursor::new(Vec::new());
+/// let written = CoreWriter::new(&p)?.write_to(&mut core)?;
+/// assert_eq!(&core.get_ref()[..4], b"\x7fELF");
+/// assert_eq!(core.get_ref().len() as u64, written.size);
+/// // ...or as core.12155 in a directory, sparse.
+/// let dir = tempfile::tempdir()?;
+/// let stats = CoreWriter::new(&p)?.write_into(dir.path(), false)?;
+/// assert_eq!(stats.size, written.size);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CoreWriter<'a> {
+    p: &'a Process,
+    notes: ProcessNotes<'a>,
+    segments: ProcessSegments<'a>,
+    cancel: Cancel,
+}
+
+impl<'a> CoreWriter<'a> {
+    /// Lays out the core of `p`.
+    pub fn new(p: &'a Process) -> crate::Result<CoreWriter<'a>> {
+        CoreWriter::lay_out(p).map_err(Error::new)
+    }
+
+    fn lay_out(p: &'a Process) -> Result<CoreWriter<'a>> {
+        if p.threads.is_empty() {
+            bail!("pid {} has no threads", p.pid);
+        }
+        let segments = segments(p)?;
+        tracing::debug!(
+            pid = p.pid,
+            threads = p.threads.len(),
+            segments = segments.count(),
+            "core laid out"
+        );
+        Ok(CoreWriter {
+            p,
+            notes: ProcessNotes::new(p),
+            segments,
+            cancel: Cancel::new(),
+        })
+    }
+
+    /// Stops writing (and removes the temporary file of
+    /// [`CoreWriter::write_into`]) once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: &Cancel) -> CoreWriter<'a> {
+        self.cancel = cancel.clone();
+        self
+    }
+
+    fn write(&self, out: &mut dyn elf::Output) -> Result<Written> {
+        let cancellable = Cancellable {
+            inner: &self.segments,
+            cancel: &self.cancel,
+        };
+        let core = CoreFile {
+            target: arch::elf_target(self.p.arch),
+            page_size: self.p.page_size,
+            notes: &self.notes,
+            segments: &cancellable,
+            sources: &self.p.blobs,
+        };
+        self.cancel.check()?;
+        let written = elf::write_core(&core, out)?;
+        self.cancel.check()?;
+        Ok(written)
+    }
+
+    /// Writes the core into `file`, which must be empty: page data is
+    /// copied with copy_file_range (shared with the pages files where the
+    /// filesystem can), and pages of zeros are left as holes.
+    pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
+        self.write(&mut elf::FileOutput(file)).map_err(Error::new)
+    }
+
+    /// Writes the core into `out`, which must be empty: anything that can
+    /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
+    /// zeros are seeked over, so they read as zeros.
+    pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
+        self.write(&mut elf::SeekOutput::new(out))
+            .map_err(Error::new)
+    }
+
+    /// Writes `core.<pid>` into directory `dir` (created if missing)
+    /// through a temporary file that is renamed into place only when
+    /// complete; an existing core is replaced only if `force` is set.
+    pub fn write_into(&self, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
+        OutDir::create(dir.as_ref())
+            .and_then(|dir| self.write_into_outdir(&dir, force))
+            .map_err(Error::new)
+    }
+
+    /// [`CoreWriter::write_into`] an [`OutDir`].
+    pub(crate) fn write_into_outdir(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
+        let p = self.p;
+        let name = format!("core.{}", p.pid);
+        let path = dir.join(&name)?;
+        if !force && path.symlink_metadata().is_ok() {
+            return Err(fault(
+                ErrorKind::Exists,
+                format!("{} exists (use --force to replace it)", path.display()),
+            ));
+        }
+        self.cancel.check()?;
+        let start = std::time::Instant::now();
+        let tmp = dir.temp_file(&name)?;
+        let written = self
+            .write(&mut elf::FileOutput(tmp.as_file()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        dir.persist(tmp, &name, force)?;
+        let path = dir.shown(&name);
+        tracing::info!(
+            pid = p.pid,
+            path = %path.display(),
+            size = written.size,
+            copied = written.copied,
+            ms = start.elapsed().as_millis() as u64,
+            "wrote core"
+        );
+        Ok(CoreStats {
+            path,
+            size: written.size,
+            copied: written.copied,
+        })
+    }
+}
+
+/// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
+/// temporary file that is renamed into place only when complete. An
+/// existing core is replaced only if `force` is set.
+pub fn write_core(p: &Process, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
+    CoreWriter::new(p)?.write_into(dir, force)
+}
+
+/// [`write_core`] into an [`OutDir`], stopping (and removing the
+/// temporary file) once `cancel` is set.
+pub(crate) fn write_core_in(
+    p: &Process,
+    dir: &OutDir,
+    force: bool,
+    cancel: &Cancel,
+) -> Result<CoreStats> {
+    cancel.check()?;
+    CoreWriter::lay_out(p)?
+        .with_cancel(cancel)
+        .write_into_outdir(dir, force)
+}
+
+/// Segments whose extents stop coming once `cancel` is set.
+struct Cancellable<'a> {
+    inner: &'a dyn Segments,
+    cancel: &'a Cancel,
+}
+
+impl Segments for Cancellable<'_> {
+    fn count(&self) -> usize {
+        self.inner.count()
+    }
+
+    fn header(&self, i: usize) -> SegmentHeader {
+        self.inner.header(i)
+    }
+
+    fn for_each_extent(&self, f: &mut dyn FnMut(usize, Extent) -> Result<()>) -> Result<()> {
+        self.inner.for_each_extent(&mut |i, e| {
+            self.cancel.check()?;
+            f(i, e)
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! `criu2core inspect`: what an analyst wants to know first about a
+//! checkpoint — the container, the process tree with full command lines,
+//! each process's memory, and on request its environment, open files,
+//! sockets and the container's mounts — as a [`Report`] that prints as
+//! text for a terminal ([`Report::to_text`]) or serializes as JSON with a
+//! stable schema (docs/inspect.schema.json).
+
+mod files;
+mod report;
+mod text;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+pub use report::{
+    CheckpointInfo, DumpInfo, FdInfo, FileInfo, InputInfo, KindInfo, MemoryInfo, MountInfo,
+    MountNamespace, ProcessInfo, Report, SocketAddress, SocketInfo,
+};
+
+use crate::criu::fds::FileTables;
+use crate::criu::memory::MAX_PARENT_DEPTH;
+use crate::criu::store::ImageStore;
+use crate::input::{Checkpoint, LoadOptions};
+use crate::model::{Loaded, Process, ProcessState, TreeEntry};
+use crate::text::escape_bytes;
+
+/// Bytes from a checkpoint (a name, a path, an argument), which a process
+/// chose and which need not be UTF-8. In JSON they are exact: a string
+/// where they are UTF-8, otherwise `{"base64": "..."}` (standard alphabet,
+/// padded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Bytes {
+    /// As text for a terminal: escaped, bytes that are not UTF-8 as `\xNN`
+    /// (see [`escape_bytes`]).
+    pub fn display(&self) -> Cow<'_, str> {
+        escape_bytes(&self.0)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("base64", &base64(&self.0))?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Standard base64 (RFC 4648, padded).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Identifies the JSON schema of [`Report`].
+pub const SCHEMA: &str = "criu2core.inspect/4";
+
+/// What to report besides the process tree and memory.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct InspectOptions {
+    /// Each process's environment.
+    pub env: bool,
+    /// Each process's open file descriptors, working and root directory.
+    pub fds: bool,
+    /// Each process's sockets.
+    pub sockets: bool,
+    /// The mounts of each mount namespace.
+    pub mounts: bool,
+}
+
+impl InspectOptions {
+    /// With each process's environment, or not.
+    pub fn env(mut self, on: bool) -> InspectOptions {
+        self.env = on;
+        self
+    }
+
+    /// With each process's open files, or not.
+    pub fn fds(mut self, on: bool) -> InspectOptions {
+        self.fds = on;
+        self
+    }
+
+    /// With each process's sockets, or not.
+    pub fn sockets(mut self, on: bool) -> InspectOptions {
+        self.sockets = on;
+        self
+    }
+
+    /// With the mounts of each mount namespace, or not.
+    pub fn mounts(mut self, on: bool) -> InspectOptions {
+        self.mounts = on;
+        self
+    }
+}
+
+/// What state a process is in, as the report shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProcessStatus {
+    /// Running or sleeping.
+    Running,
+    /// Stopped by a signal.
+    Stopped,
+    /// Exited and not reaped.
+    Zombie,
+    /// Could not be read (see [`ProcessInfo::error`]).
+    Error,
+}
+
+impl ProcessStatus {
+    /// "running", "stopped", "zombie" or "error".
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessStatus::Running => "running",
+            ProcessStatus::Stopped => "stopped",
+            ProcessStatus::Zombie => "zombie",
+            ProcessStatus::Error => "error",
+        }
+    }
+}
+
+fn memory(p: &Process) -> MemoryInfo {
+    let mut by_kind: BTreeMap<String, KindInfo> = BTreeMap::new();
+    let mut files: Vec<FileInfo> = Vec::new();
+    for m in &p.mappings {
+        let k = by_kind.entry(m.kind.name().to_string()).or_default();
+        k.count += 1;
+        k.bytes += m.len();
+        k.dumped_bytes += m.stored_bytes();
+        if let Some(f) = &m.file {
+            match files.iter_mut().find(|x| x.path.0 == f.path) {
+                Some(x) => {
+                    x.mappings += 1;
+                    x.bytes += m.len();
+                }
+                None => files.push(FileInfo {
+                    path: Bytes(f.path.clone()),
+                    mappings: 1,
+                    bytes: m.len(),
+                }),
+            }
+        }
+    }
+    MemoryInfo {
+        mappings: p.mappings.len(),
+        mapped_bytes: p.mappings.iter().map(|m| m.len()).sum(),
+        dumped_bytes: p.stored_bytes(),
+        by_kind,
+        files,
+        dumps: p
+            .dumps
+            .iter()
+            .map(|d| DumpInfo {
+                images: d.images.clone(),
+                dumped_bytes: d.bytes,
+            })
+            .collect(),
+    }
+}
+
+/// The locations of the parent dumps of `store`, the parent first, as far
+/// as they can be followed.
+fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
+    let mut seen = vec![store.location()];
+    let mut current = store.clone();
+    while seen.len() <= MAX_PARENT_DEPTH {
+        let Ok(Some(parent)) = current.parent() else {
+            break;
+        };
+        let loc = parent.location();
+        if seen.contains(&loc) {
+            break;
+        }
+        seen.push(loc);
+        current = parent;
+    }
+    seen.split_off(1)
+}
+
+/// The file images, where the report needs them: decoded once for every
+/// process (or why they could not be).
+struct Files {
+    tables: Option<FileTables>,
+    error: Option<String>,
+    /// The processes of each mount namespace.
+    namespaces: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Checkpoint {
+    /// What `criu2core inspect` shows: the container, the process tree with
+    /// full command lines, each process's memory, and what `opts` ask for.
+    /// A process that cannot be read is in the report with its error.
+    ///
+    /// ```
+    /// use criu2core::inspect::{InspectOptions, ProcessStatus};
+    /// use criu2core::{open, OpenOptions};
+    ///
+    /// let ckpt = open("gdb-fixtures/example.tar.zst", &OpenOptions::default())?;
+    /// let report = ckpt.inspect(&InspectOptions::default().env(true));
+    /// let p = &report.processes[0];
+    /// assert_eq!(p.state, ProcessStatus::Running);
+    /// assert!(report.to_text().contains("SECRET_TOKEN=ENV_MARKER_5150"));
+    /// let json = serde_json::to_value(&report).unwrap();
+    /// assert_eq!(json["container"]["engine"], "Podman");
+    /// # Ok::<(), criu2core::Error>(())
+    /// ```
+    pub fn inspect(&self, opts: &InspectOptions) -> Report {
+        let store = self.images.store().clone();
+        let mut files = Files {
+            tables: None,
+            error: None,
+            namespaces: BTreeMap::new(),
+        };
+        if opts.fds || opts.sockets || opts.mounts {
+            match FileTables::load(&*store) {
+                Ok(t) => files.tables = Some(t),
+                Err(e) => files.error = Some(format!("{e:#}")),
+            }
+        }
+        let mut arch = None;
+        let processes: Vec<ProcessInfo> = self
+            .processes()
+            .iter()
+            .map(|e| process_info(self, e, opts, &mut arch, &mut files))
+            .collect();
+        let mounts = opts
+            .mounts
+            .then(|| files::mount_namespaces(&*store, &files.namespaces));
+        Report {
+            schema: SCHEMA,
+            input: InputInfo {
+                path: self.path().display().to_string(),
+                kind: self.kind().name().into(),
+            },
+            container: self.container().cloned(),
+            checkpoint: CheckpointInfo {
+                image_version: self.image_version(),
+                arch,
+                processes: processes.len(),
+                threads: processes.iter().map(|p| p.threads.len()).sum(),
+                dumped_bytes: processes
+                    .iter()
+                    .filter_map(|p| p.memory.as_ref())
+                    .map(|m| m.dumped_bytes)
+                    .sum(),
+                parents: parents(&store),
+            },
+            processes,
+            warnings: self.warnings().to_vec(),
+            mounts,
+        }
+    }
+}
+
+/// The report's entry for process `e`; `arch` is set from the first
+/// process that has one.
+fn process_info(
+    ckpt: &Checkpoint,
+    e: &TreeEntry,
+    opts: &InspectOptions,
+    arch: &mut Option<String>,
+    files: &mut Files,
+) -> ProcessInfo {
+    let mut info = ProcessInfo {
+        pid: e.pid,
+        ppid: e.ppid,
+        pgid: e.pgid,
+        sid: e.sid,
+        comm: None,
+        state: ProcessStatus::Error,
+        threads: e.threads.clone(),
+        exe: None,
+        argv: None,
+        environment: None,
+        memory: None,
+        exit: None,
+        error: None,
+        warnings: Vec::new(),
+        fds: None,
+        cwd: None,
+        root: None,
+        sockets: None,
+    };
+    // Only the strings are read: no root filesystem is needed.
+    let load = LoadOptions::default().rootfs_diff(false);
+    match ckpt.load(e.pid, &load) {
+        Err(err) => info.error = Some(err.to_string()),
+        Ok(Loaded::Zombie(z)) => {
+            // The thread ids CRIU records for a zombie mean nothing.
+            info.state = ProcessStatus::Zombie;
+            info.threads.clear();
+            info.comm = Some(Bytes(z.comm));
+            info.exit = Some(z.exit);
+        }
+        Ok(Loaded::Process(p)) => {
+            arch.get_or_insert_with(|| p.arch.name().to_string());
+            info.comm = Some(Bytes(p.comm.clone()));
+            info.state = match p.state {
+                ProcessState::Running => ProcessStatus::Running,
+                ProcessState::Stopped(_) => ProcessStatus::Stopped,
+            };
+            info.threads = p.threads.iter().map(|t| t.tid).collect();
+            info.exe = p.exe.clone().map(Bytes);
+            let strings = |range| {
+                p.read_byte_strings(range)
+                    .ok()
+                    .map(|v| v.into_iter().map(Bytes).collect())
+            };
+            info.argv = strings(p.arg_range);
+            if opts.env {
+                info.environment = strings(p.env_range);
+            }
+            info.memory = Some(memory(&p));
+            info.warnings = p.warnings.clone();
+            match &files.tables {
+                Some(t) => files::add_files(
+                    &mut info,
+                    t,
+                    &**ckpt.images.store(),
+                    p.arch.big_endian(),
+                    opts,
+                    &mut files.namespaces,
+                ),
+                None if opts.fds || opts.sockets => {
+                    info.error = files.error.as_ref().map(|e| format!("open files: {e}"));
+                }
+                None => {}
+            }
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_exact_in_json() {
+        let json = |b: &[u8]| serde_json::to_string(&Bytes(b.to_vec())).unwrap();
+        assert_eq!(json(b"/usr/bin/app"), r#""/usr/bin/app""#);
+        assert_eq!(json("/tmp/café".as_bytes()), "\"/tmp/café\"");
+        // Latin-1 "café": not UTF-8, so base64 of the very bytes.
+        assert_eq!(json(b"/tmp/caf\xe9"), r#"{"base64":"L3RtcC9jYWbp"}"#);
+        for (raw, b64) in [
+            (&b""[..], ""),
+            (b"\xff", "/w=="),
+            (b"\xff\xfe", "//4="),
+            (b"\xff\xfe\xfd", "//79"),
+        ] {
+            assert_eq!(base64(raw), b64);
+        }
+        assert_eq!(Bytes(b"caf\xe9\x1b".to_vec()).display(), "caf\\xe9\\x1b");
+    }
+}

@@ -1,0 +1,350 @@
+//! The report as text for a terminal. Everything that comes from the
+//! checkpoint is shown through [`escape`]: no control character of a
+//! command line, path or name reaches the terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use super::report::{MemoryInfo, MountNamespace, ProcessInfo, Report, SocketInfo};
+use super::Bytes;
+use crate::container::ContainerInfo;
+use crate::text::{escape, human_bytes};
+
+/// A field from the checkpoint, escaped for a terminal; "-" if absent.
+fn opt(s: &Option<String>) -> Cow<'_, str> {
+    s.as_deref().map_or(Cow::Borrowed("-"), escape)
+}
+
+fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
+    b.as_ref().map_or(Cow::Borrowed("-"), Bytes::display)
+}
+
+/// Lines of `items`, the first labelled `label` in a column of `width`
+/// (indented by two where the column is a process's).
+fn labelled<T: std::fmt::Display>(
+    o: &mut String,
+    width: usize,
+    label: &str,
+    items: impl Iterator<Item = T>,
+) {
+    let indent = if width < 12 { "  " } else { "" };
+    for (i, item) in items.enumerate() {
+        let _ = writeln!(
+            o,
+            "{indent}{:<width$} {item}",
+            if i == 0 { label } else { "" }
+        );
+    }
+}
+
+impl Report {
+    /// The report as text for a terminal, every name, path and command
+    /// line escaped.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "input        {} ({})",
+            escape(&self.input.path),
+            self.input.kind
+        );
+        if let Some(c) = &self.container {
+            container_text(&mut o, c);
+        }
+        self.checkpoint_text(&mut o);
+        self.table_text(&mut o);
+        for p in &self.processes {
+            process_text(&mut o, p);
+        }
+        if let Some(spaces) = &self.mounts {
+            mounts_text(&mut o, spaces);
+        }
+        o
+    }
+
+    /// The checkpoint line, its parent dumps and its warnings.
+    fn checkpoint_text(&self, o: &mut String) {
+        let ck = &self.checkpoint;
+        let _ = writeln!(
+            o,
+            "checkpoint   CRIU images v{}, {}, {} process{}, {} thread{}, {} of memory contents",
+            ck.image_version.map_or("?".into(), |v| v.to_string()),
+            ck.arch.as_deref().unwrap_or("unknown arch"),
+            ck.processes,
+            if ck.processes == 1 { "" } else { "es" },
+            ck.threads,
+            if ck.threads == 1 { "" } else { "s" },
+            human_bytes(ck.dumped_bytes)
+        );
+        for (i, parent) in ck.parents.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:<12} {} {}",
+                if i == 0 { "parents" } else { "" },
+                i + 1,
+                escape(parent)
+            );
+        }
+        labelled(o, 12, "warning", self.warnings.iter().map(|w| escape(w)));
+    }
+
+    /// The process table, as ps shows one.
+    fn table_text(&self, o: &mut String) {
+        let _ = writeln!(
+            o,
+            "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
+            "PID", "PPID", "STATE", "THREADS", "COMM"
+        );
+        for p in &self.processes {
+            // A zombie as ps shows one: it has no command line left.
+            let cmd = match (&p.argv, &p.exit) {
+                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
+                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
+                (None, None) => "?".into(),
+            };
+            let _ = writeln!(
+                o,
+                "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
+                p.pid,
+                p.ppid,
+                p.state.name(),
+                p.threads.len(),
+                opt_bytes(&p.comm),
+                cmd
+            );
+        }
+    }
+}
+
+/// The container's lines.
+fn container_text(o: &mut String, c: &ContainerInfo) {
+    let id = c.id.as_deref().map(|i| {
+        let short = i.char_indices().nth(12).map_or(i, |(at, _)| &i[..at]);
+        short.to_string()
+    });
+    let _ = writeln!(
+        o,
+        "container    {}  engine {}  id {}",
+        opt(&c.name),
+        opt(&c.engine),
+        opt(&id)
+    );
+    let _ = writeln!(
+        o,
+        "             image {}  runtime {}",
+        opt(&c.image),
+        opt(&c.runtime)
+    );
+    if c.pod.is_some() || c.namespace.is_some() {
+        let _ = writeln!(
+            o,
+            "             pod {}  namespace {}",
+            opt(&c.pod),
+            opt(&c.namespace)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "             created {}  checkpointed {}",
+        opt(&c.created),
+        opt(&c.checkpointed)
+    );
+}
+
+/// One process's section.
+fn process_text(o: &mut String, p: &ProcessInfo) {
+    let _ = writeln!(
+        o,
+        "\npid {} ({})  exe {}",
+        p.pid,
+        opt_bytes(&p.comm),
+        opt_bytes(&p.exe)
+    );
+    if let Some(exit) = &p.exit {
+        let _ = writeln!(o, "  zombie   {exit}: no memory or registers, no core");
+    }
+    if let Some(e) = &p.error {
+        let _ = writeln!(o, "  error    {}", escape(e));
+    }
+    labelled(o, 8, "warning", p.warnings.iter().map(|w| escape(w)));
+    if let Some(m) = &p.memory {
+        memory_text(o, m);
+    }
+    fds_text(o, p);
+    if let Some(socks) = &p.sockets {
+        sockets_text(o, socks);
+    }
+    if let Some(env) = &p.environment {
+        labelled(o, 8, "env", env.iter().map(Bytes::display));
+    }
+}
+
+/// A process's memory lines.
+fn memory_text(o: &mut String, m: &MemoryInfo) {
+    let _ = writeln!(
+        o,
+        "  memory   {} mappings, {} mapped, {} dumped",
+        m.mappings,
+        human_bytes(m.mapped_bytes),
+        human_bytes(m.dumped_bytes)
+    );
+    if m.dumps.len() > 1 {
+        let from: Vec<String> = m
+            .dumps
+            .iter()
+            .enumerate()
+            .map(|(level, d)| {
+                let which = if level == 0 {
+                    "this dump".to_string()
+                } else {
+                    format!("parent {level}")
+                };
+                format!("{} from {which}", human_bytes(d.dumped_bytes))
+            })
+            .collect();
+        let _ = writeln!(o, "  pages    {}", from.join(", "));
+    }
+    let kinds = m.by_kind.iter().map(|(k, v)| {
+        format!(
+            "{k} {} ({}, {} dumped)",
+            v.count,
+            human_bytes(v.bytes),
+            human_bytes(v.dumped_bytes)
+        )
+    });
+    labelled(o, 8, "kinds", kinds);
+    let files = m.files.iter().map(|f| {
+        format!(
+            "{} ({} mapping{}, {})",
+            f.path.display(),
+            f.mappings,
+            if f.mappings == 1 { "" } else { "s" },
+            human_bytes(f.bytes)
+        )
+    });
+    labelled(o, 8, "files", files);
+}
+
+/// A process's open descriptors, working and root directory.
+fn fds_text(o: &mut String, p: &ProcessInfo) {
+    let Some(fds) = &p.fds else {
+        return;
+    };
+    let lines = fds
+        .iter()
+        .map(|f| format!("{:<4} {:<11} {}", f.fd, f.kind, f.detail));
+    labelled(o, 8, "fds", lines);
+    if fds.is_empty() {
+        let _ = writeln!(o, "  fds      none");
+    }
+    if let Some(cwd) = &p.cwd {
+        let _ = writeln!(o, "  cwd      {}", cwd.display());
+    }
+    if let Some(root) = p.root.as_ref().filter(|r| r.0 != b"/") {
+        let _ = writeln!(o, "  root     {}", root.display());
+    }
+}
+
+/// A process's sockets, as ss shows them.
+fn sockets_text(o: &mut String, socks: &[SocketInfo]) {
+    if socks.is_empty() {
+        let _ = writeln!(o, "  sockets  none");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "  sockets  {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} REMOTE",
+        "FD", "PROTO", "STATE", "RECV-Q", "SEND-Q", "LOCAL"
+    );
+    for s in socks {
+        let q = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+        // As ss shows a listener: its backlog as the send queue.
+        let send = if s.state == "LISTEN" {
+            s.backlog.to_string()
+        } else {
+            q(s.send_queue)
+        };
+        let remote = match (&s.remote, s.peer_inode) {
+            (Some(r), _) => r.address.clone(),
+            (None, Some(p)) => format!("socket:[{p}]"),
+            (None, None) => "*".into(),
+        };
+        let proto = match s.family {
+            "inet6" => format!("{}6", s.protocol),
+            "unix" => format!("unix/{}", s.kind),
+            "inet" => s.protocol.clone(),
+            f => f.to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "           {:<4} {:<12} {:<11} {:>6} {:>6}  {:<24} {}",
+            s.fd,
+            proto,
+            s.state,
+            q(s.recv_queue),
+            send,
+            s.local.as_ref().map_or("*", |l| l.address.as_str()),
+            remote
+        );
+    }
+}
+
+/// The mounts of each mount namespace.
+fn mounts_text(o: &mut String, spaces: &[MountNamespace]) {
+    if spaces.is_empty() {
+        let _ = writeln!(o, "\nmounts       none recorded");
+    }
+    for ns in spaces {
+        let pids: Vec<String> = ns.processes.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            o,
+            "\nmount namespace {} (pid{} {})",
+            ns.id,
+            if pids.len() == 1 { "" } else { "s" },
+            pids.join(", ")
+        );
+        if let Some(e) = &ns.error {
+            let _ = writeln!(o, "  error    {}", escape(e));
+        }
+        match &ns.mounts {
+            None if ns.error.is_none() => {
+                let _ = writeln!(
+                    o,
+                    "  none recorded: the processes shared the mount namespace of the host CRIU ran on"
+                );
+            }
+            None => {}
+            Some(ms) => {
+                let _ = writeln!(
+                    o,
+                    "  {:<5} {:<6} {:<12} {:<20} {:<12} OPTIONS",
+                    "ID", "PARENT", "TYPE", "MOUNTPOINT", "SOURCE"
+                );
+                for m in ms {
+                    let mut opts = format!(
+                        "{}{}{}",
+                        if m.read_only { "ro" } else { "rw" },
+                        if m.options.0.is_empty() { "" } else { "," },
+                        m.options.display()
+                    );
+                    if m.root.0 != b"/" {
+                        opts.push_str(&format!(" (root {})", m.root.display()));
+                    }
+                    if let Some(k) = &m.external {
+                        opts.push_str(&format!(" (external {})", k.display()));
+                    }
+                    let _ = writeln!(
+                        o,
+                        "  {:<5} {:<6} {:<12} {:<20} {:<12} {}",
+                        m.id,
+                        m.parent,
+                        escape(&m.fstype),
+                        m.mountpoint.display(),
+                        m.source.display(),
+                        opts
+                    );
+                }
+            }
+        }
+    }
+}
