@@ -30,6 +30,7 @@ use crate::criu::{self, magic};
 use crate::error::{fault, ErrorKind, Fault};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
+use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
 use crate::tar::{self, Kind, Source, TarReader};
 
@@ -141,6 +142,42 @@ enum Member {
     Small(Arc<[u8]>),
     /// In a file (the archive itself, or a spill file).
     Large(Blob),
+    /// Nowhere: a pages file whose bytes went into the cores as the archive
+    /// streamed by (or that is not read yet, in a [`ArchiveStore::snapshot`]).
+    /// Its blob has the member's label and length and no path: nothing can
+    /// read it.
+    Streamed(Blob),
+}
+
+/// Takes the pages members of a compressed archive as they stream by,
+/// instead of having them unpacked (see `crate::onepass`).
+pub(crate) trait PagesSink {
+    /// Pages member `offer.key` is next, and `data` reads its bytes.
+    /// Returns `Some(len)` once it has read what it uses of them (the rest
+    /// is read past), `len` being the bytes of the member its pagemap
+    /// claims; or `None`, having read nothing, to have it unpacked.
+    fn offer(&mut self, offer: &Offer<'_>, data: &mut dyn Read) -> Result<Option<u64>>;
+}
+
+/// A pages member of a compressed archive about to stream by, and what the
+/// archive said before it.
+pub(crate) struct Offer<'a> {
+    /// The archive as read so far.
+    pub store: &'a ArchiveStore,
+    /// The member's name in the archive.
+    pub key: &'a str,
+    /// The label its blob has.
+    pub label: &'a str,
+    /// Its size in the archive.
+    pub size: u64,
+    /// The pagemap that names it, and the bytes that pagemap claims, where
+    /// both are known by now.
+    pub pagemap: Option<(&'a str, u64)>,
+    /// The pages ids the pagemaps read so far name.
+    pub named: Vec<u32>,
+    /// How many members other than pages files have been kept so far: what
+    /// decodes from the archive changes only when this does.
+    pub described: usize,
 }
 
 /// The files of a container's rootfs-diff.tar that a checkpoint's
@@ -168,6 +205,8 @@ pub struct ArchiveStore {
     label: String,
     prefix: String,
     members: BTreeMap<String, Member>,
+    /// Members kept that are not pages files.
+    described: usize,
     diff: Option<Diff>,
     warnings: Vec<String>,
     spill: Spill,
@@ -481,7 +520,14 @@ impl ArchiveStore {
     /// Opens the archive at `path`. Members are only ever keys: nothing is
     /// written under a name from the archive. Reading stops (and what was
     /// unpacked is removed) once `opts.cancel` is set.
-    pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
+    /// Each pages member of a compressed archive is offered to `sink`, if
+    /// one is given, as it streams by (a plain archive's are used where
+    /// they lie).
+    pub(crate) fn open(
+        path: &Path,
+        opts: &ArchiveOptions,
+        sink: Option<&mut dyn PagesSink>,
+    ) -> Result<ArchiveStore> {
         let cancel = &opts.cancel;
         let label = path.display().to_string();
         let compression = sniff(path)?
@@ -496,6 +542,7 @@ impl ArchiveStore {
             label: label.clone(),
             prefix: String::new(),
             members: BTreeMap::new(),
+            described: 0,
             diff: None,
             warnings: Vec::new(),
             spill: Spill {
@@ -512,17 +559,21 @@ impl ArchiveStore {
                 // Page files are used where they lie, so seek over them.
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(file_len));
-                store.scan(&mut r, false, path, opts.pages, &mut learnt)
+                store.scan(&mut r, false, path, opts.pages, &mut learnt, None)
             }
             Compression::Gzip => {
                 let dec =
                     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-                store.scan_stream(dec, path, opts.pages, &mut learnt)
+                let dec = ReadAhead::new(dec)
+                    .with_context(|| format!("{label}: cannot start a thread to inflate it"))?;
+                store.scan_stream(dec, path, opts.pages, &mut learnt, sink)
             }
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::new(file)
                     .with_context(|| format!("{label}: cannot start zstd"))?;
-                store.scan_stream(dec, path, opts.pages, &mut learnt)
+                let dec = ReadAhead::new(dec)
+                    .with_context(|| format!("{label}: cannot start a thread to inflate it"))?;
+                store.scan_stream(dec, path, opts.pages, &mut learnt, sink)
             }
         };
         result.map_err(|e| {
@@ -554,16 +605,17 @@ impl ArchiveStore {
     /// Scans a compressed archive, then reads the stream to its end so the
     /// decompressor checks its checksum and a corrupt archive is not taken
     /// for a good one.
-    fn scan_stream<R: Read>(
+    fn scan_stream(
         &mut self,
-        dec: R,
+        dec: ReadAhead,
         path: &Path,
         pages: PageUse,
         learnt: &mut Learnt,
+        sink: Option<&mut dyn PagesSink>,
     ) -> Result<()> {
-        // Headers are read 512 bytes at a time: buffer the decompressor.
-        let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        self.scan(&mut r, true, path, pages, learnt)?;
+        // The decompressor's chunks buffer the 512-byte header reads.
+        let mut r = TarReader::new(tar::Stream(dec), None);
+        self.scan(&mut r, true, path, pages, learnt, sink)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
@@ -580,6 +632,7 @@ impl ArchiveStore {
         path: &Path,
         pages: PageUse,
         learnt: &mut Learnt,
+        mut sink: Option<&mut dyn PagesSink>,
     ) -> Result<()> {
         let mut small_total = 0u64;
         while let Some(m) = r.next_member()? {
@@ -628,19 +681,106 @@ impl ArchiveStore {
                 }
                 (_, false) => Member::Large(in_place()),
                 (Role::Pages(id), true) => {
-                    let blob = self
-                        .unpack_pages(r, &m, &key, id, path, pages, learnt)
-                        .with_context(ctx)?;
-                    Member::Large(blob)
+                    let taken = match sink.as_deref_mut() {
+                        Some(sink) => self
+                            .offer_pages(sink, r, &m, &key, id, path, learnt)
+                            .with_context(ctx)?,
+                        None => None,
+                    };
+                    match taken {
+                        Some(blob) => Member::Streamed(blob),
+                        None => Member::Large(
+                            self.unpack_pages(r, &m, &key, id, path, pages, learnt)
+                                .with_context(ctx)?,
+                        ),
+                    }
                 }
                 (_, true) => {
                     Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0)
                 }
             };
+            if !matches!(role, Role::Pages(_)) {
+                self.described += 1;
+            }
             self.members.insert(key.clone(), member);
             self.learn(&key, learnt);
         }
         Ok(())
+    }
+
+    /// Offers `pages-<id>.img` to `sink`; its blob if the sink took it.
+    #[allow(clippy::too_many_arguments)]
+    fn offer_pages<S: Source>(
+        &mut self,
+        sink: &mut dyn PagesSink,
+        r: &mut TarReader<S>,
+        m: &tar::Member,
+        key: &str,
+        id: u32,
+        path: &Path,
+        learnt: &Learnt,
+    ) -> Result<Option<Blob>> {
+        let label = format!("{}:{key}", path.display());
+        let claimed = self.pages_plan(id, learnt, PageUse::All).map(|p| p.claimed);
+        let offer = Offer {
+            store: self,
+            key,
+            label: &label,
+            size: m.size,
+            pagemap: learnt.pagemaps.get(&id).map(String::as_str).zip(claimed),
+            named: learnt.pagemaps.keys().copied().collect(),
+            described: self.described,
+        };
+        let Some(len) = sink.offer(&offer, r)? else {
+            return Ok(None);
+        };
+        if m.size > len {
+            self.warnings.push(format!(
+                "{label}: {} bytes past the {len} its pagemap claims are used by no pagemap entry; not unpacked",
+                m.size - len
+            ));
+        }
+        Ok(Some(Blob {
+            label,
+            path: PathBuf::new(),
+            offset: 0,
+            len,
+        }))
+    }
+
+    /// The members read so far as a store of their own, for decoding what
+    /// the archive has described before the rest of it is read: images
+    /// under `prefix`, and `pages-<id>.img` for each id of `pending` that
+    /// is not read yet as a streamed member of unknown length (its pages
+    /// can be laid out, not read).
+    pub(crate) fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
+        let mut members = self.members.clone();
+        for id in pending {
+            let key = format!("{prefix}pages-{id}.img");
+            members.entry(key.clone()).or_insert_with(|| {
+                Member::Streamed(Blob {
+                    label: format!("{}:{key}", self.label),
+                    path: PathBuf::new(),
+                    offset: 0,
+                    len: u64::MAX,
+                })
+            });
+        }
+        ArchiveStore {
+            label: self.label.clone(),
+            prefix: prefix.to_string(),
+            members,
+            described: self.described,
+            diff: None,
+            warnings: Vec::new(),
+            spill: Spill {
+                parent: None,
+                dir: None,
+                max: Some(0),
+                used: 0,
+                files: 0,
+            },
+        }
     }
 
     /// Unpacks `pages-<id>.img` from a compressed archive: no more than its
@@ -875,6 +1015,7 @@ impl ArchiveStore {
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
             None => bail!("{}: no member {key}", self.label),
         }
     }
@@ -910,6 +1051,7 @@ impl ArchiveStore {
         match self.members.get(key) {
             None => Ok(None),
             Some(Member::Small(b)) => Ok(Some(b.to_vec())),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
             Some(Member::Large(b)) => {
                 if b.len > MAX_IMAGE_BYTES {
                     bail!(
@@ -960,7 +1102,7 @@ impl ImageStore for ArchiveStore {
     fn blob(&self, name: &str) -> Result<Option<Blob>> {
         match self.members.get(&format!("{}{name}", self.prefix)) {
             None => Ok(None),
-            Some(Member::Large(b)) => Ok(Some(b.clone())),
+            Some(Member::Large(b) | Member::Streamed(b)) => Ok(Some(b.clone())),
             Some(Member::Small(_)) => {
                 Err(anyhow!("{}: {name} is not stored as a file", self.label))
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, PagesSink};
 pub use crate::archive::{Compression, PageUse};
 use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
@@ -272,6 +272,16 @@ pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpo
 }
 
 fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
+    open_with_sink(path, opts, None)
+}
+
+/// [`open`], offering the pages members of a compressed archive to `sink`
+/// as they stream by (see `crate::onepass`).
+pub(crate) fn open_with_sink(
+    path: &Path,
+    opts: &OpenOptions,
+    sink: Option<&mut dyn PagesSink>,
+) -> Result<Checkpoint> {
     let kind = detect(path)?.ok_or_else(|| {
         fault(
             ErrorKind::NotACheckpoint,
@@ -291,7 +301,7 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
             diff: None,
         },
         InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
-        InputKind::Archive(_) => archive_input(path, opts, &mut warnings)?,
+        InputKind::Archive(_) => archive_input(path, opts, &mut warnings, sink)?,
     };
     let images = Images::open(parts.store)?;
     let rootfs_diff = index_diff(parts.diff, &images, &mut warnings)?;
@@ -355,7 +365,12 @@ fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
 
 /// A checkpoint archive, read (and unpacked as far as `opts` let it) in
 /// one pass.
-fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) -> Result<Parts> {
+fn archive_input(
+    path: &Path,
+    opts: &OpenOptions,
+    warnings: &mut Vec<String>,
+    sink: Option<&mut dyn PagesSink>,
+) -> Result<Parts> {
     let ar = ArchiveStore::open(
         path,
         &ArchiveOptions {
@@ -364,6 +379,7 @@ fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) ->
             pages: opts.pages,
             cancel: opts.cancel.clone(),
         },
+        sink,
     )?;
     warnings.extend(ar.warnings().iter().cloned());
     let container = if ar.is_container_checkpoint() {
@@ -384,7 +400,7 @@ fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) ->
 /// The files of a rootfs diff that the checkpoint's processes had open or
 /// mapped, where they lie (a diff that is no plain tar is left out, with
 /// a warning).
-fn index_diff(
+pub(crate) fn index_diff(
     diff: Option<Diff>,
     images: &Images,
     warnings: &mut Vec<String>,

@@ -16,8 +16,8 @@ use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
-use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
-use crate::model::{display_bytes, ExitStatus, Loaded};
+use crate::input::{self, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
+use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
 
 /// How to convert the processes of a checkpoint.
@@ -105,6 +105,40 @@ pub trait Listener {
 
 impl Listener for () {}
 
+/// Opens the checkpoint at `path` and writes its processes' cores into
+/// `out_dir`: a compressed archive in one pass ([`crate::onepass`]), any
+/// other input opened, then converted. Once it is read, `s` gets its
+/// process count and warnings and `listener` hears the warnings; then
+/// `listener` hears of each process as it is done. A process that fails
+/// does not stop the others; an error that concerns the whole input (or a
+/// cancellation) is returned.
+pub(crate) fn open_and_convert(
+    path: &Path,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+    s: &mut InputSummary,
+    listener: &mut dyn Listener,
+) -> Result<Vec<ProcessReport>> {
+    let compressed = matches!(
+        input::detect(path),
+        Ok(Some(InputKind::Archive(Compression::Gzip | Compression::Zstd)))
+    );
+    let mut pass = compressed.then(|| crate::onepass::OnePass::new(out_dir, opts));
+    let ckpt = input::open_with_sink(
+        path,
+        &opts.open_options(),
+        pass.as_mut().map(|p| p as &mut dyn crate::archive::PagesSink),
+    )?;
+    s.processes = ckpt.processes().len();
+    ckpt.warnings().iter().for_each(|w| listener.warning(w));
+    s.warnings.extend(ckpt.warnings().iter().cloned());
+    let report = &mut |r: &ProcessReport| listener.process(r);
+    match pass {
+        Some(pass) => pass.finish(&ckpt, report),
+        None => convert_input(&ckpt, out_dir, opts, report),
+    }
+}
+
 /// Writes the cores of `ckpt`'s processes into `out_dir`, calling `report`
 /// as each process is done. A process that fails does not stop the others;
 /// an error that concerns the whole input (or a cancellation) is returned.
@@ -113,6 +147,18 @@ pub(crate) fn convert_input(
     out_dir: &OutDir,
     opts: &ConvertOptions,
     report: &mut dyn FnMut(&ProcessReport),
+) -> Result<Vec<ProcessReport>> {
+    convert_input_with(ckpt, opts, report, &mut |p| {
+        write_core_in(p, out_dir, opts.force, &opts.cancel)
+    })
+}
+
+/// [`convert_input`], each process's core written by `write`.
+pub(crate) fn convert_input_with(
+    ckpt: &Checkpoint,
+    opts: &ConvertOptions,
+    report: &mut dyn FnMut(&ProcessReport),
+    write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> Result<Vec<ProcessReport>> {
     let all = ckpt.pids();
     for pid in &opts.pids {
@@ -136,20 +182,20 @@ pub(crate) fn convert_input(
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
         opts.cancel.check()?;
-        let r = convert_process(ckpt, pid, roots.as_ref(), out_dir, opts);
+        let r = convert_process(ckpt, pid, roots.as_ref(), opts, write);
         report(&r);
         out.push(r);
     }
     Ok(out)
 }
 
-/// Loads process `pid` and writes its core.
+/// Loads process `pid` and has `write` write its core.
 fn convert_process(
     ckpt: &Checkpoint,
     pid: u32,
     roots: Option<&crate::rootfs::FileRoots>,
-    out_dir: &OutDir,
     opts: &ConvertOptions,
+    write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> ProcessReport {
     let mut r = ProcessReport {
         pid,
@@ -166,7 +212,7 @@ fn convert_process(
         Ok(Loaded::Process(p)) => {
             r.comm = Some(display_bytes(&p.comm).into_owned());
             r.warnings = p.warnings.clone();
-            match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
+            match write(&p) {
                 Ok(stats) => Outcome::Written {
                     // A command line is text: an executable whose path is
                     // not UTF-8 is left for gdb to find from the core.
@@ -266,14 +312,7 @@ fn convert_one(
 ) -> InputSummary {
     let start = Instant::now();
     let mut s = InputSummary::new(&absolute(path), Some(out.path()), options);
-    let result = input::open(path, &opts.open_options())
-        .map_err(anyhow::Error::new)
-        .and_then(|ckpt| {
-            s.processes = ckpt.processes().len();
-            ckpt.warnings().iter().for_each(|w| listener.warning(w));
-            s.warnings.extend(ckpt.warnings().iter().cloned());
-            convert_input(&ckpt, out, opts, &mut |r| listener.process(r))
-        });
+    let result = open_and_convert(path, out, opts, &mut s, listener);
     match result {
         Ok(reports) => match s.add_reports(&reports) {
             Ok(()) => s.status = Status::Ok,

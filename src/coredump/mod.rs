@@ -93,36 +93,69 @@ impl<'a> CoreWriter<'a> {
         self
     }
 
-    fn write(&self, out: &mut dyn elf::Output) -> Result<Written> {
-        let cancellable = Cancellable {
-            inner: &self.segments,
-            cancel: &self.cancel,
-        };
-        let core = CoreFile {
+    /// The core as the ELF writer sees it: the sources in `written` are
+    /// in the output already.
+    fn core_file<'c>(&'c self, segments: &'c Cancellable<'c>, written: &'c [usize]) -> CoreFile<'c> {
+        CoreFile {
             target: arch::elf_target(self.p.arch),
             page_size: self.p.page_size,
             notes: &self.notes,
-            segments: &cancellable,
+            segments,
             sources: &self.p.blobs,
-        };
+            written,
+        }
+    }
+
+    fn cancellable(&self) -> Cancellable<'_> {
+        Cancellable {
+            inner: &self.segments,
+            cancel: &self.cancel,
+        }
+    }
+
+    fn write(&self, out: &mut dyn elf::Output, written: &[usize]) -> Result<Written> {
+        let segments = self.cancellable();
+        let core = self.core_file(&segments, written);
         self.cancel.check()?;
         let written = elf::write_core(&core, out)?;
         self.cancel.check()?;
         Ok(written)
     }
 
+    /// Calls `f(at, offset, len)` with every extent copied from the
+    /// process's blob `source`, in the order they lie in the core: `len`
+    /// bytes from `offset` of the blob go to offset `at` of the core.
+    pub(crate) fn copies_of(
+        &self,
+        source: usize,
+        f: &mut dyn FnMut(u64, u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let segments = self.cancellable();
+        let core = self.core_file(&segments, &[]);
+        let (data_start, _) = elf::placement(&core)?;
+        elf::for_each_placed(&core, data_start, &mut |at, ext| match ext {
+            Extent::Copy {
+                source: s,
+                offset,
+                len,
+            } if s == source => f(at, offset, len),
+            _ => Ok(()),
+        })
+    }
+
     /// Writes the core into `file`, which must be empty: page data is
     /// copied with copy_file_range (shared with the pages files where the
     /// filesystem can), and pages of zeros are left as holes.
     pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
-        self.write(&mut elf::FileOutput(file)).map_err(Error::new)
+        self.write(&mut elf::FileOutput(file), &[])
+            .map_err(Error::new)
     }
 
     /// Writes the core into `out`, which must be empty: anything that can
     /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
     /// zeros are seeked over, so they read as zeros.
     pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
-        self.write(&mut elf::SeekOutput::new(out))
+        self.write(&mut elf::SeekOutput::new(out), &[])
             .map_err(Error::new)
     }
 
@@ -137,20 +170,29 @@ impl<'a> CoreWriter<'a> {
 
     /// [`CoreWriter::write_into`] an [`OutDir`].
     pub(crate) fn write_into_outdir(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
+        check_free(dir, self.p.pid, force)?;
+        self.cancel.check()?;
+        let tmp = dir.temp_file(&format!("core.{}", self.p.pid))?;
+        self.complete_in(dir, tmp, &[], force)
+    }
+
+    /// Completes `tmp`, a temporary file of `dir` that holds the extents
+    /// of the blobs in `written` at their places (and nothing else), and
+    /// renames it `core.<pid>`; an existing core is replaced only if
+    /// `force` is set.
+    pub(crate) fn complete_in(
+        &self,
+        dir: &OutDir,
+        tmp: tempfile::NamedTempFile,
+        written: &[usize],
+        force: bool,
+    ) -> Result<CoreStats> {
         let p = self.p;
         let name = format!("core.{}", p.pid);
         let path = dir.join(&name)?;
-        if !force && path.symlink_metadata().is_ok() {
-            return Err(fault(
-                ErrorKind::Exists,
-                format!("{} exists (use --force to replace it)", path.display()),
-            ));
-        }
-        self.cancel.check()?;
         let start = std::time::Instant::now();
-        let tmp = dir.temp_file(&name)?;
         let written = self
-            .write(&mut elf::FileOutput(tmp.as_file()))
+            .write(&mut elf::FileOutput(tmp.as_file()), written)
             .with_context(|| format!("writing {}", path.display()))?;
         dir.persist(tmp, &name, force)?;
         let path = dir.shown(&name);
@@ -168,6 +210,19 @@ impl<'a> CoreWriter<'a> {
             copied: written.copied,
         })
     }
+}
+
+/// Fails with [`ErrorKind::Exists`] where `dir` has a `core.<pid>` and
+/// `force` is not set.
+pub(crate) fn check_free(dir: &OutDir, pid: u32, force: bool) -> Result<()> {
+    let path = dir.join(&format!("core.{pid}"))?;
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(fault(
+            ErrorKind::Exists,
+            format!("{} exists (use --force to replace it)", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `core.<pid>` for `p` into `dir` (created if missing), through a
