@@ -49,17 +49,17 @@ use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::archive::{Offer, PagesSink};
-use crate::batch::{ConvertOptions, ProcessReport};
+use crate::batch::{ConvertOptions, Listener, ProcessReport};
 use crate::coredump::{check_free, write_core_in, CoreStats, CoreWriter};
 use crate::criu::guess::guess_tree;
 use crate::criu::store::ImageStore;
 use crate::criu::{Images, LoadOptions};
 use crate::elf::copy_range;
-use crate::input::{index_diff, Checkpoint};
+use crate::input::{Checkpoint, ImageUse};
 use crate::model::{Loaded, PageSource, Process};
 use crate::notes::PSARGS_LEN;
 use crate::outdir::OutDir;
-use crate::rootfs::{FileRoots, RootFs};
+use crate::rootfs::{FileView, RootFs};
 
 /// Most times the images read so far are decoded to lay out processes
 /// before the archive has been read whole: once in the engines' orders
@@ -89,7 +89,9 @@ pub(crate) struct OnePass<'a> {
 /// The images of an archive read so far, decoded.
 struct View {
     images: Images,
-    roots: Option<FileRoots>,
+    /// `--root`, where given: the rootfs diff is laid over it once the
+    /// archive has been read whole.
+    roots: Option<FileView>,
 }
 
 /// A core whose pages were written as they streamed by.
@@ -229,10 +231,11 @@ impl<'a> OnePass<'a> {
     pub(crate) fn finish(
         mut self,
         ckpt: &Checkpoint,
-        report: &mut dyn FnMut(&ProcessReport),
+        used: &mut Option<ImageUse>,
+        listener: &mut dyn Listener,
     ) -> Result<Vec<ProcessReport>> {
         let opts = self.opts;
-        crate::batch::convert_input_with(ckpt, opts, report, &mut |p| self.complete(p))
+        crate::batch::convert_input_with(ckpt, opts, used, listener, &mut |p| self.complete(p))
     }
 
     /// Writes the core of `p`, as the whole archive describes it.
@@ -333,18 +336,13 @@ impl View {
             let at = vec![0; tree.len()];
             Images::with_tree(store, tree, &at)?
         };
-        let diff = index_diff(o.store.rootfs_diff().cloned(), &images, &mut Vec::new())?;
-        let mut roots = FileRoots::default();
-        if let Some(d) = diff {
-            roots.diff = d.files;
-        }
-        if let Some(r) = root {
-            roots.dir = Some(RootFs::new(r)?);
-        }
-        Ok(View {
-            images,
-            roots: (!roots.is_empty()).then_some(roots),
-        })
+        // The engines write the rootfs diff after the images: a process
+        // that maps a file of it is laid out again once it has come by.
+        let roots = match root {
+            Some(r) => Some(FileView::new(None, Some(RootFs::new(r)?))),
+            None => None,
+        };
+        Ok(View { images, roots })
     }
 }
 

@@ -16,9 +16,13 @@ use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
-use crate::input::{self, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
+use crate::input::{
+    self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions,
+    PageUse,
+};
 use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
+use crate::sysroot::Sysroot;
 
 /// How to convert the processes of a checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +33,13 @@ pub struct ConvertOptions {
     /// Root filesystem for unmodified file-backed pages (files in an
     /// archive's rootfs-diff.tar take precedence).
     pub root: Option<PathBuf>,
+    /// The container's image, whose layers (under the archive's
+    /// rootfs-diff.tar) supply unmodified file-backed pages. Not with
+    /// `root`.
+    pub image: Option<ImageRef>,
+    /// Where to write every file the cores map (and the program
+    /// interpreter), at its path, for gdb's `set sysroot`.
+    pub sysroot: Option<PathBuf>,
     /// Replace existing cores.
     pub force: bool,
     /// Where compressed archives are unpacked (the system temporary
@@ -42,6 +53,18 @@ pub struct ConvertOptions {
 }
 
 impl ConvertOptions {
+    /// Reads file pages from the container's image.
+    pub fn image(mut self, image: ImageRef) -> ConvertOptions {
+        self.image = Some(image);
+        self
+    }
+
+    /// Writes the files the cores map under `dir`.
+    pub fn sysroot(mut self, dir: impl Into<PathBuf>) -> ConvertOptions {
+        self.sysroot = Some(dir.into());
+        self
+    }
+
     /// How each input is opened.
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
@@ -101,17 +124,20 @@ pub trait Listener {
     /// An input failed as a whole (it could not be opened, or had no free
     /// name).
     fn failed(&mut self, _input: &InputSummary) {}
+    /// Which image `--image` gave for an input, and whether it is the one
+    /// the checkpoint names.
+    fn image(&mut self, _used: &ImageUse) {}
 }
 
 impl Listener for () {}
 
 /// Opens the checkpoint at `path` and writes its processes' cores into
-/// `out_dir`: a compressed archive in one pass ([`crate::onepass`]), any
-/// other input opened, then converted. Once it is read, `s` gets its
-/// process count and warnings and `listener` hears the warnings; then
-/// `listener` hears of each process as it is done. A process that fails
-/// does not stop the others; an error that concerns the whole input (or a
-/// cancellation) is returned.
+/// `out_dir`: a compressed checkpoint archive in one pass
+/// ([`crate::onepass`]), any other input opened, then converted. Once it
+/// is read, `s` gets its process count and warnings and `listener` hears
+/// the warnings; then `listener` hears of each process as it is done. A
+/// process that fails does not stop the others; an error that concerns
+/// the whole input (or a cancellation) is returned.
 pub(crate) fn open_and_convert(
     path: &Path,
     out_dir: &OutDir,
@@ -119,11 +145,14 @@ pub(crate) fn open_and_convert(
     s: &mut InputSummary,
     listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
-    let compressed = matches!(
-        input::detect(path),
-        Ok(Some(InputKind::Archive(Compression::Gzip | Compression::Zstd)))
-    );
-    let mut pass = compressed.then(|| crate::onepass::OnePass::new(out_dir, opts));
+    // With --image, file pages come from the image's layers, read once the
+    // archive is: the layouts made as it streams by would not hold.
+    let one_pass = opts.image.is_none()
+        && matches!(
+            input::detect(path),
+            Ok(Some(InputKind::Archive(Compression::Gzip | Compression::Zstd)))
+        );
+    let mut pass = one_pass.then(|| crate::onepass::OnePass::new(out_dir, opts));
     let ckpt = input::open_with_sink(
         path,
         &opts.open_options(),
@@ -132,10 +161,9 @@ pub(crate) fn open_and_convert(
     s.processes = ckpt.processes().len();
     ckpt.warnings().iter().for_each(|w| listener.warning(w));
     s.warnings.extend(ckpt.warnings().iter().cloned());
-    let report = &mut |r: &ProcessReport| listener.process(r);
     match pass {
-        Some(pass) => pass.finish(&ckpt, report),
-        None => convert_input(&ckpt, out_dir, opts, report),
+        Some(pass) => pass.finish(&ckpt, &mut s.image, listener),
+        None => convert_input(&ckpt, out_dir, opts, &mut s.image, listener),
     }
 }
 
@@ -146,9 +174,10 @@ pub(crate) fn convert_input(
     ckpt: &Checkpoint,
     out_dir: &OutDir,
     opts: &ConvertOptions,
-    report: &mut dyn FnMut(&ProcessReport),
+    used: &mut Option<ImageUse>,
+    listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
-    convert_input_with(ckpt, opts, report, &mut |p| {
+    convert_input_with(ckpt, opts, used, listener, &mut |p| {
         write_core_in(p, out_dir, opts.force, &opts.cancel)
     })
 }
@@ -157,7 +186,8 @@ pub(crate) fn convert_input(
 pub(crate) fn convert_input_with(
     ckpt: &Checkpoint,
     opts: &ConvertOptions,
-    report: &mut dyn FnMut(&ProcessReport),
+    used: &mut Option<ImageUse>,
+    listener: &mut dyn Listener,
     write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> Result<Vec<ProcessReport>> {
     let all = ckpt.pids();
@@ -174,16 +204,21 @@ pub(crate) fn convert_input_with(
     } else {
         opts.pids.clone()
     };
-    let load = LoadOptions {
-        root: opts.root.clone(),
-        rootfs_diff: true,
-    };
-    let roots = ckpt.file_roots(&load)?;
+    let mut load = LoadOptions::default();
+    load.root.clone_from(&opts.root);
+    load.image.clone_from(&opts.image);
+    let view = ckpt.file_view(&load)?;
+    if let Some(u) = view.as_ref().and_then(|(_, u)| u.as_ref()) {
+        listener.image(u);
+        *used = Some(u.clone());
+    }
+    let sysroot = opts.sysroot.as_deref().map(Sysroot::create).transpose()?;
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
         opts.cancel.check()?;
-        let r = convert_process(ckpt, pid, roots.as_ref(), opts, write);
-        report(&r);
+        let view = view.as_ref().map(|(v, _)| v);
+        let r = convert_process(ckpt, pid, view, sysroot.as_ref(), opts, write);
+        listener.process(&r);
         out.push(r);
     }
     Ok(out)
@@ -193,7 +228,8 @@ pub(crate) fn convert_input_with(
 fn convert_process(
     ckpt: &Checkpoint,
     pid: u32,
-    roots: Option<&crate::rootfs::FileRoots>,
+    roots: Option<&crate::rootfs::FileView>,
+    sysroot: Option<&Sysroot>,
     opts: &ConvertOptions,
     write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> ProcessReport {
@@ -213,17 +249,24 @@ fn convert_process(
             r.comm = Some(display_bytes(&p.comm).into_owned());
             r.warnings = p.warnings.clone();
             match write(&p) {
-                Ok(stats) => Outcome::Written {
-                    // A command line is text: an executable whose path is
-                    // not UTF-8 is left for gdb to find from the core.
-                    gdb_command: gdb_command(
-                        &stats.path,
-                        p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
-                        opts.root.as_deref(),
-                    ),
-                    stats,
-                    threads: p.threads.len(),
-                },
+                Ok(stats) => {
+                    let mut gdb_root = opts.root.clone();
+                    if let Some(s) = sysroot {
+                        r.warnings.extend(s.add_process(&p, roots));
+                        gdb_root = Some(s.path().to_path_buf());
+                    }
+                    Outcome::Written {
+                        // A command line is text: an executable whose path is
+                        // not UTF-8 is left for gdb to find from the core.
+                        gdb_command: gdb_command(
+                            &stats.path,
+                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            gdb_root.as_deref(),
+                        ),
+                        stats,
+                        threads: p.threads.len(),
+                    }
+                }
                 Err(e) => Outcome::Failed(format!("{e:#}")),
             }
         }
@@ -264,8 +307,13 @@ fn convert_inputs(
     opts: &ConvertOptions,
     listener: &mut dyn Listener,
 ) -> Result<Vec<InputSummary>> {
+    check_file_options(
+        opts.root.as_deref(),
+        opts.image.as_ref(),
+        opts.sysroot.as_deref(),
+    )?;
     let out = OutDir::create(out_dir)?;
-    let options = CoreOptions::new(opts.root.as_deref(), &opts.pids);
+    let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
         return Ok(vec![convert_one(single, &out, opts, options, listener)]);
     }
@@ -300,6 +348,22 @@ fn convert_inputs(
         }
     }
     Ok(summaries)
+}
+
+/// Refuses file options that do not go together: `--root` and `--image`
+/// (both name the container's files), `--sysroot` without either.
+pub(crate) fn check_file_options(
+    root: Option<&Path>,
+    image: Option<&ImageRef>,
+    sysroot: Option<&Path>,
+) -> Result<()> {
+    if root.is_some() && image.is_some() {
+        bail!("--root and --image both name the container's files: give one");
+    }
+    if sysroot.is_some() && root.is_none() && image.is_none() {
+        bail!("--sysroot needs the container's files: give --image or --root");
+    }
+    Ok(())
 }
 
 /// Converts one input into `out` itself.
