@@ -714,8 +714,8 @@ impl ArchiveStore {
         let compression = sniff_head(&head)
             .with_context(|| format!("{}: not a tar, tar.gz or tar.zst archive", self.label))?;
         let stream = io::Cursor::new(head).chain(rest);
-        let result =
-            decompress(stream, compression, &self.label).and_then(|dec| self.scan_stream(dec, None));
+        let result = decompress(stream, compression, &self.label)
+            .and_then(|dec| self.scan_stream(dec, None));
         self.fail_as_archive(result, compression)
     }
 
@@ -934,7 +934,12 @@ impl ArchiveStore {
             key,
             label,
             size: m.size,
-            pagemap: self.learnt.pagemaps.get(&id).map(String::as_str).zip(claimed),
+            pagemap: self
+                .learnt
+                .pagemaps
+                .get(&id)
+                .map(String::as_str)
+                .zip(claimed),
             named: self.learnt.pagemaps.keys().copied().collect(),
             described: self.described,
         };

@@ -7,16 +7,25 @@
 //! before the segment data (the threads and their register sets, the
 //! mapped files' names), and the segments before it (the mappings, which
 //! of their pages the pagemaps hold, which a rootfs diff or `--root`
-//! supplies). The engines write the images in name order: Podman
-//! (libpod's `exportCheckpoint`: `config.dump`, `spec.dump`, ...,
-//! `checkpoint/`, `rootfs-diff.tar`, `deleted.files`, each walked by
-//! containers/storage's `TarWithOptions`, which lists a directory sorted),
-//! CRI-O (`stats-dump`, `dump.log`, `checkpoint/`, `config.dump`,
-//! `spec.dump`, `bind.mounts`, `rootfs-diff.tar`, ..., the same walk) and
-//! containerd (`archive.Diff` of the checkpoint directory: every file in
-//! name order). So in `checkpoint/` every `core-*`, `files.img`,
-//! `memfd.img`, `mm-*` and `pagemap-*` comes before the first `pages-*`,
-//! but `pstree.img`, `remap-fpath.img` (files deleted while mapped),
+//! supplies). The orders the engines write their archives in:
+//!
+//! - Podman (libpod's `exportCheckpoint`, `podman container checkpoint
+//!   --export`, zstd by default): containers/storage's `TarWithOptions`
+//!   with the include list `artifacts`, `devshm-checkpoint.tar`,
+//!   `config.dump`, `spec.dump`, `network.status`, `stats-dump`
+//!   (`ctr.log`), `checkpoint/`, then `rootfs-diff.tar`, `deleted.files`
+//!   and the volumes' tars; each entry walked with `filepath.WalkDir`,
+//!   which lists a directory in name order.
+//! - CRI-O (`internal/lib/checkpoint.go`): the same walk over
+//!   `stats-dump`, `dump.log`, `checkpoint/`, `config.dump`, `spec.dump`,
+//!   `bind.mounts`, then the rootfs diff and the log, but uncompressed: a
+//!   plain tar, whose pages are used where they lie, never streamed.
+//! - containerd (its CRI plugin's checkpoint): `archive.Diff` of the
+//!   checkpoint directory, every file in name order.
+//!
+//! So in `checkpoint/` every `core-*`, `files.img`, `memfd.img`, `mm-*` and
+//! `pagemap-*` comes before the first `pages-*` ("pagemap" < "pages"), but
+//! `pstree.img`, `remap-fpath.img` (files deleted while mapped),
 //! `reg-files.img` (CRIU before files.img) and the rootfs diff come after.
 //!
 //! So each process is laid out, when its pages member comes, from what the
@@ -34,7 +43,9 @@
 //! within the output directory. Pages that come before their pagemap or
 //! their process's images, shared-memory objects (whose pages several
 //! processes map) and anything in an order that makes the archive's images
-//! be decoded more than [`MAX_VIEWS`] times are unpacked as before.
+//! be decoded more than [`MAX_VIEWS`] times are unpacked as before; so is
+//! every pages file where `--image` is given (file pages come from the
+//! image's layers, read only once the archive has been).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -208,7 +219,12 @@ impl<'a> OnePass<'a> {
             ))
         });
         drop(writer);
-        tracing::debug!(pid, member = o.label, bytes = trace.bytes, "pages went straight into the core");
+        tracing::debug!(
+            pid,
+            member = o.label,
+            bytes = trace.bytes,
+            "pages went straight into the core"
+        );
         self.taken.insert(o.label.to_string(), pid);
         self.started.insert(
             pid,
@@ -291,8 +307,12 @@ impl<'a> OnePass<'a> {
             "the layout moved once the archive was read whole (pstree.img, the rootfs diff or deleted files): moving the pages"
         );
         let tmp = out.temp_file(&format!("core.{}", p.pid))?;
-        relocate(&started, &writer, source, tmp.as_file())
-            .with_context(|| format!("writing {}", out.shown(&format!("core.{}", p.pid)).display()))?;
+        relocate(&started, &writer, source, tmp.as_file()).with_context(|| {
+            format!(
+                "writing {}",
+                out.shown(&format!("core.{}", p.pid)).display()
+            )
+        })?;
         writer.complete_in(out, tmp, &[source], force)
     }
 }
@@ -431,11 +451,17 @@ impl StreamCopy<'_> {
     /// core (offsets rise from call to call).
     fn copy(&mut self, at: u64, offset: u64, len: u64) -> Result<()> {
         if offset < self.read {
-            bail!("pages at offset {offset} are wanted after offset {}", self.read);
+            bail!(
+                "pages at offset {offset} are wanted after offset {}",
+                self.read
+            );
         }
         let skip = offset - self.read;
         if io::copy(&mut (&mut *self.data).take(skip), &mut io::sink())? < skip {
-            bail!("it ends at offset {}, before its pagemap's pages", self.read);
+            bail!(
+                "it ends at offset {}, before its pagemap's pages",
+                self.read
+            );
         }
         self.read = offset;
         let mut done = 0;
@@ -444,7 +470,10 @@ impl StreamCopy<'_> {
             let want = (len - done).min(self.buf.len() as u64) as usize;
             let n = read_full(&mut *self.data, &mut self.buf[..want])?;
             if n == 0 {
-                bail!("it ends at offset {}, before its pagemap's pages", self.read);
+                bail!(
+                    "it ends at offset {}, before its pagemap's pages",
+                    self.read
+                );
             }
             if self.failed.is_none() {
                 if let Err(e) = self.file.write_all_at(&self.buf[..n], at + done) {
@@ -508,14 +537,16 @@ fn relocate(started: &Started, writer: &CoreWriter, source: usize, to: &File) ->
             let mut done = 0;
             while done < len {
                 let want = offset + done;
-                while piece.is_none_or(|(_, o, l)| o + l <= want) {
-                    piece = rx.recv().ok();
-                    if piece.is_none() {
-                        bail!("offset {want} of {} was not written", started.label);
+                let (p_at, p_off, p_len) = loop {
+                    match piece {
+                        Some(p) if p.1 + p.2 > want => break p,
+                        _ => match rx.recv() {
+                            Ok(p) => piece = Some(p),
+                            Err(_) => {
+                                bail!("offset {want} of {} was not written", started.label)
+                            }
+                        },
                     }
-                }
-                let Some((p_at, p_off, p_len)) = piece else {
-                    unreachable!("a piece was just received")
                 };
                 if p_off > want {
                     bail!("offset {want} of {} was not written", started.label);
@@ -528,7 +559,9 @@ fn relocate(started: &Started, writer: &CoreWriter, source: usize, to: &File) ->
             Ok(())
         });
         drop(rx);
-        let walked = walker.join().map_err(|_| anyhow!("the walk of the first layout failed"))?;
+        let walked = walker
+            .join()
+            .map_err(|_| anyhow!("the walk of the first layout failed"))?;
         moved?;
         // The first walk stops early, and fails, once it is not wanted.
         walked.or_else(|e| if e.is::<Unwanted>() { Ok(()) } else { Err(e) })

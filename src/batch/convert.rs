@@ -17,8 +17,7 @@ use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
 use crate::input::{
-    self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions,
-    PageUse,
+    self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
 };
 use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
@@ -150,13 +149,16 @@ pub(crate) fn open_and_convert(
     let one_pass = opts.image.is_none()
         && matches!(
             input::detect(path),
-            Ok(Some(InputKind::Archive(Compression::Gzip | Compression::Zstd)))
+            Ok(Some(InputKind::Archive(
+                Compression::Gzip | Compression::Zstd
+            )))
         );
     let mut pass = one_pass.then(|| crate::onepass::OnePass::new(out_dir, opts));
     let ckpt = input::open_with_sink(
         path,
         &opts.open_options(),
-        pass.as_mut().map(|p| p as &mut dyn crate::archive::PagesSink),
+        pass.as_mut()
+            .map(|p| p as &mut dyn crate::archive::PagesSink),
     )?;
     s.processes = ckpt.processes().len();
     ckpt.warnings().iter().for_each(|w| listener.warning(w));

@@ -42,8 +42,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
 pub(crate) use convert::convert_input_with;
+pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
 use find::expand_inputs;
 pub use find::{MAX_DEPTH, MAX_FOUND};
 use job::Job;

@@ -95,7 +95,11 @@ impl<'a> CoreWriter<'a> {
 
     /// The core as the ELF writer sees it: the sources in `written` are
     /// in the output already.
-    fn core_file<'c>(&'c self, segments: &'c Cancellable<'c>, written: &'c [usize]) -> CoreFile<'c> {
+    fn core_file<'c>(
+        &'c self,
+        segments: &'c Cancellable<'c>,
+        written: &'c [usize],
+    ) -> CoreFile<'c> {
         CoreFile {
             target: arch::elf_target(self.p.arch),
             page_size: self.p.page_size,

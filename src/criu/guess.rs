@@ -21,6 +21,9 @@ use super::store::ImageStore;
 use super::{magic, proto, vmas};
 use crate::model::TreeEntry;
 
+/// The most thread-in-process lookups [`guess_tree`] makes by memory.
+const MAX_LOOKUPS: usize = 1 << 22;
+
 /// A process's leader as its images show it.
 struct Leader {
     pid: u32,
@@ -99,8 +102,16 @@ pub(crate) fn guess_tree(store: &dyn ImageStore) -> Result<Vec<TreeEntry>> {
         }
     }
     leaders.sort_unstable_by_key(|l| l.pid);
+    let live: Vec<usize> = (0..leaders.len())
+        .filter(|&i| leaders[i].vmas.is_some())
+        .collect();
+    // Each thread's list head is looked up in every live process's
+    // mappings only while that stays cheap: a hostile archive may hold
+    // 200,000 core images.
+    let by_memory = live.len().saturating_mul(others.len()) <= MAX_LOOKUPS;
     for (tid, rla) in others {
-        if let Some(i) = owner(&leaders, tid, rla) {
+        let rla = if by_memory { rla } else { 0 };
+        if let Some(i) = owner(&leaders, &live, tid, rla) {
             leaders[i].threads.push(tid);
         }
     }
@@ -120,11 +131,9 @@ pub(crate) fn guess_tree(store: &dyn ImageStore) -> Result<Vec<TreeEntry>> {
 }
 
 /// Which of `leaders` (sorted by pid) thread `tid`, whose robust list head
-/// is at `rla`, most likely belongs to.
-fn owner(leaders: &[Leader], tid: u32, rla: u64) -> Option<usize> {
-    let live: Vec<usize> = (0..leaders.len())
-        .filter(|&i| leaders[i].vmas.is_some())
-        .collect();
+/// is at `rla` (0: not looked up), most likely belongs to; `live` are the
+/// indices of the live ones.
+fn owner(leaders: &[Leader], live: &[usize], tid: u32, rla: u64) -> Option<usize> {
     let holding: Vec<usize> = live
         .iter()
         .copied()
@@ -132,15 +141,14 @@ fn owner(leaders: &[Leader], tid: u32, rla: u64) -> Option<usize> {
         .collect();
     let among = match holding.len() {
         1 => return Some(holding[0]),
-        0 => &live,
+        0 => live,
         _ => &holding,
     };
-    among
-        .iter()
-        .copied()
-        .filter(|&i| leaders[i].pid < tid)
-        .max_by_key(|&i| leaders[i].pid)
-        .or_else(|| among.first().copied())
+    // `among` is in pid order: the last below `tid`, else the first.
+    match among.partition_point(|&i| leaders[i].pid < tid) {
+        0 => among.first().copied(),
+        k => Some(among[k - 1]),
+    }
 }
 
 #[cfg(test)]
@@ -189,8 +197,10 @@ mod tests {
         w.core(104, &core(false, 0x9000)).unwrap();
         w.core(105, &core(false, 0)).unwrap();
         w.core(106, &core(true, 0)).unwrap();
-        w.mm(100, &mm(&[(0x1000, 0x2000), (0x7000, 0x8000)])).unwrap();
-        w.mm(101, &mm(&[(0x1000, 0x2000), (0x9000, 0xa000)])).unwrap();
+        w.mm(100, &mm(&[(0x1000, 0x2000), (0x7000, 0x8000)]))
+            .unwrap();
+        w.mm(101, &mm(&[(0x1000, 0x2000), (0x9000, 0xa000)]))
+            .unwrap();
         let tree = guess_tree(&DirStore::open(dir.path()).unwrap()).unwrap();
         let got: Vec<(u32, Vec<u32>)> = tree.into_iter().map(|e| (e.pid, e.threads)).collect();
         assert_eq!(

@@ -37,6 +37,7 @@ mod hashes;
 mod hostile;
 mod images;
 mod library;
+mod onepass;
 mod readme;
 mod terminal;
 
@@ -170,6 +171,7 @@ fn main() {
     tests.extend(gdb::tests());
     tests.extend(grep::tests());
     tests.extend(hashes::tests());
+    tests.extend(onepass::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
     tests.extend(library::tests());
