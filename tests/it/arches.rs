@@ -544,10 +544,65 @@ fn mips64el_core_reads_like_the_live_process() {
     });
 }
 
+/// Checks that a core is laid out in pages of `page` bytes: its PT_LOADs
+/// are exactly the mappings the images list (which are in such pages),
+/// aligned to `page` (p_align, file offsets, file sizes), and AT_PAGESZ
+/// and NT_FILE's page size say `page`. Returns the mappings as (start,
+/// length).
+fn layout_in_pages(fx: &Path, core: &Path, page: u64) -> Vec<(u64, u64)> {
+    let data = fs::read(core).unwrap();
+    let elf = goblin::elf::Elf::parse(&data).unwrap();
+    let mm = fs::read_dir(fx.join("json"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mm-"))
+        .unwrap();
+    let mm: serde_json::Value = serde_json::from_slice(&fs::read(mm).unwrap()).unwrap();
+    let vmas: Vec<(u64, u64)> = mm["entries"][0]["vmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let (s, e) = (v["start"].as_u64().unwrap(), v["end"].as_u64().unwrap());
+            (s, e - s)
+        })
+        .collect();
+    let pt_loads: Vec<(u64, u64)> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+        .map(|p| {
+            assert_eq!(p.p_align, page, "p_align of {:#x}", p.p_vaddr);
+            assert_eq!(p.p_offset % page, 0, "file offset of {:#x}", p.p_vaddr);
+            assert_eq!(p.p_filesz % page, 0, "file size of {:#x}", p.p_vaddr);
+            assert!(p.p_filesz <= p.p_memsz);
+            (p.p_vaddr, p.p_memsz)
+        })
+        .collect();
+    assert_eq!(pt_loads, vmas);
+    assert!(vmas.iter().all(|&(s, l)| s % page == 0 && l % page == 0));
+    let notes = notes(core);
+    let little = elf.little_endian;
+    let w = if elf.is_64 { 8 } else { 4 };
+    let auxv = &notes.iter().find(|n| n.1 == 6).expect("NT_AUXV").2;
+    let pagesz = auxv
+        .chunks(2 * w)
+        .find(|p| word(&p[..w], 0, little) == 6)
+        .map(|p| word(&p[w..], 0, little));
+    assert_eq!(pagesz, Some(page), "AT_PAGESZ");
+    let file = &notes
+        .iter()
+        .find(|n| n.1 == 0x4649_4c45)
+        .expect("NT_FILE")
+        .2;
+    assert_eq!(word(&file[w..2 * w], 0, little), page, "NT_FILE page size");
+    vmas
+}
+
 /// Register name → captured value, per thread, from a fixture's
 /// registers.txt ("thread TID" lines, then "NAME SIZE 0xVALUE").
-fn captured_registers(fx: &Path) -> BTreeMap<u32, BTreeMap<String, u64>> {
-    let mut out: BTreeMap<u32, BTreeMap<String, u64>> = BTreeMap::new();
+fn captured_registers(fx: &Path) -> BTreeMap<u32, BTreeMap<String, u128>> {
+    let mut out: BTreeMap<u32, BTreeMap<String, u128>> = BTreeMap::new();
     let mut tid = None;
     for l in fs::read_to_string(fx.join("registers.txt"))
         .unwrap()
@@ -557,7 +612,7 @@ fn captured_registers(fx: &Path) -> BTreeMap<u32, BTreeMap<String, u64>> {
         match f[..] {
             ["thread", t] => tid = t.parse().ok(),
             [name, _, value] => {
-                let v = u64::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
+                let v = u128::from_str_radix(value.trim_start_matches("0x"), 16).unwrap();
                 out.entry(tid.unwrap())
                     .or_default()
                     .insert(name.to_string(), v);
@@ -603,52 +658,11 @@ fn loongarch64_core_matches_the_capture() {
         "ELF header"
     );
     const PAGE: u64 = 16384;
-
-    // The mappings, as the images list them, are the PT_LOADs.
-    let mm = fs::read_dir(fx.join("json"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mm-"))
-        .unwrap();
-    let mm: serde_json::Value = serde_json::from_slice(&fs::read(mm).unwrap()).unwrap();
-    let vmas: Vec<(u64, u64)> = mm["entries"][0]["vmas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let (s, e) = (v["start"].as_u64().unwrap(), v["end"].as_u64().unwrap());
-            (s, e - s)
-        })
-        .collect();
-    let pt_loads: Vec<(u64, u64)> = elf
-        .program_headers
-        .iter()
-        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
-        .map(|p| {
-            assert_eq!(p.p_align, PAGE, "p_align of {:#x}", p.p_vaddr);
-            assert_eq!(p.p_offset % PAGE, 0, "file offset of {:#x}", p.p_vaddr);
-            assert!(p.p_filesz == 0 || p.p_filesz == p.p_memsz);
-            (p.p_vaddr, p.p_memsz)
-        })
-        .collect();
-    assert_eq!(pt_loads, vmas);
-    assert!(vmas.iter().all(|&(s, l)| s % PAGE == 0 && l % PAGE == 0));
-
-    // The notes: per thread NT_PRSTATUS (480 bytes, user_pt_regs at 112)
-    // and NT_PRFPREG (272); AT_PAGESZ and NT_FILE's page size.
+    let vmas = layout_in_pages(&fx, &core, PAGE);
     let notes = notes(&core);
-    let auxv = &notes.iter().find(|n| n.1 == 6).expect("NT_AUXV").2;
-    let pagesz = auxv
-        .chunks(16)
-        .find(|p| word(p, 0, true) == 6)
-        .map(|p| word(p, 8, true));
-    assert_eq!(pagesz, Some(PAGE), "AT_PAGESZ");
-    let file = &notes
-        .iter()
-        .find(|n| n.1 == 0x4649_4c45)
-        .expect("NT_FILE")
-        .2;
-    assert_eq!(word(file, 8, true), PAGE, "NT_FILE page size");
+
+    // Per thread NT_PRSTATUS (480 bytes, user_pt_regs at 112) and
+    // NT_PRFPREG (272).
     let captured = captured_registers(&fx);
     let mut seen = BTreeSet::new();
     let mut tps = BTreeSet::new();
@@ -656,7 +670,7 @@ fn loongarch64_core_matches_the_capture() {
         assert_eq!((n.0.as_str(), n.2.len()), ("CORE", 480), "NT_PRSTATUS");
         let tid = word(&n.2, 32, true) as u32;
         let want = &captured[&tid];
-        let reg = |i: usize| word(&n.2, 112 + 8 * i, true);
+        let reg = |i: usize| u128::from(word(&n.2, 112 + 8 * i, true));
         for r in 0..32 {
             assert_eq!(reg(r), want[&format!("r{r}")], "r{r} of {tid}");
         }
@@ -664,7 +678,7 @@ fn loongarch64_core_matches_the_capture() {
         assert_eq!(reg(33), want["pc"], "pc (csr_era) of {tid}");
         assert_eq!(reg(34), want["badv"], "csr_badv of {tid}");
         assert_eq!(word(&n.2, 472, true) as u32, 1, "pr_fpvalid of {tid}");
-        tps.insert(reg(2));
+        tps.insert(reg(2) as u64);
         let fp = notes[i + 1..]
             .iter()
             .take_while(|n| n.1 != 1)
@@ -673,14 +687,18 @@ fn loongarch64_core_matches_the_capture() {
         assert_eq!((fp.0.as_str(), fp.2.len()), ("CORE", 272), "NT_PRFPREG");
         for f in 0..32 {
             assert_eq!(
-                word(&fp.2, 8 * f, true),
+                u128::from(word(&fp.2, 8 * f, true)),
                 want[&format!("f{f}")],
                 "f{f} of {tid}"
             );
         }
-        assert_eq!(word(&fp.2, 256, true), want["fcc"], "fcc of {tid}");
         assert_eq!(
-            word(&fp.2, 264, true) as u32 as u64,
+            u128::from(word(&fp.2, 256, true)),
+            want["fcc"],
+            "fcc of {tid}"
+        );
+        assert_eq!(
+            u128::from(word(&fp.2, 264, true) as u32),
             want["fcsr"],
             "fcsr of {tid}"
         );
@@ -743,6 +761,171 @@ fn loongarch64_core_matches_the_capture() {
     assert!(prpsinfo_psargs(&core).starts_with(&PSARGS.as_bytes()[..79]));
 }
 
+/// The registers CRIU saves of a ppc64 thread from what ptrace gave:
+/// compel's handle_syscall() puts a thread interrupted in a system call
+/// (trap 0xc00 with cr0's SO bit set, or scv's 0x3000 with a negative
+/// error) that is to be restarted back at its `sc` with r3 = orig_r3, and
+/// trap is reset to 0.
+fn ppc64_as_criu_saves(r: &BTreeMap<String, u128>) -> BTreeMap<String, u128> {
+    const RESTART: [i64; 3] = [512, 513, 514]; // ERESTARTSYS, -NOINTR, -NOHAND
+    let mut out = r.clone();
+    let trap = r["trap"] & !0xf;
+    let r3 = r["r3"] as u64;
+    let restart = match trap {
+        0xc00 => r["cr"] & 0x1000_0000 != 0 && RESTART.contains(&(r3 as i64)),
+        0x3000 => RESTART.contains(&-(r3 as i64)),
+        _ => false,
+    };
+    if restart {
+        out.insert("r3".into(), r["orig_r3"]);
+        out.insert("pc".into(), r["pc"] - 4);
+    }
+    out.insert("trap".into(), 0);
+    out
+}
+
+/// ppc64le with 64 KiB pages, captured on a real kernel of that page size
+/// (scripts/make-ppc64le-64k: Debian's ppc64el kernel in
+/// qemu-system-ppc64), which no gdb watched live: the core must be laid
+/// out in 64 KiB pages, and gdb-multiarch must show its threads and their
+/// backtraces through the program's frames, every register as CRIU saves
+/// it from what ptrace gave (general, floating-point, vector, VSX,
+/// orig_r3, trap), each thread's r13 among the thread pointers the program
+/// recorded, its markers, and AT_PAGESZ 65536.
+fn ppc64le_64k_core_reads_like_the_captured_process() {
+    let fx = unpacked("ppc64le-64k");
+    let out = scratch("arch-ppc64le-64k");
+    convert_ok(&[&"convert", &fx.join("images"), &"-o", &out]);
+    let core = the_core(&out);
+    let data = fs::read(&core).unwrap();
+    let elf = goblin::elf::Elf::parse(&data).unwrap();
+    assert_eq!(
+        (
+            elf.header.e_machine,
+            elf.is_64,
+            elf.little_endian,
+            elf.header.e_flags
+        ),
+        (21, true, true, 2),
+        "ELF header"
+    );
+    layout_in_pages(&fx, &core, 65536);
+
+    let sysroot = fx.join("sysroot");
+    let exe = sysroot.join(EXE.trim_start_matches('/'));
+    let o = run_gdb(GDB, Some(&sysroot), Some(&exe), &core, &commands());
+    let ours = sections(&o);
+    let program: serde_json::Value =
+        serde_json::from_slice(&fs::read(fx.join("program.json")).unwrap()).unwrap();
+    let ids = |k: &str| -> Vec<u64> {
+        program[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    let (tids, tps) = (ids("tids"), ids("thread_pointers"));
+
+    // The threads, each with frames of the program.
+    let rows: Vec<u64> = thread_rows(sec(&ours, "threads"))
+        .iter()
+        .map(|r| u64::from(r.0))
+        .collect();
+    assert_eq!(rows.iter().collect::<BTreeSet<_>>(), tids.iter().collect());
+    let bt = by_thread(sec(&ours, "bt"));
+    for (id, frames) in &bt {
+        assert!(
+            frames.len() >= 2
+                && frames
+                    .iter()
+                    .any(|f| f.contains(" main ") || f.contains(" worker ")),
+            "LWP {id}: {frames:?}"
+        );
+    }
+
+    // Every captured register, as CRIU saves it, as gdb shows it.
+    let hex = |s: &str| u128::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let shown = by_thread(sec(&ours, "regs"));
+    let captured = captured_registers(&fx);
+    assert_eq!(
+        shown.keys().collect::<BTreeSet<_>>(),
+        captured.keys().collect()
+    );
+    for (tid, raw) in &captured {
+        let want = ppc64_as_criu_saves(raw);
+        let got: BTreeMap<String, u128> = registers(&shown[tid])
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let bits = match v.split_once("(raw ") {
+                    Some((_, r)) => hex(r.trim_end_matches(')')),
+                    None => match v.split_once("uint128 = ") {
+                        Some((_, r)) => hex(r.split(',').next().unwrap()),
+                        None => hex(v.split_whitespace().next()?),
+                    },
+                };
+                Some((name, bits?))
+            })
+            .collect();
+        let mut differ = Vec::new();
+        let mut check = |name: String, w: u128| {
+            if got.get(&name) != Some(&w) {
+                differ.push(format!(
+                    "{name}: captured {w:#x}, core {:x?}",
+                    got.get(&name)
+                ));
+            }
+        };
+        for (name, &w) in &want {
+            match name.strip_prefix('#') {
+                // vsN (N < 32): fN's doubleword above the captured low one.
+                Some(n) => check(format!("vs{n}"), want[&format!("f{n}")] << 64 | w),
+                None => check(name.clone(), w),
+            }
+        }
+        for i in 0..32 {
+            check(format!("vs{}", 32 + i), want[&format!("vr{i}")]);
+        }
+        assert!(
+            differ.is_empty(),
+            "thread {tid}: {} differences:\n{}",
+            differ.len(),
+            differ.join("\n")
+        );
+        assert!(tps.contains(&(got["r13"] as u64)), "r13 of {tid}");
+    }
+
+    // Memory, the auxiliary vector, psargs.
+    assert!(sec(&ours, "secret").contains(MARKERS[0]), "{o}");
+    assert!(sec(&ours, "heap").contains(MARKERS[1]), "{o}");
+    let recorded = format!(
+        "$1 = {{{}}}",
+        tps.iter()
+            .map(|t| format!("{t:#x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(sec(&ours, "tps").trim(), recorded);
+    assert!(
+        sec(&ours, "auxv")
+            .lines()
+            .any(|l| l.starts_with("6 ") && l.trim_end().ends_with(" 65536")),
+        "{}",
+        sec(&ours, "auxv")
+    );
+    assert!(
+        o.contains(&format!("Core was generated by `{PSARGS}'.")),
+        "{o}"
+    );
+    let warnings: Vec<&str> = o.lines().filter(|l| l.contains("warning:")).collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let found: BTreeSet<String> = find_in_core(&core, &MARKERS.map(String::from))
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(found.len(), MARKERS.len(), "markers: {found:?}");
+}
+
 /// This module's tests.
 pub fn tests() -> Vec<Trial> {
     trials![
@@ -753,5 +936,6 @@ pub fn tests() -> Vec<Trial> {
         armv7_core_reads_like_the_live_process needs [Need::Tool(GDB)],
         mips64el_core_reads_like_the_live_process needs [Need::Tool(GDB)],
         loongarch64_core_matches_the_capture,
+        ppc64le_64k_core_reads_like_the_captured_process needs [Need::Tool(GDB)],
     ]
 }

@@ -145,8 +145,9 @@ fn markers_are_found_exactly_where_gcore_has_them() {
 
 /// The checkpoints of other architectures (images of a state captured
 /// under qemu-user; no gcore there): each marker where our core of them
-/// holds it, big-endian s390x, 32-bit Arm and loongarch64's 16 KiB pages
-/// included (whose build lacks `secret`: a marker neither finds).
+/// holds it, big-endian s390x, 32-bit Arm, loongarch64's 16 KiB pages
+/// (whose build lacks `secret`: a marker neither finds) and ppc64le's
+/// 64 KiB ones included.
 fn markers_of_other_architectures_are_where_their_cores_hold_them() {
     for arch in [
         "aarch64",
@@ -156,6 +157,7 @@ fn markers_of_other_architectures_are_where_their_cores_hold_them() {
         "armv7",
         "mips64el",
         "loongarch64",
+        "ppc64le-64k",
     ] {
         let dir = unpack(
             &repo().join(format!("gdb-fixtures/arches/{arch}.tar.zst")),

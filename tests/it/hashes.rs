@@ -15,7 +15,7 @@ use libtest_mimic::Trial;
 
 /// The cases: a name, the fixture archive under gdb-fixtures/, the fixture
 /// directory's name, and whether to read file pages from its sysroot.
-const CASES: [(&str, &str, &str, bool); 24] = [
+const CASES: [(&str, &str, &str, bool); 26] = [
     ("mt-pie", "mt-pie.tar.zst", "mt-pie", false),
     ("mt-pie-root", "mt-pie.tar.zst", "mt-pie", true),
     ("fork-shared", "fork-shared.tar.zst", "fork-shared", false),
@@ -53,6 +53,18 @@ const CASES: [(&str, &str, &str, bool); 24] = [
         "loongarch64-root",
         "arches/loongarch64.tar.zst",
         "loongarch64",
+        true,
+    ),
+    (
+        "ppc64le-64k",
+        "arches/ppc64le-64k.tar.zst",
+        "ppc64le-64k",
+        false,
+    ),
+    (
+        "ppc64le-64k-root",
+        "arches/ppc64le-64k.tar.zst",
+        "ppc64le-64k",
         true,
     ),
 ];
