@@ -10,7 +10,7 @@ use std::process::Output;
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::container_images::{checkpoint_images, containerd_export};
+use crate::container_images::{checkpoint_images, containerd_export, gzip, sha256, write_blob};
 use crate::Need;
 use libtest_mimic::Trial;
 
@@ -316,5 +316,247 @@ pub fn tests() -> Vec<Trial> {
     trials![
         every_engine_converts_inspects_and_batches_as_podman
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
+        image_gives_the_cores_root_gives,
     ]
+}
+
+/// Bytes no real file holds: the lower layer's versions of every file.
+const DECOY: &[u8] = b"DECOY-LOWER-LAYER: replaced by the upper layer, never in a core";
+
+/// Every entry under `dir`, relative, parents first.
+fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let mut names: Vec<_> = fs::read_dir(dir.join(rel))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for n in names {
+        let r = rel.join(n);
+        out.push(r.clone());
+        let m = fs::symlink_metadata(dir.join(&r)).unwrap();
+        if m.is_dir() {
+            walk(dir, &r, out);
+        }
+    }
+}
+
+fn tar_dir(b: &mut tar::Builder<Vec<u8>>, name: &str) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_data(&mut h, format!("{}/", name.trim_end_matches('/')), &[][..])
+        .unwrap();
+}
+
+fn tar_link(b: &mut tar::Builder<Vec<u8>>, name: &str, target: &Path) {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    b.append_link(&mut h, name, target).unwrap();
+}
+
+/// The two layers of an image of `sysroot`: the lower one (gzip) holds
+/// the tree with a decoy in place of every file, a file the upper layer
+/// whites out and a directory it makes opaque; the upper one (plain tar)
+/// the real files, the whiteout, the opaque directory, and the program
+/// interpreter at its PT_INTERP path (/lib64 leads to usr/lib64), as an
+/// installed system has it.
+fn image_layers(sysroot: &Path) -> (Vec<u8>, Vec<u8>) {
+    let mut entries = Vec::new();
+    walk(sysroot, Path::new(""), &mut entries);
+    let mut lower = tar::Builder::new(Vec::new());
+    let mut upper = tar::Builder::new(Vec::new());
+    for r in &entries {
+        let full = sysroot.join(r);
+        let name = r.to_str().unwrap();
+        let m = fs::symlink_metadata(&full).unwrap();
+        if m.file_type().is_symlink() {
+            tar_link(&mut lower, name, &fs::read_link(&full).unwrap());
+        } else if m.is_dir() {
+            tar_dir(&mut lower, name);
+            tar_dir(&mut upper, name);
+        } else {
+            tar_file(&mut lower, name, DECOY);
+            tar_file(&mut upper, name, &fs::read(&full).unwrap());
+        }
+    }
+    for d in ["etc", "opt", "opt/app", "opt/app/sub"] {
+        tar_dir(&mut lower, d);
+    }
+    tar_file(&mut lower, "etc/whiteout-me", DECOY);
+    tar_file(&mut lower, "opt/app/old.conf", DECOY);
+    tar_file(&mut lower, "opt/app/sub/deep.conf", DECOY);
+    for d in ["etc", "opt", "opt/app"] {
+        tar_dir(&mut upper, d);
+    }
+    tar_file(&mut upper, "etc/.wh.whiteout-me", b"");
+    tar_file(&mut upper, "opt/app/.wh..wh..opq", b"");
+    tar_file(&mut upper, "opt/app/new.conf", b"new");
+    let ld = "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    if sysroot.join(ld).is_file() {
+        tar_dir(&mut upper, "usr/lib64");
+        tar_link(
+            &mut upper,
+            "usr/lib64/ld-linux-x86-64.so.2",
+            Path::new("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        );
+    }
+    (
+        gzip(&lower.into_inner().unwrap()),
+        upper.into_inner().unwrap(),
+    )
+}
+
+/// The image of `sysroot` named `localhost/victim:latest` (as
+/// [`CONFIG_DUMP`] names it), under `base`: an OCI layout directory, an
+/// OCI archive (a tar of it) and a docker-archive (`docker save`'s
+/// manifest.json with Config and Layers).
+fn images_of(sysroot: &Path, base: &Path) -> Vec<PathBuf> {
+    let (lower_gz, upper) = image_layers(sysroot);
+    let lower = {
+        use std::io::Read;
+        let mut v = Vec::new();
+        flate2::read::GzDecoder::new(&lower_gz[..])
+            .read_to_end(&mut v)
+            .unwrap();
+        v
+    };
+    let layout = base.join("oci");
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&lower).to_string(), sha256(&upper).to_string()]}})
+    .to_string();
+    let desc = |mt: &str, bytes: &[u8]| json!({"mediaType": mt, "digest": write_blob(&layout, bytes).to_string(), "size": bytes.len()});
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": desc("application/vnd.oci.image.config.v1+json", config.as_bytes()),
+        "layers": [desc("application/vnd.oci.image.layer.v1.tar+gzip", &lower_gz),
+                   desc("application/vnd.oci.image.layer.v1.tar", &upper)]})
+        .to_string();
+    let mut top = desc(
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    );
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "localhost/victim:latest"});
+    fs::write(
+        layout.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [top]}).to_string(),
+    )
+    .unwrap();
+    let mut t = tar::Builder::new(Vec::new());
+    t.append_dir_all(".", &layout).unwrap();
+    let oci_tar = base.join("image.oci.tar");
+    fs::write(&oci_tar, t.into_inner().unwrap()).unwrap();
+    // docker save: layers as <id>/layer.tar, the config as <hex>.json.
+    let mut d = tar::Builder::new(Vec::new());
+    let cfg_name = format!(
+        "{}.json",
+        sha256(config.as_bytes())
+            .to_string()
+            .trim_start_matches("sha256:")
+    );
+    tar_file(&mut d, &cfg_name, config.as_bytes());
+    let mut names = Vec::new();
+    for (i, l) in [&lower_gz, &upper].iter().enumerate() {
+        let n = format!("{i}{}/layer.tar", "0".repeat(63));
+        tar_file(&mut d, &n, l);
+        names.push(n);
+    }
+    tar_file(
+        &mut d,
+        "manifest.json",
+        json!([{"Config": cfg_name, "RepoTags": ["localhost/victim:latest"], "Layers": names}])
+            .to_string()
+            .as_bytes(),
+    );
+    let docker = base.join("image.docker.tar");
+    fs::write(&docker, d.into_inner().unwrap()).unwrap();
+    vec![layout, oci_tar, docker]
+}
+
+/// The core files of a directory, sorted.
+fn cores(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("core.")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+fn image_gives_the_cores_root_gives() {
+    for name in FIXTURES {
+        let fx = fixture(name);
+        let base = scratch(&format!("engines-image-{name}"));
+        let want = convert_fixture(&fx, "root", &["--root", s(&fx.sysroot())]);
+        let images = images_of(&fx.sysroot(), &base);
+        let podman = base.join("podman.tar.gz");
+        fs::write(
+            &podman,
+            compress(&podman_tar(&fx.images(), |_| {}), "tar.gz"),
+        )
+        .unwrap();
+        for input in [fx.images(), podman.clone()] {
+            for (i, image) in images.iter().enumerate() {
+                let what = format!("{} --image {}", input.display(), image.display());
+                let out = base.join(format!(
+                    "out-{i}-{}",
+                    input.file_name().unwrap().to_str().unwrap()
+                ));
+                let o = criu2core(["convert", s(&input), "-o", s(&out), "--image", s(image)]);
+                assert!(o.status.success(), "{what}: {}", text(&o));
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(err.contains("localhost/victim:latest"), "{what}: {err}");
+                if input == podman {
+                    assert!(!err.contains("names no image"), "{what}: {err}");
+                }
+                for p in &fx.processes {
+                    let core = out.join(format!("core.{}", p.pid));
+                    let got = fs::read(&core).unwrap();
+                    assert!(
+                        got == fs::read(want.join(format!("core.{}", p.pid))).unwrap(),
+                        "{what}: core.{} differs from --root's",
+                        p.pid
+                    );
+                    assert!(!contains(&got, DECOY), "{what}: a decoy reached the core");
+                }
+            }
+        }
+        // --root and --image together are refused.
+        let o = criu2core([
+            "convert",
+            s(&fx.images()),
+            "-o",
+            s(&base.join("both")),
+            "--image",
+            s(&images[0]),
+            "--root",
+            s(&fx.sysroot()),
+        ]);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("--image") && text(&o).contains("--root"),
+            "{}",
+            text(&o)
+        );
+        assert!(!base.join("both").exists() || cores(&base.join("both")).is_empty());
+    }
 }
