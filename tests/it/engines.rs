@@ -317,6 +317,7 @@ pub fn tests() -> Vec<Trial> {
         every_engine_converts_inspects_and_batches_as_podman
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
         image_gives_the_cores_root_gives,
+        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb")],
     ]
 }
 
@@ -558,5 +559,129 @@ fn image_gives_the_cores_root_gives() {
             text(&o)
         );
         assert!(!base.join("both").exists() || cores(&base.join("both")).is_empty());
+    }
+}
+
+/// The files of NT_FILE of a (64-bit) core: count, page size, count
+/// (start, end, offset) triples, then the names, each NUL-terminated.
+fn nt_file_paths(core: &Path) -> Vec<String> {
+    const NT_FILE: u32 = 0x4649_4c45;
+    let (_, _, desc) = notes(core)
+        .into_iter()
+        .find(|(owner, t, _)| owner == "CORE" && *t == NT_FILE)
+        .expect("no NT_FILE");
+    let count = u64::from_le_bytes(desc[..8].try_into().unwrap()) as usize;
+    let names = &desc[16 + 24 * count..];
+    let mut paths: Vec<String> = names
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(paths.len(), count, "{}", core.display());
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn standalone_cores_and_a_ready_sysroot() {
+    for name in FIXTURES {
+        let fx = fixture(name);
+        let base = scratch(&format!("engines-sysroot-{name}"));
+        let images = images_of(&fx.sysroot(), &base);
+        fs::write(base.join("podman.tar"), podman_tar(&fx.images(), |_| {})).unwrap();
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
+                .args(args)
+                .current_dir(&base)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{args:?}: {}", text(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let image = images[1].file_name().unwrap().to_str().unwrap();
+        let args = [
+            "convert",
+            "podman.tar",
+            "-o",
+            "cores",
+            "--image",
+            image,
+            "--sysroot",
+            "sys",
+        ];
+        let stdout = run(&args);
+        // The printed command opens each core with the sysroot.
+        let exe = fx.processes[0].exe.trim_start_matches('/').to_string();
+        for p in &fx.processes {
+            let cmd = format!("gdb -iex 'set sysroot sys' sys/{exe} cores/core.{}", p.pid);
+            assert!(stdout.contains(&format!("\n  {cmd}\n")), "{stdout}");
+        }
+        let mut json_args = args.to_vec();
+        json_args.extend(["--json", "--force"]);
+        let v: Value = serde_json::from_str(&run(&json_args)).unwrap();
+        assert_schema("convert.schema.json", &v);
+        for c in v["inputs"][0]["cores"].as_array().unwrap() {
+            assert_eq!(
+                c["gdb_command"],
+                format!(
+                    "gdb -iex 'set sysroot sys' sys/{exe} cores/core.{}",
+                    c["pid"]
+                ),
+                "{v:#}"
+            );
+        }
+        // The sysroot holds every mapped file, as the image has it.
+        let sys = base.join("sys");
+        for p in &fx.processes {
+            let core = base.join(format!("cores/core.{}", p.pid));
+            let files = nt_file_paths(&core);
+            assert!(!files.is_empty());
+            for f in files.iter().filter(|f| !f.contains("(deleted)")) {
+                let got = fs::read(sys.join(f.trim_start_matches('/')))
+                    .unwrap_or_else(|e| panic!("{name}: {f} not in the sysroot: {e}"));
+                let want = fs::read(fx.sysroot().join(f.trim_start_matches('/'))).unwrap();
+                assert!(got == want, "{name}: {f} is not the image's");
+            }
+        }
+        if name != "static" {
+            // The program interpreter at its PT_INTERP path, through links.
+            assert!(sys.join("lib64/ld-linux-x86-64.so.2").is_file(), "{name}");
+        }
+        fs::create_dir_all(base.join("reference")).unwrap();
+        let root = complete_sysroot(&fx, &base.join("reference"));
+        let empty = base.join("empty");
+        fs::create_dir_all(&empty).unwrap();
+        for p in &fx.processes {
+            let core = base.join(format!("cores/core.{}", p.pid));
+            // No files at all: the code at every thread's pc is in the core.
+            let g = gdb(
+                Some(&empty),
+                None,
+                &core,
+                &["thread apply all x/16xb $pc".to_string()],
+            );
+            let threads = per_thread(&g);
+            assert!(!threads.is_empty(), "{name}: {g}");
+            for (lwp, lines) in &threads {
+                let bytes: Vec<&str> = lines
+                    .iter()
+                    .filter_map(|l| l.split_once(':').map(|(_, b)| b))
+                    .flat_map(str::split_whitespace)
+                    .collect();
+                assert!(
+                    bytes.len() == 16 && bytes.iter().any(|b| *b != "0x00"),
+                    "{name}: LWP {lwp}: no code at pc: {lines:?}\n{g}"
+                );
+            }
+            // The sysroot written gives the backtraces the fixture's own
+            // sysroot gives, and gdb finds the core matches its program.
+            let bt = ["thread apply all bt".to_string()];
+            let ours = gdb(Some(&sys), Some(&sys.join(&exe)), &core, &bt);
+            let theirs = gdb(Some(&root), Some(&root.join(&exe)), &core, &bt);
+            assert!(!ours.contains("may not match"), "{name}: {ours}");
+            assert!(!ours.contains("?? ()"), "{name}: {ours}");
+            assert_eq!(per_thread(&ours), per_thread(&theirs), "{name}");
+            assert_eq!(per_thread(&ours).len(), threads.len());
+        }
     }
 }
