@@ -317,7 +317,7 @@ pub fn tests() -> Vec<Trial> {
         every_engine_converts_inspects_and_batches_as_podman
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
         image_gives_the_cores_root_gives,
-        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb")],
+        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip")],
     ]
 }
 
@@ -583,6 +583,23 @@ fn nt_file_paths(core: &Path) -> Vec<String> {
     paths
 }
 
+/// The modules elfutils finds in a core by itself: address, size and
+/// build-id of each.
+fn build_ids(core: &Path) -> Vec<String> {
+    let o = std::process::Command::new("eu-unstrip")
+        .arg("-n")
+        .arg(format!("--core={}", core.display()))
+        .output()
+        .expect("run eu-unstrip");
+    assert!(o.status.success(), "{}", text(&o));
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    v.sort();
+    v
+}
+
 fn standalone_cores_and_a_ready_sysroot() {
     for name in FIXTURES {
         let fx = fixture(name);
@@ -673,6 +690,9 @@ fn standalone_cores_and_a_ready_sysroot() {
                     "{name}: LWP {lwp}: no code at pc: {lines:?}\n{g}"
                 );
             }
+            // The build-ids of every module are in the core (the ELF
+            // header pages the kernel writes), as in gdb's gcore.
+            assert_eq!(build_ids(&core), build_ids(&fx.gcore(p)), "{name}");
             // The sysroot written gives the backtraces the fixture's own
             // sysroot gives, and gdb finds the core matches its program.
             let bt = ["thread apply all bt".to_string()];
