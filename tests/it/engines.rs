@@ -317,6 +317,7 @@ pub fn tests() -> Vec<Trial> {
         every_engine_converts_inspects_and_batches_as_podman
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
         image_gives_the_cores_root_gives,
+        hostile_checkpoint_images_and_container_images_fail_cleanly,
         standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip")],
     ]
 }
@@ -704,4 +705,284 @@ fn standalone_cores_and_a_ready_sysroot() {
             assert_eq!(per_thread(&ours).len(), threads.len());
         }
     }
+}
+
+/// Replaces the blob `old` of an OCI layout by `new` wherever a
+/// descriptor names it, up through the indexes and manifests to
+/// index.json (each rewritten blob gets its true digest): how a layout
+/// with one changed blob looks when everything above it is consistent.
+/// `size` overrides the size its descriptors give.
+fn replace_blob(layout: &Path, old: &str, new: &[u8], size: Option<usize>) {
+    let new_digest = write_blob(layout, new).to_string();
+    let mut todo = vec![(old.to_string(), new_digest, size.unwrap_or(new.len()))];
+    while let Some((from, to, len)) = todo.pop() {
+        let index = layout.join("index.json");
+        let mut files = vec![index.clone()];
+        for e in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            files.push(e.unwrap().path());
+        }
+        for f in files {
+            let Ok(mut v) = serde_json::from_slice::<Value>(&fs::read(&f).unwrap()) else {
+                continue;
+            };
+            let mut hit = false;
+            fix_descriptors(&mut v, &from, &to, len, &mut hit);
+            if !hit {
+                continue;
+            }
+            let bytes = serde_json::to_vec(&v).unwrap();
+            if f == index {
+                fs::write(&f, bytes).unwrap();
+            } else {
+                let old = format!("sha256:{}", f.file_name().unwrap().to_str().unwrap());
+                let d = write_blob(layout, &bytes).to_string();
+                todo.push((old, d, bytes.len()));
+            }
+        }
+    }
+}
+
+fn fix_descriptors(v: &mut Value, from: &str, to: &str, len: usize, hit: &mut bool) {
+    match v {
+        Value::Object(m) => {
+            if m.get("digest").and_then(Value::as_str) == Some(from) {
+                m.insert("digest".into(), to.into());
+                m.insert("size".into(), len.into());
+                *hit = true;
+            }
+            for x in m.values_mut() {
+                fix_descriptors(x, from, to, len, hit);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                fix_descriptors(x, from, to, len, hit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Converts `input` (with `extra` arguments) into a fresh directory and
+/// gives whether it worked, what it said, and the cores it left.
+fn try_convert(
+    base: &Path,
+    tag: &str,
+    input: &Path,
+    extra: &[&str],
+) -> (bool, String, Vec<PathBuf>) {
+    let out = base.join(format!("out-{tag}"));
+    let tmp = base.join(format!("tmp-{tag}"));
+    fs::create_dir_all(&tmp).unwrap();
+    let mut args = vec!["convert", s(input), "-o", s(&out), "--tmpdir", s(&tmp)];
+    args.extend(extra);
+    let o = criu2core(&args);
+    assert!(
+        o.status.code().is_some_and(|c| c < 100),
+        "{tag}: killed or panicked: {}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("panicked"), "{tag}: {}", text(&o));
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0, "{tag}: left files");
+    let cores = if out.exists() {
+        cores(&out)
+    } else {
+        Vec::new()
+    };
+    (o.status.success(), text(&o), cores)
+}
+
+fn hostile_checkpoint_images_and_container_images_fail_cleanly() {
+    let fx = fixture("mt-pie");
+    let base = scratch("engines-hostile");
+    let want = convert_fixture(&fx, "engines-dir", &[]).join("core.12155");
+    let ctr = containerd_export(&fx, &base.join("ctr"), CONTAINERD_SPEC.as_bytes());
+    let criu_digest = sha256(&ctr.criu).to_string();
+    let fresh = |tag: &str| {
+        let l = base.join(format!("layout-{tag}"));
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&ctr.layout)
+            .arg(&l)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        l
+    };
+    let refused = |tag: &str, input: &Path, extra: &[&str], says: &[&str]| {
+        let (ok, t, cores) = try_convert(&base, tag, input, extra);
+        assert!(!ok, "{tag}: accepted");
+        assert!(cores.is_empty(), "{tag}: wrote {cores:?}");
+        for w in says {
+            assert!(t.contains(w), "{tag}: does not say {w:?}: {t}");
+        }
+    };
+
+    // A criu.tar whose bytes lie about its digest.
+    let l = fresh("digest");
+    let blob = l
+        .join("blobs/sha256")
+        .join(criu_digest.trim_start_matches("sha256:"));
+    let mut bytes = fs::read(&blob).unwrap();
+    let at = memchr::memmem::find(&bytes, b"descriptors").unwrap();
+    bytes[at] = b'D';
+    fs::write(&blob, bytes).unwrap();
+    refused("digest", &l, &[], &["digest mismatch", &criu_digest[7..]]);
+    // One whose size lies (every digest above it true).
+    let l = fresh("size");
+    replace_blob(&l, &criu_digest, &ctr.criu, Some(ctr.criu.len() - 512));
+    refused("size", &l, &[], &[&criu_digest[7..]]);
+    // A descriptor that points outside blobs/.
+    let l = fresh("outside");
+    let index = l.join("index.json");
+    let t = fs::read_to_string(&index).unwrap();
+    let top = serde_json::from_str::<Value>(&t).unwrap()["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(
+        &index,
+        t.replace(&top, "sha256:../../../../../../etc/passwd"),
+    )
+    .unwrap();
+    refused("outside", &l, &[], &["index.json"]);
+    // Two indexes that list each other (their digests must lie).
+    let l = fresh("cycle");
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let idx = |to: &str| {
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+                              "digest": format!("sha256:{to}"), "size": 237}]})
+        .to_string()
+    };
+    // True sizes: only the digests lie.
+    assert_eq!(idx(&a).len(), 237);
+    fs::write(l.join("blobs/sha256").join(&a), idx(&b)).unwrap();
+    fs::write(l.join("blobs/sha256").join(&b), idx(&a)).unwrap();
+    fs::write(
+        l.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+               "digest": format!("sha256:{a}"), "size": 237}]})
+        .to_string(),
+    )
+    .unwrap();
+    refused("cycle", &l, &[], &["digest mismatch", &a]);
+    // Indexes nested 100 deep, each digest true.
+    let l = fresh("deep");
+    let mut d = json!({"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": serde_json::from_str::<Value>(&fs::read_to_string(l.join("index.json")).unwrap()).unwrap()["manifests"][0]["digest"].clone(),
+        "size": serde_json::from_str::<Value>(&fs::read_to_string(l.join("index.json")).unwrap()).unwrap()["manifests"][0]["size"].clone()});
+    for _ in 0..100 {
+        let bytes = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [d]}).to_string();
+        d = json!({"mediaType": "application/vnd.oci.image.index.v1+json",
+                   "digest": write_blob(&l, bytes.as_bytes()).to_string(), "size": bytes.len()});
+    }
+    fs::write(
+        l.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [d]}).to_string(),
+    )
+    .unwrap();
+    refused("deep", &l, &[], &["deep"]);
+    // Media types that lie about compression: the criu.tar gzipped under
+    // the plain media type, the rw layer plain under +gzip. Content wins.
+    let l = fresh("mediatype");
+    replace_blob(&l, &criu_digest, &gzip(&ctr.criu), None);
+    let rw_plain = {
+        use std::io::Read;
+        let mut v = Vec::new();
+        flate2::read::GzDecoder::new(&ctr.rw[..])
+            .read_to_end(&mut v)
+            .unwrap();
+        v
+    };
+    replace_blob(&l, &sha256(&ctr.rw).to_string(), &rw_plain, None);
+    let (ok, t, cores) = try_convert(&base, "mediatype", &l, &[]);
+    assert!(ok, "{t}");
+    assert!(fs::read(&cores[0]).unwrap() == fs::read(&want).unwrap());
+
+    // Container images (--image): a whiteout of `..`, a layer whose
+    // digest lies, links out of the view.
+    let secret = base.join("host-secret");
+    fs::write(&secret, b"HOST-SECRET: never in a core").unwrap();
+    let root_core = convert_fixture(&fx, "root", &["--root", s(&fx.sysroot())]).join("core.12155");
+    let image_with = |tag: &str, top: Vec<u8>| {
+        let dir = base.join(format!("image-{tag}"));
+        fs::create_dir_all(&dir).unwrap();
+        let layout = images_of(&fx.sysroot(), &dir).remove(0);
+        // A third layer on top, as an image builder adds one.
+        let idx: Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let md = idx["manifests"][0]["digest"].as_str().unwrap().to_string();
+        let mpath = layout.join("blobs/sha256").join(&md[7..]);
+        let mut m: Value = serde_json::from_slice(&fs::read(&mpath).unwrap()).unwrap();
+        let cd = m["config"]["digest"].as_str().unwrap().to_string();
+        let mut c: Value =
+            serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&cd[7..])).unwrap())
+                .unwrap();
+        c["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(sha256(&top).to_string().into());
+        let c = c.to_string();
+        m["config"] = json!({"mediaType": "application/vnd.oci.image.config.v1+json",
+                             "digest": write_blob(&layout, c.as_bytes()).to_string(), "size": c.len()});
+        m["layers"].as_array_mut().unwrap().push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": write_blob(&layout, &top).to_string(), "size": top.len()}),
+        );
+        replace_blob(&layout, &md, m.to_string().as_bytes(), None);
+        layout
+    };
+    let mut t = tar::Builder::new(Vec::new());
+    tar_dir(&mut t, "srv");
+    tar_file(&mut t, "srv/.wh...", b"");
+    let l = image_with("dotdot", t.into_inner().unwrap());
+    let (ok, t, cores) = try_convert(&base, "dotdot", &fx.images(), &["--image", s(&l)]);
+    if ok {
+        // Ignored: the view is the image's, nothing above / was touched.
+        assert!(
+            fs::read(&cores[0]).unwrap() == fs::read(&root_core).unwrap(),
+            "{t}"
+        );
+    } else {
+        assert!(cores.is_empty() && t.contains(".wh..."), "{t}");
+    }
+    let mut t = tar::Builder::new(Vec::new());
+    for d in ["usr", "usr/lib", "usr/lib/x86_64-linux-gnu"] {
+        tar_dir(&mut t, d);
+    }
+    tar_link(&mut t, "usr/lib/x86_64-linux-gnu/libc.so.6", &secret);
+    let up = "../".repeat(40) + s(&secret).trim_start_matches('/');
+    tar_link(
+        &mut t,
+        "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        Path::new(&up),
+    );
+    let l = image_with("links", t.into_inner().unwrap());
+    let (ok, t, cores) = try_convert(&base, "links", &fx.images(), &["--image", s(&l)]);
+    assert!(ok, "{t}");
+    let core = fs::read(&cores[0]).unwrap();
+    assert!(
+        !contains(&core, b"HOST-SECRET"),
+        "a host file reached the core"
+    );
+    assert!(!contains(&core, DECOY));
+    // The lying layer: its bytes changed under a true-looking manifest.
+    let l = image_with("lying", b"x".repeat(1024));
+    let m: Value = serde_json::from_slice(&fs::read(l.join("index.json")).unwrap()).unwrap();
+    let md = m["manifests"][0]["digest"].as_str().unwrap();
+    let m: Value =
+        serde_json::from_slice(&fs::read(l.join("blobs/sha256").join(&md[7..])).unwrap()).unwrap();
+    let ld = m["layers"][0]["digest"].as_str().unwrap();
+    let p = l.join("blobs/sha256").join(&ld[7..]);
+    let mut bytes = fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&p, bytes).unwrap();
+    refused(
+        "lying-layer",
+        &fx.images(),
+        &["--image", s(&l)],
+        &[&ld[7..]],
+    );
 }
