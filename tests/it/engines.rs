@@ -318,6 +318,7 @@ pub fn tests() -> Vec<Trial> {
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
         image_gives_the_cores_root_gives,
         hostile_checkpoint_images_and_container_images_fail_cleanly,
+        grep_read_and_inspect_take_the_image,
         standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip")],
     ]
 }
@@ -985,4 +986,114 @@ fn hostile_checkpoint_images_and_container_images_fail_cleanly() {
         &["--image", s(&l)],
         &[&ld[7..]],
     );
+}
+
+fn grep_read_and_inspect_take_the_image() {
+    let fx = fixture("mt-pie");
+    let base = scratch("engines-grep");
+    let images = images_of(&fx.sysroot(), &base);
+    let podman = base.join("podman.tar");
+    fs::write(&podman, podman_tar(&fx.images(), |_| {})).unwrap();
+    let input = s(&podman);
+    let run = |args: &[&str]| {
+        let o = criu2core(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let sysroot = fx.sysroot();
+    let root = ["--root", s(&sysroot)];
+    // grep --files finds in the image's files what it finds in --root's.
+    let grep = |with: &[&str]| {
+        let mut a = vec!["grep", "--files", "--json", "GLIBC_2.3", input];
+        a.extend(with);
+        run(&a)
+    };
+    let want = grep(&root);
+    let hits: Vec<Value> = want
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        hits.iter()
+            .any(|h| h["mapping"]["path"] == "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        "{want}"
+    );
+    for image in &images {
+        assert_eq!(grep(&["--image", s(image)]), want, "{}", image.display());
+    }
+    // read gives the file's bytes from the image as from --root.
+    let libc = hits
+        .iter()
+        .find(|h| h["mapping"]["path"] == "/usr/lib/x86_64-linux-gnu/libc.so.6")
+        .unwrap();
+    let addr = libc["address"].as_u64().unwrap().to_string();
+    let pid = libc["pid"].as_u64().unwrap().to_string();
+    let read = |with: &[&str]| {
+        let o = criu2core(
+            ["read", "-p", &pid, input, &addr, "64"]
+                .iter()
+                .chain(with)
+                .copied()
+                .collect::<Vec<_>>(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    let bytes = read(&root);
+    assert!(contains(&bytes, b"GLIBC_2.3"), "{bytes:?}");
+    assert_eq!(read(&["--image", s(&images[1])]), bytes);
+    // Without either, the file's pages are not there to read.
+    let o = criu2core(["read", "-p", &pid, input, &addr, "64"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--image IMAGE"),
+        "{}",
+        text(&o)
+    );
+
+    // inspect says which image would be used and whether it is the one the
+    // checkpoint names (config.dump's rootfsImageName).
+    let v: Value = serde_json::from_str(&run(&[
+        "inspect",
+        "--json",
+        input,
+        "--image",
+        s(&images[1]),
+    ]))
+    .unwrap();
+    assert_schema("inspect.schema.json", &v);
+    assert_eq!(v["container"]["image"], "localhost/victim:latest");
+    let img = &v["image"];
+    let t = run(&["inspect", input, "--image", s(&images[1])]);
+    assert!(t.contains("localhost/victim:latest"), "{t}");
+    let other = podman_tar_with(
+        &fx.images(),
+        &CONFIG_DUMP.replace("localhost/victim:latest", "quay.io/other/app:2"),
+        |_| {},
+    );
+    let other_path = base.join("other.tar");
+    fs::write(&other_path, other).unwrap();
+    let w: Value = serde_json::from_str(&run(&[
+        "inspect",
+        "--json",
+        s(&other_path),
+        "--image",
+        s(&images[1]),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (&img["matches"], &img["chosen_by"], &img["names"][0]),
+        (
+            &json!(true),
+            &json!("checkpoint"),
+            &json!("localhost/victim:latest")
+        ),
+        "{v:#}"
+    );
+    assert_eq!(
+        (&w["image"]["matches"], &w["image"]["checkpoint_names"][0]),
+        (&json!(false), &json!("quay.io/other/app:2")),
+        "{w:#}"
+    );
+    let t = run(&["inspect", s(&other_path), "--image", s(&images[1])]);
+    assert!(t.contains("does NOT match the checkpoint's image"), "{t}");
 }
