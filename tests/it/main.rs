@@ -133,6 +133,7 @@ fn no_stray_test_attributes() {
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
         ("library.rs", include_str!("library.rs")),
+        ("onepass.rs", include_str!("onepass.rs")),
         ("readme.rs", include_str!("readme.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
     ];
