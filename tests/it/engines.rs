@@ -208,7 +208,7 @@ fn same_cores(fx: &Fixture, want: &Path, got: &Path, what: &str) {
             .unwrap_or_else(|e| panic!("{what}: core.{}: {e}", p.pid));
         assert!(
             a == b,
-            "{what}: core.{} differs from the Podman archive's",
+            "{what}: core.{} differs from the reference's",
             p.pid
         );
     }
@@ -543,6 +543,48 @@ fn image_gives_the_cores_root_gives() {
                 }
             }
         }
+        // batch takes --image and --sysroot as convert does, and records
+        // the image among the options its cores were made with.
+        let inputs = base.join("batch-in");
+        fs::create_dir_all(&inputs).unwrap();
+        fs::rename(&podman, inputs.join("podman.tar.gz")).unwrap();
+        copy_dir(&fx.images(), &inputs.join("dir"));
+        let bout = base.join("batch");
+        let sys = base.join("batch-sysroot");
+        let o = criu2core([
+            "batch",
+            s(&inputs),
+            "-o",
+            s(&bout),
+            "--image",
+            s(&images[2]),
+            "--sysroot",
+            s(&sys),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let sm: Value =
+            serde_json::from_slice(&fs::read(bout.join("summary.json")).unwrap()).unwrap();
+        assert_schema("batch.schema.json", &sm);
+        assert_eq!(sm["ok"], 2, "{sm:#}");
+        for item in sm["inputs"].as_array().unwrap() {
+            assert!(
+                item["options"]["image"]
+                    .as_str()
+                    .is_some_and(|i| i.ends_with("image.docker.tar")),
+                "{item:#}"
+            );
+            same_cores(
+                &fx,
+                &want,
+                Path::new(item["output"].as_str().unwrap()),
+                "batch",
+            );
+        }
+        let exe = fx.processes[0].exe.trim_start_matches('/');
+        assert!(
+            fs::read(sys.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
+            "{name}: batch --sysroot"
+        );
         // --root and --image together are refused.
         let o = criu2core([
             "convert",
