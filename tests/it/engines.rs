@@ -319,7 +319,7 @@ pub fn tests() -> Vec<Trial> {
         image_gives_the_cores_root_gives,
         hostile_checkpoint_images_and_container_images_fail_cleanly,
         grep_read_and_inspect_take_the_image,
-        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip")],
+        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip"), Need::Drgn],
     ]
 }
 
@@ -627,6 +627,14 @@ fn nt_file_paths(core: &Path) -> Vec<String> {
     paths
 }
 
+/// Prints the build-id of each module drgn finds loaded in a core.
+const DRGN_BUILD_IDS: &str = "import sys, drgn
+p = drgn.Program()
+p.set_core_dump(sys.argv[1])
+for m, _ in p.loaded_modules():
+    print(m.build_id.hex() if m.build_id else '-')
+";
+
 /// The modules elfutils finds in a core by itself: address, size and
 /// build-id of each.
 fn build_ids(core: &Path) -> Vec<String> {
@@ -736,7 +744,36 @@ fn standalone_cores_and_a_ready_sysroot() {
             }
             // The build-ids of every module are in the core (the ELF
             // header pages the kernel writes), as in gdb's gcore.
-            assert_eq!(build_ids(&core), build_ids(&fx.gcore(p)), "{name}");
+            let ids = build_ids(&core);
+            assert_eq!(ids, build_ids(&fx.gcore(p)), "{name}");
+            // drgn finds the same modules' build-ids in the core alone.
+            let py = drgn_python().expect("drgn");
+            let o = std::process::Command::new(py)
+                .arg("-c")
+                .arg(DRGN_BUILD_IDS)
+                .arg(&core)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", text(&o));
+            let mut drgn_ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .collect();
+            drgn_ids.sort();
+            let mut want: Vec<String> = ids
+                .iter()
+                .map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .unwrap()
+                        .split('@')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            want.sort();
+            assert_eq!(drgn_ids, want, "{name}");
             // The sysroot written gives the backtraces the fixture's own
             // sysroot gives, and gdb finds the core matches its program.
             let bt = ["thread apply all bt".to_string()];
