@@ -105,6 +105,7 @@ mod outdir;
 pub mod read;
 mod rootfs;
 pub mod search;
+mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -114,7 +115,9 @@ pub use cancel::Cancel;
 pub use container::ContainerInfo;
 pub use coredump::{write_core, CoreStats, CoreWriter, Written};
 pub use error::{Error, ErrorKind, Result};
-pub use input::{open, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
+pub use input::{
+    open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
+};
 pub use model::{Loaded, Process, Zombie};
 
 use criu::proto;

@@ -30,6 +30,7 @@ mod archives;
 mod batch;
 mod consumers;
 mod container_images;
+mod engines;
 mod fds;
 mod gdb;
 mod grep;
@@ -123,6 +124,7 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("container_images.rs", include_str!("container_images.rs")),
+        ("engines.rs", include_str!("engines.rs")),
         ("fds.rs", include_str!("fds.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
         ("grep.rs", include_str!("grep.rs")),
@@ -166,6 +168,7 @@ fn main() {
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(container_images::tests());
+    tests.extend(engines::tests());
     tests.extend(fds::tests());
     tests.extend(gdb::tests());
     tests.extend(grep::tests());
