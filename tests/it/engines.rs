@@ -137,11 +137,17 @@ fn docker_checkpoint(images: &Path, base: &Path) -> PathBuf {
 }
 
 /// Every engine's format of `fx`, under `base`: (input, what inspect
-/// should name as the engine, the container's name, its pod).
+/// should name as the engine, the container's name, its pod, its image).
 fn every_format(
     fx: &Fixture,
     base: &Path,
-) -> Vec<(PathBuf, &'static str, &'static str, &'static str)> {
+) -> Vec<(
+    PathBuf,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
     let inputs = base.join("inputs");
     fs::create_dir_all(&inputs).unwrap();
     let mut out = Vec::new();
@@ -150,7 +156,8 @@ fn every_format(
     let ctr = containerd_export(fx, &base.join("ctr"), CONTAINERD_SPEC.as_bytes());
     let cri = inputs.join("containerd-cri.tar");
     fs::write(&cri, containerd_cri_archive(&fx.images(), &ctr.rw)).unwrap();
-    out.push((cri, "containerd", "victim", "victim-pod"));
+    let docker_io = "docker.io/library/victim:latest";
+    out.push((cri, "containerd", "victim", "victim-pod", docker_io));
     let tar = inputs.join("ctr-export.tar");
     fs::rename(&ctr.tar, &tar).unwrap();
     // The same, compressed: recognised by content at any nesting.
@@ -159,7 +166,7 @@ fn every_format(
     let layout = inputs.join("ctr-layout");
     fs::rename(&ctr.layout, &layout).unwrap();
     for p in [tar, zst, layout] {
-        out.push((p, "containerd", "victim", "victim-pod"));
+        out.push((p, "containerd", "victim", "victim-pod", docker_io));
     }
     // CRI-O's buildah recipe and Podman's --create-image, through every
     // transport buildah pushes to.
@@ -172,7 +179,13 @@ fn every_format(
     for (p, transport) in crio {
         let to = inputs.join(format!("crio-{transport}"));
         fs::rename(p, &to).unwrap();
-        out.push((to, "CRI-O", "victim", "victim-pod"));
+        out.push((
+            to,
+            "CRI-O",
+            "victim",
+            "victim-pod",
+            "quay.io/example/victim:1.0",
+        ));
     }
     let podman = checkpoint_images(
         fx,
@@ -188,7 +201,7 @@ fn every_format(
         if transport == "oci-archive" {
             let to = inputs.join("podman-create-image.oci.tar");
             fs::rename(p, &to).unwrap();
-            out.push((to, "Podman", "victim-ctr", ""));
+            out.push((to, "Podman", "victim-ctr", "", "localhost/victim:latest"));
         }
     }
     // Docker's checkpoint directory, in place.
@@ -197,6 +210,7 @@ fn every_format(
         "Docker",
         "victim",
         "",
+        "victim:latest",
     ));
     out
 }
@@ -208,7 +222,7 @@ fn same_cores(fx: &Fixture, want: &Path, got: &Path, what: &str) {
             .unwrap_or_else(|e| panic!("{what}: core.{}: {e}", p.pid));
         assert!(
             a == b,
-            "{what}: core.{} differs from the Podman archive's",
+            "{what}: core.{} differs from the reference's",
             p.pid
         );
     }
@@ -228,7 +242,7 @@ fn every_engine_converts_inspects_and_batches_as_podman() {
         same_cores(&fx, &convert_fixture(&fx, "engines-dir", &[]), &want, "dir");
 
         let formats = every_format(&fx, &base);
-        for (i, (input, engine, ctr, pod)) in formats.iter().enumerate() {
+        for (i, (input, engine, ctr, pod, image)) in formats.iter().enumerate() {
             let what = input.display().to_string();
             let out = base.join(format!("out-{i}"));
             let o = criu2core(["convert", s(input), "-o", s(&out), "--tmpdir", s(&tmp)]);
@@ -243,6 +257,7 @@ fn every_engine_converts_inspects_and_batches_as_podman() {
             let c = &v["container"];
             assert_eq!(c["engine"], *engine, "{what}: {c:#}");
             assert_eq!(c["name"], *ctr, "{what}: {c:#}");
+            assert_eq!(c["image"], *image, "{what}: {c:#}");
             if !pod.is_empty() {
                 assert_eq!(c["pod"], *pod, "{what}: {c:#}");
                 assert_eq!(c["namespace"], "prod", "{what}: {c:#}");
@@ -319,7 +334,7 @@ pub fn tests() -> Vec<Trial> {
         image_gives_the_cores_root_gives,
         hostile_checkpoint_images_and_container_images_fail_cleanly,
         grep_read_and_inspect_take_the_image,
-        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip")],
+        standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip"), Need::Drgn],
     ]
 }
 
@@ -543,6 +558,48 @@ fn image_gives_the_cores_root_gives() {
                 }
             }
         }
+        // batch takes --image and --sysroot as convert does, and records
+        // the image among the options its cores were made with.
+        let inputs = base.join("batch-in");
+        fs::create_dir_all(&inputs).unwrap();
+        fs::rename(&podman, inputs.join("podman.tar.gz")).unwrap();
+        copy_dir(&fx.images(), &inputs.join("dir"));
+        let bout = base.join("batch");
+        let sys = base.join("batch-sysroot");
+        let o = criu2core([
+            "batch",
+            s(&inputs),
+            "-o",
+            s(&bout),
+            "--image",
+            s(&images[2]),
+            "--sysroot",
+            s(&sys),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let sm: Value =
+            serde_json::from_slice(&fs::read(bout.join("summary.json")).unwrap()).unwrap();
+        assert_schema("batch.schema.json", &sm);
+        assert_eq!(sm["ok"], 2, "{sm:#}");
+        for item in sm["inputs"].as_array().unwrap() {
+            assert!(
+                item["options"]["image"]
+                    .as_str()
+                    .is_some_and(|i| i.ends_with("image.docker.tar")),
+                "{item:#}"
+            );
+            same_cores(
+                &fx,
+                &want,
+                Path::new(item["output"].as_str().unwrap()),
+                "batch",
+            );
+        }
+        let exe = fx.processes[0].exe.trim_start_matches('/');
+        assert!(
+            fs::read(sys.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
+            "{name}: batch --sysroot"
+        );
         // --root and --image together are refused.
         let o = criu2core([
             "convert",
@@ -584,6 +641,14 @@ fn nt_file_paths(core: &Path) -> Vec<String> {
     paths.dedup();
     paths
 }
+
+/// Prints the build-id of each module drgn finds loaded in a core.
+const DRGN_BUILD_IDS: &str = "import sys, drgn
+p = drgn.Program()
+p.set_core_dump(sys.argv[1])
+for m, _ in p.loaded_modules():
+    print(m.build_id.hex() if m.build_id else '-')
+";
 
 /// The modules elfutils finds in a core by itself: address, size and
 /// build-id of each.
@@ -694,7 +759,36 @@ fn standalone_cores_and_a_ready_sysroot() {
             }
             // The build-ids of every module are in the core (the ELF
             // header pages the kernel writes), as in gdb's gcore.
-            assert_eq!(build_ids(&core), build_ids(&fx.gcore(p)), "{name}");
+            let ids = build_ids(&core);
+            assert_eq!(ids, build_ids(&fx.gcore(p)), "{name}");
+            // drgn finds the same modules' build-ids in the core alone.
+            let py = drgn_python().expect("drgn");
+            let o = std::process::Command::new(py)
+                .arg("-c")
+                .arg(DRGN_BUILD_IDS)
+                .arg(&core)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", text(&o));
+            let mut drgn_ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(String::from)
+                .collect();
+            drgn_ids.sort();
+            let mut want: Vec<String> = ids
+                .iter()
+                .map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .unwrap()
+                        .split('@')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            want.sort();
+            assert_eq!(drgn_ids, want, "{name}");
             // The sysroot written gives the backtraces the fixture's own
             // sysroot gives, and gdb finds the core matches its program.
             let bt = ["thread apply all bt".to_string()];
@@ -900,6 +994,41 @@ fn hostile_checkpoint_images_and_container_images_fail_cleanly() {
     let (ok, t, cores) = try_convert(&base, "mediatype", &l, &[]);
     assert!(ok, "{t}");
     assert!(fs::read(&cores[0]).unwrap() == fs::read(&want).unwrap());
+
+    // A containerd archive whose (gzip) rootfs-diff whites out `..` and
+    // names a member above its root: ignored, the cores as they are.
+    let mut rw = tar::Builder::new(Vec::new());
+    tar_dir(&mut rw, "srv");
+    tar_file(&mut rw, "srv/.wh...", b"");
+    tar_file(&mut rw, ".wh...", b"");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+    h.set_cksum();
+    rw.append(&h, &b"evil"[..]).unwrap();
+    let cri = base.join("cri-dotdot.tar");
+    fs::write(
+        &cri,
+        containerd_cri_archive(&fx.images(), &gzip(&rw.into_inner().unwrap())),
+    )
+    .unwrap();
+    let (ok, t, cores) = try_convert(&base, "cri-dotdot", &cri, &[]);
+    assert!(
+        ok && t.contains("\"../escape\"") && t.contains("skipped"),
+        "{t}"
+    );
+    assert!(fs::read(&cores[0]).unwrap() == fs::read(&want).unwrap());
+    assert!(!base.join("escape").exists() && !base.parent().unwrap().join("escape").exists());
+    // The archive in gzip 100 times over: one level is read, the rest is
+    // not a tar, refused cleanly.
+    let mut deep = fs::read(&cri).unwrap();
+    for _ in 0..100 {
+        deep = gzip(&deep);
+    }
+    let deep_path = base.join("deep.tar.gz");
+    fs::write(&deep_path, deep).unwrap();
+    refused("gzip-100", &deep_path, &[], &["deep.tar.gz"]);
 
     // Container images (--image): a whiteout of `..`, a layer whose
     // digest lies, links out of the view.
