@@ -21,6 +21,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use tempfile::TempDir;
 
+use crate::blobio::{self, BlobReader, RemoteObject};
 use crate::cancel::Cancel;
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
@@ -75,21 +76,57 @@ const NAMED_BAD_MEMBERS: usize = 5;
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
     let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let head = read_head(f, 512).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+    Ok(sniff_head(&head))
+}
+
+/// [`sniff`] the bytes of `blob`.
+fn sniff_blob_kind(blob: &Blob) -> Result<Option<Compression>> {
+    let r = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
+    let head = read_head(r, 512).with_context(|| format!("{}: cannot read", blob.label))?;
+    Ok(sniff_head(&head))
+}
+
+/// The whole of the archive at `path`: a file, or the object a URL names.
+fn whole_archive(path: &Path) -> Result<Blob> {
+    let label = path.display().to_string();
+    if let Some(url) = crate::blobio::url_of(path) {
+        let obj = crate::remote::Location::parse(url)?.object()?;
+        return Ok(Blob {
+            len: obj.0.size(),
+            remote: Some(obj),
+            label,
+            path: path.to_path_buf(),
+            offset: 0,
+        });
+    }
+    let len = fs::metadata(path)
+        .with_context(|| format!("{label}: cannot stat"))?
+        .len();
+    Ok(Blob {
+        label,
+        path: path.to_path_buf(),
+        offset: 0,
+        len,
+        remote: None,
+    })
+}
+
+/// What the first bytes of an archive say it is.
+pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(&[0x1f, 0x8b]) {
         Some(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Some(Compression::Zstd)
-    } else if is_ustar(&head) {
+    } else if is_ustar(head) {
         Some(Compression::None)
     } else {
         None
-    })
+    }
 }
 
 /// Whether the bytes of `blob` begin like a plain tar archive (or there are none).
 pub fn sniff_blob(blob: &Blob) -> Result<bool> {
-    let sub = SubFile::open(&blob.path, blob.offset, blob.len)
-        .with_context(|| format!("{}: cannot open", blob.label))?;
+    let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
     Ok(blob.len == 0 || is_ustar(&head))
 }
@@ -165,6 +202,9 @@ pub enum Diff {
 
 /// A checkpoint archive opened for reading.
 pub struct ArchiveStore {
+    /// The object the archive is, where it is in object storage (members
+    /// used where they lie are read from it by range).
+    remote: Option<RemoteObject>,
     label: String,
     prefix: String,
     members: BTreeMap<String, Member>,
@@ -484,15 +524,13 @@ impl ArchiveStore {
     pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
         let cancel = &opts.cancel;
         let label = path.display().to_string();
-        let compression = sniff(path)?
+        let whole = whole_archive(path)?;
+        let compression = sniff_blob_kind(&whole)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
-        let file = File::open(path).with_context(|| format!("{label}: cannot open"))?;
-        let file_len = file
-            .metadata()
-            .with_context(|| format!("{label}: cannot stat"))?
-            .len();
-        let file = cancel.reader(file);
+        let file_len = whole.len;
+        let open = || BlobReader::open(&whole).with_context(|| format!("{label}: cannot open"));
         let mut store = ArchiveStore {
+            remote: whole.remote.clone(),
             label: label.clone(),
             prefix: String::new(),
             members: BTreeMap::new(),
@@ -510,16 +548,19 @@ impl ArchiveStore {
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
+                let file = cancel.reader(open()?);
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(file_len));
                 store.scan(&mut r, false, path, opts.pages, &mut learnt)
             }
             Compression::Gzip => {
+                let file = cancel.reader(blobio::stream(&whole)?);
                 let dec =
                     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
                 store.scan_stream(dec, path, opts.pages, &mut learnt)
             }
             Compression::Zstd => {
+                let file = cancel.reader(blobio::stream(&whole)?);
                 let dec = zstd::stream::read::Decoder::new(file)
                     .with_context(|| format!("{label}: cannot start zstd"))?;
                 store.scan_stream(dec, path, opts.pages, &mut learnt)
@@ -602,6 +643,7 @@ impl ArchiveStore {
                 path: path.to_path_buf(),
                 offset: m.data_offset,
                 len: m.size,
+                remote: self.remote.clone(),
             };
             let member = match (role, streamed) {
                 (Role::RootfsDiff, false) => {
@@ -815,6 +857,7 @@ impl ArchiveStore {
                 path: spill,
                 offset: 0,
                 len: keep,
+                remote: None,
             },
             m.size - keep,
         ))
@@ -870,8 +913,8 @@ impl ArchiveStore {
     fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
         match self.members.get(key) {
             Some(Member::Large(b)) => {
-                let f = SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open", b.label))?;
+                let f =
+                    BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
@@ -918,9 +961,7 @@ impl ArchiveStore {
                         b.len
                     );
                 }
-                let mut f =
-                    File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?;
-                f.seek(SeekFrom::Start(b.offset))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 let mut buf = Vec::with_capacity(b.len as usize);
                 f.take(b.len)
                     .read_to_end(&mut buf)
@@ -1038,8 +1079,7 @@ impl Seek for SubFile {
 /// rootfs-diff.tar) whose clean paths are in `wanted`, each where its bytes
 /// lie.
 pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
-    let sub = SubFile::open(&blob.path, blob.offset, blob.len)
-        .with_context(|| format!("{}: cannot open", blob.label))?;
+    let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let mut r = TarReader::new(tar::Seekable(sub), Some(blob.len));
     index_members(&mut r, &blob.label, wanted, &mut |m, _| {
         Ok(Blob {
@@ -1047,6 +1087,7 @@ pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
             path: blob.path.clone(),
             offset: blob.offset + m.data_offset,
             len: m.size,
+            remote: blob.remote.clone(),
         })
     })
 }

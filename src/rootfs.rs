@@ -119,6 +119,7 @@ impl FileRoots {
             path: full,
             offset: 0,
             len,
+            remote: None,
         }))
     }
 }

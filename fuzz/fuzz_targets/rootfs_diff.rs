@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         path: path.clone(),
         offset: 0,
         len: data.len() as u64,
+        remote: None,
     };
     let wanted: HashSet<Vec<u8>> = ["usr/bin/synth", "lib/libc.so.6", "a", "etc/hostname"]
         .iter()

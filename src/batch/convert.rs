@@ -14,7 +14,7 @@ use super::naming::{choose_names, occupant, InputId};
 use super::summary::{CoreOptions, InputSummary, Status};
 use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
-use crate::coredump::{write_core_in, CoreStats};
+use crate::coredump::{write_core_in, CoreCompression, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
 use crate::model::{display_bytes, ExitStatus, Loaded};
@@ -39,6 +39,8 @@ pub struct ConvertOptions {
     pub max_spill: Option<u64>,
     /// Stops the conversion between processes and extents once set.
     pub cancel: Cancel,
+    /// How cores are stored (`--compress`).
+    pub compression: CoreCompression,
 }
 
 impl ConvertOptions {
@@ -166,7 +168,7 @@ fn convert_process(
         Ok(Loaded::Process(p)) => {
             r.comm = Some(display_bytes(&p.comm).into_owned());
             r.warnings = p.warnings.clone();
-            match write_core_in(&p, out_dir, opts.force, &opts.cancel) {
+            match write_core_in(&p, out_dir, opts.force, opts.compression, &opts.cancel) {
                 Ok(stats) => Outcome::Written {
                     // A command line is text: an executable whose path is
                     // not UTF-8 is left for gdb to find from the core.

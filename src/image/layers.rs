@@ -690,6 +690,7 @@ impl LayerView {
                                 .with_context(|| format!("{label}: not from this view"))?,
                             label,
                             len: f.data.size,
+                            remote: b.remote.clone(),
                         });
                     }
                     _ => {
@@ -1235,6 +1236,7 @@ mod tests {
                 path: p.to_path_buf(),
                 offset,
                 len,
+                remote: None,
             })
         };
         let spill = dir.path().join("spill");
