@@ -11,7 +11,7 @@
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -21,14 +21,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use tempfile::TempDir;
 
-use crate::blobio::{self, BlobReader, RemoteObject};
+use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
 use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
 use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
 use crate::criu::{self, magic};
-use crate::error::{fault, ErrorKind, Fault};
+use crate::error::{fault, kind_of, ErrorKind, Fault};
+use crate::image::{Recorded, Wanted};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
 use crate::rootfs::clean_key;
@@ -79,17 +80,10 @@ pub fn sniff(path: &Path) -> Result<Option<Compression>> {
     Ok(sniff_head(&head))
 }
 
-/// [`sniff`] the bytes of `blob`.
-fn sniff_blob_kind(blob: &Blob) -> Result<Option<Compression>> {
-    let r = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
-    let head = read_head(r, 512).with_context(|| format!("{}: cannot read", blob.label))?;
-    Ok(sniff_head(&head))
-}
-
 /// The whole of the archive at `path`: a file, or the object a URL names.
 fn whole_archive(path: &Path) -> Result<Blob> {
     let label = path.display().to_string();
-    if let Some(url) = crate::blobio::url_of(path) {
+    if let Some(url) = blobio::url_of(path) {
         let obj = crate::remote::Location::parse(url)?.object()?;
         return Ok(Blob {
             len: obj.0.size(),
@@ -109,26 +103,6 @@ fn whole_archive(path: &Path) -> Result<Blob> {
         len,
         remote: None,
     })
-}
-
-/// What the first bytes of an archive say it is.
-pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else if is_ustar(head) {
-        Some(Compression::None)
-    } else {
-        None
-    }
-}
-
-/// Whether the bytes of `blob` begin like a plain tar archive (or there are none).
-pub fn sniff_blob(blob: &Blob) -> Result<bool> {
-    let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
-    let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
-    Ok(blob.len == 0 || is_ustar(&head))
 }
 
 /// Up to `len` bytes from the start of `r`.
@@ -180,37 +154,86 @@ enum Member {
     Large(Blob),
 }
 
-/// The files of a container's rootfs-diff.tar that a checkpoint's
-/// processes mapped, each where its bytes lie.
+/// A container's rootfs-diff.tar (the files it changed), read once: the
+/// members a checkpoint can use ([`Recorded`]: the files its processes
+/// had open or mapped, the directories above them, the whiteouts that
+/// touch them), each wanted file where its bytes lie.
 #[derive(Debug, Clone, Default)]
 pub struct DiffIndex {
-    /// Files by their clean path ([`crate::rootfs::clean_key`]).
-    pub files: BTreeMap<Vec<u8>, Blob>,
+    /// How messages name the diff.
+    pub label: String,
+    /// Its members and wanted files, to be laid over an image's layers.
+    pub(crate) recorded: Recorded,
     /// What was wrong with the diff (members skipped, and why).
     pub warnings: Vec<String>,
+}
+
+impl DiffIndex {
+    /// The wanted files it holds: their paths (clean, relative) and where
+    /// their bytes are.
+    pub fn files(&self) -> Vec<(Vec<u8>, Blob)> {
+        self.recorded
+            .members
+            .iter()
+            .filter_map(|m| {
+                let blob = self.recorded.copies.get(&u32::try_from(m.index).ok()?)?;
+                Some((clean_key(&m.name)?, blob.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Reads the rootfs diff lying in `blob` (plain, gzip or zstd), keeping
+/// the files `wanted` names (clean paths) as a checkpoint would: those of
+/// a compressed diff copied into a new directory in `spill_dir`, at most
+/// `max_spill` bytes. For tests and fuzz targets.
+#[cfg(feature = "testkit")]
+pub fn index_diff(
+    blob: &Blob,
+    wanted: &[&[u8]],
+    spill_dir: &Path,
+    max_spill: u64,
+) -> crate::Result<(DiffIndex, impl Drop)> {
+    let mut spill = Spill::new(Some(spill_dir.to_path_buf()), Some(max_spill));
+    let wanted = Wanted::new::<[u8]>(wanted.iter().copied());
+    let ix = read_diff(blob, &wanted, &mut spill).map_err(crate::Error::new)?;
+    Ok((ix, SpillGuard(spill)))
+}
+
+/// Keeps a spill directory until dropped.
+#[cfg(feature = "testkit")]
+struct SpillGuard(Spill);
+
+#[cfg(feature = "testkit")]
+impl Drop for SpillGuard {
+    fn drop(&mut self) {
+        self.0.dir = None;
+    }
 }
 
 /// A rootfs-diff.tar as an archive holds it.
 #[derive(Debug, Clone)]
 pub enum Diff {
-    /// The tar itself, to be indexed once the checkpoint's files are known.
+    /// The tar itself (plain or compressed), to be read once the
+    /// checkpoint's files are known.
     Tar(Blob),
-    /// Already indexed (and its wanted files unpacked) while a compressed
+    /// Already read (and its wanted files unpacked) while a compressed
     /// archive streamed by.
     Indexed(DiffIndex),
 }
 
 /// A checkpoint archive opened for reading.
 pub struct ArchiveStore {
-    /// The object the archive is, where it is in object storage (members
-    /// used where they lie are read from it by range).
-    remote: Option<RemoteObject>,
     label: String,
     prefix: String,
     members: BTreeMap<String, Member>,
     diff: Option<Diff>,
     warnings: Vec<String>,
     spill: Spill,
+    learnt: Learnt,
+    pages: PageUse,
+    /// Metadata held in memory so far.
+    small_total: u64,
 }
 
 impl std::fmt::Debug for ArchiveStore {
@@ -347,7 +370,7 @@ fn image_role(base: &str) -> Role {
 /// files at the top.
 fn role(name: &str) -> Role {
     match name {
-        "config.dump" | "spec.dump" => Role::Metadata,
+        "config.dump" | "spec.dump" | "deleted.files" => Role::Metadata,
         "rootfs-diff.tar" => Role::RootfsDiff,
         _ => match name.strip_prefix("checkpoint/").unwrap_or(name) {
             base if base.contains('/') => Role::Unused,
@@ -358,7 +381,7 @@ fn role(name: &str) -> Role {
 
 /// The temporary directory compressed members are unpacked into, and how
 /// much may go there.
-struct Spill {
+pub(crate) struct Spill {
     parent: Option<PathBuf>,
     dir: Option<TempDir>,
     max: Option<u64>,
@@ -367,6 +390,26 @@ struct Spill {
 }
 
 impl Spill {
+    /// Nothing unpacked yet: into a new directory under `parent` (the
+    /// system's temporary directory if `None`), at most `max` bytes
+    /// (default: half of the space free there).
+    pub(crate) fn new(parent: Option<PathBuf>, max: Option<u64>) -> Spill {
+        Spill {
+            parent,
+            dir: None,
+            max,
+            used: 0,
+            files: 0,
+        }
+    }
+
+    /// Whether `path` is one of its files.
+    fn holds(&self, path: &Path) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| path.starts_with(d.path()))
+    }
+
     /// The directory, created on first use, and the most it may hold.
     fn dir(&mut self) -> Result<(&Path, u64)> {
         if self.dir.is_none() {
@@ -522,89 +565,194 @@ impl ArchiveStore {
     /// written under a name from the archive. Reading stops (and what was
     /// unpacked is removed) once `opts.cancel` is set.
     pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
-        let cancel = &opts.cancel;
-        let label = path.display().to_string();
-        let whole = whole_archive(path)?;
-        let compression = sniff_blob_kind(&whole)?
+        ArchiveStore::open_window(&whole_archive(path)?, opts)
+    }
+
+    /// Opens the archive that is the byte range `blob` of a file (a layer
+    /// or blob inside an image): plain, gzip or zstd by its first bytes.
+    /// A plain one is used in place.
+    pub(crate) fn open_window(blob: &Blob, opts: &ArchiveOptions) -> Result<ArchiveStore> {
+        let mut store = ArchiveStore::new(&blob.label, opts);
+        store.add_window(blob, &opts.cancel)?;
+        store.finish()
+    }
+
+    /// Reads the members of the archive that is the byte range `blob`:
+    /// plain (used in place), gzip or zstd by its first bytes.
+    pub(crate) fn add_window(&mut self, blob: &Blob, cancel: &Cancel) -> Result<()> {
+        let label = blob.label.clone();
+        let compression = sniff_window(blob)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
-        let file_len = whole.len;
-        let open = || BlobReader::open(&whole).with_context(|| format!("{label}: cannot open"));
-        let mut store = ArchiveStore {
-            remote: whole.remote.clone(),
-            label: label.clone(),
+        let result = match compression {
+            Compression::None => {
+                // Page files are used where they lie, so seek over them.
+                let file = cancel.reader(
+                    BlobReader::open(blob).with_context(|| format!("{label}: cannot open"))?,
+                );
+                let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
+                let mut r = TarReader::new(src, Some(blob.len));
+                self.scan(&mut r, &Origin::InPlace(blob))
+            }
+            _ => {
+                // One streaming GET for an object, read front to back.
+                let file = cancel.reader(
+                    blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?,
+                );
+                decompress(file, compression, &label).and_then(|d| self.scan_stream(d))
+            }
+        };
+        self.fail_as_archive(result, compression)
+    }
+
+    /// Opens an archive that arrives as a stream (a member of a compressed
+    /// archive): plain, gzip or zstd by its first bytes, read once to its
+    /// end. What it keeps of page data is unpacked.
+    pub(crate) fn open_stream(
+        label: &str,
+        stream: impl Read,
+        opts: &ArchiveOptions,
+    ) -> Result<ArchiveStore> {
+        let mut store = ArchiveStore::new(label, opts);
+        store.add_stream(stream)?;
+        store.finish()
+    }
+
+    /// An archive with nothing read yet, for [`add_stream`](Self::add_stream)
+    /// and [`add_diff_stream`](Self::add_diff_stream) (a checkpoint whose
+    /// parts are separate blobs), then [`finish`](Self::finish).
+    pub(crate) fn new(label: &str, opts: &ArchiveOptions) -> ArchiveStore {
+        ArchiveStore {
+            label: label.to_string(),
             prefix: String::new(),
             members: BTreeMap::new(),
             diff: None,
             warnings: Vec::new(),
-            spill: Spill {
-                parent: opts.spill_dir.clone(),
-                dir: None,
-                max: opts.max_spill,
-                used: 0,
-                files: 0,
-            },
-        };
-        let mut learnt = Learnt::default();
-        let result = match compression {
-            Compression::None => {
-                // Page files are used where they lie, so seek over them.
-                let file = cancel.reader(open()?);
-                let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
-                let mut r = TarReader::new(src, Some(file_len));
-                store.scan(&mut r, false, path, opts.pages, &mut learnt)
+            spill: Spill::new(opts.spill_dir.clone(), opts.max_spill),
+            learnt: Learnt::default(),
+            pages: opts.pages,
+            small_total: 0,
+        }
+    }
+
+    /// Reads the members of a tar arriving as a stream (plain, gzip or
+    /// zstd by its first bytes), to the stream's end.
+    pub(crate) fn add_stream(&mut self, stream: impl Read) -> Result<()> {
+        let (head, rest) =
+            peek(stream, 512).with_context(|| format!("{}: cannot read", self.label))?;
+        let compression = sniff_head(&head)
+            .with_context(|| format!("{}: not a tar, tar.gz or tar.zst archive", self.label))?;
+        let stream = io::Cursor::new(head).chain(rest);
+        let result =
+            decompress(stream, compression, &self.label).and_then(|dec| self.scan_stream(dec));
+        self.fail_as_archive(result, compression)
+    }
+
+    /// The diff, or a warning that it cannot be used: a rootfs diff that
+    /// is damaged or no tar only loses the file pages it would give. Bounds
+    /// exceeded and cancellation stop the reading.
+    fn diff_or_warning(&mut self, diff: Result<Diff>) -> Result<Option<Diff>> {
+        match diff {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if matches!(kind_of(&e), ErrorKind::Limit | ErrorKind::Cancelled(_)) => Err(e),
+            Err(e) => {
+                self.warnings
+                    .push(format!("{e:#}; the files in it are not used"));
+                Ok(None)
             }
-            Compression::Gzip => {
-                let file = cancel.reader(blobio::stream(&whole)?);
-                let dec =
-                    flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-                store.scan_stream(dec, path, opts.pages, &mut learnt)
-            }
-            Compression::Zstd => {
-                let file = cancel.reader(blobio::stream(&whole)?);
-                let dec = zstd::stream::read::Decoder::new(file)
-                    .with_context(|| format!("{label}: cannot start zstd"))?;
-                store.scan_stream(dec, path, opts.pages, &mut learnt)
-            }
-        };
+        }
+    }
+
+    /// Takes the stream `stream`, `size` bytes, as the checkpoint's rootfs
+    /// diff (a containerd checkpoint's rw layer).
+    pub(crate) fn add_diff_stream(
+        &mut self,
+        label: &str,
+        stream: &mut dyn Read,
+        size: u64,
+    ) -> Result<()> {
+        if self.diff.is_some() {
+            bail!("{label}: a second rootfs diff");
+        }
+        let diff = self.stream_diff(stream, size, label);
+        self.diff = self.diff_or_warning(diff)?;
+        Ok(())
+    }
+
+    /// Takes the bytes `blob` (plain or compressed) as the checkpoint's
+    /// rootfs diff, read by [`finish`](Self::finish).
+    pub(crate) fn set_diff(&mut self, blob: Blob) -> Result<()> {
+        if self.diff.is_some() {
+            bail!("{}: a second rootfs diff", blob.label);
+        }
+        self.diff = Some(Diff::Tar(blob));
+        Ok(())
+    }
+
+    /// Marks an error of reading as this archive's.
+    fn fail_as_archive(&self, result: Result<()>, compression: Compression) -> Result<()> {
         result.map_err(|e| {
             e.context(Fault::new(
                 ErrorKind::BadArchive,
-                format!("{label}: broken or unsafe {} archive", compression.suffix()),
+                format!(
+                    "{}: broken or unsafe {} archive",
+                    self.label,
+                    compression.suffix()
+                ),
             ))
-        })?;
-        store.bound_unbounded(&mut learnt, opts.pages)?;
+        })
+    }
+
+    /// Ends the reading: cuts pages files unpacked before their pagemap
+    /// came by, finds the images, and reads the rootfs diff if it was not
+    /// read as it streamed by.
+    pub(crate) fn finish(mut self) -> Result<ArchiveStore> {
+        let mut learnt = std::mem::take(&mut self.learnt);
+        self.bound_unbounded(&mut learnt, self.pages)?;
         tracing::debug!(
-            archive = %label,
-            members = store.members.len(),
-            unpacked = store.spill.used,
+            archive = %self.label,
+            members = self.members.len(),
+            unpacked = self.spill.used,
             "read archive"
         );
-        store.prefix = if store.members.contains_key("checkpoint/pstree.img") {
+        self.prefix = if self.members.contains_key("checkpoint/pstree.img") {
             "checkpoint/".into()
-        } else if store.members.contains_key("pstree.img") {
+        } else if self.members.contains_key("pstree.img") {
             String::new()
         } else {
             return Err(fault(
                 ErrorKind::NotACheckpoint,
-                format!("{label}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)"),
+                format!(
+                    "{}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)",
+                    self.label
+                ),
             ));
         };
-        Ok(store)
+        if let Some(Diff::Tar(blob)) = &self.diff {
+            let blob = blob.clone();
+            let wanted = match self.pages {
+                PageUse::Strings => Wanted::default(),
+                PageUse::All => self.wanted_files()?.unwrap_or_default(),
+            };
+            let index = read_diff(&blob, &wanted, &mut self.spill).map(Diff::Indexed);
+            // A diff unpacked whole, before the file table came by, is no
+            // longer needed once its wanted files are out.
+            if self.spill.holds(&blob.path) {
+                fs::remove_file(&blob.path)
+                    .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
+                self.spill.used = self.spill.used.saturating_sub(blob.len);
+            }
+            self.diff = self.diff_or_warning(index)?;
+        }
+        Ok(self)
     }
 
     /// Scans a compressed archive, then reads the stream to its end so the
     /// decompressor checks its checksum and a corrupt archive is not taken
     /// for a good one.
-    fn scan_stream<R: Read>(
-        &mut self,
-        dec: R,
-        path: &Path,
-        pages: PageUse,
-        learnt: &mut Learnt,
-    ) -> Result<()> {
+    fn scan_stream<R: Read>(&mut self, dec: R) -> Result<()> {
         // Headers are read 512 bytes at a time: buffer the decompressor.
         let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        self.scan(&mut r, true, path, pages, learnt)?;
+        self.scan(&mut r, &Origin::Streamed)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
@@ -614,15 +762,8 @@ impl ArchiveStore {
     /// metadata in memory (or a file when large), page data where it lies
     /// in a plain archive or, from a compressed one (`streamed`), unpacked
     /// only as much as its pagemap claims.
-    fn scan<S: Source>(
-        &mut self,
-        r: &mut TarReader<S>,
-        streamed: bool,
-        path: &Path,
-        pages: PageUse,
-        learnt: &mut Learnt,
-    ) -> Result<()> {
-        let mut small_total = 0u64;
+    fn scan<S: Source>(&mut self, r: &mut TarReader<S>, origin: &Origin) -> Result<()> {
+        let streamed = matches!(origin, Origin::Streamed);
         while let Some(m) = r.next_member()? {
             if m.index >= MAX_MEMBERS {
                 return Err(fault(
@@ -638,74 +779,72 @@ impl ArchiveStore {
                 bail!("member {key} appears twice");
             }
             let ctx = || format!("member {key}");
-            let in_place = || Blob {
-                label: format!("{}:{key}", path.display()),
-                path: path.to_path_buf(),
-                offset: m.data_offset,
+            let label = format!("{}:{key}", self.label);
+            let in_place = |blob: &Blob| Blob {
+                label: label.clone(),
+                path: blob.path.clone(),
+                offset: blob.offset + m.data_offset,
                 len: m.size,
-                remote: self.remote.clone(),
+                remote: blob.remote.clone(),
             };
-            let member = match (role, streamed) {
-                (Role::RootfsDiff, false) => {
-                    self.diff = Some(Diff::Tar(in_place()));
+            let member = match (role, origin) {
+                (Role::RootfsDiff, Origin::InPlace(blob)) => {
+                    self.diff = Some(Diff::Tar(in_place(blob)));
                     continue;
                 }
-                (Role::RootfsDiff, true) => {
-                    let diff = self
-                        .stream_diff(r, &m, &key, path, pages)
-                        .with_context(ctx)?;
-                    self.diff = Some(diff);
+                (Role::RootfsDiff, Origin::Streamed) => {
+                    let diff = self.stream_diff(&mut (&mut *r).take(m.size), m.size, &label);
+                    self.diff = self.diff_or_warning(diff.with_context(ctx))?;
                     continue;
                 }
                 (Role::Metadata, _)
-                    if m.size <= SMALL_MEMBER && small_total + m.size <= SMALL_TOTAL =>
+                    if m.size <= SMALL_MEMBER && self.small_total + m.size <= SMALL_TOTAL =>
                 {
                     let mut buf = Vec::with_capacity(m.size as usize);
                     (&mut *r)
                         .take(m.size)
                         .read_to_end(&mut buf)
                         .with_context(ctx)?;
-                    small_total += m.size;
+                    self.small_total += m.size;
                     Member::Small(buf.into())
                 }
-                (_, false) => Member::Large(in_place()),
-                (Role::Pages(id), true) => {
+                (_, Origin::InPlace(blob)) => Member::Large(in_place(blob)),
+                (Role::Pages(id), Origin::Streamed) => {
                     let blob = self
-                        .unpack_pages(r, &m, &key, id, path, pages, learnt)
+                        .unpack_pages(r, &m, &key, id, &label)
                         .with_context(ctx)?;
                     Member::Large(blob)
                 }
-                (_, true) => {
-                    Member::Large(self.unpack(r, &m, &key, path, None).with_context(ctx)?.0)
+                (_, Origin::Streamed) => {
+                    Member::Large(self.unpack(r, &m, &label, None).with_context(ctx)?.0)
                 }
             };
             self.members.insert(key.clone(), member);
-            self.learn(&key, learnt);
+            let mut learnt = std::mem::take(&mut self.learnt);
+            self.learn(&key, &mut learnt);
+            self.learnt = learnt;
         }
+        let _ = streamed;
         Ok(())
     }
 
     /// Unpacks `pages-<id>.img` from a compressed archive: no more than its
     /// pagemap claims where the pagemap is known by now (what is left out
     /// is warned about), else all of it, to be cut once it is.
-    #[allow(clippy::too_many_arguments)]
     fn unpack_pages<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
         m: &tar::Member,
         key: &str,
         id: u32,
-        path: &Path,
-        pages: PageUse,
-        learnt: &mut Learnt,
+        label: &str,
     ) -> Result<Blob> {
-        let plan = self.pages_plan(id, learnt, pages);
-        let (blob, excess) = self.unpack(r, m, key, path, plan.as_ref())?;
+        let plan = self.pages_plan(id, &self.learnt, self.pages);
+        let (blob, excess) = self.unpack(r, m, label, plan.as_ref())?;
         match &plan {
-            None => learnt.unbounded.push((key.to_string(), id)),
+            None => self.learnt.unbounded.push((key.to_string(), id)),
             Some(p) if excess > 0 => self.warnings.push(format!(
-                "{}:{key}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
-                path.display(),
+                "{label}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
                 p.claimed
             )),
             Some(_) => {}
@@ -816,12 +955,11 @@ impl ArchiveStore {
     /// all of it, or (with a plan) no more than its pagemap claims, or only
     /// the ranges the plan names. Returns where it is and how many of its
     /// bytes were left out.
-    fn unpack<S: Source>(
+    fn unpack(
         &mut self,
-        r: &mut TarReader<S>,
+        r: &mut impl Read,
         m: &tar::Member,
-        key: &str,
-        path: &Path,
+        label: &str,
         plan: Option<&PagesPlan>,
     ) -> Result<(Blob, u64)> {
         let (mut out, spill) = self.spill.create()?;
@@ -853,7 +991,7 @@ impl ArchiveStore {
         }
         Ok((
             Blob {
-                label: format!("{}:{key}", path.display()),
+                label: label.to_string(),
                 path: spill,
                 offset: 0,
                 len: keep,
@@ -863,50 +1001,61 @@ impl ArchiveStore {
         ))
     }
 
-    /// Reads a rootfs-diff.tar as it streams by: with the checkpoint's file
-    /// table known, only the files its processes mapped are unpacked (none
-    /// for `inspect`); without, the whole tar is, to be indexed later.
-    fn stream_diff<S: Source>(
-        &mut self,
-        r: &mut TarReader<S>,
-        m: &tar::Member,
-        key: &str,
-        path: &Path,
-        pages: PageUse,
-    ) -> Result<Diff> {
-        let wanted = match pages {
-            PageUse::Strings => Some(HashSet::new()),
+    /// Reads a rootfs-diff.tar (plain or compressed, by its first bytes)
+    /// as it streams by: with the checkpoint's file table known, only the
+    /// files its processes had open or mapped are unpacked (none for
+    /// `inspect`); without, the whole tar is, to be read once it is.
+    fn stream_diff(&mut self, stream: &mut dyn Read, size: u64, label: &str) -> Result<Diff> {
+        let wanted = match self.pages {
+            PageUse::Strings => Some(Wanted::default()),
             PageUse::All => self.wanted_files()?,
         };
         let Some(wanted) = wanted else {
-            return Ok(Diff::Tar(self.unpack(r, m, key, path, None)?.0));
+            let whole = tar::Member {
+                index: 0,
+                name: Vec::new(),
+                link: Vec::new(),
+                kind: Kind::File,
+                size,
+                data_offset: 0,
+            };
+            return Ok(Diff::Tar(
+                self.unpack(&mut &mut *stream, &whole, label, None)?.0,
+            ));
         };
-        let label = format!("{}:{key}", path.display());
-        let mut inner = TarReader::new(tar::Stream((&mut *r).take(m.size)), Some(m.size));
-        let index = index_members(&mut inner, &label, &wanted, &mut |member, data| {
-            let name = display_bytes(&member.name).into_owned();
-            let (blob, _) = self
-                .unpack(data, member, key, path, None)
-                .with_context(|| format!("{key} member {name}"))?;
-            Ok(Blob {
-                label: format!("{label}:{name}"),
-                ..blob
-            })
-        })?;
-        io::copy(&mut inner.into_inner(), &mut io::sink())?;
+        let (head, rest) = peek(stream, 512).with_context(|| format!("{label}: cannot read"))?;
+        let compression = crate::image::sniff_compression(&head, label)?;
+        let mut dec = decompress(io::Cursor::new(head).chain(rest), compression, label)?;
+        let index = {
+            let mut inner = TarReader::new(tar::Stream(&mut dec), None);
+            let spill = &mut self.spill;
+            let index = record_members(&mut inner, label, &wanted, &mut |member, data| {
+                let name = display_bytes(&member.name).into_owned();
+                copy_out(spill, data, member, &format!("{label}:{name}"))
+            })?;
+            io::copy(&mut inner.into_inner(), &mut io::sink())?;
+            index
+        };
+        io::copy(&mut dec, &mut io::sink()).with_context(|| format!("{label}: corrupt"))?;
         Ok(Diff::Indexed(index))
     }
 
     /// The clean paths of every regular file the checkpoint's file images
     /// (read so far) name, or `None` if there are none yet.
-    fn wanted_files(&mut self) -> Result<Option<HashSet<Vec<u8>>>> {
-        let saved = std::mem::replace(&mut self.prefix, "checkpoint/".into());
-        let known = ["files.img", "reg-files.img"]
-            .iter()
-            .any(|n| self.members.contains_key(&format!("checkpoint/{n}")));
-        let table = known.then(|| FileTable::load(self)).transpose();
-        self.prefix = saved;
-        Ok(table?.map(|t| t.regular_names().filter_map(clean_key).collect()))
+    fn wanted_files(&mut self) -> Result<Option<Wanted>> {
+        for prefix in ["checkpoint/", ""] {
+            let known = ["files.img", "reg-files.img"]
+                .iter()
+                .any(|n| self.members.contains_key(&format!("{prefix}{n}")));
+            if !known {
+                continue;
+            }
+            let saved = std::mem::replace(&mut self.prefix, prefix.into());
+            let table = FileTable::load(self);
+            self.prefix = saved;
+            return Ok(Some(Wanted::new::<[u8]>(table?.regular_names())));
+        }
+        Ok(None)
     }
 
     /// A member's bytes as a stream, with their length.
@@ -1075,39 +1224,141 @@ impl Seek for SubFile {
     }
 }
 
-/// The files of an uncompressed tar lying inside `blob` (a
-/// rootfs-diff.tar) whose clean paths are in `wanted`, each where its bytes
-/// lie.
-pub fn index_tar(blob: &Blob, wanted: &HashSet<Vec<u8>>) -> Result<DiffIndex> {
+/// Where the archive being scanned lies: in place in a file (a window
+/// of it), or in a stream whose members must be unpacked to be kept.
+enum Origin<'a> {
+    InPlace(&'a Blob),
+    Streamed,
+}
+
+/// What the first bytes of `blob` say it is, as [`sniff`] does for a file.
+fn sniff_window(blob: &Blob) -> Result<Option<Compression>> {
     let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
-    let mut r = TarReader::new(tar::Seekable(sub), Some(blob.len));
-    index_members(&mut r, &blob.label, wanted, &mut |m, _| {
-        Ok(Blob {
-            label: format!("{}:{}", blob.label, display_bytes(&m.name)),
-            path: blob.path.clone(),
-            offset: blob.offset + m.data_offset,
-            len: m.size,
-            remote: blob.remote.clone(),
-        })
+    let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
+    Ok(sniff_head(&head))
+}
+
+/// A tar archive's compression, by its first bytes (`None`: no archive).
+pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Compression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compression::Zstd)
+    } else if is_ustar(head) {
+        Some(Compression::None)
+    } else {
+        None
+    }
+}
+
+/// The first `n` bytes of `r` (fewer at its end), and `r` after them.
+fn peek<R: Read>(mut r: R, n: u64) -> io::Result<(Vec<u8>, R)> {
+    let head = read_head(&mut r, n)?;
+    Ok((head, r))
+}
+
+/// `raw` decompressed as `compression` says.
+fn decompress<'a, R: Read + 'a>(
+    raw: R,
+    compression: Compression,
+    label: &str,
+) -> Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            raw,
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(raw)
+                .with_context(|| format!("{label}: cannot start zstd"))?,
+        ),
     })
 }
 
-/// What [`index_members`] calls to keep a wanted member: it gets the
-/// member and the reader positioned at its data.
-type Keep<'k, S> = dyn FnMut(&tar::Member, &mut TarReader<S>) -> Result<Blob> + 'k;
+/// Copies the data of member `m` from `data` into a new file of `spill`.
+fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str) -> Result<Blob> {
+    let (mut out, path) = spill.create()?;
+    let n = spill.copy(&mut &mut *data, &mut out, 0, m.size)?;
+    if n < m.size {
+        bail!(
+            "{label}: the archive ends inside it ({n} of {} bytes)",
+            m.size
+        );
+    }
+    Ok(Blob {
+        label: label.to_string(),
+        path,
+        offset: 0,
+        len: m.size,
+        remote: None,
+    })
+}
 
-/// Reads the members of a rootfs diff, keeping (through `keep`) the regular
-/// files whose clean paths are in `wanted`. A member with `..` in its path
-/// is skipped with a warning, never used; so is a sparse one that is
-/// wanted (it would have to be expanded). The later of two members with one
-/// path wins, as when the tar is unpacked.
-fn index_members<S: Source>(
+/// Reads the rootfs diff lying in `blob` (a plain tar used in place, or a
+/// gzip or zstd one whose wanted files are unpacked into `spill`).
+pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Result<DiffIndex> {
+    let label = &blob.label;
+    let sub = || BlobReader::open(blob).with_context(|| format!("{label}: cannot open"));
+    let head = read_head(sub()?, 512).with_context(|| format!("{label}: cannot read"))?;
+    let compression = crate::image::sniff_compression(&head, label)?;
+    if blob.len == 0 {
+        return Ok(DiffIndex {
+            label: label.clone(),
+            ..DiffIndex::default()
+        });
+    }
+    if compression == Compression::None {
+        let mut r = TarReader::new(tar::Seekable(BufReader::new(sub()?)), Some(blob.len));
+        return record_members(&mut r, label, wanted, &mut |m, _| {
+            Ok(Blob {
+                label: format!("{label}:{}", display_bytes(&m.name)),
+                path: blob.path.clone(),
+                offset: blob.offset + m.data_offset,
+                len: m.size,
+                remote: blob.remote.clone(),
+            })
+        });
+    }
+    let mut dec = decompress(sub()?, compression, label)?;
+    let index = {
+        let mut r = TarReader::new(tar::Stream(&mut dec), None);
+        let index = record_members(&mut r, label, wanted, &mut |m, data| {
+            copy_out(
+                spill,
+                data,
+                m,
+                &format!("{label}:{}", display_bytes(&m.name)),
+            )
+        })?;
+        io::copy(&mut r.into_inner(), &mut io::sink())?;
+        index
+    };
+    io::copy(&mut dec, &mut io::sink()).with_context(|| format!("{label}: corrupt"))?;
+    Ok(index)
+}
+
+/// What [`record_members`] calls to keep a wanted file: it gets the
+/// member and the reader positioned at its data.
+type Keep<'k> = dyn FnMut(&tar::Member, &mut dyn Read) -> Result<Blob> + 'k;
+
+/// Reads the members of a rootfs diff, recording those a checkpoint can
+/// use: the wanted files (kept through `keep`), the directories, links and
+/// other members on the way to them, and the whiteouts that delete them or
+/// hide what is above them. A member with `..` in its path is skipped
+/// with a warning, never used; so is a sparse one that is wanted (it would
+/// have to be expanded). The later of two members with one path wins, as
+/// when the tar is unpacked.
+fn record_members<S: Source>(
     r: &mut TarReader<S>,
     label: &str,
-    wanted: &HashSet<Vec<u8>>,
-    keep: &mut Keep<'_, S>,
+    wanted: &Wanted,
+    keep: &mut Keep<'_>,
 ) -> Result<DiffIndex> {
-    let mut out = DiffIndex::default();
+    let mut out = DiffIndex {
+        label: label.to_string(),
+        ..DiffIndex::default()
+    };
     let mut dotdot = Vec::new();
     let mut dotdot_count = 0usize;
     while let Some(m) = r
@@ -1127,20 +1378,42 @@ fn index_members<S: Source>(
             }
             continue;
         };
-        if !wanted.contains(&key) {
+        let (dir, base) = match key.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&key[..i], &key[i + 1..]),
+            None => (&key[..0], &key[..]),
+        };
+        let relevant = match base.strip_prefix(b".wh.") {
+            // An opaque directory hides what is below it.
+            Some(b".wh..opq") => wanted.keeps(dir) && !wanted.is_file(dir),
+            Some(target) => {
+                let mut t = dir.to_vec();
+                if !t.is_empty() {
+                    t.push(b'/');
+                }
+                t.extend_from_slice(target);
+                wanted.keeps(&t)
+            }
+            None => wanted.keeps(&key),
+        };
+        if !relevant {
             continue;
         }
+        let mut m = m;
         match m.kind {
-            Kind::File => {
+            Kind::File if wanted.is_file(&key) => {
                 let blob = keep(&m, r)?;
-                out.files.insert(key, blob);
+                out.recorded.copies.insert(member_u32(m.index)?, blob);
             }
-            Kind::Sparse { .. } => out.warnings.push(format!(
-                "{label}: {} is a sparse file, which criu2core does not expand; its pages come from --root, if given",
-                display_bytes(&m.name)
-            )),
+            Kind::Sparse { .. } if wanted.is_file(&key) => {
+                out.warnings.push(format!(
+                    "{label}: {} is a sparse file, which criu2core does not expand; its pages come from --root or --image, if given",
+                    display_bytes(&m.name)
+                ));
+                m.kind = Kind::Other(b'S');
+            }
             _ => {}
         }
+        out.recorded.members.push(m);
     }
     if dotdot_count > 0 {
         let more = dotdot_count - dotdot.len();
@@ -1157,6 +1430,11 @@ fn index_members<S: Source>(
         ));
     }
     Ok(out)
+}
+
+/// A member's index as a view keeps it.
+fn member_u32(index: usize) -> Result<u32> {
+    u32::try_from(index).context("more members than a diff has")
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ pub(crate) fn corrupt(
 /// The kind of an internal error: the [`Fault`], cancellation or public
 /// [`Error`] in its chain, else the I/O error underneath, else
 /// [`ErrorKind::Other`].
-fn kind_of(e: &anyhow::Error) -> ErrorKind {
+pub(crate) fn kind_of(e: &anyhow::Error) -> ErrorKind {
     let mut io = None;
     for cause in e.chain() {
         if let Some(f) = cause.downcast_ref::<Fault>() {

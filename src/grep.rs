@@ -22,10 +22,11 @@ use serde::Serialize;
 use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
 use crate::error::Error;
+use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
 use crate::inspect::Bytes;
 use crate::model::{Loaded, Mapping, Process};
-use crate::rootfs::FileRoots;
+use crate::rootfs::FileView;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
 use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
 
@@ -82,6 +83,9 @@ pub struct GrepOptions {
     pub jobs: usize,
     /// Root filesystem whose unmodified file pages are searched too.
     pub root: Option<PathBuf>,
+    /// The container's image: file pages are searched from its layers
+    /// (with the container's changed files over them). Not with `root`.
+    pub image: Option<ImageRef>,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
     /// The most bytes unpacked there (default: half of its free space).
@@ -105,6 +109,7 @@ impl GrepOptions {
             color: false,
             jobs: 1,
             root: None,
+            image: None,
             spill_dir: None,
             max_spill: None,
             cancel: Cancel::default(),
@@ -164,7 +169,7 @@ struct Unit {
 
 struct Opened {
     input: Checkpoint,
-    roots: Option<FileRoots>,
+    roots: Option<FileView>,
     /// The input's name as printed.
     name: String,
 }
@@ -385,11 +390,14 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
             cancel: opts.cancel.clone(),
         },
     )?;
-    // File pages are searched only from a root filesystem (with the
-    // container's changed files over it).
-    let roots = match &opts.root {
-        Some(r) => input.file_roots(&LoadOptions::default().root(r))?,
-        None => None,
+    // File pages are searched only from a root filesystem or an image
+    // (with the container's changed files over it).
+    let mut load = LoadOptions::default();
+    load.root.clone_from(&opts.root);
+    load.image.clone_from(&opts.image);
+    let roots = match (&opts.root, &opts.image) {
+        (None, None) => None,
+        _ => input.file_view(&load)?.map(|(v, _)| v),
     };
     Ok(Opened {
         name: input.path().display().to_string(),

@@ -111,6 +111,7 @@ mod remote;
 mod remote;
 mod rootfs;
 pub mod search;
+mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -121,7 +122,9 @@ pub use cancel::Cancel;
 pub use container::ContainerInfo;
 pub use coredump::{write_core, CoreCompression, CoreStats, CoreWriter, Written};
 pub use error::{Error, ErrorKind, Result};
-pub use input::{open, Checkpoint, Compression, InputKind, LoadOptions, OpenOptions, PageUse};
+pub use input::{
+    open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
+};
 pub use model::{Loaded, Process, Zombie};
 
 use criu::proto;

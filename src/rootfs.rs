@@ -6,14 +6,16 @@
 //! component by component inside the root, symbolic links included, so no
 //! path (`..`, absolute link targets, link loops) reaches outside it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
+use crate::image::LayerView;
 use crate::model::{display_bytes, Blob};
 
 /// Most symbolic links followed while resolving one path (as the kernel).
@@ -40,7 +42,32 @@ impl RootFs {
     /// UTF-8) to a regular file inside the root, with its size. `None` if
     /// there is no such file.
     pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<(PathBuf, u64)>> {
-        let path = path.as_ref();
+        let Some(full) = self.walk(path.as_ref())? else {
+            return Ok(None);
+        };
+        match fs::metadata(&full) {
+            Ok(m) if m.is_file() => Ok(Some((full, m.len()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Resolves `path` as [`resolve`](Self::resolve) does, to a directory
+    /// inside the root: its path relative to the root.
+    pub fn resolve_dir(&self, path: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        let Some(full) = self.walk(path.as_ref())? else {
+            return Ok(None);
+        };
+        if !fs::metadata(&full).is_ok_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        Ok(full
+            .strip_prefix(&self.dir)
+            .ok()
+            .map(|r| r.as_os_str().as_bytes().to_vec()))
+    }
+
+    /// Where `path` leads inside the root, every link followed inside it.
+    fn walk(&self, path: &[u8]) -> Result<Option<PathBuf>> {
         let mut todo: VecDeque<OsString> = components(Path::new(OsStr::from_bytes(path)));
         let mut done: Vec<OsString> = Vec::new();
         let mut links = 0;
@@ -75,11 +102,7 @@ impl RootFs {
                 done.push(c);
             }
         }
-        let full = self.join(&done);
-        match fs::metadata(&full) {
-            Ok(m) if m.is_file() => Ok(Some((full, m.len()))),
-            _ => Ok(None),
-        }
+        Ok(Some(self.join(&done)))
     }
 
     fn join(&self, parts: &[OsString]) -> PathBuf {
@@ -89,38 +112,186 @@ impl RootFs {
     }
 }
 
-/// Where the files a process mapped can be found: first the files the
-/// container changed (its rootfs-diff.tar, as it saw them), then a root
-/// directory.
-#[derive(Debug, Clone, Default)]
-pub struct FileRoots {
-    /// Files by clean relative path ([`clean_key`]), from a rootfs diff.
-    pub diff: BTreeMap<Vec<u8>, Blob>,
-    /// A root directory.
-    pub dir: Option<RootFs>,
+/// Where the files a process mapped are read from, the one place file
+/// pages come from: a layered view (an image's layers with `--image`,
+/// then the container's rootfs diff with its whiteouts and Podman's
+/// `deleted.files`), and below it a root directory (`--root`). A path the
+/// view lacks (never one it deletes from an image's layers: those are
+/// gone) is looked up in the root directory, and the file it resolves to
+/// there is taken from the view where the diff replaced it.
+///
+/// Files are found once and remembered; [`FileView::prefetch`] finds many
+/// at once, copying those of compressed layers out in one pass per layer.
+#[derive(Debug, Default)]
+pub struct FileView {
+    layers: Option<LayerView>,
+    dir: Option<RootFs>,
+    found: Mutex<HashMap<Vec<u8>, Option<Found>>>,
 }
 
-impl FileRoots {
-    /// Whether there is nothing to look in.
-    pub fn is_empty(&self) -> bool {
-        self.diff.is_empty() && self.dir.is_none()
+/// A file of a view: where it is in the view (relative, links resolved)
+/// and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its path in the view, relative to its root, all links resolved.
+    pub path: Vec<u8>,
+    /// Its bytes.
+    pub blob: Blob,
+}
+
+impl FileView {
+    /// A view of `layers` over the directory `dir`.
+    pub fn new(layers: Option<LayerView>, dir: Option<RootFs>) -> FileView {
+        FileView {
+            layers,
+            dir,
+            found: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// The contents of `path` as the process saw it, if any layer has it.
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Option<Found>>> {
+        self.found.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Finds `paths` at once: of the layered view, the files of each
+    /// compressed layer are copied out in one pass over it.
+    pub fn prefetch<'p>(&self, paths: impl IntoIterator<Item = &'p [u8]>) -> Result<()> {
+        let Some(layers) = &self.layers else {
+            return Ok(());
+        };
+        let mut refs = Vec::new();
+        let mut keys = Vec::new();
+        for p in paths {
+            if self.cache().contains_key(p) {
+                continue;
+            }
+            if let Some(f) = layers.resolve(p)? {
+                keys.push(p.to_vec());
+                refs.push(f);
+            }
+        }
+        let blobs = layers.materialize(&refs)?;
+        let mut cache = self.cache();
+        for ((key, f), blob) in keys.into_iter().zip(&refs).zip(blobs) {
+            cache.insert(
+                key,
+                Some(Found {
+                    path: f.path().to_vec(),
+                    blob,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// The contents of `path` as the process saw it, if the view or the
+    /// root has it.
     pub fn resolve(&self, path: &[u8]) -> Result<Option<Blob>> {
-        if let Some(b) = clean_key(path).and_then(|key| self.diff.get(&key)) {
-            return Ok(Some(b.clone()));
+        Ok(self.locate(path)?.map(|f| f.blob))
+    }
+
+    /// Where `path` (as the process saw it) is, and its contents.
+    pub fn locate(&self, path: &[u8]) -> Result<Option<Found>> {
+        if let Some(known) = self.cache().get(path) {
+            return Ok(known.clone());
+        }
+        let found = self.find(path)?;
+        self.cache().insert(path.to_vec(), found.clone());
+        Ok(found)
+    }
+
+    fn in_layers(&self, path: &[u8]) -> Result<Option<Found>> {
+        let Some(layers) = &self.layers else {
+            return Ok(None);
+        };
+        let Some(f) = layers.resolve(path)? else {
+            return Ok(None);
+        };
+        let blob = layers.materialize(std::slice::from_ref(&f))?.remove(0);
+        Ok(Some(Found {
+            path: f.path().to_vec(),
+            blob,
+        }))
+    }
+
+    fn find(&self, path: &[u8]) -> Result<Option<Found>> {
+        if let Some(f) = self.in_layers(path)? {
+            return Ok(Some(f));
         }
         let Some(dir) = &self.dir else {
             return Ok(None);
         };
-        Ok(dir.resolve(path)?.map(|(full, len)| Blob {
-            label: full.display().to_string(),
-            path: full,
-            offset: 0,
-            len,
-            remote: None,
+        let Some((full, len)) = dir.resolve(path)? else {
+            return Ok(None);
+        };
+        let rel = full
+            .strip_prefix(&dir.dir)
+            .map(|r| r.as_os_str().as_bytes().to_vec())
+            .unwrap_or_default();
+        // The file the root's links lead to, as the container changed it.
+        if !rel.is_empty() && rel != path {
+            if let Some(f) = self.in_layers(&rel)? {
+                return Ok(Some(f));
+            }
+        }
+        Ok(Some(Found {
+            path: rel,
+            blob: Blob {
+                label: full.display().to_string(),
+                path: full,
+                offset: 0,
+                len,
+                remote: None,
+            },
         }))
+    }
+
+    /// The directory `path` resolves to (relative to the root), if it is one.
+    pub fn resolve_dir(&self, path: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(l) = &self.layers {
+            if let Some(k) = l.resolve_dir(path)? {
+                return Ok(Some(k));
+            }
+        }
+        match &self.dir {
+            Some(d) => d.resolve_dir(path),
+            None => Ok(None),
+        }
+    }
+
+    /// What `path` is in the view without following a last link: the
+    /// target of a symbolic link, if it is one.
+    pub fn read_link(&self, path: &[u8]) -> Option<Vec<u8>> {
+        if let Some(t) = self.layers.as_ref().and_then(|l| l.read_link(path)) {
+            return Some(t);
+        }
+        let dir = self.dir.as_ref()?;
+        let key = clean_key(path)?;
+        let p = dir.dir.join(OsStr::from_bytes(&key));
+        fs::read_link(p)
+            .ok()
+            .map(|t| t.as_os_str().as_bytes().to_vec())
+    }
+
+    /// The names in the view's top directory that are symbolic links
+    /// (`/lib -> usr/lib` on a merged-/usr system).
+    pub fn top_links(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        if let Some(l) = &self.layers {
+            names.extend(l.top_links());
+        }
+        if let Some(d) = &self.dir {
+            if let Ok(rd) = fs::read_dir(&d.dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                        names.push(e.file_name().as_bytes().to_vec());
+                    }
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

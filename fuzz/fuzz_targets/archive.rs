@@ -3,7 +3,7 @@
 //! the spill directory.
 #![no_main]
 
-use criu2core::testkit::decode::{index_tar, ArchiveOptions, ArchiveStore, Diff, ImageStore};
+use criu2core::testkit::decode::{index_diff, ArchiveOptions, ArchiveStore, Diff, ImageStore};
 use criu2core::PageUse;
 use libfuzzer_sys::fuzz_target;
 
@@ -31,9 +31,16 @@ fuzz_target!(|data: &[u8]| {
                 let _ = store.blob(&name);
             }
             let _ = store.read_member("config.dump");
-            if let Some(Diff::Tar(blob)) = store.rootfs_diff() {
-                let wanted = [b"usr/bin/synth".to_vec()].into_iter().collect();
-                let _ = index_tar(blob, &wanted);
+            match store.rootfs_diff() {
+                Some(Diff::Indexed(ix)) => {
+                    for (_, b) in ix.files() {
+                        assert!(b.path == path || b.path.starts_with(&spill), "{b:?}");
+                    }
+                }
+                Some(Diff::Tar(blob)) => {
+                    let _ = index_diff(blob, &[b"usr/bin/synth"], &spill, MAX_SPILL);
+                }
+                _ => {}
             }
         }
         // Only the archive, the spill directory and what is inside it.

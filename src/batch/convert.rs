@@ -16,9 +16,10 @@ use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreCompression, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
-use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
+use crate::input::{self, Checkpoint, ImageRef, ImageUse, LoadOptions, OpenOptions, PageUse};
 use crate::model::{display_bytes, ExitStatus, Loaded};
 use crate::outdir::OutDir;
+use crate::sysroot::Sysroot;
 
 /// How to convert the processes of a checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,13 @@ pub struct ConvertOptions {
     /// Root filesystem for unmodified file-backed pages (files in an
     /// archive's rootfs-diff.tar take precedence).
     pub root: Option<PathBuf>,
+    /// The container's image, whose layers (under the archive's
+    /// rootfs-diff.tar) supply unmodified file-backed pages. Not with
+    /// `root`.
+    pub image: Option<ImageRef>,
+    /// Where to write every file the cores map (and the program
+    /// interpreter), at its path, for gdb's `set sysroot`.
+    pub sysroot: Option<PathBuf>,
     /// Replace existing cores.
     pub force: bool,
     /// Where compressed archives are unpacked (the system temporary
@@ -44,6 +52,18 @@ pub struct ConvertOptions {
 }
 
 impl ConvertOptions {
+    /// Reads file pages from the container's image.
+    pub fn image(mut self, image: ImageRef) -> ConvertOptions {
+        self.image = Some(image);
+        self
+    }
+
+    /// Writes the files the cores map under `dir`.
+    pub fn sysroot(mut self, dir: impl Into<PathBuf>) -> ConvertOptions {
+        self.sysroot = Some(dir.into());
+        self
+    }
+
     /// How each input is opened.
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
@@ -103,6 +123,9 @@ pub trait Listener {
     /// An input failed as a whole (it could not be opened, or had no free
     /// name).
     fn failed(&mut self, _input: &InputSummary) {}
+    /// Which image `--image` gave for an input, and whether it is the one
+    /// the checkpoint names.
+    fn image(&mut self, _used: &ImageUse) {}
 }
 
 impl Listener for () {}
@@ -114,7 +137,8 @@ pub(crate) fn convert_input(
     ckpt: &Checkpoint,
     out_dir: &OutDir,
     opts: &ConvertOptions,
-    report: &mut dyn FnMut(&ProcessReport),
+    used: &mut Option<ImageUse>,
+    listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
     let all = ckpt.pids();
     for pid in &opts.pids {
@@ -130,16 +154,21 @@ pub(crate) fn convert_input(
     } else {
         opts.pids.clone()
     };
-    let load = LoadOptions {
-        root: opts.root.clone(),
-        rootfs_diff: true,
-    };
-    let roots = ckpt.file_roots(&load)?;
+    let mut load = LoadOptions::default();
+    load.root.clone_from(&opts.root);
+    load.image.clone_from(&opts.image);
+    let view = ckpt.file_view(&load)?;
+    if let Some(u) = view.as_ref().and_then(|(_, u)| u.as_ref()) {
+        listener.image(u);
+        *used = Some(u.clone());
+    }
+    let sysroot = opts.sysroot.as_deref().map(Sysroot::create).transpose()?;
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
         opts.cancel.check()?;
-        let r = convert_process(ckpt, pid, roots.as_ref(), out_dir, opts);
-        report(&r);
+        let view = view.as_ref().map(|(v, _)| v);
+        let r = convert_process(ckpt, pid, view, sysroot.as_ref(), out_dir, opts);
+        listener.process(&r);
         out.push(r);
     }
     Ok(out)
@@ -149,7 +178,8 @@ pub(crate) fn convert_input(
 fn convert_process(
     ckpt: &Checkpoint,
     pid: u32,
-    roots: Option<&crate::rootfs::FileRoots>,
+    roots: Option<&crate::rootfs::FileView>,
+    sysroot: Option<&Sysroot>,
     out_dir: &OutDir,
     opts: &ConvertOptions,
 ) -> ProcessReport {
@@ -169,17 +199,24 @@ fn convert_process(
             r.comm = Some(display_bytes(&p.comm).into_owned());
             r.warnings = p.warnings.clone();
             match write_core_in(&p, out_dir, opts.force, opts.compression, &opts.cancel) {
-                Ok(stats) => Outcome::Written {
-                    // A command line is text: an executable whose path is
-                    // not UTF-8 is left for gdb to find from the core.
-                    gdb_command: gdb_command(
-                        &stats.path,
-                        p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
-                        opts.root.as_deref(),
-                    ),
-                    stats,
-                    threads: p.threads.len(),
-                },
+                Ok(stats) => {
+                    let mut gdb_root = opts.root.clone();
+                    if let Some(s) = sysroot {
+                        r.warnings.extend(s.add_process(&p, roots));
+                        gdb_root = Some(s.path().to_path_buf());
+                    }
+                    Outcome::Written {
+                        // A command line is text: an executable whose path is
+                        // not UTF-8 is left for gdb to find from the core.
+                        gdb_command: gdb_command(
+                            &stats.path,
+                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            gdb_root.as_deref(),
+                        ),
+                        stats,
+                        threads: p.threads.len(),
+                    }
+                }
                 Err(e) => Outcome::Failed(format!("{e:#}")),
             }
         }
@@ -220,8 +257,13 @@ fn convert_inputs(
     opts: &ConvertOptions,
     listener: &mut dyn Listener,
 ) -> Result<Vec<InputSummary>> {
+    check_file_options(
+        opts.root.as_deref(),
+        opts.image.as_ref(),
+        opts.sysroot.as_deref(),
+    )?;
     let out = OutDir::create(out_dir)?;
-    let options = CoreOptions::new(opts.root.as_deref(), &opts.pids);
+    let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
         return Ok(vec![convert_one(single, &out, opts, options, listener)]);
     }
@@ -258,6 +300,22 @@ fn convert_inputs(
     Ok(summaries)
 }
 
+/// Refuses file options that do not go together: `--root` and `--image`
+/// (both name the container's files), `--sysroot` without either.
+pub(crate) fn check_file_options(
+    root: Option<&Path>,
+    image: Option<&ImageRef>,
+    sysroot: Option<&Path>,
+) -> Result<()> {
+    if root.is_some() && image.is_some() {
+        bail!("--root and --image both name the container's files: give one");
+    }
+    if sysroot.is_some() && root.is_none() && image.is_none() {
+        bail!("--sysroot needs the container's files: give --image or --root");
+    }
+    Ok(())
+}
+
 /// Converts one input into `out` itself.
 fn convert_one(
     path: &Path,
@@ -274,7 +332,7 @@ fn convert_one(
             s.processes = ckpt.processes().len();
             ckpt.warnings().iter().for_each(|w| listener.warning(w));
             s.warnings.extend(ckpt.warnings().iter().cloned());
-            convert_input(&ckpt, out, opts, &mut |r| listener.process(r))
+            convert_input(&ckpt, out, opts, &mut s.image, listener)
         });
     match result {
         Ok(reports) => match s.add_reports(&reports) {

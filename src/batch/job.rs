@@ -133,7 +133,7 @@ impl Job<'_> {
         s.processes = ckpt.processes().len();
         ckpt.warnings().iter().for_each(|w| listener.warning(w));
         s.warnings.extend(ckpt.warnings().iter().cloned());
-        let reports = convert_input(&ckpt, dir, &self.convert, &mut |r| listener.process(r))?;
+        let reports = convert_input(&ckpt, dir, &self.convert, &mut s.image, listener)?;
         s.add_reports(&reports)?;
         s.status = Status::Ok;
         Ok(())

@@ -57,12 +57,13 @@ pub use summary::{
 use crate::cancel::Cancel;
 use crate::coredump::CoreCompression;
 use crate::error::Error;
+use crate::input::ImageRef;
 use crate::outdir::OutDir;
 
 /// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
-pub const SCHEMA: &str = "criu2core.batch/2";
+pub const SCHEMA: &str = "criu2core.batch/4";
 /// Identifies the JSON schema of `convert --json` (docs/convert.schema.json).
-pub const CONVERT_SCHEMA: &str = "criu2core.convert/2";
+pub const CONVERT_SCHEMA: &str = "criu2core.convert/3";
 /// The summary batch writes into the output directory.
 pub const SUMMARY: &str = "summary.json";
 
@@ -91,6 +92,10 @@ pub struct BatchOptions {
     pub force: bool,
     /// Root filesystem for file-backed pages.
     pub root: Option<PathBuf>,
+    /// The containers' image, for file-backed pages (not with `root`).
+    pub image: Option<ImageRef>,
+    /// Where to write the files the cores map, for gdb's `set sysroot`.
+    pub sysroot: Option<PathBuf>,
     /// Where compressed archives are unpacked.
     pub spill_dir: Option<PathBuf>,
     /// The most each compressed archive may unpack there (default: half
@@ -113,6 +118,8 @@ impl std::fmt::Debug for BatchOptions {
             .field("jobs", &self.jobs)
             .field("force", &self.force)
             .field("root", &self.root)
+            .field("image", &self.image)
+            .field("sysroot", &self.sysroot)
             .field("spill_dir", &self.spill_dir)
             .field("max_spill", &self.max_spill)
             .field("compression", &self.compression)
@@ -188,6 +195,11 @@ pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> crate::Resu
 
 fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<BatchRun> {
     let start = Instant::now();
+    convert::check_file_options(
+        opts.root.as_deref(),
+        opts.image.as_ref(),
+        opts.sysroot.as_deref(),
+    )?;
     let out = OutDir::create(out_dir)?;
     let summary_name = opts.shard.map_or(SUMMARY.into(), |s| s.summary_name());
     // Shards of one run write into one directory at once, each into its
@@ -200,7 +212,7 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     out.remove_partials(Some(&summary_name))?;
     let found = expand_inputs(args, Some(out.path()));
     let mut problems: Vec<InputSummary> = Vec::new();
-    let options = CoreOptions::new(opts.root.as_deref(), &[]);
+    let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &[]);
     let mut good = Vec::new();
     let mut listed = Vec::new();
     for f in found {
@@ -283,6 +295,8 @@ fn convert_all(
     let convert = ConvertOptions {
         pids: Vec::new(),
         root: opts.root.clone(),
+        image: opts.image.clone(),
+        sysroot: opts.sysroot.clone(),
         force: true,
         spill_dir: opts.spill_dir.clone(),
         max_spill: opts.max_spill,

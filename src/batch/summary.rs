@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::absolute;
 use super::convert::{Outcome, ProcessReport};
 use super::shard::ShardListing;
+use crate::input::{ImageRef, ImageUse};
 use crate::model::ExitStatus;
 
 /// How an input ended.
@@ -46,26 +47,37 @@ impl std::fmt::Display for Status {
 pub struct CoreOptions {
     /// `--root`, as a canonical path.
     pub root: Option<String>,
+    /// `--image`, its path canonical, with the image asked for.
+    #[serde(default)]
+    pub image: Option<String>,
     /// `--pid`s, sorted; empty for all processes.
     pub pids: Vec<u32>,
 }
 
 impl CoreOptions {
-    /// The options of a conversion with `root` and `pids`.
-    pub(crate) fn new(root: Option<&Path>, pids: &[u32]) -> CoreOptions {
+    /// The options of a conversion with `root`, `image` and `pids`.
+    pub(crate) fn new(root: Option<&Path>, image: Option<&ImageRef>, pids: &[u32]) -> CoreOptions {
         let mut pids = pids.to_vec();
         pids.sort_unstable();
         pids.dedup();
         CoreOptions {
             root: root.map(|r| absolute(r).display().to_string()),
+            image: image.map(|i| {
+                ImageRef {
+                    path: absolute(&i.path),
+                    reference: i.reference.clone(),
+                }
+                .to_string()
+            }),
             pids,
         }
     }
 
     pub(crate) fn describe(&self) -> String {
-        let mut parts = vec![match &self.root {
-            Some(r) => format!("--root {r}"),
-            None => "no --root".into(),
+        let mut parts = vec![match (&self.root, &self.image) {
+            (Some(r), _) => format!("--root {r}"),
+            (None, Some(i)) => format!("--image {i}"),
+            (None, None) => "no --root or --image".into(),
         }];
         if !self.pids.is_empty() {
             let pids: Vec<String> = self.pids.iter().map(|p| format!("--pid {p}")).collect();
@@ -115,6 +127,9 @@ pub struct InputSummary {
     pub status: Status,
     /// The options its cores were (or were to be) made with.
     pub options: CoreOptions,
+    /// The image `--image` gave, as chosen for this input.
+    #[serde(default)]
+    pub image: Option<ImageUse>,
     /// Processes in the checkpoint.
     pub processes: usize,
     /// Cores written (or found complete).
@@ -138,6 +153,7 @@ impl InputSummary {
             output: output.map(|o| o.display().to_string()),
             status: Status::Failed,
             options,
+            image: None,
             processes: 0,
             cores: Vec::new(),
             zombies: Vec::new(),

@@ -59,22 +59,26 @@ pub struct Cli {
 pub enum Command {
     /// Write one core file per process of a checkpoint.
     #[command(after_help = "\
-Inputs are CRIU image directories, unpacked container checkpoints (a
-directory with checkpoint/), or checkpoint archives (.tar, .tar.gz, .tar.zst
-as Podman, CRI-O and the kubelet write them; recognised by content). With
-several inputs, each gets a subdirectory of OUT_DIR named after it (the
-README gives the rule).
+Inputs are CRIU image directories (Docker's checkpoints too), unpacked
+container checkpoints (a directory with checkpoint/), checkpoint archives
+(.tar, .tar.gz, .tar.zst as Podman, CRI-O and the kubelet on CRI-O or
+containerd write them), and checkpoint images (containerd's ctr image
+export, podman --create-image, CRI-O's buildah recipe: OCI layouts, OCI
+archives, docker-archives); all recognised by content. With several
+inputs, each gets a subdirectory of OUT_DIR named after it (the README
+gives the rule).
 
 After each core, convert prints the gdb command that opens it. With --root
-that is gdb -iex 'set sysroot ROOT' ROOT/EXE CORE: the sysroot must be set
-with -iex (before the core is loaded), not -ex, or gdb cannot place a
-position-independent program.
+or --sysroot that is gdb -iex 'set sysroot DIR' DIR/EXE CORE: the sysroot
+must be set with -iex (before the core is loaded), not -ex, or gdb cannot
+place a position-independent program.
 
 Examples:
   criu2core convert -i /var/lib/criu/dump -o cores
   criu2core convert checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores
   criu2core convert dump/ -o cores -p 1 --root /srv/rootfs
-  gdb -iex 'set sysroot /srv/rootfs' /srv/rootfs/usr/bin/app cores/core.1")]
+  criu2core convert ck.tar -o cores --image app.oci.tar --sysroot sysroot
+  gdb -iex 'set sysroot sysroot' sysroot/usr/bin/app cores/core.1")]
     Convert(ConvertArgs),
     /// Show a checkpoint's container, processes and memory.
     #[command(after_help = "\
@@ -204,8 +208,19 @@ pub struct ConvertArgs {
     /// Root filesystem (sysroot or container rootfs) to read unmodified
     /// file-backed pages from, so the core holds them too. Files in an
     /// archive's rootfs-diff.tar take precedence.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub root: Option<PathBuf>,
+    /// The container's image (OCI layout directory, OCI archive or
+    /// docker-archive; FILE:NAME:TAG or FILE@sha256:... to choose one):
+    /// unmodified file pages come from its layers, under the archive's
+    /// rootfs-diff.tar.
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
+    /// Write every file the cores map (and the program interpreter) under
+    /// DIR, at its path, for gdb -iex 'set sysroot DIR' (needs --image or
+    /// --root).
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
     /// Replace existing core files.
     #[arg(short, long)]
     pub force: bool,
@@ -222,7 +237,7 @@ pub struct ConvertArgs {
     /// Store cores compressed: zstd writes core.<pid>.zst.
     #[arg(long, value_name = "HOW", value_parser = parse_compress)]
     pub compress: Option<criu2core::CoreCompression>,
-    /// Print a JSON report (schema criu2core.convert/2) instead of lines.
+    /// Print a JSON report (schema criu2core.convert/3) instead of lines.
     #[arg(long)]
     pub json: bool,
 }
@@ -247,6 +262,10 @@ pub struct InspectArgs {
     /// All of the above: --env --fds --sockets --mounts.
     #[arg(long)]
     pub all: bool,
+    /// Say which image of IMAGE (as convert --image takes it) would be used,
+    /// and whether it is the image the checkpoint names.
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     pub json: bool,
@@ -317,10 +336,14 @@ pub struct GrepArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
     /// Also search the unmodified pages of mapped files, read from this root filesystem.
-    #[arg(long, value_name = "DIR", requires = "files")]
+    #[arg(long, value_name = "DIR", requires = "files", conflicts_with = "image")]
     pub root: Option<PathBuf>,
-    /// Search file pages from --root too (the same in every copy of a program).
-    #[arg(long, requires = "root")]
+    /// Also search the unmodified pages of mapped files, read from the
+    /// container's image (as convert --image takes it).
+    #[arg(long, value_name = "IMAGE", requires = "files", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
+    /// Search file pages from --root or --image too (the same in every copy of a program).
+    #[arg(long)]
     pub files: bool,
     /// Longest regular-expression match found whole across a read boundary.
     #[arg(long, value_name = "BYTES")]
@@ -335,6 +358,13 @@ pub struct GrepArgs {
     /// default: half of the space free there).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_spill: Option<u64>,
+}
+
+fn parse_image(s: &str) -> Result<criu2core::ImageRef, String> {
+    if s.is_empty() {
+        return Err("an empty image path".into());
+    }
+    Ok(criu2core::ImageRef::parse(s))
 }
 
 fn parse_kind(s: &str) -> Result<criu2core::search::Kind, criu2core::Error> {
@@ -365,8 +395,11 @@ pub struct ReadArgs {
     #[arg(long)]
     pub zeros: bool,
     /// Root filesystem to read unmodified file-backed pages from.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub root: Option<PathBuf>,
+    /// The container's image to read unmodified file-backed pages from.
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
     /// Where compressed archives are unpacked (default: $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
@@ -392,8 +425,16 @@ pub struct BatchArgs {
     #[arg(short, long)]
     pub force: bool,
     /// Root filesystem for unmodified file-backed pages.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub root: Option<PathBuf>,
+    /// The containers' image, for unmodified file-backed pages (as convert
+    /// --image takes it).
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
+    /// Write every file the cores map under DIR, for gdb's set sysroot
+    /// (needs --image or --root).
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,

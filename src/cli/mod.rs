@@ -63,6 +63,12 @@ impl Listener for Printer<'_> {
             error_line(input.error.as_deref().unwrap_or("failed"));
         }
     }
+
+    fn image(&mut self, used: &criu2core::ImageUse) {
+        if !self.quiet || used.matches == Some(false) {
+            error_line(&used.describe());
+        }
+    }
 }
 
 fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
@@ -78,6 +84,8 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     let mut opts = ConvertOptions::default();
     opts.pids.clone_from(&args.pids);
     opts.root.clone_from(&args.root);
+    opts.image.clone_from(&args.image);
+    opts.sysroot.clone_from(&args.sysroot);
     opts.force = args.force;
     opts.spill_dir.clone_from(&args.tmpdir);
     opts.max_spill = args.max_spill;
@@ -121,13 +129,16 @@ fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
         PageUse::Strings,
         cancel,
     )?;
-    let report = ckpt.inspect(
+    let mut report = ckpt.inspect(
         &InspectOptions::default()
             .env(args.env || args.all)
             .fds(args.fds || args.all)
             .sockets(args.sockets || args.all)
             .mounts(args.mounts || args.all),
     );
+    if let Some(image) = &args.image {
+        report.image = Some(ckpt.choose_image(image)?);
+    }
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
@@ -178,7 +189,11 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     opts.jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.files && args.root.is_none() && args.image.is_none() {
+        bail!("--files needs --root or --image");
+    }
     opts.root.clone_from(&args.root);
+    opts.image.clone_from(&args.image);
     opts.spill_dir.clone_from(&args.tmpdir);
     opts.max_spill = args.max_spill;
     opts.cancel = cancel.clone();
@@ -201,6 +216,7 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
     )?;
     let mut load = LoadOptions::default();
     load.root.clone_from(&args.root);
+    load.image.clone_from(&args.image);
     let p = match ckpt.load(args.pid, &load)? {
         Loaded::Process(p) => p,
         _ => bail!("pid {} is a zombie: it has no memory left", args.pid),
@@ -247,6 +263,8 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     opts.force = args.force;
     opts.root.clone_from(&args.root);
+    opts.image.clone_from(&args.image);
+    opts.sysroot.clone_from(&args.sysroot);
     opts.spill_dir.clone_from(&args.tmpdir);
     opts.max_spill = args.max_spill;
     opts.cancel = cancel.clone();

@@ -25,7 +25,7 @@ use crate::model::{
     PageSource, Prot,
 };
 use crate::proto;
-use crate::rootfs::FileRoots;
+use crate::rootfs::FileView;
 
 /// Largest mapping any architecture can have (a 57-bit address space).
 pub const MAX_VMA_BYTES: u64 = 1 << 57;
@@ -294,7 +294,7 @@ struct Walker {
 /// Builds the mappings of one process.
 pub struct MemoryBuilder<'a> {
     walker: Walker,
-    root: Option<&'a FileRoots>,
+    root: Option<&'a FileView>,
     files: &'a FileTable,
     sysv_keys: Option<HashMap<u64, u32>>,
     root_files: HashMap<Vec<u8>, Option<(BlobId, u64)>>,
@@ -307,7 +307,7 @@ impl<'a> MemoryBuilder<'a> {
         pid: u32,
         page_size: u64,
         files: &'a FileTable,
-        root: Option<&'a FileRoots>,
+        root: Option<&'a FileView>,
     ) -> MemoryBuilder<'a> {
         MemoryBuilder {
             walker: Walker::new(Dump {
@@ -946,7 +946,7 @@ mod tests {
     }
 
     /// The mappings of `vmas` in the images in `dir`, for pid 1.
-    fn build(dir: &std::path::Path, vmas: &[proto::Vma], root: Option<&FileRoots>) -> Mapped {
+    fn build(dir: &std::path::Path, vmas: &[proto::Vma], root: Option<&FileView>) -> Mapped {
         let store: Arc<dyn ImageStore> = Arc::new(DirStore::open(dir).unwrap());
         let files = FileTable::load(&*store).unwrap();
         MemoryBuilder::new(store, 1, P, &files, root)
@@ -1137,10 +1137,7 @@ mod tests {
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("lib")).unwrap();
         std::fs::write(root.join("lib/x.so"), vec![b'F'; 6144]).unwrap();
-        let roots = FileRoots {
-            diff: Default::default(),
-            dir: Some(RootFs::new(&root).unwrap()),
-        };
+        let roots = FileView::new(None, Some(RootFs::new(&root).unwrap()));
         let m = build(&images, &vmas, Some(&roots));
         let file = m
             .blobs

@@ -34,7 +34,7 @@ use crate::model::Arch;
 use crate::model::{
     ExitStatus, Loaded, MappingKind, Process, ProcessState, Thread, TreeEntry, Zombie,
 };
-use crate::rootfs::FileRoots;
+use crate::rootfs::FileView;
 use files::FileTable;
 use image::{Image, ImageReader};
 use store::ImageStore;
@@ -274,7 +274,7 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<Str
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions<'a> {
     /// Where to find the contents of file-backed pages.
-    pub root: Option<&'a FileRoots>,
+    pub root: Option<&'a FileView>,
 }
 
 fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
@@ -363,12 +363,9 @@ impl Images {
     }
 
     /// The paths of the regular files the checkpoint's processes had open
-    /// or mapped, as the keys a rootfs diff is looked up by.
-    pub fn regular_file_keys(&self) -> std::collections::HashSet<Vec<u8>> {
-        self.files
-            .regular_names()
-            .filter_map(crate::rootfs::clean_key)
-            .collect()
+    /// or mapped, as the kernel named them (not deleted ones).
+    pub fn regular_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.files.regular_names()
     }
 
     /// The images.

@@ -683,7 +683,13 @@ impl ImageArchive {
     /// first matching hint names; else the only image (artifacts aside).
     /// Of a compressed archive, the chosen image's blobs are copied out.
     pub fn select(&self, sel: &Selector) -> crate::Result<SelectedImage> {
-        (|| -> Result<SelectedImage> {
+        self.select_with(sel, true).map_err(crate::Error::new)
+    }
+
+    /// [`select`](Self::select), copying the chosen image's blobs out of a
+    /// compressed archive only if `copy`.
+    pub(crate) fn select_with(&self, sel: &Selector, copy: bool) -> Result<SelectedImage> {
+        {
             let label = &self.inner.label;
             let arch_ok = |i: &&ImageInfo| match (&sel.architecture, &i.platform) {
                 (Some(a), Some(p)) => &p.architecture == a,
@@ -728,7 +734,8 @@ impl ImageArchive {
                 }
             } else {
                 let by_hint = sel.hints.iter().find_map(|h| {
-                    let m: Vec<&ImageInfo> = usable.iter().copied().filter(|i| i.matches(h)).collect();
+                    let m: Vec<&ImageInfo> =
+                        usable.iter().copied().filter(|i| i.matches(h)).collect();
                     (m.len() == 1).then(|| (m[0], Selection::Hint(h.clone())))
                 });
                 match (by_hint, usable.as_slice()) {
@@ -743,10 +750,13 @@ impl ImageArchive {
                 }
             };
             let hint_match = sel.hints.iter().find(|h| chosen.matches(h)).cloned();
-            if let Source::Tar {
-                compression: Compression::Gzip | Compression::Zstd,
-                ..
-            } = &self.inner.source
+            if let (
+                Source::Tar {
+                    compression: Compression::Gzip | Compression::Zstd,
+                    ..
+                },
+                true,
+            ) = (&self.inner.source, copy)
             {
                 let wanted: Vec<(Vec<u8>, Expect)> = chosen
                     .config
@@ -772,8 +782,107 @@ impl ImageArchive {
                 hint_match,
                 inner: self.inner.clone(),
             })
-        })()
-        .map_err(crate::Error::new)
+        }
+    }
+}
+
+impl ImageArchive {
+    /// Whether its blobs lie uncompressed in files (a layout directory,
+    /// an uncompressed tar), where they can be used in place.
+    pub(crate) fn in_place(&self) -> bool {
+        !matches!(
+            self.inner.source,
+            Source::Tar {
+                compression: Compression::Gzip | Compression::Zstd,
+                ..
+            }
+        )
+    }
+
+    /// `info` (one of its images) as chosen, without copying anything out.
+    pub(crate) fn chosen(&self, info: &ImageInfo) -> SelectedImage {
+        SelectedImage {
+            info: info.clone(),
+            selection: Selection::Only,
+            hint_match: None,
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Hands `f` the bytes of each blob of `wanted`, as a stream checked
+    /// against its descriptor (a mismatch is an error naming the blob, at
+    /// the end of the stream), in the order they lie: of a compressed
+    /// archive in one pass over it, copying nothing out.
+    pub(crate) fn stream_blobs(
+        &self,
+        wanted: &[&Descriptor],
+        f: &mut dyn FnMut(&Descriptor, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let expect = |d: &Descriptor| Expect {
+            digest: d.digest.clone(),
+            size: Some(d.size),
+        };
+        let run = |d: &Descriptor,
+                   r: &mut dyn Read,
+                   f: &mut dyn FnMut(&Descriptor, &mut dyn Read) -> Result<()>|
+         -> Result<()> {
+            let label = self.inner.member_label(d.location.as_bytes());
+            let mut check = VerifyingReader::new(r, label.clone(), expect(d));
+            f(d, &mut check)?;
+            io::copy(&mut check, &mut io::sink())
+                .with_context(|| format!("{label}: cannot read"))?;
+            check
+                .finish()
+                .with_context(|| format!("{label}: broken blob"))?;
+            Ok(())
+        };
+        let mut todo: BTreeMap<u32, &Descriptor> = BTreeMap::new();
+        for d in wanted {
+            let label = self.inner.member_label(d.location.as_bytes());
+            match self.inner.locate(&d.location)? {
+                None => bail!("{label}: missing"),
+                Some((_, Loc::Data(data))) => run(d, &mut data.open()?, f)?,
+                Some((_, Loc::Deferred { index, .. })) => {
+                    todo.insert(index, d);
+                }
+            }
+        }
+        let Some(&last) = todo.keys().next_back() else {
+            return Ok(());
+        };
+        let Source::Tar {
+            path, compression, ..
+        } = &self.inner.source
+        else {
+            bail!("{}: nothing to stream", self.inner.label);
+        };
+        let file =
+            File::open(path).with_context(|| format!("{}: cannot open", self.inner.label))?;
+        let dec = decoder(
+            BufReader::with_capacity(1 << 16, file),
+            *compression,
+            &self.inner.label,
+        )?;
+        let mut tar = TarReader::new(Stream(dec), None);
+        while let Some(h) = tar
+            .next_member()
+            .with_context(|| format!("{}: broken archive", self.inner.label))?
+        {
+            let index = member_index(h.index)?;
+            if index > last {
+                break;
+            }
+            if let Some(d) = todo.remove(&index) {
+                run(d, &mut (&mut tar).take(h.size), f)?;
+            }
+        }
+        if let Some(d) = todo.into_values().next() {
+            bail!(
+                "{}: the archive changed while it was read",
+                self.inner.member_label(d.location.as_bytes())
+            );
+        }
+        Ok(())
     }
 }
 
@@ -970,6 +1079,16 @@ impl SelectedImage {
             Ok(data)
         })()
         .map_err(crate::Error::new)
+    }
+
+    /// Where the blob of `d` is, unchecked (to look at its first bytes).
+    pub(crate) fn unchecked_blob(&self, d: &Descriptor) -> Result<BlobData> {
+        let label = self.inner.member_label(d.location.as_bytes());
+        Ok(self
+            .inner
+            .data(&d.location)?
+            .with_context(|| format!("{label}: missing"))?
+            .1)
     }
 
     /// Reads the blob of `d` as a stream, checked as it goes: reading

@@ -1,10 +1,10 @@
 //! The file view an ordered list of tar layers makes (see the module
 //! documentation of [`crate::image`] for the rules and limits).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
@@ -72,6 +72,67 @@ impl PathBytes for std::path::PathBuf {
     }
 }
 
+/// The paths a view is asked for, and the directories above them: a layer
+/// limited to these ([`Layer::only`]) keeps nothing else, so that a
+/// layer of many files nobody asks for (a container's diff from a
+/// hostile host) costs no memory.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    files: HashSet<Vec<u8>>,
+    dirs: HashSet<Vec<u8>>,
+}
+
+impl Wanted {
+    /// The paths (as a process saw them; cleaned as the view cleans
+    /// member paths) and every directory above them.
+    pub fn new<P: PathBytes + ?Sized>(paths: impl IntoIterator<Item = impl AsRef<P>>) -> Wanted {
+        let mut w = Wanted::default();
+        for p in paths {
+            let Ok(key) = clean(p.as_ref().path_bytes()) else {
+                continue;
+            };
+            let mut dir = key.clone();
+            while !dir.is_empty() {
+                pop_component(&mut dir);
+                if !w.dirs.insert(dir.clone()) {
+                    break;
+                }
+            }
+            w.files.insert(key);
+        }
+        w
+    }
+
+    /// Whether `key` (a clean path) is one of the paths.
+    pub fn is_file(&self, key: &[u8]) -> bool {
+        self.files.contains(key)
+    }
+
+    /// Whether `key` is one of the paths or a directory above one.
+    pub fn keeps(&self, key: &[u8]) -> bool {
+        key.is_empty() || self.files.contains(key) || self.dirs.contains(key)
+    }
+
+    /// How many paths there are.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// A layer read once as it streamed by (inside a compressed archive):
+/// its members' headers and private copies of the files that were wanted,
+/// by member index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recorded {
+    pub(crate) members: Vec<tar::Member>,
+    pub(crate) copies: HashMap<u32, Blob>,
+}
+
 /// One layer: a tar, plain or compressed, with what its bytes must be.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -79,6 +140,8 @@ pub struct Layer {
     data: BlobData,
     expect: Expect,
     diff_id: Option<Digest>,
+    only: Option<Arc<Wanted>>,
+    recorded: Option<Arc<Recorded>>,
 }
 
 impl Layer {
@@ -89,7 +152,25 @@ impl Layer {
             data,
             expect: Expect::default(),
             diff_id: None,
+            only: None,
+            recorded: None,
         }
+    }
+
+    /// A layer already read: its members and the copies of its wanted
+    /// files (no other file of it can be read).
+    pub(crate) fn recorded(label: impl Into<String>, recorded: Recorded) -> Layer {
+        Layer {
+            recorded: Some(Arc::new(recorded)),
+            ..Layer::new(label, BlobData::Memory(Arc::from(&[][..])))
+        }
+    }
+
+    /// Keeps of this layer only the paths of `wanted` and the directories
+    /// above them (its whiteouts still delete from the layers below).
+    pub fn only(mut self, wanted: Arc<Wanted>) -> Layer {
+        self.only = Some(wanted);
+        self
     }
 
     /// Requires the stored bytes to have this digest and/or size.
@@ -293,6 +374,7 @@ struct LayerState {
     label: String,
     data: BlobData,
     compression: Compression,
+    recorded: Option<Arc<Recorded>>,
 }
 
 type Map = BTreeMap<Vec<u8>, Node>;
@@ -311,6 +393,8 @@ pub struct LayerView {
     parent: Option<(Vec<u8>, Vec<u8>)>,
     /// Lookups left for resolving members' parents.
     budget: u64,
+    /// What the layer being indexed keeps, if not everything.
+    only: Option<Arc<Wanted>>,
     opts: Options,
     spill: Mutex<Spill<(u32, u32)>>,
 }
@@ -377,6 +461,7 @@ impl LayerView {
                 current: BTreeMap::new(),
                 parent: None,
                 budget: MAX_WALK_LOOKUPS,
+                only: None,
                 opts: opts.clone(),
                 spill: Mutex::new(Spill::default()),
             };
@@ -390,6 +475,25 @@ impl LayerView {
 
     fn add_layer(&mut self, i: u32, layer: Layer) -> Result<()> {
         let what = layer.label.clone();
+        self.only = layer.only.clone();
+        if let Some(rec) = &layer.recorded {
+            for (n, h) in rec.members.iter().enumerate() {
+                if n >= MAX_LAYER_MEMBERS as usize {
+                    bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
+                }
+                self.apply(i, h).with_context(|| {
+                    format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
+                })?;
+            }
+            self.end_layer();
+            self.layers.push(LayerState {
+                label: layer.label,
+                data: layer.data,
+                compression: Compression::None,
+                recorded: Some(rec.clone()),
+            });
+            return Ok(());
+        }
         let compression = sniff_compression(&layer.data.head(8)?, &what)?;
         let unchecked = layer.expect.is_empty() && layer.diff_id.is_none();
         match (&layer.data, compression) {
@@ -431,6 +535,7 @@ impl LayerView {
             label: layer.label,
             data: layer.data,
             compression,
+            recorded: None,
         });
         Ok(())
     }
@@ -447,10 +552,16 @@ impl LayerView {
                 format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
             })?;
         }
+        self.end_layer();
+        Ok(())
+    }
+
+    /// Puts what the layer just indexed over the layers below it.
+    fn end_layer(&mut self) {
         let layer = std::mem::take(&mut self.current);
         self.entries.extend(layer);
         self.parent = None;
-        Ok(())
+        self.only = None;
     }
 
     fn apply(&mut self, i: u32, h: &tar::Member) -> Result<()> {
@@ -488,6 +599,9 @@ impl LayerView {
             .parent_dir(parent)?
             .context("a parent directory is not a directory in the view")?;
         push_component(&mut key, base);
+        if self.only.as_ref().is_some_and(|w| !w.keeps(&key)) {
+            return Ok(());
+        }
         let node = match h.kind {
             Kind::Dir => Node::Dir,
             Kind::File | Kind::Sparse { .. } => Node::File(Data {
@@ -639,6 +753,36 @@ impl LayerView {
         .map_err(crate::Error::new)
     }
 
+    /// The target of the symbolic link at `path` (its parents resolved, the
+    /// link itself not followed), if there is one.
+    pub fn read_link<P: PathBytes + ?Sized>(&self, path: &P) -> Option<Vec<u8>> {
+        let key = walk(self, path.path_bytes(), false, false).ok()??;
+        match self.node(&key) {
+            Some(Node::Symlink(t)) => Some(t.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The directory `path` resolves to in the view (relative, links
+    /// followed), if it is one.
+    pub fn resolve_dir<P: PathBytes + ?Sized>(&self, path: &P) -> crate::Result<Option<Vec<u8>>> {
+        (|| -> Result<Option<Vec<u8>>> {
+            let Some(key) = walk(self, path.path_bytes(), true, false)? else {
+                return Ok(None);
+            };
+            Ok(matches!(self.lookup(&key), Lookup::Dir).then_some(key))
+        })()
+        .map_err(crate::Error::new)
+    }
+
+    /// The names in the view's top directory that are symbolic links.
+    pub fn top_links(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.entries.iter().filter_map(|(k, n)| match n {
+            Node::Symlink(_) if !k.contains(&b'/') => Some(k.clone()),
+            _ => None,
+        })
+    }
+
     /// Every regular file of the view, in path order.
     pub fn files(&self) -> impl Iterator<Item = FileRef> + '_ {
         self.entries.iter().filter_map(|(k, n)| match n {
@@ -672,6 +816,16 @@ impl LayerView {
                 let label = format!("{}:{}", l.label, f.path.escape_ascii());
                 if f.data.sparse {
                     bail!("{label}: a sparse file in a layer, which criu2core does not read");
+                }
+                if let Some(rec) = &l.recorded {
+                    let copy = rec.copies.get(&f.data.member).with_context(|| {
+                        format!("{label}: not kept when its layer streamed by")
+                    })?;
+                    out[n] = Some(Blob {
+                        label,
+                        ..copy.clone()
+                    });
+                    continue;
                 }
                 match (&l.data, l.compression) {
                     (BlobData::File(b), Compression::None) => {
@@ -827,6 +981,7 @@ mod tests {
                 current: BTreeMap::new(),
                 parent: None,
                 budget: 10_000,
+                only: None,
                 opts: Options::default(),
                 spill: Mutex::new(Spill::default()),
             };

@@ -114,7 +114,8 @@ pub use archive::{
     Platform, SelectedImage, Selection,
 };
 pub use digest::{Algorithm, Digest, Expect};
-pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes};
+pub(crate) use layers::Recorded;
+pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes, Wanted};
 pub use reference::Selector;
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
@@ -302,7 +303,7 @@ impl BlobData {
 
 /// What a stream's first bytes say it is: gzip, zstd, or (anything else)
 /// a plain tar. Compressions no image tool writes today are refused.
-fn sniff_compression(head: &[u8], what: &str) -> Result<Compression> {
+pub(crate) fn sniff_compression(head: &[u8], what: &str) -> Result<Compression> {
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -317,7 +318,7 @@ fn sniff_compression(head: &[u8], what: &str) -> Result<Compression> {
 }
 
 /// Decompresses `raw` as `compression` says.
-fn decoder<'a, R: Read + 'a>(
+pub(crate) fn decoder<'a, R: Read + 'a>(
     raw: R,
     compression: Compression,
     what: &str,

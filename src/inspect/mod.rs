@@ -79,7 +79,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/4";
+pub const SCHEMA: &str = "criu2core.inspect/5";
 
 /// What to report besides the process tree and memory.
 #[derive(Debug, Clone, Copy, Default)]
@@ -259,9 +259,10 @@ impl Checkpoint {
             schema: SCHEMA,
             input: InputInfo {
                 path: self.path().display().to_string(),
-                kind: self.kind().name().into(),
+                kind: self.kind().name(),
             },
             container: self.container().cloned(),
+            image: None,
             checkpoint: CheckpointInfo {
                 image_version: self.image_version(),
                 arch,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Bytes, ProcessStatus};
 use crate::container::ContainerInfo;
+use crate::input::ImageUse;
 use crate::model::ExitStatus;
 
 /// Everything `inspect` reports.
@@ -19,6 +20,10 @@ pub struct Report {
     pub input: InputInfo,
     /// The container, if the input says.
     pub container: Option<ContainerInfo>,
+    /// The image `--image` gave: which of it would be used, and whether
+    /// it is the one the checkpoint names (set by the caller, from
+    /// [`crate::Checkpoint::choose_image`]).
+    pub image: Option<ImageUse>,
     /// The checkpoint as a whole.
     pub checkpoint: CheckpointInfo,
     /// Every process, in pstree order.

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::report::{MemoryInfo, MountNamespace, ProcessInfo, Report, SocketInfo};
 use super::Bytes;
 use crate::container::ContainerInfo;
+use crate::input::ImageUse;
 use crate::text::{escape, human_bytes};
 
 /// A field from the checkpoint, escaped for a terminal; "-" if absent.
@@ -50,6 +51,9 @@ impl Report {
         );
         if let Some(c) = &self.container {
             container_text(&mut o, c);
+        }
+        if let Some(i) = &self.image {
+            image_text(&mut o, i);
         }
         self.checkpoint_text(&mut o);
         self.table_text(&mut o);
@@ -116,6 +120,31 @@ impl Report {
     }
 }
 
+/// The lines of the image `--image` gave.
+fn image_text(o: &mut String, i: &ImageUse) {
+    let names = if i.names.is_empty() {
+        "(no name)".to_string()
+    } else {
+        i.names
+            .iter()
+            .map(|n| escape(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        o,
+        "image        {}: {names}  {}",
+        escape(&i.path),
+        opt(&i.digest)
+    );
+    let verdict = match i.matches {
+        Some(true) => "matches the checkpoint's image",
+        Some(false) => "does NOT match the checkpoint's image",
+        None => "the checkpoint names no image",
+    };
+    let _ = writeln!(o, "             chosen by {}; {verdict}", i.chosen_by);
+}
+
 /// The container's lines.
 fn container_text(o: &mut String, c: &ContainerInfo) {
     let id = c.id.as_deref().map(|i| {
@@ -129,12 +158,20 @@ fn container_text(o: &mut String, c: &ContainerInfo) {
         opt(&c.engine),
         opt(&id)
     );
+    let reference = c
+        .image_ref
+        .as_deref()
+        .map(|r| format!("  ref {}", escape(r)))
+        .unwrap_or_default();
     let _ = writeln!(
         o,
-        "             image {}  runtime {}",
+        "             image {}{reference}  runtime {}",
         opt(&c.image),
         opt(&c.runtime)
     );
+    if let Some(ci) = &c.checkpoint_image {
+        let _ = writeln!(o, "             checkpoint image {}", escape(ci));
+    }
     if c.pod.is_some() || c.namespace.is_some() {
         let _ = writeln!(
             o,

@@ -19,7 +19,7 @@ pub mod flags {
 
 /// The decoders fuzz targets feed directly.
 pub mod decode {
-    pub use crate::archive::{index_tar, ArchiveOptions, ArchiveStore, Diff};
+    pub use crate::archive::{index_diff, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
     pub use crate::criu::image::{Image, ImageReader};
     pub use crate::criu::pagemap::{Cursor, PagemapReader};
     pub use crate::criu::store::{DirStore, ImageStore};

@@ -1,9 +1,16 @@
-//! Opening what a user points criu2core at — a CRIU image directory, an
-//! unpacked container checkpoint (a directory with `checkpoint/`), or a
-//! checkpoint archive (.tar, .tar.gz, .tar.zst, recognised by content) —
-//! as a [`Checkpoint`]: its process tree, container and warnings, and its
-//! processes loaded on demand. Every kind of input is told apart and opened
-//! here ([`InputKind`], [`detect`], [`open`]).
+//! Opening what a user points criu2core at — a CRIU image directory
+//! (Docker's checkpoints among them), an unpacked container checkpoint (a
+//! directory with `checkpoint/`), a checkpoint archive (.tar, .tar.gz,
+//! .tar.zst as Podman, CRI-O and the kubelet on CRI-O or containerd write
+//! it), or a checkpoint image (containerd's `ctr image export`, or one made
+//! for Kubernetes restore, as an OCI layout, OCI archive or docker-archive)
+//! — as a [`Checkpoint`]: its process tree, container and warnings, and
+//! its processes loaded on demand. Every kind of input is told apart by
+//! content and opened here ([`InputKind`], [`detect`], [`open`]); the file
+//! view file pages come from is made here too ([`Checkpoint::load`],
+//! [`LoadOptions`]).
+
+mod image;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,15 +18,18 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, Spill};
 pub use crate::archive::{Compression, PageUse};
 use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Images;
 use crate::error::{fault, Error, ErrorKind};
+use crate::image::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::model::{Blob, Loaded, TreeEntry};
-use crate::rootfs::{FileRoots, RootFs};
+use crate::rootfs::{FileView, RootFs};
+
+pub use image::ImageUse;
 
 /// Largest config.dump or spec.dump read: a container's description takes
 /// a few dozen KiB. A larger one is left out, with a warning.
@@ -35,6 +45,10 @@ pub enum InputKind {
     CheckpointDir,
     /// A checkpoint archive.
     Archive(Compression),
+    /// A checkpoint image: an OCI layout (directory or archive) or a
+    /// docker-archive holding containerd's checkpoint or one made for
+    /// Kubernetes restore.
+    Image(ArchiveFormat),
 }
 
 impl InputKind {
@@ -45,12 +59,15 @@ impl InputKind {
         detect(path.as_ref()).map_err(Error::new)
     }
 
-    /// A short name: "images", "checkpoint-dir", "tar", "tar.gz", "tar.zst".
-    pub fn name(self) -> &'static str {
+    /// A short name: "images", "checkpoint-dir", "tar", "tar.gz",
+    /// "tar.zst", or for checkpoint images "oci-layout", "oci-archive"
+    /// (".gz", ".zst"), "docker-archive" (".gz", ".zst"), "docker-dir".
+    pub fn name(self) -> String {
         match self {
-            InputKind::Images => "images",
-            InputKind::CheckpointDir => "checkpoint-dir",
-            InputKind::Archive(c) => c.suffix(),
+            InputKind::Images => "images".into(),
+            InputKind::CheckpointDir => "checkpoint-dir".into(),
+            InputKind::Archive(c) => c.suffix().into(),
+            InputKind::Image(f) => f.name(),
         }
     }
 }
@@ -67,7 +84,14 @@ pub struct Checkpoint {
     /// The files the container changed (its rootfs-diff.tar) that the
     /// checkpoint's processes mapped, if it has a diff.
     rootfs_diff: Option<DiffIndex>,
+    /// What Podman's `deleted.files` says the container removed.
+    deleted: Vec<String>,
     warnings: Vec<String>,
+    /// Where an image given to [`Checkpoint::load`] may copy files.
+    spill_dir: Option<PathBuf>,
+    max_spill: Option<u64>,
+    /// Copies of the diff's files, where no archive holds them.
+    _spill: Option<Spill>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -124,6 +148,67 @@ impl OpenOptions {
     }
 }
 
+/// A container image to read the container's unmodified files from:
+/// an OCI layout directory, an OCI archive or a docker-archive, and which
+/// of its images (`--image FILE:NAME:TAG`, `--image FILE@sha256:...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImageRef {
+    /// The layout directory or archive.
+    pub path: PathBuf,
+    /// The image in it: a reference, a tag, a digest; `None` to take the
+    /// one the checkpoint names, else the only one.
+    pub reference: Option<String>,
+}
+
+impl ImageRef {
+    /// The image at `path`, chosen as the checkpoint says.
+    pub fn new(path: impl Into<PathBuf>) -> ImageRef {
+        ImageRef {
+            path: path.into(),
+            reference: None,
+        }
+    }
+
+    /// Reads `FILE`, `FILE:REFERENCE` or `FILE@DIGEST`: the longest prefix
+    /// that exists as a file or directory is the path, what follows the
+    /// `:` or `@` after it the image (a path that exists whole is taken
+    /// whole).
+    pub fn parse(text: &str) -> ImageRef {
+        if Path::new(text).exists() {
+            return ImageRef::new(text);
+        }
+        let cuts = text
+            .char_indices()
+            .filter(|&(_, c)| c == ':' || c == '@')
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        for &i in cuts.iter().rev() {
+            let (path, rest) = text.split_at(i);
+            if !path.is_empty() && Path::new(path).exists() {
+                // What follows the ':' or '@'.
+                let reference = &rest[1..];
+                return ImageRef {
+                    path: path.into(),
+                    reference: (!reference.is_empty()).then(|| reference.to_string()),
+                };
+            }
+        }
+        ImageRef::new(text)
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        match &self.reference {
+            Some(r) if r.starts_with("sha256:") || r.starts_with("sha512:") => write!(f, "@{r}"),
+            Some(r) => write!(f, ":{r}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How to load a process.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -131,6 +216,9 @@ pub struct LoadOptions {
     /// A root filesystem (a sysroot, a container's rootfs) to read the
     /// unmodified pages of mapped files from, so that a core holds them.
     pub root: Option<PathBuf>,
+    /// The container's image, whose layers (under the container's changed
+    /// files) supply the unmodified pages of mapped files. Not with `root`.
+    pub image: Option<ImageRef>,
     /// Whether to read mapped files from the archive's rootfs-diff.tar
     /// (the files the container changed), before `root` (default: yes).
     pub rootfs_diff: bool,
@@ -140,6 +228,7 @@ impl Default for LoadOptions {
     fn default() -> LoadOptions {
         LoadOptions {
             root: None,
+            image: None,
             rootfs_diff: true,
         }
     }
@@ -152,6 +241,12 @@ impl LoadOptions {
         self
     }
 
+    /// Reads unmodified file pages from the container's image.
+    pub fn image(mut self, image: ImageRef) -> LoadOptions {
+        self.image = Some(image);
+        self
+    }
+
     /// Whether to read mapped files from the archive's rootfs-diff.tar.
     pub fn rootfs_diff(mut self, use_it: bool) -> LoadOptions {
         self.rootfs_diff = use_it;
@@ -160,6 +255,9 @@ impl LoadOptions {
 }
 
 /// What a path is, without opening it fully: `None` if it is no checkpoint.
+/// A tar is taken for a checkpoint archive until it is opened (an OCI
+/// archive or docker-archive is then read as a checkpoint image); an image
+/// layout directory is taken for a checkpoint image if its index says so.
 pub fn detect(path: &Path) -> Result<Option<InputKind>> {
     if let Some(url) = crate::blobio::url_of(path) {
         // An object is read as an archive; a prefix holds inputs (image
@@ -176,6 +274,8 @@ pub fn detect(path: &Path) -> Result<Option<InputKind>> {
             Some(InputKind::Images)
         } else if path.join("checkpoint/pstree.img").is_file() {
             Some(InputKind::CheckpointDir)
+        } else if path.join("index.json").is_file() || path.join("manifest.json").is_file() {
+            image::detect_dir(path)
         } else {
             None
         })
@@ -288,11 +388,11 @@ pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpo
 }
 
 fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
-    let kind = detect(path)?.ok_or_else(|| {
+    let mut kind = detect(path)?.ok_or_else(|| {
         fault(
             ErrorKind::NotACheckpoint,
             format!(
-                "{}: not a checkpoint (no pstree.img or checkpoint/pstree.img, and not a tar/tar.gz/tar.zst archive)",
+                "{}: not a checkpoint (no pstree.img or checkpoint/pstree.img, no checkpoint image, and not a tar/tar.gz/tar.zst archive)",
                 path.display()
             ),
         )
@@ -303,14 +403,67 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
     let parts = match kind {
         InputKind::Images => Parts {
             store: Arc::new(DirStore::open(path)?),
-            container: None,
+            container: ContainerInfo::from_images_dir(path),
             diff: None,
+            deleted: Vec::new(),
         },
         InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
-        InputKind::Archive(_) => archive_input(path, opts, &mut warnings)?,
+        InputKind::Archive(c) => match archive_input(path, opts, &mut warnings) {
+            // A tar with no CRIU images may be an image archive holding a
+            // checkpoint image.
+            Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
+                match ImageArchive::open(path, &image::options(opts)) {
+                    Ok(ar) => {
+                        kind = InputKind::Image(ar.format());
+                        image::open(path, &ar, opts, &mut warnings)?
+                    }
+                    Err(_) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(parts) => {
+                let _ = c;
+                parts
+            }
+        },
+        InputKind::Image(_) => {
+            let ar = ImageArchive::open(path, &image::options(opts))?;
+            kind = InputKind::Image(ar.format());
+            image::open(path, &ar, opts, &mut warnings)?
+        }
     };
     let images = Images::open(parts.store)?;
-    let rootfs_diff = index_diff(parts.diff, &images, &mut warnings)?;
+    let mut spill = None;
+    let rootfs_diff = match parts.diff {
+        None => None,
+        Some(Diff::Indexed(ix)) => Some(ix),
+        Some(Diff::Tar(blob)) => {
+            // A diff lying in a directory: read now that the files are known.
+            let wanted = match opts.pages {
+                PageUse::Strings => Wanted::default(),
+                PageUse::All => Wanted::new::<[u8]>(images.regular_names()),
+            };
+            let s = spill.insert(Spill::new(opts.spill_dir.clone(), opts.max_spill));
+            match archive::read_diff(&blob, &wanted, s) {
+                Ok(ix) => Some(ix),
+                Err(e)
+                    if matches!(
+                        crate::error::kind_of(&e),
+                        ErrorKind::Limit | ErrorKind::Cancelled(_)
+                    ) =>
+                {
+                    return Err(e)
+                }
+                Err(e) => {
+                    warnings.push(format!("{e:#}; the files in it are not used"));
+                    None
+                }
+            }
+        }
+    };
+    if let Some(d) = &rootfs_diff {
+        warnings.extend(d.warnings.iter().cloned());
+    }
     warnings.extend(images.warnings.iter().cloned());
     tracing::info!(path = %path.display(), kind = kind.name(), processes = images.tree.len(), "opened checkpoint");
     Ok(Checkpoint {
@@ -319,7 +472,11 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
         images,
         container: parts.container,
         rootfs_diff,
+        deleted: parts.deleted,
         warnings,
+        spill_dir: opts.spill_dir.clone(),
+        max_spill: opts.max_spill,
+        _spill: spill,
     })
 }
 
@@ -331,11 +488,25 @@ struct Parts {
     container: Option<ContainerInfo>,
     /// Its rootfs-diff.tar, if it has one.
     diff: Option<Diff>,
+    /// The paths its `deleted.files` names.
+    deleted: Vec<String>,
+}
+
+/// The paths of a `deleted.files`, or a warning.
+fn deleted_files(data: Option<Vec<u8>>, warnings: &mut Vec<String>) -> Vec<String> {
+    match data.map(|d| crate::image::parse_deleted_files(&d)) {
+        None => Vec::new(),
+        Some(Ok(paths)) => paths,
+        Some(Err(e)) => {
+            warnings.push(format!("{e:#}; not used"));
+            Vec::new()
+        }
+    }
 }
 
 /// An unpacked container checkpoint: `checkpoint/`, and beside it
-/// `config.dump`, `spec.dump` and `rootfs-diff.tar`, each a file of the
-/// directory (or a link inside it).
+/// `config.dump`, `spec.dump`, `rootfs-diff.tar` and `deleted.files`, each
+/// a file of the directory (or a link inside it).
 fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
     let images = inside(path, "checkpoint", true)?
         .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
@@ -363,25 +534,34 @@ fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
     };
     let config = dump("config.dump")?;
     let spec = dump("spec.dump")?;
+    let deleted = dump("deleted.files")?;
     Ok(Parts {
         store: Arc::new(DirStore::open(images)?),
         container: ContainerInfo::from_dumps(config.as_deref(), spec.as_deref()),
         diff,
+        deleted: deleted_files(deleted, warnings),
     })
+}
+
+/// How a checkpoint archive is read.
+fn archive_options(opts: &OpenOptions) -> ArchiveOptions {
+    ArchiveOptions {
+        spill_dir: opts.spill_dir.clone(),
+        max_spill: opts.max_spill,
+        pages: opts.pages,
+        cancel: opts.cancel.clone(),
+    }
 }
 
 /// A checkpoint archive, read (and unpacked as far as `opts` let it) in
 /// one pass.
 fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) -> Result<Parts> {
-    let ar = ArchiveStore::open(
-        path,
-        &ArchiveOptions {
-            spill_dir: opts.spill_dir.clone(),
-            max_spill: opts.max_spill,
-            pages: opts.pages,
-            cancel: opts.cancel.clone(),
-        },
-    )?;
+    let ar = ArchiveStore::open(path, &archive_options(opts))?;
+    Ok(archive_parts(ar, warnings))
+}
+
+/// What a checkpoint archive (or a layer holding one) holds.
+fn archive_parts(ar: ArchiveStore, warnings: &mut Vec<String>) -> Parts {
     warnings.extend(ar.warnings().iter().cloned());
     let container = if ar.is_container_checkpoint() {
         let config = container_dump("config.dump", ar.read_member("config.dump"), warnings);
@@ -390,40 +570,15 @@ fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) ->
     } else {
         None
     };
+    let deleted = container_dump("deleted.files", ar.read_member("deleted.files"), warnings);
+    let deleted = deleted_files(deleted, warnings);
     let diff = ar.rootfs_diff().cloned();
-    Ok(Parts {
+    Parts {
         store: Arc::new(ar),
         container,
         diff,
-    })
-}
-
-/// The files of a rootfs diff that the checkpoint's processes had open or
-/// mapped, where they lie (a diff that is no plain tar is left out, with
-/// a warning).
-fn index_diff(
-    diff: Option<Diff>,
-    images: &Images,
-    warnings: &mut Vec<String>,
-) -> Result<Option<DiffIndex>> {
-    let index = match diff {
-        None => None,
-        Some(Diff::Indexed(ix)) => Some(ix),
-        Some(Diff::Tar(blob)) if archive::sniff_blob(&blob)? => {
-            Some(archive::index_tar(&blob, &images.regular_file_keys())?)
-        }
-        Some(Diff::Tar(blob)) => {
-            warnings.push(format!(
-                "{}: not an uncompressed tar; the files in it are not used",
-                blob.label
-            ));
-            None
-        }
-    };
-    if let Some(d) = &index {
-        warnings.extend(d.warnings.iter().cloned());
+        deleted,
     }
-    Ok(index)
 }
 
 impl Checkpoint {
@@ -467,8 +622,8 @@ impl Checkpoint {
     }
 
     /// Decodes process `pid`: its threads, registers and memory, with file
-    /// pages read from the archive's rootfs-diff.tar and `opts.root` as
-    /// asked. A zombie has neither memory nor registers.
+    /// pages read from the archive's rootfs-diff.tar and `opts.root` or
+    /// `opts.image` as asked. A zombie has neither memory nor registers.
     ///
     /// ```
     /// use criu2core::model::Registers;
@@ -484,27 +639,89 @@ impl Checkpoint {
     /// # Ok::<(), criu2core::Error>(())
     /// ```
     pub fn load(&self, pid: u32, opts: &LoadOptions) -> crate::Result<Loaded> {
-        let roots = self.file_roots(opts).map_err(Error::new)?;
-        self.load_with(pid, roots.as_ref()).map_err(Error::new)
+        let view = self.file_view(opts).map_err(Error::new)?;
+        self.load_with(pid, view.as_ref().map(|(v, _)| v))
+            .map_err(Error::new)
     }
 
-    /// [`Checkpoint::load`] with the file roots made once for many
+    /// [`Checkpoint::load`] with the file view made once for many
     /// processes.
-    pub(crate) fn load_with(&self, pid: u32, roots: Option<&FileRoots>) -> Result<Loaded> {
+    pub(crate) fn load_with(&self, pid: u32, view: Option<&FileView>) -> Result<Loaded> {
         self.images
-            .load(pid, crate::criu::LoadOptions { root: roots })
+            .load(pid, crate::criu::LoadOptions { root: view })
     }
 
-    /// Where file-backed pages can be read from: the container's changed
-    /// files first, then the root. `None` if neither exists.
-    pub(crate) fn file_roots(&self, opts: &LoadOptions) -> Result<Option<FileRoots>> {
-        let mut roots = FileRoots::default();
-        if let (Some(diff), true) = (&self.rootfs_diff, opts.rootfs_diff) {
-            roots.diff = diff.files.clone();
+    /// What the checkpoint names as its container's image: the names and
+    /// ids an image given with `--image` is matched against.
+    pub fn image_hints(&self) -> Vec<String> {
+        self.container
+            .as_ref()
+            .map(ContainerInfo::image_hints)
+            .unwrap_or_default()
+    }
+
+    /// Which image of `image` would be used for this checkpoint, and
+    /// whether it is the one the checkpoint names (nothing is indexed).
+    pub fn choose_image(&self, image: &ImageRef) -> crate::Result<ImageUse> {
+        (|| -> Result<ImageUse> {
+            let ar = ImageArchive::open(&image.path, &self.image_options())?;
+            let (_, used) = image::choose(&ar, image, &self.image_hints(), false)?;
+            Ok(used)
+        })()
+        .map_err(Error::new)
+    }
+
+    fn image_options(&self) -> crate::image::Options {
+        let mut o = crate::image::Options::default();
+        o.spill_dir.clone_from(&self.spill_dir);
+        if let Some(max) = self.max_spill {
+            o.spill_cap = max;
         }
-        if let Some(r) = &opts.root {
-            roots.dir = Some(RootFs::new(r)?);
+        o
+    }
+
+    /// Where file-backed pages can be read from: the image's layers (with
+    /// `opts.image`), under the container's changed files, and under
+    /// those the root (`opts.root`); and which image was used. `None` if
+    /// there is nothing to read from.
+    pub(crate) fn file_view(
+        &self,
+        opts: &LoadOptions,
+    ) -> Result<Option<(FileView, Option<ImageUse>)>> {
+        if opts.root.is_some() && opts.image.is_some() {
+            bail!("a root directory and an image were both given: give one");
         }
-        Ok((!roots.is_empty()).then_some(roots))
+        let iopts = self.image_options();
+        let wanted = Arc::new(Wanted::new::<[u8]>(self.images.regular_names()));
+        let mut layers: Vec<Layer> = Vec::new();
+        let mut used = None;
+        if let Some(img) = &opts.image {
+            let ar = ImageArchive::open(&img.path, &iopts)?;
+            let (sel, u) = image::choose(&ar, img, &self.image_hints(), true)?;
+            layers = sel.layers()?;
+            used = Some(u);
+        }
+        let diff = self.rootfs_diff.as_ref().filter(|_| opts.rootfs_diff);
+        if let Some(d) = diff {
+            layers.push(Layer::recorded(d.label.clone(), d.recorded.clone()).only(wanted.clone()));
+        }
+        let view = if layers.is_empty() {
+            None
+        } else {
+            let mut v = LayerView::new(layers, &iopts)?;
+            if diff.is_some() {
+                for p in &self.deleted {
+                    v.delete(p)?;
+                }
+            }
+            Some(v)
+        };
+        let dir = opts.root.as_ref().map(RootFs::new).transpose()?;
+        if view.is_none() && dir.is_none() {
+            return Ok(None);
+        }
+        let fv = FileView::new(view, dir);
+        fv.prefetch(self.images.regular_names())?;
+        Ok(Some((fv, used)))
     }
 }
