@@ -160,6 +160,11 @@ directory, record and entry in OUT_DIR/summary.json); at start, and after a
 restart, the archives already there are converted unless already done.
 SIGTERM or SIGINT ends it cleanly.
 
+OUT_DIR may be an object-storage URL (s3://bucket/prefix/, gs://, az://,
+file://), configured as for batch: for S3 AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity or
+instance metadata; AWS_ALLOW_HTTP=true permits a plain-HTTP endpoint.
+
 Examples:
   criu2core watch /var/lib/kubelet/checkpoints -o /var/lib/criu2core/cores
   criu2core watch /var/lib/kubelet/checkpoints -o s3://ckpt/cores/node-1/ --compress zstd")]

@@ -30,6 +30,7 @@ mod archives;
 mod batch;
 mod consumers;
 mod container_images;
+mod deploy;
 mod fds;
 mod fleet;
 mod gdb;
@@ -131,6 +132,7 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("container_images.rs", include_str!("container_images.rs")),
+        ("deploy.rs", include_str!("deploy.rs")),
         ("fds.rs", include_str!("fds.rs")),
         ("fleet.rs", include_str!("fleet.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
@@ -175,6 +177,7 @@ fn main() {
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(container_images::tests());
+    tests.extend(deploy::tests());
     tests.extend(fds::tests());
     tests.extend(fleet::tests());
     tests.extend(gdb::tests());
