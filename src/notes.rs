@@ -39,7 +39,9 @@ pub mod nt {
     pub const S390_GS_BC: u32 = 0x30c;
     /// s390 runtime-instrumentation control block
     pub const S390_RI_CB: u32 = 0x30d;
-    /// AArch64 TLS register (tpidr_el0)
+    /// Arm VFP registers (d0-d31, fpscr)
+    pub const ARM_VFP: u32 = 0x400;
+    /// Arm TLS register (tpidr_el0 on AArch64, TPIDRURO on 32-bit Arm)
     pub const ARM_TLS: u32 = 0x401;
     /// AArch64 pointer-authentication masks
     pub const ARM_PAC_MASK: u32 = 0x406;
@@ -83,25 +85,38 @@ pub struct Abi {
     pub word: usize,
     /// Size of `__kernel_uid_t` in elf_prpsinfo (2 on i386 and arm).
     pub uid_size: usize,
+    /// siginfo_t has si_code before si_errno (MIPS:
+    /// `__ARCH_HAS_SWAPPED_SIGINFO`); everywhere else si_errno comes first.
+    pub swapped_siginfo: bool,
 }
 
-/// Little-endian 64-bit ABI (x86_64, aarch64, riscv64, ppc64le).
+/// Little-endian 64-bit ABI (x86_64, aarch64, riscv64, ppc64le,
+/// loongarch64).
 pub const LP64_LE: Abi = Abi {
     big_endian: false,
     word: 8,
     uid_size: 4,
+    swapped_siginfo: false,
 };
 /// Big-endian 64-bit ABI (s390x, ppc64).
 pub const LP64_BE: Abi = Abi {
     big_endian: true,
     word: 8,
     uid_size: 4,
+    swapped_siginfo: false,
+};
+/// Little-endian 64-bit MIPS (n64): [`LP64_LE`] with si_code and si_errno
+/// swapped.
+pub const MIPS64_LE: Abi = Abi {
+    swapped_siginfo: true,
+    ..LP64_LE
 };
 /// Little-endian 32-bit ABI with 16-bit uids in prpsinfo (i386, arm).
 pub const ILP32_LE_UID16: Abi = Abi {
     big_endian: false,
     word: 4,
     uid_size: 2,
+    swapped_siginfo: false,
 };
 
 /// A growing byte buffer that writes integers in a target's byte order.
@@ -301,10 +316,16 @@ pub fn prpsinfo(abi: Abi, ps: &PrPsInfo) -> Vec<u8> {
 /// si_code of a signal sent by the kernel.
 pub const SI_KERNEL: i32 = 0x80;
 
-/// NT_SIGINFO: a 128-byte `siginfo_t` carrying a signal number and code.
+/// NT_SIGINFO: a 128-byte `siginfo_t` carrying a signal number and code
+/// (si_errno 0).
 pub fn siginfo(abi: Abi, signo: u32, code: i32) -> Vec<u8> {
     let mut e = Enc::new(abi);
-    e.u32(signo).u32(0).u32(code as u32);
+    e.u32(signo);
+    if abi.swapped_siginfo {
+        e.u32(code as u32).u32(0);
+    } else {
+        e.u32(0).u32(code as u32);
+    }
     e.zeros(128 - e.len());
     e.finish()
 }
@@ -361,8 +382,18 @@ mod tests {
         assert_eq!(prstatus(LP64_LE, &st, &[0; 48 * 8], true).len(), 504); // ppc64
         assert_eq!(prstatus(LP64_BE, &st, &[0; 216], true).len(), 336); // s390x
         assert_eq!(prstatus(ILP32_LE_UID16, &st, &[0; 17 * 4], true).len(), 144); // i386
-        assert_eq!(prstatus(ILP32_LE_UID16, &st, &[0; 18 * 4], true).len(), 148);
-        // arm
+        assert_eq!(prstatus(ILP32_LE_UID16, &st, &[0; 18 * 4], true).len(), 148); // arm
+        assert_eq!(prstatus(MIPS64_LE, &st, &[0; 45 * 8], true).len(), 480); // mips64
+        assert_eq!(prstatus(LP64_LE, &st, &[0; 45 * 8], true).len(), 480); // loongarch64
+    }
+
+    #[test]
+    fn mips_siginfo_has_si_code_before_si_errno() {
+        let si = siginfo(MIPS64_LE, 23, SI_KERNEL);
+        assert_eq!(si.len(), 128);
+        assert_eq!(&si[..12], &[23, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        let si = siginfo(LP64_LE, 19, SI_KERNEL);
+        assert_eq!(&si[..12], &[19, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0]);
     }
 
     #[test]

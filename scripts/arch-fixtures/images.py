@@ -29,6 +29,13 @@ Where a value comes from, field by field:
   bytes read through the stub, and which pages CRIU dumps by its rules
   (criu/mem.c should_dump_page, generate_iovs) applied to the host's
   pagemap of the guest's memory (host.json `pages`), in pages of AT_PAGESZ.
+- A capture on a real kernel (host.json `kernel`, made by vmcapture.py in a
+  VM): the process's own maps, memory and pagemap (in its kernel's pages,
+  `host_page`); the VMA flags and madvise bits from its smaps' VmFlags as
+  CRIU's parse_vma_vmflags() reads them; [vdso] and [vvar] as handle_vma()
+  marks them (vvar never dumped); and the registers with orig_gpr3 and
+  trap, so that compel's system-call restart (ppc64's handle_syscall())
+  applies as on a real machine.
 - mm: start/end of code and data as the kernel's load_elf_binary() computes
   them from the executable's program headers; start_brk the end of its bss
   rounded up to the page size (qemu does not randomize it); brk the
@@ -78,6 +85,7 @@ ARCHES = {
     "mips64el": dict(march="MIPS", ti="ti_mips", bits=64, big=False, anon=0x800, growsdown=0x1000,
                      auxv_words=44, rlimits=MIPS_RLIMITS, o=(0x2000, 0x8, 0x80)),
     "ppc64le": dict(march="PPC64", ti="ti_ppc64", bits=64, big=False, anon=0x20, growsdown=0x100,
+                    noreserve=0x40, locked=0x80,
                     auxv_words=54, rlimits=GENERIC_RLIMITS, o=(0o200000, 0o2000, 0o4000)),
     "riscv64": dict(march="RISCV64", ti="ti_riscv64", bits=64, big=False, anon=0x20, growsdown=0x100,
                     auxv_words=64, rlimits=GENERIC_RLIMITS, o=(0o100000, 0o2000, 0o4000)),
@@ -184,11 +192,13 @@ def thread_info(arch, r, tp, bits):
         vr = [w for n in numbered("vr", range(32)) for w in split128(r[n], False)]
         # The 33rd 128-bit slot holds vscr in its first word (little-endian).
         vr += [r["vscr"], 0]
+        g = {"gpr": regs(numbered("r", range(32))), "nip": r["pc"], "msr": r["msr"],
+             "orig_gpr3": r.get("orig_r3", 0), "ctr": r["ctr"], "link": r["lr"], "xer": r["xer"],
+             "ccr": r["cr"], "trap": r.get("trap", 0)}
+        ppc64_restart(g)
         return {
             "clear_tid_addr": 0,
-            "gpregs": {"gpr": regs(numbered("r", range(32))), "nip": r["pc"], "msr": r["msr"],
-                       "orig_gpr3": 0, "ctr": r["ctr"], "link": r["lr"], "xer": r["xer"],
-                       "ccr": r["cr"], "trap": 0},
+            "gpregs": g,
             "fpstate": {"fpregs": regs(numbered("f", range(32))) + [r["fpscr"]]},
             "vrstate": {"vrregs": vr, "vrsave": r["vrsave"]},
             # The stub's hidden raw halves are vs0h-vs31h, in order: the
@@ -253,6 +263,24 @@ def arm_restart(g):
             g["r0"], g["pc"] = g["orig_r0"], (g["pc"] - 4) % 2**32
         elif r0 == -ERESTART_RESTARTBLOCK:
             g["r0"] = -EINTR % 2**32
+
+
+def ppc64_restart(g):
+    # handle_syscall() for a trap of sc (0xc00, the error in cr0's SO bit)
+    # or scv (0x3000, errors negative); then the trap is reset to 0.
+    trap = g["trap"] & ~0xF
+    if trap in (0xC00, 0x3000):
+        ret = g["gpr"][3]
+        if trap == 0x3000:
+            ret = -signed(ret, 64) if signed(ret, 64) < 0 and signed(ret, 64) >= -4095 else None
+        elif not g["ccr"] & 0x10000000:
+            ret = None
+        if ret in (ERESTARTNOHAND, ERESTARTSYS, ERESTARTNOINTR):
+            g["gpr"][3] = g["orig_gpr3"]
+            g["nip"] = (g["nip"] - 4) % 2**64
+        elif ret == ERESTART_RESTARTBLOCK:
+            g["gpr"][3] = -EINTR % 2**64 if trap == 0x3000 else EINTR
+    g["trap"] = 0
 
 
 def mips_restart(g):
@@ -456,7 +484,8 @@ def main():
 
     # Files: the executable first, then each descriptor (those sharing an
     # open file description share an entry), the cwd and the root.
-    host_o = (HOST_O_LARGEFILE, HOST_O_APPEND, HOST_O_NONBLOCK)
+    # (A capture on the target's own kernel has the target's flags.)
+    host_o = a["o"] if host.get("kernel") else (HOST_O_LARGEFILE, HOST_O_APPEND, HOST_O_NONBLOCK)
 
     def open_flags(flags):
         out_flags = flags & 3
@@ -513,6 +542,18 @@ def main():
 
     # Memory.
     maps = maps_lines(read(os.path.join(cap, "state.maps")))
+    kernel = host.get("kernel", False)
+    host_page = host.get("host_page", 4096)
+    # On a real kernel, each mapping's VmFlags from its smaps.
+    vmflags = {}
+    if kernel:
+        start = None
+        for line in read(os.path.join(cap, "smaps")).splitlines():
+            m = re.match(r"([0-9a-f]+)-[0-9a-f]+ ", line)
+            if m:
+                start = int(m.group(1), 16)
+            elif line.startswith("VmFlags:"):
+                vmflags[start] = line.split()[1:]
     # Each thread's stack pointer, as compel's REG_SP() reads it.
     sp_of = {
         "aarch64": lambda g: g["sp"], "armv7": lambda g: g["sp"], "riscv64": lambda g: g["sp"],
@@ -529,7 +570,7 @@ def main():
             m["path"] = "[vectors]"
         if m["start"] % page or m["end"] % page:
             fail("mapping %x-%x is not in pages of %d bytes" % (m["start"], m["end"], page))
-        is_file = m["path"] == exe
+        is_file = m["path"] == (exe_path if kernel else exe)
         prot = (m["perms"][0] == "r") | (m["perms"][1] == "w") << 1 | (m["perms"][2] == "x") << 2
         flags = MAP_PRIVATE if m["perms"][3] == "p" else fail("shared mapping %x" % m["start"])
         if m["path"].startswith("/") and not is_file:
@@ -540,11 +581,29 @@ def main():
         else:
             flags |= a["anon"]
             st |= VMA_ANON_PRIVATE
+        madv = 0
+        if kernel:
+            # parse_vma_vmflags(): mapping flags and madvise() bits.
+            vf = vmflags[m["start"]]
+            for tok, fl in (("gd", a["growsdown"]), ("lo", a.get("locked")), ("nr", a.get("noreserve"))):
+                if tok in vf:
+                    flags |= fl if fl is not None else fail("%s: no MAP_ value for %s" % (arch, tok))
+            for tok, bit in (("sr", 2), ("rr", 1), ("dc", 10), ("dd", 16), ("mg", 12), ("hg", 14),
+                             ("nh", 15), ("wf", 18)):
+                if tok in vf:
+                    madv |= 1 << bit
+            # VM_IO/VM_PFNMAP, which CRIU cannot splice, it accepts in [vvar].
+            if (("io" in vf or "pf" in vf) and m["path"] != "[vvar]") or "sh" in vf or "ht" in vf:
+                fail("mapping %x: VmFlags %s, which this script does not handle" % (m["start"], vf))
         if m["path"] == "[heap]":
             st |= VMA_AREA_HEAP
         elif m["path"] == "[stack]":
             # The kernel's stack always has VM_GROWSDOWN ("gd" in smaps).
             flags |= a["growsdown"]
+        elif kernel and m["path"] == "[vdso]":
+            st |= VMA_AREA_VDSO if prot & 5 == 5 else 0
+        elif kernel and m["path"] == "[vvar]":
+            st |= VMA_AREA_VVAR if prot & 1 else 0
         elif m["path"] == "[vectors]":
             # handle_vma(): a vsyscall area, not regular, never dumped.
             st = VMA_AREA_VSYSCALL | VMA_ANON_PRIVATE
@@ -556,20 +615,28 @@ def main():
                "shmid": 1 if is_file else 0, "prot": prot, "flags": flags, "status": st, "fd": -1}
         if is_file:
             vma["fdflags"] = 0  # O_RDONLY: the executable is mapped from a read-only open
+        if madv:
+            vma["madv"] = madv
         vmas.append(vma)
-        if m["perms"][0] != "r" or not st & VMA_AREA_REGULAR:
+        # VVAR is never dumped (generate_iovs()).
+        if m["perms"][0] != "r" or not st & VMA_AREA_REGULAR or st & VMA_AREA_VVAR:
             continue
         letters = host["pages"]["%x" % m["start"]]
         mem = read(os.path.join(cap, "mem", "%x.bin" % m["start"]), "rb")
-        if len(mem) != m["end"] - m["start"] or len(letters) * 4096 != len(mem):
+        if len(mem) != m["end"] - m["start"] or len(letters) * host_page != len(mem):
             fail("short capture of %x" % m["start"])
-        per = page // 4096
-        lazy_vma = bool(flags & a["anon"])
+        if page % host_page:
+            fail("pages of %d bytes in host pages of %d" % (page, host_page))
+        per = page // host_page
+        # vma_entry_can_be_lazy(): private anonymous, not locked, not vDSO.
+        lazy_vma = bool(flags & a["anon"]) and not st & VMA_AREA_VDSO and \
+            not (a.get("locked") and flags & a["locked"])
         for p in range(0, m["end"] - m["start"], page):
-            sub = letters[p // 4096:p // 4096 + per]
+            sub = letters[p // host_page:p // host_page + per]
             # should_dump_page(): not a file page of a private file mapping,
-            # present or swapped, not the zero page.
-            if "a" not in sub:
+            # present or swapped, not the zero page (a file page of an
+            # anonymous mapping, the vDSO's, is dumped).
+            if not any(x == "a" or (x == "f" and not is_file) for x in sub):
                 continue
             vaddr = m["start"] + p
             # generate_iovs(): lazy where the VMA can be, unless is_stack()

@@ -6,7 +6,10 @@
 //! nothing here knows CRIU.
 
 pub(crate) mod aarch64;
+pub(crate) mod arm;
 pub(crate) mod i386;
+pub(crate) mod loongarch64;
+pub(crate) mod mips64;
 pub(crate) mod ppc64;
 pub(crate) mod riscv64;
 pub(crate) mod s390x;
@@ -26,6 +29,9 @@ pub(crate) fn elf_target(arch: Arch) -> ElfTarget {
         Arch::Riscv64 => riscv64::ELF,
         Arch::Ppc64le => ppc64::ELF,
         Arch::S390x => s390x::ELF,
+        Arch::Arm => arm::ELF,
+        Arch::Mips64el => mips64::ELF,
+        Arch::Loongarch64 => loongarch64::ELF,
     }
 }
 
@@ -38,6 +44,9 @@ pub(crate) fn abi(arch: Arch) -> Abi {
         Arch::Riscv64 => riscv64::ABI,
         Arch::Ppc64le => ppc64::ABI,
         Arch::S390x => s390x::ABI,
+        Arch::Arm => arm::ABI,
+        Arch::Mips64el => mips64::ABI,
+        Arch::Loongarch64 => loongarch64::ABI,
     }
 }
 
@@ -67,6 +76,9 @@ fn prstatus_regs(r: &Registers) -> Vec<u8> {
         Registers::Riscv64(r) => riscv64::prstatus_regs(r),
         Registers::Ppc64le(r) => ppc64::prstatus_regs(r),
         Registers::S390x(r) => s390x::prstatus_regs(r),
+        Registers::Arm(r) => arm::prstatus_regs(r),
+        Registers::Mips64el(r) => mips64::prstatus_regs(r),
+        Registers::Loongarch64(r) => loongarch64::prstatus_regs(r),
     }
 }
 
@@ -79,6 +91,9 @@ fn regsets(r: &Registers) -> Vec<Regset> {
         Registers::Riscv64(r) => riscv64::regsets(r),
         Registers::Ppc64le(r) => ppc64::regsets(r),
         Registers::S390x(r) => s390x::regsets(r),
+        Registers::Arm(r) => arm::regsets(r),
+        Registers::Mips64el(r) => mips64::regsets(r),
+        Registers::Loongarch64(r) => loongarch64::regsets(r),
     }
 }
 

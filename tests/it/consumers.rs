@@ -399,6 +399,9 @@ fn completions_man_page_and_version() {
         "riscv64",
         "ppc64le",
         "s390x",
+        "arm",
+        "mips64el",
+        "loongarch64",
     ] {
         assert!(v.contains(want), "--version does not name {want}: {v}");
     }

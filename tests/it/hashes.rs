@@ -15,7 +15,7 @@ use libtest_mimic::Trial;
 
 /// The cases: a name, the fixture archive under gdb-fixtures/, the fixture
 /// directory's name, and whether to read file pages from its sysroot.
-const CASES: [(&str, &str, &str, bool); 18] = [
+const CASES: [(&str, &str, &str, bool); 26] = [
     ("mt-pie", "mt-pie.tar.zst", "mt-pie", false),
     ("mt-pie-root", "mt-pie.tar.zst", "mt-pie", true),
     ("fork-shared", "fork-shared.tar.zst", "fork-shared", false),
@@ -39,6 +39,34 @@ const CASES: [(&str, &str, &str, bool); 18] = [
     ("ppc64le-root", "arches/ppc64le.tar.zst", "ppc64le", true),
     ("s390x", "arches/s390x.tar.zst", "s390x", false),
     ("s390x-root", "arches/s390x.tar.zst", "s390x", true),
+    ("armv7", "arches/armv7.tar.zst", "armv7", false),
+    ("armv7-root", "arches/armv7.tar.zst", "armv7", true),
+    ("mips64el", "arches/mips64el.tar.zst", "mips64el", false),
+    ("mips64el-root", "arches/mips64el.tar.zst", "mips64el", true),
+    (
+        "loongarch64",
+        "arches/loongarch64.tar.zst",
+        "loongarch64",
+        false,
+    ),
+    (
+        "loongarch64-root",
+        "arches/loongarch64.tar.zst",
+        "loongarch64",
+        true,
+    ),
+    (
+        "ppc64le-64k",
+        "arches/ppc64le-64k.tar.zst",
+        "ppc64le-64k",
+        false,
+    ),
+    (
+        "ppc64le-64k-root",
+        "arches/ppc64le-64k.tar.zst",
+        "ppc64le-64k",
+        true,
+    ),
 ];
 
 fn sha256(path: &Path) -> String {

@@ -179,7 +179,7 @@ fn errors_say_what_kind_of_failure_they_are() {
     }
     fs::write(&mm, &full).unwrap();
     edit_image::<proto::Core>(&images.join("core-12155.img"), 0, |_, c| {
-        c.mtype = proto::core::Arch::Arm as i32;
+        c.mtype = proto::core::Arch::Unknown as i32;
     });
     assert_eq!(
         kind(ckpt.load(12155, &LoadOptions::default())),

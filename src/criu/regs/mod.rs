@@ -3,7 +3,10 @@
 //! model elsewhere ([`crate::arch`]); nothing here knows ELF.
 
 pub(crate) mod aarch64;
+pub(crate) mod arm;
 pub(crate) mod i386;
+pub(crate) mod loongarch64;
+pub(crate) mod mips64;
 pub(crate) mod ppc64;
 pub(crate) mod riscv64;
 pub(crate) mod s390x;
@@ -37,16 +40,10 @@ pub(crate) fn arch_of(core: &proto::Core) -> Result<Arch> {
         Ok(M::Riscv64) => Arch::Riscv64,
         Ok(M::Ppc64) => Arch::Ppc64le,
         Ok(M::S390) => Arch::S390x,
-        Ok(other) => {
-            return Err(fault(
-                ErrorKind::UnsupportedArch,
-                format!(
-                    "{} checkpoints are not supported",
-                    other.as_str_name().to_lowercase()
-                ),
-            ))
-        }
-        Err(_) => {
+        Ok(M::Arm) => Arch::Arm,
+        Ok(M::Mips) => Arch::Mips64el,
+        Ok(M::Loongarch64) => Arch::Loongarch64,
+        Ok(M::Unknown) | Err(_) => {
             return Err(fault(
                 ErrorKind::UnsupportedArch,
                 format!("unknown architecture code {}", core.mtype),
@@ -90,6 +87,21 @@ pub(crate) fn registers(core: &proto::Core, arch: Arch) -> Result<Registers> {
         Arch::S390x => {
             let ti = core.s390.as_ref().context("no s390 register state")?;
             Registers::S390x(Box::new(s390x::decode(ti)?))
+        }
+        Arch::Arm => {
+            let ti = core.arm.as_ref().context("no arm register state")?;
+            Registers::Arm(Box::new(arm::decode(ti)?))
+        }
+        Arch::Mips64el => {
+            let ti = core.mips.as_ref().context("no mips register state")?;
+            Registers::Mips64el(Box::new(mips64::decode(ti)?))
+        }
+        Arch::Loongarch64 => {
+            let ti = core
+                .loongarch64
+                .as_ref()
+                .context("no loongarch64 register state")?;
+            Registers::Loongarch64(Box::new(loongarch64::decode(ti)?))
         }
     })
 }

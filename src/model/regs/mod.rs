@@ -5,7 +5,10 @@
 //! its note builders lay them out).
 
 pub mod aarch64;
+pub mod arm;
 pub mod i386;
+pub mod loongarch64;
+pub mod mips64;
 pub mod ppc64;
 pub mod riscv64;
 pub mod s390x;
@@ -28,6 +31,12 @@ pub enum Arch {
     Ppc64le,
     /// 64-bit IBM Z (big-endian).
     S390x,
+    /// 32-bit Arm, EABI (the only 32-bit Arm CRIU runs on).
+    Arm,
+    /// 64-bit little-endian MIPS, n64 (the only MIPS CRIU runs on).
+    Mips64el,
+    /// 64-bit LoongArch.
+    Loongarch64,
 }
 
 impl Arch {
@@ -39,9 +48,14 @@ impl Arch {
         Arch::Riscv64,
         Arch::Ppc64le,
         Arch::S390x,
+        Arch::Arm,
+        Arch::Mips64el,
+        Arch::Loongarch64,
     ];
 
-    /// Name as `uname -m` prints it.
+    /// Name as `uname -m` prints it, but for the little-endian ones whose
+    /// `uname -m` does not say so (ppc64le, mips64el), and 32-bit Arm,
+    /// whose `uname -m` names the CPU's revision (armv7l, armv6l).
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
@@ -50,6 +64,9 @@ impl Arch {
             Arch::Riscv64 => "riscv64",
             Arch::Ppc64le => "ppc64le",
             Arch::S390x => "s390x",
+            Arch::Arm => "arm",
+            Arch::Mips64el => "mips64el",
+            Arch::Loongarch64 => "loongarch64",
         }
     }
 
@@ -58,15 +75,22 @@ impl Arch {
         self == Arch::S390x
     }
 
-    /// The number of SIGSTOP (19 on every architecture here).
+    /// The number of SIGSTOP: 23 on MIPS, 19 on every other architecture
+    /// here.
     pub fn sigstop(self) -> u32 {
-        19
+        match self {
+            Arch::Mips64el => 23,
+            _ => 19,
+        }
     }
 
-    /// Page size when the checkpoint does not say.
+    /// Page size when the checkpoint does not say (its saved auxiliary
+    /// vector lacks AT_PAGESZ, which no kernel leaves out): the default of
+    /// the architecture's kernel configuration.
     pub fn default_page_size(self) -> u64 {
         match self {
             Arch::Ppc64le => 65536,
+            Arch::Loongarch64 => 16384,
             _ => 4096,
         }
     }
@@ -88,4 +112,10 @@ pub enum Registers {
     Ppc64le(Box<ppc64::Regs>),
     /// s390x registers.
     S390x(Box<s390x::Regs>),
+    /// 32-bit Arm registers.
+    Arm(Box<arm::Regs>),
+    /// MIPS64 registers.
+    Mips64el(Box<mips64::Regs>),
+    /// LoongArch64 registers.
+    Loongarch64(Box<loongarch64::Regs>),
 }
