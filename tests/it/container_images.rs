@@ -21,12 +21,12 @@ use crate::Need;
 use libtest_mimic::Trial;
 
 /// buildah with a private store under `dir` (vfs: no mounts, no daemon).
-struct Buildah {
+pub struct Buildah {
     dir: PathBuf,
 }
 
 impl Buildah {
-    fn new(dir: &Path) -> Buildah {
+    pub fn new(dir: &Path) -> Buildah {
         fs::create_dir_all(dir.join("tmp")).unwrap();
         fs::write(
             dir.join("policy.json"),
@@ -46,7 +46,7 @@ impl Buildah {
     }
 
     /// Runs buildah; gives its output's last line.
-    fn run(&self, args: &[&str]) -> String {
+    pub fn run(&self, args: &[&str]) -> String {
         let mut c = self.cmd("buildah");
         c.arg("--root")
             .arg(self.dir.join("root"))
@@ -64,7 +64,7 @@ impl Buildah {
         text.lines().last().unwrap_or("").trim().to_string()
     }
 
-    fn push(&self, image: &str, dest: &str) {
+    pub fn push(&self, image: &str, dest: &str) {
         let policy = self.dir.join("policy.json");
         self.run(&[
             "push",
@@ -76,7 +76,7 @@ impl Buildah {
         ]);
     }
 
-    fn commit(&self, container: &str, image: &str) {
+    pub fn commit(&self, container: &str, image: &str) {
         let policy = self.dir.join("policy.json");
         self.run(&[
             "commit",
@@ -88,7 +88,7 @@ impl Buildah {
         ]);
     }
 
-    fn skopeo(&self, args: &[&str]) {
+    pub fn skopeo(&self, args: &[&str]) {
         let mut c = self.cmd("skopeo");
         c.arg("--insecure-policy").args(args);
         let out = c.output().expect("run skopeo");
@@ -471,28 +471,32 @@ fn layers_built_by_buildah_read_alike_through_every_transport() {
     assert!(err.contains(&top) && err.contains("mismatch"), "{err}");
 }
 
-fn checkpoint_image_for_kubernetes_restore() {
-    // The recipe CRI-O documents and Podman's --create-image follows: the
-    // checkpoint archive's tree at /, annotated.
-    let fx = fixture("mt-pie");
-    let base = scratch("container-images-checkpoint");
+/// A checkpoint image for Kubernetes restore, built by the recipe CRI-O
+/// documents (and Podman's --create-image follows): `buildah from scratch`,
+/// the checkpoint archive's tree added at /, annotated with `annotations`
+/// (KEY=VALUE), committed, and pushed by buildah as an oci-archive, an OCI
+/// layout directory and a docker-archive, under `base/out`. `spec` is its
+/// spec.dump. Gives each copy with its transport.
+pub fn checkpoint_images(
+    fx: &Fixture,
+    base: &Path,
+    spec: &str,
+    annotations: &[&str],
+) -> Vec<(PathBuf, &'static str)> {
     let b = Buildah::new(&base.join("buildah"));
     let tree = base.join("tree");
     copy_dir(&fx.images(), &tree.join("checkpoint"));
     fs::write(tree.join("config.dump"), CONFIG_DUMP).unwrap();
-    fs::write(tree.join("spec.dump"), SPEC_DUMP).unwrap();
+    fs::write(tree.join("spec.dump"), spec).unwrap();
     let c = b.run(&["from", "scratch"]);
     b.run(&["add", &c, s(&tree), "/"]);
-    b.run(&[
-        "config",
-        "--annotation",
-        "io.kubernetes.cri-o.annotations.checkpoint.name=victim-ctr",
-        &c,
-    ]);
+    for a in annotations {
+        b.run(&["config", "--annotation", a, &c]);
+    }
     b.commit(&c, "checkpoint-victim");
     let out = base.join("out");
     fs::create_dir_all(&out).unwrap();
-    let dests = [
+    let dests = vec![
         (out.join("ck.oci.tar"), "oci-archive"),
         (out.join("ck-oci"), "oci"),
         (out.join("ck.docker.tar"), "docker-archive"),
@@ -503,6 +507,18 @@ fn checkpoint_image_for_kubernetes_restore() {
             &format!("{transport}:{}:localhost/checkpoint-victim:latest", s(p)),
         );
     }
+    dests
+}
+
+fn checkpoint_image_for_kubernetes_restore() {
+    let fx = fixture("mt-pie");
+    let base = scratch("container-images-checkpoint");
+    let dests = checkpoint_images(
+        &fx,
+        &base,
+        SPEC_DUMP,
+        &["io.kubernetes.cri-o.annotations.checkpoint.name=victim-ctr"],
+    );
     let pstree = fs::read(fx.images().join("pstree.img")).unwrap();
     for (p, transport) in &dests {
         let ar = ImageArchive::open(p, &Options::default()).unwrap();
@@ -538,12 +554,26 @@ struct Any {
     value: Vec<u8>,
 }
 
-fn containerd_checkpoint_image() {
-    // What `ctr image export` writes for a checkpoint: an OCI layout tar
-    // whose index.json leads to an index of the checkpoint's blobs (and
-    // the base image's manifest).
-    let fx = fixture("mt-pie");
-    let base = scratch("container-images-containerd");
+/// What `ctr image export` writes for a checkpoint (`ctr containers
+/// checkpoint --task --rw`) of a fixture, under `base`: an OCI layout
+/// (`base/layout`) and a tar of it (`base/export.tar`), whose index.json
+/// leads to an index of the checkpoint's blobs: criu.tar (the flat CRIU
+/// images and runc's descriptors.json, uncompressed), the rw layer
+/// (tar+gzip, holding tmp/state), the spec `spec` in a protobuf Any, the
+/// options, and the base image's manifest.
+pub struct ContainerdExport {
+    /// The layout directory.
+    pub layout: PathBuf,
+    /// The tar of it.
+    pub tar: PathBuf,
+    /// The criu.tar blob.
+    pub criu: Vec<u8>,
+    /// The rw layer blob (gzip).
+    pub rw: Vec<u8>,
+}
+
+/// Builds a [`ContainerdExport`] of `fx` under `base`.
+pub fn containerd_export(fx: &Fixture, base: &Path, spec: &[u8]) -> ContainerdExport {
     let layout = base.join("layout");
     fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     fs::write(
@@ -571,17 +601,17 @@ fn containerd_checkpoint_image() {
     let mut rw = tar::Builder::new(Vec::new());
     tar_file(&mut rw, "tmp/state", b"written by the container");
     let rw = gzip(&rw.into_inner().unwrap());
-    let spec = br#"{"ociVersion":"1.1.0","process":{"args":["/srv/victim/victim"]}}"#;
     let config = prost::Message::encode_to_vec(&Any {
         type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
         value: spec.to_vec(),
     });
     // The base image: one layer, its manifest listed in the index too.
     let mut base_layer = tar::Builder::new(Vec::new());
+    let exe = &fx.processes[0].exe;
     tar_file(
         &mut base_layer,
-        "srv/victim/victim",
-        &fs::read(fx.sysroot().join("srv/victim/victim")).unwrap(),
+        exe.trim_start_matches('/'),
+        &fs::read(fx.exe(&fx.processes[0])).unwrap(),
     );
     let base_layer = base_layer.into_inner().unwrap();
     let base_config = json!({"architecture": "amd64", "os": "linux",
@@ -618,6 +648,21 @@ fn containerd_checkpoint_image() {
     let export = base.join("export.tar");
     fs::write(&export, t.into_inner().unwrap()).unwrap();
 
+    ContainerdExport {
+        layout,
+        tar: export,
+        criu,
+        rw,
+    }
+}
+
+fn containerd_checkpoint_image() {
+    let fx = fixture("mt-pie");
+    let base = scratch("container-images-containerd");
+    let spec = br#"{"ociVersion":"1.1.0","process":{"args":["/srv/victim/victim"]}}"#;
+    let ContainerdExport {
+        tar: export, criu, ..
+    } = containerd_export(&fx, &base, spec);
     let ar = ImageArchive::open(&export, &Options::default()).unwrap();
     assert_eq!(ar.format(), ArchiveFormat::OciArchive(Compression::None));
     let kinds: Vec<_> = ar
