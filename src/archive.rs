@@ -595,9 +595,8 @@ impl ArchiveStore {
             }
             _ => {
                 // One streaming GET for an object, read front to back.
-                let file = cancel.reader(
-                    blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?,
-                );
+                let file = cancel
+                    .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
                 decompress(file, compression, &label).and_then(|d| self.scan_stream(d))
             }
         };
@@ -1062,8 +1061,7 @@ impl ArchiveStore {
     fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
         match self.members.get(key) {
             Some(Member::Large(b)) => {
-                let f =
-                    BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),

@@ -27,9 +27,9 @@ pub const SCHEMES: [&str; 7] = [
 
 /// Whether `s` names an object-storage location rather than a path.
 pub fn is_url(s: &str) -> bool {
-    SCHEMES.iter().any(|p| {
-        s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-    })
+    SCHEMES
+        .iter()
+        .any(|p| s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
 }
 
 /// `url` as criu2core knows an object or prefix by: its scheme in lower
@@ -253,7 +253,9 @@ mod tests {
 
     #[test]
     fn remote_windows_read_like_local_ones_with_few_fetches() {
-        let data: Vec<u8> = (0..3 * READAHEAD + 77).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..3 * READAHEAD + 77)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let mem = Arc::new(Mem(data.clone(), AtomicUsize::new(0)));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");

@@ -282,7 +282,9 @@ impl<W: Write> Output for SinkOutput<W> {
     fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()> {
         self.zeros_to(to)?;
         let mut buf = std::mem::take(&mut self.buf);
-        let done = copy_through(src, from, len, &mut buf, &mut |bytes, _| self.write_all(bytes));
+        let done = copy_through(src, from, len, &mut buf, &mut |bytes, _| {
+            self.write_all(bytes)
+        });
         self.buf = buf;
         done
     }

@@ -155,7 +155,10 @@ impl OutDir {
         let path = self.join(name)?;
         if let Some(obj) = self.object(name)? {
             if obj.head()?.is_some() {
-                bail!("{}: an object, not a prefix; refusing to write into it", obj.url());
+                bail!(
+                    "{}: an object, not a prefix; refusing to write into it",
+                    obj.url()
+                );
             }
             return Ok(OutDir {
                 path,
@@ -237,7 +240,10 @@ impl OutDir {
     pub fn temp_file(&self, stem: &str) -> Result<NamedTempFile> {
         self.join(&format!(".{stem}.{PARTIAL}"))?;
         if self.remote.is_some() {
-            bail!("{}: no temporary files in object storage", self.path.display());
+            bail!(
+                "{}: no temporary files in object storage",
+                self.path.display()
+            );
         }
         tempfile::Builder::new()
             .prefix(&format!(".{stem}."))

@@ -157,7 +157,8 @@ pub(crate) fn read(
                     .get(blob)
                     .context("page run names an unknown blob")?;
                 if open.as_ref().is_none_or(|(id, _)| *id != blob) {
-                    let f = BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                    let f =
+                        BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                     open = Some((blob, f));
                 }
                 let at = offset + (pos - from);

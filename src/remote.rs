@@ -110,12 +110,15 @@ fn store_for(base: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
     retry.retry_timeout = Duration::from_secs(60);
     let scheme = base.split("://").next().unwrap_or("").to_ascii_lowercase();
     let store: Arc<dyn ObjectStore> = match scheme.as_str() {
-        "s3" | "s3a" => Arc::new(
-            s3_profile(object_store::aws::AmazonS3Builder::from_env())
-                .with_url(base)
-                .with_retry(retry)
-                .build()?,
-        ),
+        "s3" | "s3a" => {
+            plain_http_allowed(url)?;
+            Arc::new(
+                s3_profile(object_store::aws::AmazonS3Builder::from_env())
+                    .with_url(base)
+                    .with_retry(retry)
+                    .build()?,
+            )
+        }
         "gs" => Arc::new(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(base)
@@ -135,12 +138,28 @@ fn store_for(base: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(store)
 }
 
+/// Refuses, with a word on how to allow it, a plain-HTTP S3 endpoint
+/// that AWS_ALLOW_HTTP does not allow (the client's own error names
+/// neither).
+fn plain_http_allowed(url: &str) -> Result<()> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let allowed = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    if endpoint
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+        && !allowed
+    {
+        bail!(
+            "{url}: the endpoint AWS_ENDPOINT_URL={endpoint} is plain HTTP; set AWS_ALLOW_HTTP=true to use it"
+        );
+    }
+    Ok(())
+}
+
 /// The S3 builder with what `AWS_PROFILE`'s (or the default profile's)
 /// section of `~/.aws/credentials` and `~/.aws/config` gives, where the
 /// environment set no key of its own.
-fn s3_profile(
-    mut b: object_store::aws::AmazonS3Builder,
-) -> object_store::aws::AmazonS3Builder {
+fn s3_profile(mut b: object_store::aws::AmazonS3Builder) -> object_store::aws::AmazonS3Builder {
     use object_store::aws::AmazonS3ConfigKey as K;
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         return b;
@@ -451,7 +470,8 @@ impl Upload {
     /// Completes the upload: the object appears under its key whole.
     pub(crate) fn finish(mut self) -> Result<u64> {
         let w = self.inner.take().ok_or_else(|| anyhow!("upload ended"))?;
-        block_on(w.finish()).with_context(|| format!("{}: cannot complete the upload", self.url))?;
+        block_on(w.finish())
+            .with_context(|| format!("{}: cannot complete the upload", self.url))?;
         Ok(self.written)
     }
 }
@@ -520,7 +540,11 @@ mod tests {
         assert_eq!(up.finish().unwrap(), data.len() as u64);
         let l = root.join("x").list().unwrap();
         assert_eq!(l.dirs, Vec::<String>::new());
-        let names: Vec<_> = l.objects.iter().map(|(n, m)| (n.as_str(), m.size)).collect();
+        let names: Vec<_> = l
+            .objects
+            .iter()
+            .map(|(n, m)| (n.as_str(), m.size))
+            .collect();
         assert_eq!(names, [("a", 5), ("big", data.len() as u64)]);
         assert_eq!(root.list().unwrap().dirs, ["x"]);
         let obj = root.join("x").join("big").object().unwrap();
@@ -542,6 +566,9 @@ mod tests {
             root.join("x").join("big").read_head(3).unwrap(),
             data[..3].to_vec()
         );
-        assert_eq!(ini_section("[a]\nx = 1\n[b]\nx=2\n", "b"), [("x".into(), "2".into())]);
+        assert_eq!(
+            ini_section("[a]\nx = 1\n[b]\nx=2\n", "b"),
+            [("x".into(), "2".into())]
+        );
     }
 }

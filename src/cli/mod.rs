@@ -248,9 +248,10 @@ fn shard(args: &BatchArgs) -> Result<Option<batch::Shard>> {
     };
     let k = std::env::var("JOB_COMPLETION_INDEX")
         .context("--shards N takes the shard's index from JOB_COMPLETION_INDEX, which is not set (use --shard K/N elsewhere)")?;
-    let k: u64 = k.trim().parse().with_context(|| {
-        format!("JOB_COMPLETION_INDEX={k:?}: not a shard index")
-    })?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .with_context(|| format!("JOB_COMPLETION_INDEX={k:?}: not a shard index"))?;
     Ok(Some(batch::Shard::new(k, n)?))
 }
 
@@ -318,17 +319,29 @@ fn summary(args: &SummaryArgs) -> Result<bool> {
         emit_line(format!(
             "{} input{}: {} converted, {} already complete, {} failed, {} missing; summary in {}",
             s.inputs.len() + s.missing.len(),
-            if s.inputs.len() + s.missing.len() == 1 { "" } else { "s" },
+            if s.inputs.len() + s.missing.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             s.ok,
             s.skipped,
             s.failed,
             s.missing.len(),
-            escape(&Path::new(&s.out_dir).join(batch::SUMMARY).display().to_string())
+            escape(
+                &Path::new(&s.out_dir)
+                    .join(batch::SUMMARY)
+                    .display()
+                    .to_string()
+            )
         ));
     }
     if !merged.absent_shards.is_empty() {
         let list: Vec<String> = merged.absent_shards.iter().map(u64::to_string).collect();
-        error_line(&format!("shards that wrote no summary: {}", list.join(", ")));
+        error_line(&format!(
+            "shards that wrote no summary: {}",
+            list.join(", ")
+        ));
     }
     for m in &s.missing {
         error_line(&format!("{m}: missing (listed, converted by no shard)"));

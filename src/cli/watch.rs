@@ -122,7 +122,9 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
             if cancel.is_cancelled() {
                 return Ok(all_ok);
             }
-            let Some(s) = seen.get_mut(&path) else { continue };
+            let Some(s) = seen.get_mut(&path) else {
+                continue;
+            };
             // Changed since it was last looked at: not settled after all.
             let now_state = state_of(&path);
             if now_state != Some(s.state) {
@@ -220,9 +222,12 @@ fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>) -> Result<()> {
             }
         }
     }
-    seen.retain(|p, _| names.contains(p));
+    let present: std::collections::HashSet<&PathBuf> = names.iter().collect();
+    seen.retain(|p, _| present.contains(p));
     for path in names {
-        let Some(state) = state_of(&path) else { continue };
+        let Some(state) = state_of(&path) else {
+            continue;
+        };
         let s = seen.entry(path).or_insert_with(|| Seen {
             state,
             since: Instant::now(),
@@ -264,19 +269,21 @@ fn convert(path: &Path, args: &WatchArgs, opts: &BatchOptions) -> bool {
                 ));
             }
             _ if args.quiet => {}
-            status => emit_line(criu2core::text::escape(&format!(
-                "{}: {} ({} core{}) in {}",
-                s.input,
-                if status == Status::Skipped {
-                    "already converted"
-                } else {
-                    "converted"
-                },
-                s.cores.len(),
-                if s.cores.len() == 1 { "" } else { "s" },
-                s.output.as_deref().unwrap_or("-")
-            ))
-            .into_owned()),
+            status => emit_line(
+                criu2core::text::escape(&format!(
+                    "{}: {} ({} core{}) in {}",
+                    s.input,
+                    if status == Status::Skipped {
+                        "already converted"
+                    } else {
+                        "converted"
+                    },
+                    s.cores.len(),
+                    if s.cores.len() == 1 { "" } else { "s" },
+                    s.output.as_deref().unwrap_or("-")
+                ))
+                .into_owned(),
+            ),
         }
     }
     ok

@@ -195,9 +195,14 @@ impl<'a> CoreWriter<'a> {
         let writing = || format!("writing {}", path.display());
         let (written, compressed) = if let Some(mut up) = dir.upload(&name)? {
             // Dropped on an error, the upload is aborted: no object.
-            let written = self.write_compressed(&mut up, compression).with_context(writing)?;
+            let written = self
+                .write_compressed(&mut up, compression)
+                .with_context(writing)?;
             let stored = up.finish()?;
-            (written, (compression != CoreCompression::None).then_some(stored))
+            (
+                written,
+                (compression != CoreCompression::None).then_some(stored),
+            )
         } else {
             let tmp = dir.temp_file(&name)?;
             let written = match compression {
@@ -206,12 +211,16 @@ impl<'a> CoreWriter<'a> {
                     .with_context(writing)?,
                 CoreCompression::Zstd => {
                     let out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-                    self.write_compressed(out, compression).with_context(writing)?
+                    self.write_compressed(out, compression)
+                        .with_context(writing)?
                 }
             };
             let stored = tmp.as_file().metadata().with_context(writing)?.len();
             dir.persist(tmp, &name, force)?;
-            (written, (compression != CoreCompression::None).then_some(stored))
+            (
+                written,
+                (compression != CoreCompression::None).then_some(stored),
+            )
         };
         let path = dir.shown(&name);
         tracing::info!(

@@ -427,7 +427,11 @@ impl Process {
                             out.resize(before + n as usize, 0);
                             f.read_exact_at(&mut out[before..], b.offset + offset + from)
                                 .with_context(|| {
-                                    format!("{}: cannot read up to offset {}", b.label, offset + from + n)
+                                    format!(
+                                        "{}: cannot read up to offset {}",
+                                        b.label,
+                                        offset + from + n
+                                    )
                                 })?;
                         }
                     }

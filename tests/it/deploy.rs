@@ -23,7 +23,8 @@ fn manifest(name: &str) -> Value {
 }
 
 fn s<'a>(v: &'a Value, what: &str) -> &'a str {
-    v.as_str().unwrap_or_else(|| panic!("{what}: not a string: {v:?}"))
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what}: not a string: {v:?}"))
 }
 
 /// `criu2core SUB --help`.
@@ -145,7 +146,11 @@ fn common_checks(c: &Container, pod: &Value) {
         .position(|a| a == "--tmpdir")
         .map(|i| c.args[i + 1].clone())
         .expect("--tmpdir");
-    assert_eq!(mounted(c, &tmp), Some(false), "{tmp} is not a writable volume");
+    assert_eq!(
+        mounted(c, &tmp),
+        Some(false),
+        "{tmp} is not a writable volume"
+    );
     let sc = &c.spec["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], Value::Bool(true));
     assert_eq!(sc["allowPrivilegeEscalation"], Value::Bool(false));
@@ -155,7 +160,9 @@ fn common_checks(c: &Container, pod: &Value) {
     );
     assert!(sc["capabilities"].get("add").is_none());
     assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null());
-    assert!(sc.get("privileged").is_none_or(|p| p == &Value::Bool(false)));
+    assert!(sc
+        .get("privileged")
+        .is_none_or(|p| p == &Value::Bool(false)));
 }
 
 /// The final stage's user in the Containerfile, and the checks on it.
@@ -218,7 +225,11 @@ fn the_job_converts_shards_of_object_storage_as_the_program_expects() {
     common_checks(&c, pod);
     // --shards N, N the Job's completions: each index is one shard, and
     // the index comes from Kubernetes, not from the manifest.
-    let i = c.args.iter().position(|a| a == "--shards").expect("--shards");
+    let i = c
+        .args
+        .iter()
+        .position(|a| a == "--shards")
+        .expect("--shards");
     assert_eq!(c.args[i + 1].parse::<u64>().unwrap(), completions);
     assert!(!c.args.iter().any(|a| a == "--shard"));
     assert!(!c.env.contains_key("JOB_COMPLETION_INDEX"));

@@ -299,7 +299,11 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
     );
     let got = base.join("got");
     s3.tool(&["down", "ckpt", "cores/", got.to_str().unwrap()]);
-    assert_eq!(cores(&tree(&got)), want, "s3 → s3 cores differ from local ones");
+    assert_eq!(
+        cores(&tree(&got)),
+        want,
+        "s3 → s3 cores differ from local ones"
+    );
     let sm = summary_in(&got, "summary.json");
     assert_eq!(sm["out_dir"], "s3://ckpt/cores");
     assert_eq!(
@@ -383,7 +387,11 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
     // A prefix that holds no checkpoint fails as a directory would.
     let o = s3.run(&["batch", "s3://ckpt/nothing/", "-o", "s3://ckpt/cores2/"]);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("holds no checkpoint"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("holds no checkpoint"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// A proxy to 127.0.0.1:`upstream` that passes everything but the second
@@ -500,7 +508,11 @@ fn shards_convert_each_input_once_and_summary_merges_them() {
     fs::create_dir_all(&input).unwrap();
     let names: Vec<String> = (0..7).map(|i| format!("c{i}.tar")).collect();
     for (i, n) in names.iter().enumerate() {
-        fs::write(input.join(n), archive(&base, 10 + i as u64, 64 << 10, "tar")).unwrap();
+        fs::write(
+            input.join(n),
+            archive(&base, 10 + i as u64, 64 << 10, "tar"),
+        )
+        .unwrap();
     }
     let out = base.join("out");
     let shard_of = |out: &Path, k: u64, reversed: bool| -> BTreeSet<String> {
@@ -549,8 +561,9 @@ fn shards_convert_each_input_once_and_summary_merges_them() {
         .output()
         .unwrap();
     ok(o);
-    let mine: BTreeSet<String> =
-        statuses(&summary_in(&job, "summary-1-of-3.json")).into_keys().collect();
+    let mine: BTreeSet<String> = statuses(&summary_in(&job, "summary-1-of-3.json"))
+        .into_keys()
+        .collect();
     let want: BTreeSet<String> = seen
         .iter()
         .filter(|(_, &k)| k == 1)
@@ -570,7 +583,8 @@ fn shards_convert_each_input_once_and_summary_merges_them() {
     // Merged: every input once, all converted.
     let o = ok(criu2core(["summary".as_ref(), out.as_os_str()]));
     assert!(
-        text(&o.stdout).starts_with("7 inputs: 7 converted, 0 already complete, 0 failed, 0 missing"),
+        text(&o.stdout)
+            .starts_with("7 inputs: 7 converted, 0 already complete, 0 failed, 0 missing"),
         "{}",
         text(&o.stdout)
     );
@@ -654,7 +668,11 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
         f.write_all(chunk).unwrap();
         f.flush().unwrap();
         std::thread::sleep(Duration::from_millis(1600));
-        assert_eq!(watched(&out, "slow.tar"), None, "converted while being written");
+        assert_eq!(
+            watched(&out, "slow.tar"),
+            None,
+            "converted while being written"
+        );
         assert!(!out.join("slow").exists());
     }
     drop(f);
@@ -669,7 +687,10 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
         "-o".as_ref(),
         standalone.as_os_str(),
     ]));
-    assert_eq!(fs::read(&core).unwrap(), fs::read(standalone.join("core.1")).unwrap());
+    assert_eq!(
+        fs::read(&core).unwrap(),
+        fs::read(standalone.join("core.1")).unwrap()
+    );
     // Once: nothing happens to it later.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(mtime(&core), made);
@@ -705,11 +726,7 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
         .output()
         .unwrap());
     let stdout = text(&o.stdout);
-    assert_eq!(
-        stdout.matches("already converted").count(),
-        2,
-        "{stdout}"
-    );
+    assert_eq!(stdout.matches("already converted").count(), 2, "{stdout}");
     assert_eq!(mtime(&core), made);
 }
 
