@@ -104,10 +104,12 @@ fn store_for(base: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
     if let Some(s) = stores.get(base) {
         return Ok(s.clone());
     }
-    let mut retry = object_store::RetryConfig::default();
     // A dead endpoint is reported in seconds, not minutes.
-    retry.max_retries = 4;
-    retry.retry_timeout = Duration::from_secs(60);
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
     let scheme = base.split("://").next().unwrap_or("").to_ascii_lowercase();
     let store: Arc<dyn ObjectStore> = match scheme.as_str() {
         "s3" | "s3a" => {
@@ -561,7 +563,7 @@ mod tests {
         assert!(root.join("x").join("gone").head().unwrap().is_none());
         root.join("x").join("a").delete().unwrap();
         root.join("x").join("a").delete().unwrap();
-        assert_eq!(root.join("x").read_head(3).is_err(), true);
+        assert!(root.join("x").read_head(3).is_err());
         assert_eq!(
             root.join("x").join("big").read_head(3).unwrap(),
             data[..3].to_vec()

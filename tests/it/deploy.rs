@@ -268,7 +268,7 @@ fn the_daemonset_watches_the_kubelets_checkpoints_read_only() {
         .as_sequence()
         .unwrap()
         .iter()
-        .find(|m| m["mountPath"] == Value::from(dir))
+        .find(|m| m["mountPath"] == dir)
         .unwrap();
     let volume = pod["volumes"]
         .as_sequence()
@@ -285,7 +285,7 @@ fn the_daemonset_watches_the_kubelets_checkpoints_read_only() {
         .as_sequence()
         .unwrap()
         .iter()
-        .find(|e| e["name"] == Value::from("NODE_NAME"))
+        .find(|e| e["name"] == "NODE_NAME")
         .unwrap();
     assert_eq!(
         node["valueFrom"]["fieldRef"]["fieldPath"],
