@@ -17,6 +17,9 @@ use crate::model::Blob;
 /// GET costs a round trip, so small reads (tar headers, images read
 /// through a buffer) are served from one larger fetch.
 pub(crate) const READAHEAD: usize = 1 << 20;
+/// The read-ahead of a blob copied front to back into a core: its page
+/// runs are often a few pages each, and one GET serves many of them.
+pub(crate) const COPY_READAHEAD: usize = 8 << 20;
 
 /// URL schemes taken as object storage rather than paths, with or
 /// without the `object-store` feature (without it they are refused, never
@@ -94,15 +97,21 @@ pub(crate) enum BlobFile {
     /// A file on this machine.
     Local(File),
     /// An object, with the last bytes fetched (where they start, and
-    /// them).
-    Remote(RemoteObject, Option<(u64, Vec<u8>)>),
+    /// them), and how many bytes a short read fetches.
+    Remote(RemoteObject, Option<(u64, Vec<u8>)>, usize),
 }
 
 impl BlobFile {
     /// Opens the file or object that holds `b`.
     pub(crate) fn open(b: &Blob) -> io::Result<BlobFile> {
+        BlobFile::open_with_readahead(b, READAHEAD)
+    }
+
+    /// [`BlobFile::open`], an object's short reads fetching `readahead`
+    /// bytes.
+    pub(crate) fn open_with_readahead(b: &Blob, readahead: usize) -> io::Result<BlobFile> {
         Ok(match &b.remote {
-            Some(r) => BlobFile::Remote(r.clone(), None),
+            Some(r) => BlobFile::Remote(r.clone(), None, readahead.max(1)),
             None => BlobFile::Local(File::open(&b.path)?),
         })
     }
@@ -119,7 +128,7 @@ impl BlobFile {
     pub(crate) fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         match self {
             BlobFile::Local(f) => f.read_at(buf, offset),
-            BlobFile::Remote(obj, cache) => {
+            BlobFile::Remote(obj, cache, readahead) => {
                 let size = obj.0.size();
                 let n = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
                 if n == 0 {
@@ -134,11 +143,11 @@ impl BlobFile {
                         return Ok(n);
                     }
                 }
-                if n >= READAHEAD {
+                if n >= *readahead {
                     obj.0.read_exact_at(buf, offset)?;
                     return Ok(n);
                 }
-                let want = (READAHEAD as u64).min(size - offset) as usize;
+                let want = (*readahead as u64).min(size - offset) as usize;
                 let mut bytes = cache.take().map(|(_, b)| b).unwrap_or_default();
                 bytes.resize(want, 0);
                 obj.0.read_exact_at(&mut bytes, offset)?;

@@ -636,8 +636,8 @@ impl<'a> Copier<'a> {
         let file = match &mut self.files[c.source] {
             Some(f) => f,
             slot => {
-                let f =
-                    BlobFile::open(src).with_context(|| format!("{}: cannot open", src.label))?;
+                let f = BlobFile::open_with_readahead(src, crate::blobio::COPY_READAHEAD)
+                    .with_context(|| format!("{}: cannot open", src.label))?;
                 if let Some(local) = f.local() {
                     // Sources are read front to back: ask for generous readahead.
                     let _ = rustix::fs::fadvise(
