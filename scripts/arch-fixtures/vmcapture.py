@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""The host's side of a capture in a VM (scripts/make-ppc64le-64k).
+"""The host's side of a capture in a VM (scripts/make-kernel-fixture).
 
   vmcapture.py initramfs OUT INIT EXE EXE_PATH CONF
       a newc cpio archive: INIT as /init, EXE at EXE_PATH, CONF as
       /capture.conf, /dev/null, and empty /proc and /out
-  vmcapture.py capture CONSOLE_LOG CAPTURE_DIR EXE
+  vmcapture.py capture ARCH CONSOLE_LOG CAPTURE_DIR EXE
       reads what scripts/arch-fixtures/vminit.c wrote to the console and
       writes CAPTURE_DIR as scripts/arch-fixtures/capture.py does for
       images.py: registers.txt, program.json, host.json, mem/ADDR.bin,
       state.maps, state.auxv, state.stat; and smaps (CRIU's VMA flags
       come from it on a real kernel)
 
-The registers are the ppc64le regsets as PTRACE_GETREGSET gives them,
-named as gdb names them (and orig_r3 and trap, which gdb's stub view
-lacks); program.json's values are read from the program's globals in the
+ARCH is ppc64le or aarch64. The registers are its regsets as
+PTRACE_GETREGSET gives them, named as gdb names them (and, for ppc64le,
+orig_r3 and trap, which gdb's stub view lacks); program.json's values are read from the program's globals in the
 captured memory, at the addresses of its symbol table.
 """
 import base64
@@ -23,7 +23,7 @@ import re
 import struct
 import sys
 
-NT_PRSTATUS, NT_PRFPREG, NT_PPC_VMX, NT_PPC_VSX = 1, 2, 0x100, 0x102
+NT_PRSTATUS, NT_PRFPREG, NT_PPC_VMX, NT_PPC_VSX, NT_ARM_TLS = 1, 2, 0x100, 0x102, 0x401
 
 
 def fail(msg):
@@ -109,7 +109,71 @@ def symbols(exe):
     return out
 
 
-def capture(log, cap, exe):
+def ppc64le_registers(regset, put):
+    """ppc64le's regsets (pt_regs, the FPRs and fpscr, VMX, the VSX
+    doublewords that are not FPRs), named as gdb names them, and orig_r3
+    and trap, which gdb's stub view lacks."""
+    g = regset(NT_PRSTATUS)
+    w = [g[8 * i:8 * i + 8] for i in range(len(g) // 8)]
+    for i in range(32):
+        put("r%d" % i, w[i])
+    for i, name in [(32, "pc"), (33, "msr"), (34, "orig_r3"), (35, "ctr"), (36, "lr")]:
+        put(name, w[i])
+    put("xer", w[37][:4])
+    put("cr", w[38][:4])
+    put("trap", w[40])
+    fp = regset(NT_PRFPREG)
+    for i in range(32):
+        put("f%d" % i, fp[8 * i:8 * i + 8])
+    put("fpscr", fp[256:264])
+    vmx = regset(NT_PPC_VMX)
+    for i in range(32):
+        put("vr%d" % i, vmx[16 * i:16 * i + 16])
+    # vscr and vrsave, each in the first word of its 16-byte slot.
+    if any(vmx[512 + 4:528]):
+        fail("vscr's slot holds more than its first word")
+    put("vscr", vmx[512:516])
+    put("vrsave", vmx[528:532])
+    vsx = regset(NT_PPC_VSX)
+    for i in range(32):
+        put("#%d" % i, vsx[8 * i:8 * i + 8])
+
+
+def aarch64_registers(regset, put):
+    """aarch64's regsets (user_pt_regs, user_fpsimd_state, TPIDR_EL0),
+    named as gdb names them."""
+    g = regset(NT_PRSTATUS)
+    w = [g[8 * i:8 * i + 8] for i in range(len(g) // 8)]
+    if len(w) != 34:
+        fail("NT_PRSTATUS of %d bytes, not 272" % len(g))
+    for i in range(31):
+        put("x%d" % i, w[i])
+    put("sp", w[31])
+    put("pc", w[32])
+    # gdb's cpsr is pstate's low word: the bits above are zero in EL0.
+    if any(w[33][4:]):
+        fail("pstate %s has bits above 32" % w[33][::-1].hex())
+    put("cpsr", w[33][:4])
+    fp = regset(NT_PRFPREG)
+    if len(fp) != 528:
+        fail("NT_PRFPREG of %d bytes, not 528" % len(fp))
+    for i in range(32):
+        put("v%d" % i, fp[16 * i:16 * i + 16])
+    put("fpsr", fp[512:516])
+    put("fpcr", fp[516:520])
+    # TPIDR_EL0, then TPIDR2_EL0 where the CPU has SME.
+    tls = regset(NT_ARM_TLS)
+    if len(tls) not in (8, 16):
+        fail("NT_ARM_TLS of %d bytes" % len(tls))
+    put("TPIDR_EL0", tls[:8])
+
+
+REGISTERS = {"ppc64le": ppc64le_registers, "aarch64": aarch64_registers}
+
+
+def capture(arch, log, cap, exe):
+    if arch not in REGISTERS:
+        fail("no registers known for " + arch)
     files = console_files(log)
     os.makedirs(os.path.join(cap, "mem"), exist_ok=True)
     tids = sorted({int(n.split("/")[1]) for n in files if n.startswith("regs/")})
@@ -126,30 +190,7 @@ def capture(log, cap, exe):
             def put(name, b):
                 f.write("%s %d 0x%s\n" % (name, len(b), b[::-1].hex()))
 
-            g = files["regs/%d/%d" % (t, NT_PRSTATUS)]
-            w = [g[8 * i:8 * i + 8] for i in range(len(g) // 8)]
-            for i in range(32):
-                put("r%d" % i, w[i])
-            for i, name in [(32, "pc"), (33, "msr"), (34, "orig_r3"), (35, "ctr"), (36, "lr")]:
-                put(name, w[i])
-            put("xer", w[37][:4])
-            put("cr", w[38][:4])
-            put("trap", w[40])
-            fp = files["regs/%d/%d" % (t, NT_PRFPREG)]
-            for i in range(32):
-                put("f%d" % i, fp[8 * i:8 * i + 8])
-            put("fpscr", fp[256:264])
-            vmx = files["regs/%d/%d" % (t, NT_PPC_VMX)]
-            for i in range(32):
-                put("vr%d" % i, vmx[16 * i:16 * i + 16])
-            # vscr and vrsave, each in the first word of its 16-byte slot.
-            if any(vmx[512 + 4:528]):
-                fail("vscr's slot holds more than its first word")
-            put("vscr", vmx[512:516])
-            put("vrsave", vmx[528:532])
-            vsx = files["regs/%d/%d" % (t, NT_PPC_VSX)]
-            for i in range(32):
-                put("#%d" % i, vsx[8 * i:8 * i + 8])
+            REGISTERS[arch](lambda n: files["regs/%d/%d" % (t, n)], put)
 
     # program.json: the program's record of itself, from its globals.
     sym = symbols(exe)
@@ -231,7 +272,7 @@ if __name__ == "__main__":
     sys.dont_write_bytecode = True
     if sys.argv[1:2] == ["initramfs"] and len(sys.argv) == 7:
         initramfs(*sys.argv[2:])
-    elif sys.argv[1:2] == ["capture"] and len(sys.argv) == 5:
+    elif sys.argv[1:2] == ["capture"] and len(sys.argv) == 6:
         capture(*sys.argv[2:])
     else:
         fail(__doc__)

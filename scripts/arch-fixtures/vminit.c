@@ -1,4 +1,4 @@
-/* /init of the VM that scripts/arch-fixtures/make-ppc64le-64k boots: runs
+/* /init of the VM that scripts/make-kernel-fixture boots: runs
  * the fixture program under ptrace, as CRIU's parasite-free view of it would
  * be taken on a real machine, stops it at checkpoint_here() with every
  * thread stopped, and writes to the console what the host needs to make the
@@ -16,7 +16,7 @@
  * of itself). /capture.conf says what to run: "exe PATH", "arg ARG",
  * "env VAR=VALUE", "bp ADDR" (the local entry of checkpoint_here), "regset N".
  *
- * Build: powerpc64le-linux-gnu-gcc -static -O1 -o init vminit.c */
+ * Build (ppc64le or aarch64): powerpc64le-linux-gnu-gcc -static -O1 -o init vminit.c */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <elf.h>
@@ -40,6 +40,16 @@
 #include <unistd.h>
 
 #define MAX 64
+
+/* The instruction that traps to the tracer with SIGTRAP, leaving the pc on
+ * it (as both architectures' trap handlers do). */
+#if defined(__powerpc64__)
+#define TRAP_INSN 0x7fe00008u /* tw 31,0,0 */
+#elif defined(__aarch64__)
+#define TRAP_INSN 0xd4200000u /* brk #0 */
+#else
+#error "no trap instruction for this architecture"
+#endif
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -178,7 +188,7 @@ int main(void) {
         die("exec stop");
     if (ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL))
         die("setoptions");
-    uint32_t saved = poke_insn(pid, c.bp, 0x7fe00008); /* tw 31,0,0 */
+    uint32_t saved = poke_insn(pid, c.bp, TRAP_INSN);
     tids[ntids++] = pid;
     ptrace(PTRACE_CONT, pid, 0, 0);
 

@@ -83,11 +83,11 @@ fn prstatus_regs(r: &Registers) -> Vec<u8> {
 }
 
 /// The register sets written after NT_PRSTATUS, in the kernel's order.
-fn regsets(r: &Registers) -> Vec<Regset> {
+fn regsets(r: &Registers, top: u64) -> Vec<Regset> {
     match r {
         Registers::X86_64(r) => x86_64::regsets(r),
         Registers::I386(r) => i386::regsets(r),
-        Registers::Aarch64(r) => aarch64::regsets(r),
+        Registers::Aarch64(r) => aarch64::regsets(r, top),
         Registers::Riscv64(r) => riscv64::regsets(r),
         Registers::Ppc64le(r) => ppc64::regsets(r),
         Registers::S390x(r) => s390x::regsets(r),
@@ -100,9 +100,15 @@ fn regsets(r: &Registers) -> Vec<Regset> {
 /// A thread's NT_PRSTATUS and the register-set notes that follow it. As
 /// the kernel's fill_thread_core_info does, NT_PRFPREG is owned by "CORE"
 /// and every other set by "LINUX", and pr_fpvalid says whether there is an
-/// NT_PRFPREG.
-pub(crate) fn thread_notes(abi: Abi, st: &PrStatus, regs: &Registers) -> (Note, Vec<Note>) {
-    let sets = regsets(regs);
+/// NT_PRFPREG. `top` is the end of the process's highest mapping (the
+/// address-space width that pointer-authentication masks depend on).
+pub(crate) fn thread_notes(
+    abi: Abi,
+    st: &PrStatus,
+    regs: &Registers,
+    top: u64,
+) -> (Note, Vec<Note>) {
+    let sets = regsets(regs, top);
     let fpvalid = sets.iter().any(|s| s.kind == nt::PRFPREG);
     let prstatus = Note::new(
         notes::CORE,
@@ -138,7 +144,7 @@ mod tests {
     use crate::criu::regs;
 
     fn owners_and_fpvalid(r: &Registers) -> (Vec<(&'static str, u32)>, u32) {
-        let (pr, sets) = thread_notes(abi(Arch::Ppc64le), &PrStatus::default(), r);
+        let (pr, sets) = thread_notes(abi(Arch::Ppc64le), &PrStatus::default(), r, 0);
         let fpvalid = u32::from_le_bytes(pr.desc[pr.desc.len() - 8..][..4].try_into().unwrap());
         (sets.iter().map(|n| (n.name, n.kind)).collect(), fpvalid)
     }

@@ -43,6 +43,7 @@ impl elf::Notes for ProcessNotes<'_> {
     fn for_each(&self, f: &mut dyn FnMut(&Note) -> Result<()>) -> Result<()> {
         let p = self.p;
         let abi = arch::abi(p.arch);
+        let top = p.mappings.iter().map(|m| m.end).max().unwrap_or(0);
         for (i, t) in p.threads.iter().enumerate() {
             let st = PrStatus {
                 cursig: 0,
@@ -53,7 +54,7 @@ impl elf::Notes for ProcessNotes<'_> {
                 pgrp: p.pgid,
                 sid: p.sid,
             };
-            let (prstatus, regsets) = arch::thread_notes(abi, &st, &t.regs);
+            let (prstatus, regsets) = arch::thread_notes(abi, &st, &t.regs, top);
             f(&prstatus)?;
             if i == 0 {
                 self.process.iter().try_for_each(&mut *f)?;

@@ -784,17 +784,30 @@ fn ppc64_as_criu_saves(r: &BTreeMap<String, u128>) -> BTreeMap<String, u128> {
     out
 }
 
-/// ppc64le with 64 KiB pages, captured on a real kernel of that page size
-/// (scripts/make-ppc64le-64k: Debian's ppc64el kernel in
-/// qemu-system-ppc64), which no gdb watched live: the core must be laid
-/// out in 64 KiB pages, and gdb-multiarch must show its threads and their
+/// What a test checks of a checkpoint captured on a real kernel
+/// (scripts/make-kernel-fixture), which no gdb watched live.
+struct Captured {
+    fixture: &'static str,
+    /// e_machine and e_flags of the core.
+    machine: u16,
+    flags: u32,
+    /// The kernel's page size.
+    page: u64,
+    /// The registers gdb must show, by gdb's names, from one thread's
+    /// captured registers (registers.txt).
+    expected: fn(&BTreeMap<String, u128>) -> BTreeMap<String, u128>,
+    /// The register holding the thread pointer.
+    thread_pointer: &'static str,
+}
+
+/// Checks a core of a checkpoint captured on a real kernel: laid out in
+/// the kernel's pages, and gdb-multiarch shows its threads and their
 /// backtraces through the program's frames, every register as CRIU saves
-/// it from what ptrace gave (general, floating-point, vector, VSX,
-/// orig_r3, trap), each thread's r13 among the thread pointers the program
-/// recorded, its markers, and AT_PAGESZ 65536.
-fn ppc64le_64k_core_reads_like_the_captured_process() {
-    let fx = unpacked("ppc64le-64k");
-    let out = scratch("arch-ppc64le-64k");
+/// it from what ptrace gave, each thread's thread pointer among those the
+/// program recorded, its markers, and AT_PAGESZ the kernel's page size.
+fn check_captured(x: Captured) {
+    let fx = unpacked(x.fixture);
+    let out = scratch(&format!("arch-{}", x.fixture));
     convert_ok(&[&"convert", &fx.join("images"), &"-o", &out]);
     let core = the_core(&out);
     let data = fs::read(&core).unwrap();
@@ -806,10 +819,10 @@ fn ppc64le_64k_core_reads_like_the_captured_process() {
             elf.little_endian,
             elf.header.e_flags
         ),
-        (21, true, true, 2),
+        (x.machine, true, true, x.flags),
         "ELF header"
     );
-    layout_in_pages(&fx, &core, 65536);
+    layout_in_pages(&fx, &core, x.page);
 
     let sysroot = fx.join("sysroot");
     let exe = sysroot.join(EXE.trim_start_matches('/'));
@@ -834,6 +847,7 @@ fn ppc64le_64k_core_reads_like_the_captured_process() {
         .collect();
     assert_eq!(rows.iter().collect::<BTreeSet<_>>(), tids.iter().collect());
     let bt = by_thread(sec(&ours, "bt"));
+    assert_eq!(bt.len(), tids.len(), "backtraces: {bt:?}");
     for (id, frames) in &bt {
         assert!(
             frames.len() >= 2
@@ -853,46 +867,40 @@ fn ppc64le_64k_core_reads_like_the_captured_process() {
         captured.keys().collect()
     );
     for (tid, raw) in &captured {
-        let want = ppc64_as_criu_saves(raw);
+        let want = (x.expected)(raw);
         let got: BTreeMap<String, u128> = registers(&shown[tid])
             .into_iter()
             .filter_map(|(name, v)| {
+                // A float's "(raw 0x...)" bits; a vector's 128 bits, in
+                // ppc64's union as uint128, in aarch64's as q.u.
                 let bits = match v.split_once("(raw ") {
                     Some((_, r)) => hex(r.trim_end_matches(')')),
-                    None => match v.split_once("uint128 = ") {
-                        Some((_, r)) => hex(r.split(',').next().unwrap()),
-                        None => hex(v.split_whitespace().next()?),
-                    },
+                    None if v.starts_with('{') => {
+                        let l = leaves(&v);
+                        let q = l.get(".uint128").or_else(|| l.get(".q.u"))?;
+                        hex(q.trim_matches(['{', '}']))
+                    }
+                    None => hex(v.split_whitespace().next()?),
                 };
                 Some((name, bits?))
             })
             .collect();
-        let mut differ = Vec::new();
-        let mut check = |name: String, w: u128| {
-            if got.get(&name) != Some(&w) {
-                differ.push(format!(
-                    "{name}: captured {w:#x}, core {:x?}",
-                    got.get(&name)
-                ));
-            }
-        };
-        for (name, &w) in &want {
-            match name.strip_prefix('#') {
-                // vsN (N < 32): fN's doubleword above the captured low one.
-                Some(n) => check(format!("vs{n}"), want[&format!("f{n}")] << 64 | w),
-                None => check(name.clone(), w),
-            }
-        }
-        for i in 0..32 {
-            check(format!("vs{}", 32 + i), want[&format!("vr{i}")]);
-        }
+        let differ: Vec<String> = want
+            .iter()
+            .filter(|&(name, w)| got.get(name) != Some(w))
+            .map(|(name, w)| format!("{name}: captured {w:#x}, core {:x?}", got.get(name)))
+            .collect();
         assert!(
             differ.is_empty(),
             "thread {tid}: {} differences:\n{}",
             differ.len(),
             differ.join("\n")
         );
-        assert!(tps.contains(&(got["r13"] as u64)), "r13 of {tid}");
+        assert!(
+            tps.contains(&(got[x.thread_pointer] as u64)),
+            "{} of {tid}",
+            x.thread_pointer
+        );
     }
 
     // Memory, the auxiliary vector, psargs.
@@ -906,10 +914,11 @@ fn ppc64le_64k_core_reads_like_the_captured_process() {
             .join(", ")
     );
     assert_eq!(sec(&ours, "tps").trim(), recorded);
+    let pagesz = format!(" {}", x.page);
     assert!(
         sec(&ours, "auxv")
             .lines()
-            .any(|l| l.starts_with("6 ") && l.trim_end().ends_with(" 65536")),
+            .any(|l| l.starts_with("6 ") && l.trim_end().ends_with(&pagesz)),
         "{}",
         sec(&ours, "auxv")
     );
@@ -926,6 +935,54 @@ fn ppc64le_64k_core_reads_like_the_captured_process() {
     assert_eq!(found.len(), MARKERS.len(), "markers: {found:?}");
 }
 
+/// ppc64le with 64 KiB pages, captured on a real kernel of that page size
+/// (Debian's ppc64el kernel in qemu-system-ppc64): the registers are
+/// general, floating-point, vector, VSX, orig_r3 and trap, as CRIU saves
+/// them; r13 is the thread pointer; AT_PAGESZ is 65536.
+fn ppc64le_64k_core_reads_like_the_captured_process() {
+    check_captured(Captured {
+        fixture: "ppc64le-64k",
+        machine: 21,
+        flags: 2,
+        page: 65536,
+        expected: |raw| {
+            let mut want = ppc64_as_criu_saves(raw);
+            for n in 0..32 {
+                // vsN (N < 32): fN's doubleword above the captured low one.
+                if let Some(low) = want.remove(&format!("#{n}")) {
+                    want.insert(format!("vs{n}"), want[&format!("f{n}")] << 64 | low);
+                }
+                want.insert(format!("vs{}", 32 + n), want[&format!("vr{n}")]);
+            }
+            want
+        },
+        thread_pointer: "r13",
+    });
+}
+
+/// aarch64 with 16 KiB pages, captured on a real kernel of that page size
+/// (Debian's arm64-16k kernel in qemu-system-aarch64): the registers are
+/// x0-x30, sp, pc, cpsr, v0-v31, fpsr, fpcr and tpidr (NT_ARM_TLS), as
+/// ptrace gave them (arm64's kernel has already set a thread interrupted
+/// in a system call back to restart it when ptrace stops it, and compel
+/// changes nothing); tpidr is the thread pointer; AT_PAGESZ is 16384.
+fn aarch64_16k_core_reads_like_the_captured_process() {
+    check_captured(Captured {
+        fixture: "aarch64-16k",
+        machine: 183,
+        flags: 0,
+        page: 16384,
+        expected: |raw| {
+            let mut want = raw.clone();
+            if let Some(tp) = want.remove("TPIDR_EL0") {
+                want.insert("tpidr".into(), tp);
+            }
+            want
+        },
+        thread_pointer: "tpidr",
+    });
+}
+
 /// This module's tests.
 pub fn tests() -> Vec<Trial> {
     trials![
@@ -937,5 +994,6 @@ pub fn tests() -> Vec<Trial> {
         mips64el_core_reads_like_the_live_process needs [Need::Tool(GDB)],
         loongarch64_core_matches_the_capture,
         ppc64le_64k_core_reads_like_the_captured_process needs [Need::Tool(GDB)],
+        aarch64_16k_core_reads_like_the_captured_process needs [Need::Tool(GDB)],
     ]
 }

@@ -146,8 +146,8 @@ fn markers_are_found_exactly_where_gcore_has_them() {
 /// The checkpoints of other architectures (images of a state captured
 /// under qemu-user; no gcore there): each marker where our core of them
 /// holds it, big-endian s390x, 32-bit Arm, loongarch64's 16 KiB pages
-/// (whose build lacks `secret`: a marker neither finds) and ppc64le's
-/// 64 KiB ones included.
+/// (whose build lacks `secret`: a marker neither finds), ppc64le's 64 KiB
+/// ones and aarch64's 16 KiB ones (both captured on a real kernel) included.
 fn markers_of_other_architectures_are_where_their_cores_hold_them() {
     for arch in [
         "aarch64",
@@ -158,6 +158,7 @@ fn markers_of_other_architectures_are_where_their_cores_hold_them() {
         "mips64el",
         "loongarch64",
         "ppc64le-64k",
+        "aarch64-16k",
     ] {
         let dir = unpack(
             &repo().join(format!("gdb-fixtures/arches/{arch}.tar.zst")),

@@ -15,7 +15,7 @@ use libtest_mimic::Trial;
 
 /// The cases: a name, the fixture archive under gdb-fixtures/, the fixture
 /// directory's name, and whether to read file pages from its sysroot.
-const CASES: [(&str, &str, &str, bool); 26] = [
+const CASES: [(&str, &str, &str, bool); 28] = [
     ("mt-pie", "mt-pie.tar.zst", "mt-pie", false),
     ("mt-pie-root", "mt-pie.tar.zst", "mt-pie", true),
     ("fork-shared", "fork-shared.tar.zst", "fork-shared", false),
@@ -65,6 +65,18 @@ const CASES: [(&str, &str, &str, bool); 26] = [
         "ppc64le-64k-root",
         "arches/ppc64le-64k.tar.zst",
         "ppc64le-64k",
+        true,
+    ),
+    (
+        "aarch64-16k",
+        "arches/aarch64-16k.tar.zst",
+        "aarch64-16k",
+        false,
+    ),
+    (
+        "aarch64-16k-root",
+        "arches/aarch64-16k.tar.zst",
+        "aarch64-16k",
         true,
     ),
 ];
