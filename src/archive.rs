@@ -170,7 +170,8 @@ pub struct DiffIndex {
 
 impl DiffIndex {
     /// The wanted files it holds: their paths (clean, relative) and where
-    /// their bytes are.
+    /// their bytes are (for the fuzz targets, through the testkit).
+    #[cfg(feature = "testkit")]
     pub fn files(&self) -> Vec<(Vec<u8>, Blob)> {
         self.recorded
             .members

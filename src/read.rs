@@ -65,7 +65,7 @@ fn unreadable(m: &Mapping, from: u64, to: u64, source: PageSource) -> String {
             "{what} were not dumped: anonymous memory never written, or left out by CRIU; a core holds zeros there (--zeros reads them so)"
         ),
         PageSource::Missing(Missing::FileBacked) => format!(
-            "{what} are unmodified pages of the mapped file, which a checkpoint does not hold (--root DIR reads them from a root filesystem)"
+            "{what} are unmodified pages of the mapped file, which a checkpoint does not hold (--image IMAGE reads them from the container's image, --root DIR from a root filesystem)"
         ),
         PageSource::Missing(Missing::Lazy) => {
             format!("{what} were left on the source machine by a lazy-pages dump")

@@ -203,7 +203,8 @@ fn convert_process(
                     let mut gdb_root = opts.root.clone();
                     if let Some(s) = sysroot {
                         r.warnings.extend(s.add_process(&p, roots));
-                        gdb_root = Some(s.path().to_path_buf());
+                        // As given, as --root is (the core's path is too).
+                        gdb_root = opts.sysroot.clone().or(Some(s.path().to_path_buf()));
                     }
                     Outcome::Written {
                         // A command line is text: an executable whose path is

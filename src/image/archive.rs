@@ -647,9 +647,14 @@ impl ImageArchive {
                 (true, _, Some(c)) => ArchiveFormat::OciArchive(c),
                 (false, true, None) => ArchiveFormat::DockerDir,
                 (false, true, Some(c)) => ArchiveFormat::DockerArchive(c),
-                (false, false, _) => bail!(
-                    "{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"
-                ),
+                // Not one at all, which callers trying kinds in turn
+                // tell from one that is broken.
+                (false, false, _) => {
+                    return Err(crate::error::fault(
+                        crate::error::ErrorKind::NotACheckpoint,
+                        format!("{label}: not an OCI image layout, OCI archive or docker-archive (no index.json or manifest.json)"),
+                    ))
+                }
             };
             let mut w = Walker::new(&inner);
             if oci {

@@ -78,9 +78,19 @@ pub(super) fn options(opts: &OpenOptions) -> crate::image::Options {
 
 /// Whether the image layout or docker-archive directory `dir` holds a
 /// checkpoint image: one its index marks as such, or a sole image whose
-/// top layer's first members are a checkpoint archive's.
-pub(super) fn detect_dir(dir: &Path) -> Option<InputKind> {
-    let ar = ImageArchive::open(dir, &crate::image::Options::default()).ok()?;
+/// top layer's first members are a checkpoint archive's. An OCI layout
+/// (it has `oci-layout`) that cannot be read is an error saying why;
+/// any other unreadable directory is no checkpoint.
+pub(super) fn detect_dir(dir: &Path) -> Result<Option<InputKind>> {
+    match ImageArchive::open(dir, &crate::image::Options::default()) {
+        Ok(ar) => Ok(checkpoint_in(&ar)),
+        Err(e) if dir.join("oci-layout").is_file() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// [`detect_dir`] of a directory that opened.
+fn checkpoint_in(ar: &ImageArchive) -> Option<InputKind> {
     let yes = Some(InputKind::Image(ar.format()));
     if ar.images().iter().any(|i| i.checkpoint().is_some()) {
         return yes;

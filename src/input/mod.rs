@@ -275,7 +275,7 @@ pub fn detect(path: &Path) -> Result<Option<InputKind>> {
         } else if path.join("checkpoint/pstree.img").is_file() {
             Some(InputKind::CheckpointDir)
         } else if path.join("index.json").is_file() || path.join("manifest.json").is_file() {
-            image::detect_dir(path)
+            image::detect_dir(path)?
         } else {
             None
         })
@@ -417,6 +417,8 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
                         kind = InputKind::Image(ar.format());
                         image::open(path, &ar, opts, &mut warnings)?
                     }
+                    // An image archive that is broken says why.
+                    Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => return Err(ie.into()),
                     Err(_) => return Err(e),
                 }
             }

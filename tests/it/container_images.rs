@@ -166,17 +166,17 @@ fn lower_tree(sysroot: &Path, dir: &Path) {
     fs::write(dir.join("opt/app/sub/deep.conf"), b"deep").unwrap();
 }
 
-fn sha256(bytes: &[u8]) -> Digest {
+pub fn sha256(bytes: &[u8]) -> Digest {
     Digest::of(criu2core::image::Algorithm::Sha256, bytes)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
 
-fn write_blob(layout: &Path, bytes: &[u8]) -> Digest {
+pub fn write_blob(layout: &Path, bytes: &[u8]) -> Digest {
     let d = sha256(bytes);
     fs::write(layout.join(d.blob_path()), bytes).unwrap();
     d

@@ -257,9 +257,10 @@ fn check(name: &str, after_demo: bool) {
 
 /// The transcripts, by name, and whether they start where scripts/demo
 /// ends (cores converted) rather than where it starts.
-const TRANSCRIPTS: [(&str, bool); 10] = [
+const TRANSCRIPTS: [(&str, bool); 11] = [
     ("intro", false),
     ("demo", false),
+    ("image", false),
     ("reaper", false),
     ("sockets", false),
     ("secrets", false),
@@ -319,6 +320,9 @@ fn demo() {
 fn reaper() {
     check("reaper", false);
 }
+fn image() {
+    check("image", false);
+}
 fn sockets() {
     check("sockets", false);
 }
@@ -348,6 +352,7 @@ pub fn tests() -> Vec<Trial> {
         matching_treats_dots_as_any_lines,
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
         demo needs [Need::Tool("gdb"), Need::Tool("zstd")],
+        image needs [Need::Tool("gdb"), Need::Tool("zstd"), Need::MountNamespace],
         reaper needs [Need::Tool("zstd")],
         sockets needs [Need::Tool("zstd")],
         secrets needs [Need::Tool("zstd")],
