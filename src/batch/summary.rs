@@ -178,7 +178,7 @@ impl InputSummary {
                     path: absolute(&stats.path).display().to_string(),
                     size: stats.size,
                     compressed_size: stats.compressed,
-                    gdb_command: Some(gdb_command.clone()),
+                    gdb_command: gdb_command.clone(),
                 }),
                 Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
                     pid: r.pid,

@@ -319,6 +319,8 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
     for e in sm["inputs"].as_array().unwrap() {
         for c in e["cores"].as_array().unwrap() {
             assert!(c["path"].as_str().unwrap().starts_with("s3://ckpt/cores/"));
+            // No gdb command for a core gdb cannot open where it is.
+            assert!(c["gdb_command"].is_null(), "{c}");
         }
     }
 
@@ -371,6 +373,15 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
         "zstd".as_ref(),
     ]));
     assert_eq!(cores(&tree(&local_zst)), want);
+    // Its gdb command decompresses it first, and then opens it.
+    let sm = summary_in(&local_zst, "summary.json");
+    let cmd = sm["inputs"][0]["cores"][0]["gdb_command"].as_str().unwrap();
+    let zst = sm["inputs"][0]["cores"][0]["path"].as_str().unwrap();
+    let plain = zst.strip_suffix(".zst").unwrap();
+    assert!(
+        cmd.starts_with(&format!("zstd -dq {zst} && gdb ")) && cmd.ends_with(&format!(" {plain}")),
+        "{cmd}"
+    );
 
     // convert and inspect read an object as they read a file.
     let one = base.join("one");
@@ -381,6 +392,18 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
         one.to_str().unwrap(),
     ]));
     assert_eq!(fs::read(one.join("core.1")).unwrap(), want["a/core.1"]);
+    let o = ok(s3.run(&[
+        "convert",
+        "s3://ckpt/checkpoints/a.tar",
+        "-o",
+        "s3://ckpt/one/",
+    ]));
+    assert!(
+        text(&o.stdout).starts_with("s3://ckpt/one/core.1: pid 1 (synth)")
+            && !text(&o.stdout).contains("gdb"),
+        "{}",
+        text(&o.stdout)
+    );
     let o = ok(s3.run(&["inspect", "s3://ckpt/checkpoints/sub/b.tar.zst", "--json"]));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(text(&o.stdout).contains("\"pid\": 1"), "{v}");
