@@ -10,6 +10,14 @@
 //! are only ever keys: nothing is written under a name from the archive,
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
+//!
+//! The order of members decides what must be spilled. containerd's
+//! Kubernetes archive (`internal/cri/server/container_checkpoint_linux.go`,
+//! `archive.Diff` of a directory) is a sorted walk: `checkpoint/` first,
+//! in it `core-*`, ..., `mm-*`, `pagemap-*`, `pages-*`, `pstree.img` in
+//! name order, then `config.dump`, `container.log`, `dump.log`,
+//! `rootfs-diff.tar` (gzip data despite its name), `spec.dump`,
+//! `stats-dump`, `status`, `status.dump`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};

@@ -980,6 +980,41 @@ fn hostile_checkpoint_images_and_container_images_fail_cleanly() {
     assert!(ok, "{t}");
     assert!(fs::read(&cores[0]).unwrap() == fs::read(&want).unwrap());
 
+    // A containerd archive whose (gzip) rootfs-diff whites out `..` and
+    // names a member above its root: ignored, the cores as they are.
+    let mut rw = tar::Builder::new(Vec::new());
+    tar_dir(&mut rw, "srv");
+    tar_file(&mut rw, "srv/.wh...", b"");
+    tar_file(&mut rw, ".wh...", b"");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+    h.set_cksum();
+    rw.append(&h, &b"evil"[..]).unwrap();
+    let cri = base.join("cri-dotdot.tar");
+    fs::write(
+        &cri,
+        containerd_cri_archive(&fx.images(), &gzip(&rw.into_inner().unwrap())),
+    )
+    .unwrap();
+    let (ok, t, cores) = try_convert(&base, "cri-dotdot", &cri, &[]);
+    assert!(
+        ok && t.contains("\"../escape\"") && t.contains("skipped"),
+        "{t}"
+    );
+    assert!(fs::read(&cores[0]).unwrap() == fs::read(&want).unwrap());
+    assert!(!base.join("escape").exists() && !base.parent().unwrap().join("escape").exists());
+    // The archive in gzip 100 times over: one level is read, the rest is
+    // not a tar, refused cleanly.
+    let mut deep = fs::read(&cri).unwrap();
+    for _ in 0..100 {
+        deep = gzip(&deep);
+    }
+    let deep_path = base.join("deep.tar.gz");
+    fs::write(&deep_path, deep).unwrap();
+    refused("gzip-100", &deep_path, &[], &["deep.tar.gz"]);
+
     // Container images (--image): a whiteout of `..`, a layer whose
     // digest lies, links out of the view.
     let secret = base.join("host-secret");
