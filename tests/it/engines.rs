@@ -137,11 +137,17 @@ fn docker_checkpoint(images: &Path, base: &Path) -> PathBuf {
 }
 
 /// Every engine's format of `fx`, under `base`: (input, what inspect
-/// should name as the engine, the container's name, its pod).
+/// should name as the engine, the container's name, its pod, its image).
 fn every_format(
     fx: &Fixture,
     base: &Path,
-) -> Vec<(PathBuf, &'static str, &'static str, &'static str)> {
+) -> Vec<(
+    PathBuf,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
     let inputs = base.join("inputs");
     fs::create_dir_all(&inputs).unwrap();
     let mut out = Vec::new();
@@ -150,7 +156,8 @@ fn every_format(
     let ctr = containerd_export(fx, &base.join("ctr"), CONTAINERD_SPEC.as_bytes());
     let cri = inputs.join("containerd-cri.tar");
     fs::write(&cri, containerd_cri_archive(&fx.images(), &ctr.rw)).unwrap();
-    out.push((cri, "containerd", "victim", "victim-pod"));
+    let docker_io = "docker.io/library/victim:latest";
+    out.push((cri, "containerd", "victim", "victim-pod", docker_io));
     let tar = inputs.join("ctr-export.tar");
     fs::rename(&ctr.tar, &tar).unwrap();
     // The same, compressed: recognised by content at any nesting.
@@ -159,7 +166,7 @@ fn every_format(
     let layout = inputs.join("ctr-layout");
     fs::rename(&ctr.layout, &layout).unwrap();
     for p in [tar, zst, layout] {
-        out.push((p, "containerd", "victim", "victim-pod"));
+        out.push((p, "containerd", "victim", "victim-pod", docker_io));
     }
     // CRI-O's buildah recipe and Podman's --create-image, through every
     // transport buildah pushes to.
@@ -172,7 +179,13 @@ fn every_format(
     for (p, transport) in crio {
         let to = inputs.join(format!("crio-{transport}"));
         fs::rename(p, &to).unwrap();
-        out.push((to, "CRI-O", "victim", "victim-pod"));
+        out.push((
+            to,
+            "CRI-O",
+            "victim",
+            "victim-pod",
+            "quay.io/example/victim:1.0",
+        ));
     }
     let podman = checkpoint_images(
         fx,
@@ -188,7 +201,7 @@ fn every_format(
         if transport == "oci-archive" {
             let to = inputs.join("podman-create-image.oci.tar");
             fs::rename(p, &to).unwrap();
-            out.push((to, "Podman", "victim-ctr", ""));
+            out.push((to, "Podman", "victim-ctr", "", "localhost/victim:latest"));
         }
     }
     // Docker's checkpoint directory, in place.
@@ -197,6 +210,7 @@ fn every_format(
         "Docker",
         "victim",
         "",
+        "victim:latest",
     ));
     out
 }
@@ -228,7 +242,7 @@ fn every_engine_converts_inspects_and_batches_as_podman() {
         same_cores(&fx, &convert_fixture(&fx, "engines-dir", &[]), &want, "dir");
 
         let formats = every_format(&fx, &base);
-        for (i, (input, engine, ctr, pod)) in formats.iter().enumerate() {
+        for (i, (input, engine, ctr, pod, image)) in formats.iter().enumerate() {
             let what = input.display().to_string();
             let out = base.join(format!("out-{i}"));
             let o = criu2core(["convert", s(input), "-o", s(&out), "--tmpdir", s(&tmp)]);
@@ -243,6 +257,7 @@ fn every_engine_converts_inspects_and_batches_as_podman() {
             let c = &v["container"];
             assert_eq!(c["engine"], *engine, "{what}: {c:#}");
             assert_eq!(c["name"], *ctr, "{what}: {c:#}");
+            assert_eq!(c["image"], *image, "{what}: {c:#}");
             if !pod.is_empty() {
                 assert_eq!(c["pod"], *pod, "{what}: {c:#}");
                 assert_eq!(c["namespace"], "prod", "{what}: {c:#}");
