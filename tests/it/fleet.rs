@@ -407,6 +407,34 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
     let o = ok(s3.run(&["inspect", "s3://ckpt/checkpoints/sub/b.tar.zst", "--json"]));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(text(&o.stdout).contains("\"pid\": 1"), "{v}");
+    // grep and read too.
+    let local_tar = input.join("a.tar");
+    let o = ok(s3.run(&["grep", "synth", "s3://ckpt/checkpoints/a.tar"]));
+    let hits = text(&o.stdout);
+    let local = ok(criu2core([
+        "grep".as_ref(),
+        "synth".as_ref(),
+        local_tar.as_os_str(),
+    ]));
+    assert!(!hits.is_empty());
+    assert_eq!(
+        hits.replace("s3://ckpt/checkpoints/a.tar", "A"),
+        text(&local.stdout).replace(local_tar.to_str().unwrap(), "A")
+    );
+    let addr = hits
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .unwrap()
+        .to_string();
+    let o = ok(s3.run(&[
+        "read",
+        "--pid",
+        "1",
+        "s3://ckpt/checkpoints/a.tar",
+        &addr,
+        "5",
+    ]));
+    assert_eq!(o.stdout, b"synth");
     // A prefix that holds no checkpoint fails as a directory would.
     let o = s3.run(&["batch", "s3://ckpt/nothing/", "-o", "s3://ckpt/cores2/"]);
     assert!(!o.status.success());
