@@ -29,6 +29,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use tempfile::TempDir;
 
+use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
@@ -84,14 +85,31 @@ const NAMED_BAD_MEMBERS: usize = 5;
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
     let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let head = read_head(f, 512).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else if is_ustar(&head) {
-        Some(Compression::None)
-    } else {
-        None
+    Ok(sniff_head(&head))
+}
+
+/// The whole of the archive at `path`: a file, or the object a URL names.
+fn whole_archive(path: &Path) -> Result<Blob> {
+    let label = path.display().to_string();
+    if let Some(url) = blobio::url_of(path) {
+        let obj = crate::remote::Location::parse(url)?.object()?;
+        return Ok(Blob {
+            len: obj.0.size(),
+            remote: Some(obj),
+            label,
+            path: path.to_path_buf(),
+            offset: 0,
+        });
+    }
+    let len = fs::metadata(path)
+        .with_context(|| format!("{label}: cannot stat"))?
+        .len();
+    Ok(Blob {
+        label,
+        path: path.to_path_buf(),
+        offset: 0,
+        len,
+        remote: None,
     })
 }
 
@@ -556,19 +574,7 @@ impl ArchiveStore {
     /// written under a name from the archive. Reading stops (and what was
     /// unpacked is removed) once `opts.cancel` is set.
     pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
-        let label = path.display().to_string();
-        let len = fs::metadata(path)
-            .with_context(|| format!("{label}: cannot stat"))?
-            .len();
-        ArchiveStore::open_window(
-            &Blob {
-                label,
-                path: path.to_path_buf(),
-                offset: 0,
-                len,
-            },
-            opts,
-        )
+        ArchiveStore::open_window(&whole_archive(path)?, opts)
     }
 
     /// Opens the archive that is the byte range `blob` of a file (a layer
@@ -586,18 +592,22 @@ impl ArchiveStore {
         let label = blob.label.clone();
         let compression = sniff_window(blob)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
-        let file = cancel.reader(
-            SubFile::open(&blob.path, blob.offset, blob.len)
-                .with_context(|| format!("{label}: cannot open"))?,
-        );
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
+                let file = cancel.reader(
+                    BlobReader::open(blob).with_context(|| format!("{label}: cannot open"))?,
+                );
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(blob.len));
                 self.scan(&mut r, &Origin::InPlace(blob))
             }
-            _ => decompress(file, compression, &label).and_then(|d| self.scan_stream(d)),
+            _ => {
+                // One streaming GET for an object, read front to back.
+                let file = cancel
+                    .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
+                decompress(file, compression, &label).and_then(|d| self.scan_stream(d))
+            }
         };
         self.fail_as_archive(result, compression)
     }
@@ -783,6 +793,7 @@ impl ArchiveStore {
                 path: blob.path.clone(),
                 offset: blob.offset + m.data_offset,
                 len: m.size,
+                remote: blob.remote.clone(),
             };
             let member = match (role, origin) {
                 (Role::RootfsDiff, Origin::InPlace(blob)) => {
@@ -992,6 +1003,7 @@ impl ArchiveStore {
                 path: spill,
                 offset: 0,
                 len: keep,
+                remote: None,
             },
             m.size - keep,
         ))
@@ -1058,8 +1070,7 @@ impl ArchiveStore {
     fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
         match self.members.get(key) {
             Some(Member::Large(b)) => {
-                let f = SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open", b.label))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
@@ -1106,9 +1117,7 @@ impl ArchiveStore {
                         b.len
                     );
                 }
-                let mut f =
-                    File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?;
-                f.seek(SeekFrom::Start(b.offset))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 let mut buf = Vec::with_capacity(b.len as usize);
                 f.take(b.len)
                     .read_to_end(&mut buf)
@@ -1231,14 +1240,13 @@ enum Origin<'a> {
 
 /// What the first bytes of `blob` say it is, as [`sniff`] does for a file.
 fn sniff_window(blob: &Blob) -> Result<Option<Compression>> {
-    let sub = SubFile::open(&blob.path, blob.offset, blob.len)
-        .with_context(|| format!("{}: cannot open", blob.label))?;
+    let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
     Ok(sniff_head(&head))
 }
 
 /// A tar archive's compression, by its first bytes (`None`: no archive).
-fn sniff_head(head: &[u8]) -> Option<Compression> {
+pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Some(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -1290,6 +1298,7 @@ fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str
         path,
         offset: 0,
         len: m.size,
+        remote: None,
     })
 }
 
@@ -1297,10 +1306,7 @@ fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str
 /// gzip or zstd one whose wanted files are unpacked into `spill`).
 pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Result<DiffIndex> {
     let label = &blob.label;
-    let sub = || {
-        SubFile::open(&blob.path, blob.offset, blob.len)
-            .with_context(|| format!("{label}: cannot open"))
-    };
+    let sub = || BlobReader::open(blob).with_context(|| format!("{label}: cannot open"));
     let head = read_head(sub()?, 512).with_context(|| format!("{label}: cannot read"))?;
     let compression = crate::image::sniff_compression(&head, label)?;
     if blob.len == 0 {
@@ -1317,6 +1323,7 @@ pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Resu
                 path: blob.path.clone(),
                 offset: blob.offset + m.data_offset,
                 len: m.size,
+                remote: blob.remote.clone(),
             })
         });
     }

@@ -88,6 +88,7 @@ pub struct ReadmeDoctests;
 mod arch;
 mod archive;
 pub mod batch;
+mod blobio;
 mod cancel;
 mod container;
 mod coredump;
@@ -103,6 +104,11 @@ pub mod model;
 mod notes;
 mod outdir;
 pub mod read;
+#[cfg(feature = "object-store")]
+mod remote;
+#[cfg(not(feature = "object-store"))]
+#[path = "remote_off.rs"]
+mod remote;
 mod rootfs;
 pub mod search;
 mod sysroot;
@@ -111,9 +117,10 @@ mod tar;
 pub mod testkit;
 pub mod text;
 
+pub use blobio::RemoteObject;
 pub use cancel::Cancel;
 pub use container::ContainerInfo;
-pub use coredump::{write_core, CoreStats, CoreWriter, Written};
+pub use coredump::{write_core, CoreCompression, CoreStats, CoreWriter, Written};
 pub use error::{Error, ErrorKind, Result};
 pub use input::{
     open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
