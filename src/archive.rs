@@ -29,6 +29,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
 use tempfile::TempDir;
 
+use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
@@ -85,14 +86,31 @@ const NAMED_BAD_MEMBERS: usize = 5;
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
     let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let head = read_head(f, 512).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else if is_ustar(&head) {
-        Some(Compression::None)
-    } else {
-        None
+    Ok(sniff_head(&head))
+}
+
+/// The whole of the archive at `path`: a file, or the object a URL names.
+fn whole_archive(path: &Path) -> Result<Blob> {
+    let label = path.display().to_string();
+    if let Some(url) = blobio::url_of(path) {
+        let obj = crate::remote::Location::parse(url)?.object()?;
+        return Ok(Blob {
+            len: obj.0.size(),
+            remote: Some(obj),
+            label,
+            path: path.to_path_buf(),
+            offset: 0,
+        });
+    }
+    let len = fs::metadata(path)
+        .with_context(|| format!("{label}: cannot stat"))?
+        .len();
+    Ok(Blob {
+        label,
+        path: path.to_path_buf(),
+        offset: 0,
+        len,
+        remote: None,
     })
 }
 
@@ -595,19 +613,7 @@ impl ArchiveStore {
     /// written under a name from the archive. Reading stops (and what was
     /// unpacked is removed) once `opts.cancel` is set.
     pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
-        let label = path.display().to_string();
-        let len = fs::metadata(path)
-            .with_context(|| format!("{label}: cannot stat"))?
-            .len();
-        ArchiveStore::open_window(
-            &Blob {
-                label,
-                path: path.to_path_buf(),
-                offset: 0,
-                len,
-            },
-            opts,
-        )
+        ArchiveStore::open_window(&whole_archive(path)?, opts)
     }
 
     /// Opens the archive that is the byte range `blob` of a file (a layer
@@ -627,16 +633,7 @@ impl ArchiveStore {
         opts: &ArchiveOptions,
         sink: &mut dyn PagesSink,
     ) -> Result<ArchiveStore> {
-        let label = path.display().to_string();
-        let len = fs::metadata(path)
-            .with_context(|| format!("{label}: cannot stat"))?
-            .len();
-        let blob = Blob {
-            label,
-            path: path.to_path_buf(),
-            offset: 0,
-            len,
-        };
+        let blob = whole_archive(path)?;
         let mut store = ArchiveStore::new(&blob.label, opts);
         store.add_window_to(&blob, &opts.cancel, Some(sink))?;
         store.finish()
@@ -660,26 +657,32 @@ impl ArchiveStore {
         let label = blob.label.clone();
         let compression = sniff_window(blob)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
-        let file = cancel.reader(
-            SubFile::open(&blob.path, blob.offset, blob.len)
-                .with_context(|| format!("{label}: cannot open"))?,
-        );
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
+                let file = cancel.reader(
+                    BlobReader::open(blob).with_context(|| format!("{label}: cannot open"))?,
+                );
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(blob.len));
                 self.scan(&mut r, &Origin::InPlace(blob), None)
             }
-            Compression::Gzip => {
-                let dec =
-                    flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file));
-                read_ahead(dec, &label).and_then(|d| self.scan_stream(d, sink))
+            _ => {
+                // One streaming GET for an object, read front to back,
+                // inflated on a thread of its own.
+                let file = cancel
+                    .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
+                let dec = match compression {
+                    Compression::Gzip => read_ahead(
+                        flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+                        &label,
+                    ),
+                    _ => zstd::stream::read::Decoder::new(file)
+                        .with_context(|| format!("{label}: cannot start zstd"))
+                        .and_then(|dec| read_ahead(dec, &label)),
+                };
+                dec.and_then(|d| self.scan_stream(d, sink))
             }
-            Compression::Zstd => zstd::stream::read::Decoder::new(file)
-                .with_context(|| format!("{label}: cannot start zstd"))
-                .and_then(|dec| read_ahead(dec, &label))
-                .and_then(|d| self.scan_stream(d, sink)),
         };
         self.fail_as_archive(result, compression)
     }
@@ -871,6 +874,7 @@ impl ArchiveStore {
                 path: blob.path.clone(),
                 offset: blob.offset + m.data_offset,
                 len: m.size,
+                remote: blob.remote.clone(),
             };
             let member = match (role, origin) {
                 (Role::RootfsDiff, Origin::InPlace(blob)) => {
@@ -966,6 +970,7 @@ impl ArchiveStore {
             path: PathBuf::new(),
             offset: 0,
             len,
+            remote: None,
         }))
     }
 
@@ -984,6 +989,7 @@ impl ArchiveStore {
                     path: PathBuf::new(),
                     offset: 0,
                     len: u64::MAX,
+                    remote: None,
                 })
             });
         }
@@ -1168,6 +1174,7 @@ impl ArchiveStore {
                 path: spill,
                 offset: 0,
                 len: keep,
+                remote: None,
             },
             m.size - keep,
         ))
@@ -1234,8 +1241,7 @@ impl ArchiveStore {
     fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
         match self.members.get(key) {
             Some(Member::Large(b)) => {
-                let f = SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{}: cannot open", b.label))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
@@ -1284,9 +1290,7 @@ impl ArchiveStore {
                         b.len
                     );
                 }
-                let mut f =
-                    File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?;
-                f.seek(SeekFrom::Start(b.offset))?;
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                 let mut buf = Vec::with_capacity(b.len as usize);
                 f.take(b.len)
                     .read_to_end(&mut buf)
@@ -1409,14 +1413,13 @@ enum Origin<'a> {
 
 /// What the first bytes of `blob` say it is, as [`sniff`] does for a file.
 fn sniff_window(blob: &Blob) -> Result<Option<Compression>> {
-    let sub = SubFile::open(&blob.path, blob.offset, blob.len)
-        .with_context(|| format!("{}: cannot open", blob.label))?;
+    let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
     Ok(sniff_head(&head))
 }
 
 /// A tar archive's compression, by its first bytes (`None`: no archive).
-fn sniff_head(head: &[u8]) -> Option<Compression> {
+pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
     if head.starts_with(&[0x1f, 0x8b]) {
         Some(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -1473,6 +1476,7 @@ fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str
         path,
         offset: 0,
         len: m.size,
+        remote: None,
     })
 }
 
@@ -1480,10 +1484,7 @@ fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str
 /// gzip or zstd one whose wanted files are unpacked into `spill`).
 pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Result<DiffIndex> {
     let label = &blob.label;
-    let sub = || {
-        SubFile::open(&blob.path, blob.offset, blob.len)
-            .with_context(|| format!("{label}: cannot open"))
-    };
+    let sub = || BlobReader::open(blob).with_context(|| format!("{label}: cannot open"));
     let head = read_head(sub()?, 512).with_context(|| format!("{label}: cannot read"))?;
     let compression = crate::image::sniff_compression(&head, label)?;
     if blob.len == 0 {
@@ -1500,6 +1501,7 @@ pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Resu
                 path: blob.path.clone(),
                 offset: blob.offset + m.data_offset,
                 len: m.size,
+                remote: blob.remote.clone(),
             })
         });
     }

@@ -19,9 +19,13 @@ use object::write::elf::{FileHeader, ProgramHeader, Writer};
 use object::write::StreamingBuffer;
 use object::Endianness;
 
+use crate::blobio::BlobFile;
 use crate::join::{Join, Joiner};
 use crate::model::Blob;
 use crate::notes::Note;
+
+/// Bytes of an object read at once while copying it into a core.
+const OBJECT_CHUNK: u64 = 8 << 20;
 
 /// Values for the ELF header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +144,9 @@ pub(crate) trait Output {
     fn start(&mut self) -> io::Result<&mut dyn Write>;
     /// Copies `len` bytes at `from` in `src` to `to` in the core.
     fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()>;
+    /// Writes `bytes` at `to` in the core (data that is not in a local
+    /// file: an object's ranges).
+    fn write_at(&mut self, bytes: &[u8], to: u64) -> io::Result<()>;
     /// Ends the core at `len` bytes (the last bytes may be a hole).
     fn finish(&mut self, len: u64) -> io::Result<()>;
 }
@@ -156,6 +163,10 @@ impl Output for FileOutput<'_> {
 
     fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()> {
         copy_range(src, from, len, self.0, to)
+    }
+
+    fn write_at(&mut self, bytes: &[u8], to: u64) -> io::Result<()> {
+        self.0.write_all_at(bytes, to)
     }
 
     fn finish(&mut self, len: u64) -> io::Result<()> {
@@ -194,6 +205,11 @@ impl<W: Write + Seek> Output for SeekOutput<W> {
         })
     }
 
+    fn write_at(&mut self, bytes: &[u8], to: u64) -> io::Result<()> {
+        self.inner.seek(SeekFrom::Start(to))?;
+        self.inner.write_all(bytes)
+    }
+
     fn finish(&mut self, len: u64) -> io::Result<()> {
         // A hole at the end is made by writing its last byte.
         if len > 0 && self.inner.seek(SeekFrom::End(0))? < len {
@@ -201,6 +217,89 @@ impl<W: Write + Seek> Output for SeekOutput<W> {
             self.inner.write_all(&[0])?;
         }
         self.inner.flush()
+    }
+}
+
+/// Zeros written for the holes of a core going to a stream.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// A stream written front to back (an upload, a compressor): the core's
+/// holes are written as zeros, as a stream has no holes.
+pub(crate) struct SinkOutput<W> {
+    inner: W,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> SinkOutput<W> {
+    /// Writes into `inner` from its start.
+    pub(crate) fn new(inner: W) -> SinkOutput<W> {
+        SinkOutput {
+            inner,
+            pos: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The stream, once the core is written.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+
+    /// Writes zeros up to offset `to`.
+    fn zeros_to(&mut self, to: u64) -> io::Result<()> {
+        if to < self.pos {
+            return Err(io::Error::other(format!(
+                "a stream cannot go back from offset {} to {to}",
+                self.pos
+            )));
+        }
+        while self.pos < to {
+            let n = (to - self.pos).min(ZEROS.len() as u64) as usize;
+            self.write_all(&ZEROS[..n])?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for SinkOutput<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(bytes)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Output for SinkOutput<W> {
+    fn start(&mut self) -> io::Result<&mut dyn Write> {
+        if self.pos != 0 {
+            return Err(io::Error::other("the stream is not at its start"));
+        }
+        Ok(self)
+    }
+
+    fn copy(&mut self, src: &File, from: u64, len: u64, to: u64) -> io::Result<()> {
+        self.zeros_to(to)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let done = copy_through(src, from, len, &mut buf, &mut |bytes, _| {
+            self.write_all(bytes)
+        });
+        self.buf = buf;
+        done
+    }
+
+    fn write_at(&mut self, bytes: &[u8], to: u64) -> io::Result<()> {
+        self.zeros_to(to)?;
+        self.write_all(bytes)
+    }
+
+    fn finish(&mut self, len: u64) -> io::Result<()> {
+        self.zeros_to(len)?;
+        self.flush()
     }
 }
 
@@ -518,8 +617,10 @@ impl Join for Copy {
 /// other first.
 struct Copier<'a> {
     sources: &'a [Blob],
-    files: Vec<Option<File>>,
+    files: Vec<Option<BlobFile>>,
     pending: Joiner<Copy>,
+    /// Where an object's bytes pass on their way into the core.
+    buf: Vec<u8>,
 }
 
 impl<'a> Copier<'a> {
@@ -528,6 +629,7 @@ impl<'a> Copier<'a> {
             sources,
             files: sources.iter().map(|_| None).collect(),
             pending: Joiner::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -576,25 +678,50 @@ impl<'a> Copier<'a> {
         let file = match &mut self.files[c.source] {
             Some(f) => f,
             slot => {
-                let f =
-                    File::open(&src.path).with_context(|| format!("{}: cannot open", src.label))?;
-                // Sources are read front to back: ask for generous readahead.
-                let _ = rustix::fs::fadvise(
-                    &f,
-                    src.offset,
-                    std::num::NonZeroU64::new(src.len),
-                    rustix::fs::Advice::Sequential,
-                );
+                let f = BlobFile::open_with_readahead(src, crate::blobio::COPY_READAHEAD)
+                    .with_context(|| format!("{}: cannot open", src.label))?;
+                if let Some(local) = f.local() {
+                    // Sources are read front to back: ask for generous readahead.
+                    let _ = rustix::fs::fadvise(
+                        local,
+                        src.offset,
+                        std::num::NonZeroU64::new(src.len),
+                        rustix::fs::Advice::Sequential,
+                    );
+                }
                 slot.insert(f)
             }
         };
-        out.copy(file, c.from, c.len, c.to).with_context(|| {
+        let copied = match file.local() {
+            Some(local) => out.copy(local, c.from, c.len, c.to),
+            None => copy_object(file, c, &mut self.buf, out),
+        };
+        copied.with_context(|| {
             format!(
                 "{}: cannot copy {} bytes at offset {}",
                 src.label, c.len, c.from
             )
         })
     }
+}
+
+/// Copies `c` from an object, through `buf` ([`OBJECT_CHUNK`] at a time:
+/// each a ranged GET).
+fn copy_object(
+    file: &mut BlobFile,
+    c: Copy,
+    buf: &mut Vec<u8>,
+    out: &mut dyn Output,
+) -> io::Result<()> {
+    buf.resize(c.len.min(OBJECT_CHUNK) as usize, 0);
+    let mut done = 0;
+    while done < c.len {
+        let n = (c.len - done).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], c.from + done)?;
+        out.write_at(&buf[..n], c.to + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies `len` bytes at `from` in `src` to `to` in `dst` with
@@ -718,6 +845,7 @@ mod tests {
             path: path.to_path_buf(),
             offset: 0,
             len,
+            remote: None,
         }
     }
 
@@ -765,6 +893,12 @@ mod tests {
         let w2 = write_core(&core, &mut SeekOutput::new(&mut buf)).unwrap();
         assert_eq!(w2, w);
         assert!(buf.into_inner() == bytes);
+
+        // So does a stream, its holes written as zeros.
+        let mut sink = SinkOutput::new(Vec::new());
+        let w3 = write_core(&core, &mut sink).unwrap();
+        assert_eq!(w3, w);
+        assert!(sink.into_inner() == bytes);
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub struct ReadmeDoctests;
 mod arch;
 mod archive;
 pub mod batch;
+mod blobio;
 mod cancel;
 mod container;
 mod coredump;
@@ -105,6 +106,11 @@ mod onepass;
 mod outdir;
 pub mod read;
 mod readahead;
+#[cfg(feature = "object-store")]
+mod remote;
+#[cfg(not(feature = "object-store"))]
+#[path = "remote_off.rs"]
+mod remote;
 mod rootfs;
 pub mod search;
 mod sysroot;
@@ -113,9 +119,10 @@ mod tar;
 pub mod testkit;
 pub mod text;
 
+pub use blobio::RemoteObject;
 pub use cancel::Cancel;
 pub use container::ContainerInfo;
-pub use coredump::{write_core, CoreStats, CoreWriter, Written};
+pub use coredump::{write_core, CoreCompression, CoreStats, CoreWriter, Written};
 pub use error::{Error, ErrorKind, Result};
 pub use input::{
     open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,

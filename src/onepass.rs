@@ -67,7 +67,7 @@ use crate::criu::store::ImageStore;
 use crate::criu::{Images, LoadOptions};
 use crate::elf::copy_range;
 use crate::input::{Checkpoint, ImageUse};
-use crate::model::{Loaded, PageSource, Process};
+use crate::model::{Blob, Loaded, PageSource, Process};
 use crate::notes::PSARGS_LEN;
 use crate::outdir::OutDir;
 use crate::rootfs::{FileView, RootFs};
@@ -156,7 +156,7 @@ impl<'a> OnePass<'a> {
     /// index of the blob of pages member `o` among its blobs; `None`
     /// where it cannot be laid out yet, or its core is not to be written.
     fn provisional(&mut self, o: &Offer<'_>, pid: u32) -> Option<(Process, usize)> {
-        if check_free(self.out, pid, self.opts.force).is_err() {
+        if check_free(self.out, &format!("core.{pid}"), self.opts.force).is_err() {
             return None;
         }
         let view = self.view(o)?;
@@ -169,7 +169,7 @@ impl<'a> OnePass<'a> {
         let source = p
             .blobs
             .iter()
-            .position(|b| b.label == o.label && b.path.as_os_str().is_empty())?;
+            .position(|b| b.label == o.label && went_by(b))?;
         Some((*p, source))
     }
 
@@ -258,7 +258,7 @@ impl<'a> OnePass<'a> {
     fn complete(&mut self, p: &Process) -> Result<CoreStats> {
         let (out, force, cancel) = (self.out, self.opts.force, &self.opts.cancel);
         let streamed: Vec<usize> = (0..p.blobs.len())
-            .filter(|&i| p.blobs[i].path.as_os_str().is_empty())
+            .filter(|&i| went_by(&p.blobs[i]))
             .collect();
         let Some(started) = self.started.remove(&p.pid) else {
             if let Some(&i) = streamed.first() {
@@ -271,7 +271,7 @@ impl<'a> OnePass<'a> {
                     None => anyhow!("{label}: its pages were read past, for no core wanted them"),
                 });
             }
-            return write_core_in(p, out, force, cancel);
+            return write_core_in(p, out, force, self.opts.compression, cancel);
         };
         if let Some(e) = started.failed {
             return Err(e);
@@ -283,7 +283,7 @@ impl<'a> OnePass<'a> {
                 p.pid
             ),
         };
-        check_free(out, p.pid, force)?;
+        check_free(out, &format!("core.{}", p.pid), force)?;
         let (p, _argv) = with_argv(p, source, &started.argv, out)?;
         let p = &p;
         let writer = CoreWriter::new(p)?.with_cancel(cancel);
@@ -416,6 +416,12 @@ fn with_argv(
     blob.path = file.path().to_path_buf();
     blob.offset = 0;
     Ok((p, file))
+}
+
+/// Whether `b` is a pages member that went by unkept (the archive's
+/// `Member::Streamed`): in no file here nor in object storage.
+fn went_by(b: &Blob) -> bool {
+    b.path.as_os_str().is_empty() && b.remote.is_none()
 }
 
 /// The pid whose own pagemap `key` (`pagemap-<pid>.img`, in a directory

@@ -2,6 +2,13 @@
 //! records, summary.json, temporary files — goes through [`OutDir`], which
 //! joins only single, checked names to its own path ([`OutDir::join`]), so
 //! nothing derived from an input's name can land outside it.
+//!
+//! An output directory may also be a prefix in object storage
+//! (`s3://bucket/prefix/`): the same names under the same rules, each
+//! entry an object (a "directory" is the prefix its objects share, and
+//! exists while it holds one). Objects appear whole or not at all (a put,
+//! or a multipart upload completed only once the core is written), so
+//! there are no temporary names; and there are no locks.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -9,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tempfile::NamedTempFile;
+
+use crate::remote::{self, Location};
 
 /// Suffix of every temporary file written into an output directory; a
 /// file named `.*.partial` there is debris of an interrupted run.
@@ -27,23 +36,47 @@ pub fn is_safe_component(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c.is_control())
 }
 
-/// A directory criu2core writes into, by its canonical path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A directory criu2core writes into, by its canonical path (or its URL).
+#[derive(Debug, Clone)]
 pub struct OutDir {
     path: PathBuf,
     /// The same directory as the user named it, for what is printed.
     shown: PathBuf,
+    /// The prefix in object storage, where it is one (`path` is then its
+    /// URL, never used as a path).
+    remote: Option<Location>,
 }
+
+impl PartialEq for OutDir {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for OutDir {}
 
 /// Holds an output directory's lock until dropped.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl OutDir {
-    /// The directory at `path`, created (with its parents) if missing.
+    /// The directory at `path`, created (with its parents) if missing; or
+    /// the prefix `path` names where it is an object-storage URL.
     pub fn create(path: &Path) -> Result<OutDir> {
+        if let Some(url) = crate::blobio::url_of(path) {
+            let loc = Location::parse(url)?;
+            if loc.head()?.is_some() {
+                bail!("{url}: an object, not a prefix to write into");
+            }
+            let url = PathBuf::from(loc.url());
+            return Ok(OutDir {
+                shown: url.clone(),
+                path: url,
+                remote: Some(loc),
+            });
+        }
         fs::create_dir_all(path).with_context(|| format!("{}: cannot create", path.display()))?;
         let canonical = fs::canonicalize(path)
             .with_context(|| format!("{}: cannot resolve", path.display()))?;
@@ -53,12 +86,28 @@ impl OutDir {
         Ok(OutDir {
             path: canonical,
             shown: path.to_path_buf(),
+            remote: None,
         })
     }
 
-    /// Its canonical path.
+    /// The existing directory (or object-storage prefix) at `path`.
+    pub fn open_existing(path: &Path) -> Result<OutDir> {
+        if crate::blobio::url_of(path).is_none() && !path.is_dir() {
+            bail!("{}: not a directory", path.display());
+        }
+        OutDir::create(path)
+    }
+
+    /// Its canonical path (for a prefix in object storage, its URL).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The object `name` of a prefix in object storage (checked as
+    /// [`OutDir::join`] checks it).
+    fn object(&self, name: &str) -> Result<Option<Location>> {
+        self.join(name)?;
+        Ok(self.remote.as_ref().map(|r| r.join(name)))
     }
 
     /// Entry `name` as the user would spell it (the directory as named on
@@ -84,11 +133,19 @@ impl OutDir {
     /// to a directory is not one).
     pub fn existing_subdir(&self, name: &str) -> Result<Option<OutDir>> {
         let path = self.join(name)?;
+        if let Some(obj) = self.object(name)? {
+            return Ok(obj.has_objects()?.then(|| OutDir {
+                path,
+                shown: self.shown(name),
+                remote: Some(obj),
+            }));
+        }
         Ok(fs::symlink_metadata(&path)
             .is_ok_and(|m| m.is_dir())
             .then(|| OutDir {
                 path,
                 shown: self.shown(name),
+                remote: None,
             }))
     }
 
@@ -96,6 +153,19 @@ impl OutDir {
     /// anything else but a real directory under that name is refused.
     pub fn subdir(&self, name: &str) -> Result<OutDir> {
         let path = self.join(name)?;
+        if let Some(obj) = self.object(name)? {
+            if obj.head()?.is_some() {
+                bail!(
+                    "{}: an object, not a prefix; refusing to write into it",
+                    obj.url()
+                );
+            }
+            return Ok(OutDir {
+                path,
+                shown: self.shown(name),
+                remote: Some(obj),
+            });
+        }
         match fs::create_dir(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -110,15 +180,77 @@ impl OutDir {
         }
     }
 
+    /// Whether it is a directory of a filesystem (not a prefix in object
+    /// storage): one that holds temporary files.
+    pub(crate) fn is_local(&self) -> bool {
+        self.remote.is_none()
+    }
+
     /// Whether nothing at all is named `name` here (not even a dangling link).
     pub fn is_free(&self, name: &str) -> Result<bool> {
+        if let Some(obj) = self.object(name)? {
+            return Ok(obj.head()?.is_none() && !obj.has_objects()?);
+        }
         Ok(fs::symlink_metadata(self.join(name)?).is_err())
+    }
+
+    /// The size of the file (not a link) or object `name`, if there is one.
+    pub fn file_size(&self, name: &str) -> Result<Option<u64>> {
+        if let Some(obj) = self.object(name)? {
+            return Ok(obj.head()?.map(|m| m.size));
+        }
+        Ok(fs::symlink_metadata(self.join(name)?)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()))
+    }
+
+    /// A multipart upload to the object `name` of a prefix in object
+    /// storage (`None` for a local directory): nothing appears under the
+    /// name until it is finished.
+    pub(crate) fn upload(&self, name: &str) -> Result<Option<remote::Upload>> {
+        self.object(name)?.map(|o| o.upload()).transpose()
+    }
+
+    /// Names of the real directories (prefixes) here, sorted.
+    pub fn subdirs(&self) -> Result<Vec<String>> {
+        if let Some(r) = &self.remote {
+            return Ok(r.list()?.dirs);
+        }
+        let mut names = Vec::new();
+        let list = || format!("{}: cannot list", self.path.display());
+        for e in fs::read_dir(&self.path).with_context(list)? {
+            let e = e.with_context(list)?;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if let Ok(n) = e.file_name().into_string() {
+                    names.push(n);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes this directory if it is empty (a prefix needs nothing:
+    /// it is gone with its last object).
+    pub fn remove_if_empty(&self) -> Result<()> {
+        if self.remote.is_none() && self.is_empty()? {
+            fs::remove_dir(&self.path)
+                .with_context(|| format!("{}: cannot remove", self.path.display()))?;
+        }
+        Ok(())
     }
 
     /// A new temporary file `.<stem>.XXXXXX.partial` here, removed when
     /// dropped unless [`OutDir::persist`]ed.
     pub fn temp_file(&self, stem: &str) -> Result<NamedTempFile> {
         self.join(&format!(".{stem}.{PARTIAL}"))?;
+        if self.remote.is_some() {
+            bail!(
+                "{}: no temporary files in object storage",
+                self.path.display()
+            );
+        }
         tempfile::Builder::new()
             .prefix(&format!(".{stem}."))
             .suffix(PARTIAL)
@@ -152,6 +284,10 @@ impl OutDir {
     /// the new contents are complete.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
+        if let Some(obj) = self.object(name)? {
+            obj.put(bytes.to_vec())?;
+            return self.join(name);
+        }
         let mut tmp = self.temp_file(name)?;
         tmp.as_file_mut()
             .write_all(bytes)
@@ -166,6 +302,9 @@ impl OutDir {
     /// The contents of the regular file `name` (not a link), if there is
     /// one of at most `limit` bytes.
     pub fn read_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        if let Some(obj) = self.object(name)? {
+            return obj.read_all(limit);
+        }
         let path = self.join(name)?;
         if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(None);
@@ -179,6 +318,9 @@ impl OutDir {
 
     /// Removes the file (or link) `name`, if there is one.
     pub fn remove_file(&self, name: &str) -> Result<()> {
+        if let Some(obj) = self.object(name)? {
+            return obj.delete();
+        }
         let path = self.join(name)?;
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -190,6 +332,9 @@ impl OutDir {
 
     /// Names of the entries here that are regular files, sorted.
     pub fn files(&self) -> Result<Vec<String>> {
+        if let Some(r) = &self.remote {
+            return Ok(r.list()?.objects.into_iter().map(|(n, _)| n).collect());
+        }
         let mut names = Vec::new();
         let list = || format!("{}: cannot list", self.path.display());
         for e in fs::read_dir(&self.path).with_context(list)? {
@@ -206,6 +351,9 @@ impl OutDir {
 
     /// Whether the directory has no entries at all.
     pub fn is_empty(&self) -> Result<bool> {
+        if let Some(r) = &self.remote {
+            return Ok(!r.has_objects()?);
+        }
         Ok(fs::read_dir(&self.path)
             .with_context(|| format!("{}: cannot list", self.path.display()))?
             .next()
@@ -216,6 +364,11 @@ impl OutDir {
     /// `.*.partial`, or with `of`, only those of [`OutDir::temp_file`]`(of)`;
     /// returns their names. Call it only while holding the lock.
     pub fn remove_partials(&self, of: Option<&str>) -> Result<Vec<String>> {
+        if self.remote.is_some() {
+            // Objects have no temporary names: an unfinished upload is
+            // aborted, and one a killed run left is no object.
+            return Ok(Vec::new());
+        }
         let prefix = match of {
             Some(stem) => format!(".{stem}."),
             None => ".".into(),
@@ -236,7 +389,18 @@ impl OutDir {
     /// that ends with the process), so that two runs never write into it
     /// at once; fails at once if another run holds it.
     pub fn lock(&self) -> Result<Lock> {
-        let path = self.join(LOCK)?;
+        self.lock_named(LOCK)
+    }
+
+    /// [`OutDir::lock`] with the lock file `name` (a shard of a batch
+    /// locks only its own: shards write into one directory at once, each
+    /// into its own inputs' directories). Object storage has no locks: a
+    /// prefix's lock is held by no one.
+    pub fn lock_named(&self, name: &str) -> Result<Lock> {
+        if self.remote.is_some() {
+            return Ok(Lock { _file: None });
+        }
+        let path = self.join(name)?;
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -244,7 +408,7 @@ impl OutDir {
             .open(&path)
             .with_context(|| format!("{}: cannot open", path.display()))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Lock { _file: file }),
+            Ok(()) => Ok(Lock { _file: Some(file) }),
             Err(rustix::io::Errno::WOULDBLOCK) => bail!(
                 "{}: another criu2core run is writing into this directory",
                 self.path.display()

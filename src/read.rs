@@ -5,13 +5,12 @@
 //! runs into unmapped memory or into pages the checkpoint does not hold
 //! fails with nothing written, and says which addresses and why.
 
-use std::fs::File;
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::os::unix::fs::FileExt;
 
 use anyhow::{bail, Context, Result};
 
+use crate::blobio::BlobFile;
 use crate::cancel::Cancel;
 use crate::model::{Mapping, Missing, PageSource, Process};
 use crate::search::mapping_path;
@@ -145,7 +144,7 @@ pub(crate) fn read(
 ) -> Result<()> {
     check(p, addr, len, zeros)?;
     let mut buf = Vec::new();
-    let mut open: Option<(usize, File)> = None;
+    let mut open: Option<(usize, BlobFile)> = None;
     pieces(p, addr, len, &mut |_, from, to, source| {
         let mut pos = from;
         while pos < to {
@@ -159,11 +158,11 @@ pub(crate) fn read(
                     .context("page run names an unknown blob")?;
                 if open.as_ref().is_none_or(|(id, _)| *id != blob) {
                     let f =
-                        File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?;
+                        BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?;
                     open = Some((blob, f));
                 }
                 let at = offset + (pos - from);
-                if let Some((_, f)) = &open {
+                if let Some((_, f)) = &mut open {
                     f.read_exact_at(&mut buf, b.offset + at).with_context(|| {
                         format!("{}: cannot read {n} bytes at offset {at}", b.label)
                     })?;
@@ -317,6 +316,7 @@ mod tests {
                 path,
                 offset: 0,
                 len: 16,
+                remote: None,
             }],
             warnings: Vec::new(),
             dumps: Vec::new(),

@@ -241,6 +241,7 @@ impl FileView {
                 path: full,
                 offset: 0,
                 len,
+                remote: None,
             },
         }))
     }

@@ -21,14 +21,13 @@
 //! boundary may be cut short or missed.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::ops::ControlFlow;
-use std::os::unix::fs::FileExt;
 
 use anyhow::{bail, Context, Result};
 use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::blobio::BlobFile;
 use crate::cancel::Cancel;
 use crate::model::{Mapping, MappingKind, PageSource, Process, Prot};
 
@@ -716,7 +715,7 @@ pub(crate) fn search_process(
         return Ok(stats);
     };
     let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
-    let mut files: HashMap<usize, File> = HashMap::new();
+    let mut files: HashMap<usize, BlobFile> = HashMap::new();
     let mut win = Window::new(pattern, opts.context);
     let mut stopped = false;
     let mut report = |m: Match, stats: &mut Searched| -> Result<ControlFlow<()>> {
@@ -755,7 +754,7 @@ pub(crate) fn search_process(
         let f = match files.entry(blob) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(File::open(&b.path).with_context(|| format!("{}: cannot open", b.label))?)
+                v.insert(BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?)
             }
         };
         let mut pos = s;

@@ -590,6 +590,7 @@ mod tests {
                 path: f.clone(),
                 offset: 0,
                 len: bytes.len() as u64,
+                remote: None,
             };
             assert_eq!(
                 interpreter(&b).unwrap().as_deref(),
@@ -610,6 +611,7 @@ mod tests {
             path: me,
             offset: 0,
             len,
+            remote: None,
         };
         assert!(interpreter(&b)
             .unwrap()
@@ -621,6 +623,7 @@ mod tests {
             path: text,
             offset: 0,
             len: 200,
+            remote: None,
         };
         assert_eq!(interpreter(&b).unwrap(), None);
     }
@@ -640,6 +643,7 @@ mod tests {
             path: src.clone(),
             offset: 6,
             len: 5,
+            remote: None,
         };
         let s = Sysroot::create(&root).unwrap();
         s.write(b"usr/lib/x", &blob).unwrap();

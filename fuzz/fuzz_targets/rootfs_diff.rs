@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         path: path.clone(),
         offset: 0,
         len: data.len() as u64,
+        remote: None,
     };
     let wanted: [&[u8]; 4] = [b"usr/bin/synth", b"lib/libc.so.6", b"a", b"etc/hostname"];
     let spill = dir.path().join("spill");

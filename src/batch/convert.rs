@@ -14,7 +14,7 @@ use super::naming::{choose_names, occupant, InputId};
 use super::summary::{CoreOptions, InputSummary, Status};
 use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
-use crate::coredump::{write_core_in, CoreStats};
+use crate::coredump::{write_core_in, CoreCompression, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
 use crate::input::{
     self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
@@ -49,6 +49,8 @@ pub struct ConvertOptions {
     pub max_spill: Option<u64>,
     /// Stops the conversion between processes and extents once set.
     pub cancel: Cancel,
+    /// How cores are stored (`--compress`).
+    pub compression: CoreCompression,
 }
 
 impl ConvertOptions {
@@ -87,8 +89,9 @@ pub enum Outcome {
         threads: usize,
         /// The shell command that opens it in gdb, its words quoted for a
         /// POSIX shell (it may hold anything the checkpoint names: escape
-        /// it before a terminal).
-        gdb_command: String,
+        /// it before a terminal); for a zstd-compressed core, decompressing
+        /// it first; `None` for a core in object storage.
+        gdb_command: Option<String>,
     },
     /// A zombie: nothing to write.
     Zombie {
@@ -145,8 +148,12 @@ pub(crate) fn open_and_convert(
     listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
     // With --image, file pages come from the image's layers, read once the
-    // archive is: the layouts made as it streams by would not hold.
+    // archive is: the layouts made as it streams by would not hold. A
+    // compressed core, or one uploaded to object storage, is written front
+    // to back: pages cannot be put in their places ahead of the rest.
     let one_pass = opts.image.is_none()
+        && opts.compression == CoreCompression::None
+        && out_dir.is_local()
         && matches!(
             input::detect(path),
             Ok(Some(InputKind::Archive(
@@ -180,7 +187,7 @@ pub(crate) fn convert_input(
     listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
     convert_input_with(ckpt, opts, used, listener, &mut |p| {
-        write_core_in(p, out_dir, opts.force, &opts.cancel)
+        write_core_in(p, out_dir, opts.force, opts.compression, &opts.cancel)
     })
 }
 
@@ -401,9 +408,21 @@ fn convert_one(
 /// that `set sysroot` is in force before the executable and the core are
 /// loaded (set later, gdb cannot place a position-independent program whose
 /// first page a core does not hold). Without one, the executable is named
-/// by the path the process had.
-pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> String {
+/// by the path the process had. A `.zst` core is decompressed beside
+/// itself first (gdb reads no compressed cores); a core in object storage
+/// has no command (it must be fetched first, by whatever the user fetches
+/// with).
+pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> Option<String> {
     use crate::text::shell_quote;
+    if crate::blobio::url_of(core).is_some() {
+        return None;
+    }
+    let mut prefix = String::new();
+    let mut core = core.to_path_buf();
+    if let Some(plain) = core.to_str().and_then(|c| c.strip_suffix(".zst")) {
+        prefix = format!("zstd -dq {} && ", shell_quote(&core.to_string_lossy()));
+        core = PathBuf::from(plain);
+    }
     // A deleted executable is not at its path any more.
     let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
     let mut words = vec!["gdb".to_string()];
@@ -420,7 +439,7 @@ pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -
         None => words.push("-c".into()),
     }
     words.push(shell_quote(&core.to_string_lossy()).into_owned());
-    words.join(" ")
+    Some(prefix + &words.join(" "))
 }
 
 /// Where executable `exe` is under `root`: `root/exe` as given where that
@@ -442,7 +461,19 @@ mod tests {
 
     #[test]
     fn gdb_commands_quote_every_path_and_use_the_root() {
+        let gdb_command =
+            |c: &Path, e: Option<&str>, r: Option<&Path>| super::gdb_command(c, e, r).unwrap();
         let core = Path::new("out dir/core.7");
+        // A compressed core is decompressed first; one in object storage
+        // has no command.
+        assert_eq!(
+            gdb_command(Path::new("out dir/core.7.zst"), Some("/usr/bin/app"), None),
+            "zstd -dq 'out dir/core.7.zst' && gdb /usr/bin/app 'out dir/core.7'"
+        );
+        assert_eq!(
+            super::gdb_command(Path::new("s3://b/out/core.7"), Some("/usr/bin/app"), None),
+            None
+        );
         assert_eq!(
             gdb_command(core, Some("/usr/bin/app"), None),
             "gdb /usr/bin/app 'out dir/core.7'"

@@ -30,11 +30,20 @@ pub struct Found {
 /// that is no checkpoint and no directory holding any is returned with its
 /// problem.
 pub fn expand_inputs(args: &[PathBuf], skip: Option<&Path>) -> Vec<Found> {
+    let skip_url = skip
+        .and_then(|p| p.to_str())
+        .filter(|u| crate::remote::is_url(u))
+        .map(crate::blobio::normalize_url);
+    let skip_url = skip_url.as_deref();
     let skip = skip
         .and_then(|p| fs::metadata(p).ok())
         .map(|m| (m.dev(), m.ino()));
     let mut out = Vec::new();
     for a in args {
+        if let Some(url) = crate::blobio::url_of(a) {
+            out.extend(expand_url(url, skip_url));
+            continue;
+        }
         let problem = match input::detect(a) {
             Ok(Some(_)) => None,
             Err(e) => Some(format!("{e:#}")),
@@ -119,4 +128,106 @@ fn walk(dir: &Path, depth: usize, skip: Option<(u64, u64)>, found: &mut Vec<Path
         // Links, fifos, devices and sockets are never opened.
     }
     false
+}
+
+/// The checkpoint archives an object-storage URL names: the object, or
+/// those under the prefix, searched as a directory is (in name order, down
+/// to [`MAX_DEPTH`] levels, at most [`MAX_FOUND`], recognised by their
+/// first bytes, read with one ranged GET each); `skip` (the output
+/// prefix) is not searched.
+fn expand_url(url: &str, skip: Option<&str>) -> Vec<Found> {
+    let url = crate::blobio::normalize_url(url);
+    let problem = |p: String| Found {
+        path: PathBuf::from(&url),
+        problem: Some(p),
+    };
+    let loc = match crate::remote::Location::parse(&url) {
+        Ok(l) => l,
+        Err(e) => return vec![problem(format!("{e:#}"))],
+    };
+    match loc.head() {
+        Err(e) => return vec![problem(format!("{e:#}"))],
+        Ok(Some(m)) => {
+            return match sniff_object(&loc, m.size) {
+                Ok(true) => vec![Found {
+                    path: PathBuf::from(&url),
+                    problem: None,
+                }],
+                Ok(false) => vec![problem(format!(
+                    "{url}: not a checkpoint archive (tar, tar.gz or tar.zst)"
+                ))],
+                Err(e) => vec![problem(format!("{e:#}"))],
+            };
+        }
+        Ok(None) => {}
+    }
+    let mut found = Vec::new();
+    let full = match walk_url(&loc, 1, skip, &mut found) {
+        Ok(full) => full,
+        Err(e) => return vec![problem(format!("{e:#}"))],
+    };
+    let n = found.len();
+    let mut out: Vec<Found> = found
+        .into_iter()
+        .map(|path| Found {
+            path,
+            problem: None,
+        })
+        .collect();
+    if full {
+        out.push(problem(format!(
+            "{url}: more than {MAX_FOUND} checkpoints; the rest are left out"
+        )));
+    } else if n == 0 {
+        out.push(problem(format!(
+            "{url}: holds no checkpoint archives ({MAX_DEPTH} levels searched)"
+        )));
+    }
+    out
+}
+
+/// Whether the object's first bytes are a tar, tar.gz or tar.zst's.
+fn sniff_object(loc: &crate::remote::Location, size: u64) -> anyhow::Result<bool> {
+    Ok(crate::archive::sniff_head(&loc.read_start(512.min(size))?).is_some())
+}
+
+/// Adds the archives under the prefix `loc` (at `depth`) to `found`; true
+/// if it stopped at [`MAX_FOUND`].
+fn walk_url(
+    loc: &crate::remote::Location,
+    depth: usize,
+    skip: Option<&str>,
+    found: &mut Vec<PathBuf>,
+) -> anyhow::Result<bool> {
+    let listing = loc.list()?;
+    if listing.objects.iter().any(|(n, _)| n == "pstree.img") {
+        tracing::warn!(
+            prefix = %loc.url(),
+            "CRIU images in object storage are read only as an archive; skipped"
+        );
+    }
+    for (name, meta) in &listing.objects {
+        if found.len() >= MAX_FOUND {
+            return Ok(true);
+        }
+        let obj = loc.join(name);
+        match sniff_object(&obj, meta.size) {
+            Ok(true) => found.push(PathBuf::from(obj.url())),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(object = %obj.url(), error = %format!("{e:#}"), "skipped"),
+        }
+    }
+    if depth >= MAX_DEPTH {
+        return Ok(false);
+    }
+    for name in &listing.dirs {
+        let sub = loc.join(name);
+        if skip.is_some_and(|s| s == sub.url()) {
+            continue;
+        }
+        if walk_url(&sub, depth + 1, skip, found)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -3,11 +3,9 @@
 //! made with other options, cleaned of stale cores, and recorded as it
 //! ended.
 
-use std::fs;
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::convert::{open_and_convert, ConvertOptions, Listener};
 use super::naming::InputId;
@@ -55,7 +53,7 @@ impl Job<'_> {
         if let Some(dir) = claimed {
             self.finish(&dir, &mut s, fresh);
         }
-        if s.output.as_deref().is_some_and(|o| !Path::new(o).is_dir()) {
+        if s.output.is_some() && !matches!(self.out.existing_subdir(self.name), Ok(Some(_))) {
             s.output = None;
         }
         tracing::info!(input = %s.input, status = %s.status, ms = s.duration_ms, "input done");
@@ -143,10 +141,7 @@ impl Job<'_> {
             if fresh && s.cores.is_empty() && s.status == Status::Failed {
                 dir.remove_file(RECORD)?;
                 dir.remove_partials(None)?;
-                if dir.is_empty()? {
-                    fs::remove_dir(dir.path())
-                        .with_context(|| format!("{}: cannot remove", dir.path().display()))?;
-                }
+                dir.remove_if_empty()?;
                 return Ok(());
             }
             let Some(mut rec) = read_record(dir) else {

@@ -31,6 +31,7 @@ pub(crate) mod find;
 mod job;
 pub(crate) mod naming;
 mod record;
+mod shard;
 mod summary;
 
 use std::collections::{BTreeMap, HashSet};
@@ -40,7 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 pub(crate) use convert::convert_input_with;
 pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
@@ -49,17 +50,19 @@ pub use find::{MAX_DEPTH, MAX_FOUND};
 use job::Job;
 use naming::{choose_names, occupant, InputId};
 use record::{from_record, read_record};
+pub use shard::{merge, Merged, Shard, ShardListing, MAX_SHARDS};
 pub use summary::{
     CoreOptions, CoreSummary, InputSummary, RunTotals, Status, Summary, ZombieSummary,
 };
 
 use crate::cancel::Cancel;
+use crate::coredump::CoreCompression;
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::outdir::OutDir;
 
 /// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
-pub const SCHEMA: &str = "criu2core.batch/3";
+pub const SCHEMA: &str = "criu2core.batch/4";
 /// Identifies the JSON schema of `convert --json` (docs/convert.schema.json).
 pub const CONVERT_SCHEMA: &str = "criu2core.convert/3";
 /// The summary batch writes into the output directory.
@@ -103,6 +106,11 @@ pub struct BatchOptions {
     pub progress: Option<Arc<dyn Progress>>,
     /// Stops the run: no new input is started, the current ones stop.
     pub cancel: Cancel,
+    /// How cores are stored (`--compress`).
+    pub compression: CoreCompression,
+    /// Convert only this shard's inputs, and write its summary
+    /// (`summary-K-of-N.json`) rather than summary.json.
+    pub shard: Option<Shard>,
 }
 
 impl std::fmt::Debug for BatchOptions {
@@ -115,13 +123,19 @@ impl std::fmt::Debug for BatchOptions {
             .field("sysroot", &self.sysroot)
             .field("spill_dir", &self.spill_dir)
             .field("max_spill", &self.max_spill)
+            .field("compression", &self.compression)
+            .field("shard", &self.shard)
             .field("progress", &self.progress.is_some())
             .finish()
     }
 }
 
-/// A path made absolute: canonical where it can be resolved.
+/// A path made absolute: canonical where it can be resolved. An
+/// object-storage URL is kept, normalized.
 pub(crate) fn absolute(p: &Path) -> PathBuf {
+    if let Some(url) = crate::blobio::url_of(p) {
+        return PathBuf::from(crate::blobio::normalize_url(url));
+    }
     fs::canonicalize(p)
         .or_else(|_| std::path::absolute(p))
         .unwrap_or_else(|_| p.to_path_buf())
@@ -188,17 +202,29 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
         opts.sysroot.as_deref(),
     )?;
     let out = OutDir::create(out_dir)?;
-    let _lock = out.lock()?;
+    let summary_name = opts.shard.map_or(SUMMARY.into(), |s| s.summary_name());
+    // Shards of one run write into one directory at once, each into its
+    // own inputs' directories: each locks only itself.
+    let _lock = match opts.shard {
+        Some(s) => out.lock_named(&s.lock_name())?,
+        None => out.lock()?,
+    };
     // Only batch's own: a single-input convert may be writing cores here.
-    out.remove_partials(Some(SUMMARY))?;
+    out.remove_partials(Some(&summary_name))?;
     let found = expand_inputs(args, Some(out.path()));
     let mut problems: Vec<InputSummary> = Vec::new();
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &[]);
     let mut good = Vec::new();
+    let mut listed = Vec::new();
     for f in found {
         match f.problem {
             Some(p) => {
-                let mut s = InputSummary::new(&absolute(&f.path), None, options.clone());
+                let id = InputId::new(&f.path);
+                listed.push(id.path.display().to_string());
+                if opts.shard.is_some_and(|s| !s.owns(&id.sha256)) {
+                    continue;
+                }
+                let mut s = InputSummary::new(&id.path, None, options.clone());
                 s.error = Some(p);
                 problems.push(s);
             }
@@ -207,7 +233,15 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     }
     let ids = unique_ids(good.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
+    // Named over the whole listing, so that every shard names every input
+    // alike and no two shards' inputs take one name.
     let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    listed.extend(ids.iter().map(|id| id.path.display().to_string()));
+    let (ids, names): (Vec<InputId>, Vec<Option<String>>) = ids
+        .into_iter()
+        .zip(names)
+        .filter(|(id, _)| opts.shard.is_none_or(|s| s.owns(&id.sha256)))
+        .unzip();
     let mut this_run = convert_all(&ids, &names, &out, &options, opts);
     this_run.extend(problems);
     let count = |v: &[InputSummary], st: Status| v.iter().filter(|s| s.status == st).count();
@@ -218,7 +252,18 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
         skipped: count(&this_run, Status::Skipped),
         duration_ms: start.elapsed().as_millis() as u64,
     };
-    let inputs = everything_in(&out, this_run.clone())?;
+    let inputs = match opts.shard {
+        // Other shards are writing their directories: a shard reports its
+        // own inputs, and `criu2core summary` merges.
+        Some(_) => {
+            let mut mine = this_run.clone();
+            mine.sort_by(|a, b| (&a.output, &a.input).cmp(&(&b.output, &b.input)));
+            mine
+        }
+        None => everything_in(&out, this_run.clone())?,
+    };
+    listed.sort();
+    listed.dedup();
     let summary = Summary {
         schema: SCHEMA.into(),
         out_dir: out.path().display().to_string(),
@@ -226,9 +271,11 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
         failed: count(&inputs, Status::Failed),
         skipped: count(&inputs, Status::Skipped),
         run,
+        missing: Vec::new(),
+        shard: opts.shard.map(|shard| ShardListing { shard, listed }),
         inputs,
     };
-    out.write_file(SUMMARY, &serde_json::to_vec_pretty(&summary)?)?;
+    out.write_file(&summary_name, &serde_json::to_vec_pretty(&summary)?)?;
     Ok(BatchRun { summary, this_run })
 }
 
@@ -255,6 +302,7 @@ fn convert_all(
         spill_dir: opts.spill_dir.clone(),
         max_spill: opts.max_spill,
         cancel: opts.cancel.clone(),
+        compression: opts.compression,
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<InputSummary>>> = Mutex::new(vec![None; ids.len()]);
@@ -314,12 +362,7 @@ fn everything_in(out: &OutDir, this_run: Vec<InputSummary>) -> Result<Vec<InputS
         }
         by_output.insert((s.output.clone().unwrap_or_default(), s.input.clone()), s);
     }
-    let list = || format!("{}: cannot list", out.path().display());
-    for e in fs::read_dir(out.path()).with_context(list)? {
-        let e = e.with_context(list)?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
+    for name in out.subdirs()? {
         let Ok(Some(dir)) = out.existing_subdir(&name) else {
             continue;
         };

@@ -9,7 +9,8 @@ use std::time::UNIX_EPOCH;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::summary::InputSummary;
+use super::summary::{CoreSummary, InputSummary};
+use crate::coredump::CoreCompression;
 use crate::outdir::OutDir;
 
 /// The record in each input's output directory.
@@ -50,6 +51,12 @@ pub(crate) fn write_record(dir: &OutDir, rec: &Record) -> Result<()> {
 /// What identifies an input's contents cheaply: sizes and modification
 /// times of the file, or of a directory's files.
 pub(crate) fn fingerprint(path: &Path) -> Result<String> {
+    if let Some(url) = crate::blobio::url_of(path) {
+        let m = crate::remote::Location::parse(url)?
+            .head()?
+            .with_context(|| format!("{url}: no such object"))?;
+        return Ok(format!("{}@{}", m.size, m.stamp));
+    }
     let stamp = |m: &fs::Metadata| {
         let t = m
             .modified()
@@ -84,17 +91,24 @@ pub(crate) fn from_record(rec: &Record, dir: &OutDir) -> InputSummary {
     let mut s = rec.summary.clone();
     s.output = Some(dir.path().display().to_string());
     for c in &mut s.cores {
-        c.path = dir
-            .path()
-            .join(format!("core.{}", c.pid))
-            .display()
-            .to_string();
+        c.path = dir.path().join(core_file(c)).display().to_string();
     }
     s
 }
 
-/// Whether `name` is a core's name (`core.<digits>`).
+/// The name of a recorded core's file: `core.<pid>`, or `core.<pid>.zst`
+/// where it was compressed.
+pub(crate) fn core_file(c: &CoreSummary) -> String {
+    let compression = match c.compressed_size {
+        Some(_) => CoreCompression::Zstd,
+        None => CoreCompression::None,
+    };
+    compression.core_name(c.pid)
+}
+
+/// Whether `name` is a core's name (`core.<digits>`, or that with `.zst`).
 pub(crate) fn is_core_name(name: &str) -> bool {
+    let name = name.strip_suffix(".zst").unwrap_or(name);
     name.strip_prefix("core.")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -102,10 +116,8 @@ pub(crate) fn is_core_name(name: &str) -> bool {
 /// Whether the cores a record lists are there, with their sizes.
 pub(crate) fn intact(dir: &OutDir, rec: &Record) -> bool {
     rec.summary.cores.iter().all(|c| {
-        dir.join(&format!("core.{}", c.pid))
-            .ok()
-            .and_then(|p| fs::symlink_metadata(p).ok())
-            .is_some_and(|m| m.is_file() && m.len() == c.size)
+        dir.file_size(&core_file(c))
+            .is_ok_and(|size| size == Some(c.compressed_size.unwrap_or(c.size)))
     })
 }
 
@@ -116,9 +128,12 @@ mod tests {
     #[test]
     fn core_names() {
         assert!(is_core_name("core.1") && is_core_name("core.4194304"));
+        assert!(is_core_name("core.12.zst"));
         for n in [
             "core.",
             "core",
+            "core.zst",
+            "core.1.zst.zst",
             "core.1.partial",
             ".core.1",
             "core.-1",

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::absolute;
 use super::convert::{Outcome, ProcessReport};
+use super::shard::ShardListing;
 use crate::input::{ImageRef, ImageUse};
 use crate::model::ExitStatus;
 
@@ -93,8 +94,11 @@ pub struct CoreSummary {
     pub pid: u32,
     /// Absolute path of the core.
     pub path: String,
-    /// Its size in bytes.
+    /// Its size in bytes (of the core, not of a compressed file).
     pub size: u64,
+    /// The size of the compressed file (`--compress`), where it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressed_size: Option<u64>,
     /// The shell command that opens it in gdb.
     #[serde(default)]
     pub gdb_command: Option<String>,
@@ -173,7 +177,8 @@ impl InputSummary {
                     pid: r.pid,
                     path: absolute(&stats.path).display().to_string(),
                     size: stats.size,
-                    gdb_command: Some(gdb_command.clone()),
+                    compressed_size: stats.compressed,
+                    gdb_command: gdb_command.clone(),
                 }),
                 Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
                     pid: r.pid,
@@ -218,9 +223,18 @@ pub struct Summary {
     pub failed: usize,
     /// Entries whose status is "skipped".
     pub skipped: usize,
-    /// The run that wrote this summary.
+    /// The run that wrote this summary (merged: the shards' runs added up).
     pub run: RunTotals,
+    /// Inputs a shard listed that no shard has an entry for (only in a
+    /// summary merged from shards' summaries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+    /// In a shard's summary (`summary-K-of-N.json`): which shard, and every
+    /// input the listing had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardListing>,
     /// Per input, sorted by output directory: this run's inputs as they
-    /// ended, the others as their last run left them.
+    /// ended, the others as their last run left them (a shard's summary:
+    /// its own inputs only).
     pub inputs: Vec<InputSummary>,
 }

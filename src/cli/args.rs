@@ -121,10 +121,54 @@ OUT_DIR/summary.json says what became of every input there. A later run
 skips inputs whose cores are complete, and refuses to replace cores made
 with other options, unless --force. Exits non-zero if any input failed.
 
+Inputs and OUT_DIR may be object-storage URLs (s3://bucket/prefix/,
+gs://, az://, file://): a prefix is searched as a directory is, and cores
+are uploaded as they are written. For S3 the endpoint, region and
+credentials come from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity or instance metadata;
+AWS_ALLOW_HTTP=true permits a plain-HTTP endpoint.
+
+With --shard K/N (or --shards N in a Kubernetes Indexed Job, K from
+JOB_COMPLETION_INDEX) only the inputs whose identity hashes to K are
+converted, and the summary is OUT_DIR/summary-K-of-N.json; criu2core
+summary OUT_DIR merges the shards' summaries.
+
 Examples:
   criu2core batch /var/lib/kubelet/checkpoints -o cores
-  criu2core batch a.tar b.tar.zst dump-dir/ -o cores -j 4")]
+  criu2core batch a.tar b.tar.zst dump-dir/ -o cores -j 4
+  criu2core batch s3://ckpt/checkpoints/ -o s3://ckpt/cores/ --shards 8 --compress zstd")]
     Batch(BatchArgs),
+    /// Merge the summaries of a sharded batch into summary.json.
+    #[command(after_help = "\
+Reads every summary-K-of-N.json in OUT_DIR (and summary.json, if there is
+one) and writes OUT_DIR/summary.json with every input's entry; lists the
+inputs some shard listed that no shard converted, the shards that wrote no
+summary, and the inputs that failed. Exits non-zero if any input failed or
+is missing.
+
+Examples:
+  criu2core summary cores
+  criu2core summary s3://ckpt/cores/ --json | jq .missing")]
+    Summary(SummaryArgs),
+    /// Convert each checkpoint archive that appears in a directory, once complete.
+    #[command(after_help = "\
+Watches DIR (inotify) for checkpoint archives, as the kubelet writes them
+into /var/lib/kubelet/checkpoints, and converts each once it is complete:
+no writer has it open any more, and its size has stayed the same for
+--settle. Each archive is converted once, as batch converts it (its
+directory, record and entry in OUT_DIR/summary.json); at start, and after a
+restart, the archives already there are converted unless already done.
+SIGTERM or SIGINT ends it cleanly.
+
+OUT_DIR may be an object-storage URL (s3://bucket/prefix/, gs://, az://,
+file://), configured as for batch: for S3 AWS_ENDPOINT_URL, AWS_REGION,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity or
+instance metadata; AWS_ALLOW_HTTP=true permits a plain-HTTP endpoint.
+
+Examples:
+  criu2core watch /var/lib/kubelet/checkpoints -o /var/lib/criu2core/cores
+  criu2core watch /var/lib/kubelet/checkpoints -o s3://ckpt/cores/node-1/ --compress zstd")]
+    Watch(WatchArgs),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -195,6 +239,9 @@ pub struct ConvertArgs {
     /// default: half of the space free there).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_spill: Option<u64>,
+    /// Store cores compressed: zstd writes core.<pid>.zst.
+    #[arg(long, value_name = "HOW", value_parser = parse_compress)]
+    pub compress: Option<criu2core::CoreCompression>,
     /// Print a JSON report (schema criu2core.convert/3) instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -406,6 +453,81 @@ pub struct BatchArgs {
     /// Print the summary (as in summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Store cores compressed: zstd writes core.<pid>.zst.
+    #[arg(long, value_name = "HOW", value_parser = parse_compress)]
+    pub compress: Option<criu2core::CoreCompression>,
+    /// Convert only the inputs of shard K of N (K from 0).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "shards")]
+    pub shard: Option<criu2core::batch::Shard>,
+    /// Be one of N shards, K taken from JOB_COMPLETION_INDEX (a Kubernetes
+    /// Indexed Job's index).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// The output directory (or object-storage prefix) of the shards.
+    #[arg(value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+    /// Merge the summaries of N shards (needed only where shards of
+    /// several counts left summaries).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
+    /// Print the merged summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but the inputs that failed or are missing.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// The directory archives appear in.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Directory (or object-storage prefix) for the cores and summary.json.
+    #[arg(short = 'o', long = "out-dir", value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+    /// How long an archive's size must stay the same, after its writer
+    /// closed it, before it is converted (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub settle: f64,
+    /// Also look every this many seconds, besides inotify (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub rescan: f64,
+    /// Root filesystem for unmodified file-backed pages.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
+    /// T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+    /// Store cores compressed: zstd writes core.<pid>.zst.
+    #[arg(long, value_name = "HOW", value_parser = parse_compress)]
+    pub compress: Option<criu2core::CoreCompression>,
+    /// Convert what is there, then exit (no watching).
+    #[arg(long)]
+    pub once: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_compress(s: &str) -> Result<criu2core::CoreCompression, String> {
+    match s {
+        "zstd" => Ok(criu2core::CoreCompression::Zstd),
+        "none" => Ok(criu2core::CoreCompression::None),
+        _ => Err(format!("{s:?}: zstd or none")),
+    }
+}
+
+fn parse_shard(s: &str) -> Result<criu2core::batch::Shard, criu2core::Error> {
+    criu2core::batch::Shard::parse(s)
 }
 
 /// `checkpointctl coredump`: criu2core convert as a checkpointctl plugin.

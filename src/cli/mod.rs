@@ -10,6 +10,7 @@ mod logging;
 mod output;
 mod progress;
 mod signals;
+mod watch;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -26,7 +27,9 @@ use criu2core::search::{Filter, Glob, Pattern, PatternOptions};
 use criu2core::text::{escape, json_for_terminal};
 use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
 
-use args::{BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs};
+use args::{
+    BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, SummaryArgs,
+};
 use logging::init_logging;
 use output::{emit, emit_line, error_line, print_report};
 use signals::{broken_pipe, finish, handle_signals};
@@ -87,6 +90,7 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     opts.spill_dir.clone_from(&args.tmpdir);
     opts.max_spill = args.max_spill;
     opts.cancel = cancel.clone();
+    opts.compression = args.compress.unwrap_or_default();
     let mut printer = Printer {
         quiet: args.quiet || args.json,
         cancel,
@@ -233,8 +237,28 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
     Ok(true)
 }
 
+/// The shard `--shard K/N` names, or with `--shards N` the one
+/// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's) names.
+fn shard(args: &BatchArgs) -> Result<Option<batch::Shard>> {
+    if let Some(s) = args.shard {
+        return Ok(Some(s));
+    }
+    let Some(n) = args.shards else {
+        return Ok(None);
+    };
+    let k = std::env::var("JOB_COMPLETION_INDEX")
+        .context("--shards N takes the shard's index from JOB_COMPLETION_INDEX, which is not set (use --shard K/N elsewhere)")?;
+    let k: u64 = k
+        .trim()
+        .parse()
+        .with_context(|| format!("JOB_COMPLETION_INDEX={k:?}: not a shard index"))?;
+    Ok(Some(batch::Shard::new(k, n)?))
+}
+
 fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
     let mut opts = BatchOptions::default();
+    opts.shard = shard(args)?;
+    opts.compression = args.compress.unwrap_or_default();
     opts.jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -250,22 +274,30 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
     }
     let done = batch::run(&args.inputs, &args.out_dir, &opts)?;
     let (summary, run) = (&done.summary, &done.summary.run);
+    let name = opts
+        .shard
+        .map_or(batch::SUMMARY.to_string(), |s| s.summary_name());
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(summary)?) + "\n"))?;
     } else if !args.quiet {
+        let shard = match opts.shard {
+            Some(s) => format!(
+                "shard {}/{} ({} of {} listed): ",
+                s.index,
+                s.count,
+                run.inputs,
+                summary.shard.as_ref().map_or(0, |l| l.listed.len())
+            ),
+            None => String::new(),
+        };
         emit_line(format!(
-            "{} input{}: {} converted, {} already complete, {} failed; summary in {}",
+            "{shard}{} input{}: {} converted, {} already complete, {} failed; summary in {}",
             run.inputs,
             if run.inputs == 1 { "" } else { "s" },
             run.ok,
             run.skipped,
             run.failed,
-            escape(
-                &Path::new(&summary.out_dir)
-                    .join(batch::SUMMARY)
-                    .display()
-                    .to_string()
-            )
+            escape(&Path::new(&summary.out_dir).join(name).display().to_string())
         ));
     }
     for s in done.this_run.iter().filter(|s| s.status == Status::Failed) {
@@ -276,6 +308,52 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         ));
     }
     Ok(run.failed == 0)
+}
+
+fn summary(args: &SummaryArgs) -> Result<bool> {
+    let merged = batch::merge(&args.out_dir, args.shards)?;
+    let s = &merged.summary;
+    if args.json {
+        emit(&(json_for_terminal(&serde_json::to_string_pretty(s)?) + "\n"))?;
+    } else if !args.quiet {
+        emit_line(format!(
+            "{} input{}: {} converted, {} already complete, {} failed, {} missing; summary in {}",
+            s.inputs.len() + s.missing.len(),
+            if s.inputs.len() + s.missing.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            s.ok,
+            s.skipped,
+            s.failed,
+            s.missing.len(),
+            escape(
+                &Path::new(&s.out_dir)
+                    .join(batch::SUMMARY)
+                    .display()
+                    .to_string()
+            )
+        ));
+    }
+    if !merged.absent_shards.is_empty() {
+        let list: Vec<String> = merged.absent_shards.iter().map(u64::to_string).collect();
+        error_line(&format!(
+            "shards that wrote no summary: {}",
+            list.join(", ")
+        ));
+    }
+    for m in &s.missing {
+        error_line(&format!("{m}: missing (listed, converted by no shard)"));
+    }
+    for e in s.inputs.iter().filter(|e| e.status == Status::Failed) {
+        error_line(&format!(
+            "{}: {}",
+            e.input,
+            e.error.as_deref().unwrap_or("failed")
+        ));
+    }
+    Ok(merged.complete())
 }
 
 fn man(out_dir: Option<&Path>) -> Result<bool> {
@@ -320,6 +398,22 @@ where
         Command::Convert(a) => handle_signals(&cancel).and_then(|()| convert(a, &cancel)),
         Command::Inspect(a) => handle_signals(&cancel).and_then(|()| inspect(a, &cancel)),
         Command::Batch(a) => handle_signals(&cancel).and_then(|()| batch(a, &cancel)),
+        Command::Summary(a) => summary(a),
+        Command::Watch(a) => {
+            let result = handle_signals(&cancel).and_then(|()| watch::watch(a, &cancel));
+            // Stopped by a signal between conversions: a clean end.
+            if let (Ok(ok), Some(sig)) = (&result, cancel.reason()) {
+                if !a.quiet {
+                    error_line(&format!("stopped (signal {sig})"));
+                }
+                return if *ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
+            }
+            result
+        }
         Command::Read(a) => handle_signals(&cancel).and_then(|()| read(a, &cancel)),
         Command::Grep(a) => {
             // grep's own statuses: 0 found, 1 nothing found, 2 an error.

@@ -46,14 +46,16 @@ pub fn print_report(r: &ProcessReport, quiet: bool) {
             threads,
             gdb_command,
         } if !quiet => emit_line(format!(
-            "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents)\n  {}",
+            "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents){}",
             escape(&stats.path.to_string_lossy()),
             r.pid,
             threads,
             if *threads == 1 { "" } else { "s" },
             human_bytes(stats.size),
             human_bytes(stats.copied),
-            escape(gdb_command),
+            gdb_command
+                .as_deref()
+                .map_or(String::new(), |c| format!("\n  {}", escape(c))),
         )),
         Outcome::Zombie { exit } if !quiet => emit_line(format!(
             "pid {} ({comm}): zombie, {exit}; no core (a zombie has no memory or registers)",

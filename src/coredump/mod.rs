@@ -26,13 +26,43 @@ use segments::{segments, ProcessSegments};
 /// What writing one core produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreStats {
-    /// Where the core is, under the directory as it was named.
+    /// Where the core is, under the directory as it was named (for object
+    /// storage, its URL).
     pub path: PathBuf,
     /// Apparent size.
     pub size: u64,
     /// Bytes of memory contents copied into it.
     pub copied: u64,
+    /// The size of the compressed file, where it was compressed.
+    pub compressed: Option<u64>,
 }
+
+/// How a core is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CoreCompression {
+    /// As it is: `core.<pid>`, sparse in a local directory (holes written
+    /// as zeros to object storage).
+    #[default]
+    None,
+    /// zstd-compressed, `core.<pid>.zst` (holes compress to almost
+    /// nothing). `zstd -d` gives back the plain core.
+    Zstd,
+}
+
+impl CoreCompression {
+    /// The name of process `pid`'s core.
+    pub fn core_name(self, pid: u32) -> String {
+        match self {
+            CoreCompression::None => format!("core.{pid}"),
+            CoreCompression::Zstd => format!("core.{pid}.zst"),
+        }
+    }
+}
+
+/// zstd's level for compressed cores: its default, fast and already
+/// making holes nearly free.
+const ZSTD_LEVEL: i32 = 3;
 
 /// Writes one process's core: its notes and segments are laid out when it
 /// is made (the page runs are walked once), and written by one of its
@@ -163,27 +193,74 @@ impl<'a> CoreWriter<'a> {
             .map_err(Error::new)
     }
 
+    /// Writes the core front to back into `out`, a stream (a pipe, a
+    /// compressor, an upload): its holes are written as zeros.
+    pub fn write_stream(&self, out: impl Write) -> crate::Result<Written> {
+        let mut sink = elf::SinkOutput::new(out);
+        self.write(&mut sink, &[]).map_err(Error::new)
+    }
+
     /// Writes `core.<pid>` into directory `dir` (created if missing)
     /// through a temporary file that is renamed into place only when
     /// complete; an existing core is replaced only if `force` is set.
     pub fn write_into(&self, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
         OutDir::create(dir.as_ref())
-            .and_then(|dir| self.write_into_outdir(&dir, force))
+            .and_then(|dir| self.write_into_outdir(&dir, force, CoreCompression::None))
             .map_err(Error::new)
     }
 
-    /// [`CoreWriter::write_into`] an [`OutDir`].
-    pub(crate) fn write_into_outdir(&self, dir: &OutDir, force: bool) -> Result<CoreStats> {
-        check_free(dir, self.p.pid, force)?;
+    /// [`CoreWriter::write_into`] an [`OutDir`], stored as `compression`
+    /// says. Into object storage the core goes up as a multipart upload
+    /// while it is written, completed only once it is whole.
+    pub(crate) fn write_into_outdir(
+        &self,
+        dir: &OutDir,
+        force: bool,
+        compression: CoreCompression,
+    ) -> Result<CoreStats> {
+        let p = self.p;
+        let name = compression.core_name(p.pid);
+        let path = dir.join(&name)?;
+        check_free(dir, &name, force)?;
         self.cancel.check()?;
-        let tmp = dir.temp_file(&format!("core.{}", self.p.pid))?;
-        self.complete_in(dir, tmp, &[], force)
+        let start = std::time::Instant::now();
+        let writing = || format!("writing {}", path.display());
+        let (written, compressed) = if let Some(mut up) = dir.upload(&name)? {
+            // Dropped on an error, the upload is aborted: no object.
+            let written = self
+                .write_compressed(&mut up, compression)
+                .with_context(writing)?;
+            let stored = up.finish()?;
+            (
+                written,
+                (compression != CoreCompression::None).then_some(stored),
+            )
+        } else {
+            let tmp = dir.temp_file(&name)?;
+            let written = match compression {
+                CoreCompression::None => self
+                    .write(&mut elf::FileOutput(tmp.as_file()), &[])
+                    .with_context(writing)?,
+                CoreCompression::Zstd => {
+                    let out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+                    self.write_compressed(out, compression)
+                        .with_context(writing)?
+                }
+            };
+            let stored = tmp.as_file().metadata().with_context(writing)?.len();
+            dir.persist(tmp, &name, force)?;
+            (
+                written,
+                (compression != CoreCompression::None).then_some(stored),
+            )
+        };
+        Ok(self.wrote(dir, &name, written, compressed, start))
     }
 
-    /// Completes `tmp`, a temporary file of `dir` that holds the extents
-    /// of the blobs in `written` at their places (and nothing else), and
-    /// renames it `core.<pid>`; an existing core is replaced only if
-    /// `force` is set.
+    /// Completes `tmp`, a temporary file of the local directory `dir` that
+    /// holds the extents of the blobs in `written` at their places (and
+    /// nothing else), and renames it `core.<pid>` (uncompressed); an
+    /// existing core is replaced only if `force` is set.
     pub(crate) fn complete_in(
         &self,
         dir: &OutDir,
@@ -191,36 +268,73 @@ impl<'a> CoreWriter<'a> {
         written: &[usize],
         force: bool,
     ) -> Result<CoreStats> {
-        let p = self.p;
-        let name = format!("core.{}", p.pid);
+        let name = CoreCompression::None.core_name(self.p.pid);
         let path = dir.join(&name)?;
         let start = std::time::Instant::now();
         let written = self
             .write(&mut elf::FileOutput(tmp.as_file()), written)
             .with_context(|| format!("writing {}", path.display()))?;
         dir.persist(tmp, &name, force)?;
-        let path = dir.shown(&name);
+        Ok(self.wrote(dir, &name, written, None, start))
+    }
+
+    /// Logs core `name` of `dir` as written and says what it holds.
+    fn wrote(
+        &self,
+        dir: &OutDir,
+        name: &str,
+        written: Written,
+        compressed: Option<u64>,
+        start: std::time::Instant,
+    ) -> CoreStats {
+        let p = self.p;
+        let path = dir.shown(name);
         tracing::info!(
             pid = p.pid,
             path = %path.display(),
             size = written.size,
             copied = written.copied,
+            compressed = compressed,
             ms = start.elapsed().as_millis() as u64,
             "wrote core"
         );
-        Ok(CoreStats {
+        CoreStats {
             path,
             size: written.size,
             copied: written.copied,
-        })
+            compressed,
+        }
+    }
+
+    /// Writes the core into the stream `out`, compressed as asked.
+    fn write_compressed(&self, out: impl Write, compression: CoreCompression) -> Result<Written> {
+        match compression {
+            CoreCompression::None => {
+                let mut sink = elf::SinkOutput::new(out);
+                let written = self.write(&mut sink, &[])?;
+                sink.into_inner().flush()?;
+                Ok(written)
+            }
+            CoreCompression::Zstd => {
+                let enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
+                    .context("cannot start zstd")?;
+                let mut sink = elf::SinkOutput::new(enc);
+                let written = self.write(&mut sink, &[])?;
+                sink.into_inner()
+                    .finish()
+                    .context("cannot end the zstd stream")?
+                    .flush()?;
+                Ok(written)
+            }
+        }
     }
 }
 
-/// Fails with [`ErrorKind::Exists`] where `dir` has a `core.<pid>` and
-/// `force` is not set.
-pub(crate) fn check_free(dir: &OutDir, pid: u32, force: bool) -> Result<()> {
-    let path = dir.join(&format!("core.{pid}"))?;
-    if !force && path.symlink_metadata().is_ok() {
+/// Fails with [`ErrorKind::Exists`] where `dir` has something named
+/// `name` and `force` is not set.
+pub(crate) fn check_free(dir: &OutDir, name: &str, force: bool) -> Result<()> {
+    let path = dir.join(name)?;
+    if !force && !dir.is_free(name)? {
         return Err(fault(
             ErrorKind::Exists,
             format!("{} exists (use --force to replace it)", path.display()),
@@ -242,12 +356,13 @@ pub(crate) fn write_core_in(
     p: &Process,
     dir: &OutDir,
     force: bool,
+    compression: CoreCompression,
     cancel: &Cancel,
 ) -> Result<CoreStats> {
     cancel.check()?;
     CoreWriter::lay_out(p)?
         .with_cancel(cancel)
-        .write_into_outdir(dir, force)
+        .write_into_outdir(dir, force, compression)
 }
 
 /// Segments whose extents stop coming once `cancel` is set.

@@ -131,6 +131,7 @@ impl ImageStore for DirStore {
             path,
             offset: 0,
             len,
+            remote: None,
         }))
     }
 

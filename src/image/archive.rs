@@ -413,6 +413,7 @@ impl Inner {
                         path: full,
                         offset: 0,
                         len,
+                        remote: None,
                     });
                     (key, Loc::Data(data))
                 }))
@@ -444,6 +445,7 @@ impl Inner {
                                     path: path.clone(),
                                     offset: *offset,
                                     len: *size,
+                                    remote: None,
                                 }))
                             } else if let Some(b) = lock(&self.spill).copies.get(&k) {
                                 Loc::Data(BlobData::File(b.clone()))

@@ -844,6 +844,7 @@ impl LayerView {
                                 .with_context(|| format!("{label}: not from this view"))?,
                             label,
                             len: f.data.size,
+                            remote: b.remote.clone(),
                         });
                     }
                     _ => {
@@ -1390,6 +1391,7 @@ mod tests {
                 path: p.to_path_buf(),
                 offset,
                 len,
+                remote: None,
             })
         };
         let spill = dir.path().join("spill");

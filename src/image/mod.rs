@@ -239,6 +239,7 @@ impl<K: std::hash::Hash + Eq> Spill<K> {
             path: copy,
             offset: 0,
             len: n,
+            remote: None,
         };
         self.copies.insert(key, blob.clone());
         Ok(blob)

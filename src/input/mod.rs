@@ -52,6 +52,13 @@ pub enum InputKind {
 }
 
 impl InputKind {
+    /// What kind of checkpoint `path` is (a path, or an object-storage
+    /// URL), from a look at it rather than a full read; `None` if it is no
+    /// checkpoint.
+    pub fn detect(path: impl AsRef<Path>) -> crate::Result<Option<InputKind>> {
+        detect(path.as_ref()).map_err(Error::new)
+    }
+
     /// A short name: "images", "checkpoint-dir", "tar", "tar.gz",
     /// "tar.zst", or for checkpoint images "oci-layout", "oci-archive"
     /// (".gz", ".zst"), "docker-archive" (".gz", ".zst"), "docker-dir".
@@ -252,6 +259,15 @@ impl LoadOptions {
 /// archive or docker-archive is then read as a checkpoint image); an image
 /// layout directory is taken for a checkpoint image if its index says so.
 pub fn detect(path: &Path) -> Result<Option<InputKind>> {
+    if let Some(url) = crate::blobio::url_of(path) {
+        // An object is read as an archive; a prefix holds inputs (image
+        // directories are read only from a filesystem).
+        let loc = crate::remote::Location::parse(url)?;
+        if loc.head()?.is_none() {
+            return Ok(None);
+        }
+        return Ok(archive::sniff_head(&loc.read_head(512)?).map(InputKind::Archive));
+    }
     let meta = fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
     if meta.is_dir() {
         Ok(if path.join("pstree.img").is_file() {
@@ -516,6 +532,7 @@ fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
                 path: diff,
                 offset: 0,
                 len,
+                remote: None,
             }))
         }
         None => None,

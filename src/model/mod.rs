@@ -4,31 +4,34 @@
 //! CRIU's images fills it in; the core writer reads it.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
+use crate::blobio::BlobFile;
 use crate::error::{fault, Error, ErrorKind, Result};
 
 pub mod regs;
 
 pub use regs::{Arch, Registers};
 
-/// A byte range of a file on this machine that holds page data.
+/// A byte range of a file that holds page data: on this machine, or an
+/// object in object storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
     /// How to name it in messages.
     pub label: String,
-    /// The file.
+    /// The file (for an object, its URL, never opened as a path).
     pub path: PathBuf,
     /// Where the range starts in the file.
     pub offset: u64,
     /// Length of the range.
     pub len: u64,
+    /// The object that holds the range, where it is in object storage
+    /// rather than a file on this machine.
+    pub remote: Option<crate::blobio::RemoteObject>,
 }
 
 /// Bytes from a checkpoint (a name, a path, an argument) as text for
@@ -418,16 +421,18 @@ impl Process {
                                 .blobs
                                 .get(blob)
                                 .context("page run names an unknown blob")?;
-                            let mut f = File::open(&b.path)
+                            let mut f = BlobFile::open(b)
                                 .with_context(|| format!("{}: cannot open", b.label))?;
-                            f.seek(SeekFrom::Start(b.offset + offset + from))?;
                             let before = out.len();
-                            f.take(n)
-                                .read_to_end(&mut out)
-                                .with_context(|| format!("{}: cannot read", b.label))?;
-                            if (out.len() - before) as u64 != n {
-                                bail!("{}: ends before offset {}", b.label, offset + from + n);
-                            }
+                            out.resize(before + n as usize, 0);
+                            f.read_exact_at(&mut out[before..], b.offset + offset + from)
+                                .with_context(|| {
+                                    format!(
+                                        "{}: cannot read up to offset {}",
+                                        b.label,
+                                        offset + from + n
+                                    )
+                                })?;
                         }
                     }
                     pos += n;

@@ -507,7 +507,7 @@ fn batch_converts_many_in_parallel_resumably() {
     let o = run(&["batch", s(&inputs), "-o", s(&out), "-j", "2"]);
     assert!(!o.status.success(), "a failed input must fail the run");
     let sm = summary(&out);
-    assert_eq!(sm["schema"], "criu2core.batch/3");
+    assert_eq!(sm["schema"], "criu2core.batch/4");
     assert_eq!(
         (
             sm["ok"].as_u64(),

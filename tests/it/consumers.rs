@@ -437,7 +437,7 @@ fn stdout_carries_only_results() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
     assert_schema("batch.schema.json", &v);
-    assert_eq!(v["schema"], "criu2core.batch/3");
+    assert_eq!(v["schema"], "criu2core.batch/4");
     assert_eq!(v["ok"], 1);
     // Without -v, nothing but the result lines.
     let o = criu2core(["inspect", fx.images().to_str().unwrap()]);

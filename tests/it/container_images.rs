@@ -362,6 +362,7 @@ fn layers_built_by_buildah_read_alike_through_every_transport() {
             path: diff_path,
             offset: 0,
             len,
+            remote: None,
         }),
     ));
     let mut v = LayerView::new(layers, &Options::default()).unwrap();

@@ -162,9 +162,13 @@ fn refused(images: &Path, what: &[&str]) -> String {
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
     // What the program takes to start, plus at most twice the input's size
-    // (the images read, and what they decode to).
+    // (the images read, and what they decode to). Most of the start is the
+    // debug binary's own code and tables paged in: about 22 MiB since it
+    // holds an object-storage client (tokio, reqwest, rustls), of which
+    // only 2 MiB are allocated; what a hostile claim would allocate is
+    // gigabytes.
     assert!(
-        rss_kb * 1024 < (16 << 20) + 2 * input,
+        rss_kb * 1024 < (32 << 20) + 2 * input,
         "peak RSS {rss_kb} KiB for {input} bytes of images"
     );
     assert!(!images.parent().unwrap().join("out/core.1").exists());

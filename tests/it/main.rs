@@ -30,8 +30,10 @@ mod archives;
 mod batch;
 mod consumers;
 mod container_images;
+mod deploy;
 mod engines;
 mod fds;
+mod fleet;
 mod gdb;
 mod grep;
 mod hashes;
@@ -59,6 +61,9 @@ pub enum Need {
     /// The host holds the shared libraries the fixtures mapped, at their
     /// paths (eu-stack and lldb read a core's libraries from the host).
     FixtureLibraries,
+    /// moto's S3 server (`moto_server`, from PyPI's moto[server]; .ci/run
+    /// installs it into target/s3-venv).
+    S3Server,
     /// A private mount namespace in which tmpfs can be mounted (`unshare
     /// -m`, as root), to hide directories from a program.
     MountNamespace,
@@ -77,6 +82,10 @@ impl Need {
             }),
             Need::FixtureLibraries => common::missing_fixture_libraries(),
             Need::MountNamespace => common::mount_namespace_unavailable(),
+            Need::S3Server => fleet::moto_server().is_none().then(|| {
+                "no moto_server (target/s3-venv, MOTO_SERVER or PATH; pip install 'moto[server]')"
+                    .into()
+            }),
         }
     }
 }
@@ -125,8 +134,10 @@ fn no_stray_test_attributes() {
         ("common.rs", include_str!("common.rs")),
         ("consumers.rs", include_str!("consumers.rs")),
         ("container_images.rs", include_str!("container_images.rs")),
+        ("deploy.rs", include_str!("deploy.rs")),
         ("engines.rs", include_str!("engines.rs")),
         ("fds.rs", include_str!("fds.rs")),
+        ("fleet.rs", include_str!("fleet.rs")),
         ("gdb.rs", include_str!("gdb.rs")),
         ("grep.rs", include_str!("grep.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
@@ -170,8 +181,10 @@ fn main() {
     tests.extend(batch::tests());
     tests.extend(consumers::tests());
     tests.extend(container_images::tests());
+    tests.extend(deploy::tests());
     tests.extend(engines::tests());
     tests.extend(fds::tests());
+    tests.extend(fleet::tests());
     tests.extend(gdb::tests());
     tests.extend(grep::tests());
     tests.extend(hashes::tests());
