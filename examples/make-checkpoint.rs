@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example make-checkpoint -- OUT_DIR [--size 4G] [--vmas 20000]
-//!     [--processes 1] [--threads 4] [--seed 1] [--holes 4]
+//!     [--processes 1] [--threads 4] [--seed 1] [--holes 4] [--compressible]
 //! ```
 
 use std::path::PathBuf;
@@ -35,6 +35,10 @@ struct Args {
     /// One page in N of the anonymous mappings is left untouched (0: none).
     #[arg(long, default_value_t = 4)]
     holes: u32,
+    /// Page contents that compress about 3.5:1, as real memory does
+    /// (default: random bytes, which do not compress).
+    #[arg(long)]
+    compressible: bool,
 }
 
 fn size(s: &str) -> Result<u64> {
@@ -60,6 +64,7 @@ fn main() -> Result<()> {
         vmas: a.vmas,
         bytes: a.size,
         holes: a.holes,
+        compressible: a.compressible,
     };
     let s = synth::synthesize(&a.out, &spec)?;
     println!(

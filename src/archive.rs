@@ -40,6 +40,7 @@ use crate::error::{fault, kind_of, ErrorKind, Fault};
 use crate::image::{Recorded, Wanted};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
 use crate::proto;
+use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
 use crate::tar::{self, Kind, Source, TarReader};
 
@@ -160,6 +161,42 @@ enum Member {
     Small(Arc<[u8]>),
     /// In a file (the archive itself, or a spill file).
     Large(Blob),
+    /// Nowhere: a pages file whose bytes went into the cores as the archive
+    /// streamed by (or that is not read yet, in a [`ArchiveStore::snapshot`]).
+    /// Its blob has the member's label and length and no path: nothing can
+    /// read it.
+    Streamed(Blob),
+}
+
+/// Takes the pages members of a compressed archive as they stream by,
+/// instead of having them unpacked (see `crate::onepass`).
+pub(crate) trait PagesSink {
+    /// Pages member `offer.key` is next, and `data` reads its bytes.
+    /// Returns `Some(len)` once it has read what it uses of them (the rest
+    /// is read past), `len` being the bytes of the member its pagemap
+    /// claims; or `None`, having read nothing, to have it unpacked.
+    fn offer(&mut self, offer: &Offer<'_>, data: &mut dyn Read) -> Result<Option<u64>>;
+}
+
+/// A pages member of a compressed archive about to stream by, and what the
+/// archive said before it.
+pub(crate) struct Offer<'a> {
+    /// The archive as read so far.
+    pub store: &'a ArchiveStore,
+    /// The member's name in the archive.
+    pub key: &'a str,
+    /// The label its blob has.
+    pub label: &'a str,
+    /// Its size in the archive.
+    pub size: u64,
+    /// The pagemap that names it, and the bytes that pagemap claims, where
+    /// both are known by now.
+    pub pagemap: Option<(&'a str, u64)>,
+    /// The pages ids the pagemaps read so far name.
+    pub named: Vec<u32>,
+    /// How many members other than pages files have been kept so far: what
+    /// decodes from the archive changes only when this does.
+    pub described: usize,
 }
 
 /// A container's rootfs-diff.tar (the files it changed), read once: the
@@ -243,6 +280,8 @@ pub struct ArchiveStore {
     pages: PageUse,
     /// Metadata held in memory so far.
     small_total: u64,
+    /// Members kept that are not pages files.
+    described: usize,
 }
 
 impl std::fmt::Debug for ArchiveStore {
@@ -586,9 +625,35 @@ impl ArchiveStore {
         store.finish()
     }
 
+    /// [`open`](Self::open), offering each pages member of a compressed
+    /// archive to `sink` as it streams by (a plain archive's are used
+    /// where they lie): the one-pass conversion (`crate::onepass`).
+    pub(crate) fn open_with_sink(
+        path: &Path,
+        opts: &ArchiveOptions,
+        sink: &mut dyn PagesSink,
+    ) -> Result<ArchiveStore> {
+        let blob = whole_archive(path)?;
+        let mut store = ArchiveStore::new(&blob.label, opts);
+        store.add_window_to(&blob, &opts.cancel, Some(sink))?;
+        store.finish()
+    }
+
     /// Reads the members of the archive that is the byte range `blob`:
     /// plain (used in place), gzip or zstd by its first bytes.
     pub(crate) fn add_window(&mut self, blob: &Blob, cancel: &Cancel) -> Result<()> {
+        self.add_window_to(blob, cancel, None)
+    }
+
+    /// [`add_window`](Self::add_window), offering the pages members of a
+    /// compressed archive to `sink`. The decompressor runs on a thread of
+    /// its own ([`ReadAhead`]), so inflating overlaps writing.
+    fn add_window_to(
+        &mut self,
+        blob: &Blob,
+        cancel: &Cancel,
+        sink: Option<&mut dyn PagesSink>,
+    ) -> Result<()> {
         let label = blob.label.clone();
         let compression = sniff_window(blob)?
             .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
@@ -600,13 +665,23 @@ impl ArchiveStore {
                 );
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
                 let mut r = TarReader::new(src, Some(blob.len));
-                self.scan(&mut r, &Origin::InPlace(blob))
+                self.scan(&mut r, &Origin::InPlace(blob), None)
             }
             _ => {
-                // One streaming GET for an object, read front to back.
+                // One streaming GET for an object, read front to back,
+                // inflated on a thread of its own.
                 let file = cancel
                     .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
-                decompress(file, compression, &label).and_then(|d| self.scan_stream(d))
+                let dec = match compression {
+                    Compression::Gzip => read_ahead(
+                        flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
+                        &label,
+                    ),
+                    _ => zstd::stream::read::Decoder::new(file)
+                        .with_context(|| format!("{label}: cannot start zstd"))
+                        .and_then(|dec| read_ahead(dec, &label)),
+                };
+                dec.and_then(|d| self.scan_stream(d, sink))
             }
         };
         self.fail_as_archive(result, compression)
@@ -639,6 +714,7 @@ impl ArchiveStore {
             learnt: Learnt::default(),
             pages: opts.pages,
             small_total: 0,
+            described: 0,
         }
     }
 
@@ -650,8 +726,8 @@ impl ArchiveStore {
         let compression = sniff_head(&head)
             .with_context(|| format!("{}: not a tar, tar.gz or tar.zst archive", self.label))?;
         let stream = io::Cursor::new(head).chain(rest);
-        let result =
-            decompress(stream, compression, &self.label).and_then(|dec| self.scan_stream(dec));
+        let result = decompress(stream, compression, &self.label)
+            .and_then(|dec| self.scan_stream(dec, None));
         self.fail_as_archive(result, compression)
     }
 
@@ -757,10 +833,10 @@ impl ArchiveStore {
     /// Scans a compressed archive, then reads the stream to its end so the
     /// decompressor checks its checksum and a corrupt archive is not taken
     /// for a good one.
-    fn scan_stream<R: Read>(&mut self, dec: R) -> Result<()> {
+    fn scan_stream<R: Read>(&mut self, dec: R, sink: Option<&mut dyn PagesSink>) -> Result<()> {
         // Headers are read 512 bytes at a time: buffer the decompressor.
         let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        self.scan(&mut r, &Origin::Streamed)?;
+        self.scan(&mut r, &Origin::Streamed, sink)?;
         io::copy(&mut r.into_inner(), &mut io::sink())
             .context("the compressed stream is corrupt")?;
         Ok(())
@@ -770,7 +846,12 @@ impl ArchiveStore {
     /// metadata in memory (or a file when large), page data where it lies
     /// in a plain archive or, from a compressed one (`streamed`), unpacked
     /// only as much as its pagemap claims.
-    fn scan<S: Source>(&mut self, r: &mut TarReader<S>, origin: &Origin) -> Result<()> {
+    fn scan<S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        origin: &Origin,
+        mut sink: Option<&mut dyn PagesSink>,
+    ) -> Result<()> {
         let streamed = matches!(origin, Origin::Streamed);
         while let Some(m) = r.next_member()? {
             if m.index >= MAX_MEMBERS {
@@ -818,15 +899,27 @@ impl ArchiveStore {
                 }
                 (_, Origin::InPlace(blob)) => Member::Large(in_place(blob)),
                 (Role::Pages(id), Origin::Streamed) => {
-                    let blob = self
-                        .unpack_pages(r, &m, &key, id, &label)
-                        .with_context(ctx)?;
-                    Member::Large(blob)
+                    let taken = match sink.as_deref_mut() {
+                        Some(sink) => self
+                            .offer_pages(sink, r, &m, &key, id, &label)
+                            .with_context(ctx)?,
+                        None => None,
+                    };
+                    match taken {
+                        Some(blob) => Member::Streamed(blob),
+                        None => Member::Large(
+                            self.unpack_pages(r, &m, &key, id, &label)
+                                .with_context(ctx)?,
+                        ),
+                    }
                 }
                 (_, Origin::Streamed) => {
                     Member::Large(self.unpack(r, &m, &label, None).with_context(ctx)?.0)
                 }
             };
+            if !matches!(role, Role::Pages(_)) {
+                self.described += 1;
+            }
             self.members.insert(key.clone(), member);
             let mut learnt = std::mem::take(&mut self.learnt);
             self.learn(&key, &mut learnt);
@@ -834,6 +927,84 @@ impl ArchiveStore {
         }
         let _ = streamed;
         Ok(())
+    }
+
+    /// Offers `pages-<id>.img` to `sink`; its blob if the sink took it.
+    fn offer_pages<S: Source>(
+        &mut self,
+        sink: &mut dyn PagesSink,
+        r: &mut TarReader<S>,
+        m: &tar::Member,
+        key: &str,
+        id: u32,
+        label: &str,
+    ) -> Result<Option<Blob>> {
+        let claimed = self
+            .pages_plan(id, &self.learnt, PageUse::All)
+            .map(|p| p.claimed);
+        let offer = Offer {
+            store: self,
+            key,
+            label,
+            size: m.size,
+            pagemap: self
+                .learnt
+                .pagemaps
+                .get(&id)
+                .map(String::as_str)
+                .zip(claimed),
+            named: self.learnt.pagemaps.keys().copied().collect(),
+            described: self.described,
+        };
+        let Some(len) = sink.offer(&offer, r)? else {
+            return Ok(None);
+        };
+        if m.size > len {
+            self.warnings.push(format!(
+                "{label}: {} bytes past the {len} its pagemap claims are used by no pagemap entry; not unpacked",
+                m.size - len
+            ));
+        }
+        Ok(Some(Blob {
+            label: label.to_string(),
+            path: PathBuf::new(),
+            offset: 0,
+            len,
+            remote: None,
+        }))
+    }
+
+    /// The members read so far as a store of their own, for decoding what
+    /// the archive has described before the rest of it is read: images
+    /// under `prefix`, and `pages-<id>.img` for each id of `pending` that
+    /// is not read yet as a streamed member of unknown length (its pages
+    /// can be laid out, not read).
+    pub(crate) fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
+        let mut members = self.members.clone();
+        for id in pending {
+            let key = format!("{prefix}pages-{id}.img");
+            members.entry(key.clone()).or_insert_with(|| {
+                Member::Streamed(Blob {
+                    label: format!("{}:{key}", self.label),
+                    path: PathBuf::new(),
+                    offset: 0,
+                    len: u64::MAX,
+                    remote: None,
+                })
+            });
+        }
+        ArchiveStore {
+            label: self.label.clone(),
+            prefix: prefix.to_string(),
+            members,
+            diff: None,
+            warnings: Vec::new(),
+            spill: Spill::new(None, Some(0)),
+            learnt: Learnt::default(),
+            pages: self.pages,
+            small_total: self.small_total,
+            described: self.described,
+        }
     }
 
     /// Unpacks `pages-<id>.img` from a compressed archive: no more than its
@@ -1074,6 +1245,7 @@ impl ArchiveStore {
                 Ok((Box::new(f), b.len))
             }
             Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
             None => bail!("{}: no member {key}", self.label),
         }
     }
@@ -1109,6 +1281,7 @@ impl ArchiveStore {
         match self.members.get(key) {
             None => Ok(None),
             Some(Member::Small(b)) => Ok(Some(b.to_vec())),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
             Some(Member::Large(b)) => {
                 if b.len > MAX_IMAGE_BYTES {
                     bail!(
@@ -1157,7 +1330,7 @@ impl ImageStore for ArchiveStore {
     fn blob(&self, name: &str) -> Result<Option<Blob>> {
         match self.members.get(&format!("{}{name}", self.prefix)) {
             None => Ok(None),
-            Some(Member::Large(b)) => Ok(Some(b.clone())),
+            Some(Member::Large(b) | Member::Streamed(b)) => Ok(Some(b.clone())),
             Some(Member::Small(_)) => {
                 Err(anyhow!("{}: {name} is not stored as a file", self.label))
             }
@@ -1262,6 +1435,11 @@ pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
 fn peek<R: Read>(mut r: R, n: u64) -> io::Result<(Vec<u8>, R)> {
     let head = read_head(&mut r, n)?;
     Ok((head, r))
+}
+
+/// `dec` read on a thread of its own, a few chunks ahead of the reader.
+fn read_ahead(dec: impl Read + Send + 'static, label: &str) -> Result<ReadAhead> {
+    ReadAhead::new(dec).with_context(|| format!("{label}: cannot start a thread to inflate it"))
 }
 
 /// `raw` decompressed as `compression` says.

@@ -122,6 +122,9 @@ pub(crate) struct CoreFile<'a> {
     pub segments: &'a dyn Segments,
     /// Files that segment data is copied from.
     pub sources: &'a [Blob],
+    /// Sources whose extents are in the output already, each at its place
+    /// (written as an archive streamed by): counted, not copied again.
+    pub written: &'a [usize],
 }
 
 /// What writing a core produced.
@@ -340,18 +343,38 @@ fn each_encoded(core: &CoreFile, f: &mut dyn FnMut(&[u8]) -> Result<()>) -> Resu
     })
 }
 
-/// Writes `core` to `out`.
-pub(crate) fn write_core(core: &CoreFile, out: &mut dyn Output) -> Result<Written> {
+/// The length of the PT_NOTE contents: the notes are encoded to size
+/// them, so what is reserved is what the encoder writes.
+fn notes_len(core: &CoreFile) -> Result<u64> {
     if !core.page_size.is_power_of_two() {
         bail!("page size {} is not a power of two", core.page_size);
     }
-    // PT_NOTE is sized by encoding the notes: what is reserved is what the
-    // encoder writes.
     let mut notes_len = 0u64;
     each_encoded(core, &mut |bytes| {
         notes_len += bytes.len() as u64;
         Ok(())
     })?;
+    Ok(notes_len)
+}
+
+/// Where segment data starts in `core` and where the core ends, as
+/// [`write_core`] lays them out.
+pub(crate) fn placement(core: &CoreFile) -> Result<(u64, u64)> {
+    let notes_len = notes_len(core)?;
+    let endian = if core.target.big_endian {
+        Endianness::Big
+    } else {
+        Endianness::Little
+    };
+    let mut sink = StreamingBuffer::new(io::sink());
+    let mut w = Writer::new(endian, core.target.is_64, &mut sink);
+    let layout = reserve(core, notes_len, &mut w)?;
+    Ok((layout.data_start, layout.end))
+}
+
+/// Writes `core` to `out`.
+pub(crate) fn write_core(core: &CoreFile, out: &mut dyn Output) -> Result<Written> {
+    let notes_len = notes_len(core)?;
     let head = out.start().context("cannot write core headers")?;
     let mut buffer = StreamingBuffer::new(BufWriter::with_capacity(1 << 20, head));
     let (data_start, end) = write_head(core, notes_len, &mut buffer)?;
@@ -498,13 +521,41 @@ fn write_head(
     Ok((layout.data_start, layout.end))
 }
 
-/// Writes every segment's extents from `data_start` on, checking that each
-/// segment gets exactly its p_filesz bytes; returns the bytes copied.
+/// Writes every segment's extents from `data_start` on but those of the
+/// sources already written; returns the bytes of memory contents the core
+/// holds (those included).
 fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<u64> {
+    let mut copier = Copier::new(core.sources);
+    let mut copied = 0;
+    for_each_placed(core, data_start, &mut |pos, ext| {
+        if let Extent::Copy {
+            source,
+            offset,
+            len,
+        } = ext
+        {
+            if !core.written.contains(&source) {
+                copier.copy(source, offset, len, pos, out)?;
+            }
+            copied += len;
+        }
+        Ok(())
+    })?;
+    copier.flush(out)?;
+    Ok(copied)
+}
+
+/// Calls `f` with every extent of every segment and where it goes in the
+/// core, segment data starting at `data_start`, checking that each segment
+/// gets exactly its p_filesz bytes.
+pub(crate) fn for_each_placed(
+    core: &CoreFile,
+    data_start: u64,
+    f: &mut dyn FnMut(u64, Extent) -> Result<()>,
+) -> Result<()> {
     let segments = core.segments;
     let count = segments.count();
-    let mut copier = Copier::new(core.sources);
-    let (mut copied, mut pos) = (0, data_start);
+    let mut pos = data_start;
     // The segment extents are arriving for, and where its data starts.
     let (mut seg, mut seg_start) = (0, data_start);
     // Checks that segment `seg` got all its bytes; returns where the next starts.
@@ -526,15 +577,7 @@ fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<
             seg_start = close(seg, seg_start, pos)?;
             seg += 1;
         }
-        if let Extent::Copy {
-            source,
-            offset,
-            len,
-        } = ext
-        {
-            copier.copy(source, offset, len, pos, out)?;
-            copied += len;
-        }
+        f(pos, ext)?;
         pos += ext.len();
         Ok(())
     })?;
@@ -542,8 +585,7 @@ fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<
         seg_start = close(seg, seg_start, pos)?;
         seg += 1;
     }
-    copier.flush(out)?;
-    Ok(copied)
+    Ok(())
 }
 
 /// A copy of segment data: `len` bytes at absolute offset `from` of source
@@ -686,7 +728,7 @@ fn copy_object(
 /// copy_file_range, so the data stays in the kernel (and is shared, not
 /// copied, on filesystems that can reflink); falls back to reads and writes
 /// where the kernel cannot copy between the two files.
-fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Result<()> {
+pub(crate) fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Result<()> {
     let (mut off_in, mut off_out, mut left) = (from, to, len);
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
@@ -829,6 +871,7 @@ mod tests {
             notes: &notes,
             segments: &segments,
             sources: &sources,
+            written: &[],
         };
         let path = dir.path().join("core");
         let f = File::create(&path).unwrap();
@@ -868,6 +911,7 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &[],
+            written: &[],
         };
         let f = File::create(dir.path().join("core")).unwrap();
         let w = write_core(&core, &mut FileOutput(&f)).unwrap();
@@ -892,6 +936,7 @@ mod tests {
             notes: &notes,
             segments: &fits,
             sources: &[],
+            written: &[],
         };
         let path = dir.path().join("core");
         write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
@@ -963,6 +1008,7 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &sources,
+            written: &[],
         };
         let f = File::create(dir.path().join("core")).unwrap();
         let err = format!("{:#}", write_core(&core, &mut FileOutput(&f)).unwrap_err());
@@ -986,6 +1032,7 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &[],
+            written: &[],
         };
         let path = dir.path().join("core");
         write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();

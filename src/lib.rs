@@ -102,8 +102,10 @@ pub mod inspect;
 mod join;
 pub mod model;
 mod notes;
+mod onepass;
 mod outdir;
 pub mod read;
+mod readahead;
 #[cfg(feature = "object-store")]
 mod remote;
 #[cfg(not(feature = "object-store"))]

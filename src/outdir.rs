@@ -180,6 +180,12 @@ impl OutDir {
         }
     }
 
+    /// Whether it is a directory of a filesystem (not a prefix in object
+    /// storage): one that holds temporary files.
+    pub(crate) fn is_local(&self) -> bool {
+        self.remote.is_none()
+    }
+
     /// Whether nothing at all is named `name` here (not even a dangling link).
     pub fn is_free(&self, name: &str) -> Result<bool> {
         if let Some(obj) = self.object(name)? {

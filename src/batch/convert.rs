@@ -16,8 +16,10 @@ use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreCompression, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
-use crate::input::{self, Checkpoint, ImageRef, ImageUse, LoadOptions, OpenOptions, PageUse};
-use crate::model::{display_bytes, ExitStatus, Loaded};
+use crate::input::{
+    self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
+};
+use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
 use crate::sysroot::Sysroot;
 
@@ -131,6 +133,49 @@ pub trait Listener {
 
 impl Listener for () {}
 
+/// Opens the checkpoint at `path` and writes its processes' cores into
+/// `out_dir`: a compressed checkpoint archive in one pass
+/// ([`crate::onepass`]), any other input opened, then converted. Once it
+/// is read, `s` gets its process count and warnings and `listener` hears
+/// the warnings; then `listener` hears of each process as it is done. A
+/// process that fails does not stop the others; an error that concerns
+/// the whole input (or a cancellation) is returned.
+pub(crate) fn open_and_convert(
+    path: &Path,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+    s: &mut InputSummary,
+    listener: &mut dyn Listener,
+) -> Result<Vec<ProcessReport>> {
+    // With --image, file pages come from the image's layers, read once the
+    // archive is: the layouts made as it streams by would not hold. A
+    // compressed core, or one uploaded to object storage, is written front
+    // to back: pages cannot be put in their places ahead of the rest.
+    let one_pass = opts.image.is_none()
+        && opts.compression == CoreCompression::None
+        && out_dir.is_local()
+        && matches!(
+            input::detect(path),
+            Ok(Some(InputKind::Archive(
+                Compression::Gzip | Compression::Zstd
+            )))
+        );
+    let mut pass = one_pass.then(|| crate::onepass::OnePass::new(out_dir, opts));
+    let ckpt = input::open_with_sink(
+        path,
+        &opts.open_options(),
+        pass.as_mut()
+            .map(|p| p as &mut dyn crate::archive::PagesSink),
+    )?;
+    s.processes = ckpt.processes().len();
+    ckpt.warnings().iter().for_each(|w| listener.warning(w));
+    s.warnings.extend(ckpt.warnings().iter().cloned());
+    match pass {
+        Some(pass) => pass.finish(&ckpt, &mut s.image, listener),
+        None => convert_input(&ckpt, out_dir, opts, &mut s.image, listener),
+    }
+}
+
 /// Writes the cores of `ckpt`'s processes into `out_dir`, calling `report`
 /// as each process is done. A process that fails does not stop the others;
 /// an error that concerns the whole input (or a cancellation) is returned.
@@ -140,6 +185,19 @@ pub(crate) fn convert_input(
     opts: &ConvertOptions,
     used: &mut Option<ImageUse>,
     listener: &mut dyn Listener,
+) -> Result<Vec<ProcessReport>> {
+    convert_input_with(ckpt, opts, used, listener, &mut |p| {
+        write_core_in(p, out_dir, opts.force, opts.compression, &opts.cancel)
+    })
+}
+
+/// [`convert_input`], each process's core written by `write`.
+pub(crate) fn convert_input_with(
+    ckpt: &Checkpoint,
+    opts: &ConvertOptions,
+    used: &mut Option<ImageUse>,
+    listener: &mut dyn Listener,
+    write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> Result<Vec<ProcessReport>> {
     let all = ckpt.pids();
     for pid in &opts.pids {
@@ -168,21 +226,21 @@ pub(crate) fn convert_input(
     for pid in pids {
         opts.cancel.check()?;
         let view = view.as_ref().map(|(v, _)| v);
-        let r = convert_process(ckpt, pid, view, sysroot.as_ref(), out_dir, opts);
+        let r = convert_process(ckpt, pid, view, sysroot.as_ref(), opts, write);
         listener.process(&r);
         out.push(r);
     }
     Ok(out)
 }
 
-/// Loads process `pid` and writes its core.
+/// Loads process `pid` and has `write` write its core.
 fn convert_process(
     ckpt: &Checkpoint,
     pid: u32,
     roots: Option<&crate::rootfs::FileView>,
     sysroot: Option<&Sysroot>,
-    out_dir: &OutDir,
     opts: &ConvertOptions,
+    write: &mut dyn FnMut(&Process) -> Result<CoreStats>,
 ) -> ProcessReport {
     let mut r = ProcessReport {
         pid,
@@ -199,7 +257,7 @@ fn convert_process(
         Ok(Loaded::Process(p)) => {
             r.comm = Some(display_bytes(&p.comm).into_owned());
             r.warnings = p.warnings.clone();
-            match write_core_in(&p, out_dir, opts.force, opts.compression, &opts.cancel) {
+            match write(&p) {
                 Ok(stats) => {
                     let mut gdb_root = opts.root.clone();
                     if let Some(s) = sysroot {
@@ -328,14 +386,7 @@ fn convert_one(
 ) -> InputSummary {
     let start = Instant::now();
     let mut s = InputSummary::new(&absolute(path), Some(out.path()), options);
-    let result = input::open(path, &opts.open_options())
-        .map_err(anyhow::Error::new)
-        .and_then(|ckpt| {
-            s.processes = ckpt.processes().len();
-            ckpt.warnings().iter().for_each(|w| listener.warning(w));
-            s.warnings.extend(ckpt.warnings().iter().cloned());
-            convert_input(&ckpt, out, opts, &mut s.image, listener)
-        });
+    let result = open_and_convert(path, out, opts, &mut s, listener);
     match result {
         Ok(reports) => match s.add_reports(&reports) {
             Ok(()) => s.status = Status::Ok,

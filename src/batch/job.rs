@@ -7,14 +7,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::convert::{convert_input, ConvertOptions, Listener};
+use super::convert::{open_and_convert, ConvertOptions, Listener};
 use super::naming::InputId;
 use super::record::{
     fingerprint, from_record, intact, is_core_name, read_record, write_record, Record, RECORD,
     RECORD_SCHEMA,
 };
 use super::summary::{CoreOptions, InputSummary, Status};
-use crate::input;
 use crate::outdir::OutDir;
 
 /// How an input is converted into its own directory.
@@ -129,11 +128,7 @@ impl Job<'_> {
             },
         )?;
         let dir = claimed.insert(dir);
-        let ckpt = input::open(&self.id.path, &self.convert.open_options())?;
-        s.processes = ckpt.processes().len();
-        ckpt.warnings().iter().for_each(|w| listener.warning(w));
-        s.warnings.extend(ckpt.warnings().iter().cloned());
-        let reports = convert_input(&ckpt, dir, &self.convert, &mut s.image, listener)?;
+        let reports = open_and_convert(&self.id.path, dir, &self.convert, s, listener)?;
         s.add_reports(&reports)?;
         s.status = Status::Ok;
         Ok(())

@@ -43,6 +43,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+pub(crate) use convert::convert_input_with;
 pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
 use find::expand_inputs;
 pub use find::{MAX_DEPTH, MAX_FOUND};

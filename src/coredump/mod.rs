@@ -123,36 +123,73 @@ impl<'a> CoreWriter<'a> {
         self
     }
 
-    fn write(&self, out: &mut dyn elf::Output) -> Result<Written> {
-        let cancellable = Cancellable {
-            inner: &self.segments,
-            cancel: &self.cancel,
-        };
-        let core = CoreFile {
+    /// The core as the ELF writer sees it: the sources in `written` are
+    /// in the output already.
+    fn core_file<'c>(
+        &'c self,
+        segments: &'c Cancellable<'c>,
+        written: &'c [usize],
+    ) -> CoreFile<'c> {
+        CoreFile {
             target: arch::elf_target(self.p.arch),
             page_size: self.p.page_size,
             notes: &self.notes,
-            segments: &cancellable,
+            segments,
             sources: &self.p.blobs,
-        };
+            written,
+        }
+    }
+
+    fn cancellable(&self) -> Cancellable<'_> {
+        Cancellable {
+            inner: &self.segments,
+            cancel: &self.cancel,
+        }
+    }
+
+    fn write(&self, out: &mut dyn elf::Output, written: &[usize]) -> Result<Written> {
+        let segments = self.cancellable();
+        let core = self.core_file(&segments, written);
         self.cancel.check()?;
         let written = elf::write_core(&core, out)?;
         self.cancel.check()?;
         Ok(written)
     }
 
+    /// Calls `f(at, offset, len)` with every extent copied from the
+    /// process's blob `source`, in the order they lie in the core: `len`
+    /// bytes from `offset` of the blob go to offset `at` of the core.
+    pub(crate) fn copies_of(
+        &self,
+        source: usize,
+        f: &mut dyn FnMut(u64, u64, u64) -> Result<()>,
+    ) -> Result<()> {
+        let segments = self.cancellable();
+        let core = self.core_file(&segments, &[]);
+        let (data_start, _) = elf::placement(&core)?;
+        elf::for_each_placed(&core, data_start, &mut |at, ext| match ext {
+            Extent::Copy {
+                source: s,
+                offset,
+                len,
+            } if s == source => f(at, offset, len),
+            _ => Ok(()),
+        })
+    }
+
     /// Writes the core into `file`, which must be empty: page data is
     /// copied with copy_file_range (shared with the pages files where the
     /// filesystem can), and pages of zeros are left as holes.
     pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
-        self.write(&mut elf::FileOutput(file)).map_err(Error::new)
+        self.write(&mut elf::FileOutput(file), &[])
+            .map_err(Error::new)
     }
 
     /// Writes the core into `out`, which must be empty: anything that can
     /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
     /// zeros are seeked over, so they read as zeros.
     pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
-        self.write(&mut elf::SeekOutput::new(out))
+        self.write(&mut elf::SeekOutput::new(out), &[])
             .map_err(Error::new)
     }
 
@@ -160,7 +197,7 @@ impl<'a> CoreWriter<'a> {
     /// compressor, an upload): its holes are written as zeros.
     pub fn write_stream(&self, out: impl Write) -> crate::Result<Written> {
         let mut sink = elf::SinkOutput::new(out);
-        self.write(&mut sink).map_err(Error::new)
+        self.write(&mut sink, &[]).map_err(Error::new)
     }
 
     /// Writes `core.<pid>` into directory `dir` (created if missing)
@@ -184,12 +221,7 @@ impl<'a> CoreWriter<'a> {
         let p = self.p;
         let name = compression.core_name(p.pid);
         let path = dir.join(&name)?;
-        if !force && !dir.is_free(&name)? {
-            return Err(fault(
-                ErrorKind::Exists,
-                format!("{} exists (use --force to replace it)", path.display()),
-            ));
-        }
+        check_free(dir, &name, force)?;
         self.cancel.check()?;
         let start = std::time::Instant::now();
         let writing = || format!("writing {}", path.display());
@@ -207,7 +239,7 @@ impl<'a> CoreWriter<'a> {
             let tmp = dir.temp_file(&name)?;
             let written = match compression {
                 CoreCompression::None => self
-                    .write(&mut elf::FileOutput(tmp.as_file()))
+                    .write(&mut elf::FileOutput(tmp.as_file()), &[])
                     .with_context(writing)?,
                 CoreCompression::Zstd => {
                     let out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
@@ -222,7 +254,41 @@ impl<'a> CoreWriter<'a> {
                 (compression != CoreCompression::None).then_some(stored),
             )
         };
-        let path = dir.shown(&name);
+        Ok(self.wrote(dir, &name, written, compressed, start))
+    }
+
+    /// Completes `tmp`, a temporary file of the local directory `dir` that
+    /// holds the extents of the blobs in `written` at their places (and
+    /// nothing else), and renames it `core.<pid>` (uncompressed); an
+    /// existing core is replaced only if `force` is set.
+    pub(crate) fn complete_in(
+        &self,
+        dir: &OutDir,
+        tmp: tempfile::NamedTempFile,
+        written: &[usize],
+        force: bool,
+    ) -> Result<CoreStats> {
+        let name = CoreCompression::None.core_name(self.p.pid);
+        let path = dir.join(&name)?;
+        let start = std::time::Instant::now();
+        let written = self
+            .write(&mut elf::FileOutput(tmp.as_file()), written)
+            .with_context(|| format!("writing {}", path.display()))?;
+        dir.persist(tmp, &name, force)?;
+        Ok(self.wrote(dir, &name, written, None, start))
+    }
+
+    /// Logs core `name` of `dir` as written and says what it holds.
+    fn wrote(
+        &self,
+        dir: &OutDir,
+        name: &str,
+        written: Written,
+        compressed: Option<u64>,
+        start: std::time::Instant,
+    ) -> CoreStats {
+        let p = self.p;
+        let path = dir.shown(name);
         tracing::info!(
             pid = p.pid,
             path = %path.display(),
@@ -232,12 +298,12 @@ impl<'a> CoreWriter<'a> {
             ms = start.elapsed().as_millis() as u64,
             "wrote core"
         );
-        Ok(CoreStats {
+        CoreStats {
             path,
             size: written.size,
             copied: written.copied,
             compressed,
-        })
+        }
     }
 
     /// Writes the core into the stream `out`, compressed as asked.
@@ -245,7 +311,7 @@ impl<'a> CoreWriter<'a> {
         match compression {
             CoreCompression::None => {
                 let mut sink = elf::SinkOutput::new(out);
-                let written = self.write(&mut sink)?;
+                let written = self.write(&mut sink, &[])?;
                 sink.into_inner().flush()?;
                 Ok(written)
             }
@@ -253,7 +319,7 @@ impl<'a> CoreWriter<'a> {
                 let enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)
                     .context("cannot start zstd")?;
                 let mut sink = elf::SinkOutput::new(enc);
-                let written = self.write(&mut sink)?;
+                let written = self.write(&mut sink, &[])?;
                 sink.into_inner()
                     .finish()
                     .context("cannot end the zstd stream")?
@@ -262,6 +328,19 @@ impl<'a> CoreWriter<'a> {
             }
         }
     }
+}
+
+/// Fails with [`ErrorKind::Exists`] where `dir` has something named
+/// `name` and `force` is not set.
+pub(crate) fn check_free(dir: &OutDir, name: &str, force: bool) -> Result<()> {
+    let path = dir.join(name)?;
+    if !force && !dir.is_free(name)? {
+        return Err(fault(
+            ErrorKind::Exists,
+            format!("{} exists (use --force to replace it)", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `core.<pid>` for `p` into `dir` (created if missing), through a

@@ -8,6 +8,7 @@
 
 pub mod fds;
 pub mod files;
+pub(crate) mod guess;
 pub mod image;
 pub mod magic;
 pub mod memory;
@@ -284,9 +285,74 @@ fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
     Image::parse(format!("{}/{name}", store.location()), data, magic)
 }
 
+/// The process tree pstree.img lists, with the offset of each entry.
+fn read_tree(store: &dyn ImageStore) -> Result<(Vec<TreeEntry>, Vec<u64>)> {
+    let loc = store.location();
+    let (stream, len) = store
+        .open("pstree.img")?
+        .with_context(|| format!("{loc}: pstree.img is missing"))?;
+    let mut pstree = ImageReader::new(
+        format!("{loc}/pstree.img"),
+        stream,
+        len,
+        magic::PSTREE,
+        MAX_PSTREE_ENTRY_BYTES,
+    )?;
+    let mut tree: Vec<TreeEntry> = Vec::new();
+    let mut at = Vec::new();
+    let mut ids = 0usize;
+    loop {
+        let offset = pstree.offset();
+        let Some(e) = pstree.entry::<proto::PstreeEntry>()? else {
+            break;
+        };
+        if e.threads.len() > MAX_THREADS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
+                    e.pid,
+                    e.threads.len()
+                ),
+            ));
+        }
+        ids += e.threads.len().max(1);
+        if ids > MAX_PIDS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
+                ),
+            ));
+        }
+        tree.push(TreeEntry {
+            pid: e.pid,
+            ppid: e.ppid,
+            pgid: e.pgid,
+            sid: e.sid,
+            threads: e.threads,
+        });
+        at.push(offset);
+    }
+    Ok((tree, at))
+}
+
 impl Images {
     /// Reads the process tree and file tables of the images in `store`.
     pub fn open(store: Arc<dyn ImageStore>) -> Result<Images> {
+        let (tree, at) = read_tree(&*store)?;
+        Images::with_tree(store, tree, &at)
+    }
+
+    /// The images in `store` with the process tree `tree` (whose entries
+    /// are at offsets `at` of pstree.img, for messages): the tree read
+    /// from pstree.img, or one made up before it was read
+    /// ([`guess::guess_tree`]).
+    pub(crate) fn with_tree(
+        store: Arc<dyn ImageStore>,
+        tree: Vec<TreeEntry>,
+        at: &[u64],
+    ) -> Result<Images> {
         let inventory = match store.read("inventory.img")? {
             Some(data) => Some(
                 Image::parse(
@@ -299,57 +365,10 @@ impl Images {
             None => None,
         };
         let loc = store.location();
-        let (stream, len) = store
-            .open("pstree.img")?
-            .with_context(|| format!("{loc}: pstree.img is missing"))?;
-        let mut pstree = ImageReader::new(
-            format!("{loc}/pstree.img"),
-            stream,
-            len,
-            magic::PSTREE,
-            MAX_PSTREE_ENTRY_BYTES,
-        )?;
-        let mut tree: Vec<TreeEntry> = Vec::new();
-        let mut at = Vec::new();
-        let mut ids = 0usize;
-        loop {
-            let offset = pstree.offset();
-            let Some(e) = pstree.entry::<proto::PstreeEntry>()? else {
-                break;
-            };
-            if e.threads.len() > MAX_THREADS {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!(
-                        "{loc}/pstree.img: offset {offset}: pid {} has {} threads, more than criu2core converts ({MAX_THREADS})",
-                        e.pid,
-                        e.threads.len()
-                    ),
-                ));
-            }
-            ids += e.threads.len().max(1);
-            if ids > MAX_PIDS {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!(
-                        "{loc}/pstree.img: offset {offset}: more than {MAX_PIDS} processes and threads, more than one PID namespace holds"
-                    ),
-                ));
-            }
-            tree.push(TreeEntry {
-                pid: e.pid,
-                ppid: e.ppid,
-                pgid: e.pgid,
-                sid: e.sid,
-                threads: e.threads,
-            });
-            at.push(offset);
-        }
-        drop(pstree);
         if tree.is_empty() {
             bail!("{loc}/pstree.img lists no processes");
         }
-        let (unsound, mut warnings) = check_tree(&tree, &at, &loc);
+        let (unsound, mut warnings) = check_tree(&tree, at, &loc);
         warnings.extend(unlisted_images(&*store, &tree)?);
         let files = FileTable::load(&*store)?;
         Ok(Images {

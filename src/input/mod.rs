@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, Spill};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, PagesSink, Spill};
 pub use crate::archive::{Compression, PageUse};
 use crate::cancel::Cancel;
 use crate::container::ContainerInfo;
@@ -388,6 +388,16 @@ pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpo
 }
 
 fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
+    open_with_sink(path, opts, None)
+}
+
+/// [`open`], offering the pages members of a compressed checkpoint
+/// archive to `sink` as they stream by (see `crate::onepass`).
+pub(crate) fn open_with_sink(
+    path: &Path,
+    opts: &OpenOptions,
+    sink: Option<&mut dyn PagesSink>,
+) -> Result<Checkpoint> {
     let mut kind = detect(path)?.ok_or_else(|| {
         fault(
             ErrorKind::NotACheckpoint,
@@ -408,7 +418,7 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
             deleted: Vec::new(),
         },
         InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
-        InputKind::Archive(c) => match archive_input(path, opts, &mut warnings) {
+        InputKind::Archive(c) => match archive_input(path, opts, &mut warnings, sink) {
             // A tar with no CRIU images may be an image archive holding a
             // checkpoint image.
             Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
@@ -557,8 +567,16 @@ fn archive_options(opts: &OpenOptions) -> ArchiveOptions {
 
 /// A checkpoint archive, read (and unpacked as far as `opts` let it) in
 /// one pass.
-fn archive_input(path: &Path, opts: &OpenOptions, warnings: &mut Vec<String>) -> Result<Parts> {
-    let ar = ArchiveStore::open(path, &archive_options(opts))?;
+fn archive_input(
+    path: &Path,
+    opts: &OpenOptions,
+    warnings: &mut Vec<String>,
+    sink: Option<&mut dyn PagesSink>,
+) -> Result<Parts> {
+    let ar = match sink {
+        Some(sink) => ArchiveStore::open_with_sink(path, &archive_options(opts), sink)?,
+        None => ArchiveStore::open(path, &archive_options(opts))?,
+    };
     Ok(archive_parts(ar, warnings))
 }
 

@@ -35,6 +35,7 @@ fn small(images: &Path, seed: u64) -> PathBuf {
             vmas: 10,
             bytes: 256 << 10,
             holes: 4,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -555,6 +556,7 @@ fn interrupts_remove_partial_cores_and_unpacked_archives() {
             vmas: 64,
             bytes: 128 << 20,
             holes: 0,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -38,6 +38,7 @@ fn archive(dir: &Path, seed: u64, bytes: u64, kind: &str) -> Vec<u8> {
             vmas: 12,
             bytes,
             holes: 4,
+            ..Default::default()
         },
     )
     .unwrap();

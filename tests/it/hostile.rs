@@ -34,6 +34,7 @@ fn base(name: &str) -> PathBuf {
             vmas: 12,
             bytes: 256 << 10,
             holes: 4,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -1063,6 +1064,7 @@ fn two(name: &str) -> PathBuf {
             vmas: 10,
             bytes: 128 << 10,
             holes: 4,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -40,6 +40,7 @@ mod hashes;
 mod hostile;
 mod images;
 mod library;
+mod onepass;
 mod readme;
 mod terminal;
 
@@ -143,6 +144,7 @@ fn no_stray_test_attributes() {
         ("hostile.rs", include_str!("hostile.rs")),
         ("images.rs", include_str!("images.rs")),
         ("library.rs", include_str!("library.rs")),
+        ("onepass.rs", include_str!("onepass.rs")),
         ("readme.rs", include_str!("readme.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
     ];
@@ -186,6 +188,7 @@ fn main() {
     tests.extend(gdb::tests());
     tests.extend(grep::tests());
     tests.extend(hashes::tests());
+    tests.extend(onepass::tests());
     tests.extend(hostile::tests());
     tests.extend(images::tests());
     tests.extend(library::tests());
