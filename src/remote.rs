@@ -272,8 +272,12 @@ impl Location {
         }
     }
 
-    /// The object's metadata; `None` where there is no object.
+    /// The object's metadata; `None` where there is no object. A bucket's
+    /// root is never an object (and Azure answers a HEAD of it with 400).
     pub(crate) fn head(&self) -> Result<Option<Meta>> {
+        if self.key.as_ref().is_empty() {
+            return Ok(None);
+        }
         match block_on(self.store.head(&self.key)) {
             Ok(m) => Ok(Some(meta(&m))),
             Err(e) if not_found(&e) => Ok(None),

@@ -154,33 +154,12 @@ struct S3 {
 impl S3 {
     fn start() -> S3 {
         let server = moto_server().expect("moto_server");
-        for _ in 0..5 {
-            // A free port of this machine's choosing, on loopback only.
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(&server)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return S3 { child, port };
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("moto_server did not start");
+        let (child, port) = serve("moto_server", |port| {
+            let mut c = Command::new(&server);
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            c
+        });
+        S3 { child, port }
     }
 
     fn endpoint(&self) -> String {
@@ -222,6 +201,36 @@ impl Drop for S3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts the server `command` makes for a port, on a free port of this
+/// machine's choosing on loopback only; waits until it accepts connections.
+fn serve(name: &str, command: impl Fn(u16) -> Command) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{name} did not start");
 }
 
 /// Operations on the S3 server, through boto3, for the tests to set up
@@ -782,9 +791,198 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
     assert_eq!(mtime(&core), made);
 }
 
+// ---------------------------------------------------------------------------
+// Azure Blob Storage: Azurite's blob service
+
+/// Azurite's blob service (npm's azurite): AZURITE_BLOB, target/azurite
+/// (where .ci/run installs it) or PATH.
+pub fn azurite_blob() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("AZURITE_BLOB")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    candidates.push(repo().join("target/azurite/node_modules/.bin/azurite-blob"));
+    if on_path("azurite-blob") {
+        candidates.push("azurite-blob".into());
+    }
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A Python with Azure's SDK (azure-storage-blob) for the tests' own
+/// operations: target/s3-venv's, where .ci/run installs it beside moto.
+pub fn azure_python() -> Option<PathBuf> {
+    let py = repo().join("target/s3-venv/bin/python3");
+    Command::new(&py)
+        .args(["-c", "import azure.storage.blob"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        .then_some(py)
+}
+
+/// Azurite's well-known development account (its documented default).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An Azurite blob server of the test's own on 127.0.0.1, stopped when
+/// dropped; its data lives in memory.
+struct Azure {
+    child: Child,
+    port: u16,
+}
+
+impl Azure {
+    fn start() -> Azure {
+        let server = azurite_blob().expect("azurite-blob");
+        let (child, port) = serve("azurite-blob", |port| {
+            let mut c = Command::new(&server);
+            c.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .args(["--inMemoryPersistence", "--silent", "--disableTelemetry"])
+                .arg("--skipApiVersionCheck");
+            c
+        });
+        Azure { child, port }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs one of [`AZURE_TOOL`]'s operations against the server itself.
+    fn tool(&self, args: &[&str]) -> String {
+        let conn = format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};\
+             AccountKey={AZURITE_KEY};BlobEndpoint={}/{AZURITE_ACCOUNT};",
+            self.endpoint()
+        );
+        let o = Command::new(azure_python().unwrap())
+            .arg("-c")
+            .arg(AZURE_TOOL)
+            .arg(conn)
+            .args(args)
+            .output()
+            .unwrap();
+        text(&ok(o).stdout)
+    }
+
+    /// criu2core as object_store's Azure emulator settings point it here.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AZURE_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("AZURE_STORAGE_USE_EMULATOR", "true")
+            .env("AZURITE_BLOB_STORAGE_URL", self.endpoint())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Azure {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Operations on the Azure server, through Azure's SDK: mb CONTAINER; up
+/// CONTAINER PREFIX DIR; down CONTAINER PREFIX DIR.
+const AZURE_TOOL: &str = r#"
+import os, sys
+from azure.storage.blob import BlobServiceClient
+conn, op, name = sys.argv[1], sys.argv[2], sys.argv[3]
+c = BlobServiceClient.from_connection_string(conn)
+if op == "mb":
+    c.create_container(name)
+    sys.exit(0)
+cc = c.get_container_client(name)
+prefix, d = sys.argv[4], sys.argv[5]
+if op == "up":
+    for root, _, files in os.walk(d):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as data:
+                cc.upload_blob(prefix + os.path.relpath(p, d), data)
+elif op == "down":
+    for b in cc.list_blobs(name_starts_with=prefix):
+        p = os.path.join(d, b.name[len(prefix):])
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as out:
+            out.write(cc.download_blob(b.name).readall())
+"#;
+
+fn az_inputs_and_outputs_give_the_same_cores_as_local() {
+    let base = scratch("fleet-az-same");
+    let input = base.join("in");
+    fs::create_dir_all(input.join("sub")).unwrap();
+    // A plain tar (ranged reads) and a compressed one (one streamed read).
+    fs::write(input.join("a.tar"), archive(&base, 3, 3 << 20, "tar")).unwrap();
+    fs::write(
+        input.join("sub/b.tar.zst"),
+        archive(&base, 4, 2 << 20, "tar.zst"),
+    )
+    .unwrap();
+    let local = base.join("local");
+    ok(criu2core([
+        "batch".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        local.as_os_str(),
+    ]));
+    let want = cores(&tree(&local));
+    assert_eq!(want.keys().collect::<Vec<_>>(), ["a/core.1", "b/core.1"]);
+
+    let az = Azure::start();
+    az.tool(&["mb", "ckpt"]);
+    az.tool(&["up", "ckpt", "checkpoints/", input.to_str().unwrap()]);
+    // The container's root as the input: a bucket root names no object.
+    let o = ok(az.run(&["batch", "az://ckpt/", "-o", "az://ckpt/cores/"]));
+    assert!(
+        text(&o.stdout).starts_with("2 inputs: 2 converted, 0 already complete, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+    let got = base.join("got");
+    az.tool(&["down", "ckpt", "cores/", got.to_str().unwrap()]);
+    assert_eq!(
+        cores(&tree(&got)),
+        want,
+        "az → az cores differ from local ones"
+    );
+    let sm = summary_in(&got, "summary.json");
+    assert_eq!(sm["out_dir"], "az://ckpt/cores");
+
+    // Resume on Azure too.
+    let o = ok(az.run(&["batch", "az://ckpt/", "-o", "az://ckpt/cores/"]));
+    assert!(
+        text(&o.stdout).starts_with("2 inputs: 0 converted, 2 already complete, 0 failed"),
+        "{}",
+        text(&o.stdout)
+    );
+    // One object read where it lies.
+    let o = ok(az.run(&["inspect", "--json", "az://ckpt/checkpoints/a.tar"]));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("inspect.schema.json", &v);
+    assert_eq!(v["input"]["path"], "az://ckpt/checkpoints/a.tar", "{v}");
+    assert_eq!(v["checkpoint"]["processes"], 1, "{v}");
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         s3_inputs_and_outputs_give_the_same_cores_as_local needs [Need::S3Server],
+        az_inputs_and_outputs_give_the_same_cores_as_local needs [Need::AzureServer],
         a_failed_upload_leaves_no_object_and_a_failed_entry needs [Need::S3Server],
         shards_convert_each_input_once_and_summary_merges_them,
         watch_converts_an_archive_once_it_is_complete_and_once,

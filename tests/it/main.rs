@@ -64,6 +64,9 @@ pub enum Need {
     /// moto's S3 server (`moto_server`, from PyPI's moto[server]; .ci/run
     /// installs it into target/s3-venv).
     S3Server,
+    /// Azurite's blob service (npm's azurite; .ci/run installs it into
+    /// target/azurite) and Azure's Python SDK (in target/s3-venv).
+    AzureServer,
     /// A private mount namespace in which tmpfs can be mounted (`unshare
     /// -m`, as root), to hide directories from a program.
     MountNamespace,
@@ -86,6 +89,17 @@ impl Need {
                 "no moto_server (target/s3-venv, MOTO_SERVER or PATH; pip install 'moto[server]')"
                     .into()
             }),
+            Need::AzureServer => match (fleet::azurite_blob(), fleet::azure_python()) {
+                (None, _) => Some(
+                    "no azurite-blob (target/azurite, AZURITE_BLOB or PATH; npm install azurite)"
+                        .into(),
+                ),
+                (_, None) => Some(
+                    "no azure-storage-blob in target/s3-venv (pip install azure-storage-blob)"
+                        .into(),
+                ),
+                _ => None,
+            },
         }
     }
 }
