@@ -145,6 +145,15 @@ fn moto_python() -> PathBuf {
     }
 }
 
+/// An object-storage server of a test's own: its own operations (the
+/// tool's) and criu2core configured to use it.
+trait Server {
+    /// Runs one of the server's tool operations (mb, up, down, ...).
+    fn tool(&self, args: &[&str]) -> String;
+    /// Runs criu2core against the server.
+    fn run(&self, args: &[&str]) -> Output;
+}
+
 /// A moto S3 server of the test's own on 127.0.0.1, stopped when dropped.
 struct S3 {
     child: Child,
@@ -166,18 +175,6 @@ impl S3 {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Runs one of [`S3_TOOL`]'s operations against the server itself.
-    fn tool(&self, args: &[&str]) -> String {
-        let o = Command::new(moto_python())
-            .arg("-c")
-            .arg(S3_TOOL)
-            .arg(self.endpoint())
-            .args(args)
-            .output()
-            .unwrap();
-        text(&ok(o).stdout)
-    }
-
     /// criu2core with the S3 configuration for `endpoint`.
     fn criu2core(endpoint: &str) -> Command {
         let mut c = Command::new(BIN);
@@ -189,6 +186,19 @@ impl S3 {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN");
         c
+    }
+}
+
+impl Server for S3 {
+    fn tool(&self, args: &[&str]) -> String {
+        let o = Command::new(moto_python())
+            .arg("-c")
+            .arg(S3_TOOL)
+            .arg(self.endpoint())
+            .args(args)
+            .output()
+            .unwrap();
+        text(&ok(o).stdout)
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -271,18 +281,18 @@ elif op == "uploads":
 
 // ---------------------------------------------------------------------------
 
-fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
-    let base = scratch("fleet-s3-same");
+/// Two checkpoints in `base/in`: a plain tar (read where it lies, by
+/// ranged reads) and a `.tar.zst` in a subdirectory (read in one stream);
+/// and the cores a local batch makes of them.
+fn two_inputs(base: &Path, seed: u64) -> (PathBuf, BTreeMap<String, Vec<u8>>) {
     let input = base.join("in");
     fs::create_dir_all(input.join("sub")).unwrap();
-    fs::write(input.join("a.tar"), archive(&base, 1, 3 << 20, "tar")).unwrap();
+    fs::write(input.join("a.tar"), archive(base, seed, 3 << 20, "tar")).unwrap();
     fs::write(
         input.join("sub/b.tar.zst"),
-        archive(&base, 2, 2 << 20, "tar.zst"),
+        archive(base, seed + 1, 2 << 20, "tar.zst"),
     )
     .unwrap();
-    // Not a checkpoint: its first bytes say so, and it is left out.
-    fs::write(input.join("notes.txt"), "not a checkpoint").unwrap();
     let local = base.join("local");
     ok(criu2core([
         "batch".as_ref(),
@@ -297,24 +307,46 @@ fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
         "{:?}",
         tree(&local).keys()
     );
+    (input, want)
+}
 
-    let s3 = S3::start();
-    s3.tool(&["mb", "ckpt"]);
-    s3.tool(&["up", "ckpt", "checkpoints/", input.to_str().unwrap()]);
-    let o = ok(s3.run(&["batch", "s3://ckpt/checkpoints/", "-o", "s3://ckpt/cores/"]));
+/// Uploads `input` under `checkpoints/` of the bucket `ckpt` on `server`,
+/// runs `batch FROM -o TO` there, checks that it converted both inputs to
+/// the cores `want` (downloaded into `got`), and gives its summary.
+fn batch_round_trip(
+    server: &dyn Server,
+    input: &Path,
+    from: &str,
+    to: &str,
+    want: &BTreeMap<String, Vec<u8>>,
+    got: &Path,
+) -> Value {
+    server.tool(&["mb", "ckpt"]);
+    server.tool(&["up", "ckpt", "checkpoints/", input.to_str().unwrap()]);
+    let o = ok(server.run(&["batch", from, "-o", to]));
     assert!(
         text(&o.stdout).starts_with("2 inputs: 2 converted, 0 already complete, 0 failed"),
         "{}",
         text(&o.stdout)
     );
-    let got = base.join("got");
-    s3.tool(&["down", "ckpt", "cores/", got.to_str().unwrap()]);
+    server.tool(&["down", "ckpt", "cores/", got.to_str().unwrap()]);
     assert_eq!(
-        cores(&tree(&got)),
+        &cores(&tree(got)),
         want,
-        "s3 → s3 cores differ from local ones"
+        "{from} → {to}: cores differ from local ones"
     );
-    let sm = summary_in(&got, "summary.json");
+    summary_in(got, "summary.json")
+}
+
+fn s3_inputs_and_outputs_give_the_same_cores_as_local() {
+    let base = scratch("fleet-s3-same");
+    let (input, want) = two_inputs(&base, 1);
+    // Not a checkpoint: its first bytes say so, and it is left out.
+    fs::write(input.join("notes.txt"), "not a checkpoint").unwrap();
+    let s3 = S3::start();
+    let got = base.join("got");
+    let from = "s3://ckpt/checkpoints/";
+    let sm = batch_round_trip(&s3, &input, from, "s3://ckpt/cores/", &want, &got);
     assert_eq!(sm["out_dir"], "s3://ckpt/cores");
     assert_eq!(
         statuses(&sm),
@@ -856,8 +888,9 @@ impl Azure {
     fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
 
-    /// Runs one of [`AZURE_TOOL`]'s operations against the server itself.
+impl Server for Azure {
     fn tool(&self, args: &[&str]) -> String {
         let conn = format!(
             "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};\
@@ -874,7 +907,7 @@ impl Azure {
         text(&ok(o).stdout)
     }
 
-    /// criu2core as object_store's Azure emulator settings point it here.
+    // criu2core as object_store's Azure emulator settings point it here.
     fn run(&self, args: &[&str]) -> Output {
         let mut c = Command::new(BIN);
         for (k, _) in std::env::vars_os() {
@@ -925,43 +958,17 @@ elif op == "down":
 
 fn az_inputs_and_outputs_give_the_same_cores_as_local() {
     let base = scratch("fleet-az-same");
-    let input = base.join("in");
-    fs::create_dir_all(input.join("sub")).unwrap();
-    // A plain tar (ranged reads) and a compressed one (one streamed read).
-    fs::write(input.join("a.tar"), archive(&base, 3, 3 << 20, "tar")).unwrap();
-    fs::write(
-        input.join("sub/b.tar.zst"),
-        archive(&base, 4, 2 << 20, "tar.zst"),
-    )
-    .unwrap();
-    let local = base.join("local");
-    ok(criu2core([
-        "batch".as_ref(),
-        input.as_os_str(),
-        "-o".as_ref(),
-        local.as_os_str(),
-    ]));
-    let want = cores(&tree(&local));
-    assert_eq!(want.keys().collect::<Vec<_>>(), ["a/core.1", "b/core.1"]);
-
+    let (input, want) = two_inputs(&base, 3);
     let az = Azure::start();
-    az.tool(&["mb", "ckpt"]);
-    az.tool(&["up", "ckpt", "checkpoints/", input.to_str().unwrap()]);
-    // The container's root as the input: a bucket root names no object.
-    let o = ok(az.run(&["batch", "az://ckpt/", "-o", "az://ckpt/cores/"]));
-    assert!(
-        text(&o.stdout).starts_with("2 inputs: 2 converted, 0 already complete, 0 failed"),
-        "{}",
-        text(&o.stdout)
+    // The container's root as the input: a bucket's root names no object.
+    let sm = batch_round_trip(
+        &az,
+        &input,
+        "az://ckpt/",
+        "az://ckpt/cores/",
+        &want,
+        &base.join("got"),
     );
-    let got = base.join("got");
-    az.tool(&["down", "ckpt", "cores/", got.to_str().unwrap()]);
-    assert_eq!(
-        cores(&tree(&got)),
-        want,
-        "az → az cores differ from local ones"
-    );
-    let sm = summary_in(&got, "summary.json");
     assert_eq!(sm["out_dir"], "az://ckpt/cores");
 
     // Resume on Azure too.
