@@ -311,47 +311,57 @@ impl Walker<'_> {
             tracing::debug!(blob = %label, "manifest or index not in the archive; left out");
             return Ok(());
         };
-        if let Some(list) = &node.manifests {
-            let list = list.clone();
-            let mut below = inherit.clone();
-            below.parent = Some(digest.clone());
-            stack.push(digest.clone());
-            let blobs = self.children(list, &below, depth + 1, stack, &label)?;
-            stack.pop();
-            if !blobs.is_empty() {
-                self.add(ImageInfo {
-                    kind: ImageKind::BlobIndex,
-                    names: inherit.names,
-                    digest: Some(digest),
-                    media_type: d.media_type.clone(),
-                    config: None,
-                    layers: Vec::new(),
-                    blobs,
-                    annotations: node.annotations.clone().unwrap_or_default(),
-                    index_annotations: inherit.annotations,
-                    platform: inherit.platform,
-                    parent: inherit.parent,
-                    diff_ids: Vec::new(),
-                });
-            }
-            return Ok(());
+        match &node.manifests {
+            Some(_) => self.index(d, digest, &node, inherit, depth, stack),
+            None => self.manifest(d, digest, &node, inherit, &label),
         }
-        let Some(config) = &node.config else {
-            bail!("{label}: neither an image index nor a manifest");
-        };
-        let config = config
-            .clone()
-            .descriptor()
-            .with_context(|| format!("{label}: config"))?;
-        let raw_layers = node.layers.as_deref().unwrap_or_default();
-        if raw_layers.len() > MAX_LAYERS {
-            bail!(
-                "{label}: {} layers (at most {MAX_LAYERS})",
-                raw_layers.len()
-            );
+    }
+
+    /// An image index: its manifests, walked below it; the blobs it names
+    /// directly (if any) as an image of their own.
+    fn index(
+        &mut self,
+        d: &Descriptor,
+        digest: Digest,
+        node: &RawNode,
+        inherit: Inherit,
+        depth: usize,
+        stack: &mut Vec<Digest>,
+    ) -> Result<()> {
+        let label = self.inner.member_label(d.location.as_bytes());
+        let list = node.manifests.clone().unwrap_or_default();
+        let mut below = inherit.clone();
+        below.parent = Some(digest.clone());
+        stack.push(digest.clone());
+        let blobs = self.children(list, &below, depth + 1, stack, &label)?;
+        stack.pop();
+        if !blobs.is_empty() {
+            self.add(ImageInfo {
+                kind: ImageKind::BlobIndex,
+                names: inherit.names,
+                digest: Some(digest),
+                media_type: d.media_type.clone(),
+                config: None,
+                layers: Vec::new(),
+                blobs,
+                annotations: node.annotations.clone().unwrap_or_default(),
+                index_annotations: inherit.annotations,
+                platform: inherit.platform,
+                parent: inherit.parent,
+                diff_ids: Vec::new(),
+            });
         }
-        let mut layers = Vec::with_capacity(raw_layers.len());
-        for (i, l) in raw_layers.iter().enumerate() {
+        Ok(())
+    }
+
+    /// A manifest's layer descriptors (at most [`MAX_LAYERS`]).
+    fn layers(&mut self, node: &RawNode, label: &str) -> Result<Vec<Descriptor>> {
+        let raw = node.layers.as_deref().unwrap_or_default();
+        if raw.len() > MAX_LAYERS {
+            bail!("{label}: {} layers (at most {MAX_LAYERS})", raw.len());
+        }
+        let mut layers = Vec::with_capacity(raw.len());
+        for (i, l) in raw.iter().enumerate() {
             self.visited += 1;
             layers.push(
                 l.clone()
@@ -359,6 +369,26 @@ impl Walker<'_> {
                     .with_context(|| format!("{label}: layer #{i}"))?,
             );
         }
+        Ok(layers)
+    }
+
+    /// An image manifest: its config (platform, diff_ids) and layers.
+    fn manifest(
+        &mut self,
+        d: &Descriptor,
+        digest: Digest,
+        node: &RawNode,
+        inherit: Inherit,
+        label: &str,
+    ) -> Result<()> {
+        let Some(config) = &node.config else {
+            bail!("{label}: neither an image index nor a manifest");
+        };
+        let config = config
+            .clone()
+            .descriptor()
+            .with_context(|| format!("{label}: config"))?;
+        let layers = self.layers(node, label)?;
         let image_config = matches!(
             config.media_type.as_str(),
             media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
