@@ -191,6 +191,19 @@ Examples:
     },
 }
 
+/// Where and how much a compressed archive may unpack: the same two
+/// options for every subcommand that opens checkpoints.
+#[derive(Args)]
+pub struct Spill {
+    /// Where compressed archives are unpacked (default: $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+    /// The most any one compressed archive may unpack into --tmpdir (K, M,
+    /// G, T; default: half of the space free there when it is opened).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_spill: Option<u64>,
+}
+
 #[derive(Args)]
 pub struct ConvertArgs {
     /// Checkpoints: image directories or archives.
@@ -232,13 +245,8 @@ pub struct ConvertArgs {
     /// Print nothing but errors and warnings.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Where compressed archives are unpacked while converting (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
-    /// default: half of the space free there).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
     /// Store cores compressed: zstd writes core.<pid>.zst.
     #[arg(long, value_name = "HOW", value_parser = parse_compress)]
     pub compress: Option<criu2core::CoreCompression>,
@@ -274,13 +282,8 @@ pub struct InspectArgs {
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     pub json: bool,
-    /// Where compressed archives are unpacked (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
-    /// default: half of the space free there).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
 }
 
 #[derive(Args)]
@@ -356,13 +359,8 @@ pub struct GrepArgs {
     /// Colour matches: auto (on a terminal), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
-    /// Where compressed archives are unpacked (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
-    /// default: half of the space free there).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
 }
 
 fn parse_image(s: &str) -> Result<criu2core::ImageRef, String> {
@@ -405,13 +403,8 @@ pub struct ReadArgs {
     /// The container's image to read unmodified file-backed pages from.
     #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<criu2core::ImageRef>,
-    /// Where compressed archives are unpacked (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most a compressed archive may unpack into --tmpdir (K, M, G, T;
-    /// default: half of the space free there).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
 }
 
 #[derive(Args)]
@@ -443,13 +436,8 @@ pub struct BatchArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Where compressed archives are unpacked (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
-    /// T; default: half of the space free there when it is opened).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
     /// Print the summary (as in summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -500,13 +488,8 @@ pub struct WatchArgs {
     /// Root filesystem for unmodified file-backed pages.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Where compressed archives are unpacked (default: $TMPDIR).
-    #[arg(long, value_name = "DIR")]
-    pub tmpdir: Option<PathBuf>,
-    /// The most each compressed archive may unpack into --tmpdir (K, M, G,
-    /// T; default: half of the space free there when it is opened).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub max_spill: Option<u64>,
+    #[command(flatten)]
+    pub spill: Spill,
     /// Store cores compressed: zstd writes core.<pid>.zst.
     #[arg(long, value_name = "HOW", value_parser = parse_compress)]
     pub compress: Option<criu2core::CoreCompression>,

@@ -28,7 +28,8 @@ use criu2core::text::{escape, json_for_terminal};
 use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
 
 use args::{
-    BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, SummaryArgs,
+    BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, Spill,
+    SummaryArgs,
 };
 use logging::init_logging;
 use output::{emit, emit_line, error_line, print_report};
@@ -87,8 +88,8 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     opts.image.clone_from(&args.image);
     opts.sysroot.clone_from(&args.sysroot);
     opts.force = args.force;
-    opts.spill_dir.clone_from(&args.tmpdir);
-    opts.max_spill = args.max_spill;
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
     let mut printer = Printer {
@@ -107,28 +108,21 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
 }
 
 /// Opens one input, unpacking what `pages` needs of a compressed archive
-/// into `tmpdir`, at most `max_spill` bytes.
+/// as `spill` allows.
 fn open_input(
     path: &Path,
-    tmpdir: &Option<PathBuf>,
-    max_spill: Option<u64>,
+    spill: &Spill,
     pages: PageUse,
     cancel: &Cancel,
 ) -> Result<criu2core::Checkpoint> {
     let mut opts = OpenOptions::default().pages(pages).cancel(cancel);
-    opts.spill_dir.clone_from(tmpdir);
-    opts.max_spill = max_spill;
+    opts.spill_dir.clone_from(&spill.tmpdir);
+    opts.max_spill = spill.max_spill;
     Ok(criu2core::open(path, &opts)?)
 }
 
 fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
-    let ckpt = open_input(
-        &args.input,
-        &args.tmpdir,
-        args.max_spill,
-        PageUse::Strings,
-        cancel,
-    )?;
+    let ckpt = open_input(&args.input, &args.spill, PageUse::Strings, cancel)?;
     let mut report = ckpt.inspect(
         &InspectOptions::default()
             .env(args.env || args.all)
@@ -194,8 +188,8 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     }
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
-    opts.spill_dir.clone_from(&args.tmpdir);
-    opts.max_spill = args.max_spill;
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
@@ -207,13 +201,7 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
     if !args.hexdump && std::io::stdout().is_terminal() {
         bail!("refusing to write raw memory to a terminal: use --hexdump, or redirect stdout (> FILE, | xxd)");
     }
-    let ckpt = open_input(
-        &args.input,
-        &args.tmpdir,
-        args.max_spill,
-        PageUse::All,
-        cancel,
-    )?;
+    let ckpt = open_input(&args.input, &args.spill, PageUse::All, cancel)?;
     let mut load = LoadOptions::default();
     load.root.clone_from(&args.root);
     load.image.clone_from(&args.image);
@@ -266,8 +254,8 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.sysroot.clone_from(&args.sysroot);
-    opts.spill_dir.clone_from(&args.tmpdir);
-    opts.max_spill = args.max_spill;
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     if !args.quiet && !args.json && std::io::stderr().is_terminal() {
         opts.progress = Some(Arc::new(progress::Bar::new()));

@@ -75,8 +75,8 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
     let mut opts = BatchOptions::default();
     opts.jobs = 1;
     opts.root.clone_from(&args.root);
-    opts.spill_dir.clone_from(&args.tmpdir);
-    opts.max_spill = args.max_spill;
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
 
