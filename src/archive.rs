@@ -1350,60 +1350,6 @@ impl ImageStore for ArchiveStore {
     }
 }
 
-/// A window onto part of a file, readable and seekable on its own.
-pub struct SubFile {
-    file: File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl SubFile {
-    /// The `len` bytes of `path` from `start`.
-    pub fn open(path: &Path, start: u64, len: u64) -> io::Result<SubFile> {
-        let mut file = File::open(path)?;
-        file.seek(SeekFrom::Start(start))?;
-        Ok(SubFile {
-            file,
-            start,
-            len,
-            pos: 0,
-        })
-    }
-}
-
-impl Read for SubFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_before(&mut self.file, buf, &mut self.pos, self.len)
-    }
-}
-
-/// Reads from `r`, at `*pos`, no further than `end`, and moves `*pos` on:
-/// a window's read.
-fn read_before(r: &mut impl Read, buf: &mut [u8], pos: &mut u64, end: u64) -> io::Result<usize> {
-    let n = (buf.len() as u64).min(end.saturating_sub(*pos)) as usize;
-    if n == 0 {
-        return Ok(0);
-    }
-    let got = r.read(&mut buf[..n])?;
-    *pos += got as u64;
-    Ok(got)
-}
-
-impl Seek for SubFile {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-        }
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        self.file.seek(SeekFrom::Start(self.start + target))?;
-        self.pos = target;
-        Ok(target)
-    }
-}
-
 /// Where the archive being scanned lies: in place in a file (a window
 /// of it), or in a stream whose members must be unpacked to be kept.
 enum Origin<'a> {

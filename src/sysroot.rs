@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
-use crate::archive::SubFile;
+use crate::blobio::BlobReader;
 use crate::model::{display_bytes, Blob, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
 
@@ -301,8 +301,17 @@ impl Sysroot {
             std::process::id(),
             TEMP.fetch_add(1, Ordering::Relaxed)
         );
-        let src = File::open(&blob.path).with_context(|| format!("{}: cannot open", blob.label))?;
-        let whole = blob.offset == 0 && src.metadata().map(|m| m.len()).ok() == Some(blob.len);
+        // An object in object storage is copied through a reader; a local
+        // file may be cloned, linked or copied in the kernel.
+        let src = match blob.remote {
+            Some(_) => None,
+            None => Some(
+                File::open(&blob.path).with_context(|| format!("{}: cannot open", blob.label))?,
+            ),
+        };
+        let whole = src.as_ref().is_some_and(|src| {
+            blob.offset == 0 && src.metadata().map(|m| m.len()).ok() == Some(blob.len)
+        });
         let out = rfs::openat(
             &dir,
             temp.as_str(),
@@ -311,7 +320,10 @@ impl Sysroot {
         )
         .context("cannot create a file")?;
         let filled = (|| -> Result<()> {
-            if whole && rfs::ioctl_ficlone(&out, &src).is_ok() {
+            let Some(src) = &src else {
+                return copy_from(blob, 0, &out, 0);
+            };
+            if whole && rfs::ioctl_ficlone(&out, src).is_ok() {
                 return Ok(());
             }
             if whole {
@@ -330,9 +342,9 @@ impl Sysroot {
                     Mode::from_raw_mode(0o644),
                 )
                 .context("cannot create a file")?;
-                return copy(&src, blob, &again);
+                return copy(src, blob, &again);
             }
-            copy(&src, blob, &out)
+            copy(src, blob, &out)
         })();
         let done = filled.and_then(|()| {
             rfs::renameat(&dir, temp.as_str(), &dir, name).context("cannot rename into place")
@@ -361,18 +373,25 @@ fn copy(src: &File, blob: &Blob, out: &OwnedFd) -> Result<()> {
             Ok(0) => bail!("{}: ends early", blob.label),
             Ok(n) => left -= n as u64,
             Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
-                let mut r = SubFile::open(&blob.path, off_in, left)?;
-                let mut w = File::from(out.as_fd().try_clone_to_owned()?);
-                use std::io::Seek;
-                w.seek(io::SeekFrom::Start(off_out))?;
-                let n = io::copy(&mut r, &mut w)?;
-                if n != left {
-                    bail!("{}: ends early", blob.label);
-                }
-                return Ok(());
+                return copy_from(blob, off_in - blob.offset, out, off_out);
             }
             Err(e) => return Err(e).with_context(|| format!("{}: cannot copy", blob.label)),
         }
+    }
+    Ok(())
+}
+
+/// Copies `blob`'s bytes from `from` (within it) to its end into `out` at
+/// `off_out`, through a reader (an object's, or a file's where the kernel
+/// cannot copy).
+fn copy_from(blob: &Blob, from: u64, out: &OwnedFd, off_out: u64) -> Result<()> {
+    let mut r = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
+    r.seek(SeekFrom::Start(from))?;
+    let mut w = File::from(out.as_fd().try_clone_to_owned()?);
+    w.seek(SeekFrom::Start(off_out))?;
+    let n = io::copy(&mut r, &mut w)?;
+    if n != blob.len - from {
+        bail!("{}: ends early", blob.label);
     }
     Ok(())
 }
@@ -389,7 +408,7 @@ fn same_contents(dir: &OwnedFd, name: &OsStr, blob: &Blob) -> Result<bool> {
     if have.metadata()?.len() != blob.len {
         return Ok(false);
     }
-    let mut want = SubFile::open(&blob.path, blob.offset, blob.len)?;
+    let mut want = BlobReader::open(blob)?;
     let (mut a, mut b) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
         let n = have.read(&mut a)?;
@@ -440,8 +459,7 @@ fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
 
 /// The program interpreter an ELF file's PT_INTERP names, if it has one.
 pub(crate) fn interpreter(blob: &Blob) -> Result<Option<Vec<u8>>> {
-    let mut f = SubFile::open(&blob.path, blob.offset, blob.len)
-        .with_context(|| format!("{}: cannot open", blob.label))?;
+    let mut f = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let mut h = [0u8; 64];
     let n = read_full(&mut f, &mut h)?;
     if n < 52 || &h[..4] != b"\x7fELF" {
@@ -498,7 +516,7 @@ pub(crate) fn interpreter(blob: &Blob) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     };
     let mut ph = vec![0u8; (end - phoff) as usize];
-    let mut f = SubFile::open(&blob.path, blob.offset + phoff, end - phoff)?;
+    f.seek(SeekFrom::Start(phoff))?;
     if read_full(&mut f, &mut ph)? != ph.len() {
         return Ok(None);
     }
@@ -515,7 +533,7 @@ pub(crate) fn interpreter(blob: &Blob) -> Result<Option<Vec<u8>>> {
             return Ok(None);
         }
         let mut path = vec![0u8; size as usize];
-        let mut f = SubFile::open(&blob.path, blob.offset + off, size)?;
+        f.seek(SeekFrom::Start(off))?;
         if read_full(&mut f, &mut path)? != path.len() {
             return Ok(None);
         }

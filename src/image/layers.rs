@@ -13,7 +13,7 @@ use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
     MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
-use crate::archive::SubFile;
+use crate::blobio::BlobReader;
 use crate::model::Blob;
 use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
 
@@ -499,8 +499,7 @@ impl LayerView {
         match (&layer.data, compression) {
             // Nothing to verify: seek over the data of a plain tar.
             (BlobData::File(b), Compression::None) if unchecked => {
-                let sub = SubFile::open(&b.path, b.offset, b.len)
-                    .with_context(|| format!("{what}: cannot open"))?;
+                let sub = BlobReader::open(b).with_context(|| format!("{what}: cannot open"))?;
                 let tar = TarReader::new(Seekable(io::BufReader::new(sub)), Some(b.len));
                 self.index(i, tar, &what)?;
             }
@@ -1001,10 +1000,7 @@ mod tests {
         let f = v.resolve(path).unwrap()?;
         let b = v.materialize(std::slice::from_ref(&f)).unwrap().remove(0);
         let mut s = Vec::new();
-        SubFile::open(&b.path, b.offset, b.len)
-            .unwrap()
-            .read_to_end(&mut s)
-            .unwrap();
+        BlobReader::open(&b).unwrap().read_to_end(&mut s).unwrap();
         Some(s)
     }
 

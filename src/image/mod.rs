@@ -106,7 +106,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 pub use crate::archive::Compression;
-use crate::archive::SubFile;
+use crate::blobio::BlobReader;
 use crate::model::Blob;
 
 pub use archive::{
@@ -284,8 +284,7 @@ impl BlobData {
         (|| -> Result<Box<dyn Read + Send>> {
             Ok(match self {
                 BlobData::File(b) => Box::new(
-                    SubFile::open(&b.path, b.offset, b.len)
-                        .with_context(|| format!("{}: cannot open", b.label))?,
+                    BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?,
                 ),
                 BlobData::Memory(m) => Box::new(io::Cursor::new(m.clone())),
             })

@@ -823,6 +823,51 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
     assert_eq!(mtime(&core), made);
 }
 
+/// --sysroot from a plain tar read where it lies in the bucket: the
+/// program its rootfs-diff holds is written from the object, as from the
+/// same tar on disk (it was left out when the sysroot opened objects as
+/// local paths).
+fn s3_sysroot_from_a_plain_tar_in_the_bucket() {
+    let base = scratch("fleet-s3-sysroot");
+    let input = base.join("in");
+    fs::create_dir_all(&input).unwrap();
+    let packed = fs::read(repo().join("gdb-fixtures/example.tar.zst")).unwrap();
+    let tar = input.join("example.tar");
+    fs::write(&tar, zstd::decode_all(&packed[..]).unwrap()).unwrap();
+    let empty = base.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let convert = |run: &dyn Fn(&[&str]) -> Output, from: &str, name: &str| {
+        let (out, sysroot) = (base.join(format!("out-{name}")), base.join(name));
+        ok(run(&[
+            "convert",
+            from,
+            "-o",
+            out.to_str().unwrap(),
+            "--root",
+            empty.to_str().unwrap(),
+            "--sysroot",
+            sysroot.to_str().unwrap(),
+        ]));
+        (tree(&out), tree(&sysroot))
+    };
+    let local = convert(
+        &|a| criu2core(a.iter().map(std::ffi::OsStr::new)),
+        tar.to_str().unwrap(),
+        "local",
+    );
+    assert!(
+        local.1.contains_key("srv/victim/victim"),
+        "{:?}",
+        local.1.keys()
+    );
+    let s3 = S3::start();
+    s3.tool(&["mb", "ckpt"]);
+    s3.tool(&["up", "ckpt", "", input.to_str().unwrap()]);
+    let remote = convert(&|a| s3.run(a), "s3://ckpt/example.tar", "remote");
+    assert_eq!(remote.1, local.1, "the sysroot from the object differs");
+    assert_eq!(remote.0, local.0, "the cores from the object differ");
+}
+
 // ---------------------------------------------------------------------------
 // Azure Blob Storage: Azurite's blob service
 
@@ -989,6 +1034,7 @@ fn az_inputs_and_outputs_give_the_same_cores_as_local() {
 pub fn tests() -> Vec<Trial> {
     trials![
         s3_inputs_and_outputs_give_the_same_cores_as_local needs [Need::S3Server],
+        s3_sysroot_from_a_plain_tar_in_the_bucket needs [Need::S3Server],
         az_inputs_and_outputs_give_the_same_cores_as_local needs [Need::AzureServer],
         a_failed_upload_leaves_no_object_and_a_failed_entry needs [Need::S3Server],
         shards_convert_each_input_once_and_summary_merges_them,
