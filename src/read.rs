@@ -6,7 +6,6 @@
 //! fails with nothing written, and says which addresses and why.
 
 use std::io::Write;
-use std::ops::ControlFlow;
 
 use anyhow::{bail, Context, Result};
 
@@ -18,33 +17,6 @@ use crate::text::{escape_bytes, Hexdump};
 
 /// Bytes read and handed on at a time.
 const CHUNK: u64 = 1 << 20;
-
-/// The mapping of `p` that holds `addr`, or an error naming the nearest.
-pub(crate) fn mapping_at(p: &Process, addr: u64) -> Result<&Mapping> {
-    let i = p.mappings.partition_point(|m| m.end <= addr);
-    match p.mappings.get(i) {
-        Some(m) if m.start <= addr => Ok(m),
-        next => {
-            let prev = i.checked_sub(1).and_then(|j| p.mappings.get(j));
-            let near: Vec<String> = prev
-                .into_iter()
-                .chain(next)
-                .map(|m| format!("{:x}-{:x}", m.start, m.end))
-                .collect();
-            if near.is_empty() {
-                bail!(
-                    "address {addr:#x} is not mapped in pid {} (it has no mappings)",
-                    p.pid
-                );
-            }
-            bail!(
-                "address {addr:#x} is not mapped in pid {} (nearest mappings: {})",
-                p.pid,
-                near.join(", ")
-            )
-        }
-    }
-}
 
 fn describe(m: &Mapping) -> String {
     match mapping_path(m) {
@@ -77,55 +49,9 @@ fn unreadable(m: &Mapping, from: u64, to: u64, source: PageSource) -> String {
     }
 }
 
-/// Walks the runs of `addr..addr+len`, giving `f` each piece (address,
-/// length, source) in order; fails where the range is not mapped.
-fn pieces(
-    p: &Process,
-    addr: u64,
-    len: u64,
-    f: &mut dyn FnMut(&Mapping, u64, u64, PageSource) -> Result<()>,
-) -> Result<()> {
-    let end = addr
-        .checked_add(len)
-        .context("the address range wraps around")?;
-    if len == 0 {
-        return Ok(());
-    }
-    let first = p.mappings.partition_point(|m| m.end <= addr);
-    mapping_at(p, addr)?;
-    let mut pos = addr;
-    p.walk_runs(first, &mut |_, m, at, run| {
-        if at > pos {
-            mapping_at(p, pos)?;
-        }
-        let run_end = at + run.len;
-        if run_end > pos {
-            let to = run_end.min(end);
-            let source = match run.source {
-                PageSource::Blob { blob, offset } => PageSource::Blob {
-                    blob,
-                    offset: offset + (pos - at),
-                },
-                other => other,
-            };
-            f(m, pos, to, source)?;
-            pos = to;
-        }
-        Ok(if pos >= end {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        })
-    })?;
-    if pos < end {
-        mapping_at(p, pos)?;
-    }
-    Ok(())
-}
-
 /// Checks that `len` bytes at `addr` can be read (holes only if `zeros`).
 pub(crate) fn check(p: &Process, addr: u64, len: u64, zeros: bool) -> Result<()> {
-    pieces(p, addr, len, &mut |m, from, to, source| match source {
+    p.pieces(addr, len, &mut |m, from, to, source| match source {
         PageSource::Blob { .. } => Ok(()),
         PageSource::Zero if zeros => Ok(()),
         other => bail!("{}", unreadable(m, from, to, other)),
@@ -145,7 +71,7 @@ pub(crate) fn read(
     check(p, addr, len, zeros)?;
     let mut buf = Vec::new();
     let mut open: Option<(usize, BlobFile)> = None;
-    pieces(p, addr, len, &mut |_, from, to, source| {
+    p.pieces(addr, len, &mut |_, from, to, source| {
         let mut pos = from;
         while pos < to {
             let n = (to - pos).min(CHUNK);
@@ -224,7 +150,7 @@ fn write_bytes(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write)
     let (addr, len) = match what {
         What::Range(a, n) => (a, n),
         What::Mapping(a) => {
-            let m = mapping_at(p, a)?;
+            let m = p.mapping_at(a)?;
             (m.start, m.len())
         }
     };
@@ -350,6 +276,6 @@ mod tests {
         assert!(e.contains("--root"), "{e}");
         assert!(read_all(&p, 0x50, 1, true).is_err());
         assert!(read_all(&p, u64::MAX, 2, true).is_err());
-        assert_eq!(mapping_at(&p, 0x10f).unwrap().start, 0x10c);
+        assert_eq!(p.mapping_at(0x10f).unwrap().start, 0x10c);
     }
 }

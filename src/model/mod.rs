@@ -397,57 +397,110 @@ impl Process {
 
     fn read(&self, addr: u64, len: u64) -> anyhow::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
+        self.pieces(addr, len, &mut |_, from, to, source| {
+            let n = (to - from) as usize;
+            match source {
+                PageSource::Zero => out.resize(out.len() + n, 0),
+                PageSource::Missing(why) => {
+                    bail!("memory at {from:#x} is not in the checkpoint ({why:?})")
+                }
+                PageSource::Blob { blob, offset } => {
+                    let b = self
+                        .blobs
+                        .get(blob)
+                        .context("page run names an unknown blob")?;
+                    let mut f =
+                        BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                    let before = out.len();
+                    out.resize(before + n, 0);
+                    f.read_exact_at(&mut out[before..], b.offset + offset)
+                        .with_context(|| {
+                            format!(
+                                "{}: cannot read up to offset {}",
+                                b.label,
+                                offset + n as u64
+                            )
+                        })?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The mapping that holds `addr`; where none does, an error that names
+    /// the mappings on either side.
+    pub(crate) fn mapping_at(&self, addr: u64) -> anyhow::Result<&Mapping> {
+        let i = self.mappings.partition_point(|m| m.end <= addr);
+        match self.mappings.get(i) {
+            Some(m) if m.start <= addr => Ok(m),
+            next => {
+                let prev = i.checked_sub(1).and_then(|j| self.mappings.get(j));
+                let near: Vec<String> = prev
+                    .into_iter()
+                    .chain(next)
+                    .map(|m| format!("{:x}-{:x}", m.start, m.end))
+                    .collect();
+                if near.is_empty() {
+                    bail!(
+                        "address {addr:#x} is not mapped in pid {} (it has no mappings)",
+                        self.pid
+                    );
+                }
+                bail!(
+                    "address {addr:#x} is not mapped in pid {} (nearest mappings: {})",
+                    self.pid,
+                    near.join(", ")
+                )
+            }
+        }
+    }
+
+    /// Walks the runs of `addr..addr+len`, giving `f` each piece (its
+    /// mapping, start, end and source, a blob's offset moved to the piece's
+    /// start) in order; fails where the range is not mapped.
+    pub(crate) fn pieces(
+        &self,
+        addr: u64,
+        len: u64,
+        f: &mut dyn FnMut(&Mapping, u64, u64, PageSource) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let end = addr
             .checked_add(len)
-            .context("address range wraps around")?;
-        let mut pos = addr;
+            .context("the address range wraps around")?;
+        if len == 0 {
+            return Ok(());
+        }
         let first = self.mappings.partition_point(|m| m.end <= addr);
-        if len > 0 {
-            self.walk_runs(first, &mut |_, _, run_start, run| {
-                if run_start > pos {
-                    bail!("address {pos:#x} is not mapped");
-                }
-                let run_end = run_start + run.len;
-                if run_end > pos && run_start < end {
-                    let from = pos - run_start;
-                    let n = run_end.min(end) - pos;
-                    match run.source {
-                        PageSource::Zero => out.resize(out.len() + n as usize, 0),
-                        PageSource::Missing(why) => {
-                            bail!("memory at {pos:#x} is not in the checkpoint ({why:?})")
-                        }
-                        PageSource::Blob { blob, offset } => {
-                            let b = self
-                                .blobs
-                                .get(blob)
-                                .context("page run names an unknown blob")?;
-                            let mut f = BlobFile::open(b)
-                                .with_context(|| format!("{}: cannot open", b.label))?;
-                            let before = out.len();
-                            out.resize(before + n as usize, 0);
-                            f.read_exact_at(&mut out[before..], b.offset + offset + from)
-                                .with_context(|| {
-                                    format!(
-                                        "{}: cannot read up to offset {}",
-                                        b.label,
-                                        offset + from + n
-                                    )
-                                })?;
-                        }
-                    }
-                    pos += n;
-                }
-                Ok(if pos >= end {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                })
-            })?;
-        }
+        self.mapping_at(addr)?;
+        let mut pos = addr;
+        self.walk_runs(first, &mut |_, m, at, run| {
+            if at > pos {
+                self.mapping_at(pos)?;
+            }
+            let run_end = at + run.len;
+            if run_end > pos {
+                let to = run_end.min(end);
+                let source = match run.source {
+                    PageSource::Blob { blob, offset } => PageSource::Blob {
+                        blob,
+                        offset: offset + (pos - at),
+                    },
+                    other => other,
+                };
+                f(m, pos, to, source)?;
+                pos = to;
+            }
+            Ok(if pos >= end {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
         if pos < end {
-            bail!("address {pos:#x} is not mapped");
+            self.mapping_at(pos)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads the NUL-separated strings of a range such as argv or envp,
