@@ -349,6 +349,9 @@ enum Role {
     Pages(u32),
     /// The container's changed files.
     RootfsDiff,
+    /// `ghost-file-<id>.img`: a file deleted while open, kept whole as a
+    /// file (file pages and sysroots read it in place).
+    Ghost,
     /// Anything else: read past, never stored.
     Unused,
 }
@@ -409,6 +412,7 @@ fn image_role(base: &str) -> Role {
             Role::Metadata
         }
         _ if num("pagemap-").is_some() || num("pagemap-shmem-").is_some() => Role::Pagemap,
+        _ if image_hex(base, "ghost-file-").is_some() => Role::Ghost,
         _ => num("pages-").map_or(Role::Unused, Role::Pages),
     }
 }
@@ -1604,6 +1608,8 @@ mod tests {
             ("checkpoint/pages-3.img", Role::Pages(3)),
             ("rootfs-diff.tar", Role::RootfsDiff),
             ("checkpoint/pages-x.img", Role::Unused),
+            ("checkpoint/ghost-file-1a.img", Role::Ghost),
+            ("checkpoint/ghost-file-.img", Role::Unused),
             ("checkpoint/core-.img", Role::Unused),
             ("checkpoint/fdinfo-2.img", Role::Metadata),
             ("checkpoint/tcp-stream-3bd2c.img", Role::Metadata),

@@ -81,6 +81,10 @@ pub struct GrepOptions {
     pub color: bool,
     /// Processes searched at once.
     pub jobs: usize,
+    /// Search the contents of mapped files too: those the checkpoint
+    /// keeps (deleted while open, changed by the container), and with
+    /// `root` or `image` the others.
+    pub files: bool,
     /// Root filesystem whose unmodified file pages are searched too.
     pub root: Option<PathBuf>,
     /// The container's image: file pages are searched from its layers
@@ -108,6 +112,7 @@ impl GrepOptions {
             format: Format::default(),
             color: false,
             jobs: 1,
+            files: false,
             root: None,
             image: None,
             spill_dir: None,
@@ -170,6 +175,8 @@ struct Unit {
 struct Opened {
     input: Checkpoint,
     roots: Option<FileView>,
+    /// Whether file contents are searched.
+    files: bool,
     /// The input's name as printed.
     name: String,
 }
@@ -390,19 +397,22 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
             cancel: opts.cancel.clone(),
         },
     )?;
-    // File pages are searched only from a root filesystem or an image
-    // (with the container's changed files over it).
+    // File pages are searched only when asked: from what the checkpoint
+    // keeps, and a root filesystem or an image (with the container's
+    // changed files over it).
     let mut load = LoadOptions::default();
     load.root.clone_from(&opts.root);
     load.image.clone_from(&opts.image);
-    let roots = match (&opts.root, &opts.image) {
-        (None, None) => None,
-        _ => input.file_view(&load)?.map(|(v, _)| v),
+    let files = opts.files || opts.root.is_some() || opts.image.is_some();
+    let roots = match files {
+        false => None,
+        true => input.file_view(&load)?.map(|(v, _)| v),
     };
     Ok(Opened {
         name: input.path().display().to_string(),
         input,
         roots,
+        files,
     })
 }
 
@@ -453,7 +463,10 @@ impl Sink {
 
 fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) -> Result<()> {
     opts.cancel.check()?;
-    let p = match opened.input.load_with(pid, opened.roots.as_ref())? {
+    let p = match opened
+        .input
+        .load_with(pid, opened.roots.as_ref(), opened.files)?
+    {
         Loaded::Process(p) => p,
         // A zombie has no memory left to search.
         Loaded::Zombie(_) => return Ok(()),

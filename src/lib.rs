@@ -118,6 +118,7 @@ mod tar;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod text;
+mod verify;
 
 pub use blobio::RemoteObject;
 pub use cancel::Cancel;

@@ -162,6 +162,7 @@ impl<'a> OnePass<'a> {
         let view = self.view(o)?;
         let root = LoadOptions {
             root: view.roots.as_ref(),
+            skip_ghosts: false,
         };
         let Ok(Loaded::Process(p)) = view.images.load(pid, root) else {
             return None;

@@ -245,6 +245,7 @@ mod tests {
                 remote: None,
             }],
             warnings: Vec::new(),
+            files: Vec::new(),
             dumps: Vec::new(),
         }
     }

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 
 use crate::image::LayerView;
-use crate::model::{display_bytes, Blob};
+use crate::model::{display_bytes, Blob, FileStatus, Recorded};
 
 /// Most symbolic links followed while resolving one path (as the kernel).
 const MAX_LINKS: usize = 40;
@@ -127,6 +127,7 @@ pub struct FileView {
     layers: Option<LayerView>,
     dir: Option<RootFs>,
     found: Mutex<HashMap<Vec<u8>, Option<Found>>>,
+    checked: Mutex<HashMap<(Vec<u8>, Recorded), (FileStatus, Option<Found>)>>,
 }
 
 /// A file of a view: where it is in the view (relative, links resolved)
@@ -146,6 +147,7 @@ impl FileView {
             layers,
             dir,
             found: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -184,10 +186,32 @@ impl FileView {
         Ok(())
     }
 
-    /// The contents of `path` as the process saw it, if the view or the
-    /// root has it.
-    pub fn resolve(&self, path: &[u8]) -> Result<Option<Blob>> {
-        Ok(self.locate(path)?.map(|f| f.blob))
+    /// Where `path` (as the process saw it) is and its contents, if they
+    /// are the file `recorded` describes; whether they are, either way.
+    /// Each path is checked once.
+    pub fn checked(&self, path: &[u8], recorded: &Recorded) -> Result<(FileStatus, Option<Found>)> {
+        let key = (path.to_vec(), recorded.clone());
+        if let Some(known) = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(known.clone());
+        }
+        let outcome = match self.locate(path)? {
+            None => (FileStatus::Missing, None),
+            Some(found) => {
+                let status = crate::verify::check(&found.blob, recorded)?;
+                let used = !matches!(status, FileStatus::Mismatch { .. });
+                (status, used.then_some(found))
+            }
+        };
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, outcome.clone());
+        Ok(outcome)
     }
 
     /// Where `path` (as the process saw it) is, and its contents.

@@ -35,7 +35,7 @@ use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
 use crate::blobio::BlobReader;
-use crate::model::{display_bytes, Blob, MappingKind, Process};
+use crate::model::{display_bytes, Blob, FileContents, FileStatus, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
@@ -82,31 +82,51 @@ impl Sysroot {
     }
 
     /// Writes the files process `p` maps, its executable and its program
-    /// interpreter, from `view`. Gives what could not be written.
+    /// interpreter: those deleted while open from the checkpoint, the
+    /// others from `view`, where they are the files the checkpoint
+    /// recorded. Gives what could not be written.
     pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<String> {
         let mut warnings = Vec::new();
-        let Some(view) = view else {
-            warnings.push(format!(
-                "--sysroot {}: no --image or --root to take the files from",
-                self.dir.display()
-            ));
-            return warnings;
-        };
         let mut paths: Vec<&[u8]> = p
             .mappings
             .iter()
             .filter(|m| m.kind == MappingKind::File)
             .filter_map(|m| m.file.as_ref().map(|f| f.path.as_slice()))
             .chain(p.exe.as_deref())
-            .filter(|path| !path.ends_with(b" (deleted)"))
+            .map(|path| path.strip_suffix(b" (deleted)").unwrap_or(path))
             .collect();
         paths.sort();
         paths.dedup();
+        let mut unsought = false;
         for path in paths {
-            if let Err(e) = self.add_file(view, path) {
+            let info = p.files.iter().find(|f| f.path == path);
+            let done = match (info.map(|f| (&f.status, &f.contents)), view) {
+                (Some((FileStatus::Ghost, Some(c))), _) => self.add_contents(p, path, c),
+                (Some((FileStatus::Mismatch { why }, _)), _) => Err(anyhow::anyhow!(
+                    "not the file the checkpoint recorded ({why}); not copied"
+                )),
+                (Some((FileStatus::Missing, _)), Some(_)) => Err(anyhow::anyhow!(
+                    "not in the image or root; gdb will lack it"
+                )),
+                (_, Some(view)) => self.add_file(view, path),
+                (_, None) => {
+                    unsought = true;
+                    Ok(())
+                }
+            };
+            if let Err(e) = done {
                 warnings.push(format!("--sysroot: {}: {e:#}", display_bytes(path)));
             }
         }
+        if unsought {
+            warnings.push(format!(
+                "--sysroot {}: no --image or --root to take the files the checkpoint does not hold from",
+                self.dir.display()
+            ));
+        }
+        let Some(view) = view else {
+            return warnings;
+        };
         let interp = p
             .exe
             .as_deref()
@@ -124,6 +144,86 @@ impl Sysroot {
             warnings.push(format!("--sysroot: {e:#}"));
         }
         warnings
+    }
+
+    /// Writes contents the checkpoint holds (a file deleted while open) at
+    /// `path`.
+    fn add_contents(&self, p: &Process, path: &[u8], c: &FileContents) -> Result<()> {
+        let key = clean_key(path).with_context(|| "a path with '..'")?;
+        if self
+            .done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return Ok(());
+        }
+        let pieces = c
+            .pieces
+            .iter()
+            .map(|piece| {
+                let b = p
+                    .blob(piece.blob)
+                    .context("a file piece of an unknown blob")?;
+                let window = Blob {
+                    label: b.label.clone(),
+                    path: b.path.clone(),
+                    offset: b.offset + piece.blob_offset,
+                    len: piece.len,
+                    remote: b.remote.clone(),
+                };
+                Ok((piece.offset, window))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match &pieces[..] {
+            [(0, whole)] if whole.len == c.size => self.write(&key, whole)?,
+            _ => self.write_pieces(&key, &pieces, c.size)?,
+        }
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        Ok(())
+    }
+
+    /// Writes a file of `size` bytes at `key` (clean, relative) below DIR
+    /// from `pieces` (offset in the file, bytes); the rest are holes.
+    fn write_pieces(&self, key: &[u8], pieces: &[(u64, Blob)], size: u64) -> Result<()> {
+        let (parent, base) = split(key);
+        if base.is_empty() {
+            bail!("no file name");
+        }
+        let dir = self.open_dir(parent)?;
+        let name = OsStr::from_bytes(base);
+        if rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            bail!(
+                "{} already exists; left alone",
+                self.dir.join(OsStr::from_bytes(key)).display()
+            );
+        }
+        let temp = format!(
+            ".criu2core-{}-{}.partial",
+            std::process::id(),
+            TEMP.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = rfs::openat(
+            &dir,
+            temp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .context("cannot create a file")?;
+        let done = pieces
+            .iter()
+            .try_for_each(|(at, blob)| copy_from(blob, 0, &out, *at))
+            .and_then(|()| rfs::ftruncate(&out, size).context("cannot set its size"))
+            .and_then(|()| {
+                rfs::renameat(&dir, temp.as_str(), &dir, name).context("cannot rename into place")
+            });
+        if done.is_err() {
+            let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
+        }
+        done
     }
 
     /// Writes the file at `path` (as the process saw it) from `view`: at

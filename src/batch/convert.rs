@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 
 use super::job::Job;
 use super::naming::{choose_names, occupant, InputId};
-use super::summary::{CoreOptions, InputSummary, Status};
+use super::summary::{CoreOptions, FileCheck, InputSummary, Status};
 use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
 use crate::coredump::{write_core_in, CoreCompression, CoreStats};
@@ -92,6 +92,9 @@ pub enum Outcome {
         /// it before a terminal); for a zstd-compressed core, decompressing
         /// it first; `None` for a core in object storage.
         gdb_command: Option<String>,
+        /// The files the process mapped, checked against what the
+        /// checkpoint recorded.
+        files: Vec<FileCheck>,
     },
     /// A zombie: nothing to write.
     Zombie {
@@ -248,7 +251,7 @@ fn convert_process(
         outcome: Outcome::Failed(String::new()),
         warnings: Vec::new(),
     };
-    r.outcome = match ckpt.load_with(pid, roots) {
+    r.outcome = match ckpt.load_with(pid, roots, true) {
         Err(e) => Outcome::Failed(format!("{e:#}")),
         Ok(Loaded::Zombie(z)) => {
             r.comm = Some(display_bytes(&z.comm).into_owned());
@@ -267,12 +270,14 @@ fn convert_process(
                     }
                     Outcome::Written {
                         // A command line is text: an executable whose path is
-                        // not UTF-8 is left for gdb to find from the core.
+                        // not UTF-8 is left for gdb to find from the core, as
+                        // is one that is not the file the checkpoint recorded.
                         gdb_command: gdb_command(
                             &stats.path,
-                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            trusted_exe(&p).and_then(|e| std::str::from_utf8(e).ok()),
                             gdb_root.as_deref(),
                         ),
+                        files: FileCheck::of(&p),
                         stats,
                         threads: p.threads.len(),
                     }
@@ -317,11 +322,7 @@ fn convert_inputs(
     opts: &ConvertOptions,
     listener: &mut dyn Listener,
 ) -> Result<Vec<InputSummary>> {
-    check_file_options(
-        opts.root.as_deref(),
-        opts.image.as_ref(),
-        opts.sysroot.as_deref(),
-    )?;
+    check_file_options(opts.root.as_deref(), opts.image.as_ref())?;
     let out = OutDir::create(out_dir)?;
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
@@ -360,18 +361,24 @@ fn convert_inputs(
     Ok(summaries)
 }
 
+/// The path of `p`'s executable, unless the file found there is not the
+/// one the checkpoint recorded.
+fn trusted_exe(p: &Process) -> Option<&[u8]> {
+    let exe = p.exe.as_deref()?;
+    let name = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    let mismatch = p
+        .files
+        .iter()
+        .any(|f| f.path == name && matches!(f.status, crate::model::FileStatus::Mismatch { .. }));
+    (!mismatch).then_some(exe)
+}
+
 /// Refuses file options that do not go together: `--root` and `--image`
-/// (both name the container's files), `--sysroot` without either.
-pub(crate) fn check_file_options(
-    root: Option<&Path>,
-    image: Option<&ImageRef>,
-    sysroot: Option<&Path>,
-) -> Result<()> {
+/// (both name the container's files). `--sysroot` alone takes what the
+/// checkpoint holds: deleted files and the container's changed files.
+pub(crate) fn check_file_options(root: Option<&Path>, image: Option<&ImageRef>) -> Result<()> {
     if root.is_some() && image.is_some() {
         bail!("--root and --image both name the container's files: give one");
-    }
-    if sysroot.is_some() && root.is_none() && image.is_none() {
-        bail!("--sysroot needs the container's files: give --image or --root");
     }
     Ok(())
 }
@@ -423,16 +430,17 @@ pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -
         prefix = format!("zstd -dq {} && ", shell_quote(&core.to_string_lossy()));
         core = PathBuf::from(plain);
     }
-    // A deleted executable is not at its path any more.
-    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
+    // A deleted executable is not at its path any more: a root (a
+    // sysroot that recovered it from the checkpoint) may have it there.
+    let deleted = exe.and_then(|e| e.strip_suffix(" (deleted)"));
     let mut words = vec!["gdb".to_string()];
     let exe = match root {
         Some(root) => {
             words.push("-iex".into());
             words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
-            exe.and_then(|e| exe_in_root(root, e))
+            deleted.or(exe).and_then(|e| exe_in_root(root, e))
         }
-        None => exe.map(PathBuf::from),
+        None => exe.filter(|_| deleted.is_none()).map(PathBuf::from),
     };
     match exe {
         Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),

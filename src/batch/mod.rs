@@ -52,7 +52,7 @@ use naming::{choose_names, occupant, InputId};
 use record::{from_record, read_record};
 pub use shard::{merge, Merged, Shard, ShardListing, MAX_SHARDS};
 pub use summary::{
-    CoreOptions, CoreSummary, InputSummary, RunTotals, Status, Summary, ZombieSummary,
+    CoreOptions, CoreSummary, FileCheck, InputSummary, RunTotals, Status, Summary, ZombieSummary,
 };
 
 use crate::cancel::Cancel;
@@ -62,9 +62,9 @@ use crate::input::ImageRef;
 use crate::outdir::OutDir;
 
 /// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
-pub const SCHEMA: &str = "criu2core.batch/4";
+pub const SCHEMA: &str = "criu2core.batch/5";
 /// Identifies the JSON schema of `convert --json` (docs/convert.schema.json).
-pub const CONVERT_SCHEMA: &str = "criu2core.convert/3";
+pub const CONVERT_SCHEMA: &str = "criu2core.convert/4";
 /// The summary batch writes into the output directory.
 pub const SUMMARY: &str = "summary.json";
 
@@ -196,11 +196,7 @@ pub fn run(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> crate::Resu
 
 fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<BatchRun> {
     let start = Instant::now();
-    convert::check_file_options(
-        opts.root.as_deref(),
-        opts.image.as_ref(),
-        opts.sysroot.as_deref(),
-    )?;
+    convert::check_file_options(opts.root.as_deref(), opts.image.as_ref())?;
     let out = OutDir::create(out_dir)?;
     let summary_name = opts.shard.map_or(SUMMARY.into(), |s| s.summary_name());
     // Shards of one run write into one directory at once, each into its

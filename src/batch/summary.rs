@@ -102,6 +102,45 @@ pub struct CoreSummary {
     /// The shell command that opens it in gdb.
     #[serde(default)]
     pub gdb_command: Option<String>,
+    /// The regular files the process mapped, and whether their contents
+    /// are in the core as the checkpoint recorded them.
+    #[serde(default)]
+    pub files: Vec<FileCheck>,
+}
+
+/// A file a process mapped: whether its contents were found and are the
+/// file the checkpoint recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheck {
+    /// Its path as the process opened it.
+    pub path: String,
+    /// "verified", "unverifiable", "mismatch" (its pages were left out),
+    /// "missing", "not-sought" or "ghost" (deleted while open; the
+    /// checkpoint keeps it).
+    pub status: String,
+    /// What was compared, what differed, or a ghost's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl FileCheck {
+    /// The checks of the files `p` mapped.
+    pub(crate) fn of(p: &crate::model::Process) -> Vec<FileCheck> {
+        use crate::model::FileStatus;
+        p.files
+            .iter()
+            .map(|f| FileCheck {
+                path: crate::model::display_bytes(&f.path).into_owned(),
+                status: f.status.name().to_string(),
+                detail: match &f.status {
+                    FileStatus::Verified { checks } => Some((*checks).to_string()),
+                    FileStatus::Mismatch { why } => Some(why.clone()),
+                    FileStatus::Ghost => f.contents.as_ref().map(|c| format!("{} bytes", c.size)),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
 }
 
 /// A zombie in the summary: it has no core.
@@ -172,13 +211,17 @@ impl InputSummary {
                 .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
             match &r.outcome {
                 Outcome::Written {
-                    stats, gdb_command, ..
+                    stats,
+                    gdb_command,
+                    files,
+                    ..
                 } => self.cores.push(CoreSummary {
                     pid: r.pid,
                     path: absolute(&stats.path).display().to_string(),
                     size: stats.size,
                     compressed_size: stats.compressed,
                     gdb_command: gdb_command.clone(),
+                    files: files.clone(),
                 }),
                 Outcome::Zombie { exit } => self.zombies.push(ZombieSummary {
                     pid: r.pid,

@@ -250,7 +250,7 @@ pub struct ConvertArgs {
     /// Store cores compressed: zstd writes core.<pid>.zst.
     #[arg(long, value_name = "HOW", value_parser = parse_compress)]
     pub compress: Option<criu2core::CoreCompression>,
-    /// Print a JSON report (schema criu2core.convert/3) instead of lines.
+    /// Print a JSON report (schema criu2core.convert/4) instead of lines.
     #[arg(long)]
     pub json: bool,
 }
@@ -276,9 +276,14 @@ pub struct InspectArgs {
     #[arg(long)]
     pub all: bool,
     /// Say which image of IMAGE (as convert --image takes it) would be used,
-    /// and whether it is the image the checkpoint names.
+    /// and whether it is the image the checkpoint names; and check each
+    /// mapped file found there against what the checkpoint recorded.
     #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<criu2core::ImageRef>,
+    /// Check each mapped file found under this root filesystem (and the
+    /// container's changed files) against what the checkpoint recorded.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    pub root: Option<PathBuf>,
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     pub json: bool,
@@ -350,7 +355,9 @@ pub struct GrepArgs {
     /// container's image (as convert --image takes it).
     #[arg(long, value_name = "IMAGE", requires = "files", value_parser = parse_image)]
     pub image: Option<criu2core::ImageRef>,
-    /// Search file pages from --root or --image too (the same in every copy of a program).
+    /// Search the contents of mapped files too: those the checkpoint keeps
+    /// (deleted while open, changed by the container) and, with --root or
+    /// --image, the others (the same in every copy of a program).
     #[arg(long)]
     pub files: bool,
     /// Longest regular-expression match found whole across a read boundary.

@@ -123,13 +123,19 @@ fn open_input(
 
 fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
     let ckpt = open_input(&args.input, &args.spill, PageUse::Strings, cancel)?;
-    let mut report = ckpt.inspect(
-        &InspectOptions::default()
-            .env(args.env || args.all)
-            .fds(args.fds || args.all)
-            .sockets(args.sockets || args.all)
-            .mounts(args.mounts || args.all),
-    );
+    let opts = InspectOptions::default()
+        .env(args.env || args.all)
+        .fds(args.fds || args.all)
+        .sockets(args.sockets || args.all)
+        .mounts(args.mounts || args.all);
+    let mut report = if args.root.is_some() || args.image.is_some() {
+        let mut load = LoadOptions::default();
+        load.root.clone_from(&args.root);
+        load.image.clone_from(&args.image);
+        ckpt.inspect_files(&opts, &load)?
+    } else {
+        ckpt.inspect(&opts)
+    };
     if let Some(image) = &args.image {
         report.image = Some(ckpt.choose_image(image)?);
     }
@@ -183,9 +189,7 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     opts.jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if args.files && args.root.is_none() && args.image.is_none() {
-        bail!("--files needs --root or --image");
-    }
+    opts.files = args.files;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.spill_dir.clone_from(&args.spill.tmpdir);

@@ -45,6 +45,7 @@ pub fn print_report(r: &ProcessReport, quiet: bool) {
             stats,
             threads,
             gdb_command,
+            ..
         } if !quiet => emit_line(format!(
             "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents){}",
             escape(&stats.path.to_string_lossy()),

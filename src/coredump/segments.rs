@@ -212,6 +212,7 @@ mod tests {
             runs: std::sync::Arc::new(RunList(runs)),
             blobs: Vec::new(),
             warnings: Vec::new(),
+            files: Vec::new(),
             dumps: Vec::new(),
         }
     }

@@ -3,7 +3,7 @@
 //! decoding needs: a path for each file id, and the shared-memory object
 //! behind each memfd.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
@@ -13,6 +13,7 @@ use prost::Message;
 use super::image::ImageReader;
 use super::magic;
 use super::store::ImageStore;
+use crate::model::Recorded;
 use crate::proto;
 
 /// Most entries each of files.img, reg-files.img, memfd.img and
@@ -33,8 +34,8 @@ pub enum FileRef {
     Regular {
         /// Path (bytes: a path need not be UTF-8).
         name: Vec<u8>,
-        /// Size when dumped, if recorded.
-        size: Option<u64>,
+        /// What CRIU recorded to tell this file from another.
+        recorded: RawRecorded,
     },
     /// A memfd (or CRIU's memfd stand-in for shared anonymous memory).
     Memfd {
@@ -43,13 +44,64 @@ pub enum FileRef {
     },
 }
 
+/// Where a file unlinked while open is to be found (remap-fpath.img).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remap {
+    /// CRIU linked the file back under another name, the regular file
+    /// with this id in files.img (a `link_remap.N` beside the original).
+    Linked(u32),
+    /// The checkpoint holds the contents, in `ghost-file-<id>.img`.
+    Ghost(u32),
+}
+
 /// The files of a checkpoint that memory can map: regular files and
 /// memfds (sockets, pipes and the like are passed over, not held).
 #[derive(Debug, Default)]
 pub struct FileTable {
     files: HashMap<u32, FileRef>,
     memfd: HashMap<u64, proto::MemfdInode>,
-    deleted: HashSet<u32>,
+    remaps: HashMap<u32, Remap>,
+}
+
+/// The facts a reg_file_entry records about its file, as recorded: the
+/// build-id's bytes packed into words in the dumping machine's byte order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecorded {
+    size: Option<u64>,
+    build_id: Vec<u32>,
+    checksum: Option<u32>,
+}
+
+impl RawRecorded {
+    fn new(reg: &proto::RegFile) -> RawRecorded {
+        RawRecorded {
+            size: reg.size,
+            build_id: reg.build_id.clone(),
+            checksum: reg.checksum,
+        }
+    }
+
+    /// The facts in the model's terms, the build-id unpacked in the byte
+    /// order of the machine that dumped it (`big_endian`).
+    pub fn to_model(&self, big_endian: bool) -> Recorded {
+        let build_id = (!self.build_id.is_empty()).then(|| {
+            self.build_id
+                .iter()
+                .flat_map(|w| {
+                    if big_endian {
+                        w.to_be_bytes()
+                    } else {
+                        w.to_le_bytes()
+                    }
+                })
+                .collect()
+        });
+        Recorded {
+            size: self.size,
+            build_id,
+            checksum: self.checksum,
+        }
+    }
 }
 
 /// Calls `f` with each entry of image `name`, read as a stream, never held
@@ -90,8 +142,8 @@ impl FileTable {
         each(store, "files.img", magic::FILES, |e: proto::FileEntry| {
             let r = match (e.reg, e.memfd) {
                 (Some(reg), _) => FileRef::Regular {
+                    recorded: RawRecorded::new(&reg),
                     name: reg.name,
-                    size: reg.size,
                 },
                 (None, Some(m)) => FileRef::Memfd {
                     inode_id: u64::from(m.inode_id),
@@ -106,8 +158,8 @@ impl FileTable {
             magic::REG_FILES,
             |reg: proto::RegFile| {
                 t.files.entry(reg.id).or_insert(FileRef::Regular {
+                    recorded: RawRecorded::new(&reg),
                     name: reg.name,
-                    size: reg.size,
                 });
             },
         )?;
@@ -126,9 +178,12 @@ impl FileTable {
             |r: proto::RemapFilePath| {
                 // LINKED (0) and GHOST (1) remaps stand for files that were
                 // unlinked while open; PROCFS (2) does not.
-                if r.remap_type.unwrap_or(0) <= 1 {
-                    t.deleted.insert(r.orig_id);
-                }
+                let remap = match r.remap_type.unwrap_or(0) {
+                    0 => Remap::Linked(r.remap_id),
+                    1 => Remap::Ghost(r.remap_id),
+                    _ => return,
+                };
+                t.remaps.insert(r.orig_id, remap);
             },
         )?;
         Ok(t)
@@ -142,11 +197,22 @@ impl FileTable {
         })
     }
 
+    /// The path of regular file `id` as it was opened, what CRIU
+    /// recorded of it, and where it is if it was unlinked while open.
+    pub fn regular(&self, id: u32) -> Option<(&[u8], &RawRecorded, Option<Remap>)> {
+        match self.files.get(&id)? {
+            FileRef::Regular { name, recorded } => {
+                Some((name, recorded, self.remaps.get(&id).copied()))
+            }
+            FileRef::Memfd { .. } => None,
+        }
+    }
+
     /// The path of a regular file as the kernel shows it (" (deleted)"
     /// appended for files unlinked while open).
     pub fn regular_path(&self, id: u32) -> Option<Vec<u8>> {
         match self.files.get(&id)? {
-            FileRef::Regular { name, .. } if self.deleted.contains(&id) => {
+            FileRef::Regular { name, .. } if self.remaps.contains_key(&id) => {
                 Some([name, DELETED].concat())
             }
             FileRef::Regular { name, .. } => Some(name.clone()),

@@ -295,6 +295,42 @@ impl ImageReader {
         let m = self.entry()?;
         present(&self.name, at, m)
     }
+
+    /// Bytes left after the next entry's offset.
+    pub fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    /// Passes over `len` bytes of raw data that follow an entry.
+    pub fn skip(&mut self, len: u64) -> Result<()> {
+        let at = self.pos;
+        if len > self.remaining() {
+            return Err(corrupt(
+                &self.name,
+                Some(at),
+                format!(
+                    "{}: offset {at}: {len} bytes of data, but only {} are left",
+                    self.name,
+                    self.remaining()
+                ),
+            ));
+        }
+        let copied = std::io::copy(&mut (&mut self.inner).take(len), &mut std::io::sink())
+            .with_context(|| format!("{}: offset {at}: cannot read", self.name))?;
+        if copied != len {
+            return Err(corrupt(
+                &self.name,
+                Some(at),
+                format!(
+                    "{}: offset {at}: ends {} bytes early",
+                    self.name,
+                    len - copied
+                ),
+            ));
+        }
+        self.pos += len;
+        Ok(())
+    }
 }
 
 /// The submessages with field number `tag` inside a message's bytes, each

@@ -25,6 +25,8 @@ pub const REG_FILES: u32 = 0x5036_3636;
 pub const MEMFD_INODE: u32 = 0x4845_3499;
 /// remap-fpath.img
 pub const REMAP_FPATH: u32 = 0x5913_3954;
+/// `ghost-file-<id in hex>.img`
+pub const GHOST_FILE: u32 = 0x5258_3605;
 /// `ipcns-shm-<id>.img`
 pub const IPCNS_SHM: u32 = 0x4628_3044;
 /// stats-dump / stats-restore
@@ -84,6 +86,7 @@ pub fn name(magic: u32) -> &'static str {
         REG_FILES => "reg-files",
         MEMFD_INODE => "memfd",
         REMAP_FPATH => "remap-fpath",
+        GHOST_FILE => "ghost-file",
         IPCNS_SHM => "ipcns-shm",
         STATS => "stats",
         FDINFO => "fdinfo",

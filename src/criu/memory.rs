@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use super::files::{self, FileTable};
+use super::files::{self, FileTable, Remap};
+use super::ghost;
 use super::image::{Image, ImageReader};
 use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
@@ -21,8 +22,8 @@ use super::store::ImageStore;
 use crate::error::corrupt;
 use crate::join::Joiner;
 use crate::model::{
-    Blob, BlobId, DumpLevel, MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns,
-    PageSource, Prot,
+    display_bytes, Blob, BlobId, DumpLevel, FileContents, FileInfo, FilePiece, FileStatus,
+    MappedFile, Mapping, MappingKind, Missing, PageRun, PageRuns, PageSource, Prot, Recorded,
 };
 use crate::proto;
 use crate::rootfs::FileView;
@@ -156,7 +157,7 @@ enum Gap {
     Zero,
     /// The mapped file: address `a` is at file offset `pgoff + (a - start)`.
     File {
-        file: Option<(BlobId, u64)>,
+        file: Option<usize>,
         start: u64,
         pgoff: u64,
     },
@@ -180,6 +181,8 @@ pub struct Mapped {
     pub blobs: Vec<Blob>,
     /// Things worth telling the user.
     pub warnings: Vec<String>,
+    /// The regular files mapped, each path once.
+    pub files: Vec<FileInfo>,
     /// The dumps of an incremental chain the pages came from, this one
     /// first, with the bytes taken from each.
     pub dumps: Vec<DumpLevel>,
@@ -280,6 +283,8 @@ struct Dump {
     chain: Vec<Arc<dyn ImageStore>>,
     blobs: Vec<Blob>,
     pages: HashMap<(usize, u32), BlobId>,
+    /// The contents of the mapped files that are used.
+    files: Vec<FileContents>,
 }
 
 /// Finds the runs of mappings in pagemaps, walking each pagemap forward.
@@ -291,23 +296,70 @@ struct Walker {
     parent_holes: u64,
 }
 
+/// Pages of a file past its size that a mapping's budget still allows
+/// (segments of one library share a page at each boundary).
+const FILE_SLACK_PAGES: u64 = 16;
+
+/// Gives `out` the runs of `len` bytes of file `f` from offset `off`:
+/// its pieces' bytes, zeros between them and past its end.
+fn file_runs(f: &FileContents, off: u64, len: u64, out: &mut Sink) -> Result<()> {
+    let end = off + len;
+    let mut pos = off;
+    let first = f.pieces.partition_point(|p| p.offset + p.len <= off);
+    for p in &f.pieces[first..] {
+        if p.offset >= end {
+            break;
+        }
+        if p.offset > pos {
+            out.push(PageRun {
+                len: p.offset - pos,
+                source: PageSource::Zero,
+            })?;
+            pos = p.offset;
+        }
+        let stop = (p.offset + p.len).min(end);
+        out.push(PageRun {
+            len: stop - pos,
+            source: PageSource::Blob {
+                blob: p.blob,
+                offset: p.blob_offset + (pos - p.offset),
+            },
+        })?;
+        pos = stop;
+    }
+    out.push(PageRun {
+        len: end - pos,
+        source: PageSource::Zero,
+    })
+}
+
 /// Builds the mappings of one process.
 pub struct MemoryBuilder<'a> {
     walker: Walker,
     root: Option<&'a FileView>,
     files: &'a FileTable,
+    big_endian: bool,
+    skip_ghosts: bool,
     sysv_keys: Option<HashMap<u64, u32>>,
-    root_files: HashMap<Vec<u8>, Option<(BlobId, u64)>>,
+    /// Per file id: its contents' index in the dump's files, if used.
+    by_id: HashMap<u32, Option<usize>>,
+    /// What is known of each file, each path once.
+    infos: Vec<FileInfo>,
+    /// Per used file: bytes its mappings may still take from it.
+    budget: HashMap<usize, u64>,
+    warnings: Vec<String>,
 }
 
 impl<'a> MemoryBuilder<'a> {
-    /// A builder for process `pid` of the dump in `store`.
+    /// A builder for process `pid` of the dump in `store`, made on a
+    /// machine of the byte order `big_endian`.
     pub fn new(
         store: Arc<dyn ImageStore>,
         pid: u32,
         page_size: u64,
         files: &'a FileTable,
         root: Option<&'a FileView>,
+        big_endian: bool,
     ) -> MemoryBuilder<'a> {
         MemoryBuilder {
             walker: Walker::new(Dump {
@@ -316,12 +368,25 @@ impl<'a> MemoryBuilder<'a> {
                 chain: vec![store],
                 blobs: Vec::new(),
                 pages: HashMap::new(),
+                files: Vec::new(),
             }),
             root,
             files,
+            big_endian,
+            skip_ghosts: false,
             sysv_keys: None,
-            root_files: HashMap::new(),
+            by_id: HashMap::new(),
+            infos: Vec::new(),
+            budget: HashMap::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Leaves out (or not) the contents of files deleted while open that
+    /// the checkpoint keeps.
+    pub fn skip_ghosts(mut self, skip: bool) -> MemoryBuilder<'a> {
+        self.skip_ghosts = skip;
+        self
     }
 
     /// The mappings of `vmas` (about `count` of them), which must be sorted
@@ -365,11 +430,13 @@ impl<'a> MemoryBuilder<'a> {
             mappings.push(m);
             plans.push((v.start, v.end, plan));
         }
-        let warnings = self.walker.warnings()?;
+        let mut warnings = std::mem::take(&mut self.warnings);
+        warnings.extend(self.walker.warnings()?);
         let dumps = self.walker.dumps(&blob_bytes);
         Ok(Mapped {
             mappings,
             dumps,
+            files: self.infos,
             blobs: self.walker.dump.blobs.clone(),
             runs: CriuRuns {
                 plans,
@@ -476,21 +543,18 @@ impl<'a> MemoryBuilder<'a> {
     }
 
     /// A file mapping: its path, and how its pages are found (the
-    /// process's pagemap first for a private one, then the file under the
-    /// root, where there is one and the file was not deleted).
+    /// process's pagemap first for a private one, then the file's
+    /// contents: from the checkpoint for a file deleted while open, else
+    /// from the root where it matches what CRIU recorded).
     fn file(&mut self, v: &proto::Vma) -> Result<(Box<MappedFile>, Plan)> {
         let id = u32::try_from(v.shmid).context("file id out of range")?;
         let path = self
             .files
             .regular_path(id)
             .with_context(|| format!("files.img has no regular file id {id}"))?;
-        let on_disk = if path.ends_with(files::DELETED) {
-            None
-        } else {
-            self.root_file(&path)?
-        };
+        let contents = self.contents(id)?;
         let gap = Gap::File {
-            file: on_disk,
+            file: self.within_budget(contents, v, &path),
             start: v.start,
             pgoff: v.pgoff,
         };
@@ -507,21 +571,149 @@ impl<'a> MemoryBuilder<'a> {
         Ok((file, plan))
     }
 
-    /// The blob and size of `path` in the root filesystems, if any.
-    fn root_file(&mut self, path: &[u8]) -> Result<Option<(BlobId, u64)>> {
-        let Some(root) = self.root else {
-            return Ok(None);
-        };
-        if let Some(known) = self.root_files.get(path) {
+    /// `contents` if the mapping `v` may take its file's bytes from them:
+    /// a process's mappings of one file take at most one copy of it (and
+    /// a few pages where segments share one), so that a checkpoint cannot
+    /// make a core larger than its own files justify by mapping a file
+    /// many times. A kernel core holds none of these pages.
+    fn within_budget(
+        &mut self,
+        contents: Option<usize>,
+        v: &proto::Vma,
+        path: &[u8],
+    ) -> Option<usize> {
+        let i = contents?;
+        let size = self.walker.dump.files[i].size;
+        let page = self.walker.dump.page_size;
+        let want = (v.end - v.start).min(size.saturating_sub(v.pgoff));
+        let left = self
+            .budget
+            .entry(i)
+            .or_insert_with(|| size.div_ceil(page) * page + FILE_SLACK_PAGES * page);
+        if want <= *left {
+            *left -= want;
+            return Some(i);
+        }
+        if *left != u64::MAX {
+            *left = u64::MAX;
+            self.warnings.push(format!(
+                "{}: mapped again past one copy of its {size} bytes: the unmodified pages of its further mappings are left out of the core",
+                display_bytes(path)
+            ));
+        }
+        None
+    }
+
+    /// The contents of regular file `id`, where they are known and
+    /// trusted; what is known of it is noted once per path.
+    fn contents(&mut self, id: u32) -> Result<Option<usize>> {
+        if let Some(known) = self.by_id.get(&id) {
             return Ok(*known);
         }
-        let found = root.resolve(path)?.map(|blob| {
-            let len = blob.len;
-            self.walker.dump.blobs.push(blob);
-            (self.walker.dump.blobs.len() - 1, len)
+        let (name, raw, remap) = self
+            .files
+            .regular(id)
+            .with_context(|| format!("files.img has no regular file id {id}"))?;
+        let recorded = raw.to_model(self.big_endian);
+        let (status, found) = match remap {
+            Some(Remap::Ghost(_)) if self.skip_ghosts => (FileStatus::NotSought, None),
+            Some(Remap::Ghost(g)) => self.ghost(g, name)?,
+            Some(Remap::Linked(l)) => match self.files.regular(l) {
+                Some((linked, ..)) => self.in_root(linked, &recorded)?,
+                None => (FileStatus::Missing, None),
+            },
+            None => self.in_root(name, &recorded)?,
+        };
+        if let FileStatus::Mismatch { why } = &status {
+            self.warnings.push(format!(
+                "{}: not the file the checkpoint recorded ({why}): its pages are left out",
+                display_bytes(name)
+            ));
+        }
+        let index = found.as_ref().map(|(c, _)| {
+            self.walker.dump.files.push(c.clone());
+            self.walker.dump.files.len() - 1
         });
-        self.root_files.insert(path.to_vec(), found);
-        Ok(found)
+        if !self.infos.iter().any(|f| f.path == name) {
+            let (contents, source) = found.unzip();
+            self.infos.push(FileInfo {
+                path: name.to_vec(),
+                recorded,
+                status,
+                contents,
+                source,
+            });
+        }
+        self.by_id.insert(id, index);
+        Ok(index)
+    }
+
+    /// The contents of a file deleted while open that the checkpoint kept
+    /// as ghost `id`.
+    fn ghost(
+        &mut self,
+        id: u32,
+        name: &[u8],
+    ) -> Result<(FileStatus, Option<(FileContents, String)>)> {
+        let store = self.walker.dump.chain[0].clone();
+        let Some(g) = ghost::load(&*store, id)? else {
+            self.warnings.push(format!(
+                "{}: deleted while open, and {} is missing or holds no regular file",
+                display_bytes(name),
+                ghost::image_name(id)
+            ));
+            return Ok((FileStatus::Missing, None));
+        };
+        let label = g.blob.label.clone();
+        let blob = self.push_blob(g.blob);
+        let pieces = g
+            .pieces
+            .iter()
+            .map(|&(offset, len, blob_offset)| FilePiece {
+                offset,
+                len,
+                blob,
+                blob_offset,
+            })
+            .collect();
+        let contents = FileContents {
+            size: g.size,
+            pieces,
+        };
+        Ok((FileStatus::Ghost, Some((contents, label))))
+    }
+
+    /// `path` in the root filesystems, if they have it and it is the file
+    /// `recorded` describes.
+    fn in_root(
+        &mut self,
+        path: &[u8],
+        recorded: &Recorded,
+    ) -> Result<(FileStatus, Option<(FileContents, String)>)> {
+        let Some(root) = self.root else {
+            return Ok((FileStatus::NotSought, None));
+        };
+        let (status, found) = root.checked(path, recorded)?;
+        let found = found.map(|f| {
+            let (size, label) = (f.blob.len, f.blob.label.clone());
+            let blob = self.push_blob(f.blob);
+            let pieces = (size > 0)
+                .then_some(FilePiece {
+                    offset: 0,
+                    len: size,
+                    blob,
+                    blob_offset: 0,
+                })
+                .into_iter()
+                .collect();
+            (FileContents { size, pieces }, label)
+        });
+        Ok((status, found))
+    }
+
+    fn push_blob(&mut self, blob: Blob) -> BlobId {
+        self.walker.dump.blobs.push(blob);
+        self.walker.dump.blobs.len() - 1
     }
 
     /// The IPC key of System V segment `id`, from the ipcns-shm images.
@@ -798,20 +990,12 @@ impl Walker {
                 source: PageSource::Missing(Missing::FileBacked),
             }),
             Gap::File {
-                file: Some((blob, size)),
+                file: Some(i),
                 start: vstart,
                 pgoff,
             } => {
                 let off = pgoff + (start - vstart);
-                let in_file = size.saturating_sub(off).min(len);
-                out.push(PageRun {
-                    len: in_file,
-                    source: PageSource::Blob { blob, offset: off },
-                })?;
-                out.push(PageRun {
-                    len: len - in_file,
-                    source: PageSource::Zero,
-                })
+                file_runs(&self.dump.files[i], off, len, out)
             }
             Gap::Shmem {
                 id,
@@ -949,7 +1133,7 @@ mod tests {
     fn build(dir: &std::path::Path, vmas: &[proto::Vma], root: Option<&FileView>) -> Mapped {
         let store: Arc<dyn ImageStore> = Arc::new(DirStore::open(dir).unwrap());
         let files = FileTable::load(&*store).unwrap();
-        MemoryBuilder::new(store, 1, P, &files, root)
+        MemoryBuilder::new(store, 1, P, &files, root, false)
             .build(vmas.iter().cloned().map(Ok), vmas.len(), "mm-1.img")
             .unwrap()
     }

@@ -8,6 +8,7 @@
 
 pub mod fds;
 pub mod files;
+pub mod ghost;
 pub(crate) mod guess;
 pub mod image;
 pub mod magic;
@@ -276,6 +277,9 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<Str
 pub struct LoadOptions<'a> {
     /// Where to find the contents of file-backed pages.
     pub root: Option<&'a FileView>,
+    /// Leave out the contents of files deleted while open that the
+    /// checkpoint keeps (a search of memory alone).
+    pub skip_ghosts: bool,
 }
 
 fn image(store: &dyn ImageStore, name: &str, magic: u32) -> Result<Image> {
@@ -482,6 +486,7 @@ impl Images {
             runs: std::sync::Arc::new(mem.mapped.runs),
             blobs: mem.mapped.blobs,
             warnings: mem.mapped.warnings,
+            files: mem.mapped.files,
             dumps: mem.mapped.dumps,
         })))
     }
@@ -567,9 +572,16 @@ impl Images {
             ));
         }
         let vmas = vmas(&mm_name, mm_bytes, mm_at as u64 + 4);
-        let mut mapped =
-            memory::MemoryBuilder::new(self.store.clone(), pid, page_size, &self.files, opts.root)
-                .build(vmas, count, &mm_name)?;
+        let mut mapped = memory::MemoryBuilder::new(
+            self.store.clone(),
+            pid,
+            page_size,
+            &self.files,
+            opts.root,
+            arch.big_endian(),
+        )
+        .skip_ghosts(opts.skip_ghosts)
+        .build(vmas, count, &mm_name)?;
         // CRIU does not flag the main stack; the kernel's [stack] is the
         // mapping that holds mm->start_stack.
         if let Some(m) = mapped

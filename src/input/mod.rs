@@ -660,15 +660,26 @@ impl Checkpoint {
     /// ```
     pub fn load(&self, pid: u32, opts: &LoadOptions) -> crate::Result<Loaded> {
         let view = self.file_view(opts).map_err(Error::new)?;
-        self.load_with(pid, view.as_ref().map(|(v, _)| v))
+        self.load_with(pid, view.as_ref().map(|(v, _)| v), true)
             .map_err(Error::new)
     }
 
     /// [`Checkpoint::load`] with the file view made once for many
-    /// processes.
-    pub(crate) fn load_with(&self, pid: u32, view: Option<&FileView>) -> Result<Loaded> {
-        self.images
-            .load(pid, crate::criu::LoadOptions { root: view })
+    /// processes; without `files`, the contents of files the checkpoint
+    /// keeps (deleted while open) are left out too.
+    pub(crate) fn load_with(
+        &self,
+        pid: u32,
+        view: Option<&FileView>,
+        files: bool,
+    ) -> Result<Loaded> {
+        self.images.load(
+            pid,
+            crate::criu::LoadOptions {
+                root: view,
+                skip_ghosts: !files,
+            },
+        )
     }
 
     /// What the checkpoint names as its container's image: the names and

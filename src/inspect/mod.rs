@@ -24,7 +24,8 @@ use crate::criu::fds::FileTables;
 use crate::criu::memory::MAX_PARENT_DEPTH;
 use crate::criu::store::ImageStore;
 use crate::input::{Checkpoint, LoadOptions};
-use crate::model::{Loaded, Process, ProcessState, TreeEntry};
+use crate::model::{FileStatus, Loaded, Process, ProcessState, TreeEntry};
+use crate::rootfs::FileView;
 use crate::text::escape_bytes;
 
 /// Bytes from a checkpoint (a name, a path, an argument), which a process
@@ -79,7 +80,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/5";
+pub const SCHEMA: &str = "criu2core.inspect/6";
 
 /// What to report besides the process tree and memory.
 #[derive(Debug, Clone, Copy, Default)]
@@ -162,11 +163,7 @@ fn memory(p: &Process) -> MemoryInfo {
                     x.mappings += 1;
                     x.bytes += m.len();
                 }
-                None => files.push(FileInfo {
-                    path: Bytes(f.path.clone()),
-                    mappings: 1,
-                    bytes: m.len(),
-                }),
+                None => files.push(file_info(p, &f.path, m.len())),
             }
         }
     }
@@ -184,6 +181,28 @@ fn memory(p: &Process) -> MemoryInfo {
                 dumped_bytes: d.bytes,
             })
             .collect(),
+    }
+}
+
+/// A mapped file's entry: what is known of its contents.
+fn file_info(p: &Process, path: &[u8], bytes: u64) -> FileInfo {
+    let name = path.strip_suffix(b" (deleted)").unwrap_or(path);
+    let known = p.files.iter().find(|f| f.path == name);
+    let status = known.map(|f| &f.status);
+    FileInfo {
+        path: Bytes(path.to_vec()),
+        mappings: 1,
+        bytes,
+        status: status.map(FileStatus::name),
+        detail: status.and_then(|s| match s {
+            FileStatus::Verified { checks } => Some(format!("matches the recorded {checks}")),
+            FileStatus::Mismatch { why } => Some(why.clone()),
+            FileStatus::Ghost => known
+                .and_then(|f| f.contents.as_ref())
+                .map(|c| format!("deleted; kept in the checkpoint, {} bytes", c.size)),
+            _ => None,
+        }),
+        source: known.and_then(|f| f.source.clone()),
     }
 }
 
@@ -234,6 +253,22 @@ impl Checkpoint {
     /// # Ok::<(), criu2core::Error>(())
     /// ```
     pub fn inspect(&self, opts: &InspectOptions) -> Report {
+        self.inspect_report(opts, None)
+    }
+
+    /// [`Checkpoint::inspect`], with every mapped file looked up where
+    /// `load` says (`--root`, `--image`, the container's changed files)
+    /// and checked against what the checkpoint recorded of it.
+    pub fn inspect_files(
+        &self,
+        opts: &InspectOptions,
+        load: &LoadOptions,
+    ) -> crate::Result<Report> {
+        let view = self.file_view(load).map_err(crate::Error::new)?;
+        Ok(self.inspect_report(opts, Some(view.as_ref().map(|(v, _)| v))))
+    }
+
+    fn inspect_report(&self, opts: &InspectOptions, view: Option<Option<&FileView>>) -> Report {
         let store = self.images.store().clone();
         let mut files = Files {
             tables: None,
@@ -250,7 +285,7 @@ impl Checkpoint {
         let processes: Vec<ProcessInfo> = self
             .processes()
             .iter()
-            .map(|e| process_info(self, e, opts, &mut arch, &mut files))
+            .map(|e| process_info(self, e, opts, view, &mut arch, &mut files))
             .collect();
         let mounts = opts
             .mounts
@@ -288,6 +323,7 @@ fn process_info(
     ckpt: &Checkpoint,
     e: &TreeEntry,
     opts: &InspectOptions,
+    view: Option<Option<&FileView>>,
     arch: &mut Option<String>,
     files: &mut Files,
 ) -> ProcessInfo {
@@ -311,9 +347,13 @@ fn process_info(
         root: None,
         sockets: None,
     };
-    // Only the strings are read: no root filesystem is needed.
-    let load = LoadOptions::default().rootfs_diff(false);
-    match ckpt.load(e.pid, &load) {
+    // Without a view only the strings are read: no root filesystem is
+    // needed.
+    let loaded = match view {
+        Some(view) => ckpt.load_with(e.pid, view, true).map_err(crate::Error::new),
+        None => ckpt.load(e.pid, &LoadOptions::default().rootfs_diff(false)),
+    };
+    match loaded {
         Err(err) => info.error = Some(err.to_string()),
         Ok(Loaded::Zombie(z)) => {
             // The thread ids CRIU records for a zombie mean nothing.
@@ -331,7 +371,7 @@ fn process_info(
             };
             info.threads = p.threads.iter().map(|t| t.tid).collect();
             info.exe = p.exe.clone().map(Bytes);
-            let strings = |range| {
+            let strings = |range: (u64, u64)| {
                 p.read_byte_strings(range)
                     .ok()
                     .map(|v| v.into_iter().map(Bytes).collect())

@@ -279,4 +279,13 @@ pub struct FileInfo {
     pub mappings: usize,
     /// Bytes mapped.
     pub bytes: u64,
+    /// Whether its contents were found and are the file the checkpoint
+    /// recorded: "verified", "unverifiable" (nothing recorded), "mismatch"
+    /// (not used), "missing", "not-sought" (no root or image given) or
+    /// "ghost" (deleted while open; the checkpoint keeps it).
+    pub status: Option<&'static str>,
+    /// What was compared, what differed, or how large a ghost is.
+    pub detail: Option<String>,
+    /// Where its contents were read from.
+    pub source: Option<String>,
 }

@@ -251,8 +251,13 @@ fn memory_text(o: &mut String, m: &MemoryInfo) {
     });
     labelled(o, 8, "kinds", kinds);
     let files = m.files.iter().map(|f| {
+        let status = match (f.status, &f.detail) {
+            (Some("not-sought") | None, _) => String::new(),
+            (Some(s), Some(d)) => format!("; {s}: {}", escape(d)),
+            (Some(s), None) => format!("; {s}"),
+        };
         format!(
-            "{} ({} mapping{}, {})",
+            "{} ({} mapping{}, {}{status})",
             f.path.display(),
             f.mappings,
             if f.mappings == 1 { "" } else { "s" },

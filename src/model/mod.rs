@@ -166,6 +166,107 @@ pub struct MappedFile {
     pub offset: u64,
 }
 
+/// What the checkpoint recorded about a regular file when it was dumped,
+/// by which the file is told from another of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Recorded {
+    /// Its size in bytes.
+    pub size: Option<u64>,
+    /// Its ELF build-id, zero-padded to a multiple of 4 bytes as recorded.
+    pub build_id: Option<Vec<u8>>,
+    /// A CRC32C of some of its bytes.
+    pub checksum: Option<u32>,
+}
+
+impl Recorded {
+    /// Whether anything was recorded at all.
+    pub fn is_empty(&self) -> bool {
+        self.size.is_none() && self.build_id.is_none() && self.checksum.is_none()
+    }
+}
+
+/// Where the contents of a file a process mapped came from, and whether
+/// they are the file the checkpoint recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileStatus {
+    /// Found in the root, image or the checkpoint's changed files and
+    /// matching what was recorded; `checks` names what was compared
+    /// ("size", "size, build-id").
+    Verified {
+        /// What was compared.
+        checks: &'static str,
+    },
+    /// Found, but nothing was recorded to compare it with: used as found.
+    Unverifiable,
+    /// Found, but not the recorded file: not used.
+    Mismatch {
+        /// What was recorded and what was found.
+        why: String,
+    },
+    /// Not found where the process's files were looked for.
+    Missing,
+    /// No root, image or changed files to look in.
+    NotSought,
+    /// Deleted while open; the checkpoint keeps its contents.
+    Ghost,
+}
+
+impl FileStatus {
+    /// A one-word name: "verified", "unverifiable", "mismatch", "missing",
+    /// "not-sought" or "ghost".
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileStatus::Verified { .. } => "verified",
+            FileStatus::Unverifiable => "unverifiable",
+            FileStatus::Mismatch { .. } => "mismatch",
+            FileStatus::Missing => "missing",
+            FileStatus::NotSought => "not-sought",
+            FileStatus::Ghost => "ghost",
+        }
+    }
+}
+
+/// Part of a file's contents that lies in a blob; the rest reads as zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePiece {
+    /// Offset in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// The blob that holds it ([`Process::blob`]).
+    pub blob: BlobId,
+    /// Where it starts in the blob.
+    pub blob_offset: u64,
+}
+
+/// The contents of a file: its size and where its bytes are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileContents {
+    /// Size in bytes.
+    pub size: u64,
+    /// Its non-zero parts, in offset order, disjoint.
+    pub pieces: Vec<FilePiece>,
+}
+
+/// A regular file a process mapped, with what is known of its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileInfo {
+    /// Its path as the process opened it (no " (deleted)").
+    pub path: Vec<u8>,
+    /// What was recorded of it.
+    pub recorded: Recorded,
+    /// Whether its contents were found, and trusted.
+    pub status: FileStatus,
+    /// Its contents, where they are used: verified, unverifiable or ghost.
+    pub contents: Option<FileContents>,
+    /// Where its contents were found (a path under the root, an image
+    /// layer, or the checkpoint's ghost image), for people.
+    pub source: Option<String>,
+}
+
 /// Page protection of a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Prot {
@@ -340,6 +441,8 @@ pub struct Process {
     pub(crate) blobs: Vec<Blob>,
     /// Things worth telling the user that did not stop decoding.
     pub warnings: Vec<String>,
+    /// The regular files it mapped, each once, in the order first mapped.
+    pub files: Vec<FileInfo>,
     /// The dumps its pages were read from: this dump first, then each
     /// parent dump of an incremental chain that supplied pages (empty for
     /// a process built by hand).

@@ -422,7 +422,7 @@ fn stdout_carries_only_results() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
     assert_schema("convert.schema.json", &v);
-    assert_eq!(v["schema"], "criu2core.convert/3");
+    assert_eq!(v["schema"], "criu2core.convert/4");
     assert_eq!(v["inputs"][0]["cores"][0]["pid"], 12329);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("wrote core"),
@@ -437,7 +437,7 @@ fn stdout_carries_only_results() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
     assert_schema("batch.schema.json", &v);
-    assert_eq!(v["schema"], "criu2core.batch/4");
+    assert_eq!(v["schema"], "criu2core.batch/5");
     assert_eq!(v["ok"], 1);
     // Without -v, nothing but the result lines.
     let o = criu2core(["inspect", fx.images().to_str().unwrap()]);
