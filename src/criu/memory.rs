@@ -7,7 +7,7 @@
 //! back, streamed, while the VMAs are visited in address order, and hands
 //! the runs on one by one. A process keeps only one small plan per mapping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -347,6 +347,8 @@ pub struct MemoryBuilder<'a> {
     infos: Vec<FileInfo>,
     /// Per used file: bytes its mappings may still take from it.
     budget: HashMap<usize, u64>,
+    /// Used files whose budget ran out (said once each).
+    over_budget: HashSet<usize>,
     warnings: Vec<String>,
 }
 
@@ -378,6 +380,7 @@ impl<'a> MemoryBuilder<'a> {
             by_id: HashMap::new(),
             infos: Vec::new(),
             budget: HashMap::new(),
+            over_budget: HashSet::new(),
             warnings: Vec::new(),
         }
     }
@@ -594,8 +597,7 @@ impl<'a> MemoryBuilder<'a> {
             *left -= want;
             return Some(i);
         }
-        if *left != u64::MAX {
-            *left = u64::MAX;
+        if self.over_budget.insert(i) {
             self.warnings.push(format!(
                 "{}: mapped again past one copy of its {size} bytes: the unmodified pages of its further mappings are left out of the core",
                 display_bytes(path)
@@ -1152,6 +1154,138 @@ mod tests {
 
     fn page(byte: u8) -> Vec<u8> {
         vec![byte; P as usize]
+    }
+
+    fn regular(id: u32, name: &str, size: Option<u64>) -> proto::FileEntry {
+        proto::FileEntry {
+            r#type: proto::FdType::Reg as i32,
+            id,
+            reg: Some(proto::RegFile {
+                id,
+                name: name.into(),
+                size,
+                ..Default::default()
+            }),
+            memfd: None,
+        }
+    }
+
+    /// A file mapped fifty times gives its bytes to one mapping only (a
+    /// few pages more may go to segments that share one); the others
+    /// read as unknown file pages, and a warning says so.
+    #[test]
+    fn a_file_mapped_many_times_is_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        let w = CheckpointWriter::create(&images, P).unwrap();
+        w.files(&[regular(1, "/big", Some(64 * P))]).unwrap();
+        w.pagemap("pagemap-1.img", 1, Vec::<PageSpan>::new())
+            .unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("big"), vec![b'B'; 64 * P as usize]).unwrap();
+        let view = FileView::new(None, Some(RootFs::new(&root).unwrap()));
+        let vmas: Vec<proto::Vma> = (0..50)
+            .map(|i| vma(0x100_0000 + i * 0x10_0000, 64, status::FILE_PRIVATE, 1))
+            .collect();
+        let m = build(&images, &vmas, Some(&view));
+        let from_file: u64 = runs(&m, 0)
+            .iter()
+            .filter(|(_, r)| matches!(r.source, PageSource::Blob { .. }))
+            .map(|(_, r)| r.len)
+            .sum();
+        assert_eq!(from_file, 64 * P);
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(m.warnings[0].contains("/big: mapped again past one copy"));
+        assert_eq!(m.files.len(), 1);
+        assert_eq!(m.files[0].status, FileStatus::Verified { checks: "size" });
+    }
+
+    /// A file deleted while open reads from its ghost image: the chunks'
+    /// bytes, zeros in the holes between them and past its end; a file
+    /// under the root of another size is not used.
+    #[test]
+    fn ghost_chunks_and_holes_and_mismatched_files() {
+        use prost::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        let w = CheckpointWriter::create(&images, P).unwrap();
+        w.files(&[
+            regular(1, "/gone", Some(3 * P)),
+            regular(2, "/other", Some(10)),
+        ])
+        .unwrap();
+        w.pagemap("pagemap-1.img", 1, Vec::<PageSpan>::new())
+            .unwrap();
+        let remap = proto::RemapFilePath {
+            orig_id: 1,
+            remap_id: 7,
+            remap_type: Some(1),
+        };
+        w.write("remap-fpath.img", magic::REMAP_FPATH, &[remap])
+            .unwrap();
+        let mut g = Vec::new();
+        g.extend_from_slice(&magic::IMG_COMMON.to_le_bytes());
+        g.extend_from_slice(&magic::GHOST_FILE.to_le_bytes());
+        let entry = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut e = Vec::new();
+            m(&mut e);
+            [&(e.len() as u32).to_le_bytes()[..], &e].concat()
+        };
+        g.extend(entry(&|e| {
+            proto::GhostFileEntry {
+                mode: 0o100_644,
+                chunks: Some(true),
+                size: Some(3 * P),
+                ..Default::default()
+            }
+            .encode(e)
+            .unwrap()
+        }));
+        g.extend(entry(&|e| {
+            proto::GhostChunkEntry { len: P, off: P }.encode(e).unwrap()
+        }));
+        g.extend(vec![b'G'; P as usize]);
+        std::fs::write(images.join("ghost-file-7.img"), &g).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("other"), b"eleven byte").unwrap();
+        let view = FileView::new(None, Some(RootFs::new(&root).unwrap()));
+        let vmas = [
+            vma(0x10000, 4, status::FILE_PRIVATE, 1),
+            vma(0x20000, 1, status::FILE_PRIVATE, 2),
+        ];
+        let m = build(&images, &vmas, Some(&view));
+        let ghost = m
+            .blobs
+            .iter()
+            .position(|b| b.label.ends_with("ghost-file-7.img"))
+            .unwrap();
+        let at = (g.len() as u64) - P;
+        assert_eq!(
+            runs(&m, 0),
+            [
+                (0, run(P, PageSource::Zero)),
+                (0, run(P, blob(ghost, at))),
+                (0, run(2 * P, PageSource::Zero)),
+                (1, run(P, PageSource::Missing(Missing::FileBacked))),
+            ]
+        );
+        assert_eq!(m.files[0].status, FileStatus::Ghost);
+        assert_eq!(
+            m.files[1].status,
+            FileStatus::Mismatch {
+                why: "recorded 10 bytes, found 11 bytes".into()
+            }
+        );
+        assert!(m
+            .warnings
+            .iter()
+            .any(|w| w.contains("/other: not the file")));
+        assert_eq!(
+            m.mappings[0].file.as_ref().unwrap().path,
+            b"/gone (deleted)"
+        );
     }
 
     #[test]
