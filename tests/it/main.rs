@@ -43,6 +43,7 @@ mod library;
 mod onepass;
 mod readme;
 mod terminal;
+mod trust;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -161,6 +162,7 @@ fn no_stray_test_attributes() {
         ("onepass.rs", include_str!("onepass.rs")),
         ("readme.rs", include_str!("readme.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
+        ("trust.rs", include_str!("trust.rs")),
     ];
     for (file, text) in sources {
         for (i, line) in text.lines().enumerate() {
@@ -208,5 +210,6 @@ fn main() {
     tests.extend(library::tests());
     tests.extend(readme::tests());
     tests.extend(terminal::tests());
+    tests.extend(trust::tests());
     libtest_mimic::run(&args, tests).exit();
 }
