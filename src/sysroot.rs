@@ -35,7 +35,9 @@ use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
 use crate::blobio::BlobReader;
-use crate::model::{display_bytes, Blob, FileContents, FileStatus, MappingKind, Process};
+use crate::model::{
+    display_bytes, Blob, FileContents, FileInfo, FileStatus, MappingKind, Process,
+};
 use crate::rootfs::{clean_key, FileView};
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
@@ -127,11 +129,7 @@ impl Sysroot {
         let Some(view) = view else {
             return warnings;
         };
-        let interp = p
-            .exe
-            .as_deref()
-            .and_then(|exe| view.locate(exe).ok().flatten())
-            .and_then(|f| interpreter(&f.blob).ok().flatten());
+        let interp = exe_blob(p, view).and_then(|b| interpreter(&b).ok().flatten());
         if let Some(interp) = interp {
             if let Err(e) = self.add_file(view, &interp) {
                 warnings.push(format!(
@@ -519,6 +517,35 @@ fn same_contents(dir: &OwnedFd, name: &OsStr, blob: &Blob) -> Result<bool> {
         if a[..n] != b[..n] {
             return Ok(false);
         }
+    }
+}
+
+/// The bytes of `p`'s executable: kept in the checkpoint (whole) if it
+/// was deleted, else from `view` if it is the file the checkpoint
+/// recorded.
+fn exe_blob(p: &Process, view: &FileView) -> Option<Blob> {
+    let exe = p.exe.as_deref()?;
+    let name = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    match p.files.iter().find(|f| f.path == name) {
+        Some(f) if f.status == FileStatus::Ghost => {
+            let c = f.contents.as_ref()?;
+            let [piece] = &c.pieces[..] else {
+                return None;
+            };
+            let b = p.blob(piece.blob)?;
+            (piece.offset == 0).then(|| Blob {
+                label: b.label.clone(),
+                path: b.path.clone(),
+                offset: b.offset + piece.blob_offset,
+                len: piece.len,
+                remote: b.remote.clone(),
+            })
+        }
+        Some(FileInfo {
+            status: FileStatus::Mismatch { .. },
+            ..
+        }) => None,
+        _ => view.locate(exe).ok().flatten().map(|f| f.blob),
     }
 }
 

@@ -257,10 +257,11 @@ fn check(name: &str, after_demo: bool) {
 
 /// The transcripts, by name, and whether they start where scripts/demo
 /// ends (cores converted) rather than where it starts.
-const TRANSCRIPTS: [(&str, bool); 11] = [
+const TRANSCRIPTS: [(&str, bool); 12] = [
     ("intro", false),
     ("demo", false),
     ("image", false),
+    ("trust", false),
     ("reaper", false),
     ("sockets", false),
     ("secrets", false),
@@ -323,6 +324,9 @@ fn reaper() {
 fn image() {
     check("image", false);
 }
+fn trust() {
+    check("trust", false);
+}
 fn sockets() {
     check("sockets", false);
 }
@@ -354,6 +358,7 @@ pub fn tests() -> Vec<Trial> {
         demo needs [Need::Tool("gdb"), Need::Tool("zstd")],
         image needs [Need::Tool("gdb"), Need::Tool("zstd"), Need::MountNamespace],
         reaper needs [Need::Tool("zstd")],
+        trust needs [Need::Tool("gdb"), Need::Tool("zstd")],
         sockets needs [Need::Tool("zstd")],
         secrets needs [Need::Tool("zstd")],
         eu_stack needs [Need::Tool("eu-stack"), Need::Tool("zstd"), Need::FixtureLibraries],
