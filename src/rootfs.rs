@@ -127,8 +127,11 @@ pub struct FileView {
     layers: Option<LayerView>,
     dir: Option<RootFs>,
     found: Mutex<HashMap<Vec<u8>, Option<Found>>>,
-    checked: Mutex<HashMap<(Vec<u8>, Recorded), (FileStatus, Option<Found>)>>,
+    checked: Mutex<HashMap<(Vec<u8>, Recorded), Checked>>,
 }
+
+/// Whether a file is the one recorded, and where it is if it is used.
+type Checked = (FileStatus, Option<Found>);
 
 /// A file of a view: where it is in the view (relative, links resolved)
 /// and where its bytes are.

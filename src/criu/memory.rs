@@ -19,7 +19,7 @@ use super::image::{Image, ImageReader};
 use super::magic;
 use super::pagemap::{Cursor, PagemapReader, MAX_ENTRY_BYTES, PE_LAZY, PE_PARENT, PE_PRESENT};
 use super::store::ImageStore;
-use crate::error::corrupt;
+use crate::error::{corrupt, kind_of, ErrorKind};
 use crate::join::Joiner;
 use crate::model::{
     display_bytes, Blob, BlobId, DumpLevel, FileContents, FileInfo, FilePiece, FileStatus,
@@ -617,14 +617,33 @@ impl<'a> MemoryBuilder<'a> {
             .regular(id)
             .with_context(|| format!("files.img has no regular file id {id}"))?;
         let recorded = raw.to_model(self.big_endian);
-        let (status, found) = match remap {
-            Some(Remap::Ghost(_)) if self.skip_ghosts => (FileStatus::NotSought, None),
-            Some(Remap::Ghost(g)) => self.ghost(g, name)?,
+        let looked = match remap {
+            Some(Remap::Ghost(_)) if self.skip_ghosts => Ok((FileStatus::NotSought, None)),
+            Some(Remap::Ghost(g)) => self.ghost(g, name),
             Some(Remap::Linked(l)) => match self.files.regular(l) {
-                Some((linked, ..)) => self.in_root(linked, &recorded)?,
-                None => (FileStatus::Missing, None),
+                Some((linked, ..)) => self.in_root(linked, &recorded),
+                None => Ok((FileStatus::Missing, None)),
             },
-            None => self.in_root(name, &recorded)?,
+            None => self.in_root(name, &recorded),
+        };
+        // One file that cannot be read (a damaged ghost image, a link loop
+        // under the root) costs its own pages, not the process's core; a
+        // cancellation, or an input past its bounds, stops everything.
+        let (status, found) = match looked {
+            Ok(looked) => looked,
+            Err(e)
+                if matches!(kind_of(&e), ErrorKind::Cancelled(_))
+                    || (remap.is_none() && kind_of(&e) == ErrorKind::Limit) =>
+            {
+                return Err(e)
+            }
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{}: cannot be read ({e:#}): its pages are left out",
+                    display_bytes(name)
+                ));
+                (FileStatus::Missing, None)
+            }
         };
         if let FileStatus::Mismatch { why } = &status {
             self.warnings.push(format!(
@@ -1286,6 +1305,47 @@ mod tests {
             m.mappings[0].file.as_ref().unwrap().path,
             b"/gone (deleted)"
         );
+    }
+
+    /// A damaged ghost image and a link loop under the root cost their
+    /// files' pages, with a warning each, not the process.
+    #[test]
+    fn unreadable_files_are_left_out_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        let w = CheckpointWriter::create(&images, P).unwrap();
+        w.files(&[regular(1, "/gone", None), regular(2, "/loop", None)])
+            .unwrap();
+        w.pagemap("pagemap-1.img", 1, Vec::<PageSpan>::new())
+            .unwrap();
+        let remap = proto::RemapFilePath {
+            orig_id: 1,
+            remap_id: 3,
+            remap_type: Some(1),
+        };
+        w.write("remap-fpath.img", magic::REMAP_FPATH, &[remap])
+            .unwrap();
+        // A header, then four bytes that are no entry.
+        let mut g = Vec::new();
+        g.extend_from_slice(&magic::IMG_COMMON.to_le_bytes());
+        g.extend_from_slice(&magic::GHOST_FILE.to_le_bytes());
+        g.extend_from_slice(&[0xff; 4]);
+        std::fs::write(images.join("ghost-file-3.img"), &g).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let view = FileView::new(None, Some(RootFs::new(&root).unwrap()));
+        let vmas = [
+            vma(0x10000, 1, status::FILE_PRIVATE, 1),
+            vma(0x20000, 1, status::FILE_PRIVATE, 2),
+        ];
+        let m = build(&images, &vmas, Some(&view));
+        let missing = run(P, PageSource::Missing(Missing::FileBacked));
+        assert_eq!(runs(&m, 0), [(0, missing), (1, missing)]);
+        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        assert!(m.warnings[0].starts_with("/gone: cannot be read ("));
+        assert!(m.warnings[1].starts_with("/loop: cannot be read ("));
+        assert!(m.files.iter().all(|f| f.status == FileStatus::Missing));
     }
 
     #[test]
