@@ -193,6 +193,7 @@ mod tests {
             kind: MappingKind::Anonymous,
             file: None,
             stored: 0,
+            dumped: 0,
         };
         let blob = |offset| PageSource::Blob { blob: 0, offset };
         Process {

@@ -187,6 +187,7 @@ mod tests {
             kind: MappingKind::File,
             file: None,
             stored,
+            dumped: stored,
         }
     }
 

@@ -349,6 +349,8 @@ pub struct MemoryBuilder<'a> {
     budget: HashMap<usize, u64>,
     /// Used files whose budget ran out (said once each).
     over_budget: HashSet<usize>,
+    /// The blobs of files found under the root (not in the checkpoint).
+    root_blobs: HashSet<BlobId>,
     warnings: Vec<String>,
 }
 
@@ -381,6 +383,7 @@ impl<'a> MemoryBuilder<'a> {
             infos: Vec::new(),
             budget: HashMap::new(),
             over_budget: HashSet::new(),
+            root_blobs: HashSet::new(),
             warnings: Vec::new(),
         }
     }
@@ -416,10 +419,14 @@ impl<'a> MemoryBuilder<'a> {
             prev_end = v.end;
             let context = || format!("{mm_name}: VMA #{i} {:#x}-{:#x}", v.start, v.end);
             let (mut m, plan) = self.mapping(v).with_context(context)?;
-            let mut stored = 0;
+            let (mut stored, mut dumped) = (0, 0);
+            let root_blobs = &self.root_blobs;
             let mut count_stored = |run: PageRun| {
                 if let PageSource::Blob { blob, .. } = run.source {
                     stored += run.len;
+                    if !root_blobs.contains(&blob) {
+                        dumped += run.len;
+                    }
                     *blob_bytes.entry(blob).or_insert(0) += run.len;
                 }
                 Ok(ControlFlow::Continue(()))
@@ -430,6 +437,7 @@ impl<'a> MemoryBuilder<'a> {
                 .with_context(context)?;
             sink.finish()?;
             m.stored = stored;
+            m.dumped = dumped;
             mappings.push(m);
             plans.push((v.start, v.end, plan));
         }
@@ -515,6 +523,7 @@ impl<'a> MemoryBuilder<'a> {
             kind,
             file,
             stored: 0,
+            dumped: 0,
         };
         Ok((m, plan))
     }
@@ -718,6 +727,7 @@ impl<'a> MemoryBuilder<'a> {
         let found = found.map(|f| {
             let (size, label) = (f.blob.len, f.blob.label.clone());
             let blob = self.push_blob(f.blob);
+            self.root_blobs.insert(blob);
             let pieces = (size > 0)
                 .then_some(FilePiece {
                     offset: 0,

@@ -156,7 +156,7 @@ fn memory(p: &Process) -> MemoryInfo {
         let k = by_kind.entry(m.kind.name().to_string()).or_default();
         k.count += 1;
         k.bytes += m.len();
-        k.dumped_bytes += m.stored_bytes();
+        k.dumped_bytes += m.dumped_bytes();
         if let Some(f) = &m.file {
             match files.iter_mut().find(|x| x.path.0 == f.path) {
                 Some(x) => {
@@ -170,7 +170,7 @@ fn memory(p: &Process) -> MemoryInfo {
     MemoryInfo {
         mappings: p.mappings.len(),
         mapped_bytes: p.mappings.iter().map(|m| m.len()).sum(),
-        dumped_bytes: p.stored_bytes(),
+        dumped_bytes: p.dumped_bytes(),
         by_kind,
         files,
         dumps: p

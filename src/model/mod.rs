@@ -297,6 +297,9 @@ pub struct Mapping {
     pub file: Option<Box<MappedFile>>,
     /// Bytes whose contents come from the checkpoint or a root filesystem.
     pub(crate) stored: u64,
+    /// Of those, the bytes the checkpoint itself holds (pages files, and
+    /// files deleted while open).
+    pub(crate) dumped: u64,
 }
 
 impl Mapping {
@@ -313,6 +316,11 @@ impl Mapping {
     /// Bytes whose contents come from the checkpoint or a root filesystem.
     pub fn stored_bytes(&self) -> u64 {
         self.stored
+    }
+
+    /// Bytes whose contents the checkpoint itself holds.
+    pub fn dumped_bytes(&self) -> u64 {
+        self.dumped
     }
 }
 
@@ -453,6 +461,11 @@ impl Process {
     /// Bytes of memory whose contents the checkpoint (or root) provides.
     pub fn stored_bytes(&self) -> u64 {
         self.mappings.iter().map(Mapping::stored_bytes).sum()
+    }
+
+    /// Bytes of memory whose contents the checkpoint itself holds.
+    pub fn dumped_bytes(&self) -> u64 {
+        self.mappings.iter().map(Mapping::dumped_bytes).sum()
     }
 
     /// The file a [`PageSource::Blob`] run's bytes are in.

@@ -240,9 +240,20 @@ fn file_pages_are_searched_with_root_and_files_only() {
             assert!(!with.is_empty() && without.is_empty());
         }
     }
-    // --root and --files need each other.
-    let o = grep(&["--files", "x", path_str(&fx.images())]);
+    // --root needs --files; --files alone searches the files the
+    // checkpoint keeps (none here): what memory alone gives.
+    let o = grep(&[
+        "--root",
+        path_str(&fx.sysroot()),
+        "x",
+        path_str(&fx.images()),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let alone = grep_json(&["--files", "RANDOM_1432_KEY", path_str(&fx.images())], 0);
+    let memory = grep_json(&["RANDOM_1432_KEY", path_str(&fx.images())], 0);
+    assert_eq!(alone, memory);
+    let o = grep(&["--files", "GNU C Library", path_str(&fx.images())]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
 }
 
 /// A real fixture made an incremental chain (every other pagemap entry's
