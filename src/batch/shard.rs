@@ -75,11 +75,6 @@ impl Shard {
     pub fn summary_name(&self) -> String {
         format!("summary-{}-of-{}.json", self.index, self.count)
     }
-
-    /// Its lock's name: shards lock only themselves.
-    pub(crate) fn lock_name(&self) -> String {
-        format!(".criu2core-{}-of-{}.lock", self.index, self.count)
-    }
 }
 
 /// What a shard's summary adds: which shard, and every input the listing

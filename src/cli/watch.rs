@@ -4,12 +4,18 @@
 //!
 //! The kubelet writes an archive in place, under its final name, so an
 //! archive is taken only once it is complete: its writer has closed it
-//! (inotify's IN_CLOSE_WRITE, where a write was seen) and its size and
-//! modification time have stayed the same for `--settle` seconds. Each is
-//! then converted by one batch run of its own, so it gets its directory,
-//! record and summary entry as batch gives them; a file is converted once
-//! per state it is seen in, and after a restart the records say what is
-//! done (the first scan finds it complete and skips it).
+//! (inotify's IN_CLOSE_WRITE, where a write, IN_MODIFY, was seen) and its
+//! size and modification time have stayed the same for `--settle`
+//! seconds. Any other arrival (created by a link, renamed into DIR, its
+//! mode changed: IN_CREATE, IN_MOVED_TO, IN_ATTRIB) waits for size and
+//! modification time alone. A writer silent for a whole `--rescan` period
+//! is taken to be gone, and a queue overflow (closes may be lost) clears
+//! every file's writer. Each archive is then converted by one batch run
+//! of its own, so it gets its directory, record and summary entry as
+//! batch gives them; a file is converted once per state it is seen in,
+//! and after a restart the records say what is done (the first scan finds
+//! it complete and skips it). The output directory's lock is held for the
+//! whole watch: no batch writes there meanwhile.
 //!
 //! Bounded: events go through a queue of [`QUEUE`] (past it, they are
 //! dropped and DIR is scanned again, as after inotify's own overflow); at
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use criu2core::batch::{self, BatchOptions, Status};
 use criu2core::Cancel;
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::args::WatchArgs;
@@ -79,6 +85,12 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
     opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
+    // Held for the whole watch: each conversion's batch run uses it.
+    opts.lock = Some(Arc::new(batch::lock(
+        &args.out_dir,
+        batch::Writer::Whole,
+        "watch",
+    )?));
 
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
@@ -103,8 +115,10 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
         }
         let now = Instant::now();
         let due = last_scan.is_none_or(|t| rescan.is_some_and(|r| now.duration_since(t) >= r));
-        if due || overflow.swap(false, Ordering::SeqCst) {
-            scan(&dir, &mut seen)?;
+        let lost = overflow.swap(false, Ordering::SeqCst);
+        if due || lost {
+            // Events lost: a close may be among them.
+            scan(&dir, &mut seen, if lost { Some(Duration::ZERO) } else { rescan })?;
             last_scan = Some(now);
         }
         // Convert what has settled, oldest first.
@@ -197,7 +211,10 @@ fn note(
         });
         match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => s.open_for_write = false,
-            EventKind::Create(_) | EventKind::Modify(_) => s.open_for_write = true,
+            // A write: its writer may keep it open for more.
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => s.open_for_write = true,
+            // Anything else (made by a link, renamed in, its mode changed)
+            // has no writer to wait for: it settles on size and time.
             _ => {}
         }
         if s.state != state {
@@ -207,8 +224,9 @@ fn note(
     }
 }
 
-/// Looks at every regular file in DIR (not below it).
-fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>) -> Result<()> {
+/// Looks at every regular file in DIR (not below it). A file whose
+/// writer has left it unchanged for `silent` is taken as closed.
+fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>, silent: Option<Duration>) -> Result<()> {
     let mut names = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
         let e = e.with_context(|| format!("{}: cannot list", dir.display()))?;
@@ -237,6 +255,8 @@ fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>) -> Result<()> {
         if s.state != state {
             s.state = state;
             s.since = Instant::now();
+        } else if silent.is_some_and(|d| s.since.elapsed() >= d) {
+            s.open_for_write = false;
         }
     }
     Ok(())
