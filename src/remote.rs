@@ -389,8 +389,7 @@ impl Location {
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) if version.is_some() => {
-                put(PutMode::Overwrite)
-                    .with_context(|| format!("{}: cannot write", self.url()))?;
+                put(PutMode::Overwrite).with_context(|| format!("{}: cannot write", self.url()))?;
                 Ok(true)
             }
             Err(e) if version.is_some() && not_found(&e) => Ok(false),

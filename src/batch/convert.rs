@@ -510,8 +510,10 @@ pub(crate) mod tests {
         let buggy = std::fs::canonicalize(ins.join("buggy.tar.zst")).unwrap();
         *PANICS.lock().unwrap() = Some(buggy.clone());
         let out = dir.path().join("out");
-        let mut opts = crate::batch::BatchOptions::default();
-        opts.jobs = 2;
+        let opts = crate::batch::BatchOptions {
+            jobs: 2,
+            ..Default::default()
+        };
         let done = crate::batch::run(std::slice::from_ref(&ins), &out, &opts);
         *PANICS.lock().unwrap() = None;
         let done = done.unwrap();

@@ -334,7 +334,10 @@ impl Drop for Lease {
 fn renew(obj: &Location, owner: &str) -> Result<()> {
     change(obj, |lease| {
         let Some(h) = lease.holders.iter_mut().find(|h| h.owner == owner) else {
-            bail!("{}: this run's lease ended (expired and taken over, or removed)", obj.url());
+            bail!(
+                "{}: this run's lease ended (expired and taken over, or removed)",
+                obj.url()
+            );
         };
         h.expires = Some(now() + LEASE.as_secs());
         Ok(())
@@ -369,7 +372,9 @@ fn change(obj: &Location, mut f: impl FnMut(&mut LeaseObject) -> Result<()>) -> 
         if obj.put_if(serde_json::to_vec_pretty(&lease)?, version)? {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50 + u64::from(std::process::id() % 50)));
+        std::thread::sleep(Duration::from_millis(
+            50 + u64::from(std::process::id() % 50),
+        ));
     }
     bail!(
         "{}: changed by other writers {ATTEMPTS} times while this run tried to change it",

@@ -212,7 +212,9 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     let summary_name = opts.shard.map_or(SUMMARY.into(), |s| s.summary_name());
     // Shards of one split write into one directory at once, each into
     // its own inputs' directories; anything else writes alone.
-    let writer = opts.shard.map_or(Writer::Whole, |s| Writer::Shards(s.count));
+    let writer = opts
+        .shard
+        .map_or(Writer::Whole, |s| Writer::Shards(s.count));
     let _own = match &opts.lock {
         Some(l) if l.dir() == out.path() && l.writer() == writer => None,
         _ => Some(lock::take(&out, writer, "batch")?),

@@ -118,7 +118,11 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
         let lost = overflow.swap(false, Ordering::SeqCst);
         if due || lost {
             // Events lost: a close may be among them.
-            scan(&dir, &mut seen, if lost { Some(Duration::ZERO) } else { rescan })?;
+            scan(
+                &dir,
+                &mut seen,
+                if lost { Some(Duration::ZERO) } else { rescan },
+            )?;
             last_scan = Some(now);
         }
         // Convert what has settled, oldest first.

@@ -529,7 +529,13 @@ fn a_batch_with_hostile_inputs_still_writes_its_summary() {
     let pages = fs::read_dir(&images)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("pages-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("pages-")
+        })
         .unwrap();
     let len = fs::metadata(&pages).unwrap().len();
     fs::OpenOptions::new()
@@ -538,7 +544,11 @@ fn a_batch_with_hostile_inputs_still_writes_its_summary() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    fs::write(ins.join("short-pages.tar"), archive_bytes(&images, b"x.tar")).unwrap();
+    fs::write(
+        ins.join("short-pages.tar"),
+        archive_bytes(&images, b"x.tar"),
+    )
+    .unwrap();
     let out = base.join("out");
     let o = run_bounded(&[os("batch"), os(&ins), os("-o"), os(&out), os("-q")]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));

@@ -904,7 +904,10 @@ fn a_second_writer_is_refused_and_deletes_nothing() {
                 && err.contains("is writing into this output directory"),
             "{extra:?}: {err}"
         );
-        assert_eq!((fs::read(&core).unwrap(), mtime(&core)), (bytes.clone(), made));
+        assert_eq!(
+            (fs::read(&core).unwrap(), mtime(&core)),
+            (bytes.clone(), made)
+        );
     }
     stop_watch(watch);
 
@@ -942,8 +945,15 @@ fn watch_converts_archives_that_are_renamed_linked_or_chmodded_in() {
     let watch = start_watch(&dir, out.to_str().unwrap(), &["--rescan", "0"], None);
     fs::write(dir.join("first.tar"), archive(&base, 40, 64 << 10, "tar")).unwrap();
     wait_for("first.tar", || watched(&out, "first.tar").is_some());
-    for (i, name) in ["moved.tar", "linked.tar", "chmodded.tar"].iter().enumerate() {
-        fs::write(staging.join(name), archive(&base, 41 + i as u64, 64 << 10, "tar")).unwrap();
+    for (i, name) in ["moved.tar", "linked.tar", "chmodded.tar"]
+        .iter()
+        .enumerate()
+    {
+        fs::write(
+            staging.join(name),
+            archive(&base, 41 + i as u64, 64 << 10, "tar"),
+        )
+        .unwrap();
     }
     fs::rename(staging.join("moved.tar"), dir.join("moved.tar")).unwrap();
     fs::hard_link(staging.join("linked.tar"), dir.join("linked.tar")).unwrap();
@@ -957,7 +967,11 @@ fn watch_converts_archives_that_are_renamed_linked_or_chmodded_in() {
         assert_eq!(watched(&out, name).as_deref(), Some("ok"), "{name}");
     }
     let (stdout, _) = stop_watch(watch);
-    assert_eq!(stdout.matches(": converted (1 core)").count(), 4, "{stdout}");
+    assert_eq!(
+        stdout.matches(": converted (1 core)").count(),
+        4,
+        "{stdout}"
+    );
 }
 
 /// A prefix in object storage is locked by a lease object: a writer finds
@@ -1009,19 +1023,33 @@ fn s3_prefix_lease_keeps_a_second_writer_out() {
     // Expired: taken over, and removed at the end.
     s3.tool(&["put", "ckpt", key, &lease("", now - 1)]);
     let o = ok(batch(&["-f"]));
-    assert!(text(&o.stdout).starts_with("1 input: 1 converted"), "{}", text(&o.stdout));
-    assert!(!s3.tool(&["ls", "ckpt", "cores/"]).contains(".criu2core.lock"));
+    assert!(
+        text(&o.stdout).starts_with("1 input: 1 converted"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(!s3
+        .tool(&["ls", "ckpt", "cores/"])
+        .contains(".criu2core.lock"));
 
     // watch holds one for as long as it runs.
     let dir = base.join("checkpoints");
     fs::create_dir_all(&dir).unwrap();
     let watch = start_watch(&dir, "s3://ckpt/cores/", &[], Some(&s3.endpoint()));
-    wait_for("the lease", || s3.tool(&["ls", "ckpt", "cores/"]).contains(key));
+    wait_for("the lease", || {
+        s3.tool(&["ls", "ckpt", "cores/"]).contains(key)
+    });
     let o = batch(&[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("(watch, pid "), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("(watch, pid "),
+        "{}",
+        text(&o.stderr)
+    );
     stop_watch(watch);
-    assert!(!s3.tool(&["ls", "ckpt", "cores/"]).contains(".criu2core.lock"));
+    assert!(!s3
+        .tool(&["ls", "ckpt", "cores/"])
+        .contains(".criu2core.lock"));
     ok(batch(&[]));
 }
 
