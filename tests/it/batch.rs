@@ -246,7 +246,8 @@ fn reordering_the_inputs_moves_nothing() {
     assert_eq!(sm["run"]["skipped"], 2, "{sm:#}");
     assert_eq!(placement(&sm), first);
     for (f, t) in &stamps {
-        if f.to_string_lossy().contains("core.") {
+        // The cores (the lock file says who last took it: rewritten).
+        if f.file_name().unwrap().to_string_lossy().starts_with("core.") {
             assert_eq!(files(&out)[f], *t, "{} was written again", f.display());
         }
     }
