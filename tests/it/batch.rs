@@ -247,7 +247,11 @@ fn reordering_the_inputs_moves_nothing() {
     assert_eq!(placement(&sm), first);
     for (f, t) in &stamps {
         // The cores (the lock file says who last took it: rewritten).
-        if f.file_name().unwrap().to_string_lossy().starts_with("core.") {
+        if f.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("core.")
+        {
             assert_eq!(files(&out)[f], *t, "{} was written again", f.display());
         }
     }

@@ -4,7 +4,9 @@
 //! no object; resume on S3; `--compress zstd`; shards that together
 //! convert each input once and `criu2core summary` merging them; and
 //! `criu2core watch`, which converts an archive dropped into a directory
-//! once it is complete, and only once.
+//! once it is complete, and only once, however it arrives; and the output
+//! directory's lock (a lease object in S3), which keeps a second writer
+//! out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -972,6 +974,25 @@ fn watch_converts_archives_that_are_renamed_linked_or_chmodded_in() {
         4,
         "{stdout}"
     );
+
+    // A writer that wrote it whole and went silent without closing it is
+    // taken to be gone after a whole --rescan period.
+    let watch = start_watch(&dir, out.to_str().unwrap(), &["--rescan", "2"], None);
+    fs::write(dir.join("second.tar"), archive(&base, 44, 64 << 10, "tar")).unwrap();
+    wait_for("second.tar", || watched(&out, "second.tar").is_some());
+    let mut open = fs::File::create(dir.join("left-open.tar")).unwrap();
+    open.write_all(&archive(&base, 45, 64 << 10, "tar"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        watched(&out, "left-open.tar"),
+        None,
+        "taken while its writer was fresh"
+    );
+    wait_for("left-open.tar", || watched(&out, "left-open.tar").is_some());
+    assert_eq!(watched(&out, "left-open.tar").as_deref(), Some("ok"));
+    drop(open);
+    stop_watch(watch);
 }
 
 /// A prefix in object storage is locked by a lease object: a writer finds
