@@ -120,13 +120,17 @@ impl Merged {
 /// if it has one) into its summary.json: every input's entry (a shard's
 /// own over an earlier summary.json's), and `missing`, the inputs some
 /// shard listed that none has an entry for. `count` picks N where shards
-/// of several counts left summaries.
+/// of several counts left summaries. It takes the output directory's lock:
+/// refused while a batch, shard or watch writes there.
 pub fn merge(out_dir: &std::path::Path, count: Option<u64>) -> crate::Result<Merged> {
     merge_in(out_dir, count).map_err(Error::new)
 }
 
 fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
     let out = OutDir::open_existing(out_dir)?;
+    // Not while a batch or its shards write there: what they are writing
+    // would be missed, or summary.json written twice at once.
+    let _lock = super::lock::take(&out, super::Writer::Whole, "summary")?;
     let names = out.files()?;
     let mut shards: BTreeMap<u64, Vec<Shard>> = BTreeMap::new();
     for s in names.iter().filter_map(|n| summary_shard(n)) {

@@ -927,7 +927,16 @@ fn a_second_writer_is_refused_and_deletes_nothing() {
     for k in ["0/2", "1/2"] {
         ok(batch(&["--shard", k]));
     }
+    // Nor is a merge of their summaries made while they run.
+    let o = criu2core(["summary".as_ref(), out.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("(a shard of batch split 2 ways, pid "),
+        "{}",
+        text(&o.stderr)
+    );
     drop(shard);
+    ok(criu2core(["summary".as_ref(), out.as_os_str()]));
     ok(batch(&[]));
     assert_eq!(fs::read(&core).unwrap(), bytes);
 }
