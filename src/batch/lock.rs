@@ -186,7 +186,7 @@ fn busy(dir: &str, holder: Option<&Holder>) -> anyhow::Error {
         format!("another criu2core run ({})", h.describe())
     });
     anyhow::anyhow!(
-        "{dir}: {who} is writing into this output directory; a batch, watch or convert writes into one alone (the shards of one --shards N together): wait for it to end, or write elsewhere"
+        "{dir}: {who} is writing into this output directory; one run writes into an output directory at a time (the shards of one --shards N together): wait for it to end, or write elsewhere"
     )
 }
 
