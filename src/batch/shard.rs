@@ -126,12 +126,9 @@ pub fn merge(out_dir: &std::path::Path, count: Option<u64>) -> crate::Result<Mer
     merge_in(out_dir, count).map_err(Error::new)
 }
 
-fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
-    let out = OutDir::open_existing(out_dir)?;
-    // Not while a batch or its shards write there: what they are writing
-    // would be missed, or summary.json written twice at once.
-    let _lock = super::lock::take(&out, super::Writer::Whole, "summary")?;
-    let names = out.files()?;
+/// The split `count` (or the one split there is), and its shards whose
+/// summaries are among `names`.
+fn shards_of(out: &OutDir, names: &[String], count: Option<u64>) -> Result<(u64, Vec<Shard>)> {
     let mut shards: BTreeMap<u64, Vec<Shard>> = BTreeMap::new();
     for s in names.iter().filter_map(|n| summary_shard(n)) {
         shards.entry(s.count).or_default().push(s);
@@ -154,7 +151,16 @@ fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
                 .join(", ")
         ),
     };
-    let found = shards.remove(&count).unwrap_or_default();
+    Ok((count, shards.remove(&count).unwrap_or_default()))
+}
+
+fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
+    let out = OutDir::open_existing(out_dir)?;
+    // Not while a batch or its shards write there: what they are writing
+    // would be missed, or summary.json written twice at once.
+    let _lock = super::lock::take(&out, super::Writer::Whole, "summary")?;
+    let names = out.files()?;
+    let (count, found) = shards_of(&out, &names, count)?;
     let read = |name: &str| -> Result<Summary> {
         let bytes = out
             .read_file(name, SUMMARY_LIMIT)?

@@ -62,14 +62,12 @@ fn state_of(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     m.is_file().then(|| (m.len(), m.modified().ok()))
 }
 
-/// Runs until `cancel` is set (or, with `--once`, until DIR's archives are
-/// converted); true if every conversion succeeded.
-pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
-    let dir = std::fs::canonicalize(&args.dir)
-        .with_context(|| format!("{}: cannot open", args.dir.display()))?;
-    if !dir.is_dir() {
-        bail!("{}: not a directory", args.dir.display());
-    }
+/// The batch options each conversion runs with, holding OUT_DIR's lock;
+/// `--settle`; `--rescan` (none for 0).
+fn options(
+    args: &WatchArgs,
+    cancel: &Cancel,
+) -> Result<(BatchOptions, Duration, Option<Duration>)> {
     if !args.settle.is_finite() || args.settle < 0.0 || args.settle > 86_400.0 {
         bail!("--settle: from 0 to 86400 seconds");
     }
@@ -91,7 +89,18 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
         batch::Writer::Whole,
         "watch",
     )?));
+    Ok((opts, settle, rescan))
+}
 
+/// Runs until `cancel` is set (or, with `--once`, until DIR's archives are
+/// converted); true if every conversion succeeded.
+pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
+    let dir = std::fs::canonicalize(&args.dir)
+        .with_context(|| format!("{}: cannot open", args.dir.display()))?;
+    if !dir.is_dir() {
+        bail!("{}: not a directory", args.dir.display());
+    }
+    let (opts, settle, rescan) = options(args, cancel)?;
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let lost = overflow.clone();
@@ -118,49 +127,12 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
         let lost = overflow.swap(false, Ordering::SeqCst);
         if due || lost {
             // Events lost: a close may be among them.
-            scan(
-                &dir,
-                &mut seen,
-                if lost { Some(Duration::ZERO) } else { rescan },
-            )?;
+            let silent = if lost { Some(Duration::ZERO) } else { rescan };
+            scan(&dir, &mut seen, silent)?;
             last_scan = Some(now);
         }
-        // Convert what has settled, oldest first.
-        let mut ready: Vec<PathBuf> = seen
-            .iter()
-            .filter(|(_, s)| {
-                !s.open_for_write
-                    && s.done != Some(s.state)
-                    && (args.once || s.since.elapsed() >= settle)
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        ready.sort();
-        for path in ready {
-            if cancel.is_cancelled() {
-                return Ok(all_ok);
-            }
-            let Some(s) = seen.get_mut(&path) else {
-                continue;
-            };
-            // Changed since it was last looked at: not settled after all.
-            let now_state = state_of(&path);
-            if now_state != Some(s.state) {
-                match now_state {
-                    Some(st) => {
-                        s.state = st;
-                        s.since = Instant::now();
-                    }
-                    None => {
-                        seen.remove(&path);
-                    }
-                }
-                continue;
-            }
-            s.done = Some(s.state);
-            all_ok &= convert(&path, args, &opts);
-        }
-        if args.once {
+        all_ok &= convert_settled(&mut seen, settle, args, &opts);
+        if args.once || cancel.is_cancelled() {
             return Ok(all_ok);
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -175,6 +147,52 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
             Err(RecvTimeoutError::Disconnected) => bail!("the inotify watcher stopped"),
         }
     }
+}
+
+/// Converts what has settled, oldest first (until cancelled); true unless
+/// a conversion failed.
+fn convert_settled(
+    seen: &mut HashMap<PathBuf, Seen>,
+    settle: Duration,
+    args: &WatchArgs,
+    opts: &BatchOptions,
+) -> bool {
+    let mut ready: Vec<PathBuf> = seen
+        .iter()
+        .filter(|(_, s)| {
+            !s.open_for_write
+                && s.done != Some(s.state)
+                && (args.once || s.since.elapsed() >= settle)
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    ready.sort();
+    let mut all_ok = true;
+    for path in ready {
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+        let Some(s) = seen.get_mut(&path) else {
+            continue;
+        };
+        // Changed since it was last looked at: not settled after all.
+        let now_state = state_of(&path);
+        if now_state != Some(s.state) {
+            match now_state {
+                Some(st) => {
+                    s.state = st;
+                    s.since = Instant::now();
+                }
+                None => {
+                    seen.remove(&path);
+                }
+            }
+            continue;
+        }
+        s.done = Some(s.state);
+        all_ok &= convert(&path, args, opts);
+    }
+    all_ok
 }
 
 /// Notes what an event says of DIR's files.
