@@ -212,12 +212,15 @@ fn take_file(out: &OutDir, me: &Holder) -> Result<File> {
 }
 
 fn take_file_gated(out: &OutDir, me: &Holder, shown: &str) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = out.join(LOCK)?;
+    // It is written: a link planted under its name is not followed.
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .with_context(|| format!("{}: cannot open", path.display()))?;
     let cannot = || format!("{}: cannot lock", path.display());
@@ -412,5 +415,16 @@ mod tests {
         assert!(e.contains("(watch, pid "), "{e}");
         drop(w);
         assert_eq!(out.files().unwrap(), [LOCK]);
+    }
+
+    #[test]
+    fn a_link_in_the_lock_files_place_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::create(&dir.path().join("out")).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"kept").unwrap();
+        std::os::unix::fs::symlink(&victim, out.path().join(LOCK)).unwrap();
+        assert!(take(&out, Writer::Whole, "batch").is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"kept");
     }
 }
