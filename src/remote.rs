@@ -363,8 +363,9 @@ impl Location {
     }
 
     /// Writes the object whole only if it is still at `version` (`None`:
-    /// only if there is none); false if it is not. A store without
-    /// conditional updates (`file://`) replaces it unconditionally.
+    /// only if there is none); false if it is not. Where the store has no
+    /// conditional writes (`file://` updates, S3 with conditional puts
+    /// disabled) it is checked, then written: not atomically.
     pub(crate) fn put_if(&self, bytes: Vec<u8>, version: Option<&Version>) -> Result<bool> {
         use object_store::{PutMode, PutOptions, UpdateVersion};
         let mode = match version {
@@ -388,7 +389,10 @@ impl Location {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(false),
-            Err(object_store::Error::NotImplemented { .. }) if version.is_some() => {
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if version.is_none() && self.head()?.is_some() {
+                    return Ok(false);
+                }
                 put(PutMode::Overwrite).with_context(|| format!("{}: cannot write", self.url()))?;
                 Ok(true)
             }
