@@ -8,7 +8,8 @@
 //! entry an object (a "directory" is the prefix its objects share, and
 //! exists while it holds one). Objects appear whole or not at all (a put,
 //! or a multipart upload completed only once the core is written), so
-//! there are no temporary names; and there are no locks.
+//! there are no temporary names. Its lock (crate::batch's, taken by every
+//! writer of several inputs) is a lease object there, a file here.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -22,7 +23,8 @@ use crate::remote::{self, Location};
 /// Suffix of every temporary file written into an output directory; a
 /// file named `.*.partial` there is debris of an interrupted run.
 pub const PARTIAL: &str = ".partial";
-/// The lock file of an output directory (see [`OutDir::lock`]).
+/// The lock of an output directory: a file, or a lease object in object
+/// storage (crate::batch's lock module takes it).
 pub const LOCK: &str = ".criu2core.lock";
 
 /// Whether `name` can name an entry directly inside an output directory:
@@ -54,12 +56,6 @@ impl PartialEq for OutDir {
 }
 
 impl Eq for OutDir {}
-
-/// Holds an output directory's lock until dropped.
-#[derive(Debug)]
-pub struct Lock {
-    _file: Option<File>,
-}
 
 impl OutDir {
     /// The directory at `path`, created (with its parents) if missing; or
@@ -105,7 +101,7 @@ impl OutDir {
 
     /// The object `name` of a prefix in object storage (checked as
     /// [`OutDir::join`] checks it).
-    fn object(&self, name: &str) -> Result<Option<Location>> {
+    pub(crate) fn object(&self, name: &str) -> Result<Option<Location>> {
         self.join(name)?;
         Ok(self.remote.as_ref().map(|r| r.join(name)))
     }
@@ -384,38 +380,6 @@ impl OutDir {
         }
         Ok(stale)
     }
-
-    /// Takes this directory's lock (`.criu2core.lock`, an advisory lock
-    /// that ends with the process), so that two runs never write into it
-    /// at once; fails at once if another run holds it.
-    pub fn lock(&self) -> Result<Lock> {
-        self.lock_named(LOCK)
-    }
-
-    /// [`OutDir::lock`] with the lock file `name` (a shard of a batch
-    /// locks only its own: shards write into one directory at once, each
-    /// into its own inputs' directories). Object storage has no locks: a
-    /// prefix's lock is held by no one.
-    pub fn lock_named(&self, name: &str) -> Result<Lock> {
-        if self.remote.is_some() {
-            return Ok(Lock { _file: None });
-        }
-        let path = self.join(name)?;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Lock { _file: Some(file) }),
-            Err(rustix::io::Errno::WOULDBLOCK) => bail!(
-                "{}: another criu2core run is writing into this directory",
-                self.path.display()
-            ),
-            Err(e) => Err(e).with_context(|| format!("{}: cannot lock", path.display())),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -480,15 +444,5 @@ mod tests {
         assert_eq!(swept.len(), 1);
         assert!(!kept.exists());
         assert_eq!(out.files().unwrap(), [".notes.partial.txt", "summary.json"]);
-    }
-
-    #[test]
-    fn a_second_lock_is_refused_while_the_first_is_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::create(dir.path()).unwrap();
-        let first = out.lock().unwrap();
-        assert!(out.lock().is_err());
-        drop(first);
-        out.lock().unwrap();
     }
 }

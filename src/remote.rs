@@ -85,6 +85,13 @@ fn meta(m: &object_store::ObjectMeta) -> Meta {
     }
 }
 
+/// The version of an object read, for a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version {
+    e_tag: Option<String>,
+    version: Option<String>,
+}
+
 /// What a prefix holds, one level down.
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
@@ -332,6 +339,66 @@ impl Location {
         block_on(self.store.put(&self.key, PutPayload::from(bytes)))
             .with_context(|| format!("{}: cannot write", self.url()))?;
         Ok(())
+    }
+
+    /// The object's bytes (if there is one of at most `limit` bytes) and
+    /// the version they are, for [`Location::put_if`].
+    pub(crate) fn read_versioned(&self, limit: u64) -> Result<Option<(Vec<u8>, Version)>> {
+        let got = block_on(async {
+            let r = self.store.get(&self.key).await?;
+            let v = Version {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            if r.meta.size > limit {
+                return Ok(None);
+            }
+            Ok(Some((r.bytes().await?.to_vec(), v)))
+        });
+        match got {
+            Ok(r) => Ok(r.filter(|(b, _)| b.len() as u64 <= limit)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot read", self.url())),
+        }
+    }
+
+    /// Writes the object whole only if it is still at `version` (`None`:
+    /// only if there is none); false if it is not. Where the store has no
+    /// conditional writes (`file://` updates, S3 with conditional puts
+    /// disabled) it is checked, then written: not atomically.
+    pub(crate) fn put_if(&self, bytes: Vec<u8>, version: Option<&Version>) -> Result<bool> {
+        use object_store::{PutMode, PutOptions, UpdateVersion};
+        let mode = match version {
+            None => PutMode::Create,
+            Some(v) => PutMode::Update(UpdateVersion {
+                e_tag: v.e_tag.clone(),
+                version: v.version.clone(),
+            }),
+        };
+        let put = |mode| {
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            block_on(
+                self.store
+                    .put_opts(&self.key, PutPayload::from(bytes.clone()), opts),
+            )
+        };
+        match put(mode) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if version.is_none() && self.head()?.is_some() {
+                    return Ok(false);
+                }
+                put(PutMode::Overwrite).with_context(|| format!("{}: cannot write", self.url()))?;
+                Ok(true)
+            }
+            Err(e) if version.is_some() && not_found(&e) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("{}: cannot write", self.url())),
+        }
     }
 
     /// Removes the object, if there is one.

@@ -25,6 +25,10 @@ pub(crate) struct Meta {
     pub stamp: String,
 }
 
+/// The version of an object read: never made in this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version(());
+
 /// What a prefix holds, one level down.
 #[derive(Debug, Default)]
 pub(crate) struct Listing {
@@ -55,6 +59,12 @@ impl Location {
         bail!(NO_FEATURE)
     }
     pub(crate) fn put(&self, _: Vec<u8>) -> Result<()> {
+        bail!(NO_FEATURE)
+    }
+    pub(crate) fn read_versioned(&self, _: u64) -> Result<Option<(Vec<u8>, Version)>> {
+        bail!(NO_FEATURE)
+    }
+    pub(crate) fn put_if(&self, _: Vec<u8>, _: Option<&Version>) -> Result<bool> {
         bail!(NO_FEATURE)
     }
     pub(crate) fn delete(&self) -> Result<()> {

@@ -150,6 +150,34 @@ pub(crate) fn open_and_convert(
     s: &mut InputSummary,
     listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
+    // A bug that one input finds fails that input, never the whole run:
+    // the others go on and the summary is written.
+    let converted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        open_and_convert_unguarded(path, out_dir, opts, s, listener)
+    }));
+    converted.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|m| m.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(anyhow::anyhow!(
+            "{}: criu2core failed on this input (an internal error, a panic: {why}); please report it",
+            path.display()
+        ))
+    })
+}
+
+/// [`open_and_convert`] without its guard.
+fn open_and_convert_unguarded(
+    path: &Path,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+    s: &mut InputSummary,
+    listener: &mut dyn Listener,
+) -> Result<Vec<ProcessReport>> {
+    #[cfg(test)]
+    tests::panic_if_asked(path);
     // With --image, file pages come from the image's layers, read once the
     // archive is: the layouts made as it streams by would not hold. A
     // compressed core, or one uploaded to object storage, is written front
@@ -331,7 +359,7 @@ fn convert_inputs(
     if !opts.pids.is_empty() {
         bail!("pids apply to one input at a time");
     }
-    let _lock = out.lock()?;
+    let _lock = super::lock::take(&out, super::Writer::Whole, "convert")?;
     let ids = unique_ids(inputs.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
     let names = choose_names(&refs, &mut |n| occupant(&out, n));
@@ -464,8 +492,55 @@ fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The input whose conversion panics, in the test that needs one.
+    static PANICS: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+    /// Panics (as a bug would) if `path` is the input a test asked that of.
+    pub(crate) fn panic_if_asked(path: &Path) {
+        let asked = PANICS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if asked.is_some_and(|p| p == path) {
+            panic!("a bug this input finds");
+        }
+    }
+
+    #[test]
+    fn a_panic_fails_its_input_alone_and_the_summary_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let ins = dir.path().join("in");
+        std::fs::create_dir_all(&ins).unwrap();
+        for name in ["good.tar.zst", "buggy.tar.zst"] {
+            std::fs::copy("gdb-fixtures/example.tar.zst", ins.join(name)).unwrap();
+        }
+        let buggy = std::fs::canonicalize(ins.join("buggy.tar.zst")).unwrap();
+        *PANICS.lock().unwrap() = Some(buggy.clone());
+        let out = dir.path().join("out");
+        let opts = crate::batch::BatchOptions {
+            jobs: 2,
+            ..Default::default()
+        };
+        let done = crate::batch::run(std::slice::from_ref(&ins), &out, &opts);
+        *PANICS.lock().unwrap() = None;
+        let done = done.unwrap();
+        let written: crate::batch::Summary =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!((written.run.ok, written.run.failed), (1, 1), "{written:#?}");
+        let failed = written
+            .inputs
+            .iter()
+            .find(|s| s.status == Status::Failed)
+            .unwrap();
+        assert_eq!(failed.input, buggy.display().to_string());
+        let e = failed.error.as_deref().unwrap();
+        assert!(e.contains("a panic: a bug this input finds"), "{e}");
+        assert!(out.join("good/core.12155").is_file());
+        // Its directory is gone again (it got no core), the good one's kept.
+        assert!(!out.join("buggy").exists());
+        assert_eq!(done.this_run.len(), 2);
+    }
 
     #[test]
     fn gdb_commands_quote_every_path_and_use_the_root() {

@@ -29,6 +29,7 @@
 mod convert;
 pub(crate) mod find;
 mod job;
+mod lock;
 pub(crate) mod naming;
 mod record;
 mod shard;
@@ -48,6 +49,7 @@ pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
 use find::expand_inputs;
 pub use find::{MAX_DEPTH, MAX_FOUND};
 use job::Job;
+pub use lock::{lock, OutLock, Writer, LEASE, RENEW};
 use naming::{choose_names, occupant, InputId};
 use record::{from_record, read_record};
 pub use shard::{merge, Merged, Shard, ShardListing, MAX_SHARDS};
@@ -111,6 +113,10 @@ pub struct BatchOptions {
     /// Convert only this shard's inputs, and write its summary
     /// (`summary-K-of-N.json`) rather than summary.json.
     pub shard: Option<Shard>,
+    /// The output directory's lock, already held (watch holds it for its
+    /// whole run); without it (or with another directory's, or another
+    /// writer's), [`run`] takes the lock itself.
+    pub lock: Option<Arc<OutLock>>,
 }
 
 impl std::fmt::Debug for BatchOptions {
@@ -126,6 +132,7 @@ impl std::fmt::Debug for BatchOptions {
             .field("compression", &self.compression)
             .field("shard", &self.shard)
             .field("progress", &self.progress.is_some())
+            .field("lock", &self.lock.as_ref().map(|l| l.dir()))
             .finish()
     }
 }
@@ -199,34 +206,19 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     convert::check_file_options(opts.root.as_deref(), opts.image.as_ref())?;
     let out = OutDir::create(out_dir)?;
     let summary_name = opts.shard.map_or(SUMMARY.into(), |s| s.summary_name());
-    // Shards of one run write into one directory at once, each into its
-    // own inputs' directories: each locks only itself.
-    let _lock = match opts.shard {
-        Some(s) => out.lock_named(&s.lock_name())?,
-        None => out.lock()?,
+    // Shards of one split write into one directory at once, each into
+    // its own inputs' directories; anything else writes alone.
+    let writer = opts
+        .shard
+        .map_or(Writer::Whole, |s| Writer::Shards(s.count));
+    let _own = match &opts.lock {
+        Some(l) if l.dir() == out.path() && l.writer() == writer => None,
+        _ => Some(lock::take(&out, writer, "batch")?),
     };
     // Only batch's own: a single-input convert may be writing cores here.
     out.remove_partials(Some(&summary_name))?;
-    let found = expand_inputs(args, Some(out.path()));
-    let mut problems: Vec<InputSummary> = Vec::new();
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &[]);
-    let mut good = Vec::new();
-    let mut listed = Vec::new();
-    for f in found {
-        match f.problem {
-            Some(p) => {
-                let id = InputId::new(&f.path);
-                listed.push(id.path.display().to_string());
-                if opts.shard.is_some_and(|s| !s.owns(&id.sha256)) {
-                    continue;
-                }
-                let mut s = InputSummary::new(&id.path, None, options.clone());
-                s.error = Some(p);
-                problems.push(s);
-            }
-            None => good.push(f.path),
-        }
-    }
+    let (good, problems, mut listed) = listing(args, &out, &options, opts.shard);
     let ids = unique_ids(good.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
     // Named over the whole listing, so that every shard names every input
@@ -251,12 +243,13 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     let inputs = match opts.shard {
         // Other shards are writing their directories: a shard reports its
         // own inputs, and `criu2core summary` merges.
-        Some(_) => {
-            let mut mine = this_run.clone();
-            mine.sort_by(|a, b| (&a.output, &a.input).cmp(&(&b.output, &b.input)));
-            mine
-        }
-        None => everything_in(&out, this_run.clone())?,
+        Some(_) => by_output(this_run.clone()),
+        // Whatever goes wrong, a summary is written: this run's inputs
+        // at least.
+        None => everything_in(&out, this_run.clone()).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "cannot list the output directory; the summary has this run's inputs alone");
+            by_output(this_run.clone())
+        }),
     };
     listed.sort();
     listed.dedup();
@@ -273,6 +266,41 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
     };
     out.write_file(&summary_name, &serde_json::to_vec_pretty(&summary)?)?;
     Ok(BatchRun { summary, this_run })
+}
+
+/// What `args` name: the inputs found, the failed entries of those that
+/// are no input (a shard's own alone), and the identity of every one.
+fn listing(
+    args: &[PathBuf],
+    out: &OutDir,
+    options: &CoreOptions,
+    shard: Option<Shard>,
+) -> (Vec<PathBuf>, Vec<InputSummary>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut good = Vec::new();
+    let mut listed = Vec::new();
+    for f in expand_inputs(args, Some(out.path())) {
+        match f.problem {
+            Some(p) => {
+                let id = InputId::new(&f.path);
+                listed.push(id.path.display().to_string());
+                if shard.is_some_and(|s| !s.owns(&id.sha256)) {
+                    continue;
+                }
+                let mut s = InputSummary::new(&id.path, None, options.clone());
+                s.error = Some(p);
+                problems.push(s);
+            }
+            None => good.push(f.path),
+        }
+    }
+    (good, problems, listed)
+}
+
+/// `entries` sorted by output directory, then input.
+fn by_output(mut entries: Vec<InputSummary>) -> Vec<InputSummary> {
+    entries.sort_by(|a, b| (&a.output, &a.input).cmp(&(&b.output, &b.input)));
+    entries
 }
 
 /// Converts the inputs `ids` into the directories `names` gives them,
@@ -310,7 +338,7 @@ fn convert_all(
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(id) = ids.get(i) else { break };
-                let s = match &names[i] {
+                let job = || match &names[i] {
                     None => no_name(id, options.clone()),
                     Some(name) => {
                         if let Some(p) = progress {
@@ -328,6 +356,17 @@ fn convert_all(
                         .run(&mut ())
                     }
                 };
+                // The conversion itself is guarded; this guards the rest
+                // (records, names), so that a summary is always written.
+                let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                    .unwrap_or_else(|_| {
+                        let mut s = InputSummary::new(&id.path, None, options.clone());
+                        s.error = Some(format!(
+                            "{}: criu2core failed on this input (an internal error, a panic); please report it",
+                            id.path.display()
+                        ));
+                        s
+                    });
                 results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(s);
                 if let Some(p) = progress {
                     p.input_done();

@@ -75,11 +75,6 @@ impl Shard {
     pub fn summary_name(&self) -> String {
         format!("summary-{}-of-{}.json", self.index, self.count)
     }
-
-    /// Its lock's name: shards lock only themselves.
-    pub(crate) fn lock_name(&self) -> String {
-        format!(".criu2core-{}-of-{}.lock", self.index, self.count)
-    }
 }
 
 /// What a shard's summary adds: which shard, and every input the listing
@@ -125,14 +120,15 @@ impl Merged {
 /// if it has one) into its summary.json: every input's entry (a shard's
 /// own over an earlier summary.json's), and `missing`, the inputs some
 /// shard listed that none has an entry for. `count` picks N where shards
-/// of several counts left summaries.
+/// of several counts left summaries. It takes the output directory's lock:
+/// refused while a batch, shard or watch writes there.
 pub fn merge(out_dir: &std::path::Path, count: Option<u64>) -> crate::Result<Merged> {
     merge_in(out_dir, count).map_err(Error::new)
 }
 
-fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
-    let out = OutDir::open_existing(out_dir)?;
-    let names = out.files()?;
+/// The split `count` (or the one split there is), and its shards whose
+/// summaries are among `names`.
+fn shards_of(out: &OutDir, names: &[String], count: Option<u64>) -> Result<(u64, Vec<Shard>)> {
     let mut shards: BTreeMap<u64, Vec<Shard>> = BTreeMap::new();
     for s in names.iter().filter_map(|n| summary_shard(n)) {
         shards.entry(s.count).or_default().push(s);
@@ -155,7 +151,16 @@ fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
                 .join(", ")
         ),
     };
-    let found = shards.remove(&count).unwrap_or_default();
+    Ok((count, shards.remove(&count).unwrap_or_default()))
+}
+
+fn merge_in(out_dir: &std::path::Path, count: Option<u64>) -> Result<Merged> {
+    let out = OutDir::open_existing(out_dir)?;
+    // Not while a batch or its shards write there: what they are writing
+    // would be missed, or summary.json written twice at once.
+    let _lock = super::lock::take(&out, super::Writer::Whole, "summary")?;
+    let names = out.files()?;
+    let (count, found) = shards_of(&out, &names, count)?;
     let read = |name: &str| -> Result<Summary> {
         let bytes = out
             .read_file(name, SUMMARY_LIMIT)?

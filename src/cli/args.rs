@@ -133,6 +133,10 @@ JOB_COMPLETION_INDEX) only the inputs whose identity hashes to K are
 converted, and the summary is OUT_DIR/summary-K-of-N.json; criu2core
 summary OUT_DIR merges the shards' summaries.
 
+One writer at a time: a batch (or a watch) holds OUT_DIR's lock
+(.criu2core.lock; a lease object in object storage) alone, the shards of
+one N together; any other writer is refused at once, naming the holder.
+
 Examples:
   criu2core batch /var/lib/kubelet/checkpoints -o cores
   criu2core batch a.tar b.tar.zst dump-dir/ -o cores -j 4
@@ -154,11 +158,13 @@ Examples:
     #[command(after_help = "\
 Watches DIR (inotify) for checkpoint archives, as the kubelet writes them
 into /var/lib/kubelet/checkpoints, and converts each once it is complete:
-no writer has it open any more, and its size has stayed the same for
---settle. Each archive is converted once, as batch converts it (its
-directory, record and entry in OUT_DIR/summary.json); at start, and after a
-restart, the archives already there are converted unless already done.
-SIGTERM or SIGINT ends it cleanly.
+its writer (if one was seen writing) has closed it, and its size and
+modification time have stayed the same for --settle. An archive renamed
+or linked into DIR, or chmodded, waits for --settle alone. Each archive is
+converted once, as batch converts it (its directory, record and entry in
+OUT_DIR/summary.json); at start, and after a restart, the archives
+already there are converted unless already done. OUT_DIR's lock is held
+while it runs. SIGTERM or SIGINT ends it cleanly.
 
 OUT_DIR may be an object-storage URL (s3://bucket/prefix/, gs://, az://,
 file://), configured as for batch: for S3 AWS_ENDPOINT_URL, AWS_REGION,

@@ -4,12 +4,18 @@
 //!
 //! The kubelet writes an archive in place, under its final name, so an
 //! archive is taken only once it is complete: its writer has closed it
-//! (inotify's IN_CLOSE_WRITE, where a write was seen) and its size and
-//! modification time have stayed the same for `--settle` seconds. Each is
-//! then converted by one batch run of its own, so it gets its directory,
-//! record and summary entry as batch gives them; a file is converted once
-//! per state it is seen in, and after a restart the records say what is
-//! done (the first scan finds it complete and skips it).
+//! (inotify's IN_CLOSE_WRITE, where a write, IN_MODIFY, was seen) and its
+//! size and modification time have stayed the same for `--settle`
+//! seconds. Any other arrival (created by a link, renamed into DIR, its
+//! mode changed: IN_CREATE, IN_MOVED_TO, IN_ATTRIB) waits for size and
+//! modification time alone. A writer silent for a whole `--rescan` period
+//! is taken to be gone, and a queue overflow (closes may be lost) clears
+//! every file's writer. Each archive is then converted by one batch run
+//! of its own, so it gets its directory, record and summary entry as
+//! batch gives them; a file is converted once per state it is seen in,
+//! and after a restart the records say what is done (the first scan finds
+//! it complete and skips it). The output directory's lock is held for the
+//! whole watch: no batch writes there meanwhile.
 //!
 //! Bounded: events go through a queue of [`QUEUE`] (past it, they are
 //! dropped and DIR is scanned again, as after inotify's own overflow); at
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use criu2core::batch::{self, BatchOptions, Status};
 use criu2core::Cancel;
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::args::WatchArgs;
@@ -56,14 +62,12 @@ fn state_of(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     m.is_file().then(|| (m.len(), m.modified().ok()))
 }
 
-/// Runs until `cancel` is set (or, with `--once`, until DIR's archives are
-/// converted); true if every conversion succeeded.
-pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
-    let dir = std::fs::canonicalize(&args.dir)
-        .with_context(|| format!("{}: cannot open", args.dir.display()))?;
-    if !dir.is_dir() {
-        bail!("{}: not a directory", args.dir.display());
-    }
+/// The batch options each conversion runs with, holding OUT_DIR's lock;
+/// `--settle`; `--rescan` (none for 0).
+fn options(
+    args: &WatchArgs,
+    cancel: &Cancel,
+) -> Result<(BatchOptions, Duration, Option<Duration>)> {
     if !args.settle.is_finite() || args.settle < 0.0 || args.settle > 86_400.0 {
         bail!("--settle: from 0 to 86400 seconds");
     }
@@ -79,7 +83,24 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
     opts.max_spill = args.spill.max_spill;
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
+    // Held for the whole watch: each conversion's batch run uses it.
+    opts.lock = Some(Arc::new(batch::lock(
+        &args.out_dir,
+        batch::Writer::Whole,
+        "watch",
+    )?));
+    Ok((opts, settle, rescan))
+}
 
+/// Runs until `cancel` is set (or, with `--once`, until DIR's archives are
+/// converted); true if every conversion succeeded.
+pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
+    let dir = std::fs::canonicalize(&args.dir)
+        .with_context(|| format!("{}: cannot open", args.dir.display()))?;
+    if !dir.is_dir() {
+        bail!("{}: not a directory", args.dir.display());
+    }
+    let (opts, settle, rescan) = options(args, cancel)?;
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let lost = overflow.clone();
@@ -103,46 +124,15 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
         }
         let now = Instant::now();
         let due = last_scan.is_none_or(|t| rescan.is_some_and(|r| now.duration_since(t) >= r));
-        if due || overflow.swap(false, Ordering::SeqCst) {
-            scan(&dir, &mut seen)?;
+        let lost = overflow.swap(false, Ordering::SeqCst);
+        if due || lost {
+            // Events lost: a close may be among them.
+            let silent = if lost { Some(Duration::ZERO) } else { rescan };
+            scan(&dir, &mut seen, silent)?;
             last_scan = Some(now);
         }
-        // Convert what has settled, oldest first.
-        let mut ready: Vec<PathBuf> = seen
-            .iter()
-            .filter(|(_, s)| {
-                !s.open_for_write
-                    && s.done != Some(s.state)
-                    && (args.once || s.since.elapsed() >= settle)
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        ready.sort();
-        for path in ready {
-            if cancel.is_cancelled() {
-                return Ok(all_ok);
-            }
-            let Some(s) = seen.get_mut(&path) else {
-                continue;
-            };
-            // Changed since it was last looked at: not settled after all.
-            let now_state = state_of(&path);
-            if now_state != Some(s.state) {
-                match now_state {
-                    Some(st) => {
-                        s.state = st;
-                        s.since = Instant::now();
-                    }
-                    None => {
-                        seen.remove(&path);
-                    }
-                }
-                continue;
-            }
-            s.done = Some(s.state);
-            all_ok &= convert(&path, args, &opts);
-        }
-        if args.once {
+        all_ok &= convert_settled(&mut seen, settle, args, &opts);
+        if args.once || cancel.is_cancelled() {
             return Ok(all_ok);
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -157,6 +147,52 @@ pub fn watch(args: &WatchArgs, cancel: &Cancel) -> Result<bool> {
             Err(RecvTimeoutError::Disconnected) => bail!("the inotify watcher stopped"),
         }
     }
+}
+
+/// Converts what has settled, oldest first (until cancelled); true unless
+/// a conversion failed.
+fn convert_settled(
+    seen: &mut HashMap<PathBuf, Seen>,
+    settle: Duration,
+    args: &WatchArgs,
+    opts: &BatchOptions,
+) -> bool {
+    let mut ready: Vec<PathBuf> = seen
+        .iter()
+        .filter(|(_, s)| {
+            !s.open_for_write
+                && s.done != Some(s.state)
+                && (args.once || s.since.elapsed() >= settle)
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    ready.sort();
+    let mut all_ok = true;
+    for path in ready {
+        if opts.cancel.is_cancelled() {
+            break;
+        }
+        let Some(s) = seen.get_mut(&path) else {
+            continue;
+        };
+        // Changed since it was last looked at: not settled after all.
+        let now_state = state_of(&path);
+        if now_state != Some(s.state) {
+            match now_state {
+                Some(st) => {
+                    s.state = st;
+                    s.since = Instant::now();
+                }
+                None => {
+                    seen.remove(&path);
+                }
+            }
+            continue;
+        }
+        s.done = Some(s.state);
+        all_ok &= convert(&path, args, opts);
+    }
+    all_ok
 }
 
 /// Notes what an event says of DIR's files.
@@ -197,7 +233,10 @@ fn note(
         });
         match event.kind {
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => s.open_for_write = false,
-            EventKind::Create(_) | EventKind::Modify(_) => s.open_for_write = true,
+            // A write: its writer may keep it open for more.
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => s.open_for_write = true,
+            // Anything else (made by a link, renamed in, its mode changed)
+            // has no writer to wait for: it settles on size and time.
             _ => {}
         }
         if s.state != state {
@@ -207,8 +246,9 @@ fn note(
     }
 }
 
-/// Looks at every regular file in DIR (not below it).
-fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>) -> Result<()> {
+/// Looks at every regular file in DIR (not below it). A file whose
+/// writer has left it unchanged for `silent` is taken as closed.
+fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>, silent: Option<Duration>) -> Result<()> {
     let mut names = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
         let e = e.with_context(|| format!("{}: cannot list", dir.display()))?;
@@ -237,6 +277,8 @@ fn scan(dir: &Path, seen: &mut HashMap<PathBuf, Seen>) -> Result<()> {
         if s.state != state {
             s.state = state;
             s.since = Instant::now();
+        } else if silent.is_some_and(|d| s.since.elapsed() >= d) {
+            s.open_for_write = false;
         }
     }
     Ok(())

@@ -246,7 +246,12 @@ fn reordering_the_inputs_moves_nothing() {
     assert_eq!(sm["run"]["skipped"], 2, "{sm:#}");
     assert_eq!(placement(&sm), first);
     for (f, t) in &stamps {
-        if f.to_string_lossy().contains("core.") {
+        // The cores (the lock file says who last took it: rewritten).
+        if f.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("core.")
+        {
             assert_eq!(files(&out)[f], *t, "{} was written again", f.display());
         }
     }
@@ -510,6 +515,76 @@ fn bad_inputs_fail_alone() {
     );
 }
 
+/// Hostile inputs beside a good one: an archive that is no archive, one
+/// cut off mid-way through its pages (its conversion fails after it has
+/// begun), and one whose pages image is truncated. The good one converts,
+/// the batch ends with exit status 1, and summary.json records all four.
+fn a_batch_with_hostile_inputs_still_writes_its_summary() {
+    let base = scratch("batch-hostile");
+    let images = small(&base.join("src/images"), 7);
+    let ins = base.join("in");
+    fs::create_dir_all(&ins).unwrap();
+    let whole = archive_bytes(&images, b"x.tar.zst");
+    fs::write(ins.join("good.tar.zst"), &whole).unwrap();
+    let mut garbage = b"\x28\xb5\x2f\xfd".to_vec();
+    garbage.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    fs::write(ins.join("corrupt.tar.zst"), garbage).unwrap();
+    let plain = archive_bytes(&images, b"x.tar");
+    fs::write(ins.join("cut.tar"), &plain[..plain.len() * 3 / 4]).unwrap();
+    let pages = fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("pages-")
+        })
+        .unwrap();
+    let len = fs::metadata(&pages).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&pages)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    fs::write(
+        ins.join("short-pages.tar"),
+        archive_bytes(&images, b"x.tar"),
+    )
+    .unwrap();
+    let out = base.join("out");
+    let o = run_bounded(&[os("batch"), os(&ins), os("-o"), os(&out), os("-q")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let sm = summary(&out);
+    let by_name: BTreeMap<String, String> = entries(&sm)
+        .iter()
+        .map(|e| {
+            let input = e["input"].as_str().unwrap();
+            let name = input.rsplit('/').next().unwrap().to_string();
+            (name, e["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        by_name,
+        BTreeMap::from(
+            [
+                ("corrupt.tar.zst", "failed"),
+                ("cut.tar", "failed"),
+                ("good.tar.zst", "ok"),
+                ("short-pages.tar", "failed"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        ),
+        "{sm:#}"
+    );
+    for e in entries(&sm).iter().filter(|e| e["status"] == "failed") {
+        assert!(e["error"].is_string(), "{e:#}");
+    }
+    assert!(out.join("good/core.1").is_file());
+}
+
 /// Spawns `cmd`, sends it `sig` once `ready` holds, and returns how it ended.
 fn interrupt(cmd: &mut Command, sig: &str, ready: impl Fn() -> bool) -> ExitStatus {
     let mut child = cmd
@@ -748,6 +823,7 @@ pub fn tests() -> Vec<Trial> {
         directories_are_searched_in_depth_without_following_links,
         summary_paths_are_absolute,
         bad_inputs_fail_alone needs [Need::Tool("mkfifo"), Need::Tool("timeout")],
+        a_batch_with_hostile_inputs_still_writes_its_summary needs [Need::Tool("timeout")],
         interrupts_remove_partial_cores_and_unpacked_archives needs [Need::Tool("tar"), Need::Tool("zstd"), Need::Tool("kill")],
         a_file_size_limit_fails_the_write_not_the_process,
         the_plugin_says_what_it_does_and_does_what_it_says,

@@ -4,7 +4,9 @@
 //! no object; resume on S3; `--compress zstd`; shards that together
 //! convert each input once and `criu2core summary` merging them; and
 //! `criu2core watch`, which converts an archive dropped into a directory
-//! once it is complete, and only once.
+//! once it is complete, and only once, however it arrives; and the output
+//! directory's lock (a lease object in S3), which keeps a second writer
+//! out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -245,7 +247,8 @@ fn serve(name: &str, command: impl Fn(u16) -> Command) -> (Child, u16) {
 
 /// Operations on the S3 server, through boto3, for the tests to set up
 /// and look at what criu2core did: mb BUCKET; up BUCKET PREFIX DIR; down
-/// BUCKET PREFIX DIR; ls BUCKET PREFIX; rm BUCKET KEY; uploads BUCKET.
+/// BUCKET PREFIX DIR; ls BUCKET PREFIX; rm BUCKET KEY; put BUCKET KEY
+/// TEXT; cat BUCKET KEY; uploads BUCKET.
 const S3_TOOL: &str = r#"
 import os, sys, boto3
 ep, op, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -274,6 +277,10 @@ elif op == "ls":
         print(k)
 elif op == "rm":
     s3.delete_object(Bucket=bucket, Key=sys.argv[4])
+elif op == "put":
+    s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=sys.argv[5].encode())
+elif op == "cat":
+    sys.stdout.write(s3.get_object(Bucket=bucket, Key=sys.argv[4])["Body"].read().decode())
 elif op == "uploads":
     for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
         print(u["Key"])
@@ -823,6 +830,259 @@ fn watch_converts_an_archive_once_it_is_complete_and_once() {
     assert_eq!(mtime(&core), made);
 }
 
+/// Starts `criu2core watch DIR -o OUT --settle 1` with `extra` arguments.
+fn start_watch(dir: &Path, out: &str, extra: &[&str], env: Option<&str>) -> Child {
+    let mut c = match env {
+        Some(endpoint) => S3::criu2core(endpoint),
+        None => Command::new(BIN),
+    };
+    c.arg("watch")
+        .arg(dir)
+        .args(["-o", out, "--settle", "1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Ends a watch with SIGTERM; its stdout and stderr.
+fn stop_watch(mut child: Child) -> (String, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}; {stdout}; {stderr}");
+    (stdout, stderr)
+}
+
+/// Two writers into one output directory never run at once: a watch holds
+/// OUT's lock, and a batch, a shard of it, and shards of another split are
+/// refused, deleting nothing (a shard used to lock only its own lock file,
+/// and the two removed each other's cores); shards of one split share it.
+fn a_second_writer_is_refused_and_deletes_nothing() {
+    use criu2core::batch::{lock, Writer};
+    let base = scratch("fleet-lock");
+    let dir = base.join("checkpoints");
+    fs::create_dir_all(&dir).unwrap();
+    let out = base.join("out");
+    let watch = start_watch(&dir, out.to_str().unwrap(), &[], None);
+    fs::write(dir.join("web.tar"), archive(&base, 30, 64 << 10, "tar")).unwrap();
+    wait_for("web.tar", || watched(&out, "web.tar").is_some());
+    let core = out.join("web/core.1");
+    let (bytes, made) = (fs::read(&core).unwrap(), mtime(&core));
+    let input = dir.join("web.tar");
+    let batch = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("batch")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [&[][..], &["--shard", "0/1"], &["--shard", "1/2"], &["-f"]] {
+        let o = batch(extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("another criu2core run (watch, pid ")
+                && err.contains("is writing into this output directory"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(
+            (fs::read(&core).unwrap(), mtime(&core)),
+            (bytes.clone(), made)
+        );
+    }
+    stop_watch(watch);
+
+    // Shards of one split write together; nothing else writes beside them.
+    let shard = lock(&out, Writer::Shards(2), "batch").unwrap();
+    for extra in [&[][..], &["--shard", "0/1"], &["--shard", "0/3"]] {
+        let o = batch(extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        assert!(
+            text(&o.stderr).contains("(a shard of batch split 2 ways, pid "),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    for k in ["0/2", "1/2"] {
+        ok(batch(&["--shard", k]));
+    }
+    // Nor is a merge of their summaries made while they run.
+    let o = criu2core(["summary".as_ref(), out.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("(a shard of batch split 2 ways, pid "),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(shard);
+    ok(criu2core(["summary".as_ref(), out.as_os_str()]));
+    ok(batch(&[]));
+    assert_eq!(fs::read(&core).unwrap(), bytes);
+}
+
+/// watch converts an archive however it arrives: renamed into DIR, linked
+/// into it, or copied and then given another mode before it settled (each
+/// used to be taken as still being written, for ever).
+fn watch_converts_archives_that_are_renamed_linked_or_chmodded_in() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = scratch("fleet-watch-arrivals");
+    let dir = base.join("checkpoints");
+    let staging = base.join("staging");
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&staging).unwrap();
+    let out = base.join("out");
+    // No rescans: the events alone must do it.
+    let watch = start_watch(&dir, out.to_str().unwrap(), &["--rescan", "0"], None);
+    fs::write(dir.join("first.tar"), archive(&base, 40, 64 << 10, "tar")).unwrap();
+    wait_for("first.tar", || watched(&out, "first.tar").is_some());
+    for (i, name) in ["moved.tar", "linked.tar", "chmodded.tar"]
+        .iter()
+        .enumerate()
+    {
+        fs::write(
+            staging.join(name),
+            archive(&base, 41 + i as u64, 64 << 10, "tar"),
+        )
+        .unwrap();
+    }
+    fs::rename(staging.join("moved.tar"), dir.join("moved.tar")).unwrap();
+    fs::hard_link(staging.join("linked.tar"), dir.join("linked.tar")).unwrap();
+    fs::copy(staging.join("chmodded.tar"), dir.join("chmodded.tar")).unwrap();
+    fs::set_permissions(dir.join("chmodded.tar"), fs::Permissions::from_mode(0o600)).unwrap();
+    for name in ["moved.tar", "linked.tar", "chmodded.tar"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while watched(&out, name).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(watched(&out, name).as_deref(), Some("ok"), "{name}");
+    }
+    let (stdout, _) = stop_watch(watch);
+    assert_eq!(
+        stdout.matches(": converted (1 core)").count(),
+        4,
+        "{stdout}"
+    );
+
+    // A writer that wrote it whole and went silent without closing it is
+    // taken to be gone after a whole --rescan period.
+    let watch = start_watch(&dir, out.to_str().unwrap(), &["--rescan", "2"], None);
+    fs::write(dir.join("second.tar"), archive(&base, 44, 64 << 10, "tar")).unwrap();
+    wait_for("second.tar", || watched(&out, "second.tar").is_some());
+    let mut open = fs::File::create(dir.join("left-open.tar")).unwrap();
+    open.write_all(&archive(&base, 45, 64 << 10, "tar"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        watched(&out, "left-open.tar"),
+        None,
+        "taken while its writer was fresh"
+    );
+    wait_for("left-open.tar", || watched(&out, "left-open.tar").is_some());
+    assert_eq!(watched(&out, "left-open.tar").as_deref(), Some("ok"));
+    drop(open);
+    stop_watch(watch);
+}
+
+/// A prefix in object storage is locked by a lease object: a writer finds
+/// another's unexpired lease and is refused, a shard joins a lease of its
+/// own split, an expired lease (a killed run's) is taken over, and the
+/// lease is gone once its last holder is; watch holds one while it runs.
+fn s3_prefix_lease_keeps_a_second_writer_out() {
+    let base = scratch("fleet-s3-lease");
+    let input = base.join("web.tar");
+    fs::write(&input, archive(&base, 50, 64 << 10, "tar")).unwrap();
+    let s3 = S3::start();
+    s3.tool(&["mb", "ckpt"]);
+    let key = "cores/.criu2core.lock";
+    let lease = |shards: &str, expires: u64| {
+        format!(
+            r#"{{"holders":[{{"command":"batch",{shards}"pid":4242,"host":"node-7","owner":"node-7/4242/1","expires":{expires}}}]}}"#
+        )
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let batch = |extra: &[&str]| {
+        let mut args = vec!["batch", input.to_str().unwrap(), "-o", "s3://ckpt/cores/"];
+        args.extend_from_slice(extra);
+        s3.run(&args)
+    };
+    // Another whole batch's, unexpired: refused, nothing written.
+    s3.tool(&["put", "ckpt", key, &lease("", now + 3600)]);
+    for extra in [&[][..], &["--shard", "0/1"]] {
+        let o = batch(extra);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("s3://ckpt/cores/.criu2core.lock: another criu2core run (batch, pid 4242 on node-7) is writing"),
+            "{err}"
+        );
+    }
+    assert_eq!(s3.tool(&["ls", "ckpt", "cores/"]).trim(), key);
+    // A shard of split 2's: another shard of 2 joins it and leaves it as
+    // it was; a whole batch is refused.
+    let shards = lease(r#""shards":2,"#, now + 3600);
+    s3.tool(&["put", "ckpt", key, &shards]);
+    assert_eq!(batch(&[]).status.code(), Some(1));
+    ok(batch(&["--shard", "0/2"]));
+    ok(batch(&["--shard", "1/2"]));
+    let left: Value = serde_json::from_str(&s3.tool(&["cat", "ckpt", key])).unwrap();
+    assert_eq!(left, serde_json::from_str::<Value>(&shards).unwrap());
+    // Expired: taken over, and removed at the end.
+    s3.tool(&["put", "ckpt", key, &lease("", now - 1)]);
+    let o = ok(batch(&["-f"]));
+    assert!(
+        text(&o.stdout).starts_with("1 input: 1 converted"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(!s3
+        .tool(&["ls", "ckpt", "cores/"])
+        .contains(".criu2core.lock"));
+
+    // watch holds one for as long as it runs.
+    let dir = base.join("checkpoints");
+    fs::create_dir_all(&dir).unwrap();
+    let watch = start_watch(&dir, "s3://ckpt/cores/", &[], Some(&s3.endpoint()));
+    wait_for("the lease", || {
+        s3.tool(&["ls", "ckpt", "cores/"]).contains(key)
+    });
+    let o = batch(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("(watch, pid "),
+        "{}",
+        text(&o.stderr)
+    );
+    stop_watch(watch);
+    assert!(!s3
+        .tool(&["ls", "ckpt", "cores/"])
+        .contains(".criu2core.lock"));
+    ok(batch(&[]));
+}
+
 /// --sysroot from a plain tar read where it lies in the bucket: the
 /// program its rootfs-diff holds is written from the object, as from the
 /// same tar on disk (it was left out when the sysroot opened objects as
@@ -1039,5 +1299,8 @@ pub fn tests() -> Vec<Trial> {
         a_failed_upload_leaves_no_object_and_a_failed_entry needs [Need::S3Server],
         shards_convert_each_input_once_and_summary_merges_them,
         watch_converts_an_archive_once_it_is_complete_and_once,
+        a_second_writer_is_refused_and_deletes_nothing needs [Need::Tool("kill")],
+        watch_converts_archives_that_are_renamed_linked_or_chmodded_in needs [Need::Tool("kill")],
+        s3_prefix_lease_keeps_a_second_writer_out needs [Need::S3Server, Need::Tool("kill")],
     ]
 }
