@@ -20,7 +20,7 @@
 //! (copy_file_range). A path DIR already holds with other contents is
 //! left alone, with a warning.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -97,9 +97,11 @@ impl Sysroot {
             .collect();
         paths.sort();
         paths.dedup();
+        let infos: HashMap<&[u8], &FileInfo> =
+            p.files.iter().map(|f| (f.path.as_slice(), f)).collect();
         let mut unsought = false;
         for path in paths {
-            let info = p.files.iter().find(|f| f.path == path);
+            let info = infos.get(path);
             let done = match (info.map(|f| (&f.status, &f.contents)), view) {
                 (Some((FileStatus::Ghost, Some(c))), _) => self.add_contents(p, path, c),
                 (Some((FileStatus::Mismatch { why }, _)), _) => Err(anyhow::anyhow!(

@@ -345,6 +345,8 @@ pub struct MemoryBuilder<'a> {
     by_id: HashMap<u32, Option<usize>>,
     /// What is known of each file, each path once.
     infos: Vec<FileInfo>,
+    /// The paths in `infos`.
+    listed: HashSet<Vec<u8>>,
     /// Per used file: bytes its mappings may still take from it.
     budget: HashMap<usize, u64>,
     /// Used files whose budget ran out (said once each).
@@ -381,6 +383,7 @@ impl<'a> MemoryBuilder<'a> {
             sysv_keys: None,
             by_id: HashMap::new(),
             infos: Vec::new(),
+            listed: HashSet::new(),
             budget: HashMap::new(),
             over_budget: HashSet::new(),
             root_blobs: HashSet::new(),
@@ -664,7 +667,7 @@ impl<'a> MemoryBuilder<'a> {
             self.walker.dump.files.push(c.clone());
             self.walker.dump.files.len() - 1
         });
-        if !self.infos.iter().any(|f| f.path == name) {
+        if self.listed.insert(name.to_vec()) {
             let (contents, source) = found.unzip();
             self.infos.push(FileInfo {
                 path: name.to_vec(),

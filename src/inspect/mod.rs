@@ -10,7 +10,7 @@ mod report;
 mod text;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
@@ -152,18 +152,24 @@ impl ProcessStatus {
 fn memory(p: &Process) -> MemoryInfo {
     let mut by_kind: BTreeMap<String, KindInfo> = BTreeMap::new();
     let mut files: Vec<FileInfo> = Vec::new();
+    let mut at: HashMap<&[u8], usize> = HashMap::new();
+    let known: HashMap<&[u8], &crate::model::FileInfo> =
+        p.files.iter().map(|f| (f.path.as_slice(), f)).collect();
     for m in &p.mappings {
         let k = by_kind.entry(m.kind.name().to_string()).or_default();
         k.count += 1;
         k.bytes += m.len();
         k.dumped_bytes += m.dumped_bytes();
         if let Some(f) = &m.file {
-            match files.iter_mut().find(|x| x.path.0 == f.path) {
-                Some(x) => {
-                    x.mappings += 1;
-                    x.bytes += m.len();
+            match at.get(f.path.as_slice()) {
+                Some(&i) => {
+                    files[i].mappings += 1;
+                    files[i].bytes += m.len();
                 }
-                None => files.push(file_info(p, &f.path, m.len())),
+                None => {
+                    at.insert(&f.path, files.len());
+                    files.push(file_info(&known, &f.path, m.len()));
+                }
             }
         }
     }
@@ -185,9 +191,9 @@ fn memory(p: &Process) -> MemoryInfo {
 }
 
 /// A mapped file's entry: what is known of its contents.
-fn file_info(p: &Process, path: &[u8], bytes: u64) -> FileInfo {
+fn file_info(known: &HashMap<&[u8], &crate::model::FileInfo>, path: &[u8], bytes: u64) -> FileInfo {
     let name = path.strip_suffix(b" (deleted)").unwrap_or(path);
-    let known = p.files.iter().find(|f| f.path == name);
+    let known = known.get(name).copied();
     let status = known.map(|f| &f.status);
     FileInfo {
         path: Bytes(path.to_vec()),
@@ -317,6 +323,15 @@ impl Checkpoint {
     }
 }
 
+/// Process `pid`, with its files looked up in `view` where there is one;
+/// without, only the strings are read: no root filesystem is needed.
+fn load(ckpt: &Checkpoint, pid: u32, view: Option<Option<&FileView>>) -> crate::Result<Loaded> {
+    match view {
+        Some(view) => ckpt.load_with(pid, view, true).map_err(crate::Error::new),
+        None => ckpt.load(pid, &LoadOptions::default().rootfs_diff(false)),
+    }
+}
+
 /// The report's entry for process `e`; `arch` is set from the first
 /// process that has one.
 fn process_info(
@@ -347,13 +362,7 @@ fn process_info(
         root: None,
         sockets: None,
     };
-    // Without a view only the strings are read: no root filesystem is
-    // needed.
-    let loaded = match view {
-        Some(view) => ckpt.load_with(e.pid, view, true).map_err(crate::Error::new),
-        None => ckpt.load(e.pid, &LoadOptions::default().rootfs_diff(false)),
-    };
-    match loaded {
+    match load(ckpt, e.pid, view) {
         Err(err) => info.error = Some(err.to_string()),
         Ok(Loaded::Zombie(z)) => {
             // The thread ids CRIU records for a zombie mean nothing.
