@@ -1,4 +1,5 @@
-//! The README's transcripts are real output: each fenced block after a
+//! The transcripts of the README and of the manual's pages (docs/*.md)
+//! are real output: each fenced block after a
 //! `<!-- transcript: NAME -->` line is run, command by command, on the
 //! bundled example as `scripts/demo` builds it (`scripts/demo-archive`, the
 //! same script), and what the README shows must be what the commands
@@ -19,10 +20,12 @@ use crate::common::*;
 use crate::Need;
 use libtest_mimic::Trial;
 
-/// A transcript block of the README.
+/// A transcript block of the README or a page of the manual (docs/).
 struct Block {
     name: String,
-    /// Its first line's number in README.md.
+    /// The file it is in, relative to the repository.
+    file: String,
+    /// Its first line's number in that file.
     line: usize,
     lines: Vec<String>,
 }
@@ -31,35 +34,52 @@ fn readme() -> String {
     fs::read_to_string(repo().join("README.md")).unwrap()
 }
 
-/// Every transcript block of the README, in order.
+/// The README and the manual's pages (docs/*.md), each with its path.
+fn documents() -> Vec<(String, String)> {
+    let mut docs = vec![("README.md".to_string(), readme())];
+    let mut pages: Vec<PathBuf> = fs::read_dir(repo().join("docs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    pages.retain(|p| p.extension().is_some_and(|e| e == "md"));
+    pages.sort();
+    for p in pages {
+        let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+        docs.push((name, fs::read_to_string(&p).unwrap()));
+    }
+    docs
+}
+
+/// Every transcript block of the README and the manual, in order.
 fn blocks() -> Vec<Block> {
-    let text = readme();
-    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let Some(name) = lines[i]
-            .strip_prefix("<!-- transcript: ")
-            .and_then(|r| r.strip_suffix(" -->"))
-        else {
-            i += 1;
-            continue;
-        };
-        assert!(
-            lines.get(i + 1).is_some_and(|l| l.starts_with("```")),
-            "README.md:{}: a transcript marker not followed by a code block",
-            i + 1
-        );
-        let start = i + 2;
-        let end = (start..lines.len())
-            .find(|&j| lines[j].starts_with("```"))
-            .unwrap_or_else(|| panic!("README.md:{}: unclosed block", i + 1));
-        out.push(Block {
-            name: name.to_string(),
-            line: start + 1,
-            lines: lines[start..end].iter().map(|l| l.to_string()).collect(),
-        });
-        i = end + 1;
+    for (file, text) in documents() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let Some(name) = lines[i]
+                .strip_prefix("<!-- transcript: ")
+                .and_then(|r| r.strip_suffix(" -->"))
+            else {
+                i += 1;
+                continue;
+            };
+            assert!(
+                lines.get(i + 1).is_some_and(|l| l.starts_with("```")),
+                "{file}:{}: a transcript marker not followed by a code block",
+                i + 1
+            );
+            let start = i + 2;
+            let end = (start..lines.len())
+                .find(|&j| lines[j].starts_with("```"))
+                .unwrap_or_else(|| panic!("{file}:{}: unclosed block", i + 1));
+            out.push(Block {
+                name: name.to_string(),
+                file: file.clone(),
+                line: start + 1,
+                lines: lines[start..end].iter().map(|l| l.to_string()).collect(),
+            });
+            i = end + 1;
+        }
     }
     out
 }
@@ -85,8 +105,8 @@ fn steps(block: &Block) -> Vec<Step> {
         }
         let step = out.last_mut().unwrap_or_else(|| {
             panic!(
-                "README.md:{}: transcript {} does not start with a command",
-                block.line, block.name
+                "{}:{}: transcript {} does not start with a command",
+                block.file, block.line, block.name
             )
         });
         if step.command.starts_with("gdb ") {
@@ -231,7 +251,10 @@ fn run(base: &Path, step: &Step) -> Vec<String> {
 /// Runs transcript `name` (there must be one) and compares.
 fn check(name: &str, after_demo: bool) {
     let blocks: Vec<Block> = blocks().into_iter().filter(|b| b.name == name).collect();
-    assert!(!blocks.is_empty(), "README.md has no transcript {name}");
+    assert!(
+        !blocks.is_empty(),
+        "neither README.md nor docs/ has transcript {name}"
+    );
     let base = example(name, after_demo);
     let mut problems = Vec::new();
     for b in &blocks {
@@ -244,7 +267,8 @@ fn check(name: &str, after_demo: bool) {
                 .collect();
             if !matches(&expected, &actual) {
                 problems.push(format!(
-                    "README.md:{} ({name}): `{}` prints:\n{}\n",
+                    "{}:{} ({name}): `{}` prints:\n{}\n",
+                    b.file,
                     b.line,
                     step.command,
                     actual.join("\n")
@@ -276,7 +300,8 @@ fn every_transcript_is_checked_and_no_stale_advice_remains() {
     for b in blocks() {
         assert!(
             TRANSCRIPTS.iter().any(|t| t.0 == b.name),
-            "README.md:{}: transcript {} is checked by no test",
+            "{}:{}: transcript {} is checked by no test",
+            b.file,
             b.line,
             b.name
         );
