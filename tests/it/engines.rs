@@ -1171,6 +1171,15 @@ fn grep_read_and_inspect_take_the_image() {
     let bytes = read(&root);
     assert!(contains(&bytes, b"GLIBC_2.3"), "{bytes:?}");
     assert_eq!(read(&["--image", s(&images[1])]), bytes);
+    // The image scripts/demo-image makes (its one layer gzip-compressed,
+    // so read from a copy the image's view unpacks): the same bytes.
+    let demo = base.join("demo.oci.tar");
+    let st = std::process::Command::new(repo().join("scripts/demo-image"))
+        .args([&sysroot, Path::new("localhost/victim:latest"), &demo])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(read(&["--image", s(&demo)]), bytes);
     // Without either, the file's pages are not there to read.
     let o = criu2core(["read", "-p", &pid, input, &addr, "64"]);
     assert!(
