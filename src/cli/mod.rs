@@ -376,10 +376,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if matches!(cli.command, Command::Grep(_)) && grep_short_v(&args) {
+        error_line(GREP_V);
+        return ExitCode::from(2);
+    }
     init_logging(cli.verbose);
     let cancel = Cancel::new();
     let result = match &cli.command {
@@ -431,6 +436,51 @@ where
         Command::Man { out_dir } => man(out_dir.as_deref()),
     };
     finish(result, &cancel)
+}
+
+/// Why `grep -v` is refused.
+const GREP_V: &str = "grep: -v is refused here: in grep(1) it selects what does not match, \
+which has no meaning for memory (there are no lines to select; -c shows the processes \
+with 0 matches); for more diagnostics, write --verbose (or -v before grep: criu2core -v grep ...)";
+
+/// Whether the command line `args` (the program name first) gives `-v`
+/// after the `grep` subcommand, alone or in a group of short options
+/// (`-iv`), before any `--`: there grep users mean "invert", not
+/// `--verbose`.
+fn grep_short_v(args: &[OsString]) -> bool {
+    let cmd = Cli::command();
+    let Some(grep) = cmd.find_subcommand("grep") else {
+        return false;
+    };
+    // Short options of grep that take a value: what follows them in a
+    // group (`-C5`) is that value.
+    let valued: Vec<char> = grep
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(clap::Arg::get_short)
+        .collect();
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    // Options before the subcommand are the program's own (-v among them).
+    if !words.any(|w| !w.starts_with('-')) {
+        return false;
+    }
+    for w in words {
+        if w == "--" {
+            break;
+        }
+        let Some(group) = w.strip_prefix('-').filter(|g| !g.starts_with('-')) else {
+            continue;
+        };
+        for c in group.chars() {
+            if c == 'v' {
+                return true;
+            }
+            if valued.contains(&c) {
+                break;
+            }
+        }
+    }
+    false
 }
 
 /// Runs the checkpointctl plugin's command line `args` (the program name
