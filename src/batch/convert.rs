@@ -265,12 +265,17 @@ fn convert_process(
                         // As given, as --root is (the core's path is too).
                         gdb_root = opts.sysroot.clone().or(Some(s.path().to_path_buf()));
                     }
+                    let exe = match exe_for_gdb(p.exe.as_deref(), gdb_root.as_deref()) {
+                        Ok(exe) => Some(exe),
+                        Err(why) => {
+                            r.warnings.extend(why);
+                            None
+                        }
+                    };
                     Outcome::Written {
-                        // A command line is text: an executable whose path is
-                        // not UTF-8 is left for gdb to find from the core.
                         gdb_command: gdb_command(
                             &stats.path,
-                            p.exe.as_deref().and_then(|e| std::str::from_utf8(e).ok()),
+                            exe.as_deref(),
                             gdb_root.as_deref(),
                         ),
                         stats,
@@ -401,53 +406,81 @@ fn convert_one(
     s
 }
 
-/// The shell command that opens `core` in gdb, its words quoted for a POSIX
-/// shell (it may hold anything a checkpoint names: escape it before a
-/// terminal). With a root filesystem the executable is taken from there,
-/// and gdb is told to look there for the shared libraries with `-iex`, so
-/// that `set sysroot` is in force before the executable and the core are
-/// loaded (set later, gdb cannot place a position-independent program whose
-/// first page a core does not hold). Without one, the executable is named
-/// by the path the process had. A `.zst` core is decompressed beside
-/// itself first (gdb reads no compressed cores); a core in object storage
-/// has no command (it must be fetched first, by whatever the user fetches
-/// with).
-pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> Option<String> {
+/// The shell command that opens `core` in gdb, its words quoted for a
+/// POSIX shell in a form that is safe to print (see
+/// [`crate::text::shell_quote`]). With a root filesystem gdb is told to
+/// look there for the shared libraries with `-iex`, so that `set sysroot`
+/// is in force before the executable and the core are loaded (set later,
+/// gdb cannot place a position-independent program whose first page a core
+/// does not hold). `exe` is the executable's file here (see
+/// [`exe_for_gdb`]); without it gdb gets the core alone (`-c`). A `.zst`
+/// core is decompressed beside itself first (gdb reads no compressed
+/// cores); a core in object storage has no command (it must be fetched
+/// first, by whatever the user fetches with), nor has one whose path
+/// cannot be written for a shell.
+pub(crate) fn gdb_command(core: &Path, exe: Option<&Path>, root: Option<&Path>) -> Option<String> {
     use crate::text::shell_quote;
+    use std::os::unix::ffi::OsStrExt;
     if crate::blobio::url_of(core).is_some() {
         return None;
     }
+    let q = |b: &[u8]| shell_quote(b).map(std::borrow::Cow::into_owned);
     let mut prefix = String::new();
-    let mut core = core.to_path_buf();
-    if let Some(plain) = core.to_str().and_then(|c| c.strip_suffix(".zst")) {
-        prefix = format!("zstd -dq {} && ", shell_quote(&core.to_string_lossy()));
-        core = PathBuf::from(plain);
+    let mut core = core.as_os_str().as_bytes();
+    if let Some(plain) = core.strip_suffix(b".zst") {
+        prefix = format!("zstd -dq {} && ", q(core)?);
+        core = plain;
     }
-    // A deleted executable is not at its path any more.
-    let exe = exe.filter(|e| !e.ends_with(" (deleted)"));
     let mut words = vec!["gdb".to_string()];
-    let exe = match root {
-        Some(root) => {
-            words.push("-iex".into());
-            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
-            exe.and_then(|e| exe_in_root(root, e))
-        }
-        None => exe.map(PathBuf::from),
-    };
-    match exe {
-        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
+    if let Some(root) = root {
+        words.push("-iex".into());
+        words.push(q(&[b"set sysroot ", root.as_os_str().as_bytes()].concat())?);
+    }
+    match exe.and_then(|e| q(e.as_os_str().as_bytes())) {
+        Some(e) => words.push(e),
         None => words.push("-c".into()),
     }
-    words.push(shell_quote(&core.to_string_lossy()).into_owned());
+    words.push(q(core)?);
     Some(prefix + &words.join(" "))
+}
+
+/// Where gdb finds executable `exe` (the path the process had): in `root`
+/// where there is one, else at that path on this machine; or what to tell
+/// the user where it is not there (nothing for a process whose executable
+/// was deleted or is not known: the core says so itself).
+fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Option<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let exe = exe.filter(|e| !e.ends_with(b" (deleted)")).ok_or(None)?;
+    let shown = crate::text::escape_bytes(exe);
+    match root {
+        Some(root) => exe_in_root(root, exe).ok_or_else(|| {
+            Some(format!(
+                "the executable {shown} is not in {}: gdb will show ?? for its frames",
+                crate::text::escape_bytes(root.as_os_str().as_bytes())
+            ))
+        }),
+        None => {
+            let here = PathBuf::from(std::ffi::OsStr::from_bytes(exe));
+            if here.is_file() {
+                return Ok(here);
+            }
+            Err(Some(format!(
+                "the executable {shown} is not on this machine: gdb will show ?? for its frames; \
+                 give --root DIR (the container's root filesystem) or --image IMAGE (its image), \
+                 and --sysroot DIR to collect the files gdb needs"
+            )))
+        }
+    }
 }
 
 /// Where executable `exe` is under `root`: `root/exe` as given where that
 /// is the file, else the file it resolves to inside the root.
-fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
+fn exe_in_root(root: &Path, exe: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     let fs = crate::rootfs::RootFs::new(root).ok()?;
     let (found, _) = fs.resolve(exe).ok()??;
-    let literal = root.join(exe.trim_start_matches('/'));
+    let rel = exe.iter().position(|&b| b != b'/').map_or(&exe[..0], |i| &exe[i..]);
+    let literal = root.join(std::ffi::OsStr::from_bytes(rel));
     if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
         Some(literal)
     } else {
@@ -461,8 +494,9 @@ mod tests {
 
     #[test]
     fn gdb_commands_quote_every_path_and_use_the_root() {
-        let gdb_command =
-            |c: &Path, e: Option<&str>, r: Option<&Path>| super::gdb_command(c, e, r).unwrap();
+        let gdb_command = |c: &Path, e: Option<&str>, r: Option<&Path>| {
+            super::gdb_command(c, e.map(Path::new), r).unwrap()
+        };
         let core = Path::new("out dir/core.7");
         // A compressed core is decompressed first; one in object storage
         // has no command.
@@ -471,44 +505,56 @@ mod tests {
             "zstd -dq 'out dir/core.7.zst' && gdb /usr/bin/app 'out dir/core.7'"
         );
         assert_eq!(
-            super::gdb_command(Path::new("s3://b/out/core.7"), Some("/usr/bin/app"), None),
+            super::gdb_command(Path::new("s3://b/out/core.7"), Some(Path::new("/a")), None),
             None
         );
         assert_eq!(
             gdb_command(core, Some("/usr/bin/app"), None),
             "gdb /usr/bin/app 'out dir/core.7'"
         );
-        assert_eq!(
-            gdb_command(core, Some("/tmp/x (deleted)"), None),
-            "gdb -c 'out dir/core.7'"
-        );
         assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
+        let root = Path::new("it's root");
+        assert_eq!(
+            gdb_command(core, Some("it's root/usr/bin/app"), Some(root)),
+            r"gdb -iex 'set sysroot it'\''s root' 'it'\''s root/usr/bin/app' 'out dir/core.7'"
+        );
+    }
+
+    #[test]
+    fn the_executable_is_found_in_the_root_or_here_or_said_missing() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("it's root");
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::fs::write(root.join("usr/bin/app"), b"").unwrap();
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
         std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
-        let r = root.display().to_string();
-        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        assert_eq!(
-            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
-            format!(
-                "gdb -iex {} {} 'out dir/core.7'",
-                q(&format!("set sysroot {r}")),
-                q(&format!("{r}/usr/bin/app"))
-            )
-        );
+        let find = |e: &str| exe_for_gdb(Some(e.as_bytes()), Some(&root));
+        assert_eq!(find("/usr/bin/app").unwrap(), root.join("usr/bin/app"));
         // Through a relative link in the root: the path as given.
-        assert!(
-            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
-        );
+        assert_eq!(find("/bin/app").unwrap(), root.join("bin/app"));
         // Through an absolute one, which the host would resolve outside
         // the root: the file it resolves to inside.
         let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
-        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
-            .contains(&q(&canon.display().to_string())));
-        // Not in the root: no executable rather than a wrong one.
-        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
+        assert_eq!(find("/abs/app").unwrap(), canon);
+        // Not in the root: no executable rather than a wrong one, and why.
+        let why = find("/opt/none").unwrap_err().unwrap();
+        assert!(why.contains("/opt/none is not in"), "{why}");
+        // Without a root: the path here, if there is a file there.
+        let here = std::env::current_exe().unwrap();
+        let here_b = here.as_os_str().as_encoded_bytes();
+        assert_eq!(exe_for_gdb(Some(here_b), None).unwrap(), here);
+        let why = exe_for_gdb(Some(b"/victim-static\xff"), None)
+            .unwrap_err()
+            .unwrap();
+        assert!(
+            why.contains("/victim-static\\xff is not on this machine")
+                && why.contains("--root")
+                && why.contains("--image")
+                && why.contains("--sysroot"),
+            "{why}"
+        );
+        // Deleted, or not known: nothing to say.
+        assert_eq!(exe_for_gdb(Some(b"/tmp/x (deleted)"), None), Err(None));
+        assert_eq!(exe_for_gdb(None, None), Err(None));
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use anyhow::{Context, Result};
 use criu2core::batch::{Outcome, ProcessReport};
-use criu2core::text::{escape, human_bytes};
+use criu2core::text::{escape, escape_bytes, human_bytes};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
 /// process ends as a SIGPIPE would end it, without a panic.
@@ -47,15 +47,17 @@ pub fn print_report(r: &ProcessReport, quiet: bool) {
             gdb_command,
         } if !quiet => emit_line(format!(
             "{}: pid {} ({comm}), {} thread{}, {} ({} of memory contents){}",
-            escape(&stats.path.to_string_lossy()),
+            escape_bytes(stats.path.as_os_str().as_encoded_bytes()),
             r.pid,
             threads,
             if *threads == 1 { "" } else { "s" },
             human_bytes(stats.size),
             human_bytes(stats.copied),
+            // Quoted for a shell in a form safe to print: escaping it
+            // again would change the command.
             gdb_command
                 .as_deref()
-                .map_or(String::new(), |c| format!("\n  {}", escape(c))),
+                .map_or(String::new(), |c| format!("\n  {c}")),
         )),
         Outcome::Zombie { exit } if !quiet => emit_line(format!(
             "pid {} ({comm}): zombie, {exit}; no core (a zombie has no memory or registers)",
