@@ -88,9 +88,9 @@ pub enum Outcome {
         /// Number of threads in it.
         threads: usize,
         /// The shell command that opens it in gdb, its words quoted for a
-        /// POSIX shell (it may hold anything the checkpoint names: escape
-        /// it before a terminal); for a zstd-compressed core, decompressing
-        /// it first; `None` for a core in object storage.
+        /// POSIX shell in a form that is safe to print as it is (see
+        /// [`crate::text::shell_quote`]); for a zstd-compressed core,
+        /// decompressing it first; `None` for a core in object storage.
         gdb_command: Option<String>,
     },
     /// A zombie: nothing to write.
