@@ -465,9 +465,8 @@ fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Optio
                 return Ok(here);
             }
             Err(Some(format!(
-                "the executable {shown} is not on this machine: gdb will show ?? for its frames; \
-                 give --root DIR (the container's root filesystem) or --image IMAGE (its image), \
-                 and --sysroot DIR to collect the files gdb needs"
+                "the executable {shown} is not on this machine: gdb will show ?? for its frames \
+                 (give --root DIR or --image IMAGE, with --sysroot DIR)"
             )))
         }
     }
