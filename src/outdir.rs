@@ -36,6 +36,25 @@ pub fn is_safe_component(name: &str) -> bool {
         && !name.chars().any(|c| c == '/' || c.is_control())
 }
 
+/// The first of the local directory `path` and its parents that does not
+/// exist: what [`OutDir::create`] would make, and
+/// [`OutDir::remove_made`] removes again; `None` where `path` exists or is
+/// in object storage.
+pub fn first_missing(path: &Path) -> Option<PathBuf> {
+    if crate::blobio::url_of(path).is_some() {
+        return None;
+    }
+    let abs = std::path::absolute(path).ok()?;
+    let mut top = None;
+    for a in abs.ancestors() {
+        if fs::symlink_metadata(a).is_ok() {
+            break;
+        }
+        top = Some(a.to_path_buf());
+    }
+    top
+}
+
 /// A directory criu2core writes into, by its canonical path (or its URL).
 #[derive(Debug, Clone)]
 pub struct OutDir {
@@ -76,6 +95,12 @@ impl OutDir {
                 path: url,
                 remote: Some(loc),
             });
+        }
+        if fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+            bail!(
+                "{}: not a directory (a file is there); name a directory to write into",
+                path.display()
+            );
         }
         fs::create_dir_all(path).with_context(|| format!("{}: cannot create", path.display()))?;
         let canonical = fs::canonicalize(path)
@@ -177,6 +202,31 @@ impl OutDir {
                 "{}: not a directory (a link or a file); refusing to write into it",
                 path.display()
             ),
+        }
+    }
+
+    /// Undoes [`OutDir::create`] for a run that wrote nothing into a
+    /// directory it made: removes the lock file, then this directory and
+    /// its parents up to `top` (see [`first_missing`]) while they are
+    /// empty.
+    pub fn remove_made(&self, top: &Path) {
+        if self.remote.is_some() {
+            return;
+        }
+        let _ = fs::remove_file(self.path.join(LOCK));
+        let top = match (top.parent(), top.file_name()) {
+            (Some(parent), Some(name)) => fs::canonicalize(parent).map(|p| p.join(name)),
+            _ => return,
+        };
+        let Ok(top) = top else {
+            return;
+        };
+        let mut dir = self.path.as_path();
+        while dir.starts_with(&top) && fs::remove_dir(dir).is_ok() {
+            match dir.parent() {
+                Some(parent) if dir != top => dir = parent,
+                _ => break,
+            }
         }
     }
 

@@ -327,7 +327,26 @@ fn convert_inputs(
         opts.image.as_ref(),
         opts.sysroot.as_deref(),
     )?;
+    let made = crate::outdir::first_missing(out_dir);
     let out = OutDir::create(out_dir)?;
+    let done = convert_into(inputs, &out, opts, listener);
+    // A run that wrote nothing leaves no directory it made behind.
+    let wrote = done
+        .as_ref()
+        .is_ok_and(|all| all.iter().any(|s| !s.cores.is_empty()));
+    if let (Some(top), false) = (&made, wrote) {
+        out.remove_made(top);
+    }
+    done
+}
+
+/// [`convert_inputs`] into `out`, made.
+fn convert_into(
+    inputs: &[PathBuf],
+    out: &OutDir,
+    opts: &ConvertOptions,
+    listener: &mut dyn Listener,
+) -> Result<Vec<InputSummary>> {
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
         return Ok(vec![convert_one(single, &out, opts, options, listener)]);

@@ -32,7 +32,7 @@ use args::{
     SummaryArgs,
 };
 use logging::init_logging;
-use output::{emit, emit_line, error_line, print_report};
+use output::{emit, emit_line, error_line, input_error, print_report};
 use signals::{broken_pipe, finish, handle_signals};
 
 /// What `convert --json` prints.
@@ -289,11 +289,7 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         ));
     }
     for s in done.this_run.iter().filter(|s| s.status == Status::Failed) {
-        error_line(&format!(
-            "{}: {}",
-            s.input,
-            s.error.as_deref().unwrap_or("failed")
-        ));
+        error_line(&input_error(&s.input, s.error.as_deref()));
     }
     Ok(run.failed == 0)
 }
@@ -335,11 +331,7 @@ fn summary(args: &SummaryArgs) -> Result<bool> {
         error_line(&format!("{m}: missing (listed, converted by no shard)"));
     }
     for e in s.inputs.iter().filter(|e| e.status == Status::Failed) {
-        error_line(&format!(
-            "{}: {}",
-            e.input,
-            e.error.as_deref().unwrap_or("failed")
-        ));
+        error_line(&input_error(&e.input, e.error.as_deref()));
     }
     Ok(merged.complete())
 }

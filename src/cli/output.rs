@@ -2,6 +2,7 @@
 //! on stderr, everything that comes from a checkpoint escaped.
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use criu2core::batch::{Outcome, ProcessReport};
@@ -31,6 +32,22 @@ pub fn emit_line(line: String) {
 /// (errors and warnings quote names from checkpoints).
 pub fn error_line(msg: &str) {
     eprintln!("criu2core: {}", escape(msg));
+}
+
+/// An input's error as one line: `INPUT: ERROR`, or the error alone where
+/// it begins with the input's path already (as given, or a file inside
+/// it), so that the path is said once.
+pub fn input_error(input: &str, error: Option<&str>) -> String {
+    let error = error.unwrap_or("failed");
+    let named = error.split_once(": ").is_some_and(|(head, _)| {
+        std::path::absolute(head)
+            .is_ok_and(|h| h.starts_with(input) || Path::new(input).ends_with(head))
+    });
+    if named {
+        error.to_string()
+    } else {
+        format!("{input}: {error}")
+    }
 }
 
 /// What `convert` prints for one process: its core and the gdb command
@@ -65,5 +82,25 @@ pub fn print_report(r: &ProcessReport, quiet: bool) {
         )),
         Outcome::Failed(e) => error_line(&format!("pid {}: {e}", r.pid)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_error;
+
+    #[test]
+    fn an_input_is_named_once() {
+        let cwd = std::env::current_dir().unwrap();
+        let input = cwd.join("ckpt").display().to_string();
+        for (error, want) in [
+            ("ckpt: cannot open: gone", "ckpt: cannot open: gone"),
+            ("ckpt/pstree.img: offset 0: bad", "ckpt/pstree.img: offset 0: bad"),
+            (&format!("{input}: bad")[..], &format!("{input}: bad")[..]),
+            ("pid 3 is not in it", &format!("{input}: pid 3 is not in it")),
+            ("other: bad", &format!("{input}: other: bad")),
+        ] {
+            assert_eq!(input_error(&input, Some(error)), want);
+        }
     }
 }

@@ -739,6 +739,67 @@ fn the_schemas_refuse_what_they_do_not_describe() {
 }
 
 /// This module's tests.
+/// A convert that fails as a whole (missing input, not a checkpoint, a
+/// bad --root, an unknown -p, several bad inputs) leaves no output
+/// directory it made (nor its parents it made), and one that existed
+/// stays; -o naming a file says it is not a directory; an error names
+/// its input once, in batch too.
+fn a_failed_convert_leaves_no_directory_and_names_its_input_once() {
+    let fx = fixture("mt-pie");
+    let base = scratch("convert-fails-clean");
+    let images = fx.images();
+    let images = images.to_str().unwrap();
+    let missing = base.join("missing");
+    let missing = missing.to_str().unwrap();
+    let junk = base.join("junk");
+    fs::create_dir_all(&junk).unwrap();
+    let junk = junk.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &[missing],
+        &[junk],
+        &[images, "--root", missing],
+        &[images, "-p", "5"],
+        &[junk, missing],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let out = base.join(format!("out{i}/a/b"));
+        let o = criu2core(
+            ["convert", "-o", out.to_str().unwrap()]
+                .iter()
+                .chain(case.iter()),
+        );
+        assert!(!o.status.success(), "{case:?}");
+        assert!(
+            !base.join(format!("out{i}")).exists(),
+            "{case:?} left {}",
+            out.display()
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        for line in err.lines() {
+            for name in [missing, junk] {
+                assert!(line.matches(name).count() <= 1, "{line}");
+            }
+        }
+    }
+    // An existing directory stays, empty or not.
+    let kept = base.join("kept");
+    fs::create_dir_all(&kept).unwrap();
+    let o = criu2core(["convert", missing, "-o", kept.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(kept.is_dir());
+    // A file where the directory should be.
+    let file = base.join("file");
+    fs::write(&file, b"x").unwrap();
+    let o = criu2core(["convert", images, "-o", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not a directory"), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+    // batch names a missing input once.
+    let o = criu2core(["batch", missing, "-o", base.join("b").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.matches("missing").count() == 1, "{err}");
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         hostile_names_stay_inside_the_output_directory,
@@ -752,5 +813,6 @@ pub fn tests() -> Vec<Trial> {
         a_file_size_limit_fails_the_write_not_the_process,
         the_plugin_says_what_it_does_and_does_what_it_says,
         the_schemas_refuse_what_they_do_not_describe,
+        a_failed_convert_leaves_no_directory_and_names_its_input_once,
     ]
 }
