@@ -329,6 +329,8 @@ fn convert_inputs(
     )?;
     let made = crate::outdir::first_missing(out_dir);
     let out = OutDir::create(out_dir)?;
+    // What runs that were killed left here (their own names say whose).
+    out.remove_stale_partials();
     let done = convert_into(inputs, &out, opts, listener);
     // A run that wrote nothing leaves no directory it made behind.
     let wrote = done

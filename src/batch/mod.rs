@@ -209,8 +209,10 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
         Some(s) => out.lock_named(&s.lock_name())?,
         None => out.lock()?,
     };
-    // Only batch's own: a single-input convert may be writing cores here.
+    // Only batch's own, and those of runs that have ended: a single-input
+    // convert may be writing cores here.
     out.remove_partials(Some(&summary_name))?;
+    out.remove_stale_partials();
     let found = expand_inputs(args, Some(out.path()));
     let mut problems: Vec<InputSummary> = Vec::new();
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &[]);
