@@ -42,7 +42,7 @@ pub fn is_ours(name: &str) -> Option<u32> {
 
 /// Whether process `pid` is running (on this machine, as /proc shows it);
 /// true where that cannot be told (no /proc), so that nothing is removed.
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     let proc = Path::new("/proc");
     !proc.join("self").exists() || proc.join(pid.to_string()).exists()
 }
@@ -64,8 +64,7 @@ pub(crate) fn remove_stale(dir: &Path) -> Vec<String> {
             continue;
         };
         let stale = pid != std::process::id() && !alive(pid);
-        if stale && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok()
-        {
+        if stale && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
             tracing::info!(dir = %dir.display(), file = %name, "removed a stale temporary file");
             removed.push(name);
         }
@@ -355,9 +354,7 @@ impl OutDir {
             .prefix(&prefix)
             .suffix(PARTIAL)
             .tempfile_in(&self.path)
-            .with_context(|| {
-                format!("{}: cannot create a temporary file", self.path.display())
-            })?;
+            .with_context(|| format!("{}: cannot create a temporary file", self.path.display()))?;
         crate::cancel::track(tmp.path());
         Ok(tmp)
     }

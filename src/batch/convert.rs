@@ -51,6 +51,10 @@ pub struct ConvertOptions {
     pub cancel: Cancel,
     /// How cores are stored (`--compress`).
     pub compression: CoreCompression,
+    /// The directory of `sysroot` this input's files go into, where
+    /// several inputs share one (each its own: one input's files never
+    /// stand in for another's).
+    pub(crate) sysroot_sub: Option<String>,
 }
 
 impl ConvertOptions {
@@ -221,7 +225,11 @@ pub(crate) fn convert_input_with(
         listener.image(u);
         *used = Some(u.clone());
     }
-    let sysroot = opts.sysroot.as_deref().map(Sysroot::create).transpose()?;
+    let sysroot = opts
+        .sysroot
+        .as_deref()
+        .map(|d| Sysroot::create(d, opts.sysroot_sub.as_deref(), None, &opts.cancel))
+        .transpose()?;
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
         opts.cancel.check()?;
@@ -263,7 +271,11 @@ fn convert_process(
                     if let Some(s) = sysroot {
                         r.warnings.extend(s.add_process(&p, roots));
                         // As given, as --root is (the core's path is too).
-                        gdb_root = opts.sysroot.clone().or(Some(s.path().to_path_buf()));
+                        gdb_root = match (&opts.sysroot, &opts.sysroot_sub) {
+                            (Some(d), Some(sub)) => Some(d.join(sub)),
+                            (Some(d), None) => Some(d.clone()),
+                            _ => Some(s.path().to_path_buf()),
+                        };
                     }
                     let exe = match exe_for_gdb(p.exe.as_deref(), gdb_root.as_deref()) {
                         Ok(exe) => Some(exe),
@@ -273,11 +285,7 @@ fn convert_process(
                         }
                     };
                     Outcome::Written {
-                        gdb_command: gdb_command(
-                            &stats.path,
-                            exe.as_deref(),
-                            gdb_root.as_deref(),
-                        ),
+                        gdb_command: gdb_command(&stats.path, exe.as_deref(), gdb_root.as_deref()),
                         stats,
                         threads: p.threads.len(),
                     }
@@ -499,7 +507,10 @@ fn exe_in_root(root: &Path, exe: &[u8]) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let fs = crate::rootfs::RootFs::new(root).ok()?;
     let (found, _) = fs.resolve(exe).ok()??;
-    let rel = exe.iter().position(|&b| b != b'/').map_or(&exe[..0], |i| &exe[i..]);
+    let rel = exe
+        .iter()
+        .position(|&b| b != b'/')
+        .map_or(&exe[..0], |i| &exe[i..]);
     let literal = root.join(std::ffi::OsStr::from_bytes(rel));
     if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
         Some(literal)

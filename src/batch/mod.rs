@@ -305,6 +305,7 @@ fn convert_all(
         max_spill: opts.max_spill,
         cancel: opts.cancel.clone(),
         compression: opts.compression,
+        sysroot_sub: None,
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<InputSummary>>> = Mutex::new(vec![None; ids.len()]);

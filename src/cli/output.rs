@@ -95,9 +95,15 @@ mod tests {
         let input = cwd.join("ckpt").display().to_string();
         for (error, want) in [
             ("ckpt: cannot open: gone", "ckpt: cannot open: gone"),
-            ("ckpt/pstree.img: offset 0: bad", "ckpt/pstree.img: offset 0: bad"),
+            (
+                "ckpt/pstree.img: offset 0: bad",
+                "ckpt/pstree.img: offset 0: bad",
+            ),
             (&format!("{input}: bad")[..], &format!("{input}: bad")[..]),
-            ("pid 3 is not in it", &format!("{input}: pid 3 is not in it")),
+            (
+                "pid 3 is not in it",
+                &format!("{input}: pid 3 is not in it"),
+            ),
             ("other: bad", &format!("{input}: other: bad")),
         ] {
             assert_eq!(input_error(&input, Some(error)), want);

@@ -792,12 +792,18 @@ fn a_failed_convert_leaves_no_directory_and_names_its_input_once() {
     fs::write(&file, b"x").unwrap();
     let o = criu2core(["convert", images, "-o", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("not a directory"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("not a directory"),
+        "{err}"
+    );
     assert_eq!(fs::read(&file).unwrap(), b"x");
     // batch names a missing input once.
     let o = criu2core(["batch", missing, "-o", base.join("b").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.matches("missing").count() == 1, "{err}");
+    assert!(
+        !o.status.success() && err.matches("missing").count() == 1,
+        "{err}"
+    );
 }
 
 /// The same interrupt delivered twice at once (as `timeout -s INT`
@@ -843,7 +849,11 @@ fn two_signals_at_once_and_stale_partials_leave_nothing() {
         assert!(st.success());
         let st = child.wait().unwrap();
         assert_eq!(st.code(), Some(130), "{st}");
-        assert!(partials(&out).is_empty(), "round {round}: {:?}", partials(&out));
+        assert!(
+            partials(&out).is_empty(),
+            "round {round}: {:?}",
+            partials(&out)
+        );
     }
 
     // Debris of a run that ended, of one still running (this test), and

@@ -595,11 +595,16 @@ fn image_gives_the_cores_root_gives() {
                 "batch",
             );
         }
+        // Each input's files in a sysroot of its own, named as its output.
         let exe = fx.processes[0].exe.trim_start_matches('/');
-        assert!(
-            fs::read(sys.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
-            "{name}: batch --sysroot"
-        );
+        for item in sm["inputs"].as_array().unwrap() {
+            let output = Path::new(item["output"].as_str().unwrap());
+            let own = sys.join(output.file_name().unwrap());
+            assert!(
+                fs::read(own.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
+                "{name}: batch --sysroot"
+            );
+        }
         // --root and --image together are refused.
         let o = criu2core([
             "convert",

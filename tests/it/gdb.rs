@@ -629,7 +629,9 @@ fn printed_gdb_command_survives_any_path() {
     let fx = fixture("mt-pie");
     let base = scratch("gdb-command-quoting");
     let plain = complete_sysroot(&fx, &base);
-    let root = base.join(OsStr::from_bytes(b"it's a $HOME `x` \"q\" \\n \xff\x1b sysroot"));
+    let root = base.join(OsStr::from_bytes(
+        b"it's a $HOME `x` \"q\" \\n \xff\x1b sysroot",
+    ));
     std::fs::rename(&plain, &root).unwrap();
     let out = base.join(OsStr::from_bytes(b"out 'q' $x %s \xfe"));
     let convert = |args: &[&OsStr]| {

@@ -42,6 +42,7 @@ mod images;
 mod library;
 mod onepass;
 mod readme;
+mod sysroot;
 mod terminal;
 
 use std::collections::HashMap;
@@ -207,6 +208,7 @@ fn main() {
     tests.extend(images::tests());
     tests.extend(library::tests());
     tests.extend(readme::tests());
+    tests.extend(sysroot::tests());
     tests.extend(terminal::tests());
     libtest_mimic::run(&args, tests).exit();
 }
