@@ -359,7 +359,7 @@ fn convert_into(
 ) -> Result<Vec<InputSummary>> {
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
-        return Ok(vec![convert_one(single, &out, opts, options, listener)]);
+        return Ok(vec![convert_one(single, out, opts, options, listener)]);
     }
     if !opts.pids.is_empty() {
         bail!("pids apply to one input at a time");
@@ -367,14 +367,14 @@ fn convert_into(
     let _lock = out.lock()?;
     let ids = unique_ids(inputs.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
-    let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    let names = choose_names(&refs, &mut |n| occupant(out, n));
     let mut summaries = Vec::new();
     for (id, name) in ids.iter().zip(&names) {
         let s = match name {
             None => no_name(id, options.clone()),
             Some(name) => Job {
                 id,
-                out: &out,
+                out,
                 name,
                 options: &options,
                 convert: opts.clone(),
