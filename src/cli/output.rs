@@ -39,9 +39,15 @@ pub fn error_line(msg: &str) {
 /// it), so that the path is said once.
 pub fn input_error(input: &str, error: Option<&str>) -> String {
     let error = error.unwrap_or("failed");
+    // The input's path, then the end, a path inside it, or a member of it
+    // (`IN:blobs/...`).
+    let names_it = |head: &str, path: &str| {
+        head.strip_prefix(path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', ':']))
+    };
     let named = error.split_once(": ").is_some_and(|(head, _)| {
-        std::path::absolute(head)
-            .is_ok_and(|h| h.starts_with(input) || Path::new(input).ends_with(head))
+        let abs = std::path::absolute(head).map(|h| h.display().to_string());
+        abs.is_ok_and(|h| names_it(&h, input)) || Path::new(input).ends_with(head)
     });
     if named {
         error.to_string()
@@ -105,6 +111,11 @@ mod tests {
                 &format!("{input}: pid 3 is not in it"),
             ),
             ("other: bad", &format!("{input}: other: bad")),
+            (
+                "ckpt:blobs/sha256/ab: no images",
+                "ckpt:blobs/sha256/ab: no images",
+            ),
+            ("ckpt2: bad", &format!("{input}: ckpt2: bad")),
         ] {
             assert_eq!(input_error(&input, Some(error)), want);
         }
