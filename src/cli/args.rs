@@ -236,7 +236,7 @@ pub struct ConvertArgs {
     pub image: Option<criu2core::ImageRef>,
     /// Write every file the cores map (and the program interpreter) under
     /// DIR, at its path, for gdb -iex 'set sysroot DIR' (needs --image or
-    /// --root).
+    /// --root; with several inputs, each in DIR/<its output name>).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
     /// Replace existing core files.
@@ -429,8 +429,8 @@ pub struct BatchArgs {
     /// --image takes it).
     #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<criu2core::ImageRef>,
-    /// Write every file the cores map under DIR, for gdb's set sysroot
-    /// (needs --image or --root).
+    /// Write every file the cores map under DIR/<the input's output name>,
+    /// for gdb's set sysroot (needs --image or --root).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
     /// Print nothing but errors.
