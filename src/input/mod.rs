@@ -649,6 +649,10 @@ impl Checkpoint {
     /// Decodes process `pid`: its threads, registers and memory, with file
     /// pages read from the archive's rootfs-diff.tar and `opts.root` or
     /// `opts.image` as asked. A zombie has neither memory nor registers.
+    /// The file view made for `opts` (an image's layers, indexed, and the
+    /// files of its compressed layers, copied out) is made once and kept
+    /// while the checkpoint is: the processes loaded through it read from
+    /// those copies.
     ///
     /// ```
     /// use criu2core::model::Registers;
