@@ -97,6 +97,9 @@ address, and the mapping [start-end prot kind path +file-offset].
 
 Exit status: 0 something matched, 1 nothing did, 2 an error.
 
+-v after grep is refused (grep's -v inverts the match, which has no
+meaning here): write --verbose for diagnostics.
+
 Examples:
   criu2core grep RANDOM_1432_KEY checkpoint.tar.zst
   criu2core grep -E 'AKIA[0-9A-Z]{16}' --kind heap --kind anon /var/lib/kubelet/checkpoints
