@@ -74,6 +74,8 @@ struct State {
     done: HashSet<Vec<u8>>,
     /// Links made.
     links: HashSet<Vec<u8>>,
+    /// Files placed (copied, linked, or found there with the bytes).
+    placed: HashMap<Vec<u8>, Source>,
     /// Each source's first copy, by where its bytes are.
     copies: HashMap<Source, Vec<u8>>,
     /// Bytes of the copies written.
@@ -393,18 +395,29 @@ impl Sysroot {
     /// Writes `blob` at `key` (clean, relative) below DIR: a hard link to
     /// the copy of the same source made before, else a new copy.
     fn write(&self, st: &mut State, key: &[u8], blob: &Blob) -> Result<()> {
+        let source = Source::of(blob)?;
+        match st.placed.get(key) {
+            Some(s) if *s == source => return Ok(()),
+            Some(_) => bail!(
+                "{} already holds a different file; left alone",
+                self.shown(key)
+            ),
+            None => {}
+        }
         let (parent, base) = split(key);
         if base.is_empty() {
             bail!("no file name");
         }
-        let source = Source::of(blob)?;
         let dir = self.open_dir(st, parent)?;
         let name = OsStr::from_bytes(base);
         match rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(s) => {
                 let regular = rfs::FileType::from_raw_mode(s.st_mode) == rfs::FileType::RegularFile;
                 if regular && same_contents(&dir, name, blob)? {
-                    st.copies.entry(source).or_insert_with(|| key.to_vec());
+                    st.copies
+                        .entry(source.clone())
+                        .or_insert_with(|| key.to_vec());
+                    st.placed.insert(key.to_vec(), source);
                     return Ok(());
                 }
                 bail!(
@@ -418,14 +431,18 @@ impl Sysroot {
         if let Some(first) = st.copies.get(&source).cloned() {
             let (first_parent, first_base) = split(&first);
             let from = self.open_dir(st, first_parent)?;
-            return rfs::linkat(
+            rfs::linkat(
                 &from,
                 OsStr::from_bytes(first_base),
                 &dir,
                 name,
                 AtFlags::empty(),
             )
-            .with_context(|| format!("cannot link {} to {}", self.shown(key), self.shown(&first)));
+            .with_context(|| {
+                format!("cannot link {} to {}", self.shown(key), self.shown(&first))
+            })?;
+            st.placed.insert(key.to_vec(), source);
+            return Ok(());
         }
         if st.written.saturating_add(blob.len) > self.budget {
             return Err(fault(
@@ -441,7 +458,8 @@ impl Sysroot {
         self.copy_in(&dir, parent, name, blob)
             .with_context(|| format!("cannot write {}", self.shown(key)))?;
         st.written += blob.len;
-        st.copies.insert(source, key.to_vec());
+        st.copies.insert(source.clone(), key.to_vec());
+        st.placed.insert(key.to_vec(), source);
         Ok(())
     }
 
