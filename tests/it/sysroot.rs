@@ -352,6 +352,69 @@ fn many_files_need_few_open_descriptors() {
     }
 }
 
+/// The same in a checkpoint archive's rootfs-diff.tar (plain and zstd):
+/// 20 names, hard links and symbolic links, for one 1 MiB file, all
+/// mapped; no root at all. The sysroot holds the bytes once.
+fn a_rootfs_diff_of_many_names_for_one_file_is_written_once() {
+    let base = scratch("sysroot-diff-once");
+    let n = 20;
+    let mut names: Vec<String> = (0..n).map(|i| format!("/opt/app/l{i}.so")).collect();
+    names.push("/opt/app/real.so".into());
+    let images = mapping(&base, &names);
+    let mut diff = tar::Builder::new(Vec::new());
+    tar_file(&mut diff, "usr/bin/synth", &[0x90u8; 5 * 4096]);
+    tar_file(&mut diff, "opt/app/real.so", &vec![0x5au8; 1 << 20]);
+    for i in 0..n {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o777);
+        if i % 2 == 0 {
+            h.set_entry_type(tar::EntryType::Symlink);
+            diff.append_link(&mut h, format!("opt/app/l{i}.so"), "real.so")
+                .unwrap();
+        } else {
+            h.set_entry_type(tar::EntryType::Link);
+            diff.append_link(&mut h, format!("opt/app/l{i}.so"), "opt/app/real.so")
+                .unwrap();
+        }
+    }
+    let diff = diff.into_inner().unwrap();
+    let tar = podman_tar(&images, |b| tar_file(b, "rootfs-diff.tar", &diff));
+    let empty = base.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    for kind in ["tar", "tar.zst"] {
+        let ar = base.join(format!("ck.{kind}"));
+        fs::write(&ar, compress(&tar, kind)).unwrap();
+        let sys = base.join(format!("sys-{kind}"));
+        let (ok, _, err) = run(
+            &[
+                "convert".as_ref(),
+                ar.as_os_str(),
+                "--root".as_ref(),
+                empty.as_os_str(),
+                "--sysroot".as_ref(),
+                sys.as_os_str(),
+                "-o".as_ref(),
+                base.join(format!("cores-{kind}")).as_os_str(),
+            ],
+            &base,
+        );
+        assert!(ok, "{kind}: {err}");
+        let files = tree(&sys);
+        let inodes: std::collections::BTreeMap<u64, u64> = files
+            .iter()
+            .filter(|f| f.3.is_none())
+            .map(|f| (f.1, f.2))
+            .collect();
+        let big = inodes.values().filter(|&&len| len == 1 << 20).count();
+        assert_eq!(big, 1, "{kind}: {files:#?}\n{err}");
+        for i in 0..n {
+            let l = sys.join(format!("opt/app/l{i}.so"));
+            assert_eq!(fs::metadata(&l).unwrap().len(), 1 << 20, "{kind}: {err}");
+        }
+    }
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         the_link_maps_names_are_written_so_gdb_loads_every_library
@@ -359,5 +422,6 @@ pub fn tests() -> Vec<Trial> {
         each_file_is_written_once_as_a_copy_and_inputs_keep_their_own,
         sysroot_warnings_show_bytes_not_replacement_characters,
         many_files_need_few_open_descriptors,
+        a_rootfs_diff_of_many_names_for_one_file_is_written_once,
     ]
 }
