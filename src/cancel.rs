@@ -4,9 +4,28 @@
 //! reading archives, then unwinds through its ordinary error paths so that
 //! every temporary file and directory is removed on the way out.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The temporary files being written now, by path: what
+/// [`Cancel::remove_temporaries`] removes.
+static TEMPORARIES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Notes that the temporary file `path` is being written.
+pub(crate) fn track(path: &Path) {
+    let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+    t.insert(path.to_path_buf());
+}
+
+/// Notes that `path` is no temporary file any more (renamed into place, or
+/// removed).
+pub(crate) fn untrack(path: &Path) {
+    let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+    t.remove(path);
+}
 
 /// A shared "stop now" request; clones share it. Never set unless someone
 /// calls [`Cancel::cancel`] or stores into [`Cancel::flag`].
@@ -58,6 +77,17 @@ impl Cancel {
     /// Whether it is cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.reason().is_some()
+    }
+
+    /// Removes every temporary file being written now (partial cores,
+    /// records, sysroot files), for a caller that is about to end the
+    /// process at once, with no time for the work in hand to unwind (a
+    /// second signal).
+    pub fn remove_temporaries() {
+        let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+        for path in std::mem::take(&mut *t) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// `Err(Cancelled)` once cancelled.
@@ -126,5 +156,18 @@ mod tests {
         let e = r.read(&mut buf).unwrap_err();
         assert_ne!(e.kind(), io::ErrorKind::Interrupted, "readers would retry");
         assert!(c.check().unwrap_err().is::<Cancelled>());
+    }
+
+    #[test]
+    fn tracked_temporaries_are_removed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.partial"), dir.path().join("b"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"y").unwrap();
+        track(&a);
+        track(&b);
+        untrack(&b);
+        Cancel::remove_temporaries();
+        assert!(!a.exists() && b.exists());
     }
 }

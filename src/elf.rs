@@ -613,11 +613,18 @@ impl Join for Copy {
     }
 }
 
+/// Most sources a core's writer holds open at once.
+const MAX_OPEN_SOURCES: usize = 32;
+
 /// Moves extent data into the core, joining copies that continue each
 /// other first.
 struct Copier<'a> {
     sources: &'a [Blob],
     files: Vec<Option<BlobFile>>,
+    /// The sources open now, the first opened first: at most
+    /// [`MAX_OPEN_SOURCES`], so that thousands of mapped files need no
+    /// more descriptors than a few.
+    open: std::collections::VecDeque<usize>,
     pending: Joiner<Copy>,
     /// Where an object's bytes pass on their way into the core.
     buf: Vec<u8>,
@@ -628,6 +635,7 @@ impl<'a> Copier<'a> {
         Copier {
             sources,
             files: sources.iter().map(|_| None).collect(),
+            open: std::collections::VecDeque::new(),
             pending: Joiner::new(),
             buf: Vec::new(),
         }
@@ -675,22 +683,30 @@ impl<'a> Copier<'a> {
 
     fn make(&mut self, c: Copy, out: &mut dyn Output) -> Result<()> {
         let src = &self.sources[c.source];
-        let file = match &mut self.files[c.source] {
-            Some(f) => f,
-            slot => {
-                let f = BlobFile::open_with_readahead(src, crate::blobio::COPY_READAHEAD)
-                    .with_context(|| format!("{}: cannot open", src.label))?;
-                if let Some(local) = f.local() {
-                    // Sources are read front to back: ask for generous readahead.
-                    let _ = rustix::fs::fadvise(
-                        local,
-                        src.offset,
-                        std::num::NonZeroU64::new(src.len),
-                        rustix::fs::Advice::Sequential,
-                    );
-                }
-                slot.insert(f)
+        if self.files[c.source].is_none() {
+            let f = BlobFile::open_with_readahead(src, crate::blobio::COPY_READAHEAD)
+                .with_context(|| format!("{}: cannot open", src.label))?;
+            if let Some(local) = f.local() {
+                // Sources are read front to back: ask for generous readahead.
+                let _ = rustix::fs::fadvise(
+                    local,
+                    src.offset,
+                    std::num::NonZeroU64::new(src.len),
+                    rustix::fs::Advice::Sequential,
+                );
             }
+            // Sources come mostly in order: the one opened first is the
+            // one least likely to be read again.
+            if self.open.len() >= MAX_OPEN_SOURCES {
+                if let Some(old) = self.open.pop_front() {
+                    self.files[old] = None;
+                }
+            }
+            self.open.push_back(c.source);
+            self.files[c.source] = Some(f);
+        }
+        let Some(file) = self.files[c.source].as_mut() else {
+            bail!("{}: not open", src.label);
         };
         let copied = match file.local() {
             Some(local) => out.copy(local, c.from, c.len, c.to),

@@ -100,6 +100,7 @@ pub mod image;
 mod input;
 pub mod inspect;
 mod join;
+mod linkmap;
 pub mod model;
 mod notes;
 mod onepass;

@@ -26,6 +26,53 @@ pub const PARTIAL: &str = ".partial";
 /// The lock of an output directory: a file, or a lease object in object
 /// storage (crate::batch's lock module takes it).
 pub const LOCK: &str = ".criu2core.lock";
+/// What names a temporary file as criu2core's: `criu2core-<pid>-` then a
+/// unique part, before [`PARTIAL`].
+pub const MARK: &str = "criu2core-";
+
+/// The pid of the criu2core process that made the temporary file `name`,
+/// if it is one of ours (`.<anything>criu2core-<pid>-<unique>.partial`).
+pub fn is_ours(name: &str) -> Option<u32> {
+    let body = name.strip_prefix('.')?.strip_suffix(PARTIAL)?;
+    let (_, tail) = body.rsplit_once(MARK)?;
+    let (pid, unique) = tail.split_once('-')?;
+    if unique.is_empty() || unique.contains('/') {
+        return None;
+    }
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// Whether process `pid` is running (on this machine, as /proc shows it);
+/// true where that cannot be told (no /proc), so that nothing is removed.
+pub(crate) fn alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files of ours (see [`is_ours`]) in the local
+/// directory `dir` whose process has ended: what a run killed before it
+/// could clean up left (SIGKILL, a power cut). Files of running processes,
+/// and anything else, are left alone. Gives the names removed.
+pub(crate) fn remove_stale(dir: &Path) -> Vec<String> {
+    let Ok(list) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in list.flatten() {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some(pid) = is_ours(&name) else {
+            continue;
+        };
+        let stale = pid != std::process::id() && !alive(pid);
+        if stale && e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+            tracing::info!(dir = %dir.display(), file = %name, "removed a stale temporary file");
+            removed.push(name);
+        }
+    }
+    removed
+}
 
 /// Whether `name` can name an entry directly inside an output directory:
 /// one path component, not `.` or `..`, without `/`, NUL or other control
@@ -36,6 +83,25 @@ pub fn is_safe_component(name: &str) -> bool {
         && name != ".."
         && name.len() <= 255
         && !name.chars().any(|c| c == '/' || c.is_control())
+}
+
+/// The first of the local directory `path` and its parents that does not
+/// exist: what [`OutDir::create`] would make, and
+/// [`OutDir::remove_made`] removes again; `None` where `path` exists or is
+/// in object storage.
+pub fn first_missing(path: &Path) -> Option<PathBuf> {
+    if crate::blobio::url_of(path).is_some() {
+        return None;
+    }
+    let abs = std::path::absolute(path).ok()?;
+    let mut top = None;
+    for a in abs.ancestors() {
+        if fs::symlink_metadata(a).is_ok() {
+            break;
+        }
+        top = Some(a.to_path_buf());
+    }
+    top
 }
 
 /// A directory criu2core writes into, by its canonical path (or its URL).
@@ -72,6 +138,12 @@ impl OutDir {
                 path: url,
                 remote: Some(loc),
             });
+        }
+        if fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+            bail!(
+                "{}: not a directory (a file is there); name a directory to write into",
+                path.display()
+            );
         }
         fs::create_dir_all(path).with_context(|| format!("{}: cannot create", path.display()))?;
         let canonical = fs::canonicalize(path)
@@ -176,6 +248,31 @@ impl OutDir {
         }
     }
 
+    /// Undoes [`OutDir::create`] for a run that wrote nothing into a
+    /// directory it made: removes the lock file, then this directory and
+    /// its parents up to `top` (see [`first_missing`]) while they are
+    /// empty.
+    pub fn remove_made(&self, top: &Path) {
+        if self.remote.is_some() {
+            return;
+        }
+        let _ = fs::remove_file(self.path.join(LOCK));
+        let top = match (top.parent(), top.file_name()) {
+            (Some(parent), Some(name)) => fs::canonicalize(parent).map(|p| p.join(name)),
+            _ => return,
+        };
+        let Ok(top) = top else {
+            return;
+        };
+        let mut dir = self.path.as_path();
+        while dir.starts_with(&top) && fs::remove_dir(dir).is_ok() {
+            match dir.parent() {
+                Some(parent) if dir != top => dir = parent,
+                _ => break,
+            }
+        }
+    }
+
     /// Whether it is a directory of a filesystem (not a prefix in object
     /// storage): one that holds temporary files.
     pub(crate) fn is_local(&self) -> bool {
@@ -237,27 +334,41 @@ impl OutDir {
         Ok(())
     }
 
-    /// A new temporary file `.<stem>.XXXXXX.partial` here, removed when
-    /// dropped unless [`OutDir::persist`]ed.
+    /// A new temporary file `.<stem>.criu2core-<pid>-XXXXXX.partial` here
+    /// (see [`is_ours`]), removed when dropped unless
+    /// [`OutDir::persist`]ed, and by [`crate::Cancel::remove_temporaries`].
     pub fn temp_file(&self, stem: &str) -> Result<NamedTempFile> {
-        self.join(&format!(".{stem}.{PARTIAL}"))?;
+        let prefix = format!(".{stem}.{MARK}{}-", std::process::id());
+        self.join(&format!("{prefix}{PARTIAL}"))?;
         if self.remote.is_some() {
             bail!(
                 "{}: no temporary files in object storage",
                 self.path.display()
             );
         }
-        tempfile::Builder::new()
-            .prefix(&format!(".{stem}."))
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
             .suffix(PARTIAL)
             .tempfile_in(&self.path)
-            .with_context(|| format!("{}: cannot create a temporary file", self.path.display()))
+            .with_context(|| format!("{}: cannot create a temporary file", self.path.display()))?;
+        crate::cancel::track(tmp.path());
+        Ok(tmp)
+    }
+
+    /// Removes the temporary files of criu2core runs that have ended (see
+    /// [`remove_stale`]); gives their names.
+    pub fn remove_stale_partials(&self) -> Vec<String> {
+        if self.remote.is_some() {
+            return Vec::new();
+        }
+        remove_stale(&self.path)
     }
 
     /// Renames a complete temporary file of this directory to `name`; an
     /// existing `name` is replaced only if `replace`.
     pub fn persist(&self, tmp: NamedTempFile, name: &str, replace: bool) -> Result<PathBuf> {
         let path = self.join(name)?;
+        crate::cancel::untrack(tmp.path());
         if replace {
             tmp.persist(&path)
                 .map_err(|e| e.error)

@@ -3,21 +3,29 @@
 //! from the file view (`--image` or `--root`), so that `gdb -iex 'set
 //! sysroot DIR' DIR/EXE CORE` needs nothing else.
 //!
-//! Besides each file at its path as the process saw it, the program
-//! interpreter the executable's PT_INTERP names (gdb loads it by that path,
-//! `/lib64/ld-linux-x86-64.so.2`, to find the shared libraries), and the
-//! view's symbolic links on the way to it and in the top directory
-//! (`/lib -> usr/lib` on a merged-/usr system: the dynamic loader's list
-//! names libraries by such paths), made relative so they stay inside DIR.
+//! Besides each file at its path as the process saw it: the names gdb asks
+//! for, which the dynamic loader's link map holds ([`crate::linkmap`]:
+//! `/lib/x86_64-linux-gnu/libtinfo.so.6` where the process mapped
+//! `libtinfo.so.6.4`), the program interpreter the executable's PT_INTERP
+//! names, and the view's symbolic links on the way to them and in the top
+//! directory (`/lib -> usr/lib` on a merged-/usr system), made relative so
+//! they stay inside DIR.
+//!
+//! A file's bytes are written once: another name the view has for the
+//! same file is a symbolic link where the view's is one, else a hard link
+//! to the first copy, inside DIR. A copy is a reflink of the bytes where
+//! the filesystem allows (FICLONE), else a copy (copy_file_range), made
+//! with mode 0644 (never a link to the source, nor its setuid bits). What
+//! a sysroot holds is bounded ([`Sysroot::create`]); past the bound, and
+//! once cancelled, nothing more is written.
 //!
 //! Writing never leaves DIR: paths come from checkpoints and are only keys
 //! (bytes, cleaned: no `..`, no empty or `.` components); every directory
 //! is opened below DIR's own descriptor with `O_NOFOLLOW`, so a symbolic
 //! link in DIR that criu2core did not make is refused, not followed; each
-//! file is made under a temporary name and renamed into place. A file is
-//! a reflink of its bytes where the filesystem allows (FICLONE), else a
-//! hard link to them (a whole file on the same filesystem), else a copy
-//! (copy_file_range). A path DIR already holds with other contents is
+//! file is made under a temporary name (`.criu2core-PID-N.partial`; those
+//! of runs that have ended are removed from each directory written into)
+//! and renamed into place. A path DIR already holds with other contents is
 //! left alone, with a warning.
 
 use std::collections::{HashMap, HashSet};
@@ -26,53 +34,149 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::blobio::BlobReader;
-use crate::model::{display_bytes, Blob, FileContents, FileInfo, FileStatus, MappingKind, Process};
+use crate::cancel::Cancel;
+use crate::error::{fault, ErrorKind};
+use crate::model::{Blob, FileContents, FileInfo, FileStatus, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
+use crate::text::escape_bytes;
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
 const MAX_INTERP: u64 = 4096;
 /// Most program headers read to find PT_INTERP.
 const MAX_PHDRS: u64 = 4096;
+/// Bytes copied between checks for cancellation.
+const COPY_CHUNK: usize = 64 << 20;
 
 /// A sysroot being written.
 pub(crate) struct Sysroot {
     dir: PathBuf,
     fd: OwnedFd,
-    /// Paths written (or found written) so far, and links made.
-    done: Mutex<HashSet<Vec<u8>>>,
-    links: Mutex<HashSet<Vec<u8>>>,
+    cancel: Cancel,
+    /// The most bytes of copies it may hold.
+    budget: u64,
+    state: Mutex<State>,
+}
+
+/// What a sysroot holds so far.
+#[derive(Default)]
+struct State {
+    /// Paths (as processes saw them) written or found written.
+    done: HashSet<Vec<u8>>,
+    /// Links made.
+    links: HashSet<Vec<u8>>,
+    /// Files placed (copied, linked, or found there with the bytes).
+    placed: HashMap<Vec<u8>, Source>,
+    /// Each source's first copy, by where its bytes are.
+    copies: HashMap<Source, Vec<u8>>,
+    /// Bytes of the copies written.
+    written: u64,
+    /// Directories cleared of stale temporary files.
+    swept: HashSet<Vec<u8>>,
+    /// Whether the bound was met: nothing more is written.
+    full: bool,
+}
+
+/// Where a file's bytes are: two names with the same source are one file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Source {
+    File {
+        dev: u64,
+        ino: u64,
+        offset: u64,
+        len: u64,
+    },
+    Object {
+        url: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Source {
+    fn of(blob: &Blob) -> Result<Source> {
+        if blob.remote.is_some() {
+            return Ok(Source::Object {
+                url: blob.path.clone(),
+                offset: blob.offset,
+                len: blob.len,
+            });
+        }
+        let m = std::fs::metadata(&blob.path)
+            .with_context(|| format!("{}: cannot open", blob.label))?;
+        Ok(Source::File {
+            dev: m.dev(),
+            ino: m.ino(),
+            offset: blob.offset,
+            len: blob.len,
+        })
+    }
 }
 
 /// Temporary names in the sysroot, unique within the process.
 static TEMP: AtomicU64 = AtomicU64::new(0);
 
 impl Sysroot {
-    /// Makes `dir` (and its parents) if missing, and opens it.
-    pub(crate) fn create(dir: &Path) -> Result<Sysroot> {
+    /// Makes `dir` (and its parents) if missing, and opens it; with `sub`,
+    /// the directory `sub` (one name) in it, made below `dir`'s own
+    /// descriptor and never through a link. Copies are written until they
+    /// hold `budget` bytes (default: half of the space free there).
+    pub(crate) fn create(
+        dir: &Path,
+        sub: Option<&str>,
+        budget: Option<u64>,
+        cancel: &Cancel,
+    ) -> Result<Sysroot> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("{}: cannot create the sysroot", dir.display()))?;
-        let dir = std::fs::canonicalize(dir)
+        let mut dir = std::fs::canonicalize(dir)
             .with_context(|| format!("{}: cannot open the sysroot", dir.display()))?;
-        let fd = rfs::open(
-            &dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .with_context(|| format!("{}: cannot open the sysroot", dir.display()))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut fd = rfs::open(&dir, flags, Mode::empty())
+            .with_context(|| format!("{}: cannot open the sysroot", dir.display()))?;
+        if let Some(sub) = sub {
+            if !crate::outdir::is_safe_component(sub) {
+                bail!("{}: {sub:?} is not one name", dir.display());
+            }
+            match rfs::mkdirat(&fd, sub, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("{}: cannot make {sub}", dir.display()))
+                }
+            }
+            fd = rfs::openat(&fd, sub, flags | OFlags::NOFOLLOW, Mode::empty()).with_context(
+                || {
+                    format!(
+                        "{}: {sub} is not a directory (a link is not followed)",
+                        dir.display()
+                    )
+                },
+            )?;
+            dir = dir.join(sub);
+        }
+        let budget = match budget {
+            Some(b) => b,
+            None => {
+                let st = rfs::fstatvfs(&fd)
+                    .with_context(|| format!("{}: cannot read the free space", dir.display()))?;
+                st.f_bavail.saturating_mul(st.f_frsize) / 2
+            }
+        };
         Ok(Sysroot {
             dir,
             fd,
-            done: Mutex::new(HashSet::new()),
-            links: Mutex::new(HashSet::new()),
+            cancel: cancel.clone(),
+            budget,
+            state: Mutex::new(State::default()),
         })
     }
 
@@ -81,79 +185,123 @@ impl Sysroot {
         &self.dir
     }
 
-    /// Writes the files process `p` maps, its executable and its program
-    /// interpreter: those deleted while open from the checkpoint, the
-    /// others from `view`, where they are the files the checkpoint
-    /// recorded. Gives what could not be written.
+    /// Writes the files process `p` maps, its executable, the names its
+    /// link map holds and its program interpreter: those deleted while
+    /// open from the checkpoint, the others from `view` where they are the
+    /// files the checkpoint recorded. Gives what could not be written.
     pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<String> {
         let mut warnings = Vec::new();
-        let mut paths: Vec<&[u8]> = p
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.full {
+            return warnings;
+        }
+        let infos: HashMap<&[u8], &FileInfo> =
+            p.files.iter().map(|f| (f.path.as_slice(), f)).collect();
+        let mut paths: Vec<Vec<u8>> = p
             .mappings
             .iter()
             .filter(|m| m.kind == MappingKind::File)
-            .filter_map(|m| m.file.as_ref().map(|f| f.path.as_slice()))
-            .chain(p.exe.as_deref())
-            .map(|path| path.strip_suffix(b" (deleted)").unwrap_or(path))
+            .filter_map(|m| m.file.as_ref().map(|f| f.path.clone()))
+            .chain(p.exe.clone())
+            .map(|path| match path.strip_suffix(b" (deleted)") {
+                Some(name) => name.to_vec(),
+                None => path,
+            })
             .collect();
         paths.sort();
         paths.dedup();
-        let infos: HashMap<&[u8], &FileInfo> =
-            p.files.iter().map(|f| (f.path.as_slice(), f)).collect();
+        // The names gdb will ask for: those the dynamic loader gave, and
+        // the program interpreter; each only where it is a file written
+        // under another name (never one the checkpoint did not record).
+        let mut more: Vec<Vec<u8>> = match crate::linkmap::names(p) {
+            Ok(names) => names.into_iter().filter(|n| n.starts_with(b"/")).collect(),
+            Err(e) => {
+                warnings.push(format!(
+                    "--sysroot: the dynamic loader's list of libraries: {e:#}; only the mapped paths are written"
+                ));
+                Vec::new()
+            }
+        };
+        if let Some(view) = view {
+            more.extend(exe_blob(p, view).and_then(|b| interpreter(&b).ok().flatten()));
+            let used: HashSet<Vec<u8>> = paths
+                .iter()
+                .filter(|path| {
+                    infos
+                        .get(path.as_slice())
+                        .is_some_and(|f| f.contents.is_some())
+                })
+                .filter_map(|path| view.locate(path).ok().flatten().map(|f| f.path))
+                .collect();
+            more.retain(|n| {
+                infos.contains_key(n.as_slice())
+                    || view
+                        .locate(n)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|f| used.contains(&f.path))
+            });
+        }
+        let mut seen = HashSet::new();
+        paths.extend(more);
+        paths.retain(|p| seen.insert(p.clone()));
         let mut unsought = false;
         for path in paths {
-            let info = infos.get(path);
+            if let Err(e) = self.cancel.check() {
+                warnings.push(format!(
+                    "--sysroot: {e}; the files after it are not written"
+                ));
+                return warnings;
+            }
+            let info = infos.get(path.as_slice());
             let done = match (info.map(|f| (&f.status, &f.contents)), view) {
-                (Some((FileStatus::Ghost, Some(c))), _) => self.add_contents(p, path, c),
+                (Some((FileStatus::Ghost, Some(c))), _) => self.add_contents(&mut st, p, &path, c),
                 (Some((FileStatus::Mismatch { why }, _)), _) => Err(anyhow::anyhow!(
                     "not the file the checkpoint recorded ({why}); not copied"
                 )),
                 (Some((FileStatus::Missing, _)), Some(_)) => Err(anyhow::anyhow!(
                     "not in the image or root; gdb will lack it"
                 )),
-                (_, Some(view)) => self.add_file(view, path),
+                (_, Some(view)) => self.add_file(&mut st, view, &path),
                 (_, None) => {
                     unsought = true;
                     Ok(())
                 }
             };
             if let Err(e) = done {
-                warnings.push(format!("--sysroot: {}: {e:#}", display_bytes(path)));
+                let stop = crate::error::kind_of(&e) == ErrorKind::Limit;
+                warnings.push(format!("--sysroot: {}: {e:#}", escape_bytes(&path)));
+                if stop {
+                    st.full = true;
+                    return warnings;
+                }
             }
         }
         if unsought {
             warnings.push(format!(
                 "--sysroot {}: no --image or --root to take the files the checkpoint does not hold from",
-                self.dir.display()
+                escape_bytes(self.dir.as_os_str().as_bytes())
             ));
         }
-        let Some(view) = view else {
-            return warnings;
-        };
-        let interp = exe_blob(p, view).and_then(|b| interpreter(&b).ok().flatten());
-        if let Some(interp) = interp {
-            if let Err(e) = self.add_file(view, &interp) {
-                warnings.push(format!(
-                    "--sysroot: the program interpreter {}: {e:#}",
-                    display_bytes(&interp)
-                ));
+        if let Some(view) = view {
+            if let Err(e) = self.top_links(&mut st, view) {
+                warnings.push(format!("--sysroot: {e:#}"));
             }
-        }
-        if let Err(e) = self.top_links(view) {
-            warnings.push(format!("--sysroot: {e:#}"));
         }
         warnings
     }
 
     /// Writes contents the checkpoint holds (a file deleted while open) at
     /// `path`.
-    fn add_contents(&self, p: &Process, path: &[u8], c: &FileContents) -> Result<()> {
+    fn add_contents(
+        &self,
+        st: &mut State,
+        p: &Process,
+        path: &[u8],
+        c: &FileContents,
+    ) -> Result<()> {
         let key = clean_key(path).with_context(|| "a path with '..'")?;
-        if self
-            .done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
+        if st.done.contains(&key) {
             return Ok(());
         }
         let pieces = c
@@ -174,33 +322,45 @@ impl Sysroot {
             })
             .collect::<Result<Vec<_>>>()?;
         match &pieces[..] {
-            [(0, whole)] if whole.len == c.size => self.write(&key, whole)?,
-            _ => self.write_pieces(&key, &pieces, c.size)?,
+            [(0, whole)] if whole.len == c.size => self.write(st, &key, whole)?,
+            _ => self.write_pieces(st, &key, &pieces, c.size)?,
         }
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        st.done.insert(key);
         Ok(())
     }
 
     /// Writes a file of `size` bytes at `key` (clean, relative) below DIR
     /// from `pieces` (offset in the file, bytes); the rest are holes.
-    fn write_pieces(&self, key: &[u8], pieces: &[(u64, Blob)], size: u64) -> Result<()> {
+    fn write_pieces(
+        &self,
+        st: &mut State,
+        key: &[u8],
+        pieces: &[(u64, Blob)],
+        size: u64,
+    ) -> Result<()> {
         let (parent, base) = split(key);
         if base.is_empty() {
             bail!("no file name");
         }
-        let dir = self.open_dir(parent)?;
+        let dir = self.open_dir(st, parent)?;
         let name = OsStr::from_bytes(base);
         if rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-            bail!(
-                "{} already exists; left alone",
-                self.dir.join(OsStr::from_bytes(key)).display()
-            );
+            bail!("{} already exists; left alone", self.shown(key));
+        }
+        let bytes: u64 = pieces.iter().map(|(_, b)| b.len).sum();
+        if st.written.saturating_add(bytes) > self.budget {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{} ({bytes} bytes) would take the sysroot past {} bytes (half of the space free there when it was opened); it and the files after it are not written",
+                    self.shown(key),
+                    self.budget
+                ),
+            ));
         }
         let temp = format!(
-            ".criu2core-{}-{}.partial",
+            ".{}{}-{}.partial",
+            crate::outdir::MARK,
             std::process::id(),
             TEMP.fetch_add(1, Ordering::Relaxed)
         );
@@ -211,9 +371,11 @@ impl Sysroot {
             Mode::from_raw_mode(0o644),
         )
         .context("cannot create a file")?;
+        let tracked = self.dir.join(OsStr::from_bytes(parent)).join(&temp);
+        crate::cancel::track(&tracked);
         let done = pieces
             .iter()
-            .try_for_each(|(at, blob)| copy_from(blob, 0, &out, *at))
+            .try_for_each(|(at, blob)| copy_from(blob, 0, &out, *at, &self.cancel))
             .and_then(|()| rfs::ftruncate(&out, size).context("cannot set its size"))
             .and_then(|()| {
                 rfs::renameat(&dir, temp.as_str(), &dir, name).context("cannot rename into place")
@@ -221,47 +383,46 @@ impl Sysroot {
         if done.is_err() {
             let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
         }
-        done
+        crate::cancel::untrack(&tracked);
+        done?;
+        st.written += bytes;
+        Ok(())
     }
 
     /// Writes the file at `path` (as the process saw it) from `view`: at
-    /// the path it resolves to, and, where that differs, at `path` itself,
-    /// with the view's links on the way made in DIR.
-    fn add_file(&self, view: &FileView, path: &[u8]) -> Result<()> {
+    /// the path it resolves to, and, where that differs, at `path` itself
+    /// (with the view's links on the way made in DIR): a symbolic link
+    /// where the view has one, else a hard link to the first copy.
+    fn add_file(&self, st: &mut State, view: &FileView, path: &[u8]) -> Result<()> {
         let key = clean_key(path).with_context(|| "a path with '..'")?;
-        if self
-            .done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
+        if st.done.contains(&key) {
             return Ok(());
         }
         let found = view
             .locate(path)?
             .context("not in the image or root; gdb will lack it")?;
-        self.write(&found.path, &found.blob)?;
+        self.write(st, &found.path, &found.blob)?;
         if found.path != key {
-            // The path itself: the file at its parent, resolved through the
-            // view's links, which are made in DIR too.
             let (parent, base) = split(&key);
-            let dir = self.mirror_links(view, parent)?;
+            let dir = self.mirror_links(st, view, parent)?;
             let at = join(&dir, base);
             if at != found.path {
-                self.write(&at, &found.blob)?;
+                if view.read_link(&at).is_some() {
+                    let (at_dir, _) = split(&at);
+                    self.link(st, &at, &relative(at_dir, &found.path))?;
+                } else {
+                    self.write(st, &at, &found.blob)?;
+                }
             }
         }
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        st.done.insert(key);
         Ok(())
     }
 
     /// Walks `dir` (a clean path) in the view, making in DIR each symbolic
     /// link met on the way, as a relative link to where the view resolves
     /// it; gives the directory `dir` resolves to.
-    fn mirror_links(&self, view: &FileView, dir: &[u8]) -> Result<Vec<u8>> {
+    fn mirror_links(&self, st: &mut State, view: &FileView, dir: &[u8]) -> Result<Vec<u8>> {
         let mut at: Vec<u8> = Vec::new();
         let mut hops = 0;
         for c in dir.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
@@ -274,7 +435,7 @@ impl Sysroot {
                 let target = view
                     .resolve_dir(&next)?
                     .context("a link that leads to no directory")?;
-                self.link(&next, &relative(&at, &target))?;
+                self.link(st, &next, &relative(&at, &target))?;
                 at = target;
             } else {
                 at = next;
@@ -286,14 +447,8 @@ impl Sysroot {
     /// Makes in DIR each link of the view's top directory that leads to a
     /// directory holding a file written (`/lib -> usr/lib`), for the
     /// library paths the dynamic loader used.
-    fn top_links(&self, view: &FileView) -> Result<()> {
-        let written: Vec<Vec<u8>> = self
-            .done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+    fn top_links(&self, st: &mut State, view: &FileView) -> Result<()> {
+        let written: Vec<Vec<u8>> = st.done.iter().cloned().collect();
         for name in view.top_links() {
             let Ok(Some(target)) = view.resolve_dir(&name) else {
                 continue;
@@ -310,15 +465,16 @@ impl Sysroot {
                         .is_some_and(|f| under(&f.path))
             });
             if leads && !target.is_empty() {
-                self.link(&name, &relative(b"", &target))?;
+                self.link(st, &name, &relative(b"", &target))?;
             }
         }
         Ok(())
     }
 
     /// Opens the directory `dir` (clean, relative) below DIR, making what
-    /// is missing; a symbolic link on the way is refused.
-    fn open_dir(&self, dir: &[u8]) -> Result<OwnedFd> {
+    /// is missing; a symbolic link on the way is refused. The first time
+    /// in a run, temporary files of runs that have ended are removed there.
+    fn open_dir(&self, st: &mut State, dir: &[u8]) -> Result<OwnedFd> {
         let mut fd = rfs::openat(
             &self.fd,
             ".",
@@ -330,7 +486,7 @@ impl Sysroot {
             match rfs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => {
-                    return Err(e).with_context(|| format!("cannot make {}", display_bytes(dir)))
+                    return Err(e).with_context(|| format!("cannot make {}", escape_bytes(dir)))
                 }
             }
             fd = rfs::openat(
@@ -342,136 +498,198 @@ impl Sysroot {
             .map_err(|e| match e {
                 Errno::LOOP | Errno::NOTDIR => anyhow::anyhow!(
                     "{} in the sysroot is not a directory (a symbolic link there is not followed)",
-                    display_bytes(c)
+                    escape_bytes(c)
                 ),
                 e => anyhow::Error::new(e),
             })
-            .with_context(|| format!("cannot open {}", display_bytes(dir)))?;
+            .with_context(|| format!("cannot open {}", escape_bytes(dir)))?;
+        }
+        if st.swept.insert(dir.to_vec()) {
+            sweep(&fd);
         }
         Ok(fd)
     }
 
     /// Makes the symbolic link `at` (clean, relative) pointing to `target`
     /// (relative), unless DIR has something there already.
-    fn link(&self, at: &[u8], target: &[u8]) -> Result<()> {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        if links.contains(at) {
+    fn link(&self, st: &mut State, at: &[u8], target: &[u8]) -> Result<()> {
+        if st.links.contains(at) {
             return Ok(());
         }
         let (parent, base) = split(at);
-        let dir = self.open_dir(parent)?;
+        let dir = self.open_dir(st, parent)?;
         match rfs::symlinkat(OsStr::from_bytes(target), &dir, OsStr::from_bytes(base)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot make the link {}", display_bytes(at)))
+                return Err(e).with_context(|| format!("cannot make the link {}", escape_bytes(at)))
             }
         }
-        links.insert(at.to_vec());
+        st.links.insert(at.to_vec());
         Ok(())
     }
 
-    /// Writes `blob` at `key` (clean, relative) below DIR.
-    fn write(&self, key: &[u8], blob: &Blob) -> Result<()> {
+    /// `key` below DIR, for messages.
+    fn shown(&self, key: &[u8]) -> String {
+        escape_bytes(self.dir.join(OsStr::from_bytes(key)).as_os_str().as_bytes()).into_owned()
+    }
+
+    /// Writes `blob` at `key` (clean, relative) below DIR: a hard link to
+    /// the copy of the same source made before, else a new copy.
+    fn write(&self, st: &mut State, key: &[u8], blob: &Blob) -> Result<()> {
+        let source = Source::of(blob)?;
+        match st.placed.get(key) {
+            Some(s) if *s == source => return Ok(()),
+            Some(_) => bail!(
+                "{} already holds a different file; left alone",
+                self.shown(key)
+            ),
+            None => {}
+        }
         let (parent, base) = split(key);
         if base.is_empty() {
             bail!("no file name");
         }
-        let dir = self.open_dir(parent)?;
+        let dir = self.open_dir(st, parent)?;
         let name = OsStr::from_bytes(base);
         match rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let regular =
-                    rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile;
+            Ok(s) => {
+                let regular = rfs::FileType::from_raw_mode(s.st_mode) == rfs::FileType::RegularFile;
                 if regular && same_contents(&dir, name, blob)? {
+                    st.copies
+                        .entry(source.clone())
+                        .or_insert_with(|| key.to_vec());
+                    st.placed.insert(key.to_vec(), source);
                     return Ok(());
                 }
                 bail!(
                     "{} already holds a different file; left alone",
-                    self.dir.join(OsStr::from_bytes(key)).display()
+                    self.shown(key)
                 );
             }
             Err(Errno::NOENT) => {}
             Err(e) => return Err(e).context("cannot look"),
         }
+        if let Some(first) = st.copies.get(&source).cloned() {
+            let (first_parent, first_base) = split(&first);
+            let from = self.open_dir(st, first_parent)?;
+            rfs::linkat(
+                &from,
+                OsStr::from_bytes(first_base),
+                &dir,
+                name,
+                AtFlags::empty(),
+            )
+            .with_context(|| {
+                format!("cannot link {} to {}", self.shown(key), self.shown(&first))
+            })?;
+            st.placed.insert(key.to_vec(), source);
+            return Ok(());
+        }
+        if st.written.saturating_add(blob.len) > self.budget {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{} ({} bytes) would take the sysroot past {} bytes (half of the space free there when it was opened); it and the files after it are not written",
+                    self.shown(key),
+                    blob.len,
+                    self.budget
+                ),
+            ));
+        }
+        self.copy_in(&dir, parent, name, blob)
+            .with_context(|| format!("cannot write {}", self.shown(key)))?;
+        st.written += blob.len;
+        st.copies.insert(source.clone(), key.to_vec());
+        st.placed.insert(key.to_vec(), source);
+        Ok(())
+    }
+
+    /// Writes a new copy of `blob` as `name` of `dir`, through a temporary
+    /// file renamed into place.
+    fn copy_in(&self, dir: &OwnedFd, parent: &[u8], name: &OsStr, blob: &Blob) -> Result<()> {
         let temp = format!(
-            ".criu2core-{}-{}.partial",
+            ".{}{}-{}.partial",
+            crate::outdir::MARK,
             std::process::id(),
             TEMP.fetch_add(1, Ordering::Relaxed)
         );
-        // An object in object storage is copied through a reader; a local
-        // file may be cloned, linked or copied in the kernel.
-        let src = match blob.remote {
-            Some(_) => None,
-            None => Some(
-                File::open(&blob.path).with_context(|| format!("{}: cannot open", blob.label))?,
-            ),
-        };
-        let whole = src.as_ref().is_some_and(|src| {
-            blob.offset == 0 && src.metadata().map(|m| m.len()).ok() == Some(blob.len)
-        });
         let out = rfs::openat(
-            &dir,
+            dir,
             temp.as_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )
         .context("cannot create a file")?;
-        let filled = (|| -> Result<()> {
-            let Some(src) = &src else {
-                return copy_from(blob, 0, &out, 0);
-            };
-            if whole && rfs::ioctl_ficlone(&out, src).is_ok() {
-                return Ok(());
-            }
-            if whole {
-                let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
-                if rfs::linkat(CWD, &blob.path, &dir, temp.as_str(), AtFlags::empty()).is_ok() {
-                    return Ok(());
-                }
-                let again = rfs::openat(
-                    &dir,
-                    temp.as_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o644),
-                )
-                .context("cannot create a file")?;
-                return copy(src, blob, &again);
-            }
-            copy(src, blob, &out)
-        })();
-        let done = filled.and_then(|()| {
-            rfs::renameat(&dir, temp.as_str(), &dir, name).context("cannot rename into place")
+        // Where it is (no link on the way), for a second signal to remove.
+        let tracked = self.dir.join(OsStr::from_bytes(parent)).join(&temp);
+        crate::cancel::track(&tracked);
+        let done = self.fill(&out, blob).and_then(|()| {
+            rfs::renameat(dir, temp.as_str(), dir, name).context("cannot rename into place")
         });
         if done.is_err() {
-            let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
+            let _ = rfs::unlinkat(dir, temp.as_str(), AtFlags::empty());
         }
-        done.with_context(|| {
-            format!(
-                "cannot write {}",
-                self.dir.join(OsStr::from_bytes(key)).display()
-            )
-        })
+        crate::cancel::untrack(&tracked);
+        done
+    }
+
+    /// Fills `out` with `blob`'s bytes: an object's through a reader; a
+    /// local file's cloned where the filesystem can, else copied in the
+    /// kernel. Cancellation is checked between chunks.
+    fn fill(&self, out: &OwnedFd, blob: &Blob) -> Result<()> {
+        if blob.remote.is_some() {
+            return copy_from(blob, 0, out, 0, &self.cancel);
+        }
+        let src = File::open(&blob.path).with_context(|| format!("{}: cannot open", blob.label))?;
+        let whole = blob.offset == 0 && src.metadata().map(|m| m.len()).ok() == Some(blob.len);
+        if whole && rfs::ioctl_ficlone(out, &src).is_ok() {
+            return Ok(());
+        }
+        copy(&src, blob, out, &self.cancel)
+    }
+}
+
+/// Removes from the directory `dir` the temporary files of criu2core runs
+/// that have ended (see [`crate::outdir::is_ours`]).
+fn sweep(dir: &OwnedFd) {
+    let Ok(mut list) = rfs::Dir::read_from(dir) else {
+        return;
+    };
+    let mut stale = Vec::new();
+    while let Some(Ok(e)) = list.read() {
+        let Ok(name) = e.file_name().to_str() else {
+            continue;
+        };
+        if e.file_type() != rfs::FileType::RegularFile {
+            continue;
+        }
+        if let Some(pid) = crate::outdir::is_ours(name) {
+            if pid != std::process::id() && !crate::outdir::alive(pid) {
+                stale.push(name.to_string());
+            }
+        }
+    }
+    for name in stale {
+        if rfs::unlinkat(dir, name.as_str(), AtFlags::empty()).is_ok() {
+            tracing::info!(file = %name, "removed a stale temporary file from the sysroot");
+        }
     }
 }
 
 /// Copies `blob`'s bytes from `src` into `out`: copy_file_range, else
-/// through a buffer.
-fn copy(src: &File, blob: &Blob, out: &OwnedFd) -> Result<()> {
+/// through a buffer; stops once `cancel` is set.
+fn copy(src: &File, blob: &Blob, out: &OwnedFd, cancel: &Cancel) -> Result<()> {
     let mut off_in = blob.offset;
     let mut off_out = 0u64;
     let mut left = blob.len;
     while left > 0 {
-        let want = left.min(1 << 30) as usize;
+        cancel.check()?;
+        let want = left.min(COPY_CHUNK as u64) as usize;
         match rfs::copy_file_range(src, Some(&mut off_in), out, Some(&mut off_out), want) {
             Ok(0) => bail!("{}: ends early", blob.label),
             Ok(n) => left -= n as u64,
             Err(Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
-                return copy_from(blob, off_in - blob.offset, out, off_out);
+                return copy_from(blob, off_in - blob.offset, out, off_out, cancel);
             }
             Err(e) => return Err(e).with_context(|| format!("{}: cannot copy", blob.label)),
         }
@@ -481,13 +699,13 @@ fn copy(src: &File, blob: &Blob, out: &OwnedFd) -> Result<()> {
 
 /// Copies `blob`'s bytes from `from` (within it) to its end into `out` at
 /// `off_out`, through a reader (an object's, or a file's where the kernel
-/// cannot copy).
-fn copy_from(blob: &Blob, from: u64, out: &OwnedFd, off_out: u64) -> Result<()> {
+/// cannot copy) that stops once `cancel` is set.
+fn copy_from(blob: &Blob, from: u64, out: &OwnedFd, off_out: u64, cancel: &Cancel) -> Result<()> {
     let mut r = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     r.seek(SeekFrom::Start(from))?;
     let mut w = File::from(out.as_fd().try_clone_to_owned()?);
     w.seek(SeekFrom::Start(off_out))?;
-    let n = io::copy(&mut r, &mut w)?;
+    let n = io::copy(&mut cancel.reader(r), &mut w)?;
     if n != blob.len - from {
         bail!("{}: ends early", blob.label);
     }
@@ -790,28 +1008,42 @@ mod tests {
             len: 5,
             remote: None,
         };
-        let s = Sysroot::create(&root).unwrap();
-        s.write(b"usr/lib/x", &blob).unwrap();
+        let s = Sysroot::create(&root, None, None, &Cancel::new()).unwrap();
+        let st = &mut State::default();
+        s.write(st, b"usr/lib/x", &blob).unwrap();
         assert_eq!(std::fs::read(root.join("usr/lib/x")).unwrap(), b"world");
         // Again, the same: fine; other bytes: left alone.
-        s.write(b"usr/lib/x", &blob).unwrap();
+        s.write(st, b"usr/lib/x", &blob).unwrap();
         let other = Blob {
             offset: 0,
             ..blob.clone()
         };
-        assert!(s.write(b"usr/lib/x", &other).is_err());
+        assert!(s.write(st, b"usr/lib/x", &other).is_err());
         // Through a link DIR holds: refused, nothing written outside.
-        let err = s.write(b"evil/x", &blob).unwrap_err();
+        let err = s.write(st, b"evil/x", &blob).unwrap_err();
         assert!(format!("{err:#}").contains("not followed"), "{err:#}");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-        // A whole file: linked or cloned or copied, the same bytes.
+        // A whole file: cloned or copied, the same bytes, not the source's
+        // inode, and without its setuid bit.
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o4755)).unwrap();
         let whole = Blob {
             offset: 0,
             len: 11,
             ..blob
         };
-        s.write(b"whole", &whole).unwrap();
+        s.write(st, b"whole", &whole).unwrap();
         assert_eq!(std::fs::read(root.join("whole")).unwrap(), b"hello world");
+        let (copy, orig) = (
+            std::fs::metadata(root.join("whole")).unwrap(),
+            std::fs::metadata(&src).unwrap(),
+        );
+        assert_ne!(copy.ino(), orig.ino());
+        assert_eq!(copy.mode() & 0o7777, 0o644);
+        // Another name for the same source: a hard link to the copy.
+        s.write(st, b"usr/other", &whole).unwrap();
+        let again = std::fs::metadata(root.join("usr/other")).unwrap();
+        assert_eq!(again.ino(), copy.ino());
         // No temporary files left.
         let names: Vec<_> = std::fs::read_dir(&root)
             .unwrap()
@@ -820,5 +1052,71 @@ mod tests {
         assert!(names
             .iter()
             .all(|n| !n.to_string_lossy().contains("partial")));
+    }
+
+    #[test]
+    fn past_the_budget_or_once_cancelled_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, vec![7u8; 100]).unwrap();
+        let blob = |offset: u64| Blob {
+            label: "src".into(),
+            path: src.clone(),
+            offset,
+            len: 60,
+            remote: None,
+        };
+        let cancel = Cancel::new();
+        let s = Sysroot::create(&dir.path().join("sys"), None, Some(100), &cancel).unwrap();
+        let st = &mut State::default();
+        s.write(st, b"a", &blob(0)).unwrap();
+        // The same bytes again cost nothing; other bytes past the bound
+        // are refused as a limit.
+        s.write(st, b"b", &blob(0)).unwrap();
+        let e = s.write(st, b"c", &blob(40)).unwrap_err();
+        assert_eq!(crate::error::kind_of(&e), ErrorKind::Limit, "{e:#}");
+        assert!(!dir.path().join("sys/c").exists());
+        // Cancelled: the copy stops, and leaves nothing.
+        let s = Sysroot::create(&dir.path().join("sys2"), None, None, &cancel).unwrap();
+        cancel.cancel(2);
+        let e = s.write(&mut State::default(), b"d", &blob(1)).unwrap_err();
+        assert!(
+            e.chain().any(|c| c.is::<crate::cancel::Cancelled>()),
+            "{e:#}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("sys2"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn stale_temporary_files_of_ended_runs_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sys");
+        let lib = root.join("usr/lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let stale = lib.join(format!(".criu2core-{dead}-3.partial"));
+        let live = lib.join(format!(".criu2core-{}-9.partial", std::process::id()));
+        let other = lib.join(".other.partial");
+        for f in [&stale, &live, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"bytes").unwrap();
+        let s = Sysroot::create(&root, None, None, &Cancel::new()).unwrap();
+        let blob = Blob {
+            label: "src".into(),
+            path: src,
+            offset: 0,
+            len: 5,
+            remote: None,
+        };
+        s.write(&mut State::default(), b"usr/lib/x", &blob).unwrap();
+        assert!(!stale.exists() && live.exists() && other.exists());
     }
 }

@@ -194,19 +194,57 @@ impl Hexdump {
     }
 }
 
-/// `word` quoted for a POSIX shell: as it is where it holds only
-/// characters no shell treats specially, else in single quotes (an
-/// embedded single quote as `'\''`). The result is exact, control
-/// characters included: pass it through [`escape`] before a terminal.
-pub fn shell_quote(word: &str) -> Cow<'_, str> {
+/// `word` (any bytes) quoted for a POSIX shell, in a form that is also
+/// safe to print as it is: as it is where it holds only characters no
+/// shell treats specially; else in single quotes (an embedded single quote
+/// as `'\''`); and where it holds what [`escape_bytes`] would escape
+/// (control characters, bidirectional overrides, bytes that are not
+/// UTF-8), as `"$(printf '...')"` with those bytes written `\ooo`, which
+/// the shell turns back into them. `None` for a word of that last kind
+/// that ends in a newline (a command substitution drops it).
+pub fn shell_quote(word: &[u8]) -> Option<Cow<'_, str>> {
     let plain = !word.is_empty()
         && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b));
     if plain {
-        return Cow::Borrowed(word);
+        return std::str::from_utf8(word).ok().map(Cow::Borrowed);
     }
-    Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+    match std::str::from_utf8(word) {
+        Ok(text) if !text.chars().any(|c| c != '\\' && needs_escape(c)) => {
+            return Some(Cow::Owned(format!("'{}'", text.replace('\'', r"'\''"))));
+        }
+        _ => {}
+    }
+    if word.ends_with(b"\n") {
+        return None;
+    }
+    // printf's format: `%` and `\` doubled, `'` and every byte a terminal
+    // must not see raw as octal escapes (and a leading `-`, which a printf
+    // could take for an option).
+    let mut out = String::from("\"$(printf '");
+    for chunk in word.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '-' if out.ends_with('\'') => out.push_str("\\055"),
+                '%' => out.push_str("%%"),
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\047"),
+                c if needs_escape(c) => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        let _ = write!(out, "\\{b:03o}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\{b:03o}");
+        }
+    }
+    out.push_str("')\"");
+    Some(Cow::Owned(out))
 }
 
 /// Serialized JSON with the characters JSON leaves raw but a terminal may
@@ -337,12 +375,44 @@ mod tests {
 
     #[test]
     fn shell_quoting_survives_any_word() {
-        assert_eq!(shell_quote("cores/core.12"), "cores/core.12");
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote("$(rm -rf ~)"), "'$(rm -rf ~)'");
-        assert_eq!(shell_quote("set sysroot /x"), "'set sysroot /x'");
+        let q = |w: &[u8]| shell_quote(w).map(Cow::into_owned);
+        assert_eq!(q(b"cores/core.12").unwrap(), "cores/core.12");
+        assert_eq!(q(b"").unwrap(), "''");
+        assert_eq!(q(b"a b").unwrap(), "'a b'");
+        assert_eq!(q(b"it's").unwrap(), r"'it'\''s'");
+        assert_eq!(q(b"$(rm -rf ~)").unwrap(), "'$(rm -rf ~)'");
+        assert_eq!(q(b"set sysroot /x").unwrap(), "'set sysroot /x'");
+        assert_eq!(q(br"a\b").unwrap(), r"'a\b'");
+        assert_eq!(
+            q(b"it's \x1b[2J%\\\xff\n.").unwrap(),
+            r#""$(printf 'it\047s \033[2J%%\\\377\012.')""#
+        );
+        assert_eq!(q(b"x\n"), None);
+        // What the shell makes of each is the word itself, and what is
+        // printed holds nothing a terminal obeys.
+        let words: [&[u8]; 8] = [
+            b"plain",
+            b"it's a 'b' \"c\" $HOME `x` \\",
+            b"\xff\xfe not utf-8 '",
+            b"\x1b]0;t\x07 \n forged %s %%",
+            "bidi \u{202e} c1 \u{9b} ü".as_bytes(),
+            b"-n\x01",
+            b"\\0101 \\n",
+            b"",
+        ];
+        for w in words {
+            let quoted = q(w).unwrap();
+            assert!(
+                quoted.chars().all(|c| c == '\\' || !needs_escape(c)),
+                "{quoted}"
+            );
+            let o = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {quoted}"))
+                .output()
+                .unwrap();
+            assert_eq!(o.stdout, w, "{quoted}");
+        }
     }
 
     #[test]

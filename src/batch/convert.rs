@@ -51,6 +51,10 @@ pub struct ConvertOptions {
     pub cancel: Cancel,
     /// How cores are stored (`--compress`).
     pub compression: CoreCompression,
+    /// The directory of `sysroot` this input's files go into, where
+    /// several inputs share one (each its own: one input's files never
+    /// stand in for another's).
+    pub(crate) sysroot_sub: Option<String>,
 }
 
 impl ConvertOptions {
@@ -88,9 +92,9 @@ pub enum Outcome {
         /// Number of threads in it.
         threads: usize,
         /// The shell command that opens it in gdb, its words quoted for a
-        /// POSIX shell (it may hold anything the checkpoint names: escape
-        /// it before a terminal); for a zstd-compressed core, decompressing
-        /// it first; `None` for a core in object storage.
+        /// POSIX shell in a form that is safe to print as it is (see
+        /// [`crate::text::shell_quote`]); for a zstd-compressed core,
+        /// decompressing it first; `None` for a core in object storage.
         gdb_command: Option<String>,
         /// The files the process mapped, checked against what the
         /// checkpoint recorded.
@@ -252,7 +256,11 @@ pub(crate) fn convert_input_with(
         listener.image(u);
         *used = Some(u.clone());
     }
-    let sysroot = opts.sysroot.as_deref().map(Sysroot::create).transpose()?;
+    let sysroot = opts
+        .sysroot
+        .as_deref()
+        .map(|d| Sysroot::create(d, opts.sysroot_sub.as_deref(), None, &opts.cancel))
+        .transpose()?;
     let mut out = Vec::with_capacity(pids.len());
     for pid in pids {
         opts.cancel.check()?;
@@ -294,17 +302,21 @@ fn convert_process(
                     if let Some(s) = sysroot {
                         r.warnings.extend(s.add_process(&p, roots));
                         // As given, as --root is (the core's path is too).
-                        gdb_root = opts.sysroot.clone().or(Some(s.path().to_path_buf()));
+                        gdb_root = match (&opts.sysroot, &opts.sysroot_sub) {
+                            (Some(d), Some(sub)) => Some(d.join(sub)),
+                            (Some(d), None) => Some(d.clone()),
+                            _ => Some(s.path().to_path_buf()),
+                        };
                     }
+                    let exe = match exe_for_gdb(trusted_exe(&p), gdb_root.as_deref()) {
+                        Ok(exe) => Some(exe),
+                        Err(why) => {
+                            r.warnings.extend(why);
+                            None
+                        }
+                    };
                     Outcome::Written {
-                        // A command line is text: an executable whose path is
-                        // not UTF-8 is left for gdb to find from the core, as
-                        // is one that is not the file the checkpoint recorded.
-                        gdb_command: gdb_command(
-                            &stats.path,
-                            trusted_exe(&p).and_then(|e| std::str::from_utf8(e).ok()),
-                            gdb_root.as_deref(),
-                        ),
+                        gdb_command: gdb_command(&stats.path, exe.as_deref(), gdb_root.as_deref()),
                         files: FileCheck::of(&p),
                         stats,
                         threads: p.threads.len(),
@@ -351,10 +363,31 @@ fn convert_inputs(
     listener: &mut dyn Listener,
 ) -> Result<Vec<InputSummary>> {
     check_file_options(opts.root.as_deref(), opts.image.as_ref())?;
+    let made = crate::outdir::first_missing(out_dir);
     let out = OutDir::create(out_dir)?;
+    // What runs that were killed left here (their own names say whose).
+    out.remove_stale_partials();
+    let done = convert_into(inputs, &out, opts, listener);
+    // A run that wrote nothing leaves no directory it made behind.
+    let wrote = done
+        .as_ref()
+        .is_ok_and(|all| all.iter().any(|s| !s.cores.is_empty()));
+    if let (Some(top), false) = (&made, wrote) {
+        out.remove_made(top);
+    }
+    done
+}
+
+/// [`convert_inputs`] into `out`, made.
+fn convert_into(
+    inputs: &[PathBuf],
+    out: &OutDir,
+    opts: &ConvertOptions,
+    listener: &mut dyn Listener,
+) -> Result<Vec<InputSummary>> {
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &opts.pids);
     if let [single] = inputs {
-        return Ok(vec![convert_one(single, &out, opts, options, listener)]);
+        return Ok(vec![convert_one(single, out, opts, options, listener)]);
     }
     if !opts.pids.is_empty() {
         bail!("pids apply to one input at a time");
@@ -362,14 +395,14 @@ fn convert_inputs(
     let _lock = super::lock::take(&out, super::Writer::Whole, "convert")?;
     let ids = unique_ids(inputs.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
-    let names = choose_names(&refs, &mut |n| occupant(&out, n));
+    let names = choose_names(&refs, &mut |n| occupant(out, n));
     let mut summaries = Vec::new();
     for (id, name) in ids.iter().zip(&names) {
         let s = match name {
             None => no_name(id, options.clone()),
             Some(name) => Job {
                 id,
-                out: &out,
+                out,
                 name,
                 options: &options,
                 convert: opts.clone(),
@@ -436,54 +469,88 @@ fn convert_one(
     s
 }
 
-/// The shell command that opens `core` in gdb, its words quoted for a POSIX
-/// shell (it may hold anything a checkpoint names: escape it before a
-/// terminal). With a root filesystem the executable is taken from there,
-/// and gdb is told to look there for the shared libraries with `-iex`, so
-/// that `set sysroot` is in force before the executable and the core are
-/// loaded (set later, gdb cannot place a position-independent program whose
-/// first page a core does not hold). Without one, the executable is named
-/// by the path the process had. A `.zst` core is decompressed beside
-/// itself first (gdb reads no compressed cores); a core in object storage
-/// has no command (it must be fetched first, by whatever the user fetches
-/// with).
-pub(crate) fn gdb_command(core: &Path, exe: Option<&str>, root: Option<&Path>) -> Option<String> {
+/// The shell command that opens `core` in gdb, its words quoted for a
+/// POSIX shell in a form that is safe to print (see
+/// [`crate::text::shell_quote`]). With a root filesystem gdb is told to
+/// look there for the shared libraries with `-iex`, so that `set sysroot`
+/// is in force before the executable and the core are loaded (set later,
+/// gdb cannot place a position-independent program whose first page a core
+/// does not hold). `exe` is the executable's file here (see
+/// [`exe_for_gdb`]); without it gdb gets the core alone (`-c`). A `.zst`
+/// core is decompressed beside itself first (gdb reads no compressed
+/// cores); a core in object storage has no command (it must be fetched
+/// first, by whatever the user fetches with), nor has one whose path
+/// cannot be written for a shell.
+pub(crate) fn gdb_command(core: &Path, exe: Option<&Path>, root: Option<&Path>) -> Option<String> {
     use crate::text::shell_quote;
+    use std::os::unix::ffi::OsStrExt;
     if crate::blobio::url_of(core).is_some() {
         return None;
     }
+    let q = |b: &[u8]| shell_quote(b).map(std::borrow::Cow::into_owned);
     let mut prefix = String::new();
-    let mut core = core.to_path_buf();
-    if let Some(plain) = core.to_str().and_then(|c| c.strip_suffix(".zst")) {
-        prefix = format!("zstd -dq {} && ", shell_quote(&core.to_string_lossy()));
-        core = PathBuf::from(plain);
+    let mut core = core.as_os_str().as_bytes();
+    if let Some(plain) = core.strip_suffix(b".zst") {
+        prefix = format!("zstd -dq {} && ", q(core)?);
+        core = plain;
     }
-    // A deleted executable is not at its path any more: a root (a
-    // sysroot that recovered it from the checkpoint) may have it there.
-    let deleted = exe.and_then(|e| e.strip_suffix(" (deleted)"));
     let mut words = vec!["gdb".to_string()];
-    let exe = match root {
-        Some(root) => {
-            words.push("-iex".into());
-            words.push(shell_quote(&format!("set sysroot {}", root.display())).into_owned());
-            deleted.or(exe).and_then(|e| exe_in_root(root, e))
-        }
-        None => exe.filter(|_| deleted.is_none()).map(PathBuf::from),
-    };
-    match exe {
-        Some(e) => words.push(shell_quote(&e.to_string_lossy()).into_owned()),
+    if let Some(root) = root {
+        words.push("-iex".into());
+        words.push(q(&[b"set sysroot ", root.as_os_str().as_bytes()].concat())?);
+    }
+    match exe.and_then(|e| q(e.as_os_str().as_bytes())) {
+        Some(e) => words.push(e),
         None => words.push("-c".into()),
     }
-    words.push(shell_quote(&core.to_string_lossy()).into_owned());
+    words.push(q(core)?);
     Some(prefix + &words.join(" "))
+}
+
+/// Where gdb finds executable `exe` (the path the process had): in `root`
+/// where there is one, else at that path on this machine; or what to tell
+/// the user where it is not there (nothing for a process whose executable
+/// was deleted or is not known: the core says so itself).
+fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Option<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let exe = exe.ok_or(None)?;
+    // A deleted executable is not at its path any more; a sysroot that
+    // recovered it from the checkpoint has it there.
+    let deleted = exe.strip_suffix(b" (deleted)");
+    let shown = crate::text::escape_bytes(exe);
+    match (root, deleted) {
+        (Some(root), Some(path)) => exe_in_root(root, path).ok_or(None),
+        (None, Some(_)) => Err(None),
+        (Some(root), None) => exe_in_root(root, exe).ok_or_else(|| {
+            Some(format!(
+                "the executable {shown} is not in {}: gdb will show ?? for its frames",
+                crate::text::escape_bytes(root.as_os_str().as_bytes())
+            ))
+        }),
+        (None, None) => {
+            let here = PathBuf::from(std::ffi::OsStr::from_bytes(exe));
+            if here.is_file() {
+                return Ok(here);
+            }
+            Err(Some(format!(
+                "the executable {shown} is not on this machine: gdb will show ?? for its frames \
+                 (give --root DIR or --image IMAGE, with --sysroot DIR)"
+            )))
+        }
+    }
 }
 
 /// Where executable `exe` is under `root`: `root/exe` as given where that
 /// is the file, else the file it resolves to inside the root.
-fn exe_in_root(root: &Path, exe: &str) -> Option<PathBuf> {
+fn exe_in_root(root: &Path, exe: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     let fs = crate::rootfs::RootFs::new(root).ok()?;
     let (found, _) = fs.resolve(exe).ok()??;
-    let literal = root.join(exe.trim_start_matches('/'));
+    let rel = exe
+        .iter()
+        .position(|&b| b != b'/')
+        .map_or(&exe[..0], |i| &exe[i..]);
+    let literal = root.join(std::ffi::OsStr::from_bytes(rel));
     if std::fs::canonicalize(&literal).is_ok_and(|c| c == found) {
         Some(literal)
     } else {
@@ -544,8 +611,9 @@ pub(crate) mod tests {
 
     #[test]
     fn gdb_commands_quote_every_path_and_use_the_root() {
-        let gdb_command =
-            |c: &Path, e: Option<&str>, r: Option<&Path>| super::gdb_command(c, e, r).unwrap();
+        let gdb_command = |c: &Path, e: Option<&str>, r: Option<&Path>| {
+            super::gdb_command(c, e.map(Path::new), r).unwrap()
+        };
         let core = Path::new("out dir/core.7");
         // A compressed core is decompressed first; one in object storage
         // has no command.
@@ -554,44 +622,56 @@ pub(crate) mod tests {
             "zstd -dq 'out dir/core.7.zst' && gdb /usr/bin/app 'out dir/core.7'"
         );
         assert_eq!(
-            super::gdb_command(Path::new("s3://b/out/core.7"), Some("/usr/bin/app"), None),
+            super::gdb_command(Path::new("s3://b/out/core.7"), Some(Path::new("/a")), None),
             None
         );
         assert_eq!(
             gdb_command(core, Some("/usr/bin/app"), None),
             "gdb /usr/bin/app 'out dir/core.7'"
         );
-        assert_eq!(
-            gdb_command(core, Some("/tmp/x (deleted)"), None),
-            "gdb -c 'out dir/core.7'"
-        );
         assert_eq!(gdb_command(core, None, None), "gdb -c 'out dir/core.7'");
+        let root = Path::new("it's root");
+        assert_eq!(
+            gdb_command(core, Some("it's root/usr/bin/app"), Some(root)),
+            r"gdb -iex 'set sysroot it'\''s root' 'it'\''s root/usr/bin/app' 'out dir/core.7'"
+        );
+    }
+
+    #[test]
+    fn the_executable_is_found_in_the_root_or_here_or_said_missing() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("it's root");
         std::fs::create_dir_all(root.join("usr/bin")).unwrap();
         std::fs::write(root.join("usr/bin/app"), b"").unwrap();
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
         std::os::unix::fs::symlink("/usr/bin", root.join("abs")).unwrap();
-        let r = root.display().to_string();
-        let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-        assert_eq!(
-            gdb_command(core, Some("/usr/bin/app"), Some(&root)),
-            format!(
-                "gdb -iex {} {} 'out dir/core.7'",
-                q(&format!("set sysroot {r}")),
-                q(&format!("{r}/usr/bin/app"))
-            )
-        );
+        let find = |e: &str| exe_for_gdb(Some(e.as_bytes()), Some(&root));
+        assert_eq!(find("/usr/bin/app").unwrap(), root.join("usr/bin/app"));
         // Through a relative link in the root: the path as given.
-        assert!(
-            gdb_command(core, Some("/bin/app"), Some(&root)).contains(&q(&format!("{r}/bin/app")))
-        );
+        assert_eq!(find("/bin/app").unwrap(), root.join("bin/app"));
         // Through an absolute one, which the host would resolve outside
         // the root: the file it resolves to inside.
         let canon = std::fs::canonicalize(root.join("usr/bin/app")).unwrap();
-        assert!(gdb_command(core, Some("/abs/app"), Some(&root))
-            .contains(&q(&canon.display().to_string())));
-        // Not in the root: no executable rather than a wrong one.
-        assert!(gdb_command(core, Some("/opt/none"), Some(&root)).ends_with(" -c 'out dir/core.7'"));
+        assert_eq!(find("/abs/app").unwrap(), canon);
+        // Not in the root: no executable rather than a wrong one, and why.
+        let why = find("/opt/none").unwrap_err().unwrap();
+        assert!(why.contains("/opt/none is not in"), "{why}");
+        // Without a root: the path here, if there is a file there.
+        let here = std::env::current_exe().unwrap();
+        let here_b = here.as_os_str().as_encoded_bytes();
+        assert_eq!(exe_for_gdb(Some(here_b), None).unwrap(), here);
+        let why = exe_for_gdb(Some(b"/victim-static\xff"), None)
+            .unwrap_err()
+            .unwrap();
+        assert!(
+            why.contains("/victim-static\\xff is not on this machine")
+                && why.contains("--root")
+                && why.contains("--image")
+                && why.contains("--sysroot"),
+            "{why}"
+        );
+        // Deleted, or not known: nothing to say.
+        assert_eq!(exe_for_gdb(Some(b"/tmp/x (deleted)"), None), Err(None));
+        assert_eq!(exe_for_gdb(None, None), Err(None));
     }
 }

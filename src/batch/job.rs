@@ -128,7 +128,12 @@ impl Job<'_> {
             },
         )?;
         let dir = claimed.insert(dir);
-        let reports = open_and_convert(&self.id.path, dir, &self.convert, s, listener)?;
+        // A shared --sysroot: this input's files in a directory of its own.
+        let mut convert = self.convert.clone();
+        if convert.sysroot.is_some() {
+            convert.sysroot_sub = Some(self.name.to_string());
+        }
+        let reports = open_and_convert(&self.id.path, dir, &convert, s, listener)?;
         s.add_reports(&reports)?;
         s.status = Status::Ok;
         Ok(())

@@ -215,8 +215,10 @@ fn run_batch(args: &[PathBuf], out_dir: &Path, opts: &BatchOptions) -> Result<Ba
         Some(l) if l.dir() == out.path() && l.writer() == writer => None,
         _ => Some(lock::take(&out, writer, "batch")?),
     };
-    // Only batch's own: a single-input convert may be writing cores here.
+    // Only batch's own, and those of runs that have ended: a single-input
+    // convert may be writing cores here.
     out.remove_partials(Some(&summary_name))?;
+    out.remove_stale_partials();
     let options = CoreOptions::new(opts.root.as_deref(), opts.image.as_ref(), &[]);
     let (good, problems, mut listed) = listing(args, &out, &options, opts.shard);
     let ids = unique_ids(good.iter());
@@ -327,6 +329,7 @@ fn convert_all(
         max_spill: opts.max_spill,
         cancel: opts.cancel.clone(),
         compression: opts.compression,
+        sysroot_sub: None,
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<InputSummary>>> = Mutex::new(vec![None; ids.len()]);

@@ -97,6 +97,9 @@ address, and the mapping [start-end prot kind path +file-offset].
 
 Exit status: 0 something matched, 1 nothing did, 2 an error.
 
+-v after grep is refused (grep's -v inverts the match, which has no
+meaning here): write --verbose for diagnostics.
+
 Examples:
   criu2core grep RANDOM_1432_KEY checkpoint.tar.zst
   criu2core grep -E 'AKIA[0-9A-Z]{16}' --kind heap --kind anon /var/lib/kubelet/checkpoints
@@ -242,7 +245,7 @@ pub struct ConvertArgs {
     pub image: Option<criu2core::ImageRef>,
     /// Write every file the cores map (and the program interpreter) under
     /// DIR, at its path, for gdb -iex 'set sysroot DIR' (needs --image or
-    /// --root).
+    /// --root; with several inputs, each in DIR/<its output name>).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
     /// Replace existing core files.
@@ -442,8 +445,8 @@ pub struct BatchArgs {
     /// --image takes it).
     #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<criu2core::ImageRef>,
-    /// Write every file the cores map under DIR, for gdb's set sysroot
-    /// (needs --image or --root).
+    /// Write every file the cores map under DIR/<the input's output name>,
+    /// for gdb's set sysroot (needs --image or --root).
     #[arg(long, value_name = "DIR")]
     pub sysroot: Option<PathBuf>,
     /// Print nothing but errors.

@@ -32,7 +32,7 @@ use args::{
     SummaryArgs,
 };
 use logging::init_logging;
-use output::{emit, emit_line, error_line, print_report};
+use output::{emit, emit_line, error_line, input_error, print_report};
 use signals::{broken_pipe, finish, handle_signals};
 
 /// What `convert --json` prints.
@@ -293,11 +293,7 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
         ));
     }
     for s in done.this_run.iter().filter(|s| s.status == Status::Failed) {
-        error_line(&format!(
-            "{}: {}",
-            s.input,
-            s.error.as_deref().unwrap_or("failed")
-        ));
+        error_line(&input_error(&s.input, s.error.as_deref()));
     }
     Ok(run.failed == 0)
 }
@@ -339,11 +335,7 @@ fn summary(args: &SummaryArgs) -> Result<bool> {
         error_line(&format!("{m}: missing (listed, converted by no shard)"));
     }
     for e in s.inputs.iter().filter(|e| e.status == Status::Failed) {
-        error_line(&format!(
-            "{}: {}",
-            e.input,
-            e.error.as_deref().unwrap_or("failed")
-        ));
+        error_line(&input_error(&e.input, e.error.as_deref()));
     }
     Ok(merged.complete())
 }
@@ -380,10 +372,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if matches!(cli.command, Command::Grep(_)) && grep_short_v(&args) {
+        error_line(GREP_V);
+        return ExitCode::from(2);
+    }
     init_logging(cli.verbose);
     let cancel = Cancel::new();
     let result = match &cli.command {
@@ -435,6 +432,51 @@ where
         Command::Man { out_dir } => man(out_dir.as_deref()),
     };
     finish(result, &cancel)
+}
+
+/// Why `grep -v` is refused.
+const GREP_V: &str = "grep: -v is refused here: in grep(1) it selects what does not match, \
+which has no meaning for memory (there are no lines to select; -c shows the processes \
+with 0 matches); for more diagnostics, write --verbose (or -v before grep: criu2core -v grep ...)";
+
+/// Whether the command line `args` (the program name first) gives `-v`
+/// after the `grep` subcommand, alone or in a group of short options
+/// (`-iv`), before any `--`: there grep users mean "invert", not
+/// `--verbose`.
+fn grep_short_v(args: &[OsString]) -> bool {
+    let cmd = Cli::command();
+    let Some(grep) = cmd.find_subcommand("grep") else {
+        return false;
+    };
+    // Short options of grep that take a value: what follows them in a
+    // group (`-C5`) is that value.
+    let valued: Vec<char> = grep
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(clap::Arg::get_short)
+        .collect();
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    // Options before the subcommand are the program's own (-v among them).
+    if !words.any(|w| !w.starts_with('-')) {
+        return false;
+    }
+    for w in words {
+        if w == "--" {
+            break;
+        }
+        let Some(group) = w.strip_prefix('-').filter(|g| !g.starts_with('-')) else {
+            continue;
+        };
+        for c in group.chars() {
+            if c == 'v' {
+                return true;
+            }
+            if valued.contains(&c) {
+                break;
+            }
+        }
+    }
+    false
 }
 
 /// Runs the checkpointctl plugin's command line `args` (the program name

@@ -2,29 +2,50 @@
 //! in hand, and end the process with 128 + their number.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use criu2core::Cancel;
 
 use super::output::error_line;
 
+/// A signal this soon after the first is the same interrupt delivered
+/// twice (`timeout` signals the process and then its process group).
+const AGAIN: Duration = Duration::from_secs(1);
+
 /// Installs the process's signal handlers: SIGINT, SIGTERM and SIGHUP set
 /// `cancel` to their number, so that the work in hand stops and removes
-/// its temporary files; a second one ends the process at once with
-/// 128 + its number. SIGXFSZ is caught and does nothing, so a write past
-/// `ulimit -f` fails with "File too large" instead of killing the process.
+/// its temporary files; another one, a second or more after the first,
+/// ends the process at once with 128 + its number, after removing the
+/// temporary files being written ([`Cancel::remove_temporaries`]). SIGXFSZ
+/// is caught and does nothing, so a write past `ulimit -f` fails with
+/// "File too large" instead of killing the process.
 pub fn handle_signals(cancel: &Cancel) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
     use signal_hook::flag;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
-    let armed = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        // The shutdown first: it acts only once a first signal has armed it.
-        flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&armed))?;
-        flag::register(sig, Arc::clone(&armed))?;
+    const STOP: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+    for sig in STOP {
         flag::register_usize(sig, cancel.flag(), sig as usize)?;
     }
+    let mut signals = signal_hook::iterator::Signals::new(STOP)?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first: Option<Instant> = None;
+            for sig in signals.forever() {
+                match first {
+                    None => first = Some(Instant::now()),
+                    Some(t) if t.elapsed() < AGAIN => {}
+                    Some(_) => {
+                        Cancel::remove_temporaries();
+                        eprintln!("criu2core: interrupted again (signal {sig}): stopped at once");
+                        std::process::exit(128 + sig);
+                    }
+                }
+            }
+        })?;
     flag::register(SIGXFSZ, Arc::new(AtomicBool::new(false)))?;
     Ok(())
 }

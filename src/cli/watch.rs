@@ -304,11 +304,7 @@ fn convert(path: &Path, args: &WatchArgs, opts: &BatchOptions) -> bool {
         match s.status {
             Status::Failed => {
                 ok = false;
-                error_line(&format!(
-                    "{}: {}",
-                    s.input,
-                    s.error.as_deref().unwrap_or("failed")
-                ));
+                error_line(&super::output::input_error(&s.input, s.error.as_deref()));
             }
             _ if args.quiet => {}
             status => emit_line(

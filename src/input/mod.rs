@@ -14,7 +14,7 @@ mod image;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
@@ -92,6 +92,10 @@ pub struct Checkpoint {
     max_spill: Option<u64>,
     /// Copies of the diff's files, where no archive holds them.
     _spill: Option<Spill>,
+    /// The file views [`Checkpoint::load`] made, kept while the checkpoint
+    /// is: a process loaded through one reads the files it unpacked (a
+    /// compressed layer's) until the checkpoint is dropped.
+    views: Mutex<Vec<(LoadOptions, Option<Arc<FileView>>)>>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -210,7 +214,7 @@ impl std::fmt::Display for ImageRef {
 }
 
 /// How to load a process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoadOptions {
     /// A root filesystem (a sysroot, a container's rootfs) to read the
@@ -489,6 +493,7 @@ pub(crate) fn open_with_sink(
         spill_dir: opts.spill_dir.clone(),
         max_spill: opts.max_spill,
         _spill: spill,
+        views: Mutex::new(Vec::new()),
     })
 }
 
@@ -644,6 +649,10 @@ impl Checkpoint {
     /// Decodes process `pid`: its threads, registers and memory, with file
     /// pages read from the archive's rootfs-diff.tar and `opts.root` or
     /// `opts.image` as asked. A zombie has neither memory nor registers.
+    /// The file view made for `opts` (an image's layers, indexed, and the
+    /// files of its compressed layers, copied out) is made once and kept
+    /// while the checkpoint is: the processes loaded through it read from
+    /// those copies.
     ///
     /// ```
     /// use criu2core::model::Registers;
@@ -659,9 +668,21 @@ impl Checkpoint {
     /// # Ok::<(), criu2core::Error>(())
     /// ```
     pub fn load(&self, pid: u32, opts: &LoadOptions) -> crate::Result<Loaded> {
-        let view = self.file_view(opts).map_err(Error::new)?;
-        self.load_with(pid, view.as_ref().map(|(v, _)| v), true)
+        let view = self.kept_view(opts).map_err(Error::new)?;
+        self.load_with(pid, view.as_deref(), true)
             .map_err(Error::new)
+    }
+
+    /// The file view for `opts`, made once and kept while the checkpoint
+    /// is (as convert keeps the one it makes while it writes cores).
+    fn kept_view(&self, opts: &LoadOptions) -> Result<Option<Arc<FileView>>> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = views.iter().find(|(o, _)| o == opts) {
+            return Ok(v.clone());
+        }
+        let view = self.file_view(opts)?.map(|(v, _)| Arc::new(v));
+        views.push((opts.clone(), view.clone()));
+        Ok(view)
     }
 
     /// [`Checkpoint::load`] with the file view made once for many

@@ -814,6 +814,149 @@ fn the_schemas_refuse_what_they_do_not_describe() {
 }
 
 /// This module's tests.
+/// A convert that fails as a whole (missing input, not a checkpoint, a
+/// bad --root, an unknown -p, several bad inputs) leaves no output
+/// directory it made (nor its parents it made), and one that existed
+/// stays; -o naming a file says it is not a directory; an error names
+/// its input once, in batch too.
+fn a_failed_convert_leaves_no_directory_and_names_its_input_once() {
+    let fx = fixture("mt-pie");
+    let base = scratch("convert-fails-clean");
+    let images = fx.images();
+    let images = images.to_str().unwrap();
+    let missing = base.join("missing");
+    let missing = missing.to_str().unwrap();
+    let junk = base.join("junk");
+    fs::create_dir_all(&junk).unwrap();
+    let junk = junk.to_str().unwrap();
+    let cases: [&[&str]; 5] = [
+        &[missing],
+        &[junk],
+        &[images, "--root", missing],
+        &[images, "-p", "5"],
+        &[junk, missing],
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let out = base.join(format!("out{i}/a/b"));
+        let o = criu2core(
+            ["convert", "-o", out.to_str().unwrap()]
+                .iter()
+                .chain(case.iter()),
+        );
+        assert!(!o.status.success(), "{case:?}");
+        assert!(
+            !base.join(format!("out{i}")).exists(),
+            "{case:?} left {}",
+            out.display()
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        for line in err.lines() {
+            for name in [missing, junk] {
+                assert!(line.matches(name).count() <= 1, "{line}");
+            }
+        }
+    }
+    // An existing directory stays, empty or not.
+    let kept = base.join("kept");
+    fs::create_dir_all(&kept).unwrap();
+    let o = criu2core(["convert", missing, "-o", kept.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(kept.is_dir());
+    // A file where the directory should be.
+    let file = base.join("file");
+    fs::write(&file, b"x").unwrap();
+    let o = criu2core(["convert", images, "-o", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("not a directory"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+    // batch names a missing input once.
+    let o = criu2core(["batch", missing, "-o", base.join("b").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.matches("missing").count() == 1,
+        "{err}"
+    );
+}
+
+/// The same interrupt delivered twice at once (as `timeout -s INT`
+/// signals the process and its group) stops the run as one does, removing
+/// its partial core; and a convert into a directory where runs that were
+/// killed left temporary files removes those of ours whose process has
+/// ended, and nothing else.
+fn two_signals_at_once_and_stale_partials_leave_nothing() {
+    let base = scratch("two-signals");
+    let ck = base.join("ck");
+    synth::synthesize(
+        &ck,
+        &Spec {
+            seed: 12,
+            processes: 2,
+            threads: 1,
+            vmas: 64,
+            bytes: 128 << 20,
+            holes: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for round in 0..3 {
+        let out = base.join(format!("out{round}"));
+        let mut child = Command::new(BIN)
+            .args([os("convert"), os(&ck), os("-o"), os(&out)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while partials(&out).is_empty() {
+            assert!(child.try_wait().unwrap().is_none(), "ended too soon");
+            assert!(Instant::now() < deadline, "never got ready");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let pid = child.id().to_string();
+        let st = Command::new("kill")
+            .args(["-s", "INT", &pid, &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(130), "{st}");
+        assert!(
+            partials(&out).is_empty(),
+            "round {round}: {:?}",
+            partials(&out)
+        );
+    }
+
+    // Debris of a run that ended, of one still running (this test), and
+    // of others.
+    let images = small(&base.join("small"), 3);
+    let out = base.join("debris");
+    fs::create_dir_all(&out).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let mine = std::process::id();
+    let names = [
+        format!(".core.1.criu2core-{dead}-AbC123.partial"),
+        format!(".core.1.criu2core-{mine}-AbC123.partial"),
+        ".core.1.AbCdEf.partial".to_string(),
+        ".notes.partial".to_string(),
+    ];
+    for n in &names {
+        fs::write(out.join(n), b"debris").unwrap();
+    }
+    let o = run(&[os("convert"), os(&images), os("-o"), os(&out), os("-q")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!out.join(&names[0]).exists());
+    for n in &names[1..] {
+        assert!(out.join(n).exists(), "{n} removed");
+    }
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         hostile_names_stay_inside_the_output_directory,
@@ -828,5 +971,7 @@ pub fn tests() -> Vec<Trial> {
         a_file_size_limit_fails_the_write_not_the_process,
         the_plugin_says_what_it_does_and_does_what_it_says,
         the_schemas_refuse_what_they_do_not_describe,
+        a_failed_convert_leaves_no_directory_and_names_its_input_once,
+        two_signals_at_once_and_stale_partials_leave_nothing needs [Need::Tool("kill")],
     ]
 }

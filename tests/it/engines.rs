@@ -595,11 +595,16 @@ fn image_gives_the_cores_root_gives() {
                 "batch",
             );
         }
+        // Each input's files in a sysroot of its own, named as its output.
         let exe = fx.processes[0].exe.trim_start_matches('/');
-        assert!(
-            fs::read(sys.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
-            "{name}: batch --sysroot"
-        );
+        for item in sm["inputs"].as_array().unwrap() {
+            let output = Path::new(item["output"].as_str().unwrap());
+            let own = sys.join(output.file_name().unwrap());
+            assert!(
+                fs::read(own.join(exe)).unwrap() == fs::read(fx.sysroot().join(exe)).unwrap(),
+                "{name}: batch --sysroot"
+            );
+        }
         // --root and --image together are refused.
         let o = criu2core([
             "convert",
@@ -1171,6 +1176,15 @@ fn grep_read_and_inspect_take_the_image() {
     let bytes = read(&root);
     assert!(contains(&bytes, b"GLIBC_2.3"), "{bytes:?}");
     assert_eq!(read(&["--image", s(&images[1])]), bytes);
+    // The image scripts/demo-image makes (its one layer gzip-compressed,
+    // so read from a copy the image's view unpacks): the same bytes.
+    let demo = base.join("demo.oci.tar");
+    let st = std::process::Command::new(repo().join("scripts/demo-image"))
+        .args([&sysroot, Path::new("localhost/victim:latest"), &demo])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(read(&["--image", s(&demo)]), bytes);
     // Without either, the file's pages are not there to read.
     let o = criu2core(["read", "-p", &pid, input, &addr, "64"]);
     assert!(

@@ -489,7 +489,13 @@ fn reaper_with_a_zombie_matches_gcore() {
         String::from_utf8_lossy(&o.stderr),
     );
     assert!(o.status.success(), "{stdout}{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
+    // Nothing on stderr but that the executable is not on this machine.
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.contains("the executable /srv/reaper/reaper is not on this machine")),
+        "{stderr}"
+    );
     assert!(
         stdout.contains(
             "pid 29664 (reaper): zombie, exited with status 3 (wait status 768); no core"
@@ -669,12 +675,11 @@ fn printed_gdb_command_opens_the_core_where_recorded_paths_do_not_exist() {
     assert!(ok, "{g}");
     assert_symbolized(&g);
 
-    // Without --root: the recorded executable, which is not here.
+    // Without --root: the recorded executable is not here, so the core
+    // alone, and convert says what to give (see
+    // printed_gdb_command_survives_any_path for the warning).
     let stdout = convert(&["-o", "plain"]);
-    assert!(
-        stdout.contains("\n  gdb /srv/victim/victim plain/core.12155\n"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("\n  gdb -c plain/core.12155\n"), "{stdout}");
     let early = "gdb -iex 'set sysroot sysroot' sysroot/srv/victim/victim plain/core.12155";
     let (ok, g) = run_hiding(&["/srv"], &base, &format!("{hidden}{early}{ask}"));
     assert!(ok, "{g}");
@@ -684,6 +689,83 @@ fn printed_gdb_command_opens_the_core_where_recorded_paths_do_not_exist() {
     assert!(
         g.contains("in ?? ()") && g.contains("No shared libraries loaded"),
         "the late sysroot worked after all: the test shows nothing\n{g}"
+    );
+}
+
+/// The gdb command convert prints, run through `sh -c` as printed, opens
+/// the core where the root and the output directory, and so every path in
+/// the command, hold spaces, quotes, `$`, a backquote, a backslash, bytes
+/// that are not UTF-8 and an escape character: gdb gets the stacks and the
+/// libraries from the root, and what is printed holds no raw control
+/// character nor invalid UTF-8. The JSON report's command is the same.
+/// Without --root, where the recorded executable is not on this machine,
+/// the command opens the core alone and a warning says what to give.
+fn printed_gdb_command_survives_any_path() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let fx = fixture("mt-pie");
+    let base = scratch("gdb-command-quoting");
+    let plain = complete_sysroot(&fx, &base);
+    let root = base.join(OsStr::from_bytes(
+        b"it's a $HOME `x` \"q\" \\n \xff\x1b sysroot",
+    ));
+    std::fs::rename(&plain, &root).unwrap();
+    let out = base.join(OsStr::from_bytes(b"out 'q' $x %s \xfe"));
+    let convert = |args: &[&OsStr]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_criu2core"))
+            .arg("convert")
+            .arg(fx.images())
+            .args(args)
+            .current_dir(&base)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for (what, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{what}: {text:?}"
+            );
+        }
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    let (stdout, _) = convert(&[
+        "--root".as_ref(),
+        root.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    let cmd = stdout.lines().nth(1).unwrap().trim_start();
+    assert!(cmd.starts_with("gdb -iex "), "{stdout}");
+    let ask = " -nx -batch -ex 'info threads' -ex 'thread apply all bt' -ex 'info sharedlibrary'\n";
+    let (ok, g) = run_hiding(
+        &["/srv"],
+        &base,
+        &format!("test ! -e /srv/victim/victim\n{cmd}{ask}"),
+    );
+    assert!(ok, "{g}");
+    assert_symbolized(&g);
+    let (json, _) = convert(&[
+        "--root".as_ref(),
+        root.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--json".as_ref(),
+        "-f".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["inputs"][0]["cores"][0]["gdb_command"], cmd);
+
+    // No root: the executable's recorded path is not here.
+    let (stdout, stderr) = convert(&["-o".as_ref(), out.as_os_str(), "-f".as_ref()]);
+    assert!(stdout.contains("\n  gdb -c "), "{stdout}");
+    assert!(
+        stderr.contains("the executable /srv/victim/victim is not on this machine")
+            && stderr.contains("(give --root DIR or --image IMAGE, with --sysroot DIR)"),
+        "{stderr}"
     );
 }
 
@@ -910,6 +992,8 @@ pub fn tests() -> Vec<Trial> {
         ghost_sysroot_recovers_the_deleted_files,
         printed_gdb_command_opens_the_core_where_recorded_paths_do_not_exist
             needs [crate::Need::MountNamespace],
+        printed_gdb_command_survives_any_path
+            needs [crate::Need::MountNamespace, crate::Need::Tool("gdb")],
         i386_notes_follow_the_x86_32_view_and_tls_slots_hold_thread_pointers,
         i386_x87_and_sse_read_from_prxfpreg_and_prfpreg_as_from_xstate,
     ]

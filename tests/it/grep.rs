@@ -995,6 +995,46 @@ fn patterns_filters_and_output_forms() {
 /// The text forms: a line per match with its mapping, checkpoint text
 /// escaped; hex dumps; counts; exit statuses 0, 1, 2, an error in one
 /// input still leaving the others' matches.
+/// `-v` after `grep` is refused (grep(1) users mean "invert"), alone or
+/// in a group, with a pointer to --verbose; `--verbose`, `-v` before
+/// `grep` and a pattern `-v` after `--` work.
+fn grep_refuses_v_which_grep_users_read_as_invert() {
+    let syn = synthetic();
+    let images = path_str(&syn.images);
+    for args in [
+        &["grep", "-v", "SHM_SECRET", images][..],
+        &["grep", "-c", "-iv", "SHM_SECRET", images],
+        &["grep", "-C", "2", "-cv", "SHM_SECRET", images],
+        &["grep", "SHM_SECRET", images, "-v"],
+    ] {
+        let o = criu2core(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(
+            err.contains("-v is refused") && err.contains("--verbose"),
+            "{args:?}: {err}"
+        );
+    }
+    for args in [
+        &["grep", "--verbose", "-c", "SHM_SECRET", images][..],
+        &["-v", "grep", "-c", "SHM_SECRET", images],
+        // -C's value, and a pattern after --, are not options.
+        &["grep", "-c", "-C2", "--", "-v", images],
+    ] {
+        let o = criu2core(args);
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("refused"));
+    }
+    // Elsewhere -v is --verbose still.
+    let o = criu2core(["inspect", "-v", images]);
+    assert!(o.status.success());
+}
+
 fn text_output_and_exit_statuses() {
     let syn = synthetic();
     let images = path_str(&syn.images);
@@ -1239,5 +1279,6 @@ pub fn tests() -> Vec<Trial> {
         read_bytes_holes_and_mappings,
         read_refuses_raw_bytes_on_a_terminal needs [Need::Tool("script")],
         an_interrupted_search_leaves_nothing_behind needs [Need::Tool("tar"), Need::Tool("zstd"), Need::Tool("kill")],
+        grep_refuses_v_which_grep_users_read_as_invert,
     ]
 }

@@ -96,7 +96,14 @@ fn incremental_chain_gives_byte_identical_cores() {
     let inc = base.join("inc");
     let o = convert_dir(&child, &inc, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).is_empty(), "unexpected warnings: {}", stderr(&o));
+    // No warnings but that the executable is not on this machine.
+    assert!(
+        stderr(&o)
+            .lines()
+            .all(|l| l.contains("is not on this machine")),
+        "unexpected warnings: {}",
+        stderr(&o)
+    );
     let a = fs::read(full.join("core.12155")).unwrap();
     let b = fs::read(inc.join("core.12155")).unwrap();
     assert!(a == b, "cores of the full and the incremental dump differ");
@@ -523,7 +530,8 @@ fn command_line_behaviour() {
     );
     assert!(
         text.lines().nth(1).is_some_and(
-            |l| l.starts_with("  gdb /srv/victim/victim ") && l.ends_with("/core.12225")
+            // (the executable is not on this machine: the core alone)
+            |l| l.starts_with("  gdb -c ") && l.ends_with("/core.12225")
         ),
         "{text}"
     );

@@ -42,6 +42,7 @@ mod images;
 mod library;
 mod onepass;
 mod readme;
+mod sysroot;
 mod terminal;
 mod trust;
 
@@ -209,6 +210,7 @@ fn main() {
     tests.extend(images::tests());
     tests.extend(library::tests());
     tests.extend(readme::tests());
+    tests.extend(sysroot::tests());
     tests.extend(terminal::tests());
     tests.extend(trust::tests());
     libtest_mimic::run(&args, tests).exit();
