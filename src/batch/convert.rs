@@ -392,7 +392,7 @@ fn convert_into(
     if !opts.pids.is_empty() {
         bail!("pids apply to one input at a time");
     }
-    let _lock = super::lock::take(&out, super::Writer::Whole, "convert")?;
+    let _lock = super::lock::take(out, super::Writer::Whole, "convert")?;
     let ids = unique_ids(inputs.iter());
     let refs: Vec<&InputId> = ids.iter().collect();
     let names = choose_names(&refs, &mut |n| occupant(out, n));
