@@ -120,6 +120,10 @@ impl fmt::Display for Platform {
     }
 }
 
+/// Annotations, shared by every image and descriptor that carries them
+/// (an index may list one manifest thousands of times).
+pub type Annotations = Arc<BTreeMap<String, String>>;
+
 /// A reference to a blob, as a manifest or index gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
@@ -130,8 +134,9 @@ pub struct Descriptor {
     pub digest: Option<Digest>,
     /// Its size in bytes.
     pub size: u64,
-    /// Its annotations.
-    pub annotations: BTreeMap<String, String>,
+    /// Its annotations (shared: every image that uses the descriptor
+    /// holds the one map).
+    pub annotations: Annotations,
     /// The platform the descriptor names, if any.
     pub platform: Option<Platform>,
     /// Where it is inside the container.
@@ -193,15 +198,15 @@ pub struct ImageInfo {
     /// The other blobs a blob index lists.
     pub blobs: Vec<Descriptor>,
     /// The manifest's (or blob index's) own annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Annotations,
     /// Annotations of the descriptors and indexes that lead to it, the
     /// nearest winning.
-    pub index_annotations: BTreeMap<String, String>,
+    pub index_annotations: Annotations,
     /// Its platform, from the index or its config.
     pub platform: Option<Platform>,
     /// Digest of the index that lists it, if not `index.json`.
     pub parent: Option<Digest>,
-    pub(super) diff_ids: Vec<Digest>,
+    pub(super) diff_ids: Arc<[Digest]>,
 }
 
 impl ImageInfo {
@@ -1427,6 +1432,80 @@ mod tests {
             "{}",
             open_err(&l)
         );
+    }
+
+    #[test]
+    fn what_a_walk_holds_is_bounded() {
+        let kind = |l: &Layout| crate::Error::new(l.open().unwrap_err()).kind().clone();
+        let (lower, _) = two_layers();
+        // Entries that each merge their annotation into a 1 MiB one.
+        let l = Layout::new();
+        let m = l.image(&[("", lower.clone())], &[&lower]);
+        let entries: Vec<Value> = (0..40)
+            .map(|i| {
+                let mut d = m.clone();
+                d["annotations"] = json!({"entry": i.to_string()});
+                d
+            })
+            .collect();
+        let mut many = l.json(media_type::OCI_INDEX, &json!({"manifests": entries}));
+        many["annotations"] = json!({"big": "x".repeat(1 << 20)});
+        l.index(vec![many]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
+        assert!(
+            open_err(&l).contains("(MAX_WALK_BYTES)"),
+            "{}",
+            open_err(&l)
+        );
+        // A config of more diff_ids than an image may have layers.
+        let l = Layout::new();
+        let ids: Vec<String> = (0..300u32)
+            .map(|i| Digest::of(Algorithm::Sha256, &i.to_le_bytes()).to_string())
+            .collect();
+        let config = l.json(
+            media_type::OCI_CONFIG,
+            &json!({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": ids}}),
+        );
+        let m = l.json(
+            media_type::OCI_MANIFEST,
+            &json!({"config": config, "layers": []}),
+        );
+        l.index(vec![m]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
+        assert!(
+            open_err(&l).contains("rootfs.diff_ids lists 300 layers (at most 256)"),
+            "{}",
+            open_err(&l)
+        );
+        // One config of 200 diff_ids, used by 300 manifests: read once,
+        // held once.
+        let l = Layout::new();
+        let config = l.json(
+            media_type::OCI_CONFIG,
+            &json!({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": ids[..200]}}),
+        );
+        let manifests: Vec<Value> = (0..300)
+            .map(|i| {
+                l.json(
+                    media_type::OCI_MANIFEST,
+                    &json!({"config": config, "layers": [], "annotations": {"n": i.to_string()}}),
+                )
+            })
+            .collect();
+        l.index(manifests);
+        let ar = l.open().unwrap();
+        assert_eq!(ar.images().len(), 300);
+        let first = &ar.images()[0].diff_ids;
+        assert!(ar.images().iter().all(|i| Arc::ptr_eq(&i.diff_ids, first)));
+        // Descriptors count, layers of each image included.
+        let l = Layout::new();
+        let m = l.image(&[("", lower.clone())], &[&lower]);
+        let many = l.json(
+            media_type::OCI_INDEX,
+            &json!({"manifests": vec![m; 20_000]}),
+        );
+        l.index(vec![many]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
     }
 
     #[test]

@@ -110,8 +110,8 @@ use crate::blobio::BlobReader;
 use crate::model::Blob;
 
 pub use archive::{
-    media_type, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind,
-    Platform, SelectedImage, Selection,
+    media_type, Annotations, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo,
+    ImageKind, Platform, SelectedImage, Selection,
 };
 pub use digest::{Algorithm, Digest, Expect};
 pub(crate) use layers::Recorded;
@@ -125,8 +125,17 @@ pub const MAX_INDEX_BYTES: u64 = 4 << 20;
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Most levels of indexes between `index.json` and a manifest.
 pub const MAX_INDEX_DEPTH: usize = 16;
-/// Most descriptors one walk of an image layout visits.
+/// Most descriptors one walk of an image layout visits (each layer of
+/// each image it finds counts).
 pub const MAX_DESCRIPTORS: usize = 10_000;
+/// Most bytes of annotations and image names one walk holds, all images
+/// together: each map made by merging what a descriptor adds to what it
+/// inherits counts whole, and so does each copy of a list of names (maps
+/// themselves are shared, never copied).
+pub const MAX_WALK_BYTES: u64 = 16 << 20;
+/// Most `rootfs.diff_ids` one walk holds, all distinct configs together
+/// (a config used by many images is read once and shared).
+pub const MAX_WALK_DIFF_IDS: usize = 65_536;
 /// Most layers of one image or view.
 pub const MAX_LAYERS: usize = 256;
 /// Most members of one layer.

@@ -38,6 +38,7 @@ mod gdb;
 mod grep;
 mod hashes;
 mod hostile;
+mod hostile_walks;
 mod images;
 mod library;
 mod onepass;
@@ -204,6 +205,7 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(onepass::tests());
     tests.extend(hostile::tests());
+    tests.extend(hostile_walks::tests());
     tests.extend(images::tests());
     tests.extend(library::tests());
     tests.extend(readme::tests());
