@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use super::digest::{check_bytes, Digest, Expect, VerifyingReader};
-use super::layers::{walk, Layer, Lookup, Tree};
+use super::layers::Layer;
 use super::reference::{self, Selector};
+use super::resolve::{walk, Lookup, Tree};
 use super::walk::Walker;
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
@@ -312,7 +313,7 @@ impl Tree for Members {
         }
         match self.0.get(key) {
             Some(Member::Data { .. } | Member::HardLink(_)) => Lookup::File,
-            Some(Member::Symlink(t)) => Lookup::Symlink(t),
+            Some(Member::Symlink(t)) => Lookup::Symlink(std::borrow::Cow::Borrowed(t)),
             Some(Member::Dir) => Lookup::Dir,
             Some(Member::Other) => Lookup::Other,
             None => {

@@ -97,6 +97,7 @@ mod archive;
 pub mod digest;
 mod layers;
 pub mod reference;
+mod resolve;
 mod walk;
 
 use std::io::{self, Read};
@@ -117,6 +118,8 @@ pub use digest::{Algorithm, Digest, Expect};
 pub(crate) use layers::Recorded;
 pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes, Wanted};
 pub use reference::Selector;
+pub(crate) use resolve::{Lookup, Resolver, Step, Tree};
+pub use resolve::{Lookups, MAX_RESOLVE_LOOKUPS};
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
 /// manifest (registries refuse manifests over 4 MiB).
@@ -170,6 +173,8 @@ pub struct Options {
     pub spill_dir: Option<PathBuf>,
     /// Most bytes copied there, per archive and per view.
     pub spill_cap: u64,
+    /// Stops reading archives and layers, and resolving paths, once set.
+    pub cancel: crate::Cancel,
 }
 
 impl Default for Options {
@@ -177,6 +182,7 @@ impl Default for Options {
         Options {
             spill_dir: None,
             spill_cap: 4 << 30,
+            cancel: crate::Cancel::default(),
         }
     }
 }

@@ -107,7 +107,71 @@ fn a_layout_that_lists_one_manifest_many_times_takes_little_memory() {
     assert!(run.cpu < Duration::from_secs(20), "took {:?}", run.cpu);
 }
 
+/// A symbolic link at `name` pointing at itself, in a tar.
+fn self_link(name: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    let base = Path::new(name).file_name().unwrap();
+    b.append_link(&mut h, name, base).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn a_link_loop_at_a_mapped_path_is_a_warning() {
+    let fx = fixture("mt-pie");
+    let top = scratch("link-loop");
+    // In the container's rootfs diff: the executable loops.
+    let diff = self_link("srv/victim/victim");
+    let ckpt = top.join("ckpt.tar");
+    fs::write(
+        &ckpt,
+        podman_tar(&fx.images(), |b| tar_file(b, "rootfs-diff.tar", &diff)),
+    )
+    .unwrap();
+    let out = top.join("out");
+    let o = criu2core([
+        "convert".as_ref(),
+        ckpt.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("/srv/victim/victim: more than 40 symbolic links in")
+            && err.contains("ckpt.tar")
+            && err.contains("left out"),
+        "{err}"
+    );
+    assert!(fs::read_dir(&out).unwrap().count() > 0, "no core");
+    // Under --root: libc loops.
+    let root = top.join("root");
+    let lib = root.join("usr/lib/x86_64-linux-gnu");
+    fs::create_dir_all(&lib).unwrap();
+    std::os::unix::fs::symlink("libc.so.6", lib.join("libc.so.6")).unwrap();
+    let out = top.join("out-root");
+    let o = criu2core([
+        "convert".as_ref(),
+        fx.images().as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--root".as_ref(),
+        root.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("libc.so.6: more than 40 symbolic links under") && err.contains("root"),
+        "{err}"
+    );
+}
+
 /// This module's tests.
 pub fn tests() -> Vec<Trial> {
-    trials![a_layout_that_lists_one_manifest_many_times_takes_little_memory,]
+    trials![
+        a_layout_that_lists_one_manifest_many_times_takes_little_memory,
+        a_link_loop_at_a_mapped_path_is_a_warning,
+    ]
 }
