@@ -511,6 +511,7 @@ impl Inner {
         // Held from here on; `locate` takes it too, so not before.
         let mut spill = lock(&self.spill);
         let file = File::open(path).with_context(|| format!("{}: cannot open", self.label))?;
+        let file = self.opts.cancel.reader(file);
         let dec = decoder(
             BufReader::with_capacity(1 << 16, file),
             *compression,
@@ -630,7 +631,7 @@ impl ImageArchive {
             let source = if meta.is_dir() {
                 Source::Dir(RootFs::new(path)?)
             } else if meta.is_file() {
-                index_tar(path, &label, meta.len())
+                index_tar(path, &label, meta.len(), &opts.cancel)
                     .with_context(|| format!("{label}: not a readable image archive"))?
             } else {
                 bail!("{label}: neither a directory nor a file");
@@ -712,10 +713,15 @@ impl ImageArchive {
                 .copied()
                 .filter(|i| i.kind != ImageKind::Artifact)
                 .collect();
-            let list = |v: &[&ImageInfo]| {
-                v.iter()
-                    .map(|i| format!("\n  {}", i.describe()))
-                    .collect::<String>()
+            // One line: messages are escaped for the terminal, where a
+            // newline would show as `\n`.
+            let list = |v: &[&ImageInfo]| match v {
+                [] => "nothing".to_string(),
+                v => v
+                    .iter()
+                    .map(|i| i.describe())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             };
             let (chosen, selection) = if let Some(r) = &sel.reference {
                 let all: Vec<&ImageInfo> = candidates
@@ -732,12 +738,12 @@ impl ImageArchive {
                 match m.as_slice() {
                     [one] => (*one, Selection::Reference(r.clone())),
                     [] => bail!(
-                        "{label}: no image matches {}; it holds:{}",
+                        "{label}: no image matches {}; it holds {}",
                         r.escape_debug(),
                         list(&candidates)
                     ),
                     many => bail!(
-                        "{label}: {} matches {} images (name one by digest, or give an architecture):{}",
+                        "{label}: {} matches {} images (name one by digest, or give an architecture): {}",
                         r.escape_debug(),
                         many.len(),
                         list(many)
@@ -752,9 +758,13 @@ impl ImageArchive {
                 match (by_hint, usable.as_slice()) {
                     (Some(found), _) => found,
                     (None, [one]) => (*one, Selection::Only),
-                    (None, []) => bail!("{label}: holds no image{}", list(&candidates)),
+                    (None, []) if candidates.is_empty() => bail!("{label}: holds no image"),
+                    (None, []) => bail!(
+                        "{label}: holds no image, only artifacts: {}",
+                        list(&candidates)
+                    ),
                     (None, many) => bail!(
-                        "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...:{}",
+                        "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...: {}",
                         many.len(),
                         list(many)
                     ),
@@ -869,6 +879,7 @@ impl ImageArchive {
         };
         let file =
             File::open(path).with_context(|| format!("{}: cannot open", self.inner.label))?;
+        let file = self.inner.opts.cancel.reader(file);
         let dec = decoder(
             BufReader::with_capacity(1 << 16, file),
             *compression,
@@ -898,13 +909,13 @@ impl ImageArchive {
 }
 
 /// Lists the members of an image archive tar.
-fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
+fn index_tar(path: &Path, label: &str, len: u64, cancel: &crate::Cancel) -> Result<Source> {
     let open = || File::open(path).with_context(|| format!("{label}: cannot open"));
     let mut head = Vec::new();
     open()?.take(8).read_to_end(&mut head)?;
     let compression = sniff_compression(&head, label)?;
     let mut members = BTreeMap::new();
-    let reader = BufReader::with_capacity(1 << 16, open()?);
+    let reader = BufReader::with_capacity(1 << 16, cancel.reader(open()?));
     match compression {
         Compression::None => {
             add_members(
@@ -1082,7 +1093,8 @@ impl SelectedImage {
                     digest: d.digest.clone(),
                     size: Some(d.size),
                 };
-                VerifyingReader::new(data.open()?, label, expect.clone()).finish()?;
+                let r = self.inner.opts.cancel.reader(data.open()?);
+                VerifyingReader::new(r, label, expect.clone()).finish()?;
                 if expect.digest.is_some() {
                     lock(&self.inner.verified).insert(key);
                 }
@@ -1117,7 +1129,8 @@ impl SelectedImage {
                 digest: d.digest.clone(),
                 size: Some(d.size),
             };
-            Ok(Box::new(VerifyingReader::new(data.open()?, label, expect)))
+            let r = self.inner.opts.cancel.reader(data.open()?);
+            Ok(Box::new(VerifyingReader::new(r, label, expect)))
         })()
         .map_err(crate::Error::new)
     }
@@ -1507,6 +1520,42 @@ mod tests {
         );
         l.index(vec![many]);
         assert_eq!(kind(&l), crate::ErrorKind::Limit);
+    }
+
+    #[test]
+    fn lists_of_images_in_messages_are_one_line() {
+        let l = Layout::new();
+        let artifact = |n: u32| {
+            let config = l.json("application/vnd.example.config+json", &json!({ "n": n }));
+            named(
+                l.json(
+                    media_type::OCI_MANIFEST,
+                    &json!({"config": config, "layers": []}),
+                ),
+                &format!("sig:{n}"),
+            )
+        };
+        l.index(vec![artifact(1), artifact(2)]);
+        let err = format!(
+            "{:#}",
+            l.open().unwrap().select(&Selector::default()).unwrap_err()
+        );
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("holds no image, only artifacts: "), "{err}");
+        assert!(
+            err.contains("sig:1") && err.contains("; ") && err.contains("sig:2"),
+            "{err}"
+        );
+        let (lower, upper) = two_layers();
+        let l = Layout::new();
+        let a = l.image(&[("", lower.clone())], &[&lower]);
+        let b = l.image(&[("", upper.clone())], &[&upper]);
+        l.index(vec![named(a, "a:1"), named(b, "b:1")]);
+        let err = format!(
+            "{:#}",
+            l.open().unwrap().select(&Selector::default()).unwrap_err()
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]
