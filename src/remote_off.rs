@@ -30,6 +30,7 @@ pub(crate) struct Meta {
 pub(crate) struct Listing {
     pub dirs: Vec<String>,
     pub objects: Vec<(String, Meta)>,
+    pub bad: Vec<(String, String, String)>,
 }
 
 impl Location {
