@@ -1313,6 +1313,23 @@ mod tests {
     }
 
     #[test]
+    fn indexing_a_layer_stops_once_cancelled() {
+        let tar = build(&[(b"big", F, &vec![0u8; 4 << 20][..])]);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let cancel = crate::Cancel::new();
+        cancel.cancel(2);
+        let opts = Options {
+            cancel,
+            ..Options::default()
+        };
+        for data in [zst, tar] {
+            let layer = Layer::new("l", BlobData::Memory(data.into()));
+            let err = LayerView::new(vec![layer], &opts).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::Cancelled(2), "{err}");
+        }
+    }
+
+    #[test]
     fn compression_by_content_and_digests() {
         let tar = build(&[(b"f", F, b"contents"), (b"g", F, b"more")]);
         let gz = gzip(&tar);
