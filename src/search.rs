@@ -145,7 +145,7 @@ fn compile(re: &str, ignore_case: bool) -> Result<Regex> {
         .build()
         .map_err(|e| match e {
             regex::Error::CompiledTooBig(_) => anyhow::anyhow!(
-                "the regular expression {re:?} is too costly to search: compiled, it would exceed {MAX_REGEX_SIZE} bytes (MAX_REGEX_SIZE); use fewer or smaller repetitions, or (?-u) for byte classes"
+                "the regular expression {re} is too costly to search: compiled, it would exceed {MAX_REGEX_SIZE} bytes (MAX_REGEX_SIZE); use fewer or smaller repetitions, or (?-u) for byte classes"
             ),
             e => anyhow::Error::new(e).context(format!("invalid regular expression {re:?}")),
         })

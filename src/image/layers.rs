@@ -1087,8 +1087,10 @@ mod tests {
     /// A chain of 38 links, each through 800 `d/..` pairs to the next,
     /// the last to `dir`, which holds `n` files: `l0/f<i>` costs 30,000
     /// lookups to resolve from scratch.
-    pub(crate) fn costly_chain(n: usize) -> (Vec<(Vec<u8>, Kind, Vec<u8>)>, Vec<String>) {
-        let mut m: Vec<(Vec<u8>, Kind, Vec<u8>)> =
+    type OwnedMember = (Vec<u8>, Kind, Vec<u8>);
+
+    fn costly_chain(n: usize) -> (Vec<OwnedMember>, Vec<String>) {
+        let mut m: Vec<OwnedMember> =
             vec![(b"d/".to_vec(), D, vec![]), (b"dir/".to_vec(), D, vec![])];
         for i in 0..38 {
             let next = if i == 37 {

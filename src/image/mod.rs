@@ -25,7 +25,12 @@
 //! holds (`manifests` makes an index, `config` a manifest). Walks go at
 //! most [`MAX_INDEX_DEPTH`] deep and visit at most [`MAX_DESCRIPTORS`]
 //! descriptors; an index that contains itself, directly or not, is an
-//! error. Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
+//! error. Each index, manifest and config is read once and what it holds
+//! is shared by every image that uses it; the annotations and names merged
+//! or copied for them count against [`MAX_WALK_BYTES`], configs' diff_ids
+//! against [`MAX_WALK_DIFF_IDS`] (past either, [`ErrorKind::Limit`]).
+//!
+//! [`ErrorKind::Limit`]: crate::ErrorKind::Limit Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
 //! a validated digest (sha256 or sha512): a descriptor naming anything
 //! else is refused, so no descriptor reaches outside `blobs/`. Every blob
 //! read is checked against its descriptor's size and digest (a mismatch
@@ -86,7 +91,12 @@
 //! member resolve through the symbolic links of the view, as extracting
 //! the layer would; resolving them costs at most [`MAX_WALK_LOOKUPS`]
 //! lookups per view (none for a member that follows one of the same
-//! directory), and a whiteout costs the paths it deletes. Member paths
+//! directory), and a whiteout costs the paths it deletes. Paths asked of a
+//! view once it is made (and of a root directory under it) resolve through
+//! [`Lookups`] of the input's own, at most [`MAX_RESOLVE_LOOKUPS`], each
+//! link and directory once; a path through more than [`MAX_LINKS`] links
+//! resolves to nothing, and the view says why
+//! ([`LayerView::unresolved`]). Member paths
 //! are only keys: `..` and `/` are clamped at the view's root, whiteouts
 //! of `.` or `..` and other `.wh..wh.` names are ignored, and nothing is
 //! ever written under a name from an image.
