@@ -245,8 +245,8 @@ fn serve(name: &str, command: impl Fn(u16) -> Command) -> (Child, u16) {
 
 /// Operations on the S3 server, through boto3, for the tests to set up
 /// and look at what criu2core did: mb BUCKET; up BUCKET PREFIX DIR; down
-/// BUCKET PREFIX DIR; ls BUCKET PREFIX; put BUCKET KEY FILE; rm BUCKET
-/// KEY; uploads BUCKET.
+/// BUCKET PREFIX DIR; ls BUCKET PREFIX; rm BUCKET KEY; putfile BUCKET
+/// KEY FILE; uploads BUCKET.
 const S3_TOOL: &str = r#"
 import os, sys, boto3
 ep, op, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -273,7 +273,7 @@ elif op == "down":
 elif op == "ls":
     for k in keys(sys.argv[4]):
         print(k)
-elif op == "put":
+elif op == "putfile":
     s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=open(sys.argv[5], "rb").read())
 elif op == "rm":
     s3.delete_object(Bucket=bucket, Key=sys.argv[4])
@@ -1054,7 +1054,7 @@ fn awkward_keys_convert_or_fail_each_on_its_own() {
         "in/ctl\u{1}.tar.zst",
     ];
     for k in good.iter().chain(&bad) {
-        s3.tool(&["put", "ckpt", k, example.to_str().unwrap()]);
+        s3.tool(&["putfile", "ckpt", k, example.to_str().unwrap()]);
     }
     let out = scratch("awkward-keys");
     let o = s3.run(&["batch", "s3://ckpt/in", "-o", out.to_str().unwrap()]);
