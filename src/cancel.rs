@@ -156,6 +156,9 @@ mod tests {
         let e = r.read(&mut buf).unwrap_err();
         assert_ne!(e.kind(), io::ErrorKind::Interrupted, "readers would retry");
         assert!(c.check().unwrap_err().is::<Cancelled>());
+        // The kind survives the reader's io::Error and context.
+        let e = anyhow::Error::new(e).context("reading a layer");
+        assert_eq!(crate::Error::new(e).kind(), &crate::ErrorKind::Cancelled(2));
     }
 
     #[test]

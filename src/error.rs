@@ -160,8 +160,12 @@ pub(crate) fn kind_of(e: &anyhow::Error) -> ErrorKind {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return e.kind.clone();
         }
-        if io.is_none() {
-            io = cause.downcast_ref::<std::io::Error>().map(|e| e.kind());
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            // A reader that stopped for a cancellation (CancelReader).
+            if let Some(c) = e.get_ref().and_then(|i| i.downcast_ref::<Cancelled>()) {
+                return ErrorKind::Cancelled(c.0);
+            }
+            io = io.or(Some(e.kind()));
         }
     }
     // A Fault or cancellation added as context rather than raised.

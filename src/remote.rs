@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures::StreamExt;
-use object_store::path::Path as Key;
+use object_store::list::PaginatedListStore;
+use object_store::path::{Path as Key, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub(crate) use crate::blobio::is_url;
@@ -54,6 +55,8 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 #[derive(Clone)]
 pub(crate) struct Location {
     store: Arc<dyn ObjectStore>,
+    /// The same store's paged listing, where it has one (not `file://`).
+    pages: Option<Arc<dyn PaginatedListStore>>,
     /// `scheme://bucket` (`file://` for the local filesystem).
     base: Arc<str>,
     key: Key,
@@ -99,11 +102,21 @@ pub(crate) struct Listing {
     pub dirs: Vec<String>,
     /// Names and metadata of its objects, sorted.
     pub objects: Vec<(String, Meta)>,
+    /// Keys (objects, and prefixes ending in `/`) right below it that no
+    /// key path can be made of (`.`, `..`, an empty segment, control
+    /// characters): each whole, as its name below the prefix, and why.
+    pub bad: Vec<(String, String, String)>,
 }
 
+/// A bucket's client, and its paged listing where it has one.
+type Stores = (Arc<dyn ObjectStore>, Option<Arc<dyn PaginatedListStore>>);
+
+/// Keys a listing page asks for at most.
+const PAGE_KEYS: usize = 1000;
+
 /// One client per bucket, shared by every location in it.
-fn store_for(base: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
-    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+fn store_for(base: &str, url: &str) -> Result<Stores> {
+    static STORES: OnceLock<Mutex<HashMap<String, Stores>>> = OnceLock::new();
     let mut stores = STORES
         .get_or_init(Default::default)
         .lock()
@@ -118,29 +131,33 @@ fn store_for(base: &str, url: &str) -> Result<Arc<dyn ObjectStore>> {
         ..Default::default()
     };
     let scheme = base.split("://").next().unwrap_or("").to_ascii_lowercase();
-    let store: Arc<dyn ObjectStore> = match scheme.as_str() {
+    fn both<S: ObjectStore + PaginatedListStore>(s: S) -> Stores {
+        let s = Arc::new(s);
+        (s.clone(), Some(s))
+    }
+    let store: Stores = match scheme.as_str() {
         "s3" | "s3a" => {
             plain_http_allowed(url)?;
-            Arc::new(
+            both(
                 s3_profile(object_store::aws::AmazonS3Builder::from_env())
                     .with_url(base)
                     .with_retry(retry)
                     .build()?,
             )
         }
-        "gs" => Arc::new(
+        "gs" => both(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(base)
                 .with_retry(retry)
                 .build()?,
         ),
-        "az" | "abfs" | "abfss" => Arc::new(
+        "az" | "abfs" | "abfss" => both(
             object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(base)
                 .with_retry(retry)
                 .build()?,
         ),
-        "file" => Arc::new(object_store::local::LocalFileSystem::new()),
+        "file" => (Arc::new(object_store::local::LocalFileSystem::new()), None),
         _ => bail!("{url}: not an object-storage URL"),
     };
     stores.insert(base.to_string(), store.clone());
@@ -224,6 +241,34 @@ fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A key a listing gave that no key path can be made of, and why.
+fn bad_key(e: &object_store::Error) -> Option<(String, String)> {
+    use object_store::path::Error as P;
+    match e {
+        object_store::Error::InvalidPath { source } => match source {
+            P::EmptySegment { path } => Some((path.clone(), "an empty path segment".into())),
+            P::BadSegment { path, source } => Some((path.clone(), source.to_string())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `e` as one message: object_store's errors repeat their sources' text
+/// in their own, which a chain would print again.
+fn plain(e: object_store::Error) -> anyhow::Error {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        source = s.source();
+    }
+    anyhow!(text)
+}
+
 fn not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
 }
@@ -250,9 +295,11 @@ impl Location {
         };
         let path = path.trim_matches('/');
         let key = Key::parse(path).with_context(|| format!("{url}: not a valid object key"))?;
-        let store = store_for(&base, url).with_context(|| format!("{url}: cannot reach"))?;
+        let (store, pages) =
+            store_for(&base, url).with_context(|| format!("{url}: cannot reach"))?;
         Ok(Location {
             store,
+            pages,
             base: base.into(),
             key,
         })
@@ -270,12 +317,17 @@ impl Location {
         }
     }
 
-    /// The location `name` below this one.
+    /// The location `name` below this one: `name` is one segment of a
+    /// key as it is (a name a listing gave), encoded once when requested;
+    /// only a name no key can hold (`.`, `..`, `/`, control characters)
+    /// is escaped.
     pub(crate) fn join(&self, name: &str) -> Location {
+        let part = PathPart::parse(name).unwrap_or_else(|_| PathPart::from(name));
         Location {
             store: self.store.clone(),
+            pages: self.pages.clone(),
             base: self.base.clone(),
-            key: self.key.clone().join(name),
+            key: self.key.clone().join(part),
         }
     }
 
@@ -288,7 +340,7 @@ impl Location {
         match block_on(self.store.head(&self.key)) {
             Ok(m) => Ok(Some(meta(&m))),
             Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("{}: cannot stat", self.url())),
+            Err(e) => Err(plain(e)).with_context(|| format!("{}: cannot stat", self.url())),
         }
     }
 
@@ -304,7 +356,7 @@ impl Location {
             Ok(b) if b.len() as u64 <= limit => Ok(Some(b.to_vec())),
             Ok(_) => Ok(None),
             Err(e) if not_found(&e) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("{}: cannot read", self.url())),
+            Err(e) => Err(plain(e)).with_context(|| format!("{}: cannot read", self.url())),
         }
     }
 
@@ -319,6 +371,7 @@ impl Location {
             return Ok(Vec::new());
         }
         let b = block_on(self.store.get_range(&self.key, 0..n))
+            .map_err(plain)
             .with_context(|| format!("{}: cannot read", self.url()))?;
         Ok(b.to_vec())
     }
@@ -330,6 +383,7 @@ impl Location {
             return Ok(Vec::new());
         }
         let b = block_on(self.store.get_range(&self.key, 0..len))
+            .map_err(plain)
             .with_context(|| format!("{}: cannot read", self.url()))?;
         Ok(b.to_vec())
     }
@@ -337,6 +391,7 @@ impl Location {
     /// Writes the object whole: it appears complete or not at all.
     pub(crate) fn put(&self, bytes: Vec<u8>) -> Result<()> {
         block_on(self.store.put(&self.key, PutPayload::from(bytes)))
+            .map_err(plain)
             .with_context(|| format!("{}: cannot write", self.url()))?;
         Ok(())
     }
@@ -405,27 +460,98 @@ impl Location {
     pub(crate) fn delete(&self) -> Result<()> {
         match block_on(self.store.delete(&self.key)) {
             Err(e) if !not_found(&e) => {
-                Err(e).with_context(|| format!("{}: cannot remove", self.url()))
+                Err(plain(e)).with_context(|| format!("{}: cannot remove", self.url()))
             }
             _ => Ok(()),
         }
     }
 
-    /// What the prefix holds, one level down.
+    /// What the prefix holds, one level down. A key no key path can be
+    /// made of fails the store's listing page that holds it: that page
+    /// is asked for again in halves down to the key, which is given in
+    /// [`Listing::bad`], and the listing goes on after it.
     pub(crate) fn list(&self) -> Result<Listing> {
-        let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
-        let r = block_on(self.store.list_with_delimiter(prefix))
-            .with_context(|| format!("{}: cannot list", self.url()))?;
-        let name = |k: &Key| k.filename().map(String::from);
-        let mut dirs: Vec<String> = r.common_prefixes.iter().filter_map(name).collect();
-        let mut objects: Vec<(String, Meta)> = r
-            .objects
-            .iter()
-            .filter_map(|m| Some((name(&m.location)?, meta(m))))
-            .collect();
-        dirs.sort();
-        objects.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Listing { dirs, objects })
+        let mut out = Listing::default();
+        let mut add = |r: object_store::ListResult| {
+            let name = |k: &Key| k.filename().map(String::from);
+            out.dirs.extend(r.common_prefixes.iter().filter_map(name));
+            out.objects.extend(
+                r.objects
+                    .iter()
+                    .filter_map(|m| Some((name(&m.location)?, meta(m)))),
+            );
+        };
+        match &self.pages {
+            Some(pages) => self.list_pages(pages.as_ref(), &mut add, &mut out.bad)?,
+            None => {
+                let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
+                add(block_on(self.store.list_with_delimiter(prefix))
+                    .map_err(plain)
+                    .with_context(|| format!("{}: cannot list", self.url()))?);
+            }
+        }
+        out.dirs.sort();
+        out.objects.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Lists the prefix page by page into `add`; what cannot be listed
+    /// into `bad`.
+    fn list_pages(
+        &self,
+        pages: &dyn PaginatedListStore,
+        add: &mut dyn FnMut(object_store::ListResult),
+        bad: &mut Vec<(String, String, String)>,
+    ) -> Result<()> {
+        let prefix = match self.key.as_ref() {
+            "" => String::new(),
+            k => format!("{k}/"),
+        };
+        let (mut token, mut offset, mut size) = (None, None::<String>, PAGE_KEYS);
+        loop {
+            let opts = object_store::list::PaginatedListOptions {
+                offset: offset.clone().filter(|_| token.is_none()),
+                delimiter: Some("/".into()),
+                max_keys: Some(size),
+                page_token: token.clone(),
+                ..Default::default()
+            };
+            let p = (!prefix.is_empty()).then_some(prefix.as_str());
+            match block_on(pages.list_paginated(p, opts)) {
+                Ok(page) => {
+                    add(page.result);
+                    size = (size * 2).min(PAGE_KEYS);
+                    token = page.page_token;
+                    if token.is_none() {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let Some((key, why)) = bad_key(&e) else {
+                        return Err(plain(e))
+                            .with_context(|| format!("{}: cannot list", self.url()));
+                    };
+                    if size > 1 {
+                        size /= 2;
+                        continue;
+                    }
+                    // The one key of the page: past it (and, for a
+                    // prefix, all under it), from its own name on.
+                    let next = match key.strip_suffix('/') {
+                        Some(_) => format!("{key}\u{10FFFF}"),
+                        None => key.clone(),
+                    };
+                    if bad.last().is_some_and(|(k, _, _)| *k == key)
+                        || offset.as_ref() >= Some(&next)
+                    {
+                        bail!("{}: cannot list past {key:?}", self.url());
+                    }
+                    let name = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+                    bad.push((key, name, why));
+                    (token, offset) = (None, Some(next));
+                }
+            }
+        }
     }
 
     /// Whether any object lies under the prefix.
@@ -435,7 +561,7 @@ impl Location {
         match first {
             None => Ok(false),
             Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(e).with_context(|| format!("{}: cannot list", self.url())),
+            Some(Err(e)) => Err(plain(e)).with_context(|| format!("{}: cannot list", self.url())),
         }
     }
 
@@ -455,6 +581,7 @@ impl Location {
     /// [`Upload::finish`]; dropped unfinished, the upload is aborted.
     pub(crate) fn upload(&self) -> Result<Upload> {
         let up = block_on(self.store.put_multipart(&self.key))
+            .map_err(plain)
             .with_context(|| format!("{}: cannot start an upload", self.url()))?;
         Ok(Upload {
             inner: Some(WriteMultipart::new_with_chunk_size(up, PART_SIZE)),
@@ -544,6 +671,7 @@ impl Upload {
     pub(crate) fn finish(mut self) -> Result<u64> {
         let w = self.inner.take().ok_or_else(|| anyhow!("upload ended"))?;
         block_on(w.finish())
+            .map_err(plain)
             .with_context(|| format!("{}: cannot complete the upload", self.url))?;
         Ok(self.written)
     }

@@ -34,6 +34,7 @@ pub(crate) struct Version(());
 pub(crate) struct Listing {
     pub dirs: Vec<String>,
     pub objects: Vec<(String, Meta)>,
+    pub bad: Vec<(String, String, String)>,
 }
 
 impl Location {

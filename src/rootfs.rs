@@ -6,25 +6,46 @@
 //! component by component inside the root, symbolic links included, so no
 //! path (`..`, absolute link targets, link loops) reaches outside it.
 
-use std::collections::{HashMap, VecDeque};
-use std::ffi::{OsStr, OsString};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
-use crate::image::LayerView;
+use crate::cancel::Cancel;
+use crate::image::{LayerView, Lookup, Lookups, Resolver, Step, Tree, MAX_LINKS};
 use crate::model::{display_bytes, Blob, FileStatus, Recorded};
-
-/// Most symbolic links followed while resolving one path (as the kernel).
-const MAX_LINKS: usize = 40;
 
 /// A directory used as `/`.
 #[derive(Debug, Clone)]
 pub struct RootFs {
     dir: PathBuf,
+    resolver: Arc<Resolver>,
+}
+
+impl Tree for RootFs {
+    fn lookup(&self, key: &[u8]) -> Lookup<'_> {
+        let full = self.dir.join(OsStr::from_bytes(key));
+        match fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_symlink() => match fs::read_link(&full) {
+                Ok(t) => Lookup::Symlink(Cow::Owned(t.into_os_string().into_vec())),
+                Err(_) => Lookup::Missing,
+            },
+            Ok(m) if m.is_dir() => Lookup::Dir,
+            Ok(m) if m.is_file() => Lookup::File,
+            Ok(_) => Lookup::Other,
+            Err(_) => Lookup::Missing,
+        }
+    }
+
+    /// The kernel walks every component of the path.
+    fn cost(&self, key: &[u8]) -> u64 {
+        1 + key.iter().filter(|&&b| b == b'/').count() as u64
+    }
 }
 
 impl RootFs {
@@ -35,12 +56,26 @@ impl RootFs {
         if !dir.is_dir() {
             bail!("{}: not a directory", dir.display());
         }
-        Ok(RootFs { dir })
+        Ok(RootFs {
+            dir,
+            resolver: Arc::new(Resolver::new(Lookups::new(&Cancel::default()))),
+        })
+    }
+
+    /// Resolving its paths spends `lookups` (shared with a layer view
+    /// over it, which also bring its cancellation).
+    pub fn with_lookups(mut self, lookups: Arc<Lookups>) -> RootFs {
+        self.resolver = Arc::new(Resolver::new(lookups));
+        self
     }
 
     /// Resolves `path` as the process saw it (bytes, not necessarily
     /// UTF-8) to a regular file inside the root, with its size. `None` if
-    /// there is no such file.
+    /// there is no such file, or more than 40 symbolic links on the way
+    /// (then [`unresolved`](Self::unresolved) says so). An error when
+    /// resolving paths has cost more than
+    /// [`MAX_RESOLVE_LOOKUPS`](crate::image::MAX_RESOLVE_LOOKUPS) lookups
+    /// ([`ErrorKind::Limit`](crate::ErrorKind::Limit)), or once cancelled.
     pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<(PathBuf, u64)>> {
         let Some(full) = self.walk(path.as_ref())? else {
             return Ok(None);
@@ -66,49 +101,24 @@ impl RootFs {
             .map(|r| r.as_os_str().as_bytes().to_vec()))
     }
 
-    /// Where `path` leads inside the root, every link followed inside it.
-    fn walk(&self, path: &[u8]) -> Result<Option<PathBuf>> {
-        let mut todo: VecDeque<OsString> = components(Path::new(OsStr::from_bytes(path)));
-        let mut done: Vec<OsString> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = todo.pop_front() {
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            let candidate = self.join(&done).join(&c);
-            let meta = match fs::symlink_metadata(&candidate) {
-                Ok(m) => m,
-                Err(_) => return Ok(None),
-            };
-            if meta.file_type().is_symlink() {
-                links += 1;
-                if links > MAX_LINKS {
-                    bail!(
-                        "{}: too many symbolic links under {}",
-                        display_bytes(path),
-                        self.dir.display()
-                    );
-                }
-                let target = fs::read_link(&candidate)
-                    .with_context(|| format!("{}: cannot read link", candidate.display()))?;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                for t in components(&target).into_iter().rev() {
-                    todo.push_front(t);
-                }
-            } else {
-                done.push(c);
-            }
-        }
-        Ok(Some(self.join(&done)))
+    /// Why `path` resolved to nothing, if it was for too many links.
+    pub fn unresolved(&self, path: impl AsRef<[u8]>) -> Option<String> {
+        self.resolver.unresolved(path.as_ref())
     }
 
-    fn join(&self, parts: &[OsString]) -> PathBuf {
-        let mut p = self.dir.clone();
-        p.extend(parts);
-        p
+    /// Where `path` leads inside the root, every link followed inside it.
+    fn walk(&self, path: &[u8]) -> Result<Option<PathBuf>> {
+        let why = || {
+            format!(
+                "{}: more than {MAX_LINKS} symbolic links under {}",
+                display_bytes(path),
+                self.dir.display()
+            )
+        };
+        Ok(match self.resolver.resolve(self, path, true, why)? {
+            Step::At(key) => Some(self.dir.join(OsStr::from_bytes(&key))),
+            Step::Missing | Step::Loop => None,
+        })
     }
 }
 
@@ -273,6 +283,13 @@ impl FileView {
         }))
     }
 
+    /// Why `path` (as the process saw it) was not found, when it was for
+    /// too many symbolic links rather than nothing being there.
+    pub fn unresolved(&self, path: &[u8]) -> Option<String> {
+        let in_layers = self.layers.as_ref().and_then(|l| l.unresolved(path));
+        in_layers.or_else(|| self.dir.as_ref().and_then(|d| d.unresolved(path)))
+    }
+
     /// The directory `path` resolves to (relative to the root), if it is one.
     pub fn resolve_dir(&self, path: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(l) = &self.layers {
@@ -342,21 +359,62 @@ pub fn clean_key(path: &[u8]) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// The normal and `..` components of a path; `/` and `.` vanish.
-fn components(p: &Path) -> VecDeque<OsString> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_costly_chain_of_links_is_followed_once_and_bounded() {
+        // 38 links, each through 800 `d/..` pairs to the next: 30,000
+        // lookups for each name from scratch.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("d")).unwrap();
+        std::fs::create_dir_all(root.path().join("dir")).unwrap();
+        for i in 0..38 {
+            let next = if i == 37 {
+                "dir".to_string()
+            } else {
+                format!("l{}", i + 1)
+            };
+            let target = format!("{}{next}", "d/../".repeat(800));
+            symlink(target, root.path().join(format!("l{i}"))).unwrap();
+        }
+        for i in 0..200 {
+            std::fs::write(root.path().join(format!("dir/f{i}")), b"x").unwrap();
+        }
+        let lookups = Lookups::new(&Cancel::default());
+        let r = RootFs::new(root.path())
+            .unwrap()
+            .with_lookups(lookups.clone());
+        let start = std::time::Instant::now();
+        for i in 0..200 {
+            assert!(r.resolve(format!("/l0/f{i}")).unwrap().is_some());
+        }
+        let spent = crate::image::MAX_RESOLVE_LOOKUPS - lookups.left();
+        assert!(spent < 40_000, "{spent} lookups");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // Paths that each walk 500 directories down, each spelled anew
+        // (remembering cannot help), run out of the input's budget: a
+        // Limit.
+        let deep = "a/".repeat(500);
+        std::fs::create_dir_all(root.path().join(&deep)).unwrap();
+        let err = (0..10_000)
+            .map(|i| r.resolve(format!("/{deep}x{i}/../f")))
+            .find_map(Result::err)
+            .expect("never ran out");
+        let err = crate::Error::new(err);
+        assert_eq!(err.kind(), &crate::ErrorKind::Limit, "{err}");
+        assert!(err.to_string().contains("(MAX_RESOLVE_LOOKUPS)"), "{err}");
+        // Cancelled, it stops.
+        let cancel = Cancel::new();
+        let r = RootFs::new(root.path())
+            .unwrap()
+            .with_lookups(Lookups::new(&cancel));
+        cancel.cancel(2);
+        let err = crate::Error::new(r.resolve("/l0/f1").unwrap_err());
+        assert_eq!(err.kind(), &crate::ErrorKind::Cancelled(2));
+    }
 
     #[test]
     fn resolves_links_inside_the_root_only() {
@@ -385,10 +443,13 @@ mod tests {
         assert_eq!(r.resolve("/escape2").unwrap(), None);
         assert_eq!(r.resolve("/usr/lib").unwrap(), None);
         assert_eq!(r.resolve("/missing").unwrap(), None);
-        assert!(r
-            .resolve("/loop")
-            .unwrap_err()
-            .to_string()
-            .contains("too many symbolic links"));
+        // A loop leads nowhere, and the root says why.
+        assert_eq!(r.resolve("/loop").unwrap(), None);
+        let why = r.unresolved("/loop").unwrap();
+        assert!(
+            why.contains("/loop: more than 40 symbolic links under"),
+            "{why}"
+        );
+        assert_eq!(r.unresolved("/missing"), None);
     }
 }

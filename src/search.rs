@@ -42,6 +42,15 @@ pub const MAX_SPAN: usize = 16 << 20;
 pub const MAX_CONTEXT: usize = 1 << 20;
 /// Longest pattern accepted, in bytes.
 pub const MAX_PATTERN: usize = 1 << 20;
+/// Largest compiled form of a regular expression accepted: the cost of
+/// searching each byte grows with it where the regex crate's lazy DFA
+/// gives up (`[\w\W]{60000}` took minutes a MiB), so a larger one is
+/// refused.
+pub const MAX_REGEX_SIZE: usize = 1 << 20;
+/// Bytes (plus the span) a regular expression is searched in at a time,
+/// cancellation checked between them: at [`MAX_REGEX_SIZE`], well under a
+/// second each.
+const REGEX_SLICE: usize = 8 << 10;
 /// Bytes kept before a regular expression's search start, so that
 /// look-behind assertions (`\b`, `^` in multi-line mode) see what precedes
 /// it (a UTF-8 character at most).
@@ -132,9 +141,14 @@ fn utf16le(text: &str) -> Vec<u8> {
 fn compile(re: &str, ignore_case: bool) -> Result<Regex> {
     RegexBuilder::new(re)
         .case_insensitive(ignore_case)
-        .size_limit(64 << 20)
+        .size_limit(MAX_REGEX_SIZE)
         .build()
-        .with_context(|| format!("invalid regular expression {re:?}"))
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => anyhow::anyhow!(
+                "the regular expression {re} is too costly to search: compiled, it would exceed {MAX_REGEX_SIZE} bytes (MAX_REGEX_SIZE); use fewer or smaller repetitions, or (?-u) for byte classes"
+            ),
+            e => anyhow::Error::new(e).context(format!("invalid regular expression {re:?}")),
+        })
 }
 
 impl Pattern {
@@ -226,12 +240,32 @@ impl Pattern {
 
     /// The first match in `hay` that starts at or after `from`, as a range
     /// of `hay` (context before `from` is seen by look-behind assertions).
-    fn find(&self, hay: &[u8], from: usize) -> Option<(usize, usize)> {
-        match &self.engine {
-            Engine::Literal(f) => f
-                .find(&hay[from..])
-                .map(|i| (from + i, from + i + f.needle().len())),
-            Engine::Regex(r) => r.find_at(hay, from).map(|m| (m.start(), m.end())),
+    /// A regular expression is searched [`REGEX_SLICE`] bytes of starts at
+    /// a time (a match found whole where it is at most the span long),
+    /// `cancel` checked before each.
+    fn find(&self, hay: &[u8], from: usize, cancel: &Cancel) -> Result<Option<(usize, usize)>> {
+        cancel.check()?;
+        let r = match &self.engine {
+            Engine::Literal(f) => {
+                return Ok(f
+                    .find(&hay[from..])
+                    .map(|i| (from + i, from + i + f.needle().len())))
+            }
+            Engine::Regex(r) => r,
+        };
+        let mut start = from;
+        loop {
+            let slice_end = start.saturating_add(REGEX_SLICE).min(hay.len());
+            let limit = slice_end.saturating_add(self.span).min(hay.len());
+            let m = r.find_at(&hay[..limit], start);
+            if let Some(m) = m.filter(|m| m.start() < slice_end || limit == hay.len()) {
+                return Ok(Some((m.start(), m.end())));
+            }
+            if limit == hay.len() {
+                return Ok(None);
+            }
+            start = slice_end;
+            cancel.check()?;
         }
     }
 
@@ -572,6 +606,8 @@ pub struct Searched {
 /// from address `base` on.
 struct Window<'p> {
     pattern: &'p Pattern,
+    /// Checked between searches.
+    cancel: Cancel,
     context: u64,
     /// Where the window starts (no context before it).
     start: u64,
@@ -584,9 +620,10 @@ struct Window<'p> {
 }
 
 impl<'p> Window<'p> {
-    fn new(pattern: &'p Pattern, context: usize) -> Window<'p> {
+    fn new(pattern: &'p Pattern, context: usize, cancel: &Cancel) -> Window<'p> {
         Window {
             pattern,
+            cancel: cancel.clone(),
             context: context as u64,
             start: 0,
             base: 0,
@@ -633,7 +670,8 @@ impl<'p> Window<'p> {
         let mut deferred = None;
         let mut flow = ControlFlow::Continue(());
         while pos < end {
-            let Some((s, e)) = self.pattern.find(&self.buf, (pos - self.base) as usize) else {
+            let at = (pos - self.base) as usize;
+            let Some((s, e)) = self.pattern.find(&self.buf, at, &self.cancel)? else {
                 break;
             };
             let (s, e) = (self.base + s as u64, self.base + e as u64);
@@ -716,7 +754,7 @@ pub(crate) fn search_process(
     };
     let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
     let mut files: HashMap<usize, BlobFile> = HashMap::new();
-    let mut win = Window::new(pattern, opts.context);
+    let mut win = Window::new(pattern, opts.context, &opts.cancel);
     let mut stopped = false;
     let mut report = |m: Match, stats: &mut Searched| -> Result<ControlFlow<()>> {
         let mapping = &p.mappings[m.mapping];
@@ -881,7 +919,7 @@ mod tests {
 
     /// Runs a window over `data` fed in pieces of `piece` bytes.
     fn run(pattern: &Pattern, data: &[u8], piece: usize, context: usize) -> Vec<Match> {
-        let mut w = Window::new(pattern, context);
+        let mut w = Window::new(pattern, context, &Cancel::default());
         let mut out = Vec::new();
         w.begin(0, 0x1000);
         for chunk in data.chunks(piece) {
@@ -900,6 +938,49 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    fn regex(re: &str) -> crate::Result<Pattern> {
+        Pattern::new(
+            re,
+            &PatternOptions {
+                regex: true,
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn costly_regular_expressions_are_refused() {
+        for re in [r"[\w\W]{60000}", r"(?-u)[\x00-\xff]{60000}"] {
+            let err = regex(re).unwrap_err().to_string();
+            assert!(err.contains("too costly to search"), "{err}");
+            assert!(err.contains("(MAX_REGEX_SIZE)"), "{err}");
+        }
+        assert!(regex(r"[\w\W]{500}").is_ok());
+        assert!(regex(r"\b\w+@\w+\.com\b").is_ok());
+    }
+
+    #[test]
+    fn a_slow_regular_expression_stops_when_cancelled() {
+        // Accepted, but each byte costs much: a MiB takes minutes.
+        let pattern = regex(r"(?-u)[\x00-\xff]{2000}").unwrap();
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut w = Window::new(&pattern, 0, &c);
+            w.begin(0, 0x1000);
+            w.buf = b"the quick brown fox ".repeat(50_000);
+            let r = w.scan(false, &mut |_| Ok(ControlFlow::Continue(())));
+            let _ = tx.send(r.map(|_| ()));
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        cancel.cancel(15);
+        let done = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("still searching 5 s after the cancellation");
+        assert!(done.unwrap_err().is::<crate::cancel::Cancelled>());
     }
 
     #[test]

@@ -167,13 +167,7 @@ fn expand_url(url: &str, skip: Option<&str>) -> Vec<Found> {
         Err(e) => return vec![problem(format!("{e:#}"))],
     };
     let n = found.len();
-    let mut out: Vec<Found> = found
-        .into_iter()
-        .map(|path| Found {
-            path,
-            problem: None,
-        })
-        .collect();
+    let mut out = found;
     if full {
         out.push(problem(format!(
             "{url}: more than {MAX_FOUND} checkpoints; the rest are left out"
@@ -191,15 +185,24 @@ fn sniff_object(loc: &crate::remote::Location, size: u64) -> anyhow::Result<bool
     Ok(crate::archive::sniff_head(&loc.read_start(512.min(size))?).is_some())
 }
 
-/// Adds the archives under the prefix `loc` (at `depth`) to `found`; true
-/// if it stopped at [`MAX_FOUND`].
+/// Adds the archives under the prefix `loc` (at `depth`) to `found`, and
+/// the keys that cannot be read with why (never skipped: they are failed
+/// inputs); true if it stopped at [`MAX_FOUND`].
 fn walk_url(
     loc: &crate::remote::Location,
     depth: usize,
     skip: Option<&str>,
-    found: &mut Vec<PathBuf>,
+    found: &mut Vec<Found>,
 ) -> anyhow::Result<bool> {
     let listing = loc.list()?;
+    let failed = |path: String, why: String| Found {
+        path: PathBuf::from(path),
+        problem: Some(why),
+    };
+    for (key, name, why) in &listing.bad {
+        let why = format!("key \"{key}\": no object-storage path can name it ({why})");
+        found.push(failed(format!("{}/{name}", loc.url()), why));
+    }
     if listing.objects.iter().any(|(n, _)| n == "pstree.img") {
         tracing::warn!(
             prefix = %loc.url(),
@@ -212,9 +215,12 @@ fn walk_url(
         }
         let obj = loc.join(name);
         match sniff_object(&obj, meta.size) {
-            Ok(true) => found.push(PathBuf::from(obj.url())),
+            Ok(true) => found.push(Found {
+                path: PathBuf::from(obj.url()),
+                problem: None,
+            }),
             Ok(false) => {}
-            Err(e) => tracing::warn!(object = %obj.url(), error = %format!("{e:#}"), "skipped"),
+            Err(e) => found.push(failed(obj.url(), format!("{e:#}"))),
         }
     }
     if depth >= MAX_DEPTH {

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use super::digest::{check_bytes, Digest, Expect, VerifyingReader};
-use super::layers::{walk, Layer, Lookup, Tree};
+use super::layers::Layer;
 use super::reference::{self, Selector};
+use super::resolve::{walk, Lookup, Tree};
 use super::walk::Walker;
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
@@ -120,6 +121,10 @@ impl fmt::Display for Platform {
     }
 }
 
+/// Annotations, shared by every image and descriptor that carries them
+/// (an index may list one manifest thousands of times).
+pub type Annotations = Arc<BTreeMap<String, String>>;
+
 /// A reference to a blob, as a manifest or index gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
@@ -130,8 +135,9 @@ pub struct Descriptor {
     pub digest: Option<Digest>,
     /// Its size in bytes.
     pub size: u64,
-    /// Its annotations.
-    pub annotations: BTreeMap<String, String>,
+    /// Its annotations (shared: every image that uses the descriptor
+    /// holds the one map).
+    pub annotations: Annotations,
     /// The platform the descriptor names, if any.
     pub platform: Option<Platform>,
     /// Where it is inside the container.
@@ -193,15 +199,15 @@ pub struct ImageInfo {
     /// The other blobs a blob index lists.
     pub blobs: Vec<Descriptor>,
     /// The manifest's (or blob index's) own annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Annotations,
     /// Annotations of the descriptors and indexes that lead to it, the
     /// nearest winning.
-    pub index_annotations: BTreeMap<String, String>,
+    pub index_annotations: Annotations,
     /// Its platform, from the index or its config.
     pub platform: Option<Platform>,
     /// Digest of the index that lists it, if not `index.json`.
     pub parent: Option<Digest>,
-    pub(super) diff_ids: Vec<Digest>,
+    pub(super) diff_ids: Arc<[Digest]>,
 }
 
 impl ImageInfo {
@@ -307,7 +313,7 @@ impl Tree for Members {
         }
         match self.0.get(key) {
             Some(Member::Data { .. } | Member::HardLink(_)) => Lookup::File,
-            Some(Member::Symlink(t)) => Lookup::Symlink(t),
+            Some(Member::Symlink(t)) => Lookup::Symlink(std::borrow::Cow::Borrowed(t)),
             Some(Member::Dir) => Lookup::Dir,
             Some(Member::Other) => Lookup::Other,
             None => {
@@ -505,6 +511,7 @@ impl Inner {
         // Held from here on; `locate` takes it too, so not before.
         let mut spill = lock(&self.spill);
         let file = File::open(path).with_context(|| format!("{}: cannot open", self.label))?;
+        let file = self.opts.cancel.reader(file);
         let dec = decoder(
             BufReader::with_capacity(1 << 16, file),
             *compression,
@@ -624,7 +631,7 @@ impl ImageArchive {
             let source = if meta.is_dir() {
                 Source::Dir(RootFs::new(path)?)
             } else if meta.is_file() {
-                index_tar(path, &label, meta.len())
+                index_tar(path, &label, meta.len(), &opts.cancel)
                     .with_context(|| format!("{label}: not a readable image archive"))?
             } else {
                 bail!("{label}: neither a directory nor a file");
@@ -706,10 +713,15 @@ impl ImageArchive {
                 .copied()
                 .filter(|i| i.kind != ImageKind::Artifact)
                 .collect();
-            let list = |v: &[&ImageInfo]| {
-                v.iter()
-                    .map(|i| format!("\n  {}", i.describe()))
-                    .collect::<String>()
+            // One line: messages are escaped for the terminal, where a
+            // newline would show as `\n`.
+            let list = |v: &[&ImageInfo]| match v {
+                [] => "nothing".to_string(),
+                v => v
+                    .iter()
+                    .map(|i| i.describe())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             };
             let (chosen, selection) = if let Some(r) = &sel.reference {
                 let all: Vec<&ImageInfo> = candidates
@@ -726,12 +738,12 @@ impl ImageArchive {
                 match m.as_slice() {
                     [one] => (*one, Selection::Reference(r.clone())),
                     [] => bail!(
-                        "{label}: no image matches {}; it holds:{}",
+                        "{label}: no image matches {}; it holds {}",
                         r.escape_debug(),
                         list(&candidates)
                     ),
                     many => bail!(
-                        "{label}: {} matches {} images (name one by digest, or give an architecture):{}",
+                        "{label}: {} matches {} images (name one by digest, or give an architecture): {}",
                         r.escape_debug(),
                         many.len(),
                         list(many)
@@ -746,9 +758,13 @@ impl ImageArchive {
                 match (by_hint, usable.as_slice()) {
                     (Some(found), _) => found,
                     (None, [one]) => (*one, Selection::Only),
-                    (None, []) => bail!("{label}: holds no image{}", list(&candidates)),
+                    (None, []) if candidates.is_empty() => bail!("{label}: holds no image"),
+                    (None, []) => bail!(
+                        "{label}: holds no image, only artifacts: {}",
+                        list(&candidates)
+                    ),
                     (None, many) => bail!(
-                        "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...:{}",
+                        "{label}: holds {} images; choose one with NAME:TAG or NAME@sha256:...: {}",
                         many.len(),
                         list(many)
                     ),
@@ -863,6 +879,7 @@ impl ImageArchive {
         };
         let file =
             File::open(path).with_context(|| format!("{}: cannot open", self.inner.label))?;
+        let file = self.inner.opts.cancel.reader(file);
         let dec = decoder(
             BufReader::with_capacity(1 << 16, file),
             *compression,
@@ -892,13 +909,13 @@ impl ImageArchive {
 }
 
 /// Lists the members of an image archive tar.
-fn index_tar(path: &Path, label: &str, len: u64) -> Result<Source> {
+fn index_tar(path: &Path, label: &str, len: u64, cancel: &crate::Cancel) -> Result<Source> {
     let open = || File::open(path).with_context(|| format!("{label}: cannot open"));
     let mut head = Vec::new();
     open()?.take(8).read_to_end(&mut head)?;
     let compression = sniff_compression(&head, label)?;
     let mut members = BTreeMap::new();
-    let reader = BufReader::with_capacity(1 << 16, open()?);
+    let reader = BufReader::with_capacity(1 << 16, cancel.reader(open()?));
     match compression {
         Compression::None => {
             add_members(
@@ -1076,7 +1093,8 @@ impl SelectedImage {
                     digest: d.digest.clone(),
                     size: Some(d.size),
                 };
-                VerifyingReader::new(data.open()?, label, expect.clone()).finish()?;
+                let r = self.inner.opts.cancel.reader(data.open()?);
+                VerifyingReader::new(r, label, expect.clone()).finish()?;
                 if expect.digest.is_some() {
                     lock(&self.inner.verified).insert(key);
                 }
@@ -1111,7 +1129,8 @@ impl SelectedImage {
                 digest: d.digest.clone(),
                 size: Some(d.size),
             };
-            Ok(Box::new(VerifyingReader::new(data.open()?, label, expect)))
+            let r = self.inner.opts.cancel.reader(data.open()?);
+            Ok(Box::new(VerifyingReader::new(r, label, expect)))
         })()
         .map_err(crate::Error::new)
     }
@@ -1427,6 +1446,116 @@ mod tests {
             "{}",
             open_err(&l)
         );
+    }
+
+    #[test]
+    fn what_a_walk_holds_is_bounded() {
+        let kind = |l: &Layout| crate::Error::new(l.open().unwrap_err()).kind().clone();
+        let (lower, _) = two_layers();
+        // Entries that each merge their annotation into a 1 MiB one.
+        let l = Layout::new();
+        let m = l.image(&[("", lower.clone())], &[&lower]);
+        let entries: Vec<Value> = (0..40)
+            .map(|i| {
+                let mut d = m.clone();
+                d["annotations"] = json!({"entry": i.to_string()});
+                d
+            })
+            .collect();
+        let mut many = l.json(media_type::OCI_INDEX, &json!({"manifests": entries}));
+        many["annotations"] = json!({"big": "x".repeat(1 << 20)});
+        l.index(vec![many]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
+        assert!(
+            open_err(&l).contains("(MAX_WALK_BYTES)"),
+            "{}",
+            open_err(&l)
+        );
+        // A config of more diff_ids than an image may have layers.
+        let l = Layout::new();
+        let ids: Vec<String> = (0..300u32)
+            .map(|i| Digest::of(Algorithm::Sha256, &i.to_le_bytes()).to_string())
+            .collect();
+        let config = l.json(
+            media_type::OCI_CONFIG,
+            &json!({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": ids}}),
+        );
+        let m = l.json(
+            media_type::OCI_MANIFEST,
+            &json!({"config": config, "layers": []}),
+        );
+        l.index(vec![m]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
+        assert!(
+            open_err(&l).contains("rootfs.diff_ids lists 300 layers (at most 256)"),
+            "{}",
+            open_err(&l)
+        );
+        // One config of 200 diff_ids, used by 300 manifests: read once,
+        // held once.
+        let l = Layout::new();
+        let config = l.json(
+            media_type::OCI_CONFIG,
+            &json!({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": ids[..200]}}),
+        );
+        let manifests: Vec<Value> = (0..300)
+            .map(|i| {
+                l.json(
+                    media_type::OCI_MANIFEST,
+                    &json!({"config": config, "layers": [], "annotations": {"n": i.to_string()}}),
+                )
+            })
+            .collect();
+        l.index(manifests);
+        let ar = l.open().unwrap();
+        assert_eq!(ar.images().len(), 300);
+        let first = &ar.images()[0].diff_ids;
+        assert!(ar.images().iter().all(|i| Arc::ptr_eq(&i.diff_ids, first)));
+        // Descriptors count, layers of each image included.
+        let l = Layout::new();
+        let m = l.image(&[("", lower.clone())], &[&lower]);
+        let many = l.json(
+            media_type::OCI_INDEX,
+            &json!({"manifests": vec![m; 20_000]}),
+        );
+        l.index(vec![many]);
+        assert_eq!(kind(&l), crate::ErrorKind::Limit);
+    }
+
+    #[test]
+    fn lists_of_images_in_messages_are_one_line() {
+        let l = Layout::new();
+        let artifact = |n: u32| {
+            let config = l.json("application/vnd.example.config+json", &json!({ "n": n }));
+            named(
+                l.json(
+                    media_type::OCI_MANIFEST,
+                    &json!({"config": config, "layers": []}),
+                ),
+                &format!("sig:{n}"),
+            )
+        };
+        l.index(vec![artifact(1), artifact(2)]);
+        let err = format!(
+            "{:#}",
+            l.open().unwrap().select(&Selector::default()).unwrap_err()
+        );
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("holds no image, only artifacts: "), "{err}");
+        assert!(
+            err.contains("sig:1") && err.contains("; ") && err.contains("sig:2"),
+            "{err}"
+        );
+        let (lower, upper) = two_layers();
+        let l = Layout::new();
+        let a = l.image(&[("", lower.clone())], &[&lower]);
+        let b = l.image(&[("", upper.clone())], &[&upper]);
+        l.index(vec![named(a, "a:1"), named(b, "b:1")]);
+        let err = format!(
+            "{:#}",
+            l.open().unwrap().select(&Selector::default()).unwrap_err()
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The file view an ordered list of tar layers makes (see the module
 //! documentation of [`crate::image`] for the rules and limits).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
@@ -9,11 +9,16 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use super::digest::{Digest, Expect, VerifyingReader};
+use super::resolve::{
+    clean, components, pop_component, push_component, walk_counted, Lookup, Lookups, Resolver,
+    Step, Tree,
+};
 use super::{
     decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
     MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::blobio::BlobReader;
+use crate::error::{fault, ErrorKind};
 use crate::model::Blob;
 use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
 
@@ -216,126 +221,6 @@ enum Node {
     Other,
 }
 
-/// What a path is in a tree of paths.
-pub(crate) enum Lookup<'a> {
-    Missing,
-    Dir,
-    File,
-    Symlink(&'a [u8]),
-    Other,
-}
-
-/// A tree of relative paths (`a/b/c`, the root is empty) with symbolic links.
-pub(crate) trait Tree {
-    fn lookup(&self, key: &[u8]) -> Lookup<'_>;
-}
-
-fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-}
-
-fn push_component(key: &mut Vec<u8>, c: &[u8]) {
-    if !key.is_empty() {
-        key.push(b'/');
-    }
-    key.extend_from_slice(c);
-}
-
-fn pop_component(key: &mut Vec<u8>) {
-    let cut = key.iter().rposition(|&b| b == b'/').unwrap_or(0);
-    key.truncate(cut);
-}
-
-/// `path` made relative to the root with `..` clamped there, lexically.
-pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
-    if path.contains(&0) {
-        bail!("path contains a NUL byte");
-    }
-    if path.len() > MAX_PATH_BYTES {
-        bail!("path of {} bytes (at most {MAX_PATH_BYTES})", path.len());
-    }
-    let mut key = Vec::with_capacity(path.len());
-    for c in components(path) {
-        if c == b".." {
-            pop_component(&mut key);
-        } else {
-            push_component(&mut key, c);
-        }
-    }
-    Ok(key)
-}
-
-/// Resolves `path` in `tree` the way the kernel resolves a path with the
-/// tree as its root: symbolic links are followed (absolute ones from the
-/// root, the last component only if `follow_last`), `..` stops at the
-/// root, at most [`MAX_LINKS`] links. Gives the key reached, or `None` if a
-/// component is missing (unless `create`, which takes missing components
-/// as directories to be made) or is not a directory.
-pub(crate) fn walk<T: Tree + ?Sized>(
-    tree: &T,
-    path: &[u8],
-    follow_last: bool,
-    create: bool,
-) -> Result<Option<Vec<u8>>> {
-    let mut budget = u64::MAX;
-    Ok(walk_counted(tree, path, follow_last, create, &mut budget)?.map(|(k, _)| k))
-}
-
-/// [`walk`], taking one from `budget` for each lookup (an error when it
-/// runs out), and saying whether it followed a link.
-fn walk_counted<T: Tree + ?Sized>(
-    tree: &T,
-    path: &[u8],
-    follow_last: bool,
-    create: bool,
-    budget: &mut u64,
-) -> Result<Option<(Vec<u8>, bool)>> {
-    let mut todo: VecDeque<Vec<u8>> = components(path).map(<[u8]>::to_vec).collect();
-    let mut done: Vec<u8> = Vec::with_capacity(path.len());
-    let mut links = 0;
-    while let Some(c) = todo.pop_front() {
-        if c == b".." {
-            pop_component(&mut done);
-            continue;
-        }
-        *budget = budget
-            .checked_sub(1)
-            .context("paths too costly to resolve")?;
-        let before = done.len();
-        push_component(&mut done, &c);
-        let last = todo.is_empty();
-        match tree.lookup(&done) {
-            Lookup::Symlink(target) if !last || follow_last => {
-                links += 1;
-                if links > MAX_LINKS {
-                    bail!(
-                        "{}: more than {MAX_LINKS} symbolic links",
-                        path.escape_ascii()
-                    );
-                }
-                if target.is_empty() {
-                    return Ok(None);
-                }
-                let target = target.to_vec();
-                done.truncate(before);
-                if target.starts_with(b"/") {
-                    done.clear();
-                }
-                for t in components(&target).rev() {
-                    todo.push_front(t.to_vec());
-                }
-            }
-            Lookup::Dir | Lookup::Symlink(_) => {}
-            Lookup::File | Lookup::Other if last => {}
-            Lookup::File | Lookup::Other => return Ok(None),
-            Lookup::Missing if create => {}
-            Lookup::Missing => return Ok(None),
-        }
-    }
-    Ok(Some((done, links > 0)))
-}
-
 /// Whether `x` is `key` or one of its ancestors (the root is everyone's).
 fn is_ancestor_or_self(x: &[u8], key: &[u8]) -> bool {
     x.is_empty() || key == x || (key.starts_with(x) && key.get(x.len()) == Some(&b'/'))
@@ -397,6 +282,8 @@ pub struct LayerView {
     only: Option<Arc<Wanted>>,
     opts: Options,
     spill: Mutex<Spill<(u32, u32)>>,
+    /// Resolves paths once the view is made.
+    resolver: Resolver,
 }
 
 impl std::fmt::Debug for LayerView {
@@ -417,7 +304,7 @@ impl Tree for LayerView {
             Some(n) => match n {
                 Node::Dir => Lookup::Dir,
                 Node::File(_) => Lookup::File,
-                Node::Symlink(t) => Lookup::Symlink(t),
+                Node::Symlink(t) => Lookup::Symlink(std::borrow::Cow::Borrowed(t)),
                 Node::Other => Lookup::Other,
             },
             // A directory no member names, made for what is under it.
@@ -464,6 +351,7 @@ impl LayerView {
                 only: None,
                 opts: opts.clone(),
                 spill: Mutex::new(Spill::default()),
+                resolver: Resolver::new(Lookups::new(&opts.cancel)),
             };
             for (i, layer) in layers.into_iter().enumerate() {
                 view.add_layer(i as u32, layer)?;
@@ -480,6 +368,9 @@ impl LayerView {
             for (n, h) in rec.members.iter().enumerate() {
                 if n >= MAX_LAYER_MEMBERS as usize {
                     bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
+                }
+                if n % 4096 == 0 {
+                    self.opts.cancel.check()?;
                 }
                 self.apply(i, h).with_context(|| {
                     format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
@@ -500,6 +391,7 @@ impl LayerView {
             // Nothing to verify: seek over the data of a plain tar.
             (BlobData::File(b), Compression::None) if unchecked => {
                 let sub = BlobReader::open(b).with_context(|| format!("{what}: cannot open"))?;
+                let sub = self.opts.cancel.reader(sub);
                 let tar = TarReader::new(Seekable(io::BufReader::new(sub)), Some(b.len));
                 self.index(i, tar, &what)?;
             }
@@ -508,7 +400,8 @@ impl LayerView {
                 let diff_id = layer.diff_id.clone().filter(|d| {
                     compression != Compression::None || Some(d) != layer.expect.digest.as_ref()
                 });
-                let mut raw = VerifyingReader::new(layer.data.open()?, &what, layer.expect.clone());
+                let data = self.opts.cancel.reader(layer.data.open()?);
+                let mut raw = VerifyingReader::new(data, &what, layer.expect.clone());
                 {
                     let dec = decoder(&mut raw, compression, &what)?;
                     let mut plain = VerifyingReader::new(
@@ -661,9 +554,16 @@ impl LayerView {
         create: bool,
     ) -> Result<Option<(Vec<u8>, bool)>> {
         let mut budget = self.budget;
-        let found = walk_counted(self, path, follow_last, create, &mut budget);
+        let cancel = self.opts.cancel.clone();
+        let found = walk_counted(self, path, follow_last, create, &mut budget, &cancel);
         self.budget = budget;
-        found.context("the layers' paths cost too many lookups to resolve (MAX_WALK_LOOKUPS)")
+        if found.is_err() && budget == 0 {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("the layers' paths cost more than {MAX_WALK_LOOKUPS} lookups to resolve (MAX_WALK_LOOKUPS)"),
+            ));
+        }
+        found
     }
 
     /// Notes a change at `key` (or under it).
@@ -720,25 +620,73 @@ impl LayerView {
                 return Ok(false);
             };
             let parent = &path[..path.len() - base.len()];
-            let Some(mut key) = walk(self, parent, true, false)? else {
+            let Some((mut key, _)) = self.walk_budgeted(parent, true, false)? else {
                 return Ok(false);
             };
             push_component(&mut key, base);
             let had = self.entries.remove(&key).is_some() | self.has_children(&key);
             remove_under(&mut self.entries, &key);
+            self.resolver.forget();
             Ok(had)
         })()
         .map_err(crate::Error::new)
     }
 
-    /// Resolves `path` (as a process saw it, as bytes or any path type; relative paths start
-    /// at the root) to a regular file of the view: symbolic links
-    /// followed inside the view, `..` stopped at its root. `None` if there
-    /// is no such file, or something that is not a regular file. An error
-    /// only for more than [`MAX_LINKS`] links.
+    /// Which layers it is made of, for messages.
+    fn describe(&self) -> String {
+        match self.layers.as_slice() {
+            [] => "an empty view".to_string(),
+            [one] => one.label.clone(),
+            [first, .., last] => format!(
+                "the {} layers {} to {}",
+                self.layers.len(),
+                first.label,
+                last.label
+            ),
+        }
+    }
+
+    /// Resolves `path` with the view's [`Resolver`]: where it leads, or
+    /// `None` when it leads nowhere or through too many links (noted for
+    /// [`unresolved`](Self::unresolved)).
+    fn find(&self, path: &[u8], follow_last: bool) -> Result<Option<Vec<u8>>> {
+        let why = || {
+            format!(
+                "{}: more than {MAX_LINKS} symbolic links in {}",
+                path.escape_ascii(),
+                self.describe()
+            )
+        };
+        Ok(match self.resolver.resolve(self, path, follow_last, why)? {
+            Step::At(key) => Some(key),
+            Step::Missing | Step::Loop => None,
+        })
+    }
+
+    /// Why `path` resolved to nothing, if it was for more than
+    /// [`MAX_LINKS`] links (a loop) rather than nothing being there.
+    pub fn unresolved<P: PathBytes + ?Sized>(&self, path: &P) -> Option<String> {
+        self.resolver.unresolved(path.path_bytes())
+    }
+
+    /// The lookups this view's resolution spends (to share with a root
+    /// directory under it).
+    pub fn lookups(&self) -> Arc<Lookups> {
+        self.resolver.lookups().clone()
+    }
+
+    /// Resolves `path` (as a process saw it, as bytes or any path type;
+    /// relative paths start at the root) to a regular file of the view:
+    /// symbolic links followed inside the view, `..` stopped at its root.
+    /// `None` if there is no such file, something that is not a regular
+    /// file, or more than [`MAX_LINKS`] links on the way (then
+    /// [`unresolved`](Self::unresolved) says so). An error when resolving
+    /// the view's paths has cost more than
+    /// [`MAX_RESOLVE_LOOKUPS`](super::MAX_RESOLVE_LOOKUPS) lookups
+    /// ([`ErrorKind::Limit`]), or once cancelled.
     pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> crate::Result<Option<FileRef>> {
         (|| -> Result<Option<FileRef>> {
-            let Some(key) = walk(self, path.path_bytes(), true, false)? else {
+            let Some(key) = self.find(path.path_bytes(), true)? else {
                 return Ok(None);
             };
             Ok(match self.node(&key) {
@@ -755,7 +703,7 @@ impl LayerView {
     /// The target of the symbolic link at `path` (its parents resolved, the
     /// link itself not followed), if there is one.
     pub fn read_link<P: PathBytes + ?Sized>(&self, path: &P) -> Option<Vec<u8>> {
-        let key = walk(self, path.path_bytes(), false, false).ok()??;
+        let key = self.find(path.path_bytes(), false).ok()??;
         match self.node(&key) {
             Some(Node::Symlink(t)) => Some(t.to_vec()),
             _ => None,
@@ -766,7 +714,7 @@ impl LayerView {
     /// followed), if it is one.
     pub fn resolve_dir<P: PathBytes + ?Sized>(&self, path: &P) -> crate::Result<Option<Vec<u8>>> {
         (|| -> Result<Option<Vec<u8>>> {
-            let Some(key) = walk(self, path.path_bytes(), true, false)? else {
+            let Some(key) = self.find(path.path_bytes(), true)? else {
                 return Ok(None);
             };
             Ok(matches!(self.lookup(&key), Lookup::Dir).then_some(key))
@@ -903,7 +851,8 @@ impl LayerView {
             return Ok(());
         };
         let l = &self.layers[layer as usize];
-        let dec = decoder(l.data.open()?, l.compression, &l.label)?;
+        let data = self.opts.cancel.reader(l.data.open()?);
+        let dec = decoder(data, l.compression, &l.label)?;
         let mut tar = TarReader::new(Stream(dec), None);
         let mut found = 0;
         while let Some(h) = tar
@@ -983,11 +932,12 @@ mod tests {
                 only: None,
                 opts: Options::default(),
                 spill: Mutex::new(Spill::default()),
+                resolver: Resolver::new(Lookups::new(&Default::default())),
             };
             let got = v.add_layer(0, mem("deep", &members));
             if alternate {
                 let err = format!("{:#}", got.unwrap_err());
-                assert!(err.contains("too many lookups"), "{err}");
+                assert!(err.contains("(MAX_WALK_LOOKUPS)"), "{err}");
             } else {
                 got.unwrap();
                 assert_eq!(v.files().count(), 2000);
@@ -1134,6 +1084,58 @@ mod tests {
         assert_eq!(clean(b"/./a//b/../../../c/").unwrap(), b"c");
     }
 
+    /// A chain of 38 links, each through 800 `d/..` pairs to the next,
+    /// the last to `dir`, which holds `n` files: `l0/f<i>` costs 30,000
+    /// lookups to resolve from scratch.
+    type OwnedMember = (Vec<u8>, Kind, Vec<u8>);
+
+    fn costly_chain(n: usize) -> (Vec<OwnedMember>, Vec<String>) {
+        let mut m: Vec<OwnedMember> =
+            vec![(b"d/".to_vec(), D, vec![]), (b"dir/".to_vec(), D, vec![])];
+        for i in 0..38 {
+            let next = if i == 37 {
+                "dir".to_string()
+            } else {
+                format!("l{}", i + 1)
+            };
+            let target = format!("{}{next}", "d/../".repeat(800));
+            m.push((format!("l{i}").into_bytes(), S, target.into_bytes()));
+        }
+        let names: Vec<String> = (0..n).map(|i| format!("/l0/f{i}")).collect();
+        for i in 0..n {
+            m.push((format!("dir/f{i}").into_bytes(), F, b"x".to_vec()));
+        }
+        (m, names)
+    }
+
+    #[test]
+    fn a_costly_chain_of_links_is_followed_once() {
+        let (members, names) = costly_chain(300);
+        let members: Vec<Member> = members
+            .iter()
+            .map(|(p, k, d)| (&p[..], *k, &d[..]))
+            .collect();
+        let v = view(vec![mem("chain", &members)]);
+        let start = std::time::Instant::now();
+        for n in &names {
+            assert!(v.resolve(n.as_str()).unwrap().is_some(), "{n}");
+        }
+        // 9 million lookups without remembering where links lead.
+        let spent = crate::image::MAX_RESOLVE_LOOKUPS - v.lookups().left();
+        assert!(spent < 40_000, "{spent} lookups");
+        assert!(start.elapsed() < std::time::Duration::from_secs(3));
+        // Cancelled, it stops.
+        let cancel = crate::Cancel::new();
+        let opts = Options {
+            cancel: cancel.clone(),
+            ..Options::default()
+        };
+        let v = LayerView::new(vec![mem("chain", &members)], &opts).unwrap();
+        cancel.cancel(2);
+        let err = v.resolve("/l0/f1").unwrap_err();
+        assert_eq!(err.kind(), &crate::ErrorKind::Cancelled(2));
+    }
+
     #[test]
     fn symlinks_stay_inside() {
         let v = view(vec![mem(
@@ -1175,10 +1177,13 @@ mod tests {
         // A link out of the view leads to the view's own /secret, which
         // does not exist; one to the host's /etc/passwd leads to itself.
         assert!(v.resolve("/etc/shadow").unwrap().is_none());
+        // A loop leads nowhere, and the view says why.
         for p in ["/loop", "/ping", "/etc/passwd"] {
-            let err = v.resolve(p).unwrap_err().to_string();
-            assert!(err.contains("more than 40 symbolic links"), "{err}");
+            assert!(v.resolve(p).unwrap().is_none(), "{p}");
+            let why = v.unresolved(p).unwrap();
+            assert!(why.contains("more than 40 symbolic links in l"), "{why}");
         }
+        assert_eq!(v.unresolved("/lib/libc.so.6"), None);
         for p in [
             "/empty",
             "/dirlink",
@@ -1310,6 +1315,23 @@ mod tests {
     }
 
     #[test]
+    fn indexing_a_layer_stops_once_cancelled() {
+        let tar = build(&[(b"big", F, &vec![0u8; 4 << 20][..])]);
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let cancel = crate::Cancel::new();
+        cancel.cancel(2);
+        let opts = Options {
+            cancel,
+            ..Options::default()
+        };
+        for data in [zst, tar] {
+            let layer = Layer::new("l", BlobData::Memory(data.into()));
+            let err = LayerView::new(vec![layer], &opts).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::Cancelled(2), "{err}");
+        }
+    }
+
+    #[test]
     fn compression_by_content_and_digests() {
         let tar = build(&[(b"f", F, b"contents"), (b"g", F, b"more")]);
         let gz = gzip(&tar);
@@ -1395,6 +1417,7 @@ mod tests {
         let opts = Options {
             spill_dir: Some(spill.clone()),
             spill_cap: 6,
+            cancel: Default::default(),
         };
         let v = LayerView::new(
             vec![

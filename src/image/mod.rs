@@ -25,7 +25,12 @@
 //! holds (`manifests` makes an index, `config` a manifest). Walks go at
 //! most [`MAX_INDEX_DEPTH`] deep and visit at most [`MAX_DESCRIPTORS`]
 //! descriptors; an index that contains itself, directly or not, is an
-//! error. Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
+//! error. Each index, manifest and config is read once and what it holds
+//! is shared by every image that uses it; the annotations and names merged
+//! or copied for them count against [`MAX_WALK_BYTES`], configs' diff_ids
+//! against [`MAX_WALK_DIFF_IDS`] (past either, [`ErrorKind::Limit`]).
+//!
+//! [`ErrorKind::Limit`]: crate::ErrorKind::Limit Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
 //! a validated digest (sha256 or sha512): a descriptor naming anything
 //! else is refused, so no descriptor reaches outside `blobs/`. Every blob
 //! read is checked against its descriptor's size and digest (a mismatch
@@ -86,7 +91,12 @@
 //! member resolve through the symbolic links of the view, as extracting
 //! the layer would; resolving them costs at most [`MAX_WALK_LOOKUPS`]
 //! lookups per view (none for a member that follows one of the same
-//! directory), and a whiteout costs the paths it deletes. Member paths
+//! directory), and a whiteout costs the paths it deletes. Paths asked of a
+//! view once it is made (and of a root directory under it) resolve through
+//! [`Lookups`] of the input's own, at most [`MAX_RESOLVE_LOOKUPS`], each
+//! link and directory once; a path through more than [`MAX_LINKS`] links
+//! resolves to nothing, and the view says why
+//! ([`LayerView::unresolved`]). Member paths
 //! are only keys: `..` and `/` are clamped at the view's root, whiteouts
 //! of `.` or `..` and other `.wh..wh.` names are ignored, and nothing is
 //! ever written under a name from an image.
@@ -97,6 +107,7 @@ mod archive;
 pub mod digest;
 mod layers;
 pub mod reference;
+mod resolve;
 mod walk;
 
 use std::io::{self, Read};
@@ -110,13 +121,15 @@ use crate::blobio::BlobReader;
 use crate::model::Blob;
 
 pub use archive::{
-    media_type, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind,
-    Platform, SelectedImage, Selection,
+    media_type, Annotations, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo,
+    ImageKind, Platform, SelectedImage, Selection,
 };
 pub use digest::{Algorithm, Digest, Expect};
 pub(crate) use layers::Recorded;
 pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes, Wanted};
 pub use reference::Selector;
+pub(crate) use resolve::{Lookup, Resolver, Step, Tree};
+pub use resolve::{Lookups, MAX_RESOLVE_LOOKUPS};
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
 /// manifest (registries refuse manifests over 4 MiB).
@@ -125,8 +138,17 @@ pub const MAX_INDEX_BYTES: u64 = 4 << 20;
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Most levels of indexes between `index.json` and a manifest.
 pub const MAX_INDEX_DEPTH: usize = 16;
-/// Most descriptors one walk of an image layout visits.
+/// Most descriptors one walk of an image layout visits (each layer of
+/// each image it finds counts).
 pub const MAX_DESCRIPTORS: usize = 10_000;
+/// Most bytes of annotations and image names one walk holds, all images
+/// together: each map made by merging what a descriptor adds to what it
+/// inherits counts whole, and so does each copy of a list of names (maps
+/// themselves are shared, never copied).
+pub const MAX_WALK_BYTES: u64 = 16 << 20;
+/// Most `rootfs.diff_ids` one walk holds, all distinct configs together
+/// (a config used by many images is read once and shared).
+pub const MAX_WALK_DIFF_IDS: usize = 65_536;
 /// Most layers of one image or view.
 pub const MAX_LAYERS: usize = 256;
 /// Most members of one layer.
@@ -161,6 +183,8 @@ pub struct Options {
     pub spill_dir: Option<PathBuf>,
     /// Most bytes copied there, per archive and per view.
     pub spill_cap: u64,
+    /// Stops reading archives and layers, and resolving paths, once set.
+    pub cancel: crate::Cancel,
 }
 
 impl Default for Options {
@@ -168,6 +192,7 @@ impl Default for Options {
         Options {
             spill_dir: None,
             spill_cap: 4 << 30,
+            cancel: crate::Cancel::default(),
         }
     }
 }

@@ -8,10 +8,14 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::archive::{
-    clean_member, media_type, Descriptor, ImageInfo, ImageKind, Inner, Loc, Platform,
+    clean_member, media_type, Annotations, Descriptor, ImageInfo, ImageKind, Inner, Loc, Platform,
 };
 use super::digest::{Algorithm, Digest, Expect};
-use super::{MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_BYTES, MAX_INDEX_DEPTH, MAX_LAYERS};
+use super::{
+    MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_BYTES, MAX_INDEX_DEPTH, MAX_LAYERS,
+    MAX_WALK_BYTES, MAX_WALK_DIFF_IDS,
+};
+use crate::error::{fault, ErrorKind};
 
 #[derive(Clone, Deserialize)]
 struct RawPlatform {
@@ -53,7 +57,7 @@ impl RawDescriptor {
             location: digest.blob_path(),
             digest: Some(digest),
             size: self.size,
-            annotations: self.annotations.unwrap_or_default(),
+            annotations: Arc::new(self.annotations.unwrap_or_default()),
             platform: self.platform.and_then(RawPlatform::platform),
         })
     }
@@ -72,6 +76,58 @@ struct RawNode {
     annotations: Option<BTreeMap<String, String>>,
     #[serde(rename = "artifactType", default)]
     artifact_type: Option<String>,
+}
+
+/// An index or a manifest as the walk keeps it: read once, its
+/// descriptors made once and shared by every image that uses them.
+struct Node {
+    /// An index's descriptors (`None` for a manifest).
+    manifests: Option<Vec<Descriptor>>,
+    /// A manifest's config and layers.
+    config: Option<Descriptor>,
+    layers: Vec<Descriptor>,
+    annotations: Annotations,
+    artifact_type: bool,
+}
+
+impl Node {
+    /// Makes the descriptors of `raw` (read from `label`).
+    fn new(raw: RawNode, label: &str) -> Result<Node> {
+        let descriptors = |list: Vec<RawDescriptor>, what: &str| {
+            list.into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    d.descriptor()
+                        .with_context(|| format!("{label}: {what} #{i}"))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let manifests = raw
+            .manifests
+            .map(|m| descriptors(m, "descriptor"))
+            .transpose()?;
+        let raw_layers = raw.layers.unwrap_or_default();
+        if manifests.is_none() && raw_layers.len() > MAX_LAYERS {
+            bail!(
+                "{label}: {} layers (at most {MAX_LAYERS})",
+                raw_layers.len()
+            );
+        }
+        let (config, layers) = match (&manifests, raw.config) {
+            (None, Some(c)) => (
+                Some(c.descriptor().with_context(|| format!("{label}: config"))?),
+                descriptors(raw_layers, "layer")?,
+            ),
+            _ => (None, Vec::new()),
+        };
+        Ok(Node {
+            manifests,
+            config,
+            layers,
+            annotations: Arc::new(raw.annotations.unwrap_or_default()),
+            artifact_type: raw.artifact_type.is_some(),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -118,42 +174,69 @@ fn walkable(media_type: &str) -> bool {
     )
 }
 
+/// Bytes of a map's keys and values.
+fn map_bytes(m: &BTreeMap<String, String>) -> u64 {
+    m.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+}
+
+/// Bytes of a list of names.
+fn names_bytes(names: &[String]) -> u64 {
+    names.iter().map(|n| n.len() as u64).sum()
+}
+
 /// What descriptors pass on to what they lead to.
 #[derive(Clone, Default)]
 struct Inherit {
     names: Vec<String>,
-    annotations: BTreeMap<String, String>,
+    annotations: Annotations,
     platform: Option<Platform>,
     parent: Option<Digest>,
 }
 
 impl Inherit {
-    fn through(&self, d: &Descriptor) -> Inherit {
+    /// What `d` passes on, and the bytes of names and annotations copied
+    /// to make it (a descriptor without annotations copies no map).
+    fn through(&self, d: &Descriptor) -> (Inherit, u64) {
         let mut next = self.clone();
+        let mut copied = names_bytes(&next.names);
         for key in [
             "io.containerd.image.name",
             "org.opencontainers.image.ref.name",
         ] {
             if let Some(n) = d.annotations.get(key) {
                 if !next.names.contains(n) {
+                    copied += n.len() as u64;
                     next.names.push(n.clone());
                 }
             }
         }
-        next.annotations
-            .extend(d.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if !d.annotations.is_empty() {
+            let mut merged = (*self.annotations).clone();
+            merged.extend(d.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+            copied += map_bytes(&merged);
+            next.annotations = Arc::new(merged);
+        }
         if d.platform.is_some() {
             next.platform = d.platform.clone();
         }
-        next
+        (next, copied)
     }
 }
+
+/// A config as the walk keeps it: its platform and diff_ids, shared.
+type Config = (Option<Platform>, Arc<[Digest]>);
 
 /// Reads an OCI layout's index.json and everything it leads to.
 pub(super) struct Walker<'a> {
     inner: &'a Inner,
+    /// Descriptors visited ([`MAX_DESCRIPTORS`]).
     visited: usize,
-    nodes: HashMap<Digest, Arc<RawNode>>,
+    /// Bytes of annotations and names copied ([`MAX_WALK_BYTES`]).
+    held: u64,
+    /// diff_ids of the configs read ([`MAX_WALK_DIFF_IDS`]).
+    diff_ids: usize,
+    nodes: HashMap<Digest, Arc<Node>>,
+    configs: HashMap<Digest, Config>,
     pub(super) images: Vec<ImageInfo>,
 }
 
@@ -162,9 +245,40 @@ impl<'a> Walker<'a> {
         Walker {
             inner,
             visited: 0,
+            held: 0,
+            diff_ids: 0,
             nodes: HashMap::new(),
+            configs: HashMap::new(),
             images: Vec::new(),
         }
+    }
+
+    /// Counts `n` more descriptors visited, read from `label`.
+    fn visit(&mut self, n: usize, label: &str) -> Result<()> {
+        self.visited = self.visited.saturating_add(n);
+        if self.visited > MAX_DESCRIPTORS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{label}: more than {MAX_DESCRIPTORS} descriptors in all (MAX_DESCRIPTORS)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more of annotations and names held, made from `label`.
+    fn hold(&mut self, bytes: u64, label: &str) -> Result<()> {
+        self.held = self.held.saturating_add(bytes);
+        if self.held > MAX_WALK_BYTES {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{label}: the images' annotations and names come to more than {MAX_WALK_BYTES} bytes in all (MAX_WALK_BYTES)"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -188,15 +302,16 @@ impl Walker<'_> {
             .inner
             .read_small("index.json", &Expect::default(), MAX_INDEX_BYTES)?
             .with_context(|| format!("{label}: missing"))?;
-        let node: RawNode = parse_json(&bytes, &label)?;
+        let node = Node::new(parse_json(&bytes, &label)?, &label)?;
+        self.hold(map_bytes(&node.annotations), &label)?;
         let list = node
             .manifests
             .with_context(|| format!("{label}: no \"manifests\""))?;
         let top = Inherit {
-            annotations: node.annotations.unwrap_or_default(),
+            annotations: node.annotations,
             ..Default::default()
         };
-        self.children(list, &top, 1, &mut Vec::new(), &label)?;
+        self.children(&list, &top, 1, &mut Vec::new(), &label)?;
         Ok(())
     }
 
@@ -204,28 +319,15 @@ impl Walker<'_> {
     /// plain blobs.
     fn children(
         &mut self,
-        list: Vec<RawDescriptor>,
+        list: &[Descriptor],
         from: &Inherit,
         depth: usize,
         stack: &mut Vec<Digest>,
         label: &str,
     ) -> Result<Vec<Descriptor>> {
-        let mut walk_these = Vec::new();
-        let mut blobs = Vec::new();
-        for (i, raw) in list.into_iter().enumerate() {
-            self.visited += 1;
-            if self.visited > MAX_DESCRIPTORS {
-                bail!("{label}: more than {MAX_DESCRIPTORS} descriptors in all");
-            }
-            let d = raw
-                .descriptor()
-                .with_context(|| format!("{label}: descriptor #{i}"))?;
-            if walkable(&d.media_type) {
-                walk_these.push(d);
-            } else {
-                blobs.push(d);
-            }
-        }
+        self.visit(list.len(), label)?;
+        let (walk_these, blobs): (Vec<&Descriptor>, Vec<&Descriptor>) =
+            list.iter().partition(|d| walkable(&d.media_type));
         // The manifests an index of blobs lists (a checkpoint's base
         // image) are images of their own, not named after it.
         let base = if blobs.is_empty() {
@@ -237,9 +339,11 @@ impl Walker<'_> {
             }
         };
         for d in walk_these {
-            self.node(&d, base.through(&d), depth, stack)?;
+            let (next, copied) = base.through(d);
+            self.hold(copied, label)?;
+            self.node(d, next, depth, stack)?;
         }
-        Ok(blobs)
+        Ok(blobs.into_iter().cloned().collect())
     }
 
     /// Adds an image; one listed again (under another tag) only adds
@@ -260,7 +364,7 @@ impl Walker<'_> {
         }
     }
 
-    fn read_node(&mut self, d: &Descriptor) -> Result<Option<Arc<RawNode>>> {
+    fn read_node(&mut self, d: &Descriptor) -> Result<Option<Arc<Node>>> {
         let digest = d.digest.clone().context("descriptor without digest")?;
         if let Some(n) = self.nodes.get(&digest) {
             return Ok(Some(n.clone()));
@@ -282,7 +386,18 @@ impl Walker<'_> {
         else {
             return Ok(None);
         };
-        let node: Arc<RawNode> = Arc::new(parse_json(&bytes, &label)?);
+        let node = Node::new(parse_json(&bytes, &label)?, &label)?;
+        let held = map_bytes(&node.annotations)
+            + node
+                .manifests
+                .iter()
+                .flatten()
+                .chain(&node.layers)
+                .chain(&node.config)
+                .map(|d| map_bytes(&d.annotations))
+                .sum::<u64>();
+        self.hold(held, &label)?;
+        let node = Arc::new(node);
         self.nodes.insert(digest, node.clone());
         Ok(Some(node))
     }
@@ -312,26 +427,28 @@ impl Walker<'_> {
             return Ok(());
         };
         match &node.manifests {
-            Some(_) => self.index(d, digest, &node, inherit, depth, stack),
+            Some(list) => self.index(d, digest, list, &node, inherit, depth, stack),
             None => self.manifest(d, digest, &node, inherit, &label),
         }
     }
 
     /// An image index: its manifests, walked below it; the blobs it names
     /// directly (if any) as an image of their own.
+    #[allow(clippy::too_many_arguments)]
     fn index(
         &mut self,
         d: &Descriptor,
         digest: Digest,
-        node: &RawNode,
+        list: &[Descriptor],
+        node: &Node,
         inherit: Inherit,
         depth: usize,
         stack: &mut Vec<Digest>,
     ) -> Result<()> {
         let label = self.inner.member_label(d.location.as_bytes());
-        let list = node.manifests.clone().unwrap_or_default();
         let mut below = inherit.clone();
         below.parent = Some(digest.clone());
+        self.hold(names_bytes(&below.names), &label)?;
         stack.push(digest.clone());
         let blobs = self.children(list, &below, depth + 1, stack, &label)?;
         stack.pop();
@@ -344,32 +461,69 @@ impl Walker<'_> {
                 config: None,
                 layers: Vec::new(),
                 blobs,
-                annotations: node.annotations.clone().unwrap_or_default(),
+                annotations: node.annotations.clone(),
                 index_annotations: inherit.annotations,
                 platform: inherit.platform,
                 parent: inherit.parent,
-                diff_ids: Vec::new(),
+                diff_ids: Arc::from([]),
             });
         }
         Ok(())
     }
 
-    /// A manifest's layer descriptors (at most [`MAX_LAYERS`]).
-    fn layers(&mut self, node: &RawNode, label: &str) -> Result<Vec<Descriptor>> {
-        let raw = node.layers.as_deref().unwrap_or_default();
-        if raw.len() > MAX_LAYERS {
-            bail!("{label}: {} layers (at most {MAX_LAYERS})", raw.len());
+    /// The platform and diff_ids of the config `config` describes, read
+    /// once for all the manifests that use it; `None` if it is not in
+    /// the archive.
+    fn config(&mut self, config: &Descriptor) -> Result<Option<Config>> {
+        let digest = config.digest.clone().context("config without digest")?;
+        if let Some(c) = self.configs.get(&digest) {
+            return Ok(Some(c.clone()));
         }
-        let mut layers = Vec::with_capacity(raw.len());
-        for (i, l) in raw.iter().enumerate() {
-            self.visited += 1;
-            layers.push(
-                l.clone()
-                    .descriptor()
-                    .with_context(|| format!("{label}: layer #{i}"))?,
-            );
+        let expect = Expect {
+            digest: Some(digest.clone()),
+            size: Some(config.size),
+        };
+        let clabel = self.inner.member_label(config.location.as_bytes());
+        let Some(bytes) = self
+            .inner
+            .read_small(&config.location, &expect, MAX_CONFIG_BYTES)?
+        else {
+            tracing::debug!(blob = %clabel, "config not in the archive; image left out");
+            return Ok(None);
+        };
+        let c = self.read_config(&bytes, &clabel)?;
+        self.configs.insert(digest, c.clone());
+        Ok(Some(c))
+    }
+
+    /// The platform and diff_ids of an image config, counted against
+    /// [`MAX_WALK_DIFF_IDS`].
+    fn read_config(&mut self, bytes: &[u8], label: &str) -> Result<Config> {
+        let c: RawConfig = parse_json(bytes, label)?;
+        let platform = c.platform.platform();
+        let ids = c.rootfs.and_then(|r| r.diff_ids).unwrap_or_default();
+        if ids.len() > MAX_LAYERS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!(
+                    "{label}: rootfs.diff_ids lists {} layers (at most {MAX_LAYERS})",
+                    ids.len()
+                ),
+            ));
         }
-        Ok(layers)
+        self.diff_ids += ids.len();
+        if self.diff_ids > MAX_WALK_DIFF_IDS {
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("{label}: more than {MAX_WALK_DIFF_IDS} diff_ids in all the configs (MAX_WALK_DIFF_IDS)"),
+            ));
+        }
+        let ids = ids
+            .iter()
+            .map(|s| Digest::parse(s))
+            .collect::<crate::Result<Arc<[_]>>>()
+            .with_context(|| format!("{label}: rootfs.diff_ids"))?;
+        Ok((platform, ids))
     }
 
     /// An image manifest: its config (platform, diff_ids) and layers.
@@ -377,44 +531,30 @@ impl Walker<'_> {
         &mut self,
         d: &Descriptor,
         digest: Digest,
-        node: &RawNode,
+        node: &Node,
         inherit: Inherit,
         label: &str,
     ) -> Result<()> {
         let Some(config) = &node.config else {
             bail!("{label}: neither an image index nor a manifest");
         };
-        let config = config
-            .clone()
-            .descriptor()
-            .with_context(|| format!("{label}: config"))?;
-        let layers = self.layers(node, label)?;
+        self.visit(node.layers.len() + 1, label)?;
         let image_config = matches!(
             config.media_type.as_str(),
             media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
         );
         let mut platform = inherit.platform.clone();
-        let mut diff_ids = Vec::new();
+        let mut diff_ids: Arc<[Digest]> = Arc::from([]);
         if image_config {
-            let expect = Expect {
-                digest: config.digest.clone(),
-                size: Some(config.size),
-            };
-            let clabel = self.inner.member_label(config.location.as_bytes());
-            let Some(bytes) = self
-                .inner
-                .read_small(&config.location, &expect, MAX_CONFIG_BYTES)?
-            else {
-                tracing::debug!(blob = %clabel, "config not in the archive; image left out");
+            let Some((p, ids)) = self.config(config)? else {
                 return Ok(());
             };
-            let (p, ids) = read_config(&bytes, &clabel)?;
             platform = platform.or(p);
             diff_ids = ids;
         }
-        let annotations = node.annotations.clone().unwrap_or_default();
+        let annotations = node.annotations.clone();
         let artifact = !image_config
-            || node.artifact_type.is_some()
+            || node.artifact_type
             || annotations.contains_key("vnd.docker.reference.type")
             || inherit
                 .annotations
@@ -429,8 +569,8 @@ impl Walker<'_> {
             names: inherit.names,
             digest: Some(digest),
             media_type: d.media_type.clone(),
-            config: Some(config),
-            layers,
+            config: Some(config.clone()),
+            layers: node.layers.clone(),
             blobs: Vec::new(),
             annotations,
             index_annotations: inherit.annotations,
@@ -440,21 +580,6 @@ impl Walker<'_> {
         });
         Ok(())
     }
-}
-
-/// The platform and diff_ids of an image config.
-fn read_config(bytes: &[u8], label: &str) -> Result<(Option<Platform>, Vec<Digest>)> {
-    let c: RawConfig = parse_json(bytes, label)?;
-    let platform = c.platform.platform();
-    let ids = c
-        .rootfs
-        .and_then(|r| r.diff_ids)
-        .unwrap_or_default()
-        .iter()
-        .map(|s| Digest::parse(s))
-        .collect::<crate::Result<Vec<_>>>()
-        .with_context(|| format!("{label}: rootfs.diff_ids"))?;
-    Ok((platform, ids))
 }
 
 /// The digest a docker-archive path carries: `blobs/<alg>/<hex>`, or
@@ -479,7 +604,10 @@ impl Walker<'_> {
             .with_context(|| format!("{label}: missing"))?;
         let entries: Vec<DockerEntry> = parse_json(&bytes, &label)?;
         if entries.len() > MAX_DESCRIPTORS {
-            bail!("{label}: more than {MAX_DESCRIPTORS} images");
+            return Err(fault(
+                ErrorKind::Limit,
+                format!("{label}: more than {MAX_DESCRIPTORS} images"),
+            ));
         }
         for (i, e) in entries.into_iter().enumerate() {
             let what = format!("{label}: image #{i}");
@@ -489,19 +617,10 @@ impl Walker<'_> {
             let tags = e.repo_tags.unwrap_or_default();
             let config_digest = path_digest(&config_path, true);
             if oci {
-                for img in &mut self.images {
-                    let same = img.config.as_ref().and_then(|c| c.digest.as_ref())
-                        == config_digest.as_ref();
-                    if same && config_digest.is_some() {
-                        for t in &tags {
-                            if !img.names.contains(t) {
-                                img.names.push(t.clone());
-                            }
-                        }
-                    }
-                }
+                self.docker_names(config_digest.as_ref(), &tags, &label)?;
                 continue;
             }
+            self.hold(names_bytes(&tags), &label)?;
             let clabel = self.inner.member_label(config_path.as_bytes());
             let expect = Expect {
                 digest: config_digest.clone(),
@@ -511,30 +630,21 @@ impl Walker<'_> {
                 .inner
                 .read_small(&config_path, &expect, MAX_CONFIG_BYTES)?
                 .with_context(|| format!("{clabel}: missing"))?;
-            let (platform, diff_ids) = read_config(&bytes, &clabel)?;
             let digest = config_digest.unwrap_or_else(|| Digest::of(Algorithm::Sha256, &bytes));
+            let (platform, diff_ids) = match self.configs.get(&digest) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.read_config(&bytes, &clabel)?;
+                    self.configs.insert(digest.clone(), c.clone());
+                    c
+                }
+            };
             let paths = e.layers.unwrap_or_default();
             if paths.len() > MAX_LAYERS {
                 bail!("{what}: {} layers (at most {MAX_LAYERS})", paths.len());
             }
-            let mut layers = Vec::with_capacity(paths.len());
-            for p in paths {
-                let p =
-                    String::from_utf8(clean_member(p.as_bytes()).with_context(|| what.clone())?)?;
-                let size = match self.inner.locate(&p)? {
-                    Some((_, Loc::Data(d))) => d.len(),
-                    Some((_, Loc::Deferred { size, .. })) => size,
-                    None => bail!("{}: layer missing", self.inner.member_label(p.as_bytes())),
-                };
-                layers.push(Descriptor {
-                    media_type: media_type::DOCKER_LAYER.to_string(),
-                    digest: path_digest(&p, false),
-                    size,
-                    annotations: BTreeMap::new(),
-                    platform: None,
-                    location: p,
-                });
-            }
+            self.visit(paths.len() + 1, &label)?;
+            let layers = self.docker_layers(paths, &what)?;
             self.images.push(ImageInfo {
                 kind: ImageKind::Image,
                 names: tags,
@@ -544,20 +654,68 @@ impl Walker<'_> {
                     media_type: media_type::DOCKER_CONFIG.to_string(),
                     digest: Some(digest),
                     size: bytes.len() as u64,
-                    annotations: BTreeMap::new(),
+                    annotations: Annotations::default(),
                     platform: None,
                     location: config_path,
                 }),
                 layers,
                 blobs: Vec::new(),
-                annotations: BTreeMap::new(),
-                index_annotations: BTreeMap::new(),
+                annotations: Annotations::default(),
+                index_annotations: Annotations::default(),
                 platform,
                 parent: None,
                 diff_ids,
             });
         }
         Ok(())
+    }
+
+    /// Adds `tags` to the names of the images index.json gave whose
+    /// config has `config_digest`.
+    fn docker_names(
+        &mut self,
+        config_digest: Option<&Digest>,
+        tags: &[String],
+        label: &str,
+    ) -> Result<()> {
+        let Some(config_digest) = config_digest else {
+            return Ok(());
+        };
+        let mut added = 0;
+        for img in &mut self.images {
+            if img.config.as_ref().and_then(|c| c.digest.as_ref()) == Some(config_digest) {
+                for t in tags {
+                    if !img.names.contains(t) {
+                        added += t.len() as u64;
+                        img.names.push(t.clone());
+                    }
+                }
+            }
+        }
+        self.hold(added, label)
+    }
+
+    /// The layer descriptors of a docker-archive image, from their paths.
+    fn docker_layers(&mut self, paths: Vec<String>, what: &str) -> Result<Vec<Descriptor>> {
+        let mut layers = Vec::with_capacity(paths.len());
+        for p in paths {
+            let p =
+                String::from_utf8(clean_member(p.as_bytes()).with_context(|| what.to_string())?)?;
+            let size = match self.inner.locate(&p)? {
+                Some((_, Loc::Data(d))) => d.len(),
+                Some((_, Loc::Deferred { size, .. })) => size,
+                None => bail!("{}: layer missing", self.inner.member_label(p.as_bytes())),
+            };
+            layers.push(Descriptor {
+                media_type: media_type::DOCKER_LAYER.to_string(),
+                digest: path_digest(&p, false),
+                size,
+                annotations: Annotations::default(),
+                platform: None,
+                location: p,
+            });
+        }
+        Ok(layers)
     }
 }
 
@@ -580,7 +738,8 @@ mod tests {
         for (me, other) in [(&a, &b), (&b, &a)] {
             let node: RawNode =
                 serde_json::from_value(json!({"manifests": [desc(other)]})).unwrap();
-            w.nodes.insert(me.clone(), Arc::new(node));
+            w.nodes
+                .insert(me.clone(), Arc::new(Node::new(node, "x").unwrap()));
         }
         let d = RawDescriptor::deserialize(desc(&a))
             .unwrap()

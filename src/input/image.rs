@@ -73,6 +73,7 @@ pub(super) fn options(opts: &OpenOptions) -> crate::image::Options {
     if let Some(max) = opts.max_spill {
         o.spill_cap = max;
     }
+    o.cancel = opts.cancel.clone();
     o
 }
 

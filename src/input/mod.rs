@@ -87,9 +87,9 @@ pub struct Checkpoint {
     /// What Podman's `deleted.files` says the container removed.
     deleted: Vec<String>,
     warnings: Vec<String>,
-    /// Where an image given to [`Checkpoint::load`] may copy files.
-    spill_dir: Option<PathBuf>,
-    max_spill: Option<u64>,
+    /// How an image given to [`Checkpoint::load`] is read: where it may
+    /// copy files, how much, and the cancellation it stops for.
+    image_opts: crate::image::Options,
     /// Copies of the diff's files, where no archive holds them.
     _spill: Option<Spill>,
     /// The file views [`Checkpoint::load`] made, kept while the checkpoint
@@ -490,11 +490,24 @@ pub(crate) fn open_with_sink(
         rootfs_diff,
         deleted: parts.deleted,
         warnings,
-        spill_dir: opts.spill_dir.clone(),
-        max_spill: opts.max_spill,
+        image_opts: image::options(opts),
         _spill: spill,
         views: Mutex::new(Vec::new()),
     })
+}
+
+/// A warning for each file `p` maps that `view` could not resolve for
+/// too many symbolic links (its pages that the checkpoint lacks are left
+/// out of the core, as for a file not found).
+fn unresolved_files(p: &crate::model::Process, view: &FileView) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    p.mappings
+        .iter()
+        .filter_map(|m| m.file.as_ref())
+        .filter(|f| seen.insert(f.path.clone()))
+        .filter_map(|f| view.unresolved(&f.path))
+        .map(|why| format!("{why}; the file's pages the checkpoint lacks are left out"))
+        .collect()
 }
 
 /// What an input holds besides its images' contents.
@@ -694,13 +707,17 @@ impl Checkpoint {
         view: Option<&FileView>,
         files: bool,
     ) -> Result<Loaded> {
-        self.images.load(
+        let mut loaded = self.images.load(
             pid,
             crate::criu::LoadOptions {
                 root: view,
                 skip_ghosts: !files,
             },
-        )
+        )?;
+        if let (Some(view), Loaded::Process(p)) = (view, &mut loaded) {
+            p.warnings.extend(unresolved_files(p, view));
+        }
+        Ok(loaded)
     }
 
     /// What the checkpoint names as its container's image: the names and
@@ -724,12 +741,7 @@ impl Checkpoint {
     }
 
     fn image_options(&self) -> crate::image::Options {
-        let mut o = crate::image::Options::default();
-        o.spill_dir.clone_from(&self.spill_dir);
-        if let Some(max) = self.max_spill {
-            o.spill_cap = max;
-        }
-        o
+        self.image_opts.clone()
     }
 
     /// Where file-backed pages can be read from: the image's layers (with
@@ -768,7 +780,13 @@ impl Checkpoint {
             }
             Some(v)
         };
+        // One budget of lookups for the paths of this input, view and root.
+        let lookups = match &view {
+            Some(v) => v.lookups(),
+            None => crate::image::Lookups::new(&iopts.cancel),
+        };
         let dir = opts.root.as_ref().map(RootFs::new).transpose()?;
+        let dir = dir.map(|d| d.with_lookups(lookups));
         if view.is_none() && dir.is_none() {
             return Ok(None);
         }

@@ -248,7 +248,7 @@ fn serve(name: &str, command: impl Fn(u16) -> Command) -> (Child, u16) {
 /// Operations on the S3 server, through boto3, for the tests to set up
 /// and look at what criu2core did: mb BUCKET; up BUCKET PREFIX DIR; down
 /// BUCKET PREFIX DIR; ls BUCKET PREFIX; rm BUCKET KEY; put BUCKET KEY
-/// TEXT; cat BUCKET KEY; uploads BUCKET.
+/// TEXT; putfile BUCKET KEY FILE; cat BUCKET KEY; uploads BUCKET.
 const S3_TOOL: &str = r#"
 import os, sys, boto3
 ep, op, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -275,6 +275,8 @@ elif op == "down":
 elif op == "ls":
     for k in keys(sys.argv[4]):
         print(k)
+elif op == "putfile":
+    s3.put_object(Bucket=bucket, Key=sys.argv[4], Body=open(sys.argv[5], "rb").read())
 elif op == "rm":
     s3.delete_object(Bucket=bucket, Key=sys.argv[4])
 elif op == "put":
@@ -1291,8 +1293,61 @@ fn az_inputs_and_outputs_give_the_same_cores_as_local() {
     assert_eq!(v["checkpoint"]["processes"], 1, "{v}");
 }
 
+/// Keys with `#`, `%`, `\` and non-ASCII convert (each encoded once);
+/// keys no object-store path can name (`.`, `..`, an empty segment, a
+/// control character) are failed inputs, and the rest still convert; a
+/// store's error is said once.
+fn awkward_keys_convert_or_fail_each_on_its_own() {
+    let s3 = S3::start();
+    s3.tool(&["mb", "ckpt"]);
+    let example = repo().join("gdb-fixtures/example.tar.zst");
+    let good = [
+        "in/plain.tar.zst",
+        "in/hash#pct%41back\\slash.tar.zst",
+        "in/caf\u{e9}.tar.zst",
+    ];
+    let bad = [
+        "in/./x.tar.zst",
+        "in//y.tar.zst",
+        "in/../z.tar.zst",
+        "in/ctl\u{1}.tar.zst",
+    ];
+    for k in good.iter().chain(&bad) {
+        s3.tool(&["putfile", "ckpt", k, example.to_str().unwrap()]);
+    }
+    let out = scratch("awkward-keys");
+    let o = s3.run(&["batch", "s3://ckpt/in", "-o", out.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("7 inputs: 3 converted, 0 already complete, 4 failed"),
+        "{stdout}{stderr}"
+    );
+    for k in ["in/./", "in//", "in/../", "in/ctl\\x01.tar.zst"] {
+        assert!(
+            stderr.contains(&format!("key \"{k}\": no object-storage path can name it")),
+            "{k}: {stderr}"
+        );
+    }
+    let sm = summary_in(&out, "summary.json");
+    let st = statuses(&sm);
+    assert_eq!(st.values().filter(|s| *s == "ok").count(), 3, "{st:?}");
+    assert_eq!(st.values().filter(|s| *s == "failed").count(), 4, "{st:?}");
+    // A bucket that is not there: the store's words once.
+    let o = s3.run(&[
+        "batch",
+        "s3://nobucket/in",
+        "-o",
+        out.join("x").to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(err.matches("NoSuchBucket").count(), 1, "{err}");
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
+        awkward_keys_convert_or_fail_each_on_its_own needs [Need::S3Server],
         s3_inputs_and_outputs_give_the_same_cores_as_local needs [Need::S3Server],
         s3_sysroot_from_a_plain_tar_in_the_bucket needs [Need::S3Server],
         az_inputs_and_outputs_give_the_same_cores_as_local needs [Need::AzureServer],

@@ -42,25 +42,25 @@ fn base(name: &str) -> PathBuf {
 }
 
 /// What a measured run of criu2core did.
-struct Measured {
-    out: Output,
+pub(crate) struct Measured {
+    pub(crate) out: Output,
     /// CPU time criu2core itself used (user and system): unlike wall time,
     /// it does not grow when other jobs share the machine.
-    cpu: Duration,
+    pub(crate) cpu: Duration,
     /// Peak resident memory of criu2core itself, in KiB.
-    rss_kb: u64,
+    pub(crate) rss_kb: u64,
     /// Most bytes the watched directory took on disk at any moment seen.
     peak_disk: u64,
 }
 
 impl Measured {
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.out.stderr).into_owned()
     }
     fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.out.stdout).into_owned()
     }
-    fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.out.status.success()
     }
 }
@@ -84,7 +84,10 @@ fn disk_usage(dir: &Path) -> u64 {
 /// Runs criu2core with `args`, measuring its CPU time, the peak RSS of
 /// criu2core itself (Python's getrusage of its child) and, every few
 /// milliseconds, the disk space the files under `watch` take.
-fn run_measured<S: AsRef<std::ffi::OsStr>>(args: &[S], watch: Option<&Path>) -> Measured {
+pub(crate) fn run_measured<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    watch: Option<&Path>,
+) -> Measured {
     let stats = tempfile::NamedTempFile::new().unwrap();
     let script = r#"
 import resource, subprocess, sys, time

@@ -38,6 +38,7 @@ mod gdb;
 mod grep;
 mod hashes;
 mod hostile;
+mod hostile_walks;
 mod images;
 mod library;
 mod onepass;
@@ -158,10 +159,12 @@ fn no_stray_test_attributes() {
         ("grep.rs", include_str!("grep.rs")),
         ("hashes.rs", include_str!("hashes.rs")),
         ("hostile.rs", include_str!("hostile.rs")),
+        ("hostile_walks.rs", include_str!("hostile_walks.rs")),
         ("images.rs", include_str!("images.rs")),
         ("library.rs", include_str!("library.rs")),
         ("onepass.rs", include_str!("onepass.rs")),
         ("readme.rs", include_str!("readme.rs")),
+        ("sysroot.rs", include_str!("sysroot.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
         ("trust.rs", include_str!("trust.rs")),
     ];
@@ -207,6 +210,7 @@ fn main() {
     tests.extend(hashes::tests());
     tests.extend(onepass::tests());
     tests.extend(hostile::tests());
+    tests.extend(hostile_walks::tests());
     tests.extend(images::tests());
     tests.extend(library::tests());
     tests.extend(readme::tests());
