@@ -93,6 +93,7 @@ mod cancel;
 mod container;
 mod coredump;
 mod criu;
+pub mod diff;
 mod elf;
 mod error;
 pub mod grep;

@@ -35,9 +35,7 @@ use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
 use crate::blobio::BlobReader;
-use crate::model::{
-    display_bytes, Blob, FileContents, FileInfo, FileStatus, MappingKind, Process,
-};
+use crate::model::{display_bytes, Blob, FileContents, FileInfo, FileStatus, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
