@@ -327,3 +327,168 @@ fn read(
     file.read_exact_at(buf, blob.offset + offset)
         .with_context(|| format!("{}: cannot read {n} bytes at offset {offset}", blob.label))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Blob, Mapping, MappingKind, Missing, PageRun, Prot, RunList};
+    use std::sync::Arc;
+
+    /// A process of `page`-byte pages whose mappings are `maps` (start,
+    /// end, runs), its blob 0 the file `data`.
+    fn process(
+        dir: &std::path::Path,
+        name: &str,
+        data: &[u8],
+        page: u64,
+        maps: Vec<(u64, u64, Vec<PageRun>)>,
+    ) -> Process {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        let mappings = maps
+            .iter()
+            .map(|&(start, end, _)| Mapping {
+                start,
+                end,
+                prot: Prot::default(),
+                shared: false,
+                kind: MappingKind::Anonymous,
+                file: None,
+                stored: 0,
+            })
+            .collect();
+        Process {
+            pid: 7,
+            ppid: 0,
+            pgid: 7,
+            sid: 7,
+            comm: "t".into(),
+            state: crate::model::ProcessState::Running,
+            flags: 0,
+            uid: 0,
+            gid: 0,
+            arch: crate::model::Arch::X86_64,
+            page_size: page,
+            threads: Vec::new(),
+            auxv: Vec::new(),
+            arg_range: (0, 0),
+            env_range: (0, 0),
+            exe: None,
+            mappings,
+            runs: Arc::new(RunList(maps.into_iter().map(|(_, _, r)| r).collect())),
+            blobs: vec![Blob {
+                label: name.into(),
+                path,
+                offset: 0,
+                len: data.len() as u64,
+                remote: None,
+            }],
+            warnings: Vec::new(),
+            files: Vec::new(),
+            dumps: Vec::new(),
+        }
+    }
+
+    fn run(len: u64, source: PageSource) -> PageRun {
+        PageRun { len, source }
+    }
+
+    fn blob(offset: u64) -> PageSource {
+        PageSource::Blob { blob: 0, offset }
+    }
+
+    fn ranges(v: &[PageRange]) -> Vec<(u64, u64)> {
+        v.iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    /// Runs that split differently on each side are compared byte for
+    /// byte; a page only one side holds is changed, a hole on both is not,
+    /// and a mapping only one side has is compared with nothing.
+    #[test]
+    fn pages_of_both_sides_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        // A: 0x100..0x110 one blob run; 0x110..0x118 zero; 0x120..0x124
+        // unknown.
+        let a = process(
+            dir.path(),
+            "a",
+            b"aaaabbbbccccdddd",
+            4,
+            vec![
+                (
+                    0x100,
+                    0x118,
+                    vec![run(16, blob(0)), run(8, PageSource::Zero)],
+                ),
+                (
+                    0x120,
+                    0x124,
+                    vec![run(4, PageSource::Missing(Missing::FileBacked))],
+                ),
+            ],
+        );
+        // B: the same bytes in three runs but for the third page; zero
+        // then held where A is zero; a mapping A lacks, held.
+        let b = process(
+            dir.path(),
+            "b",
+            b"xxaaaabbbbCCCCddddeeeezzzz",
+            4,
+            vec![
+                (
+                    0x100,
+                    0x118,
+                    vec![
+                        run(6, blob(2)),
+                        run(10, blob(8)),
+                        run(4, PageSource::Zero),
+                        run(4, blob(18)),
+                    ],
+                ),
+                (
+                    0x120,
+                    0x124,
+                    vec![run(4, PageSource::Missing(Missing::FileBacked))],
+                ),
+                (0x200, 0x204, vec![run(4, blob(22))]),
+            ],
+        );
+        let got = changed_pages(&a, &b, &Cancel::new()).unwrap();
+        assert_eq!(
+            ranges(&got),
+            [(0x108, 0x10c), (0x114, 0x118), (0x200, 0x204)]
+        );
+        // Each side against itself: nothing.
+        assert!(changed_pages(&a, &a, &Cancel::new()).unwrap().is_empty());
+        // The other way round: the same pages.
+        assert_eq!(
+            ranges(&changed_pages(&b, &a, &Cancel::new()).unwrap()),
+            ranges(&got)
+        );
+    }
+
+    /// Past MAX_PAGE_RANGES ranges the comparison stops with a limit error.
+    #[test]
+    fn page_ranges_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 2 * (MAX_PAGE_RANGES as u64 + 1);
+        let zeros = vec![0u8; n as usize];
+        let alternate: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+        let a = process(
+            dir.path(),
+            "a",
+            &zeros,
+            1,
+            vec![(0, n, vec![run(n, blob(0))])],
+        );
+        let b = process(
+            dir.path(),
+            "b",
+            &alternate,
+            1,
+            vec![(0, n, vec![run(n, blob(0))])],
+        );
+        let e = changed_pages(&a, &b, &Cancel::new()).unwrap_err();
+        assert_eq!(crate::error::kind_of(&e), ErrorKind::Limit);
+    }
+}
