@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::Need;
 use criu2core::model::PageSource;
 use criu2core::{open, LoadOptions, Loaded, OpenOptions, Process};
 use libtest_mimic::Trial;
@@ -20,14 +21,14 @@ use serde_json::Value;
 
 pub fn tests() -> Vec<Trial> {
     trials![
-        diff_finds_what_the_program_changed,
-        diff_reports_nothing_untouched,
-        diff_pages_match_a_page_by_page_reading,
-        diff_of_unchanged_dumps_is_same,
-        diff_exit_status_and_quiet,
-        diff_text_summary_first,
-        diff_reads_archives_and_directories_alike,
-        diff_process_shape_is_inspects,
+        diff_finds_what_the_program_changed needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_reports_nothing_untouched needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_pages_match_a_page_by_page_reading needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_of_unchanged_dumps_is_same needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_exit_status_and_quiet needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_text_summary_first needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_reads_archives_and_directories_alike needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_process_shape_is_inspects needs [Need::Tool("tar"), Need::Tool("zstd")],
     ]
 }
 
