@@ -490,12 +490,11 @@ fn pair<'x, T, K: Ord>(
     }
 }
 
+/// A property by name, and whether two entries agree on it.
+type Check<T> = (&'static str, fn(&T, &T) -> bool);
+
 /// Which of the named properties differ.
-fn changed_fields<T>(
-    x: &T,
-    y: &T,
-    checks: &[(&'static str, fn(&T, &T) -> bool)],
-) -> Vec<&'static str> {
+fn changed_fields<T>(x: &T, y: &T, checks: &[Check<T>]) -> Vec<&'static str> {
     checks
         .iter()
         .filter(|(_, same)| !same(x, y))
@@ -510,7 +509,7 @@ fn compare_lists<T: Clone, K: Ord, D>(
     a: &[T],
     b: &[T],
     key: impl Fn(&T) -> K,
-    checks: &[(&'static str, fn(&T, &T) -> bool)],
+    checks: &[Check<T>],
     make: impl Fn(Status, T, Option<T>, Vec<&'static str>) -> D,
 ) -> Vec<D> {
     let mut out = Vec::new();
@@ -532,7 +531,7 @@ fn compare_lists<T: Clone, K: Ord, D>(
 fn mappings(a: &Process, b: &Process) -> Vec<MappingDiff> {
     let infos =
         |p: &Process| -> Vec<MappingInfo> { p.mappings.iter().map(MappingInfo::of).collect() };
-    let checks: [(&'static str, fn(&MappingInfo, &MappingInfo) -> bool); 5] = [
+    let checks: [Check<MappingInfo>; 5] = [
         ("end", |x, y| x.end == y.end),
         ("prot", |x, y| x.prot == y.prot),
         ("kind", |x, y| x.kind == y.kind),
@@ -558,7 +557,7 @@ fn mappings(a: &Process, b: &Process) -> Vec<MappingDiff> {
 
 /// Descriptors added, removed or changed, matched by number.
 fn fds(a: Option<&[FdInfo]>, b: Option<&[FdInfo]>) -> Vec<FdDiff> {
-    let checks: [(&'static str, fn(&FdInfo, &FdInfo) -> bool); 7] = [
+    let checks: [Check<FdInfo>; 7] = [
         ("type", |x, y| x.kind == y.kind),
         ("path", |x, y| x.path == y.path),
         ("mode", |x, y| x.mode == y.mode),
@@ -588,7 +587,7 @@ fn fds(a: Option<&[FdInfo]>, b: Option<&[FdInfo]>) -> Vec<FdDiff> {
 
 /// Sockets added, removed or changed, matched by descriptor.
 fn sockets(a: Option<&[SocketInfo]>, b: Option<&[SocketInfo]>) -> Vec<SocketDiff> {
-    let checks: [(&'static str, fn(&SocketInfo, &SocketInfo) -> bool); 7] = [
+    let checks: [Check<SocketInfo>; 7] = [
         ("family", |x, y| x.family == y.family),
         ("type", |x, y| x.kind == y.kind),
         ("protocol", |x, y| x.protocol == y.protocol),
