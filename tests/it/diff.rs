@@ -30,6 +30,7 @@ pub fn tests() -> Vec<Trial> {
         diff_reads_archives_and_directories_alike needs [Need::Tool("tar"), Need::Tool("zstd")],
         diff_process_shape_is_inspects needs [Need::Tool("tar"), Need::Tool("zstd")],
         diff_through_an_incremental_chain needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_compares_file_pages_with_root needs [Need::Tool("tar"), Need::Tool("zstd")],
     ]
 }
 
@@ -452,4 +453,45 @@ fn diff_through_an_incremental_chain() {
     // The chain and the dump it stands for are the same.
     let (v, code) = diff_json(&dir.join("b"), &chain);
     assert_eq!(code, Some(0), "{v:#}");
+}
+
+/// File pages count where they matter: the example archive is mt-pie's
+/// images with the executable in its rootfs-diff.tar, so without a root
+/// only the archive side holds the executable's unmodified pages (they
+/// differ, as pages one side holds); with --root both do, and are the
+/// same.
+fn diff_compares_file_pages_with_root() {
+    let fx = fixture("mt-pie");
+    let archive = repo().join("gdb-fixtures/example.tar.zst");
+    let (v, code) = diff_json(&fx.images(), &archive);
+    assert_eq!(code, Some(1));
+    let pid = u64::from(fx.processes[0].pid);
+    let pages = page_ranges(process(&v, pid));
+    assert!(!pages.is_empty());
+    let p = load(&fx.images());
+    for (start, end) in pages {
+        for page in (start..end).step_by(4096) {
+            let m = p
+                .mappings
+                .iter()
+                .find(|m| m.start <= page && page < m.end)
+                .unwrap_or_else(|| panic!("{page:#x} in no mapping"));
+            let path = &m.file.as_ref().expect("a file mapping").path;
+            assert_eq!(path, fx.processes[0].exe.as_bytes());
+        }
+    }
+    let o = criu2core([
+        "diff",
+        "--quiet",
+        "--root",
+        s(&fx.sysroot()),
+        s(&fx.images()),
+        s(&archive),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
