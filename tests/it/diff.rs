@@ -31,6 +31,7 @@ pub fn tests() -> Vec<Trial> {
         diff_process_shape_is_inspects needs [Need::Tool("tar"), Need::Tool("zstd")],
         diff_through_an_incremental_chain needs [Need::Tool("tar"), Need::Tool("zstd")],
         diff_compares_file_pages_with_root needs [Need::Tool("tar"), Need::Tool("zstd")],
+        diff_escapes_what_the_checkpoint_names needs [Need::Tool("tar"), Need::Tool("zstd")],
     ]
 }
 
@@ -494,4 +495,45 @@ fn diff_compares_file_pages_with_root() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// A name and a path with terminal escapes reach the text escaped, and
+/// JSON exactly.
+fn diff_escapes_what_the_checkpoint_names() {
+    use criu2core::testkit::proto;
+    let dir = fx();
+    let work = scratch("diff-escapes");
+    let b = work.join("b");
+    copy_dir(&dir.join("a"), &b);
+    let pid = parent_pid();
+    edit_image::<proto::Core>(&b.join(format!("core-{pid}.img")), 0, |_, c| {
+        if let Some(tc) = &mut c.tc {
+            tc.comm = b"\x1b[31mevil\xff".to_vec();
+        }
+    });
+    edit_image::<proto::FileEntry>(&b.join("files.img"), 0, |_, e| {
+        if let Some(reg) = &mut e.reg {
+            if reg.name.ends_with(b"data.txt") {
+                reg.name = b"/srv/\x1b]0;owned\x07".to_vec();
+            }
+        }
+    });
+    let o = criu2core(["diff", s(&dir.join("a")), s(&b)]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
+    assert!(text.contains("(\\x1b[31mevil\\xff): changed"), "{text}");
+    assert!(
+        text.contains("fd 3 file /srv/\\x1b]0;owned\\x07 pos 5: changed (path "),
+        "{text}"
+    );
+    let (v, _) = diff_json(&dir.join("a"), &b);
+    let p = process(&v, pid);
+    let comm = p["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "comm")
+        .unwrap();
+    assert_eq!(comm["b"]["base64"], "G1szMW1ldmls/w==");
 }
