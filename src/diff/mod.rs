@@ -157,6 +157,12 @@ pub struct FieldChange {
     pub a: serde_json::Value,
     /// B's value.
     pub b: serde_json::Value,
+    /// A's value as the text shows it (escaped).
+    #[serde(skip)]
+    pub shown_a: String,
+    /// B's value as the text shows it (escaped).
+    #[serde(skip)]
+    pub shown_b: String,
 }
 
 /// A thread added or removed.
@@ -412,25 +418,47 @@ impl Sides<'_> {
 
 /// The properties of a process that differ.
 fn fields(x: &ProcessInfo, y: &ProcessInfo) -> Vec<FieldChange> {
-    let v = |p: &ProcessInfo| -> [(&'static str, serde_json::Value); 10] {
+    use crate::inspect::Bytes;
+    let one = |b: &Option<Bytes>| b.as_ref().map_or("-".into(), |b| b.display().into_owned());
+    let many = |l: &Option<Vec<Bytes>>| {
+        l.as_ref().map_or("-".into(), |l| {
+            let words: Vec<String> = l.iter().map(|b| b.display().into_owned()).collect();
+            words.join(" ")
+        })
+    };
+    let v = |p: &ProcessInfo| -> [(&'static str, serde_json::Value, String); 10] {
         let j = |t: serde_json::Result<serde_json::Value>| t.unwrap_or(serde_json::Value::Null);
         [
-            ("comm", j(serde_json::to_value(&p.comm))),
-            ("state", j(serde_json::to_value(p.state))),
-            ("exe", j(serde_json::to_value(&p.exe))),
-            ("argv", j(serde_json::to_value(&p.argv))),
-            ("environment", j(serde_json::to_value(&p.environment))),
-            ("ppid", p.ppid.into()),
-            ("pgid", p.pgid.into()),
-            ("sid", p.sid.into()),
-            ("cwd", j(serde_json::to_value(&p.cwd))),
-            ("root", j(serde_json::to_value(&p.root))),
+            ("comm", j(serde_json::to_value(&p.comm)), one(&p.comm)),
+            (
+                "state",
+                j(serde_json::to_value(p.state)),
+                p.state.name().into(),
+            ),
+            ("exe", j(serde_json::to_value(&p.exe)), one(&p.exe)),
+            ("argv", j(serde_json::to_value(&p.argv)), many(&p.argv)),
+            (
+                "environment",
+                j(serde_json::to_value(&p.environment)),
+                many(&p.environment),
+            ),
+            ("ppid", p.ppid.into(), p.ppid.to_string()),
+            ("pgid", p.pgid.into(), p.pgid.to_string()),
+            ("sid", p.sid.into(), p.sid.to_string()),
+            ("cwd", j(serde_json::to_value(&p.cwd)), one(&p.cwd)),
+            ("root", j(serde_json::to_value(&p.root)), one(&p.root)),
         ]
     };
     v(x).into_iter()
         .zip(v(y))
-        .filter(|((_, a), (_, b))| a != b)
-        .map(|((field, a), (_, b))| FieldChange { field, a, b })
+        .filter(|((_, a, _), (_, b, _))| a != b)
+        .map(|((field, a, shown_a), (_, b, shown_b))| FieldChange {
+            field,
+            a,
+            b,
+            shown_a,
+            shown_b,
+        })
         .collect()
 }
 

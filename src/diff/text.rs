@@ -68,14 +68,7 @@ fn process_text(o: &mut String, p: &ProcessDiff) {
         p.status.name()
     );
     for f in &p.fields {
-        // JSON's escapes keep control characters out; escape() the rest.
-        let _ = writeln!(
-            o,
-            "  {}: {} -> {}",
-            f.field,
-            escape(&f.a.to_string()),
-            escape(&f.b.to_string())
-        );
+        let _ = writeln!(o, "  {}: {} -> {}", f.field, f.shown_a, f.shown_b);
     }
     for t in &p.threads {
         let _ = writeln!(o, "  thread {}: {}", t.tid, t.status.name());
