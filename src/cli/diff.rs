@@ -4,7 +4,7 @@
 use anyhow::Result;
 use criu2core::diff::DiffOptions;
 use criu2core::text::json_for_terminal;
-use criu2core::{Cancel, PageUse};
+use criu2core::{Cancel, LoadOptions, PageUse};
 
 use super::args::DiffArgs;
 use super::open_input;
@@ -14,10 +14,10 @@ use super::output::emit;
 pub fn diff(args: &DiffArgs, cancel: &Cancel) -> Result<bool> {
     let a = open_input(&args.a, &args.spill, PageUse::All, cancel)?;
     let b = open_input(&args.b, &args.spill, PageUse::All, cancel)?;
-    let mut opts = DiffOptions::default();
-    opts.load.root.clone_from(&args.root);
-    opts.load.image.clone_from(&args.image);
-    opts.cancel = cancel.clone();
+    let mut load = LoadOptions::default();
+    load.root.clone_from(&args.root);
+    load.image.clone_from(&args.image);
+    let opts = DiffOptions::default().load(load).cancel(cancel);
     let report = criu2core::diff::diff(&a, &b, &opts)?;
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;

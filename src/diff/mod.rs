@@ -232,6 +232,20 @@ pub struct DiffOptions {
     pub cancel: Cancel,
 }
 
+impl DiffOptions {
+    /// Reads file pages, on both sides, as `load` says.
+    pub fn load(mut self, load: LoadOptions) -> DiffOptions {
+        self.load = load;
+        self
+    }
+
+    /// Stops once `cancel` is set.
+    pub fn cancel(mut self, cancel: &Cancel) -> DiffOptions {
+        self.cancel = cancel.clone();
+        self
+    }
+}
+
 /// Compares checkpoint `a` with `b`. A process that cannot be read on
 /// either side is an error, as is a comparison that meets a bound
 /// ([`MAX_PAGE_RANGES`]).
