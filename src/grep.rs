@@ -24,7 +24,7 @@ use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
-use crate::inspect::Bytes;
+use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileView;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
@@ -521,29 +521,6 @@ struct Who<'a> {
     comm: &'a [u8],
 }
 
-/// `rw-p` as /proc/PID/maps shows a mapping's protection.
-fn prot_text(m: &Mapping) -> String {
-    let p = m.prot;
-    format!(
-        "{}{}{}{}",
-        if p.read { 'r' } else { '-' },
-        if p.write { 'w' } else { '-' },
-        if p.exec { 'x' } else { '-' },
-        if m.shared { 's' } else { 'p' }
-    )
-}
-
-/// A mapping as the JSON Lines show it.
-#[derive(Serialize)]
-struct MappingJson {
-    start: u64,
-    end: u64,
-    prot: String,
-    kind: &'static str,
-    path: Option<Bytes>,
-    offset: Option<u64>,
-}
-
 /// One JSON line of a match.
 #[derive(Serialize)]
 struct MatchJson<'a> {
@@ -553,7 +530,7 @@ struct MatchJson<'a> {
     comm: Bytes,
     address: u64,
     length: usize,
-    mapping: MappingJson,
+    mapping: MappingInfo,
     #[serde(rename = "match")]
     text: String,
     match_hex: String,
@@ -607,14 +584,7 @@ fn format_match(
                 comm: Bytes(who.comm.to_vec()),
                 address: hit.addr,
                 length: hit.bytes.len(),
-                mapping: MappingJson {
-                    start: m.start,
-                    end: m.end,
-                    prot: prot_text(m),
-                    kind: Kind::of(m.kind).name(),
-                    path: path.map(|p| Bytes(p.to_vec())),
-                    offset: m.file.as_ref().map(|f| f.offset),
-                },
+                mapping: MappingInfo::of(m),
                 text: match_text(hit),
                 match_hex: hex(&hit.bytes),
                 utf16: hit.utf16,
@@ -635,7 +605,7 @@ fn format_match(
                 hit.addr,
                 m.start,
                 m.end,
-                prot_text(m),
+                MappingInfo::of(m).prot,
                 Kind::of(m.kind).name(),
             );
             if let (Some(path), Some(off)) = (path, file_offset) {

@@ -93,6 +93,7 @@ mod cancel;
 mod container;
 mod coredump;
 mod criu;
+pub mod diff;
 mod elf;
 mod error;
 pub mod grep;
@@ -143,6 +144,7 @@ pub mod limits {
     pub use crate::criu::pagemap::MAX_ENTRY_BYTES as MAX_PAGEMAP_ENTRY_BYTES;
     pub use crate::criu::store::MAX_IMAGE_BYTES;
     pub use crate::criu::{MAX_PAGE_SIZE, MAX_PIDS, MAX_THREADS, MAX_VMAS, MIN_PAGE_SIZE};
+    pub use crate::diff::MAX_PAGE_RANGES;
     pub use crate::input::MAX_CONTAINER_DUMP_BYTES;
     pub use crate::model::MAX_STRINGS_BYTES;
     pub use crate::tar::{MAX_NAME_BYTES, MAX_PAX_BYTES};

@@ -88,6 +88,23 @@ Examples:
   criu2core inspect --json checkpoint.tar | jq '.processes[].argv'
   criu2core inspect --json --sockets ck.tar | jq '.processes[].sockets[].remote.address'")]
     Inspect(InspectArgs),
+    /// Show what changed between two checkpoints of the same processes.
+    #[command(after_help = "\
+Matches processes by pid and reports those added, removed and changed;
+per process its threads, name, state, command line and environment, its
+mappings (start, end, protection, kind, path, file offset), the pages
+whose contents differ (a page only one side holds counts; a hole on both
+does not), and its open files and sockets. A summary of counts comes
+first. Memory is compared as both checkpoints are read, in address order,
+never held. File pages come from --root or --image where given.
+
+Exit status: 0 the same, 1 different, 2 an error.
+
+Examples:
+  criu2core diff yesterday.tar.zst today.tar.zst
+  criu2core diff --json dump-1/ dump-2/ | jq '.processes[].pages'
+  criu2core diff --quiet a/ b/ && echo unchanged")]
+    Diff(DiffArgs),
     /// Search the memory of checkpointed processes.
     #[command(after_help = "\
 Searches each process's memory as its core would hold it: dumped pages,
@@ -296,6 +313,32 @@ pub struct InspectArgs {
     /// Print JSON (schema in docs/inspect.schema.json).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub spill: Spill,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The first checkpoint (image directory, archive, image).
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The second checkpoint.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Read the unmodified pages of mapped files, on both sides, from
+    /// this image (as convert --image takes it).
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
+    /// Read the unmodified pages of mapped files, on both sides, from this
+    /// root filesystem.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
+    pub root: Option<PathBuf>,
+    /// Print JSON (schema in docs/diff.schema.json).
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print nothing: the exit status alone says.
+    #[arg(short, long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub spill: Spill,
 }

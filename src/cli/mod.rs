@@ -1,4 +1,4 @@
-//! The command line: `criu2core convert | inspect | grep | read | batch |
+//! The command line: `criu2core convert | inspect | diff | grep | read | batch |
 //! completions | man`, and the checkpointctl plugin's `checkpointctl
 //! coredump`. Both
 //! binaries include this module; the library does the work, this parses
@@ -6,6 +6,7 @@
 //! signal handling, and decides the exit status.
 
 mod args;
+mod diff;
 mod logging;
 mod output;
 mod progress;
@@ -402,6 +403,21 @@ where
                 };
             }
             result
+        }
+        Command::Diff(a) => {
+            // diff(1)'s statuses: 0 the same, 1 different, 2 an error.
+            let status = handle_signals(&cancel).and_then(|()| diff::diff(a, &cancel));
+            if cancel.reason().is_some() {
+                return finish(Ok(false), &cancel);
+            }
+            return match status {
+                Ok(same) => ExitCode::from(u8::from(!same)),
+                Err(e) if broken_pipe(&e) => ExitCode::from(141),
+                Err(e) => {
+                    error_line(&format!("{e:#}"));
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Read(a) => handle_signals(&cancel).and_then(|()| read(a, &cancel)),
         Command::Grep(a) => {

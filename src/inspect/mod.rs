@@ -16,8 +16,8 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 pub use report::{
-    CheckpointInfo, DumpInfo, FdInfo, FileInfo, InputInfo, KindInfo, MemoryInfo, MountInfo,
-    MountNamespace, ProcessInfo, Report, SocketAddress, SocketInfo,
+    CheckpointInfo, DumpInfo, FdInfo, FileInfo, InputInfo, KindInfo, MappingInfo, MemoryInfo,
+    MountInfo, MountNamespace, ProcessInfo, Report, SocketAddress, SocketInfo,
 };
 
 use crate::criu::fds::FileTables;

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{Bytes, ProcessStatus};
 use crate::container::ContainerInfo;
 use crate::input::ImageUse;
-use crate::model::ExitStatus;
+use crate::model::{ExitStatus, Mapping};
+use crate::search::Kind;
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -288,4 +289,46 @@ pub struct FileInfo {
     pub detail: Option<String>,
     /// Where its contents were read from.
     pub source: Option<String>,
+}
+
+/// One mapping, as grep's matches and diff's mappings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MappingInfo {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Protection as /proc/PID/maps shows it: `rw-p`, `r-xs`.
+    pub prot: String,
+    /// The kind as `--kind` names it: "anon", "heap", "stack", "file",
+    /// "shmem", "vdso" or "other".
+    pub kind: &'static str,
+    /// The file mapped, if any.
+    pub path: Option<Bytes>,
+    /// Where in the file the mapping starts.
+    pub offset: Option<u64>,
+}
+
+impl MappingInfo {
+    /// How `m` is shown.
+    pub fn of(m: &Mapping) -> MappingInfo {
+        let p = m.prot;
+        let flag = |on: bool, c: char| if on { c } else { '-' };
+        MappingInfo {
+            start: m.start,
+            end: m.end,
+            prot: [
+                flag(p.read, 'r'),
+                flag(p.write, 'w'),
+                flag(p.exec, 'x'),
+                if m.shared { 's' } else { 'p' },
+            ]
+            .iter()
+            .collect(),
+            kind: Kind::of(m.kind).name(),
+            path: m.file.as_ref().map(|f| Bytes(f.path.clone())),
+            offset: m.file.as_ref().map(|f| f.offset),
+        }
+    }
 }

@@ -31,6 +31,7 @@ mod batch;
 mod consumers;
 mod container_images;
 mod deploy;
+mod diff;
 mod engines;
 mod fds;
 mod fleet;
@@ -152,6 +153,7 @@ fn no_stray_test_attributes() {
         ("consumers.rs", include_str!("consumers.rs")),
         ("container_images.rs", include_str!("container_images.rs")),
         ("deploy.rs", include_str!("deploy.rs")),
+        ("diff.rs", include_str!("diff.rs")),
         ("engines.rs", include_str!("engines.rs")),
         ("fds.rs", include_str!("fds.rs")),
         ("fleet.rs", include_str!("fleet.rs")),
@@ -202,6 +204,7 @@ fn main() {
     tests.extend(consumers::tests());
     tests.extend(container_images::tests());
     tests.extend(deploy::tests());
+    tests.extend(diff::tests());
     tests.extend(engines::tests());
     tests.extend(fds::tests());
     tests.extend(fleet::tests());

@@ -281,7 +281,7 @@ fn check(name: &str, after_demo: bool) {
 
 /// The transcripts, by name, and whether they start where scripts/demo
 /// ends (cores converted) rather than where it starts.
-const TRANSCRIPTS: [(&str, bool); 12] = [
+const TRANSCRIPTS: [(&str, bool); 13] = [
     ("intro", false),
     ("demo", false),
     ("image", false),
@@ -289,6 +289,7 @@ const TRANSCRIPTS: [(&str, bool); 12] = [
     ("reaper", false),
     ("sockets", false),
     ("secrets", false),
+    ("diff", false),
     ("eu-stack", true),
     ("lldb", true),
     ("drgn", true),
@@ -362,6 +363,9 @@ fn sockets() {
 fn secrets() {
     check("secrets", false);
 }
+fn diff() {
+    check("diff", false);
+}
 fn eu_stack() {
     check("eu-stack", true);
 }
@@ -390,6 +394,7 @@ pub fn tests() -> Vec<Trial> {
         trust needs [Need::Tool("gdb"), Need::Tool("zstd")],
         sockets needs [Need::Tool("zstd")],
         secrets needs [Need::Tool("zstd")],
+        diff needs [Need::Tool("zstd")],
         eu_stack needs [Need::Tool("eu-stack"), Need::Tool("zstd"), Need::FixtureLibraries],
         lldb needs [Need::Lldb, Need::Tool("zstd"), Need::FixtureLibraries],
         drgn needs [Need::Drgn, Need::Tool("zstd")],

@@ -86,8 +86,10 @@ fn inspect_and_convert_escape_what_the_process_chose() {
     let images = hostile_images(&base);
     let dir = images.to_str().unwrap();
     let out = base.join("cores");
-    let runs: [(&str, Vec<&str>); 3] = [
+    let original = fixture("mt-pie").images();
+    let runs: [(&str, Vec<&str>); 4] = [
         ("inspect --env", vec!["inspect", "--env", dir]),
+        ("diff", vec!["diff", original.to_str().unwrap(), dir]),
         ("convert", vec!["convert", dir, "-o", out.to_str().unwrap()]),
         (
             "convert -vvv",
@@ -98,6 +100,18 @@ fn inspect_and_convert_escape_what_the_process_chose() {
         let o = criu2core(&args);
         assert_inert(&format!("{what} (stdout)"), &o.stdout);
         assert_inert(&format!("{what} (stderr)"), &o.stderr);
+        if what == "diff" {
+            assert_eq!(o.status.code(), Some(1));
+            let text = String::from_utf8_lossy(&o.stdout);
+            for shown in [
+                r"  comm: victim -> vic\x1b]2;T\x07\nFORGED",
+                r"\x1b]0;PWN\x07\nFORGED\u{9b}2J\u{202e}",
+                r"SECRET_TOKEN=\x1b[2J\nFORGED\x07\x7f\xff",
+                r" -> /srv/victim/\x1b[31mvictim\nFORGED",
+            ] {
+                assert!(text.contains(shown), "{shown} not shown:\n{text}");
+            }
+        }
         if what == "inspect --env" {
             assert!(o.status.success());
             // The text is there, as escapes.
