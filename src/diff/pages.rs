@@ -355,6 +355,7 @@ mod tests {
                 kind: MappingKind::Anonymous,
                 file: None,
                 stored: 0,
+                dumped: 0,
             })
             .collect();
         Process {
