@@ -39,8 +39,8 @@
 //! - [`text`] makes what a checkpoint names safe for a terminal;
 //!   [`limits`] lists the bounds hostile input meets.
 //!
-//! How the images are decoded and the cores laid out is the README's
-//! Layout section.
+//! What each module owns is ARCHITECTURE.md; how the images are decoded
+//! and the cores laid out, the manual (docs/).
 //!
 //! # Example
 //!
@@ -79,10 +79,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// The README's Rust example, compiled and run by `cargo test`; the other
-/// blocks there are shell sessions and text, which rustdoc leaves alone.
+/// The manual's Rust examples (docs/library.md), compiled and run by
+/// `cargo test`; the other blocks there are shell sessions and text, which
+/// rustdoc leaves alone.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/library.md")]
 pub struct ReadmeDoctests;
 
 mod arch;

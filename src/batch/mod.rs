@@ -3,10 +3,10 @@
 //! directory of its own that is named stably from the input, recorded,
 //! resumable, and summarised in `summary.json`.
 //!
-//! The rules, which README's batch section repeats:
+//! The rules, which the manual's batch page (docs/batch.md) repeats:
 //!
 //! - An input is known by its canonical path. Its directory is named after
-//!   its file name (README's batch section gives the rule); when two inputs
+//!   its file name (docs/batch.md gives the rule); when two inputs
 //!   of one run would share that name, each gets `-` and the first 8 hex digits of the SHA-256 of its
 //!   canonical path appended (16 if even that is taken). A directory that
 //!   already holds an input's record (`.criu2core.json`) stays that input's on

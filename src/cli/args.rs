@@ -65,7 +65,7 @@ container checkpoints (a directory with checkpoint/), checkpoint archives
 containerd write them), and checkpoint images (containerd's ctr image
 export, podman --create-image, CRI-O's buildah recipe: OCI layouts, OCI
 archives, docker-archives); all recognised by content. With several
-inputs, each gets a subdirectory of OUT_DIR named after it (the README
+inputs, each gets a subdirectory of OUT_DIR named after it (docs/batch.md
 gives the rule).
 
 After each core, convert prints the gdb command that opens it. With --root
@@ -583,7 +583,7 @@ fn parse_shard(s: &str) -> Result<criu2core::batch::Shard, criu2core::Error> {
 Inputs are checkpoint archives (.tar, .tar.gz, .tar.zst as Podman, CRI-O
 and the kubelet write them; recognised by content), unpacked container
 checkpoints and CRIU image directories. With several inputs, each gets a
-subdirectory of OUT_DIR named after it (criu2core's README gives the rule).
+subdirectory of OUT_DIR named after it (criu2core's docs/batch.md gives the rule).
 
 Examples:
   checkpointctl coredump checkpoint-web_default-app-2026-11-24T10:00:00Z.tar -o cores

@@ -383,8 +383,78 @@ fn checkpointctl() {
 }
 
 /// This module's tests.
+/// ARCHITECTURE.md names every entry of src/ (a directory as `src/NAME/`),
+/// and every path it names in backquotes exists; the README stays short,
+/// with the install step near its top, and links only pages that exist.
+fn the_module_map_and_the_manual_match_the_tree() {
+    let map = fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap();
+    for e in fs::read_dir(repo().join("src")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let named = if e.file_type().unwrap().is_dir() {
+            format!("`src/{name}/`")
+        } else {
+            format!("`src/{name}`")
+        };
+        assert!(
+            map.contains(&named),
+            "ARCHITECTURE.md does not name {named}"
+        );
+    }
+    for cap in map.split('`').skip(1).step_by(2) {
+        let top = [
+            "src/",
+            "proto/",
+            "docs/",
+            "deploy/",
+            "examples/",
+            "scripts/",
+            "gdb-fixtures/",
+            "fuzz/",
+            "tests/",
+        ];
+        if top.iter().any(|t| cap.starts_with(t)) && !cap.contains(' ') {
+            assert!(
+                repo().join(cap).exists(),
+                "ARCHITECTURE.md names {cap}, which is not there"
+            );
+        }
+    }
+    let readme = readme();
+    let lines: Vec<&str> = readme.lines().collect();
+    assert!(
+        lines.len() <= 600,
+        "README.md has {} lines (at most 600)",
+        lines.len()
+    );
+    let install = lines
+        .iter()
+        .position(|l| l.contains("cargo install --locked --path ."))
+        .expect("README.md has no install step");
+    assert!(
+        install < 120,
+        "README.md's install step is at line {}",
+        install + 1
+    );
+    for (file, text) in documents() {
+        let base = repo().join(&file);
+        let dir = base.parent().unwrap().to_path_buf();
+        for link in text.split("](").skip(1) {
+            let target = link.split(')').next().unwrap().split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") || target.contains(' ') {
+                continue;
+            }
+            assert!(
+                dir.join(target).exists(),
+                "{file} links {target}, which is not there"
+            );
+        }
+    }
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
+        the_module_map_and_the_manual_match_the_tree,
         every_transcript_is_checked_and_no_stale_advice_remains,
         matching_treats_dots_as_any_lines,
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
