@@ -649,7 +649,7 @@ fn pod_of(
         if let Some(p) = v.get_mut("hostPath") {
             let (_, here) = host_paths
                 .iter()
-                .find(|(m, _)| p["path"] == Value::from(*m))
+                .find(|(m, _)| p["path"] == *m)
                 .expect("a host path to substitute");
             p["path"] = Value::from(here.to_str().unwrap());
         }
