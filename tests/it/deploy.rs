@@ -681,6 +681,11 @@ fn play(pod: &Value, dir: &Path) -> Result<String, String> {
     Ok(format!("{name}-{c}"))
 }
 
+/// Held by each `kube play` test: podman 4.3 backs an emptyDir with a
+/// named volume called as the emptyDir is (`tmp` in both manifests), which
+/// pods played side by side would share.
+static KUBE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Waits for `container` to exit; its exit code and its log.
 fn exit_of(container: &str) -> (i32, String) {
     let o = ok(podman().args(["wait", container]).output().unwrap());
@@ -739,6 +744,7 @@ fn endpoint_env(s3: &S3) -> Vec<(&'static str, String)> {
 /// s3://checkpoints/cores/, each exits 0, `criu2core summary` merges their
 /// summaries, and the cores are the host's own batch's.
 fn the_jobs_pods_convert_their_shards_into_object_storage() {
+    let _one_at_a_time = KUBE.lock().unwrap_or_else(|e| e.into_inner());
     let job = manifest("job.yaml");
     let completions = job["spec"]["completions"].as_u64().unwrap();
     let base = scratch("deploy-kube-job");
@@ -811,6 +817,7 @@ fn the_jobs_pods_convert_their_shards_into_object_storage() {
 /// s3://checkpoints/cores/NODE/, the host's cores byte for byte; the pod
 /// stops cleanly (exit 0) when told to.
 fn the_daemonsets_pod_converts_an_archive_dropped_into_its_directory() {
+    let _one_at_a_time = KUBE.lock().unwrap_or_else(|e| e.into_inner());
     let ds = manifest("daemonset.yaml");
     let base = scratch("deploy-kube-watch");
     let watched = base.join("checkpoints");
