@@ -9,14 +9,21 @@ use clap::{Args, Parser, Subcommand};
 pub const IMAGE_VERSIONS: &str =
     "CRIU image format v2 (CRIU 3.x and 4.x; v1.1 images of CRIU 1.x-2.x too)";
 
+/// The version and the source revision it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CRIU2CORE_REVISION"),
+    ")"
+);
+
 pub(crate) fn long_version() -> &'static str {
     let arches: Vec<&str> = criu2core::model::Arch::ALL
         .iter()
         .map(|a| a.name())
         .collect();
     let text = format!(
-        "{}\nreads:         {IMAGE_VERSIONS}\narchitectures: {} (on any host)",
-        env!("CARGO_PKG_VERSION"),
+        "{VERSION}\nreads:         {IMAGE_VERSIONS}\narchitectures: {} (on any host)",
         arches.join(", ")
     );
     Box::leak(text.into_boxed_str())
@@ -46,7 +53,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 
 /// Convert CRIU checkpoints into ELF core files for gdb, lldb, eu-stack and drgn.
 #[derive(Parser)]
-#[command(name = "criu2core", version, long_version = long_version(), about, long_about = None)]
+#[command(name = "criu2core", version = VERSION, long_version = long_version(), about, long_about = None)]
 pub struct Cli {
     /// More diagnostics on stderr (-v, -vv, -vvv); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -577,7 +584,7 @@ fn parse_shard(s: &str) -> Result<criu2core::batch::Shard, criu2core::Error> {
 #[command(
     name = "checkpointctl-coredump",
     bin_name = "checkpointctl coredump",
-    version,
+    version = VERSION,
     about = "Write one ELF core file per process of a checkpoint, for gdb, lldb, eu-stack and drgn.",
     after_help = "\
 Inputs are checkpoint archives (.tar, .tar.gz, .tar.zst as Podman, CRI-O

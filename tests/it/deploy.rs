@@ -8,9 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::process::Command;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::fleet::{Server, S3};
+use crate::Need;
 use libtest_mimic::Trial;
 use serde_norway::Value;
 
@@ -299,5 +305,613 @@ pub fn tests() -> Vec<Trial> {
     trials![
         the_job_converts_shards_of_object_storage_as_the_program_expects,
         the_daemonset_watches_the_kubelets_checkpoints_read_only,
+        the_image_is_laid_out_as_the_containerfile_says
+            needs [Need::Tool("podman"), Need::Tool("buildah"), Need::Tool("runc")],
+        the_image_converts_a_checkpoint_as_the_host_binary_does
+            needs [Need::Tool("podman"), Need::Tool("buildah"), Need::Tool("runc")],
+        the_jobs_pods_convert_their_shards_into_object_storage
+            needs [Need::Tool("podman"), Need::Tool("buildah"), Need::Tool("runc"), Need::S3Server],
+        the_daemonsets_pod_converts_an_archive_dropped_into_its_directory
+            needs [Need::Tool("podman"), Need::Tool("buildah"), Need::Tool("runc"), Need::S3Server],
     ]
+}
+
+// ---------------------------------------------------------------------------
+// The image, built and run for real.
+
+/// The tag the tests build scripts/build-image's image under.
+const TEST_IMAGE: &str = "localhost/criu2core:test";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    o
+}
+
+/// The image, built once per run by scripts/build-image (the dev profile:
+/// what the host's tests built shares nothing with a static build, and
+/// dev compiles fastest), into this target directory. The script leaves
+/// an image that already holds the same binary as it is.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+        ok(Command::new(repo().join("scripts/build-image"))
+            .args(["--profile", "dev", "--tag", TEST_IMAGE])
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap());
+    });
+    TEST_IMAGE
+}
+
+/// podman with the OCI runtime and limits these machines allow: runc (crun
+/// fails here) and rlimits no higher than the host's (raising them needs
+/// CAP_SYS_RESOURCE). `kube play` takes its limits from this
+/// containers.conf, as `run` does.
+fn podman() -> Command {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    let conf = CONF.get_or_init(|| {
+        let dir = scratch("deploy-podman-conf");
+        let conf = dir.join("containers.conf");
+        fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             [engine]\nruntime = \"runc\"\n",
+        )
+        .unwrap();
+        conf
+    });
+    let mut c = Command::new("podman");
+    c.env("CONTAINERS_CONF", conf).args(["--runtime", "runc"]);
+    c
+}
+
+/// The final stage of deploy/Containerfile: its instructions, continuation
+/// lines joined, comments dropped.
+fn containerfile_final_stage() -> Vec<String> {
+    let text = fs::read_to_string(repo().join("deploy/Containerfile")).unwrap();
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for l in text.lines().map(str::trim) {
+        if l.starts_with('#') || (l.is_empty() && cur.is_empty()) {
+            continue;
+        }
+        match l.strip_suffix('\\') {
+            Some(part) => cur.push_str(part),
+            None => {
+                cur.push_str(l);
+                lines.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    let last = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
+    lines.split_off(last)
+}
+
+/// `KEY=VALUE` pairs (values unquoted) of ENV, LABEL or ARG instructions.
+fn pairs(stage: &[String], instruction: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for l in stage {
+        let Some(rest) = l.strip_prefix(&format!("{instruction} ")) else {
+            continue;
+        };
+        for p in rest.split_whitespace() {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            out.insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+    }
+    out
+}
+
+/// The image's configuration and files are the Containerfile's: the same
+/// user, environment, entrypoint, default arguments and label names, the
+/// binary, the CA bundle and an empty world-writable /tmp and nothing
+/// else; its labels name this version and revision.
+fn the_image_is_laid_out_as_the_containerfile_says() {
+    let image = image();
+    let stage = containerfile_final_stage();
+    let o = ok(podman().args(["image", "inspect", image]).output().unwrap());
+    let inspect: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let config = &inspect[0]["Config"];
+    let user = stage
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap();
+    assert_eq!(config["User"], user);
+    let instr_json = |name: &str| -> serde_json::Value {
+        let l = stage
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in the Containerfile"));
+        serde_json::from_str(l).unwrap()
+    };
+    assert_eq!(config["Entrypoint"], instr_json("ENTRYPOINT"));
+    assert_eq!(config["Cmd"], instr_json("CMD"));
+    let env: BTreeMap<String, String> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let (k, v) = e.as_str().unwrap().split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    assert_eq!(env, pairs(&stage, "ENV"));
+    // The labels: the Containerfile's names; the version this crate's;
+    // the revision the one the binary names; the source the repository.
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(config["Labels"].clone()).unwrap();
+    let want = pairs(&stage, "LABEL");
+    let ours: BTreeSet<&String> = labels
+        .keys()
+        .filter(|k| k.starts_with("org.opencontainers."))
+        .collect();
+    assert_eq!(ours, want.keys().collect::<BTreeSet<_>>());
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        pairs(&stage, "ARG")["VERSION"],
+        env!("CARGO_PKG_VERSION"),
+        "the Containerfile's default VERSION"
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    assert_eq!(
+        want["org.opencontainers.image.source"],
+        env!("CARGO_PKG_REPOSITORY")
+    );
+    let revision = &labels["org.opencontainers.image.revision"];
+    let version = ok(podman()
+        .args(["run", "--rm", "--network", "none", image, "--version"])
+        .output()
+        .unwrap());
+    let host = ok(Command::new(BIN).arg("--version").output().unwrap());
+    let first = |o: &Output| text(&o.stdout).lines().next().unwrap().to_string();
+    assert_eq!(first(&version), first(&host));
+    assert!(
+        first(&version).contains(&format!("({revision})")),
+        "{}",
+        first(&version)
+    );
+    // The files: what the Containerfile copies in, nothing more.
+    let c = text(&ok(podman().args(["create", image]).output().unwrap()).stdout);
+    let c = c.trim();
+    let exported = podman().args(["export", c]).output().unwrap();
+    ok(podman().args(["rm", c]).output().unwrap());
+    let exported = ok(exported);
+    let mut files = BTreeMap::new();
+    let mut archive = tar::Archive::new(&exported.stdout[..]);
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let h = e.header();
+        files.insert(
+            path.trim_end_matches('/').to_string(),
+            (h.mode().unwrap(), h.uid().unwrap(), h.size().unwrap()),
+        );
+    }
+    let copied: BTreeSet<String> = stage
+        .iter()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .map(|l| l.rsplit(' ').next().unwrap().trim_start_matches('/').into())
+        .collect();
+    // Directories podman makes for its own mounts may appear empty.
+    let made_by_podman = [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+        "run/.containerenv",
+        "etc",
+    ];
+    let listed: BTreeSet<String> = files
+        .keys()
+        .filter(|p| !made_by_podman.contains(&p.as_str()))
+        .filter(|p| !copied.iter().any(|c| c.starts_with(&format!("{p}/"))))
+        .cloned()
+        .collect();
+    assert_eq!(listed, copied, "{files:?}");
+    assert_eq!(files["tmp"].0 & 0o7777, 0o1777);
+    assert_eq!(files["criu2core"].0 & 0o7777, 0o755);
+    let ca = fs::metadata("/etc/ssl/certs/ca-certificates.crt")
+        .unwrap()
+        .len();
+    assert_eq!(files["etc/ssl/certs/ca-certificates.crt"].2, ca);
+}
+
+/// A real checkpoint archive (the bundled example, a Podman archive of a
+/// CRIU dump) converted in the image as the Job runs it (read-only root,
+/// user 65532, every capability dropped, no privilege escalation, no
+/// network, /tmp a tmpfs, the checkpoint mounted read-only) gives the
+/// host binary's cores byte for byte.
+fn the_image_converts_a_checkpoint_as_the_host_binary_does() {
+    let image = image();
+    let base = scratch("deploy-image-convert");
+    let input = base.join("in");
+    fs::create_dir_all(&input).unwrap();
+    fs::copy(
+        repo().join("gdb-fixtures/example.tar.zst"),
+        input.join("example.tar.zst"),
+    )
+    .unwrap();
+    let host = base.join("host");
+    ok(Command::new(BIN)
+        .args([
+            "convert".as_ref(),
+            input.join("example.tar.zst").as_os_str(),
+        ])
+        .args(["-o".as_ref(), host.as_os_str()])
+        .output()
+        .unwrap());
+    let out = base.join("container");
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(65532), Some(65532)).unwrap();
+    let o = ok(podman()
+        .args(["run", "--rm", "--network", "none"])
+        .args(["--read-only", "--read-only-tmpfs=false"])
+        .args(["--user", "65532:65532", "--cap-drop", "all"])
+        .args(["--security-opt", "no-new-privileges"])
+        .args(["--tmpfs", "/tmp:rw,mode=1777,size=256m"])
+        .arg("-v")
+        .arg(format!("{}:/checkpoints:ro", input.display()))
+        .arg("-v")
+        .arg(format!("{}:/out", out.display()))
+        .args([image, "convert", "/checkpoints/example.tar.zst"])
+        .args(["-o", "/out/cores", "--tmpdir", "/tmp"])
+        .output()
+        .unwrap());
+    let got = crate::fleet::tree(&out.join("cores"));
+    let want = crate::fleet::tree(&host);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(want.keys().filter(|k| k.starts_with("core.")).count() >= 1);
+    for (k, v) in &want {
+        assert!(got[k] == *v, "{k} differs from the host's");
+    }
+    // Written by the image's user, not root.
+    let owner = fs::metadata(out.join("cores")).unwrap().uid();
+    assert_eq!(owner, 65532);
+}
+
+// ---------------------------------------------------------------------------
+// The manifests, played by podman.
+
+/// The Secret both manifests take their credentials from (moto's), as
+/// the podman secret `kube play` looks `secretKeyRef`s up in: podman
+/// 4.3 reads it as a JSON object of base64 values.
+fn s3_secret() {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let file = scratch("deploy-secret").join("criu2core-s3.json");
+        // "dGVzdA==": "test", base64.
+        fs::write(
+            &file,
+            r#"{"access-key-id":"dGVzdA==","secret-access-key":"dGVzdA=="}"#,
+        )
+        .unwrap();
+        let _ = podman().args(["secret", "rm", "criu2core-s3"]).output();
+        ok(podman()
+            .args(["secret", "create", "criu2core-s3"])
+            .arg(&file)
+            .output()
+            .unwrap());
+    });
+}
+
+/// A Pod named `name` made of a workload's pod template exactly as written,
+/// but for what a cluster would supply: the image (the one built here),
+/// the host directories (`host_paths`: manifest path → here), the host's
+/// network (moto listens on its 127.0.0.1), and `env` added to the
+/// container's (what Kubernetes sets, and the endpoint variables the
+/// manifests' comments name for a store other than AWS).
+fn pod_of(
+    workload: &Value,
+    name: &str,
+    env: &[(&str, String)],
+    host_paths: &[(&str, &Path)],
+) -> Value {
+    let template = &workload["spec"]["template"];
+    let mut spec = template["spec"].clone();
+    spec["hostNetwork"] = Value::Bool(true);
+    let c = &mut spec["containers"][0];
+    c["image"] = Value::from(image());
+    let list = c["env"].as_sequence_mut().unwrap();
+    for (k, v) in env {
+        let mut e = serde_norway::Mapping::new();
+        e.insert("name".into(), Value::from(*k));
+        e.insert("value".into(), Value::from(v.as_str()));
+        list.push(Value::Mapping(e));
+    }
+    for v in spec["volumes"].as_sequence_mut().unwrap() {
+        if let Some(p) = v.get_mut("hostPath") {
+            let (_, here) = host_paths
+                .iter()
+                .find(|(m, _)| p["path"] == *m)
+                .expect("a host path to substitute");
+            p["path"] = Value::from(here.to_str().unwrap());
+        }
+    }
+    let mut meta = serde_norway::Mapping::new();
+    meta.insert("name".into(), Value::from(name));
+    meta.insert("labels".into(), template["metadata"]["labels"].clone());
+    let mut pod = serde_norway::Mapping::new();
+    pod.insert("apiVersion".into(), Value::from("v1"));
+    pod.insert("kind".into(), Value::from("Pod"));
+    pod.insert("metadata".into(), Value::Mapping(meta));
+    pod.insert("spec".into(), spec);
+    Value::Mapping(pod)
+}
+
+/// Plays `pod` (written to `dir`) with `podman kube play`; gives the name
+/// of its one container, or podman's complaint.
+fn play(pod: &Value, dir: &Path) -> Result<String, String> {
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let file = dir.join(format!("{name}.yaml"));
+    fs::write(&file, serde_norway::to_string(pod).unwrap()).unwrap();
+    remove_pod(name);
+    let o = podman().args(["kube", "play"]).arg(&file).output().unwrap();
+    if !o.status.success() {
+        remove_pod(name);
+        return Err(text(&o.stderr));
+    }
+    let c = pod["spec"]["containers"][0]["name"].as_str().unwrap();
+    Ok(format!("{name}-{c}"))
+}
+
+/// Held by each `kube play` test: podman 4.3 backs an emptyDir with a
+/// named volume called as the emptyDir is (`tmp` in both manifests), which
+/// pods played side by side would share.
+static KUBE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for `container` to exit; its exit code and its log.
+fn exit_of(container: &str) -> (i32, String) {
+    let o = ok(podman().args(["wait", container]).output().unwrap());
+    let code = text(&o.stdout).trim().parse().unwrap();
+    let log = podman().args(["logs", container]).output().unwrap();
+    (code, format!("{}{}", text(&log.stdout), text(&log.stderr)))
+}
+
+fn remove_pod(name: &str) {
+    let _ = podman().args(["pod", "rm", "-f", "-t", "0", name]).output();
+}
+
+/// Checkpoint archives for the Job: the bundled example (a real CRIU
+/// dump) and synthetic ones of three compressions.
+fn archives_dir(base: &Path) -> PathBuf {
+    let dir = base.join("archives");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(
+        repo().join("gdb-fixtures/example.tar.zst"),
+        dir.join("example.tar.zst"),
+    )
+    .unwrap();
+    for (seed, kind) in [(1u64, "tar"), (2, "tar.gz"), (3, "tar.zst")] {
+        let images = base.join(format!("images-{seed}"));
+        fs::create_dir_all(&images).unwrap();
+        criu2core::testkit::synth::synthesize(
+            &images,
+            &criu2core::testkit::synth::Spec {
+                seed,
+                processes: 1,
+                threads: 2,
+                vmas: 8,
+                bytes: 1 << 20,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let bytes = compress(&podman_tar(&images, |_| {}), kind);
+        fs::write(dir.join(format!("synth-{seed}.{kind}")), bytes).unwrap();
+    }
+    dir
+}
+
+/// The endpoint variables for moto, as the manifests' comments say to set
+/// them for a store other than AWS.
+fn endpoint_env(s3: &S3) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", s3.endpoint()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+    ]
+}
+
+/// deploy/job.yaml's pod template, played once per completion index with
+/// JOB_COMPLETION_INDEX set as an Indexed Job sets it: the shards convert
+/// the archives under s3://checkpoints/incoming/ into
+/// s3://checkpoints/cores/, each exits 0, `criu2core summary` merges their
+/// summaries, and the cores are the host's own batch's.
+fn the_jobs_pods_convert_their_shards_into_object_storage() {
+    let _one_at_a_time = KUBE.lock().unwrap_or_else(|e| e.into_inner());
+    let job = manifest("job.yaml");
+    let completions = job["spec"]["completions"].as_u64().unwrap();
+    let base = scratch("deploy-kube-job");
+    let input = archives_dir(&base);
+    let local = base.join("local");
+    ok(Command::new(BIN)
+        .args([
+            "batch".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            local.as_os_str(),
+        ])
+        .output()
+        .unwrap());
+    let want = crate::fleet::cores(&crate::fleet::tree(&local));
+    assert_eq!(want.len(), 4, "one core an archive: {:?}", want.keys());
+
+    let s3 = S3::start();
+    s3.tool(&["mb", "checkpoints"]);
+    s3.tool(&["up", "checkpoints", "incoming/", input.to_str().unwrap()]);
+    s3_secret();
+    let pods: Vec<String> = (0..completions)
+        .map(|i| format!("criu2core-convert-{i}-{}", std::process::id()))
+        .collect();
+    let mut containers = Vec::new();
+    for (i, name) in pods.iter().enumerate() {
+        let mut env = endpoint_env(&s3);
+        env.push(("JOB_COMPLETION_INDEX", i.to_string()));
+        containers.push(play(&pod_of(&job, name, &env, &[]), &base).unwrap());
+    }
+    let exits: Vec<(i32, String)> = containers.iter().map(|c| exit_of(c)).collect();
+    for name in &pods {
+        remove_pod(name);
+    }
+    for (i, (code, log)) in exits.iter().enumerate() {
+        assert_eq!(*code, 0, "shard {i}:\n{log}");
+    }
+    let summary = ok(S3::criu2core(&s3.endpoint())
+        .args(["summary", "s3://checkpoints/cores/"])
+        .output()
+        .unwrap());
+    let said = text(&summary.stdout);
+    assert!(
+        said.starts_with("4 inputs: 4 converted, 0 already complete, 0 failed, 0 missing"),
+        "{said}"
+    );
+    let keys = s3.tool(&["ls", "checkpoints", "cores/"]);
+    for k in 0..completions {
+        assert!(
+            keys.contains(&format!("cores/summary-{k}-of-{completions}.json")),
+            "{keys}"
+        );
+    }
+    assert!(keys.contains("cores/summary.json"), "{keys}");
+    let got_dir = base.join("got");
+    s3.tool(&["down", "checkpoints", "cores/", got_dir.to_str().unwrap()]);
+    let got = crate::fleet::cores(&crate::fleet::tree(&got_dir));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &want {
+        assert!(got[k] == *v, "{k} differs from the host's");
+    }
+}
+
+/// deploy/daemonset.yaml's pod template, played with the kubelet's
+/// checkpoint directory replaced by one of the test's: an archive dropped
+/// there (root's alone, as the kubelet leaves it) is converted into
+/// s3://checkpoints/cores/NODE/, the host's cores byte for byte; the pod
+/// stops cleanly (exit 0) when told to.
+fn the_daemonsets_pod_converts_an_archive_dropped_into_its_directory() {
+    let _one_at_a_time = KUBE.lock().unwrap_or_else(|e| e.into_inner());
+    let ds = manifest("daemonset.yaml");
+    let base = scratch("deploy-kube-watch");
+    let watched = base.join("checkpoints");
+    fs::create_dir_all(&watched).unwrap();
+    let archive = repo().join("gdb-fixtures/example.tar.zst");
+    let host = base.join("host");
+    ok(Command::new(BIN)
+        .args([
+            "convert".as_ref(),
+            archive.as_os_str(),
+            "-o".as_ref(),
+            host.as_os_str(),
+        ])
+        .output()
+        .unwrap());
+    let want = crate::fleet::tree(&host);
+
+    let s3 = S3::start();
+    s3.tool(&["mb", "checkpoints"]);
+    s3_secret();
+    let name = format!("criu2core-watch-{}", std::process::id());
+    let dir = ds["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pod = pod_of(&ds, &name, &endpoint_env(&s3), &[(dir.as_str(), &watched)]);
+    let container = match play(&pod, &base) {
+        Ok(c) => c,
+        // Debian 12's podman (4.3.1) resolves no `spec.nodeName` field
+        // reference, nor expands `$(VAR)` in args, both of which the
+        // kubelet does: there, and only there, the test does the
+        // kubelet's part (a node name of its own, in both places).
+        Err(e) if e.contains("fieldPath spec.nodeName is either not valid or not supported") => {
+            eprintln!(
+                "deploy: podman resolves no spec.nodeName; NODE_NAME given, and expanded, here"
+            );
+            let c = &mut pod["spec"]["containers"][0];
+            for e in c["env"].as_sequence_mut().unwrap() {
+                if e["name"] == "NODE_NAME" {
+                    e.as_mapping_mut().unwrap().remove("valueFrom");
+                    e["value"] = Value::from("node-1");
+                }
+            }
+            for a in c["args"].as_sequence_mut().unwrap() {
+                *a = Value::from(a.as_str().unwrap().replace("$(NODE_NAME)", "node-1"));
+            }
+            play(&pod, &base).unwrap()
+        }
+        Err(e) => panic!("podman kube play: {e}"),
+    };
+    // The kubelet writes the archive under its final name, root's alone.
+    let dropped = watched.join("checkpoint-web_default-app-2026-12-07T10:00:00Z.tar.zst");
+    fs::write(&dropped, fs::read(&archive).unwrap()).unwrap();
+    fs::set_permissions(&dropped, fs::Permissions::from_mode(0o600)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut keys = String::new();
+    while Instant::now() < deadline {
+        keys = s3.tool(&["ls", "checkpoints", "cores/"]);
+        if keys.lines().filter(|k| k.contains("/core.")).count() >= want.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ok(podman()
+        .args(["pod", "stop", "-t", "30", &name])
+        .output()
+        .unwrap());
+    let (code, log) = exit_of(&container);
+    remove_pod(&name);
+    assert_eq!(code, 0, "{log}\nobjects:\n{keys}");
+    assert!(
+        keys.contains("/core."),
+        "no core written:\n{log}\nobjects:\n{keys}"
+    );
+    let got_dir = base.join("got");
+    s3.tool(&["down", "checkpoints", "cores/", got_dir.to_str().unwrap()]);
+    let got = crate::fleet::cores(&crate::fleet::tree(&got_dir));
+    let stem = "checkpoint-web_default-app-2026-12-07T10:00:00Z";
+    let node_dirs: BTreeSet<String> = got
+        .keys()
+        .map(|k| k.split('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(node_dirs.len(), 1, "one node: {:?}", got.keys());
+    let node = node_dirs.into_iter().next().unwrap();
+    for (k, v) in &want {
+        let key = format!("{node}/{stem}/{k}");
+        assert!(
+            got.get(&key) == Some(v),
+            "{key} missing or not the host's: {:?}",
+            got.keys()
+        );
+    }
+    assert!(
+        !node.is_empty() && !node.contains("$("),
+        "NODE_NAME substituted: {node}"
+    );
 }

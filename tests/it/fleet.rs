@@ -48,7 +48,7 @@ fn archive(dir: &Path, seed: u64, bytes: u64, kind: &str) -> Vec<u8> {
 }
 
 /// Every file under `dir`, relative path → bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -66,7 +66,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The cores (`NAME/core.PID`, `.zst` decompressed) in a tree.
-fn cores(t: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+pub fn cores(t: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     t.iter()
         .filter(|(k, _)| k.contains("/core."))
         .map(|(k, v)| match k.strip_suffix(".zst") {
@@ -149,7 +149,7 @@ fn moto_python() -> PathBuf {
 
 /// An object-storage server of a test's own: its own operations (the
 /// tool's) and criu2core configured to use it.
-trait Server {
+pub trait Server {
     /// Runs one of the server's tool operations (mb, up, down, ...).
     fn tool(&self, args: &[&str]) -> String;
     /// Runs criu2core against the server.
@@ -157,13 +157,13 @@ trait Server {
 }
 
 /// A moto S3 server of the test's own on 127.0.0.1, stopped when dropped.
-struct S3 {
+pub struct S3 {
     child: Child,
     port: u16,
 }
 
 impl S3 {
-    fn start() -> S3 {
+    pub fn start() -> S3 {
         let server = moto_server().expect("moto_server");
         let (child, port) = serve("moto_server", |port| {
             let mut c = Command::new(&server);
@@ -173,12 +173,12 @@ impl S3 {
         S3 { child, port }
     }
 
-    fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// criu2core with the S3 configuration for `endpoint`.
-    fn criu2core(endpoint: &str) -> Command {
+    pub fn criu2core(endpoint: &str) -> Command {
         let mut c = Command::new(BIN);
         c.env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ALLOW_HTTP", "true")
