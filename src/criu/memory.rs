@@ -1321,7 +1321,7 @@ mod tests {
     }
 
     /// A damaged ghost image and a link loop under the root cost their
-    /// files' pages, with a warning each, not the process.
+    /// files' pages, not the process.
     #[test]
     fn unreadable_files_are_left_out_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
@@ -1355,9 +1355,11 @@ mod tests {
         let m = build(&images, &vmas, Some(&view));
         let missing = run(P, PageSource::Missing(Missing::FileBacked));
         assert_eq!(runs(&m, 0), [(0, missing), (1, missing)]);
-        assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+        // The loop is not found (the resolver says why, and loading says
+        // so: see tests/it/hostile_walks.rs); the damaged ghost is a
+        // warning here.
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
         assert!(m.warnings[0].starts_with("/gone: cannot be read ("));
-        assert!(m.warnings[1].starts_with("/loop: cannot be read ("));
         assert!(m.files.iter().all(|f| f.status == FileStatus::Missing));
     }
 
