@@ -558,6 +558,9 @@ struct MatchJson<'a> {
     text: String,
     match_hex: String,
     utf16: bool,
+    /// Which pattern matched (index in -e/-f order), with several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<usize>,
     before: String,
     before_hex: String,
     after: String,
@@ -618,6 +621,7 @@ fn format_match(
                 text: match_text(hit),
                 match_hex: hex(&hit.bytes),
                 utf16: hit.utf16,
+                pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
                 before: escape_invalid_utf8(&hit.before).into_owned(),
                 before_hex: hex(&hit.before),
                 after: escape_invalid_utf8(&hit.after).into_owned(),

@@ -299,12 +299,20 @@ pub struct InspectArgs {
 
 #[derive(Args)]
 pub struct GrepArgs {
-    /// What to look for: a literal (default), a regular expression (-E) or hex bytes (--hex).
+    /// What to look for: a literal (default), a regular expression (-E) or
+    /// hex bytes (--hex). With -e or -f, the first INPUT.
     #[arg(value_name = "PATTERN")]
-    pub pattern: String,
+    pub pattern: Option<String>,
     /// Checkpoints (image directories, archives), or directories holding them.
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// A pattern (repeatable): all are found in one pass, each match
+    /// saying which (literals or --hex; -i folds ASCII letters).
+    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Patterns from FILE, one a line (empty lines skipped).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub pattern_files: Vec<PathBuf>,
     /// PATTERN is a regular expression over bytes (the regex crate's syntax).
     #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
     pub regex: bool,

@@ -155,7 +155,8 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     pattern.ignore_case = args.ignore_case;
     pattern.utf16 = args.utf16;
     pattern.span = args.span;
-    let pattern = Pattern::new(&args.pattern, &pattern)?;
+    let (texts, inputs) = grep_patterns(args)?;
+    let pattern = Pattern::many(&texts, &pattern)?;
     let color = match args.color.as_str() {
         "always" => true,
         "never" => false,
@@ -197,8 +198,34 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     opts.cancel = cancel.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let outcome = criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    let outcome = criu2core::grep::grep(&inputs, &opts, &mut out, &mut |e| error_line(e))?;
     Ok(outcome.exit_status())
+}
+
+/// grep's patterns (PATTERN, or those of -e and -f) and its inputs.
+fn grep_patterns(args: &GrepArgs) -> Result<(Vec<String>, Vec<PathBuf>)> {
+    let mut texts = args.patterns.clone();
+    for f in &args.pattern_files {
+        let all = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        let all = String::from_utf8(all)
+            .with_context(|| format!("{}: patterns are not UTF-8 (use --hex)", f.display()))?;
+        texts.extend(all.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    let mut inputs = args.inputs.clone();
+    match &args.pattern {
+        Some(p) if args.patterns.is_empty() && args.pattern_files.is_empty() => {
+            texts.push(p.clone())
+        }
+        Some(p) => inputs.insert(0, PathBuf::from(p)),
+        None => {}
+    }
+    if texts.is_empty() {
+        bail!("no pattern: give PATTERN, -e PATTERN or -f FILE");
+    }
+    if inputs.is_empty() {
+        bail!("no INPUT: give a checkpoint or a directory of checkpoints");
+    }
+    Ok((texts, inputs))
 }
 
 fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
