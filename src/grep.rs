@@ -96,6 +96,12 @@ pub struct GrepOptions {
     pub max_spill: Option<u64>,
     /// Stops the search.
     pub cancel: Cancel,
+    /// YARA rules to run instead of the pattern (`criu2core yara`).
+    #[cfg(feature = "yara")]
+    pub rules: Option<Arc<crate::yara::Rules>>,
+    /// With rules: print each rule's metadata too.
+    #[cfg(feature = "yara")]
+    pub meta: bool,
 }
 
 impl GrepOptions {
@@ -118,6 +124,10 @@ impl GrepOptions {
             spill_dir: None,
             max_spill: None,
             cancel: Cancel::default(),
+            #[cfg(feature = "yara")]
+            rules: None,
+            #[cfg(feature = "yara")]
+            meta: false,
         }
     }
 }
@@ -476,6 +486,10 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
         pid,
         comm: &p.comm,
     };
+    #[cfg(feature = "yara")]
+    if let Some(rules) = &opts.rules {
+        return yara_one(&who, &p, rules, opts, sink);
+    }
     let sopts = SearchOptions {
         context: if opts.mode == Mode::Matches {
             opts.context
@@ -535,13 +549,178 @@ fn prot_text(m: &Mapping) -> String {
 
 /// A mapping as the JSON Lines show it.
 #[derive(Serialize)]
-struct MappingJson {
+pub(crate) struct MappingJson {
     start: u64,
     end: u64,
     prot: String,
     kind: &'static str,
     path: Option<Bytes>,
     offset: Option<u64>,
+}
+
+#[cfg(feature = "yara")]
+impl MappingJson {
+    fn of(m: &Mapping) -> MappingJson {
+        MappingJson {
+            start: m.start,
+            end: m.end,
+            prot: prot_text(m),
+            kind: Kind::of(m.kind).name(),
+            path: mapping_path(m).map(|p| Bytes(p.to_vec())),
+            offset: m.file.as_ref().map(|f| f.offset),
+        }
+    }
+}
+
+/// `[start-end prot kind path +offset]`: where `addr` lies.
+#[cfg(feature = "yara")]
+fn mapping_text(m: &Mapping, addr: u64) -> String {
+    let mut s = format!(
+        "[{:x}-{:x} {} {}",
+        m.start,
+        m.end,
+        prot_text(m),
+        Kind::of(m.kind).name()
+    );
+    if let (Some(path), Some(f)) = (mapping_path(m), m.file.as_ref()) {
+        let _ = write!(s, " {} +{:#x}", escape_bytes(path), f.offset + (addr - m.start));
+    }
+    s.push(']');
+    s
+}
+
+/// A JSON line, escaped for a terminal.
+#[cfg(feature = "yara")]
+fn json_line<T: Serialize>(v: &T) -> String {
+    json_for_terminal(&serde_json::to_string(v).unwrap_or_default()).into_owned() + "\n"
+}
+
+/// Runs YARA rules over one process and prints what matched.
+#[cfg(feature = "yara")]
+fn yara_one(
+    who: &Who<'_>,
+    p: &Process,
+    rules: &crate::yara::Rules,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<()> {
+    use crate::yara::{CountJson, SCHEMA};
+    let hits = crate::yara::scan_process(p, rules, &opts.filter, &opts.cancel)?;
+    let head = format!(
+        "{}: pid {} ({})",
+        escape_bytes(who.input.as_bytes()),
+        who.pid,
+        escape_bytes(who.comm)
+    );
+    fn count_json<'a>(who: &Who<'a>, rule: Option<&'a str>, count: Option<u64>) -> CountJson<'a> {
+        CountJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            rule,
+            count,
+        }
+    }
+    let count = |rule, n| count_json(who, rule, n);
+    let json = opts.format == Format::Json;
+    match opts.mode {
+        Mode::List if !hits.is_empty() => sink.push(&match json {
+            true => json_line(&count(None, None)),
+            false => head.clone() + "\n",
+        })?,
+        Mode::List => {}
+        Mode::Count => {
+            for h in &hits {
+                let n = h.strings.len() as u64;
+                sink.push(&match json {
+                    true => json_line(&count(Some(&h.rule), Some(n))),
+                    false => format!("{head} {}: {n}\n", escape_bytes(h.rule.as_bytes())),
+                })?;
+            }
+        }
+        Mode::Matches => {
+            for h in &hits {
+                yara_rule_lines(who, &head, p, h, opts, sink)?;
+            }
+        }
+    }
+    sink.flush();
+    let _ = sink.tx.send(Piece::Found(match opts.mode {
+        Mode::List => u64::from(!hits.is_empty()),
+        _ => hits.len() as u64,
+    }));
+    Ok(())
+}
+
+/// The lines of one rule that matched: one per string match, or one for
+/// the rule if it matched without any.
+#[cfg(feature = "yara")]
+fn yara_rule_lines(
+    who: &Who<'_>,
+    head: &str,
+    p: &Process,
+    h: &crate::yara::RuleHit,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<()> {
+    use crate::yara::{mapping_at, HitJson, RuleHit, StringHit, SCHEMA};
+    fn hit_json<'a>(
+        who: &Who<'a>,
+        p: &Process,
+        h: &'a RuleHit,
+        meta: bool,
+        s: Option<&'a StringHit>,
+    ) -> HitJson<'a> {
+        HitJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            namespace: &h.namespace,
+            rule: &h.rule,
+            tags: &h.tags,
+            meta: meta.then_some(&h.meta),
+            string: s.map(|s| s.id.as_str()),
+            address: s.map(|s| s.addr),
+            length: s.map(|s| s.bytes.len()),
+            mapping: s.and_then(|s| mapping_at(p, s.addr)).map(MappingJson::of),
+            text: s.map(|s| escape_invalid_utf8(&s.bytes).into_owned()),
+            match_hex: s.map(|s| hex(&s.bytes)),
+        }
+    }
+    let hit = |s| hit_json(who, p, h, opts.meta, s);
+    let mut rule = format!("{}:{}", h.namespace, h.rule);
+    if !h.tags.is_empty() {
+        let _ = write!(rule, " [{}]", h.tags.join(","));
+    }
+    if opts.meta {
+        let _ = write!(rule, " {}", h.meta);
+    }
+    let rule = escape_bytes(rule.as_bytes());
+    if opts.format == Format::Json {
+        if h.strings.is_empty() {
+            sink.push(&json_line(&hit(None)))?;
+        }
+        for s in &h.strings {
+            sink.push(&json_line(&hit(Some(s))))?;
+        }
+        return Ok(());
+    }
+    if h.strings.is_empty() {
+        sink.push(&format!("{head} {rule}\n"))?;
+    }
+    for s in &h.strings {
+        let m = mapping_at(p, s.addr).map(|m| mapping_text(m, s.addr));
+        sink.push(&format!(
+            "{head} {rule} {} {:#x} {}: {}\n",
+            escape_bytes(s.id.as_bytes()),
+            s.addr,
+            m.unwrap_or_default(),
+            escape_bytes(&s.bytes)
+        ))?;
+    }
+    Ok(())
 }
 
 /// One JSON line of a match.

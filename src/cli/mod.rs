@@ -29,7 +29,7 @@ use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
 
 use args::{
     BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, Spill,
-    SummaryArgs,
+    SummaryArgs, YaraArgs,
 };
 use logging::init_logging;
 use output::{emit, emit_line, error_line, print_report};
@@ -200,6 +200,52 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let outcome = criu2core::grep::grep(&inputs, &opts, &mut out, &mut |e| error_line(e))?;
     Ok(outcome.exit_status())
+}
+
+/// `criu2core yara`: grep's search with rules for a pattern.
+#[cfg(feature = "yara")]
+fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
+    let mut paths = vec![args.rules.clone()];
+    paths.extend(args.more_rules.iter().cloned());
+    let rules = criu2core::yara::Rules::compile(&paths)?;
+    // The pattern is not used: the rules are run instead.
+    let unused = Pattern::new("-", &PatternOptions::default())?;
+    let mut opts = GrepOptions::new(unused);
+    opts.rules = Some(Arc::new(rules));
+    opts.meta = args.meta;
+    opts.filter.kinds.clone_from(&args.kinds);
+    opts.filter.prot = args.prot;
+    opts.filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
+    opts.filter.range = args.range;
+    opts.pids.clone_from(&args.pids);
+    opts.mode = match (args.count, args.list) {
+        (true, _) => Mode::Count,
+        (_, true) => Mode::List,
+        _ => Mode::Matches,
+    };
+    if args.json {
+        opts.format = Format::Json;
+    }
+    opts.jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    opts.files = args.files;
+    opts.root.clone_from(&args.root);
+    opts.image.clone_from(&args.image);
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
+    opts.cancel = cancel.clone();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let outcome =
+        criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    Ok(outcome.exit_status())
+}
+
+/// Without the yara feature: says how to get it.
+#[cfg(not(feature = "yara"))]
+fn yara(_: &YaraArgs, _: &Cancel) -> Result<u8> {
+    bail!("this criu2core was built without YARA support: build it with --features yara (cargo install --locked --path . --features yara)")
 }
 
 /// grep's patterns (PATTERN, or those of -e and -f) and its inputs.
@@ -438,6 +484,24 @@ where
             // grep's own statuses: 0 found, 1 nothing found, 2 an error.
             let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
             // A closed pipe stops the workers through `cancel` too.
+            if let Err(e) = &status {
+                if broken_pipe(e) {
+                    return ExitCode::from(141);
+                }
+            }
+            if cancel.reason().is_some() {
+                return finish(Ok(false), &cancel);
+            }
+            return match status {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    error_line(&format!("{e:#}"));
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Yara(a) => {
+            let status = handle_signals(&cancel).and_then(|()| yara(a, &cancel));
             if let Err(e) = &status {
                 if broken_pipe(e) {
                     return ExitCode::from(141);

@@ -44,6 +44,7 @@ mod onepass;
 mod readme;
 mod terminal;
 mod trust;
+mod yara;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -211,5 +212,6 @@ fn main() {
     tests.extend(readme::tests());
     tests.extend(terminal::tests());
     tests.extend(trust::tests());
+    tests.extend(yara::tests());
     libtest_mimic::run(&args, tests).exit();
 }
