@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
+use crate::criu::fds::{FileObject, FileTables, OpenFile};
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
@@ -96,6 +97,9 @@ pub struct GrepOptions {
     pub max_spill: Option<u64>,
     /// Stops the search.
     pub cancel: Cancel,
+    /// Search memory only, not the bytes CRIU saved in socket, pipe and
+    /// FIFO queues.
+    pub memory_only: bool,
     /// YARA rules to run instead of the pattern (`criu2core yara`).
     #[cfg(feature = "yara")]
     pub rules: Option<Arc<crate::yara::Rules>>,
@@ -124,6 +128,7 @@ impl GrepOptions {
             spill_dir: None,
             max_spill: None,
             cancel: Cancel::default(),
+            memory_only: false,
             #[cfg(feature = "yara")]
             rules: None,
             #[cfg(feature = "yara")]
@@ -184,6 +189,8 @@ struct Unit {
 
 struct Opened {
     input: Checkpoint,
+    /// The file images, where queues are searched (or why they cannot be).
+    tables: Option<std::result::Result<FileTables, String>>,
     roots: Option<FileView>,
     /// Whether file contents are searched.
     files: bool,
@@ -418,8 +425,15 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
         false => None,
         true => input.file_view(&load)?.map(|(v, _)| v),
     };
+    #[cfg(feature = "yara")]
+    let rules = opts.rules.is_some();
+    #[cfg(not(feature = "yara"))]
+    let rules = false;
+    let tables = (!opts.memory_only && !rules)
+        .then(|| FileTables::load(&**input.images.store()).map_err(|e| format!("{e:#}")));
     Ok(Opened {
         name: input.path().display().to_string(),
+        tables,
         input,
         roots,
         files,
@@ -516,6 +530,10 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     if let Some(e) = err {
         return Err(e);
     }
+    let mut searched = searched;
+    if opts.mode != Mode::List || searched.matches == 0 {
+        searched.matches += search_queues(opened, &who, &p, opts, sink)?;
+    }
     match opts.mode {
         Mode::Matches => {}
         Mode::Count => sink.push(&format_count(&who, searched.matches, opts))?,
@@ -526,6 +544,164 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     sink.flush();
     let _ = sink.tx.send(Piece::Found(searched.matches));
     Ok(())
+}
+
+/// Searches the bytes CRIU saved in the queues of the process's
+/// descriptors; returns the matches (each printed as `opts` say).
+fn search_queues(
+    opened: &Opened,
+    who: &Who<'_>,
+    p: &Process,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<u64> {
+    let tables = match &opened.tables {
+        None => return Ok(0),
+        Some(Err(e)) => bail!("queues: {e}"),
+        Some(Ok(t)) => t,
+    };
+    let store = opened.input.images.store();
+    let files = tables
+        .process(&**store, who.pid, p.arch.big_endian())
+        .context("queues")?;
+    let mut n = 0u64;
+    let limit = match opts.mode {
+        Mode::List => Some(1),
+        _ => opts.max_count,
+    };
+    for f in &files.fds {
+        for q in tables.queued_data(&**store, f).context("queues")? {
+            let mut err = None;
+            let context = if opts.mode == Mode::Matches {
+                opts.context
+            } else {
+                0
+            };
+            search::search_bytes(&opts.pattern, &q.data, context, &mut |hit| {
+                if limit.is_some_and(|l| n >= l) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                n += 1;
+                if opts.mode == Mode::Matches {
+                    if let Err(e) = sink.push(&format_queue_match(who, f, q.source, &hit, opts)) {
+                        err = Some(e);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// What a descriptor with a queue is: `tcp 127.0.0.1:80 -> 10.0.0.1:5000`,
+/// `pipe:[1234]`, a FIFO's path.
+fn queue_object(f: &OpenFile) -> Vec<u8> {
+    use crate::criu::sockets::endpoint_bytes;
+    match &f.object {
+        FileObject::Socket(s) => {
+            let mut d = s.short_name().into_bytes();
+            for (sep, e) in [(" ", &s.local), (" -> ", &s.remote)] {
+                if let Some(e) = e {
+                    d.extend_from_slice(sep.as_bytes());
+                    d.extend(endpoint_bytes(e));
+                }
+            }
+            d
+        }
+        FileObject::Pipe { inode, .. } => format!("pipe:[{inode}]").into_bytes(),
+        FileObject::Fifo { inode, path, .. } => path
+            .clone()
+            .unwrap_or_else(|| format!("fifo:[{inode}]").into_bytes()),
+        _ => Vec::new(),
+    }
+}
+
+/// One JSON line of a match in a queue.
+#[derive(Serialize)]
+struct QueueMatchJson<'a> {
+    schema: &'static str,
+    input: &'a str,
+    pid: u32,
+    comm: Bytes,
+    fd: u32,
+    source: &'static str,
+    object: Bytes,
+    offset: u64,
+    length: usize,
+    #[serde(rename = "match")]
+    text: String,
+    match_hex: String,
+    utf16: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<usize>,
+    before: String,
+    before_hex: String,
+    after: String,
+    after_hex: String,
+}
+
+fn format_queue_match(
+    who: &Who<'_>,
+    f: &OpenFile,
+    source: &'static str,
+    hit: &Match,
+    opts: &GrepOptions,
+) -> String {
+    let object = queue_object(f);
+    if opts.format == Format::Json {
+        let j = QueueMatchJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            fd: f.fd,
+            source,
+            object: Bytes(object),
+            offset: hit.addr,
+            length: hit.bytes.len(),
+            text: match_text(hit),
+            match_hex: hex(&hit.bytes),
+            utf16: hit.utf16,
+            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
+            before: escape_invalid_utf8(&hit.before).into_owned(),
+            before_hex: hex(&hit.before),
+            after: escape_invalid_utf8(&hit.after).into_owned(),
+            after_hex: hex(&hit.after),
+        };
+        return json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned()
+            + "\n";
+    }
+    let mut line = format!(
+        "{}: pid {} ({}) fd {} {source} [{}] +{:#x}",
+        escape_bytes(who.input.as_bytes()),
+        who.pid,
+        escape_bytes(who.comm),
+        f.fd,
+        escape_bytes(&object),
+        hit.addr,
+    );
+    if opts.format == Format::Hexdump {
+        line.push_str(":\n");
+        let mut h = Hexdump::new(hit.addr - hit.before.len() as u64, "  ");
+        h.feed(&hit.before, &mut line);
+        h.feed(&hit.bytes, &mut line);
+        h.feed(&hit.after, &mut line);
+        h.finish(&mut line);
+        return line;
+    }
+    let _ = writeln!(
+        line,
+        ": {}{}{}",
+        escape_bytes(&hit.before),
+        escape_bytes(&hit.bytes),
+        escape_bytes(&hit.after)
+    );
+    line
 }
 
 /// Whose memory it is.
@@ -583,7 +759,12 @@ fn mapping_text(m: &Mapping, addr: u64) -> String {
         Kind::of(m.kind).name()
     );
     if let (Some(path), Some(f)) = (mapping_path(m), m.file.as_ref()) {
-        let _ = write!(s, " {} +{:#x}", escape_bytes(path), f.offset + (addr - m.start));
+        let _ = write!(
+            s,
+            " {} +{:#x}",
+            escape_bytes(path),
+            f.offset + (addr - m.start)
+        );
     }
     s.push(']');
     s

@@ -269,7 +269,10 @@ impl Pattern {
                 (forms.push(bytes), of.push(i), wide.push(false));
             }
             if total > 16 * MAX_PATTERN {
-                bail!("the patterns add up to more than {} bytes", 16 * MAX_PATTERN);
+                bail!(
+                    "the patterns add up to more than {} bytes",
+                    16 * MAX_PATTERN
+                );
             }
             let span = forms.iter().map(Vec::len).max().unwrap_or(1);
             let ac = AhoCorasick::builder()
@@ -785,6 +788,21 @@ impl<'p> Window<'p> {
     }
 }
 
+/// Searches `data`, bytes held outside the process's memory (a socket's
+/// or a pipe's queue), for `pattern`: each match's `addr` is its offset in
+/// `data`, its context at most `context` bytes each side.
+pub(crate) fn search_bytes(
+    pattern: &Pattern,
+    data: &[u8],
+    context: usize,
+    found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut w = Window::new(pattern, context.min(MAX_CONTEXT));
+    w.begin(0, 0);
+    w.buf.extend_from_slice(data);
+    w.scan(true, found).map(|_| ())
+}
+
 impl Window<'_> {
     /// [`Window::scan`] for several literals: every occurrence of each
     /// automaton pattern that does not overlap the one before it (as a
@@ -821,7 +839,10 @@ impl Window<'_> {
         let mut flow = ControlFlow::Continue(());
         for (s, k, e) in hits {
             let at = |a: u64| (a - self.base) as usize;
-            let before_from = s.saturating_sub(self.context).max(self.start).max(self.base);
+            let before_from = s
+                .saturating_sub(self.context)
+                .max(self.start)
+                .max(self.base);
             let after_to = e.saturating_add(self.context).min(end);
             flow = found(Match {
                 addr: s,
@@ -1143,7 +1164,12 @@ mod tests {
         ci.ignore_case = true;
         ci.utf16 = true;
         let texts = vec!["secret".to_string(), "KEY".to_string()];
-        let got = run(&Pattern::many(&texts, &ci).unwrap(), b"SeCrEt K\0e\0Y\0", 2, 0);
+        let got = run(
+            &Pattern::many(&texts, &ci).unwrap(),
+            b"SeCrEt K\0e\0Y\0",
+            2,
+            0,
+        );
         let seen: Vec<_> = got.iter().map(|m| (m.addr, m.pattern, m.utf16)).collect();
         assert_eq!(seen, [(0x1000, 0, false), (0x1007, 1, true)]);
         ci.regex = true;

@@ -73,7 +73,8 @@ fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn read_rules(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > MAX_RULE_FILE {
         bail!("{}: a rule file over {MAX_RULE_FILE} bytes", path.display());
@@ -231,7 +232,10 @@ fn scan(p: &Process, rules: &Rules, filter: &Filter, cancel: &Cancel) -> Result<
                 feed.close()?;
                 (feed.base, feed.mapping, feed.open) = (s, mi, true);
             }
-            let b = p.blobs.get(blob).context("page run names an unknown blob")?;
+            let b = p
+                .blobs
+                .get(blob)
+                .context("page run names an unknown blob")?;
             let f = match files.entry(blob) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(

@@ -395,6 +395,10 @@ pub struct GrepArgs {
     /// Longest regular-expression match found whole across a read boundary.
     #[arg(long, value_name = "BYTES")]
     pub span: Option<usize>,
+    /// Search memory only, not the bytes CRIU saved in TCP, socket, pipe
+    /// and FIFO queues.
+    #[arg(long)]
+    pub memory_only: bool,
     /// Colour matches: auto (on a terminal), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,

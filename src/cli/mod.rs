@@ -191,6 +191,7 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     opts.files = args.files;
+    opts.memory_only = args.memory_only;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.spill_dir.clone_from(&args.spill.tmpdir);
@@ -237,8 +238,7 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
     opts.cancel = cancel.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let outcome =
-        criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    let outcome = criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
     Ok(outcome.exit_status())
 }
 

@@ -89,8 +89,19 @@ fn rules_match_where_gcore_holds_the_strings() {
         let file = dir.join(format!("{}.yar", p.pid));
         fs::write(&file, rules(env.len(), first)).unwrap();
         let pid = p.pid.to_string();
-        let o = yara(&["--json", "-p", &pid, file.to_str().unwrap(), images.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = yara(&[
+            "--json",
+            "-p",
+            &pid,
+            file.to_str().unwrap(),
+            images.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -106,7 +117,10 @@ fn rules_match_where_gcore_holds_the_strings() {
                 .collect()
         };
         let rules: BTreeSet<&str> = lines.iter().map(|v| v["rule"].as_str().unwrap()).collect();
-        assert!(!rules.contains("wrong_count") && !rules.contains("absent"), "{rules:?}");
+        assert!(
+            !rules.contains("wrong_count") && !rules.contains("absent"),
+            "{rules:?}"
+        );
         assert!(rules.contains("no_strings") && rules.contains("count_and_offset"));
         assert_eq!(got("text_heap"), in_core(&fx, p.pid, "HEAP_MARKER_77"));
         let sparse: BTreeSet<u64> = in_core(&fx, p.pid, "SPARSE_FIRST")
@@ -136,13 +150,20 @@ fn rules_match_where_gcore_holds_the_strings() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains(" text_heap: "), "{text}");
     let o = yara(&["-l", f, i]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), fx.processes.len());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        fx.processes.len()
+    );
     let o = yara(&[f, i]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("default:text_heap [marker] $a 0x"), "{text}");
     // None matching: exit 1.
     let none = dir.join("none.yar");
-    fs::write(&none, "rule absent { strings: $n = \"NOT_IN_ANY_CHECKPOINT_4242\" condition: $n }").unwrap();
+    fs::write(
+        &none,
+        "rule absent { strings: $n = \"NOT_IN_ANY_CHECKPOINT_4242\" condition: $n }",
+    )
+    .unwrap();
     let o = yara(&[none.to_str().unwrap(), i]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
@@ -153,7 +174,11 @@ fn rules_match_where_gcore_holds_the_strings() {
 fn a_bad_rule_is_refused_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yar");
-    fs::write(&bad, "rule ok { condition: true }\nrule bad { strings: $a = \"x\" condition: $b }\n").unwrap();
+    fs::write(
+        &bad,
+        "rule ok { condition: true }\nrule bad { strings: $a = \"x\" condition: $b }\n",
+    )
+    .unwrap();
     let o = yara(&[bad.to_str().unwrap(), dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
