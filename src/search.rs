@@ -264,9 +264,13 @@ impl Pattern {
                         true => bytes.iter().flat_map(|&b| [b, 0]).collect(),
                         false => utf16le(text),
                     };
-                    (forms.push(w), of.push(i), wide.push(true));
+                    forms.push(w);
+                    of.push(i);
+                    wide.push(true);
                 }
-                (forms.push(bytes), of.push(i), wide.push(false));
+                forms.push(bytes);
+                of.push(i);
+                wide.push(false);
             }
             if total > 16 * MAX_PATTERN {
                 bail!(
@@ -1160,9 +1164,11 @@ mod tests {
             let got = run(&many, &data, piece, 3);
             assert_eq!(got, union, "in pieces of {piece}");
         }
-        let mut ci = PatternOptions::default();
-        ci.ignore_case = true;
-        ci.utf16 = true;
+        let mut ci = PatternOptions {
+            ignore_case: true,
+            utf16: true,
+            ..Default::default()
+        };
         let texts = vec!["secret".to_string(), "KEY".to_string()];
         let got = run(
             &Pattern::many(&texts, &ci).unwrap(),
