@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
+use crate::criu::fds::{FileObject, FileTables, OpenFile};
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
@@ -96,6 +97,15 @@ pub struct GrepOptions {
     pub max_spill: Option<u64>,
     /// Stops the search.
     pub cancel: Cancel,
+    /// Search memory only, not the bytes CRIU saved in socket, pipe and
+    /// FIFO queues.
+    pub memory_only: bool,
+    /// YARA rules to run instead of the pattern (`criu2core yara`).
+    #[cfg(feature = "yara")]
+    pub rules: Option<Arc<crate::yara::Rules>>,
+    /// With rules: print each rule's metadata too.
+    #[cfg(feature = "yara")]
+    pub meta: bool,
 }
 
 impl GrepOptions {
@@ -118,6 +128,11 @@ impl GrepOptions {
             spill_dir: None,
             max_spill: None,
             cancel: Cancel::default(),
+            memory_only: false,
+            #[cfg(feature = "yara")]
+            rules: None,
+            #[cfg(feature = "yara")]
+            meta: false,
         }
     }
 }
@@ -174,6 +189,8 @@ struct Unit {
 
 struct Opened {
     input: Checkpoint,
+    /// The file images, where queues are searched (or why they cannot be).
+    tables: Option<std::result::Result<FileTables, String>>,
     roots: Option<FileView>,
     /// Whether file contents are searched.
     files: bool,
@@ -408,8 +425,15 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
         false => None,
         true => input.file_view(&load)?.map(|(v, _)| v),
     };
+    #[cfg(feature = "yara")]
+    let rules = opts.rules.is_some();
+    #[cfg(not(feature = "yara"))]
+    let rules = false;
+    let tables = (!opts.memory_only && !rules)
+        .then(|| FileTables::load(&**input.images.store()).map_err(|e| format!("{e:#}")));
     Ok(Opened {
         name: input.path().display().to_string(),
+        tables,
         input,
         roots,
         files,
@@ -476,6 +500,10 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
         pid,
         comm: &p.comm,
     };
+    #[cfg(feature = "yara")]
+    if let Some(rules) = &opts.rules {
+        return yara_one(&who, &p, rules, opts, sink);
+    }
     let sopts = SearchOptions {
         context: if opts.mode == Mode::Matches {
             opts.context
@@ -502,6 +530,10 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     if let Some(e) = err {
         return Err(e);
     }
+    let mut searched = searched;
+    if opts.mode != Mode::List || searched.matches == 0 {
+        searched.matches += search_queues(opened, &who, &p, opts, sink)?;
+    }
     match opts.mode {
         Mode::Matches => {}
         Mode::Count => sink.push(&format_count(&who, searched.matches, opts))?,
@@ -514,11 +546,364 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     Ok(())
 }
 
+/// Searches the bytes CRIU saved in the queues of the process's
+/// descriptors; returns the matches (each printed as `opts` say).
+fn search_queues(
+    opened: &Opened,
+    who: &Who<'_>,
+    p: &Process,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<u64> {
+    let tables = match &opened.tables {
+        None => return Ok(0),
+        Some(Err(e)) => bail!("queues: {e}"),
+        Some(Ok(t)) => t,
+    };
+    let store = opened.input.images.store();
+    let files = tables
+        .process(&**store, who.pid, p.arch.big_endian())
+        .context("queues")?;
+    let mut n = 0u64;
+    let limit = match opts.mode {
+        Mode::List => Some(1),
+        _ => opts.max_count,
+    };
+    for f in &files.fds {
+        for q in tables.queued_data(&**store, f).context("queues")? {
+            let mut err = None;
+            let context = if opts.mode == Mode::Matches {
+                opts.context
+            } else {
+                0
+            };
+            search::search_bytes(&opts.pattern, &q.data, context, &mut |hit| {
+                if limit.is_some_and(|l| n >= l) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                n += 1;
+                if opts.mode == Mode::Matches {
+                    if let Err(e) = sink.push(&format_queue_match(who, f, q.source, &hit, opts)) {
+                        err = Some(e);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// What a descriptor with a queue is: `tcp 127.0.0.1:80 -> 10.0.0.1:5000`,
+/// `pipe:[1234]`, a FIFO's path.
+fn queue_object(f: &OpenFile) -> Vec<u8> {
+    use crate::criu::sockets::endpoint_bytes;
+    match &f.object {
+        FileObject::Socket(s) => {
+            let mut d = s.short_name().into_bytes();
+            for (sep, e) in [(" ", &s.local), (" -> ", &s.remote)] {
+                if let Some(e) = e {
+                    d.extend_from_slice(sep.as_bytes());
+                    d.extend(endpoint_bytes(e));
+                }
+            }
+            d
+        }
+        FileObject::Pipe { inode, .. } => format!("pipe:[{inode}]").into_bytes(),
+        FileObject::Fifo { inode, path, .. } => path
+            .clone()
+            .unwrap_or_else(|| format!("fifo:[{inode}]").into_bytes()),
+        _ => Vec::new(),
+    }
+}
+
+/// One JSON line of a match in a queue.
+#[derive(Serialize)]
+struct QueueMatchJson<'a> {
+    schema: &'static str,
+    input: &'a str,
+    pid: u32,
+    comm: Bytes,
+    fd: u32,
+    source: &'static str,
+    object: Bytes,
+    offset: u64,
+    length: usize,
+    #[serde(rename = "match")]
+    text: String,
+    match_hex: String,
+    utf16: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<usize>,
+    before: String,
+    before_hex: String,
+    after: String,
+    after_hex: String,
+}
+
+fn format_queue_match(
+    who: &Who<'_>,
+    f: &OpenFile,
+    source: &'static str,
+    hit: &Match,
+    opts: &GrepOptions,
+) -> String {
+    let object = queue_object(f);
+    if opts.format == Format::Json {
+        let j = QueueMatchJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            fd: f.fd,
+            source,
+            object: Bytes(object),
+            offset: hit.addr,
+            length: hit.bytes.len(),
+            text: match_text(hit),
+            match_hex: hex(&hit.bytes),
+            utf16: hit.utf16,
+            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
+            before: escape_invalid_utf8(&hit.before).into_owned(),
+            before_hex: hex(&hit.before),
+            after: escape_invalid_utf8(&hit.after).into_owned(),
+            after_hex: hex(&hit.after),
+        };
+        return json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned()
+            + "\n";
+    }
+    let mut line = format!(
+        "{}: pid {} ({}) fd {} {source} [{}] +{:#x}",
+        escape_bytes(who.input.as_bytes()),
+        who.pid,
+        escape_bytes(who.comm),
+        f.fd,
+        escape_bytes(&object),
+        hit.addr,
+    );
+    if opts.format == Format::Hexdump {
+        line.push_str(":\n");
+        let mut h = Hexdump::new(hit.addr - hit.before.len() as u64, "  ");
+        h.feed(&hit.before, &mut line);
+        h.feed(&hit.bytes, &mut line);
+        h.feed(&hit.after, &mut line);
+        h.finish(&mut line);
+        return line;
+    }
+    let _ = writeln!(
+        line,
+        ": {}{}{}",
+        escape_bytes(&hit.before),
+        escape_bytes(&hit.bytes),
+        escape_bytes(&hit.after)
+    );
+    line
+}
+
 /// Whose memory it is.
 struct Who<'a> {
     input: &'a str,
     pid: u32,
     comm: &'a [u8],
+}
+
+/// `rw-p` as /proc/PID/maps shows a mapping's protection.
+#[cfg(feature = "yara")]
+fn prot_text(m: &Mapping) -> String {
+    let p = m.prot;
+    format!(
+        "{}{}{}{}",
+        if p.read { 'r' } else { '-' },
+        if p.write { 'w' } else { '-' },
+        if p.exec { 'x' } else { '-' },
+        if m.shared { 's' } else { 'p' }
+    )
+}
+
+/// A mapping as the JSON Lines show it.
+#[cfg(feature = "yara")]
+#[derive(Serialize)]
+pub(crate) struct MappingJson {
+    start: u64,
+    end: u64,
+    prot: String,
+    kind: &'static str,
+    path: Option<Bytes>,
+    offset: Option<u64>,
+}
+
+#[cfg(feature = "yara")]
+impl MappingJson {
+    fn of(m: &Mapping) -> MappingJson {
+        MappingJson {
+            start: m.start,
+            end: m.end,
+            prot: prot_text(m),
+            kind: Kind::of(m.kind).name(),
+            path: mapping_path(m).map(|p| Bytes(p.to_vec())),
+            offset: m.file.as_ref().map(|f| f.offset),
+        }
+    }
+}
+
+/// `[start-end prot kind path +offset]`: where `addr` lies.
+#[cfg(feature = "yara")]
+fn mapping_text(m: &Mapping, addr: u64) -> String {
+    let mut s = format!(
+        "[{:x}-{:x} {} {}",
+        m.start,
+        m.end,
+        prot_text(m),
+        Kind::of(m.kind).name()
+    );
+    if let (Some(path), Some(f)) = (mapping_path(m), m.file.as_ref()) {
+        let _ = write!(
+            s,
+            " {} +{:#x}",
+            escape_bytes(path),
+            f.offset + (addr - m.start)
+        );
+    }
+    s.push(']');
+    s
+}
+
+/// A JSON line, escaped for a terminal.
+#[cfg(feature = "yara")]
+fn json_line<T: Serialize>(v: &T) -> String {
+    json_for_terminal(&serde_json::to_string(v).unwrap_or_default()).into_owned() + "\n"
+}
+
+/// Runs YARA rules over one process and prints what matched.
+#[cfg(feature = "yara")]
+fn yara_one(
+    who: &Who<'_>,
+    p: &Process,
+    rules: &crate::yara::Rules,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<()> {
+    use crate::yara::{CountJson, SCHEMA};
+    let hits = crate::yara::scan_process(p, rules, &opts.filter, &opts.cancel)?;
+    let head = format!(
+        "{}: pid {} ({})",
+        escape_bytes(who.input.as_bytes()),
+        who.pid,
+        escape_bytes(who.comm)
+    );
+    fn count_json<'a>(who: &Who<'a>, rule: Option<&'a str>, count: Option<u64>) -> CountJson<'a> {
+        CountJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            rule,
+            count,
+        }
+    }
+    let count = |rule, n| count_json(who, rule, n);
+    let json = opts.format == Format::Json;
+    match opts.mode {
+        Mode::List if !hits.is_empty() => sink.push(&match json {
+            true => json_line(&count(None, None)),
+            false => head.clone() + "\n",
+        })?,
+        Mode::List => {}
+        Mode::Count => {
+            for h in &hits {
+                let n = h.strings.len() as u64;
+                sink.push(&match json {
+                    true => json_line(&count(Some(&h.rule), Some(n))),
+                    false => format!("{head} {}: {n}\n", escape_bytes(h.rule.as_bytes())),
+                })?;
+            }
+        }
+        Mode::Matches => {
+            for h in &hits {
+                yara_rule_lines(who, &head, p, h, opts, sink)?;
+            }
+        }
+    }
+    sink.flush();
+    let _ = sink.tx.send(Piece::Found(match opts.mode {
+        Mode::List => u64::from(!hits.is_empty()),
+        _ => hits.len() as u64,
+    }));
+    Ok(())
+}
+
+/// The lines of one rule that matched: one per string match, or one for
+/// the rule if it matched without any.
+#[cfg(feature = "yara")]
+fn yara_rule_lines(
+    who: &Who<'_>,
+    head: &str,
+    p: &Process,
+    h: &crate::yara::RuleHit,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<()> {
+    use crate::yara::{mapping_at, HitJson, RuleHit, StringHit, SCHEMA};
+    fn hit_json<'a>(
+        who: &Who<'a>,
+        p: &Process,
+        h: &'a RuleHit,
+        meta: bool,
+        s: Option<&'a StringHit>,
+    ) -> HitJson<'a> {
+        HitJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            namespace: &h.namespace,
+            rule: &h.rule,
+            tags: &h.tags,
+            meta: meta.then_some(&h.meta),
+            string: s.map(|s| s.id.as_str()),
+            address: s.map(|s| s.addr),
+            length: s.map(|s| s.bytes.len()),
+            mapping: s.and_then(|s| mapping_at(p, s.addr)).map(MappingJson::of),
+            text: s.map(|s| escape_invalid_utf8(&s.bytes).into_owned()),
+            match_hex: s.map(|s| hex(&s.bytes)),
+        }
+    }
+    let hit = |s| hit_json(who, p, h, opts.meta, s);
+    let mut rule = format!("{}:{}", h.namespace, h.rule);
+    if !h.tags.is_empty() {
+        let _ = write!(rule, " [{}]", h.tags.join(","));
+    }
+    if opts.meta {
+        let _ = write!(rule, " {}", h.meta);
+    }
+    let rule = escape_bytes(rule.as_bytes());
+    if opts.format == Format::Json {
+        if h.strings.is_empty() {
+            sink.push(&json_line(&hit(None)))?;
+        }
+        for s in &h.strings {
+            sink.push(&json_line(&hit(Some(s))))?;
+        }
+        return Ok(());
+    }
+    if h.strings.is_empty() {
+        sink.push(&format!("{head} {rule}\n"))?;
+    }
+    for s in &h.strings {
+        let m = mapping_at(p, s.addr).map(|m| mapping_text(m, s.addr));
+        sink.push(&format!(
+            "{head} {rule} {} {:#x} {}: {}\n",
+            escape_bytes(s.id.as_bytes()),
+            s.addr,
+            m.unwrap_or_default(),
+            escape_bytes(&s.bytes)
+        ))?;
+    }
+    Ok(())
 }
 
 /// One JSON line of a match.
@@ -535,6 +920,9 @@ struct MatchJson<'a> {
     text: String,
     match_hex: String,
     utf16: bool,
+    /// Which pattern matched (index in -e/-f order), with several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<usize>,
     before: String,
     before_hex: String,
     after: String,
@@ -588,6 +976,7 @@ fn format_match(
                 text: match_text(hit),
                 match_hex: hex(&hit.bytes),
                 utf16: hit.utf16,
+                pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
                 before: escape_invalid_utf8(&hit.before).into_owned(),
                 before_hex: hex(&hit.before),
                 after: escape_invalid_utf8(&hit.after).into_owned(),

@@ -122,6 +122,8 @@ mod tar;
 pub mod testkit;
 pub mod text;
 mod verify;
+#[cfg(feature = "yara")]
+pub mod yara;
 
 pub use blobio::RemoteObject;
 pub use cancel::Cancel;

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::{bail, Context, Result};
 use memchr::memmem;
 use regex::bytes::{Regex, RegexBuilder};
@@ -80,7 +81,22 @@ pub struct PatternOptions {
 enum Engine {
     Literal(Box<memmem::Finder<'static>>),
     Regex(Regex),
+    /// Several literals (`grep -e A -e B`, `-f FILE`), found in one pass.
+    Many(Box<Many>),
 }
+
+/// Several literals in one automaton; each automaton pattern is one form
+/// (UTF-8, or with --utf16 UTF-16LE) of one of the user's patterns.
+struct Many {
+    ac: AhoCorasick,
+    /// The user's pattern of each automaton pattern.
+    of: Vec<usize>,
+    /// Whether each automaton pattern is a UTF-16LE form.
+    wide: Vec<bool>,
+}
+
+/// Most patterns `grep -e`/`-f` take.
+pub const MAX_PATTERNS: usize = 100_000;
 
 /// A compiled search pattern.
 pub struct Pattern {
@@ -226,10 +242,83 @@ impl Pattern {
         .map_err(crate::Error::new)
     }
 
+    /// Compiles several patterns to be found in one pass, each occurrence
+    /// of each reported as a search for it alone would report it (the
+    /// union of single-pattern searches; [`Match::pattern`] says which).
+    /// Literals and `--hex` only (`-i` folds ASCII letters); one pattern
+    /// is [`Pattern::new`].
+    pub fn many(texts: &[String], opts: &PatternOptions) -> crate::Result<Pattern> {
+        if texts.len() == 1 {
+            return Pattern::new(&texts[0], opts);
+        }
+        (|| -> Result<Pattern> {
+            if texts.is_empty() {
+                bail!("no pattern");
+            }
+            if texts.len() > MAX_PATTERNS {
+                bail!("more than {MAX_PATTERNS} patterns");
+            }
+            if opts.regex {
+                bail!("several patterns are literals (or --hex): -E takes one, joined with |");
+            }
+            let (mut forms, mut of, mut wide) = (Vec::new(), Vec::new(), Vec::new());
+            let mut total = 0;
+            for (i, text) in texts.iter().enumerate() {
+                let bytes = if opts.hex {
+                    parse_hex(text)?
+                } else {
+                    text.as_bytes().to_vec()
+                };
+                if bytes.is_empty() {
+                    bail!("pattern {} is empty", i + 1);
+                }
+                total += bytes.len();
+                if opts.utf16 {
+                    let w = match opts.hex {
+                        true => bytes.iter().flat_map(|&b| [b, 0]).collect(),
+                        false => utf16le(text),
+                    };
+                    forms.push(w);
+                    of.push(i);
+                    wide.push(true);
+                }
+                forms.push(bytes);
+                of.push(i);
+                wide.push(false);
+            }
+            if total > 16 * MAX_PATTERN {
+                bail!(
+                    "the patterns add up to more than {} bytes",
+                    16 * MAX_PATTERN
+                );
+            }
+            let span = forms.iter().map(Vec::len).max().unwrap_or(1);
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(opts.ignore_case)
+                .build(&forms)
+                .context("cannot compile the patterns")?;
+            Ok(Pattern {
+                engine: Engine::Many(Box::new(Many { ac, of, wide })),
+                span,
+                utf16: None,
+            })
+        })()
+        .map_err(crate::Error::new)
+    }
+
     /// The longest match found whole wherever it lies: a literal's length,
     /// or the span a regular expression is guaranteed within.
     pub fn span(&self) -> usize {
         self.span
+    }
+
+    /// How many patterns it finds ([`Pattern::many`]).
+    pub fn count(&self) -> usize {
+        match &self.engine {
+            Engine::Many(m) => m.of.iter().max().map_or(0, |n| n + 1),
+            _ => 1,
+        }
     }
 
     /// Whether the pattern is a regular expression (with its bounded span)
@@ -252,6 +341,8 @@ impl Pattern {
                     .map(|i| (from + i, from + i + f.needle().len())))
             }
             Engine::Regex(r) => r,
+            // Searched by `Window::scan_many`, never here.
+            Engine::Many(_) => return Ok(None),
         };
         let mut start = from;
         loop {
@@ -591,6 +682,8 @@ pub struct Match {
     pub after: Vec<u8>,
     /// Whether it is the UTF-16LE form of the pattern.
     pub utf16: bool,
+    /// Which pattern it is (index in [`Pattern::many`]'s list; 0 for one).
+    pub pattern: usize,
 }
 
 /// What a search of one process found.
@@ -617,6 +710,9 @@ struct Window<'p> {
     from: u64,
     mapping: usize,
     open: bool,
+    /// With several patterns: where each automaton pattern's last match
+    /// ended (its next may not start before).
+    ends: Vec<u64>,
 }
 
 impl<'p> Window<'p> {
@@ -631,6 +727,7 @@ impl<'p> Window<'p> {
             from: 0,
             mapping: 0,
             open: false,
+            ends: Vec::new(),
         }
     }
 
@@ -645,6 +742,7 @@ impl<'p> Window<'p> {
 
     fn begin(&mut self, mapping: usize, addr: u64) {
         self.buf.clear();
+        self.ends.clear();
         (self.start, self.base, self.from, self.mapping, self.open) =
             (addr, addr, addr, mapping, true);
     }
@@ -657,6 +755,9 @@ impl<'p> Window<'p> {
         last: bool,
         found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
     ) -> Result<ControlFlow<()>> {
+        if let Engine::Many(many) = &self.pattern.engine {
+            return self.scan_many(many, last, found);
+        }
         let end = self.end();
         let span = self.pattern.span as u64;
         let regex = self.pattern.is_regex();
@@ -698,6 +799,7 @@ impl<'p> Window<'p> {
                 bytes,
                 before: self.buf[at(before_from)..at(s)].to_vec(),
                 after: self.buf[at(e)..at(after_to)].to_vec(),
+                pattern: 0,
             };
             self.from = e;
             pos = e;
@@ -723,6 +825,89 @@ impl<'p> Window<'p> {
             .max(self.base);
         let cut = (keep_from - self.base) as usize;
         self.buf.drain(..cut);
+        self.base = keep_from;
+        Ok(flow)
+    }
+}
+
+/// Searches `data`, bytes held outside the process's memory (a socket's
+/// or a pipe's queue), for `pattern`: each match's `addr` is its offset in
+/// `data`, its context at most `context` bytes each side.
+pub(crate) fn search_bytes(
+    pattern: &Pattern,
+    data: &[u8],
+    context: usize,
+    found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut w = Window::new(pattern, context.min(MAX_CONTEXT));
+    w.begin(0, 0);
+    w.buf.extend_from_slice(data);
+    w.scan(true, found).map(|_| ())
+}
+
+impl Window<'_> {
+    /// [`Window::scan`] for several literals: every occurrence of each
+    /// automaton pattern that does not overlap the one before it (as a
+    /// search for it alone finds them), in address order. Matches starting
+    /// where a longer one or its context could still reach bytes to come
+    /// are left for the next round.
+    fn scan_many(
+        &mut self,
+        many: &Many,
+        last: bool,
+        found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
+    ) -> Result<ControlFlow<()>> {
+        let end = self.end();
+        let reach = self.pattern.span as u64 - 1 + self.context;
+        let cutoff = match last {
+            true => end,
+            false => end.saturating_sub(reach).max(self.from),
+        };
+        if self.ends.len() != many.of.len() {
+            self.ends = vec![0; many.of.len()];
+        }
+        let mut hits = Vec::new();
+        let from = (self.from - self.base) as usize;
+        for m in many.ac.find_overlapping_iter(&self.buf[from..]) {
+            let (s, e) = (self.from + m.start() as u64, self.from + m.end() as u64);
+            let k = m.pattern().as_usize();
+            if s >= cutoff || s < self.ends[k] {
+                continue;
+            }
+            self.ends[k] = e;
+            hits.push((s, k, e));
+        }
+        hits.sort_unstable();
+        let mut flow = ControlFlow::Continue(());
+        for (s, k, e) in hits {
+            let at = |a: u64| (a - self.base) as usize;
+            let before_from = s
+                .saturating_sub(self.context)
+                .max(self.start)
+                .max(self.base);
+            let after_to = e.saturating_add(self.context).min(end);
+            flow = found(Match {
+                addr: s,
+                mapping: self.mapping,
+                bytes: self.buf[at(s)..at(e)].to_vec(),
+                before: self.buf[at(before_from)..at(s)].to_vec(),
+                after: self.buf[at(e)..at(after_to)].to_vec(),
+                utf16: many.wide[k],
+                pattern: many.of[k],
+            })?;
+            if flow.is_break() {
+                break;
+            }
+        }
+        if last || flow.is_break() {
+            self.open = false;
+            self.buf.clear();
+            self.ends.clear();
+            return Ok(flow);
+        }
+        self.from = cutoff;
+        let keep_from = cutoff.saturating_sub(self.context).max(self.base);
+        self.buf.drain(..(keep_from - self.base) as usize);
         self.base = keep_from;
         Ok(flow)
     }
@@ -1031,6 +1216,51 @@ mod tests {
             (m.addr, &m.before[..], &m.bytes[..], &m.after[..]),
             (0x1000 + 20, &b"-xx1"[..], &b"SECRET"[..], &b"yy-A"[..])
         );
+    }
+
+    #[test]
+    fn several_patterns_find_the_union_of_single_searches() {
+        let mut data = Vec::new();
+        for i in 0..300u32 {
+            data.extend_from_slice(format!("xx{i}SECRETyy-AAAA-key{i}-").as_bytes());
+        }
+        // Overlapping patterns, one inside another, one overlapping itself.
+        let texts: Vec<String> = ["SECRET", "CRET", "AA", "y-A", "key1", "nothere"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let opts = PatternOptions::default();
+        let many = Pattern::many(&texts, &opts).unwrap();
+        let mut union = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let one = Pattern::new(t, &opts).unwrap();
+            for mut m in run(&one, &data, data.len(), 3) {
+                m.pattern = i;
+                union.push(m);
+            }
+        }
+        union.sort_by_key(|m| (m.addr, m.pattern));
+        assert_eq!(union.len(), 300 * 4 + 300 + 111);
+        for piece in [1, 2, 5, 7, 64, 1000, data.len()] {
+            let got = run(&many, &data, piece, 3);
+            assert_eq!(got, union, "in pieces of {piece}");
+        }
+        let mut ci = PatternOptions {
+            ignore_case: true,
+            utf16: true,
+            ..Default::default()
+        };
+        let texts = vec!["secret".to_string(), "KEY".to_string()];
+        let got = run(
+            &Pattern::many(&texts, &ci).unwrap(),
+            b"SeCrEt K\0e\0Y\0",
+            2,
+            0,
+        );
+        let seen: Vec<_> = got.iter().map(|m| (m.addr, m.pattern, m.utf16)).collect();
+        assert_eq!(seen, [(0x1000, 0, false), (0x1007, 1, true)]);
+        ci.regex = true;
+        assert!(Pattern::many(&texts, &ci).is_err());
     }
 
     #[test]

@@ -130,6 +130,24 @@ Examples:
   criu2core grep --utf16 -i password -C 32 dump/
   criu2core grep --hex 'de ad be ef' --prot rw --json dump/ | jq .address")]
     Grep(GrepArgs),
+    /// Run YARA rules over the memory of checkpointed processes.
+    #[command(after_help = "\
+Runs the rules (compiled once by yara-x) over each process's memory as its
+core would hold it, with grep's filters. A rule's condition sees one
+process at a time, each byte at its virtual address (offsets in
+conditions are addresses, as yara -p sees a live process); a string
+match never spans a hole, a gap or two mappings, and is found whole up to
+64 KiB long. filesize, uint32() and file-parsing modules are undefined.
+A line per string match: input, pid, comm, namespace:rule [tags],
+string, address, mapping [start-end prot kind path +offset]: bytes.
+
+Needs the yara feature (cargo install --features yara).
+Exit status: 0 some rule matched, 1 none did, 2 an error.
+
+Examples:
+  criu2core yara rules/ /var/lib/kubelet/checkpoints
+  criu2core yara -r more.yar keys.yar checkpoint.tar.zst --json | jq .address")]
+    Yara(YaraArgs),
     /// Write the bytes at an address of a checkpointed process's memory.
     #[command(after_help = "\
 Writes raw bytes to stdout (refused when stdout is a terminal: use
@@ -352,12 +370,20 @@ pub struct DiffArgs {
 
 #[derive(Args)]
 pub struct GrepArgs {
-    /// What to look for: a literal (default), a regular expression (-E) or hex bytes (--hex).
+    /// What to look for: a literal (default), a regular expression (-E) or
+    /// hex bytes (--hex). With -e or -f, the first INPUT.
     #[arg(value_name = "PATTERN")]
-    pub pattern: String,
+    pub pattern: Option<String>,
     /// Checkpoints (image directories, archives), or directories holding them.
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// A pattern (repeatable): all are found in one pass, each match
+    /// saying which (literals or --hex; -i folds ASCII letters).
+    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+    /// Patterns from FILE, one a line (empty lines skipped).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub pattern_files: Vec<PathBuf>,
     /// PATTERN is a regular expression over bytes (the regex crate's syntax).
     #[arg(short = 'E', long = "extended-regexp", visible_alias = "regex")]
     pub regex: bool,
@@ -422,9 +448,67 @@ pub struct GrepArgs {
     /// Longest regular-expression match found whole across a read boundary.
     #[arg(long, value_name = "BYTES")]
     pub span: Option<usize>,
+    /// Search memory only, not the bytes CRIU saved in TCP, socket, pipe
+    /// and FIFO queues.
+    #[arg(long)]
+    pub memory_only: bool,
     /// Colour matches: auto (on a terminal), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+    #[command(flatten)]
+    pub spill: Spill,
+}
+
+#[derive(Args)]
+pub struct YaraArgs {
+    /// A YARA rule file, or a directory of .yar/.yara files.
+    #[arg(value_name = "RULES")]
+    pub rules: PathBuf,
+    /// Checkpoints (image directories, archives), or directories holding them.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// More rule files or directories (repeatable), compiled with RULES.
+    #[arg(short = 'r', long = "rules", value_name = "RULES")]
+    pub more_rules: Vec<PathBuf>,
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    pub kinds: Vec<criu2core::search::Kind>,
+    /// Only mappings with this protection (as grep --prot).
+    #[arg(long, value_name = "PROT", value_parser = criu2core::search::ProtFilter::parse)]
+    pub prot: Option<criu2core::search::ProtFilter>,
+    /// Only mappings whose path matches this glob (repeatable; * matches / too).
+    #[arg(long = "path", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Only addresses from START up to END (hex with 0x, or decimal).
+    #[arg(long, value_name = "START-END", value_parser = criu2core::search::parse_range)]
+    pub range: Option<(u64, u64)>,
+    /// Print the number of string matches of each process and rule instead.
+    #[arg(short = 'c', long, conflicts_with = "list")]
+    pub count: bool,
+    /// Print only the processes some rule matched.
+    #[arg(short = 'l', long = "list")]
+    pub list: bool,
+    /// Print each rule's metadata too.
+    #[arg(long)]
+    pub meta: bool,
+    /// Print JSON Lines (schema in docs/yara.schema.json).
+    #[arg(long)]
+    pub json: bool,
+    /// Processes scanned at once (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Also scan the unmodified pages of mapped files, read from this root filesystem.
+    #[arg(long, value_name = "DIR", requires = "files", conflicts_with = "image")]
+    pub root: Option<PathBuf>,
+    /// Also scan the unmodified pages of mapped files, read from the container's image.
+    #[arg(long, value_name = "IMAGE", requires = "files", value_parser = parse_image)]
+    pub image: Option<criu2core::ImageRef>,
+    /// Scan the contents of mapped files too (as grep --files).
+    #[arg(long)]
+    pub files: bool,
     #[command(flatten)]
     pub spill: Spill,
 }

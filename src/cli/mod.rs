@@ -30,7 +30,7 @@ use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
 
 use args::{
     BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, Spill,
-    SummaryArgs,
+    SummaryArgs, YaraArgs,
 };
 use logging::init_logging;
 use output::{emit, emit_line, error_line, input_error, print_report};
@@ -156,7 +156,8 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     pattern.ignore_case = args.ignore_case;
     pattern.utf16 = args.utf16;
     pattern.span = args.span;
-    let pattern = Pattern::new(&args.pattern, &pattern)?;
+    let (texts, inputs) = grep_patterns(args)?;
+    let pattern = Pattern::many(&texts, &pattern)?;
     let color = match args.color.as_str() {
         "always" => true,
         "never" => false,
@@ -191,6 +192,46 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     opts.files = args.files;
+    opts.memory_only = args.memory_only;
+    opts.root.clone_from(&args.root);
+    opts.image.clone_from(&args.image);
+    opts.spill_dir.clone_from(&args.spill.tmpdir);
+    opts.max_spill = args.spill.max_spill;
+    opts.cancel = cancel.clone();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let outcome = criu2core::grep::grep(&inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    Ok(outcome.exit_status())
+}
+
+/// `criu2core yara`: grep's search with rules for a pattern.
+#[cfg(feature = "yara")]
+fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
+    let mut paths = vec![args.rules.clone()];
+    paths.extend(args.more_rules.iter().cloned());
+    let rules = criu2core::yara::Rules::compile(&paths)?;
+    // The pattern is not used: the rules are run instead.
+    let unused = Pattern::new("-", &PatternOptions::default())?;
+    let mut opts = GrepOptions::new(unused);
+    opts.rules = Some(Arc::new(rules));
+    opts.meta = args.meta;
+    opts.filter.kinds.clone_from(&args.kinds);
+    opts.filter.prot = args.prot;
+    opts.filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
+    opts.filter.range = args.range;
+    opts.pids.clone_from(&args.pids);
+    opts.mode = match (args.count, args.list) {
+        (true, _) => Mode::Count,
+        (_, true) => Mode::List,
+        _ => Mode::Matches,
+    };
+    if args.json {
+        opts.format = Format::Json;
+    }
+    opts.jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    opts.files = args.files;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.spill_dir.clone_from(&args.spill.tmpdir);
@@ -200,6 +241,38 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
     let outcome = criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
     Ok(outcome.exit_status())
+}
+
+/// Without the yara feature: says how to get it.
+#[cfg(not(feature = "yara"))]
+fn yara(_: &YaraArgs, _: &Cancel) -> Result<u8> {
+    bail!("this criu2core was built without YARA support: build it with --features yara (cargo install --locked --path . --features yara)")
+}
+
+/// grep's patterns (PATTERN, or those of -e and -f) and its inputs.
+fn grep_patterns(args: &GrepArgs) -> Result<(Vec<String>, Vec<PathBuf>)> {
+    let mut texts = args.patterns.clone();
+    for f in &args.pattern_files {
+        let all = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        let all = String::from_utf8(all)
+            .with_context(|| format!("{}: patterns are not UTF-8 (use --hex)", f.display()))?;
+        texts.extend(all.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    let mut inputs = args.inputs.clone();
+    match &args.pattern {
+        Some(p) if args.patterns.is_empty() && args.pattern_files.is_empty() => {
+            texts.push(p.clone())
+        }
+        Some(p) => inputs.insert(0, PathBuf::from(p)),
+        None => {}
+    }
+    if texts.is_empty() {
+        bail!("no pattern: give PATTERN, -e PATTERN or -f FILE");
+    }
+    if inputs.is_empty() {
+        bail!("no INPUT: give a checkpoint or a directory of checkpoints");
+    }
+    Ok((texts, inputs))
 }
 
 fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
@@ -424,6 +497,24 @@ where
             // grep's own statuses: 0 found, 1 nothing found, 2 an error.
             let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
             // A closed pipe stops the workers through `cancel` too.
+            if let Err(e) = &status {
+                if broken_pipe(e) {
+                    return ExitCode::from(141);
+                }
+            }
+            if cancel.reason().is_some() {
+                return finish(Ok(false), &cancel);
+            }
+            return match status {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    error_line(&format!("{e:#}"));
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Yara(a) => {
+            let status = handle_signals(&cancel).and_then(|()| yara(a, &cancel));
             if let Err(e) = &status {
                 if broken_pipe(e) {
                     return ExitCode::from(141);

@@ -182,6 +182,8 @@ impl FileObject {
 pub struct OpenFile {
     /// The descriptor's number.
     pub fd: u32,
+    /// The file's id in the checkpoint (files.img).
+    pub id: u32,
     /// FD_CLOEXEC.
     pub cloexec: bool,
     /// What it refers to.
@@ -535,6 +537,7 @@ impl FileTables {
                 };
                 fds.push(OpenFile {
                     fd: e.fd,
+                    id: e.id,
                     cloexec: e.flags & 1 != 0,
                     object,
                 });
@@ -749,6 +752,72 @@ impl FileTables {
             index: info.and_then(|i| i.pty.as_ref()).map(|p| p.index),
             master: kind == "pty" && major == 5 && minor == 2,
         })
+    }
+}
+
+/// Bytes CRIU saved for a descriptor outside the process's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedData {
+    /// Which queue: "tcp-recv", "tcp-send", "socket-queue", "pipe", "fifo".
+    pub source: &'static str,
+    /// The bytes, in queue order (a socket's packets one after another).
+    pub data: Vec<u8>,
+}
+
+impl FileTables {
+    /// The bytes queued for descriptor `f` that the checkpoint holds: an
+    /// established TCP connection's receive and send queues
+    /// (`tcp-stream-<ino>.img`), a socket's queued packets (sk-queues.img),
+    /// a pipe's or FIFO's buffer (pipes-data.img, fifo-data.img).
+    pub fn queued_data(&self, store: &dyn ImageStore, f: &OpenFile) -> Result<Vec<QueuedData>> {
+        let mut out = Vec::new();
+        let (name, magic, key, source) = match &f.object {
+            FileObject::Pipe { inode, queued, .. } if *queued > 0 => {
+                ("pipes-data.img", magic::PIPES_DATA, *inode, "pipe")
+            }
+            FileObject::Fifo { inode, queued, .. } if *queued > 0 => {
+                ("fifo-data.img", magic::FIFO_DATA, *inode, "fifo")
+            }
+            FileObject::Socket(s) if s.protocol == "tcp" && s.queues.is_some() => {
+                let name = format!("tcp-stream-{:x}.img", s.inode);
+                if let Some(mut img) = read_image(store, &name, magic::TCP_STREAM)? {
+                    if let Some(t) = img.entry::<proto::TcpStreamEntry>()? {
+                        for (len, source) in [(t.inq_len, "tcp-recv"), (t.outq_len, "tcp-send")] {
+                            let data = img.payload(u64::from(len))?.to_vec();
+                            if !data.is_empty() {
+                                out.push(QueuedData { source, data });
+                            }
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+            FileObject::Socket(s) if s.queues.is_some() => {
+                ("sk-queues.img", magic::SK_QUEUES, f.id, "socket-queue")
+            }
+            _ => return Ok(out),
+        };
+        let mut data = Vec::new();
+        if let Some(mut img) = read_image(store, name, magic)? {
+            let sk = source == "socket-queue";
+            while let Some((id, len)) = match sk {
+                true => img
+                    .entry::<proto::SkPacketEntry>()?
+                    .map(|e| (e.id_for, u64::from(e.length))),
+                false => img
+                    .entry::<proto::PipeDataEntry>()?
+                    .map(|e| (e.pipe_id, u64::from(e.bytes))),
+            } {
+                let bytes = img.payload(len)?;
+                if id == key {
+                    data.extend_from_slice(bytes);
+                }
+            }
+        }
+        if !data.is_empty() {
+            out.push(QueuedData { source, data });
+        }
+        Ok(out)
     }
 }
 

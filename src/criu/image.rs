@@ -157,6 +157,13 @@ impl Image {
         Ok(out)
     }
 
+    /// The `len` bytes of raw payload that follow an entry, passed over.
+    pub fn payload(&mut self, len: u64) -> Result<&[u8]> {
+        let at = self.pos;
+        self.skip(len)?;
+        Ok(&self.data[at..self.pos])
+    }
+
     /// Skips `len` bytes of raw payload that follow an entry.
     pub fn skip(&mut self, len: u64) -> Result<()> {
         let left = (self.data.len() - self.pos.min(self.data.len())) as u64;

@@ -1264,8 +1264,126 @@ fn an_interrupted_search_leaves_nothing_behind() {
 }
 
 /// This module's tests.
+/// `grep -e M1 -e M2 ...` (and `-f FILE`) over every real fixture: each
+/// hit the union of the single-marker searches holds, naming its pattern,
+/// and the union is where gcore's cores hold the markers.
+fn many_patterns_find_the_union_of_single_searches() {
+    for name in ["mt-pie", "fork-shared"] {
+        let fx = fixture(name);
+        let images = fx.images();
+        // A pattern inside another and one in no process, too.
+        let mut pats = fx.markers.clone();
+        pats.push(fx.markers[0][2..8].to_string());
+        pats.push("NOT_IN_ANY_CHECKPOINT_4242".to_string());
+        let mut union = BTreeSet::new();
+        for (i, m) in pats.iter().enumerate() {
+            for (pid, addr) in found(&[m, path_str(&images)]) {
+                union.insert((pid, addr, i as u64));
+            }
+        }
+        assert!(!union.is_empty(), "{name}: no marker found");
+        let mut args: Vec<&str> = pats.iter().flat_map(|m| ["-e", m.as_str()]).collect();
+        args.push(path_str(&images));
+        let lines = grep_json(&args, 0);
+        let got: BTreeSet<(u64, u64, u64)> = lines
+            .iter()
+            .map(|v| {
+                let i = v["pattern"].as_u64().unwrap();
+                assert_eq!(v["match"], pats[i as usize].as_str(), "{v}");
+                (
+                    v["pid"].as_u64().unwrap(),
+                    v["address"].as_u64().unwrap(),
+                    i,
+                )
+            })
+            .collect();
+        assert_eq!(lines.len(), got.len(), "{name}: a hit reported twice");
+        assert_eq!(got, union, "{name}");
+        // The union is what gcore's cores hold.
+        let mut gcore = BTreeSet::new();
+        for p in fx.processes.iter().filter(|p| !fx.zombies.contains(&p.pid)) {
+            for (i, m) in pats.iter().enumerate() {
+                for (_, a) in find_in_core(&fx.gcore(p), std::slice::from_ref(m)) {
+                    gcore.insert((u64::from(p.pid), a, i as u64));
+                }
+            }
+        }
+        assert_eq!(got, gcore, "{name}");
+        // -f: the same, patterns from a file (an empty line skipped).
+        let file = images.parent().unwrap().join("patterns.txt");
+        fs::write(&file, pats.join("\n") + "\n\n").unwrap();
+        let from_file = grep_json(&["-f", path_str(&file), path_str(&images)], 0);
+        assert_eq!(from_file, lines, "{name}: -f");
+    }
+    // -E takes one pattern; no pattern at all is an error.
+    let o = grep(&["-E", "-e", "a", "-e", "b", "x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = grep(&["-f", "/dev/null", "x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+}
+
+/// The net fixture (a real CRIU 4.2 dump with --tcp-established): the
+/// bytes each end of its loopback connection sent and the other had not
+/// read are in the TCP receive queues, found there and attributed to the
+/// descriptor, its socket's ends and the offset in the queue; with
+/// --memory-only only memory is searched, with the same memory hits.
+fn queued_bytes_are_searched_and_attributed_to_their_descriptor() {
+    let fx = fixture("net");
+    let images = fx.images();
+    let img = path_str(&images);
+    let all = grep_json(&["-C", "64", "NET_SECRET_9931", img], 0);
+    let (queued, memory): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|v| v.get("fd").is_some());
+    assert_eq!(queued.len(), 1, "{all:#?}");
+    let q = queued[0];
+    assert_eq!(q["source"], "tcp-recv");
+    assert_eq!(q["offset"], 15);
+    assert_eq!(q["length"], 15);
+    assert_eq!(q["before"], "GET /exfil?key=");
+    assert_eq!(q["after"], " HTTP/1.0\r\n\r\n");
+    let object = q["object"].as_str().unwrap();
+    assert!(
+        object.starts_with("tcp 127.0.0.1:") && object.contains(" -> 127.0.0.1:"),
+        "{object}"
+    );
+    assert!([4, 5].contains(&q["fd"].as_u64().unwrap()), "{q}");
+    assert!(q.get("address").is_none());
+    // The other end's queue holds the reply, from its first byte.
+    let reply = grep_json(&["HTTP/1.0 200 OK", img], 0);
+    let rq: Vec<&Value> = reply.iter().filter(|v| v.get("fd").is_some()).collect();
+    assert_eq!(rq.len(), 1, "{reply:#?}");
+    assert_eq!(
+        (rq[0]["offset"].as_u64(), rq[0]["source"].as_str()),
+        (Some(0), Some("tcp-recv"))
+    );
+    assert_ne!(rq[0]["fd"], q["fd"]);
+    // --memory-only: the memory hits alone, the same.
+    let only = grep_json(&["--memory-only", "-C", "64", "NET_SECRET_9931", img], 0);
+    assert_eq!(only.iter().collect::<Vec<_>>(), memory);
+    // -c counts both; text names the descriptor.
+    let o = grep(&["-c", "NET_SECRET_9931", img]);
+    assert!(
+        text(&o).ends_with(&format!(": {}\n", all.len())),
+        "{}",
+        text(&o)
+    );
+    let o = grep(&["NET_SECRET_9931", img]);
+    let line = text(&o)
+        .lines()
+        .find(|l| l.contains(" tcp-recv "))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(&format!(" fd {} tcp-recv [tcp 127.0.0.1:", q["fd"])),
+        "{line}"
+    );
+    assert!(line.ends_with("] +0xf: NET_SECRET_9931"), "{line}");
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
+        queued_bytes_are_searched_and_attributed_to_their_descriptor needs [Need::Tool("tar"), Need::Tool("zstd")],
+        many_patterns_find_the_union_of_single_searches needs [Need::Tool("tar"), Need::Tool("zstd")],
         markers_are_found_exactly_where_gcore_has_them needs [Need::Tool("tar"), Need::Tool("zstd")],
         markers_of_other_architectures_are_where_their_cores_hold_them needs [Need::Tool("tar"), Need::Tool("zstd")],
         file_pages_are_searched_with_root_and_files_only needs [Need::Tool("tar"), Need::Tool("zstd")],

@@ -47,6 +47,7 @@ mod readme;
 mod sysroot;
 mod terminal;
 mod trust;
+mod yara;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -220,5 +221,6 @@ fn main() {
     tests.extend(sysroot::tests());
     tests.extend(terminal::tests());
     tests.extend(trust::tests());
+    tests.extend(yara::tests());
     libtest_mimic::run(&args, tests).exit();
 }
