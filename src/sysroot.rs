@@ -225,7 +225,7 @@ impl Sysroot {
     /// Writes the file at `path` (as the process saw it) from `view`: at
     /// the path it resolves to, and, where that differs, at `path` itself,
     /// with the view's links on the way made in DIR.
-    fn add_file(&self, view: &FileView, path: &[u8]) -> Result<()> {
+    pub(crate) fn add_file(&self, view: &FileView, path: &[u8]) -> Result<()> {
         let key = clean_key(path).with_context(|| "a path with '..'")?;
         if self
             .done
@@ -284,7 +284,7 @@ impl Sysroot {
     /// Makes in DIR each link of the view's top directory that leads to a
     /// directory holding a file written (`/lib -> usr/lib`), for the
     /// library paths the dynamic loader used.
-    fn top_links(&self, view: &FileView) -> Result<()> {
+    pub(crate) fn top_links(&self, view: &FileView) -> Result<()> {
         let written: Vec<Vec<u8>> = self
             .done
             .lock()
@@ -548,7 +548,7 @@ fn exe_blob(p: &Process, view: &FileView) -> Option<Blob> {
 }
 
 /// `path` split into its directory and its last component.
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (&path[..0], path),
@@ -565,7 +565,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 /// The relative link target that leads from directory `from` to `to`
 /// (both clean and relative to the same root).
-fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
+pub(crate) fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
     let comps = |p: &[u8]| -> Vec<Vec<u8>> {
         p.split(|&b| b == b'/')
             .filter(|c| !c.is_empty())
