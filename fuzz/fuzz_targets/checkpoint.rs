@@ -32,12 +32,19 @@ fuzz_target!(|data: &[u8]| {
         let body = &tail[n + 4..];
         let body = &body[..len.min(body.len())];
         rest = &tail[n + 4 + body.len()..];
-        if name.is_empty() || name == "out" || name.contains('/') || name.contains('\0') || name.starts_with('.') {
+        if name.is_empty()
+            || name == "out"
+            || name.contains('/')
+            || name.contains('\0')
+            || name.starts_with('.')
+        {
             continue;
         }
         let _ = std::fs::write(dir.join(&name), body);
     }
-    let Ok(ckpt) = open(dir, &OpenOptions::default()) else { return };
+    let Ok(ckpt) = open(dir, &OpenOptions::default()) else {
+        return;
+    };
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
     for pid in ckpt.pids().into_iter().take(8) {

@@ -96,16 +96,25 @@ fuzz_target!(|data: &[u8]| {
             sels.push(s);
         }
         for sel in &sels {
-            let Ok(img) = archive.select(sel) else { continue };
+            let Ok(img) = archive.select(sel) else {
+                continue;
+            };
             for d in img.info().layers.iter().take(4) {
                 let _ = img.read_blob(d, 1 << 16);
             }
             let Ok(layers) = img.layers() else { continue };
-            let Ok(view) = LayerView::new(layers, &opts) else { continue };
+            let Ok(view) = LayerView::new(layers, &opts) else {
+                continue;
+            };
             let files: Vec<_> = view.files().take(16).collect();
             for f in &files {
                 let p = f.path();
-                assert!(!p.starts_with(b"/") && !p.split(|&b| b == b'/').any(|c| c == b".." || c.is_empty()), "{:?}", p.escape_ascii().to_string());
+                assert!(
+                    !p.starts_with(b"/")
+                        && !p.split(|&b| b == b'/').any(|c| c == b".." || c.is_empty()),
+                    "{:?}",
+                    p.escape_ascii().to_string()
+                );
                 if let Ok(Some(again)) = view.resolve(p) {
                     assert_eq!(again.path(), p);
                 }
@@ -123,5 +132,9 @@ fuzz_target!(|data: &[u8]| {
         let name = e.unwrap().file_name();
         assert!(name == "image.tar" || name == "spill", "wrote {name:?}");
     }
-    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "copies left behind");
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "copies left behind"
+    );
 });

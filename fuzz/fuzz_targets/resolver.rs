@@ -72,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
     // upper layer, hard links and names unfit for both make them differ.
     let mut alike = true;
     for (kind, name, body) in common::records(data) {
-        let layer = if kind & 8 == 0 { &mut lower } else { &mut upper };
+        let layer = if kind & 8 == 0 {
+            &mut lower
+        } else {
+            &mut upper
+        };
         match kind & 7 {
             k @ 0..=3 => {
                 queries.push(name);
@@ -105,35 +109,62 @@ fuzz_target!(|data: &[u8]| {
     }
     let rootfs = RootFs::new(&root).unwrap();
     let canon = fs::canonicalize(&root).unwrap();
-    let mut layers = vec![Layer::new("lower", BlobData::Memory(Arc::from(lower.finish())))];
+    let mut layers = vec![Layer::new(
+        "lower",
+        BlobData::Memory(Arc::from(lower.finish())),
+    )];
     if !upper.0.is_empty() {
-        layers.push(Layer::new("upper", BlobData::Memory(Arc::from(upper.finish()))));
+        layers.push(Layer::new(
+            "upper",
+            BlobData::Memory(Arc::from(upper.finish())),
+        ));
     }
     let view = LayerView::new(layers, &Options::default()).ok();
     for q in queries.iter().take(32) {
         let by_dir = rootfs.resolve(q).ok().flatten();
         if let Some((full, len)) = &by_dir {
             assert!(full.starts_with(&canon), "{q:?} -> {full:?}");
-            assert_eq!(&fs::canonicalize(full).unwrap(), full, "{q:?}: a link left in it");
+            assert_eq!(
+                &fs::canonicalize(full).unwrap(),
+                full,
+                "{q:?}: a link left in it"
+            );
             assert_eq!(fs::metadata(full).unwrap().len(), *len);
         }
         if let Ok(Some(rel)) = rootfs.resolve_dir(q) {
             let full = canon.join(OsStr::from_bytes(&rel));
-            assert_eq!(fs::canonicalize(&full).unwrap(), full, "{q:?}: a link left in it");
+            assert_eq!(
+                fs::canonicalize(&full).unwrap(),
+                full,
+                "{q:?}: a link left in it"
+            );
         }
         let Some(view) = &view else { continue };
         let by_view = view.resolve(*q).ok().flatten();
         if let Some(f) = &by_view {
             let p = f.path();
-            assert!(clean_key(p).as_deref() == Some(p) && !p.is_empty(), "{q:?} -> {p:?}");
-            assert_eq!(view.resolve(p).ok().flatten().as_ref(), Some(f), "{q:?}: not where it leads");
+            assert!(
+                clean_key(p).as_deref() == Some(p) && !p.is_empty(),
+                "{q:?} -> {p:?}"
+            );
+            assert_eq!(
+                view.resolve(p).ok().flatten().as_ref(),
+                Some(f),
+                "{q:?}: not where it leads"
+            );
         }
         if let Ok(Some(d)) = view.resolve_dir(*q) {
             assert!(clean_key(&d).as_deref() == Some(&d[..]), "{q:?} -> {d:?}");
         }
         if alike {
             if let (Ok(a), Ok(b)) = (rootfs.resolve(q), view.resolve(*q)) {
-                let a = a.map(|(full, _)| full.strip_prefix(&canon).unwrap().as_os_str().as_bytes().to_vec());
+                let a = a.map(|(full, _)| {
+                    full.strip_prefix(&canon)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
+                });
                 let b = b.map(|f| f.path().to_vec());
                 assert_eq!(a, b, "the root and the view disagree on {q:?}");
             }

@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
             if b.path == path {
                 assert!(b.offset + b.len <= data.len() as u64, "{b:?} past the tar");
             } else {
-                assert!(b.path.starts_with(&spill), "{b:?} outside the spill directory");
+                assert!(
+                    b.path.starts_with(&spill),
+                    "{b:?} outside the spill directory"
+                );
             }
         }
     }

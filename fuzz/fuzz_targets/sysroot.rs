@@ -32,7 +32,10 @@ fn dir() -> &'static PathBuf {
 /// Where `target` leads from directory `from`, lexically; `None` if it
 /// climbs above the root.
 fn lexical(from: &[u8], target: &[u8]) -> Option<Vec<u8>> {
-    let mut at: Vec<&[u8]> = from.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+    let mut at: Vec<&[u8]> = from
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
     for c in target.split(|&b| b == b'/') {
         match c {
             b"" | b"." => {}
@@ -49,15 +52,26 @@ fn lexical(from: &[u8], target: &[u8]) -> Option<Vec<u8>> {
 fn contracts(a: &[u8], b: &[u8]) {
     if let Some(k) = clean_key(a) {
         assert!(!k.starts_with(b"/") && !k.ends_with(b"/") && !k.windows(2).any(|w| w == b"//"));
-        assert!(!k.split(|&c| c == b'/').any(|c| c == b"." || c == b".."), "{k:?}");
+        assert!(
+            !k.split(|&c| c == b'/').any(|c| c == b"." || c == b".."),
+            "{k:?}"
+        );
         let (d, base) = split(&k);
         assert!(!base.contains(&b'/'));
-        let back = if d.is_empty() { base.to_vec() } else { [d, b"/", base].concat() };
+        let back = if d.is_empty() {
+            base.to_vec()
+        } else {
+            [d, b"/", base].concat()
+        };
         assert_eq!(back, k);
         if let Some(t) = clean_key(b) {
             let r = relative(&k, &t);
             assert!(!r.starts_with(b"/") && !r.is_empty(), "{r:?}");
-            assert_eq!(lexical(&k, &r).as_deref(), Some(&t[..]), "relative({k:?}, {t:?}) = {r:?}");
+            assert_eq!(
+                lexical(&k, &r).as_deref(),
+                Some(&t[..]),
+                "relative({k:?}, {t:?}) = {r:?}"
+            );
         }
     }
 }
@@ -92,8 +106,17 @@ fuzz_target!(|data: &[u8]| {
     let layer = dir.join("layer.tar");
     let bytes = tar.finish();
     fs::write(&layer, &bytes).unwrap();
-    let blob = Blob { label: "layer.tar".into(), path: layer.clone(), offset: 0, len: bytes.len() as u64, remote: None };
-    let Ok(view) = LayerView::new(vec![Layer::new("layer.tar", BlobData::File(blob))], &Options::default()) else {
+    let blob = Blob {
+        label: "layer.tar".into(),
+        path: layer.clone(),
+        offset: 0,
+        len: bytes.len() as u64,
+        remote: None,
+    };
+    let Ok(view) = LayerView::new(
+        vec![Layer::new("layer.tar", BlobData::File(blob))],
+        &Options::default(),
+    ) else {
         return;
     };
     let view = FileView::new(Some(view), None);
@@ -104,7 +127,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = s.top_links(&view);
     // Nothing outside; the planted link untouched; the writer's links
     // relative and inside; no temporary file left.
-    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside the sysroot");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote outside the sysroot"
+    );
     if planted {
         assert_eq!(fs::read_link(sysroot.join("usr")).unwrap(), outside);
     }
@@ -118,7 +145,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let t = t.as_os_str().as_bytes();
             let from = rel.parent().unwrap().as_os_str().as_bytes();
-            assert!(lexical(from, t).is_some() && !t.starts_with(b"/"), "{rel:?} -> {t:?}");
+            assert!(
+                lexical(from, t).is_some() && !t.starts_with(b"/"),
+                "{rel:?} -> {t:?}"
+            );
         }
     }
 });

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 /// A directory for this process's files, on /dev/shm where there is one
 /// (no disk, no fsync), made once and emptied before each run.
 pub fn scratch(name: &str) -> PathBuf {
-    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
     let dir = base.join(format!("criu2core-fuzz-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,7 +63,11 @@ impl Tar {
         let name = &name[..name.len().min(100)];
         let link = &link[..link.len().min(100)];
         h[..name.len()].copy_from_slice(name);
-        h[100..108].copy_from_slice(if kind == DIR { b"0000755\0" } else { b"0000644\0" });
+        h[100..108].copy_from_slice(if kind == DIR {
+            b"0000755\0"
+        } else {
+            b"0000644\0"
+        });
         h[108..116].copy_from_slice(b"0000000\0");
         h[116..124].copy_from_slice(b"0000000\0");
         let size = if kind == FILE { data.len() } else { 0 };
