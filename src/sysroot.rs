@@ -419,6 +419,15 @@ impl Sysroot {
         Ok(())
     }
 
+    /// [`Sysroot::add_file`] alone, then the top directory's links (for
+    /// the fuzz targets).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn add_path(&self, view: &FileView, path: &[u8]) -> Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.add_file(&mut st, view, path)?;
+        self.top_links(&mut st, view)
+    }
+
     /// Walks `dir` (a clean path) in the view, making in DIR each symbolic
     /// link met on the way, as a relative link to where the view resolves
     /// it; gives the directory `dir` resolves to.
@@ -768,7 +777,7 @@ fn exe_blob(p: &Process, view: &FileView) -> Option<Blob> {
 }
 
 /// `path` split into its directory and its last component.
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => (&path[..0], path),
@@ -785,7 +794,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 /// The relative link target that leads from directory `from` to `to`
 /// (both clean and relative to the same root).
-fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
+pub(crate) fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
     let comps = |p: &[u8]| -> Vec<Vec<u8>> {
         p.split(|&b| b == b'/')
             .filter(|c| !c.is_empty())

@@ -3,6 +3,12 @@
 //! the spill directory.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
 use criu2core::testkit::decode::{index_diff, ArchiveOptions, ArchiveStore, Diff, ImageStore};
 use criu2core::PageUse;
 use libfuzzer_sys::fuzz_target;
@@ -10,11 +16,18 @@ use libfuzzer_sys::fuzz_target;
 /// What a fuzzed archive may unpack.
 const MAX_SPILL: u64 = 8 << 20;
 
+fn dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| common::scratch("archive"))
+}
+
 fuzz_target!(|data: &[u8]| {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ckpt.tar");
+    // One directory on tmpfs for the whole run, emptied each time.
+    let dir = dir();
+    common::empty(dir);
+    let path = dir.join("ckpt.tar");
     std::fs::write(&path, data).unwrap();
-    let spill = dir.path().join("spill");
+    let spill = dir.join("spill");
     std::fs::create_dir(&spill).unwrap();
     // Both ways of reading: for a conversion, and for inspect.
     for pages in [PageUse::All, PageUse::Strings] {
@@ -44,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // Only the archive, the spill directory and what is inside it.
-        for e in std::fs::read_dir(dir.path()).unwrap() {
+        for e in std::fs::read_dir(dir).unwrap() {
             let name = e.unwrap().file_name();
             assert!(name == "ckpt.tar" || name == "spill", "wrote {name:?}");
         }

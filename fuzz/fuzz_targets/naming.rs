@@ -31,11 +31,19 @@ fuzz_target!(|data: &[u8]| {
         rest = &tail[len..];
         let name = output_name(Path::new(OsStr::from_bytes(raw)));
         assert!(is_safe_component(&name), "{raw:?} -> {name:?}");
-        assert!(!name.starts_with('.') && name.len() <= MAX_OUTPUT_NAME, "{name:?}");
-        assert!(!RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r)), "{name:?}");
+        assert!(
+            !name.starts_with('.') && name.len() <= MAX_OUTPUT_NAME,
+            "{name:?}"
+        );
+        assert!(
+            !RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r)),
+            "{name:?}"
+        );
         // Often the same file name in another directory: namesakes.
         let dir = if mode & 1 == 0 { i % 3 } else { i };
-        let path = Path::new("/nonexistent-fuzz").join(dir.to_string()).join(OsStr::from_bytes(raw));
+        let path = Path::new("/nonexistent-fuzz")
+            .join(dir.to_string())
+            .join(OsStr::from_bytes(raw));
         let id = InputId::new(&path);
         if seen.insert(id.sha256.clone()) {
             ids.push(id);
@@ -43,7 +51,9 @@ fuzz_target!(|data: &[u8]| {
     }
     // Occupants: a name is free, something else's, or some input's.
     let occupant = |name: &str| -> Occupant {
-        let h = name.bytes().fold(u32::from(mode), |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let h = name.bytes().fold(u32::from(mode), |h, b| {
+            h.wrapping_mul(31).wrapping_add(u32::from(b))
+        });
         match (h >> 1) % 5 {
             0 | 1 => Occupant::Free,
             2 => Occupant::Other,
@@ -61,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
         let Some(name) = name else { continue };
         assert!(is_safe_component(name), "{name:?}");
         assert!(used.insert(name.clone()), "{name} given twice");
-        assert!(name == &id.base || name.strip_prefix(&id.base).is_some_and(|s| s.starts_with('-')));
+        assert!(
+            name == &id.base
+                || name
+                    .strip_prefix(&id.base)
+                    .is_some_and(|s| s.starts_with('-'))
+        );
         match occupant(name) {
             Occupant::Free => {}
             Occupant::Input(sha) => assert_eq!(sha, id.sha256, "{name} belongs to another input"),
@@ -73,6 +88,11 @@ fuzz_target!(|data: &[u8]| {
     let rev: Vec<&InputId> = ids.iter().rev().collect();
     let again = choose_names(&rev, &mut |n| occupant(n));
     for (id, name) in rev.iter().zip(&again) {
-        assert_eq!(name.as_ref(), by_input.get(&id.sha256), "order changed {}'s name", id.base);
+        assert_eq!(
+            name.as_ref(),
+            by_input.get(&id.sha256),
+            "order changed {}'s name",
+            id.base
+        );
     }
 });

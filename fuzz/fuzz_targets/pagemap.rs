@@ -13,8 +13,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = (usize::from(data[0]) << 8 | usize::from(data[1])).min(data.len() - 2);
     let (image, queries) = data[2..].split_at(split);
-    let Ok(img) = ImageReader::from_bytes("pagemap-1.img", image.to_vec(), magic::PAGEMAP) else { return };
-    let Ok(reader) = PagemapReader::new(img, 4096) else { return };
+    let Ok(img) = ImageReader::from_bytes("pagemap-1.img", image.to_vec(), magic::PAGEMAP) else {
+        return;
+    };
+    let Ok(reader) = PagemapReader::new(img, 4096) else {
+        return;
+    };
     let mut cursor = Cursor::new(reader);
     let mut addr = 0u64;
     for q in queries.chunks_exact(4) {

@@ -33,3 +33,40 @@ pub mod naming {
     };
     pub use crate::outdir::is_safe_component;
 }
+
+/// Path handling the fuzz targets drive: the root directory resolver, the
+/// file view over layers and a root, and the sysroot writer.
+pub mod paths {
+    use std::path::Path;
+
+    pub use crate::rootfs::{clean_key, FileView, RootFs};
+
+    /// A sysroot being written (`--sysroot`), reached for tests.
+    pub struct Sysroot(crate::sysroot::Sysroot);
+
+    impl Sysroot {
+        /// Makes `dir` if missing, and opens it.
+        pub fn create(dir: &Path) -> crate::Result<Sysroot> {
+            crate::sysroot::Sysroot::create(dir, None, None, &crate::Cancel::default())
+                .map(Sysroot)
+                .map_err(crate::Error::new)
+        }
+
+        /// Writes the file at `path` from `view`, with the view's links
+        /// on the way and the top directory's links that lead to it, as
+        /// for a process's mapped file.
+        pub fn add_file(&self, view: &FileView, path: &[u8]) -> crate::Result<()> {
+            self.0.add_path(view, path).map_err(crate::Error::new)
+        }
+    }
+
+    /// A clean path split into its directory and last component.
+    pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+        crate::sysroot::split(path)
+    }
+
+    /// The relative link target from directory `from` to `to`.
+    pub fn relative(from: &[u8], to: &[u8]) -> Vec<u8> {
+        crate::sysroot::relative(from, to)
+    }
+}
