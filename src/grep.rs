@@ -577,7 +577,7 @@ fn search_queues(
             } else {
                 0
             };
-            search::search_bytes(&opts.pattern, &q.data, context, &mut |hit| {
+            search::search_bytes(&opts.pattern, &q.data, context, &opts.cancel, &mut |hit| {
                 if limit.is_some_and(|l| n >= l) {
                     return Ok(ControlFlow::Break(()));
                 }

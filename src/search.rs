@@ -832,14 +832,16 @@ impl<'p> Window<'p> {
 
 /// Searches `data`, bytes held outside the process's memory (a socket's
 /// or a pipe's queue), for `pattern`: each match's `addr` is its offset in
-/// `data`, its context at most `context` bytes each side.
+/// `data`, its context at most `context` bytes each side; `cancel` is
+/// checked as for memory.
 pub(crate) fn search_bytes(
     pattern: &Pattern,
     data: &[u8],
     context: usize,
+    cancel: &Cancel,
     found: &mut dyn FnMut(Match) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
-    let mut w = Window::new(pattern, context.min(MAX_CONTEXT));
+    let mut w = Window::new(pattern, context.min(MAX_CONTEXT), cancel);
     w.begin(0, 0);
     w.buf.extend_from_slice(data);
     w.scan(true, found).map(|_| ())
