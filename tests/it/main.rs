@@ -170,6 +170,7 @@ fn no_stray_test_attributes() {
         ("sysroot.rs", include_str!("sysroot.rs")),
         ("terminal.rs", include_str!("terminal.rs")),
         ("trust.rs", include_str!("trust.rs")),
+        ("yara.rs", include_str!("yara.rs")),
     ];
     for (file, text) in sources {
         for (i, line) in text.lines().enumerate() {
