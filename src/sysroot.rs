@@ -197,54 +197,7 @@ impl Sysroot {
         }
         let infos: HashMap<&[u8], &FileInfo> =
             p.files.iter().map(|f| (f.path.as_slice(), f)).collect();
-        let mut paths: Vec<Vec<u8>> = p
-            .mappings
-            .iter()
-            .filter(|m| m.kind == MappingKind::File)
-            .filter_map(|m| m.file.as_ref().map(|f| f.path.clone()))
-            .chain(p.exe.clone())
-            .map(|path| match path.strip_suffix(b" (deleted)") {
-                Some(name) => name.to_vec(),
-                None => path,
-            })
-            .collect();
-        paths.sort();
-        paths.dedup();
-        // The names gdb will ask for: those the dynamic loader gave, and
-        // the program interpreter; each only where it is a file written
-        // under another name (never one the checkpoint did not record).
-        let mut more: Vec<Vec<u8>> = match crate::linkmap::names(p) {
-            Ok(names) => names.into_iter().filter(|n| n.starts_with(b"/")).collect(),
-            Err(e) => {
-                warnings.push(format!(
-                    "--sysroot: the dynamic loader's list of libraries: {e:#}; only the mapped paths are written"
-                ));
-                Vec::new()
-            }
-        };
-        if let Some(view) = view {
-            more.extend(exe_blob(p, view).and_then(|b| interpreter(&b).ok().flatten()));
-            let used: HashSet<Vec<u8>> = paths
-                .iter()
-                .filter(|path| {
-                    infos
-                        .get(path.as_slice())
-                        .is_some_and(|f| f.contents.is_some())
-                })
-                .filter_map(|path| view.locate(path).ok().flatten().map(|f| f.path))
-                .collect();
-            more.retain(|n| {
-                infos.contains_key(n.as_slice())
-                    || view
-                        .locate(n)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|f| used.contains(&f.path))
-            });
-        }
-        let mut seen = HashSet::new();
-        paths.extend(more);
-        paths.retain(|p| seen.insert(p.clone()));
+        let paths = wanted(p, view, &infos, &mut warnings);
         let mut unsought = false;
         for path in paths {
             if let Err(e) = self.cancel.check() {
@@ -348,45 +301,32 @@ impl Sysroot {
             bail!("{} already exists; left alone", self.shown(key));
         }
         let bytes: u64 = pieces.iter().map(|(_, b)| b.len).sum();
-        if st.written.saturating_add(bytes) > self.budget {
-            return Err(fault(
-                ErrorKind::Limit,
-                format!(
-                    "{} ({bytes} bytes) would take the sysroot past {} bytes (half of the space free there when it was opened); it and the files after it are not written",
-                    self.shown(key),
-                    self.budget
-                ),
-            ));
-        }
-        let temp = format!(
-            ".{}{}-{}.partial",
-            crate::outdir::MARK,
-            std::process::id(),
-            TEMP.fetch_add(1, Ordering::Relaxed)
-        );
-        let out = rfs::openat(
-            &dir,
-            temp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        )
-        .context("cannot create a file")?;
-        let tracked = self.dir.join(OsStr::from_bytes(parent)).join(&temp);
-        crate::cancel::track(&tracked);
-        let done = pieces
-            .iter()
-            .try_for_each(|(at, blob)| copy_from(blob, 0, &out, *at, &self.cancel))
-            .and_then(|()| rfs::ftruncate(&out, size).context("cannot set its size"))
-            .and_then(|()| {
-                rfs::renameat(&dir, temp.as_str(), &dir, name).context("cannot rename into place")
-            });
-        if done.is_err() {
-            let _ = rfs::unlinkat(&dir, temp.as_str(), AtFlags::empty());
-        }
-        crate::cancel::untrack(&tracked);
-        done?;
+        self.within_budget(st, key, bytes)?;
+        let done = self.copy_in(&dir, parent, name, &|out| {
+            pieces
+                .iter()
+                .try_for_each(|(at, blob)| copy_from(blob, 0, out, *at, &self.cancel))?;
+            rfs::ftruncate(out, size).context("cannot set its size")
+        });
+        done.with_context(|| format!("cannot write {}", self.shown(key)))?;
         st.written += bytes;
         Ok(())
+    }
+
+    /// Refuses `bytes` more for `key` where they would take the sysroot
+    /// past its bound.
+    fn within_budget(&self, st: &State, key: &[u8], bytes: u64) -> Result<()> {
+        if st.written.saturating_add(bytes) <= self.budget {
+            return Ok(());
+        }
+        Err(fault(
+            ErrorKind::Limit,
+            format!(
+                "{} ({bytes} bytes) would take the sysroot past {} bytes (half of the space free there when it was opened); it and the files after it are not written",
+                self.shown(key),
+                self.budget
+            ),
+        ))
     }
 
     /// Writes the file at `path` (as the process saw it) from `view`: at
@@ -594,18 +534,8 @@ impl Sysroot {
             st.placed.insert(key.to_vec(), source);
             return Ok(());
         }
-        if st.written.saturating_add(blob.len) > self.budget {
-            return Err(fault(
-                ErrorKind::Limit,
-                format!(
-                    "{} ({} bytes) would take the sysroot past {} bytes (half of the space free there when it was opened); it and the files after it are not written",
-                    self.shown(key),
-                    blob.len,
-                    self.budget
-                ),
-            ));
-        }
-        self.copy_in(&dir, parent, name, blob)
+        self.within_budget(st, key, blob.len)?;
+        self.copy_in(&dir, parent, name, &|out| self.fill(out, blob))
             .with_context(|| format!("cannot write {}", self.shown(key)))?;
         st.written += blob.len;
         st.copies.insert(source.clone(), key.to_vec());
@@ -613,9 +543,15 @@ impl Sysroot {
         Ok(())
     }
 
-    /// Writes a new copy of `blob` as `name` of `dir`, through a temporary
-    /// file renamed into place.
-    fn copy_in(&self, dir: &OwnedFd, parent: &[u8], name: &OsStr, blob: &Blob) -> Result<()> {
+    /// Makes `name` of `dir` a new file that `fill` writes, through a
+    /// temporary file renamed into place (removed if anything fails).
+    fn copy_in(
+        &self,
+        dir: &OwnedFd,
+        parent: &[u8],
+        name: &OsStr,
+        fill: &dyn Fn(&OwnedFd) -> Result<()>,
+    ) -> Result<()> {
         let temp = format!(
             ".{}{}-{}.partial",
             crate::outdir::MARK,
@@ -632,7 +568,7 @@ impl Sysroot {
         // Where it is (no link on the way), for a second signal to remove.
         let tracked = self.dir.join(OsStr::from_bytes(parent)).join(&temp);
         crate::cancel::track(&tracked);
-        let done = self.fill(&out, blob).and_then(|()| {
+        let done = fill(&out).and_then(|()| {
             rfs::renameat(dir, temp.as_str(), dir, name).context("cannot rename into place")
         });
         if done.is_err() {
@@ -745,6 +681,65 @@ fn same_contents(dir: &OwnedFd, name: &OsStr, blob: &Blob) -> Result<bool> {
             return Ok(false);
         }
     }
+}
+
+/// The paths to write for process `p`: the files it maps and its
+/// executable (deleted ones by the name they were opened by), then the
+/// names gdb will ask for — those the dynamic loader gave, and the program
+/// interpreter — each only where it is a file written under another name
+/// (never one the checkpoint did not record). Each once.
+fn wanted(
+    p: &Process,
+    view: Option<&FileView>,
+    infos: &HashMap<&[u8], &FileInfo>,
+    warnings: &mut Vec<String>,
+) -> Vec<Vec<u8>> {
+    let mut paths: Vec<Vec<u8>> = p
+        .mappings
+        .iter()
+        .filter(|m| m.kind == MappingKind::File)
+        .filter_map(|m| m.file.as_ref().map(|f| f.path.clone()))
+        .chain(p.exe.clone())
+        .map(|path| match path.strip_suffix(b" (deleted)") {
+            Some(name) => name.to_vec(),
+            None => path,
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let mut more: Vec<Vec<u8>> = match crate::linkmap::names(p) {
+        Ok(names) => names.into_iter().filter(|n| n.starts_with(b"/")).collect(),
+        Err(e) => {
+            warnings.push(format!(
+                "--sysroot: the dynamic loader's list of libraries: {e:#}; only the mapped paths are written"
+            ));
+            Vec::new()
+        }
+    };
+    if let Some(view) = view {
+        more.extend(exe_blob(p, view).and_then(|b| interpreter(&b).ok().flatten()));
+        let used: HashSet<Vec<u8>> = paths
+            .iter()
+            .filter(|path| {
+                infos
+                    .get(path.as_slice())
+                    .is_some_and(|f| f.contents.is_some())
+            })
+            .filter_map(|path| view.locate(path).ok().flatten().map(|f| f.path))
+            .collect();
+        more.retain(|n| {
+            infos.contains_key(n.as_slice())
+                || view
+                    .locate(n)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|f| used.contains(&f.path))
+        });
+    }
+    let mut seen = HashSet::new();
+    paths.extend(more);
+    paths.retain(|p| seen.insert(p.clone()));
+    paths
 }
 
 /// The bytes of `p`'s executable: kept in the checkpoint (whole) if it
