@@ -74,7 +74,7 @@ impl RootFs {
     /// there is no such file, or more than 40 symbolic links on the way
     /// (then [`unresolved`](Self::unresolved) says so). An error when
     /// resolving paths has cost more than
-    /// [`MAX_RESOLVE_LOOKUPS`](crate::image::MAX_RESOLVE_LOOKUPS) lookups
+    /// `MAX_RESOLVE_LOOKUPS`(crate::image::MAX_RESOLVE_LOOKUPS) lookups
     /// ([`ErrorKind::Limit`](crate::ErrorKind::Limit)), or once cancelled.
     pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<(PathBuf, u64)>> {
         let Some(full) = self.walk(path.as_ref())? else {

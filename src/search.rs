@@ -398,8 +398,7 @@ impl Kind {
         ("other", Kind::Other),
     ];
 
-    /// The kind `name` names.
-    pub fn parse(name: &str) -> crate::Result<Kind> {
+    fn parse(name: &str) -> crate::Result<Kind> {
         Kind::NAMES
             .iter()
             .find(|(n, _)| *n == name)
@@ -436,6 +435,15 @@ impl Kind {
     }
 }
 
+impl std::str::FromStr for Kind {
+    type Err = crate::Error;
+
+    /// The kind a name (`anon`, `heap`, `stack`, ...) names.
+    fn from_str(name: &str) -> crate::Result<Kind> {
+        Kind::parse(name)
+    }
+}
+
 /// A protection filter: `rw` (at least readable and writable), `x`, or an
 /// exact `r-x` as /proc/PID/maps writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,8 +453,7 @@ pub struct ProtFilter {
 }
 
 impl ProtFilter {
-    /// Parses a protection filter.
-    pub fn parse(s: &str) -> crate::Result<ProtFilter> {
+    fn parse(s: &str) -> crate::Result<ProtFilter> {
         (|| -> Result<ProtFilter> {
             let b = s.as_bytes();
             let bad = || {
@@ -627,31 +634,13 @@ impl Filter {
     }
 }
 
-/// Parses an address: `0x` hexadecimal or decimal.
-pub fn parse_address(s: &str) -> crate::Result<u64> {
-    let t = s.trim();
-    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
-        None => t.replace('_', "").parse(),
-    };
-    r.with_context(|| format!("{s:?} is not an address (0x... hexadecimal, or decimal)"))
-        .map_err(crate::Error::new)
-}
+impl std::str::FromStr for ProtFilter {
+    type Err = crate::Error;
 
-/// Parses `START-END` (each as [`parse_address`]): the addresses from
-/// START up to, not including, END.
-pub fn parse_range(s: &str) -> crate::Result<(u64, u64)> {
-    (|| -> Result<(u64, u64)> {
-        let (a, b) = s
-            .split_once('-')
-            .with_context(|| format!("--range {s:?}: write START-END"))?;
-        let (start, end) = (parse_address(a)?, parse_address(b)?);
-        if start >= end {
-            bail!("--range {s:?}: START must be below END");
-        }
-        Ok((start, end))
-    })()
-    .map_err(crate::Error::new)
+    /// Parses `rw` (at least those), or `r-x` (exactly).
+    fn from_str(s: &str) -> crate::Result<ProtFilter> {
+        ProtFilter::parse(s)
+    }
 }
 
 /// How much to report.
@@ -1097,11 +1086,6 @@ mod tests {
             [0xde, 0xad, 0xbe, 0xef]
         );
         assert!(parse_hex("abc").is_err() && parse_hex("zz").is_err());
-        assert_eq!(parse_address("0x10").unwrap(), 16);
-        assert_eq!(parse_address("4096").unwrap(), 4096);
-        assert!(parse_address("0xg").is_err());
-        assert_eq!(parse_range("0x1000-0x2000").unwrap(), (0x1000, 0x2000));
-        assert!(parse_range("0x2000-0x1000").is_err());
     }
 
     /// Runs a window over `data` fed in pieces of `piece` bytes.

@@ -202,7 +202,7 @@ impl Hexdump {
 /// UTF-8), as `"$(printf '...')"` with those bytes written `\ooo`, which
 /// the shell turns back into them. `None` for a word of that last kind
 /// that ends in a newline (a command substitution drops it).
-pub fn shell_quote(word: &[u8]) -> Option<Cow<'_, str>> {
+pub(crate) fn shell_quote(word: &[u8]) -> Option<Cow<'_, str>> {
     let plain = !word.is_empty()
         && word
             .iter()

@@ -93,7 +93,7 @@ pub enum Outcome {
         threads: usize,
         /// The shell command that opens it in gdb, its words quoted for a
         /// POSIX shell in a form that is safe to print as it is (see
-        /// [`crate::text::shell_quote`]); for a zstd-compressed core,
+        /// `crate::text::shell_quote`); for a zstd-compressed core,
         /// decompressing it first; `None` for a core in object storage.
         gdb_command: Option<String>,
         /// The files the process mapped, checked against what the
@@ -471,7 +471,7 @@ fn convert_one(
 
 /// The shell command that opens `core` in gdb, its words quoted for a
 /// POSIX shell in a form that is safe to print (see
-/// [`crate::text::shell_quote`]). With a root filesystem gdb is told to
+/// `crate::text::shell_quote`). With a root filesystem gdb is told to
 /// look there for the shared libraries with `-iex`, so that `set sysroot`
 /// is in force before the executable and the core are loaded (set later,
 /// gdb cannot place a position-independent program whose first page a core

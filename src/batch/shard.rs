@@ -46,8 +46,7 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// Parses `K/N`.
-    pub fn parse(s: &str) -> crate::Result<Shard> {
+    fn parse(s: &str) -> crate::Result<Shard> {
         let bad = || Error::new(anyhow::anyhow!("{s:?}: a shard is K/N (as 0/4)"));
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let k = k.trim().parse().map_err(|_| bad())?;
@@ -74,6 +73,15 @@ impl Shard {
     /// Its summary's name: `summary-K-of-N.json`.
     pub fn summary_name(&self) -> String {
         format!("summary-{}-of-{}.json", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// Parses `K/N` (as `0/4`).
+    fn from_str(s: &str) -> crate::Result<Shard> {
+        Shard::parse(s)
     }
 }
 

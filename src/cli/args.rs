@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 /// CRIU image versions this release reads.
@@ -404,13 +405,13 @@ pub struct GrepArgs {
     pub kinds: Vec<criu2core::search::Kind>,
     /// Only mappings with this protection: letters (rw: at least readable
     /// and writable) or three columns (r-x: exactly).
-    #[arg(long, value_name = "PROT", value_parser = criu2core::search::ProtFilter::parse)]
+    #[arg(long, value_name = "PROT", value_parser = parse_prot)]
     pub prot: Option<criu2core::search::ProtFilter>,
     /// Only mappings whose path matches this glob (repeatable; * matches / too).
     #[arg(long = "path", value_name = "GLOB")]
     pub paths: Vec<String>,
     /// Only addresses from START up to END (hex with 0x, or decimal).
-    #[arg(long, value_name = "START-END", value_parser = criu2core::search::parse_range)]
+    #[arg(long, value_name = "START-END", value_parser = parse_range)]
     pub range: Option<(u64, u64)>,
     /// Show N bytes of context before and after each match.
     #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
@@ -477,13 +478,13 @@ pub struct YaraArgs {
     #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
     pub kinds: Vec<criu2core::search::Kind>,
     /// Only mappings with this protection (as grep --prot).
-    #[arg(long, value_name = "PROT", value_parser = criu2core::search::ProtFilter::parse)]
+    #[arg(long, value_name = "PROT", value_parser = parse_prot)]
     pub prot: Option<criu2core::search::ProtFilter>,
     /// Only mappings whose path matches this glob (repeatable; * matches / too).
     #[arg(long = "path", value_name = "GLOB")]
     pub paths: Vec<String>,
     /// Only addresses from START up to END (hex with 0x, or decimal).
-    #[arg(long, value_name = "START-END", value_parser = criu2core::search::parse_range)]
+    #[arg(long, value_name = "START-END", value_parser = parse_range)]
     pub range: Option<(u64, u64)>,
     /// Print the number of string matches of each process and rule instead.
     #[arg(short = 'c', long, conflicts_with = "list")]
@@ -521,7 +522,36 @@ fn parse_image(s: &str) -> Result<criu2core::ImageRef, String> {
 }
 
 fn parse_kind(s: &str) -> Result<criu2core::search::Kind, criu2core::Error> {
-    criu2core::search::Kind::parse(s)
+    s.parse()
+}
+
+fn parse_prot(s: &str) -> Result<criu2core::search::ProtFilter, criu2core::Error> {
+    s.parse()
+}
+
+/// Parses an address: `0x` hexadecimal or decimal.
+fn parse_address(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => t.replace('_', "").parse(),
+    };
+    r.with_context(|| format!("{s:?} is not an address (0x... hexadecimal, or decimal)"))
+}
+
+/// Parses `START-END` (each as [`parse_address`]): the addresses from
+/// START up to, not including, END.
+fn parse_range(s: &str) -> anyhow::Result<(u64, u64)> {
+    {
+        let (a, b) = s
+            .split_once('-')
+            .with_context(|| format!("--range {s:?}: write START-END"))?;
+        let (start, end) = (parse_address(a)?, parse_address(b)?);
+        if start >= end {
+            bail!("--range {s:?}: START must be below END");
+        }
+        Ok((start, end))
+    }
 }
 
 #[derive(Args)]
@@ -533,13 +563,13 @@ pub struct ReadArgs {
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pid: u32,
     /// Where to start (hex with 0x, or decimal).
-    #[arg(value_name = "ADDR", value_parser = criu2core::search::parse_address, required_unless_present = "mapping")]
+    #[arg(value_name = "ADDR", value_parser = parse_address, required_unless_present = "mapping")]
     pub addr: Option<u64>,
     /// How many bytes (default 256).
-    #[arg(value_name = "LEN", value_parser = criu2core::search::parse_address)]
+    #[arg(value_name = "LEN", value_parser = parse_address)]
     pub len: Option<u64>,
     /// Read the whole mapping that holds this address.
-    #[arg(long, value_name = "ADDR", value_parser = criu2core::search::parse_address, conflicts_with_all = ["addr", "len"])]
+    #[arg(long, value_name = "ADDR", value_parser = parse_address, conflicts_with_all = ["addr", "len"])]
     pub mapping: Option<u64>,
     /// Write a hex dump instead of raw bytes.
     #[arg(long)]
@@ -660,7 +690,7 @@ fn parse_compress(s: &str) -> Result<criu2core::CoreCompression, String> {
 }
 
 fn parse_shard(s: &str) -> Result<criu2core::batch::Shard, criu2core::Error> {
-    criu2core::batch::Shard::parse(s)
+    s.parse()
 }
 
 /// `checkpointctl coredump`: criu2core convert as a checkpointctl plugin.
@@ -703,5 +733,15 @@ mod tests {
         assert!(parse_size("1.5G").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn addresses_and_ranges_parse() {
+        assert_eq!(parse_address("0x10").unwrap(), 16);
+        assert_eq!(parse_address("4_096").unwrap(), 4096);
+        assert!(parse_address("0xg").is_err());
+        assert_eq!(parse_range("0x1000-0x2000").unwrap(), (0x1000, 0x2000));
+        assert!(parse_range("0x2000-0x1000").is_err());
+        assert!(parse_range("0x2000").is_err());
     }
 }

@@ -49,10 +49,13 @@ pub mod media_type {
     /// holding the OCI runtime spec as JSON).
     pub const CONTAINERD_CHECKPOINT_CONFIG: &str =
         "application/vnd.containerd.container.checkpoint.config.v1+proto";
-    /// containerd checkpoint: the checkpoint options.
+    /// containerd checkpoint: the checkpoint options (written by the
+    /// tests' checkpoint images; nothing here reads it).
+    #[allow(dead_code)]
     pub const CONTAINERD_CHECKPOINT_OPTIONS: &str =
         "application/vnd.containerd.container.checkpoint.options.v1+proto";
-    /// containerd checkpoint: the runtime's options.
+    /// containerd checkpoint: the runtime's options (as above).
+    #[allow(dead_code)]
     pub const CONTAINERD_CHECKPOINT_RUNTIME_OPTIONS: &str =
         "application/vnd.containerd.container.checkpoint.runtime.options+proto";
     /// containerd's read-write layer of a checkpointed container (older
@@ -171,7 +174,7 @@ pub enum ImageKind {
 #[non_exhaustive]
 pub enum CheckpointImage {
     /// containerd's (`ctr image export` of a checkpoint): a blob of media
-    /// type [`media_type::CONTAINERD_CHECKPOINT`].
+    /// type `media_type::CONTAINERD_CHECKPOINT`.
     Containerd,
     /// One made for Kubernetes restore (Podman `--create-image`, CRI-O's
     /// recipe, `checkpointctl build`): a layer holding a checkpoint

@@ -664,7 +664,7 @@ impl LayerView {
     }
 
     /// Why `path` resolved to nothing, if it was for more than
-    /// [`MAX_LINKS`] links (a loop) rather than nothing being there.
+    /// `MAX_LINKS` links (a loop) rather than nothing being there.
     pub fn unresolved<P: PathBytes + ?Sized>(&self, path: &P) -> Option<String> {
         self.resolver.unresolved(path.path_bytes())
     }
@@ -679,11 +679,11 @@ impl LayerView {
     /// relative paths start at the root) to a regular file of the view:
     /// symbolic links followed inside the view, `..` stopped at its root.
     /// `None` if there is no such file, something that is not a regular
-    /// file, or more than [`MAX_LINKS`] links on the way (then
+    /// file, or more than `MAX_LINKS` links on the way (then
     /// [`unresolved`](Self::unresolved) says so). An error when resolving
     /// the view's paths has cost more than
-    /// [`MAX_RESOLVE_LOOKUPS`](super::MAX_RESOLVE_LOOKUPS) lookups
-    /// ([`ErrorKind::Limit`]), or once cancelled.
+    /// `MAX_RESOLVE_LOOKUPS`(super::MAX_RESOLVE_LOOKUPS) lookups
+    /// ([`ErrorKind::Limit`](crate::ErrorKind::Limit)), or once cancelled.
     pub fn resolve<P: PathBytes + ?Sized>(&self, path: &P) -> crate::Result<Option<FileRef>> {
         (|| -> Result<Option<FileRef>> {
             let Some(key) = self.find(path.path_bytes(), true)? else {
@@ -1336,7 +1336,7 @@ mod tests {
         let tar = build(&[(b"f", F, b"contents"), (b"g", F, b"more")]);
         let gz = gzip(&tar);
         let zst = zstd::encode_all(&tar[..], 3).unwrap();
-        let sha = |b: &[u8]| Digest::of(super::super::Algorithm::Sha256, b);
+        let sha = |b: &[u8]| Digest::of(crate::image::digest::Algorithm::Sha256, b);
         for (name, bytes) in [("plain", &tar), ("gzip", &gz), ("zstd", &zst)] {
             let layer = Layer::new(name, BlobData::Memory(bytes.clone().into()))
                 .expect(Expect {

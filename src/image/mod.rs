@@ -16,27 +16,29 @@
 //!
 //! # Reading an image layout
 //!
-//! `index.json` (at most [`MAX_INDEX_BYTES`]) is walked through nested image
+//! `index.json` (at most `MAX_INDEX_BYTES`) is walked through nested image
 //! indexes and manifests, by media type: an index (OCI, or Docker's
 //! manifest list) is read and its descriptors walked; a manifest (OCI, or
 //! Docker's schema 2) is an image, and so is an index that lists blobs
 //! which are neither (a containerd checkpoint). A descriptor without a
 //! media type, or one that lies about it, is classified by what the blob
 //! holds (`manifests` makes an index, `config` a manifest). Walks go at
-//! most [`MAX_INDEX_DEPTH`] deep and visit at most [`MAX_DESCRIPTORS`]
+//! most `MAX_INDEX_DEPTH` deep and visit at most `MAX_DESCRIPTORS`
 //! descriptors; an index that contains itself, directly or not, is an
 //! error. Each index, manifest and config is read once and what it holds
 //! is shared by every image that uses it; the annotations and names merged
-//! or copied for them count against [`MAX_WALK_BYTES`], configs' diff_ids
-//! against [`MAX_WALK_DIFF_IDS`] (past either, [`ErrorKind::Limit`]).
+//! or copied for them count against `MAX_WALK_BYTES`, configs' diff_ids
+//! against `MAX_WALK_DIFF_IDS` (past either, [`ErrorKind::Limit`]).
 //!
-//! [`ErrorKind::Limit`]: crate::ErrorKind::Limit Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
+//! [`ErrorKind::Limit`]: crate::ErrorKind::Limit
+//!
+//! Blobs are only ever looked up as `blobs/<algorithm>/<hex>` from
 //! a validated digest (sha256 or sha512): a descriptor naming anything
 //! else is refused, so no descriptor reaches outside `blobs/`. Every blob
 //! read is checked against its descriptor's size and digest (a mismatch
 //! is an error naming the blob), each byte hashed once: JSON blobs
-//! (indexes, manifests at most [`MAX_INDEX_BYTES`], configs at most
-//! [`MAX_CONFIG_BYTES`]) when they are read, layers while [`LayerView`]
+//! (indexes, manifests at most `MAX_INDEX_BYTES`, configs at most
+//! `MAX_CONFIG_BYTES`) when they are read, layers while [`LayerView`]
 //! indexes them (also against the config's `rootfs.diff_ids`), other
 //! blobs by [`SelectedImage::blob`]. A manifest whose blob is absent (a
 //! multi-platform index exported for one platform) is left out of the
@@ -81,20 +83,20 @@
 //! Each layer is a tar, plain, gzip or zstd as its first bytes say
 //! (whatever its media type claims). Its members are indexed in one pass
 //! (path, type, size, link target, and the data offset), at most
-//! [`MAX_LAYER_MEMBERS`] per layer, [`MAX_VIEW_ENTRIES`] in the view,
-//! [`MAX_LAYERS`] layers, paths of at most [`MAX_PATH_BYTES`]. They are
+//! `MAX_LAYER_MEMBERS` per layer, `MAX_VIEW_ENTRIES` in the view,
+//! `MAX_LAYERS` layers, paths of at most `MAX_PATH_BYTES`. They are
 //! applied as the OCI image spec says a changeset is: a `.wh.NAME` member
 //! deletes `NAME` (and all under it) from lower layers, `.wh..wh..opq`
 //! hides all that lower layers put in its directory, and neither touches
 //! what its own layer holds; a member replaces what lower layers had at
 //! its path (a directory over a directory merges). Parent directories of a
 //! member resolve through the symbolic links of the view, as extracting
-//! the layer would; resolving them costs at most [`MAX_WALK_LOOKUPS`]
+//! the layer would; resolving them costs at most `MAX_WALK_LOOKUPS`
 //! lookups per view (none for a member that follows one of the same
 //! directory), and a whiteout costs the paths it deletes. Paths asked of a
 //! view once it is made (and of a root directory under it) resolve through
-//! [`Lookups`] of the input's own, at most [`MAX_RESOLVE_LOOKUPS`], each
-//! link and directory once; a path through more than [`MAX_LINKS`] links
+//! `Lookups` of the input's own, at most `MAX_RESOLVE_LOOKUPS`, each
+//! link and directory once; a path through more than `MAX_LINKS` links
 //! resolves to nothing, and the view says why
 //! ([`LayerView::unresolved`]). Member paths
 //! are only keys: `..` and `/` are clamped at the view's root, whiteouts
@@ -103,10 +105,10 @@
 //!
 //! [`Blob`]: crate::model::Blob
 
-mod archive;
-pub mod digest;
-mod layers;
-pub mod reference;
+pub(crate) mod archive;
+pub(crate) mod digest;
+pub(crate) mod layers;
+mod reference;
 mod resolve;
 mod walk;
 
@@ -116,56 +118,60 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-pub use crate::archive::Compression;
+pub(crate) use crate::archive::Compression;
 use crate::blobio::BlobReader;
 use crate::model::Blob;
 
+// The facade: open an image archive, pick an image, view its files.
 pub use archive::{
-    media_type, Annotations, ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo,
-    ImageKind, Platform, SelectedImage, Selection,
+    ArchiveFormat, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind, Platform,
+    SelectedImage, Selection,
 };
-pub use digest::{Algorithm, Digest, Expect};
-pub(crate) use layers::Recorded;
-pub use layers::{parse_deleted_files, FileRef, Layer, LayerView, PathBytes, Wanted};
+pub use digest::Digest;
+pub use layers::{FileRef, LayerView};
 pub use reference::Selector;
-pub(crate) use resolve::{Lookup, Resolver, Step, Tree};
-pub use resolve::{Lookups, MAX_RESOLVE_LOOKUPS};
+// The walk's and the resolver's internals.
+pub(crate) use archive::media_type;
+pub(crate) use layers::{parse_deleted_files, Layer, Recorded, Wanted};
+#[cfg(test)]
+pub(crate) use resolve::MAX_RESOLVE_LOOKUPS;
+pub(crate) use resolve::{Lookup, Lookups, Resolver, Step, Tree};
 
 /// Most bytes of `index.json`, `manifest.json`, an image index or a
 /// manifest (registries refuse manifests over 4 MiB).
-pub const MAX_INDEX_BYTES: u64 = 4 << 20;
+pub(crate) const MAX_INDEX_BYTES: u64 = 4 << 20;
 /// Most bytes of an image config.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Most levels of indexes between `index.json` and a manifest.
-pub const MAX_INDEX_DEPTH: usize = 16;
+pub(crate) const MAX_INDEX_DEPTH: usize = 16;
 /// Most descriptors one walk of an image layout visits (each layer of
 /// each image it finds counts).
-pub const MAX_DESCRIPTORS: usize = 10_000;
+pub(crate) const MAX_DESCRIPTORS: usize = 10_000;
 /// Most bytes of annotations and image names one walk holds, all images
 /// together: each map made by merging what a descriptor adds to what it
 /// inherits counts whole, and so does each copy of a list of names (maps
 /// themselves are shared, never copied).
-pub const MAX_WALK_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_WALK_BYTES: u64 = 16 << 20;
 /// Most `rootfs.diff_ids` one walk holds, all distinct configs together
 /// (a config used by many images is read once and shared).
-pub const MAX_WALK_DIFF_IDS: usize = 65_536;
+pub(crate) const MAX_WALK_DIFF_IDS: usize = 65_536;
 /// Most layers of one image or view.
-pub const MAX_LAYERS: usize = 256;
+pub(crate) const MAX_LAYERS: usize = 256;
 /// Most members of one layer.
-pub const MAX_LAYER_MEMBERS: u32 = 1 << 20;
+pub(crate) const MAX_LAYER_MEMBERS: u32 = 1 << 20;
 /// Most paths a layer view holds, all layers together.
-pub const MAX_VIEW_ENTRIES: usize = 4 << 20;
+pub(crate) const MAX_VIEW_ENTRIES: usize = 4 << 20;
 /// Longest path or link target in a layer (Linux's PATH_MAX).
-pub const MAX_PATH_BYTES: usize = 4096;
+pub(crate) const MAX_PATH_BYTES: usize = 4096;
 /// Most members of an image archive (a tar of a layout or a docker-archive).
-pub const MAX_ARCHIVE_MEMBERS: usize = 100_000;
+pub(crate) const MAX_ARCHIVE_MEMBERS: usize = 100_000;
 /// Most lookups a view may spend resolving its members' parent
 /// directories, all layers together (a member costs one lookup per
 /// component of its directory, none when it follows a member of the same
 /// directory).
-pub const MAX_WALK_LOOKUPS: u64 = 1 << 26;
+pub(crate) const MAX_WALK_LOOKUPS: u64 = 1 << 26;
 /// Most symbolic links followed resolving one path (as the kernel).
-pub const MAX_LINKS: usize = 40;
+pub(crate) const MAX_LINKS: usize = 40;
 
 /// Members of a compressed image archive kept in memory up to this size
 /// each (indexes, manifests and configs are far smaller)...

@@ -1,7 +1,7 @@
 //! Resolving paths in a tree of paths with symbolic links, as the kernel
 //! resolves them with the tree as the root: a layer view's, an image
 //! archive's members, a root directory's. Resolution costs lookups from a
-//! budget ([`Lookups`], one per input), checks cancellation as it spends
+//! budget (`Lookups`, one per input), checks cancellation as it spends
 //! them, and (in a tree that no longer changes, [`Resolver`]) remembers
 //! where each symbolic link and each directory it resolved leads, so that
 //! many paths through one costly chain of links cost it once.
@@ -23,7 +23,7 @@ use crate::error::{fault, ErrorKind};
 pub const MAX_RESOLVE_LOOKUPS: u64 = 1 << 25;
 /// Most bytes the links and directories a [`Resolver`] remembers may
 /// take; past it, it remembers no more (resolving costs more, never more
-/// than [`MAX_RESOLVE_LOOKUPS`]).
+/// than `MAX_RESOLVE_LOOKUPS`).
 const MAX_MEMO_BYTES: u64 = 64 << 20;
 /// Most paths a [`Resolver`] keeps the reason for when they could not be
 /// resolved.
@@ -87,7 +87,7 @@ pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
 /// Resolves `path` in `tree` the way the kernel resolves a path with the
 /// tree as its root: symbolic links are followed (absolute ones from the
 /// root, the last component only if `follow_last`), `..` stops at the
-/// root, at most [`MAX_LINKS`] links. Gives the key reached, or `None` if a
+/// root, at most `MAX_LINKS` links. Gives the key reached, or `None` if a
 /// component is missing (unless `create`, which takes missing components
 /// as directories to be made) or is not a directory.
 pub(crate) fn walk<T: Tree + ?Sized>(
@@ -170,7 +170,7 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// [`MAX_RESOLVE_LOOKUPS`] lookups, stopping once `cancel` is set.
+    /// `MAX_RESOLVE_LOOKUPS` lookups, stopping once `cancel` is set.
     pub fn new(cancel: &Cancel) -> Arc<Lookups> {
         Lookups::with_budget(MAX_RESOLVE_LOOKUPS, cancel)
     }
@@ -188,7 +188,7 @@ impl Lookups {
         self.left.load(Ordering::Relaxed)
     }
 
-    /// Takes `n` lookups: cancelled, or a [`ErrorKind::Limit`] error when
+    /// Takes `n` lookups: cancelled, or a [`ErrorKind::Limit`](crate::ErrorKind::Limit) error when
     /// fewer are left.
     fn spend(&self, n: u64) -> Result<()> {
         self.cancel.check()?;
@@ -214,7 +214,7 @@ pub(crate) enum Step {
     At(Vec<u8>),
     /// A component is missing, or not a directory.
     Missing,
-    /// More than [`MAX_LINKS`] symbolic links.
+    /// More than `MAX_LINKS` symbolic links.
     Loop,
 }
 

@@ -70,3 +70,11 @@ pub mod paths {
         crate::sysroot::relative(from, to)
     }
 }
+
+/// Container images' internals the tests and fuzz targets build or check
+/// by hand: digests, media types, layers, Podman's `deleted.files`.
+pub mod oci {
+    pub use crate::image::archive::media_type;
+    pub use crate::image::digest::{Algorithm, Digest};
+    pub use crate::image::layers::{parse_deleted_files, Layer};
+}

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use criu2core::image::{
-    media_type, ArchiveFormat, BlobData, CheckpointImage, Compression, Digest, ImageArchive,
-    ImageKind, LayerView, Options, Selection, Selector,
+    ArchiveFormat, BlobData, CheckpointImage, ImageArchive, ImageKind, LayerView, Options,
+    Selection, Selector,
 };
 use criu2core::model::Blob;
+use criu2core::testkit::oci::{media_type, Digest};
+use criu2core::Compression;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -167,7 +169,7 @@ fn lower_tree(sysroot: &Path, dir: &Path) {
 }
 
 pub fn sha256(bytes: &[u8]) -> Digest {
-    Digest::of(criu2core::image::Algorithm::Sha256, bytes)
+    Digest::of(criu2core::testkit::oci::Algorithm::Sha256, bytes)
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
@@ -355,7 +357,7 @@ fn layers_built_by_buildah_read_alike_through_every_transport() {
     let ar = ImageArchive::open(&pushed[0], &Options::default()).unwrap();
     let mut layers = ar.select(&sel).unwrap().layers().unwrap();
     let len = fs::metadata(&diff_path).unwrap().len();
-    layers.push(criu2core::image::Layer::new(
+    layers.push(criu2core::testkit::oci::Layer::new(
         "rootfs-diff.tar.gz",
         BlobData::File(Blob {
             label: "rootfs-diff.tar.gz".into(),
@@ -366,7 +368,7 @@ fn layers_built_by_buildah_read_alike_through_every_transport() {
         }),
     ));
     let mut v = LayerView::new(layers, &Options::default()).unwrap();
-    for p in criu2core::image::parse_deleted_files(br#"["/srv/victim/victim"]"#).unwrap() {
+    for p in criu2core::testkit::oci::parse_deleted_files(br#"["/srv/victim/victim"]"#).unwrap() {
         assert!(v.delete(&p).unwrap());
     }
     assert_eq!(view_file(&v, "/etc/written").unwrap(), b"by the container");
@@ -721,7 +723,7 @@ fn containerd_checkpoint_image() {
     assert_eq!(any.value, spec);
     // The rw layer reads as a view.
     let rw_desc = img.descriptors_by_media_type("application/vnd.oci.image.layer.v1.tar+gzip")[0];
-    let layer = criu2core::image::Layer::new("rw", img.blob(rw_desc).unwrap());
+    let layer = criu2core::testkit::oci::Layer::new("rw", img.blob(rw_desc).unwrap());
     let v = LayerView::new(vec![layer], &Options::default()).unwrap();
     assert_eq!(
         view_file(&v, "/tmp/state").unwrap(),
