@@ -211,4 +211,79 @@ mod tests {
             &ErrorKind::Other
         );
     }
+
+    /// The calls in `src` that raise an error with a message, each with
+    /// its file and line: `bail!(...)`, `anyhow!(...)`, `fault(...)`,
+    /// `Fault::new(...)`, their whole argument text (test modules left
+    /// out: they end a file here).
+    fn raise_sites() -> Vec<(String, usize, String)> {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    files(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut paths = Vec::new();
+        files(&root, &mut paths);
+        paths.sort();
+        let mut sites = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let name = path.strip_prefix(&root).unwrap().display().to_string();
+            for opener in ["bail!(", "anyhow!(", "fault(", "Fault::new("] {
+                for (at, _) in text.match_indices(opener) {
+                    let prev = text[..at].chars().next_back();
+                    if prev.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        continue; // another name ending so, as corrupt_fault(
+                    }
+                    let body = &text[at + opener.len()..];
+                    let mut depth = 1;
+                    let end = body
+                        .char_indices()
+                        .find(|&(_, c)| {
+                            depth += i32::from(c == '(') - i32::from(c == ')');
+                            depth == 0
+                        })
+                        .map_or(body.len(), |(i, _)| i);
+                    let line = text[..at].lines().count();
+                    sites.push((name.clone(), line, body[..end].to_string()));
+                }
+            }
+        }
+        sites
+    }
+
+    /// Every error whose message names one of the bounds (a `MAX_`
+    /// constant) is raised as [`ErrorKind::Limit`] where it arises, so
+    /// that no bound's error reaches a caller as [`ErrorKind::Other`].
+    #[test]
+    fn every_bound_is_raised_as_a_limit() {
+        let sites = raise_sites();
+        assert!(sites.len() > 100, "found only {} raise sites", sites.len());
+        // Not bounds on input: the command line's own errors, and ranges
+        // of a caller's options (a shard K/N, --span, -C).
+        let options = ["{MAX_SHARDS}", "{MAX_SPAN}", "{MAX_CONTEXT}"];
+        let mut wrong = Vec::new();
+        for (file, line, args) in &sites {
+            if file.starts_with("cli/") || options.iter().any(|o| args.contains(o)) {
+                continue;
+            }
+            let names_bound =
+                args.contains("{MAX_") || args.contains(", MAX_") || args.contains("(MAX_");
+            if names_bound && !args.contains("ErrorKind::Limit") {
+                wrong.push(format!("src/{file}:{line}: {}", args.trim()));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "bounds raised without ErrorKind::Limit:\n{}",
+            wrong.join("\n")
+        );
+    }
 }

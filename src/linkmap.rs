@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::model::{Arch, Process};
 
@@ -75,7 +75,10 @@ impl Words<'_> {
                 .checked_add(n)
                 .ok_or_else(|| anyhow::anyhow!("a name past the end of memory"))?;
         }
-        bail!("a name at {addr:#x} longer than {MAX_NAME} bytes");
+        return Err(crate::error::fault(
+            crate::ErrorKind::Limit,
+            format!("a name at {addr:#x} longer than {MAX_NAME} bytes"),
+        ));
     }
 }
 
@@ -162,7 +165,10 @@ pub(crate) fn names(p: &Process) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     while entry != 0 && seen.insert(entry) {
         if out.len() >= MAX_LINK_MAP {
-            bail!("a link map of more than {MAX_LINK_MAP} entries");
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!("a link map of more than {MAX_LINK_MAP} entries"),
+            ));
         }
         let name = w.at(entry + w.size)?;
         out.push(if name == 0 {

@@ -160,9 +160,9 @@ fn compile(re: &str, ignore_case: bool) -> Result<Regex> {
         .size_limit(MAX_REGEX_SIZE)
         .build()
         .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => anyhow::anyhow!(
+            regex::Error::CompiledTooBig(_) => crate::error::fault(crate::ErrorKind::Limit, format!(
                 "the regular expression {re} is too costly to search: compiled, it would exceed {MAX_REGEX_SIZE} bytes (MAX_REGEX_SIZE); use fewer or smaller repetitions, or (?-u) for byte classes"
-            ),
+            )),
             e => anyhow::Error::new(e).context(format!("invalid regular expression {re:?}")),
         })
 }
@@ -172,7 +172,10 @@ impl Pattern {
     pub fn new(text: &str, opts: &PatternOptions) -> crate::Result<Pattern> {
         (|| -> Result<Pattern> {
             if text.len() > MAX_PATTERN {
-                bail!("the pattern is longer than {MAX_PATTERN} bytes");
+                return Err(crate::error::fault(
+                    crate::ErrorKind::Limit,
+                    format!("the pattern is longer than {MAX_PATTERN} bytes"),
+                ));
             }
             if opts.regex && (opts.hex || opts.utf16) {
                 bail!("a regular expression (-E) cannot be combined with --hex or --utf16");
@@ -256,7 +259,10 @@ impl Pattern {
                 bail!("no pattern");
             }
             if texts.len() > MAX_PATTERNS {
-                bail!("more than {MAX_PATTERNS} patterns");
+                return Err(crate::error::fault(
+                    crate::ErrorKind::Limit,
+                    format!("more than {MAX_PATTERNS} patterns"),
+                ));
             }
             if opts.regex {
                 bail!("several patterns are literals (or --hex): -E takes one, joined with |");

@@ -77,7 +77,10 @@ fn read_rules(path: &Path) -> Result<String> {
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > MAX_RULE_FILE {
-        bail!("{}: a rule file over {MAX_RULE_FILE} bytes", path.display());
+        return Err(crate::error::fault(
+            crate::ErrorKind::Limit,
+            format!("{}: a rule file over {MAX_RULE_FILE} bytes", path.display()),
+        ));
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))

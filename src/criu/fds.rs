@@ -256,7 +256,7 @@ impl Indexed {
                 bail!("{full}: offset {at}: beyond 4 GiB, larger than any image criu2core reads");
             };
             if index.len() >= MAX_FILE_ENTRIES {
-                bail!("{full}: offset {at}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads");
+                return Err(crate::error::fault(crate::ErrorKind::Limit, format!("{full}: offset {at}: more than {MAX_FILE_ENTRIES} entries, more than criu2core reads")));
             }
             index.push((key(&k), start, len));
         }
@@ -525,7 +525,7 @@ impl FileTables {
         if let Some(mut img) = read_image(store, &name, magic::FDINFO)? {
             while let Some(e) = img.entry::<proto::FdinfoEntry>()? {
                 if fds.len() >= MAX_FDS {
-                    bail!("{loc}/{name}: more than {MAX_FDS} descriptors, Linux's default limit (fs.nr_open); not listed");
+                    return Err(crate::error::fault(crate::ErrorKind::Limit, format!("{loc}/{name}: more than {MAX_FDS} descriptors, Linux's default limit (fs.nr_open); not listed")));
                 }
                 let object = match self.entry(e.id)? {
                     Some(f) => self

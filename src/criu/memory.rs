@@ -977,7 +977,10 @@ impl Walker {
                 })?;
             } else if r.flags & PE_PARENT != 0 {
                 if level + 1 > MAX_PARENT_DEPTH {
-                    bail!("parent dumps nest deeper than {MAX_PARENT_DEPTH}");
+                    return Err(crate::error::fault(
+                        crate::ErrorKind::Limit,
+                        format!("parent dumps nest deeper than {MAX_PARENT_DEPTH}"),
+                    ));
                 }
                 self.resolve(key, level + 1, pos, stop, gap, out)?;
             } else if r.flags & PE_LAZY != 0 {

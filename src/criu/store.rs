@@ -117,10 +117,13 @@ impl ImageStore for DirStore {
             .and_then(|f| f.take(MAX_IMAGE_BYTES + 1).read_to_end(&mut data))
             .with_context(|| format!("{}: cannot read", path.display()))?;
         if data.len() as u64 > MAX_IMAGE_BYTES {
-            bail!(
-                "{}: grew past {MAX_IMAGE_BYTES} bytes while being read",
-                path.display()
-            );
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!(
+                    "{}: grew past {MAX_IMAGE_BYTES} bytes while being read",
+                    path.display()
+                ),
+            ));
         }
         Ok(Some(data))
     }

@@ -958,7 +958,10 @@ fn add_members<S: tar::Source>(
             continue;
         }
         if members.len() >= MAX_ARCHIVE_MEMBERS {
-            bail!("more than {MAX_ARCHIVE_MEMBERS} members");
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!("more than {MAX_ARCHIVE_MEMBERS} members"),
+            ));
         }
         let member = match h.kind {
             Kind::Dir => Member::Dir,

@@ -340,7 +340,10 @@ impl LayerView {
     pub fn new(layers: Vec<Layer>, opts: &Options) -> crate::Result<LayerView> {
         (|| -> Result<LayerView> {
             if layers.len() > MAX_LAYERS {
-                bail!("{} layers (at most {MAX_LAYERS})", layers.len());
+                return Err(crate::error::fault(
+                    crate::ErrorKind::Limit,
+                    format!("{} layers (at most {MAX_LAYERS})", layers.len()),
+                ));
             }
             let mut view = LayerView {
                 layers: Vec::with_capacity(layers.len()),
@@ -367,7 +370,10 @@ impl LayerView {
         if let Some(rec) = &layer.recorded {
             for (n, h) in rec.members.iter().enumerate() {
                 if n >= MAX_LAYER_MEMBERS as usize {
-                    bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
+                    return Err(crate::error::fault(
+                        crate::ErrorKind::Limit,
+                        format!("{what}: more than {MAX_LAYER_MEMBERS} members"),
+                    ));
                 }
                 if n % 4096 == 0 {
                     self.opts.cancel.check()?;
@@ -438,7 +444,10 @@ impl LayerView {
             .with_context(|| format!("{what}: broken tar"))?
         {
             if h.index >= MAX_LAYER_MEMBERS as usize {
-                bail!("{what}: more than {MAX_LAYER_MEMBERS} members");
+                return Err(crate::error::fault(
+                    crate::ErrorKind::Limit,
+                    format!("{what}: more than {MAX_LAYER_MEMBERS} members"),
+                ));
             }
             self.apply(i, &h).with_context(|| {
                 format!("{what}: member #{} {}", h.index, h.name.escape_ascii())
@@ -592,7 +601,10 @@ impl LayerView {
             }
         }
         if self.entries.len() + self.current.len() >= MAX_VIEW_ENTRIES {
-            bail!("more than {MAX_VIEW_ENTRIES} paths in the view");
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!("more than {MAX_VIEW_ENTRIES} paths in the view"),
+            ));
         }
         self.current.insert(key, node);
         Ok(())

@@ -71,7 +71,10 @@ pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
         bail!("path contains a NUL byte");
     }
     if path.len() > MAX_PATH_BYTES {
-        bail!("path of {} bytes (at most {MAX_PATH_BYTES})", path.len());
+        return Err(crate::error::fault(
+            crate::ErrorKind::Limit,
+            format!("path of {} bytes (at most {MAX_PATH_BYTES})", path.len()),
+        ));
     }
     let mut key = Vec::with_capacity(path.len());
     for c in components(path) {
@@ -133,10 +136,13 @@ pub(crate) fn walk_counted<T: Tree + ?Sized>(
             Lookup::Symlink(target) if !last || follow_last => {
                 links += 1;
                 if links > MAX_LINKS {
-                    bail!(
-                        "{}: more than {MAX_LINKS} symbolic links",
-                        path.escape_ascii()
-                    );
+                    return Err(crate::error::fault(
+                        crate::ErrorKind::Limit,
+                        format!(
+                            "{}: more than {MAX_LINKS} symbolic links",
+                            path.escape_ascii()
+                        ),
+                    ));
                 }
                 if target.is_empty() {
                     return Ok(None);

@@ -108,10 +108,13 @@ impl Node {
             .transpose()?;
         let raw_layers = raw.layers.unwrap_or_default();
         if manifests.is_none() && raw_layers.len() > MAX_LAYERS {
-            bail!(
-                "{label}: {} layers (at most {MAX_LAYERS})",
-                raw_layers.len()
-            );
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!(
+                    "{label}: {} layers (at most {MAX_LAYERS})",
+                    raw_layers.len()
+                ),
+            ));
         }
         let (config, layers) = match (&manifests, raw.config) {
             (None, Some(c)) => (
@@ -375,10 +378,10 @@ impl Walker<'_> {
             size: Some(d.size),
         };
         if d.size > MAX_INDEX_BYTES {
-            bail!(
+            return Err(crate::error::fault(crate::ErrorKind::Limit, format!(
                 "{label}: the descriptor says {} bytes, more than any index or manifest may have ({MAX_INDEX_BYTES})",
                 d.size
-            );
+            )));
         }
         let Some(bytes) = self
             .inner
@@ -420,7 +423,10 @@ impl Walker<'_> {
             );
         }
         if depth > MAX_INDEX_DEPTH {
-            bail!("{label}: indexes nested more than {MAX_INDEX_DEPTH} deep");
+            return Err(crate::error::fault(
+                crate::ErrorKind::Limit,
+                format!("{label}: indexes nested more than {MAX_INDEX_DEPTH} deep"),
+            ));
         }
         let Some(node) = self.read_node(d)? else {
             tracing::debug!(blob = %label, "manifest or index not in the archive; left out");
@@ -641,7 +647,10 @@ impl Walker<'_> {
             };
             let paths = e.layers.unwrap_or_default();
             if paths.len() > MAX_LAYERS {
-                bail!("{what}: {} layers (at most {MAX_LAYERS})", paths.len());
+                return Err(crate::error::fault(
+                    crate::ErrorKind::Limit,
+                    format!("{what}: {} layers (at most {MAX_LAYERS})", paths.len()),
+                ));
             }
             self.visit(paths.len() + 1, &label)?;
             let layers = self.docker_layers(paths, &what)?;

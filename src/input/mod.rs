@@ -358,10 +358,10 @@ fn read_small(path: &Path) -> Result<Option<Vec<u8>>> {
         .with_context(|| format!("{}: cannot stat", path.display()))?
         .len();
     if len > MAX_CONTAINER_DUMP_BYTES {
-        bail!(
+        return Err(crate::error::fault(crate::ErrorKind::Limit, format!(
             "{}: {len} bytes, more than any container description takes ({MAX_CONTAINER_DUMP_BYTES})",
             path.display()
-        );
+        )));
     }
     let mut data = Vec::new();
     use std::io::Read;
