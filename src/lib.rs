@@ -116,6 +116,7 @@ mod remote;
 mod remote;
 mod rootfs;
 pub mod search;
+mod stdext;
 mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]

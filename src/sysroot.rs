@@ -48,6 +48,7 @@ use crate::cancel::Cancel;
 use crate::error::{fault, ErrorKind};
 use crate::model::{Blob, FileContents, FileInfo, FileStatus, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
+use crate::stdext::{lock, read_full};
 use crate::text::escape_bytes;
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
@@ -191,7 +192,7 @@ impl Sysroot {
     /// files the checkpoint recorded. Gives what could not be written.
     pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<String> {
         let mut warnings = Vec::new();
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         if st.full {
             return warnings;
         }
@@ -363,7 +364,7 @@ impl Sysroot {
     /// the fuzz targets).
     #[cfg(feature = "testkit")]
     pub(crate) fn add_path(&self, view: &FileView, path: &[u8]) -> Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         self.add_file(&mut st, view, path)?;
         self.top_links(&mut st, view)
     }
@@ -892,19 +893,6 @@ pub(crate) fn interpreter(blob: &Blob) -> Result<Option<Vec<u8>>> {
         return Ok((!path.is_empty()).then_some(path));
     }
     Ok(None)
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 #[cfg(test)]
