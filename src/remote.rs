@@ -25,7 +25,7 @@ use object_store::path::{Path as Key, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub(crate) use crate::blobio::is_url;
-use crate::blobio::{RangeRead, RemoteObject};
+use crate::model::{RangeRead, RemoteObject};
 
 /// Size of each part of a multipart upload.
 pub const PART_SIZE: usize = 8 << 20;
