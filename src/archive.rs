@@ -1571,7 +1571,7 @@ fn record_members<S: Source>(
 fn relevant(wanted: &Wanted, key: &[u8]) -> bool {
     let (dir, base) = match key.iter().rposition(|&b| b == b'/') {
         Some(i) => (&key[..i], &key[i + 1..]),
-        None => (&key[..0], &key[..]),
+        None => (&key[..0], key),
     };
     match base.strip_prefix(b".wh.") {
         // An opaque directory hides what is below it.
