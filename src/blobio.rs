@@ -214,7 +214,7 @@ pub(crate) fn stream(b: &Blob) -> io::Result<Box<dyn Read + Send>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RangeRead;
+    use crate::model::source::RangeRead;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 

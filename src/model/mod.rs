@@ -16,7 +16,7 @@ pub mod regs;
 pub(crate) mod source;
 
 pub use regs::{Arch, Registers};
-pub(crate) use source::{FileSource, RangeRead, ReadAt, RemoteObject};
+pub(crate) use source::{FileSource, ReadAt, RemoteObject};
 
 /// A byte range of a file that holds page data: on this machine, or an
 /// object in object storage.
