@@ -28,6 +28,7 @@ use crate::error::{fault, Error, ErrorKind};
 use crate::image::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::model::{Blob, Loaded, TreeEntry};
 use crate::rootfs::{FileView, RootFs};
+use crate::stdext::lock;
 
 pub use image::ImageUse;
 
@@ -708,7 +709,7 @@ impl Checkpoint {
     /// The file view for `opts`, made once and kept while the checkpoint
     /// is (as convert keeps the one it makes while it writes cores).
     fn kept_view(&self, opts: &LoadOptions) -> Result<Option<Arc<FileView>>> {
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        let mut views = lock(&self.views);
         if let Some((_, v)) = views.iter().find(|(o, _)| o == opts) {
             return Ok(v.clone());
         }
