@@ -856,7 +856,6 @@ impl ArchiveStore {
         origin: &Origin,
         mut sink: Option<&mut dyn PagesSink>,
     ) -> Result<()> {
-        let streamed = matches!(origin, Origin::Streamed);
         while let Some(m) = r.next_member()? {
             if m.index >= MAX_MEMBERS {
                 return Err(fault(
@@ -871,55 +870,9 @@ impl ArchiveStore {
             {
                 bail!("member {key} appears twice");
             }
-            let ctx = || format!("member {key}");
-            let label = format!("{}:{key}", self.label);
-            let in_place = |blob: &Blob| Blob {
-                label: label.clone(),
-                path: blob.path.clone(),
-                offset: blob.offset + m.data_offset,
-                len: m.size,
-                remote: blob.remote.clone(),
-            };
-            let member = match (role, origin) {
-                (Role::RootfsDiff, Origin::InPlace(blob)) => {
-                    self.diff = Some(Diff::Tar(in_place(blob)));
-                    continue;
-                }
-                (Role::RootfsDiff, Origin::Streamed) => {
-                    let diff = self.stream_diff(&mut (&mut *r).take(m.size), m.size, &label);
-                    self.diff = self.diff_or_warning(diff.with_context(ctx))?;
-                    continue;
-                }
-                (Role::Metadata, _)
-                    if m.size <= SMALL_MEMBER && self.small_total + m.size <= SMALL_TOTAL =>
-                {
-                    let mut buf = Vec::with_capacity(m.size as usize);
-                    (&mut *r)
-                        .take(m.size)
-                        .read_to_end(&mut buf)
-                        .with_context(ctx)?;
-                    self.small_total += m.size;
-                    Member::Small(buf.into())
-                }
-                (_, Origin::InPlace(blob)) => Member::Large(in_place(blob)),
-                (Role::Pages(id), Origin::Streamed) => {
-                    let taken = match sink.as_deref_mut() {
-                        Some(sink) => self
-                            .offer_pages(sink, r, &m, &key, id, &label)
-                            .with_context(ctx)?,
-                        None => None,
-                    };
-                    match taken {
-                        Some(blob) => Member::Streamed(blob),
-                        None => Member::Large(
-                            self.unpack_pages(r, &m, &key, id, &label)
-                                .with_context(ctx)?,
-                        ),
-                    }
-                }
-                (_, Origin::Streamed) => {
-                    Member::Large(self.unpack(r, &m, &label, None).with_context(ctx)?.0)
-                }
+            let Some(member) = self.keep_member(r, &m, &key, role, origin, sink.as_deref_mut())?
+            else {
+                continue;
             };
             if !matches!(role, Role::Pages(_)) {
                 self.described += 1;
@@ -929,8 +882,70 @@ impl ArchiveStore {
             self.learn(&key, &mut learnt);
             self.learnt = learnt;
         }
-        let _ = streamed;
         Ok(())
+    }
+
+    /// What is kept of member `m` (`key`, whose role is `role`): in
+    /// memory, where it lies, or unpacked; `None` for the rootfs diff,
+    /// kept as `self.diff` instead.
+    fn keep_member<'s, S: Source>(
+        &mut self,
+        r: &mut TarReader<S>,
+        m: &tar::Member,
+        key: &str,
+        role: Role,
+        origin: &Origin,
+        sink: Option<&mut (dyn PagesSink + 's)>,
+    ) -> Result<Option<Member>> {
+        let ctx = || format!("member {key}");
+        let label = format!("{}:{key}", self.label);
+        let in_place = |blob: &Blob| Blob {
+            label: label.clone(),
+            path: blob.path.clone(),
+            offset: blob.offset + m.data_offset,
+            len: m.size,
+            remote: blob.remote.clone(),
+        };
+        Ok(Some(match (role, origin) {
+            (Role::RootfsDiff, Origin::InPlace(blob)) => {
+                self.diff = Some(Diff::Tar(in_place(blob)));
+                return Ok(None);
+            }
+            (Role::RootfsDiff, Origin::Streamed) => {
+                let diff = self.stream_diff(&mut (&mut *r).take(m.size), m.size, &label);
+                self.diff = self.diff_or_warning(diff.with_context(ctx))?;
+                return Ok(None);
+            }
+            (Role::Metadata, _)
+                if m.size <= SMALL_MEMBER && self.small_total + m.size <= SMALL_TOTAL =>
+            {
+                let mut buf = Vec::with_capacity(m.size as usize);
+                (&mut *r)
+                    .take(m.size)
+                    .read_to_end(&mut buf)
+                    .with_context(ctx)?;
+                self.small_total += m.size;
+                Member::Small(buf.into())
+            }
+            (_, Origin::InPlace(blob)) => Member::Large(in_place(blob)),
+            (Role::Pages(id), Origin::Streamed) => {
+                let taken = match sink {
+                    Some(sink) => self
+                        .offer_pages(sink, r, m, key, id, &label)
+                        .with_context(ctx)?,
+                    None => None,
+                };
+                match taken {
+                    Some(blob) => Member::Streamed(blob),
+                    None => {
+                        Member::Large(self.unpack_pages(r, m, key, id, &label).with_context(ctx)?)
+                    }
+                }
+            }
+            (_, Origin::Streamed) => {
+                Member::Large(self.unpack(r, m, &label, None).with_context(ctx)?.0)
+            }
+        }))
     }
 
     /// Offers `pages-<id>.img` to `sink`; its blob if the sink took it.
@@ -1513,24 +1528,7 @@ fn record_members<S: Source>(
             }
             continue;
         };
-        let (dir, base) = match key.iter().rposition(|&b| b == b'/') {
-            Some(i) => (&key[..i], &key[i + 1..]),
-            None => (&key[..0], &key[..]),
-        };
-        let relevant = match base.strip_prefix(b".wh.") {
-            // An opaque directory hides what is below it.
-            Some(b".wh..opq") => wanted.keeps(dir) && !wanted.is_file(dir),
-            Some(target) => {
-                let mut t = dir.to_vec();
-                if !t.is_empty() {
-                    t.push(b'/');
-                }
-                t.extend_from_slice(target);
-                wanted.keeps(&t)
-            }
-            None => wanted.keeps(&key),
-        };
-        if !relevant {
+        if !relevant(wanted, &key) {
             continue;
         }
         let mut m = m;
@@ -1565,6 +1563,29 @@ fn record_members<S: Source>(
         ));
     }
     Ok(out)
+}
+
+/// Whether diff member `key` matters to the files `wanted` keeps: one of
+/// them, a whiteout of one (`.wh.NAME`), or an opaque directory
+/// (`.wh..opq`) over them.
+fn relevant(wanted: &Wanted, key: &[u8]) -> bool {
+    let (dir, base) = match key.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&key[..i], &key[i + 1..]),
+        None => (&key[..0], key),
+    };
+    match base.strip_prefix(b".wh.") {
+        // An opaque directory hides what is below it.
+        Some(b".wh..opq") => wanted.keeps(dir) && !wanted.is_file(dir),
+        Some(target) => {
+            let mut t = dir.to_vec();
+            if !t.is_empty() {
+                t.push(b'/');
+            }
+            t.extend_from_slice(target);
+            wanted.keeps(&t)
+        }
+        None => wanted.keeps(key),
+    }
 }
 
 /// A member's index as a view keeps it.

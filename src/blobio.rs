@@ -5,13 +5,11 @@
 //! blob goes through here, so a plain tar in a bucket is read where it
 //! lies, as a plain tar on disk is.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
-use crate::model::Blob;
+use crate::model::{Blob, FileSource, ReadAt, RemoteObject};
 
 /// Bytes fetched at once from an object when less is asked for: a ranged
 /// GET costs a round trip, so small reads (tar headers, images read
@@ -53,43 +51,6 @@ pub fn normalize_url(url: &str) -> String {
 pub(crate) fn url_of(p: &std::path::Path) -> Option<&str> {
     p.to_str().filter(|s| is_url(s))
 }
-
-/// An object whose bytes can be read by range (object storage).
-pub(crate) trait RangeRead: Send + Sync {
-    /// Its URL, for messages and identity.
-    fn url(&self) -> &str;
-    /// Its size in bytes.
-    fn size(&self) -> u64;
-    /// Fills `buf` with the bytes at `offset`.
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
-    /// All of its bytes from the start, as one stream (one GET).
-    fn stream(&self) -> io::Result<Box<dyn Read + Send>>;
-}
-
-/// An object in object storage that holds a blob's bytes.
-#[derive(Clone)]
-pub struct RemoteObject(pub(crate) Arc<dyn RangeRead>);
-
-impl RemoteObject {
-    /// Its URL.
-    pub fn url(&self) -> &str {
-        self.0.url()
-    }
-}
-
-impl fmt::Debug for RemoteObject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RemoteObject({})", self.url())
-    }
-}
-
-impl PartialEq for RemoteObject {
-    fn eq(&self, other: &Self) -> bool {
-        self.url() == other.url()
-    }
-}
-
-impl Eq for RemoteObject {}
 
 /// A blob's file or object, open for reads at any offset (offsets are
 /// the file's, not the blob's).
@@ -180,6 +141,22 @@ impl BlobFile {
     }
 }
 
+impl ReadAt for BlobFile {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        BlobFile::read_exact_at(self, buf, offset)
+    }
+}
+
+/// Blobs opened where they lie: files on this machine, objects by range.
+#[derive(Debug)]
+pub(crate) struct Files;
+
+impl FileSource for Files {
+    fn open(&self, blob: &Blob) -> io::Result<Box<dyn ReadAt>> {
+        Ok(Box::new(BlobFile::open(blob)?))
+    }
+}
+
 /// A blob's bytes as a reader that can seek within them.
 pub(crate) struct BlobReader {
     file: BlobFile,
@@ -237,7 +214,9 @@ pub(crate) fn stream(b: &Blob) -> io::Result<Box<dyn Read + Send>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::source::RangeRead;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     /// An object in memory that counts its fetches.
     struct Mem(Vec<u8>, AtomicUsize);

@@ -10,20 +10,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::stdext::lock;
+
 /// The temporary files being written now, by path: what
 /// [`Cancel::remove_temporaries`] removes.
 static TEMPORARIES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Notes that the temporary file `path` is being written.
 pub(crate) fn track(path: &Path) {
-    let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut t = lock(&TEMPORARIES);
     t.insert(path.to_path_buf());
 }
 
 /// Notes that `path` is no temporary file any more (renamed into place, or
 /// removed).
 pub(crate) fn untrack(path: &Path) {
-    let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut t = lock(&TEMPORARIES);
     t.remove(path);
 }
 
@@ -84,7 +86,7 @@ impl Cancel {
     /// process at once, with no time for the work in hand to unwind (a
     /// second signal).
     pub fn remove_temporaries() {
-        let mut t = TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner());
+        let mut t = lock(&TEMPORARIES);
         for path in std::mem::take(&mut *t) {
             let _ = std::fs::remove_file(path);
         }

@@ -29,6 +29,7 @@ use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileView;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
+use crate::stdext::lock;
 use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
 
 /// Identifies the JSON Lines that `grep --json` prints.
@@ -289,10 +290,6 @@ fn grep_inputs(
         }
     }
     Ok(outcome)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The printer: each input in turn, each of its processes in turn.

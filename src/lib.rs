@@ -116,6 +116,7 @@ mod remote;
 mod remote;
 mod rootfs;
 pub mod search;
+mod stdext;
 mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]
@@ -125,7 +126,6 @@ mod verify;
 #[cfg(feature = "yara")]
 pub mod yara;
 
-pub use blobio::RemoteObject;
 pub use cancel::Cancel;
 pub use container::ContainerInfo;
 pub use coredump::{write_core, CoreCompression, CoreStats, CoreWriter, Written};
@@ -133,6 +133,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use input::{
     open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
 };
+pub use model::source::RemoteObject;
 pub use model::{Loaded, Process, Zombie};
 
 use criu::proto;

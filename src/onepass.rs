@@ -71,6 +71,7 @@ use crate::model::{Blob, Loaded, PageSource, Process};
 use crate::notes::PSARGS_LEN;
 use crate::outdir::OutDir;
 use crate::rootfs::{FileView, RootFs};
+use crate::stdext::read_full;
 
 /// Most times the images read so far are decoded to lay out processes
 /// before the archive has been read whole: once in the engines' orders
@@ -500,20 +501,6 @@ impl StreamCopy<'_> {
         }
         Ok(())
     }
-}
-
-/// Reads until `buf` is full or the stream ends; the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Copies the pages `started` wrote as they streamed by from its file to

@@ -245,6 +245,7 @@ mod tests {
                 len: 16,
                 remote: None,
             }],
+            source: std::sync::Arc::new(crate::blobio::Files),
             warnings: Vec::new(),
             files: Vec::new(),
             dumps: Vec::new(),

@@ -25,7 +25,8 @@ use object_store::path::{Path as Key, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 pub(crate) use crate::blobio::is_url;
-use crate::blobio::{RangeRead, RemoteObject};
+use crate::model::source::RangeRead;
+use crate::model::RemoteObject;
 
 /// Size of each part of a multipart upload.
 pub const PART_SIZE: usize = 8 << 20;

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use anyhow::{bail, Result};
 
 pub(crate) use crate::blobio::is_url;
-use crate::blobio::RemoteObject;
+use crate::model::RemoteObject;
 
 /// Why object storage cannot be used in this build.
 const NO_FEATURE: &str =

@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::cancel::Cancel;
 use crate::image::{LayerView, Lookup, Lookups, Resolver, Step, Tree, MAX_LINKS};
 use crate::model::{display_bytes, Blob, FileStatus, Recorded};
+use crate::stdext::lock;
 
 /// A directory used as `/`.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ impl FileView {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Option<Found>>> {
-        self.found.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.found)
     }
 
     /// Finds `paths` at once: of the layered view, the files of each
@@ -204,12 +205,7 @@ impl FileView {
     /// Each path is checked once.
     pub fn checked(&self, path: &[u8], recorded: &Recorded) -> Result<(FileStatus, Option<Found>)> {
         let key = (path.to_vec(), recorded.clone());
-        if let Some(known) = self
-            .checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
+        if let Some(known) = lock(&self.checked).get(&key) {
             return Ok(known.clone());
         }
         let outcome = match self.locate(path)? {
@@ -220,10 +216,7 @@ impl FileView {
                 (status, used.then_some(found))
             }
         };
-        self.checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, outcome.clone());
+        lock(&self.checked).insert(key, outcome.clone());
         Ok(outcome)
     }
 

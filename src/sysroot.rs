@@ -48,7 +48,9 @@ use crate::cancel::Cancel;
 use crate::error::{fault, ErrorKind};
 use crate::model::{Blob, FileContents, FileInfo, FileStatus, MappingKind, Process};
 use crate::rootfs::{clean_key, FileView};
+use crate::stdext::{lock, read_full};
 use crate::text::escape_bytes;
+use crate::verify::Elf;
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
 const MAX_INTERP: u64 = 4096;
@@ -191,7 +193,7 @@ impl Sysroot {
     /// files the checkpoint recorded. Gives what could not be written.
     pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<String> {
         let mut warnings = Vec::new();
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         if st.full {
             return warnings;
         }
@@ -363,7 +365,7 @@ impl Sysroot {
     /// the fuzz targets).
     #[cfg(feature = "testkit")]
     pub(crate) fn add_path(&self, view: &FileView, path: &[u8]) -> Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         self.add_file(&mut st, view, path)?;
         self.top_links(&mut st, view)
     }
@@ -811,100 +813,98 @@ pub(crate) fn interpreter(blob: &Blob) -> Result<Option<Vec<u8>>> {
     let mut f = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
     let mut h = [0u8; 64];
     let n = read_full(&mut f, &mut h)?;
-    if n < 52 || &h[..4] != b"\x7fELF" {
-        return Ok(None);
-    }
-    let (wide, le) = match (h[4], h[5]) {
-        (1, 1) => (false, true),
-        (1, 2) => (false, false),
-        (2, 1) => (true, true),
-        (2, 2) => (true, false),
-        _ => return Ok(None),
-    };
-    let u16_at = |b: &[u8], o: usize| {
-        let v = [b[o], b[o + 1]];
-        u64::from(if le {
-            u16::from_le_bytes(v)
-        } else {
-            u16::from_be_bytes(v)
-        })
-    };
-    let u32_at = |b: &[u8], o: usize| {
-        let v = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        u64::from(if le {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
-    };
-    let u64_at = |b: &[u8], o: usize| {
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&b[o..o + 8]);
-        if le {
-            u64::from_le_bytes(v)
-        } else {
-            u64::from_be_bytes(v)
-        }
-    };
-    let (phoff, phentsize, phnum) = if wide {
-        if n < 64 {
-            return Ok(None);
-        }
-        (u64_at(&h, 32), u16_at(&h, 54), u16_at(&h, 56))
-    } else {
-        (u32_at(&h, 28), u16_at(&h, 42), u16_at(&h, 44))
-    };
-    let min = if wide { 56 } else { 32 };
-    if phentsize < min || phnum == 0 || phnum > MAX_PHDRS {
-        return Ok(None);
-    }
-    let Some(end) = phoff
-        .checked_add(phentsize * phnum)
-        .filter(|&e| e <= blob.len)
-    else {
+    let Some(table) = PhTable::parse(&h[..n], blob.len) else {
         return Ok(None);
     };
-    let mut ph = vec![0u8; (end - phoff) as usize];
-    f.seek(SeekFrom::Start(phoff))?;
+    let mut ph = vec![0u8; (table.end - table.off) as usize];
+    f.seek(SeekFrom::Start(table.off))?;
     if read_full(&mut f, &mut ph)? != ph.len() {
         return Ok(None);
     }
-    for e in ph.chunks_exact(phentsize as usize) {
-        if u32_at(e, 0) != 3 {
-            continue;
-        }
-        let (off, size) = if wide {
-            (u64_at(e, 8), u64_at(e, 32))
-        } else {
-            (u32_at(e, 4), u32_at(e, 16))
-        };
-        if size == 0 || size > MAX_INTERP || off.checked_add(size).is_none_or(|x| x > blob.len) {
-            return Ok(None);
-        }
-        let mut path = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(off))?;
-        if read_full(&mut f, &mut path)? != path.len() {
-            return Ok(None);
-        }
-        if let Some(nul) = path.iter().position(|&b| b == 0) {
-            path.truncate(nul);
-        }
-        return Ok((!path.is_empty()).then_some(path));
+    let Some((off, size)) = table.interp(&ph) else {
+        return Ok(None);
+    };
+    if size == 0 || size > MAX_INTERP || off.checked_add(size).is_none_or(|x| x > blob.len) {
+        return Ok(None);
     }
-    Ok(None)
+    let mut path = vec![0u8; size as usize];
+    f.seek(SeekFrom::Start(off))?;
+    if read_full(&mut f, &mut path)? != path.len() {
+        return Ok(None);
+    }
+    if let Some(nul) = path.iter().position(|&b| b == 0) {
+        path.truncate(nul);
+    }
+    Ok((!path.is_empty()).then_some(path))
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Where an ELF file's program header table lies, and how to read it.
+struct PhTable {
+    /// A 64-bit file (else 32-bit).
+    wide: bool,
+    /// A big-endian file.
+    big: bool,
+    /// Where the table starts in the file.
+    off: u64,
+    /// Where it ends.
+    end: u64,
+    /// The size of one entry.
+    entsize: u64,
+}
+
+impl PhTable {
+    /// The table of the ELF file that starts with `h`, `len` bytes long;
+    /// `None` where `h` is not an ELF header of a known class and byte
+    /// order, or its table is empty, too large, or not within the file.
+    fn parse(h: &[u8], len: u64) -> Option<PhTable> {
+        if h.len() < 52 || &h[..4] != b"\x7fELF" {
+            return None;
         }
+        let (wide, big) = match (h[4], h[5]) {
+            (1, 1) => (false, false),
+            (1, 2) => (false, true),
+            (2, 1) => (true, false),
+            (2, 2) => (true, true),
+            _ => return None,
+        };
+        let elf = Elf { data: h, big };
+        let (off, entsize, num) = if wide {
+            (elf.u64(32)?, elf.u16(54)?, elf.u16(56)?)
+        } else {
+            (elf.u32(28)?, elf.u16(42)?, elf.u16(44)?)
+        };
+        let min = if wide { 56 } else { 32 };
+        if entsize < min || num == 0 || num > MAX_PHDRS {
+            return None;
+        }
+        let end = off.checked_add(entsize * num).filter(|&e| e <= len)?;
+        Some(PhTable {
+            wide,
+            big,
+            off,
+            end,
+            entsize,
+        })
     }
-    Ok(got)
+
+    /// The file range (offset, size) of the first PT_INTERP entry among
+    /// the table's bytes `ph`.
+    fn interp(&self, ph: &[u8]) -> Option<(u64, u64)> {
+        ph.chunks_exact(self.entsize as usize).find_map(|data| {
+            let e = Elf {
+                data,
+                big: self.big,
+            };
+            if e.u32(0)? != 3 {
+                return None;
+            }
+            if self.wide {
+                Some((e.u64(8)?, e.u64(32)?))
+            } else {
+                Some((e.u32(4)?, e.u32(16)?))
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -171,15 +171,7 @@ impl<S: Source> TarReader<S> {
 
     /// Reads exactly `buf.len()` bytes, or returns how many there were.
     fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.src.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let got = crate::stdext::read_full(&mut self.src, buf)?;
         self.pos += got as u64;
         Ok(got)
     }

@@ -73,13 +73,16 @@ fn read_head(blob: &Blob) -> Result<Vec<u8>> {
 }
 
 /// Reads fixed-size integers of an ELF file in its own byte order.
-struct Elf<'a> {
-    data: &'a [u8],
-    big: bool,
+pub(crate) struct Elf<'a> {
+    /// The bytes read, from the offset that `at` counts from.
+    pub(crate) data: &'a [u8],
+    /// Whether the file is big-endian.
+    pub(crate) big: bool,
 }
 
 impl Elf<'_> {
-    fn u16(&self, at: u64) -> Option<u64> {
+    /// The 16-bit integer at `at`, where `data` holds it.
+    pub(crate) fn u16(&self, at: u64) -> Option<u64> {
         let b: [u8; 2] = self.bytes(at, 2)?.try_into().ok()?;
         Some(u64::from(if self.big {
             u16::from_be_bytes(b)
@@ -88,7 +91,8 @@ impl Elf<'_> {
         }))
     }
 
-    fn u32(&self, at: u64) -> Option<u64> {
+    /// The 32-bit integer at `at`, where `data` holds it.
+    pub(crate) fn u32(&self, at: u64) -> Option<u64> {
         let b: [u8; 4] = self.bytes(at, 4)?.try_into().ok()?;
         Some(u64::from(if self.big {
             u32::from_be_bytes(b)
@@ -97,7 +101,8 @@ impl Elf<'_> {
         }))
     }
 
-    fn u64(&self, at: u64) -> Option<u64> {
+    /// The 64-bit integer at `at`, where `data` holds it.
+    pub(crate) fn u64(&self, at: u64) -> Option<u64> {
         let b: [u8; 8] = self.bytes(at, 8)?.try_into().ok()?;
         Some(if self.big {
             u64::from_be_bytes(b)
@@ -106,7 +111,8 @@ impl Elf<'_> {
         })
     }
 
-    fn bytes(&self, at: u64, len: u64) -> Option<&[u8]> {
+    /// `len` bytes at `at`, where `data` holds them.
+    pub(crate) fn bytes(&self, at: u64, len: u64) -> Option<&[u8]> {
         let start = usize::try_from(at).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
         self.data.get(start..end)

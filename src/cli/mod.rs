@@ -464,72 +464,23 @@ where
         Command::Summary(a) => summary(a),
         Command::Watch(a) => {
             let result = handle_signals(&cancel).and_then(|()| watch::watch(a, &cancel));
-            // Stopped by a signal between conversions: a clean end.
-            if let (Ok(ok), Some(sig)) = (&result, cancel.reason()) {
-                if !a.quiet {
-                    error_line(&format!("stopped (signal {sig})"));
-                }
-                return if *ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                };
+            if let Some(code) = watch_stopped(&result, a.quiet, &cancel) {
+                return code;
             }
             result
         }
         Command::Diff(a) => {
-            // diff(1)'s statuses: 0 the same, 1 different, 2 an error.
             let status = handle_signals(&cancel).and_then(|()| diff::diff(a, &cancel));
-            if cancel.reason().is_some() {
-                return finish(Ok(false), &cancel);
-            }
-            return match status {
-                Ok(same) => ExitCode::from(u8::from(!same)),
-                Err(e) if broken_pipe(&e) => ExitCode::from(141),
-                Err(e) => {
-                    error_line(&format!("{e:#}"));
-                    ExitCode::from(2)
-                }
-            };
+            return diff_exit(status, &cancel);
         }
         Command::Read(a) => handle_signals(&cancel).and_then(|()| read(a, &cancel)),
         Command::Grep(a) => {
-            // grep's own statuses: 0 found, 1 nothing found, 2 an error.
             let status = handle_signals(&cancel).and_then(|()| grep(a, &cancel));
-            // A closed pipe stops the workers through `cancel` too.
-            if let Err(e) = &status {
-                if broken_pipe(e) {
-                    return ExitCode::from(141);
-                }
-            }
-            if cancel.reason().is_some() {
-                return finish(Ok(false), &cancel);
-            }
-            return match status {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    error_line(&format!("{e:#}"));
-                    ExitCode::from(2)
-                }
-            };
+            return search_exit(status, &cancel);
         }
         Command::Yara(a) => {
             let status = handle_signals(&cancel).and_then(|()| yara(a, &cancel));
-            if let Err(e) = &status {
-                if broken_pipe(e) {
-                    return ExitCode::from(141);
-                }
-            }
-            if cancel.reason().is_some() {
-                return finish(Ok(false), &cancel);
-            }
-            return match status {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    error_line(&format!("{e:#}"));
-                    ExitCode::from(2)
-                }
-            };
+            return search_exit(status, &cancel);
         }
         Command::Completions { shell } => {
             let mut buf = Vec::new();
@@ -539,6 +490,58 @@ where
         Command::Man { out_dir } => man(out_dir.as_deref()),
     };
     finish(result, &cancel)
+}
+
+/// The exit status of a watch that a signal stopped between conversions
+/// (a clean end); `None` where no signal stopped it, or it failed.
+fn watch_stopped(result: &Result<bool>, quiet: bool, cancel: &Cancel) -> Option<ExitCode> {
+    let (Ok(ok), Some(sig)) = (result, cancel.reason()) else {
+        return None;
+    };
+    if !quiet {
+        error_line(&format!("stopped (signal {sig})"));
+    }
+    Some(if *ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// diff(1)'s statuses: 0 the same, 1 different, 2 an error.
+fn diff_exit(status: Result<bool>, cancel: &Cancel) -> ExitCode {
+    if cancel.reason().is_some() {
+        return finish(Ok(false), cancel);
+    }
+    match status {
+        Ok(same) => ExitCode::from(u8::from(!same)),
+        Err(e) if broken_pipe(&e) => ExitCode::from(141),
+        Err(e) => {
+            error_line(&format!("{e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// grep(1)'s statuses, which grep and yara give: 0 found, 1 nothing
+/// found, 2 an error.
+fn search_exit(status: Result<u8>, cancel: &Cancel) -> ExitCode {
+    // A closed pipe stops the workers through `cancel` too.
+    if let Err(e) = &status {
+        if broken_pipe(e) {
+            return ExitCode::from(141);
+        }
+    }
+    if cancel.reason().is_some() {
+        return finish(Ok(false), cancel);
+    }
+    match status {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            error_line(&format!("{e:#}"));
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Why `grep -v` is refused.

@@ -212,6 +212,7 @@ mod tests {
             mappings,
             runs: std::sync::Arc::new(RunList(runs)),
             blobs: Vec::new(),
+            source: std::sync::Arc::new(crate::blobio::Files),
             warnings: Vec::new(),
             files: Vec::new(),
             dumps: Vec::new(),

@@ -351,6 +351,50 @@ fn queued<M: Message + Default>(
     Ok(())
 }
 
+/// The descriptors that need nothing but their own entry: event and
+/// notification files (eventfd, epoll, inotify, fanotify, signalfd,
+/// timerfd) and kernel objects (namespaces, tun, BPF maps, pidfds,
+/// external files); `None` for any other type, or where the entry lacks
+/// its type's fields.
+fn event_or_kernel_object(kind: proto::FdType, f: &proto::FileDescEntry) -> Option<FileObject> {
+    use proto::FdType as T;
+    match kind {
+        T::Eventfd => f
+            .efd
+            .as_ref()
+            .map(|e| FileObject::Eventfd { counter: e.counter }),
+        T::Eventpoll => f.epfd.as_ref().map(|e| FileObject::Eventpoll {
+            targets: e.tfd.iter().take(MAX_LISTED).map(|t| t.tfd).collect(),
+        }),
+        T::Inotify => f.ify.as_ref().map(|e| FileObject::Inotify {
+            watches: e.wd.iter().take(MAX_LISTED).map(|w| w.i_ino).collect(),
+        }),
+        T::Fanotify => Some(FileObject::Fanotify),
+        T::Signalfd => f
+            .sgfd
+            .as_ref()
+            .map(|e| FileObject::Signalfd { mask: e.sigmask }),
+        T::Timerfd => f.tfd.as_ref().map(|e| FileObject::Timerfd {
+            clock: e.clockid,
+            value: (e.vsec, e.vnsec),
+            interval: (e.isec, e.insec),
+        }),
+        T::Ns => f.nsf.as_ref().map(|n| FileObject::Namespace {
+            kind: ns_kind(n.ns_cflag),
+        }),
+        T::Tunf => Some(FileObject::Tun {
+            device: f.tunf.as_ref().and_then(|t| t.netdev.clone()),
+        }),
+        T::Bpfmap => f.bpf.as_ref().map(|b| FileObject::BpfMap {
+            name: b.map_name.clone(),
+            id: b.map_id,
+        }),
+        T::Pidfd => f.pidfd.as_ref().map(|p| FileObject::Pidfd { pid: p.nspid }),
+        T::Ext => Some(FileObject::External),
+        _ => None,
+    }
+}
+
 /// The per-kind images of CRIU before files.img: (image, magic, kind).
 const PER_KIND: [(&str, u32, proto::FdType); 12] = [
     ("reg-files.img", magic::REG_FILES, proto::FdType::Reg),
@@ -386,10 +430,19 @@ impl FileTables {
                 t.per_kind.push((kind, idx));
             }
         }
-        // The names of unix sockets, for their peers' remote ends.
+        t.unix_names = t.unix_names()?;
+        t.read_memfd_and_remaps(store)?;
+        t.read_queues(store)?;
+        Ok(t)
+    }
+
+    /// The names of the named unix sockets, by inode, from files.img and
+    /// unixsk.img (a socket's peer may be another process's, so every one
+    /// is named).
+    fn unix_names(&self) -> Result<HashMap<u32, Vec<u8>>> {
         let unix = proto::FdType::Unixsk as u32;
         let mut names = HashMap::new();
-        for (_, at, bytes) in t.files.iter().flat_map(Indexed::all) {
+        for (_, at, bytes) in self.files.iter().flat_map(Indexed::all) {
             let key = proto::FileEntryKey::decode(bytes).unwrap_or_default();
             if key.r#type != Some(unix) {
                 continue;
@@ -397,14 +450,14 @@ impl FileTables {
             let e = proto::FileDescEntry::decode(bytes).with_context(|| {
                 format!(
                     "{}: offset {at}: cannot decode entry",
-                    t.files.as_ref().map_or("", |f| f.name.as_str())
+                    self.files.as_ref().map_or("", |f| f.name.as_str())
                 )
             })?;
             if let Some(u) = e.usk {
                 names.insert(u.ino, sockets::unix(&u));
             }
         }
-        for (kind, idx) in &t.per_kind {
+        for (kind, idx) in &self.per_kind {
             if *kind == proto::FdType::Unixsk {
                 for (_, at, bytes) in idx.all() {
                     let u = proto::UnixSkEntry::decode(bytes).with_context(|| {
@@ -414,28 +467,41 @@ impl FileTables {
                 }
             }
         }
+        let mut unix_names = HashMap::new();
         for (ino, s) in names {
             if let Some(sockets::Endpoint::Unix(name)) = s.local {
                 if !name.is_empty() {
-                    t.unix_names.insert(ino, name);
+                    unix_names.insert(ino, name);
                 }
             }
         }
+        Ok(unix_names)
+    }
+
+    /// The names of memfds (memfd.img) and which files were unlinked
+    /// while open (remap-fpath.img).
+    fn read_memfd_and_remaps(&mut self, store: &dyn ImageStore) -> Result<()> {
         for m in entries::<proto::MemfdInode>(store, "memfd.img", magic::MEMFD_INODE)? {
-            t.memfd_names.insert(m.inode_id, m.name);
+            self.memfd_names.insert(m.inode_id, m.name);
         }
         for r in entries::<proto::RemapFilePath>(store, "remap-fpath.img", magic::REMAP_FPATH)? {
             // LINKED (0) and GHOST (1) remaps stand for files unlinked while open.
             if r.remap_type.unwrap_or(0) <= 1 {
-                t.deleted.insert(r.orig_id);
+                self.deleted.insert(r.orig_id);
             }
         }
+        Ok(())
+    }
+
+    /// The bytes queued in sockets (sk-queues.img) and in pipes and fifos
+    /// (pipes-data.img, fifo-data.img).
+    fn read_queues(&mut self, store: &dyn ImageStore) -> Result<()> {
         queued::<proto::SkPacketEntry>(
             store,
             "sk-queues.img",
             magic::SK_QUEUES,
             |e| (e.id_for, u64::from(e.length)),
-            &mut t.sk_queued,
+            &mut self.sk_queued,
         )?;
         for (name, magic) in [
             ("pipes-data.img", magic::PIPES_DATA),
@@ -446,10 +512,10 @@ impl FileTables {
                 name,
                 magic,
                 |e| (e.pipe_id, u64::from(e.bytes)),
-                &mut t.pipe_queued,
+                &mut self.pipe_queued,
             )?;
         }
-        Ok(t)
+        Ok(())
     }
 
     /// File `id`: its files.img entry, or one made of its entry in a
@@ -556,6 +622,8 @@ impl FileTables {
         })
     }
 
+    /// What file entry `f` is, by its type; `Unknown` where its type is
+    /// not one criu2core knows or its entry lacks the type's fields.
     fn object(
         &self,
         store: &dyn ImageStore,
@@ -563,135 +631,100 @@ impl FileTables {
         big_endian: bool,
     ) -> Result<FileObject> {
         use proto::FdType as T;
-        let missing = || FileObject::Unknown {
-            type_code: f.r#type,
+        let found = match T::try_from(f.r#type) {
+            Ok(T::Reg) => f.reg.as_ref().map(|r| self.regular(f.id, r)).transpose()?,
+            Ok(T::Pipe) => f.pipe.as_ref().map(|p| self.pipe(p)),
+            Ok(T::Fifo) => f.fifo.as_ref().map(|p| self.fifo(p)).transpose()?,
+            Ok(T::Inetsk | T::Unixsk | T::Netlinksk | T::Packetsk) => {
+                self.socket(store, f, big_endian)?
+            }
+            Ok(T::Tty) => f.tty.as_ref().map(|t| self.tty(t)).transpose()?,
+            Ok(T::Memfd) => f.memfd.as_ref().map(|m| self.memfd(m)),
+            Ok(kind) => event_or_kernel_object(kind, f),
+            Err(_) => None,
         };
-        Ok(match T::try_from(f.r#type) {
-            Ok(T::Reg) => match &f.reg {
-                Some(r) => FileObject::Regular {
-                    path: self.path(f.id)?.unwrap_or_else(|| r.name.clone()),
-                    flags: r.flags,
-                    pos: r.pos,
-                    size: r.size,
-                    directory: r.mode.is_some_and(|m| m & 0o170000 == 0o040000),
-                },
-                None => missing(),
-            },
-            Ok(T::Pipe) => match &f.pipe {
-                Some(p) => FileObject::Pipe {
-                    inode: p.pipe_id,
-                    write: p.flags & 3 == 1,
-                    queued: self.pipe_queued.get(&p.pipe_id).copied().unwrap_or(0),
-                },
-                None => missing(),
-            },
-            Ok(T::Fifo) => match &f.fifo {
-                Some(p) => FileObject::Fifo {
-                    inode: p.pipe_id,
-                    path: self.regf_path(p.regf_id)?,
-                    queued: self.pipe_queued.get(&p.pipe_id).copied().unwrap_or(0),
-                },
-                None => missing(),
-            },
+        Ok(found.unwrap_or(FileObject::Unknown {
+            type_code: f.r#type,
+        }))
+    }
+
+    /// Regular file `id` (or directory), whose entry is `r`.
+    fn regular(&self, id: u32, r: &proto::RegFile) -> Result<FileObject> {
+        Ok(FileObject::Regular {
+            path: self.path(id)?.unwrap_or_else(|| r.name.clone()),
+            flags: r.flags,
+            pos: r.pos,
+            size: r.size,
+            directory: r.mode.is_some_and(|m| m & 0o170000 == 0o040000),
+        })
+    }
+
+    /// One end of a pipe, with the bytes queued in it.
+    fn pipe(&self, p: &proto::PipeEntry) -> FileObject {
+        FileObject::Pipe {
+            inode: p.pipe_id,
+            write: p.flags & 3 == 1,
+            queued: self.pipe_queued.get(&p.pipe_id).copied().unwrap_or(0),
+        }
+    }
+
+    /// A named pipe, with its path and the bytes queued in it.
+    fn fifo(&self, p: &proto::FifoEntry) -> Result<FileObject> {
+        Ok(FileObject::Fifo {
+            inode: p.pipe_id,
+            path: self.regf_path(p.regf_id)?,
+            queued: self.pipe_queued.get(&p.pipe_id).copied().unwrap_or(0),
+        })
+    }
+
+    /// A socket of any family, with its queues and (for a unix socket) its
+    /// peer's name; `None` where the entry lacks its family's fields.
+    fn socket(
+        &self,
+        store: &dyn ImageStore,
+        f: &proto::FileDescEntry,
+        big_endian: bool,
+    ) -> Result<Option<FileObject>> {
+        use proto::FdType as T;
+        let s = match T::try_from(f.r#type) {
             Ok(T::Inetsk) => match &f.isk {
                 Some(e) => {
                     let mut s = sockets::inet(e, big_endian);
                     s.queues = self.inet_queues(store, e)?;
-                    FileObject::Socket(Box::new(s))
+                    Some(s)
                 }
-                None => missing(),
+                None => None,
             },
-            Ok(T::Unixsk) => match &f.usk {
-                Some(e) => {
-                    let mut s = sockets::unix(e);
-                    // The peer may be another process's, or nameless.
-                    s.remote = s
-                        .peer
-                        .and_then(|p| self.unix_names.get(&p))
-                        .map(|n| sockets::Endpoint::Unix(n.clone()));
-                    s.queues = self
-                        .sk_queued
-                        .get(&e.id)
-                        .map(|&recv| Queues { recv, send: 0 });
-                    FileObject::Socket(Box::new(s))
-                }
-                None => missing(),
-            },
-            Ok(T::Netlinksk) => match &f.nlsk {
-                Some(e) => FileObject::Socket(Box::new(sockets::netlink(e))),
-                None => missing(),
-            },
-            Ok(T::Packetsk) => match &f.psk {
-                Some(e) => FileObject::Socket(Box::new(sockets::packet(e, big_endian))),
-                None => missing(),
-            },
-            Ok(T::Eventfd) => match &f.efd {
-                Some(e) => FileObject::Eventfd { counter: e.counter },
-                None => missing(),
-            },
-            Ok(T::Eventpoll) => match &f.epfd {
-                Some(e) => FileObject::Eventpoll {
-                    targets: e.tfd.iter().take(MAX_LISTED).map(|t| t.tfd).collect(),
-                },
-                None => missing(),
-            },
-            Ok(T::Inotify) => match &f.ify {
-                Some(e) => FileObject::Inotify {
-                    watches: e.wd.iter().take(MAX_LISTED).map(|w| w.i_ino).collect(),
-                },
-                None => missing(),
-            },
-            Ok(T::Fanotify) => FileObject::Fanotify,
-            Ok(T::Signalfd) => match &f.sgfd {
-                Some(e) => FileObject::Signalfd { mask: e.sigmask },
-                None => missing(),
-            },
-            Ok(T::Timerfd) => match &f.tfd {
-                Some(e) => FileObject::Timerfd {
-                    clock: e.clockid,
-                    value: (e.vsec, e.vnsec),
-                    interval: (e.isec, e.insec),
-                },
-                None => missing(),
-            },
-            Ok(T::Tty) => match &f.tty {
-                Some(t) => self.tty(t)?,
-                None => missing(),
-            },
-            Ok(T::Memfd) => match &f.memfd {
-                Some(m) => FileObject::Memfd {
-                    name: self
-                        .memfd_names
-                        .get(&u64::from(m.inode_id))
-                        .cloned()
-                        .unwrap_or_default(),
-                    pos: m.pos,
-                },
-                None => missing(),
-            },
-            Ok(T::Ns) => match &f.nsf {
-                Some(n) => FileObject::Namespace {
-                    kind: ns_kind(n.ns_cflag),
-                },
-                None => missing(),
-            },
-            Ok(T::Tunf) => FileObject::Tun {
-                device: f.tunf.as_ref().and_then(|t| t.netdev.clone()),
-            },
-            Ok(T::Bpfmap) => match &f.bpf {
-                Some(b) => FileObject::BpfMap {
-                    name: b.map_name.clone(),
-                    id: b.map_id,
-                },
-                None => missing(),
-            },
-            Ok(T::Pidfd) => match &f.pidfd {
-                Some(p) => FileObject::Pidfd { pid: p.nspid },
-                None => missing(),
-            },
-            Ok(T::Ext) => FileObject::External,
-            _ => missing(),
-        })
+            Ok(T::Unixsk) => f.usk.as_ref().map(|e| {
+                let mut s = sockets::unix(e);
+                // The peer may be another process's, or nameless.
+                s.remote = s
+                    .peer
+                    .and_then(|p| self.unix_names.get(&p))
+                    .map(|n| sockets::Endpoint::Unix(n.clone()));
+                s.queues = self
+                    .sk_queued
+                    .get(&e.id)
+                    .map(|&recv| Queues { recv, send: 0 });
+                s
+            }),
+            Ok(T::Netlinksk) => f.nlsk.as_ref().map(sockets::netlink),
+            Ok(T::Packetsk) => f.psk.as_ref().map(|e| sockets::packet(e, big_endian)),
+            _ => None,
+        };
+        Ok(s.map(|s| FileObject::Socket(Box::new(s))))
+    }
+
+    /// A memfd, named from memfd.img.
+    fn memfd(&self, m: &proto::MemfdFile) -> FileObject {
+        FileObject::Memfd {
+            name: self
+                .memfd_names
+                .get(&u64::from(m.inode_id))
+                .cloned()
+                .unwrap_or_default(),
+            pos: m.pos,
+        }
     }
 
     /// An inet socket's queues: an established TCP connection's from its

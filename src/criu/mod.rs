@@ -485,6 +485,7 @@ impl Images {
             mappings: mem.mapped.mappings,
             runs: std::sync::Arc::new(mem.mapped.runs),
             blobs: mem.mapped.blobs,
+            source: std::sync::Arc::new(crate::blobio::Files),
             warnings: mem.mapped.warnings,
             files: mem.mapped.files,
             dumps: mem.mapped.dumps,

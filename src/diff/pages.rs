@@ -384,6 +384,7 @@ mod tests {
                 len: data.len() as u64,
                 remote: None,
             }],
+            source: std::sync::Arc::new(crate::blobio::Files),
             warnings: Vec::new(),
             files: Vec::new(),
             dumps: Vec::new(),

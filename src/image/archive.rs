@@ -22,6 +22,7 @@ use super::{
 };
 use crate::model::Blob;
 use crate::rootfs::RootFs;
+use crate::stdext::lock;
 use crate::tar::{self, Kind, Seekable, Stream, TarReader};
 
 /// Media types criu2core knows.
@@ -384,10 +385,6 @@ pub(super) fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
         key.extend_from_slice(c);
     }
     Ok(key)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {

@@ -768,45 +768,9 @@ impl LayerView {
             let mut out: Vec<Option<Blob>> = vec![None; files.len()];
             let mut wanted: BTreeMap<u32, BTreeMap<u32, &FileRef>> = BTreeMap::new();
             for (n, f) in files.iter().enumerate() {
-                let l = self
-                    .layers
-                    .get(f.layer())
-                    .context("a file that is not from this view")?;
-                let label = format!("{}:{}", l.label, f.path.escape_ascii());
-                if f.data.sparse {
-                    bail!("{label}: a sparse file in a layer, which criu2core does not read");
-                }
-                if let Some(rec) = &l.recorded {
-                    let copy = rec.copies.get(&f.data.member).with_context(|| {
-                        format!("{label}: not kept when its layer streamed by")
-                    })?;
-                    out[n] = Some(Blob {
-                        label,
-                        ..copy.clone()
-                    });
-                    continue;
-                }
-                match (&l.data, l.compression) {
-                    (BlobData::File(b), Compression::None) => {
-                        if f.data
-                            .offset
-                            .checked_add(f.data.size)
-                            .is_none_or(|e| e > b.len)
-                        {
-                            bail!("{label}: not from this view");
-                        }
-                        out[n] = Some(Blob {
-                            path: b.path.clone(),
-                            offset: b
-                                .offset
-                                .checked_add(f.data.offset)
-                                .with_context(|| format!("{label}: not from this view"))?,
-                            label,
-                            len: f.data.size,
-                            remote: b.remote.clone(),
-                        });
-                    }
-                    _ => {
+                match self.in_place(f)? {
+                    Some(b) => out[n] = Some(b),
+                    None => {
                         wanted
                             .entry(f.data.layer)
                             .or_default()
@@ -845,6 +809,50 @@ impl LayerView {
                 .collect()
         })()
         .map_err(crate::Error::new)
+    }
+
+    /// File `f`'s bytes where they already lie: the copy kept when its
+    /// layer streamed by, or its range of an uncompressed layer; `None`
+    /// where it must be copied out of a compressed layer.
+    fn in_place(&self, f: &FileRef) -> Result<Option<Blob>> {
+        let l = self
+            .layers
+            .get(f.layer())
+            .context("a file that is not from this view")?;
+        let label = format!("{}:{}", l.label, f.path.escape_ascii());
+        if f.data.sparse {
+            bail!("{label}: a sparse file in a layer, which criu2core does not read");
+        }
+        if let Some(rec) = &l.recorded {
+            let copy = rec
+                .copies
+                .get(&f.data.member)
+                .with_context(|| format!("{label}: not kept when its layer streamed by"))?;
+            return Ok(Some(Blob {
+                label,
+                ..copy.clone()
+            }));
+        }
+        let (BlobData::File(b), Compression::None) = (&l.data, l.compression) else {
+            return Ok(None);
+        };
+        if f.data
+            .offset
+            .checked_add(f.data.size)
+            .is_none_or(|e| e > b.len)
+        {
+            bail!("{label}: not from this view");
+        }
+        Ok(Some(Blob {
+            path: b.path.clone(),
+            offset: b
+                .offset
+                .checked_add(f.data.offset)
+                .with_context(|| format!("{label}: not from this view"))?,
+            label,
+            len: f.data.size,
+            remote: b.remote.clone(),
+        }))
     }
 
     /// One pass over a layer, copying the wanted members not copied yet.

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use super::{MAX_LINKS, MAX_PATH_BYTES};
 use crate::cancel::Cancel;
 use crate::error::{fault, ErrorKind};
+use crate::stdext::lock;
 
 /// Most lookups resolving the paths of one input may cost (a lookup in a
 /// root directory costs one per component of the path looked up, what
@@ -244,10 +245,6 @@ impl std::fmt::Debug for Resolver {
             .field("lookups", &self.lookups)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Resolver {

@@ -28,6 +28,7 @@ use crate::error::{fault, Error, ErrorKind};
 use crate::image::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::model::{Blob, Loaded, TreeEntry};
 use crate::rootfs::{FileView, RootFs};
+use crate::stdext::lock;
 
 pub use image::ImageUse;
 
@@ -412,70 +413,13 @@ pub(crate) fn open_with_sink(
         )
     })?;
     let mut warnings = Vec::new();
-    // Each kind of input: where its images are, what it says of its
-    // container, and its rootfs diff.
-    let parts = match kind {
-        InputKind::Images => Parts {
-            store: Arc::new(DirStore::open(path)?),
-            container: ContainerInfo::from_images_dir(path),
-            diff: None,
-            deleted: Vec::new(),
-        },
-        InputKind::CheckpointDir => checkpoint_dir(path, &mut warnings)?,
-        InputKind::Archive(c) => match archive_input(path, opts, &mut warnings, sink) {
-            // A tar with no CRIU images may be an image archive holding a
-            // checkpoint image.
-            Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
-                match ImageArchive::open(path, &image::options(opts)) {
-                    Ok(ar) => {
-                        kind = InputKind::Image(ar.format());
-                        image::open(path, &ar, opts, &mut warnings)?
-                    }
-                    // An image archive that is broken says why.
-                    Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => return Err(ie.into()),
-                    Err(_) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-            Ok(parts) => {
-                let _ = c;
-                parts
-            }
-        },
-        InputKind::Image(_) => {
-            let ar = ImageArchive::open(path, &image::options(opts))?;
-            kind = InputKind::Image(ar.format());
-            image::open(path, &ar, opts, &mut warnings)?
-        }
-    };
+    let parts = parts_of(path, &mut kind, opts, &mut warnings, sink)?;
     let images = Images::open(parts.store)?;
     let mut spill = None;
     let rootfs_diff = match parts.diff {
         None => None,
         Some(Diff::Indexed(ix)) => Some(ix),
-        Some(Diff::Tar(blob)) => {
-            // A diff lying in a directory: read now that the files are known.
-            let wanted = match opts.pages {
-                PageUse::Strings => Wanted::default(),
-                PageUse::All => Wanted::new::<[u8]>(images.regular_names()),
-            };
-            let s = spill.insert(Spill::new(opts.spill_dir.clone(), opts.max_spill));
-            match archive::read_diff(&blob, &wanted, s) {
-                Ok(ix) => Some(ix),
-                Err(e)
-                    if matches!(
-                        crate::error::kind_of(&e),
-                        ErrorKind::Limit | ErrorKind::Cancelled(_)
-                    ) =>
-                {
-                    return Err(e)
-                }
-                Err(e) => {
-                    warnings.push(format!("{e:#}; the files in it are not used"));
-                    None
-                }
-            }
-        }
+        Some(Diff::Tar(blob)) => read_rootfs_diff(&blob, &images, opts, &mut spill, &mut warnings)?,
     };
     if let Some(d) = &rootfs_diff {
         warnings.extend(d.warnings.iter().cloned());
@@ -494,6 +438,82 @@ pub(crate) fn open_with_sink(
         _spill: spill,
         views: Mutex::new(Vec::new()),
     })
+}
+
+/// Where the images of input `path` are, what it says of its container,
+/// and its rootfs diff, by its kind; `kind` becomes the image's format
+/// where the input turns out to be an image archive.
+fn parts_of(
+    path: &Path,
+    kind: &mut InputKind,
+    opts: &OpenOptions,
+    warnings: &mut Vec<String>,
+    sink: Option<&mut dyn PagesSink>,
+) -> Result<Parts> {
+    Ok(match *kind {
+        InputKind::Images => Parts {
+            store: Arc::new(DirStore::open(path)?),
+            container: ContainerInfo::from_images_dir(path),
+            diff: None,
+            deleted: Vec::new(),
+        },
+        InputKind::CheckpointDir => checkpoint_dir(path, warnings)?,
+        InputKind::Archive(_) => match archive_input(path, opts, warnings, sink) {
+            // A tar with no CRIU images may be an image archive holding a
+            // checkpoint image.
+            Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
+                match ImageArchive::open(path, &image::options(opts)) {
+                    Ok(ar) => {
+                        *kind = InputKind::Image(ar.format());
+                        image::open(path, &ar, opts, warnings)?
+                    }
+                    // An image archive that is broken says why.
+                    Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => return Err(ie.into()),
+                    Err(_) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(parts) => parts,
+        },
+        InputKind::Image(_) => {
+            let ar = ImageArchive::open(path, &image::options(opts))?;
+            *kind = InputKind::Image(ar.format());
+            image::open(path, &ar, opts, warnings)?
+        }
+    })
+}
+
+/// Reads a rootfs diff lying in a directory, now that the files the
+/// checkpoint maps are known, unpacking them into a spill `spill` is made
+/// into. A diff that cannot be read is a warning, unless a limit or a
+/// cancellation stopped it.
+fn read_rootfs_diff(
+    blob: &Blob,
+    images: &Images,
+    opts: &OpenOptions,
+    spill: &mut Option<Spill>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DiffIndex>> {
+    let wanted = match opts.pages {
+        PageUse::Strings => Wanted::default(),
+        PageUse::All => Wanted::new::<[u8]>(images.regular_names()),
+    };
+    let s = spill.insert(Spill::new(opts.spill_dir.clone(), opts.max_spill));
+    match archive::read_diff(blob, &wanted, s) {
+        Ok(ix) => Ok(Some(ix)),
+        Err(e)
+            if matches!(
+                crate::error::kind_of(&e),
+                ErrorKind::Limit | ErrorKind::Cancelled(_)
+            ) =>
+        {
+            Err(e)
+        }
+        Err(e) => {
+            warnings.push(format!("{e:#}; the files in it are not used"));
+            Ok(None)
+        }
+    }
 }
 
 /// A warning for each file `p` maps that `view` could not resolve for
@@ -689,7 +709,7 @@ impl Checkpoint {
     /// The file view for `opts`, made once and kept while the checkpoint
     /// is (as convert keeps the one it makes while it writes cores).
     fn kept_view(&self, opts: &LoadOptions) -> Result<Option<Arc<FileView>>> {
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        let mut views = lock(&self.views);
         if let Some((_, v)) = views.iter().find(|(o, _)| o == opts) {
             return Ok(v.clone());
         }

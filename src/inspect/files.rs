@@ -24,6 +24,8 @@ fn access_mode(flags: u32) -> &'static str {
     }
 }
 
+/// What inspect reports of open file `f`: its fields where its type has
+/// them, and one line of text.
 fn fd_info(f: &OpenFile) -> FdInfo {
     let mut i = FdInfo {
         fd: f.fd,
@@ -37,14 +39,7 @@ fn fd_info(f: &OpenFile) -> FdInfo {
         queued: None,
         detail: String::new(),
     };
-    let queue = |n: u64| {
-        if n > 0 {
-            format!(", {n} bytes queued")
-        } else {
-            String::new()
-        }
-    };
-    let bytes = |p: &[u8]| Some(Bytes(p.to_vec()));
+    set_fields(&mut i, &f.object);
     i.detail = match &f.object {
         FileObject::Regular {
             path,
@@ -52,6 +47,44 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             pos,
             size,
             directory,
+        } => regular_text(path, *flags, *pos, *size, *directory),
+        FileObject::Pipe {
+            inode,
+            write,
+            queued,
+        } => format!(
+            "pipe:[{inode}] {} end{}",
+            if *write { "write" } else { "read" },
+            queue_text(*queued)
+        ),
+        FileObject::Fifo {
+            inode,
+            path,
+            queued,
+        } => format!(
+            "{} (pipe:[{inode}]{})",
+            path.as_deref().map_or("?".into(), esc),
+            queue_text(*queued)
+        ),
+        FileObject::Socket(s) => socket_text(s),
+        FileObject::Tty {
+            path,
+            kind,
+            index,
+            master,
+        } => tty_text(path.as_deref(), kind, *index, *master),
+        other => event_or_kernel_text(other),
+    };
+    i
+}
+
+/// The fields of `i` that `object`'s type has: path, mode, flags,
+/// position, inode, queued bytes.
+fn set_fields(i: &mut FdInfo, object: &FileObject) {
+    let bytes = |p: &[u8]| Some(Bytes(p.to_vec()));
+    match object {
+        FileObject::Regular {
+            path, flags, pos, ..
         } => {
             (i.path, i.mode, i.flags, i.pos) = (
                 bytes(path),
@@ -59,12 +92,6 @@ fn fd_info(f: &OpenFile) -> FdInfo {
                 Some(*flags),
                 Some(*pos),
             );
-            let size = size.map(|s| format!(", size {s}")).unwrap_or_default();
-            if *directory {
-                format!("{} ({})", esc(path), access_mode(*flags))
-            } else {
-                format!("{} ({}, pos {pos}{size})", esc(path), access_mode(*flags))
-            }
         }
         FileObject::Pipe {
             inode,
@@ -76,11 +103,6 @@ fn fd_info(f: &OpenFile) -> FdInfo {
                 Some(*queued),
                 Some(if *write { "w" } else { "r" }),
             );
-            format!(
-                "pipe:[{inode}] {} end{}",
-                if *write { "write" } else { "read" },
-                queue(*queued)
-            )
         }
         FileObject::Fifo {
             inode,
@@ -89,17 +111,55 @@ fn fd_info(f: &OpenFile) -> FdInfo {
         } => {
             (i.inode, i.queued, i.path) =
                 (Some(*inode), Some(*queued), path.as_deref().and_then(bytes));
-            format!(
-                "{} (pipe:[{inode}]{})",
-                path.as_deref().map_or("?".into(), esc),
-                queue(*queued)
-            )
         }
         FileObject::Socket(s) => {
             i.inode = Some(s.inode);
             i.queued = s.queues.map(|q| q.recv + q.send);
-            socket_text(s)
         }
+        FileObject::Tty { path, .. } => i.path = path.as_deref().and_then(bytes),
+        FileObject::Memfd { pos, .. } => i.pos = Some(*pos),
+        _ => {}
+    }
+}
+
+/// ", N bytes queued", or nothing where none are.
+fn queue_text(n: u64) -> String {
+    if n > 0 {
+        format!(", {n} bytes queued")
+    } else {
+        String::new()
+    }
+}
+
+/// A regular file or directory: its path, access mode, and for a file its
+/// position and size.
+fn regular_text(path: &[u8], flags: u32, pos: u64, size: Option<u64>, directory: bool) -> String {
+    let size = size.map(|s| format!(", size {s}")).unwrap_or_default();
+    if directory {
+        format!("{} ({})", esc(path), access_mode(flags))
+    } else {
+        format!("{} ({}, pos {pos}{size})", esc(path), access_mode(flags))
+    }
+}
+
+/// A terminal: its path, kind, index and whether it is the master side.
+fn tty_text(path: Option<&[u8]>, kind: &str, index: Option<u32>, master: bool) -> String {
+    let mut d = path.map_or_else(|| "?".into(), esc);
+    d.push_str(&format!(" ({kind}"));
+    if let Some(n) = index {
+        d.push_str(&format!(" {n}"));
+    }
+    if master {
+        d.push_str(", master");
+    }
+    d.push(')');
+    d
+}
+
+/// The text of the descriptors that have no path, pipe or socket: event
+/// and notification files, memfds and kernel objects.
+fn event_or_kernel_text(object: &FileObject) -> String {
+    match object {
         FileObject::Eventfd { counter } => format!("counter {counter}"),
         FileObject::Eventpoll { targets } => {
             let t: Vec<String> = targets.iter().map(u32::to_string).collect();
@@ -113,7 +173,6 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             )
         }
         FileObject::Inotify { watches } => format!("{} watches", watches.len()),
-        FileObject::Fanotify => String::new(),
         FileObject::Signalfd { mask } => format!("signals {mask:#x}"),
         FileObject::Timerfd {
             clock,
@@ -123,36 +182,21 @@ fn fd_info(f: &OpenFile) -> FdInfo {
             "clock {clock}, next in {}.{:09} s, interval {}.{:09} s",
             value.0, value.1, interval.0, interval.1
         ),
-        FileObject::Tty {
-            path,
-            kind,
-            index,
-            master,
-        } => {
-            i.path = path.as_deref().and_then(bytes);
-            let mut d = path.as_deref().map_or_else(|| "?".into(), esc);
-            d.push_str(&format!(" ({kind}"));
-            if let Some(n) = index {
-                d.push_str(&format!(" {n}"));
-            }
-            if *master {
-                d.push_str(", master");
-            }
-            d.push(')');
-            d
-        }
-        FileObject::Memfd { name, pos } => {
-            i.pos = Some(*pos);
-            format!("memfd:{} (pos {pos})", esc(name))
-        }
+        FileObject::Memfd { name, pos } => format!("memfd:{} (pos {pos})", esc(name)),
         FileObject::Namespace { kind } => format!("{kind} namespace"),
         FileObject::Tun { device } => device.as_deref().map_or("detached".into(), esc),
         FileObject::BpfMap { name, id } => format!("{} (id {id})", esc(name)),
         FileObject::Pidfd { pid } => format!("pid {pid}"),
         FileObject::External => "left to the restorer (--external)".into(),
         FileObject::Unknown { type_code } => format!("CRIU file type {type_code}"),
-    };
-    i
+        FileObject::Fanotify => String::new(),
+        // fd_info describes these itself.
+        FileObject::Regular { .. }
+        | FileObject::Pipe { .. }
+        | FileObject::Fifo { .. }
+        | FileObject::Socket(_)
+        | FileObject::Tty { .. } => String::new(),
+    }
 }
 
 /// A socket as one line: state, local end, remote end, queues (escaped).

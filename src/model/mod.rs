@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use crate::blobio::BlobFile;
 use crate::error::{fault, Error, ErrorKind, Result};
 
 pub mod regs;
+pub(crate) mod source;
 
 pub use regs::{Arch, Registers};
+pub(crate) use source::{FileSource, ReadAt, RemoteObject};
 
 /// A byte range of a file that holds page data: on this machine, or an
 /// object in object storage.
@@ -31,7 +32,7 @@ pub struct Blob {
     pub len: u64,
     /// The object that holds the range, where it is in object storage
     /// rather than a file on this machine.
-    pub remote: Option<crate::blobio::RemoteObject>,
+    pub remote: Option<RemoteObject>,
 }
 
 /// Bytes from a checkpoint (a name, a path, an argument) as text for
@@ -447,6 +448,8 @@ pub struct Process {
     pub(crate) runs: Arc<dyn PageRuns>,
     /// Files that the page runs point into.
     pub(crate) blobs: Vec<Blob>,
+    /// What the blobs are opened through.
+    pub(crate) source: Arc<dyn FileSource>,
     /// Things worth telling the user that did not stop decoding.
     pub warnings: Vec<String>,
     /// The regular files it mapped, each once, in the order first mapped.
@@ -525,8 +528,10 @@ impl Process {
                         .blobs
                         .get(blob)
                         .context("page run names an unknown blob")?;
-                    let mut f =
-                        BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                    let mut f = self
+                        .source
+                        .open(b)
+                        .with_context(|| format!("{}: cannot open", b.label))?;
                     let before = out.len();
                     out.resize(before + n, 0);
                     f.read_exact_at(&mut out[before..], b.offset + offset)

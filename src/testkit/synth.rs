@@ -177,8 +177,16 @@ pub fn command_line(i: u32) -> (Vec<String>, Vec<String>) {
 
 /// Lays out process `i`: its mappings in address order.
 fn layout(spec: &Spec, i: u32) -> Vec<Area> {
+    let mut areas = exe_and_heap();
+    areas.extend(anonymous(spec, i));
+    areas.extend(shared_vdso_and_stack());
+    areas
+}
+
+/// The executable (text never dumped, one page of data dumped) and the
+/// heap.
+fn exe_and_heap() -> Vec<Area> {
     let mut areas = Vec::new();
-    // The executable: text never dumped, one page of data dumped.
     areas.push(area(EXE_BASE, 4, 5, 0x2, REGULAR | FILE_PRIVATE, 1, 0));
     let mut data = area(
         EXE_BASE + 4 * PAGE,
@@ -202,13 +210,25 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
     );
     heap.dumped.push((0, 6, PE_PRESENT | PE_LAZY));
     areas.push(heap);
+    areas
+}
 
-    // Anonymous mappings sharing the byte budget, one page in four a hole.
+/// The anonymous mappings of process `i`, sharing its byte budget, of
+/// sizes varied around their share.
+fn anonymous(spec: &Spec, i: u32) -> Vec<Area> {
+    let mut areas = Vec::new();
     let anon = u64::from(spec.vmas.max(MIN_VMAS) - (MIN_VMAS - 1));
     let budget = spec.bytes / u64::from(spec.processes.max(1));
     let mut state = mix(spec.seed ^ u64::from(i));
     let mut addr = ANON_BASE;
     let mut left = budget / PAGE;
+    // One page in `holes` is never touched: a hole after each run of
+    // `holes - 1` dumped pages.
+    let run_len = if spec.holes >= 2 {
+        u64::from(spec.holes) - 1
+    } else {
+        u64::MAX
+    };
     for k in 0..anon {
         let share = left / (anon - k);
         // Vary sizes around the share, keeping the total.
@@ -224,43 +244,50 @@ fn layout(spec: &Spec, i: u32) -> Vec<Area> {
             (share - share / 4 + wobble).min(left)
         };
         left -= dumped;
-        // One page in `holes` is never touched: a hole after each run of
-        // `holes - 1` dumped pages.
-        let run_len = if spec.holes >= 2 {
-            u64::from(spec.holes) - 1
-        } else {
-            u64::MAX
-        };
-        let pages = (dumped + dumped / run_len).max(1);
         let prot = if k % 2 == 0 { 3 } else { 1 };
-        let mut a = area(
-            addr,
-            pages,
-            prot,
-            MAP_PRIVATE_ANON,
-            REGULAR | ANON_PRIVATE,
-            0,
-            0,
-        );
-        let mut p = 0;
-        let mut n = 0;
-        let mut k = 0;
-        while p < pages && n < dumped {
-            let run = run_len.min(pages - p).min(dumped - n);
-            let flags = if k % 2 == 0 {
-                PE_PRESENT | PE_LAZY
-            } else {
-                PE_PRESENT
-            };
-            a.dumped.push((p, run, flags));
-            n += run;
-            p = p.saturating_add(run + 1);
-            k += 1;
-        }
+        let a = anonymous_area(addr, prot, dumped, run_len);
         addr = a.vma.end + PAGE;
         areas.push(a);
     }
+    areas
+}
 
+/// An anonymous mapping at `addr` with `dumped` pages dumped in runs of
+/// `run_len`, a hole after each, the runs' flags alternating between
+/// present|lazy and present.
+fn anonymous_area(addr: u64, prot: u32, dumped: u64, run_len: u64) -> Area {
+    let pages = (dumped + dumped / run_len).max(1);
+    let mut a = area(
+        addr,
+        pages,
+        prot,
+        MAP_PRIVATE_ANON,
+        REGULAR | ANON_PRIVATE,
+        0,
+        0,
+    );
+    let mut p = 0;
+    let mut n = 0;
+    let mut k = 0;
+    while p < pages && n < dumped {
+        let run = run_len.min(pages - p).min(dumped - n);
+        let flags = if k % 2 == 0 {
+            PE_PRESENT | PE_LAZY
+        } else {
+            PE_PRESENT
+        };
+        a.dumped.push((p, run, flags));
+        n += run;
+        p = p.saturating_add(run + 1);
+        k += 1;
+    }
+    a
+}
+
+/// The mappings above the anonymous ones: the shared memfd mapping, vvar,
+/// the vDSO and the stack (whose last pages are dumped).
+fn shared_vdso_and_stack() -> Vec<Area> {
+    let mut areas = Vec::new();
     let shared = area(
         SHMEM_BASE,
         SHMEM_PAGES,
@@ -416,6 +443,20 @@ pub fn synthesize(dir: &Path, spec: &Spec) -> Result<Summary> {
         })
         .collect();
     w.pstree(&tree)?;
+    write_shared_files(&w, spec)?;
+    let mut summary = Summary {
+        page_bytes: SHMEM_PAGES * PAGE,
+        ..Default::default()
+    };
+    for i in 0..spec.processes {
+        write_process(&w, spec, i, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+/// Writes the files every process shares: the executable, the memfd
+/// behind the shared mapping, and that mapping's pages.
+fn write_shared_files(w: &CheckpointWriter, spec: &Spec) -> Result<()> {
     let exe = proto::FileEntry {
         r#type: proto::FdType::Reg as i32,
         id: 1,
@@ -453,78 +494,84 @@ pub fn synthesize(dir: &Path, spec: &Spec) -> Result<Summary> {
         [(0, SHMEM_PAGES, PE_PRESENT)],
         |_, off, buf| fill_words(seed, compressible, 0, off, buf),
     )?;
+    Ok(())
+}
 
-    let mut summary = Summary {
-        page_bytes: SHMEM_PAGES * PAGE,
-        ..Default::default()
-    };
-    for i in 0..spec.processes {
-        let p = pid(i);
-        summary.pids.push(p);
-        for t in 0..spec.threads {
-            w.core(tid(i, t), &thread_core(spec, i, t))?;
-        }
-        let areas = layout(spec, i);
-        let (args_at, strings, args_len) = stack_strings(i);
-        let auxv = vec![
-            6,
-            PAGE,
-            33,
-            VDSO_BASE + 4 * PAGE,
-            9,
-            EXE_BASE + 0x100,
-            31,
-            args_at,
-            0,
-            0,
-        ];
-        let mm = proto::Mm {
-            start_code: EXE_BASE,
-            end_code: EXE_BASE + 4 * PAGE,
-            start_stack: STACK_TOP - 2 * PAGE,
-            start_brk: HEAP_BASE,
-            brk: HEAP_BASE + 8 * PAGE,
-            arg_start: args_at,
-            arg_end: args_at + args_len as u64,
-            env_start: args_at + args_len as u64,
-            env_end: args_at + strings.len() as u64,
-            exe_file_id: 1,
-            saved_auxv: auxv,
-            vmas: areas.iter().map(|a| a.vma).collect(),
-            ..Default::default()
-        };
-        w.mm(p, &mm)?;
-        let spans: Vec<(u64, u64, u32)> = areas
-            .iter()
-            .flat_map(|a| {
-                a.dumped
-                    .iter()
-                    .map(move |&(first, n, flags)| (a.vma.start + first * PAGE, n, flags))
-            })
-            .collect();
-        summary.vmas += areas.len() as u64;
-        summary.mapped_bytes += areas.iter().map(|a| a.vma.end - a.vma.start).sum::<u64>();
-        summary.page_bytes += spans.iter().map(|s| s.1 * PAGE).sum::<u64>();
-        w.pagemap_with(
-            &format!("pagemap-{p}.img"),
-            1 + p,
-            spans.iter().copied(),
-            |k, off, buf| {
-                let addr = spans[k].0 + off;
-                fill_words(seed, compressible, p, addr, buf);
-                // The stack's strings overwrite the generated words where they lie.
-                let (lo, hi) = (args_at, args_at + strings.len() as u64);
-                let (b_lo, b_hi) = (addr, addr + buf.len() as u64);
-                if lo < b_hi && b_lo < hi {
-                    let from = lo.max(b_lo);
-                    let to = hi.min(b_hi);
-                    buf[(from - b_lo) as usize..(to - b_lo) as usize]
-                        .copy_from_slice(&strings[(from - lo) as usize..(to - lo) as usize]);
-                }
-            },
-        )?;
+/// Writes process `i`: its threads' cores, its mm and its pages, the
+/// stack's strings among them; counts what it wrote into `summary`.
+fn write_process(w: &CheckpointWriter, spec: &Spec, i: u32, summary: &mut Summary) -> Result<()> {
+    let (seed, compressible) = (spec.seed, spec.compressible);
+    let p = pid(i);
+    summary.pids.push(p);
+    for t in 0..spec.threads {
+        w.core(tid(i, t), &thread_core(spec, i, t))?;
     }
-    Ok(summary)
+    let areas = layout(spec, i);
+    let (args_at, strings, args_len) = stack_strings(i);
+    w.mm(p, &mm(&areas, args_at, args_len, strings.len()))?;
+    let spans: Vec<(u64, u64, u32)> = areas
+        .iter()
+        .flat_map(|a| {
+            a.dumped
+                .iter()
+                .map(move |&(first, n, flags)| (a.vma.start + first * PAGE, n, flags))
+        })
+        .collect();
+    summary.vmas += areas.len() as u64;
+    summary.mapped_bytes += areas.iter().map(|a| a.vma.end - a.vma.start).sum::<u64>();
+    summary.page_bytes += spans.iter().map(|s| s.1 * PAGE).sum::<u64>();
+    w.pagemap_with(
+        &format!("pagemap-{p}.img"),
+        1 + p,
+        spans.iter().copied(),
+        |k, off, buf| {
+            let addr = spans[k].0 + off;
+            fill_words(seed, compressible, p, addr, buf);
+            // The stack's strings overwrite the generated words where they lie.
+            let (lo, hi) = (args_at, args_at + strings.len() as u64);
+            let (b_lo, b_hi) = (addr, addr + buf.len() as u64);
+            if lo < b_hi && b_lo < hi {
+                let from = lo.max(b_lo);
+                let to = hi.min(b_hi);
+                buf[(from - b_lo) as usize..(to - b_lo) as usize]
+                    .copy_from_slice(&strings[(from - lo) as usize..(to - lo) as usize]);
+            }
+        },
+    )?;
+    Ok(())
+}
+
+/// The mm image of a process with mappings `areas`, whose argv starts at
+/// `args_at`, `args_len` bytes long, followed by the environment
+/// (`strings_len` bytes of strings in all).
+fn mm(areas: &[Area], args_at: u64, args_len: usize, strings_len: usize) -> proto::Mm {
+    let auxv = vec![
+        6,
+        PAGE,
+        33,
+        VDSO_BASE + 4 * PAGE,
+        9,
+        EXE_BASE + 0x100,
+        31,
+        args_at,
+        0,
+        0,
+    ];
+    proto::Mm {
+        start_code: EXE_BASE,
+        end_code: EXE_BASE + 4 * PAGE,
+        start_stack: STACK_TOP - 2 * PAGE,
+        start_brk: HEAP_BASE,
+        brk: HEAP_BASE + 8 * PAGE,
+        arg_start: args_at,
+        arg_end: args_at + args_len as u64,
+        env_start: args_at + args_len as u64,
+        env_end: args_at + strings_len as u64,
+        exe_file_id: 1,
+        saved_auxv: auxv,
+        vmas: areas.iter().map(|a| a.vma).collect(),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

@@ -452,9 +452,41 @@ fn the_module_map_and_the_manual_match_the_tree() {
     }
 }
 
+/// The process model opens nothing and names no input module, as
+/// ARCHITECTURE.md says: it reads page data through the file source that
+/// whoever builds a process hands it.
+fn the_model_opens_nothing() {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, found);
+                continue;
+            }
+            let text = fs::read_to_string(&p).unwrap();
+            for word in [
+                "crate::blobio",
+                "crate::input",
+                "crate::archive",
+                "crate::remote",
+                "File::open",
+                "std::fs",
+            ] {
+                if text.contains(word) {
+                    found.push(format!("{} names {word}", p.display()));
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo().join("src/model"), &mut found);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         the_module_map_and_the_manual_match_the_tree,
+        the_model_opens_nothing,
         every_transcript_is_checked_and_no_stale_advice_remains,
         matching_treats_dots_as_any_lines,
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
