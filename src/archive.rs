@@ -169,7 +169,7 @@ enum Member {
 }
 
 /// Takes the pages members of a compressed archive as they stream by,
-/// instead of having them unpacked (see `crate::onepass`).
+/// instead of having them unpacked (see the onepass module).
 pub(crate) trait PagesSink {
     /// Pages member `offer.key` is next, and `data` reads its bytes.
     /// Returns `Some(len)` once it has read what it uses of them (the rest
@@ -631,7 +631,7 @@ impl ArchiveStore {
 
     /// [`open`](Self::open), offering each pages member of a compressed
     /// archive to `sink` as it streams by (a plain archive's are used
-    /// where they lie): the one-pass conversion (`crate::onepass`).
+    /// where they lie): the one-pass conversion (the onepass module).
     pub(crate) fn open_with_sink(
         path: &Path,
         opts: &ArchiveOptions,

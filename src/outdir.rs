@@ -8,7 +8,7 @@
 //! entry an object (a "directory" is the prefix its objects share, and
 //! exists while it holds one). Objects appear whole or not at all (a put,
 //! or a multipart upload completed only once the core is written), so
-//! there are no temporary names. Its lock (crate::batch's, taken by every
+//! there are no temporary names. Its lock (the batch module's, taken by every
 //! writer of several inputs) is a lease object there, a file here.
 
 use std::fs::{self, File};
@@ -24,7 +24,7 @@ use crate::remote::{self, Location};
 /// file named `.*.partial` there is debris of an interrupted run.
 pub const PARTIAL: &str = ".partial";
 /// The lock of an output directory: a file, or a lease object in object
-/// storage (crate::batch's lock module takes it).
+/// storage (the batch module's lock takes it).
 pub const LOCK: &str = ".criu2core.lock";
 /// What names a temporary file as criu2core's: `criu2core-<pid>-` then a
 /// unique part, before [`PARTIAL`].

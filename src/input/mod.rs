@@ -397,7 +397,7 @@ fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
 }
 
 /// [`open`], offering the pages members of a compressed checkpoint
-/// archive to `sink` as they stream by (see `crate::onepass`).
+/// archive to `sink` as they stream by (see the onepass module).
 pub(crate) fn open_with_sink(
     path: &Path,
     opts: &OpenOptions,
