@@ -91,6 +91,7 @@ mod archive;
 pub mod batch;
 mod blobio;
 mod cancel;
+mod compress;
 mod container;
 mod coredump;
 mod criu;
@@ -116,6 +117,7 @@ mod remote;
 mod remote;
 mod rootfs;
 pub mod search;
+mod spill;
 mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]
@@ -134,6 +136,7 @@ pub use input::{
     open, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
 };
 pub use model::{Loaded, Process, Zombie};
+pub use spill::SpillOptions;
 
 use criu::proto;
 

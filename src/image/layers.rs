@@ -14,10 +14,11 @@ use super::resolve::{
     Step, Tree,
 };
 use super::{
-    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
-    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
+    BlobData, Compression, Options, Spill, MAX_LAYERS, MAX_LAYER_MEMBERS, MAX_LINKS,
+    MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::blobio::BlobReader;
+use crate::compress::{decoder, layer_compression};
 use crate::error::{fault, ErrorKind};
 use crate::model::Blob;
 use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
@@ -385,7 +386,7 @@ impl LayerView {
             });
             return Ok(());
         }
-        let compression = sniff_compression(&layer.data.head(8)?, &what)?;
+        let compression = layer_compression(&layer.data.head(8)?, &what)?;
         let unchecked = layer.expect.is_empty() && layer.diff_id.is_none();
         match (&layer.data, compression) {
             // Nothing to verify: seek over the data of a plain tar.
@@ -750,7 +751,7 @@ impl LayerView {
     /// where the layer is an uncompressed file, else copied, once, into a
     /// private temporary directory that lives as long as the view, in one
     /// streaming pass per layer. Fails naming the file when the copies
-    /// would pass [`Options::spill_cap`].
+    /// would pass the cap `Options::spill` sets ([`crate::ErrorKind::Limit`]).
     pub fn materialize(&self, files: &[FileRef]) -> crate::Result<Vec<Blob>> {
         (|| -> Result<Vec<Blob>> {
             let mut out: Vec<Option<Blob>> = vec![None; files.len()];
@@ -765,9 +766,10 @@ impl LayerView {
                     bail!("{label}: a sparse file in a layer, which criu2core does not read");
                 }
                 if let Some(rec) = &l.recorded {
-                    let copy = rec.copies.get(&f.data.member).with_context(|| {
-                        format!("{label}: not kept when its layer streamed by")
-                    })?;
+                    let copy = rec
+                        .copies
+                        .get(&f.data.member)
+                        .with_context(|| format!("{label}: not kept when its layer streamed by"))?;
                     out[n] = Some(Blob {
                         label,
                         ..copy.clone()
@@ -803,21 +805,19 @@ impl LayerView {
                 }
             }
             let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
-            let mut need = spill.used;
+            let mut need = spill.used();
             for (&layer, members) in &wanted {
                 for (&member, f) in members {
                     if spill.copies.contains_key(&(layer, member)) {
                         continue;
                     }
                     need = need.saturating_add(f.data.size);
-                    if need > self.opts.spill_cap {
-                        bail!(
-                            "{}:{}: copying it out of its compressed layer would pass the cap of {} bytes for copies",
-                            self.layers[layer as usize].label,
-                            f.path.escape_ascii(),
-                            self.opts.spill_cap
-                        );
-                    }
+                    let label = format!(
+                        "{}:{}",
+                        self.layers[layer as usize].label,
+                        f.path.escape_ascii()
+                    );
+                    spill.check(&self.opts, need, &label)?;
                 }
             }
             for (&layer, members) in &wanted {
@@ -872,8 +872,7 @@ impl LayerView {
             if h.data_offset != f.data.offset || h.size != f.data.size {
                 bail!("{label}: the layer changed since it was indexed");
             }
-            let name = format!("layer{layer}-member{index}");
-            spill.copy(&self.opts, (layer, index), &name, label, h.size, &mut tar)?;
+            spill.copy(&self.opts, (layer, index), label, h.size, &mut tar)?;
             found += 1;
         }
         if found != todo.len() {
@@ -893,6 +892,7 @@ pub fn parse_deleted_files(bytes: &[u8]) -> crate::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spill::SpillOptions;
     use crate::tar::tests::build;
     use std::io::{Read, Write};
 
@@ -1415,8 +1415,10 @@ mod tests {
         let spill = dir.path().join("spill");
         std::fs::create_dir(&spill).unwrap();
         let opts = Options {
-            spill_dir: Some(spill.clone()),
-            spill_cap: 6,
+            spill: SpillOptions {
+                dir: Some(spill.clone()),
+                max: Some(6),
+            },
             cancel: Default::default(),
         };
         let v = LayerView::new(
@@ -1438,9 +1440,11 @@ mod tests {
         assert_eq!(std::fs::read(&got[1].path).unwrap(), b"cccccc");
         // Copied once: asking again costs nothing; the cap is then reached.
         assert_eq!(v.materialize(&[c]).unwrap()[0], got[1]);
-        let err = v.materialize(&[d]).unwrap_err().to_string();
+        let err = v.materialize(&[d]).unwrap_err();
+        assert_eq!(err.kind(), &crate::ErrorKind::Limit, "{err}");
+        let err = err.to_string();
         assert!(
-            err.contains("gz:d") && err.contains("cap of 6 bytes"),
+            err.contains("gz:d") && err.contains("more than 6 bytes"),
             "{err}"
         );
         drop(v);
