@@ -41,6 +41,7 @@ use crate::criu::{self, magic};
 use crate::error::{fault, kind_of, ErrorKind, Fault};
 use crate::image::{Recorded, Wanted};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
+use crate::paths::{self, DotDot};
 use crate::proto;
 use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
@@ -276,19 +277,8 @@ fn clean_path(p: &[u8]) -> Result<Option<Vec<u8>>> {
     if p.starts_with(b"/") {
         bail!("path {} is absolute", display_bytes(p));
     }
-    let mut out = Vec::with_capacity(p.len());
-    for c in p.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => bail!("path {} contains '..'", display_bytes(p)),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
+    let out = paths::clean(p, DotDot::Reject)
+        .with_context(|| format!("path {} contains '..'", display_bytes(p)))?;
     Ok((!out.is_empty()).then_some(out))
 }
 

@@ -108,6 +108,7 @@ pub mod model;
 mod notes;
 mod onepass;
 mod outdir;
+mod paths;
 pub mod read;
 mod readahead;
 #[cfg(feature = "object-store")]

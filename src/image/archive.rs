@@ -22,6 +22,7 @@ use super::{
 };
 use crate::compress::{decoder, layer_compression};
 use crate::model::Blob;
+use crate::paths::{self, DotDot};
 use crate::rootfs::RootFs;
 use crate::tar::{self, Kind, Seekable, Stream, TarReader};
 
@@ -368,20 +369,7 @@ pub(super) fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
     if path.len() > MAX_PATH_BYTES || path.contains(&0) {
         bail!("path {} is too long or has a NUL byte", shown());
     }
-    let mut key: Vec<u8> = Vec::new();
-    for c in path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-    {
-        if c == b".." {
-            bail!("path {} contains '..'", shown());
-        }
-        if !key.is_empty() {
-            key.push(b'/');
-        }
-        key.extend_from_slice(c);
-    }
-    Ok(key)
+    paths::clean(path, DotDot::Reject).with_context(|| format!("path {} contains '..'", shown()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
