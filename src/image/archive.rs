@@ -1038,7 +1038,9 @@ impl SelectedImage {
                     .inner
                     .data(&d.location)?
                     .with_context(|| format!("{label}: layer missing"))?;
-                let mut layer = Layer::new(label, data);
+                // Copies out of a compressed archive live in its
+                // temporary directory: the layer keeps it.
+                let mut layer = Layer::new(label, data).keeping(self.inner.clone());
                 if !verified.contains(&key) {
                     layer = layer.expect(Expect {
                         digest: d.digest.clone(),

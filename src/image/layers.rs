@@ -148,6 +148,19 @@ pub struct Layer {
     diff_id: Option<Digest>,
     only: Option<Arc<Wanted>>,
     recorded: Option<Arc<Recorded>>,
+    keep: KeepAlive,
+}
+
+/// What a layer's bytes lie in, kept while the layer, or a view made of
+/// it, is: the image archive whose temporary directory holds the copies
+/// of its compressed blobs.
+#[derive(Clone, Default)]
+pub(super) struct KeepAlive(Option<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "kept" } else { "none" })
+    }
 }
 
 impl Layer {
@@ -160,7 +173,15 @@ impl Layer {
             diff_id: None,
             only: None,
             recorded: None,
+            keep: KeepAlive::default(),
         }
+    }
+
+    /// Keeps `owner` (what the layer's bytes lie in) while the layer, or a
+    /// view made of it, is.
+    pub(super) fn keeping(mut self, owner: Arc<dyn std::any::Any + Send + Sync>) -> Layer {
+        self.keep = KeepAlive(Some(owner));
+        self
     }
 
     /// A layer already read: its members and the copies of its wanted
@@ -261,6 +282,8 @@ struct LayerState {
     data: BlobData,
     compression: Compression,
     recorded: Option<Arc<Recorded>>,
+    /// Keeps the layer's bytes where they lie.
+    _keep: KeepAlive,
 }
 
 type Map = BTreeMap<Vec<u8>, Node>;
@@ -383,6 +406,7 @@ impl LayerView {
                 data: layer.data,
                 compression: Compression::None,
                 recorded: Some(rec.clone()),
+                _keep: layer.keep,
             });
             return Ok(());
         }
@@ -429,6 +453,7 @@ impl LayerView {
             data: layer.data,
             compression,
             recorded: None,
+            _keep: layer.keep,
         });
         Ok(())
     }
