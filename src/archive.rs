@@ -31,7 +31,7 @@ use prost::Message;
 use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
 use crate::compress::{
-    archive_compression, decoder, layer_compression, tar_compression, HEAD_BYTES,
+    archive_compression, decoder, layer_compression, tar_compression, Compression, HEAD_BYTES,
 };
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
@@ -47,8 +47,6 @@ use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
 use crate::spill::{Spill, SpillOptions};
 use crate::tar::{self, Kind, Source, TarReader};
-
-pub use crate::compress::Compression;
 
 /// Metadata members kept in memory up to this size each...
 const SMALL_MEMBER: u64 = 8 << 20;

@@ -53,10 +53,12 @@
 //! In an uncompressed tar, blobs are used where they lie. A gzip or zstd
 //! compressed tar is read once to list it and keep the small members
 //! (JSON); selecting an image reads it once more to copy that image's
-//! blobs into a private temporary directory, at most `Options::spill`'s
-//! cap of bytes in all (past it, [`ErrorKind::Limit`]). Symbolic and hard links between members (a docker-archive
-//! has them) are followed inside the archive only; members with absolute
-//! paths or `..` are refused.
+//! blobs into a private temporary directory, at most the cap of
+//! `Options::spill` in all (past it, [`ErrorKind::Limit`]); the image's
+//! layers keep that directory while they, or a view made of them, are.
+//! Symbolic and hard links between members (a docker-archive has them) are
+//! followed inside the archive only; members with absolute paths or `..`
+//! are refused.
 //!
 //! # Names
 //!
