@@ -21,16 +21,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use prost::Message;
-use tempfile::TempDir;
 
 use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
+use crate::compress::{
+    archive_compression, decoder, layer_compression, tar_compression, Compression, HEAD_BYTES,
+};
 use crate::criu::files::FileTable;
 use crate::criu::image::{Image, ImageReader};
 use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
@@ -39,33 +41,12 @@ use crate::criu::{self, magic};
 use crate::error::{fault, kind_of, ErrorKind, Fault};
 use crate::image::{Recorded, Wanted};
 use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
+use crate::paths::{self, DotDot};
 use crate::proto;
 use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
+use crate::spill::{Spill, SpillOptions};
 use crate::tar::{self, Kind, Source, TarReader};
-
-/// How an archive is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip.
-    Gzip,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// The usual file suffix.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::None => "tar",
-            Compression::Gzip => "tar.gz",
-            Compression::Zstd => "tar.zst",
-        }
-    }
-}
 
 /// Metadata members kept in memory up to this size each...
 const SMALL_MEMBER: u64 = 8 << 20;
@@ -85,8 +66,9 @@ const NAMED_BAD_MEMBERS: usize = 5;
 /// Recognises a tar archive (plain, gzip or zstd) by its first bytes.
 pub fn sniff(path: &Path) -> Result<Option<Compression>> {
     let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let head = read_head(f, 512).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(sniff_head(&head))
+    let head =
+        read_head(f, HEAD_BYTES).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(tar_compression(&head))
 }
 
 /// The whole of the archive at `path`: a file, or the object a URL names.
@@ -121,11 +103,6 @@ fn read_head(r: impl Read, len: u64) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// A tar header block: "ustar" at offset 257 (POSIX and GNU formats).
-fn is_ustar(head: &[u8]) -> bool {
-    head.get(257..262) == Some(b"ustar")
-}
-
 /// Which page data the reader of an archive will use, so that only that is
 /// unpacked from a compressed one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,12 +119,8 @@ pub enum PageUse {
 /// How to open an archive.
 #[derive(Debug, Clone, Default)]
 pub struct ArchiveOptions {
-    /// Where members of a compressed archive are unpacked (the system
-    /// temporary directory if `None`).
-    pub spill_dir: Option<PathBuf>,
-    /// The most bytes unpacked into it (default: half of the space free
-    /// there when the first member is unpacked).
-    pub max_spill: Option<u64>,
+    /// Where members of a compressed archive are unpacked, and how much.
+    pub spill: SpillOptions,
     /// Which page data will be used.
     pub pages: PageUse,
     /// Stops reading once set.
@@ -240,7 +213,10 @@ pub fn index_diff(
     spill_dir: &Path,
     max_spill: u64,
 ) -> crate::Result<(DiffIndex, impl Drop)> {
-    let mut spill = Spill::new(Some(spill_dir.to_path_buf()), Some(max_spill));
+    let mut spill = Spill::new(&SpillOptions {
+        dir: Some(spill_dir.to_path_buf()),
+        max: Some(max_spill),
+    });
     let wanted = Wanted::new::<[u8]>(wanted.iter().copied());
     let ix = read_diff(blob, &wanted, &mut spill).map_err(crate::Error::new)?;
     Ok((ix, SpillGuard(spill)))
@@ -253,7 +229,7 @@ struct SpillGuard(Spill);
 #[cfg(feature = "testkit")]
 impl Drop for SpillGuard {
     fn drop(&mut self) {
-        self.0.dir = None;
+        self.0.remove();
     }
 }
 
@@ -299,19 +275,8 @@ fn clean_path(p: &[u8]) -> Result<Option<Vec<u8>>> {
     if p.starts_with(b"/") {
         bail!("path {} is absolute", display_bytes(p));
     }
-    let mut out = Vec::with_capacity(p.len());
-    for c in p.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => bail!("path {} contains '..'", display_bytes(p)),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
+    let out = paths::clean(p, DotDot::Reject)
+        .with_context(|| format!("path {} contains '..'", display_bytes(p)))?;
     Ok((!out.is_empty()).then_some(out))
 }
 
@@ -428,105 +393,6 @@ fn role(name: &str) -> Role {
             base if base.contains('/') => Role::Unused,
             base => image_role(base),
         },
-    }
-}
-
-/// The temporary directory compressed members are unpacked into, and how
-/// much may go there.
-pub(crate) struct Spill {
-    parent: Option<PathBuf>,
-    dir: Option<TempDir>,
-    max: Option<u64>,
-    used: u64,
-    files: usize,
-}
-
-impl Spill {
-    /// Nothing unpacked yet: into a new directory under `parent` (the
-    /// system's temporary directory if `None`), at most `max` bytes
-    /// (default: half of the space free there).
-    pub(crate) fn new(parent: Option<PathBuf>, max: Option<u64>) -> Spill {
-        Spill {
-            parent,
-            dir: None,
-            max,
-            used: 0,
-            files: 0,
-        }
-    }
-
-    /// Whether `path` is one of its files.
-    fn holds(&self, path: &Path) -> bool {
-        self.dir
-            .as_ref()
-            .is_some_and(|d| path.starts_with(d.path()))
-    }
-
-    /// The directory, created on first use, and the most it may hold.
-    fn dir(&mut self) -> Result<(&Path, u64)> {
-        if self.dir.is_none() {
-            let mut b = tempfile::Builder::new();
-            b.prefix("criu2core-");
-            let d = match &self.parent {
-                Some(p) => b.tempdir_in(p),
-                None => b.tempdir(),
-            }
-            .context("cannot create a temporary directory")?;
-            if self.max.is_none() {
-                let st = rustix::fs::statvfs(d.path()).with_context(|| {
-                    format!("{}: cannot read the free space", d.path().display())
-                })?;
-                self.max = Some(st.f_bavail.saturating_mul(st.f_frsize) / 2);
-            }
-            self.dir = Some(d);
-        }
-        match (&self.dir, self.max) {
-            (Some(d), Some(max)) => Ok((d.path(), max)),
-            _ => bail!("no temporary directory"),
-        }
-    }
-
-    /// A new file in the directory (named by a counter, never by the archive).
-    fn create(&mut self) -> Result<(File, PathBuf)> {
-        let n = self.files;
-        self.files += 1;
-        let (dir, _) = self.dir()?;
-        let path = dir.join(format!("member-{n}"));
-        let f =
-            File::create(&path).with_context(|| format!("{}: cannot create", path.display()))?;
-        Ok((f, path))
-    }
-
-    /// Copies `len` bytes from `from` to `to` at `at`, counting them
-    /// against the limit.
-    fn copy(&mut self, from: &mut impl Read, to: &mut File, at: u64, len: u64) -> Result<u64> {
-        let (_, max) = self.dir()?;
-        to.seek(SeekFrom::Start(at))?;
-        let mut buf = vec![0u8; 1 << 16];
-        let mut done = 0;
-        while done < len {
-            let want = (len - done).min(buf.len() as u64) as usize;
-            let n = match from.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).context("cannot read"),
-            };
-            if self.used + n as u64 > max {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!(
-                        "unpacking it would put more than {max} bytes into the temporary directory \
-                         (--max-spill; {} already there)",
-                        self.used
-                    ),
-                ));
-            }
-            to.write_all(&buf[..n]).context("cannot unpack")?;
-            self.used += n as u64;
-            done += n as u64;
-        }
-        Ok(done)
     }
 }
 
@@ -659,8 +525,7 @@ impl ArchiveStore {
         sink: Option<&mut dyn PagesSink>,
     ) -> Result<()> {
         let label = blob.label.clone();
-        let compression = sniff_window(blob)?
-            .with_context(|| format!("{label}: not a tar, tar.gz or tar.zst archive"))?;
+        let compression = sniff_window(blob)?;
         let result = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
@@ -676,16 +541,9 @@ impl ArchiveStore {
                 // inflated on a thread of its own.
                 let file = cancel
                     .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
-                let dec = match compression {
-                    Compression::Gzip => read_ahead(
-                        flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)),
-                        &label,
-                    ),
-                    _ => zstd::stream::read::Decoder::new(file)
-                        .with_context(|| format!("{label}: cannot start zstd"))
-                        .and_then(|dec| read_ahead(dec, &label)),
-                };
-                dec.and_then(|d| self.scan_stream(d, sink))
+                decoder(file, compression, &label)
+                    .and_then(|dec| read_ahead(dec, &label))
+                    .and_then(|d| self.scan_stream(d, sink))
             }
         };
         self.fail_as_archive(result, compression)
@@ -714,7 +572,7 @@ impl ArchiveStore {
             members: BTreeMap::new(),
             diff: None,
             warnings: Vec::new(),
-            spill: Spill::new(opts.spill_dir.clone(), opts.max_spill),
+            spill: Spill::new(&opts.spill),
             learnt: Learnt::default(),
             pages: opts.pages,
             small_total: 0,
@@ -726,12 +584,11 @@ impl ArchiveStore {
     /// zstd by its first bytes), to the stream's end.
     pub(crate) fn add_stream(&mut self, stream: impl Read) -> Result<()> {
         let (head, rest) =
-            peek(stream, 512).with_context(|| format!("{}: cannot read", self.label))?;
-        let compression = sniff_head(&head)
-            .with_context(|| format!("{}: not a tar, tar.gz or tar.zst archive", self.label))?;
+            peek(stream, HEAD_BYTES).with_context(|| format!("{}: cannot read", self.label))?;
+        let compression = archive_compression(&head, &self.label)?;
         let stream = io::Cursor::new(head).chain(rest);
-        let result = decompress(stream, compression, &self.label)
-            .and_then(|dec| self.scan_stream(dec, None));
+        let result =
+            decoder(stream, compression, &self.label).and_then(|dec| self.scan_stream(dec, None));
         self.fail_as_archive(result, compression)
     }
 
@@ -799,7 +656,7 @@ impl ArchiveStore {
         tracing::debug!(
             archive = %self.label,
             members = self.members.len(),
-            unpacked = self.spill.used,
+            unpacked = self.spill.used(),
             "read archive"
         );
         self.prefix = if self.members.contains_key("checkpoint/pstree.img") {
@@ -827,7 +684,7 @@ impl ArchiveStore {
             if self.spill.holds(&blob.path) {
                 fs::remove_file(&blob.path)
                     .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
-                self.spill.used = self.spill.used.saturating_sub(blob.len);
+                self.spill.release(blob.len);
             }
             self.diff = self.diff_or_warning(index)?;
         }
@@ -1018,7 +875,10 @@ impl ArchiveStore {
             members,
             diff: None,
             warnings: Vec::new(),
-            spill: Spill::new(None, Some(0)),
+            spill: Spill::new(&SpillOptions {
+                dir: None,
+                max: Some(0),
+            }),
             learnt: Learnt::default(),
             pages: self.pages,
             small_total: self.small_total,
@@ -1221,15 +1081,16 @@ impl ArchiveStore {
                 self.unpack(&mut &mut *stream, &whole, label, None)?.0,
             ));
         };
-        let (head, rest) = peek(stream, 512).with_context(|| format!("{label}: cannot read"))?;
-        let compression = crate::image::sniff_compression(&head, label)?;
-        let mut dec = decompress(io::Cursor::new(head).chain(rest), compression, label)?;
+        let (head, rest) =
+            peek(stream, HEAD_BYTES).with_context(|| format!("{label}: cannot read"))?;
+        let compression = layer_compression(&head, label)?;
+        let mut dec = decoder(io::Cursor::new(head).chain(rest), compression, label)?;
         let index = {
             let mut inner = TarReader::new(tar::Stream(&mut dec), None);
             let spill = &mut self.spill;
             let index = record_members(&mut inner, label, &wanted, &mut |member, data| {
                 let name = display_bytes(&member.name).into_owned();
-                copy_out(spill, data, member, &format!("{label}:{name}"))
+                spill.copy_out(data, member.size, &format!("{label}:{name}"))
             })?;
             io::copy(&mut inner.into_inner(), &mut io::sink())?;
             index
@@ -1288,7 +1149,7 @@ impl ArchiveStore {
     /// Bytes unpacked into the temporary directory.
     #[cfg(feature = "testkit")]
     pub fn unpacked_bytes(&self) -> u64 {
-        self.spill.used
+        self.spill.used()
     }
 
     /// What reading the archive found wrong without refusing it.
@@ -1376,24 +1237,13 @@ enum Origin<'a> {
     Streamed,
 }
 
-/// What the first bytes of `blob` say it is, as [`sniff`] does for a file.
-fn sniff_window(blob: &Blob) -> Result<Option<Compression>> {
+/// The compression of the archive `blob`, by its first bytes: an error
+/// if it is none that criu2core reads.
+fn sniff_window(blob: &Blob) -> Result<Compression> {
     let sub = BlobReader::open(blob).with_context(|| format!("{}: cannot open", blob.label))?;
-    let head = read_head(sub, 512).with_context(|| format!("{}: cannot read", blob.label))?;
-    Ok(sniff_head(&head))
-}
-
-/// A tar archive's compression, by its first bytes (`None`: no archive).
-pub(crate) fn sniff_head(head: &[u8]) -> Option<Compression> {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some(Compression::Zstd)
-    } else if is_ustar(head) {
-        Some(Compression::None)
-    } else {
-        None
-    }
+    let head =
+        read_head(sub, HEAD_BYTES).with_context(|| format!("{}: cannot read", blob.label))?;
+    archive_compression(&head, &blob.label)
 }
 
 /// The first `n` bytes of `r` (fewer at its end), and `r` after them.
@@ -1407,51 +1257,13 @@ fn read_ahead(dec: impl Read + Send + 'static, label: &str) -> Result<ReadAhead>
     ReadAhead::new(dec).with_context(|| format!("{label}: cannot start a thread to inflate it"))
 }
 
-/// `raw` decompressed as `compression` says.
-fn decompress<'a, R: Read + 'a>(
-    raw: R,
-    compression: Compression,
-    label: &str,
-) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            raw,
-        ))),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(raw)
-                .with_context(|| format!("{label}: cannot start zstd"))?,
-        ),
-    })
-}
-
-/// Copies the data of member `m` from `data` into a new file of `spill`.
-fn copy_out(spill: &mut Spill, data: &mut dyn Read, m: &tar::Member, label: &str) -> Result<Blob> {
-    let (mut out, path) = spill.create()?;
-    let n = spill.copy(&mut &mut *data, &mut out, 0, m.size)?;
-    if n < m.size {
-        bail!(
-            "{label}: the archive ends inside it ({n} of {} bytes)",
-            m.size
-        );
-    }
-    Ok(Blob {
-        label: label.to_string(),
-        path,
-        offset: 0,
-        len: m.size,
-        remote: None,
-    })
-}
-
 /// Reads the rootfs diff lying in `blob` (a plain tar used in place, or a
 /// gzip or zstd one whose wanted files are unpacked into `spill`).
 pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Result<DiffIndex> {
     let label = &blob.label;
     let sub = || BlobReader::open(blob).with_context(|| format!("{label}: cannot open"));
-    let head = read_head(sub()?, 512).with_context(|| format!("{label}: cannot read"))?;
-    let compression = crate::image::sniff_compression(&head, label)?;
+    let head = read_head(sub()?, HEAD_BYTES).with_context(|| format!("{label}: cannot read"))?;
+    let compression = layer_compression(&head, label)?;
     if blob.len == 0 {
         return Ok(DiffIndex {
             label: label.clone(),
@@ -1470,16 +1282,11 @@ pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Resu
             })
         });
     }
-    let mut dec = decompress(sub()?, compression, label)?;
+    let mut dec = decoder(sub()?, compression, label)?;
     let index = {
         let mut r = TarReader::new(tar::Stream(&mut dec), None);
         let index = record_members(&mut r, label, wanted, &mut |m, data| {
-            copy_out(
-                spill,
-                data,
-                m,
-                &format!("{label}:{}", display_bytes(&m.name)),
-            )
+            spill.copy_out(data, m.size, &format!("{label}:{}", display_bytes(&m.name)))
         })?;
         io::copy(&mut r.into_inner(), &mut io::sink())?;
         index

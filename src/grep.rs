@@ -29,6 +29,7 @@ use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileView;
 use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
+use crate::spill::SpillOptions;
 use crate::stdext::lock;
 use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
 
@@ -92,10 +93,8 @@ pub struct GrepOptions {
     /// The container's image: file pages are searched from its layers
     /// (with the container's changed files over them). Not with `root`.
     pub image: Option<ImageRef>,
-    /// Where compressed archives are unpacked.
-    pub spill_dir: Option<PathBuf>,
-    /// The most bytes unpacked there (default: half of its free space).
-    pub max_spill: Option<u64>,
+    /// Where compressed archives are unpacked, and how much.
+    pub spill: SpillOptions,
     /// Stops the search.
     pub cancel: Cancel,
     /// Search memory only, not the bytes CRIU saved in socket, pipe and
@@ -126,8 +125,7 @@ impl GrepOptions {
             files: false,
             root: None,
             image: None,
-            spill_dir: None,
-            max_spill: None,
+            spill: SpillOptions::default(),
             cancel: Cancel::default(),
             memory_only: false,
             #[cfg(feature = "yara")]
@@ -405,8 +403,7 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
     let input = input::open(
         path,
         &OpenOptions {
-            spill_dir: opts.spill_dir.clone(),
-            max_spill: opts.max_spill,
+            spill: opts.spill.clone(),
             pages: PageUse::All,
             cancel: opts.cancel.clone(),
         },

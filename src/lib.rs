@@ -91,6 +91,7 @@ mod archive;
 pub mod batch;
 mod blobio;
 mod cancel;
+mod compress;
 mod container;
 mod coredump;
 mod criu;
@@ -107,6 +108,7 @@ pub mod model;
 mod notes;
 mod onepass;
 mod outdir;
+mod paths;
 pub mod read;
 mod readahead;
 #[cfg(feature = "object-store")]
@@ -116,6 +118,7 @@ mod remote;
 mod remote;
 mod rootfs;
 pub mod search;
+mod spill;
 mod stdext;
 mod sysroot;
 mod tar;
@@ -135,6 +138,7 @@ pub use input::{
 };
 pub use model::source::RemoteObject;
 pub use model::{Loaded, Process, Zombie};
+pub use spill::SpillOptions;
 
 use criu::proto;
 

@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::cancel::Cancel;
 use crate::image::{LayerView, Lookup, Lookups, Resolver, Step, Tree, MAX_LINKS};
 use crate::model::{display_bytes, Blob, FileStatus, Recorded};
+use crate::paths::{self, DotDot};
 use crate::stdext::lock;
 
 /// A directory used as `/`.
@@ -336,20 +337,7 @@ impl FileView {
 /// components joined by `/` (`/` and `.` vanish), or `None` if it has a
 /// `..` (which no diff member is stored under).
 pub fn clean_key(path: &[u8]) -> Option<Vec<u8>> {
-    let mut key = Vec::with_capacity(path.len());
-    for c in path.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return None,
-            c => {
-                if !key.is_empty() {
-                    key.push(b'/');
-                }
-                key.extend_from_slice(c);
-            }
-        }
-    }
-    Some(key)
+    paths::clean(path, DotDot::Reject)
 }
 
 #[cfg(test)]

@@ -31,9 +31,11 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&spill).unwrap();
     // Both ways of reading: for a conversion, and for inspect.
     for pages in [PageUse::All, PageUse::Strings] {
+        let mut limits = criu2core::SpillOptions::default();
+        limits.dir = Some(spill.clone());
+        limits.max = Some(MAX_SPILL);
         let opts = ArchiveOptions {
-            spill_dir: Some(spill.clone()),
-            max_spill: Some(MAX_SPILL),
+            spill: limits,
             pages,
             cancel: Default::default(),
         };

@@ -86,8 +86,8 @@ fuzz_target!(|data: &[u8]| {
     let spill = dir.join("spill");
     std::fs::create_dir(&spill).unwrap();
     let mut opts = Options::default();
-    opts.spill_dir = Some(spill.clone());
-    opts.spill_cap = SPILL_CAP;
+    opts.spill.dir = Some(spill.clone());
+    opts.spill.max = Some(SPILL_CAP);
     if let Ok(archive) = ImageArchive::open(&path, &opts) {
         let mut sels = vec![Selector::default()];
         for info in archive.images().iter().take(4) {

@@ -21,6 +21,7 @@ use crate::input::{
 };
 use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
+use crate::spill::SpillOptions;
 use crate::sysroot::Sysroot;
 
 /// How to convert the processes of a checkpoint.
@@ -41,12 +42,8 @@ pub struct ConvertOptions {
     pub sysroot: Option<PathBuf>,
     /// Replace existing cores.
     pub force: bool,
-    /// Where compressed archives are unpacked (the system temporary
-    /// directory if `None`).
-    pub spill_dir: Option<PathBuf>,
-    /// The most each compressed archive may unpack there (default: half
-    /// of the space free there).
-    pub max_spill: Option<u64>,
+    /// Where compressed archives are unpacked, and how much each may.
+    pub spill: SpillOptions,
     /// Stops the conversion between processes and extents once set.
     pub cancel: Cancel,
     /// How cores are stored (`--compress`).
@@ -73,8 +70,7 @@ impl ConvertOptions {
     /// How each input is opened.
     pub(crate) fn open_options(&self) -> OpenOptions {
         OpenOptions {
-            spill_dir: self.spill_dir.clone(),
-            max_spill: self.max_spill,
+            spill: self.spill.clone(),
             pages: PageUse::All,
             cancel: self.cancel.clone(),
         }

@@ -182,7 +182,7 @@ fn expand_url(url: &str, skip: Option<&str>) -> Vec<Found> {
 
 /// Whether the object's first bytes are a tar, tar.gz or tar.zst's.
 fn sniff_object(loc: &crate::remote::Location, size: u64) -> anyhow::Result<bool> {
-    Ok(crate::archive::sniff_head(&loc.read_start(512.min(size))?).is_some())
+    Ok(crate::compress::tar_compression(&loc.read_start(512.min(size))?).is_some())
 }
 
 /// Adds the archives under the prefix `loc` (at `depth`) to `found`, and

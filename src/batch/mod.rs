@@ -61,6 +61,7 @@ use crate::coredump::CoreCompression;
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::outdir::OutDir;
+use crate::spill::SpillOptions;
 
 /// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
 pub const SCHEMA: &str = "criu2core.batch/5";
@@ -98,11 +99,8 @@ pub struct BatchOptions {
     pub image: Option<ImageRef>,
     /// Where to write the files the cores map, for gdb's `set sysroot`.
     pub sysroot: Option<PathBuf>,
-    /// Where compressed archives are unpacked.
-    pub spill_dir: Option<PathBuf>,
-    /// The most each compressed archive may unpack there (default: half
-    /// of the space free there when it is opened).
-    pub max_spill: Option<u64>,
+    /// Where compressed archives are unpacked, and how much each may.
+    pub spill: SpillOptions,
     /// Hears how the run goes.
     pub progress: Option<Arc<dyn Progress>>,
     /// Stops the run: no new input is started, the current ones stop.
@@ -126,8 +124,7 @@ impl std::fmt::Debug for BatchOptions {
             .field("root", &self.root)
             .field("image", &self.image)
             .field("sysroot", &self.sysroot)
-            .field("spill_dir", &self.spill_dir)
-            .field("max_spill", &self.max_spill)
+            .field("spill", &self.spill)
             .field("compression", &self.compression)
             .field("shard", &self.shard)
             .field("progress", &self.progress.is_some())
@@ -324,8 +321,7 @@ fn convert_all(
         image: opts.image.clone(),
         sysroot: opts.sysroot.clone(),
         force: true,
-        spill_dir: opts.spill_dir.clone(),
-        max_spill: opts.max_spill,
+        spill: opts.spill.clone(),
         cancel: opts.cancel.clone(),
         compression: opts.compression,
         sysroot_sub: None,

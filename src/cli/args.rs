@@ -256,6 +256,16 @@ pub struct Spill {
     pub max_spill: Option<u64>,
 }
 
+impl Spill {
+    /// The library's spill options these two give.
+    pub fn options(&self) -> criu2core::SpillOptions {
+        let mut o = criu2core::SpillOptions::default();
+        o.dir.clone_from(&self.tmpdir);
+        o.max = self.max_spill;
+        o
+    }
+}
+
 #[derive(Args)]
 pub struct ConvertArgs {
     /// Checkpoints: image directories or archives.

@@ -89,8 +89,7 @@ fn convert(args: &ConvertArgs, cancel: &Cancel) -> Result<bool> {
     opts.image.clone_from(&args.image);
     opts.sysroot.clone_from(&args.sysroot);
     opts.force = args.force;
-    opts.spill_dir.clone_from(&args.spill.tmpdir);
-    opts.max_spill = args.spill.max_spill;
+    opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
     let mut printer = Printer {
@@ -117,8 +116,7 @@ fn open_input(
     cancel: &Cancel,
 ) -> Result<criu2core::Checkpoint> {
     let mut opts = OpenOptions::default().pages(pages).cancel(cancel);
-    opts.spill_dir.clone_from(&spill.tmpdir);
-    opts.max_spill = spill.max_spill;
+    opts.spill = spill.options();
     Ok(criu2core::open(path, &opts)?)
 }
 
@@ -195,8 +193,7 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     opts.memory_only = args.memory_only;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
-    opts.spill_dir.clone_from(&args.spill.tmpdir);
-    opts.max_spill = args.spill.max_spill;
+    opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
@@ -234,8 +231,7 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
     opts.files = args.files;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
-    opts.spill_dir.clone_from(&args.spill.tmpdir);
-    opts.max_spill = args.spill.max_spill;
+    opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
@@ -332,8 +328,7 @@ fn batch(args: &BatchArgs, cancel: &Cancel) -> Result<bool> {
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.sysroot.clone_from(&args.sysroot);
-    opts.spill_dir.clone_from(&args.spill.tmpdir);
-    opts.max_spill = args.spill.max_spill;
+    opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
     if !args.quiet && !args.json && std::io::stderr().is_terminal() {
         opts.progress = Some(Arc::new(progress::Bar::new()));

@@ -79,8 +79,7 @@ fn options(
     let mut opts = BatchOptions::default();
     opts.jobs = 1;
     opts.root.clone_from(&args.root);
-    opts.spill_dir.clone_from(&args.spill.tmpdir);
-    opts.max_spill = args.spill.max_spill;
+    opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
     opts.compression = args.compress.unwrap_or_default();
     // Held for the whole watch: each conversion's batch run uses it.

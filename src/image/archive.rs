@@ -17,10 +17,12 @@ use super::reference::{self, Selector};
 use super::resolve::{walk, Lookup, Tree};
 use super::walk::Walker;
 use super::{
-    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS,
-    MAX_LINKS, MAX_PATH_BYTES, SMALL_MEMBER, SMALL_TOTAL,
+    BlobData, Compression, Options, Spill, MAX_ARCHIVE_MEMBERS, MAX_LINKS, MAX_PATH_BYTES,
+    SMALL_MEMBER, SMALL_TOTAL,
 };
+use crate::compress::{decoder, layer_compression};
 use crate::model::Blob;
+use crate::paths::{self, DotDot};
 use crate::rootfs::RootFs;
 use crate::stdext::lock;
 use crate::tar::{self, Kind, Seekable, Stream, TarReader};
@@ -371,20 +373,7 @@ pub(super) fn clean_member(path: &[u8]) -> Result<Vec<u8>> {
     if path.len() > MAX_PATH_BYTES || path.contains(&0) {
         bail!("path {} is too long or has a NUL byte", shown());
     }
-    let mut key: Vec<u8> = Vec::new();
-    for c in path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-    {
-        if c == b".." {
-            bail!("path {} contains '..'", shown());
-        }
-        if !key.is_empty() {
-            key.push(b'/');
-        }
-        key.extend_from_slice(c);
-    }
-    Ok(key)
+    paths::clean(path, DotDot::Reject).with_context(|| format!("path {} contains '..'", shown()))
 }
 
 impl Inner {
@@ -485,7 +474,7 @@ impl Inner {
             return Ok(());
         };
         let mut todo: BTreeMap<u32, (Vec<u8>, Expect)> = BTreeMap::new();
-        let mut need = lock(&self.spill).used;
+        let mut need = lock(&self.spill).used();
         for (key, expect) in wanted {
             let Some((k, Loc::Deferred { index, size })) =
                 self.locate(&String::from_utf8_lossy(key))?
@@ -496,13 +485,7 @@ impl Inner {
                 continue;
             }
             need = need.saturating_add(size);
-            if need > self.opts.spill_cap {
-                bail!(
-                    "{}: copying it out of the compressed archive would pass the cap of {} bytes for copies",
-                    self.member_label(&k),
-                    self.opts.spill_cap
-                );
-            }
+            lock(&self.spill).check(&self.opts, need, &self.member_label(&k))?;
             todo.insert(index, (k, expect.clone()));
         }
         let Some(&last) = todo.keys().next_back() else {
@@ -531,8 +514,7 @@ impl Inner {
             };
             let label = self.member_label(&key);
             let mut check = VerifyingReader::new(&mut tar, label.clone(), expect.clone());
-            let name = format!("member-{index}");
-            spill.copy(&self.opts, key.clone(), &name, label, h.size, &mut check)?;
+            spill.copy(&self.opts, key.clone(), label, h.size, &mut check)?;
             if !expect.is_empty() {
                 lock(&self.verified).insert(key);
             }
@@ -913,7 +895,7 @@ fn index_tar(path: &Path, label: &str, len: u64, cancel: &crate::Cancel) -> Resu
     let open = || File::open(path).with_context(|| format!("{label}: cannot open"));
     let mut head = Vec::new();
     open()?.take(8).read_to_end(&mut head)?;
-    let compression = sniff_compression(&head, label)?;
+    let compression = layer_compression(&head, label)?;
     let mut members = BTreeMap::new();
     let reader = BufReader::with_capacity(1 << 16, cancel.reader(open()?));
     match compression {
@@ -1059,7 +1041,9 @@ impl SelectedImage {
                     .inner
                     .data(&d.location)?
                     .with_context(|| format!("{label}: layer missing"))?;
-                let mut layer = Layer::new(label, data);
+                // Copies out of a compressed archive live in its
+                // temporary directory: the layer keeps it.
+                let mut layer = Layer::new(label, data).keeping(self.inner.clone());
                 if !verified.contains(&key) {
                     layer = layer.expect(Expect {
                         digest: d.digest.clone(),
@@ -1163,6 +1147,7 @@ mod tests {
     use super::super::digest::Algorithm;
     use super::super::LayerView;
     use super::*;
+    use crate::spill::SpillOptions;
     use crate::tar::tests::build;
     use serde_json::{json, Value};
     use std::io::Write;
@@ -1754,7 +1739,10 @@ mod tests {
             let spill = out.path().join(format!("spill-{name}"));
             fs::create_dir(&spill).unwrap();
             let opts = Options {
-                spill_dir: Some(spill.clone()),
+                spill: SpillOptions {
+                    dir: Some(spill.clone()),
+                    max: None,
+                },
                 ..Default::default()
             };
             let ar = ImageArchive::open(&path, &opts).unwrap();
@@ -1785,15 +1773,14 @@ mod tests {
                 );
                 assert_eq!(BlobData::File(big_file).head(u64::MAX).unwrap(), big);
                 // A cap too small for the image's blobs is an error naming one.
-                let tiny = Options {
-                    spill_cap: 1 << 20,
-                    ..opts.clone()
-                };
+                let mut tiny = opts.clone();
+                tiny.spill.max = Some(1 << 20);
                 let err = ImageArchive::open(&path, &tiny)
                     .unwrap()
                     .select(&Selector::default())
                     .unwrap_err();
-                assert!(err.to_string().contains("cap of 1048576 bytes"), "{err}");
+                assert_eq!(err.kind(), &crate::ErrorKind::Limit, "{err}");
+                assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
             }
             drop((v, layers, img, ar));
             assert_eq!(

@@ -14,10 +14,11 @@ use super::resolve::{
     Step, Tree,
 };
 use super::{
-    decoder, sniff_compression, BlobData, Compression, Options, Spill, MAX_LAYERS,
-    MAX_LAYER_MEMBERS, MAX_LINKS, MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
+    BlobData, Compression, Options, Spill, MAX_LAYERS, MAX_LAYER_MEMBERS, MAX_LINKS,
+    MAX_PATH_BYTES, MAX_VIEW_ENTRIES, MAX_WALK_LOOKUPS,
 };
 use crate::blobio::BlobReader;
+use crate::compress::{decoder, layer_compression};
 use crate::error::{fault, ErrorKind};
 use crate::model::Blob;
 use crate::tar::{self, Kind, Seekable, Source, Stream, TarReader};
@@ -147,6 +148,19 @@ pub struct Layer {
     diff_id: Option<Digest>,
     only: Option<Arc<Wanted>>,
     recorded: Option<Arc<Recorded>>,
+    keep: KeepAlive,
+}
+
+/// What a layer's bytes lie in, kept while the layer, or a view made of
+/// it, is: the image archive whose temporary directory holds the copies
+/// of its compressed blobs.
+#[derive(Clone, Default)]
+pub(super) struct KeepAlive(Option<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "kept" } else { "none" })
+    }
 }
 
 impl Layer {
@@ -159,7 +173,15 @@ impl Layer {
             diff_id: None,
             only: None,
             recorded: None,
+            keep: KeepAlive::default(),
         }
+    }
+
+    /// Keeps `owner` (what the layer's bytes lie in) while the layer, or a
+    /// view made of it, is.
+    pub(super) fn keeping(mut self, owner: Arc<dyn std::any::Any + Send + Sync>) -> Layer {
+        self.keep = KeepAlive(Some(owner));
+        self
     }
 
     /// A layer already read: its members and the copies of its wanted
@@ -260,6 +282,8 @@ struct LayerState {
     data: BlobData,
     compression: Compression,
     recorded: Option<Arc<Recorded>>,
+    /// Keeps the layer's bytes where they lie.
+    _keep: KeepAlive,
 }
 
 type Map = BTreeMap<Vec<u8>, Node>;
@@ -388,10 +412,11 @@ impl LayerView {
                 data: layer.data,
                 compression: Compression::None,
                 recorded: Some(rec.clone()),
+                _keep: layer.keep,
             });
             return Ok(());
         }
-        let compression = sniff_compression(&layer.data.head(8)?, &what)?;
+        let compression = layer_compression(&layer.data.head(8)?, &what)?;
         let unchecked = layer.expect.is_empty() && layer.diff_id.is_none();
         match (&layer.data, compression) {
             // Nothing to verify: seek over the data of a plain tar.
@@ -434,6 +459,7 @@ impl LayerView {
             data: layer.data,
             compression,
             recorded: None,
+            _keep: layer.keep,
         });
         Ok(())
     }
@@ -762,7 +788,7 @@ impl LayerView {
     /// where the layer is an uncompressed file, else copied, once, into a
     /// private temporary directory that lives as long as the view, in one
     /// streaming pass per layer. Fails naming the file when the copies
-    /// would pass [`Options::spill_cap`].
+    /// would pass the cap `Options::spill` sets ([`crate::ErrorKind::Limit`]).
     pub fn materialize(&self, files: &[FileRef]) -> crate::Result<Vec<Blob>> {
         (|| -> Result<Vec<Blob>> {
             let mut out: Vec<Option<Blob>> = vec![None; files.len()];
@@ -779,21 +805,19 @@ impl LayerView {
                 }
             }
             let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
-            let mut need = spill.used;
+            let mut need = spill.used();
             for (&layer, members) in &wanted {
                 for (&member, f) in members {
                     if spill.copies.contains_key(&(layer, member)) {
                         continue;
                     }
                     need = need.saturating_add(f.data.size);
-                    if need > self.opts.spill_cap {
-                        bail!(
-                            "{}:{}: copying it out of its compressed layer would pass the cap of {} bytes for copies",
-                            self.layers[layer as usize].label,
-                            f.path.escape_ascii(),
-                            self.opts.spill_cap
-                        );
-                    }
+                    let label = format!(
+                        "{}:{}",
+                        self.layers[layer as usize].label,
+                        f.path.escape_ascii()
+                    );
+                    spill.check(&self.opts, need, &label)?;
                 }
             }
             for (&layer, members) in &wanted {
@@ -892,8 +916,7 @@ impl LayerView {
             if h.data_offset != f.data.offset || h.size != f.data.size {
                 bail!("{label}: the layer changed since it was indexed");
             }
-            let name = format!("layer{layer}-member{index}");
-            spill.copy(&self.opts, (layer, index), &name, label, h.size, &mut tar)?;
+            spill.copy(&self.opts, (layer, index), label, h.size, &mut tar)?;
             found += 1;
         }
         if found != todo.len() {
@@ -913,6 +936,7 @@ pub fn parse_deleted_files(bytes: &[u8]) -> crate::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spill::SpillOptions;
     use crate::tar::tests::build;
     use std::io::{Read, Write};
 
@@ -1435,8 +1459,10 @@ mod tests {
         let spill = dir.path().join("spill");
         std::fs::create_dir(&spill).unwrap();
         let opts = Options {
-            spill_dir: Some(spill.clone()),
-            spill_cap: 6,
+            spill: SpillOptions {
+                dir: Some(spill.clone()),
+                max: Some(6),
+            },
             cancel: Default::default(),
         };
         let v = LayerView::new(
@@ -1458,9 +1484,11 @@ mod tests {
         assert_eq!(std::fs::read(&got[1].path).unwrap(), b"cccccc");
         // Copied once: asking again costs nothing; the cap is then reached.
         assert_eq!(v.materialize(&[c]).unwrap()[0], got[1]);
-        let err = v.materialize(&[d]).unwrap_err().to_string();
+        let err = v.materialize(&[d]).unwrap_err();
+        assert_eq!(err.kind(), &crate::ErrorKind::Limit, "{err}");
+        let err = err.to_string();
         assert!(
-            err.contains("gz:d") && err.contains("cap of 6 bytes"),
+            err.contains("gz:d") && err.contains("more than 6 bytes"),
             "{err}"
         );
         drop(v);

@@ -55,10 +55,12 @@
 //! In an uncompressed tar, blobs are used where they lie. A gzip or zstd
 //! compressed tar is read once to list it and keep the small members
 //! (JSON); selecting an image reads it once more to copy that image's
-//! blobs into a private temporary directory, at most [`Options::spill_cap`]
-//! bytes in all. Symbolic and hard links between members (a docker-archive
-//! has them) are followed inside the archive only; members with absolute
-//! paths or `..` are refused.
+//! blobs into a private temporary directory, at most the cap of
+//! `Options::spill` in all (past it, [`ErrorKind::Limit`]); the image's
+//! layers keep that directory while they, or a view made of them, are.
+//! Symbolic and hard links between members (a docker-archive has them) are
+//! followed inside the archive only; members with absolute paths or `..`
+//! are refused.
 //!
 //! # Names
 //!
@@ -113,14 +115,14 @@ mod resolve;
 mod walk;
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-pub(crate) use crate::archive::Compression;
 use crate::blobio::BlobReader;
+pub use crate::compress::Compression;
 use crate::model::Blob;
+use crate::spill::SpillOptions;
 
 // The facade: open an image archive, pick an image, view its files.
 pub use archive::{
@@ -180,98 +182,66 @@ const SMALL_MEMBER: u64 = 1 << 20;
 const SMALL_TOTAL: u64 = 64 << 20;
 
 /// Options for reading images.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Options {
     /// Where blobs of compressed archives and files of compressed layers
-    /// are copied (the system temporary directory if `None`); the copies
-    /// are removed when the archive or view is dropped.
-    pub spill_dir: Option<PathBuf>,
-    /// Most bytes copied there, per archive and per view.
-    pub spill_cap: u64,
+    /// are copied, and how much (per archive and per view); the copies are
+    /// removed when the archive or view is dropped.
+    pub spill: SpillOptions,
     /// Stops reading archives and layers, and resolving paths, once set.
     pub cancel: crate::Cancel,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            spill_dir: None,
-            spill_cap: 4 << 30,
-            cancel: crate::Cancel::default(),
-        }
-    }
-}
-
-impl Options {
-    fn temp_dir(&self, what: &str) -> Result<tempfile::TempDir> {
-        let mut b = tempfile::Builder::new();
-        b.prefix(what);
-        match &self.spill_dir {
-            Some(p) => b
-                .tempdir_in(p)
-                .with_context(|| format!("{}: cannot create a temporary directory", p.display())),
-            None => b.tempdir().context("cannot create a temporary directory"),
-        }
-    }
 }
 
 /// Private copies of members of compressed archives or layers, in a
 /// temporary directory removed with it; `K` says which member a copy is.
 struct Spill<K> {
-    dir: Option<tempfile::TempDir>,
-    used: u64,
+    spill: Option<crate::spill::Spill>,
     copies: std::collections::HashMap<K, Blob>,
 }
 
 impl<K> Default for Spill<K> {
     fn default() -> Self {
         Spill {
-            dir: None,
-            used: 0,
+            spill: None,
             copies: std::collections::HashMap::new(),
         }
     }
 }
 
 impl<K: std::hash::Hash + Eq> Spill<K> {
-    /// Copies `data`, which must be `size` bytes, into the file `name` of
-    /// the directory (made on first use in `opts.spill_dir`); `label`
-    /// names the member in messages and in the blob.
-    #[allow(clippy::too_many_arguments)]
+    /// The spill, made on first use as `opts` say.
+    fn spill(&mut self, opts: &Options) -> &mut crate::spill::Spill {
+        self.spill
+            .get_or_insert_with(|| crate::spill::Spill::new(&opts.spill))
+    }
+
+    /// The bytes copied so far.
+    fn used(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.used())
+    }
+
+    /// Checks that copying until `need` bytes are copied in all stays
+    /// within the cap ([`ErrorKind::Limit`] past it; `label` names the
+    /// copy that would pass it).
+    ///
+    /// [`ErrorKind::Limit`]: crate::ErrorKind::Limit
+    fn check(&mut self, opts: &Options, need: u64, label: &str) -> Result<()> {
+        self.spill(opts).check(need, label)
+    }
+
+    /// Copies `data`, which must be `size` bytes, into a new file of the
+    /// directory (made on first use in `opts.spill.dir`); `label` names
+    /// the member in messages and in the blob.
     fn copy(
         &mut self,
         opts: &Options,
         key: K,
-        name: &str,
         label: String,
         size: u64,
         data: &mut impl Read,
     ) -> Result<Blob> {
-        if self.dir.is_none() {
-            self.dir = Some(opts.temp_dir("criu2core-")?);
-        }
-        let dir = self
-            .dir
-            .as_ref()
-            .map(|d| d.path())
-            .unwrap_or(Path::new("."));
-        let copy = dir.join(name);
-        let mut out = std::fs::File::create_new(&copy)
-            .with_context(|| format!("{}: cannot create", copy.display()))?;
-        let n = io::copy(data, &mut out)
-            .with_context(|| format!("{label}: cannot copy into {}", copy.display()))?;
-        if n != size {
-            bail!("{label}: the archive ends inside it ({n} of {size} bytes)");
-        }
-        self.used += n;
-        let blob = Blob {
-            label,
-            path: copy,
-            offset: 0,
-            len: n,
-            remote: None,
-        };
+        let blob = self.spill(opts).copy_out(data, size, &label)?;
         self.copies.insert(key, blob.clone());
         Ok(blob)
     }
@@ -329,36 +299,4 @@ impl BlobData {
         self.open()?.take(n).read_to_end(&mut v)?;
         Ok(v)
     }
-}
-
-/// What a stream's first bytes say it is: gzip, zstd, or (anything else)
-/// a plain tar. Compressions no image tool writes today are refused.
-pub(crate) fn sniff_compression(head: &[u8], what: &str) -> Result<Compression> {
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else if head.starts_with(b"BZh") {
-        bail!("{what}: bzip2-compressed, which criu2core does not read");
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        bail!("{what}: xz-compressed, which criu2core does not read");
-    } else {
-        Compression::None
-    })
-}
-
-/// Decompresses `raw` as `compression` says.
-pub(crate) fn decoder<'a, R: Read + 'a>(
-    raw: R,
-    compression: Compression,
-    what: &str,
-) -> Result<Box<dyn Read + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(raw)
-                .with_context(|| format!("{what}: cannot start zstd"))?,
-        ),
-    })
 }

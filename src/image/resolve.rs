@@ -16,6 +16,8 @@ use anyhow::{bail, Context, Result};
 use super::{MAX_LINKS, MAX_PATH_BYTES};
 use crate::cancel::Cancel;
 use crate::error::{fault, ErrorKind};
+use crate::paths::{self, DotDot};
+pub(crate) use crate::paths::{components, pop_component, push_component};
 use crate::stdext::lock;
 
 /// Most lookups resolving the paths of one input may cost (a lookup in a
@@ -49,23 +51,6 @@ pub(crate) trait Tree {
     }
 }
 
-pub(crate) fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-}
-
-pub(crate) fn push_component(key: &mut Vec<u8>, c: &[u8]) {
-    if !key.is_empty() {
-        key.push(b'/');
-    }
-    key.extend_from_slice(c);
-}
-
-pub(crate) fn pop_component(key: &mut Vec<u8>) {
-    let cut = key.iter().rposition(|&b| b == b'/').unwrap_or(0);
-    key.truncate(cut);
-}
-
 /// `path` made relative to the root with `..` clamped there, lexically.
 pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
     if path.contains(&0) {
@@ -77,15 +62,7 @@ pub(crate) fn clean(path: &[u8]) -> Result<Vec<u8>> {
             format!("path of {} bytes (at most {MAX_PATH_BYTES})", path.len()),
         ));
     }
-    let mut key = Vec::with_capacity(path.len());
-    for c in components(path) {
-        if c == b".." {
-            pop_component(&mut key);
-        } else {
-            push_component(&mut key, c);
-        }
-    }
-    Ok(key)
+    Ok(paths::clean(path, DotDot::Clamp).unwrap_or_default())
 }
 
 /// Resolves `path` in `tree` the way the kernel resolves a path with the

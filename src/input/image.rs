@@ -69,10 +69,7 @@ fn is_layer(mt: &str) -> bool {
 /// How images are read for a checkpoint opened with `opts`.
 pub(super) fn options(opts: &OpenOptions) -> crate::image::Options {
     let mut o = crate::image::Options::default();
-    o.spill_dir.clone_from(&opts.spill_dir);
-    if let Some(max) = opts.max_spill {
-        o.spill_cap = max;
-    }
+    o.spill.clone_from(&opts.spill);
     o.cancel = opts.cancel.clone();
     o
 }
@@ -119,13 +116,13 @@ fn looks_like_checkpoint(data: &BlobData) -> bool {
     let Ok(_) = raw.take(8).read_to_end(&mut head) else {
         return false;
     };
-    let Ok(compression) = crate::image::sniff_compression(&head, "layer") else {
+    let Ok(compression) = crate::compress::layer_compression(&head, "layer") else {
         return false;
     };
     let Ok(raw) = data.open() else {
         return false;
     };
-    let Ok(dec) = crate::image::decoder(raw, compression, "layer") else {
+    let Ok(dec) = crate::compress::decoder(raw, compression, "layer") else {
         return false;
     };
     let mut tar = crate::tar::TarReader::new(crate::tar::Stream(dec), None);

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, PagesSink, Spill};
-pub use crate::archive::{Compression, PageUse};
+pub use crate::archive::PageUse;
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, PagesSink};
 use crate::cancel::Cancel;
+pub use crate::compress::Compression;
 use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Images;
@@ -28,6 +29,7 @@ use crate::error::{fault, Error, ErrorKind};
 use crate::image::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::model::{Blob, Loaded, TreeEntry};
 use crate::rootfs::{FileView, RootFs};
+use crate::spill::{Spill, SpillOptions};
 use crate::stdext::lock;
 
 pub use image::ImageUse;
@@ -113,12 +115,10 @@ impl std::fmt::Debug for Checkpoint {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct OpenOptions {
-    /// Where compressed archives are unpacked (the system temporary
-    /// directory if `None`); what is unpacked is removed when the
+    /// Where compressed archives (and the layers of a checkpoint image)
+    /// are unpacked, and how much; what is unpacked is removed when the
     /// checkpoint is dropped.
-    pub spill_dir: Option<PathBuf>,
-    /// The most bytes unpacked there (default: half of its free space).
-    pub max_spill: Option<u64>,
+    pub spill: SpillOptions,
     /// Which page data will be used: all of it to write cores, only the
     /// command lines and environments to inspect.
     pub pages: PageUse,
@@ -130,13 +130,13 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Unpacks compressed archives into `dir`.
     pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> OpenOptions {
-        self.spill_dir = Some(dir.into());
+        self.spill.dir = Some(dir.into());
         self
     }
 
     /// Unpacks at most `bytes` from a compressed archive.
     pub fn max_spill(mut self, bytes: u64) -> OpenOptions {
-        self.max_spill = Some(bytes);
+        self.spill.max = Some(bytes);
         self
     }
 
@@ -271,7 +271,7 @@ pub fn detect(path: &Path) -> Result<Option<InputKind>> {
         if loc.head()?.is_none() {
             return Ok(None);
         }
-        return Ok(archive::sniff_head(&loc.read_head(512)?).map(InputKind::Archive));
+        return Ok(crate::compress::tar_compression(&loc.read_head(512)?).map(InputKind::Archive));
     }
     let meta = fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
     if meta.is_dir() {
@@ -498,7 +498,7 @@ fn read_rootfs_diff(
         PageUse::Strings => Wanted::default(),
         PageUse::All => Wanted::new::<[u8]>(images.regular_names()),
     };
-    let s = spill.insert(Spill::new(opts.spill_dir.clone(), opts.max_spill));
+    let s = spill.insert(Spill::new(&opts.spill));
     match archive::read_diff(blob, &wanted, s) {
         Ok(ix) => Ok(Some(ix)),
         Err(e)
@@ -596,8 +596,7 @@ fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
 /// How a checkpoint archive is read.
 fn archive_options(opts: &OpenOptions) -> ArchiveOptions {
     ArchiveOptions {
-        spill_dir: opts.spill_dir.clone(),
-        max_spill: opts.max_spill,
+        spill: opts.spill.clone(),
         pages: opts.pages,
         cancel: opts.cancel.clone(),
     }

@@ -332,6 +332,7 @@ pub fn tests() -> Vec<Trial> {
         every_engine_converts_inspects_and_batches_as_podman
             needs [Need::Tool("buildah"), Need::Tool("skopeo")],
         image_gives_the_cores_root_gives,
+        an_image_past_max_spill_is_a_limit,
         hostile_checkpoint_images_and_container_images_fail_cleanly,
         grep_read_and_inspect_take_the_image,
         standalone_cores_and_a_ready_sysroot needs [Need::Tool("gdb"), Need::Tool("eu-unstrip"), Need::Drgn],
@@ -518,6 +519,62 @@ fn cores(dir: &Path) -> Vec<PathBuf> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay, needle).is_some()
+}
+
+/// Copies out of an image's compressed layers, and out of a compressed
+/// image archive, count against `--max-spill` as an archive's members do:
+/// past it the input fails with `ErrorKind::Limit` and a message naming the
+/// option (it was a plain error, and a cap of its own, 4 GiB by default).
+/// Within it, such an image gives the cores its layout gives.
+fn an_image_past_max_spill_is_a_limit() {
+    let fx = fixture("mt-pie");
+    let base = scratch("engines-image-spill");
+    let images = images_of(&fx.sysroot(), &base);
+    let zst = base.join("image.oci.tar.zst");
+    fs::write(&zst, compress(&fs::read(&images[1]).unwrap(), "tar.zst")).unwrap();
+    // Its layers' blobs are copied out of the compressed archive.
+    for image in [&zst] {
+        let what = image.display();
+        let opts = criu2core::OpenOptions::default().max_spill(4096);
+        let ckpt = criu2core::open(fx.images(), &opts).unwrap();
+        let load = criu2core::LoadOptions::default().image(criu2core::ImageRef::new(image));
+        let Err(e) = ckpt.load(fx.processes[0].pid, &load) else {
+            panic!("{what}: loaded past the cap");
+        };
+        assert_eq!(e.kind(), &criu2core::ErrorKind::Limit, "{what}: {e}");
+        let o = criu2core([
+            "convert",
+            s(&fx.images()),
+            "-o",
+            s(&base.join("out")),
+            "--image",
+            s(image),
+            "--max-spill",
+            "4K",
+        ]);
+        assert!(!o.status.success(), "{what}: accepted");
+        assert!(text(&o).contains("(--max-spill;"), "{what}: {}", text(&o));
+        // Within it, the same load works, and the cores are the layout's:
+        // the copies live as long as the view made of them (they were
+        // removed with the archive, before the view read them).
+        let ckpt = criu2core::open(fx.images(), &criu2core::OpenOptions::default()).unwrap();
+        ckpt.load(fx.processes[0].pid, &load).unwrap();
+        let mut cores = Vec::new();
+        for (tag, image) in [("zst", image), ("layout", &images[0])] {
+            let out = base.join(format!("out-{tag}"));
+            let o = criu2core([
+                "convert",
+                s(&fx.images()),
+                "-o",
+                s(&out),
+                "--image",
+                s(image),
+            ]);
+            assert!(o.status.success(), "{tag}: {}", text(&o));
+            cores.push(fs::read(out.join(format!("core.{}", fx.processes[0].pid))).unwrap());
+        }
+        assert!(cores[0] == cores[1], "{what}: the cores differ");
+    }
 }
 
 fn image_gives_the_cores_root_gives() {
