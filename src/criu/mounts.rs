@@ -1,5 +1,5 @@
-//! A mount namespace as `mountpoints-<mnt_ns_id>.img` records it, turned
-//! into a model that names no CRIU type. CRIU writes the image for a
+//! A mount namespace as `mountpoints-<mnt_ns_id>.img` records it, decoded
+//! into the model's [`Mount`]s. CRIU writes the image for a
 //! process in a mount namespace of its own (every container); a process
 //! that shared the mount namespace of the host CRIU ran on has none.
 
@@ -8,39 +8,11 @@ use anyhow::Result;
 use super::image::Image;
 use super::magic;
 use super::store::ImageStore;
+use crate::model::mounts::Mount;
 use crate::proto;
 
 /// MS_RDONLY in a mount's flags.
 const MS_RDONLY: u32 = 1;
-
-/// One mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Mount id (as /proc/PID/mountinfo numbers it).
-    pub id: u32,
-    /// The id of the mount it is mounted on.
-    pub parent: u32,
-    /// Where it is mounted.
-    pub mountpoint: Vec<u8>,
-    /// The filesystem type: "tmpfs", "proc", "overlay", ... ("unsupported"
-    /// where CRIU recorded none, such as a bind mount of the host's disk).
-    pub fstype: String,
-    /// The mount's source (device, or the filesystem's name).
-    pub source: Vec<u8>,
-    /// Which directory of the filesystem is mounted (`/` for all of it).
-    pub root: Vec<u8>,
-    /// The superblock's options, as mountinfo shows them.
-    pub options: Vec<u8>,
-    /// Mounted read-only.
-    pub read_only: bool,
-    /// The key a container engine gave an external (bind) mount, by which
-    /// it is restored (`--external mnt[PATH]:KEY`).
-    pub external: Option<Vec<u8>>,
-    /// Peer group of a shared mount (0: not shared).
-    pub shared: u32,
-    /// Peer group it receives propagation from (0: none).
-    pub master: u32,
-}
 
 fn fstype_name(e: &proto::MntEntry) -> String {
     let name = match e.fstype {

@@ -11,6 +11,7 @@
 //! [`LoadOptions`]).
 
 mod image;
+mod open_files;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use crate::spill::{Spill, SpillOptions};
 use crate::stdext::lock;
 
 pub use image::ImageUse;
+pub(crate) use open_files::OpenFiles;
 
 /// Largest config.dump or spec.dump read: a container's description takes
 /// a few dozen KiB. A larger one is left out, with a warning.

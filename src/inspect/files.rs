@@ -1,14 +1,15 @@
 //! The parts of the report about files: open descriptors, sockets and
-//! mounts, from the decoded file images.
+//! mounts, from what the model says each process had open.
 
 use std::collections::BTreeMap;
 
 use super::report::{FdInfo, MountInfo, MountNamespace, ProcessInfo, SocketAddress, SocketInfo};
 use super::{Bytes, InspectOptions};
-use crate::criu::fds::{FileObject, FileTables, OpenFile};
-use crate::criu::mounts::{self, Mount};
-use crate::criu::sockets::{endpoint_bytes, Endpoint, Socket};
-use crate::criu::store::ImageStore;
+use crate::input::{Checkpoint, OpenFiles};
+use crate::model::fds::{FileObject, OpenFile};
+use crate::model::mounts::Mount;
+use crate::model::sockets::{endpoint_bytes, Endpoint, Socket};
+use crate::model::Arch;
 use crate::text::escape_bytes;
 
 /// Bytes from a checkpoint as escaped text.
@@ -272,13 +273,12 @@ fn mount_info(m: &Mount) -> MountInfo {
 /// Fills in what `opts` ask for of process `info`'s files.
 pub(super) fn add_files(
     info: &mut ProcessInfo,
-    tables: &FileTables,
-    store: &dyn ImageStore,
-    big_endian: bool,
+    files: &OpenFiles<'_>,
+    arch: Arch,
     opts: &InspectOptions,
     namespaces: &mut BTreeMap<u32, Vec<u32>>,
 ) {
-    match tables.process(store, info.pid, big_endian) {
+    match files.process(info.pid, arch) {
         Err(e) => {
             let msg = format!("open files: {e:#}");
             info.error = Some(match info.error.take() {
@@ -314,13 +314,13 @@ pub(super) fn add_files(
 /// The mounts of each mount namespace in `namespaces` (with the processes
 /// in it).
 pub(super) fn mount_namespaces(
-    store: &dyn ImageStore,
+    ckpt: &Checkpoint,
     namespaces: &BTreeMap<u32, Vec<u32>>,
 ) -> Vec<MountNamespace> {
     namespaces
         .iter()
         .map(|(&id, pids)| {
-            let (mounts, error) = match mounts::load(store, id) {
+            let (mounts, error) = match ckpt.mounts(id) {
                 Ok(m) => (m.map(|m| m.iter().map(mount_info).collect()), None),
                 Err(e) => (None, Some(format!("{e:#}"))),
             };

@@ -11,7 +11,6 @@ mod text;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -20,10 +19,7 @@ pub use report::{
     MountInfo, MountNamespace, ProcessInfo, Report, SocketAddress, SocketInfo,
 };
 
-use crate::criu::fds::FileTables;
-use crate::criu::memory::MAX_PARENT_DEPTH;
-use crate::criu::store::ImageStore;
-use crate::input::{Checkpoint, LoadOptions};
+use crate::input::{Checkpoint, LoadOptions, OpenFiles};
 use crate::model::{FileStatus, Loaded, Process, ProcessState, TreeEntry};
 use crate::rootfs::FileView;
 use crate::text::escape_bytes;
@@ -212,29 +208,10 @@ fn file_info(known: &HashMap<&[u8], &crate::model::FileInfo>, path: &[u8], bytes
     }
 }
 
-/// The locations of the parent dumps of `store`, the parent first, as far
-/// as they can be followed.
-fn parents(store: &Arc<dyn ImageStore>) -> Vec<String> {
-    let mut seen = vec![store.location()];
-    let mut current = store.clone();
-    while seen.len() <= MAX_PARENT_DEPTH {
-        let Ok(Some(parent)) = current.parent() else {
-            break;
-        };
-        let loc = parent.location();
-        if seen.contains(&loc) {
-            break;
-        }
-        seen.push(loc);
-        current = parent;
-    }
-    seen.split_off(1)
-}
-
 /// The file images, where the report needs them: decoded once for every
 /// process (or why they could not be).
-struct Files {
-    tables: Option<FileTables>,
+struct Files<'a> {
+    tables: Option<OpenFiles<'a>>,
     error: Option<String>,
     /// The processes of each mount namespace.
     namespaces: BTreeMap<u32, Vec<u32>>,
@@ -275,14 +252,13 @@ impl Checkpoint {
     }
 
     fn inspect_report(&self, opts: &InspectOptions, view: Option<Option<&FileView>>) -> Report {
-        let store = self.images.store().clone();
         let mut files = Files {
             tables: None,
             error: None,
             namespaces: BTreeMap::new(),
         };
         if opts.fds || opts.sockets || opts.mounts {
-            match FileTables::load(&*store) {
+            match self.open_files() {
                 Ok(t) => files.tables = Some(t),
                 Err(e) => files.error = Some(format!("{e:#}")),
             }
@@ -295,7 +271,7 @@ impl Checkpoint {
             .collect();
         let mounts = opts
             .mounts
-            .then(|| files::mount_namespaces(&*store, &files.namespaces));
+            .then(|| files::mount_namespaces(self, &files.namespaces));
         Report {
             schema: SCHEMA,
             input: InputInfo {
@@ -314,7 +290,7 @@ impl Checkpoint {
                     .filter_map(|p| p.memory.as_ref())
                     .map(|m| m.dumped_bytes)
                     .sum(),
-                parents: parents(&store),
+                parents: self.parent_dumps(),
             },
             processes,
             warnings: self.warnings().to_vec(),
@@ -340,7 +316,7 @@ fn process_info(
     opts: &InspectOptions,
     view: Option<Option<&FileView>>,
     arch: &mut Option<String>,
-    files: &mut Files,
+    files: &mut Files<'_>,
 ) -> ProcessInfo {
     let mut info = ProcessInfo {
         pid: e.pid,
@@ -392,14 +368,7 @@ fn process_info(
             info.memory = Some(memory(&p));
             info.warnings = p.warnings.clone();
             match &files.tables {
-                Some(t) => files::add_files(
-                    &mut info,
-                    t,
-                    &**ckpt.images.store(),
-                    p.arch.big_endian(),
-                    opts,
-                    &mut files.namespaces,
-                ),
+                Some(t) => files::add_files(&mut info, t, p.arch, opts, &mut files.namespaces),
                 None if opts.fds || opts.sockets => {
                     info.error = files.error.as_ref().map(|e| format!("open files: {e}"));
                 }

@@ -12,7 +12,10 @@ use anyhow::{bail, Context};
 
 use crate::error::{fault, Error, ErrorKind, Result};
 
+pub(crate) mod fds;
+pub(crate) mod mounts;
 pub mod regs;
+pub(crate) mod sockets;
 pub(crate) mod source;
 
 pub use regs::{Arch, Registers};

@@ -452,41 +452,58 @@ fn the_module_map_and_the_manual_match_the_tree() {
     }
 }
 
-/// The process model opens nothing and names no input module, as
-/// ARCHITECTURE.md says: it reads page data through the file source that
-/// whoever builds a process hands it.
-fn the_model_opens_nothing() {
-    fn walk(dir: &Path, found: &mut Vec<String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, found);
-                continue;
-            }
-            let text = fs::read_to_string(&p).unwrap();
-            for word in [
-                "crate::blobio",
-                "crate::input",
-                "crate::archive",
-                "crate::remote",
-                "File::open",
-                "std::fs",
-            ] {
-                if text.contains(word) {
-                    found.push(format!("{} names {word}", p.display()));
-                }
+/// Where the files under `dir` (recursively) name any of `words`, as
+/// "FILE names WORD".
+fn naming(dir: &Path, words: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            found.extend(naming(&p, words));
+            continue;
+        }
+        let text = fs::read_to_string(&p).unwrap();
+        for word in words {
+            if text.contains(word) {
+                found.push(format!("{} names {word}", p.display()));
             }
         }
     }
-    let mut found = Vec::new();
-    walk(&repo().join("src/model"), &mut found);
+    found
+}
+
+/// The process model opens nothing and names no input module, as
+/// ARCHITECTURE.md says: it reads page data through the file source that
+/// whoever builds a process hands it; nor does it name CRIU's decoding.
+fn the_model_opens_nothing() {
+    let words = [
+        "crate::blobio",
+        "crate::input",
+        "crate::archive",
+        "crate::remote",
+        "crate::criu",
+        "crate::proto",
+        "File::open",
+        "std::fs",
+    ];
+    let found = naming(&repo().join("src/model"), &words);
     assert!(found.is_empty(), "{found:#?}");
+}
+
+/// inspect and diff print the model (open files, sockets and mounts
+/// among it), as ARCHITECTURE.md says: neither reads CRIU's decoding.
+fn inspect_and_diff_print_the_model() {
+    for dir in ["src/inspect", "src/diff"] {
+        let found = naming(&repo().join(dir), &["crate::criu", "crate::proto"]);
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }
 
 pub fn tests() -> Vec<Trial> {
     trials![
         the_module_map_and_the_manual_match_the_tree,
         the_model_opens_nothing,
+        inspect_and_diff_print_the_model,
         every_transcript_is_checked_and_no_stale_advice_remains,
         matching_treats_dots_as_any_lines,
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],
