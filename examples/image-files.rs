@@ -1,6 +1,6 @@
 //! Lists the images of an image container (OCI layout, OCI archive,
 //! docker-archive), selects one, and resolves paths in its layered view
-//! (see `criu2core::image`):
+//! (see `criu2core::oci`):
 //!
 //! ```text
 //! cargo run --release --example image-files -- IMAGE [--ref NAME:TAG] [--hint NAME]... PATH...
@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Parser;
 
-use criu2core::image::{ImageArchive, LayerView, Options, Selector};
+use criu2core::oci::{ImageArchive, LayerView, Options, Selector};
 
 /// Resolve paths in a container image's layers.
 #[derive(Parser)]

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::image::ImageInfo;
+use crate::oci::ImageInfo;
 
 /// Container facts from a checkpoint; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

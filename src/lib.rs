@@ -30,7 +30,7 @@
 //!   range, as `criu2core grep` and `criu2core read` do.
 //! - [`batch`] converts many checkpoints into one directory, resumably,
 //!   as `criu2core convert` and `criu2core batch` do.
-//! - [`image`] reads container images (OCI layouts and archives,
+//! - [`oci`] reads container images (OCI layouts and archives,
 //!   docker-archives) and the file view their layers make.
 //! - [`Cancel`] stops any of it from another thread or a signal handler;
 //!   [`Error`] says what went wrong, naming the file and offset, and its
@@ -99,13 +99,13 @@ pub mod diff;
 mod elf;
 mod error;
 pub mod grep;
-pub mod image;
 mod input;
 pub mod inspect;
 mod join;
 mod linkmap;
 pub mod model;
 mod notes;
+pub mod oci;
 mod onepass;
 mod outdir;
 mod paths;

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 use crate::cancel::Cancel;
-use crate::image::{LayerView, Lookup, Lookups, Resolver, Step, Tree, MAX_LINKS};
 use crate::model::{display_bytes, Blob, FileStatus, Recorded};
+use crate::oci::{LayerView, Lookup, Lookups, Resolver, Step, Tree, MAX_LINKS};
 use crate::paths::{self, DotDot};
 use crate::stdext::lock;
 
@@ -76,7 +76,7 @@ impl RootFs {
     /// there is no such file, or more than 40 symbolic links on the way
     /// (then [`unresolved`](Self::unresolved) says so). An error when
     /// resolving paths has cost more than
-    /// `MAX_RESOLVE_LOOKUPS`(crate::image::MAX_RESOLVE_LOOKUPS) lookups
+    /// `MAX_RESOLVE_LOOKUPS`(crate::oci::MAX_RESOLVE_LOOKUPS) lookups
     /// ([`ErrorKind::Limit`](crate::ErrorKind::Limit)), or once cancelled.
     pub fn resolve(&self, path: impl AsRef<[u8]>) -> Result<Option<(PathBuf, u64)>> {
         let Some(full) = self.walk(path.as_ref())? else {
@@ -372,7 +372,7 @@ mod tests {
         for i in 0..200 {
             assert!(r.resolve(format!("/l0/f{i}")).unwrap().is_some());
         }
-        let spent = crate::image::MAX_RESOLVE_LOOKUPS - lookups.left();
+        let spent = crate::oci::MAX_RESOLVE_LOOKUPS - lookups.left();
         assert!(spent < 40_000, "{spent} lookups");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
         // Paths that each walk 500 directories down, each spelled anew

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::{Tar, DIR, FILE, HARDLINK, SYMLINK};
-use criu2core::image::{ImageArchive, LayerView, Options, Selector};
+use criu2core::oci::{ImageArchive, LayerView, Options, Selector};
 use criu2core::testkit::oci::{Algorithm, Digest};
 use libfuzzer_sys::fuzz_target;
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use common::{Tar, DIR, FILE, HARDLINK, SYMLINK};
-use criu2core::image::{BlobData, LayerView, Options};
+use criu2core::oci::{BlobData, LayerView, Options};
 use criu2core::testkit::oci::Layer;
 use criu2core::testkit::paths::{clean_key, RootFs};
 use libfuzzer_sys::fuzz_target;

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::{Tar, DIR, FILE, HARDLINK, SYMLINK};
-use criu2core::image::{BlobData, LayerView, Options};
+use criu2core::oci::{BlobData, LayerView, Options};
 use criu2core::testkit::oci::Layer;
 use criu2core::model::Blob;
 use criu2core::testkit::paths::{clean_key, relative, split, FileView, Sysroot};

@@ -4,7 +4,6 @@
 //! seekable writer, or `core.<pid>` in a directory through a temporary file
 //! renamed into place when complete).
 
-mod notes;
 mod segments;
 
 use std::fs::File;
@@ -19,8 +18,8 @@ pub use crate::elf::Written;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments};
 use crate::error::{fault, Error, ErrorKind};
 use crate::model::Process;
+use crate::notes::process::ProcessNotes;
 use crate::outdir::OutDir;
-use notes::ProcessNotes;
 use segments::{segments, ProcessSegments};
 
 /// What writing one core produced.

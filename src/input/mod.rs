@@ -10,7 +10,7 @@
 //! view file pages come from is made here too ([`Checkpoint::load`],
 //! [`LoadOptions`]).
 
-mod image;
+mod checkpoint_image;
 mod open_files;
 
 use std::fs;
@@ -27,13 +27,13 @@ use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Images;
 use crate::error::{fault, Error, ErrorKind};
-use crate::image::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::model::{Blob, Loaded, TreeEntry};
+use crate::oci::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::rootfs::{FileView, RootFs};
 use crate::spill::{Spill, SpillOptions};
 use crate::stdext::lock;
 
-pub use image::ImageUse;
+pub use checkpoint_image::ImageUse;
 pub(crate) use open_files::OpenFiles;
 
 /// Largest config.dump or spec.dump read: a container's description takes
@@ -94,7 +94,7 @@ pub struct Checkpoint {
     warnings: Vec<String>,
     /// How an image given to [`Checkpoint::load`] is read: where it may
     /// copy files, how much, and the cancellation it stops for.
-    image_opts: crate::image::Options,
+    image_opts: crate::oci::Options,
     /// Copies of the diff's files, where no archive holds them.
     _spill: Option<Spill>,
     /// The file views [`Checkpoint::load`] made, kept while the checkpoint
@@ -282,7 +282,7 @@ pub fn detect(path: &Path) -> Result<Option<InputKind>> {
         } else if path.join("checkpoint/pstree.img").is_file() {
             Some(InputKind::CheckpointDir)
         } else if path.join("index.json").is_file() || path.join("manifest.json").is_file() {
-            image::detect_dir(path)?
+            checkpoint_image::detect_dir(path)?
         } else {
             None
         })
@@ -436,7 +436,7 @@ pub(crate) fn open_with_sink(
         rootfs_diff,
         deleted: parts.deleted,
         warnings,
-        image_opts: image::options(opts),
+        image_opts: checkpoint_image::options(opts),
         _spill: spill,
         views: Mutex::new(Vec::new()),
     })
@@ -464,10 +464,10 @@ fn parts_of(
             // A tar with no CRIU images may be an image archive holding a
             // checkpoint image.
             Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
-                match ImageArchive::open(path, &image::options(opts)) {
+                match ImageArchive::open(path, &checkpoint_image::options(opts)) {
                     Ok(ar) => {
                         *kind = InputKind::Image(ar.format());
-                        image::open(path, &ar, opts, warnings)?
+                        checkpoint_image::open(path, &ar, opts, warnings)?
                     }
                     // An image archive that is broken says why.
                     Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => return Err(ie.into()),
@@ -478,9 +478,9 @@ fn parts_of(
             Ok(parts) => parts,
         },
         InputKind::Image(_) => {
-            let ar = ImageArchive::open(path, &image::options(opts))?;
+            let ar = ImageArchive::open(path, &checkpoint_image::options(opts))?;
             *kind = InputKind::Image(ar.format());
-            image::open(path, &ar, opts, warnings)?
+            checkpoint_image::open(path, &ar, opts, warnings)?
         }
     })
 }
@@ -546,7 +546,7 @@ struct Parts {
 
 /// The paths of a `deleted.files`, or a warning.
 fn deleted_files(data: Option<Vec<u8>>, warnings: &mut Vec<String>) -> Vec<String> {
-    match data.map(|d| crate::image::parse_deleted_files(&d)) {
+    match data.map(|d| crate::oci::parse_deleted_files(&d)) {
         None => Vec::new(),
         Some(Ok(paths)) => paths,
         Some(Err(e)) => {
@@ -755,13 +755,13 @@ impl Checkpoint {
     pub fn choose_image(&self, image: &ImageRef) -> crate::Result<ImageUse> {
         (|| -> Result<ImageUse> {
             let ar = ImageArchive::open(&image.path, &self.image_options())?;
-            let (_, used) = image::choose(&ar, image, &self.image_hints(), false)?;
+            let (_, used) = checkpoint_image::choose(&ar, image, &self.image_hints(), false)?;
             Ok(used)
         })()
         .map_err(Error::new)
     }
 
-    fn image_options(&self) -> crate::image::Options {
+    fn image_options(&self) -> crate::oci::Options {
         self.image_opts.clone()
     }
 
@@ -782,7 +782,7 @@ impl Checkpoint {
         let mut used = None;
         if let Some(img) = &opts.image {
             let ar = ImageArchive::open(&img.path, &iopts)?;
-            let (sel, u) = image::choose(&ar, img, &self.image_hints(), true)?;
+            let (sel, u) = checkpoint_image::choose(&ar, img, &self.image_hints(), true)?;
             layers = sel.layers()?;
             used = Some(u);
         }
@@ -804,7 +804,7 @@ impl Checkpoint {
         // One budget of lookups for the paths of this input, view and root.
         let lookups = match &view {
             Some(v) => v.lookups(),
-            None => crate::image::Lookups::new(&iopts.cancel),
+            None => crate::oci::Lookups::new(&iopts.cancel),
         };
         let dir = opts.root.as_ref().map(RootFs::new).transpose()?;
         let dir = dir.map(|d| d.with_lookups(lookups));

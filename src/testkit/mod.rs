@@ -74,7 +74,7 @@ pub mod paths {
 /// Container images' internals the tests and fuzz targets build or check
 /// by hand: digests, media types, layers, Podman's `deleted.files`.
 pub mod oci {
-    pub use crate::image::archive::media_type;
-    pub use crate::image::digest::{Algorithm, Digest};
-    pub use crate::image::layers::{parse_deleted_files, Layer};
+    pub use crate::oci::archive::media_type;
+    pub use crate::oci::digest::{Algorithm, Digest};
+    pub use crate::oci::layers::{parse_deleted_files, Layer};
 }

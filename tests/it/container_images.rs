@@ -9,11 +9,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use criu2core::image::{
+use criu2core::model::Blob;
+use criu2core::oci::{
     ArchiveFormat, BlobData, CheckpointImage, ImageArchive, ImageKind, LayerView, Options,
     Selection, Selector,
 };
-use criu2core::model::Blob;
 use criu2core::testkit::oci::{media_type, Digest};
 use criu2core::Compression;
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Opening an image container (OCI layout directory, OCI archive,
 //! docker-archive), walking it to its images, and selecting one (see the
-//! module documentation of [`crate::image`]).
+//! module documentation of [`crate::oci`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

@@ -1,6 +1,6 @@
 //! Image references (`NAME[:TAG][@DIGEST]`, image IDs) and how they match
 //! the names an archive gives its images (the rule is in the module
-//! documentation of [`crate::image`]).
+//! documentation of [`crate::oci`]).
 
 use super::digest::Digest;
 
@@ -130,7 +130,7 @@ pub(crate) fn matches(text: &str, names: &[String], digests: &[&Digest]) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::digest::Algorithm;
+    use crate::oci::digest::Algorithm;
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

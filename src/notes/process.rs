@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 
+use super::{nt, FileMapping, Note, PrPsInfo, PrStatus};
 use crate::arch;
 use crate::elf;
 use crate::model::{Process, ProcessState};
-use crate::notes::{self, nt, FileMapping, Note, PrPsInfo, PrStatus};
+use crate::notes;
 
 /// The notes of a process's core, in the kernel's order: each thread's
 /// NT_PRSTATUS; after the first one NT_PRPSINFO, NT_SIGINFO, NT_AUXV and

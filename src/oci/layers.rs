@@ -1,5 +1,5 @@
 //! The file view an ordered list of tar layers makes (see the module
-//! documentation of [`crate::image`] for the rules and limits).
+//! documentation of [`crate::oci`] for the rules and limits).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -1165,7 +1165,7 @@ mod tests {
             assert!(v.resolve(n.as_str()).unwrap().is_some(), "{n}");
         }
         // 9 million lookups without remembering where links lead.
-        let spent = crate::image::MAX_RESOLVE_LOOKUPS - v.lookups().left();
+        let spent = crate::oci::MAX_RESOLVE_LOOKUPS - v.lookups().left();
         assert!(spent < 40_000, "{spent} lookups");
         assert!(start.elapsed() < std::time::Duration::from_secs(3));
         // Cancelled, it stops.
@@ -1380,7 +1380,7 @@ mod tests {
         let tar = build(&[(b"f", F, b"contents"), (b"g", F, b"more")]);
         let gz = gzip(&tar);
         let zst = zstd::encode_all(&tar[..], 3).unwrap();
-        let sha = |b: &[u8]| Digest::of(crate::image::digest::Algorithm::Sha256, b);
+        let sha = |b: &[u8]| Digest::of(crate::oci::digest::Algorithm::Sha256, b);
         for (name, bytes) in [("plain", &tar), ("gzip", &gz), ("zstd", &zst)] {
             let layer = Layer::new(name, BlobData::Memory(bytes.clone().into()))
                 .expect(Expect {

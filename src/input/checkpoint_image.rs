@@ -43,12 +43,12 @@ use super::{
 use crate::archive::ArchiveStore;
 use crate::container::ContainerInfo;
 use crate::error::{fault, ErrorKind};
-use crate::image::{
+use crate::input::ImageRef;
+use crate::model::Blob;
+use crate::oci::{
     media_type, BlobData, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind,
     SelectedImage, Selection, Selector,
 };
-use crate::input::ImageRef;
-use crate::model::Blob;
 
 /// `google.protobuf.Any`, as containerd stores a checkpoint's spec.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -67,8 +67,8 @@ fn is_layer(mt: &str) -> bool {
 }
 
 /// How images are read for a checkpoint opened with `opts`.
-pub(super) fn options(opts: &OpenOptions) -> crate::image::Options {
-    let mut o = crate::image::Options::default();
+pub(super) fn options(opts: &OpenOptions) -> crate::oci::Options {
+    let mut o = crate::oci::Options::default();
     o.spill.clone_from(&opts.spill);
     o.cancel = opts.cancel.clone();
     o
@@ -80,7 +80,7 @@ pub(super) fn options(opts: &OpenOptions) -> crate::image::Options {
 /// (it has `oci-layout`) that cannot be read is an error saying why;
 /// any other unreadable directory is no checkpoint.
 pub(super) fn detect_dir(dir: &Path) -> Result<Option<InputKind>> {
-    match ImageArchive::open(dir, &crate::image::Options::default()) {
+    match ImageArchive::open(dir, &crate::oci::Options::default()) {
         Ok(ar) => Ok(checkpoint_in(&ar)),
         Err(e) if dir.join("oci-layout").is_file() => Err(e.into()),
         Err(_) => Ok(None),

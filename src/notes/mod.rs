@@ -1,7 +1,10 @@
 //! ELF core notes that every Linux architecture shares (NT_PRSTATUS,
 //! NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE), laid out as the kernel's
 //! `fs/binfmt_elf.c` writes them for a given word size and byte order.
-//! Register contents come from the architecture modules.
+//! Register contents come from the architecture modules; which notes a
+//! process's core has, and in which order, is [`process`].
+
+pub(crate) mod process;
 
 /// Note type numbers (from the kernel's include/uapi/linux/elf.h).
 pub mod nt {
