@@ -106,7 +106,6 @@ mod linkmap;
 pub mod model;
 mod notes;
 pub mod oci;
-mod onepass;
 mod outdir;
 mod paths;
 pub mod read;

@@ -138,7 +138,7 @@ impl Listener for () {}
 
 /// Opens the checkpoint at `path` and writes its processes' cores into
 /// `out_dir`: a compressed checkpoint archive in one pass
-/// ([`crate::onepass`]), any other input opened, then converted. Once it
+/// ([`super::onepass`]), any other input opened, then converted. Once it
 /// is read, `s` gets its process count and warnings and `listener` hears
 /// the warnings; then `listener` hears of each process as it is done. A
 /// process that fails does not stop the others; an error that concerns
@@ -191,7 +191,7 @@ fn open_and_convert_unguarded(
                 Compression::Gzip | Compression::Zstd
             )))
         );
-    let mut pass = one_pass.then(|| crate::onepass::OnePass::new(out_dir, opts));
+    let mut pass = one_pass.then(|| super::onepass::OnePass::new(out_dir, opts));
     let ckpt = input::open_with_sink(
         path,
         &opts.open_options(),

@@ -30,6 +30,7 @@ mod convert;
 pub(crate) mod find;
 mod job;
 mod lock;
+mod onepass;
 pub(crate) mod naming;
 mod record;
 mod shard;
