@@ -12,6 +12,10 @@
 //! [`OVERLAP`] bytes long, and none spans two runs (a hole, an unmapped gap
 //! or another mapping between). `filesize`, `uint32(...)` and modules that
 //! parse a whole file are undefined in this mode.
+//!
+//! The bytes CRIU saved in a process's socket, pipe and FIFO queues are
+//! scanned each queue on its own, as a file ([`scan_bytes`]): offsets are
+//! from the queue's start and `filesize` is its length.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -337,9 +341,9 @@ mod tests {
         };
         for chunk in data.chunks(CHUNK) {
             f.buf.extend_from_slice(chunk);
-            f.after_read().unwrap();
+            let _ = f.after_read().unwrap();
         }
-        f.end_run().unwrap();
+        let _ = f.end_run().unwrap();
         let results = scanner.finish().unwrap();
         let mut out = Vec::new();
         for r in results.matching_rules() {
