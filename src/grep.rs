@@ -21,14 +21,14 @@ use serde::Serialize;
 
 use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
-use crate::criu::fds::{FileObject, FileTables, OpenFile};
+use crate::criu::fds::{FileObject, FileTables, OpenFile, QueuedData};
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
 use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileView;
-use crate::search::{self, mapping_path, Filter, Kind, Match, Pattern, SearchOptions};
+use crate::search::{self, mapping_path, Filter, Match, Pattern, SearchOptions};
 use crate::spill::SpillOptions;
 use crate::stdext::lock;
 use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
@@ -419,11 +419,7 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
         false => None,
         true => input.file_view(&load)?.map(|(v, _)| v),
     };
-    #[cfg(feature = "yara")]
-    let rules = opts.rules.is_some();
-    #[cfg(not(feature = "yara"))]
-    let rules = false;
-    let tables = (!opts.memory_only && !rules)
+    let tables = (!opts.memory_only)
         .then(|| FileTables::load(&**input.images.store()).map_err(|e| format!("{e:#}")));
     Ok(Opened {
         name: input.path().display().to_string(),
@@ -496,7 +492,7 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     };
     #[cfg(feature = "yara")]
     if let Some(rules) = &opts.rules {
-        return yara_one(&who, &p, rules, opts, sink);
+        return yara_one(opened, &who, &p, rules, opts, sink);
     }
     let sopts = SearchOptions {
         context: if opts.mode == Mode::Matches {
@@ -514,7 +510,7 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     let searched =
         search::search_process(&p, &opts.pattern, &opts.filter, &sopts, &mut |m, hit| {
             if opts.mode == Mode::Matches {
-                if let Err(e) = sink.push(&format_match(&who, &p, m, &hit, opts)) {
+                if let Err(e) = sink.push(&format_match(&who, m, &hit, opts)) {
                     err = Some(e);
                     return Ok(ControlFlow::Break(()));
                 }
@@ -540,6 +536,33 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     Ok(())
 }
 
+/// Each queue CRIU saved for the process's descriptors, in descriptor
+/// order, to `each` until it breaks.
+fn each_queue(
+    opened: &Opened,
+    who: &Who<'_>,
+    p: &Process,
+    each: &mut dyn FnMut(&OpenFile, QueuedData) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let tables = match &opened.tables {
+        None => return Ok(()),
+        Some(Err(e)) => bail!("queues: {e}"),
+        Some(Ok(t)) => t,
+    };
+    let store = opened.input.images.store();
+    let files = tables
+        .process(&**store, who.pid, p.arch.big_endian())
+        .context("queues")?;
+    for f in &files.fds {
+        for q in tables.queued_data(&**store, f).context("queues")? {
+            if each(f, q)?.is_break() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Searches the bytes CRIU saved in the queues of the process's
 /// descriptors; returns the matches (each printed as `opts` say).
 fn search_queues(
@@ -549,46 +572,36 @@ fn search_queues(
     opts: &GrepOptions,
     sink: &mut Sink,
 ) -> Result<u64> {
-    let tables = match &opened.tables {
-        None => return Ok(0),
-        Some(Err(e)) => bail!("queues: {e}"),
-        Some(Ok(t)) => t,
-    };
-    let store = opened.input.images.store();
-    let files = tables
-        .process(&**store, who.pid, p.arch.big_endian())
-        .context("queues")?;
     let mut n = 0u64;
     let limit = match opts.mode {
         Mode::List => Some(1),
         _ => opts.max_count,
     };
-    for f in &files.fds {
-        for q in tables.queued_data(&**store, f).context("queues")? {
-            let mut err = None;
-            let context = if opts.mode == Mode::Matches {
-                opts.context
-            } else {
-                0
-            };
-            search::search_bytes(&opts.pattern, &q.data, context, &opts.cancel, &mut |hit| {
-                if limit.is_some_and(|l| n >= l) {
+    let context = match opts.mode {
+        Mode::Matches => opts.context,
+        _ => 0,
+    };
+    each_queue(opened, who, p, &mut |f, q| {
+        let mut err = None;
+        search::search_bytes(&opts.pattern, &q.data, context, &opts.cancel, &mut |hit| {
+            if limit.is_some_and(|l| n >= l) {
+                return Ok(ControlFlow::Break(()));
+            }
+            n += 1;
+            if opts.mode == Mode::Matches {
+                if let Err(e) = sink.push(&format_queue_match(who, f, q.source, &hit, opts)) {
+                    err = Some(e);
                     return Ok(ControlFlow::Break(()));
                 }
-                n += 1;
-                if opts.mode == Mode::Matches {
-                    if let Err(e) = sink.push(&format_queue_match(who, f, q.source, &hit, opts)) {
-                        err = Some(e);
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
-                Ok(ControlFlow::Continue(()))
-            })?;
-            if let Some(e) = err {
-                return Err(e);
             }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        match err {
+            Some(e) => Err(e),
+            None if limit.is_some_and(|l| n >= l) => Ok(ControlFlow::Break(())),
+            None => Ok(ControlFlow::Continue(())),
         }
-    }
+    })?;
     Ok(n)
 }
 
@@ -667,35 +680,16 @@ fn format_queue_match(
             after: escape_invalid_utf8(&hit.after).into_owned(),
             after_hex: hex(&hit.after),
         };
-        return json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned()
-            + "\n";
+        return json_line(&j);
     }
-    let mut line = format!(
-        "{}: pid {} ({}) fd {} {source} [{}] +{:#x}",
-        escape_bytes(who.input.as_bytes()),
-        who.pid,
-        escape_bytes(who.comm),
+    let line = format!(
+        "{} fd {} {source} [{}] +{:#x}",
+        who_text(who),
         f.fd,
         escape_bytes(&object),
         hit.addr,
     );
-    if opts.format == Format::Hexdump {
-        line.push_str(":\n");
-        let mut h = Hexdump::new(hit.addr - hit.before.len() as u64, "  ");
-        h.feed(&hit.before, &mut line);
-        h.feed(&hit.bytes, &mut line);
-        h.feed(&hit.after, &mut line);
-        h.finish(&mut line);
-        return line;
-    }
-    let _ = writeln!(
-        line,
-        ": {}{}{}",
-        escape_bytes(&hit.before),
-        escape_bytes(&hit.bytes),
-        escape_bytes(&hit.after)
-    );
-    line
+    match_body(line, hit, opts)
 }
 
 /// Whose memory it is.
@@ -705,55 +699,10 @@ struct Who<'a> {
     comm: &'a [u8],
 }
 
-/// `rw-p` as /proc/PID/maps shows a mapping's protection.
-#[cfg(feature = "yara")]
-fn prot_text(m: &Mapping) -> String {
-    let p = m.prot;
-    format!(
-        "{}{}{}{}",
-        if p.read { 'r' } else { '-' },
-        if p.write { 'w' } else { '-' },
-        if p.exec { 'x' } else { '-' },
-        if m.shared { 's' } else { 'p' }
-    )
-}
-
-/// A mapping as the JSON Lines show it.
-#[cfg(feature = "yara")]
-#[derive(Serialize)]
-pub(crate) struct MappingJson {
-    start: u64,
-    end: u64,
-    prot: String,
-    kind: &'static str,
-    path: Option<Bytes>,
-    offset: Option<u64>,
-}
-
-#[cfg(feature = "yara")]
-impl MappingJson {
-    fn of(m: &Mapping) -> MappingJson {
-        MappingJson {
-            start: m.start,
-            end: m.end,
-            prot: prot_text(m),
-            kind: Kind::of(m.kind).name(),
-            path: mapping_path(m).map(|p| Bytes(p.to_vec())),
-            offset: m.file.as_ref().map(|f| f.offset),
-        }
-    }
-}
-
 /// `[start-end prot kind path +offset]`: where `addr` lies.
-#[cfg(feature = "yara")]
 fn mapping_text(m: &Mapping, addr: u64) -> String {
-    let mut s = format!(
-        "[{:x}-{:x} {} {}",
-        m.start,
-        m.end,
-        prot_text(m),
-        Kind::of(m.kind).name()
-    );
+    let info = MappingInfo::of(m);
+    let mut s = format!("[{:x}-{:x} {} {}", m.start, m.end, info.prot, info.kind);
     if let (Some(path), Some(f)) = (mapping_path(m), m.file.as_ref()) {
         let _ = write!(
             s,
@@ -767,90 +716,165 @@ fn mapping_text(m: &Mapping, addr: u64) -> String {
 }
 
 /// A JSON line, escaped for a terminal.
-#[cfg(feature = "yara")]
 fn json_line<T: Serialize>(v: &T) -> String {
     json_for_terminal(&serde_json::to_string(v).unwrap_or_default()).into_owned() + "\n"
 }
 
-/// Runs YARA rules over one process and prints what matched.
+/// The rules that matched one descriptor's queue.
+#[cfg(feature = "yara")]
+struct QueueHits {
+    fd: u32,
+    source: &'static str,
+    /// What the descriptor is ([`queue_object`]).
+    object: Vec<u8>,
+    hits: Vec<crate::yara::RuleHit>,
+}
+
+/// Runs YARA rules over the queues CRIU saved for the process's
+/// descriptors, each queue on its own.
+#[cfg(feature = "yara")]
+fn yara_queues(
+    opened: &Opened,
+    who: &Who<'_>,
+    p: &Process,
+    rules: &crate::yara::Rules,
+    opts: &GrepOptions,
+) -> Result<Vec<QueueHits>> {
+    let mut out = Vec::new();
+    each_queue(opened, who, p, &mut |f, q| {
+        opts.cancel.check()?;
+        let hits = crate::yara::scan_bytes(rules, &q.data)?;
+        if !hits.is_empty() {
+            out.push(QueueHits {
+                fd: f.fd,
+                source: q.source,
+                object: queue_object(f),
+                hits,
+            });
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// Runs YARA rules over one process (its memory, then its queues) and
+/// prints what matched.
 #[cfg(feature = "yara")]
 fn yara_one(
+    opened: &Opened,
     who: &Who<'_>,
     p: &Process,
     rules: &crate::yara::Rules,
     opts: &GrepOptions,
     sink: &mut Sink,
 ) -> Result<()> {
-    use crate::yara::{CountJson, SCHEMA};
     let hits = crate::yara::scan_process(p, rules, &opts.filter, &opts.cancel)?;
-    let head = format!(
+    let queues = yara_queues(opened, who, p, rules, opts)?;
+    let matched = hits.len() + queues.iter().map(|q| q.hits.len()).sum::<usize>();
+    let found = match opts.mode {
+        Mode::List => {
+            if matched > 0 {
+                sink.push(&yara_count_line(who, None, opts))?;
+            }
+            u64::from(matched > 0)
+        }
+        Mode::Count => {
+            for (rule, n) in yara_counts(&hits, &queues) {
+                sink.push(&yara_count_line(who, Some((rule, n)), opts))?;
+            }
+            matched as u64
+        }
+        Mode::Matches => {
+            let at = YaraAt::Memory(p);
+            for h in &hits {
+                yara_rule_lines(who, &at, h, opts, sink)?;
+            }
+            for q in &queues {
+                for h in &q.hits {
+                    yara_rule_lines(who, &YaraAt::Queue(q), h, opts, sink)?;
+                }
+            }
+            matched as u64
+        }
+    };
+    sink.flush();
+    let _ = sink.tx.send(Piece::Found(found));
+    Ok(())
+}
+
+/// The string matches of each rule that matched, in memory and queues
+/// together, the rules in the order they first matched.
+#[cfg(feature = "yara")]
+fn yara_counts<'a>(
+    hits: &'a [crate::yara::RuleHit],
+    queues: &'a [QueueHits],
+) -> Vec<(&'a str, u64)> {
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    let all = hits.iter().chain(queues.iter().flat_map(|q| q.hits.iter()));
+    for h in all {
+        let n = h.strings.len() as u64;
+        match counts.iter_mut().find(|(r, _)| *r == h.rule) {
+            Some((_, c)) => *c += n,
+            None => counts.push((&h.rule, n)),
+        }
+    }
+    counts
+}
+
+/// A line of `yara -c` (a rule and its count) or `-l`.
+#[cfg(feature = "yara")]
+fn yara_count_line(who: &Who<'_>, count: Option<(&str, u64)>, opts: &GrepOptions) -> String {
+    if opts.format == Format::Json {
+        return json_line(&crate::yara::CountJson {
+            schema: crate::yara::SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            rule: count.map(|(r, _)| r),
+            count: count.map(|(_, n)| n),
+        });
+    }
+    let head = who_text(who);
+    match count {
+        Some((rule, n)) => format!("{head} {}: {n}\n", escape_bytes(rule.as_bytes())),
+        None => head + "\n",
+    }
+}
+
+/// `input: pid N (comm)`, escaped.
+fn who_text(who: &Who<'_>) -> String {
+    format!(
         "{}: pid {} ({})",
         escape_bytes(who.input.as_bytes()),
         who.pid,
         escape_bytes(who.comm)
-    );
-    fn count_json<'a>(who: &Who<'a>, rule: Option<&'a str>, count: Option<u64>) -> CountJson<'a> {
-        CountJson {
-            schema: SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            rule,
-            count,
-        }
-    }
-    let count = |rule, n| count_json(who, rule, n);
-    let json = opts.format == Format::Json;
-    match opts.mode {
-        Mode::List if !hits.is_empty() => sink.push(&match json {
-            true => json_line(&count(None, None)),
-            false => head.clone() + "\n",
-        })?,
-        Mode::List => {}
-        Mode::Count => {
-            for h in &hits {
-                let n = h.strings.len() as u64;
-                sink.push(&match json {
-                    true => json_line(&count(Some(&h.rule), Some(n))),
-                    false => format!("{head} {}: {n}\n", escape_bytes(h.rule.as_bytes())),
-                })?;
-            }
-        }
-        Mode::Matches => {
-            for h in &hits {
-                yara_rule_lines(who, &head, p, h, opts, sink)?;
-            }
-        }
-    }
-    sink.flush();
-    let _ = sink.tx.send(Piece::Found(match opts.mode {
-        Mode::List => u64::from(!hits.is_empty()),
-        _ => hits.len() as u64,
-    }));
-    Ok(())
+    )
 }
 
-/// The lines of one rule that matched: one per string match, or one for
-/// the rule if it matched without any.
+/// Where a rule's string matches are: a process's memory, or a queue.
 #[cfg(feature = "yara")]
-fn yara_rule_lines(
-    who: &Who<'_>,
-    head: &str,
-    p: &Process,
-    h: &crate::yara::RuleHit,
-    opts: &GrepOptions,
-    sink: &mut Sink,
-) -> Result<()> {
-    use crate::yara::{mapping_at, HitJson, RuleHit, StringHit, SCHEMA};
-    fn hit_json<'a>(
-        who: &Who<'a>,
-        p: &Process,
-        h: &'a RuleHit,
+enum YaraAt<'a> {
+    Memory(&'a Process),
+    Queue(&'a QueueHits),
+}
+
+#[cfg(feature = "yara")]
+impl YaraAt<'_> {
+    /// The JSON line of a rule that matched, with one of its string
+    /// matches or none.
+    fn json(
+        &self,
+        who: &Who<'_>,
+        h: &crate::yara::RuleHit,
         meta: bool,
-        s: Option<&'a StringHit>,
-    ) -> HitJson<'a> {
-        HitJson {
-            schema: SCHEMA,
+        s: Option<&crate::yara::StringHit>,
+    ) -> String {
+        let (queue, p) = match self {
+            YaraAt::Memory(p) => (None, Some(*p)),
+            YaraAt::Queue(q) => (Some(*q), None),
+        };
+        json_line(&crate::yara::HitJson {
+            schema: crate::yara::SCHEMA,
             input: who.input,
             pid: who.pid,
             comm: Bytes(who.comm.to_vec()),
@@ -859,14 +883,61 @@ fn yara_rule_lines(
             tags: &h.tags,
             meta: meta.then_some(&h.meta),
             string: s.map(|s| s.id.as_str()),
-            address: s.map(|s| s.addr),
+            fd: queue.map(|q| q.fd),
+            source: queue.map(|q| q.source),
+            object: queue.map(|q| Bytes(q.object.clone())),
+            offset: s.filter(|_| queue.is_some()).map(|s| s.addr),
+            address: s.filter(|_| p.is_some()).map(|s| s.addr),
             length: s.map(|s| s.bytes.len()),
-            mapping: s.and_then(|s| mapping_at(p, s.addr)).map(MappingJson::of),
+            mapping: p
+                .zip(s)
+                .and_then(|(p, s)| crate::yara::mapping_at(p, s.addr))
+                .map(MappingInfo::of),
             text: s.map(|s| escape_invalid_utf8(&s.bytes).into_owned()),
             match_hex: s.map(|s| hex(&s.bytes)),
+        })
+    }
+
+    /// Where a string match is, in a text line: `0xADDR [mapping]`, or
+    /// `fd N source [object] +0xOFFSET`; for a rule without string
+    /// matches, nothing in memory and the queue in a queue.
+    fn text(&self, s: Option<&crate::yara::StringHit>) -> String {
+        match (self, s) {
+            (YaraAt::Memory(p), Some(s)) => {
+                let m = crate::yara::mapping_at(p, s.addr).map(|m| mapping_text(m, s.addr));
+                format!(" {:#x} {}", s.addr, m.unwrap_or_default())
+            }
+            (YaraAt::Memory(_), None) => String::new(),
+            (YaraAt::Queue(q), s) => {
+                let mut t = format!(" fd {} {} [{}]", q.fd, q.source, escape_bytes(&q.object));
+                if let Some(s) = s {
+                    let _ = write!(t, " +{:#x}", s.addr);
+                }
+                t
+            }
         }
     }
-    let hit = |s| hit_json(who, p, h, opts.meta, s);
+}
+
+/// The lines of one rule that matched: one per string match, or one for
+/// the rule if it matched without any.
+#[cfg(feature = "yara")]
+fn yara_rule_lines(
+    who: &Who<'_>,
+    at: &YaraAt<'_>,
+    h: &crate::yara::RuleHit,
+    opts: &GrepOptions,
+    sink: &mut Sink,
+) -> Result<()> {
+    if opts.format == Format::Json {
+        if h.strings.is_empty() {
+            sink.push(&at.json(who, h, opts.meta, None))?;
+        }
+        for s in &h.strings {
+            sink.push(&at.json(who, h, opts.meta, Some(s)))?;
+        }
+        return Ok(());
+    }
     let mut rule = format!("{}:{}", h.namespace, h.rule);
     if !h.tags.is_empty() {
         let _ = write!(rule, " [{}]", h.tags.join(","));
@@ -874,26 +945,15 @@ fn yara_rule_lines(
     if opts.meta {
         let _ = write!(rule, " {}", h.meta);
     }
-    let rule = escape_bytes(rule.as_bytes());
-    if opts.format == Format::Json {
-        if h.strings.is_empty() {
-            sink.push(&json_line(&hit(None)))?;
-        }
-        for s in &h.strings {
-            sink.push(&json_line(&hit(Some(s))))?;
-        }
-        return Ok(());
-    }
+    let head = format!("{} {}", who_text(who), escape_bytes(rule.as_bytes()));
     if h.strings.is_empty() {
-        sink.push(&format!("{head} {rule}\n"))?;
+        sink.push(&format!("{head}{}\n", at.text(None)))?;
     }
     for s in &h.strings {
-        let m = mapping_at(p, s.addr).map(|m| mapping_text(m, s.addr));
         sink.push(&format!(
-            "{head} {rule} {} {:#x} {}: {}\n",
+            "{head} {}{}: {}\n",
             escape_bytes(s.id.as_bytes()),
-            s.addr,
-            m.unwrap_or_default(),
+            at.text(Some(s)),
             escape_bytes(&s.bytes)
         ))?;
     }
@@ -947,113 +1007,82 @@ fn match_text(hit: &Match) -> String {
     }
 }
 
-fn format_match(
-    who: &Who<'_>,
-    p: &Process,
-    m: &Mapping,
-    hit: &Match,
-    opts: &GrepOptions,
-) -> String {
-    let _ = p;
-    let path = mapping_path(m);
-    let file_offset = m.file.as_ref().map(|f| f.offset + (hit.addr - m.start));
+fn format_match(who: &Who<'_>, m: &Mapping, hit: &Match, opts: &GrepOptions) -> String {
     match opts.format {
-        Format::Json => {
-            let j = MatchJson {
-                schema: SCHEMA,
-                input: who.input,
-                pid: who.pid,
-                comm: Bytes(who.comm.to_vec()),
-                address: hit.addr,
-                length: hit.bytes.len(),
-                mapping: MappingInfo::of(m),
-                text: match_text(hit),
-                match_hex: hex(&hit.bytes),
-                utf16: hit.utf16,
-                pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
-                before: escape_invalid_utf8(&hit.before).into_owned(),
-                before_hex: hex(&hit.before),
-                after: escape_invalid_utf8(&hit.after).into_owned(),
-                after_hex: hex(&hit.after),
-            };
-            let line = serde_json::to_string(&j).unwrap_or_default();
-            json_for_terminal(&line).into_owned() + "\n"
-        }
+        Format::Json => json_line(&MatchJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            address: hit.addr,
+            length: hit.bytes.len(),
+            mapping: MappingInfo::of(m),
+            text: match_text(hit),
+            match_hex: hex(&hit.bytes),
+            utf16: hit.utf16,
+            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
+            before: escape_invalid_utf8(&hit.before).into_owned(),
+            before_hex: hex(&hit.before),
+            after: escape_invalid_utf8(&hit.after).into_owned(),
+            after_hex: hex(&hit.after),
+        }),
         Format::Text | Format::Hexdump => {
-            let mut line = format!(
-                "{}: pid {} ({}) {:#x} [{:x}-{:x} {} {}",
-                escape_bytes(who.input.as_bytes()),
-                who.pid,
-                escape_bytes(who.comm),
+            let line = format!(
+                "{} {:#x} {}",
+                who_text(who),
                 hit.addr,
-                m.start,
-                m.end,
-                MappingInfo::of(m).prot,
-                Kind::of(m.kind).name(),
+                mapping_text(m, hit.addr)
             );
-            if let (Some(path), Some(off)) = (path, file_offset) {
-                let _ = write!(line, " {} +{off:#x}", escape_bytes(path));
-            }
-            line.push(']');
-            if opts.format == Format::Hexdump {
-                line.push_str(":\n");
-                let start = hit.addr - hit.before.len() as u64;
-                let mut h = Hexdump::new(start, "  ");
-                h.feed(&hit.before, &mut line);
-                h.feed(&hit.bytes, &mut line);
-                h.feed(&hit.after, &mut line);
-                h.finish(&mut line);
-                return line;
-            }
-            let (on, off) = if opts.color {
-                ("\x1b[1;31m", "\x1b[0m")
-            } else {
-                ("", "")
-            };
-            // A UTF-16 match shows decoded, and says so at the end.
-            let (shown, note) = if hit.utf16 {
-                (
-                    crate::text::escape(&match_text(hit)).into_owned(),
-                    " (UTF-16LE)",
-                )
-            } else {
-                (escape_bytes(&hit.bytes).into_owned(), "")
-            };
-            let _ = writeln!(
-                line,
-                ": {}{on}{shown}{off}{}{note}",
-                escape_bytes(&hit.before),
-                escape_bytes(&hit.after)
-            );
-            line
+            match_body(line, hit, opts)
         }
     }
 }
 
+/// `line` (where the match is), then the match: a hex dump of it and its
+/// context, or `: before match after` with the match coloured.
+fn match_body(mut line: String, hit: &Match, opts: &GrepOptions) -> String {
+    if opts.format == Format::Hexdump {
+        line.push_str(":\n");
+        let mut h = Hexdump::new(hit.addr - hit.before.len() as u64, "  ");
+        h.feed(&hit.before, &mut line);
+        h.feed(&hit.bytes, &mut line);
+        h.feed(&hit.after, &mut line);
+        h.finish(&mut line);
+        return line;
+    }
+    let (on, off) = if opts.color {
+        ("\x1b[1;31m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    // A UTF-16 match shows decoded, and says so at the end.
+    let (shown, note) = if hit.utf16 {
+        (
+            crate::text::escape(&match_text(hit)).into_owned(),
+            " (UTF-16LE)",
+        )
+    } else {
+        (escape_bytes(&hit.bytes).into_owned(), "")
+    };
+    let _ = writeln!(
+        line,
+        ": {}{on}{shown}{off}{}{note}",
+        escape_bytes(&hit.before),
+        escape_bytes(&hit.after)
+    );
+    line
+}
+
 fn format_count(who: &Who<'_>, count: u64, opts: &GrepOptions) -> String {
-    match opts.format {
-        Format::Json => {
-            let j = CountJson {
-                schema: SCHEMA,
-                input: who.input,
-                pid: who.pid,
-                comm: Bytes(who.comm.to_vec()),
-                count,
-            };
-            json_for_terminal(&serde_json::to_string(&j).unwrap_or_default()).into_owned() + "\n"
-        }
-        Format::Text | Format::Hexdump => {
-            let head = format!(
-                "{}: pid {} ({})",
-                escape_bytes(who.input.as_bytes()),
-                who.pid,
-                escape_bytes(who.comm)
-            );
-            if opts.mode == Mode::Count {
-                format!("{head}: {count}\n")
-            } else {
-                head + "\n"
-            }
-        }
+    match (opts.format, opts.mode) {
+        (Format::Json, _) => json_line(&CountJson {
+            schema: SCHEMA,
+            input: who.input,
+            pid: who.pid,
+            comm: Bytes(who.comm.to_vec()),
+            count,
+        }),
+        (_, Mode::Count) => format!("{}: {count}\n", who_text(who)),
+        _ => who_text(who) + "\n",
     }
 }

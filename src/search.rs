@@ -913,59 +913,57 @@ impl Window<'_> {
 /// Searches the memory of `p` for `pattern` in the mappings `filter`
 /// accepts, calling `found` with each match in address order until it
 /// breaks or [`SearchOptions::max_matches`] are reported.
-pub(crate) fn search_process(
+/// What reads a process's memory run by run ([`read_runs`]): the bytes of
+/// each run of dumped pages come in order, appended to [`RunReader::buf`]
+/// in chunks of at most [`CHUNK`] bytes; a run ends where a hole, unknown
+/// bytes, an unmapped gap or another mapping comes between.
+pub(crate) trait RunReader {
+    /// Whether the current run, if any, goes on at `addr` of mapping `mi`.
+    fn continues(&self, mi: usize, addr: u64) -> bool;
+    /// The current run, if any, ends.
+    fn end_run(&mut self) -> Result<ControlFlow<()>>;
+    /// A run begins at `addr` of mapping `mi`.
+    fn begin(&mut self, mi: usize, addr: u64);
+    /// Where the bytes go.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Bytes were appended to [`RunReader::buf`].
+    fn after_read(&mut self) -> Result<ControlFlow<()>>;
+}
+
+/// Reads the dumped pages of `p` in the mappings and addresses `filter`
+/// accepts, front to back, into `r`; returns the bytes read, and whether
+/// `r` stopped it. The current run is not ended at the end: that is `r`'s.
+pub(crate) fn read_runs(
     p: &Process,
-    pattern: &Pattern,
     filter: &Filter,
-    opts: &SearchOptions,
-    found: &mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
-) -> Result<Searched> {
-    if opts.context > MAX_CONTEXT {
-        bail!(
-            "-C {} is more context than {MAX_CONTEXT} bytes",
-            opts.context
-        );
-    }
-    let mut stats = Searched::default();
-    if opts.max_matches == Some(0) {
-        return Ok(stats);
-    }
+    cancel: &Cancel,
+    r: &mut dyn RunReader,
+) -> Result<(u64, bool)> {
     let wanted: Vec<bool> = p.mappings.iter().map(|m| filter.accepts(m)).collect();
     let Some(first) = wanted.iter().position(|&w| w) else {
-        return Ok(stats);
+        return Ok((0, false));
     };
     let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
     let mut files: HashMap<usize, BlobFile> = HashMap::new();
-    let mut win = Window::new(pattern, opts.context, &opts.cancel);
-    let mut stopped = false;
-    let mut report = |m: Match, stats: &mut Searched| -> Result<ControlFlow<()>> {
-        let mapping = &p.mappings[m.mapping];
-        stats.matches += 1;
-        let flow = found(mapping, m)?;
-        if opts.max_matches.is_some_and(|n| stats.matches >= n) {
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(flow)
+    let (mut bytes, mut stopped) = (0u64, false);
+    let mut stop = |flow: ControlFlow<()>| {
+        stopped |= flow.is_break();
+        flow
     };
     p.walk_runs(first, &mut |mi, _m, at, run| {
         let (s, e) = (at.max(lo), (at + run.len).min(hi));
         let PageSource::Blob { blob, offset } = run.source else {
-            // A hole, unknown contents or another mapping ends a window.
-            if win.open && win.scan(true, &mut |m| report(m, &mut stats))?.is_break() {
-                stopped = true;
-                return Ok(ControlFlow::Break(()));
-            }
-            return Ok(ControlFlow::Continue(()));
+            // A hole, unknown contents or another mapping ends a run.
+            return Ok(stop(r.end_run()?));
         };
         if !wanted[mi] || s >= e {
             return Ok(ControlFlow::Continue(()));
         }
-        if !win.continues(mi, s) {
-            if win.open && win.scan(true, &mut |m| report(m, &mut stats))?.is_break() {
-                stopped = true;
+        if !r.continues(mi, s) {
+            if stop(r.end_run()?).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
-            win.begin(mi, s);
+            r.begin(mi, s);
         }
         let b = p
             .blobs
@@ -979,32 +977,108 @@ pub(crate) fn search_process(
         };
         let mut pos = s;
         while pos < e {
-            opts.cancel.check()?;
+            cancel.check()?;
             let n = (e - pos).min(CHUNK as u64) as usize;
-            let at_file = b.offset + offset + (pos - at);
-            let old = win.buf.len();
-            win.buf.resize(old + n, 0);
-            f.read_exact_at(&mut win.buf[old..], at_file)
+            let in_blob = offset + (pos - at);
+            let buf = r.buf();
+            let old = buf.len();
+            buf.resize(old + n, 0);
+            f.read_exact_at(&mut buf[old..], b.offset + in_blob)
                 .with_context(|| {
-                    format!(
-                        "{}: cannot read {n} bytes at offset {}",
-                        b.label,
-                        offset + (pos - at)
-                    )
+                    format!("{}: cannot read {n} bytes at offset {in_blob}", b.label)
                 })?;
-            stats.bytes += n as u64;
+            bytes += n as u64;
             pos += n as u64;
-            if win.scan(false, &mut |m| report(m, &mut stats))?.is_break() {
-                stopped = true;
+            if stop(r.after_read()?).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
         }
         Ok(ControlFlow::Continue(()))
     })?;
-    if !stopped && win.open {
-        let _ = win.scan(true, &mut |m| report(m, &mut stats))?;
+    Ok((bytes, stopped))
+}
+
+/// A search's window over the runs, reporting matches to its caller.
+struct Searching<'a, 'p> {
+    win: Window<'p>,
+    p: &'a Process,
+    found: &'a mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+    max_matches: Option<u64>,
+    matches: u64,
+}
+
+impl Searching<'_, '_> {
+    /// Searches the window; the last bytes are searched too with `last`.
+    fn scan(&mut self, last: bool) -> Result<ControlFlow<()>> {
+        let (p, found, max) = (self.p, &mut *self.found, self.max_matches);
+        let matches = &mut self.matches;
+        self.win.scan(last, &mut |m: Match| {
+            *matches += 1;
+            let flow = found(&p.mappings[m.mapping], m)?;
+            if max.is_some_and(|n| *matches >= n) {
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(flow)
+        })
     }
-    Ok(stats)
+}
+
+impl RunReader for Searching<'_, '_> {
+    fn continues(&self, mi: usize, addr: u64) -> bool {
+        self.win.continues(mi, addr)
+    }
+
+    fn end_run(&mut self) -> Result<ControlFlow<()>> {
+        if !self.win.open {
+            return Ok(ControlFlow::Continue(()));
+        }
+        self.scan(true)
+    }
+
+    fn begin(&mut self, mi: usize, addr: u64) {
+        self.win.begin(mi, addr);
+    }
+
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.win.buf
+    }
+
+    fn after_read(&mut self) -> Result<ControlFlow<()>> {
+        self.scan(false)
+    }
+}
+
+pub(crate) fn search_process(
+    p: &Process,
+    pattern: &Pattern,
+    filter: &Filter,
+    opts: &SearchOptions,
+    found: &mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+) -> Result<Searched> {
+    if opts.context > MAX_CONTEXT {
+        bail!(
+            "-C {} is more context than {MAX_CONTEXT} bytes",
+            opts.context
+        );
+    }
+    if opts.max_matches == Some(0) {
+        return Ok(Searched::default());
+    }
+    let mut s = Searching {
+        win: Window::new(pattern, opts.context, &opts.cancel),
+        p,
+        found,
+        max_matches: opts.max_matches,
+        matches: 0,
+    };
+    let (bytes, stopped) = read_runs(p, filter, &opts.cancel, &mut s)?;
+    if !stopped {
+        let _ = s.end_run()?;
+    }
+    Ok(Searched {
+        bytes,
+        matches: s.matches,
+    })
 }
 
 impl Process {

@@ -12,6 +12,10 @@
 //! [`OVERLAP`] bytes long, and none spans two runs (a hole, an unmapped gap
 //! or another mapping between). `filesize`, `uint32(...)` and modules that
 //! parse a whole file are undefined in this mode.
+//!
+//! The bytes CRIU saved in a process's socket, pipe and FIFO queues are
+//! scanned each queue on its own, as a file ([`scan_bytes`]): offsets are
+//! from the queue's start and `filesize` is its length.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -19,14 +23,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::blobio::BlobFile;
 use crate::cancel::Cancel;
-use crate::inspect::Bytes;
-use crate::model::{Mapping, PageSource, Process};
-use crate::search::Filter;
+use crate::inspect::{Bytes, MappingInfo};
+use crate::model::{Mapping, Process};
+use crate::search::{read_runs, Filter, RunReader, CHUNK};
 
 /// Identifies the JSON Lines that `yara --json` prints.
-pub const SCHEMA: &str = "criu2core.yara/1";
+pub const SCHEMA: &str = "criu2core.yara/2";
 /// Bytes handed to the block scanner at a time.
 pub const BLOCK: usize = 4 << 20;
 /// Bytes each block of a run shares with the one before it: the longest
@@ -139,7 +142,7 @@ pub struct RuleHit {
 pub struct StringHit {
     /// The string's identifier (`$a`).
     pub id: String,
-    /// Where it starts.
+    /// Where it starts: an address in memory, an offset in a queue.
     pub addr: u64,
     /// The bytes matched.
     pub bytes: Vec<u8>,
@@ -172,19 +175,33 @@ impl Feeder<'_, '_> {
         }
         Ok(())
     }
+}
+
+impl RunReader for Feeder<'_, '_> {
+    fn continues(&self, mi: usize, addr: u64) -> bool {
+        self.open && self.mapping == mi && self.end() == addr
+    }
 
     /// Ends the run: its last bytes are scanned.
-    fn close(&mut self) -> Result<()> {
+    fn end_run(&mut self) -> Result<ControlFlow<()>> {
         if self.open {
             self.scan()?;
         }
         self.open = false;
         self.buf.clear();
-        Ok(())
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn begin(&mut self, mi: usize, addr: u64) {
+        (self.base, self.mapping, self.open) = (addr, mi, true);
+    }
+
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 
     /// A full block is scanned, its last [`OVERLAP`] bytes kept.
-    fn after_read(&mut self) -> Result<()> {
+    fn after_read(&mut self) -> Result<ControlFlow<()>> {
         self.fresh = true;
         if self.buf.len() >= BLOCK {
             self.scan()?;
@@ -192,7 +209,7 @@ impl Feeder<'_, '_> {
             self.buf.drain(..cut);
             self.base += cut as u64;
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     }
 }
 
@@ -212,58 +229,27 @@ fn scan(p: &Process, rules: &Rules, filter: &Filter, cancel: &Cancel) -> Result<
     scanner.max_matches_per_pattern(MAX_MATCHES);
     let mut feed = Feeder {
         scanner: &mut scanner,
-        buf: Vec::with_capacity(BLOCK + crate::search::CHUNK),
+        buf: Vec::with_capacity(BLOCK + CHUNK),
         base: 0,
         mapping: 0,
         open: false,
         fresh: false,
     };
-    let wanted: Vec<bool> = p.mappings.iter().map(|m| filter.accepts(m)).collect();
-    if let Some(first) = wanted.iter().position(|&w| w) {
-        let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
-        let mut files: std::collections::HashMap<usize, BlobFile> = Default::default();
-        p.walk_runs(first, &mut |mi, _m, at, run| {
-            let (s, e) = (at.max(lo), (at + run.len).min(hi));
-            let PageSource::Blob { blob, offset } = run.source else {
-                feed.close()?;
-                return Ok(ControlFlow::Continue(()));
-            };
-            if !wanted[mi] || s >= e {
-                return Ok(ControlFlow::Continue(()));
-            }
-            if !(feed.open && feed.mapping == mi && feed.end() == s) {
-                feed.close()?;
-                (feed.base, feed.mapping, feed.open) = (s, mi, true);
-            }
-            let b = p
-                .blobs
-                .get(blob)
-                .context("page run names an unknown blob")?;
-            let f = match files.entry(blob) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?,
-                ),
-            };
-            let mut pos = s;
-            while pos < e {
-                cancel.check()?;
-                let n = (e - pos).min(crate::search::CHUNK as u64) as usize;
-                let old = feed.buf.len();
-                feed.buf.resize(old + n, 0);
-                let at_file = offset + (pos - at);
-                f.read_exact_at(&mut feed.buf[old..], b.offset + at_file)
-                    .with_context(|| {
-                        format!("{}: cannot read {n} bytes at offset {at_file}", b.label)
-                    })?;
-                pos += n as u64;
-                feed.after_read()?;
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        feed.close()?;
-    }
+    read_runs(p, filter, cancel, &mut feed)?;
+    let _ = feed.end_run()?;
     let results = scanner.finish().map_err(|e| anyhow::anyhow!("yara: {e}"))?;
+    Ok(results.matching_rules().map(|r| rule_hit(&r)).collect())
+}
+
+/// Runs `rules` over `data`, bytes CRIU saved outside memory (a socket's
+/// or a pipe's queue), as over a file: a string match's
+/// [`StringHit::addr`] is its offset in `data`, and `filesize` is defined.
+pub fn scan_bytes(rules: &Rules, data: &[u8]) -> crate::Result<Vec<RuleHit>> {
+    let mut scanner = yara_x::Scanner::new(&rules.0);
+    scanner.max_matches_per_pattern(MAX_MATCHES);
+    let results = scanner
+        .scan(data)
+        .map_err(|e| crate::Error::new(anyhow::anyhow!("yara: {e}")))?;
     Ok(results.matching_rules().map(|r| rule_hit(&r)).collect())
 }
 
@@ -306,12 +292,22 @@ pub(crate) struct HitJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meta: Option<&'a serde_json::Value>,
     pub string: Option<&'a str>,
+    /// With a match in a queue: the descriptor, the queue, what it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<Bytes>,
+    /// Where a string match starts in the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mapping: Option<crate::grep::MappingJson>,
+    pub mapping: Option<MappingInfo>,
     #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -346,11 +342,11 @@ mod tests {
             open: true,
             fresh: false,
         };
-        for chunk in data.chunks(crate::search::CHUNK) {
+        for chunk in data.chunks(CHUNK) {
             f.buf.extend_from_slice(chunk);
-            f.after_read().unwrap();
+            let _ = f.after_read().unwrap();
         }
-        f.close().unwrap();
+        let _ = f.end_run().unwrap();
         let results = scanner.finish().unwrap();
         let mut out = Vec::new();
         for r in results.matching_rules() {

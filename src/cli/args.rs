@@ -141,6 +141,10 @@ match never spans a hole, a gap or two mappings, and is found whole up to
 64 KiB long. filesize, uint32() and file-parsing modules are undefined.
 A line per string match: input, pid, comm, namespace:rule [tags],
 string, address, mapping [start-end prot kind path +offset]: bytes.
+The bytes CRIU saved in TCP, socket, pipe and FIFO queues are scanned
+too, each queue on its own as a file (offsets from its start): such a
+match names fd N, the queue, the descriptor [object] and +offset
+(--memory-only skips them).
 
 Needs the yara feature (cargo install --features yara).
 Exit status: 0 some rule matched, 1 none did, 2 an error.
@@ -520,6 +524,10 @@ pub struct YaraArgs {
     /// Scan the contents of mapped files too (as grep --files).
     #[arg(long)]
     pub files: bool,
+    /// Scan memory only, not the bytes CRIU saved in TCP, socket, pipe
+    /// and FIFO queues.
+    #[arg(long)]
+    pub memory_only: bool,
     #[command(flatten)]
     pub spill: Spill,
 }

@@ -229,6 +229,7 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     opts.files = args.files;
+    opts.memory_only = args.memory_only;
     opts.root.clone_from(&args.root);
     opts.image.clone_from(&args.image);
     opts.spill = args.spill.options();

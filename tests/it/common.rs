@@ -151,6 +151,39 @@ where
         .expect("run criu2core")
 }
 
+/// The static dev criu2core that scripts/build-static builds (with the
+/// yara feature, as releases and the image ship it) into this target
+/// directory, built at most once per run; scripts/build-image, which the
+/// deploy tests run, builds the same binary.
+pub fn static_criu2core() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+        let o = Command::new(repo().join("scripts/build-static"))
+            .args(["--profile", "dev"])
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .expect("run scripts/build-static");
+        assert!(
+            o.status.success(),
+            "scripts/build-static: {}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    })
+}
+
+/// A criu2core with the yara feature: the tests' own where they were built
+/// with `--features yara`, else [`static_criu2core`] (see `Need::Yara`).
+pub fn yara_criu2core() -> PathBuf {
+    if cfg!(feature = "yara") {
+        PathBuf::from(env!("CARGO_BIN_EXE_criu2core"))
+    } else {
+        static_criu2core().to_path_buf()
+    }
+}
+
 /// Runs criu2core and insists that it succeeds.
 pub fn convert_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let out = criu2core(args.iter().map(|a| a.as_ref()));

@@ -339,11 +339,14 @@ fn ok(o: Output) -> Output {
 
 /// The image, built once per run by scripts/build-image (the dev profile:
 /// what the host's tests built shares nothing with a static build, and
-/// dev compiles fastest), into this target directory. The script leaves
-/// an image that already holds the same binary as it is.
+/// dev compiles fastest), into this target directory. Its binary is the
+/// one the yara tests may run, built first, once ([`static_criu2core`]):
+/// the script's own build then finds it done. The script leaves an image
+/// that already holds the same binary as it is.
 fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        static_criu2core();
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
         ok(Command::new(repo().join("scripts/build-image"))
             .args(["--profile", "dev", "--tag", TEST_IMAGE])

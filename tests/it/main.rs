@@ -75,6 +75,11 @@ pub enum Need {
     /// A private mount namespace in which tmpfs can be mounted (`unshare
     /// -m`, as root), to hide directories from a program.
     MountNamespace,
+    /// A criu2core with the yara feature (`common::yara_criu2core`): the
+    /// tests' own, built with `cargo test --features yara`, or where
+    /// CRIU2CORE_REQUIRE_TOOLS is set (CI) the static one
+    /// scripts/build-static builds with it, as the image ships it.
+    Yara,
 }
 
 impl Need {
@@ -90,6 +95,11 @@ impl Need {
             }),
             Need::FixtureLibraries => common::missing_fixture_libraries(),
             Need::MountNamespace => common::mount_namespace_unavailable(),
+            Need::Yara => (!cfg!(feature = "yara")
+                && std::env::var_os("CRIU2CORE_REQUIRE_TOOLS").is_none())
+            .then(|| {
+                "the tests were built without the yara feature: run them with `cargo test --features yara` (or set CRIU2CORE_REQUIRE_TOOLS=1 to build and use scripts/build-static's binary)".into()
+            }),
             Need::S3Server => fleet::moto_server().is_none().then(|| {
                 "no moto_server (target/s3-venv, MOTO_SERVER or PATH; pip install 'moto[server]')"
                     .into()

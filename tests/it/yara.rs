@@ -2,28 +2,54 @@
 //! regular expression, conditions on counts and offsets, rules that must
 //! not match) over the real fixtures, every string match's address held
 //! against gcore's core of the same live process, and a rule that does not
-//! compile refused with the compiler's message. Without the yara feature
-//! the command says how to get it.
+//! compile refused with the compiler's message; the bytes CRIU saved in
+//! a socket's queue scanned and attributed to their descriptor. Without
+//! the yara feature the command says how to get it.
+//!
+//! The tests run a criu2core with the feature ([`Need::Yara`]): the
+//! tests' own with `cargo test --features yara`, else (CI) the static one
+//! scripts/build-static builds.
 
-#[cfg(feature = "yara")]
 use std::collections::BTreeSet;
-#[cfg(feature = "yara")]
 use std::fs;
+use std::process::Command;
 
 use crate::common::*;
 use crate::Need;
 use libtest_mimic::Trial;
-#[cfg(feature = "yara")]
 use serde_json::Value;
 
 fn yara(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["yara"];
+    Command::new(yara_criu2core())
+        .arg("yara")
+        .args(args)
+        .output()
+        .expect("run criu2core yara")
+}
+
+/// `yara --json ARGS`, which must exit with `status`: its lines, each
+/// checked against the schema.
+fn yara_json(args: &[&str], status: i32) -> Vec<Value> {
+    let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    criu2core(&all)
+    let o = yara(&all);
+    assert_eq!(
+        o.status.code(),
+        Some(status),
+        "yara {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert_schema("yara.schema.json", &v);
+            v
+        })
+        .collect()
 }
 
 /// The addresses of `needle` in gcore's core of process `pid` of `fx`.
-#[cfg(feature = "yara")]
 fn in_core(fx: &Fixture, pid: u32, needle: &str) -> BTreeSet<u64> {
     let p = fx.processes.iter().find(|p| p.pid == pid).unwrap();
     find_in_core(&fx.gcore(p), &[needle.to_string()])
@@ -34,7 +60,6 @@ fn in_core(fx: &Fixture, pid: u32, needle: &str) -> BTreeSet<u64> {
 
 /// The rules of the test, for a process in which ENV_MARKER_5150 sits
 /// `count` times, first at `first`.
-#[cfg(feature = "yara")]
 fn rules(count: usize, first: u64) -> String {
     format!(
         r#"
@@ -75,7 +100,6 @@ rule no_strings {{
 /// Each rule over each process of mt-pie: the string matches are where
 /// gcore's core holds them, the conditions on counts and offsets see
 /// addresses, and the rules that must not match do not.
-#[cfg(feature = "yara")]
 fn rules_match_where_gcore_holds_the_strings() {
     let fx = fixture("mt-pie");
     let images = fx.images();
@@ -170,7 +194,6 @@ fn rules_match_where_gcore_holds_the_strings() {
 }
 
 /// A rule that does not compile: the compiler's message (file, line), exit 2.
-#[cfg(feature = "yara")]
 fn a_bad_rule_is_refused_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yar");
@@ -187,23 +210,120 @@ fn a_bad_rule_is_refused_with_its_line() {
 }
 
 /// Built without the feature, the command says how to get it.
-#[cfg(not(feature = "yara"))]
 fn without_the_feature_the_command_says_so() {
-    let o = yara(&["rules.yar", "dump"]);
+    let o = criu2core(["yara", "rules.yar", "dump"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--features yara"));
 }
 
-#[cfg(feature = "yara")]
-pub fn tests() -> Vec<Trial> {
-    trials![
-        rules_match_where_gcore_holds_the_strings needs [Need::Tool("tar"), Need::Tool("zstd")],
-        a_bad_rule_is_refused_with_its_line,
-    ]
+/// The queued bytes of the `net` fixture (a request the server never read,
+/// in its TCP receive queue, and the reply in the client's): each queue is
+/// scanned on its own, as a file (offsets from its start, `filesize` its
+/// length), its matches attributed to the descriptor as grep attributes
+/// them; `--memory-only` leaves them out.
+fn queued_bytes_are_scanned_and_attributed_to_their_descriptor() {
+    let fx = fixture("net");
+    let images = fx.images();
+    let img = images.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("net.yar");
+    fs::write(
+        &rules,
+        r#"
+rule secret { strings: $s = "NET_SECRET_9931" condition: $s }
+rule request_at_start { strings: $g = "GET /exfil?key=" condition: $g at 0 }
+rule small_reply { strings: $r = "HTTP/1.0 200 OK" condition: $r at 0 and filesize < 65536 }
+"#,
+    )
+    .unwrap();
+    let r = rules.to_str().unwrap();
+    let all = yara_json(&[r, img], 0);
+    let (queued, memory): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|v| v.get("fd").is_some());
+    for v in &queued {
+        assert!(
+            v.get("address").is_none() && v.get("mapping").is_none(),
+            "{v}"
+        );
+    }
+    for v in &memory {
+        assert!(v["address"].is_u64(), "{v}");
+    }
+    // grep finds the same secret at the same places: the queue's hit is
+    // the same descriptor, queue, object and offset.
+    let grep = criu2core(["grep", "--json", "NET_SECRET_9931", img]);
+    let grep: Vec<Value> = String::from_utf8_lossy(&grep.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let key = |v: &Value| {
+        ["pid", "fd", "source", "object", "offset", "address"]
+            .map(|k| v.get(k).cloned().unwrap_or(Value::Null))
+    };
+    let secret: Vec<_> = all
+        .iter()
+        .filter(|v| v["rule"] == "secret")
+        .map(key)
+        .collect();
+    assert_eq!(secret, grep.iter().map(key).collect::<Vec<_>>());
+    let q: Vec<&&Value> = queued.iter().filter(|v| v["rule"] == "secret").collect();
+    assert_eq!(q.len(), 1, "{all:#?}");
+    let q = q[0];
+    assert_eq!(
+        (&q["source"], &q["offset"], &q["length"]),
+        (&Value::from("tcp-recv"), &Value::from(15), &Value::from(15))
+    );
+    assert!(
+        q["object"].as_str().unwrap().starts_with("tcp 127.0.0.1:"),
+        "{q}"
+    );
+    // The request and the reply each start their queue (offset 0), which
+    // no address in memory is.
+    for (rule, text) in [
+        ("request_at_start", "GET /exfil?key="),
+        ("small_reply", "HTTP/1.0 200 OK"),
+    ] {
+        let got: Vec<&Value> = all.iter().filter(|v| v["rule"] == rule).collect();
+        assert_eq!(got.len(), 1, "{rule}: {all:#?}");
+        assert_eq!(
+            (&got[0]["offset"], &got[0]["match"]),
+            (&Value::from(0), &Value::from(text))
+        );
+        assert_eq!(got[0]["source"], "tcp-recv");
+    }
+    // --memory-only: the memory matches alone, the same.
+    let only = yara_json(&["--memory-only", r, img], 0);
+    assert_eq!(only.iter().collect::<Vec<_>>(), memory);
+    // -c counts both; text lines name the descriptor.
+    let o = yara(&["-c", r, img]);
+    let counts = String::from_utf8_lossy(&o.stdout).into_owned();
+    let secret_count = all.iter().filter(|v| v["rule"] == "secret").count();
+    assert!(
+        counts.contains(&format!(" secret: {secret_count}\n")),
+        "{counts}"
+    );
+    let o = yara(&[r, img]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("default:secret $s fd "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&format!(" fd {} tcp-recv [tcp 127.0.0.1:", q["fd"])),
+        "{line}"
+    );
+    assert!(line.ends_with("] +0xf: NET_SECRET_9931"), "{line}");
 }
 
-#[cfg(not(feature = "yara"))]
 pub fn tests() -> Vec<Trial> {
-    let _ = Need::Tool("tar");
-    trials![without_the_feature_the_command_says_so]
+    let mut tests = trials![
+        rules_match_where_gcore_holds_the_strings needs [Need::Yara, Need::Tool("tar"), Need::Tool("zstd")],
+        queued_bytes_are_scanned_and_attributed_to_their_descriptor needs [Need::Yara, Need::Tool("tar"), Need::Tool("zstd")],
+        a_bad_rule_is_refused_with_its_line needs [Need::Yara],
+    ];
+    // The tests' own criu2core lacks the feature: it says how to get it.
+    if !cfg!(feature = "yara") {
+        tests.extend(trials![without_the_feature_the_command_says_so]);
+    }
+    tests
 }
