@@ -945,6 +945,7 @@ pub(crate) fn read_runs(
     };
     let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
     let mut files: HashMap<usize, BlobFile> = HashMap::new();
+    let mut ahead = ReadAhead::default();
     let (mut bytes, mut stopped) = (0u64, false);
     let mut stop = |flow: ControlFlow<()>| {
         stopped |= flow.is_break();
@@ -983,7 +984,14 @@ pub(crate) fn read_runs(
             let buf = r.buf();
             let old = buf.len();
             buf.resize(old + n, 0);
-            f.read_exact_at(&mut buf[old..], b.offset + in_blob)
+            ahead
+                .read(
+                    f,
+                    blob,
+                    &mut buf[old..],
+                    b.offset + in_blob,
+                    b.offset + b.len,
+                )
                 .with_context(|| {
                     format!("{}: cannot read {n} bytes at offset {in_blob}", b.label)
                 })?;
@@ -996,6 +1004,49 @@ pub(crate) fn read_runs(
         Ok(ControlFlow::Continue(()))
     })?;
     Ok((bytes, stopped))
+}
+
+/// The bytes read last from one blob, a chunk at a time: the runs of a
+/// process with many small mappings lie one after the other in its pages
+/// file, so one read serves many of them instead of a read each.
+#[derive(Default)]
+struct ReadAhead {
+    /// The blob, and where in its file the bytes start.
+    at: Option<(usize, u64)>,
+    bytes: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// Fills `out` with the bytes of blob `blob` (in `f`) at file offset
+    /// `offset`, reading a chunk ahead (up to `end`, the blob's end) when
+    /// they are not at hand.
+    fn read(
+        &mut self,
+        f: &mut BlobFile,
+        blob: usize,
+        out: &mut [u8],
+        offset: u64,
+        end: u64,
+    ) -> std::io::Result<()> {
+        let n = out.len() as u64;
+        if let Some((b, start)) = self.at {
+            if b == blob && offset >= start && offset + n <= start + self.bytes.len() as u64 {
+                let from = (offset - start) as usize;
+                out.copy_from_slice(&self.bytes[from..from + out.len()]);
+                return Ok(());
+            }
+        }
+        if out.len() >= CHUNK / 2 || offset + n > end {
+            return f.read_exact_at(out, offset);
+        }
+        self.at = None;
+        let want = (end - offset).min(CHUNK as u64) as usize;
+        self.bytes.resize(want, 0);
+        f.read_exact_at(&mut self.bytes, offset)?;
+        self.at = Some((blob, offset));
+        out.copy_from_slice(&self.bytes[..out.len()]);
+        Ok(())
+    }
 }
 
 /// A search's window over the runs, reporting matches to its caller.
