@@ -123,6 +123,7 @@ mod tar;
 pub mod testkit;
 pub mod text;
 mod verify;
+mod warning;
 #[cfg(feature = "yara")]
 pub mod yara;
 
@@ -135,6 +136,7 @@ pub use input::{
 };
 pub use model::source::RemoteObject;
 pub use model::{Loaded, Process, Zombie};
+pub use warning::{Warning, WarningKind};
 
 use criu::proto;
 
