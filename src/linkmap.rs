@@ -75,10 +75,10 @@ impl Words<'_> {
                 .checked_add(n)
                 .ok_or_else(|| anyhow::anyhow!("a name past the end of memory"))?;
         }
-        return Err(crate::error::fault(
+        Err(crate::error::fault(
             crate::ErrorKind::Limit,
             format!("a name at {addr:#x} longer than {MAX_NAME} bytes"),
-        ));
+        ))
     }
 }
 

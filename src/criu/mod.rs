@@ -158,7 +158,15 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
             }
         }
     }
-    // Parents: following ppid must leave the tree (0, or a pid outside it).
+    warnings.extend(parent_loops(tree, &first, &name));
+    (unsound, warnings)
+}
+
+/// A warning for each loop of parents in `tree` (`first`: where each pid
+/// is listed first): following ppid must leave the tree (0, or a pid
+/// outside it). `name` names pstree.img.
+fn parent_loops(tree: &[TreeEntry], first: &HashMap<u32, usize>, name: &str) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     let parent: HashMap<u32, u32> = first.keys().map(|&p| (p, tree[first[&p]].ppid)).collect();
     let mut done: HashSet<u32> = HashSet::new();
     let mut pids: Vec<u32> = first.keys().copied().collect();
@@ -183,7 +191,7 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
                         ring.join(" -> ")
                     )
                 };
-                warnings.push(Warning::new(WarningKind::InconsistentTree, message).about(&name));
+                warnings.push(Warning::new(WarningKind::InconsistentTree, message).about(name));
                 break;
             }
             path.push(p);
@@ -191,7 +199,7 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
         }
         done.extend(path);
     }
-    (unsound, warnings)
+    warnings
 }
 
 /// The ids of the pages files the pagemaps of `store` name, or `None` if
