@@ -453,6 +453,12 @@ fn stdout_carries_only_results() {
     assert_schema("batch.schema.json", &v);
     assert_eq!(v["schema"], "criu2core.batch/6");
     assert_eq!(v["ok"], 1);
+    let w = &v["inputs"][0]["warnings"][0];
+    assert_eq!(w["kind"], "file_not_found", "{w}");
+    assert!(
+        w["message"].as_str().unwrap().starts_with("pid 12329: ") && w["file"].is_string(),
+        "{w}"
+    );
     // Without -v, nothing but the result lines.
     let o = criu2core(["inspect", fx.images().to_str().unwrap()]);
     assert!(

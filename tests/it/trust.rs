@@ -255,11 +255,22 @@ fn deleted_files_come_from_the_checkpoint() {
         &sysroot,
         &"-o",
         &dir.join("cores"),
+        &"--json",
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("no --image or --root to take the files the checkpoint does not hold from"),
         "{stderr}"
+    );
+    let report = json(&o);
+    assert_schema("convert.schema.json", &report);
+    assert!(
+        report["inputs"][0]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "no_root" && w["file"].is_null()),
+        "{report}"
     );
     for f in ["srv/ghost/ghost", "srv/ghost/lib/libghost.so"] {
         assert!(
