@@ -1334,6 +1334,43 @@ fn symlinks_out_of_a_checkpoint_directory_are_refused() {
     }
 }
 
+/// A sparse file where a rootfs diff holds the executable: not expanded,
+/// and said so as a warning of kind `unsupported` about that file.
+fn a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning() {
+    let images = base("diff-sparse");
+    let top = images.parent().unwrap();
+    let exe = synth::EXE.trim_start_matches('/');
+    let diff = [sparse_member(exe.as_bytes(), 4096, 5 * 4096), vec![0; 1024]].concat();
+    let input = top.join("unpacked");
+    unpacked(&images, &input, &diff);
+    let o = criu2core([
+        "convert".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        top.join("out").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("is a sparse file, which criu2core does not expand"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("convert.schema.json", &v);
+    let sparse: Vec<_> = v["inputs"][0]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["message"].as_str().unwrap().contains("is a sparse file"))
+        .collect();
+    assert_eq!(sparse.len(), 1, "{v}");
+    assert_eq!(
+        (&sparse[0]["kind"], &sparse[0]["file"]),
+        (&"unsupported".into(), &exe.into())
+    );
+}
+
 fn dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning() {
     let images = base("diff-dotdot");
     let top = images.parent().unwrap();
@@ -1488,6 +1525,7 @@ pub fn tests() -> Vec<Trial> {
         paths_and_names_that_are_not_utf8_are_kept_exactly,
         symlinks_out_of_a_checkpoint_directory_are_refused,
         dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning,
+        a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning,
         gnu_tar_archives_convert_like_their_images needs [Need::Tool("tar")],
     ]
 }
