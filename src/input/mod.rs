@@ -353,9 +353,13 @@ fn container_dump(
         }
         Ok(None) => None,
         Err(e) => {
-            warnings.push(
-                Warning::new(WarningKind::Unreadable, format!("{e:#}; left out")).about(name),
-            );
+            // One too big in a checkpoint directory is refused before it
+            // is read.
+            let kind = match crate::error::kind_of(&e) {
+                ErrorKind::Limit => WarningKind::Limit,
+                _ => WarningKind::Unreadable,
+            };
+            warnings.push(Warning::new(kind, format!("{e:#}; left out")).about(name));
             None
         }
     }

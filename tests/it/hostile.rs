@@ -1334,6 +1334,22 @@ fn symlinks_out_of_a_checkpoint_directory_are_refused() {
     }
 }
 
+/// A config.dump past the bound on container descriptions is left out,
+/// with a warning of kind `limit` about it (refused in a directory before
+/// it is read).
+fn a_container_description_past_its_bound_is_a_limit_warning() {
+    let images = base("big-config");
+    let dir = images.parent().unwrap().join("unpacked");
+    unpacked(&images, &dir, &[0; 1024]);
+    fs::write(dir.join("config.dump"), vec![b' '; 2 << 20]).unwrap();
+    let v = inspect_json(&dir);
+    let (kind, file) = kind_and_file(&v, "more than any container description takes");
+    assert_eq!(
+        (kind.as_str(), file.as_deref()),
+        ("limit", Some("config.dump"))
+    );
+}
+
 /// A sparse file where a rootfs diff holds the executable: not expanded,
 /// and said so as a warning of kind `unsupported` about that file.
 fn a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning() {
@@ -1526,6 +1542,7 @@ pub fn tests() -> Vec<Trial> {
         symlinks_out_of_a_checkpoint_directory_are_refused,
         dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning,
         a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning,
+        a_container_description_past_its_bound_is_a_limit_warning,
         gnu_tar_archives_convert_like_their_images needs [Need::Tool("tar")],
     ]
 }
