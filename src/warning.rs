@@ -93,6 +93,18 @@ impl From<Stored> for Warning {
     }
 }
 
+impl WarningKind {
+    /// The kind of a warning that something could not be read for error
+    /// `e`: [`WarningKind::Limit`] where a bound stopped it, else
+    /// [`WarningKind::Unreadable`].
+    pub(crate) fn unread(e: &anyhow::Error) -> WarningKind {
+        match crate::error::kind_of(e) {
+            crate::ErrorKind::Limit => WarningKind::Limit,
+            _ => WarningKind::Unreadable,
+        }
+    }
+}
+
 impl Warning {
     /// A warning of `kind` about no file in particular.
     pub(crate) fn new(kind: WarningKind, message: impl Into<String>) -> Warning {

@@ -657,13 +657,9 @@ impl<'a> MemoryBuilder<'a> {
                 return Err(e)
             }
             Err(e) => {
-                let kind = match kind_of(&e) {
-                    ErrorKind::Limit => WarningKind::Limit,
-                    _ => WarningKind::Unreadable,
-                };
                 self.warnings.push(
                     Warning::new(
-                        kind,
+                        WarningKind::unread(&e),
                         format!(
                             "{}: cannot be read ({e:#}): its pages are left out",
                             display_bytes(name)

@@ -270,7 +270,7 @@ fn containerd(
                 Err(e) => {
                     warnings.push(
                         Warning::new(
-                            WarningKind::Unreadable,
+                            WarningKind::unread(&e),
                             format!("{e:#}; the container's spec is not used"),
                         )
                         .about(blob_label(path, d)),

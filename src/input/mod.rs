@@ -355,10 +355,7 @@ fn container_dump(
         Err(e) => {
             // One too big in a checkpoint directory is refused before it
             // is read.
-            let kind = match crate::error::kind_of(&e) {
-                ErrorKind::Limit => WarningKind::Limit,
-                _ => WarningKind::Unreadable,
-            };
+            let kind = WarningKind::unread(&e);
             warnings.push(Warning::new(kind, format!("{e:#}; left out")).about(name));
             None
         }
