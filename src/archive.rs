@@ -47,6 +47,7 @@ use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
 use crate::spill::{Spill, SpillOptions};
 use crate::tar::{self, Kind, Source, TarReader};
+use crate::warning::{Warning, WarningKind};
 
 /// Metadata members kept in memory up to this size each...
 const SMALL_MEMBER: u64 = 8 << 20;
@@ -183,7 +184,7 @@ pub struct DiffIndex {
     /// Its members and wanted files, to be laid over an image's layers.
     pub(crate) recorded: Recorded,
     /// What was wrong with the diff (members skipped, and why).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl DiffIndex {
@@ -250,7 +251,7 @@ pub struct ArchiveStore {
     prefix: String,
     members: BTreeMap<String, Member>,
     diff: Option<Diff>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     spill: Spill,
     learnt: Learnt,
     pages: PageUse,
@@ -595,13 +596,18 @@ impl ArchiveStore {
     /// The diff, or a warning that it cannot be used: a rootfs diff that
     /// is damaged or no tar only loses the file pages it would give. Bounds
     /// exceeded and cancellation stop the reading.
-    fn diff_or_warning(&mut self, diff: Result<Diff>) -> Result<Option<Diff>> {
+    fn diff_or_warning(&mut self, diff: Result<Diff>, label: &str) -> Result<Option<Diff>> {
         match diff {
             Ok(d) => Ok(Some(d)),
             Err(e) if matches!(kind_of(&e), ErrorKind::Limit | ErrorKind::Cancelled(_)) => Err(e),
             Err(e) => {
-                self.warnings
-                    .push(format!("{e:#}; the files in it are not used"));
+                self.warnings.push(
+                    Warning::new(
+                        WarningKind::Unreadable,
+                        format!("{e:#}; the files in it are not used"),
+                    )
+                    .about(label),
+                );
                 Ok(None)
             }
         }
@@ -619,7 +625,7 @@ impl ArchiveStore {
             bail!("{label}: a second rootfs diff");
         }
         let diff = self.stream_diff(stream, size, label);
-        self.diff = self.diff_or_warning(diff)?;
+        self.diff = self.diff_or_warning(diff, label)?;
         Ok(())
     }
 
@@ -686,7 +692,7 @@ impl ArchiveStore {
                     .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
                 self.spill.release(blob.len);
             }
-            self.diff = self.diff_or_warning(index)?;
+            self.diff = self.diff_or_warning(index, &blob.label)?;
         }
         Ok(self)
     }
@@ -770,7 +776,7 @@ impl ArchiveStore {
             }
             (Role::RootfsDiff, Origin::Streamed) => {
                 let diff = self.stream_diff(&mut (&mut *r).take(m.size), m.size, &label);
-                self.diff = self.diff_or_warning(diff.with_context(ctx))?;
+                self.diff = self.diff_or_warning(diff.with_context(ctx), &label)?;
                 return Ok(None);
             }
             (Role::Metadata, _)
@@ -836,10 +842,16 @@ impl ArchiveStore {
             return Ok(None);
         };
         if m.size > len {
-            self.warnings.push(format!(
-                "{label}: {} bytes past the {len} its pagemap claims are used by no pagemap entry; not unpacked",
-                m.size - len
-            ));
+            self.warnings.push(
+                Warning::new(
+                    WarningKind::EntryIgnored,
+                    format!(
+                        "{label}: {} bytes past the {len} its pagemap claims are used by no pagemap entry; not unpacked",
+                        m.size - len
+                    ),
+                )
+                .about(label),
+            );
         }
         Ok(Some(Blob {
             label: label.to_string(),
@@ -901,10 +913,16 @@ impl ArchiveStore {
         let (blob, excess) = self.unpack(r, m, label, plan.as_ref())?;
         match &plan {
             None => self.learnt.unbounded.push((key.to_string(), id)),
-            Some(p) if excess > 0 => self.warnings.push(format!(
-                "{label}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
-                p.claimed
-            )),
+            Some(p) if excess > 0 => self.warnings.push(
+                Warning::new(
+                    WarningKind::EntryIgnored,
+                    format!(
+                        "{label}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
+                        p.claimed
+                    ),
+                )
+                .about(label),
+            ),
             Some(_) => {}
         }
         Ok(blob)
@@ -979,10 +997,16 @@ impl ArchiveStore {
                 if let Some(Member::Large(blob)) = self.members.remove(&key) {
                     fs::remove_file(&blob.path)
                         .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
-                    self.warnings.push(format!(
-                        "{}: no pagemap names it; its {} bytes are not used",
-                        blob.label, blob.len
-                    ));
+                    self.warnings.push(
+                        Warning::new(
+                            WarningKind::EntryIgnored,
+                            format!(
+                                "{}: no pagemap names it; its {} bytes are not used",
+                                blob.label, blob.len
+                            ),
+                        )
+                        .about(blob.label),
+                    );
                 }
                 continue;
             }
@@ -1000,10 +1024,16 @@ impl ArchiveStore {
                     .and_then(|f| f.set_len(plan.claimed))
                     .with_context(|| format!("{}: cannot truncate", blob.path.display()))?;
                 blob.len = plan.claimed;
-                self.warnings.push(format!(
-                    "{}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; dropped",
-                    blob.label, plan.claimed
-                ));
+                self.warnings.push(
+                    Warning::new(
+                        WarningKind::EntryIgnored,
+                        format!(
+                            "{}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; dropped",
+                            blob.label, plan.claimed
+                        ),
+                    )
+                    .about(blob.label.clone()),
+                );
             }
         }
         Ok(())
@@ -1153,7 +1183,7 @@ impl ArchiveStore {
     }
 
     /// What reading the archive found wrong without refusing it.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 
@@ -1345,10 +1375,16 @@ fn record_members<S: Source>(
                 out.recorded.copies.insert(member_u32(m.index)?, blob);
             }
             Kind::Sparse { .. } if wanted.is_file(&key) => {
-                out.warnings.push(format!(
-                    "{label}: {} is a sparse file, which criu2core does not expand; its pages come from --root or --image, if given",
-                    display_bytes(&m.name)
-                ));
+                out.warnings.push(
+                    Warning::new(
+                        WarningKind::Unsupported,
+                        format!(
+                            "{label}: {} is a sparse file, which criu2core does not expand; its pages come from --root or --image, if given",
+                            display_bytes(&m.name)
+                        ),
+                    )
+                    .about(display_bytes(&m.name)),
+                );
                 m.kind = Kind::Other(b'S');
             }
             _ => {}
@@ -1357,17 +1393,23 @@ fn record_members<S: Source>(
     }
     if dotdot_count > 0 {
         let more = dotdot_count - dotdot.len();
-        out.warnings.push(format!(
-            "{label}: {dotdot_count} member{} with '..' in {} path skipped: {}{}",
-            if dotdot_count == 1 { "" } else { "s" },
-            if dotdot_count == 1 { "its" } else { "their" },
-            dotdot.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ));
+        out.warnings.push(
+            Warning::new(
+                WarningKind::UnsafePath,
+                format!(
+                    "{label}: {dotdot_count} member{} with '..' in {} path skipped: {}{}",
+                    if dotdot_count == 1 { "" } else { "s" },
+                    if dotdot_count == 1 { "its" } else { "their" },
+                    dotdot.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+            .about(label),
+        );
     }
     Ok(out)
 }

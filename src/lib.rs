@@ -125,6 +125,7 @@ mod tar;
 pub mod testkit;
 pub mod text;
 mod verify;
+mod warning;
 #[cfg(feature = "yara")]
 pub mod yara;
 
@@ -138,6 +139,7 @@ pub use input::{
 pub use model::source::RemoteObject;
 pub use model::{Loaded, Process, Zombie};
 pub use spill::SpillOptions;
+pub use warning::{Warning, WarningKind};
 
 use criu::proto;
 

@@ -51,9 +51,14 @@ use crate::rootfs::{clean_key, FileView};
 use crate::stdext::{lock, read_full};
 use crate::text::escape_bytes;
 use crate::verify::Elf;
+use crate::warning::{Warning, WarningKind};
 
 /// Longest PT_INTERP path read (Linux's PATH_MAX).
 const MAX_INTERP: u64 = 4096;
+
+/// Why a file gdb needs is not written: the view has nothing at its path.
+const NOT_FOUND: &str = "not in the image or root; gdb will lack it";
+
 /// Most program headers read to find PT_INTERP.
 const MAX_PHDRS: u64 = 4096;
 /// Bytes copied between checks for cancellation.
@@ -191,7 +196,7 @@ impl Sysroot {
     /// link map holds and its program interpreter: those deleted while
     /// open from the checkpoint, the others from `view` where they are the
     /// files the checkpoint recorded. Gives what could not be written.
-    pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<String> {
+    pub(crate) fn add_process(&self, p: &Process, view: Option<&FileView>) -> Vec<Warning> {
         let mut warnings = Vec::new();
         let mut st = lock(&self.state);
         if st.full {
@@ -203,29 +208,41 @@ impl Sysroot {
         let mut unsought = false;
         for path in paths {
             if let Err(e) = self.cancel.check() {
-                warnings.push(format!(
-                    "--sysroot: {e}; the files after it are not written"
+                warnings.push(Warning::new(
+                    WarningKind::Cancelled,
+                    format!("--sysroot: {e}; the files after it are not written"),
                 ));
                 return warnings;
             }
             let info = infos.get(path.as_slice());
+            let not_found = || (WarningKind::FileNotFound, anyhow::anyhow!(NOT_FOUND));
+            let not_written = |e| (WarningKind::NotWritten, e);
             let done = match (info.map(|f| (&f.status, &f.contents)), view) {
-                (Some((FileStatus::Ghost, Some(c))), _) => self.add_contents(&mut st, p, &path, c),
-                (Some((FileStatus::Mismatch { why }, _)), _) => Err(anyhow::anyhow!(
-                    "not the file the checkpoint recorded ({why}); not copied"
+                (Some((FileStatus::Ghost, Some(c))), _) => {
+                    self.add_contents(&mut st, p, &path, c).map_err(not_written)
+                }
+                (Some((FileStatus::Mismatch { why }, _)), _) => Err((
+                    WarningKind::FileMismatch,
+                    anyhow::anyhow!("not the file the checkpoint recorded ({why}); not copied"),
                 )),
-                (Some((FileStatus::Missing, _)), Some(_)) => Err(anyhow::anyhow!(
-                    "not in the image or root; gdb will lack it"
-                )),
-                (_, Some(view)) => self.add_file(&mut st, view, &path),
+                (Some((FileStatus::Missing, _)), Some(_)) => Err(not_found()),
+                (_, Some(view)) => match self.add_file(&mut st, view, &path) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(not_found()),
+                    Err(e) => Err(not_written(e)),
+                },
                 (_, None) => {
                     unsought = true;
                     Ok(())
                 }
             };
-            if let Err(e) = done {
+            if let Err((kind, e)) = done {
                 let stop = crate::error::kind_of(&e) == ErrorKind::Limit;
-                warnings.push(format!("--sysroot: {}: {e:#}", escape_bytes(&path)));
+                let kind = if stop { WarningKind::Limit } else { kind };
+                warnings.push(
+                    Warning::new(kind, format!("--sysroot: {}: {e:#}", escape_bytes(&path)))
+                        .about(escape_bytes(&path)),
+                );
                 if stop {
                     st.full = true;
                     return warnings;
@@ -233,14 +250,20 @@ impl Sysroot {
             }
         }
         if unsought {
-            warnings.push(format!(
-                "--sysroot {}: no --image or --root to take the files the checkpoint does not hold from",
-                escape_bytes(self.dir.as_os_str().as_bytes())
+            warnings.push(Warning::new(
+                WarningKind::NoRoot,
+                format!(
+                    "--sysroot {}: no --image or --root to take the files the checkpoint does not hold from",
+                    escape_bytes(self.dir.as_os_str().as_bytes())
+                ),
             ));
         }
         if let Some(view) = view {
             if let Err(e) = self.top_links(&mut st, view) {
-                warnings.push(format!("--sysroot: {e:#}"));
+                warnings.push(Warning::new(
+                    WarningKind::NotWritten,
+                    format!("--sysroot: {e:#}"),
+                ));
             }
         }
         warnings
@@ -335,14 +358,14 @@ impl Sysroot {
     /// the path it resolves to, and, where that differs, at `path` itself
     /// (with the view's links on the way made in DIR): a symbolic link
     /// where the view has one, else a hard link to the first copy.
-    fn add_file(&self, st: &mut State, view: &FileView, path: &[u8]) -> Result<()> {
+    fn add_file(&self, st: &mut State, view: &FileView, path: &[u8]) -> Result<bool> {
         let key = clean_key(path).with_context(|| "a path with '..'")?;
         if st.done.contains(&key) {
-            return Ok(());
+            return Ok(true);
         }
-        let found = view
-            .locate(path)?
-            .context("not in the image or root; gdb will lack it")?;
+        let Some(found) = view.locate(path)? else {
+            return Ok(false);
+        };
         self.write(st, &found.path, &found.blob)?;
         if found.path != key {
             let (parent, base) = split(&key);
@@ -358,7 +381,7 @@ impl Sysroot {
             }
         }
         st.done.insert(key);
-        Ok(())
+        Ok(true)
     }
 
     /// [`Sysroot::add_file`] alone, then the top directory's links (for
@@ -366,7 +389,9 @@ impl Sysroot {
     #[cfg(feature = "testkit")]
     pub(crate) fn add_path(&self, view: &FileView, path: &[u8]) -> Result<()> {
         let mut st = lock(&self.state);
-        self.add_file(&mut st, view, path)?;
+        if !self.add_file(&mut st, view, path)? {
+            bail!("{NOT_FOUND}");
+        }
         self.top_links(&mut st, view)
     }
 
@@ -694,7 +719,7 @@ fn wanted(
     p: &Process,
     view: Option<&FileView>,
     infos: &HashMap<&[u8], &FileInfo>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Vec<Vec<u8>> {
     let mut paths: Vec<Vec<u8>> = p
         .mappings
@@ -712,8 +737,11 @@ fn wanted(
     let mut more: Vec<Vec<u8>> = match crate::linkmap::names(p) {
         Ok(names) => names.into_iter().filter(|n| n.starts_with(b"/")).collect(),
         Err(e) => {
-            warnings.push(format!(
-                "--sysroot: the dynamic loader's list of libraries: {e:#}; only the mapped paths are written"
+            warnings.push(Warning::new(
+                WarningKind::Unreadable,
+                format!(
+                    "--sysroot: the dynamic loader's list of libraries: {e:#}; only the mapped paths are written"
+                ),
             ));
             Vec::new()
         }

@@ -23,6 +23,7 @@ use crate::model::{display_bytes, ExitStatus, Loaded, Process};
 use crate::outdir::OutDir;
 use crate::spill::SpillOptions;
 use crate::sysroot::Sysroot;
+use crate::warning::{Warning, WarningKind};
 
 /// How to convert the processes of a checkpoint.
 #[derive(Debug, Clone, Default)]
@@ -116,14 +117,14 @@ pub struct ProcessReport {
     /// What happened.
     pub outcome: Outcome,
     /// Warnings from decoding.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Hears how [`convert`] goes, as it goes.
 pub trait Listener {
     /// What is wrong with an input as a whole (each process's warnings
     /// come with its report).
-    fn warning(&mut self, _text: &str) {}
+    fn warning(&mut self, _warning: &Warning) {}
     /// A process is done.
     fn process(&mut self, _report: &ProcessReport) {}
     /// An input failed as a whole (it could not be opened, or had no free
@@ -507,7 +508,7 @@ pub(crate) fn gdb_command(core: &Path, exe: Option<&Path>, root: Option<&Path>) 
 /// where there is one, else at that path on this machine; or what to tell
 /// the user where it is not there (nothing for a process whose executable
 /// was deleted or is not known: the core says so itself).
-fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Option<String>> {
+fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Option<Warning>> {
     use std::os::unix::ffi::OsStrExt;
     let exe = exe.ok_or(None)?;
     // A deleted executable is not at its path any more; a sysroot that
@@ -518,20 +519,24 @@ fn exe_for_gdb(exe: Option<&[u8]>, root: Option<&Path>) -> Result<PathBuf, Optio
         (Some(root), Some(path)) => exe_in_root(root, path).ok_or(None),
         (None, Some(_)) => Err(None),
         (Some(root), None) => exe_in_root(root, exe).ok_or_else(|| {
-            Some(format!(
+            let message = format!(
                 "the executable {shown} is not in {}: gdb will show ?? for its frames",
                 crate::text::escape_bytes(root.as_os_str().as_bytes())
-            ))
+            );
+            Some(Warning::new(WarningKind::FileNotFound, message).about(shown.clone()))
         }),
         (None, None) => {
             let here = PathBuf::from(std::ffi::OsStr::from_bytes(exe));
             if here.is_file() {
                 return Ok(here);
             }
-            Err(Some(format!(
+            let message = format!(
                 "the executable {shown} is not on this machine: gdb will show ?? for its frames \
                  (give --root DIR or --image IMAGE, with --sysroot DIR)"
-            )))
+            );
+            Err(Some(
+                Warning::new(WarningKind::FileNotFound, message).about(shown),
+            ))
         }
     }
 }
@@ -651,14 +656,19 @@ pub(crate) mod tests {
         assert_eq!(find("/abs/app").unwrap(), canon);
         // Not in the root: no executable rather than a wrong one, and why.
         let why = find("/opt/none").unwrap_err().unwrap();
-        assert!(why.contains("/opt/none is not in"), "{why}");
+        assert!(why.message.contains("/opt/none is not in"), "{why}");
+        assert_eq!(
+            (why.kind, why.file.as_deref()),
+            (WarningKind::FileNotFound, Some("/opt/none"))
+        );
         // Without a root: the path here, if there is a file there.
         let here = std::env::current_exe().unwrap();
         let here_b = here.as_os_str().as_encoded_bytes();
         assert_eq!(exe_for_gdb(Some(here_b), None).unwrap(), here);
         let why = exe_for_gdb(Some(b"/victim-static\xff"), None)
             .unwrap_err()
-            .unwrap();
+            .unwrap()
+            .message;
         assert!(
             why.contains("/victim-static\\xff is not on this machine")
                 && why.contains("--root")

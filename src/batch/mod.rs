@@ -65,9 +65,9 @@ use crate::outdir::OutDir;
 use crate::spill::SpillOptions;
 
 /// Identifies the JSON schema of [`Summary`] (docs/batch.schema.json).
-pub const SCHEMA: &str = "criu2core.batch/5";
+pub const SCHEMA: &str = "criu2core.batch/6";
 /// Identifies the JSON schema of `convert --json` (docs/convert.schema.json).
-pub const CONVERT_SCHEMA: &str = "criu2core.convert/4";
+pub const CONVERT_SCHEMA: &str = "criu2core.convert/5";
 /// The summary batch writes into the output directory.
 pub const SUMMARY: &str = "summary.json";
 

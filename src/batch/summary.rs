@@ -11,6 +11,7 @@ use super::convert::{Outcome, ProcessReport};
 use super::shard::ShardListing;
 use crate::input::{ImageRef, ImageUse};
 use crate::model::ExitStatus;
+use crate::warning::Warning;
 
 /// How an input ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,8 +180,9 @@ pub struct InputSummary {
     pub duration_ms: u64,
     /// What went wrong, if anything.
     pub error: Option<String>,
-    /// Warnings from decoding.
-    pub warnings: Vec<String>,
+    /// Warnings from decoding, each process's with its pid before its
+    /// message.
+    pub warnings: Vec<Warning>,
 }
 
 impl InputSummary {
@@ -207,8 +209,11 @@ impl InputSummary {
     pub(crate) fn add_reports(&mut self, reports: &[ProcessReport]) -> Result<()> {
         let mut errors = Vec::new();
         for r in reports {
-            self.warnings
-                .extend(r.warnings.iter().map(|w| format!("pid {}: {w}", r.pid)));
+            self.warnings.extend(
+                r.warnings
+                    .iter()
+                    .map(|w| w.prefixed(&format!("pid {}: ", r.pid))),
+            );
             match &r.outcome {
                 Outcome::Written {
                     stats,

@@ -316,7 +316,7 @@ pub struct ConvertArgs {
     /// Store cores compressed: zstd writes core.<pid>.zst.
     #[arg(long, value_name = "HOW", value_parser = parse_compress)]
     pub compress: Option<criu2core::CoreCompression>,
-    /// Print a JSON report (schema criu2core.convert/4) instead of lines.
+    /// Print a JSON report (schema criu2core.convert/5) instead of lines.
     #[arg(long)]
     pub json: bool,
 }

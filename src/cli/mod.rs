@@ -50,8 +50,8 @@ struct Printer<'a> {
 }
 
 impl Listener for Printer<'_> {
-    fn warning(&mut self, text: &str) {
-        error_line(&format!("warning: {text}"));
+    fn warning(&mut self, warning: &criu2core::Warning) {
+        error_line(&format!("warning: {warning}"));
     }
 
     fn process(&mut self, report: &batch::ProcessReport) {

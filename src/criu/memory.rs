@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::proto;
 use crate::rootfs::FileView;
+use crate::warning::{Warning, WarningKind};
 
 /// Largest mapping any architecture can have (a 57-bit address space).
 pub const MAX_VMA_BYTES: u64 = 1 << 57;
@@ -180,7 +181,7 @@ pub struct Mapped {
     /// Files the runs point into.
     pub blobs: Vec<Blob>,
     /// Things worth telling the user.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The regular files mapped, each path once.
     pub files: Vec<FileInfo>,
     /// The dumps of an incremental chain the pages came from, this one
@@ -353,7 +354,7 @@ pub struct MemoryBuilder<'a> {
     over_budget: HashSet<usize>,
     /// The blobs of files found under the root (not in the checkpoint).
     root_blobs: HashSet<BlobId>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> MemoryBuilder<'a> {
@@ -610,10 +611,16 @@ impl<'a> MemoryBuilder<'a> {
             return Some(i);
         }
         if self.over_budget.insert(i) {
-            self.warnings.push(format!(
-                "{}: mapped again past one copy of its {size} bytes: the unmodified pages of its further mappings are left out of the core",
-                display_bytes(path)
-            ));
+            self.warnings.push(
+                Warning::new(
+                    WarningKind::PagesLeftOut,
+                    format!(
+                        "{}: mapped again past one copy of its {size} bytes: the unmodified pages of its further mappings are left out of the core",
+                        display_bytes(path)
+                    ),
+                )
+                .about(display_bytes(path)),
+            );
         }
         None
     }
@@ -650,18 +657,30 @@ impl<'a> MemoryBuilder<'a> {
                 return Err(e)
             }
             Err(e) => {
-                self.warnings.push(format!(
-                    "{}: cannot be read ({e:#}): its pages are left out",
-                    display_bytes(name)
-                ));
+                self.warnings.push(
+                    Warning::new(
+                        WarningKind::unread(&e),
+                        format!(
+                            "{}: cannot be read ({e:#}): its pages are left out",
+                            display_bytes(name)
+                        ),
+                    )
+                    .about(display_bytes(name)),
+                );
                 (FileStatus::Missing, None)
             }
         };
         if let FileStatus::Mismatch { why } = &status {
-            self.warnings.push(format!(
-                "{}: not the file the checkpoint recorded ({why}): its pages are left out",
-                display_bytes(name)
-            ));
+            self.warnings.push(
+                Warning::new(
+                    WarningKind::FileMismatch,
+                    format!(
+                        "{}: not the file the checkpoint recorded ({why}): its pages are left out",
+                        display_bytes(name)
+                    ),
+                )
+                .about(display_bytes(name)),
+            );
         }
         let index = found.as_ref().map(|(c, _)| {
             self.walker.dump.files.push(c.clone());
@@ -690,11 +709,17 @@ impl<'a> MemoryBuilder<'a> {
     ) -> Result<(FileStatus, Option<(FileContents, String)>)> {
         let store = self.walker.dump.chain[0].clone();
         let Some(g) = ghost::load(&*store, id)? else {
-            self.warnings.push(format!(
-                "{}: deleted while open, and {} is missing or holds no regular file",
-                display_bytes(name),
-                ghost::image_name(id)
-            ));
+            self.warnings.push(
+                Warning::new(
+                    WarningKind::FileNotFound,
+                    format!(
+                        "{}: deleted while open, and {} is missing or holds no regular file",
+                        display_bytes(name),
+                        ghost::image_name(id)
+                    ),
+                )
+                .about(display_bytes(name)),
+            );
             return Ok((FileStatus::Missing, None));
         };
         let label = g.blob.label.clone();
@@ -832,15 +857,21 @@ impl Walker {
     /// every VMA, pages no entry claims (what a pagemap cut short at an
     /// entry boundary leaves; the memory they were for reads as zeros),
     /// lazy pages, and pages a parent dump lacks.
-    fn warnings(&mut self) -> Result<Vec<String>> {
+    fn warnings(&mut self) -> Result<Vec<Warning>> {
         let mut warnings = Vec::new();
         if let Some(Some(c)) = self.private.first_mut() {
             let unused = c.finish()?;
             if unused > 0 {
-                warnings.push(format!(
-                    "{}: {unused} pagemap entries lie outside every VMA; ignored",
-                    c.name()
-                ));
+                warnings.push(
+                    Warning::new(
+                        WarningKind::EntryIgnored,
+                        format!(
+                            "{}: {unused} pagemap entries lie outside every VMA; ignored",
+                            c.name()
+                        ),
+                    )
+                    .about(c.name()),
+                );
             }
         }
         let mut cursors: Vec<&mut Cursor> = self.private.iter_mut().take(1).flatten().collect();
@@ -857,26 +888,38 @@ impl Walker {
             let name = format!("pages-{}.img", c.pages_id());
             if let Some(pages) = store.blob(&name)? {
                 if pages.len > c.claimed() {
-                    warnings.push(format!(
-                        "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
-                        pages.label,
-                        pages.len - c.claimed(),
-                        c.claimed(),
-                        c.name()
-                    ));
+                    warnings.push(
+                        Warning::new(
+                            WarningKind::EntryIgnored,
+                            format!(
+                                "{}: {} bytes after the {} that {} claims are used by no pagemap entry (a pagemap cut short?); ignored",
+                                pages.label,
+                                pages.len - c.claimed(),
+                                c.claimed(),
+                                c.name()
+                            ),
+                        )
+                        .about(pages.label.clone()),
+                    );
                 }
             }
         }
         if self.lazy_bytes > 0 {
-            warnings.push(format!(
-                "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
-                self.lazy_bytes / 1024
+            warnings.push(Warning::new(
+                WarningKind::PagesLeftOut,
+                format!(
+                    "{} KiB of memory was left on the source by a lazy-pages dump and is not in the core",
+                    self.lazy_bytes / 1024
+                ),
             ));
         }
         if self.parent_holes > 0 {
-            warnings.push(format!(
-                "{} KiB marked as in the parent dump are not there; they read as the parent had them (zeros, or the mapped file)",
-                self.parent_holes / 1024
+            warnings.push(Warning::new(
+                WarningKind::PagesLeftOut,
+                format!(
+                    "{} KiB marked as in the parent dump are not there; they read as the parent had them (zeros, or the mapped file)",
+                    self.parent_holes / 1024
+                ),
             ));
         }
         Ok(warnings)
@@ -1231,7 +1274,13 @@ mod tests {
             .sum();
         assert_eq!(from_file, 64 * P);
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
-        assert!(m.warnings[0].contains("/big: mapped again past one copy"));
+        assert!(m.warnings[0]
+            .message
+            .contains("/big: mapped again past one copy"));
+        assert_eq!(
+            (m.warnings[0].kind, m.warnings[0].file.as_deref()),
+            (WarningKind::PagesLeftOut, Some("/big"))
+        );
         assert_eq!(m.files.len(), 1);
         assert_eq!(m.files[0].status, FileStatus::Verified { checks: "size" });
     }
@@ -1316,7 +1365,8 @@ mod tests {
         assert!(m
             .warnings
             .iter()
-            .any(|w| w.contains("/other: not the file")));
+            .any(|w| w.message.contains("/other: not the file")
+                && (w.kind, w.file.as_deref()) == (WarningKind::FileMismatch, Some("/other"))));
         assert_eq!(
             m.mappings[0].file.as_ref().unwrap().path,
             b"/gone (deleted)"
@@ -1362,7 +1412,11 @@ mod tests {
         // so: see tests/it/hostile_walks.rs); the damaged ghost is a
         // warning here.
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
-        assert!(m.warnings[0].starts_with("/gone: cannot be read ("));
+        assert!(m.warnings[0].message.starts_with("/gone: cannot be read ("));
+        assert_eq!(
+            (m.warnings[0].kind, m.warnings[0].file.as_deref()),
+            (WarningKind::Unreadable, Some("/gone"))
+        );
         assert!(m.files.iter().all(|f| f.status == FileStatus::Missing));
     }
 
@@ -1464,7 +1518,9 @@ mod tests {
         let bytes: Vec<u64> = m.dumps.iter().map(|d| d.bytes).collect();
         assert_eq!(bytes, [P, P]);
         assert!(
-            m.warnings.iter().any(|w| w.contains("lazy-pages")),
+            m.warnings
+                .iter()
+                .any(|w| w.message.contains("lazy-pages") && w.kind == WarningKind::PagesLeftOut),
             "{:?}",
             m.warnings
         );
@@ -1602,8 +1658,27 @@ mod tests {
             None,
         );
         assert_eq!(runs(&m, 0), [(0, run(P, blob(0, 0)))]);
-        let w = m.warnings.join("\n");
+        let w = m
+            .warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(w.contains("1 pagemap entries lie outside every VMA"), "{w}");
         assert!(w.contains("4096 bytes after the 8192"), "{w}");
+        let about: Vec<_> = m
+            .warnings
+            .iter()
+            .map(|w| (w.kind, w.file.as_deref().and_then(|f| f.rsplit('/').next())))
+            .collect();
+        assert_eq!(
+            about[..2],
+            [
+                (WarningKind::EntryIgnored, Some("pagemap-1.img")),
+                (WarningKind::EntryIgnored, Some("pages-3.img"))
+            ],
+            "{:?}",
+            m.warnings
+        );
     }
 }

@@ -37,6 +37,7 @@ use crate::model::{
     ExitStatus, Loaded, MappingKind, Process, ProcessState, Thread, TreeEntry, Zombie,
 };
 use crate::rootfs::FileView;
+use crate::warning::{Warning, WarningKind};
 use files::FileTable;
 use image::{Image, ImageReader};
 use store::ImageStore;
@@ -101,13 +102,13 @@ pub struct Images {
     unsound: HashMap<u32, String>,
     /// What is wrong with the checkpoint as a whole but did not stop it
     /// being read.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Checks the process tree: a pid listed twice, a thread listed by two
 /// processes, a process that is its own ancestor. Returns the pids that
 /// cannot be converted soundly (with why) and warnings.
-fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String>, Vec<String>) {
+fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String>, Vec<Warning>) {
     let name = format!("{loc}/pstree.img");
     let mut unsound: HashMap<u32, String> = HashMap::new();
     let mut warnings = Vec::new();
@@ -117,10 +118,16 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
             None => {
                 first.insert(e.pid, i);
             }
-            Some(&j) if tree[j] == *e => warnings.push(format!(
-                "{name}: pid {} is listed twice (offsets {} and {}), the same both times; converted once",
-                e.pid, at[j], at[i]
-            )),
+            Some(&j) if tree[j] == *e => warnings.push(
+                Warning::new(
+                    WarningKind::EntryIgnored,
+                    format!(
+                        "{name}: pid {} is listed twice (offsets {} and {}), the same both times; converted once",
+                        e.pid, at[j], at[i]
+                    ),
+                )
+                .about(&name),
+            ),
             Some(&j) => {
                 unsound.entry(e.pid).or_insert_with(|| {
                     format!(
@@ -151,7 +158,15 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
             }
         }
     }
-    // Parents: following ppid must leave the tree (0, or a pid outside it).
+    warnings.extend(parent_loops(tree, &first, &name));
+    (unsound, warnings)
+}
+
+/// A warning for each loop of parents in `tree` (`first`: where each pid
+/// is listed first): following ppid must leave the tree (0, or a pid
+/// outside it). `name` names pstree.img.
+fn parent_loops(tree: &[TreeEntry], first: &HashMap<u32, usize>, name: &str) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     let parent: HashMap<u32, u32> = first.keys().map(|&p| (p, tree[first[&p]].ppid)).collect();
     let mut done: HashSet<u32> = HashSet::new();
     let mut pids: Vec<u32> = first.keys().copied().collect();
@@ -168,14 +183,15 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
                     .chain(std::iter::once(&p))
                     .map(u32::to_string)
                     .collect();
-                warnings.push(if ring.len() == 2 {
+                let message = if ring.len() == 2 {
                     format!("{name}: pid {p} is its own parent")
                 } else {
                     format!(
                         "{name}: pids {} are each other's ancestors",
                         ring.join(" -> ")
                     )
-                });
+                };
+                warnings.push(Warning::new(WarningKind::InconsistentTree, message).about(name));
                 break;
             }
             path.push(p);
@@ -183,7 +199,7 @@ fn check_tree(tree: &[TreeEntry], at: &[u64], loc: &str) -> (HashMap<u32, String
         }
         done.extend(path);
     }
-    (unsound, warnings)
+    warnings
 }
 
 /// The ids of the pages files the pagemaps of `store` name, or `None` if
@@ -210,7 +226,7 @@ fn named_pages(store: &dyn ImageStore) -> Result<Option<HashSet<u32>>> {
 /// Warnings naming the images of processes that the images hold but
 /// pstree.img does not list, and the pages files no pagemap names: none of
 /// them is converted.
-fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<String>> {
+fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<Warning>> {
     let pids: HashSet<u32> = tree.iter().map(|e| e.pid).collect();
     let tids: HashSet<u32> = tree
         .iter()
@@ -244,6 +260,12 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<Str
             _ => {}
         }
     }
+    let loc = store.location();
+    // About the one image, where it is one; else the directory of them.
+    let about = |names: &[String]| match names {
+        [one] => format!("{loc}/{one}"),
+        _ => loc.clone(),
+    };
     let list = |mut names: Vec<String>| {
         let more = names.len().saturating_sub(NAMED);
         names.truncate(NAMED);
@@ -256,18 +278,27 @@ fn unlisted_images(store: &dyn ImageStore, tree: &[TreeEntry]) -> Result<Vec<Str
     };
     let mut out = Vec::new();
     if !unlisted.is_empty() {
-        out.push(format!(
-            "{}: {} belong to no process pstree.img lists; not converted",
-            store.location(),
-            list(unlisted)
-        ));
+        let file = about(&unlisted);
+        out.push(
+            Warning::new(
+                WarningKind::EntryIgnored,
+                format!(
+                    "{loc}: {} belong to no process pstree.img lists; not converted",
+                    list(unlisted)
+                ),
+            )
+            .about(file),
+        );
     }
     if !unnamed.is_empty() {
-        out.push(format!(
-            "{}: {} named by no pagemap; not used",
-            store.location(),
-            list(unnamed)
-        ));
+        let file = about(&unnamed);
+        out.push(
+            Warning::new(
+                WarningKind::EntryIgnored,
+                format!("{loc}: {} named by no pagemap; not used", list(unnamed)),
+            )
+            .about(file),
+        );
     }
     Ok(out)
 }

@@ -21,9 +21,10 @@ use crate::input::{Checkpoint, LoadOptions};
 use crate::inspect::{FdInfo, InputInfo, InspectOptions, MappingInfo, ProcessInfo, SocketInfo};
 use crate::model::{Loaded, Process};
 use crate::rootfs::FileView;
+use crate::warning::Warning;
 
 /// Identifies the JSON schema of [`DiffReport`].
-pub const SCHEMA: &str = "criu2core.diff/1";
+pub const SCHEMA: &str = "criu2core.diff/2";
 
 /// How a process, mapping, descriptor or socket compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,7 +71,7 @@ pub struct DiffReport {
     pub processes: Vec<ProcessDiff>,
     /// What is wrong with either checkpoint but did not stop the diff,
     /// each starting with "a: " or "b: ".
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// How many things were added, removed and changed.
@@ -301,8 +302,8 @@ fn diff_inner(a: &Checkpoint, b: &Checkpoint, opts: &DiffOptions) -> Result<Diff
     let warnings = a
         .warnings()
         .iter()
-        .map(|w| format!("a: {w}"))
-        .chain(b.warnings().iter().map(|w| format!("b: {w}")))
+        .map(|w| w.prefixed("a: "))
+        .chain(b.warnings().iter().map(|w| w.prefixed("b: ")))
         .collect();
     Ok(DiffReport {
         schema: SCHEMA,

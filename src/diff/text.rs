@@ -45,7 +45,7 @@ impl DiffReport {
         let _ = writeln!(o, "fds: {}", counts(&s.fds));
         let _ = writeln!(o, "sockets: {}", counts(&s.sockets));
         for w in &self.warnings {
-            let _ = writeln!(o, "warning: {}", escape(w));
+            let _ = writeln!(o, "warning: {}", escape(&w.message));
         }
         for p in self.processes.iter().filter(|p| p.status != Status::Same) {
             o.push('\n');

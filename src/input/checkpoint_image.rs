@@ -49,6 +49,7 @@ use crate::oci::{
     media_type, BlobData, CheckpointImage, Descriptor, ImageArchive, ImageInfo, ImageKind,
     SelectedImage, Selection, Selector,
 };
+use crate::warning::{Warning, WarningKind};
 
 /// `google.protobuf.Any`, as containerd stores a checkpoint's spec.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -185,7 +186,7 @@ pub(super) fn open(
     path: &Path,
     ar: &ImageArchive,
     opts: &OpenOptions,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Parts> {
     let info = checkpoint_image(ar, path)?;
     tracing::debug!(image = %info.describe(), "checkpoint image");
@@ -215,7 +216,7 @@ fn containerd(
     ar: &ImageArchive,
     info: &ImageInfo,
     opts: &OpenOptions,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Parts> {
     let sel = ar.chosen(info);
     let criu = *info
@@ -264,7 +265,13 @@ fn containerd(
             match any {
                 Ok(a) => Some(a.value),
                 Err(e) => {
-                    warnings.push(format!("{e:#}; the container's spec is not used"));
+                    warnings.push(
+                        Warning::new(
+                            WarningKind::unread(&e),
+                            format!("{e:#}; the container's spec is not used"),
+                        )
+                        .about(blob_label(path, d)),
+                    );
                     None
                 }
             }
@@ -282,7 +289,7 @@ fn restore_image(
     ar: &ImageArchive,
     info: &ImageInfo,
     opts: &OpenOptions,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Parts> {
     let sel = ar.chosen(info);
     let layer = info

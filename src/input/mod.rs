@@ -27,11 +27,12 @@ use crate::container::ContainerInfo;
 use crate::criu::store::{DirStore, ImageStore};
 use crate::criu::Images;
 use crate::error::{fault, Error, ErrorKind};
-use crate::model::{Blob, Loaded, TreeEntry};
+use crate::model::{display_bytes, Blob, Loaded, TreeEntry};
 use crate::oci::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::rootfs::{FileView, RootFs};
 use crate::spill::{Spill, SpillOptions};
 use crate::stdext::lock;
+use crate::warning::{Warning, WarningKind};
 
 pub use checkpoint_image::ImageUse;
 pub(crate) use open_files::OpenFiles;
@@ -91,7 +92,7 @@ pub struct Checkpoint {
     rootfs_diff: Option<DiffIndex>,
     /// What Podman's `deleted.files` says the container removed.
     deleted: Vec<String>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     /// How an image given to [`Checkpoint::load`] is read: where it may
     /// copy files, how much, and the cancellation it stops for.
     image_opts: crate::oci::Options,
@@ -335,20 +336,29 @@ fn inside(dir: &Path, name: &str, want_dir: bool) -> Result<Option<PathBuf>> {
 fn container_dump(
     name: &str,
     data: Result<Option<Vec<u8>>>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<Vec<u8>> {
     match data {
         Ok(Some(d)) if d.len() as u64 <= MAX_CONTAINER_DUMP_BYTES => Some(d),
         Ok(Some(d)) => {
-            warnings.push(format!(
-                "{name}: {} bytes, more than any container description takes ({MAX_CONTAINER_DUMP_BYTES}); left out",
-                d.len()
-            ));
+            warnings.push(
+                Warning::new(
+                    WarningKind::Limit,
+                    format!(
+                        "{name}: {} bytes, more than any container description takes ({MAX_CONTAINER_DUMP_BYTES}); left out",
+                        d.len()
+                    ),
+                )
+                .about(name),
+            );
             None
         }
         Ok(None) => None,
         Err(e) => {
-            warnings.push(format!("{e:#}; left out"));
+            // One too big in a checkpoint directory is refused before it
+            // is read.
+            let kind = WarningKind::unread(&e);
+            warnings.push(Warning::new(kind, format!("{e:#}; left out")).about(name));
             None
         }
     }
@@ -449,7 +459,7 @@ fn parts_of(
     path: &Path,
     kind: &mut InputKind,
     opts: &OpenOptions,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
     sink: Option<&mut dyn PagesSink>,
 ) -> Result<Parts> {
     Ok(match *kind {
@@ -494,7 +504,7 @@ fn read_rootfs_diff(
     images: &Images,
     opts: &OpenOptions,
     spill: &mut Option<Spill>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Option<DiffIndex>> {
     let wanted = match opts.pages {
         PageUse::Strings => Wanted::default(),
@@ -512,7 +522,13 @@ fn read_rootfs_diff(
             Err(e)
         }
         Err(e) => {
-            warnings.push(format!("{e:#}; the files in it are not used"));
+            warnings.push(
+                Warning::new(
+                    WarningKind::Unreadable,
+                    format!("{e:#}; the files in it are not used"),
+                )
+                .about(blob.label.clone()),
+            );
             Ok(None)
         }
     }
@@ -521,14 +537,20 @@ fn read_rootfs_diff(
 /// A warning for each file `p` maps that `view` could not resolve for
 /// too many symbolic links (its pages that the checkpoint lacks are left
 /// out of the core, as for a file not found).
-fn unresolved_files(p: &crate::model::Process, view: &FileView) -> Vec<String> {
+fn unresolved_files(p: &crate::model::Process, view: &FileView) -> Vec<Warning> {
     let mut seen = std::collections::HashSet::new();
     p.mappings
         .iter()
         .filter_map(|m| m.file.as_ref())
         .filter(|f| seen.insert(f.path.clone()))
-        .filter_map(|f| view.unresolved(&f.path))
-        .map(|why| format!("{why}; the file's pages the checkpoint lacks are left out"))
+        .filter_map(|f| Some((view.unresolved(&f.path)?, display_bytes(&f.path))))
+        .map(|(why, path)| {
+            Warning::new(
+                WarningKind::LinkLoop,
+                format!("{why}; the file's pages the checkpoint lacks are left out"),
+            )
+            .about(path)
+        })
         .collect()
 }
 
@@ -545,12 +567,15 @@ struct Parts {
 }
 
 /// The paths of a `deleted.files`, or a warning.
-fn deleted_files(data: Option<Vec<u8>>, warnings: &mut Vec<String>) -> Vec<String> {
+fn deleted_files(data: Option<Vec<u8>>, warnings: &mut Vec<Warning>) -> Vec<String> {
     match data.map(|d| crate::oci::parse_deleted_files(&d)) {
         None => Vec::new(),
         Some(Ok(paths)) => paths,
         Some(Err(e)) => {
-            warnings.push(format!("{e:#}; not used"));
+            warnings.push(
+                Warning::new(WarningKind::Unreadable, format!("{e:#}; not used"))
+                    .about("deleted.files"),
+            );
             Vec::new()
         }
     }
@@ -559,7 +584,7 @@ fn deleted_files(data: Option<Vec<u8>>, warnings: &mut Vec<String>) -> Vec<Strin
 /// An unpacked container checkpoint: `checkpoint/`, and beside it
 /// `config.dump`, `spec.dump`, `rootfs-diff.tar` and `deleted.files`, each
 /// a file of the directory (or a link inside it).
-fn checkpoint_dir(path: &Path, warnings: &mut Vec<String>) -> Result<Parts> {
+fn checkpoint_dir(path: &Path, warnings: &mut Vec<Warning>) -> Result<Parts> {
     let images = inside(path, "checkpoint", true)?
         .with_context(|| format!("{}: no checkpoint directory", path.display()))?;
     let diff = match inside(path, "rootfs-diff.tar", false)? {
@@ -609,7 +634,7 @@ fn archive_options(opts: &OpenOptions) -> ArchiveOptions {
 fn archive_input(
     path: &Path,
     opts: &OpenOptions,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
     sink: Option<&mut dyn PagesSink>,
 ) -> Result<Parts> {
     let ar = match sink {
@@ -620,7 +645,7 @@ fn archive_input(
 }
 
 /// What a checkpoint archive (or a layer holding one) holds.
-fn archive_parts(ar: ArchiveStore, warnings: &mut Vec<String>) -> Parts {
+fn archive_parts(ar: ArchiveStore, warnings: &mut Vec<Warning>) -> Parts {
     warnings.extend(ar.warnings().iter().cloned());
     let container = if ar.is_container_checkpoint() {
         let config = container_dump("config.dump", ar.read_member("config.dump"), warnings);
@@ -676,7 +701,7 @@ impl Checkpoint {
     /// being read (images no process owns, an inconsistent process tree,
     /// skipped archive members...): for people to see before the
     /// processes' own warnings.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 

@@ -76,7 +76,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Identifies the JSON schema of [`Report`].
-pub const SCHEMA: &str = "criu2core.inspect/6";
+pub const SCHEMA: &str = "criu2core.inspect/7";
 
 /// What to report besides the process tree and memory.
 #[derive(Debug, Clone, Copy, Default)]

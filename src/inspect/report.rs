@@ -10,6 +10,7 @@ use crate::container::ContainerInfo;
 use crate::input::ImageUse;
 use crate::model::{ExitStatus, Mapping};
 use crate::search::Kind;
+use crate::warning::Warning;
 
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +34,7 @@ pub struct Report {
     pub mounts: Option<Vec<MountNamespace>>,
     /// What is wrong with the checkpoint as a whole but did not stop it
     /// being read (images no process uses, an inconsistent process tree...).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// An open file descriptor.
@@ -218,7 +219,7 @@ pub struct ProcessInfo {
     /// Why the process could not be read, if it could not.
     pub error: Option<String>,
     /// What decoding it found wrong without failing.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Open file descriptors (only when asked for).
     pub fds: Option<Vec<FdInfo>>,
     /// Working directory (with the descriptors).

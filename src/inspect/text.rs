@@ -89,7 +89,12 @@ impl Report {
                 escape(parent)
             );
         }
-        labelled(o, 12, "warning", self.warnings.iter().map(|w| escape(w)));
+        labelled(
+            o,
+            12,
+            "warning",
+            self.warnings.iter().map(|w| escape(&w.message)),
+        );
     }
 
     /// The process table, as ps shows one.
@@ -203,7 +208,12 @@ fn process_text(o: &mut String, p: &ProcessInfo) {
     if let Some(e) = &p.error {
         let _ = writeln!(o, "  error    {}", escape(e));
     }
-    labelled(o, 8, "warning", p.warnings.iter().map(|w| escape(w)));
+    labelled(
+        o,
+        8,
+        "warning",
+        p.warnings.iter().map(|w| escape(&w.message)),
+    );
     if let Some(m) = &p.memory {
         memory_text(o, m);
     }

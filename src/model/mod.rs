@@ -454,7 +454,7 @@ pub struct Process {
     /// What the blobs are opened through.
     pub(crate) source: Arc<dyn FileSource>,
     /// Things worth telling the user that did not stop decoding.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::Warning>,
     /// The regular files it mapped, each once, in the order first mapped.
     pub files: Vec<FileInfo>,
     /// The dumps its pages were read from: this dump first, then each

@@ -407,7 +407,7 @@ fn inspect_text_and_json() {
     let mut errs = Vec::new();
     validate(
         &schema,
-        &serde_json::json!({"schema": "criu2core.inspect/6", "extra": 1}),
+        &serde_json::json!({"schema": "criu2core.inspect/7", "extra": 1}),
         "$",
         &mut errs,
     );
@@ -507,7 +507,7 @@ fn batch_converts_many_in_parallel_resumably() {
     let o = run(&["batch", s(&inputs), "-o", s(&out), "-j", "2"]);
     assert!(!o.status.success(), "a failed input must fail the run");
     let sm = summary(&out);
-    assert_eq!(sm["schema"], "criu2core.batch/5");
+    assert_eq!(sm["schema"], "criu2core.batch/6");
     assert_eq!(
         (
             sm["ok"].as_u64(),

@@ -422,8 +422,22 @@ fn stdout_carries_only_results() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
     assert_schema("convert.schema.json", &v);
-    assert_eq!(v["schema"], "criu2core.convert/4");
+    assert_eq!(v["schema"], "criu2core.convert/5");
     assert_eq!(v["inputs"][0]["cores"][0]["pid"], 12329);
+    // Each warning says its kind and the file it is about.
+    let w = &v["inputs"][0]["warnings"][0];
+    assert_eq!(w["kind"], "file_not_found", "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not on this machine")
+            && w["message"]
+                .as_str()
+                .unwrap()
+                .contains(w["file"].as_str().unwrap()),
+        "{w}"
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("wrote core"),
         "no diagnostics with -vv"
@@ -437,8 +451,14 @@ fn stdout_carries_only_results() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is only JSON");
     assert_schema("batch.schema.json", &v);
-    assert_eq!(v["schema"], "criu2core.batch/5");
+    assert_eq!(v["schema"], "criu2core.batch/6");
     assert_eq!(v["ok"], 1);
+    let w = &v["inputs"][0]["warnings"][0];
+    assert_eq!(w["kind"], "file_not_found", "{w}");
+    assert!(
+        w["message"].as_str().unwrap().starts_with("pid 12329: ") && w["file"].is_string(),
+        "{w}"
+    );
     // Without -v, nothing but the result lines.
     let o = criu2core(["inspect", fx.images().to_str().unwrap()]);
     assert!(

@@ -962,22 +962,14 @@ fn inspect_json(input: &Path) -> serde_json::Value {
     v
 }
 
-/// Every warning inspect gives, the checkpoint's and the processes'.
+/// Every warning inspect gives, the checkpoint's and the processes':
+/// their messages.
 fn all_warnings(v: &serde_json::Value) -> String {
-    let mut w: Vec<String> = v["warnings"]
-        .as_array()
-        .unwrap()
+    let mut w: Vec<String> = warning_objects(v)
         .iter()
-        .map(|x| x.as_str().unwrap().to_string())
+        .map(|x| x["message"].as_str().unwrap().to_string())
         .collect();
     for p in v["processes"].as_array().unwrap() {
-        w.extend(
-            p["warnings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap().to_string()),
-        );
         if let Some(e) = p["error"].as_str() {
             w.push(e.to_string());
         }
@@ -985,9 +977,36 @@ fn all_warnings(v: &serde_json::Value) -> String {
     w.join("\n")
 }
 
+/// Every warning of an inspect report as its JSON objects, the
+/// checkpoint's first.
+fn warning_objects(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut w: Vec<serde_json::Value> = v["warnings"].as_array().unwrap().clone();
+    for p in v["processes"].as_array().unwrap() {
+        w.extend(p["warnings"].as_array().unwrap().iter().cloned());
+    }
+    w
+}
+
+/// The one warning of inspect's report `v` whose message holds `what`:
+/// its kind and file.
+fn kind_and_file(v: &serde_json::Value, what: &str) -> (String, Option<String>) {
+    let found: Vec<_> = warning_objects(v)
+        .into_iter()
+        .filter(|w| w["message"].as_str().unwrap().contains(what))
+        .collect();
+    assert_eq!(found.len(), 1, "{what:?}: {v}");
+    let w = &found[0];
+    (
+        w["kind"].as_str().unwrap().to_string(),
+        w["file"].as_str().map(str::to_string),
+    )
+}
+
 /// Converts `images` and insists on success with a warning saying each
-/// of `what`, which inspect (text and JSON) shows too.
-fn warned(images: &Path, what: &[&str]) {
+/// of `what`, which inspect (text and JSON) shows too: in JSON, the
+/// warning saying the last of `what` has kind `kind` and is about a file
+/// whose name ends with `file`.
+fn warned(images: &Path, (kind, file): (&str, &str), what: &[&str]) {
     let (o, _, _) = convert_measured(images);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -998,7 +1017,11 @@ fn warned(images: &Path, what: &[&str]) {
         );
     }
     let text = criu2core(["inspect".as_ref(), images.as_os_str()]);
-    let json = all_warnings(&inspect_json(images));
+    let v = inspect_json(images);
+    let (k, f) = kind_and_file(&v, what[what.len() - 1]);
+    assert_eq!(k, kind, "{what:?}");
+    assert!(f.as_deref().is_some_and(|f| f.ends_with(file)), "{f:?}");
+    let json = all_warnings(&v);
     for w in what {
         assert!(
             String::from_utf8_lossy(&text.stdout).contains(w),
@@ -1021,6 +1044,7 @@ fn pages_no_pagemap_entry_claims_are_a_warning() {
     write_raw(&path, &img);
     warned(
         &images,
+        ("entry_ignored", "/pages-2.img"),
         &[
             "pages-2.img: ",
             "bytes after the",
@@ -1034,13 +1058,21 @@ fn pages_no_pagemap_entry_claims_are_a_warning() {
         .open(images.join("pages-2.img"))
         .unwrap();
     f.write_all(&[0x77; 8192]).unwrap();
-    warned(&images, &["pages-2.img: 8192 bytes after the"]);
+    warned(
+        &images,
+        ("entry_ignored", "/pages-2.img"),
+        &["pages-2.img: 8192 bytes after the"],
+    );
     // A whole pages file no pagemap names: in a directory, a warning; in a
     // compressed archive, also dropped from the temporary directory.
     let c = case("pages-unnamed");
     let reference = c.reference();
     fs::copy(c.images.join("pages-2.img"), c.images.join("pages-9.img")).unwrap();
-    warned(&c.images, &["pages-9.img named by no pagemap; not used"]);
+    warned(
+        &c.images,
+        ("entry_ignored", "/pages-9.img"),
+        &["pages-9.img named by no pagemap; not used"],
+    );
     let ar = c.dir.join("unnamed.tar.zst");
     fs::write(&ar, compress(&podman_tar(&c.images, |_| {}), "tar.zst")).unwrap();
     let m = c.run("convert", &ar, &[]);
@@ -1093,22 +1125,32 @@ fn an_inconsistent_process_tree_is_reported() {
     pstree(&images, |e| e.truncate(1));
     warned(
         &images,
+        ("entry_ignored", "/images"),
         &["core-102001.img, core-2.img, mm-2.img, pagemap-2.img belong to no process"],
     );
     // A process that is its own parent; two that are each other's.
     let images = two("own-parent");
     pstree(&images, |e| e[1].ppid = 2);
-    warned(&images, &["pstree.img: pid 2 is its own parent"]);
+    warned(
+        &images,
+        ("inconsistent_tree", "/pstree.img"),
+        &["pstree.img: pid 2 is its own parent"],
+    );
     let images = two("loop");
     pstree(&images, |e| e[0].ppid = 2);
     warned(
         &images,
+        ("inconsistent_tree", "/pstree.img"),
         &["pstree.img: pids 1 -> 2 -> 1 are each other's ancestors"],
     );
     // A pid listed twice, the same both times: converted once.
     let images = two("twice-same");
     pstree(&images, |e| e.push(e[1].clone()));
-    warned(&images, &["pid 2 is listed twice (offsets"]);
+    warned(
+        &images,
+        ("entry_ignored", "/pstree.img"),
+        &["pid 2 is listed twice (offsets"],
+    );
     let out = images.parent().unwrap().join("out");
     assert_eq!(fs::read_dir(&out).unwrap().count(), 2);
     // Listed twice differently, or one thread in two processes: those
@@ -1292,6 +1334,59 @@ fn symlinks_out_of_a_checkpoint_directory_are_refused() {
     }
 }
 
+/// A config.dump past the bound on container descriptions is left out,
+/// with a warning of kind `limit` about it (refused in a directory before
+/// it is read).
+fn a_container_description_past_its_bound_is_a_limit_warning() {
+    let images = base("big-config");
+    let dir = images.parent().unwrap().join("unpacked");
+    unpacked(&images, &dir, &[0; 1024]);
+    fs::write(dir.join("config.dump"), vec![b' '; 2 << 20]).unwrap();
+    let v = inspect_json(&dir);
+    let (kind, file) = kind_and_file(&v, "more than any container description takes");
+    assert_eq!(
+        (kind.as_str(), file.as_deref()),
+        ("limit", Some("config.dump"))
+    );
+}
+
+/// A sparse file where a rootfs diff holds the executable: not expanded,
+/// and said so as a warning of kind `unsupported` about that file.
+fn a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning() {
+    let images = base("diff-sparse");
+    let top = images.parent().unwrap();
+    let exe = synth::EXE.trim_start_matches('/');
+    let diff = [sparse_member(exe.as_bytes(), 4096, 5 * 4096), vec![0; 1024]].concat();
+    let input = top.join("unpacked");
+    unpacked(&images, &input, &diff);
+    let o = criu2core([
+        "convert".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        top.join("out").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("is a sparse file, which criu2core does not expand"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("convert.schema.json", &v);
+    let sparse: Vec<_> = v["inputs"][0]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["message"].as_str().unwrap().contains("is a sparse file"))
+        .collect();
+    assert_eq!(sparse.len(), 1, "{v}");
+    assert_eq!(
+        (&sparse[0]["kind"], &sparse[0]["file"]),
+        (&"unsupported".into(), &exe.into())
+    );
+}
+
 fn dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning() {
     let images = base("diff-dotdot");
     let top = images.parent().unwrap();
@@ -1350,6 +1445,9 @@ fn dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning() {
             all_warnings(&v).contains("with '..' in its path skipped"),
             "{kind}: {v}"
         );
+        let (k, f) = kind_and_file(&v, "with '..' in its path skipped");
+        assert_eq!(k, "unsafe_path", "{kind}");
+        assert!(f.is_some_and(|f| f.ends_with("rootfs-diff.tar")), "{kind}");
     }
 }
 
@@ -1443,6 +1541,8 @@ pub fn tests() -> Vec<Trial> {
         paths_and_names_that_are_not_utf8_are_kept_exactly,
         symlinks_out_of_a_checkpoint_directory_are_refused,
         dotdot_members_of_a_rootfs_diff_are_skipped_with_a_warning,
+        a_sparse_file_in_a_rootfs_diff_is_an_unsupported_warning,
+        a_container_description_past_its_bound_is_a_limit_warning,
         gnu_tar_archives_convert_like_their_images needs [Need::Tool("tar")],
     ]
 }

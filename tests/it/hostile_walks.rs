@@ -159,12 +159,29 @@ fn a_link_loop_at_a_mapped_path_is_a_warning() {
         out.as_os_str(),
         "--root".as_ref(),
         root.as_os_str(),
+        "--json".as_ref(),
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
         err.contains("libc.so.6: more than 40 symbolic links under") && err.contains("root"),
         "{err}"
+    );
+    // In JSON: a link loop, about the path the process mapped.
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_schema("convert.schema.json", &v);
+    let w: Vec<_> = v["inputs"][0]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "link_loop")
+        .collect();
+    assert!(
+        !w.is_empty()
+            && w.iter().all(|w| w["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("/libc.so.6"))),
+        "{v}"
     );
 }
 

@@ -94,7 +94,13 @@ fn refused(tag: &str, bytes: &[u8], why: &str) {
         format!("/{EXE}: not the file the checkpoint recorded ({why}): its pages are left out");
     assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
     let input = &report["inputs"][0];
-    assert_eq!(input["warnings"][0], format!("pid {pid}: {said}"));
+    assert_schema("convert.schema.json", &report);
+    let w = &input["warnings"][0];
+    assert_eq!(w["message"], format!("pid {pid}: {said}"));
+    assert_eq!(
+        (&w["kind"], &w["file"]),
+        (&"file_mismatch".into(), &format!("/{EXE}").into())
+    );
     let core = &input["cores"][0];
     assert_eq!(core["files"][0]["path"], format!("/{EXE}"));
     assert_eq!(core["files"][0]["status"], "mismatch");
@@ -249,11 +255,22 @@ fn deleted_files_come_from_the_checkpoint() {
         &sysroot,
         &"-o",
         &dir.join("cores"),
+        &"--json",
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("no --image or --root to take the files the checkpoint does not hold from"),
         "{stderr}"
+    );
+    let report = json(&o);
+    assert_schema("convert.schema.json", &report);
+    assert!(
+        report["inputs"][0]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "no_root" && w["file"].is_null()),
+        "{report}"
     );
     for f in ["srv/ghost/ghost", "srv/ghost/lib/libghost.so"] {
         assert!(
