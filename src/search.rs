@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::mpsc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::{bail, Context, Result};
@@ -945,33 +944,8 @@ pub(crate) fn read_runs(
         return Ok((0, false));
     };
     let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
-    std::thread::scope(|scope| {
-        let (ask, asked) = mpsc::channel::<Fetch>();
-        let (done, fetched) = mpsc::sync_channel::<(Fetch, std::io::Result<()>)>(1);
-        scope.spawn(move || prefetch(&p.blobs, asked, done));
-        let ahead = ReadAhead {
-            at: None,
-            bytes: Vec::new(),
-            pending: false,
-            spare: Vec::new(),
-            ask,
-            fetched,
-        };
-        walk_dumped(p, &wanted, first, (lo, hi), cancel, r, ahead)
-    })
-}
-
-/// [`read_runs`]'s walk, reading through `ahead`.
-fn walk_dumped(
-    p: &Process,
-    wanted: &[bool],
-    first: usize,
-    (lo, hi): (u64, u64),
-    cancel: &Cancel,
-    r: &mut dyn RunReader,
-    mut ahead: ReadAhead,
-) -> Result<(u64, bool)> {
     let mut files: HashMap<usize, BlobFile> = HashMap::new();
+    let mut ahead = ReadAhead::default();
     let (mut bytes, mut stopped) = (0u64, false);
     let mut stop = |flow: ControlFlow<()>| {
         stopped |= flow.is_break();
@@ -1032,53 +1006,14 @@ fn walk_dumped(
     Ok((bytes, stopped))
 }
 
-/// A chunk for the prefetching thread to read: the blob, where in its
-/// file, and the buffer to read into (its length is how much).
-struct Fetch {
-    blob: usize,
-    offset: u64,
-    buf: Vec<u8>,
-}
-
-/// The prefetching thread: reads each chunk asked for, with a file of its
-/// own, and hands it back, until the reader is gone.
-fn prefetch(
-    blobs: &[crate::model::Blob],
-    asked: mpsc::Receiver<Fetch>,
-    done: mpsc::SyncSender<(Fetch, std::io::Result<()>)>,
-) {
-    let mut files: HashMap<usize, BlobFile> = HashMap::new();
-    for mut f in asked {
-        let res = match blobs.get(f.blob) {
-            None => Err(std::io::ErrorKind::NotFound.into()),
-            Some(b) => match files.entry(f.blob) {
-                std::collections::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    BlobFile::open(b).map(|h| v.insert(h))
-                }
-            }
-            .and_then(|h| h.read_exact_at(&mut f.buf, f.offset)),
-        };
-        if done.send((f, res)).is_err() {
-            return;
-        }
-    }
-}
-
 /// The bytes read last from one blob, a chunk at a time: the runs of a
 /// process with many small mappings lie one after the other in its pages
-/// file, so one read serves many of them instead of a read each. The next
-/// chunk is read by another thread while this one is searched.
+/// file, so one read serves many of them instead of a read each.
+#[derive(Default)]
 struct ReadAhead {
     /// The blob, and where in its file the bytes start.
     at: Option<(usize, u64)>,
     bytes: Vec<u8>,
-    /// Whether the chunk after `bytes` has been asked for.
-    pending: bool,
-    /// A buffer to lend the prefetching thread.
-    spare: Vec<u8>,
-    ask: mpsc::Sender<Fetch>,
-    fetched: mpsc::Receiver<(Fetch, std::io::Result<()>)>,
 }
 
 impl ReadAhead {
@@ -1104,61 +1039,13 @@ impl ReadAhead {
         if out.len() >= CHUNK / 2 || offset + n > end {
             return f.read_exact_at(out, offset);
         }
-        if self.take_prefetched(blob, offset, n) {
-            let from = (offset - self.at.map_or(0, |(_, s)| s)) as usize;
-            out.copy_from_slice(&self.bytes[from..from + out.len()]);
-        } else {
-            self.at = None;
-            let want = (end - offset).min(CHUNK as u64) as usize;
-            self.bytes.resize(want, 0);
-            f.read_exact_at(&mut self.bytes, offset)?;
-            self.at = Some((blob, offset));
-            out.copy_from_slice(&self.bytes[..out.len()]);
-        }
-        self.ask_next(blob, end);
+        self.at = None;
+        let want = (end - offset).min(CHUNK as u64) as usize;
+        self.bytes.resize(want, 0);
+        f.read_exact_at(&mut self.bytes, offset)?;
+        self.at = Some((blob, offset));
+        out.copy_from_slice(&self.bytes[..out.len()]);
         Ok(())
-    }
-
-    /// Makes the chunk asked for last the one at hand, if it was read and
-    /// holds the `n` bytes at `offset` of `blob`.
-    fn take_prefetched(&mut self, blob: usize, offset: u64, n: u64) -> bool {
-        if !std::mem::take(&mut self.pending) {
-            return false;
-        }
-        let Ok((fetch, res)) = self.fetched.recv() else {
-            return false;
-        };
-        let fits = res.is_ok()
-            && fetch.blob == blob
-            && offset >= fetch.offset
-            && offset + n <= fetch.offset + fetch.buf.len() as u64;
-        if !fits {
-            // Another blob or place, or a failed read: read it here, where
-            // a failure is reported.
-            self.spare = fetch.buf;
-            return false;
-        }
-        self.spare = std::mem::replace(&mut self.bytes, fetch.buf);
-        self.at = Some((blob, fetch.offset));
-        true
-    }
-
-    /// Asks the other thread for the chunk after the one at hand, up to
-    /// `end`, the blob's end.
-    fn ask_next(&mut self, blob: usize, end: u64) {
-        let Some((_, start)) = self.at else { return };
-        let next = start + self.bytes.len() as u64;
-        if self.pending || next >= end {
-            return;
-        }
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.resize((end - next).min(CHUNK as u64) as usize, 0);
-        let fetch = Fetch {
-            blob,
-            offset: next,
-            buf,
-        };
-        self.pending = self.ask.send(fetch).is_ok();
     }
 }
 
