@@ -411,22 +411,8 @@ pub struct GrepArgs {
     /// Also find the UTF-16LE form of PATTERN (Java, .NET and Windows strings).
     #[arg(long, conflicts_with = "regex")]
     pub utf16: bool,
-    /// Only this process (repeatable).
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
-    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
-    pub kinds: Vec<criu2core::search::Kind>,
-    /// Only mappings with this protection: letters (rw: at least readable
-    /// and writable) or three columns (r-x: exactly).
-    #[arg(long, value_name = "PROT", value_parser = parse_prot)]
-    pub prot: Option<criu2core::search::ProtFilter>,
-    /// Only mappings whose path matches this glob (repeatable; * matches / too).
-    #[arg(long = "path", value_name = "GLOB")]
-    pub paths: Vec<String>,
-    /// Only addresses from START up to END (hex with 0x, or decimal).
-    #[arg(long, value_name = "START-END", value_parser = parse_range)]
-    pub range: Option<(u64, u64)>,
+    #[command(flatten)]
+    pub only: Only,
     /// Show N bytes of context before and after each match.
     #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
     pub context: usize,
@@ -474,6 +460,27 @@ pub struct GrepArgs {
     pub spill: Spill,
 }
 
+/// Which processes, mappings and addresses grep and yara look at.
+#[derive(Args)]
+pub struct Only {
+    /// Only this process (repeatable).
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    pub kinds: Vec<criu2core::search::Kind>,
+    /// Only mappings with this protection: letters (rw: at least readable
+    /// and writable) or three columns (r-x: exactly).
+    #[arg(long, value_name = "PROT", value_parser = parse_prot)]
+    pub prot: Option<criu2core::search::ProtFilter>,
+    /// Only mappings whose path matches this glob (repeatable; * matches / too).
+    #[arg(long = "path", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Only addresses from START up to END (hex with 0x, or decimal).
+    #[arg(long, value_name = "START-END", value_parser = parse_range)]
+    pub range: Option<(u64, u64)>,
+}
+
 #[derive(Args)]
 pub struct YaraArgs {
     /// A YARA rule file, or a directory of .yar/.yara files.
@@ -485,21 +492,8 @@ pub struct YaraArgs {
     /// More rule files or directories (repeatable), compiled with RULES.
     #[arg(short = 'r', long = "rules", value_name = "RULES")]
     pub more_rules: Vec<PathBuf>,
-    /// Only this process (repeatable).
-    #[arg(short = 'p', long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-    /// Only mappings of this kind (repeatable): anon, heap, stack, file, shmem, vdso, other.
-    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
-    pub kinds: Vec<criu2core::search::Kind>,
-    /// Only mappings with this protection (as grep --prot).
-    #[arg(long, value_name = "PROT", value_parser = parse_prot)]
-    pub prot: Option<criu2core::search::ProtFilter>,
-    /// Only mappings whose path matches this glob (repeatable; * matches / too).
-    #[arg(long = "path", value_name = "GLOB")]
-    pub paths: Vec<String>,
-    /// Only addresses from START up to END (hex with 0x, or decimal).
-    #[arg(long, value_name = "START-END", value_parser = parse_range)]
-    pub range: Option<(u64, u64)>,
+    #[command(flatten)]
+    pub only: Only,
     /// Print the number of string matches of each process and rule instead.
     #[arg(short = 'c', long, conflicts_with = "list")]
     pub count: bool,

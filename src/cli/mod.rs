@@ -29,7 +29,7 @@ use criu2core::text::{escape, json_for_terminal};
 use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
 
 use args::{
-    BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, PluginCli, ReadArgs, Spill,
+    BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, Only, PluginCli, ReadArgs, Spill,
     SummaryArgs, YaraArgs,
 };
 use logging::init_logging;
@@ -161,14 +161,8 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
         "never" => false,
         _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let mut filter = Filter::default();
-    filter.kinds.clone_from(&args.kinds);
-    filter.prot = args.prot;
-    filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
-    filter.range = args.range;
     let mut opts = GrepOptions::new(pattern);
-    opts.filter = filter;
-    opts.pids.clone_from(&args.pids);
+    only(&args.only, &mut opts);
     opts.context = args.context;
     opts.max_count = args.max_count;
     opts.mode = if args.count {
@@ -201,6 +195,18 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     Ok(outcome.exit_status())
 }
 
+/// The processes, mappings and addresses `--pid`, `--kind`, `--prot`,
+/// `--path` and `--range` leave to grep or yara.
+fn only(args: &Only, opts: &mut GrepOptions) {
+    let mut filter = Filter::default();
+    filter.kinds.clone_from(&args.kinds);
+    filter.prot = args.prot;
+    filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
+    filter.range = args.range;
+    opts.filter = filter;
+    opts.pids.clone_from(&args.pids);
+}
+
 /// `criu2core yara`: grep's search with rules for a pattern.
 #[cfg(feature = "yara")]
 fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
@@ -212,11 +218,7 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
     let mut opts = GrepOptions::new(unused);
     opts.rules = Some(Arc::new(rules));
     opts.meta = args.meta;
-    opts.filter.kinds.clone_from(&args.kinds);
-    opts.filter.prot = args.prot;
-    opts.filter.paths = args.paths.iter().map(|g| Glob::new(g)).collect();
-    opts.filter.range = args.range;
-    opts.pids.clone_from(&args.pids);
+    only(&args.only, &mut opts);
     opts.mode = match (args.count, args.list) {
         (true, _) => Mode::Count,
         (_, true) => Mode::List,
