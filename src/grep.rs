@@ -640,16 +640,8 @@ struct QueueMatchJson<'a> {
     object: Bytes,
     offset: u64,
     length: usize,
-    #[serde(rename = "match")]
-    text: String,
-    match_hex: String,
-    utf16: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pattern: Option<usize>,
-    before: String,
-    before_hex: String,
-    after: String,
-    after_hex: String,
+    #[serde(flatten)]
+    bytes: MatchBytesJson,
 }
 
 fn format_queue_match(
@@ -671,14 +663,7 @@ fn format_queue_match(
             object: Bytes(object),
             offset: hit.addr,
             length: hit.bytes.len(),
-            text: match_text(hit),
-            match_hex: hex(&hit.bytes),
-            utf16: hit.utf16,
-            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
-            before: escape_invalid_utf8(&hit.before).into_owned(),
-            before_hex: hex(&hit.before),
-            after: escape_invalid_utf8(&hit.after).into_owned(),
-            after_hex: hex(&hit.after),
+            bytes: MatchBytesJson::of(hit, opts),
         };
         return json_line(&j);
     }
@@ -970,6 +955,14 @@ struct MatchJson<'a> {
     address: u64,
     length: usize,
     mapping: MappingInfo,
+    #[serde(flatten)]
+    bytes: MatchBytesJson,
+}
+
+/// What a JSON line says of a match's bytes and their context, in memory
+/// and in a queue alike.
+#[derive(Serialize)]
+struct MatchBytesJson {
     #[serde(rename = "match")]
     text: String,
     match_hex: String,
@@ -981,6 +974,21 @@ struct MatchJson<'a> {
     before_hex: String,
     after: String,
     after_hex: String,
+}
+
+impl MatchBytesJson {
+    fn of(hit: &Match, opts: &GrepOptions) -> MatchBytesJson {
+        MatchBytesJson {
+            text: match_text(hit),
+            match_hex: hex(&hit.bytes),
+            utf16: hit.utf16,
+            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
+            before: escape_invalid_utf8(&hit.before).into_owned(),
+            before_hex: hex(&hit.before),
+            after: escape_invalid_utf8(&hit.after).into_owned(),
+            after_hex: hex(&hit.after),
+        }
+    }
 }
 
 /// One JSON line of `-c` or `-l`.
@@ -1017,14 +1025,7 @@ fn format_match(who: &Who<'_>, m: &Mapping, hit: &Match, opts: &GrepOptions) -> 
             address: hit.addr,
             length: hit.bytes.len(),
             mapping: MappingInfo::of(m),
-            text: match_text(hit),
-            match_hex: hex(&hit.bytes),
-            utf16: hit.utf16,
-            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
-            before: escape_invalid_utf8(&hit.before).into_owned(),
-            before_hex: hex(&hit.before),
-            after: escape_invalid_utf8(&hit.after).into_owned(),
-            after_hex: hex(&hit.after),
+            bytes: MatchBytesJson::of(hit, opts),
         }),
         Format::Text | Format::Hexdump => {
             let line = format!(
