@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -184,6 +185,9 @@ struct Unit {
     input: Arc<Opened>,
     pid: u32,
     tx: SyncSender<Piece>,
+    /// Workers with nothing left to do: a search may use as many threads
+    /// more, to search parts of its process at once.
+    spare: Arc<AtomicUsize>,
 }
 
 struct Opened {
@@ -264,9 +268,12 @@ fn grep_inputs(
     });
     let changed = Condvar::new();
     let jobs = opts.jobs.max(1);
+    let workers = jobs.min(paths.len().max(1));
+    // The jobs no worker was started for are spare from the start.
+    let spare = Arc::new(AtomicUsize::new(jobs - workers));
     std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..jobs.min(paths.len().max(1)) {
-            scope.spawn(|| worker(&paths, opts, &state, &changed, &seen));
+        for _ in 0..workers {
+            scope.spawn(|| worker(&paths, opts, &state, &changed, &seen, &spare));
         }
         let result = print_in_order(paths.len(), &state, &changed, out, error, &mut outcome);
         if result.is_err() {
@@ -344,6 +351,7 @@ fn worker(
     state: &Mutex<State>,
     changed: &Condvar,
     seen: &Mutex<BTreeSet<u32>>,
+    spare: &Arc<AtomicUsize>,
 ) {
     loop {
         let mut st = lock(state);
@@ -353,6 +361,7 @@ fn worker(
             continue;
         }
         if st.next_input >= paths.len() {
+            spare.fetch_add(1, Ordering::SeqCst);
             return;
         }
         if st.next_input >= st.printing + lookahead(opts.jobs) {
@@ -383,6 +392,7 @@ fn worker(
                         input: Arc::clone(&opened),
                         pid,
                         tx,
+                        spare: Arc::clone(spare),
                     };
                     st.ready.insert((i, k), unit);
                 }
@@ -438,7 +448,7 @@ fn search_unit(unit: Unit, opts: &GrepOptions) {
         buf: Vec::new(),
         gone: false,
     };
-    if let Err(e) = search_one(&unit.input, unit.pid, opts, &mut sink) {
+    if let Err(e) = search_one(&unit.input, unit.pid, opts, &unit.spare, &mut sink) {
         sink.flush();
         let _ = tx.send(Piece::Err(format!(
             "{}: pid {}: {e:#}",
@@ -475,7 +485,13 @@ impl Sink {
     }
 }
 
-fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) -> Result<()> {
+fn search_one(
+    opened: &Opened,
+    pid: u32,
+    opts: &GrepOptions,
+    spare: &AtomicUsize,
+    sink: &mut Sink,
+) -> Result<()> {
     opts.cancel.check()?;
     let p = match opened
         .input
@@ -494,6 +510,8 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
     if let Some(rules) = &opts.rules {
         return yara_one(opened, &who, &p, rules, opts, sink);
     }
+    // Workers that found nothing left to do search parts of this process.
+    let extra = spare.swap(0, Ordering::SeqCst);
     let sopts = SearchOptions {
         context: if opts.mode == Mode::Matches {
             opts.context
@@ -505,6 +523,7 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
             _ => opts.max_count,
         },
         cancel: opts.cancel.clone(),
+        threads: 1 + extra,
     };
     let mut err = None;
     let searched =
@@ -516,7 +535,9 @@ fn search_one(opened: &Opened, pid: u32, opts: &GrepOptions, sink: &mut Sink) ->
                 }
             }
             Ok(ControlFlow::Continue(()))
-        })?;
+        });
+    spare.fetch_add(extra, Ordering::SeqCst);
+    let searched = searched?;
     if let Some(e) = err {
         return Err(e);
     }

@@ -22,6 +22,9 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::{bail, Context, Result};
@@ -31,9 +34,10 @@ use regex::bytes::{Regex, RegexBuilder};
 use crate::blobio::BlobFile;
 use crate::cancel::Cancel;
 use crate::model::{Mapping, MappingKind, PageSource, Process, Prot};
+use crate::stdext::lock;
 
 /// Bytes read from a pages file at a time.
-pub(crate) const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 18;
 /// Longest regular-expression match found whole across a chunk boundary,
 /// unless [`PatternOptions::span`] says otherwise.
 pub const DEFAULT_SPAN: usize = 4096;
@@ -659,6 +663,10 @@ pub struct SearchOptions {
     pub max_matches: Option<u64>,
     /// Checked between chunks.
     pub cancel: Cancel,
+    /// Threads that may search parts of the process at once (0 or 1: the
+    /// calling thread alone). The parts are whole runs, so what is found,
+    /// and its order, is the same with any number.
+    pub threads: usize,
 }
 
 /// One occurrence.
@@ -910,9 +918,6 @@ impl Window<'_> {
     }
 }
 
-/// Searches the memory of `p` for `pattern` in the mappings `filter`
-/// accepts, calling `found` with each match in address order until it
-/// breaks or [`SearchOptions::max_matches`] are reported.
 /// What reads a process's memory run by run ([`read_runs`]): the bytes of
 /// each run of dumped pages come in order, appended to [`RunReader::buf`]
 /// in chunks of at most [`CHUNK`] bytes; a run ends where a hole, unknown
@@ -930,6 +935,121 @@ pub(crate) trait RunReader {
     fn after_read(&mut self) -> Result<ControlFlow<()>>;
 }
 
+/// Dumped pages to read: `len` bytes at `addr` of mapping `mi`, at
+/// `offset` in blob `blob`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    mi: usize,
+    addr: u64,
+    len: u64,
+    blob: usize,
+    offset: u64,
+}
+
+impl Piece {
+    /// Whether `next` continues this piece's bytes in the address space.
+    fn continued_by(&self, next: &Piece) -> bool {
+        self.mi == next.mi && self.addr + self.len == next.addr
+    }
+}
+
+/// Gives `f` the dumped pages of `p` in the mappings and addresses
+/// `filter` accepts, front to back, and `None` where a hole or contents the
+/// checkpoint lacks come between, until `f` breaks.
+fn walk_pieces(
+    p: &Process,
+    filter: &Filter,
+    f: &mut dyn FnMut(Option<Piece>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let wanted: Vec<bool> = p.mappings.iter().map(|m| filter.accepts(m)).collect();
+    let Some(first) = wanted.iter().position(|&w| w) else {
+        return Ok(());
+    };
+    let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
+    p.walk_runs(first, &mut |mi, _m, at, run| {
+        if at >= hi {
+            // Mappings are in address order: nothing after is wanted.
+            return Ok(ControlFlow::Break(()));
+        }
+        let (s, e) = (at.max(lo), (at + run.len).min(hi));
+        match run.source {
+            PageSource::Blob { blob, offset } if wanted[mi] && s < e => f(Some(Piece {
+                mi,
+                addr: s,
+                len: e - s,
+                blob,
+                offset: offset + (s - at),
+            })),
+            PageSource::Blob { .. } => Ok(ControlFlow::Continue(())),
+            // A hole, unknown contents or another mapping ends a run.
+            _ => f(None),
+        }
+    })
+}
+
+/// Reads pieces of a process's pages into a [`RunReader`], keeping its
+/// files open and a chunk read ahead between pieces.
+struct PieceReader<'a> {
+    p: &'a Process,
+    cancel: &'a Cancel,
+    files: HashMap<usize, BlobFile>,
+    ahead: ReadAhead,
+    /// Bytes read.
+    bytes: u64,
+}
+
+impl<'a> PieceReader<'a> {
+    fn new(p: &'a Process, cancel: &'a Cancel) -> PieceReader<'a> {
+        PieceReader {
+            p,
+            cancel,
+            files: HashMap::new(),
+            ahead: ReadAhead::default(),
+            bytes: 0,
+        }
+    }
+
+    /// Reads `piece` into `r`, or ends `r`'s run where there is none.
+    fn read(&mut self, piece: Option<Piece>, r: &mut dyn RunReader) -> Result<ControlFlow<()>> {
+        let Some(pc) = piece else {
+            return r.end_run();
+        };
+        if !r.continues(pc.mi, pc.addr) {
+            if r.end_run()?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            r.begin(pc.mi, pc.addr);
+        }
+        let b = self
+            .p
+            .blobs
+            .get(pc.blob)
+            .context("page run names an unknown blob")?;
+        let f = match self.files.entry(pc.blob) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?)
+            }
+        };
+        let mut done = 0;
+        while done < pc.len {
+            self.cancel.check()?;
+            let n = (pc.len - done).min(CHUNK as u64) as usize;
+            let in_blob = pc.offset + done;
+            let at = (pc.blob, b.offset + in_blob, b.offset + b.len);
+            self.ahead.append(f, at, r.buf(), n).with_context(|| {
+                format!("{}: cannot read {n} bytes at offset {in_blob}", b.label)
+            })?;
+            self.bytes += n as u64;
+            done += n as u64;
+            if r.after_read()?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
 /// Reads the dumped pages of `p` in the mappings and addresses `filter`
 /// accepts, front to back, into `r`; returns the bytes read, and whether
 /// `r` stopped it. The current run is not ended at the end: that is `r`'s.
@@ -939,71 +1059,14 @@ pub(crate) fn read_runs(
     cancel: &Cancel,
     r: &mut dyn RunReader,
 ) -> Result<(u64, bool)> {
-    let wanted: Vec<bool> = p.mappings.iter().map(|m| filter.accepts(m)).collect();
-    let Some(first) = wanted.iter().position(|&w| w) else {
-        return Ok((0, false));
-    };
-    let (lo, hi) = filter.range.unwrap_or((0, u64::MAX));
-    let mut files: HashMap<usize, BlobFile> = HashMap::new();
-    let mut ahead = ReadAhead::default();
-    let (mut bytes, mut stopped) = (0u64, false);
-    let mut stop = |flow: ControlFlow<()>| {
+    let mut reader = PieceReader::new(p, cancel);
+    let mut stopped = false;
+    walk_pieces(p, filter, &mut |piece| {
+        let flow = reader.read(piece, r)?;
         stopped |= flow.is_break();
-        flow
-    };
-    p.walk_runs(first, &mut |mi, _m, at, run| {
-        let (s, e) = (at.max(lo), (at + run.len).min(hi));
-        let PageSource::Blob { blob, offset } = run.source else {
-            // A hole, unknown contents or another mapping ends a run.
-            return Ok(stop(r.end_run()?));
-        };
-        if !wanted[mi] || s >= e {
-            return Ok(ControlFlow::Continue(()));
-        }
-        if !r.continues(mi, s) {
-            if stop(r.end_run()?).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-            r.begin(mi, s);
-        }
-        let b = p
-            .blobs
-            .get(blob)
-            .context("page run names an unknown blob")?;
-        let f = match files.entry(blob) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(BlobFile::open(b).with_context(|| format!("{}: cannot open", b.label))?)
-            }
-        };
-        let mut pos = s;
-        while pos < e {
-            cancel.check()?;
-            let n = (e - pos).min(CHUNK as u64) as usize;
-            let in_blob = offset + (pos - at);
-            let buf = r.buf();
-            let old = buf.len();
-            buf.resize(old + n, 0);
-            ahead
-                .read(
-                    f,
-                    blob,
-                    &mut buf[old..],
-                    b.offset + in_blob,
-                    b.offset + b.len,
-                )
-                .with_context(|| {
-                    format!("{}: cannot read {n} bytes at offset {in_blob}", b.label)
-                })?;
-            bytes += n as u64;
-            pos += n as u64;
-            if stop(r.after_read()?).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
-        }
-        Ok(ControlFlow::Continue(()))
+        Ok(flow)
     })?;
-    Ok((bytes, stopped))
+    Ok((reader.bytes, stopped))
 }
 
 /// The bytes read last from one blob, a chunk at a time: the runs of a
@@ -1017,35 +1080,39 @@ struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Fills `out` with the bytes of blob `blob` (in `f`) at file offset
-    /// `offset`, reading a chunk ahead (up to `end`, the blob's end) when
-    /// they are not at hand.
-    fn read(
+    /// Appends to `out` the `n` bytes of blob `blob` (in `f`) at file
+    /// offset `offset`, reading a chunk ahead (up to `end`, the blob's end)
+    /// when they are not at hand.
+    fn append(
         &mut self,
         f: &mut BlobFile,
-        blob: usize,
-        out: &mut [u8],
-        offset: u64,
-        end: u64,
+        (blob, offset, end): (usize, u64, u64),
+        out: &mut Vec<u8>,
+        n: usize,
     ) -> std::io::Result<()> {
-        let n = out.len() as u64;
-        if let Some((b, start)) = self.at {
-            if b == blob && offset >= start && offset + n <= start + self.bytes.len() as u64 {
-                let from = (offset - start) as usize;
-                out.copy_from_slice(&self.bytes[from..from + out.len()]);
-                return Ok(());
-            }
+        if let Some(bytes) = self.at_hand(blob, offset, n) {
+            out.extend_from_slice(bytes);
+            return Ok(());
         }
-        if out.len() >= CHUNK / 2 || offset + n > end {
-            return f.read_exact_at(out, offset);
+        if n >= CHUNK / 2 || offset + n as u64 > end {
+            let old = out.len();
+            out.resize(old + n, 0);
+            return f.read_exact_at(&mut out[old..], offset);
         }
         self.at = None;
         let want = (end - offset).min(CHUNK as u64) as usize;
         self.bytes.resize(want, 0);
         f.read_exact_at(&mut self.bytes, offset)?;
         self.at = Some((blob, offset));
-        out.copy_from_slice(&self.bytes[..out.len()]);
+        out.extend_from_slice(&self.bytes[..n]);
         Ok(())
+    }
+
+    /// The `n` bytes of blob `blob` at file offset `offset`, if read ahead.
+    fn at_hand(&self, blob: usize, offset: u64, n: usize) -> Option<&[u8]> {
+        let (b, start) = self.at?;
+        let from = usize::try_from(offset.checked_sub(start)?).ok()?;
+        (b == blob).then(|| self.bytes.get(from..from.checked_add(n)?))?
     }
 }
 
@@ -1056,9 +1123,27 @@ struct Searching<'a, 'p> {
     found: &'a mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
     max_matches: Option<u64>,
     matches: u64,
+    /// Set when the rest of the search is not wanted.
+    stop: Option<&'a AtomicBool>,
 }
 
-impl Searching<'_, '_> {
+impl<'a, 'p> Searching<'a, 'p> {
+    fn new(
+        p: &'a Process,
+        pattern: &'p Pattern,
+        opts: &SearchOptions,
+        found: &'a mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+    ) -> Searching<'a, 'p> {
+        Searching {
+            win: Window::new(pattern, opts.context, &opts.cancel),
+            p,
+            found,
+            max_matches: opts.max_matches,
+            matches: 0,
+            stop: None,
+        }
+    }
+
     /// Searches the window; the last bytes are searched too with `last`.
     fn scan(&mut self, last: bool) -> Result<ControlFlow<()>> {
         let (p, found, max) = (self.p, &mut *self.found, self.max_matches);
@@ -1095,10 +1180,16 @@ impl RunReader for Searching<'_, '_> {
     }
 
     fn after_read(&mut self) -> Result<ControlFlow<()>> {
+        if self.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok(ControlFlow::Break(()));
+        }
         self.scan(false)
     }
 }
 
+/// Searches the memory of `p` for `pattern` in the mappings `filter`
+/// accepts, calling `found` with each match in address order until it
+/// breaks or [`SearchOptions::max_matches`] are reported.
 pub(crate) fn search_process(
     p: &Process,
     pattern: &Pattern,
@@ -1115,13 +1206,10 @@ pub(crate) fn search_process(
     if opts.max_matches == Some(0) {
         return Ok(Searched::default());
     }
-    let mut s = Searching {
-        win: Window::new(pattern, opts.context, &opts.cancel),
-        p,
-        found,
-        max_matches: opts.max_matches,
-        matches: 0,
-    };
+    if opts.threads > 1 {
+        return search_in_parts(p, pattern, filter, opts, PART_BYTES, found);
+    }
+    let mut s = Searching::new(p, pattern, opts, found);
     let (bytes, stopped) = read_runs(p, filter, &opts.cancel, &mut s)?;
     if !stopped {
         let _ = s.end_run()?;
@@ -1130,6 +1218,230 @@ pub(crate) fn search_process(
         bytes,
         matches: s.matches,
     })
+}
+
+/// Dumped bytes in a part of a process searched by one thread of several.
+const PART_BYTES: u64 = 8 << 20;
+/// A part's matches are handed over in batches of about this many bytes.
+const BATCH_BYTES: usize = 256 << 10;
+/// Most matches in one batch.
+const BATCH_MATCHES: usize = 256;
+
+/// A part of a process: pieces of whole windows, so that it is searched
+/// exactly as one pass over the process would search them.
+type Part = Vec<Option<Piece>>;
+
+/// What a thread searching a part hands over.
+enum Handed {
+    Matches(Vec<(usize, Match)>),
+    Done(Result<Searched>),
+}
+
+/// Searches `p` on `opts.threads` threads: this one reports the matches in
+/// address order; one walks the runs and cuts them into parts of about
+/// `part_bytes` at window boundaries; the others search the parts.
+fn search_in_parts(
+    p: &Process,
+    pattern: &Pattern,
+    filter: &Filter,
+    opts: &SearchOptions,
+    part_bytes: u64,
+    found: &mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+) -> Result<Searched> {
+    let threads = opts.threads.max(1);
+    let (work_tx, work_rx) = sync_channel::<(Part, SyncSender<Handed>)>(threads);
+    let (order_tx, order_rx) = sync_channel::<Receiver<Handed>>(2 * threads + 2);
+    let work_rx = Mutex::new(work_rx);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut searchers = 0;
+        for _ in 0..threads {
+            let searcher = std::thread::Builder::new()
+                .spawn_scoped(scope, || search_parts(p, pattern, opts, &work_rx, &stop));
+            searchers += usize::from(searcher.is_ok());
+        }
+        let (stop, order_tx) = (&stop, order_tx);
+        let cutter = (searchers > 0).then(|| {
+            std::thread::Builder::new().spawn_scoped(scope, move || {
+                cut_parts(p, filter, part_bytes, stop, work_tx, order_tx)
+            })
+        });
+        let result = match cutter {
+            Some(Ok(_)) => take_in_order(p, order_rx, opts.max_matches, found),
+            // No thread could be started: search in this one.
+            _ => {
+                drop(order_rx);
+                let mut one = opts.clone();
+                one.threads = 1;
+                search_process(p, pattern, filter, &one, found)
+            }
+        };
+        stop.store(true, Ordering::SeqCst);
+        result
+    })
+}
+
+/// Walks the runs of `p`, sending each part to be searched and, in order,
+/// where its matches will come.
+fn cut_parts(
+    p: &Process,
+    filter: &Filter,
+    part_bytes: u64,
+    stop: &AtomicBool,
+    work: SyncSender<(Part, SyncSender<Handed>)>,
+    order: SyncSender<Receiver<Handed>>,
+) {
+    let send = |part: Part| -> ControlFlow<()> {
+        let (tx, rx) = sync_channel(1);
+        if stop.load(Ordering::Relaxed) || order.send(rx).is_err() || work.send((part, tx)).is_err()
+        {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    };
+    let mut cutter = Cutter::new(part_bytes);
+    let walked = walk_pieces(p, filter, &mut |piece| match cutter.push(piece) {
+        Some(part) => Ok(send(part)),
+        None => Ok(ControlFlow::Continue(())),
+    });
+    let part = cutter.part;
+    match walked {
+        Ok(()) if !part.is_empty() => {
+            let _ = send(part);
+        }
+        Ok(()) => {}
+        Err(e) => {
+            // The error takes its place after the parts before it.
+            let (tx, rx) = sync_channel(1);
+            if order.send(rx).is_ok() {
+                let _ = tx.send(Handed::Done(Err(e)));
+            }
+        }
+    }
+}
+
+/// Gathers pieces into parts of at least `part_bytes` bytes that end
+/// only where a window does.
+struct Cutter {
+    part_bytes: u64,
+    part: Part,
+    bytes: u64,
+    last: Option<Piece>,
+}
+
+impl Cutter {
+    fn new(part_bytes: u64) -> Cutter {
+        Cutter {
+            part_bytes,
+            part: Vec::new(),
+            bytes: 0,
+            last: None,
+        }
+    }
+
+    /// Adds `piece`; returns the part it ends, if it ends one.
+    fn push(&mut self, piece: Option<Piece>) -> Option<Part> {
+        let window_ends = match (self.last, piece) {
+            (Some(l), Some(n)) => !l.continued_by(&n),
+            _ => true,
+        };
+        let done = (self.bytes >= self.part_bytes && window_ends).then(|| {
+            self.bytes = 0;
+            std::mem::take(&mut self.part)
+        });
+        self.bytes += piece.map_or(0, |pc| pc.len);
+        self.last = piece;
+        self.part.push(piece);
+        done
+    }
+}
+
+/// A searching thread: searches the parts it is given, handing over each
+/// part's matches in batches, until there are no more.
+fn search_parts(
+    p: &Process,
+    pattern: &Pattern,
+    opts: &SearchOptions,
+    work: &Mutex<Receiver<(Part, SyncSender<Handed>)>>,
+    stop: &AtomicBool,
+) {
+    let mut reader = PieceReader::new(p, &opts.cancel);
+    loop {
+        let Ok((part, tx)) = lock(work).recv() else {
+            return;
+        };
+        let before = reader.bytes;
+        let (mut batch, mut bytes) = (Vec::new(), 0usize);
+        let hand = |batch: &mut Vec<(usize, Match)>, bytes: &mut usize| -> bool {
+            *bytes = 0;
+            let gone = tx.send(Handed::Matches(std::mem::take(batch))).is_err();
+            stop.fetch_or(gone, Ordering::SeqCst);
+            !gone
+        };
+        let mut found = |_: &Mapping, hit: Match| -> Result<ControlFlow<()>> {
+            bytes += hit.bytes.len() + hit.before.len() + hit.after.len() + 64;
+            batch.push((hit.mapping, hit));
+            let full = bytes >= BATCH_BYTES || batch.len() >= BATCH_MATCHES;
+            Ok(match full && !hand(&mut batch, &mut bytes) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            })
+        };
+        let mut s = Searching::new(p, pattern, opts, &mut found);
+        s.stop = Some(stop);
+        let result = search_part(&part, &mut reader, &mut s).map(|matches| Searched {
+            matches,
+            bytes: reader.bytes - before,
+        });
+        if !batch.is_empty() && !hand(&mut batch, &mut bytes) {
+            continue;
+        }
+        let _ = tx.send(Handed::Done(result));
+    }
+}
+
+/// Searches the pieces of one part; returns the matches found.
+fn search_part(part: &Part, reader: &mut PieceReader, s: &mut Searching) -> Result<u64> {
+    for &piece in part {
+        if reader.read(piece, s)?.is_break() {
+            return Ok(s.matches);
+        }
+    }
+    let _ = s.end_run()?;
+    Ok(s.matches)
+}
+
+/// Reports the parts' matches part by part, until `found` breaks or
+/// `max` are reported.
+fn take_in_order(
+    p: &Process,
+    parts: Receiver<Receiver<Handed>>,
+    max: Option<u64>,
+    found: &mut dyn FnMut(&Mapping, Match) -> Result<ControlFlow<()>>,
+) -> Result<Searched> {
+    let mut total = Searched::default();
+    for rx in parts {
+        loop {
+            // A part whose thread ended without a word.
+            let handed = rx.recv().context("a search thread stopped")?;
+            match handed {
+                Handed::Done(searched) => {
+                    total.bytes += searched?.bytes;
+                    break;
+                }
+                Handed::Matches(batch) => {
+                    for (mi, hit) in batch {
+                        total.matches += 1;
+                        let flow = found(&p.mappings[mi], hit)?;
+                        if flow.is_break() || max.is_some_and(|n| total.matches >= n) {
+                            return Ok(total);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(total)
 }
 
 impl Process {
@@ -1283,6 +1595,124 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(5))
             .expect("still searching 5 s after the cancellation");
         assert!(done.unwrap_err().is::<crate::cancel::Cancelled>());
+    }
+
+    /// Every match of `pattern` in pid 12155 of the example archive, with
+    /// `threads` threads and `max` matches at most.
+    fn example_matches(pattern: &Pattern, threads: usize, max: Option<u64>) -> Vec<Match> {
+        let p = example_process();
+        let opts = SearchOptions {
+            context: 3,
+            max_matches: max,
+            threads,
+            ..Default::default()
+        };
+        let mut found = Vec::new();
+        p.search(pattern, &Filter::default(), &opts, &mut |_, m| {
+            found.push(m);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        found
+    }
+
+    fn example_process() -> Process {
+        let ckpt = crate::open("gdb-fixtures/example.tar.zst", &Default::default()).unwrap();
+        let crate::Loaded::Process(p) = ckpt.load(12155, &Default::default()).unwrap() else {
+            panic!("pid 12155 is a process")
+        };
+        *p
+    }
+
+    #[test]
+    fn threads_find_what_one_pass_finds_in_the_same_order() {
+        let libc = Pattern::new("libc", &PatternOptions::default()).unwrap();
+        let one = example_matches(&libc, 1, None);
+        assert!(one.len() > 20, "{} matches", one.len());
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                example_matches(&libc, threads, None),
+                one,
+                "{threads} threads"
+            );
+        }
+        // Stopping after some matches keeps the first ones.
+        assert_eq!(example_matches(&libc, 3, Some(7)), one[..7]);
+        // With a part for every window (parts of a byte at least), taken
+        // by three threads.
+        let p = example_process();
+        for max in [None, Some(7)] {
+            let opts = SearchOptions {
+                context: 3,
+                max_matches: max,
+                threads: 3,
+                ..Default::default()
+            };
+            let mut found = Vec::new();
+            search_in_parts(&p, &libc, &Filter::default(), &opts, 1, &mut |_, m| {
+                found.push(m);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+            assert_eq!(found, one[..max.map_or(one.len(), |n| n as usize)]);
+        }
+    }
+
+    #[test]
+    fn a_part_never_ends_inside_a_window() {
+        let piece = |mi, addr, blob| {
+            Some(Piece {
+                mi,
+                addr,
+                len: 0x1000,
+                blob,
+                offset: 0,
+            })
+        };
+        // Two blobs' pages that follow each other in one mapping are one
+        // window; a hole or another mapping ends it.
+        let (a, b, c, d) = (
+            piece(0, 0x1000, 0),
+            piece(0, 0x2000, 1),
+            piece(1, 0x3000, 0),
+            piece(2, 0x5000, 0),
+        );
+        let mut cutter = Cutter::new(1);
+        let mut parts: Vec<Part> = [a, b, None, c, d]
+            .into_iter()
+            .filter_map(|pc| cutter.push(pc))
+            .collect();
+        parts.push(cutter.part);
+        let shown = format!("{parts:?}");
+        assert_eq!(shown, format!("{:?}", [vec![a, b], vec![None, c], vec![d]]));
+    }
+
+    #[test]
+    fn parts_hold_every_piece_in_order_and_end_only_where_windows_do() {
+        let p = example_process();
+        let mut pieces = Vec::new();
+        walk_pieces(&p, &Filter::default(), &mut |pc| {
+            pieces.push(pc);
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+        let (work_tx, work_rx) = sync_channel(1000);
+        let (order_tx, _order_rx) = sync_channel(1000);
+        let stop = AtomicBool::new(false);
+        cut_parts(&p, &Filter::default(), 64 << 10, &stop, work_tx, order_tx);
+        let parts: Vec<Part> = work_rx.try_iter().map(|(part, _)| part).collect();
+        assert!(parts.len() > 3, "{} parts", parts.len());
+        let ends_window = |a: &Option<Piece>, b: &Option<Piece>| match (a, b) {
+            (Some(a), Some(b)) => !a.continued_by(b),
+            _ => true,
+        };
+        for w in parts.windows(2) {
+            let (last, first) = (w[0].last().unwrap(), &w[1][0]);
+            assert!(ends_window(last, first), "{last:?} then {first:?}");
+        }
+        let joined: Vec<_> = parts.concat().iter().map(|pc| format!("{pc:?}")).collect();
+        let all: Vec<_> = pieces.iter().map(|pc| format!("{pc:?}")).collect();
+        assert_eq!(joined, all);
     }
 
     #[test]

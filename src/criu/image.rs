@@ -79,7 +79,7 @@ fn entry_len(
     word: Option<[u8; 4]>,
     left: u64,
     max: usize,
-    what: &str,
+    what: fn() -> &'static str,
 ) -> Result<usize> {
     let bad = |what: String| corrupt(name, Some(at), what);
     let word = word.ok_or_else(|| {
@@ -95,7 +95,8 @@ fn entry_len(
     }
     if len > max {
         return Err(bad(format!(
-            "{name}: offset {at}: entry of {len} bytes is larger than any {what} ({max} bytes at most)"
+            "{name}: offset {at}: entry of {len} bytes is larger than any {} ({max} bytes at most)",
+            what()
         )));
     }
     Ok(len)
@@ -125,7 +126,7 @@ impl Image {
         let rest = (self.data.len() - at) as u64;
         let word = self.data.get(at..at + 4).and_then(|w| w.try_into().ok());
         let left = if word.is_some() { rest - 4 } else { rest };
-        let len = entry_len(&self.name, at as u64, word, left, usize::MAX, "entry")?;
+        let len = entry_len(&self.name, at as u64, word, left, usize::MAX, || "entry")?;
         let start = at + 4;
         self.pos = start + len;
         Ok(Some((at, &self.data[start..start + len])))
@@ -286,7 +287,7 @@ impl ImageReader {
             word,
             rest,
             self.max_entry,
-            short_type_name::<M>(),
+            short_type_name::<M>,
         )?;
         self.buf.resize(len, 0);
         self.inner
