@@ -9,7 +9,6 @@
 //! whose turn has not come waits for the printer rather than piling up.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use crate::batch::find::expand_inputs;
 use crate::cancel::Cancel;
@@ -26,42 +24,114 @@ use crate::criu::fds::{FileObject, FileTables, OpenFile, QueuedData};
 use crate::error::Error;
 use crate::input::ImageRef;
 use crate::input::{self, Checkpoint, LoadOptions, OpenOptions, PageUse};
-use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Loaded, Mapping, Process};
 use crate::rootfs::FileView;
-use crate::search::{self, mapping_path, Filter, Match, Pattern, SearchOptions};
+use crate::search::{self, Filter, Match, Pattern, SearchOptions};
 use crate::spill::SpillOptions;
 use crate::stdext::lock;
-use crate::text::{escape_bytes, escape_invalid_utf8, hex, json_for_terminal, Hexdump};
 
-/// Identifies the JSON Lines that `grep --json` prints.
-pub const SCHEMA: &str = "criu2core.grep/1";
-
-/// What to print for each process.
+/// What to report of each process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Mode {
-    /// A line per match.
+    /// Each match ([`Event::Match`]; with rules, `Event::Rule`).
     #[default]
     Matches,
-    /// The number of matches of each process searched (`-c`).
+    /// The number of matches of each process searched ([`Event::Count`],
+    /// `-c`; with rules, `Event::RuleCount` per rule).
     Count,
-    /// The processes with a match (`-l`).
+    /// The processes with a match ([`Event::Listed`], `-l`).
     List,
 }
 
-/// How to print.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Whose memory a find is in.
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub enum Format {
-    /// Lines for a terminal, text escaped.
-    #[default]
-    Text,
-    /// A hex dump of each match and its context.
-    Hexdump,
-    /// JSON Lines (docs/grep.schema.json).
-    Json,
+pub struct Who<'a> {
+    /// The input, its path as given.
+    pub input: &'a str,
+    /// The process.
+    pub pid: u32,
+    /// Its name (comm), as the checkpoint has it.
+    pub comm: &'a [u8],
 }
+
+/// A descriptor whose queued bytes CRIU saved.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Queue<'a> {
+    /// The descriptor.
+    pub fd: u32,
+    /// Which of its queues (as docs/grep.md names them).
+    pub source: &'static str,
+    /// What the descriptor is, as bytes from the checkpoint: `tcp
+    /// 127.0.0.1:80 -> 10.0.0.1:5000`, `pipe:[1234]`, a FIFO's path.
+    pub object: &'a [u8],
+}
+
+/// Where a find is.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    /// In the process's memory, in this mapping; none for a rule that
+    /// matched without a string match, or an address no mapping holds.
+    Memory(Option<&'a Mapping>),
+    /// In a queue: addresses are offsets in its bytes.
+    Queue(Queue<'a>),
+}
+
+/// What `grep` found, handed to the caller's renderer one at a time.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A match of the pattern ([`Mode::Matches`]).
+    Match {
+        /// Whose.
+        who: Who<'a>,
+        /// Where.
+        place: Place<'a>,
+        /// The match, its context, and its address (an offset in a queue).
+        hit: &'a Match,
+    },
+    /// A process searched and its matches ([`Mode::Count`]).
+    Count {
+        /// Whose.
+        who: Who<'a>,
+        /// How many matches.
+        count: u64,
+    },
+    /// A process with a match ([`Mode::List`]).
+    Listed {
+        /// Whose.
+        who: Who<'a>,
+    },
+    /// A rule that matched ([`Mode::Matches`] with rules), with one of its
+    /// string matches, or none for a rule that matched without one.
+    #[cfg(feature = "yara")]
+    Rule {
+        /// Whose.
+        who: Who<'a>,
+        /// Where the string match is.
+        place: Place<'a>,
+        /// The rule.
+        rule: &'a crate::yara::RuleHit,
+        /// The string match.
+        string: Option<&'a crate::yara::StringHit>,
+    },
+    /// A rule and its string matches in one process ([`Mode::Count`] with
+    /// rules).
+    #[cfg(feature = "yara")]
+    RuleCount {
+        /// Whose.
+        who: Who<'a>,
+        /// The rule's name.
+        rule: &'a str,
+        /// Its string matches, in memory and queues together.
+        count: u64,
+    },
+}
+
+/// What turns an [`Event`] into output (see [`grep`]).
+type Render<'r> = &'r (dyn Fn(&Event<'_>, &mut String) + Sync);
 
 /// Everything `grep` needs besides its inputs.
 #[derive(Debug)]
@@ -77,12 +147,8 @@ pub struct GrepOptions {
     pub context: usize,
     /// At most this many matches per process.
     pub max_count: Option<u64>,
-    /// What to print.
+    /// What to report.
     pub mode: Mode,
-    /// How to print it.
-    pub format: Format,
-    /// Show matches in colour (text only).
-    pub color: bool,
     /// Processes searched at once.
     pub jobs: usize,
     /// Search the contents of mapped files too: those the checkpoint
@@ -104,9 +170,6 @@ pub struct GrepOptions {
     /// YARA rules to run instead of the pattern (`criu2core yara`).
     #[cfg(feature = "yara")]
     pub rules: Option<Arc<crate::yara::Rules>>,
-    /// With rules: print each rule's metadata too.
-    #[cfg(feature = "yara")]
-    pub meta: bool,
 }
 
 impl GrepOptions {
@@ -120,8 +183,6 @@ impl GrepOptions {
             context: 0,
             max_count: None,
             mode: Mode::default(),
-            format: Format::default(),
-            color: false,
             jobs: 1,
             files: false,
             root: None,
@@ -131,8 +192,6 @@ impl GrepOptions {
             memory_only: false,
             #[cfg(feature = "yara")]
             rules: None,
-            #[cfg(feature = "yara")]
-            meta: false,
         }
     }
 }
@@ -215,35 +274,45 @@ fn lookahead(jobs: usize) -> usize {
     (2 * jobs).max(8)
 }
 
-/// Searches `inputs` (checkpoints, or directories searched for them) and
-/// writes what `opts` ask for to `out`; errors are given to `error` in
-/// their place in the order.
+/// Searches `inputs` (checkpoints, or directories searched for them) for
+/// what `opts` ask; `render` turns each find into text, appending it to
+/// the string it is given (it is called on grep's worker threads), and
+/// that text is written to `out` in a fixed order (input, pid, address);
+/// errors are given to `error` in their place in the order.
 ///
 /// ```
-/// use criu2core::grep::{grep, GrepOptions, Mode};
+/// use criu2core::grep::{grep, Event, GrepOptions, Mode};
 /// use criu2core::search::{Pattern, PatternOptions};
 ///
 /// let pattern = Pattern::new("ENV_MARKER_5150", &PatternOptions::default())?;
 /// let mut opts = GrepOptions::new(pattern);
 /// opts.mode = Mode::Count;
+/// let render = |e: &Event<'_>, out: &mut String| {
+///     if let Event::Count { who, count } = e {
+///         out.push_str(&format!("{} {count}\n", who.pid));
+///     }
+/// };
 /// let mut out = Vec::new();
-/// let found = grep(&["gdb-fixtures/example.tar.zst".into()], &opts, &mut out, &mut |e| eprintln!("{e}"))?;
+/// let inputs = ["gdb-fixtures/example.tar.zst".into()];
+/// let found = grep(&inputs, &opts, &render, &mut out, &mut |e| eprintln!("{e}"))?;
 /// assert_eq!(found.exit_status(), 0);
-/// assert!(String::from_utf8_lossy(&out).contains("12155"));
+/// assert!(String::from_utf8_lossy(&out).contains("12155 "));
 /// # Ok::<(), criu2core::Error>(())
 /// ```
 pub fn grep(
     inputs: &[PathBuf],
     opts: &GrepOptions,
+    render: &(dyn Fn(&Event<'_>, &mut String) + Sync),
     out: &mut dyn Write,
     error: &mut dyn FnMut(&str),
 ) -> crate::Result<Outcome> {
-    grep_inputs(inputs, opts, out, error).map_err(Error::new)
+    grep_inputs(inputs, opts, render, out, error).map_err(Error::new)
 }
 
 fn grep_inputs(
     inputs: &[PathBuf],
     opts: &GrepOptions,
+    render: Render<'_>,
     out: &mut dyn Write,
     error: &mut dyn FnMut(&str),
 ) -> Result<Outcome> {
@@ -273,7 +342,7 @@ fn grep_inputs(
     let spare = Arc::new(AtomicUsize::new(jobs - workers));
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
-            scope.spawn(|| worker(&paths, opts, &state, &changed, &seen, &spare));
+            scope.spawn(|| worker(&paths, opts, render, &state, &changed, &seen, &spare));
         }
         let result = print_in_order(paths.len(), &state, &changed, out, error, &mut outcome);
         if result.is_err() {
@@ -348,6 +417,7 @@ fn print_in_order(
 fn worker(
     paths: &[PathBuf],
     opts: &GrepOptions,
+    render: Render<'_>,
     state: &Mutex<State>,
     changed: &Condvar,
     seen: &Mutex<BTreeSet<u32>>,
@@ -357,7 +427,7 @@ fn worker(
         let mut st = lock(state);
         if let Some((_, unit)) = st.ready.pop_first() {
             drop(st);
-            search_unit(unit, opts);
+            search_unit(unit, opts, render);
             continue;
         }
         if st.next_input >= paths.len() {
@@ -441,11 +511,12 @@ fn open(path: &Path, opts: &GrepOptions) -> Result<Opened> {
 }
 
 /// Searches one process, sending its output to the printer.
-fn search_unit(unit: Unit, opts: &GrepOptions) {
+fn search_unit(unit: Unit, opts: &GrepOptions, render: Render<'_>) {
     let tx = unit.tx.clone();
     let mut sink = Sink {
         tx: unit.tx,
-        buf: Vec::new(),
+        render,
+        buf: String::new(),
         gone: false,
     };
     if let Err(e) = search_one(&unit.input, unit.pid, opts, &unit.spare, &mut sink) {
@@ -459,15 +530,17 @@ fn search_unit(unit: Unit, opts: &GrepOptions) {
 }
 
 /// Output of one process on its way to the printer.
-struct Sink {
+struct Sink<'r> {
     tx: SyncSender<Piece>,
-    buf: Vec<u8>,
+    render: Render<'r>,
+    buf: String,
     gone: bool,
 }
 
-impl Sink {
-    fn push(&mut self, text: &str) -> Result<()> {
-        self.buf.extend_from_slice(text.as_bytes());
+impl Sink<'_> {
+    /// Renders `event` into the output.
+    fn emit(&mut self, event: &Event<'_>) -> Result<()> {
+        (self.render)(event, &mut self.buf);
         if self.buf.len() >= PIECE_BYTES {
             self.flush();
         }
@@ -479,7 +552,7 @@ impl Sink {
 
     fn flush(&mut self) {
         if !self.buf.is_empty() && !self.gone {
-            let bytes = std::mem::take(&mut self.buf);
+            let bytes = std::mem::take(&mut self.buf).into_bytes();
             self.gone = self.tx.send(Piece::Out(bytes)).is_err();
         }
     }
@@ -490,7 +563,7 @@ fn search_one(
     pid: u32,
     opts: &GrepOptions,
     spare: &AtomicUsize,
-    sink: &mut Sink,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     opts.cancel.check()?;
     let p = match opened
@@ -508,7 +581,7 @@ fn search_one(
     };
     #[cfg(feature = "yara")]
     if let Some(rules) = &opts.rules {
-        return yara_one(opened, &who, &p, rules, opts, sink);
+        return yara_one(opened, who, &p, rules, opts, sink);
     }
     // Workers that found nothing left to do search parts of this process.
     let extra = spare.swap(0, Ordering::SeqCst);
@@ -529,7 +602,12 @@ fn search_one(
     let searched =
         search::search_process(&p, &opts.pattern, &opts.filter, &sopts, &mut |m, hit| {
             if opts.mode == Mode::Matches {
-                if let Err(e) = sink.push(&format_match(&who, m, &hit, opts)) {
+                let place = Place::Memory(Some(m));
+                if let Err(e) = sink.emit(&Event::Match {
+                    who,
+                    place,
+                    hit: &hit,
+                }) {
                     err = Some(e);
                     return Ok(ControlFlow::Break(()));
                 }
@@ -543,12 +621,15 @@ fn search_one(
     }
     let mut searched = searched;
     if opts.mode != Mode::List || searched.matches == 0 {
-        searched.matches += search_queues(opened, &who, &p, opts, sink)?;
+        searched.matches += search_queues(opened, who, &p, opts, sink)?;
     }
     match opts.mode {
         Mode::Matches => {}
-        Mode::Count => sink.push(&format_count(&who, searched.matches, opts))?,
-        Mode::List if searched.matches > 0 => sink.push(&format_count(&who, 1, opts))?,
+        Mode::Count => sink.emit(&Event::Count {
+            who,
+            count: searched.matches,
+        })?,
+        Mode::List if searched.matches > 0 => sink.emit(&Event::Listed { who })?,
         Mode::List => {}
     }
     tracing::debug!(input = %opened.name, pid, bytes = searched.bytes, matches = searched.matches, "searched");
@@ -561,7 +642,7 @@ fn search_one(
 /// order, to `each` until it breaks.
 fn each_queue(
     opened: &Opened,
-    who: &Who<'_>,
+    who: Who<'_>,
     p: &Process,
     each: &mut dyn FnMut(&OpenFile, QueuedData) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
@@ -585,13 +666,14 @@ fn each_queue(
 }
 
 /// Searches the bytes CRIU saved in the queues of the process's
-/// descriptors; returns the matches (each printed as `opts` say).
+/// descriptors; returns the matches (each sent as an event where `opts`
+/// ask for matches).
 fn search_queues(
     opened: &Opened,
-    who: &Who<'_>,
+    who: Who<'_>,
     p: &Process,
     opts: &GrepOptions,
-    sink: &mut Sink,
+    sink: &mut Sink<'_>,
 ) -> Result<u64> {
     let mut n = 0u64;
     let limit = match opts.mode {
@@ -604,13 +686,23 @@ fn search_queues(
     };
     each_queue(opened, who, p, &mut |f, q| {
         let mut err = None;
+        let object = queue_object(f);
         search::search_bytes(&opts.pattern, &q.data, context, &opts.cancel, &mut |hit| {
             if limit.is_some_and(|l| n >= l) {
                 return Ok(ControlFlow::Break(()));
             }
             n += 1;
             if opts.mode == Mode::Matches {
-                if let Err(e) = sink.push(&format_queue_match(who, f, q.source, &hit, opts)) {
+                let place = Place::Queue(Queue {
+                    fd: f.fd,
+                    source: q.source,
+                    object: &object,
+                });
+                if let Err(e) = sink.emit(&Event::Match {
+                    who,
+                    place,
+                    hit: &hit,
+                }) {
                     err = Some(e);
                     return Ok(ControlFlow::Break(()));
                 }
@@ -649,83 +741,6 @@ fn queue_object(f: &OpenFile) -> Vec<u8> {
     }
 }
 
-/// One JSON line of a match in a queue.
-#[derive(Serialize)]
-struct QueueMatchJson<'a> {
-    schema: &'static str,
-    input: &'a str,
-    pid: u32,
-    comm: Bytes,
-    fd: u32,
-    source: &'static str,
-    object: Bytes,
-    offset: u64,
-    length: usize,
-    #[serde(flatten)]
-    bytes: MatchBytesJson,
-}
-
-fn format_queue_match(
-    who: &Who<'_>,
-    f: &OpenFile,
-    source: &'static str,
-    hit: &Match,
-    opts: &GrepOptions,
-) -> String {
-    let object = queue_object(f);
-    if opts.format == Format::Json {
-        let j = QueueMatchJson {
-            schema: SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            fd: f.fd,
-            source,
-            object: Bytes(object),
-            offset: hit.addr,
-            length: hit.bytes.len(),
-            bytes: MatchBytesJson::of(hit, opts),
-        };
-        return json_line(&j);
-    }
-    let line = format!(
-        "{} fd {} {source} [{}] +{:#x}",
-        who_text(who),
-        f.fd,
-        escape_bytes(&object),
-        hit.addr,
-    );
-    match_body(line, hit, opts)
-}
-
-/// Whose memory it is.
-struct Who<'a> {
-    input: &'a str,
-    pid: u32,
-    comm: &'a [u8],
-}
-
-/// `[start-end prot kind path +offset]`: where `addr` lies.
-fn mapping_text(m: &Mapping, addr: u64) -> String {
-    let info = MappingInfo::of(m);
-    let mut s = format!("[{:x}-{:x} {} {}", m.start, m.end, info.prot, info.kind);
-    if let (Some(path), Some(f)) = (mapping_path(m), m.file.as_ref()) {
-        let _ = write!(
-            s,
-            " {} +{:#x}",
-            escape_bytes(path),
-            f.offset + (addr - m.start)
-        );
-    }
-    s.push(']');
-    s
-}
-
-/// A JSON line, escaped for a terminal.
-fn json_line<T: Serialize>(v: &T) -> String {
-    json_for_terminal(&serde_json::to_string(v).unwrap_or_default()).into_owned() + "\n"
-}
-
 /// The rules that matched one descriptor's queue.
 #[cfg(feature = "yara")]
 struct QueueHits {
@@ -741,7 +756,7 @@ struct QueueHits {
 #[cfg(feature = "yara")]
 fn yara_queues(
     opened: &Opened,
-    who: &Who<'_>,
+    who: Who<'_>,
     p: &Process,
     rules: &crate::yara::Rules,
     opts: &GrepOptions,
@@ -764,15 +779,15 @@ fn yara_queues(
 }
 
 /// Runs YARA rules over one process (its memory, then its queues) and
-/// prints what matched.
+/// sends what matched.
 #[cfg(feature = "yara")]
 fn yara_one(
     opened: &Opened,
-    who: &Who<'_>,
+    who: Who<'_>,
     p: &Process,
     rules: &crate::yara::Rules,
     opts: &GrepOptions,
-    sink: &mut Sink,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let hits = crate::yara::scan_process(p, rules, &opts.filter, &opts.cancel)?;
     let queues = yara_queues(opened, who, p, rules, opts)?;
@@ -780,24 +795,28 @@ fn yara_one(
     let found = match opts.mode {
         Mode::List => {
             if matched > 0 {
-                sink.push(&yara_count_line(who, None, opts))?;
+                sink.emit(&Event::Listed { who })?;
             }
             u64::from(matched > 0)
         }
         Mode::Count => {
-            for (rule, n) in yara_counts(&hits, &queues) {
-                sink.push(&yara_count_line(who, Some((rule, n)), opts))?;
+            for (rule, count) in yara_counts(&hits, &queues) {
+                sink.emit(&Event::RuleCount { who, rule, count })?;
             }
             matched as u64
         }
         Mode::Matches => {
-            let at = YaraAt::Memory(p);
             for h in &hits {
-                yara_rule_lines(who, &at, h, opts, sink)?;
+                yara_rule_events(who, None, Some(p), h, sink)?;
             }
             for q in &queues {
+                let queue = Queue {
+                    fd: q.fd,
+                    source: q.source,
+                    object: &q.object,
+                };
                 for h in &q.hits {
-                    yara_rule_lines(who, &YaraAt::Queue(q), h, opts, sink)?;
+                    yara_rule_events(who, Some(queue), None, h, sink)?;
                 }
             }
             matched as u64
@@ -827,284 +846,41 @@ fn yara_counts<'a>(
     counts
 }
 
-/// A line of `yara -c` (a rule and its count) or `-l`.
+/// The events of one rule that matched, in a queue or in the memory of
+/// `p`: one per string match, or one for the rule if it matched without
+/// any.
 #[cfg(feature = "yara")]
-fn yara_count_line(who: &Who<'_>, count: Option<(&str, u64)>, opts: &GrepOptions) -> String {
-    if opts.format == Format::Json {
-        return json_line(&crate::yara::CountJson {
-            schema: crate::yara::SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            rule: count.map(|(r, _)| r),
-            count: count.map(|(_, n)| n),
-        });
-    }
-    let head = who_text(who);
-    match count {
-        Some((rule, n)) => format!("{head} {}: {n}\n", escape_bytes(rule.as_bytes())),
-        None => head + "\n",
-    }
-}
-
-/// `input: pid N (comm)`, escaped.
-fn who_text(who: &Who<'_>) -> String {
-    format!(
-        "{}: pid {} ({})",
-        escape_bytes(who.input.as_bytes()),
-        who.pid,
-        escape_bytes(who.comm)
-    )
-}
-
-/// Where a rule's string matches are: a process's memory, or a queue.
-#[cfg(feature = "yara")]
-enum YaraAt<'a> {
-    Memory(&'a Process),
-    Queue(&'a QueueHits),
-}
-
-#[cfg(feature = "yara")]
-impl YaraAt<'_> {
-    /// The JSON line of a rule that matched, with one of its string
-    /// matches or none.
-    fn json(
-        &self,
-        who: &Who<'_>,
-        h: &crate::yara::RuleHit,
-        meta: bool,
-        s: Option<&crate::yara::StringHit>,
-    ) -> String {
-        let (queue, p) = match self {
-            YaraAt::Memory(p) => (None, Some(*p)),
-            YaraAt::Queue(q) => (Some(*q), None),
-        };
-        json_line(&crate::yara::HitJson {
-            schema: crate::yara::SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            namespace: &h.namespace,
-            rule: &h.rule,
-            tags: &h.tags,
-            meta: meta.then_some(&h.meta),
-            string: s.map(|s| s.id.as_str()),
-            fd: queue.map(|q| q.fd),
-            source: queue.map(|q| q.source),
-            object: queue.map(|q| Bytes(q.object.clone())),
-            offset: s.filter(|_| queue.is_some()).map(|s| s.addr),
-            address: s.filter(|_| p.is_some()).map(|s| s.addr),
-            length: s.map(|s| s.bytes.len()),
-            mapping: p
-                .zip(s)
-                .and_then(|(p, s)| crate::yara::mapping_at(p, s.addr))
-                .map(MappingInfo::of),
-            text: s.map(|s| escape_invalid_utf8(&s.bytes).into_owned()),
-            match_hex: s.map(|s| hex(&s.bytes)),
-        })
-    }
-
-    /// Where a string match is, in a text line: `0xADDR [mapping]`, or
-    /// `fd N source [object] +0xOFFSET`; for a rule without string
-    /// matches, nothing in memory and the queue in a queue.
-    fn text(&self, s: Option<&crate::yara::StringHit>) -> String {
-        match (self, s) {
-            (YaraAt::Memory(p), Some(s)) => {
-                let m = crate::yara::mapping_at(p, s.addr).map(|m| mapping_text(m, s.addr));
-                format!(" {:#x} {}", s.addr, m.unwrap_or_default())
-            }
-            (YaraAt::Memory(_), None) => String::new(),
-            (YaraAt::Queue(q), s) => {
-                let mut t = format!(" fd {} {} [{}]", q.fd, q.source, escape_bytes(&q.object));
-                if let Some(s) = s {
-                    let _ = write!(t, " +{:#x}", s.addr);
-                }
-                t
-            }
-        }
-    }
-}
-
-/// The lines of one rule that matched: one per string match, or one for
-/// the rule if it matched without any.
-#[cfg(feature = "yara")]
-fn yara_rule_lines(
-    who: &Who<'_>,
-    at: &YaraAt<'_>,
-    h: &crate::yara::RuleHit,
-    opts: &GrepOptions,
-    sink: &mut Sink,
+fn yara_rule_events(
+    who: Who<'_>,
+    queue: Option<Queue<'_>>,
+    p: Option<&Process>,
+    rule: &crate::yara::RuleHit,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
-    if opts.format == Format::Json {
-        if h.strings.is_empty() {
-            sink.push(&at.json(who, h, opts.meta, None))?;
-        }
-        for s in &h.strings {
-            sink.push(&at.json(who, h, opts.meta, Some(s)))?;
-        }
-        return Ok(());
+    let place = |s: Option<&crate::yara::StringHit>| match queue {
+        Some(q) => Place::Queue(q),
+        None => Place::Memory(
+            p.zip(s)
+                .and_then(|(p, s)| crate::yara::mapping_at(p, s.addr)),
+        ),
+    };
+    if rule.strings.is_empty() {
+        let place = place(None);
+        sink.emit(&Event::Rule {
+            who,
+            place,
+            rule,
+            string: None,
+        })?;
     }
-    let mut rule = format!("{}:{}", h.namespace, h.rule);
-    if !h.tags.is_empty() {
-        let _ = write!(rule, " [{}]", h.tags.join(","));
-    }
-    if opts.meta {
-        let _ = write!(rule, " {}", h.meta);
-    }
-    let head = format!("{} {}", who_text(who), escape_bytes(rule.as_bytes()));
-    if h.strings.is_empty() {
-        sink.push(&format!("{head}{}\n", at.text(None)))?;
-    }
-    for s in &h.strings {
-        sink.push(&format!(
-            "{head} {}{}: {}\n",
-            escape_bytes(s.id.as_bytes()),
-            at.text(Some(s)),
-            escape_bytes(&s.bytes)
-        ))?;
+    for s in &rule.strings {
+        let place = place(Some(s));
+        sink.emit(&Event::Rule {
+            who,
+            place,
+            rule,
+            string: Some(s),
+        })?;
     }
     Ok(())
-}
-
-/// One JSON line of a match.
-#[derive(Serialize)]
-struct MatchJson<'a> {
-    schema: &'static str,
-    input: &'a str,
-    pid: u32,
-    comm: Bytes,
-    address: u64,
-    length: usize,
-    mapping: MappingInfo,
-    #[serde(flatten)]
-    bytes: MatchBytesJson,
-}
-
-/// What a JSON line says of a match's bytes and their context, in memory
-/// and in a queue alike.
-#[derive(Serialize)]
-struct MatchBytesJson {
-    #[serde(rename = "match")]
-    text: String,
-    match_hex: String,
-    utf16: bool,
-    /// Which pattern matched (index in -e/-f order), with several.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pattern: Option<usize>,
-    before: String,
-    before_hex: String,
-    after: String,
-    after_hex: String,
-}
-
-impl MatchBytesJson {
-    fn of(hit: &Match, opts: &GrepOptions) -> MatchBytesJson {
-        MatchBytesJson {
-            text: match_text(hit),
-            match_hex: hex(&hit.bytes),
-            utf16: hit.utf16,
-            pattern: (opts.pattern.count() > 1).then_some(hit.pattern),
-            before: escape_invalid_utf8(&hit.before).into_owned(),
-            before_hex: hex(&hit.before),
-            after: escape_invalid_utf8(&hit.after).into_owned(),
-            after_hex: hex(&hit.after),
-        }
-    }
-}
-
-/// One JSON line of `-c` or `-l`.
-#[derive(Serialize)]
-struct CountJson<'a> {
-    schema: &'static str,
-    input: &'a str,
-    pid: u32,
-    comm: Bytes,
-    count: u64,
-}
-
-/// The text of a match: a UTF-16 one decoded.
-fn match_text(hit: &Match) -> String {
-    if hit.utf16 {
-        let units: Vec<u16> = hit
-            .bytes
-            .chunks(2)
-            .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-            .collect();
-        String::from_utf16_lossy(&units)
-    } else {
-        escape_invalid_utf8(&hit.bytes).into_owned()
-    }
-}
-
-fn format_match(who: &Who<'_>, m: &Mapping, hit: &Match, opts: &GrepOptions) -> String {
-    match opts.format {
-        Format::Json => json_line(&MatchJson {
-            schema: SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            address: hit.addr,
-            length: hit.bytes.len(),
-            mapping: MappingInfo::of(m),
-            bytes: MatchBytesJson::of(hit, opts),
-        }),
-        Format::Text | Format::Hexdump => {
-            let line = format!(
-                "{} {:#x} {}",
-                who_text(who),
-                hit.addr,
-                mapping_text(m, hit.addr)
-            );
-            match_body(line, hit, opts)
-        }
-    }
-}
-
-/// `line` (where the match is), then the match: a hex dump of it and its
-/// context, or `: before match after` with the match coloured.
-fn match_body(mut line: String, hit: &Match, opts: &GrepOptions) -> String {
-    if opts.format == Format::Hexdump {
-        line.push_str(":\n");
-        let mut h = Hexdump::new(hit.addr - hit.before.len() as u64, "  ");
-        h.feed(&hit.before, &mut line);
-        h.feed(&hit.bytes, &mut line);
-        h.feed(&hit.after, &mut line);
-        h.finish(&mut line);
-        return line;
-    }
-    let (on, off) = if opts.color {
-        ("\x1b[1;31m", "\x1b[0m")
-    } else {
-        ("", "")
-    };
-    // A UTF-16 match shows decoded, and says so at the end.
-    let (shown, note) = if hit.utf16 {
-        (
-            crate::text::escape(&match_text(hit)).into_owned(),
-            " (UTF-16LE)",
-        )
-    } else {
-        (escape_bytes(&hit.bytes).into_owned(), "")
-    };
-    let _ = writeln!(
-        line,
-        ": {}{on}{shown}{off}{}{note}",
-        escape_bytes(&hit.before),
-        escape_bytes(&hit.after)
-    );
-    line
-}
-
-fn format_count(who: &Who<'_>, count: u64, opts: &GrepOptions) -> String {
-    match (opts.format, opts.mode) {
-        (Format::Json, _) => json_line(&CountJson {
-            schema: SCHEMA,
-            input: who.input,
-            pid: who.pid,
-            comm: Bytes(who.comm.to_vec()),
-            count,
-        }),
-        (_, Mode::Count) => format!("{}: {count}\n", who_text(who)),
-        _ => who_text(who) + "\n",
-    }
 }

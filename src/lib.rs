@@ -23,11 +23,13 @@
 //!   writer, or `core.<pid>` in a directory (as [`write_core`] does).
 //! - [`Checkpoint::inspect`] builds the [`inspect::Report`] that
 //!   `criu2core inspect` prints, as text or JSON: processes, memory, and
-//!   where asked open files, sockets and mounts.
+//!   where asked open files, sockets and mounts. The library gives data
+//!   (serde serializes it); the text for a terminal is the command line's.
 //! - [`search`] finds bytes in a process's memory as its core would hold
 //!   them, streaming the pages files ([`Process::search`]); [`grep`] runs
-//!   it over many checkpoints in parallel and [`read`] writes an address
-//!   range, as `criu2core grep` and `criu2core read` do.
+//!   it over many checkpoints in parallel, handing each find in order to
+//!   the caller's renderer, and [`read`] writes an address range, as
+//!   `criu2core grep` and `criu2core read` do.
 //! - [`batch`] converts many checkpoints into one directory, resumably,
 //!   as `criu2core convert` and `criu2core batch` do.
 //! - [`oci`] reads container images (OCI layouts and archives,
@@ -36,8 +38,7 @@
 //!   [`Error`] says what went wrong, naming the file and offset, and its
 //!   [`ErrorKind`] lets a caller tell a file that is no checkpoint from a
 //!   damaged image, an unsupported architecture, a bound exceeded or I/O.
-//! - [`text`] makes what a checkpoint names safe for a terminal;
-//!   [`limits`] lists the bounds hostile input meets.
+//! - [`limits`] lists the bounds hostile input meets.
 //!
 //! What each module owns is ARCHITECTURE.md; how the images are decoded
 //! and the cores laid out, the manual (docs/).
@@ -123,7 +124,7 @@ mod sysroot;
 mod tar;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod text;
+mod text;
 mod verify;
 mod warning;
 #[cfg(feature = "yara")]

@@ -13,7 +13,7 @@ use crate::blobio::BlobFile;
 use crate::cancel::Cancel;
 use crate::model::{Mapping, Missing, PageSource, Process};
 use crate::search::mapping_path;
-use crate::text::{escape_bytes, Hexdump};
+use crate::text::escape_bytes;
 
 /// Bytes read and handed on at a time.
 const CHUNK: u64 = 1 << 20;
@@ -111,20 +111,35 @@ pub enum What {
     Mapping(u64),
 }
 
-/// How to read and write them.
+impl What {
+    /// The address and length of the bytes it names in `p`.
+    pub fn range(self, p: &Process) -> crate::Result<(u64, u64)> {
+        self.range_in(p).map_err(crate::Error::new)
+    }
+
+    fn range_in(self, p: &Process) -> Result<(u64, u64)> {
+        match self {
+            What::Range(a, n) => Ok((a, n)),
+            What::Mapping(a) => {
+                let m = p.mapping_at(a)?;
+                Ok((m.start, m.len()))
+            }
+        }
+    }
+}
+
+/// How to read them.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ReadOptions {
     /// Undumped anonymous pages read as zeros.
     pub zeros: bool,
-    /// Write a hex dump instead of the raw bytes.
-    pub hexdump: bool,
     /// Checked between pieces.
     pub cancel: Cancel,
 }
 
-/// Writes the bytes `what` names to `out` (raw, or as a hex dump), after
-/// checking them all; nothing is written if any is unreadable.
+/// Writes the bytes `what` names to `out`, after checking them all;
+/// nothing is written if any is unreadable.
 ///
 /// ```
 /// use criu2core::read::{write, ReadOptions, What};
@@ -147,31 +162,12 @@ pub fn write(
 }
 
 fn write_bytes(p: &Process, what: What, opts: &ReadOptions, out: &mut dyn Write) -> Result<()> {
-    let (addr, len) = match what {
-        What::Range(a, n) => (a, n),
-        What::Mapping(a) => {
-            let m = p.mapping_at(a)?;
-            (m.start, m.len())
-        }
-    };
-    let mut dump = opts.hexdump.then(|| Hexdump::new(addr, ""));
-    let mut text = String::new();
+    let (addr, len) = what.range_in(p)?;
     read(p, addr, len, opts.zeros, &mut |bytes| {
         opts.cancel.check()?;
-        match &mut dump {
-            Some(h) => {
-                h.feed(bytes, &mut text);
-                out.write_all(text.as_bytes())?;
-                text.clear();
-            }
-            None => out.write_all(bytes)?,
-        }
+        out.write_all(bytes)?;
         Ok(())
     })?;
-    if let Some(h) = dump {
-        h.finish(&mut text);
-        out.write_all(text.as_bytes())?;
-    }
     out.flush()?;
     Ok(())
 }

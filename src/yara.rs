@@ -21,15 +21,11 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use crate::cancel::Cancel;
-use crate::inspect::{Bytes, MappingInfo};
 use crate::model::{Mapping, Process};
 use crate::search::{read_runs, Filter, RunReader, CHUNK};
 
-/// Identifies the JSON Lines that `yara --json` prints.
-pub const SCHEMA: &str = "criu2core.yara/2";
 /// Bytes handed to the block scanner at a time.
 pub const BLOCK: usize = 4 << 20;
 /// Bytes each block of a run shares with the one before it: the longest
@@ -277,54 +273,6 @@ fn rule_hit(r: &yara_x::Rule<'_, '_>) -> RuleHit {
 pub(crate) fn mapping_at(p: &Process, addr: u64) -> Option<&Mapping> {
     let i = p.mappings.partition_point(|m| m.end <= addr);
     p.mappings.get(i).filter(|m| m.start <= addr)
-}
-
-/// One JSON line of a string match (or of a rule matched without one).
-#[derive(Serialize)]
-pub(crate) struct HitJson<'a> {
-    pub schema: &'static str,
-    pub input: &'a str,
-    pub pid: u32,
-    pub comm: Bytes,
-    pub namespace: &'a str,
-    pub rule: &'a str,
-    pub tags: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub meta: Option<&'a serde_json::Value>,
-    pub string: Option<&'a str>,
-    /// With a match in a queue: the descriptor, the queue, what it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fd: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<Bytes>,
-    /// Where a string match starts in the queue.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub length: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mapping: Option<MappingInfo>,
-    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub match_hex: Option<String>,
-}
-
-/// One JSON line of `yara -c` (per process and rule) or `-l`.
-#[derive(Serialize)]
-pub(crate) struct CountJson<'a> {
-    pub schema: &'static str,
-    pub input: &'a str,
-    pub pid: u32,
-    pub comm: Bytes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub count: Option<u64>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! directory itself, several inputs each into a directory of its own,
 //! named and recorded as batch names and records them.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -90,7 +91,7 @@ pub enum Outcome {
         threads: usize,
         /// The shell command that opens it in gdb, its words quoted for a
         /// POSIX shell in a form that is safe to print as it is (see
-        /// `crate::text::shell_quote`); for a zstd-compressed core,
+        /// `shell_quote`); for a zstd-compressed core,
         /// decompressing it first; `None` for a core in object storage.
         gdb_command: Option<String>,
         /// The files the process mapped, checked against what the
@@ -468,7 +469,7 @@ fn convert_one(
 
 /// The shell command that opens `core` in gdb, its words quoted for a
 /// POSIX shell in a form that is safe to print (see
-/// `crate::text::shell_quote`). With a root filesystem gdb is told to
+/// [`shell_quote`]). With a root filesystem gdb is told to
 /// look there for the shared libraries with `-iex`, so that `set sysroot`
 /// is in force before the executable and the core are loaded (set later,
 /// gdb cannot place a position-independent program whose first page a core
@@ -479,7 +480,6 @@ fn convert_one(
 /// first, by whatever the user fetches with), nor has one whose path
 /// cannot be written for a shell.
 pub(crate) fn gdb_command(core: &Path, exe: Option<&Path>, root: Option<&Path>) -> Option<String> {
-    use crate::text::shell_quote;
     use std::os::unix::ffi::OsStrExt;
     if crate::blobio::url_of(core).is_some() {
         return None;
@@ -502,6 +502,61 @@ pub(crate) fn gdb_command(core: &Path, exe: Option<&Path>, root: Option<&Path>) 
     }
     words.push(q(core)?);
     Some(prefix + &words.join(" "))
+}
+
+/// `word` (any bytes) quoted for a POSIX shell, in a form that is also
+/// safe to print as it is: as it is where it holds only characters no
+/// shell treats specially; else in single quotes (an embedded single quote
+/// as `'\''`); and where it holds what `crate::text::escape_bytes` would escape
+/// (control characters, bidirectional overrides, bytes that are not
+/// UTF-8), as `"$(printf '...')"` with those bytes written `\ooo`, which
+/// the shell turns back into them. `None` for a word of that last kind
+/// that ends in a newline (a command substitution drops it).
+fn shell_quote(word: &[u8]) -> Option<Cow<'_, str>> {
+    use crate::text::needs_escape;
+    use std::fmt::Write as _;
+    let plain = !word.is_empty()
+        && word
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b));
+    if plain {
+        return std::str::from_utf8(word).ok().map(Cow::Borrowed);
+    }
+    match std::str::from_utf8(word) {
+        Ok(text) if !text.chars().any(|c| c != '\\' && needs_escape(c)) => {
+            return Some(Cow::Owned(format!("'{}'", text.replace('\'', r"'\''"))));
+        }
+        _ => {}
+    }
+    if word.ends_with(b"\n") {
+        return None;
+    }
+    // printf's format: `%` and `\` doubled, `'` and every byte a terminal
+    // must not see raw as octal escapes (and a leading `-`, which a printf
+    // could take for an option).
+    let mut out = String::from("\"$(printf '");
+    for chunk in word.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '-' if out.ends_with('\'') => out.push_str("\\055"),
+                '%' => out.push_str("%%"),
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\047"),
+                c if needs_escape(c) => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        let _ = write!(out, "\\{b:03o}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\{b:03o}");
+        }
+    }
+    out.push_str("')\"");
+    Some(Cow::Owned(out))
 }
 
 /// Where gdb finds executable `exe` (the path the process had): in `root`
@@ -679,5 +734,48 @@ pub(crate) mod tests {
         // Deleted, or not known: nothing to say.
         assert_eq!(exe_for_gdb(Some(b"/tmp/x (deleted)"), None), Err(None));
         assert_eq!(exe_for_gdb(None, None), Err(None));
+    }
+
+    #[test]
+    fn shell_quoting_survives_any_word() {
+        use crate::text::needs_escape;
+        let q = |w: &[u8]| shell_quote(w).map(Cow::into_owned);
+        assert_eq!(q(b"cores/core.12").unwrap(), "cores/core.12");
+        assert_eq!(q(b"").unwrap(), "''");
+        assert_eq!(q(b"a b").unwrap(), "'a b'");
+        assert_eq!(q(b"it's").unwrap(), r"'it'\''s'");
+        assert_eq!(q(b"$(rm -rf ~)").unwrap(), "'$(rm -rf ~)'");
+        assert_eq!(q(b"set sysroot /x").unwrap(), "'set sysroot /x'");
+        assert_eq!(q(br"a\b").unwrap(), r"'a\b'");
+        assert_eq!(
+            q(b"it's \x1b[2J%\\\xff\n.").unwrap(),
+            r#""$(printf 'it\047s \033[2J%%\\\377\012.')""#
+        );
+        assert_eq!(q(b"x\n"), None);
+        // What the shell makes of each is the word itself, and what is
+        // printed holds nothing a terminal obeys.
+        let words: [&[u8]; 8] = [
+            b"plain",
+            b"it's a 'b' \"c\" $HOME `x` \\",
+            b"\xff\xfe not utf-8 '",
+            b"\x1b]0;t\x07 \n forged %s %%",
+            "bidi \u{202e} c1 \u{9b} ü".as_bytes(),
+            b"-n\x01",
+            b"\\0101 \\n",
+            b"",
+        ];
+        for w in words {
+            let quoted = q(w).unwrap();
+            assert!(
+                quoted.chars().all(|c| c == '\\' || !needs_escape(c)),
+                "{quoted}"
+            );
+            let o = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {quoted}"))
+                .output()
+                .unwrap();
+            assert_eq!(o.stdout, w, "{quoted}");
+        }
     }
 }

@@ -3,12 +3,13 @@
 
 use anyhow::Result;
 use criu2core::diff::DiffOptions;
-use criu2core::text::json_for_terminal;
 use criu2core::{Cancel, LoadOptions, PageUse};
 
 use super::args::DiffArgs;
+use super::diff_text::diff_text;
 use super::open_input;
 use super::output::emit;
+use super::text::json_for_terminal;
 
 /// Compares A with B and prints what differs; whether they are the same.
 pub fn diff(args: &DiffArgs, cancel: &Cancel) -> Result<bool> {
@@ -22,7 +23,7 @@ pub fn diff(args: &DiffArgs, cancel: &Cancel) -> Result<bool> {
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else if !args.quiet {
-        emit(&report.to_text())?;
+        emit(&diff_text(&report))?;
     }
     Ok(report.same)
 }

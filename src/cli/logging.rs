@@ -1,6 +1,6 @@
 //! Diagnostics on stderr, through tracing.
 
-use criu2core::text::EscapingWriter;
+use super::text::EscapingWriter;
 
 /// Sends diagnostics to stderr: warnings by default, more with each -v,
 /// or whatever RUST_LOG asks for.

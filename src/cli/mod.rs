@@ -7,10 +7,14 @@
 
 mod args;
 mod diff;
+mod diff_text;
+mod grep_print;
+mod inspect_text;
 mod logging;
 mod output;
 mod progress;
 mod signals;
+mod text;
 mod watch;
 
 use std::ffi::OsString;
@@ -22,11 +26,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
 use criu2core::batch::{self, BatchOptions, ConvertOptions, InputSummary, Listener, Status};
-use criu2core::grep::{Format, GrepOptions, Mode};
+use criu2core::grep::{self, GrepOptions, Mode};
 use criu2core::inspect::InspectOptions;
 use criu2core::search::{Filter, Glob, Pattern, PatternOptions};
-use criu2core::text::{escape, json_for_terminal};
 use criu2core::{Cancel, LoadOptions, Loaded, OpenOptions, PageUse};
+use grep_print::Format;
+use text::{escape, json_for_terminal, HexdumpWriter};
 
 use args::{
     BatchArgs, Cli, Command, ConvertArgs, GrepArgs, InspectArgs, Only, PluginCli, ReadArgs, Spill,
@@ -141,7 +146,7 @@ fn inspect(args: &InspectArgs, cancel: &Cancel) -> Result<bool> {
     if args.json {
         emit(&(json_for_terminal(&serde_json::to_string_pretty(&report)?) + "\n"))?;
     } else {
-        emit(&report.to_text())?;
+        emit(&inspect_text::report_text(&report))?;
     }
     let mounts_ok = report.mounts.iter().flatten().all(|ns| ns.error.is_none());
     Ok(report.processes.iter().all(|p| p.error.is_none()) && mounts_ok)
@@ -172,14 +177,19 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     } else {
         Mode::Matches
     };
-    opts.format = if args.json {
-        Format::Json
-    } else if args.hexdump {
-        Format::Hexdump
-    } else {
-        Format::Text
+    let printer = grep_print::Printer {
+        mode: opts.mode,
+        format: if args.json {
+            Format::Json
+        } else if args.hexdump {
+            Format::Hexdump
+        } else {
+            Format::Text
+        },
+        color: color && !args.json,
+        patterns: opts.pattern.count() > 1,
+        ..grep_print::Printer::default()
     };
-    opts.color = color && !args.json;
     opts.jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -189,10 +199,23 @@ fn grep(args: &GrepArgs, cancel: &Cancel) -> Result<u8> {
     opts.image.clone_from(&args.image);
     opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
+    let outcome = run_grep(&inputs, &opts, &printer)?;
+    Ok(outcome.exit_status())
+}
+
+/// Runs grep's search over `inputs`, `printer` rendering what it finds on
+/// stdout, its errors on stderr.
+fn run_grep(
+    inputs: &[PathBuf],
+    opts: &GrepOptions,
+    printer: &grep_print::Printer,
+) -> Result<grep::Outcome> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let outcome = criu2core::grep::grep(&inputs, &opts, &mut out, &mut |e| error_line(e))?;
-    Ok(outcome.exit_status())
+    let render = |e: &grep::Event<'_>, text: &mut String| printer.render(e, text);
+    Ok(grep::grep(inputs, opts, &render, &mut out, &mut |e| {
+        error_line(e)
+    })?)
 }
 
 /// The processes, mappings and addresses `--pid`, `--kind`, `--prot`,
@@ -217,16 +240,23 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
     let unused = Pattern::new("-", &PatternOptions::default())?;
     let mut opts = GrepOptions::new(unused);
     opts.rules = Some(Arc::new(rules));
-    opts.meta = args.meta;
     only(&args.only, &mut opts);
     opts.mode = match (args.count, args.list) {
         (true, _) => Mode::Count,
         (_, true) => Mode::List,
         _ => Mode::Matches,
     };
-    if args.json {
-        opts.format = Format::Json;
-    }
+    let printer = grep_print::Printer {
+        mode: opts.mode,
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Text
+        },
+        yara: true,
+        meta: args.meta,
+        ..grep_print::Printer::default()
+    };
     opts.jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -236,9 +266,7 @@ fn yara(args: &YaraArgs, cancel: &Cancel) -> Result<u8> {
     opts.image.clone_from(&args.image);
     opts.spill = args.spill.options();
     opts.cancel = cancel.clone();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, stdout.lock());
-    let outcome = criu2core::grep::grep(&args.inputs, &opts, &mut out, &mut |e| error_line(e))?;
+    let outcome = run_grep(&args.inputs, &opts, &printer)?;
     Ok(outcome.exit_status())
 }
 
@@ -295,10 +323,16 @@ fn read(args: &ReadArgs, cancel: &Cancel) -> Result<bool> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut opts = criu2core::read::ReadOptions::default();
     opts.zeros = args.zeros;
-    opts.hexdump = args.hexdump;
     opts.cancel = cancel.clone();
-    criu2core::read::write(&p, what, &opts, &mut out)
-        .with_context(|| format!("{}: pid {}", ckpt.path().display(), args.pid))?;
+    let context = || format!("{}: pid {}", ckpt.path().display(), args.pid);
+    if args.hexdump {
+        let (addr, _) = what.range(&p).with_context(context)?;
+        let mut dump = HexdumpWriter::new(addr, &mut out);
+        criu2core::read::write(&p, what, &opts, &mut dump).with_context(context)?;
+        dump.finish().context("cannot write to stdout")?;
+    } else {
+        criu2core::read::write(&p, what, &opts, &mut out).with_context(context)?;
+    }
     Ok(true)
 }
 

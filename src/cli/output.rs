@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use criu2core::batch::{Outcome, ProcessReport};
-use criu2core::text::{escape, escape_bytes, human_bytes};
+
+use super::text::{escape, escape_bytes, human_bytes};
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`), the
 /// process ends as a SIGPIPE would end it, without a panic.

@@ -1,8 +1,9 @@
 //! batch's progress bar, drawn on stderr when it is a terminal.
 
 use criu2core::batch::Progress;
-use criu2core::text::escape;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use super::text::escape;
 
 /// An indicatif bar that counts inputs and names the one last started.
 pub struct Bar(ProgressBar);

@@ -307,7 +307,7 @@ fn convert(path: &Path, args: &WatchArgs, opts: &BatchOptions) -> bool {
             }
             _ if args.quiet => {}
             status => emit_line(
-                criu2core::text::escape(&format!(
+                super::text::escape(&format!(
                     "{}: {} ({} core{}) in {}",
                     s.input,
                     if status == Status::Skipped {

@@ -2,12 +2,11 @@
 //! processes — processes (matched by pid) added, removed or changed; per
 //! process its threads, command line, environment, name and state, its
 //! mappings, the pages whose contents differ, and its open files and
-//! sockets — as a [`DiffReport`] that prints as text
-//! ([`DiffReport::to_text`]) or JSON (docs/diff.schema.json). Processes and
+//! sockets — as a [`DiffReport`], data that the command line prints as
+//! text or JSON (docs/diff.schema.json). Processes and
 //! mappings have the shapes `inspect` and `grep` give them.
 
 mod pages;
-mod text;
 
 use std::collections::BTreeMap;
 
@@ -434,10 +433,14 @@ impl Sides<'_> {
 /// The properties of a process that differ.
 fn fields(x: &ProcessInfo, y: &ProcessInfo) -> Vec<FieldChange> {
     use crate::inspect::Bytes;
-    let one = |b: &Option<Bytes>| b.as_ref().map_or("-".into(), |b| b.display().into_owned());
+    use crate::text::escape_bytes;
+    let one = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map_or("-".into(), |b| escape_bytes(&b.0).into_owned())
+    };
     let many = |l: &Option<Vec<Bytes>>| {
         l.as_ref().map_or("-".into(), |l| {
-            let words: Vec<String> = l.iter().map(|b| b.display().into_owned()).collect();
+            let words: Vec<String> = l.iter().map(|b| escape_bytes(&b.0).into_owned()).collect();
             words.join(" ")
         })
     };

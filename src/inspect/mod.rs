@@ -1,15 +1,13 @@
 //! `criu2core inspect`: what an analyst wants to know first about a
 //! checkpoint — the container, the process tree with full command lines,
 //! each process's memory, and on request its environment, open files,
-//! sockets and the container's mounts — as a [`Report`] that prints as
-//! text for a terminal ([`Report::to_text`]) or serializes as JSON with a
-//! stable schema (docs/inspect.schema.json).
+//! sockets and the container's mounts — as a [`Report`], data that the
+//! command line prints as text and serializes as JSON with a stable schema
+//! (docs/inspect.schema.json).
 
 mod files;
 mod report;
-mod text;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Serialize, Serializer};
@@ -22,7 +20,6 @@ pub use report::{
 use crate::input::{Checkpoint, LoadOptions, OpenFiles};
 use crate::model::{FileStatus, Loaded, Process, ProcessState, TreeEntry};
 use crate::rootfs::FileView;
-use crate::text::escape_bytes;
 
 /// Bytes from a checkpoint (a name, a path, an argument), which a process
 /// chose and which need not be UTF-8. In JSON they are exact: a string
@@ -30,14 +27,6 @@ use crate::text::escape_bytes;
 /// padded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
-
-impl Bytes {
-    /// As text for a terminal: escaped, bytes that are not UTF-8 as `\xNN`
-    /// (see [`escape_bytes`]).
-    pub fn display(&self) -> Cow<'_, str> {
-        escape_bytes(&self.0)
-    }
-}
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -230,7 +219,8 @@ impl Checkpoint {
     /// let report = ckpt.inspect(&InspectOptions::default().env(true));
     /// let p = &report.processes[0];
     /// assert_eq!(p.state, ProcessStatus::Running);
-    /// assert!(report.to_text().contains("SECRET_TOKEN=ENV_MARKER_5150"));
+    /// let mut env = report.processes.iter().flat_map(|p| p.environment.iter().flatten());
+    /// assert!(env.any(|v| v.0 == b"SECRET_TOKEN=ENV_MARKER_5150"));
     /// let json = serde_json::to_value(&report).unwrap();
     /// assert_eq!(json["container"]["engine"], "Podman");
     /// # Ok::<(), criu2core::Error>(())
@@ -398,6 +388,5 @@ mod tests {
         ] {
             assert_eq!(base64(raw), b64);
         }
-        assert_eq!(Bytes(b"caf\xe9\x1b".to_vec()).display(), "caf\\xe9\\x1b");
     }
 }

@@ -462,14 +462,18 @@ fn naming(dir: &Path, words: &[&str]) -> Vec<String> {
             found.extend(naming(&p, words));
             continue;
         }
-        let text = fs::read_to_string(&p).unwrap();
-        for word in words {
-            if text.contains(word) {
-                found.push(format!("{} names {word}", p.display()));
-            }
-        }
+        found.extend(naming_file(&p, words));
     }
     found
+}
+
+/// Where file `p` names any of `words`, as "FILE names WORD".
+fn naming_file(p: &Path, words: &[&str]) -> Vec<String> {
+    let text = fs::read_to_string(p).unwrap();
+    let named = words.iter().filter(|w| text.contains(**w));
+    named
+        .map(|w| format!("{} names {w}", p.display()))
+        .collect()
 }
 
 /// The process model opens nothing and names no input module, as
@@ -490,7 +494,7 @@ fn the_model_opens_nothing() {
     assert!(found.is_empty(), "{found:#?}");
 }
 
-/// inspect and diff print the model (open files, sockets and mounts
+/// inspect and diff report on the model (open files, sockets and mounts
 /// among it), as ARCHITECTURE.md says: neither reads CRIU's decoding.
 fn inspect_and_diff_print_the_model() {
     for dir in ["src/inspect", "src/diff"] {
@@ -499,11 +503,46 @@ fn inspect_and_diff_print_the_model() {
     }
 }
 
+/// The library prints nothing, as ARCHITECTURE.md says: its reports and
+/// grep's finds are data, and the printers and the terminal helpers (JSON
+/// made safe to print, hex dumps, byte counts, escaped diagnostics) are
+/// the command line's; only the escaping of checkpoint text is shared, a
+/// private module of the library that the command line compiles in too.
+fn the_library_prints_nothing() {
+    let words = [
+        "pub mod text",
+        "fn to_text",
+        "fn json_for_terminal",
+        "fn human_bytes",
+        "struct Hexdump",
+        "struct EscapingWriter",
+        "struct MatchJson",
+    ];
+    let mut found = Vec::new();
+    for e in fs::read_dir(repo().join("src")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if !["cli", "bin", "main.rs"].contains(&name.as_str()) {
+            found.extend(match p.is_dir() {
+                true => naming(&p, &words),
+                false => naming_file(&p, &words),
+            });
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+    let lib = fs::read_to_string(repo().join("src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("\nmod text;"),
+        "src/lib.rs: text is not private"
+    );
+}
+
 pub fn tests() -> Vec<Trial> {
     trials![
         the_module_map_and_the_manual_match_the_tree,
         the_model_opens_nothing,
         inspect_and_diff_print_the_model,
+        the_library_prints_nothing,
         every_transcript_is_checked_and_no_stale_advice_remains,
         matching_treats_dots_as_any_lines,
         intro needs [Need::Tool("gdb"), Need::Tool("zstd")],

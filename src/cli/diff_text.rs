@@ -1,11 +1,12 @@
-//! The diff as text for a terminal: the counts first, then each process
+//! `criu2core diff`'s report as text for a terminal: the counts first, then each process
 //! that differs. Everything from a checkpoint goes through [`escape`].
 
 use std::fmt::Write as _;
 
-use super::{Counts, DiffReport, FdDiff, MappingDiff, ProcessDiff, SocketDiff, Status};
-use crate::inspect::{Bytes, FdInfo, MappingInfo, SocketInfo};
-use crate::text::{escape, human_bytes};
+use criu2core::diff::{Counts, DiffReport, FdDiff, MappingDiff, ProcessDiff, SocketDiff, Status};
+use criu2core::inspect::{Bytes, FdInfo, MappingInfo, SocketAddress, SocketInfo};
+
+use super::text::{escape, human_bytes, Escaped};
 
 fn counts(c: &Counts) -> String {
     format!(
@@ -14,49 +15,47 @@ fn counts(c: &Counts) -> String {
     )
 }
 
-impl DiffReport {
-    /// The diff as text: the two inputs, a summary of counts, then the
-    /// details of each process that differs.
-    pub fn to_text(&self) -> String {
-        let mut o = String::new();
-        let s = &self.summary;
-        for (name, i) in [("a", &self.a), ("b", &self.b)] {
-            let _ = writeln!(o, "{name}: {} ({})", escape(&i.path), i.kind);
-        }
-        let _ = writeln!(
-            o,
-            "processes: {}, {} same",
-            counts(&s.processes),
-            s.same_processes
-        );
-        let _ = writeln!(
-            o,
-            "threads: {} added, {} removed",
-            s.threads.added, s.threads.removed
-        );
-        let _ = writeln!(o, "mappings: {}", counts(&s.mappings));
-        let _ = writeln!(
-            o,
-            "pages: {} differ in {} range{}",
-            human_bytes(s.page_bytes),
-            s.page_ranges,
-            if s.page_ranges == 1 { "" } else { "s" }
-        );
-        let _ = writeln!(o, "fds: {}", counts(&s.fds));
-        let _ = writeln!(o, "sockets: {}", counts(&s.sockets));
-        for w in &self.warnings {
-            let _ = writeln!(o, "warning: {}", escape(&w.message));
-        }
-        for p in self.processes.iter().filter(|p| p.status != Status::Same) {
-            o.push('\n');
-            process_text(&mut o, p);
-        }
-        o
+/// The diff as text: the two inputs, a summary of counts, then the details
+/// of each process that differs.
+pub(crate) fn diff_text(r: &DiffReport) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    for (name, i) in [("a", &r.a), ("b", &r.b)] {
+        let _ = writeln!(o, "{name}: {} ({})", escape(&i.path), i.kind);
     }
+    let _ = writeln!(
+        o,
+        "processes: {}, {} same",
+        counts(&s.processes),
+        s.same_processes
+    );
+    let _ = writeln!(
+        o,
+        "threads: {} added, {} removed",
+        s.threads.added, s.threads.removed
+    );
+    let _ = writeln!(o, "mappings: {}", counts(&s.mappings));
+    let _ = writeln!(
+        o,
+        "pages: {} differ in {} range{}",
+        human_bytes(s.page_bytes),
+        s.page_ranges,
+        if s.page_ranges == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(o, "fds: {}", counts(&s.fds));
+    let _ = writeln!(o, "sockets: {}", counts(&s.sockets));
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: {}", escape(&w.message));
+    }
+    for p in r.processes.iter().filter(|p| p.status != Status::Same) {
+        o.push('\n');
+        process_text(&mut o, p);
+    }
+    o
 }
 
 fn bytes(b: &Option<Bytes>) -> String {
-    b.as_ref().map_or("-".into(), |b| b.display().into_owned())
+    b.as_ref().map_or("-".into(), |b| b.escaped().into_owned())
 }
 
 fn process_text(o: &mut String, p: &ProcessDiff) {
@@ -112,7 +111,7 @@ fn changes(o: &mut String, list: &[&str], show: impl Fn(&str) -> (String, String
 fn mapping_line(m: &MappingInfo) -> String {
     let mut s = format!("{:#x}-{:#x} {} {}", m.start, m.end, m.prot, m.kind);
     if let Some(p) = &m.path {
-        let _ = write!(s, " {}", p.display());
+        let _ = write!(s, " {}", p.escaped());
     }
     if let Some(off) = m.offset {
         let _ = write!(s, " +{off:#x}");
@@ -146,7 +145,7 @@ fn mapping_text(o: &mut String, d: &MappingDiff) {
 fn fd_line(f: &FdInfo) -> String {
     let mut s = format!("fd {} {}", f.fd, f.kind);
     if let Some(p) = &f.path {
-        let _ = write!(s, " {}", p.display());
+        let _ = write!(s, " {}", p.escaped());
     }
     if let Some(pos) = f.pos {
         let _ = write!(s, " pos {pos}");
@@ -182,7 +181,7 @@ fn fd_text(o: &mut String, d: &FdDiff) {
 }
 
 fn socket_line(s: &SocketInfo) -> String {
-    let addr = |a: &Option<crate::inspect::SocketAddress>| {
+    let addr = |a: &Option<SocketAddress>| {
         a.as_ref()
             .map_or("-".to_string(), |a| escape(&a.address).into_owned())
     };
@@ -201,7 +200,7 @@ fn socket_text(o: &mut String, d: &SocketDiff) {
     let _ = write!(o, "  {}: {}", socket_line(&d.socket), d.status.name());
     let show = |c: &str| {
         let (x, y) = (d.before.as_ref().unwrap_or(&d.socket), &d.socket);
-        let addr = |a: &Option<crate::inspect::SocketAddress>| {
+        let addr = |a: &Option<SocketAddress>| {
             a.as_ref()
                 .map_or("-".to_string(), |a| escape(&a.address).into_owned())
         };

@@ -1,15 +1,14 @@
-//! The report as text for a terminal. Everything that comes from the
+//! `criu2core inspect`'s report as text for a terminal. Everything that comes from the
 //! checkpoint is shown through [`escape`]: no control character of a
 //! command line, path or name reaches the terminal.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::report::{MemoryInfo, MountNamespace, ProcessInfo, Report, SocketInfo};
-use super::Bytes;
-use crate::container::ContainerInfo;
-use crate::input::ImageUse;
-use crate::text::{escape, human_bytes};
+use criu2core::inspect::{Bytes, MemoryInfo, MountNamespace, ProcessInfo, Report, SocketInfo};
+use criu2core::{ContainerInfo, ImageUse};
+
+use super::text::{escape, human_bytes, Escaped};
 
 /// A field from the checkpoint, escaped for a terminal; "-" if absent.
 fn opt(s: &Option<String>) -> Cow<'_, str> {
@@ -17,7 +16,7 @@ fn opt(s: &Option<String>) -> Cow<'_, str> {
 }
 
 fn opt_bytes(b: &Option<Bytes>) -> Cow<'_, str> {
-    b.as_ref().map_or(Cow::Borrowed("-"), Bytes::display)
+    b.as_ref().map_or(Cow::Borrowed("-"), |b| b.escaped())
 }
 
 /// Lines of `items`, the first labelled `label` in a column of `width`
@@ -38,90 +37,88 @@ fn labelled<T: std::fmt::Display>(
     }
 }
 
-impl Report {
-    /// The report as text for a terminal, every name, path and command
-    /// line escaped.
-    pub fn to_text(&self) -> String {
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "input        {} ({})",
-            escape(&self.input.path),
-            self.input.kind
-        );
-        if let Some(c) = &self.container {
-            container_text(&mut o, c);
-        }
-        if let Some(i) = &self.image {
-            image_text(&mut o, i);
-        }
-        self.checkpoint_text(&mut o);
-        self.table_text(&mut o);
-        for p in &self.processes {
-            process_text(&mut o, p);
-        }
-        if let Some(spaces) = &self.mounts {
-            mounts_text(&mut o, spaces);
-        }
-        o
+/// The report as text for a terminal, every name, path and command line
+/// escaped.
+pub(crate) fn report_text(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "input        {} ({})",
+        escape(&r.input.path),
+        r.input.kind
+    );
+    if let Some(c) = &r.container {
+        container_text(&mut o, c);
     }
+    if let Some(i) = &r.image {
+        image_text(&mut o, i);
+    }
+    checkpoint_text(r, &mut o);
+    table_text(r, &mut o);
+    for p in &r.processes {
+        process_text(&mut o, p);
+    }
+    if let Some(spaces) = &r.mounts {
+        mounts_text(&mut o, spaces);
+    }
+    o
+}
 
-    /// The checkpoint line, its parent dumps and its warnings.
-    fn checkpoint_text(&self, o: &mut String) {
-        let ck = &self.checkpoint;
+/// The checkpoint line, its parent dumps and its warnings.
+fn checkpoint_text(r: &Report, o: &mut String) {
+    let ck = &r.checkpoint;
+    let _ = writeln!(
+        o,
+        "checkpoint   CRIU images v{}, {}, {} process{}, {} thread{}, {} of memory contents",
+        ck.image_version.map_or("?".into(), |v| v.to_string()),
+        ck.arch.as_deref().unwrap_or("unknown arch"),
+        ck.processes,
+        if ck.processes == 1 { "" } else { "es" },
+        ck.threads,
+        if ck.threads == 1 { "" } else { "s" },
+        human_bytes(ck.dumped_bytes)
+    );
+    for (i, parent) in ck.parents.iter().enumerate() {
         let _ = writeln!(
             o,
-            "checkpoint   CRIU images v{}, {}, {} process{}, {} thread{}, {} of memory contents",
-            ck.image_version.map_or("?".into(), |v| v.to_string()),
-            ck.arch.as_deref().unwrap_or("unknown arch"),
-            ck.processes,
-            if ck.processes == 1 { "" } else { "es" },
-            ck.threads,
-            if ck.threads == 1 { "" } else { "s" },
-            human_bytes(ck.dumped_bytes)
-        );
-        for (i, parent) in ck.parents.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "{:<12} {} {}",
-                if i == 0 { "parents" } else { "" },
-                i + 1,
-                escape(parent)
-            );
-        }
-        labelled(
-            o,
-            12,
-            "warning",
-            self.warnings.iter().map(|w| escape(&w.message)),
+            "{:<12} {} {}",
+            if i == 0 { "parents" } else { "" },
+            i + 1,
+            escape(parent)
         );
     }
+    labelled(
+        o,
+        12,
+        "warning",
+        r.warnings.iter().map(|w| escape(&w.message)),
+    );
+}
 
-    /// The process table, as ps shows one.
-    fn table_text(&self, o: &mut String) {
+/// The process table, as ps shows one.
+fn table_text(r: &Report, o: &mut String) {
+    let _ = writeln!(
+        o,
+        "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
+        "PID", "PPID", "STATE", "THREADS", "COMM"
+    );
+    for p in &r.processes {
+        // A zombie as ps shows one: it has no command line left.
+        let cmd = match (&p.argv, &p.exit) {
+            (Some(a), _) => a.iter().map(|b| b.escaped()).collect::<Vec<_>>().join(" "),
+            (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
+            (None, None) => "?".into(),
+        };
         let _ = writeln!(
             o,
-            "\n{:<8} {:<8} {:<8} {:>7}  {:<16} COMMAND",
-            "PID", "PPID", "STATE", "THREADS", "COMM"
+            "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
+            p.pid,
+            p.ppid,
+            p.state.name(),
+            p.threads.len(),
+            opt_bytes(&p.comm),
+            cmd
         );
-        for p in &self.processes {
-            // A zombie as ps shows one: it has no command line left.
-            let cmd = match (&p.argv, &p.exit) {
-                (Some(a), _) => a.iter().map(Bytes::display).collect::<Vec<_>>().join(" "),
-                (None, Some(_)) => format!("[{}] <defunct>", opt_bytes(&p.comm)),
-                (None, None) => "?".into(),
-            };
-            let _ = writeln!(
-                o,
-                "{:<8} {:<8} {:<8} {:>7}  {:<16} {}",
-                p.pid,
-                p.ppid,
-                p.state.name(),
-                p.threads.len(),
-                opt_bytes(&p.comm),
-                cmd
-            );
-        }
     }
 }
 
@@ -222,7 +219,7 @@ fn process_text(o: &mut String, p: &ProcessInfo) {
         sockets_text(o, socks);
     }
     if let Some(env) = &p.environment {
-        labelled(o, 8, "env", env.iter().map(Bytes::display));
+        labelled(o, 8, "env", env.iter().map(|b| b.escaped()));
     }
 }
 
@@ -268,7 +265,7 @@ fn memory_text(o: &mut String, m: &MemoryInfo) {
         };
         format!(
             "{} ({} mapping{}, {}{status})",
-            f.path.display(),
+            f.path.escaped(),
             f.mappings,
             if f.mappings == 1 { "" } else { "s" },
             human_bytes(f.bytes)
@@ -290,10 +287,10 @@ fn fds_text(o: &mut String, p: &ProcessInfo) {
         let _ = writeln!(o, "  fds      none");
     }
     if let Some(cwd) = &p.cwd {
-        let _ = writeln!(o, "  cwd      {}", cwd.display());
+        let _ = writeln!(o, "  cwd      {}", cwd.escaped());
     }
     if let Some(root) = p.root.as_ref().filter(|r| r.0 != b"/") {
-        let _ = writeln!(o, "  root     {}", root.display());
+        let _ = writeln!(o, "  root     {}", root.escaped());
     }
 }
 
@@ -377,13 +374,13 @@ fn mounts_text(o: &mut String, spaces: &[MountNamespace]) {
                         "{}{}{}",
                         if m.read_only { "ro" } else { "rw" },
                         if m.options.0.is_empty() { "" } else { "," },
-                        m.options.display()
+                        m.options.escaped()
                     );
                     if m.root.0 != b"/" {
-                        opts.push_str(&format!(" (root {})", m.root.display()));
+                        opts.push_str(&format!(" (root {})", m.root.escaped()));
                     }
                     if let Some(k) = &m.external {
-                        opts.push_str(&format!(" (external {})", k.display()));
+                        opts.push_str(&format!(" (external {})", k.escaped()));
                     }
                     let _ = writeln!(
                         o,
@@ -391,8 +388,8 @@ fn mounts_text(o: &mut String, spaces: &[MountNamespace]) {
                         m.id,
                         m.parent,
                         escape(&m.fstype),
-                        m.mountpoint.display(),
-                        m.source.display(),
+                        m.mountpoint.escaped(),
+                        m.source.escaped(),
                         opts
                     );
                 }
