@@ -11,6 +11,11 @@
 //! and members that try to escape it (absolute paths, `..`, links pointing
 //! outside), device files and duplicates are refused.
 //!
+//! An archive's members are read as a stream ([`Members`]) that whoever
+//! opens it consumes, one member at a time ([`Entry`]): an ordinary open
+//! keeps each as said above; the one-pass conversion takes the pages
+//! members it writes straight into cores and keeps the rest.
+//!
 //! The order of members decides what must be spilled. containerd's
 //! Kubernetes archive (`internal/cri/server/container_checkpoint_linux.go`,
 //! `archive.Diff` of a directory) is a sorted walk: `checkpoint/` first,
@@ -73,7 +78,7 @@ pub fn sniff(path: &Path) -> Result<Option<Compression>> {
 }
 
 /// The whole of the archive at `path`: a file, or the object a URL names.
-fn whole_archive(path: &Path) -> Result<Blob> {
+pub(crate) fn whole_archive(path: &Path) -> Result<Blob> {
     let label = path.display().to_string();
     if let Some(url) = blobio::url_of(path) {
         let obj = crate::remote::Location::parse(url)?.object()?;
@@ -135,42 +140,12 @@ enum Member {
     Small(Arc<[u8]>),
     /// In a file (the archive itself, or a spill file).
     Large(Blob),
-    /// Nowhere: a pages file whose bytes went into the cores as the archive
-    /// streamed by (or that is not read yet, in a [`ArchiveStore::snapshot`]).
+    /// Nowhere: a pages file whose bytes its reader took as the archive
+    /// streamed by ([`Entry::went_by`]), or that is not read yet (in an
+    /// [`Entry::snapshot`]).
     /// Its blob has the member's label and length and no path: nothing can
     /// read it.
     Streamed(Blob),
-}
-
-/// Takes the pages members of a compressed archive as they stream by,
-/// instead of having them unpacked (see the onepass module).
-pub(crate) trait PagesSink {
-    /// Pages member `offer.key` is next, and `data` reads its bytes.
-    /// Returns `Some(len)` once it has read what it uses of them (the rest
-    /// is read past), `len` being the bytes of the member its pagemap
-    /// claims; or `None`, having read nothing, to have it unpacked.
-    fn offer(&mut self, offer: &Offer<'_>, data: &mut dyn Read) -> Result<Option<u64>>;
-}
-
-/// A pages member of a compressed archive about to stream by, and what the
-/// archive said before it.
-pub(crate) struct Offer<'a> {
-    /// The archive as read so far.
-    pub store: &'a ArchiveStore,
-    /// The member's name in the archive.
-    pub key: &'a str,
-    /// The label its blob has.
-    pub label: &'a str,
-    /// Its size in the archive.
-    pub size: u64,
-    /// The pagemap that names it, and the bytes that pagemap claims, where
-    /// both are known by now.
-    pub pagemap: Option<(&'a str, u64)>,
-    /// The pages ids the pagemaps read so far name.
-    pub named: Vec<u32>,
-    /// How many members other than pages files have been kept so far: what
-    /// decodes from the archive changes only when this does.
-    pub described: usize,
 }
 
 /// A container's rootfs-diff.tar (the files it changed), read once: the
@@ -306,7 +281,7 @@ fn check_link(dir: &[u8], target: &[u8]) -> Result<()> {
 
 /// What a member is to a checkpoint, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     /// An image criu2core decodes, or config.dump / spec.dump.
     Metadata,
     /// A pagemap (a process's or a shared-memory object's).
@@ -496,58 +471,47 @@ impl ArchiveStore {
         store.finish()
     }
 
-    /// [`open`](Self::open), offering each pages member of a compressed
-    /// archive to `sink` as it streams by (a plain archive's are used
-    /// where they lie): the one-pass conversion (the onepass module).
-    pub(crate) fn open_with_sink(
-        path: &Path,
-        opts: &ArchiveOptions,
-        sink: &mut dyn PagesSink,
-    ) -> Result<ArchiveStore> {
-        let blob = whole_archive(path)?;
-        let mut store = ArchiveStore::new(&blob.label, opts);
-        store.add_window_to(&blob, &opts.cancel, Some(sink))?;
-        store.finish()
-    }
-
     /// Reads the members of the archive that is the byte range `blob`:
     /// plain (used in place), gzip or zstd by its first bytes.
     pub(crate) fn add_window(&mut self, blob: &Blob, cancel: &Cancel) -> Result<()> {
-        self.add_window_to(blob, cancel, None)
+        self.members_of(blob, cancel)?.keep_all()
     }
 
-    /// [`add_window`](Self::add_window), offering the pages members of a
-    /// compressed archive to `sink`. The decompressor runs on a thread of
-    /// its own ([`ReadAhead`]), so inflating overlaps writing.
-    fn add_window_to(
-        &mut self,
-        blob: &Blob,
-        cancel: &Cancel,
-        sink: Option<&mut dyn PagesSink>,
-    ) -> Result<()> {
+    /// The members of the archive that is the byte range `blob` (plain,
+    /// gzip or zstd by its first bytes), to be consumed front to back: a
+    /// plain one's are used where they lie; a compressed one is read once,
+    /// inflated on a thread of its own ([`ReadAhead`]) so that inflating
+    /// overlaps whatever its reader does with them.
+    pub(crate) fn members_of(&mut self, blob: &Blob, cancel: &Cancel) -> Result<Members<'_>> {
         let label = blob.label.clone();
         let compression = sniff_window(blob)?;
-        let result = match compression {
+        let (source, origin, limit): (Box<dyn Source>, _, _) = match compression {
             Compression::None => {
                 // Page files are used where they lie, so seek over them.
                 let file = cancel.reader(
                     BlobReader::open(blob).with_context(|| format!("{label}: cannot open"))?,
                 );
                 let src = tar::Seekable(BufReader::with_capacity(1 << 16, file));
-                let mut r = TarReader::new(src, Some(blob.len));
-                self.scan(&mut r, &Origin::InPlace(blob), None)
+                (Box::new(src), Origin::InPlace(blob.clone()), Some(blob.len))
             }
             _ => {
                 // One streaming GET for an object, read front to back,
                 // inflated on a thread of its own.
                 let file = cancel
                     .reader(blobio::stream(blob).with_context(|| format!("{label}: cannot open"))?);
-                decoder(file, compression, &label)
-                    .and_then(|dec| read_ahead(dec, &label))
-                    .and_then(|d| self.scan_stream(d, sink))
+                let dec =
+                    decoder(file, compression, &label).and_then(|dec| read_ahead(dec, &label));
+                let dec = self.fail_as_archive(dec, compression)?;
+                (Box::new(buffered(dec)), Origin::Streamed, None)
             }
         };
-        self.fail_as_archive(result, compression)
+        Ok(Members {
+            store: self,
+            reader: TarReader::new(source, limit),
+            origin,
+            compression,
+            undecided: None,
+        })
     }
 
     /// Opens an archive that arrives as a stream (a member of a compressed
@@ -588,9 +552,16 @@ impl ArchiveStore {
             peek(stream, HEAD_BYTES).with_context(|| format!("{}: cannot read", self.label))?;
         let compression = archive_compression(&head, &self.label)?;
         let stream = io::Cursor::new(head).chain(rest);
-        let result =
-            decoder(stream, compression, &self.label).and_then(|dec| self.scan_stream(dec, None));
-        self.fail_as_archive(result, compression)
+        let dec = decoder(stream, compression, &self.label);
+        let dec = self.fail_as_archive(dec, compression)?;
+        Members {
+            store: self,
+            reader: TarReader::new(Box::new(buffered(dec)), None),
+            origin: Origin::Streamed,
+            compression,
+            undecided: None,
+        }
+        .keep_all()
     }
 
     /// The diff, or a warning that it cannot be used: a rootfs diff that
@@ -640,7 +611,7 @@ impl ArchiveStore {
     }
 
     /// Marks an error of reading as this archive's.
-    fn fail_as_archive(&self, result: Result<()>, compression: Compression) -> Result<()> {
+    fn fail_as_archive<T>(&self, result: Result<T>, compression: Compression) -> Result<T> {
         result.map_err(|e| {
             e.context(Fault::new(
                 ErrorKind::BadArchive,
@@ -697,68 +668,28 @@ impl ArchiveStore {
         Ok(self)
     }
 
-    /// Scans a compressed archive, then reads the stream to its end so the
-    /// decompressor checks its checksum and a corrupt archive is not taken
-    /// for a good one.
-    fn scan_stream<R: Read>(&mut self, dec: R, sink: Option<&mut dyn PagesSink>) -> Result<()> {
-        // Headers are read 512 bytes at a time: buffer the decompressor.
-        let mut r = TarReader::new(tar::Stream(BufReader::with_capacity(1 << 18, dec)), None);
-        self.scan(&mut r, &Origin::Streamed, sink)?;
-        io::copy(&mut r.into_inner(), &mut io::sink())
-            .context("the compressed stream is corrupt")?;
-        Ok(())
-    }
-
-    /// Reads every member's header, keeping what a checkpoint can use:
-    /// metadata in memory (or a file when large), page data where it lies
-    /// in a plain archive or, from a compressed one (`streamed`), unpacked
-    /// only as much as its pagemap claims.
-    fn scan<S: Source>(
-        &mut self,
-        r: &mut TarReader<S>,
-        origin: &Origin,
-        mut sink: Option<&mut dyn PagesSink>,
-    ) -> Result<()> {
-        while let Some(m) = r.next_member()? {
-            if m.index >= MAX_MEMBERS {
-                return Err(fault(
-                    ErrorKind::Limit,
-                    format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
-                ));
-            }
-            let Some((key, role)) = wanted(&m)? else {
-                continue;
-            };
-            if self.members.contains_key(&key) || (role == Role::RootfsDiff && self.diff.is_some())
-            {
-                bail!("member {key} appears twice");
-            }
-            let Some(member) = self.keep_member(r, &m, &key, role, origin, sink.as_deref_mut())?
-            else {
-                continue;
-            };
-            if !matches!(role, Role::Pages(_)) {
-                self.described += 1;
-            }
-            self.members.insert(key.clone(), member);
-            let mut learnt = std::mem::take(&mut self.learnt);
-            self.learn(&key, &mut learnt);
-            self.learnt = learnt;
+    /// Records member `key` (whose role is `role`) as `member`, and what
+    /// it tells of the page data to come.
+    fn record(&mut self, key: &str, role: Role, member: Member) {
+        if !matches!(role, Role::Pages(_)) {
+            self.described += 1;
         }
-        Ok(())
+        self.members.insert(key.to_string(), member);
+        let mut learnt = std::mem::take(&mut self.learnt);
+        self.learn(key, &mut learnt);
+        self.learnt = learnt;
     }
 
     /// What is kept of member `m` (`key`, whose role is `role`): in
     /// memory, where it lies, or unpacked; `None` for the rootfs diff,
     /// kept as `self.diff` instead.
-    fn keep_member<'s, S: Source>(
+    fn keep_member<S: Source>(
         &mut self,
         r: &mut TarReader<S>,
         m: &tar::Member,
         key: &str,
         role: Role,
         origin: &Origin,
-        sink: Option<&mut (dyn PagesSink + 's)>,
     ) -> Result<Option<Member>> {
         let ctx = || format!("member {key}");
         let label = format!("{}:{key}", self.label);
@@ -792,73 +723,11 @@ impl ArchiveStore {
             }
             (_, Origin::InPlace(blob)) => Member::Large(in_place(blob)),
             (Role::Pages(id), Origin::Streamed) => {
-                let taken = match sink {
-                    Some(sink) => self
-                        .offer_pages(sink, r, m, key, id, &label)
-                        .with_context(ctx)?,
-                    None => None,
-                };
-                match taken {
-                    Some(blob) => Member::Streamed(blob),
-                    None => {
-                        Member::Large(self.unpack_pages(r, m, key, id, &label).with_context(ctx)?)
-                    }
-                }
+                Member::Large(self.unpack_pages(r, m, key, id, &label).with_context(ctx)?)
             }
             (_, Origin::Streamed) => {
                 Member::Large(self.unpack(r, m, &label, None).with_context(ctx)?.0)
             }
-        }))
-    }
-
-    /// Offers `pages-<id>.img` to `sink`; its blob if the sink took it.
-    fn offer_pages<S: Source>(
-        &mut self,
-        sink: &mut dyn PagesSink,
-        r: &mut TarReader<S>,
-        m: &tar::Member,
-        key: &str,
-        id: u32,
-        label: &str,
-    ) -> Result<Option<Blob>> {
-        let claimed = self
-            .pages_plan(id, &self.learnt, PageUse::All)
-            .map(|p| p.claimed);
-        let offer = Offer {
-            store: self,
-            key,
-            label,
-            size: m.size,
-            pagemap: self
-                .learnt
-                .pagemaps
-                .get(&id)
-                .map(String::as_str)
-                .zip(claimed),
-            named: self.learnt.pagemaps.keys().copied().collect(),
-            described: self.described,
-        };
-        let Some(len) = sink.offer(&offer, r)? else {
-            return Ok(None);
-        };
-        if m.size > len {
-            self.warnings.push(
-                Warning::new(
-                    WarningKind::EntryIgnored,
-                    format!(
-                        "{label}: {} bytes past the {len} its pagemap claims are used by no pagemap entry; not unpacked",
-                        m.size - len
-                    ),
-                )
-                .about(label),
-            );
-        }
-        Ok(Some(Blob {
-            label: label.to_string(),
-            path: PathBuf::new(),
-            offset: 0,
-            len,
-            remote: None,
         }))
     }
 
@@ -867,7 +736,7 @@ impl ArchiveStore {
     /// under `prefix`, and `pages-<id>.img` for each id of `pending` that
     /// is not read yet as a streamed member of unknown length (its pages
     /// can be laid out, not read).
-    pub(crate) fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
+    fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
         let mut members = self.members.clone();
         for id in pending {
             let key = format!("{prefix}pages-{id}.img");
@@ -1260,11 +1129,234 @@ impl ImageStore for ArchiveStore {
     }
 }
 
-/// Where the archive being scanned lies: in place in a file (a window
+/// Where the archive being read lies: in place in a file (a window
 /// of it), or in a stream whose members must be unpacked to be kept.
-enum Origin<'a> {
-    InPlace(&'a Blob),
+enum Origin {
+    InPlace(Blob),
     Streamed,
+}
+
+/// A decompressed stream read through a buffer large enough that tar
+/// headers, 512 bytes at a time, cost no call each.
+fn buffered<'r>(dec: impl Read + 'r) -> tar::Stream<BufReader<Box<dyn Read + 'r>>> {
+    tar::Stream(BufReader::with_capacity(1 << 18, Box::new(dec)))
+}
+
+/// The members of an archive as they are read, front to back, each
+/// current until the next is asked for; whoever reads the archive consumes
+/// them. [`Entry::keep`] has the store record a member as an ordinary open
+/// does (in memory, where it lies, or unpacked); a reader that takes a
+/// pages member's bytes itself as they stream by says so with
+/// [`Entry::went_by`]. [`Members::close`] ends the reading.
+pub(crate) struct Members<'a> {
+    store: &'a mut ArchiveStore,
+    reader: TarReader<Box<dyn Source + 'a>>,
+    origin: Origin,
+    compression: Compression,
+    /// A member that was neither kept nor taken: its name.
+    undecided: Option<String>,
+}
+
+/// The member of an archive being read now (see [`Members`]): its name,
+/// role and size, what the archive said before it, and its bytes.
+pub(crate) struct Entry<'m, 'a> {
+    members: &'m mut Members<'a>,
+    header: tar::Member,
+    key: String,
+    role: Role,
+    decided: bool,
+}
+
+impl<'a> Members<'a> {
+    /// The next member a checkpoint can use (others are read past), or
+    /// `None` at the end of the archive. Links that leave the archive,
+    /// devices, sparse members, oversized images and duplicates are
+    /// refused.
+    pub(crate) fn next_member(&mut self) -> Result<Option<Entry<'_, 'a>>> {
+        if let Some(key) = self.undecided.take() {
+            bail!("member {key} was neither kept nor taken");
+        }
+        while let Some(m) = self.reader.next_member()? {
+            if m.index >= MAX_MEMBERS {
+                return Err(fault(
+                    ErrorKind::Limit,
+                    format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
+                ));
+            }
+            let Some((key, role)) = wanted(&m)? else {
+                continue;
+            };
+            let store = &*self.store;
+            if store.members.contains_key(&key)
+                || (role == Role::RootfsDiff && store.diff.is_some())
+            {
+                bail!("member {key} appears twice");
+            }
+            return Ok(Some(Entry {
+                members: self,
+                header: m,
+                key,
+                role,
+                decided: false,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Keeps every member left, as an ordinary open does, and ends the
+    /// reading.
+    pub(crate) fn keep_all(mut self) -> Result<()> {
+        let kept = self.keep_rest();
+        self.close(kept)
+    }
+
+    fn keep_rest(&mut self) -> Result<()> {
+        while let Some(m) = self.next_member()? {
+            m.keep()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the reading, `consumed` being what consuming the members came
+    /// to: a compressed archive is read to its end, so that the
+    /// decompressor checks its checksum and a corrupt archive is not taken
+    /// for a good one. Every error is marked as the archive's.
+    pub(crate) fn close(self, consumed: Result<()>) -> Result<()> {
+        let Members {
+            store,
+            reader,
+            origin,
+            compression,
+            undecided,
+        } = self;
+        let result = consumed.and_then(|()| {
+            if let Some(key) = undecided {
+                bail!("member {key} was neither kept nor taken");
+            }
+            if let Origin::Streamed = origin {
+                io::copy(&mut reader.into_inner(), &mut io::sink())
+                    .context("the compressed stream is corrupt")?;
+            }
+            Ok(())
+        });
+        store.fail_as_archive(result, compression)
+    }
+}
+
+impl Entry<'_, '_> {
+    /// Its name in the archive (clean).
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// What it is to a checkpoint.
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Its size in the archive.
+    pub(crate) fn size(&self) -> u64 {
+        self.header.size
+    }
+
+    /// The label its blob has.
+    pub(crate) fn label(&self) -> String {
+        format!("{}:{}", self.members.store.label, self.key)
+    }
+
+    /// Whether its bytes can be read only now, as they stream by (from a
+    /// compressed archive), rather than where they lie.
+    pub(crate) fn streamed(&self) -> bool {
+        matches!(self.members.origin, Origin::Streamed)
+    }
+
+    /// For a pages member: the pagemap that names it and the bytes that
+    /// pagemap claims, where both are known by now.
+    pub(crate) fn pagemap(&self) -> Option<(String, u64)> {
+        let Role::Pages(id) = self.role else {
+            return None;
+        };
+        let store = &*self.members.store;
+        let pagemap = store.learnt.pagemaps.get(&id)?;
+        let plan = store.pages_plan(id, &store.learnt, PageUse::All)?;
+        Some((pagemap.clone(), plan.claimed))
+    }
+
+    /// How many members other than pages files have been kept before it:
+    /// what decodes from the archive read so far changes only when this
+    /// does.
+    pub(crate) fn described(&self) -> usize {
+        self.members.store.described
+    }
+
+    /// The members kept before it as a store of their own, for decoding
+    /// what the archive has described by now: the images in its directory,
+    /// and each pages file the pagemaps read so far name that is not read
+    /// yet, as a streamed member of unknown length (its pages can be laid
+    /// out, not read).
+    pub(crate) fn snapshot(&self) -> ArchiveStore {
+        let prefix = self.key.rfind('/').map_or("", |i| &self.key[..=i]);
+        let store = &*self.members.store;
+        let named: Vec<u32> = store.learnt.pagemaps.keys().copied().collect();
+        store.snapshot(prefix, &named)
+    }
+
+    /// Its bytes, for as long as it is current.
+    pub(crate) fn data(&mut self) -> &mut dyn Read {
+        &mut self.members.reader
+    }
+
+    /// Has the store keep it as an ordinary open does.
+    pub(crate) fn keep(mut self) -> Result<()> {
+        self.decided = true;
+        let members = &mut *self.members;
+        let store = &mut *members.store;
+        let (m, key, role) = (&self.header, self.key.as_str(), self.role);
+        if let Some(member) =
+            store.keep_member(&mut members.reader, m, key, role, &members.origin)?
+        {
+            store.record(key, role, member);
+        }
+        Ok(())
+    }
+
+    /// Records that the reader took what it uses of this pages member, the
+    /// first `used` bytes (those its pagemap claims), as they streamed by:
+    /// nothing here can read them. The rest is read past.
+    pub(crate) fn went_by(mut self, used: u64) -> Result<()> {
+        self.decided = true;
+        let label = self.label();
+        let store = &mut *self.members.store;
+        if self.header.size > used {
+            store.warnings.push(
+                Warning::new(
+                    WarningKind::EntryIgnored,
+                    format!(
+                        "{label}: {} bytes past the {used} its pagemap claims are used by no pagemap entry; not unpacked",
+                        self.header.size - used
+                    ),
+                )
+                .about(label.clone()),
+            );
+        }
+        let blob = Blob {
+            label,
+            path: PathBuf::new(),
+            offset: 0,
+            len: used,
+            remote: None,
+        };
+        store.record(&self.key, self.role, Member::Streamed(blob));
+        Ok(())
+    }
+}
+
+impl Drop for Entry<'_, '_> {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.members.undecided = Some(self.key.clone());
+        }
+    }
 }
 
 /// The compression of the archive `blob`, by its first bytes: an error
@@ -1463,6 +1555,77 @@ mod tests {
         assert!(check_link(b"checkpoint", b"../../etc").is_err());
         assert!(check_link(b"", b"/etc/passwd").is_err());
         assert!(check_link(b"", b"a/../../b").is_err());
+    }
+
+    /// A zstd archive of `members` (name, bytes) in `dir`.
+    fn zstd_archive(dir: &Path, members: &[(&[u8], &[u8])]) -> Blob {
+        let entries: Vec<_> = members.iter().map(|&(n, d)| (n, Kind::File, d)).collect();
+        let tar = tar::tests::build(&entries);
+        let path = dir.join("a.tar.zst");
+        fs::write(&path, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+        whole_archive(&path).unwrap()
+    }
+
+    #[test]
+    fn a_reader_takes_what_it_uses_of_a_member_and_the_store_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages: Vec<u8> = (0..8192u32).map(|i| i as u8).collect();
+        let blob = zstd_archive(
+            dir.path(),
+            &[
+                (b"checkpoint/core-1.img", b"core"),
+                (b"checkpoint/pages-1.img", &pages),
+                (b"checkpoint/pstree.img", b"tree"),
+            ],
+        );
+        let mut store = ArchiveStore::new(&blob.label, &ArchiveOptions::default());
+        let mut members = store.members_of(&blob, &Cancel::new()).unwrap();
+        let mut seen = Vec::new();
+        while let Some(mut m) = members.next_member().unwrap() {
+            assert!(m.streamed());
+            seen.push((m.key().to_string(), m.role(), m.described()));
+            if m.role() == Role::Pages(1) {
+                // No pagemap came before it.
+                assert_eq!(m.pagemap(), None);
+                let mut head = vec![0; 4096];
+                m.data().read_exact(&mut head).unwrap();
+                assert_eq!(head, pages[..4096]);
+                m.went_by(4096).unwrap();
+            } else {
+                m.keep().unwrap();
+            }
+        }
+        members.close(Ok(())).unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("checkpoint/core-1.img".into(), Role::Metadata, 0),
+                ("checkpoint/pages-1.img".into(), Role::Pages(1), 1),
+                ("checkpoint/pstree.img".into(), Role::Metadata, 1),
+            ]
+        );
+        let store = store.finish().unwrap();
+        // The member after the one half read is whole.
+        assert_eq!(store.read("pstree.img").unwrap().unwrap(), b"tree");
+        let taken = store.blob("pages-1.img").unwrap().unwrap();
+        assert!(taken.path.as_os_str().is_empty() && taken.len == 4096);
+        assert!(store.read("pages-1.img").is_err());
+        let w = format!("{:?}", store.warnings());
+        assert!(w.contains("4096 bytes past the 4096"), "{w}");
+    }
+
+    #[test]
+    fn a_member_neither_kept_nor_taken_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = zstd_archive(
+            dir.path(),
+            &[(b"pstree.img", b"tree"), (b"core-1.img", b"core")],
+        );
+        let mut store = ArchiveStore::new(&blob.label, &ArchiveOptions::default());
+        let mut members = store.members_of(&blob, &Cancel::new()).unwrap();
+        drop(members.next_member().unwrap());
+        let e = format!("{:#}", members.next_member().err().unwrap());
+        assert!(e.contains("pstree.img was neither kept nor taken"), "{e}");
     }
 
     #[test]

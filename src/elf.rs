@@ -1,9 +1,10 @@
 //! The ELF core writer. It takes a complete description of a core file
 //! (header values, notes, segments and where each segment's bytes come
 //! from) and writes it in one forward pass: every offset is reserved first
-//! with `object`'s ELF writer, then the headers and notes are streamed out,
-//! then the segment data is copied from its source files while zero runs
-//! are left as holes. Into a file the copies are made with
+//! with `object`'s ELF writer ([`lay_out`], once), then the headers and
+//! notes are streamed out, then the segment data is copied from its source
+//! files while zero runs are left as holes; the extents of sources already
+//! written at their places are left as they are. Into a file the copies are made with
 //! copy_file_range where the kernel allows; into any other seekable
 //! writer, through a buffer.
 //!
@@ -122,9 +123,6 @@ pub(crate) struct CoreFile<'a> {
     pub segments: &'a dyn Segments,
     /// Files that segment data is copied from.
     pub sources: &'a [Blob],
-    /// Sources whose extents are in the output already, each at its place
-    /// (written as an archive streamed by): counted, not copied again.
-    pub written: &'a [usize],
 }
 
 /// What writing a core produced.
@@ -357,39 +355,56 @@ fn notes_len(core: &CoreFile) -> Result<u64> {
     Ok(notes_len)
 }
 
-/// Where segment data starts in `core` and where the core ends, as
-/// [`write_core`] lays them out.
-pub(crate) fn placement(core: &CoreFile) -> Result<(u64, u64)> {
+/// Lays `core` out: every offset reserved as `object`'s writer reserves
+/// them, the notes encoded once to size them. What [`write_core`] and
+/// [`for_each_placed`] follow.
+pub(crate) fn lay_out(core: &CoreFile) -> Result<Layout> {
     let notes_len = notes_len(core)?;
-    let endian = if core.target.big_endian {
+    let mut sink = StreamingBuffer::new(io::sink());
+    let mut w = Writer::new(endianness(core.target), core.target.is_64, &mut sink);
+    reserve(core, notes_len, &mut w)
+}
+
+/// The byte order of `target`, as `object` names it.
+fn endianness(target: ElfTarget) -> Endianness {
+    if target.big_endian {
         Endianness::Big
     } else {
         Endianness::Little
-    };
-    let mut sink = StreamingBuffer::new(io::sink());
-    let mut w = Writer::new(endian, core.target.is_64, &mut sink);
-    let layout = reserve(core, notes_len, &mut w)?;
-    Ok((layout.data_start, layout.end))
+    }
 }
 
-/// Writes `core` to `out`.
-pub(crate) fn write_core(core: &CoreFile, out: &mut dyn Output) -> Result<Written> {
-    let notes_len = notes_len(core)?;
+/// Writes `core`, laid out as `layout`, to `out`: its headers and notes,
+/// then every extent but those of the sources in `written` (which are in
+/// the output already, each at its place), then its size.
+pub(crate) fn write_core(
+    core: &CoreFile,
+    layout: &Layout,
+    out: &mut dyn Output,
+    written: &[usize],
+) -> Result<Written> {
     let head = out.start().context("cannot write core headers")?;
     let mut buffer = StreamingBuffer::new(BufWriter::with_capacity(1 << 20, head));
-    let (data_start, end) = write_head(core, notes_len, &mut buffer)?;
+    write_head(core, layout, &mut buffer)?;
     buffer.result().context("cannot write core headers")?;
     buffer
         .into_inner()
         .flush()
         .context("cannot write core headers")?;
-    let copied = write_data(core, data_start, out)?;
-    out.finish(end).context("cannot set core file size")?;
-    Ok(Written { size: end, copied })
+    let copied = write_data(core, layout, out, written)?;
+    out.finish(layout.end)
+        .context("cannot set core file size")?;
+    Ok(Written {
+        size: layout.end,
+        copied,
+    })
 }
 
 /// Where the parts of a core go, as `object`'s writer reserved them.
-struct Layout {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The length of the PT_NOTE contents.
+    notes_len: u64,
     /// Whether the real phnum is in the first section header (PN_XNUM).
     extended: bool,
     /// Where the notes start.
@@ -398,6 +413,13 @@ struct Layout {
     data_start: u64,
     /// The core's size.
     end: u64,
+}
+
+impl Layout {
+    /// The core's size.
+    pub(crate) fn size(&self) -> u64 {
+        self.end
+    }
 }
 
 /// Reserves every range of the core and computes every offset.
@@ -426,6 +448,7 @@ fn reserve(core: &CoreFile, notes_len: u64, w: &mut Writer) -> Result<Layout> {
         check_fits_32_bits(segments, end)?;
     }
     Ok(Layout {
+        notes_len,
         extended,
         notes_off,
         data_start,
@@ -452,21 +475,20 @@ fn check_fits_32_bits(segments: &dyn Segments, end: u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes the ELF header, the program headers and the notes; returns
-/// where segment data starts and where the core ends.
+/// Writes the ELF header, the program headers and the notes, reserving
+/// as [`lay_out`] did (and checking that it comes to the same layout).
 fn write_head(
     core: &CoreFile,
-    notes_len: u64,
+    planned: &Layout,
     buffer: &mut StreamingBuffer<impl Write>,
-) -> Result<(u64, u64)> {
+) -> Result<()> {
     let t = core.target;
-    let endian = if t.big_endian {
-        Endianness::Big
-    } else {
-        Endianness::Little
-    };
-    let mut w = Writer::new(endian, t.is_64, buffer);
+    let notes_len = planned.notes_len;
+    let mut w = Writer::new(endianness(t), t.is_64, buffer);
     let layout = reserve(core, notes_len, &mut w)?;
+    if layout != *planned {
+        bail!("the core's layout changed between planning and writing");
+    }
     w.write_file_header(&FileHeader {
         os_abi: elf::ELFOSABI_NONE,
         abi_version: 0,
@@ -518,23 +540,28 @@ fn write_head(
     if written != notes_len {
         bail!("the notes shrank between sizing and writing");
     }
-    Ok((layout.data_start, layout.end))
+    Ok(())
 }
 
-/// Writes every segment's extents from `data_start` on but those of the
-/// sources already written; returns the bytes of memory contents the core
-/// holds (those included).
-fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<u64> {
+/// Writes every segment's extents where `layout` puts them but those of
+/// the sources in `written`; returns the bytes of memory contents the
+/// core holds (those included).
+fn write_data(
+    core: &CoreFile,
+    layout: &Layout,
+    out: &mut dyn Output,
+    written: &[usize],
+) -> Result<u64> {
     let mut copier = Copier::new(core.sources);
     let mut copied = 0;
-    for_each_placed(core, data_start, &mut |pos, ext| {
+    for_each_placed(core, layout, &mut |pos, ext| {
         if let Extent::Copy {
             source,
             offset,
             len,
         } = ext
         {
-            if !core.written.contains(&source) {
+            if !written.contains(&source) {
                 copier.copy(source, offset, len, pos, out)?;
             }
             copied += len;
@@ -545,14 +572,15 @@ fn write_data(core: &CoreFile, data_start: u64, out: &mut dyn Output) -> Result<
     Ok(copied)
 }
 
-/// Calls `f` with every extent of every segment and where it goes in the
-/// core, segment data starting at `data_start`, checking that each segment
-/// gets exactly its p_filesz bytes.
+/// Calls `f` with every extent of every segment and where `layout` puts
+/// it in the core, checking that each segment gets exactly its p_filesz
+/// bytes.
 pub(crate) fn for_each_placed(
     core: &CoreFile,
-    data_start: u64,
+    layout: &Layout,
     f: &mut dyn FnMut(u64, Extent) -> Result<()>,
 ) -> Result<()> {
+    let data_start = layout.data_start;
     let segments = core.segments;
     let count = segments.count();
     let mut pos = data_start;
@@ -744,7 +772,7 @@ fn copy_object(
 /// copy_file_range, so the data stays in the kernel (and is shared, not
 /// copied, on filesystems that can reflink); falls back to reads and writes
 /// where the kernel cannot copy between the two files.
-pub(crate) fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Result<()> {
+fn copy_range(src: &File, from: u64, len: u64, dst: &File, to: u64) -> io::Result<()> {
     let (mut off_in, mut off_out, mut left) = (from, to, len);
     while left > 0 {
         let chunk = left.min(1 << 30) as usize;
@@ -838,6 +866,11 @@ mod tests {
         }
     }
 
+    /// Writes `core` whole, as laid out.
+    fn write(core: &CoreFile, out: &mut dyn Output) -> Result<Written> {
+        write_core(core, &lay_out(core)?, out, &[])
+    }
+
     fn target() -> ElfTarget {
         ElfTarget {
             is_64: true,
@@ -887,11 +920,10 @@ mod tests {
             notes: &notes,
             segments: &segments,
             sources: &sources,
-            written: &[],
         };
         let path = dir.path().join("core");
         let f = File::create(&path).unwrap();
-        let w = write_core(&core, &mut FileOutput(&f)).unwrap();
+        let w = write(&core, &mut FileOutput(&f)).unwrap();
         assert_eq!(w.copied, 8192);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, w.size);
@@ -906,15 +938,49 @@ mod tests {
 
         // Any seekable writer gets the same bytes.
         let mut buf = io::Cursor::new(Vec::new());
-        let w2 = write_core(&core, &mut SeekOutput::new(&mut buf)).unwrap();
+        let w2 = write(&core, &mut SeekOutput::new(&mut buf)).unwrap();
         assert_eq!(w2, w);
         assert!(buf.into_inner() == bytes);
 
         // So does a stream, its holes written as zeros.
         let mut sink = SinkOutput::new(Vec::new());
-        let w3 = write_core(&core, &mut sink).unwrap();
+        let w3 = write(&core, &mut sink).unwrap();
         assert_eq!(w3, w);
         assert!(sink.into_inner() == bytes);
+    }
+
+    #[test]
+    fn extents_written_first_at_their_planned_places_give_the_same_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segments, notes, sources) = sample(&dir.path().join("src"));
+        let core = CoreFile {
+            target: target(),
+            page_size: 4096,
+            notes: &notes,
+            segments: &segments,
+            sources: &sources,
+        };
+        let layout = lay_out(&core).unwrap();
+        let mut whole = io::Cursor::new(Vec::new());
+        let w = write_core(&core, &layout, &mut SeekOutput::new(&mut whole), &[]).unwrap();
+        // Source 0's extents first, where the plan puts them...
+        let f = File::create(dir.path().join("core")).unwrap();
+        let src = File::open(dir.path().join("src")).unwrap();
+        let mut placed = Vec::new();
+        for_each_placed(&core, &layout, &mut |at, ext| {
+            if let Extent::Copy { offset, len, .. } = ext {
+                FileOutput(&f).copy(&src, offset, len, at)?;
+                placed.push(at);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(placed, [4096, 12288]);
+        // ...then the rest around them.
+        let w2 = write_core(&core, &layout, &mut FileOutput(&f), &[0]).unwrap();
+        assert_eq!(w2, w);
+        let bytes = std::fs::read(dir.path().join("core")).unwrap();
+        assert!(bytes == whole.into_inner());
     }
 
     #[test]
@@ -927,12 +993,11 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &[],
-            written: &[],
         };
         let f = File::create(dir.path().join("core")).unwrap();
-        let w = write_core(&core, &mut FileOutput(&f)).unwrap();
+        let w = write(&core, &mut FileOutput(&f)).unwrap();
         let mut buf = io::Cursor::new(Vec::new());
-        write_core(&core, &mut SeekOutput::new(&mut buf)).unwrap();
+        write(&core, &mut SeekOutput::new(&mut buf)).unwrap();
         assert_eq!(buf.get_ref().len() as u64, w.size);
         assert_eq!(
             std::fs::read(dir.path().join("core")).unwrap(),
@@ -952,10 +1017,9 @@ mod tests {
             notes: &notes,
             segments: &fits,
             sources: &[],
-            written: &[],
         };
         let path = dir.path().join("core");
-        write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
+        write(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
         let b = std::fs::read(&path).unwrap();
         assert_eq!((b[4], b[5]), (1, 1)); // ELFCLASS32, ELFDATA2LSB
         assert_eq!(u16::from_le_bytes([b[18], b[19]]), 3); // EM_386
@@ -974,9 +1038,7 @@ mod tests {
         let too_high = Held(vec![(0xffff_f000, 0x2000, pf::R, vec![])]);
         core.segments = &too_high;
         let f = File::create(dir.path().join("core2")).unwrap();
-        let err = write_core(&core, &mut FileOutput(&f))
-            .unwrap_err()
-            .to_string();
+        let err = write(&core, &mut FileOutput(&f)).unwrap_err().to_string();
         assert!(err.contains("0xfffff000-0x100001000"), "{err}");
     }
 
@@ -1024,10 +1086,9 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &sources,
-            written: &[],
         };
         let f = File::create(dir.path().join("core")).unwrap();
-        let err = format!("{:#}", write_core(&core, &mut FileOutput(&f)).unwrap_err());
+        let err = format!("{:#}", write(&core, &mut FileOutput(&f)).unwrap_err());
         assert!(
             err.contains("pages-1.img") && err.contains("ended after 100"),
             "{err}"
@@ -1048,10 +1109,9 @@ mod tests {
             notes: &Vec::new(),
             segments: &segments,
             sources: &[],
-            written: &[],
         };
         let path = dir.path().join("core");
-        write_core(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
+        write(&core, &mut FileOutput(&File::create(&path).unwrap())).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(u16::from_le_bytes([bytes[56], bytes[57]]), 0xffff);
         let shoff = u64::from_le_bytes(bytes[40..48].try_into().unwrap()) as usize;

@@ -40,6 +40,13 @@ pub trait Source: Read {
     fn skip(&mut self, n: u64) -> io::Result<u64>;
 }
 
+/// A source chosen when the archive is opened (in place or streamed).
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        (**self).skip(n)
+    }
+}
+
 /// A stream that can only be read (a decompressor, or a hashing reader that
 /// must see every byte): skipping reads.
 pub struct Stream<R>(pub R);

@@ -8,14 +8,14 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::job::Job;
 use super::naming::{choose_names, occupant, InputId};
 use super::summary::{CoreOptions, FileCheck, InputSummary, Status};
 use super::{absolute, no_name, unique_ids};
 use crate::cancel::Cancel;
-use crate::coredump::{write_core_in, CoreCompression, CoreStats};
+use crate::coredump::{CoreCompression, CorePlan, CoreStats};
 use crate::error::{fault, Error, ErrorKind};
 use crate::input::{
     self, Checkpoint, Compression, ImageRef, ImageUse, InputKind, LoadOptions, OpenOptions, PageUse,
@@ -184,27 +184,23 @@ fn open_and_convert_unguarded(
     // archive is: the layouts made as it streams by would not hold. A
     // compressed core, or one uploaded to object storage, is written front
     // to back: pages cannot be put in their places ahead of the rest.
-    let one_pass = opts.image.is_none()
-        && opts.compression == CoreCompression::None
-        && out_dir.is_local()
-        && matches!(
-            input::detect(path),
-            Ok(Some(InputKind::Archive(
-                Compression::Gzip | Compression::Zstd
-            )))
-        );
-    let mut pass = one_pass.then(|| super::onepass::OnePass::new(out_dir, opts));
-    let ckpt = input::open_with_sink(
-        path,
-        &opts.open_options(),
-        pass.as_mut()
-            .map(|p| p as &mut dyn crate::archive::PagesSink),
-    )?;
+    let one_pass =
+        opts.image.is_none() && opts.compression == CoreCompression::None && out_dir.is_local();
+    let mut pass = match one_pass.then(|| input::detect(path)) {
+        Some(Ok(Some(kind @ InputKind::Archive(Compression::Gzip | Compression::Zstd)))) => {
+            Some((super::onepass::OnePass::new(out_dir, opts), kind))
+        }
+        _ => None,
+    };
+    let ckpt = match &mut pass {
+        Some((pass, kind)) => pass.open(path, *kind)?,
+        None => input::open_input(path, &opts.open_options())?,
+    };
     s.processes = ckpt.processes().len();
     ckpt.warnings().iter().for_each(|w| listener.warning(w));
     s.warnings.extend(ckpt.warnings().iter().cloned());
     match pass {
-        Some(pass) => pass.finish(&ckpt, &mut s.image, listener),
+        Some((pass, _)) => pass.finish(&ckpt, &mut s.image, listener),
         None => convert_input(&ckpt, out_dir, opts, &mut s.image, listener),
     }
 }
@@ -220,8 +216,22 @@ pub(crate) fn convert_input(
     listener: &mut dyn Listener,
 ) -> Result<Vec<ProcessReport>> {
     convert_input_with(ckpt, opts, used, listener, &mut |p| {
-        write_core_in(p, out_dir, opts.force, opts.compression, &opts.cancel)
+        write_core(p, out_dir, opts)
     })
+}
+
+/// Writes the core of `p` into `out_dir` as `opts` say, the ordinary way:
+/// planned, then its headers and notes, then every extent copied.
+pub(crate) fn write_core(
+    p: &Process,
+    out_dir: &OutDir,
+    opts: &ConvertOptions,
+) -> Result<CoreStats> {
+    opts.cancel.check()?;
+    let path = out_dir.join(&opts.compression.core_name(p.pid))?;
+    let plan = CorePlan::new(p).with_context(|| format!("writing {}", path.display()))?;
+    plan.with_cancel(&opts.cancel)
+        .write_in(out_dir, opts.force, opts.compression)
 }
 
 /// [`convert_input`], each process's core written by `write`.

@@ -45,8 +45,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-pub(crate) use convert::convert_input_with;
 pub use convert::{convert, ConvertOptions, Listener, Outcome, ProcessReport};
+pub(crate) use convert::{convert_input_with, write_core};
 use find::expand_inputs;
 use job::Job;
 pub use lock::{lock, OutLock, Writer};

@@ -28,17 +28,24 @@
 //! `pstree.img`, `remap-fpath.img` (files deleted while mapped),
 //! `reg-files.img` (CRIU before files.img) and the rootfs diff come after.
 //!
+//! The conversion reads the archive's members itself
+//! ([`ArchiveStore::members_of`]): each pages member it can place is taken
+//! as it streams by ([`Entry::went_by`]), every other member kept as an
+//! ordinary open keeps it ([`Entry::keep`]).
+//!
 //! So each process is laid out, when its pages member comes, from what the
-//! archive has said by then (`ArchiveStore::snapshot`), with the process
+//! archive has said by then ([`Entry::snapshot`]), with the process
 //! tree guessed from the core images where pstree.img is still to come
 //! ([`guess_tree`]), and the diff taken to hold none of its files where it
-//! is still to come; its pages are written where that layout puts them.
+//! is still to come; its pages are written where that layout's plan puts
+//! them ([`CorePlan::extents_of`]).
 //! Once the archive has been read whole (and its checksum checked), each
 //! process is laid out again from everything, and the copies of its pages
 //! compared ([`Trace`]): where they lie where they were written (what the
 //! engines' orders give, unless the diff holds a file the process mapped
 //! or the tree was guessed wrong), the rest of the core (headers, notes,
-//! file pages, shared memory) is written around them; where the layout
+//! file pages, shared memory) is written around them
+//! ([`CorePlan::complete_in`]); where the layout
 //! moved, they are copied from the first file to their places in a second,
 //! within the output directory. Pages that come before their pagemap or
 //! their process's images, shared-memory objects (whose pages several
@@ -59,14 +66,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::archive::{Offer, PagesSink};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Entry, Members, Role};
 use crate::batch::{ConvertOptions, Listener, ProcessReport};
-use crate::coredump::{check_free, write_core_in, CoreStats, CoreWriter};
+use crate::coredump::{check_free, CorePlan, CoreStats, FileOutput, Output};
 use crate::criu::guess::guess_tree;
 use crate::criu::store::ImageStore;
 use crate::criu::{Images, LoadOptions};
-use crate::elf::copy_range;
-use crate::input::{Checkpoint, ImageUse};
+use crate::input::{self, Checkpoint, ImageUse, InputKind};
 use crate::model::{Blob, Loaded, PageSource, Process};
 use crate::notes::PSARGS_LEN;
 use crate::outdir::OutDir;
@@ -83,7 +89,8 @@ const MAX_VIEWS: usize = 4;
 const CHUNK: usize = crate::readahead::CHUNK;
 
 /// Writes the cores of a compressed archive's processes as it streams by:
-/// a [`PagesSink`] while the archive is read, then [`OnePass::finish`].
+/// [`OnePass::open`] reads the archive, [`OnePass::finish`] completes the
+/// cores.
 pub(crate) struct OnePass<'a> {
     out: &'a OutDir,
     opts: &'a ConvertOptions,
@@ -136,31 +143,96 @@ impl<'a> OnePass<'a> {
         }
     }
 
-    /// The images read so far when `o` was offered, decoded.
-    fn view(&mut self, o: &Offer<'_>) -> Option<&View> {
-        let fresh = self.view.as_ref().is_some_and(|v| v.0 == o.described);
+    /// Opens the compressed checkpoint archive at `path` (of kind `kind`),
+    /// taking the pages members it can place as they stream by.
+    pub(crate) fn open(&mut self, path: &Path, kind: InputKind) -> Result<Checkpoint> {
+        let opts = self.opts.open_options();
+        let read = self.read(path, &opts.archive_options());
+        input::open_read_archive(path, kind, &opts, read)
+    }
+
+    /// Reads the archive at `path`: its members consumed as they stream by,
+    /// then the store of what was kept.
+    fn read(&mut self, path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
+        let blob = archive::whole_archive(path)?;
+        let mut store = ArchiveStore::new(&blob.label, opts);
+        let mut members = store.members_of(&blob, &opts.cancel)?;
+        let consumed = self.consume(&mut members);
+        members.close(consumed)?;
+        store.finish()
+    }
+
+    /// Takes each pages member whose pages can go straight into their
+    /// core; keeps every other member as an ordinary open does.
+    fn consume(&mut self, members: &mut Members<'_>) -> Result<()> {
+        while let Some(mut m) = members.next_member()? {
+            match self
+                .take(&mut m)
+                .with_context(|| format!("member {}", m.key()))?
+            {
+                Some(used) => m.went_by(used)?,
+                None => m.keep()?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the pages of member `m` into their core as they stream by,
+    /// if it is a pages member whose process can be laid out by now:
+    /// returns the bytes of it its pagemap claims, once it has read what
+    /// it uses of them; `None`, having read nothing, to have it kept.
+    fn take(&mut self, m: &mut Entry<'_, '_>) -> Result<Option<u64>> {
+        if !m.streamed() || !matches!(m.role(), Role::Pages(_)) {
+            return Ok(None);
+        }
+        let Some((pagemap, claimed)) = m.pagemap() else {
+            return Ok(None);
+        };
+        // Only a process's own pagemap: a shared-memory object's pages go
+        // into the core of every process that maps it.
+        let Some(pid) = private_pagemap(&pagemap) else {
+            return Ok(None);
+        };
+        if claimed > m.size() || self.started.contains_key(&pid) {
+            return Ok(None);
+        }
+        if !self.opts.pids.is_empty() && !self.opts.pids.contains(&pid) {
+            // No core wants them.
+            return Ok(Some(claimed));
+        }
+        let Some((p, source)) = self.provisional(m, pid) else {
+            return Ok(None);
+        };
+        Ok(self.start(p, source, m)?.then_some(claimed))
+    }
+
+    /// The images read before member `m`, decoded.
+    fn view(&mut self, m: &Entry<'_, '_>) -> Option<&View> {
+        let described = m.described();
+        let fresh = self.view.as_ref().is_some_and(|v| v.0 == described);
         if !fresh {
             self.view = None;
             if self.views >= MAX_VIEWS {
                 return None;
             }
             self.views += 1;
-            let view = View::new(o, self.opts.root.as_deref())
+            let view = View::new(m, self.opts.root.as_deref())
                 .map_err(|e| tracing::debug!(error = %format!("{e:#}"), "cannot lay out yet"))
                 .ok();
-            self.view = Some((o.described, view));
+            self.view = Some((described, view));
         }
         self.view.as_ref().and_then(|v| v.1.as_ref())
     }
 
     /// Process `pid` as the archive read so far describes it, and the
-    /// index of the blob of pages member `o` among its blobs; `None`
+    /// index of the blob of pages member `m` among its blobs; `None`
     /// where it cannot be laid out yet, or its core is not to be written.
-    fn provisional(&mut self, o: &Offer<'_>, pid: u32) -> Option<(Process, usize)> {
+    fn provisional(&mut self, m: &Entry<'_, '_>, pid: u32) -> Option<(Process, usize)> {
         if check_free(self.out, &format!("core.{pid}"), self.opts.force).is_err() {
             return None;
         }
-        let view = self.view(o)?;
+        let label = m.label();
+        let view = self.view(m)?;
         let root = LoadOptions {
             root: view.roots.as_ref(),
             skip_ghosts: false,
@@ -171,26 +243,22 @@ impl<'a> OnePass<'a> {
         let source = p
             .blobs
             .iter()
-            .position(|b| b.label == o.label && went_by(b))?;
+            .position(|b| b.label == label && went_by(b))?;
         Some((*p, source))
     }
 
-    /// Writes process `p`'s pages from `data`, pages member `o` (its blob
-    /// `source`), into a new core; false, having read nothing, where its
-    /// layout cannot be made or does not take the member front to back.
-    fn start(
-        &mut self,
-        p: Process,
-        source: usize,
-        o: &Offer<'_>,
-        data: &mut dyn Read,
-    ) -> Result<bool> {
+    /// Writes process `p`'s pages from pages member `m` (its blob
+    /// `source`) as it streams by, where the core's plan puts them, into a
+    /// new core; false, having read nothing, where its core cannot be
+    /// planned or its plan does not take the member front to back.
+    fn start(&mut self, p: Process, source: usize, m: &mut Entry<'_, '_>) -> Result<bool> {
         let pid = p.pid;
-        let Ok(writer) = CoreWriter::new(&p) else {
+        let label = m.label();
+        let Ok(plan) = CorePlan::new(&p) else {
             return Ok(false);
         };
         let mut trace = Trace::default();
-        let walked = writer.copies_of(source, &mut |at, offset, len| {
+        let walked = plan.extents_of(source, &mut |at, offset, len| {
             trace.add(at, offset, len);
             Ok(())
         });
@@ -201,18 +269,17 @@ impl<'a> OnePass<'a> {
             return Ok(false);
         };
         let mut copy = StreamCopy {
-            data,
+            data: m.data(),
             read: 0,
             buf: vec![0u8; CHUNK],
-            file: file.as_file(),
+            file: FileOutput(file.as_file()),
             failed: None,
             opts: self.opts,
             argv: argv_pieces(&p, source),
             kept: Vec::new(),
         };
-        writer
-            .copies_of(source, &mut |at, offset, len| copy.copy(at, offset, len))
-            .with_context(|| format!("{}: cannot read", o.label))?;
+        plan.extents_of(source, &mut |at, offset, len| copy.copy(at, offset, len))
+            .with_context(|| format!("{label}: cannot read"))?;
         let argv = std::mem::take(&mut copy.kept);
         let failed = copy.failed.take().map(|e| {
             e.context(format!(
@@ -220,20 +287,20 @@ impl<'a> OnePass<'a> {
                 self.out.shown(&format!("core.{pid}")).display()
             ))
         });
-        drop(writer);
+        drop(plan);
         tracing::debug!(
             pid,
-            member = o.label,
+            member = label,
             bytes = trace.bytes,
             "pages went straight into the core"
         );
-        self.taken.insert(o.label.to_string(), pid);
+        self.taken.insert(label.clone(), pid);
         self.started.insert(
             pid,
             Started {
                 process: p,
                 file,
-                label: o.label.to_string(),
+                label,
                 trace: trace.finish(),
                 argv,
                 failed,
@@ -242,10 +309,10 @@ impl<'a> OnePass<'a> {
         Ok(true)
     }
 
-    /// Writes the cores of `ckpt`, the checkpoint read with this sink:
+    /// Writes the cores of `ckpt`, the checkpoint [`OnePass::open`] read:
     /// each process that was started is completed (or its pages moved to
-    /// where its real layout puts them), the others written as
-    /// [`write_core_in`] writes them.
+    /// where its real plan puts them), the others written the ordinary way
+    /// ([`crate::batch::write_core`]).
     pub(crate) fn finish(
         mut self,
         ckpt: &Checkpoint,
@@ -273,7 +340,7 @@ impl<'a> OnePass<'a> {
                     None => anyhow!("{label}: its pages were read past, for no core wanted them"),
                 });
             }
-            return write_core_in(p, out, force, self.opts.compression, cancel);
+            return crate::batch::write_core(p, out, self.opts);
         };
         if let Some(e) = started.failed {
             return Err(e);
@@ -288,15 +355,15 @@ impl<'a> OnePass<'a> {
         check_free(out, &format!("core.{}", p.pid), force)?;
         let (p, _argv) = with_argv(p, source, &started.argv, out)?;
         let p = &p;
-        let writer = CoreWriter::new(p)?.with_cancel(cancel);
+        let plan = CorePlan::new(p)?.with_cancel(cancel);
         let mut trace = Trace::default();
-        writer.copies_of(source, &mut |at, offset, len| {
+        plan.extents_of(source, &mut |at, offset, len| {
             trace.add(at, offset, len);
             Ok(())
         })?;
         let trace = trace.finish();
         if trace.placed == started.trace.placed {
-            return writer.complete_in(out, started.file, &[source], force);
+            return plan.complete_in(out, started.file, &[source], force);
         }
         if trace.taken != started.trace.taken {
             bail!(
@@ -309,46 +376,21 @@ impl<'a> OnePass<'a> {
             "the layout moved once the archive was read whole (pstree.img, the rootfs diff or deleted files): moving the pages"
         );
         let tmp = out.temp_file(&format!("core.{}", p.pid))?;
-        relocate(&started, &writer, source, tmp.as_file()).with_context(|| {
+        relocate(&started, &plan, source, tmp.as_file()).with_context(|| {
             format!(
                 "writing {}",
                 out.shown(&format!("core.{}", p.pid)).display()
             )
         })?;
-        writer.complete_in(out, tmp, &[source], force)
-    }
-}
-
-impl PagesSink for OnePass<'_> {
-    fn offer(&mut self, o: &Offer<'_>, data: &mut dyn Read) -> Result<Option<u64>> {
-        let Some((pagemap, claimed)) = o.pagemap else {
-            return Ok(None);
-        };
-        // Only a process's own pagemap: a shared-memory object's pages go
-        // into the core of every process that maps it.
-        let Some(pid) = private_pagemap(pagemap) else {
-            return Ok(None);
-        };
-        if claimed > o.size || self.started.contains_key(&pid) {
-            return Ok(None);
-        }
-        if !self.opts.pids.is_empty() && !self.opts.pids.contains(&pid) {
-            // No core wants them.
-            return Ok(Some(claimed));
-        }
-        let Some((p, source)) = self.provisional(o, pid) else {
-            return Ok(None);
-        };
-        Ok(self.start(p, source, o, data)?.then_some(claimed))
+        plan.complete_in(out, tmp, &[source], force)
     }
 }
 
 impl View {
-    /// Decodes what the archive has said by the time `o` is offered, with
-    /// the files of its rootfs diff (if it came already) and `root`.
-    fn new(o: &Offer<'_>, root: Option<&Path>) -> Result<View> {
-        let prefix = o.key.rfind('/').map_or("", |i| &o.key[..=i]);
-        let store = o.store.snapshot(prefix, &o.named);
+    /// Decodes what the archive has said by the time member `m` comes,
+    /// with `root`.
+    fn new(m: &Entry<'_, '_>, root: Option<&Path>) -> Result<View> {
+        let store = m.snapshot();
         let has_tree = store.names()?.iter().any(|n| n == "pstree.img");
         let store: Arc<dyn ImageStore> = Arc::new(store);
         let images = if has_tree {
@@ -444,7 +486,8 @@ struct StreamCopy<'r> {
     /// Bytes of the member read so far.
     read: u64,
     buf: Vec<u8>,
-    file: &'r File,
+    /// The core's file, the member's pages written at their planned places.
+    file: FileOutput<'r>,
     /// The first write that failed: the rest of the member is read past.
     failed: Option<anyhow::Error>,
     opts: &'r ConvertOptions,
@@ -484,7 +527,7 @@ impl StreamCopy<'_> {
                 );
             }
             if self.failed.is_none() {
-                if let Err(e) = self.file.write_all_at(&self.buf[..n], at + done) {
+                if let Err(e) = self.file.write_at(&self.buf[..n], at + done) {
                     self.failed = Some(e.into());
                 }
             }
@@ -504,12 +547,12 @@ impl StreamCopy<'_> {
 }
 
 /// Copies the pages `started` wrote as they streamed by from its file to
-/// where `writer` (the process's real layout) puts them in `to`. Both
-/// layouts take the member front to back, so the two walks go in step:
+/// where `plan` (the process's real layout) puts them in `to`. Both
+/// plans take the member front to back, so the two walks go in step:
 /// the first on a thread of its own, handing its copies over a bounded
 /// channel.
-fn relocate(started: &Started, writer: &CoreWriter, source: usize, to: &File) -> Result<()> {
-    let first = CoreWriter::new(&started.process)?;
+fn relocate(started: &Started, plan: &CorePlan, source: usize, to: &File) -> Result<()> {
+    let first = CorePlan::new(&started.process)?;
     let from_source = started
         .process
         .blobs
@@ -520,14 +563,15 @@ fn relocate(started: &Started, writer: &CoreWriter, source: usize, to: &File) ->
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, u64, u64)>(1024);
         let walker = scope.spawn(move || {
-            first.copies_of(from_source, &mut |at, offset, len| {
+            first.extents_of(from_source, &mut |at, offset, len| {
                 tx.send((at, offset, len))
                     .map_err(|_| anyhow::Error::new(Unwanted))
             })
         });
         // The copy of the first layout being read from: (at, offset, len).
         let mut piece: Option<(u64, u64, u64)> = None;
-        let moved = writer.copies_of(source, &mut |at, offset, len| {
+        let mut to = FileOutput(to);
+        let moved = plan.extents_of(source, &mut |at, offset, len| {
             let mut done = 0;
             while done < len {
                 let want = offset + done;
@@ -546,7 +590,7 @@ fn relocate(started: &Started, writer: &CoreWriter, source: usize, to: &File) ->
                     bail!("offset {want} of {} was not written", started.label);
                 }
                 let n = (len - done).min(p_off + p_len - want);
-                copy_range(from, p_at + (want - p_off), n, to, at + done)
+                to.copy(from, p_at + (want - p_off), n, at + done)
                     .context("cannot move pages")?;
                 done += n;
             }

@@ -16,6 +16,9 @@ use crate::arch;
 use crate::cancel::Cancel;
 pub use crate::elf::Written;
 use crate::elf::{self, CoreFile, Extent, SegmentHeader, Segments};
+/// Where a core is written, and a local file as one: what the one-pass
+/// conversion writes extents through at their planned places.
+pub(crate) use crate::elf::{FileOutput, Output};
 use crate::error::{fault, Error, ErrorKind};
 use crate::model::Process;
 use crate::notes::process::ProcessNotes;
@@ -84,58 +87,122 @@ const ZSTD_LEVEL: i32 = 3;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct CoreWriter<'a> {
-    p: &'a Process,
-    notes: ProcessNotes<'a>,
-    segments: ProcessSegments<'a>,
-    cancel: Cancel,
+    plan: CorePlan<'a>,
 }
 
 impl<'a> CoreWriter<'a> {
     /// Lays out the core of `p`.
     pub fn new(p: &'a Process) -> crate::Result<CoreWriter<'a>> {
-        CoreWriter::lay_out(p).map_err(Error::new)
+        let plan = CorePlan::new(p).map_err(Error::new)?;
+        Ok(CoreWriter { plan })
     }
 
-    fn lay_out(p: &'a Process) -> Result<CoreWriter<'a>> {
+    /// Stops writing (and removes the temporary file of
+    /// [`CoreWriter::write_into`]) once `cancel` is set.
+    pub fn with_cancel(self, cancel: &Cancel) -> CoreWriter<'a> {
+        CoreWriter {
+            plan: self.plan.with_cancel(cancel),
+        }
+    }
+
+    /// Writes the core into `file`, which must be empty: page data is
+    /// copied with copy_file_range (shared with the pages files where the
+    /// filesystem can), and pages of zeros are left as holes.
+    pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
+        self.plan
+            .write(&mut elf::FileOutput(file), &[])
+            .map_err(Error::new)
+    }
+
+    /// Writes the core into `out`, which must be empty: anything that can
+    /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
+    /// zeros are seeked over, so they read as zeros.
+    pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
+        self.plan
+            .write(&mut elf::SeekOutput::new(out), &[])
+            .map_err(Error::new)
+    }
+
+    /// Writes the core front to back into `out`, a stream (a pipe, a
+    /// compressor, an upload): its holes are written as zeros.
+    pub fn write_stream(&self, out: impl Write) -> crate::Result<Written> {
+        let mut sink = elf::SinkOutput::new(out);
+        self.plan.write(&mut sink, &[]).map_err(Error::new)
+    }
+
+    /// Writes `core.<pid>` into directory `dir` (created if missing)
+    /// through a temporary file that is renamed into place only when
+    /// complete; an existing core is replaced only if `force` is set.
+    pub fn write_into(&self, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
+        OutDir::create(dir.as_ref())
+            .and_then(|dir| self.plan.write_in(&dir, force, CoreCompression::None))
+            .map_err(Error::new)
+    }
+}
+
+/// A process's core planned: its notes and segments laid out and every
+/// offset of the file reserved once (the notes encoded to size them), so
+/// that where each extent of each page source goes is known before a byte
+/// is written. Both ways of writing a core follow one plan: the ordinary
+/// one writes the headers and notes, then copies every extent
+/// ([`CorePlan::write_in`]); the one-pass conversion writes the extents of
+/// a pages member at their planned places as the member streams by
+/// ([`CorePlan::extents_of`]), then the headers, the notes and the other
+/// extents around them ([`CorePlan::complete_in`]).
+pub(crate) struct CorePlan<'a> {
+    p: &'a Process,
+    notes: ProcessNotes<'a>,
+    segments: ProcessSegments<'a>,
+    layout: elf::Layout,
+    cancel: Cancel,
+}
+
+impl<'a> CorePlan<'a> {
+    /// Plans the core of `p`.
+    pub(crate) fn new(p: &'a Process) -> Result<CorePlan<'a>> {
         if p.threads.is_empty() {
             bail!("pid {} has no threads", p.pid);
         }
         let segments = segments(p)?;
+        let notes = ProcessNotes::new(p);
+        let layout = elf::lay_out(&CoreFile {
+            target: arch::elf_target(p.arch),
+            page_size: p.page_size,
+            notes: &notes,
+            segments: &segments,
+            sources: &p.blobs,
+        })?;
         tracing::debug!(
             pid = p.pid,
             threads = p.threads.len(),
             segments = segments.count(),
-            "core laid out"
+            size = layout.size(),
+            "core planned"
         );
-        Ok(CoreWriter {
+        Ok(CorePlan {
             p,
-            notes: ProcessNotes::new(p),
+            notes,
             segments,
+            layout,
             cancel: Cancel::new(),
         })
     }
 
     /// Stops writing (and removes the temporary file of
-    /// [`CoreWriter::write_into`]) once `cancel` is set.
-    pub fn with_cancel(mut self, cancel: &Cancel) -> CoreWriter<'a> {
+    /// [`CorePlan::write_in`]) once `cancel` is set.
+    pub(crate) fn with_cancel(mut self, cancel: &Cancel) -> CorePlan<'a> {
         self.cancel = cancel.clone();
         self
     }
 
-    /// The core as the ELF writer sees it: the sources in `written` are
-    /// in the output already.
-    fn core_file<'c>(
-        &'c self,
-        segments: &'c Cancellable<'c>,
-        written: &'c [usize],
-    ) -> CoreFile<'c> {
+    /// The core as the ELF writer sees it.
+    fn core_file<'c>(&'c self, segments: &'c Cancellable<'c>) -> CoreFile<'c> {
         CoreFile {
             target: arch::elf_target(self.p.arch),
             page_size: self.p.page_size,
             notes: &self.notes,
             segments,
             sources: &self.p.blobs,
-            written,
         }
     }
 
@@ -146,11 +213,14 @@ impl<'a> CoreWriter<'a> {
         }
     }
 
+    /// Writes the headers and notes, then every extent but those of the
+    /// sources in `written` (which are in `out` already, each at its
+    /// planned place), then sizes the core.
     fn write(&self, out: &mut dyn elf::Output, written: &[usize]) -> Result<Written> {
         let segments = self.cancellable();
-        let core = self.core_file(&segments, written);
+        let core = self.core_file(&segments);
         self.cancel.check()?;
-        let written = elf::write_core(&core, out)?;
+        let written = elf::write_core(&core, &self.layout, out, written)?;
         self.cancel.check()?;
         Ok(written)
     }
@@ -158,15 +228,14 @@ impl<'a> CoreWriter<'a> {
     /// Calls `f(at, offset, len)` with every extent copied from the
     /// process's blob `source`, in the order they lie in the core: `len`
     /// bytes from `offset` of the blob go to offset `at` of the core.
-    pub(crate) fn copies_of(
+    pub(crate) fn extents_of(
         &self,
         source: usize,
         f: &mut dyn FnMut(u64, u64, u64) -> Result<()>,
     ) -> Result<()> {
         let segments = self.cancellable();
-        let core = self.core_file(&segments, &[]);
-        let (data_start, _) = elf::placement(&core)?;
-        elf::for_each_placed(&core, data_start, &mut |at, ext| match ext {
+        let core = self.core_file(&segments);
+        elf::for_each_placed(&core, &self.layout, &mut |at, ext| match ext {
             Extent::Copy {
                 source: s,
                 offset,
@@ -176,42 +245,12 @@ impl<'a> CoreWriter<'a> {
         })
     }
 
-    /// Writes the core into `file`, which must be empty: page data is
-    /// copied with copy_file_range (shared with the pages files where the
-    /// filesystem can), and pages of zeros are left as holes.
-    pub fn write_to_file(&self, file: &File) -> crate::Result<Written> {
-        self.write(&mut elf::FileOutput(file), &[])
-            .map_err(Error::new)
-    }
-
-    /// Writes the core into `out`, which must be empty: anything that can
-    /// seek (a `Cursor<Vec<u8>>`, a file opened elsewhere). Pages of
-    /// zeros are seeked over, so they read as zeros.
-    pub fn write_to(&self, out: impl Write + Seek) -> crate::Result<Written> {
-        self.write(&mut elf::SeekOutput::new(out), &[])
-            .map_err(Error::new)
-    }
-
-    /// Writes the core front to back into `out`, a stream (a pipe, a
-    /// compressor, an upload): its holes are written as zeros.
-    pub fn write_stream(&self, out: impl Write) -> crate::Result<Written> {
-        let mut sink = elf::SinkOutput::new(out);
-        self.write(&mut sink, &[]).map_err(Error::new)
-    }
-
-    /// Writes `core.<pid>` into directory `dir` (created if missing)
-    /// through a temporary file that is renamed into place only when
-    /// complete; an existing core is replaced only if `force` is set.
-    pub fn write_into(&self, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
-        OutDir::create(dir.as_ref())
-            .and_then(|dir| self.write_into_outdir(&dir, force, CoreCompression::None))
-            .map_err(Error::new)
-    }
-
-    /// [`CoreWriter::write_into`] an [`OutDir`], stored as `compression`
-    /// says. Into object storage the core goes up as a multipart upload
-    /// while it is written, completed only once it is whole.
-    pub(crate) fn write_into_outdir(
+    /// Writes `core.<pid>` into `dir`, stored as `compression` says,
+    /// through a temporary file renamed into place only when complete; an
+    /// existing core is replaced only if `force` is set. Into object
+    /// storage the core goes up as a multipart upload while it is written,
+    /// completed only once it is whole.
+    pub(crate) fn write_in(
         &self,
         dir: &OutDir,
         force: bool,
@@ -257,9 +296,10 @@ impl<'a> CoreWriter<'a> {
     }
 
     /// Completes `tmp`, a temporary file of the local directory `dir` that
-    /// holds the extents of the blobs in `written` at their places (and
-    /// nothing else), and renames it `core.<pid>` (uncompressed); an
-    /// existing core is replaced only if `force` is set.
+    /// holds the extents of the blobs in `written` at their planned places
+    /// (and nothing else): writes the headers, the notes and every other
+    /// extent, and renames it `core.<pid>` (uncompressed); an existing
+    /// core is replaced only if `force` is set.
     pub(crate) fn complete_in(
         &self,
         dir: &OutDir,
@@ -347,21 +387,6 @@ pub(crate) fn check_free(dir: &OutDir, name: &str, force: bool) -> Result<()> {
 /// existing core is replaced only if `force` is set.
 pub fn write_core(p: &Process, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
     CoreWriter::new(p)?.write_into(dir, force)
-}
-
-/// [`write_core`] into an [`OutDir`], stopping (and removing the
-/// temporary file) once `cancel` is set.
-pub(crate) fn write_core_in(
-    p: &Process,
-    dir: &OutDir,
-    force: bool,
-    compression: CoreCompression,
-    cancel: &Cancel,
-) -> Result<CoreStats> {
-    cancel.check()?;
-    CoreWriter::lay_out(p)?
-        .with_cancel(cancel)
-        .write_into_outdir(dir, force, compression)
 }
 
 /// Segments whose extents stop coming once `cancel` is set.

@@ -37,9 +37,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    archive_options, archive_parts, InputKind, OpenOptions, Parts, MAX_CONTAINER_DUMP_BYTES,
-};
+use super::{archive_parts, InputKind, OpenOptions, Parts, MAX_CONTAINER_DUMP_BYTES};
 use crate::archive::ArchiveStore;
 use crate::container::ContainerInfo;
 use crate::error::{fault, ErrorKind};
@@ -224,7 +222,7 @@ fn containerd(
         .first()
         .with_context(|| format!("{}: no criu.tar", path.display()))?;
     let rw = info.blobs.iter().find(|d| is_layer(&d.media_type));
-    let aopts = archive_options(opts);
+    let aopts = opts.archive_options();
     let mut store = ArchiveStore::new(&blob_label(path, criu), &aopts);
     if ar.in_place() {
         match checked_file(&sel, criu, blob_label(path, criu))? {
@@ -297,7 +295,7 @@ fn restore_image(
         .last()
         .with_context(|| format!("{}: the image has no layer", path.display()))?;
     let label = blob_label(path, layer);
-    let aopts = archive_options(opts);
+    let aopts = opts.archive_options();
     let store = if ar.in_place() {
         match checked_file(&sel, layer, label.clone())? {
             BlobData::File(b) => ArchiveStore::open_window(&b, &aopts)?,

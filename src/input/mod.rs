@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 pub use crate::archive::PageUse;
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex, PagesSink};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
 use crate::cancel::Cancel;
 pub use crate::compress::Compression;
 use crate::container::ContainerInfo;
@@ -153,6 +153,15 @@ impl OpenOptions {
     pub fn cancel(mut self, cancel: &Cancel) -> OpenOptions {
         self.cancel = cancel.clone();
         self
+    }
+
+    /// How a checkpoint archive is read.
+    pub(crate) fn archive_options(&self) -> ArchiveOptions {
+        ArchiveOptions {
+            spill: self.spill.clone(),
+            pages: self.pages,
+            cancel: self.cancel.clone(),
+        }
     }
 }
 
@@ -404,17 +413,8 @@ pub fn open(path: impl AsRef<Path>, opts: &OpenOptions) -> crate::Result<Checkpo
     open_input(path.as_ref(), opts).map_err(Error::new)
 }
 
-fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
-    open_with_sink(path, opts, None)
-}
-
-/// [`open`], offering the pages members of a compressed checkpoint
-/// archive to `sink` as they stream by (see the onepass module).
-pub(crate) fn open_with_sink(
-    path: &Path,
-    opts: &OpenOptions,
-    sink: Option<&mut dyn PagesSink>,
-) -> Result<Checkpoint> {
+/// [`open`], its errors as they arose.
+pub(crate) fn open_input(path: &Path, opts: &OpenOptions) -> Result<Checkpoint> {
     let mut kind = detect(path)?.ok_or_else(|| {
         fault(
             ErrorKind::NotACheckpoint,
@@ -425,7 +425,33 @@ pub(crate) fn open_with_sink(
         )
     })?;
     let mut warnings = Vec::new();
-    let parts = parts_of(path, &mut kind, opts, &mut warnings, sink)?;
+    let parts = parts_of(path, &mut kind, opts, &mut warnings)?;
+    checkpoint(path, kind, parts, opts, warnings)
+}
+
+/// [`open`] of the checkpoint archive at `path`, of kind `kind`, whose
+/// members its reader has consumed itself ([`ArchiveStore::members_of`])
+/// into `read`; a tar that holds no CRIU images is tried as an image
+/// archive, as [`open`] tries it.
+pub(crate) fn open_read_archive(
+    path: &Path,
+    mut kind: InputKind,
+    opts: &OpenOptions,
+    read: Result<ArchiveStore>,
+) -> Result<Checkpoint> {
+    let mut warnings = Vec::new();
+    let parts = archive_or_image(path, &mut kind, opts, &mut warnings, read)?;
+    checkpoint(path, kind, parts, opts, warnings)
+}
+
+/// The checkpoint input `path` (of kind `kind`) is, from its parts.
+fn checkpoint(
+    path: &Path,
+    kind: InputKind,
+    parts: Parts,
+    opts: &OpenOptions,
+    mut warnings: Vec<Warning>,
+) -> Result<Checkpoint> {
     let images = Images::open(parts.store)?;
     let mut spill = None;
     let rootfs_diff = match parts.diff {
@@ -460,7 +486,6 @@ fn parts_of(
     kind: &mut InputKind,
     opts: &OpenOptions,
     warnings: &mut Vec<Warning>,
-    sink: Option<&mut dyn PagesSink>,
 ) -> Result<Parts> {
     Ok(match *kind {
         InputKind::Images => Parts {
@@ -470,29 +495,43 @@ fn parts_of(
             deleted: Vec::new(),
         },
         InputKind::CheckpointDir => checkpoint_dir(path, warnings)?,
-        InputKind::Archive(_) => match archive_input(path, opts, warnings, sink) {
-            // A tar with no CRIU images may be an image archive holding a
-            // checkpoint image.
-            Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
-                match ImageArchive::open(path, &checkpoint_image::options(opts)) {
-                    Ok(ar) => {
-                        *kind = InputKind::Image(ar.format());
-                        checkpoint_image::open(path, &ar, opts, warnings)?
-                    }
-                    // An image archive that is broken says why.
-                    Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => return Err(ie.into()),
-                    Err(_) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-            Ok(parts) => parts,
-        },
+        InputKind::Archive(_) => {
+            let read = ArchiveStore::open(path, &opts.archive_options());
+            archive_or_image(path, kind, opts, warnings, read)?
+        }
         InputKind::Image(_) => {
             let ar = ImageArchive::open(path, &checkpoint_image::options(opts))?;
             *kind = InputKind::Image(ar.format());
             checkpoint_image::open(path, &ar, opts, warnings)?
         }
     })
+}
+
+/// What the checkpoint archive at `path` holds, `read` being its members
+/// as read; a tar with no CRIU images may be an image archive holding a
+/// checkpoint image (then `kind` becomes the image's format).
+fn archive_or_image(
+    path: &Path,
+    kind: &mut InputKind,
+    opts: &OpenOptions,
+    warnings: &mut Vec<Warning>,
+    read: Result<ArchiveStore>,
+) -> Result<Parts> {
+    match read {
+        Err(e) if crate::error::kind_of(&e) == ErrorKind::NotACheckpoint => {
+            match ImageArchive::open(path, &checkpoint_image::options(opts)) {
+                Ok(ar) => {
+                    *kind = InputKind::Image(ar.format());
+                    checkpoint_image::open(path, &ar, opts, warnings)
+                }
+                // An image archive that is broken says why.
+                Err(ie) if *ie.kind() != ErrorKind::NotACheckpoint => Err(ie.into()),
+                Err(_) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+        Ok(ar) => Ok(archive_parts(ar, warnings)),
+    }
 }
 
 /// Reads a rootfs diff lying in a directory, now that the files the
@@ -618,30 +657,6 @@ fn checkpoint_dir(path: &Path, warnings: &mut Vec<Warning>) -> Result<Parts> {
         diff,
         deleted: deleted_files(deleted, warnings),
     })
-}
-
-/// How a checkpoint archive is read.
-fn archive_options(opts: &OpenOptions) -> ArchiveOptions {
-    ArchiveOptions {
-        spill: opts.spill.clone(),
-        pages: opts.pages,
-        cancel: opts.cancel.clone(),
-    }
-}
-
-/// A checkpoint archive, read (and unpacked as far as `opts` let it) in
-/// one pass.
-fn archive_input(
-    path: &Path,
-    opts: &OpenOptions,
-    warnings: &mut Vec<Warning>,
-    sink: Option<&mut dyn PagesSink>,
-) -> Result<Parts> {
-    let ar = match sink {
-        Some(sink) => ArchiveStore::open_with_sink(path, &archive_options(opts), sink)?,
-        None => ArchiveStore::open(path, &archive_options(opts))?,
-    };
-    Ok(archive_parts(ar, warnings))
 }
 
 /// What a checkpoint archive (or a layer holding one) holds.
