@@ -24,30 +24,23 @@
 //! `rootfs-diff.tar` (gzip data despite its name), `spec.dump`,
 //! `stats-dump`, `status`, `status.dump`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
-use prost::Message;
+use anyhow::{bail, Context, Result};
 
 use crate::blobio::{self, BlobReader};
 use crate::cancel::Cancel;
 use crate::compress::{
     archive_compression, decoder, layer_compression, tar_compression, Compression, HEAD_BYTES,
 };
-use crate::criu::files::FileTable;
-use crate::criu::image::{Image, ImageReader};
-use crate::criu::pagemap::{self, PagemapReader, MAX_ENTRY_BYTES};
-use crate::criu::store::{ImageStore, MAX_IMAGE_BYTES};
-use crate::criu::{self, magic};
 use crate::error::{fault, kind_of, ErrorKind, Fault};
-use crate::model::{display_bytes, Blob, MAX_STRINGS_BYTES};
+use crate::model::{display_bytes, Blob};
 use crate::oci::{Recorded, Wanted};
 use crate::paths::{self, DotDot};
-use crate::proto;
 use crate::readahead::ReadAhead;
 use crate::rootfs::clean_key;
 use crate::spill::{Spill, SpillOptions};
@@ -220,15 +213,18 @@ pub enum Diff {
     Indexed(DiffIndex),
 }
 
-/// A checkpoint archive opened for reading.
+/// A checkpoint archive opened for reading (its opening, through the
+/// checkpoint's [`MemberPolicy`], and its images are in `criu::members`).
 pub struct ArchiveStore {
-    label: String,
+    kept: Kept,
     prefix: String,
-    members: BTreeMap<String, Member>,
     diff: Option<Diff>,
     warnings: Vec<Warning>,
     spill: Spill,
-    learnt: Learnt,
+    policy: Box<dyn MemberPolicy>,
+    /// Pages members unpacked whole because what bounds them was not
+    /// known yet: bounded once the archive is read.
+    unbounded: Vec<(String, u32)>,
     pages: PageUse,
     /// Metadata held in memory so far.
     small_total: u64,
@@ -239,8 +235,8 @@ pub struct ArchiveStore {
 impl std::fmt::Debug for ArchiveStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArchiveStore")
-            .field("label", &self.label)
-            .field("members", &self.members.len())
+            .field("label", &self.kept.label)
+            .field("members", &self.kept.members.len())
             .finish()
     }
 }
@@ -279,126 +275,149 @@ fn check_link(dir: &[u8], target: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// What a member is to a checkpoint, by its name.
+/// What a member is to the reader of an archive, by its name (its
+/// [`MemberPolicy`] says): it decides how the member is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// An image criu2core decodes, or config.dump / spec.dump.
+    /// A small member read whole (an image, config.dump, spec.dump):
+    /// kept in memory while it fits.
     Metadata,
-    /// A pagemap (a process's or a shared-memory object's).
+    /// A member that says how much of some pages member is used (a
+    /// pagemap).
     Pagemap,
-    /// `pages-<id>.img`.
+    /// Bulk page data, numbered (`pages-<id>.img`): unpacked no further
+    /// than its plan ([`PagesPlan`]) says, or taken by the reader as it
+    /// streams by.
     Pages(u32),
     /// The container's changed files.
     RootfsDiff,
-    /// `ghost-file-<id>.img`: a file deleted while open, kept whole as a
-    /// file (file pages and sysroots read it in place).
+    /// A member kept whole as a file (a file deleted while open: file
+    /// pages and sysroots read it in place).
     Ghost,
     /// Anything else: read past, never stored.
     Unused,
 }
 
-/// The number in an image name such as `core-<n>.img`.
-fn image_number(base: &str, prefix: &str) -> Option<u32> {
-    let digits = base.strip_prefix(prefix)?.strip_suffix(".img")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The hexadecimal number in an image name such as `tcp-stream-<x>.img`.
-fn image_hex(base: &str, prefix: &str) -> Option<u32> {
-    let digits = base.strip_prefix(prefix)?.strip_suffix(".img")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(digits, 16).ok()
-}
-
-/// The images `inspect --fds --sockets --mounts` decodes (criu::fds,
-/// criu::mounts), besides those memory decoding needs.
-const FILE_IMAGES: [&str; 15] = [
-    "tty-info.img",
-    "sk-queues.img",
-    "pipes-data.img",
-    "fifo-data.img",
-    "inetsk.img",
-    "unixsk.img",
-    "packetsk.img",
-    "netlinksk.img",
-    "pipes.img",
-    "fifo.img",
-    "eventfd.img",
-    "signalfd.img",
-    "timerfd.img",
-    "tty.img",
-    "ns-files.img",
-];
-
-/// The role of an image named `base` (no directory).
-fn image_role(base: &str) -> Role {
-    let num = |prefix| image_number(base, prefix);
-    match base {
-        "inventory.img" | "pstree.img" | "files.img" | "reg-files.img" | "memfd.img"
-        | "remap-fpath.img" => Role::Metadata,
-        _ if FILE_IMAGES.contains(&base) => Role::Metadata,
-        _ if num("core-").is_some() || num("mm-").is_some() || num("ipcns-shm-").is_some() => {
-            Role::Metadata
-        }
-        _ if ["ids-", "fs-", "fdinfo-", "mountpoints-"]
-            .iter()
-            .any(|p| num(p).is_some())
-            || image_hex(base, "tcp-stream-").is_some() =>
-        {
-            Role::Metadata
-        }
-        _ if num("pagemap-").is_some() || num("pagemap-shmem-").is_some() => Role::Pagemap,
-        _ if image_hex(base, "ghost-file-").is_some() => Role::Ghost,
-        _ => num("pages-").map_or(Role::Unused, Role::Pages),
-    }
-}
-
-/// The role of a member by its clean name: images at the top (a tar of
-/// bare images) or under `checkpoint/`, and a container checkpoint's
-/// files at the top.
-fn role(name: &str) -> Role {
-    match name {
-        "config.dump" | "spec.dump" | "deleted.files" => Role::Metadata,
-        "rootfs-diff.tar" => Role::RootfsDiff,
-        _ => match name.strip_prefix("checkpoint/").unwrap_or(name) {
-            base if base.contains('/') => Role::Unused,
-            base => image_role(base),
-        },
-    }
-}
-
-/// A process's page size (AT_PAGESZ, if its mm image says) and where its
-/// argv and environment are.
-type MmFacts = (Option<u64>, [(u64, u64); 2]);
-
-/// What the scan of an archive has learnt so far, to bound the page data
-/// it unpacks by what the checkpoint can use.
-#[derive(Default)]
-struct Learnt {
-    /// Per pid: its page size (AT_PAGESZ) and where its argv and
-    /// environment are.
-    mm: HashMap<u32, MmFacts>,
-    /// The pagemap member naming each pages file.
-    pagemaps: HashMap<u32, String>,
-    /// Pages members unpacked whole because their pagemap was not known
-    /// yet: bounded once the scan is over.
-    unbounded: Vec<(String, u32)>,
-    /// Whether some pagemap's head could not be read (so which pages files
-    /// are named by none cannot be told).
-    unreadable_pagemap: bool,
+/// What the archive layer asks of whoever reads an archive's members
+/// (for a checkpoint, `criu::members::Checkpoint`): which members to keep
+/// and how, what the members kept so far tell of those to come, and which
+/// files of the rootfs diff are wanted. The archive layer keeps the
+/// mechanics: reading, keeping in memory, in place or spilled, and the
+/// member stream.
+pub(crate) trait MemberPolicy: Send + Sync {
+    /// The role of a member by its clean name.
+    fn role(&self, name: &str) -> Role;
+    /// The most bytes a [`Role::Metadata`] member may have.
+    fn metadata_limit(&self) -> u64;
+    /// Notes what member `key`, just kept, tells of the members to come.
+    fn learn(&mut self, key: &str, kept: &Kept);
+    /// How much of pages member `id` is used, where what was learnt says
+    /// by now.
+    fn pages_plan(&self, id: u32, pages: PageUse, kept: &Kept) -> Option<PagesPlan>;
+    /// The member that names pages member `id`, if one kept so far does.
+    fn named_by(&self, id: u32) -> Option<&str>;
+    /// The pages members that members kept so far name.
+    fn named_pages(&self) -> Vec<u32>;
+    /// Whether pages member `id` is of no use, nothing read having named
+    /// it (asked once the archive is read).
+    fn unnamed(&self, id: u32) -> bool;
+    /// The directory (a prefix, `""` or ending in `/`) holding the members
+    /// the reader uses, or why the archive is not what it reads.
+    fn member_dir(&self, kept: &Kept) -> Result<String>;
+    /// The clean paths of the rootfs diff's files the members kept so far
+    /// name, or `None` if none of them says yet.
+    fn wanted_files(&self, kept: &Kept) -> Result<Option<Wanted>>;
+    /// The same policy with nothing learnt.
+    fn fresh(&self) -> Box<dyn MemberPolicy>;
 }
 
 /// What a pages member may be unpacked as.
-struct PagesPlan {
-    /// The bytes its pagemap claims.
-    claimed: u64,
+pub(crate) struct PagesPlan {
+    /// The bytes that are used (its pagemap claims).
+    pub(crate) claimed: u64,
     /// Only these ranges are written (inspect), if set.
-    ranges: Option<Vec<(u64, u64)>>,
+    pub(crate) ranges: Option<Vec<(u64, u64)>>,
+}
+
+/// The members an archive has kept so far, by clean name.
+pub(crate) struct Kept {
+    label: String,
+    members: BTreeMap<String, Member>,
+}
+
+impl Kept {
+    /// How messages name the archive.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether member `key` is kept.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.members.contains_key(key)
+    }
+
+    /// The names kept, sorted.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
+    /// Member `key`'s bytes, where it is held in memory.
+    pub(crate) fn in_memory(&self, key: &str) -> Option<Arc<[u8]>> {
+        match self.members.get(key) {
+            Some(Member::Small(data)) => Some(data.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where member `key`'s bytes lie, where it is kept as a file (or
+    /// went by): `None` for one held in memory or not kept.
+    pub(crate) fn file(&self, key: &str) -> Option<Blob> {
+        match self.members.get(key) {
+            Some(Member::Large(b) | Member::Streamed(b)) => Some(b.clone()),
+            _ => None,
+        }
+    }
+
+    /// A member's bytes as a stream, with their length.
+    pub(crate) fn reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
+        match self.members.get(key) {
+            Some(Member::Large(b)) => {
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                Ok((Box::new(f), b.len))
+            }
+            Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
+            None => bail!("{}: no member {key}", self.label),
+        }
+    }
+
+    /// A member's bytes whole, `None` if it is not kept; one kept as a
+    /// file of more than `limit` bytes is refused.
+    pub(crate) fn read(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+        match self.members.get(key) {
+            None => Ok(None),
+            Some(Member::Small(b)) => Ok(Some(b.to_vec())),
+            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
+            Some(Member::Large(b)) => {
+                if b.len > limit {
+                    bail!(
+                        "{}: {} bytes is larger than any metadata image should be",
+                        b.label,
+                        b.len
+                    );
+                }
+                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
+                let mut buf = Vec::with_capacity(b.len as usize);
+                f.take(b.len)
+                    .read_to_end(&mut buf)
+                    .with_context(|| format!("{}: cannot read", b.label))?;
+                if buf.len() as u64 != b.len {
+                    bail!("{}: ends early", b.label);
+                }
+                Ok(Some(buf))
+            }
+        }
+    }
 }
 
 /// The name and role of member `m` where a checkpoint can use it; `None`
@@ -406,7 +425,7 @@ struct PagesPlan {
 /// the archive, names that are no image's). Paths that leave the archive,
 /// devices and fifos, sparse members a checkpoint would use and metadata
 /// images too large for any are refused.
-fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
+fn wanted(m: &tar::Member, policy: &dyn MemberPolicy) -> Result<Option<(String, Role)>> {
     let index = m.index;
     let Some(name) = clean_path(&m.name).with_context(|| format!("member #{index}"))? else {
         return Ok(None);
@@ -431,7 +450,7 @@ fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
     let Ok(key) = String::from_utf8(name) else {
         return Ok(None);
     };
-    let role = role(&key);
+    let role = policy.role(&key);
     if role == Role::Unused {
         return Ok(None);
     }
@@ -442,11 +461,12 @@ fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
             m.size
         );
     }
-    if role == Role::Metadata && m.size > MAX_IMAGE_BYTES {
+    let limit = policy.metadata_limit();
+    if role == Role::Metadata && m.size > limit {
         return Err(fault(
             ErrorKind::Limit,
             format!(
-                "member {key}: {} bytes is larger than any metadata image should be (limit {MAX_IMAGE_BYTES})",
+                "member {key}: {} bytes is larger than any metadata image should be (limit {limit})",
                 m.size
             ),
         ));
@@ -455,18 +475,15 @@ fn wanted(m: &tar::Member) -> Result<Option<(String, Role)>> {
 }
 
 impl ArchiveStore {
-    /// Opens the archive at `path`. Members are only ever keys: nothing is
-    /// written under a name from the archive. Reading stops (and what was
-    /// unpacked is removed) once `opts.cancel` is set.
-    pub fn open(path: &Path, opts: &ArchiveOptions) -> Result<ArchiveStore> {
-        ArchiveStore::open_window(&whole_archive(path)?, opts)
-    }
-
     /// Opens the archive that is the byte range `blob` of a file (a layer
-    /// or blob inside an image): plain, gzip or zstd by its first bytes.
-    /// A plain one is used in place.
-    pub(crate) fn open_window(blob: &Blob, opts: &ArchiveOptions) -> Result<ArchiveStore> {
-        let mut store = ArchiveStore::new(&blob.label, opts);
+    /// or blob inside an image), its members kept as `policy` says: plain,
+    /// gzip or zstd by its first bytes. A plain one is used in place.
+    pub(crate) fn read_window(
+        blob: &Blob,
+        opts: &ArchiveOptions,
+        policy: Box<dyn MemberPolicy>,
+    ) -> Result<ArchiveStore> {
+        let mut store = ArchiveStore::with_policy(&blob.label, opts, policy);
         store.add_window(blob, &opts.cancel)?;
         store.finish()
     }
@@ -515,30 +532,40 @@ impl ArchiveStore {
     }
 
     /// Opens an archive that arrives as a stream (a member of a compressed
-    /// archive): plain, gzip or zstd by its first bytes, read once to its
-    /// end. What it keeps of page data is unpacked.
-    pub(crate) fn open_stream(
+    /// archive), its members kept as `policy` says: plain, gzip or zstd by
+    /// its first bytes, read once to its end. What it keeps of page data is
+    /// unpacked.
+    pub(crate) fn read_stream(
         label: &str,
         stream: impl Read,
         opts: &ArchiveOptions,
+        policy: Box<dyn MemberPolicy>,
     ) -> Result<ArchiveStore> {
-        let mut store = ArchiveStore::new(label, opts);
+        let mut store = ArchiveStore::with_policy(label, opts, policy);
         store.add_stream(stream)?;
         store.finish()
     }
 
-    /// An archive with nothing read yet, for [`add_stream`](Self::add_stream)
-    /// and [`add_diff_stream`](Self::add_diff_stream) (a checkpoint whose
+    /// An archive with nothing read yet whose members are kept as `policy`
+    /// says, for [`add_stream`](Self::add_stream) and
+    /// [`add_diff_stream`](Self::add_diff_stream) (a checkpoint whose
     /// parts are separate blobs), then [`finish`](Self::finish).
-    pub(crate) fn new(label: &str, opts: &ArchiveOptions) -> ArchiveStore {
+    pub(crate) fn with_policy(
+        label: &str,
+        opts: &ArchiveOptions,
+        policy: Box<dyn MemberPolicy>,
+    ) -> ArchiveStore {
         ArchiveStore {
-            label: label.to_string(),
+            kept: Kept {
+                label: label.to_string(),
+                members: BTreeMap::new(),
+            },
             prefix: String::new(),
-            members: BTreeMap::new(),
             diff: None,
             warnings: Vec::new(),
             spill: Spill::new(&opts.spill),
-            learnt: Learnt::default(),
+            policy,
+            unbounded: Vec::new(),
             pages: opts.pages,
             small_total: 0,
             described: 0,
@@ -548,11 +575,11 @@ impl ArchiveStore {
     /// Reads the members of a tar arriving as a stream (plain, gzip or
     /// zstd by its first bytes), to the stream's end.
     pub(crate) fn add_stream(&mut self, stream: impl Read) -> Result<()> {
-        let (head, rest) =
-            peek(stream, HEAD_BYTES).with_context(|| format!("{}: cannot read", self.label))?;
-        let compression = archive_compression(&head, &self.label)?;
+        let (head, rest) = peek(stream, HEAD_BYTES)
+            .with_context(|| format!("{}: cannot read", self.kept.label))?;
+        let compression = archive_compression(&head, &self.kept.label)?;
         let stream = io::Cursor::new(head).chain(rest);
-        let dec = decoder(stream, compression, &self.label);
+        let dec = decoder(stream, compression, &self.kept.label);
         let dec = self.fail_as_archive(dec, compression)?;
         Members {
             store: self,
@@ -617,7 +644,7 @@ impl ArchiveStore {
                 ErrorKind::BadArchive,
                 format!(
                     "{}: broken or unsafe {} archive",
-                    self.label,
+                    self.kept.label,
                     compression.suffix()
                 ),
             ))
@@ -628,32 +655,19 @@ impl ArchiveStore {
     /// came by, finds the images, and reads the rootfs diff if it was not
     /// read as it streamed by.
     pub(crate) fn finish(mut self) -> Result<ArchiveStore> {
-        let mut learnt = std::mem::take(&mut self.learnt);
-        self.bound_unbounded(&mut learnt, self.pages)?;
+        self.bound_unbounded()?;
         tracing::debug!(
-            archive = %self.label,
-            members = self.members.len(),
+            archive = %self.kept.label,
+            members = self.kept.members.len(),
             unpacked = self.spill.used(),
             "read archive"
         );
-        self.prefix = if self.members.contains_key("checkpoint/pstree.img") {
-            "checkpoint/".into()
-        } else if self.members.contains_key("pstree.img") {
-            String::new()
-        } else {
-            return Err(fault(
-                ErrorKind::NotACheckpoint,
-                format!(
-                    "{}: no CRIU images (neither checkpoint/pstree.img nor pstree.img)",
-                    self.label
-                ),
-            ));
-        };
+        self.prefix = self.policy.member_dir(&self.kept)?;
         if let Some(Diff::Tar(blob)) = &self.diff {
             let blob = blob.clone();
             let wanted = match self.pages {
                 PageUse::Strings => Wanted::default(),
-                PageUse::All => self.wanted_files()?.unwrap_or_default(),
+                PageUse::All => self.policy.wanted_files(&self.kept)?.unwrap_or_default(),
             };
             let index = read_diff(&blob, &wanted, &mut self.spill).map(Diff::Indexed);
             // A diff unpacked whole, before the file table came by, is no
@@ -674,10 +688,8 @@ impl ArchiveStore {
         if !matches!(role, Role::Pages(_)) {
             self.described += 1;
         }
-        self.members.insert(key.to_string(), member);
-        let mut learnt = std::mem::take(&mut self.learnt);
-        self.learn(key, &mut learnt);
-        self.learnt = learnt;
+        self.kept.members.insert(key.to_string(), member);
+        self.policy.learn(key, &self.kept);
     }
 
     /// What is kept of member `m` (`key`, whose role is `role`): in
@@ -692,7 +704,7 @@ impl ArchiveStore {
         origin: &Origin,
     ) -> Result<Option<Member>> {
         let ctx = || format!("member {key}");
-        let label = format!("{}:{key}", self.label);
+        let label = format!("{}:{key}", self.kept.label);
         let in_place = |blob: &Blob| Blob {
             label: label.clone(),
             path: blob.path.clone(),
@@ -737,12 +749,12 @@ impl ArchiveStore {
     /// is not read yet as a streamed member of unknown length (its pages
     /// can be laid out, not read).
     fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
-        let mut members = self.members.clone();
+        let mut members = self.kept.members.clone();
         for id in pending {
             let key = format!("{prefix}pages-{id}.img");
             members.entry(key.clone()).or_insert_with(|| {
                 Member::Streamed(Blob {
-                    label: format!("{}:{key}", self.label),
+                    label: format!("{}:{key}", self.kept.label),
                     path: PathBuf::new(),
                     offset: 0,
                     len: u64::MAX,
@@ -751,16 +763,19 @@ impl ArchiveStore {
             });
         }
         ArchiveStore {
-            label: self.label.clone(),
+            kept: Kept {
+                label: self.kept.label.clone(),
+                members,
+            },
             prefix: prefix.to_string(),
-            members,
             diff: None,
             warnings: Vec::new(),
             spill: Spill::new(&SpillOptions {
                 dir: None,
                 max: Some(0),
             }),
-            learnt: Learnt::default(),
+            policy: self.policy.fresh(),
+            unbounded: Vec::new(),
             pages: self.pages,
             small_total: self.small_total,
             described: self.described,
@@ -778,10 +793,10 @@ impl ArchiveStore {
         id: u32,
         label: &str,
     ) -> Result<Blob> {
-        let plan = self.pages_plan(id, &self.learnt, self.pages);
+        let plan = self.policy.pages_plan(id, self.pages, &self.kept);
         let (blob, excess) = self.unpack(r, m, label, plan.as_ref())?;
         match &plan {
-            None => self.learnt.unbounded.push((key.to_string(), id)),
+            None => self.unbounded.push((key.to_string(), id)),
             Some(p) if excess > 0 => self.warnings.push(
                 Warning::new(
                     WarningKind::EntryIgnored,
@@ -797,73 +812,12 @@ impl ArchiveStore {
         Ok(blob)
     }
 
-    /// Notes what bounds page data: each process's page size and strings
-    /// (from its mm image, when it is held in memory) and which pagemap
-    /// names each pages file.
-    fn learn(&self, key: &str, learnt: &mut Learnt) {
-        let base = key.rsplit('/').next().unwrap_or(key);
-        if let Some(pid) = image_number(base, "mm-") {
-            let Some(Member::Small(data)) = self.members.get(key) else {
-                return;
-            };
-            let Ok(mut img) = Image::parse(key, data.clone(), magic::MM) else {
-                return;
-            };
-            if let Ok(Some((_, bytes))) = img.next_raw() {
-                if let Ok(mm) = proto::MmHead::decode(bytes) {
-                    let ranges = [(mm.arg_start, mm.arg_end), (mm.env_start, mm.env_end)]
-                        .map(|(a, b)| (a, b.min(a.saturating_add(MAX_STRINGS_BYTES))));
-                    learnt.mm.insert(pid, (criu::page_size_hint(&mm), ranges));
-                }
-            }
-        } else if role(key) == Role::Pagemap {
-            let head = self.member_reader(key).and_then(|(rd, len)| {
-                ImageReader::new(key, rd, len, magic::PAGEMAP, MAX_ENTRY_BYTES)?
-                    .expect::<proto::PagemapHead>()
-            });
-            match head {
-                Ok(head) => {
-                    learnt.pagemaps.insert(head.pages_id, key.to_string());
-                }
-                Err(_) => learnt.unreadable_pagemap = true,
-            }
-        }
-    }
-
-    /// How much of `pages-<id>.img` the checkpoint can use, where its
-    /// pagemap (and its process's page size) are known by now.
-    fn pages_plan(&self, id: u32, learnt: &Learnt, pages: PageUse) -> Option<PagesPlan> {
-        let key = learnt.pagemaps.get(&id)?;
-        let base = key.rsplit('/').next().unwrap_or(key);
-        let mm = image_number(base, "pagemap-").and_then(|pid| learnt.mm.get(&pid));
-        // A shared-memory pagemap counts in the pages of the processes
-        // that map it, which share one page size.
-        let page_size = match mm {
-            Some(&(ps, _)) => ps?,
-            None => learnt.mm.values().filter_map(|m| m.0).max()?,
-        };
-        let wanted = match (pages, mm) {
-            (PageUse::Strings, Some((_, ranges))) => &ranges[..],
-            _ => &[],
-        };
-        let (rd, len) = self.member_reader(key).ok()?;
-        let img = ImageReader::new(key, rd, len, magic::PAGEMAP, MAX_ENTRY_BYTES).ok()?;
-        let c = pagemap::claims(PagemapReader::new(img, page_size).ok()?, wanted).ok()?;
-        if c.pages_id != id {
-            return None;
-        }
-        Some(PagesPlan {
-            claimed: c.bytes,
-            ranges: (pages == PageUse::Strings).then_some(c.ranges),
-        })
-    }
-
     /// Pages files unpacked before their pagemap was known: cut to what
     /// it claims, now that it is, or dropped if no pagemap names them.
-    fn bound_unbounded(&mut self, learnt: &mut Learnt, pages: PageUse) -> Result<()> {
-        for (key, id) in std::mem::take(&mut learnt.unbounded) {
-            if !learnt.pagemaps.contains_key(&id) && !learnt.unreadable_pagemap {
-                if let Some(Member::Large(blob)) = self.members.remove(&key) {
+    fn bound_unbounded(&mut self) -> Result<()> {
+        for (key, id) in std::mem::take(&mut self.unbounded) {
+            if self.policy.unnamed(id) {
+                if let Some(Member::Large(blob)) = self.kept.members.remove(&key) {
                     fs::remove_file(&blob.path)
                         .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
                     self.warnings.push(
@@ -879,10 +833,10 @@ impl ArchiveStore {
                 }
                 continue;
             }
-            let Some(plan) = self.pages_plan(id, learnt, pages) else {
+            let Some(plan) = self.policy.pages_plan(id, self.pages, &self.kept) else {
                 continue;
             };
-            let Some(Member::Large(blob)) = self.members.get_mut(&key) else {
+            let Some(Member::Large(blob)) = self.kept.members.get_mut(&key) else {
                 continue;
             };
             if blob.len > plan.claimed {
@@ -965,7 +919,7 @@ impl ArchiveStore {
     fn stream_diff(&mut self, stream: &mut dyn Read, size: u64, label: &str) -> Result<Diff> {
         let wanted = match self.pages {
             PageUse::Strings => Some(Wanted::default()),
-            PageUse::All => self.wanted_files()?,
+            PageUse::All => self.policy.wanted_files(&self.kept)?,
         };
         let Some(wanted) = wanted else {
             let whole = tar::Member {
@@ -998,37 +952,6 @@ impl ArchiveStore {
         Ok(Diff::Indexed(index))
     }
 
-    /// The clean paths of every regular file the checkpoint's file images
-    /// (read so far) name, or `None` if there are none yet.
-    fn wanted_files(&mut self) -> Result<Option<Wanted>> {
-        for prefix in ["checkpoint/", ""] {
-            let known = ["files.img", "reg-files.img"]
-                .iter()
-                .any(|n| self.members.contains_key(&format!("{prefix}{n}")));
-            if !known {
-                continue;
-            }
-            let saved = std::mem::replace(&mut self.prefix, prefix.into());
-            let table = FileTable::load(self);
-            self.prefix = saved;
-            return Ok(Some(Wanted::new::<[u8]>(table?.regular_names())));
-        }
-        Ok(None)
-    }
-
-    /// A member's bytes as a stream, with their length.
-    fn member_reader(&self, key: &str) -> Result<(Box<dyn Read + Send + Sync>, u64)> {
-        match self.members.get(key) {
-            Some(Member::Large(b)) => {
-                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
-                Ok((Box::new(f), b.len))
-            }
-            Some(Member::Small(b)) => Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64)),
-            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
-            None => bail!("{}: no member {key}", self.label),
-        }
-    }
-
     /// Whether the archive has a container checkpoint's layout (images
     /// under `checkpoint/`) rather than bare images.
     pub fn is_container_checkpoint(&self) -> bool {
@@ -1037,7 +960,19 @@ impl ArchiveStore {
 
     /// Reads a member outside the image directory (config.dump, spec.dump...).
     pub fn read_member(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.read_path(name)
+        self.kept.read(name, self.policy.metadata_limit())
+    }
+
+    /// The members kept, for the reader's [`MemberPolicy`] and for views
+    /// of them.
+    pub(crate) fn kept(&self) -> &Kept {
+        &self.kept
+    }
+
+    /// The directory (a prefix) holding the members the reader uses, as
+    /// its policy found it.
+    pub(crate) fn member_dir(&self) -> &str {
+        &self.prefix
     }
 
     /// The archive's rootfs-diff.tar, if it has one.
@@ -1054,78 +989,6 @@ impl ArchiveStore {
     /// What reading the archive found wrong without refusing it.
     pub fn warnings(&self) -> &[Warning] {
         &self.warnings
-    }
-
-    fn read_path(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self.members.get(key) {
-            None => Ok(None),
-            Some(Member::Small(b)) => Ok(Some(b.to_vec())),
-            Some(Member::Streamed(b)) => bail!("{}: went by unkept", b.label),
-            Some(Member::Large(b)) => {
-                if b.len > MAX_IMAGE_BYTES {
-                    bail!(
-                        "{}: {} bytes is larger than any metadata image should be",
-                        b.label,
-                        b.len
-                    );
-                }
-                let f = BlobReader::open(b).with_context(|| format!("{}: cannot open", b.label))?;
-                let mut buf = Vec::with_capacity(b.len as usize);
-                f.take(b.len)
-                    .read_to_end(&mut buf)
-                    .with_context(|| format!("{}: cannot read", b.label))?;
-                if buf.len() as u64 != b.len {
-                    bail!("{}: ends early", b.label);
-                }
-                Ok(Some(buf))
-            }
-        }
-    }
-}
-
-impl ImageStore for ArchiveStore {
-    fn location(&self) -> String {
-        if self.prefix.is_empty() {
-            self.label.clone()
-        } else {
-            format!("{}:{}", self.label, self.prefix.trim_end_matches('/'))
-        }
-    }
-
-    fn names(&self) -> Result<Vec<String>> {
-        Ok(self
-            .members
-            .keys()
-            .filter_map(|k| k.strip_prefix(self.prefix.as_str()))
-            .filter(|k| !k.contains('/'))
-            .map(String::from)
-            .collect())
-    }
-
-    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.read_path(&format!("{}{name}", self.prefix))
-    }
-
-    fn blob(&self, name: &str) -> Result<Option<Blob>> {
-        match self.members.get(&format!("{}{name}", self.prefix)) {
-            None => Ok(None),
-            Some(Member::Large(b) | Member::Streamed(b)) => Ok(Some(b.clone())),
-            Some(Member::Small(_)) => {
-                Err(anyhow!("{}: {name} is not stored as a file", self.label))
-            }
-        }
-    }
-
-    fn open(&self, name: &str) -> Result<Option<(Box<dyn Read + Send + Sync>, u64)>> {
-        let key = format!("{}{name}", self.prefix);
-        if !self.members.contains_key(&key) {
-            return Ok(None);
-        }
-        self.member_reader(&key).map(Some)
-    }
-
-    fn parent(&self) -> Result<Option<Arc<dyn ImageStore>>> {
-        Ok(None)
     }
 }
 
@@ -1183,13 +1046,11 @@ impl<'a> Members<'a> {
                     format!("more than {MAX_MEMBERS} members, more than any checkpoint has"),
                 ));
             }
-            let Some((key, role)) = wanted(&m)? else {
+            let Some((key, role)) = wanted(&m, &*self.store.policy)? else {
                 continue;
             };
             let store = &*self.store;
-            if store.members.contains_key(&key)
-                || (role == Role::RootfsDiff && store.diff.is_some())
-            {
+            if store.kept.contains(&key) || (role == Role::RootfsDiff && store.diff.is_some()) {
                 bail!("member {key} appears twice");
             }
             return Ok(Some(Entry {
@@ -1261,7 +1122,7 @@ impl Entry<'_, '_> {
 
     /// The label its blob has.
     pub(crate) fn label(&self) -> String {
-        format!("{}:{}", self.members.store.label, self.key)
+        format!("{}:{}", self.members.store.kept.label, self.key)
     }
 
     /// Whether its bytes can be read only now, as they stream by (from a
@@ -1277,9 +1138,9 @@ impl Entry<'_, '_> {
             return None;
         };
         let store = &*self.members.store;
-        let pagemap = store.learnt.pagemaps.get(&id)?;
-        let plan = store.pages_plan(id, &store.learnt, PageUse::All)?;
-        Some((pagemap.clone(), plan.claimed))
+        let pagemap = store.policy.named_by(id)?;
+        let plan = store.policy.pages_plan(id, PageUse::All, &store.kept)?;
+        Some((pagemap.to_string(), plan.claimed))
     }
 
     /// How many members other than pages files have been kept before it:
@@ -1297,8 +1158,7 @@ impl Entry<'_, '_> {
     pub(crate) fn snapshot(&self) -> ArchiveStore {
         let prefix = self.key.rfind('/').map_or("", |i| &self.key[..=i]);
         let store = &*self.members.store;
-        let named: Vec<u32> = store.learnt.pagemaps.keys().copied().collect();
-        store.snapshot(prefix, &named)
+        store.snapshot(prefix, &store.policy.named_pages())
     }
 
     /// Its bytes, for as long as it is current.
@@ -1555,106 +1415,5 @@ mod tests {
         assert!(check_link(b"checkpoint", b"../../etc").is_err());
         assert!(check_link(b"", b"/etc/passwd").is_err());
         assert!(check_link(b"", b"a/../../b").is_err());
-    }
-
-    /// A zstd archive of `members` (name, bytes) in `dir`.
-    fn zstd_archive(dir: &Path, members: &[(&[u8], &[u8])]) -> Blob {
-        let entries: Vec<_> = members.iter().map(|&(n, d)| (n, Kind::File, d)).collect();
-        let tar = tar::tests::build(&entries);
-        let path = dir.join("a.tar.zst");
-        fs::write(&path, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
-        whole_archive(&path).unwrap()
-    }
-
-    #[test]
-    fn a_reader_takes_what_it_uses_of_a_member_and_the_store_keeps_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let pages: Vec<u8> = (0..8192u32).map(|i| i as u8).collect();
-        let blob = zstd_archive(
-            dir.path(),
-            &[
-                (b"checkpoint/core-1.img", b"core"),
-                (b"checkpoint/pages-1.img", &pages),
-                (b"checkpoint/pstree.img", b"tree"),
-            ],
-        );
-        let mut store = ArchiveStore::new(&blob.label, &ArchiveOptions::default());
-        let mut members = store.members_of(&blob, &Cancel::new()).unwrap();
-        let mut seen = Vec::new();
-        while let Some(mut m) = members.next_member().unwrap() {
-            assert!(m.streamed());
-            seen.push((m.key().to_string(), m.role(), m.described()));
-            if m.role() == Role::Pages(1) {
-                // No pagemap came before it.
-                assert_eq!(m.pagemap(), None);
-                let mut head = vec![0; 4096];
-                m.data().read_exact(&mut head).unwrap();
-                assert_eq!(head, pages[..4096]);
-                m.went_by(4096).unwrap();
-            } else {
-                m.keep().unwrap();
-            }
-        }
-        members.close(Ok(())).unwrap();
-        assert_eq!(
-            seen,
-            [
-                ("checkpoint/core-1.img".into(), Role::Metadata, 0),
-                ("checkpoint/pages-1.img".into(), Role::Pages(1), 1),
-                ("checkpoint/pstree.img".into(), Role::Metadata, 1),
-            ]
-        );
-        let store = store.finish().unwrap();
-        // The member after the one half read is whole.
-        assert_eq!(store.read("pstree.img").unwrap().unwrap(), b"tree");
-        let taken = store.blob("pages-1.img").unwrap().unwrap();
-        assert!(taken.path.as_os_str().is_empty() && taken.len == 4096);
-        assert!(store.read("pages-1.img").is_err());
-        let w = format!("{:?}", store.warnings());
-        assert!(w.contains("4096 bytes past the 4096"), "{w}");
-    }
-
-    #[test]
-    fn a_member_neither_kept_nor_taken_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let blob = zstd_archive(
-            dir.path(),
-            &[(b"pstree.img", b"tree"), (b"core-1.img", b"core")],
-        );
-        let mut store = ArchiveStore::new(&blob.label, &ArchiveOptions::default());
-        let mut members = store.members_of(&blob, &Cancel::new()).unwrap();
-        drop(members.next_member().unwrap());
-        let e = format!("{:#}", members.next_member().err().unwrap());
-        assert!(e.contains("pstree.img was neither kept nor taken"), "{e}");
-    }
-
-    #[test]
-    fn members_are_kept_by_role() {
-        for (name, r) in [
-            ("checkpoint/pstree.img", Role::Metadata),
-            ("pstree.img", Role::Metadata),
-            ("checkpoint/core-101.img", Role::Metadata),
-            ("checkpoint/ipcns-shm-9.img", Role::Metadata),
-            ("config.dump", Role::Metadata),
-            ("checkpoint/pagemap-1.img", Role::Pagemap),
-            ("checkpoint/pagemap-shmem-77.img", Role::Pagemap),
-            ("checkpoint/pages-3.img", Role::Pages(3)),
-            ("rootfs-diff.tar", Role::RootfsDiff),
-            ("checkpoint/pages-x.img", Role::Unused),
-            ("checkpoint/ghost-file-1a.img", Role::Ghost),
-            ("checkpoint/ghost-file-.img", Role::Unused),
-            ("checkpoint/core-.img", Role::Unused),
-            ("checkpoint/fdinfo-2.img", Role::Metadata),
-            ("checkpoint/tcp-stream-3bd2c.img", Role::Metadata),
-            ("checkpoint/tcp-stream-xyz.img", Role::Unused),
-            ("checkpoint/mountpoints-9.img", Role::Metadata),
-            ("checkpoint/tty-info.img", Role::Metadata),
-            ("checkpoint/fs-12.img", Role::Metadata),
-            ("checkpoint/sub/pstree.img", Role::Unused),
-            ("stats-dump", Role::Unused),
-            ("checkpoint/core-99999999999.img", Role::Unused),
-        ] {
-            assert_eq!(role(name), r, "{name}");
-        }
     }
 }

@@ -12,6 +12,7 @@ pub mod ghost;
 pub(crate) mod guess;
 pub mod image;
 pub mod magic;
+pub(crate) mod members;
 pub mod memory;
 pub mod mounts;
 pub mod pagemap;

@@ -503,6 +503,17 @@ fn inspect_and_diff_print_the_model() {
     }
 }
 
+/// The archive layer knows nothing of CRIU, as ARCHITECTURE.md says:
+/// which members to keep, and how, it asks of a member policy (the
+/// checkpoint's is in `src/criu/members.rs`).
+fn the_archive_layer_knows_nothing_of_criu() {
+    let found = naming_file(
+        &repo().join("src/archive.rs"),
+        &["crate::criu", "crate::proto"],
+    );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 /// The library prints nothing, as ARCHITECTURE.md says: its reports and
 /// grep's finds are data, and the printers and the terminal helpers (JSON
 /// made safe to print, hex dumps, byte counts, escaped diagnostics) are
@@ -542,6 +553,7 @@ pub fn tests() -> Vec<Trial> {
         the_module_map_and_the_manual_match_the_tree,
         the_model_opens_nothing,
         inspect_and_diff_print_the_model,
+        the_archive_layer_knows_nothing_of_criu,
         the_library_prints_nothing,
         every_transcript_is_checked_and_no_stale_advice_remains,
         matching_treats_dots_as_any_lines,
