@@ -4,7 +4,7 @@
 //! read, bzip2 and xz refused with one message wherever they turn up. A
 //! leaf: it imports nothing of the crate.
 
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use anyhow::{bail, Context, Result};
 
@@ -132,6 +132,19 @@ pub(crate) fn decoder<R: Read>(raw: R, compression: Compression, what: &str) -> 
                 .with_context(|| format!("{what}: cannot start zstd"))?,
         ),
     })
+}
+
+/// Up to `len` bytes from the start of `r`.
+pub(crate) fn read_head(r: impl Read, len: u64) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(len as usize);
+    r.take(len).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// The first `n` bytes of `r` (fewer at its end), and `r` after them.
+pub(crate) fn peek<R: Read>(mut r: R, n: u64) -> io::Result<(Vec<u8>, R)> {
+    let head = read_head(&mut r, n)?;
+    Ok((head, r))
 }
 
 #[cfg(test)]

@@ -117,6 +117,7 @@ mod remote;
 #[path = "remote_off.rs"]
 mod remote;
 mod rootfs;
+mod rootfs_diff;
 pub mod search;
 mod spill;
 mod stdext;
@@ -148,7 +149,7 @@ use criu::proto;
 /// input (or, for one process's bounds, that process) is refused with an
 /// [`ErrorKind::Limit`] error naming the file, the number and the bound.
 pub mod limits {
-    pub use crate::archive::{MAX_DIFF_MEMBERS, MAX_MEMBERS};
+    pub use crate::archive::MAX_MEMBERS;
     pub use crate::criu::files::{MAX_FILE_ENTRIES, MAX_FILE_ENTRY_BYTES};
     pub use crate::criu::memory::{MAX_PARENT_DEPTH, MAX_VMA_BYTES};
     pub use crate::criu::pagemap::MAX_ENTRY_BYTES as MAX_PAGEMAP_ENTRY_BYTES;
@@ -157,5 +158,6 @@ pub mod limits {
     pub use crate::diff::MAX_PAGE_RANGES;
     pub use crate::input::MAX_CONTAINER_DUMP_BYTES;
     pub use crate::model::MAX_STRINGS_BYTES;
+    pub use crate::rootfs_diff::MAX_DIFF_MEMBERS;
     pub use crate::tar::{MAX_NAME_BYTES, MAX_PAX_BYTES};
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 
 pub use crate::archive::PageUse;
-use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
+use crate::archive::{self, ArchiveOptions, ArchiveStore, Diff};
 use crate::cancel::Cancel;
 pub use crate::compress::Compression;
 use crate::container::ContainerInfo;
@@ -30,6 +30,7 @@ use crate::error::{fault, Error, ErrorKind};
 use crate::model::{display_bytes, Blob, Loaded, TreeEntry};
 use crate::oci::{ArchiveFormat, ImageArchive, Layer, LayerView, Wanted};
 use crate::rootfs::{FileView, RootFs};
+use crate::rootfs_diff::{self, DiffIndex};
 use crate::spill::{Spill, SpillOptions};
 use crate::stdext::lock;
 use crate::warning::{Warning, WarningKind};
@@ -550,7 +551,7 @@ fn read_rootfs_diff(
         PageUse::All => Wanted::new::<[u8]>(images.regular_names()),
     };
     let s = spill.insert(Spill::new(&opts.spill));
-    match archive::read_diff(blob, &wanted, s) {
+    match rootfs_diff::read_diff(blob, &wanted, s) {
         Ok(ix) => Ok(Some(ix)),
         Err(e)
             if matches!(

@@ -19,10 +19,11 @@ pub mod flags {
 
 /// The decoders fuzz targets feed directly.
 pub mod decode {
-    pub use crate::archive::{index_diff, ArchiveOptions, ArchiveStore, Diff, DiffIndex};
+    pub use crate::archive::{ArchiveOptions, ArchiveStore, Diff};
     pub use crate::criu::image::{Image, ImageReader};
     pub use crate::criu::pagemap::{Cursor, PagemapReader};
     pub use crate::criu::store::{DirStore, ImageStore};
+    pub use crate::rootfs_diff::{index_diff, DiffIndex};
     pub use crate::tar::{Stream, TarReader};
 }
 
