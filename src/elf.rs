@@ -910,17 +910,22 @@ mod tests {
         (segments, notes, vec![blob(src, 8192)])
     }
 
+    /// The test target's core over `sample`'s parts, pages of 4 KiB.
+    fn core_of<'a>(segments: &'a Held, notes: &'a dyn Notes, sources: &'a [Blob]) -> CoreFile<'a> {
+        CoreFile {
+            target: target(),
+            page_size: 4096,
+            notes,
+            segments,
+            sources,
+        }
+    }
+
     #[test]
     fn writes_headers_notes_data_and_holes() {
         let dir = tempfile::tempdir().unwrap();
         let (segments, notes, sources) = sample(&dir.path().join("src"));
-        let core = CoreFile {
-            target: target(),
-            page_size: 4096,
-            notes: &notes,
-            segments: &segments,
-            sources: &sources,
-        };
+        let core = core_of(&segments, &notes, &sources);
         let path = dir.path().join("core");
         let f = File::create(&path).unwrap();
         let w = write(&core, &mut FileOutput(&f)).unwrap();
@@ -930,7 +935,8 @@ mod tests {
         assert_eq!(&bytes[..4], b"\x7fELF");
         assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 4); // ET_CORE
         assert_eq!(u16::from_le_bytes([bytes[56], bytes[57]]), 3); // e_phnum
-                                                                   // Data starts on the first page boundary after the headers.
+
+        // Data starts on the first page boundary after the headers.
         assert_eq!(bytes[4096 + 1], 1);
         assert!(bytes[8192..12288].iter().all(|&b| b == 0));
         assert_eq!(bytes[12288 + 1], 1); // 4097 as u8
@@ -953,13 +959,7 @@ mod tests {
     fn extents_written_first_at_their_planned_places_give_the_same_core() {
         let dir = tempfile::tempdir().unwrap();
         let (segments, notes, sources) = sample(&dir.path().join("src"));
-        let core = CoreFile {
-            target: target(),
-            page_size: 4096,
-            notes: &notes,
-            segments: &segments,
-            sources: &sources,
-        };
+        let core = core_of(&segments, &notes, &sources);
         let layout = lay_out(&core).unwrap();
         let mut whole = io::Cursor::new(Vec::new());
         let w = write_core(&core, &layout, &mut SeekOutput::new(&mut whole), &[]).unwrap();
