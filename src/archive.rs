@@ -242,9 +242,11 @@ pub(crate) trait MemberPolicy: Send + Sync {
     fn named_by(&self, id: u32) -> Option<&str>;
     /// The pages members that members kept so far name.
     fn named_pages(&self) -> Vec<u32>;
-    /// Whether pages member `id` is of no use, nothing read having named
-    /// it (asked once the archive is read).
-    fn unnamed(&self, id: u32) -> bool;
+    /// The name of pages member `id` in the member directory.
+    fn pages_member(&self, id: u32) -> String;
+    /// Why pages member `id` is of no use, if it is: nothing read names it
+    /// (asked once the archive is read).
+    fn unnamed(&self, id: u32) -> Option<String>;
     /// The directory (a prefix, `""` or ending in `/`) holding the members
     /// the reader uses, or why the archive is not what it reads.
     fn member_dir(&self, kept: &Kept) -> Result<String>;
@@ -675,7 +677,7 @@ impl ArchiveStore {
     fn snapshot(&self, prefix: &str, pending: &[u32]) -> ArchiveStore {
         let mut members = self.kept.members.clone();
         for id in pending {
-            let key = format!("{prefix}pages-{id}.img");
+            let key = format!("{prefix}{}", self.policy.pages_member(*id));
             members.entry(key.clone()).or_insert_with(|| {
                 Member::Streamed(Blob {
                     label: format!("{}:{key}", self.kept.label),
@@ -721,39 +723,39 @@ impl ArchiveStore {
         let (blob, excess) = self.unpack(r, m, label, plan.as_ref())?;
         match &plan {
             None => self.unbounded.push((key.to_string(), id)),
-            Some(p) if excess > 0 => self.warnings.push(
-                Warning::new(
-                    WarningKind::EntryIgnored,
-                    format!(
-                        "{label}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; not unpacked",
-                        p.claimed
-                    ),
-                )
-                .about(label),
-            ),
+            Some(p) if excess > 0 => {
+                let w = self.unused_tail(label, id, excess, p.claimed, "not unpacked");
+                self.warnings.push(w);
+            }
             Some(_) => {}
         }
         Ok(blob)
+    }
+
+    /// The warning for the `excess` bytes of pages member `id` (`label`)
+    /// past the `claimed` ones that the member naming it uses: `fate` says
+    /// what became of them.
+    fn unused_tail(&self, label: &str, id: u32, excess: u64, claimed: u64, fate: &str) -> Warning {
+        let by = self.policy.named_by(id).unwrap_or("the member naming it");
+        Warning::new(
+            WarningKind::EntryIgnored,
+            format!("{label}: {excess} bytes past the {claimed} that {by} claims are used by none of its entries; {fate}"),
+        )
+        .about(label)
     }
 
     /// Pages files unpacked before their pagemap was known: cut to what
     /// it claims, now that it is, or dropped if no pagemap names them.
     fn bound_unbounded(&mut self) -> Result<()> {
         for (key, id) in std::mem::take(&mut self.unbounded) {
-            if self.policy.unnamed(id) {
+            if let Some(why) = self.policy.unnamed(id) {
                 if let Some(Member::Large(blob)) = self.kept.members.remove(&key) {
                     fs::remove_file(&blob.path)
                         .with_context(|| format!("{}: cannot remove", blob.path.display()))?;
-                    self.warnings.push(
-                        Warning::new(
-                            WarningKind::EntryIgnored,
-                            format!(
-                                "{}: no pagemap names it; its {} bytes are not used",
-                                blob.label, blob.len
-                            ),
-                        )
-                        .about(blob.label),
-                    );
+                    let what =
+                        format!("{}: {why}; its {} bytes are not used", blob.label, blob.len);
+                    self.warnings
+                        .push(Warning::new(WarningKind::EntryIgnored, what).about(blob.label));
                 }
                 continue;
             }
@@ -771,16 +773,9 @@ impl ArchiveStore {
                     .and_then(|f| f.set_len(plan.claimed))
                     .with_context(|| format!("{}: cannot truncate", blob.path.display()))?;
                 blob.len = plan.claimed;
-                self.warnings.push(
-                    Warning::new(
-                        WarningKind::EntryIgnored,
-                        format!(
-                            "{}: {excess} bytes past the {} its pagemap claims are used by no pagemap entry; dropped",
-                            blob.label, plan.claimed
-                        ),
-                    )
-                    .about(blob.label.clone()),
-                );
+                let label = blob.label.clone();
+                let w = self.unused_tail(&label, id, excess, plan.claimed, "dropped");
+                self.warnings.push(w);
             }
         }
         Ok(())
@@ -1097,17 +1092,10 @@ impl Entry<'_, '_> {
         self.decided = true;
         let label = self.label();
         let store = &mut *self.members.store;
-        if self.header.size > used {
-            store.warnings.push(
-                Warning::new(
-                    WarningKind::EntryIgnored,
-                    format!(
-                        "{label}: {} bytes past the {used} its pagemap claims are used by no pagemap entry; not unpacked",
-                        self.header.size - used
-                    ),
-                )
-                .about(label.clone()),
-            );
+        if let (Role::Pages(id), true) = (self.role, self.header.size > used) {
+            let excess = self.header.size - used;
+            let w = store.unused_tail(&label, id, excess, used, "not unpacked");
+            store.warnings.push(w);
         }
         let blob = Blob {
             label,

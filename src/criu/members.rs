@@ -199,8 +199,13 @@ impl MemberPolicy for Checkpoint {
         self.pagemaps.keys().copied().collect()
     }
 
-    fn unnamed(&self, id: u32) -> bool {
-        !self.pagemaps.contains_key(&id) && !self.unreadable_pagemap
+    fn pages_member(&self, id: u32) -> String {
+        format!("pages-{id}.img")
+    }
+
+    fn unnamed(&self, id: u32) -> Option<String> {
+        (!self.pagemaps.contains_key(&id) && !self.unreadable_pagemap)
+            .then(|| "no pagemap names it".to_string())
     }
 
     /// `checkpoint/` for a container checkpoint, `""` for a tar of bare
