@@ -631,13 +631,7 @@ impl ArchiveStore {
     ) -> Result<Option<Member>> {
         let ctx = || format!("member {key}");
         let label = format!("{}:{key}", self.kept.label);
-        let in_place = |blob: &Blob| Blob {
-            label: label.clone(),
-            path: blob.path.clone(),
-            offset: blob.offset + m.data_offset,
-            len: m.size,
-            remote: blob.remote.clone(),
-        };
+        let in_place = |blob: &Blob| blob.part(label.clone(), m.data_offset, m.size);
         Ok(Some(match (role, origin) {
             (Role::RootfsDiff, Origin::InPlace(blob)) => {
                 self.diff = Some(Diff::Tar(in_place(blob)));

@@ -108,13 +108,8 @@ pub(crate) fn read_diff(blob: &Blob, wanted: &Wanted, spill: &mut Spill) -> Resu
     if compression == Compression::None {
         let mut r = TarReader::new(tar::Seekable(BufReader::new(sub()?)), Some(blob.len));
         return record_members(&mut r, label, wanted, &mut |m, _| {
-            Ok(Blob {
-                label: format!("{label}:{}", display_bytes(&m.name)),
-                path: blob.path.clone(),
-                offset: blob.offset + m.data_offset,
-                len: m.size,
-                remote: blob.remote.clone(),
-            })
+            let name = format!("{label}:{}", display_bytes(&m.name));
+            Ok(blob.part(name, m.data_offset, m.size))
         });
     }
     read_decoded(decoder(sub()?, compression, label)?, label, wanted, spill)

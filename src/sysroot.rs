@@ -289,13 +289,7 @@ impl Sysroot {
                 let b = p
                     .blob(piece.blob)
                     .context("a file piece of an unknown blob")?;
-                let window = Blob {
-                    label: b.label.clone(),
-                    path: b.path.clone(),
-                    offset: b.offset + piece.blob_offset,
-                    len: piece.len,
-                    remote: b.remote.clone(),
-                };
+                let window = b.part(b.label.clone(), piece.blob_offset, piece.len);
                 Ok((piece.offset, window))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -785,13 +779,7 @@ fn exe_blob(p: &Process, view: &FileView) -> Option<Blob> {
                 return None;
             };
             let b = p.blob(piece.blob)?;
-            (piece.offset == 0).then(|| Blob {
-                label: b.label.clone(),
-                path: b.path.clone(),
-                offset: b.offset + piece.blob_offset,
-                len: piece.len,
-                remote: b.remote.clone(),
-            })
+            (piece.offset == 0).then(|| b.part(b.label.clone(), piece.blob_offset, piece.len))
         }
         Some(FileInfo {
             status: FileStatus::Mismatch { .. },

@@ -165,13 +165,7 @@ impl<'a> CorePlan<'a> {
         }
         let segments = segments(p)?;
         let notes = ProcessNotes::new(p);
-        let layout = elf::lay_out(&CoreFile {
-            target: arch::elf_target(p.arch),
-            page_size: p.page_size,
-            notes: &notes,
-            segments: &segments,
-            sources: &p.blobs,
-        })?;
+        let layout = elf::lay_out(&core_file(p, &notes, &segments))?;
         tracing::debug!(
             pid = p.pid,
             threads = p.threads.len(),
@@ -195,17 +189,6 @@ impl<'a> CorePlan<'a> {
         self
     }
 
-    /// The core as the ELF writer sees it.
-    fn core_file<'c>(&'c self, segments: &'c Cancellable<'c>) -> CoreFile<'c> {
-        CoreFile {
-            target: arch::elf_target(self.p.arch),
-            page_size: self.p.page_size,
-            notes: &self.notes,
-            segments,
-            sources: &self.p.blobs,
-        }
-    }
-
     fn cancellable(&self) -> Cancellable<'_> {
         Cancellable {
             inner: &self.segments,
@@ -218,7 +201,7 @@ impl<'a> CorePlan<'a> {
     /// planned place), then sizes the core.
     fn write(&self, out: &mut dyn elf::Output, written: &[usize]) -> Result<Written> {
         let segments = self.cancellable();
-        let core = self.core_file(&segments);
+        let core = core_file(self.p, &self.notes, &segments);
         self.cancel.check()?;
         let written = elf::write_core(&core, &self.layout, out, written)?;
         self.cancel.check()?;
@@ -234,7 +217,7 @@ impl<'a> CorePlan<'a> {
         f: &mut dyn FnMut(u64, u64, u64) -> Result<()>,
     ) -> Result<()> {
         let segments = self.cancellable();
-        let core = self.core_file(&segments);
+        let core = core_file(self.p, &self.notes, &segments);
         elf::for_each_placed(&core, &self.layout, &mut |at, ext| match ext {
             Extent::Copy {
                 source: s,
@@ -387,6 +370,22 @@ pub(crate) fn check_free(dir: &OutDir, name: &str, force: bool) -> Result<()> {
 /// existing core is replaced only if `force` is set.
 pub fn write_core(p: &Process, dir: impl AsRef<Path>, force: bool) -> crate::Result<CoreStats> {
     CoreWriter::new(p)?.write_into(dir, force)
+}
+
+/// The core of `p` as the ELF writer sees it: what is planned and what is
+/// written are one description.
+fn core_file<'c>(
+    p: &'c Process,
+    notes: &'c ProcessNotes<'c>,
+    segments: &'c dyn Segments,
+) -> CoreFile<'c> {
+    CoreFile {
+        target: arch::elf_target(p.arch),
+        page_size: p.page_size,
+        notes,
+        segments,
+        sources: &p.blobs,
+    }
 }
 
 /// Segments whose extents stop coming once `cancel` is set.

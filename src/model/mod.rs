@@ -38,6 +38,20 @@ pub struct Blob {
     pub remote: Option<RemoteObject>,
 }
 
+impl Blob {
+    /// The `len` bytes at `offset` in this range, in the same file or
+    /// object, named `label`.
+    pub(crate) fn part(&self, label: String, offset: u64, len: u64) -> Blob {
+        Blob {
+            label,
+            path: self.path.clone(),
+            offset: self.offset + offset,
+            len,
+            remote: self.remote.clone(),
+        }
+    }
+}
+
 /// Bytes from a checkpoint (a name, a path, an argument) as text for
 /// people. Processes name themselves and their files whatever they like,
 /// so the model keeps those as bytes, and this is the one place where they
